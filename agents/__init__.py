@@ -1,0 +1,1 @@
+"""Faust agents: decode, call domain logic, write through a store."""

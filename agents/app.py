@@ -1,0 +1,67 @@
+"""The Faust app factory: one app per worker process, agents of the chosen groups."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import faust
+
+from agents.context import ContextHolder
+from agents.runtime import AgentSpec, process_batch, record_of
+from core.config import Settings
+
+
+def consumer_group(settings: Settings, group_names: list[str]) -> str:
+    return f"{settings.kafka.topic_prefix}-{'+'.join(sorted(group_names))}"
+
+
+def create_app(
+    settings: Settings, group_names: list[str], specs: list[AgentSpec]
+) -> tuple[faust.App, ContextHolder]:
+    kafka = settings.kafka
+    app = faust.App(
+        consumer_group(settings, group_names),
+        broker=[f"kafka://{b}" for b in kafka.brokers],
+        # Timeouts short enough that a join or a takeover takes seconds, not half a minute.
+        broker_session_timeout=kafka.session_timeout_s,
+        broker_rebalance_timeout=kafka.rebalance_timeout_s,
+        broker_heartbeat_interval=kafka.heartbeat_interval_s,
+        broker_commit_interval=kafka.commit_interval_s,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        # Authoritative state lives in Postgres, not in Faust tables (INFRA.md, gotcha 3).
+        store="memory://",
+        web_enabled=False,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        stream_wait_empty=False,
+    )
+    holder = ContextHolder(settings, source="+".join(sorted(group_names)))
+    for spec in specs:
+        topic = app.topic(
+            spec.topic.full_name(kafka.topic_prefix),
+            key_serializer="raw",
+            value_serializer="raw",
+            partitions=spec.topic.partitions,
+        )
+        app.agent(topic, name=spec.name)(_agent_fn(spec, holder))
+
+    @app.on_before_shutdown.connect
+    async def _close(app: Any, **kwargs: Any) -> None:
+        await holder.close()
+
+    return app, holder
+
+
+def _agent_fn(spec: AgentSpec, holder: ContextHolder):  # type: ignore[no-untyped-def]
+    async def run(stream: faust.StreamT) -> None:
+        # noack_take: events are acked by us, after their effects are durable.
+        async for events in stream.noack_take(spec.batch_size, spec.batch_within_s):
+            ctx = await holder.get()
+            await process_batch(spec, ctx, ctx.publisher, [record_of(e) for e in events])
+            for event in events:
+                await stream.ack(event)
+
+    run.__name__ = spec.name.replace("-", "_")
+    run.__qualname__ = run.__name__
+    return run

@@ -1,0 +1,232 @@
+"""The loop every agent runs: take a batch, decode, dead-letter the bad, handle the rest, ack.
+
+Offsets are acknowledged only after the handler returned, i.e. after its effects are durable;
+Faust then commits the highest contiguous acknowledged offset. A crash mid-batch therefore
+redelivers the batch, and handlers are idempotent so the redelivery changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from loguru import logger
+from pydantic import ValidationError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from core.observability import correlation
+from core.observability.metrics import (
+    AGENT_BATCH_SECONDS,
+    AGENT_RETRIES,
+    EVENTS_CONSUMED,
+    EVENTS_DEAD_LETTERED,
+)
+from core.publisher import BrokerUnavailable, Headers, Publisher
+from schemas.envelope import Envelope, decode
+from topics.catalog import TopicSpec
+
+# Failures worth waiting out: the dependency will come back and the same batch will then pass.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    RedisConnectionError,
+    RedisTimeoutError,
+    BrokerUnavailable,
+)
+MAX_ERROR_CHARS = 2000
+
+
+@dataclass(frozen=True)
+class Record:
+    """One consumed record, as much as the runtime needs of it."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: Headers
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    record: Record
+    reason: str  # short code: undecodable, invalid, processing_failed
+    error: str
+
+
+Handler = Callable[[Any, list[Envelope[Any]]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    name: str
+    group: str
+    topic: TopicSpec
+    handler: Handler
+    batch_size: int = 500
+    batch_within_s: float = 0.05
+    description: str = ""
+
+
+@dataclass
+class Decoded:
+    good: list[tuple[Record, Envelope[Any]]] = field(default_factory=list)
+    bad: list[DeadLetter] = field(default_factory=list)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:20]:
+        loc = ".".join(str(p) for p in err["loc"]) or "(record)"
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def decode_batch(records: Sequence[Record], spec: TopicSpec) -> Decoded:
+    """Split records into valid envelopes and dead letters with the reason."""
+    assert spec.payload is not None, f"{spec.name} carries raw bytes and cannot be decoded"
+    out = Decoded()
+    for record in records:
+        if not record.value:
+            out.bad.append(DeadLetter(record, "undecodable", "empty record value"))
+            continue
+        try:
+            envelope = decode(record.value, spec.payload)
+        except ValidationError as exc:
+            json_errors = [e for e in exc.errors() if e["type"] == "json_invalid"]
+            if json_errors:
+                out.bad.append(DeadLetter(record, "undecodable", f"not JSON: {json_errors[0]['msg']}"))
+            else:
+                out.bad.append(DeadLetter(record, "invalid", describe_validation_error(exc)))
+            continue
+        except ValueError as exc:
+            out.bad.append(DeadLetter(record, "invalid", str(exc)))
+            continue
+        out.good.append((record, envelope))
+    return out
+
+
+def dead_letter_headers(letter: DeadLetter, agent: str) -> Headers:
+    record = letter.record
+    kept = [(k, v) for k, v in record.headers if not k.startswith("dlq.")]
+    return [
+        *kept,
+        ("dlq.reason", letter.reason.encode()),
+        ("dlq.error", letter.error[:MAX_ERROR_CHARS].encode()),
+        ("dlq.original_topic", record.topic.encode()),
+        ("dlq.original_partition", str(record.partition).encode()),
+        ("dlq.original_offset", str(record.offset).encode()),
+        ("dlq.agent", agent.encode()),
+        ("dlq.failed_at", datetime.now(UTC).isoformat().encode()),
+    ]
+
+
+async def send_dead_letters(
+    publisher: Publisher, spec: TopicSpec, agent: str, letters: Sequence[DeadLetter]
+) -> None:
+    if not letters:
+        return
+    dlq = spec.dead_letter
+    assert dlq is not None, f"{spec.name} declares no dead-letter topic"
+    topic = publisher.topic_name(dlq)
+    await publisher.send_raw(
+        (topic, letter.record.key, letter.record.value or b"", dead_letter_headers(letter, agent), "")
+        for letter in letters
+    )
+    for letter in letters:
+        EVENTS_DEAD_LETTERED.labels(agent, spec.name, letter.reason).inc()
+        cid = dict(letter.record.headers).get(correlation.KAFKA_HEADER)
+        logger.bind(
+            correlation_id=cid.decode() if cid else None,
+            topic=letter.record.topic,
+            partition=letter.record.partition,
+            offset=letter.record.offset,
+            reason=letter.reason,
+        ).warning("record dead-lettered: {}", letter.error[:300])
+
+
+async def retry_transient(
+    name: str, operation: Callable[[], Awaitable[None]], first_delay_s: float = 0.2
+) -> None:
+    """Run until it succeeds, waiting out transient failures with capped exponential backoff."""
+    delay = first_delay_s
+    while True:
+        try:
+            await operation()
+            return
+        except TRANSIENT_ERRORS as exc:
+            AGENT_RETRIES.labels(name).inc()
+            logger.warning("{}: transient failure, retrying in {:.1f}s: {!r}", name, delay, exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 10.0)
+
+
+async def process_batch(
+    spec: AgentSpec, ctx: Any, publisher: Publisher, records: Sequence[Record]
+) -> None:
+    """Everything but the ack: decode, dead-letter, handle (retrying transient failures)."""
+    started = time.perf_counter()
+    EVENTS_CONSUMED.labels(spec.name, spec.topic.name).inc(len(records))
+    decoded = decode_batch(records, spec.topic)
+    await retry_transient(
+        spec.name, lambda: send_dead_letters(publisher, spec.topic, spec.name, decoded.bad)
+    )
+    if decoded.good:
+        await _handle(spec, ctx, publisher, decoded.good)
+    AGENT_BATCH_SECONDS.labels(spec.name).observe(time.perf_counter() - started)
+
+
+async def _handle(
+    spec: AgentSpec,
+    ctx: Any,
+    publisher: Publisher,
+    good: list[tuple[Record, Envelope[Any]]],
+) -> None:
+    envelopes = [env for _, env in good]
+    try:
+        await retry_transient(spec.name, lambda: spec.handler(ctx, envelopes))
+        return
+    except Exception as exc:
+        if len(good) == 1:
+            record, env = good[0]
+            error = f"{type(exc).__name__}: {exc}"
+            with correlation.bound(env.correlation_id):
+                logger.exception("{} failed on event {}", spec.name, env.event_id)
+            await retry_transient(
+                spec.name,
+                lambda: send_dead_letters(
+                    publisher, spec.topic, spec.name, [DeadLetter(record, "processing_failed", error)]
+                ),
+            )
+            return
+    # A deterministic failure somewhere in the batch: split it so only the culprit is set aside.
+    middle = len(good) // 2
+    await _handle(spec, ctx, publisher, good[:middle])
+    await _handle(spec, ctx, publisher, good[middle:])
+
+
+def record_of(event: Any) -> Record:
+    """A Faust event as a Record."""
+    message = event.message
+    headers = message.headers or []
+    if isinstance(headers, dict):
+        headers = list(headers.items())
+    return Record(
+        topic=message.topic,
+        partition=message.partition,
+        offset=message.offset,
+        key=message.key,
+        value=message.value,
+        headers=[(k, v or b"") for k, v in headers],
+    )
+

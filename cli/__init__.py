@@ -1,0 +1,1 @@
+"""The `mgw` command line."""

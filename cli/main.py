@@ -1,0 +1,150 @@
+"""`mgw`: run the stack, a worker group or the gateway; manage topics and the database."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from core.config import ConfigError, Settings, get_settings
+
+app = typer.Typer(
+    help="Media Gateway: event-driven back end for a streaming guide.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+topics_app = typer.Typer(help="The topic catalog against the broker.", no_args_is_help=True)
+db_app = typer.Typer(help="The PostgreSQL schema.", no_args_is_help=True)
+app.add_typer(topics_app, name="topics")
+app.add_typer(db_app, name="db")
+
+out = Console()
+err = Console(stderr=True)
+
+
+def settings_or_exit() -> Settings:
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        err.print("Fix the variables above (environment or .env) and run the command again.")
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def up(
+    data_dir: Annotated[
+        str, typer.Option(help="Where embedded PostgreSQL and Qdrant keep their data.")
+    ] = ".mgw",
+    gateway_port: Annotated[int, typer.Option(help="Gateway HTTP port.")] = 8080,
+) -> None:
+    """Run the whole stack on this machine: broker, databases, topics, workers and gateway."""
+    from cli.up import run_stack
+
+    sys.exit(run_stack(data_dir=data_dir, gateway_port=gateway_port))
+
+
+@app.command()
+def worker(
+    groups: Annotated[
+        list[str], typer.Argument(help="Worker groups to run (e.g. ingestion), or 'all'.")
+    ],
+) -> None:
+    """Run the agents of one or more worker groups (each group is its own consumer group)."""
+    from agents.registry import agents_for
+    from agents.worker import run_worker
+
+    settings = settings_or_exit()
+    try:
+        agents_for(groups)
+    except KeyError as exc:
+        err.print(f"[red]{exc.args[0]}[/red]")
+        raise typer.Exit(2) from None
+    run_worker(settings, groups)
+
+
+@app.command()
+def gateway() -> None:
+    """Run the HTTP gateway."""
+    from gateway.server import run_gateway
+
+    run_gateway(settings_or_exit())
+
+
+@topics_app.command("create")
+def topics_create() -> None:
+    """Create every catalog topic that the broker lacks; existing ones are left alone."""
+    from topics.admin import create_topics
+
+    s = settings_or_exit()
+    try:
+        states = asyncio.run(
+            create_topics(s.kafka.bootstrap, s.kafka.topic_prefix, s.kafka.replication_factor)
+        )
+    except Exception as exc:
+        err.print(f"[red]cannot create topics on {s.kafka.bootstrap}: {exc}[/red]")
+        err.print("Is the broker running? Check KAFKA_BROKERS.")
+        raise typer.Exit(1) from None
+    table = Table("topic", "result", "partitions")
+    for st in states:
+        table.add_row(st.name, st.status, str(st.broker_partitions))
+    out.print(table)
+
+
+@topics_app.command("list")
+def topics_list() -> None:
+    """Show the catalog and what the broker has of it."""
+    from topics.admin import describe_topics
+
+    s = settings_or_exit()
+    try:
+        states = asyncio.run(describe_topics(s.kafka.bootstrap, s.kafka.topic_prefix))
+    except Exception as exc:
+        err.print(f"[red]cannot reach the broker at {s.kafka.bootstrap}: {exc}[/red]")
+        raise typer.Exit(1) from None
+    table = Table("topic", "key", "payload", "cleanup", "declared", "broker", "status")
+    for st in states:
+        spec = st.spec
+        table.add_row(
+            st.name,
+            spec.key,
+            spec.payload.__name__ if spec.payload else "raw bytes",
+            spec.cleanup_policy,
+            str(st.declared_partitions),
+            "-" if st.broker_partitions is None else str(st.broker_partitions),
+            st.status,
+        )
+    out.print(table)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply every migration not yet applied (safe to run again)."""
+    from agents.migrate import MigrationError, migrate_url
+
+    s = settings_or_exit()
+    try:
+        results = asyncio.run(migrate_url(s.postgres.require_url()))
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    except MigrationError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        err.print(f"[red]cannot reach PostgreSQL: {exc}[/red] (check DATABASE_URL)")
+        raise typer.Exit(1) from None
+    for r in results:
+        out.print(f"{r.version:04d}_{r.name}: {r.status}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,258 @@
+"""One typed settings tree for every process.
+
+Values come from the environment, then from a `.env` file, then from defaults (the
+environment wins). Each section reads its own flat variables (`KAFKA_BROKERS`, not
+`KAFKA__BROKERS`) because those are the names operators already know.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_FILE_VARIABLE = "MGW_ENV_FILE"
+
+
+class ConfigError(ValueError):
+    """Raised with one line per bad variable: its name, the reason and the value seen."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def _env_file() -> str:
+    return os.environ.get(ENV_FILE_VARIABLE, ".env")
+
+
+class _Section(BaseSettings):
+    """A settings section with a flat environment prefix."""
+
+    model_config = SettingsConfigDict(extra="ignore", env_file_encoding="utf-8")
+
+    # Variables that do not follow the section prefix (e.g. DATABASE_URL).
+    aliases: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def env_name(cls, field: str) -> str:
+        if field in cls.aliases:
+            return cls.aliases[field]
+        return (cls.model_config.get("env_prefix", "") + field).upper()
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class KafkaSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
+
+    brokers: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["127.0.0.1:9092"])
+    topic_prefix: str = Field(default="mgw", pattern=r"^[A-Za-z0-9._-]{1,100}$")
+    client_id: str = "media-gateway"
+    # 1 suits one dev broker; production clusters set 3.
+    replication_factor: int = Field(default=1, ge=1, le=16)
+    # Seconds the gateway waits for the broker's acknowledgement before answering 503.
+    publish_timeout_s: float = Field(default=5.0, gt=0, le=120)
+    # Short group timeouts: Tansu (and any dev broker) joins groups slowly on defaults.
+    session_timeout_s: float = Field(default=6.0, gt=0)
+    rebalance_timeout_s: float = Field(default=6.0, gt=0)
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    commit_interval_s: float = Field(default=1.0, gt=0)
+
+    _split = field_validator("brokers", mode="before")(_split_csv)
+
+    @field_validator("brokers")
+    @classmethod
+    def _check_brokers(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one host:port is required")
+        for broker in value:
+            host, _, port = broker.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"{broker!r} is not host:port")
+        return value
+
+    @property
+    def bootstrap(self) -> str:
+        return ",".join(self.brokers)
+
+
+class PostgresSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="POSTGRES_", extra="ignore")
+    aliases: ClassVar[dict[str, str]] = {"url": "DATABASE_URL"}
+
+    url: str | None = Field(default=None, validation_alias="DATABASE_URL")
+    pool_min: int = Field(default=1, ge=0)
+    pool_max: int = Field(default=10, ge=1)
+    command_timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgres://", "postgresql://")):
+            raise ValueError("must start with postgresql:// (or postgres://)")
+        return value
+
+    def require_url(self) -> str:
+        if not self.url:
+            raise ConfigError(["DATABASE_URL: not set (run `mgw up`, or export DATABASE_URL)"])
+        return self.url
+
+
+class RedisSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="REDIS_", extra="ignore")
+    aliases: ClassVar[dict[str, str]] = {"url": "REDIS_URL"}
+
+    url: str | None = Field(default=None, validation_alias="REDIS_URL")
+    key_prefix: str = Field(default="mgw", pattern=r"^[A-Za-z0-9:._-]{1,100}$")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    def require_url(self) -> str:
+        if not self.url:
+            raise ConfigError(["REDIS_URL: not set (run `mgw up`, or export REDIS_URL)"])
+        return self.url
+
+
+class QdrantSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="QDRANT_", extra="ignore")
+
+    # A server URL selects qdrant-client; without one the in-process engine at `path` is used.
+    url: str | None = None
+    api_key: str | None = None
+    path: Path = Path(".mgw/qdrant")
+    collection: str = "content"
+
+
+class EmbeddingSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="EMBEDDING_", extra="ignore")
+
+    # One dimension runs through content vectors, preference vectors and the adapters.
+    dimension: int = Field(default=384, ge=8, le=4096)
+    provider: Literal["local", "openai"] = "local"
+
+
+class OpenAISettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="OPENAI_", extra="ignore")
+
+    api_key: str | None = None
+    base_url: str | None = None
+    chat_model: str = "gpt-4o-mini"
+    embedding_model: str = "text-embedding-3-small"
+    timeout_s: float = Field(default=10.0, gt=0)
+
+
+class PubNubSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="PUBNUB_", extra="ignore")
+
+    publish_key: str | None = None
+    subscribe_key: str | None = None
+    # host:port; a loopback origin in tests, PubNub's own by default.
+    origin: str | None = None
+    ssl: bool = True
+
+
+class LogSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="LOG_", extra="ignore")
+
+    format: Literal["json", "pretty"] = "json"
+    # RUST_LOG style: a default level, then module=level pairs.
+    level: str = "info,aiokafka=warning,faust=warning,mode=warning,uvicorn.access=warning"
+
+    @field_validator("level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        from core.observability.levels import parse_level_spec
+
+        parse_level_spec(value)
+        return value
+
+
+class GatewaySettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+
+
+class MetricsSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="METRICS_", extra="ignore")
+
+    host: str = "127.0.0.1"
+    # 0 picks a free port (the embedded default runs several processes on one host).
+    port: int = Field(default=9090, ge=0, le=65535)
+
+
+class Settings(BaseModel):
+    kafka: KafkaSettings
+    postgres: PostgresSettings
+    redis: RedisSettings
+    qdrant: QdrantSettings
+    embedding: EmbeddingSettings
+    openai: OpenAISettings
+    pubnub: PubNubSettings
+    log: LogSettings
+    gateway: GatewaySettings
+    metrics: MetricsSettings
+
+
+_SECTIONS: dict[str, type[_Section]] = {
+    "kafka": KafkaSettings,
+    "postgres": PostgresSettings,
+    "redis": RedisSettings,
+    "qdrant": QdrantSettings,
+    "embedding": EmbeddingSettings,
+    "openai": OpenAISettings,
+    "pubnub": PubNubSettings,
+    "log": LogSettings,
+    "gateway": GatewaySettings,
+    "metrics": MetricsSettings,
+}
+
+
+def _describe(section: type[_Section], error: dict[str, Any]) -> str:
+    field = str(error["loc"][0]) if error["loc"] else "?"
+    name = section.env_name(field)
+    for alias_field, alias in section.aliases.items():
+        if field == alias:
+            name = alias
+            field = alias_field
+    value = error.get("input")
+    shown = "" if isinstance(value, dict) else f" (got {value!r})"
+    reason = error["msg"].removeprefix("Value error, ")
+    return f"{name}: {reason}{shown}"
+
+
+def load_settings(env_file: str | Path | None = None) -> Settings:
+    """Read every section; raise ConfigError naming each bad variable."""
+    path = str(env_file) if env_file is not None else _env_file()
+    values: dict[str, _Section] = {}
+    problems: list[str] = []
+    for key, section in _SECTIONS.items():
+        try:
+            values[key] = section(_env_file=path)  # type: ignore[call-arg]
+        except ValidationError as exc:
+            problems.extend(_describe(section, err) for err in exc.errors())
+    if problems:
+        raise ConfigError(problems)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process, read once."""
+    return load_settings()

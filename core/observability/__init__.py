@@ -1,0 +1,1 @@
+"""Logging, correlation ids, metrics and health shared by every process."""

@@ -1,0 +1,129 @@
+"""Structured logging on loguru, for every process.
+
+One sink writes JSON lines (or a readable format); the standard-library loggers of Faust,
+aiokafka and uvicorn are routed into it, and every line carries the correlation id.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import traceback
+from datetime import UTC
+from typing import Any, TextIO
+
+import orjson
+from loguru import logger
+
+from core.observability import correlation
+from core.observability.levels import LevelSpec, parse_level_spec
+
+_STDLIB_ROUTED = ("faust", "mode", "aiokafka", "uvicorn", "uvicorn.error", "uvicorn.access", "kafka")
+_PRETTY = (
+    "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
+    "<cyan>{extra[logger]}</cyan> {extra[cid_label]}<level>{message}</level>{extra[fields]}"
+)
+
+
+class _InterceptHandler(logging.Handler):
+    """Hands standard-library records to loguru, keeping their logger name."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        logger.bind(logger=record.name).opt(exception=record.exc_info).log(
+            level, record.getMessage()
+        )
+
+
+def _patch(record: Any) -> None:
+    extra = record["extra"]
+    extra.setdefault("logger", record["name"] or "root")
+    if "correlation_id" not in extra:
+        cid = correlation.current()
+        if cid:
+            extra["correlation_id"] = cid
+
+
+def _json_line(record: Any) -> str:
+    extra = dict(record["extra"])
+    line: dict[str, Any] = {
+        "ts": record["time"].astimezone(UTC).isoformat(timespec="microseconds"),
+        "level": record["level"].name.lower(),
+        "logger": extra.pop("logger", record["name"]),
+        "msg": record["message"],
+    }
+    cid = extra.pop("correlation_id", None)
+    if cid:
+        line["correlation_id"] = cid
+    for key in ("cid_label", "fields"):
+        extra.pop(key, None)
+    if extra:
+        line.update({k: v for k, v in extra.items() if k not in line})
+    if record["exception"] is not None:
+        exc = record["exception"]
+        line["error"] = f"{exc.type.__name__ if exc.type else 'Exception'}: {exc.value}"
+    return orjson.dumps(line, default=str).decode()
+
+
+def _make_filter(spec: LevelSpec):  # type: ignore[no-untyped-def]
+    def accept(record: Any) -> bool:
+        name = record["extra"].get("logger") or record["name"] or ""
+        return record["level"].no >= spec.level_for(name)
+
+    return accept
+
+
+def _json_sink(stream: TextIO):  # type: ignore[no-untyped-def]
+    def write(message: Any) -> None:
+        stream.write(_json_line(message.record) + "\n")
+        exc = message.record["exception"]
+        if exc is not None:
+            # The traceback goes on a line of its own so the main line stays one JSON object.
+            text = "".join(traceback.format_exception(exc.type, exc.value, exc.traceback))
+            stream.write(orjson.dumps({"traceback": text}).decode() + "\n")
+        stream.flush()
+
+    return write
+
+
+def _pretty_patch(record: Any) -> None:
+    _patch(record)
+    extra = record["extra"]
+    cid = extra.get("correlation_id")
+    extra["cid_label"] = f"[{cid[:12]}] " if cid else ""
+    shown = {
+        k: v
+        for k, v in extra.items()
+        if k not in {"logger", "correlation_id", "cid_label", "fields"}
+    }
+    extra["fields"] = (" " + " ".join(f"{k}={v}" for k, v in shown.items())) if shown else ""
+
+
+def init_logging(
+    level: str = "info",
+    fmt: str = "json",
+    stream: TextIO | None = None,
+    process: str | None = None,
+) -> None:
+    """Configure loguru as the only sink and route standard-library logging into it."""
+    spec = parse_level_spec(level)
+    out = stream or sys.stderr
+    logger.remove()
+    if fmt == "pretty":
+        logger.configure(patcher=_pretty_patch, extra={"process": process} if process else {})
+        logger.add(out, format=_PRETTY, filter=_make_filter(spec), level=0, colorize=None)
+    else:
+        logger.configure(patcher=_patch, extra={"process": process} if process else {})
+        logger.add(_json_sink(out), filter=_make_filter(spec), level=0, format="{message}")
+
+    handler = _InterceptHandler()
+    logging.basicConfig(handlers=[handler], level=0, force=True)
+    for name in _STDLIB_ROUTED:
+        std = logging.getLogger(name)
+        std.handlers = []
+        std.propagate = True
+    # Let the stdlib drop records loguru would drop anyway (cheap for chatty libraries).
+    logging.getLogger().setLevel(min(spec.default, *(lvl for _, lvl in spec.modules), 50))

@@ -1,0 +1,55 @@
+"""The small HTTP server every non-HTTP process runs: health and Prometheus metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from loguru import logger
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+ReadyCheck = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
+
+
+async def _always_ready() -> tuple[int, dict[str, Any]]:
+    return 200, {"status": "healthy", "components": {}}
+
+
+class OpsServer:
+    def __init__(self, host: str, port: int, ready: ReadyCheck | None = None) -> None:
+        self._host = host
+        self._port = port
+        self._ready = ready or _always_ready
+        self._runner: web.AppRunner | None = None
+        self.bound_port: int | None = None
+
+    async def start(self) -> None:
+        app = web.Application()
+        app.router.add_get("/health/live", self._live)
+        app.router.add_get("/health/ready", self._readyz)
+        app.router.add_get("/metrics", self._metrics)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.bound_port = sockets[0].getsockname()[1] if sockets else self._port
+        logger.info("ops endpoints on http://{}:{} (/health/live, /health/ready, /metrics)",
+                    self._host, self.bound_port)
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _live(self, request: web.Request) -> web.Response:
+        return web.json_response({"status": "alive"})
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        status, body = await self._ready()
+        return web.json_response(body, status=status)
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

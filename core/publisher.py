@@ -1,0 +1,167 @@
+"""Publishing typed events to Kafka, acknowledged by the broker (acks=all) or not at all.
+
+The gateway and the agents share this: a caller learns the partition and offset of its record
+only once the broker has it, and a broker that cannot be reached is reported as
+BrokerUnavailable within `KAFKA_PUBLISH_TIMEOUT_S`, never as success.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from loguru import logger
+
+from core.config import KafkaSettings
+from core.observability import correlation
+from schemas.envelope import Envelope, Payload, encode, wrap
+from topics.catalog import TopicSpec
+
+Headers = list[tuple[str, bytes]]
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker did not acknowledge in time; nothing may be reported as accepted."""
+
+
+@dataclass(frozen=True)
+class Published:
+    event_id: str
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    spec: TopicSpec
+    payload: Payload
+    key: str
+
+
+def envelope_headers(envelope: Envelope[Any]) -> Headers:
+    headers: Headers = [
+        ("event_id", str(envelope.event_id).encode()),
+        ("event_type", envelope.event_type.encode()),
+        ("version", str(envelope.version).encode()),
+        ("content-type", b"application/json"),
+    ]
+    if envelope.correlation_id:
+        headers.append((correlation.KAFKA_HEADER, envelope.correlation_id.encode()))
+    return headers
+
+
+class Publisher:
+    def __init__(self, settings: KafkaSettings, source: str) -> None:
+        self._settings = settings
+        self._source = source
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def prefix(self) -> str:
+        return self._settings.topic_prefix
+
+    def topic_name(self, spec: TopicSpec) -> str:
+        return spec.full_name(self._settings.topic_prefix)
+
+    async def start(self) -> None:
+        """Connect now if the broker is there; a later publish retries when it was not."""
+        try:
+            await self._ensure_started()
+        except BrokerUnavailable as exc:
+            logger.warning("broker not reachable yet; will retry on first publish: {}", exc)
+
+    async def stop(self) -> None:
+        async with self._lock:
+            if self._producer is not None:
+                producer, self._producer = self._producer, None
+                await producer.stop()
+
+    async def _ensure_started(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        async with self._lock:
+            if self._producer is not None:
+                return self._producer
+            timeout_ms = int(self._settings.publish_timeout_s * 1000)
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self._settings.bootstrap,
+                client_id=f"{self._settings.client_id}-{self._source}",
+                acks="all",
+                # Idempotent producers need InitProducerId, which dev brokers (Tansu) reject;
+                # duplicates are made harmless by idempotent sinks instead.
+                enable_idempotence=False,
+                linger_ms=2,
+                request_timeout_ms=timeout_ms,
+                max_batch_size=256 * 1024,
+                max_request_size=8 * 1024 * 1024,
+            )
+            try:
+                await asyncio.wait_for(producer.start(), self._settings.publish_timeout_s)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                await producer.stop()
+                raise BrokerUnavailable(f"cannot reach {self._settings.bootstrap}: {exc}") from exc
+            self._producer = producer
+            return producer
+
+    def build(self, item: Outgoing, correlation_id: str | None = None) -> Envelope[Any]:
+        return wrap(
+            item.payload,
+            key=item.key,
+            source=self._source,
+            correlation_id=correlation_id or correlation.current(),
+        )
+
+    async def publish(
+        self, spec: TopicSpec, payload: Payload, key: str, correlation_id: str | None = None
+    ) -> Published:
+        envelope = self.build(Outgoing(spec, payload, key), correlation_id)
+        return await self.send_envelope(spec, envelope)
+
+    async def send_envelope(self, spec: TopicSpec, envelope: Envelope[Any]) -> Published:
+        (result,) = await self.send_envelopes([(spec, envelope)])
+        return result
+
+    async def send_envelopes(
+        self, items: Sequence[tuple[TopicSpec, Envelope[Any]]]
+    ) -> list[Published]:
+        """Send many records at once and wait until the broker acknowledged every one."""
+        records = [
+            (
+                self.topic_name(spec),
+                env.key.encode(),
+                encode(env),
+                envelope_headers(env),
+                str(env.event_id),
+            )
+            for spec, env in items
+        ]
+        return await self.send_raw(records)
+
+    async def send_raw(
+        self, records: Iterable[tuple[str, bytes | None, bytes, Headers, str]]
+    ) -> list[Published]:
+        """(topic, key, value, headers, event id) records, acknowledged or BrokerUnavailable."""
+        producer = await self._ensure_started()
+        records = list(records)
+        try:
+            futures = [
+                await producer.send(topic, value=value, key=key, headers=headers)
+                for topic, key, value, headers, _ in records
+            ]
+            metas = await asyncio.wait_for(
+                asyncio.gather(*futures), self._settings.publish_timeout_s
+            )
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise BrokerUnavailable(
+                f"broker {self._settings.bootstrap} did not acknowledge: {exc!r}"
+            ) from exc
+        return [
+            Published(event_id=eid, topic=meta.topic, partition=meta.partition, offset=meta.offset)
+            for (_, _, _, _, eid), meta in zip(records, metas, strict=True)
+        ]

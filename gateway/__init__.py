@@ -1,0 +1,1 @@
+"""The thin HTTP gateway: authenticate, validate, publish; read from Redis."""

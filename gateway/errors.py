@@ -1,0 +1,86 @@
+"""One error shape for every 4xx/5xx: a code, a message and, for bad input, the fields."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from loguru import logger
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.publisher import BrokerUnavailable
+
+RETRY_AFTER_S = 5
+
+
+class FieldError(BaseModel):
+    field: str
+    reason: str
+
+
+class ErrorBody(BaseModel):
+    error: str
+    message: str
+    fields: list[FieldError] = []
+    request_id: str | None = None
+
+
+def error_response(
+    status: int,
+    code: str,
+    message: str,
+    request: Request,
+    fields: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"error": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    rid = getattr(request.state, "request_id", None)
+    if rid:
+        body["request_id"] = rid
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    out = []
+    for err in exc.errors():
+        loc = [str(p) for p in err.get("loc", ())]
+        # "body" is where, not what: clients know the field by its path in their JSON.
+        if loc and loc[0] == "body":
+            loc = loc[1:]
+        out.append({"field": ".".join(loc) or "(body)", "reason": err.get("msg", "invalid")})
+    return out
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        fields = field_errors(exc)
+        return error_response(
+            422, "validation_failed", f"{len(fields)} field(s) failed validation", request, fields
+        )
+
+    @app.exception_handler(BrokerUnavailable)
+    async def _broker(request: Request, exc: BrokerUnavailable) -> JSONResponse:
+        logger.warning("publish refused, broker unavailable: {}", exc)
+        return error_response(
+            503,
+            "broker_unavailable",
+            "the event was not accepted because the message broker did not acknowledge it; "
+            "retry after the delay in Retry-After",
+            request,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, "http_error"
+        )
+        return error_response(
+            exc.status_code, code, str(exc.detail), request, headers=dict(exc.headers or {})
+        )

@@ -1,0 +1,1 @@
+"""Typed, versioned payload models: pure data, no I/O. Exported for subscribers."""

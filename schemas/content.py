@@ -1,0 +1,164 @@
+"""Canonical content, its availability and external ids, and the content lifecycle events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from schemas.envelope import Payload
+
+
+class ContentType(StrEnum):
+    movie = "movie"
+    series = "series"
+    episode = "episode"
+    short = "short"
+    documentary = "documentary"
+    special = "special"
+
+
+class MaturityRating(StrEnum):
+    G = "G"
+    PG = "PG"
+    PG_13 = "PG-13"
+    R = "R"
+    NC_17 = "NC-17"
+    TV_Y = "TV-Y"
+    TV_Y7 = "TV-Y7"
+    TV_G = "TV-G"
+    TV_PG = "TV-PG"
+    TV_14 = "TV-14"
+    TV_MA = "TV-MA"
+
+
+class AvailabilityType(StrEnum):
+    subscription = "subscription"
+    rental = "rental"
+    purchase = "purchase"
+    free = "free"
+
+
+class VideoQuality(StrEnum):
+    SD = "SD"
+    HD = "HD"
+    UHD = "UHD"
+    HDR = "HDR"
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+
+class ExternalIds(_Data):
+    eidr: str | None = Field(default=None, max_length=64)
+    imdb: str | None = Field(default=None, pattern=r"^tt\d{5,10}$")
+    tmdb: str | None = Field(default=None, max_length=32)
+    tvdb: str | None = Field(default=None, max_length=32)
+    gracenote: str | None = Field(default=None, max_length=64)
+    # Per-platform ids: {"netflix": "80100172"}.
+    platform_ids: dict[str, str] = Field(default_factory=dict)
+
+
+class PlatformAvailability(_Data):
+    platform: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
+    availability_type: AvailabilityType
+    price_cents: int | None = Field(default=None, ge=0)
+    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    video_qualities: list[VideoQuality] = Field(default_factory=list)
+    audio_qualities: list[str] = Field(default_factory=list)
+    subtitle_languages: list[str] = Field(default_factory=list)
+    # ISO 3166-1 alpha-2; an empty list means the title is no longer available there.
+    regions: list[str] = Field(default_factory=list)
+    available_from: datetime | None = None
+    available_until: datetime | None = None
+    deep_link: str | None = Field(default=None, max_length=2000)
+    web_url: str | None = Field(default=None, max_length=2000)
+
+    @field_validator("regions", mode="before")
+    @classmethod
+    def _upper_regions(cls, value: object) -> object:
+        if isinstance(value, list):
+            return [r.strip().upper() if isinstance(r, str) else r for r in value]
+        return value
+
+    @field_validator("regions")
+    @classmethod
+    def _check_regions(cls, value: list[str]) -> list[str]:
+        for region in value:
+            if len(region) != 2 or not region.isalpha():
+                raise ValueError(f"{region!r} is not an ISO 3166-1 alpha-2 region code")
+        return sorted(set(value))
+
+    @model_validator(mode="after")
+    def _check_price(self) -> PlatformAvailability:
+        paid = self.availability_type in (AvailabilityType.rental, AvailabilityType.purchase)
+        if paid and (self.price_cents is None or self.currency is None):
+            raise ValueError(f"{self.availability_type} needs price_cents and currency")
+        if not paid and (self.price_cents is not None or self.currency is not None):
+            raise ValueError(f"{self.availability_type} has no price: leave price_cents/currency null")
+        if (
+            self.available_from is not None
+            and self.available_until is not None
+            and self.available_until < self.available_from
+        ):
+            raise ValueError("available_until is before available_from")
+        return self
+
+
+class SeriesMetadata(_Data):
+    season_count: int | None = Field(default=None, ge=0)
+    episode_count: int | None = Field(default=None, ge=0)
+    season_number: int | None = Field(default=None, ge=0)
+    episode_number: int | None = Field(default=None, ge=0)
+    parent_id: uuid.UUID | None = None
+
+
+class Credit(_Data):
+    name: str = Field(min_length=1, max_length=300)
+    role: str = Field(min_length=1, max_length=64)
+    character: str | None = Field(default=None, max_length=300)
+
+
+class Images(_Data):
+    poster: str | None = None
+    backdrop: str | None = None
+    thumbnail: str | None = None
+
+
+class CanonicalContent(_Data):
+    canonical_id: uuid.UUID
+    content_type: ContentType
+    title: str = Field(min_length=1, max_length=500)
+    original_title: str | None = Field(default=None, max_length=500)
+    alternate_titles: list[str] = Field(default_factory=list)
+    description: str | None = Field(default=None, max_length=5000)
+    release_year: int | None = Field(default=None, ge=1800, le=2100)
+    release_date: date | None = None
+    runtime_minutes: int | None = Field(default=None, ge=0, le=10000)
+    genres: list[str] = Field(min_length=1)
+    maturity_rating: MaturityRating | None = None
+    external_ids: ExternalIds = Field(default_factory=ExternalIds)
+    availability: list[PlatformAvailability] = Field(default_factory=list)
+    series: SeriesMetadata | None = None
+    images: Images = Field(default_factory=Images)
+    credits: list[Credit] = Field(default_factory=list)
+    average_rating: float | None = Field(default=None, ge=0, le=10)
+    rating_count: int = Field(default=0, ge=0)
+    popularity_score: float = Field(default=0.0, ge=0)
+    original_language: str | None = Field(default=None, max_length=16)
+    keywords: list[str] = Field(default_factory=list)
+    data_quality_score: float | None = Field(default=None, ge=0, le=1)
+    source_platforms: list[str] = Field(default_factory=list)
+    # The producer's own clock for this version of the title: newer wins, whatever arrives first.
+    updated_at: datetime
+
+
+class ContentIngested(Payload):
+    """A title the catalog did not have before, now stored."""
+
+    event_type: ClassVar[str] = "content.ingested"
+    content: CanonicalContent

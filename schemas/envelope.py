@@ -1,0 +1,78 @@
+"""The envelope every record on a topic carries around its typed payload."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, TypeVar
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Payload(BaseModel):
+    """Base of every payload: names its event type and schema version."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_type: ClassVar[str]
+    version: ClassVar[int] = 1
+
+
+P = TypeVar("P", bound=Payload)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Envelope(BaseModel, Generic[P]):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    event_type: str
+    version: int = Field(ge=1)
+    source: str = Field(min_length=1, max_length=200)
+    time: datetime = Field(default_factory=utcnow)
+    key: str = Field(min_length=1, max_length=500)
+    correlation_id: str | None = Field(default=None, max_length=128)
+    payload: P
+
+
+def wrap(
+    payload: P,
+    *,
+    key: str,
+    source: str,
+    correlation_id: str | None = None,
+    event_id: uuid.UUID | None = None,
+) -> Envelope[P]:
+    return Envelope[type(payload)](  # type: ignore[misc]
+        event_id=event_id or uuid.uuid4(),
+        event_type=payload.event_type,
+        version=payload.version,
+        source=source,
+        key=key,
+        correlation_id=correlation_id,
+        payload=payload,
+    )
+
+
+def encode(envelope: Envelope[Any]) -> bytes:
+    return orjson.dumps(envelope.model_dump(mode="json"))
+
+
+def decode(raw: bytes, payload_type: type[P]) -> Envelope[P]:
+    """Parse and validate; raises pydantic.ValidationError (or ValueError) on bad input."""
+    envelope = Envelope[payload_type].model_validate_json(raw)  # type: ignore[valid-type]
+    if envelope.event_type != payload_type.event_type:
+        raise ValueError(
+            f"event_type {envelope.event_type!r} does not belong on this topic "
+            f"(expects {payload_type.event_type!r})"
+        )
+    if envelope.version > payload_type.version:
+        raise ValueError(
+            f"version {envelope.version} of {envelope.event_type} is newer than this "
+            f"consumer understands ({payload_type.version})"
+        )
+    return envelope

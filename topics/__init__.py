@@ -1,0 +1,1 @@
+"""The topic catalog: every topic declared once."""
