@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import faust
 from loguru import logger
 
@@ -16,7 +18,19 @@ def run_worker(settings: Settings, group_names: list[str]) -> None:
     init_logging(settings.log.level, settings.log.format, process=f"worker:{'+'.join(group_names)}")
     specs = agents_for(group_names)
     app, _holder = create_app(settings, group_names, specs)
-    ops = OpsServer(settings.metrics.host, settings.metrics.port)
+
+    async def ready() -> tuple[int, dict[str, Any]]:
+        # Ready once the group has handed this worker its partitions: before that no record
+        # published now would be processed by it.
+        try:
+            assigned = len(app.consumer.assignment())
+        except Exception:  # the consumer does not exist until the worker has started
+            assigned = 0
+        kafka = {"status": "healthy" if assigned else "unhealthy", "assigned_partitions": assigned}
+        status = "healthy" if assigned else "unhealthy"
+        return (200 if assigned else 503), {"status": status, "components": {"kafka": kafka}}
+
+    ops = OpsServer(settings.metrics.host, settings.metrics.port, ready=ready)
 
     @app.task
     async def _serve_ops() -> None:

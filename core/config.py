@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_FILE_VARIABLE = "MGW_ENV_FILE"
@@ -197,6 +197,34 @@ class MetricsSettings(_Section):
     port: int = Field(default=9090, ge=0, le=65535)
 
 
+class AuthSettings(_Section):
+    """JWT verification (HS256 secret and/or RS256 public key) and the dev token command."""
+
+    model_config = SettingsConfigDict(env_prefix="AUTH_", extra="ignore")
+
+    # At least 32 bytes: HS256 with a shorter secret is brute-forceable offline from one token.
+    jwt_secret: SecretStr | None = Field(default=None, min_length=32)
+    # RS256 keys: a PEM string or the path of a PEM file. The private key signs dev tokens only.
+    jwt_public_key: str | None = None
+    jwt_private_key: SecretStr | None = None
+    issuer: str = Field(default="media-gateway", min_length=1)
+    audience: str = Field(default="media-gateway-api", min_length=1)
+    access_ttl_s: int = Field(default=3600, ge=1)
+    refresh_ttl_s: int = Field(default=604800, ge=1)
+    # Enables `mgw token dev`; never set in production.
+    dev_mode: bool = False
+    # Clock skew tolerated on exp/iat/nbf between the token issuer and this host.
+    leeway_s: float = Field(default=30.0, ge=0, le=600)
+
+
+class RateLimitSettings(_Section):
+    model_config = SettingsConfigDict(env_prefix="RATE_LIMIT_", extra="ignore")
+
+    enabled: bool = True
+    # While Redis is unreachable the in-process limiter counts; Redis is retried this often.
+    redis_retry_s: float = Field(default=1.0, gt=0, le=300)
+
+
 class Settings(BaseModel):
     kafka: KafkaSettings
     postgres: PostgresSettings
@@ -208,6 +236,8 @@ class Settings(BaseModel):
     log: LogSettings
     gateway: GatewaySettings
     metrics: MetricsSettings
+    auth: AuthSettings
+    rate_limit: RateLimitSettings
 
 
 _SECTIONS: dict[str, type[_Section]] = {
@@ -221,6 +251,8 @@ _SECTIONS: dict[str, type[_Section]] = {
     "log": LogSettings,
     "gateway": GatewaySettings,
     "metrics": MetricsSettings,
+    "auth": AuthSettings,
+    "rate_limit": RateLimitSettings,
 }
 
 

@@ -82,14 +82,16 @@ class PlatformAvailability(_Data):
     @classmethod
     def _upper_regions(cls, value: object) -> object:
         if isinstance(value, list):
-            return [r.strip().upper() if isinstance(r, str) else r for r in value]
+            # ASCII only: "ß".upper() is "SS", which would pass as a region code.
+            return [r.strip().upper() if isinstance(r, str) and r.isascii() else r for r in value]
         return value
 
     @field_validator("regions")
     @classmethod
     def _check_regions(cls, value: list[str]) -> list[str]:
         for region in value:
-            if len(region) != 2 or not region.isalpha():
+            # isascii(): str.isalpha() also accepts letters such as "Ä".
+            if len(region) != 2 or not (region.isascii() and region.isalpha()):
                 raise ValueError(f"{region!r} is not an ISO 3166-1 alpha-2 region code")
         return sorted(set(value))
 
@@ -99,13 +101,19 @@ class PlatformAvailability(_Data):
         if paid and (self.price_cents is None or self.currency is None):
             raise ValueError(f"{self.availability_type} needs price_cents and currency")
         if not paid and (self.price_cents is not None or self.currency is not None):
-            raise ValueError(f"{self.availability_type} has no price: leave price_cents/currency null")
-        if (
-            self.available_from is not None
-            and self.available_until is not None
-            and self.available_until < self.available_from
-        ):
-            raise ValueError("available_until is before available_from")
+            raise ValueError(
+                f"{self.availability_type} has no price: leave price_cents/currency null"
+            )
+        start, end = self.available_from, self.available_until
+        if start is not None and end is not None:
+            # Comparing naive with aware datetimes raises TypeError, which pydantic does not turn
+            # into a ValidationError: one such record would escape decode() and stall a consumer.
+            if (start.tzinfo is None) != (end.tzinfo is None):
+                raise ValueError(
+                    "available_from and available_until must both have a UTC offset, or neither"
+                )
+            if end < start:
+                raise ValueError("available_until is before available_from")
         return self
 
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
 import orjson
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 
 class Payload(BaseModel):
@@ -62,17 +62,31 @@ def encode(envelope: Envelope[Any]) -> bytes:
     return orjson.dumps(envelope.model_dump(mode="json"))
 
 
-def decode(raw: bytes, payload_type: type[P]) -> Envelope[P]:
-    """Parse and validate; raises pydantic.ValidationError (or ValueError) on bad input."""
-    envelope = Envelope[payload_type].model_validate_json(raw)  # type: ignore[valid-type]
-    if envelope.event_type != payload_type.event_type:
+def _check_type_and_version(event_type: object, version: object, payload_type: type[Payload]) -> None:
+    if event_type != payload_type.event_type:
         raise ValueError(
-            f"event_type {envelope.event_type!r} does not belong on this topic "
+            f"event_type {event_type!r} does not belong on this topic "
             f"(expects {payload_type.event_type!r})"
         )
-    if envelope.version > payload_type.version:
+    if isinstance(version, int) and version > payload_type.version:
         raise ValueError(
-            f"version {envelope.version} of {envelope.event_type} is newer than this "
+            f"version {version} of {event_type} is newer than this "
             f"consumer understands ({payload_type.version})"
         )
+
+
+def decode(raw: bytes, payload_type: type[P]) -> Envelope[P]:
+    """Parse and validate; raises pydantic.ValidationError (or ValueError) on bad input."""
+    try:
+        envelope = Envelope[payload_type].model_validate_json(raw)  # type: ignore[valid-type]
+    except ValidationError as exc:
+        # A newer version's payload fails validation here; say why rather than list its fields.
+        try:
+            head = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            raise exc from None
+        if isinstance(head, dict):
+            _check_type_and_version(head.get("event_type"), head.get("version"), payload_type)
+        raise
+    _check_type_and_version(envelope.event_type, envelope.version, payload_type)
     return envelope

@@ -11,7 +11,9 @@ from contextlib import contextmanager
 HEADER = "X-Request-ID"
 KAFKA_HEADER = "correlation_id"
 
-_current: contextvars.ContextVar[str | None] = contextvars.ContextVar("correlation_id", default=None)
+_current: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "correlation_id", default=None
+)
 # Ids from clients are echoed into logs and headers: keep them short and printable.
 _ACCEPTABLE = re.compile(r"^[A-Za-z0-9._:/+=-]{1,128}$")
 
@@ -22,7 +24,9 @@ def new_id() -> str:
 
 def accept(candidate: str | None) -> str:
     """The client's id when it is sane, else a fresh one."""
-    if candidate and _ACCEPTABLE.match(candidate):
+    # fullmatch, not match: `$` also matches before a trailing newline, which would let
+    # "id\n" (and a 129-character id ending in one) through into logs and headers.
+    if candidate and _ACCEPTABLE.fullmatch(candidate):
         return candidate
     return new_id()
 

