@@ -66,9 +66,7 @@ async def migrate(conn: asyncpg.Connection) -> list[MigrationResult]:
             )
             """
         )
-        applied = {
-            r["version"]: r for r in await conn.fetch("SELECT * FROM schema_migrations")
-        }
+        applied = {r["version"]: r for r in await conn.fetch("SELECT * FROM schema_migrations")}
         results = []
         for migration in discover():
             done = applied.get(migration.version)
@@ -78,7 +76,9 @@ async def migrate(conn: asyncpg.Connection) -> list[MigrationResult]:
                         f"migration {migration.version:04d}_{migration.name} was changed after "
                         "it was applied; add a new migration instead of editing an applied one"
                     )
-                results.append(MigrationResult(migration.version, migration.name, "already applied"))
+                results.append(
+                    MigrationResult(migration.version, migration.name, "already applied")
+                )
                 continue
             async with conn.transaction():
                 await conn.execute(migration.sql)

@@ -105,7 +105,9 @@ def decode_batch(records: Sequence[Record], spec: TopicSpec) -> Decoded:
         except ValidationError as exc:
             json_errors = [e for e in exc.errors() if e["type"] == "json_invalid"]
             if json_errors:
-                out.bad.append(DeadLetter(record, "undecodable", f"not JSON: {json_errors[0]['msg']}"))
+                out.bad.append(
+                    DeadLetter(record, "undecodable", f"not JSON: {json_errors[0]['msg']}")
+                )
             else:
                 out.bad.append(DeadLetter(record, "invalid", describe_validation_error(exc)))
             continue
@@ -140,7 +142,13 @@ async def send_dead_letters(
     assert dlq is not None, f"{spec.name} declares no dead-letter topic"
     topic = publisher.topic_name(dlq)
     await publisher.send_raw(
-        (topic, letter.record.key, letter.record.value or b"", dead_letter_headers(letter, agent), "")
+        (
+            topic,
+            letter.record.key,
+            letter.record.value or b"",
+            dead_letter_headers(letter, agent),
+            "",
+        )
         for letter in letters
     )
     for letter in letters:
@@ -205,7 +213,10 @@ async def _handle(
             await retry_transient(
                 spec.name,
                 lambda: send_dead_letters(
-                    publisher, spec.topic, spec.name, [DeadLetter(record, "processing_failed", error)]
+                    publisher,
+                    spec.topic,
+                    spec.name,
+                    [DeadLetter(record, "processing_failed", error)],
                 ),
             )
             return
@@ -229,4 +240,3 @@ def record_of(event: Any) -> Record:
         value=message.value,
         headers=[(k, v or b"") for k, v in headers],
     )
-

@@ -53,4 +53,6 @@ def run_worker(settings: Settings, group_names: list[str]) -> None:
         redirect_stdouts=False,
         quiet=True,
     )
+    # The startup spinner writes terminal escapes into what is otherwise a JSON log stream.
+    worker.spinner = None
     worker.execute_from_commandline()

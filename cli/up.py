@@ -22,6 +22,7 @@ from rich.table import Table
 
 from core.config import ConfigError, Settings, load_settings
 from core.embedded import ServiceProcess, free_port, start_broker, start_postgres, start_redis
+from core.observability.logging import init_logging
 
 console = Console(stderr=True)
 
@@ -51,7 +52,18 @@ def _wait_ready(url: str, proc: subprocess.Popen[bytes], name: str, timeout: flo
     raise RuntimeError(f"{name} not ready at {url} after {timeout:.0f}s")
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def run_stack(data_dir: str, gateway_port: int) -> int:
+    # Explicit handlers: a shell that starts us in the background sets SIGINT to "ignore",
+    # and a supervisor stops us with SIGTERM; both must stop the stack in order.
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    init_logging(
+        os.environ.get("LOG_LEVEL", "info"), os.environ.get("LOG_FORMAT", "pretty"), process="up"
+    )
     root = Path(data_dir).resolve()
     root.mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
@@ -62,7 +74,7 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
     rows: list[tuple[str, str, str]] = []
 
     def stop_all() -> None:
-        for name, proc in reversed(children):
+        for _name, proc in reversed(children):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         for name, proc in reversed(children):
@@ -81,7 +93,9 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
         with console.status("starting services...") as status:
             if not os.environ.get("KAFKA_BROKERS"):
                 status.update("starting the Tansu broker...")
-                broker = start_broker(port=_port_or_free(9092), log_file=root / "logs" / "tansu.log")
+                broker = start_broker(
+                    port=_port_or_free(9092), log_file=root / "logs" / "tansu.log"
+                )
                 services.append(broker)
                 env["KAFKA_BROKERS"] = broker.url
                 rows.append(("kafka (Tansu, in memory)", broker.url, "embedded"))
@@ -104,8 +118,13 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
             else:
                 rows.append(("redis", env["REDIS_URL"], "external"))
             env.setdefault("QDRANT_PATH", str(root / "qdrant"))
-            rows.append(("qdrant", env.get("QDRANT_URL") or f"local: {env['QDRANT_PATH']}",
-                         "external" if env.get("QDRANT_URL") else "embedded"))
+            rows.append(
+                (
+                    "qdrant",
+                    env.get("QDRANT_URL") or f"local: {env['QDRANT_PATH']}",
+                    "external" if env.get("QDRANT_URL") else "embedded",
+                )
+            )
 
             os.environ.update({k: env[k] for k in ("KAFKA_BROKERS", "DATABASE_URL", "REDIS_URL")})
             settings = load_settings()
@@ -131,21 +150,26 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
         return 130
 
     rows.append(("gateway", f"http://127.0.0.1:{gw_port}  (OpenAPI: /docs)", "process"))
-    rows.append(("worker: all groups", f"http://127.0.0.1:{worker_port}/health/ready, /metrics",
-                 "process"))
+    rows.append(
+        ("worker: all groups", f"http://127.0.0.1:{worker_port}/health/ready, /metrics", "process")
+    )
     table = Table("component", "where", "kind", title="Media Gateway is up")
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    console.print(f"Topics prefix: [bold]{settings.kafka.topic_prefix}[/bold]. "
-                  "Press Ctrl-C to stop everything.")
+    console.print(
+        f"Topics prefix: [bold]{settings.kafka.topic_prefix}[/bold]. "
+        "Press Ctrl-C to stop everything."
+    )
 
     exit_code = 0
     try:
         while True:
             for name, proc in children:
                 if proc.poll() is not None:
-                    console.print(f"[red]{name} exited with code {proc.returncode}; stopping.[/red]")
+                    console.print(
+                        f"[red]{name} exited with code {proc.returncode}; stopping.[/red]"
+                    )
                     exit_code = 1
                     raise KeyboardInterrupt
             time.sleep(0.5)

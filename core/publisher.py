@@ -18,6 +18,7 @@ from loguru import logger
 
 from core.config import KafkaSettings
 from core.observability import correlation
+from core.observability.metrics import EVENTS_PRODUCED
 from schemas.envelope import Envelope, Payload, encode, wrap
 from topics.catalog import TopicSpec
 
@@ -161,7 +162,14 @@ class Publisher:
             raise BrokerUnavailable(
                 f"broker {self._settings.bootstrap} did not acknowledge: {exc!r}"
             ) from exc
+        for meta in metas:
+            EVENTS_PRODUCED.labels(self.catalog_name(meta.topic)).inc()
         return [
             Published(event_id=eid, topic=meta.topic, partition=meta.partition, offset=meta.offset)
             for (_, _, _, _, eid), meta in zip(records, metas, strict=True)
         ]
+
+    def catalog_name(self, topic: str) -> str:
+        """The topic's catalog name: metrics label topics without the per-deployment prefix."""
+        prefix = self._settings.topic_prefix
+        return topic.removeprefix(f"{prefix}.") if prefix else topic

@@ -62,7 +62,9 @@ def encode(envelope: Envelope[Any]) -> bytes:
     return orjson.dumps(envelope.model_dump(mode="json"))
 
 
-def _check_type_and_version(event_type: object, version: object, payload_type: type[Payload]) -> None:
+def _check_type_and_version(
+    event_type: object, version: object, payload_type: type[Payload]
+) -> None:
     if event_type != payload_type.event_type:
         raise ValueError(
             f"event_type {event_type!r} does not belong on this topic "

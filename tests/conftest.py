@@ -82,7 +82,11 @@ def database_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """The machine's Redis; the session's keys all carry its own prefix and are deleted after."""
-    url = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    url = (
+        os.environ.get("TEST_REDIS_URL")
+        or os.environ.get("REDIS_URL")
+        or "redis://127.0.0.1:6379/0"
+    )
     yield url
 
     async def cleanup() -> None:
@@ -98,7 +102,10 @@ def redis_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def service_env(
-    broker: ServiceProcess, database_url: str, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+    broker: ServiceProcess,
+    database_url: str,
+    redis_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> dict[str, str]:
     """Environment variables that point a process at this session's services."""
     return {
@@ -182,7 +189,8 @@ def wait_http_ok(url: str, timeout: float, proc: Proc | None = None) -> None:
     while time.monotonic() < deadline:
         if proc is not None and proc.popen.poll() is not None:
             raise RuntimeError(
-                f"{proc.name} exited with {proc.popen.returncode}:\n" + "\n".join(proc.log_lines()[-30:])
+                f"{proc.name} exited with {proc.popen.returncode}:\n"
+                + "\n".join(proc.log_lines()[-30:])
             )
         try:
             last = httpx.get(url, timeout=1)
@@ -202,7 +210,9 @@ def spawn(
     """Start `mgw` subprocesses (a worker group or the gateway) against the session's services."""
     procs: list[Proc] = []
 
-    def start(*args: str, extra_env: dict[str, str] | None = None, ready_timeout: float = 45) -> Proc:
+    def start(
+        *args: str, extra_env: dict[str, str] | None = None, ready_timeout: float = 45
+    ) -> Proc:
         port = free_port()
         env = {**os.environ, **service_env, **(extra_env or {})}
         if args[0] == "gateway":

@@ -49,7 +49,7 @@ async def read_topic(bootstrap: str, topic: str, settle_s: float = 1.5) -> list[
         await consumer.stop()
 
 
-async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):  # type: ignore[no-untyped-def]
+async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):  # type: ignore[no-untyped-def]  # noqa: ASYNC109
     """Poll a predicate (sync or async) until it returns something truthy; return that or raise."""
     deadline = time.monotonic() + timeout
     while True:

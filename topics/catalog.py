@@ -11,6 +11,7 @@ from typing import Literal
 
 from schemas.content import ContentIngested
 from schemas.envelope import Payload
+from schemas.sync import WatchlistUpdate
 
 DAY_MS = 24 * 60 * 60 * 1000
 DLQ_SUFFIX = ".dlq"
@@ -59,7 +60,15 @@ CONTENT_INGESTED = TopicSpec(
     description="a title new to the catalog, with its full canonical record",
 )
 
-TOPICS: tuple[TopicSpec, ...] = (CONTENT_INGESTED,)
+SYNC_WATCHLIST = TopicSpec(
+    name="sync.watchlist",
+    payload=WatchlistUpdate,
+    key="user_id",
+    # Keyed by user: one user's operations stay in order on one partition.
+    description="watchlist OR-Set operations (add/remove) from a user's devices",
+)
+
+TOPICS: tuple[TopicSpec, ...] = (CONTENT_INGESTED, SYNC_WATCHLIST)
 
 
 def all_topics() -> list[TopicSpec]:

@@ -26,7 +26,9 @@ async def store_ingested(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
         cid = env.payload.content.canonical_id
         log = logger.bind(correlation_id=env.correlation_id, event_id=str(env.event_id))
         if cid in changed:
-            log.info("content {} stored ({})", cid, "new" if cid in outcome.inserted else "newer version")
+            log.info(
+                "content {} stored ({})", cid, "new" if cid in outcome.inserted else "newer version"
+            )
         else:
             log.debug("content {} unchanged (same or newer version already stored)", cid)
 

@@ -53,7 +53,9 @@ def newest_per_title(items: Sequence[Versioned]) -> list[Versioned]:
     return list(best.values())
 
 
-async def upsert_contents(conn: asyncpg.Connection | asyncpg.Pool, items: Sequence[Versioned]) -> UpsertOutcome:
+async def upsert_contents(
+    conn: asyncpg.Connection | asyncpg.Pool, items: Sequence[Versioned]
+) -> UpsertOutcome:
     """Insert new titles, replace older versions, leave equal or newer ones untouched."""
     rows = newest_per_title(items)
     if not rows:
@@ -73,6 +75,8 @@ async def upsert_contents(conn: asyncpg.Connection | asyncpg.Pool, items: Sequen
     return UpsertOutcome(inserted, updated, len(items) - len(result))
 
 
-async def fetch_content(conn: asyncpg.Connection | asyncpg.Pool, canonical_id: uuid.UUID) -> CanonicalContent | None:
+async def fetch_content(
+    conn: asyncpg.Connection | asyncpg.Pool, canonical_id: uuid.UUID
+) -> CanonicalContent | None:
     row = await conn.fetchrow("SELECT doc FROM content WHERE canonical_id = $1", canonical_id)
     return CanonicalContent.model_validate(row["doc"]) if row else None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_CONSUMED = Counter(
     "mgw_events_consumed_total", "Records taken from a topic by an agent", ["agent", "topic"]
@@ -23,4 +23,54 @@ AGENT_BATCH_SECONDS = Histogram(
 )
 AGENT_RETRIES = Counter(
     "mgw_agent_retries_total", "Batches retried after a transient failure", ["agent"]
+)
+AUTH_FAILURES = Counter(
+    "mgw_auth_failures_total", "Requests refused by authentication or authorization", ["reason"]
+)
+RATE_LIMITED = Counter(
+    "mgw_rate_limited_total", "Requests refused with 429, by caller tier", ["tier"]
+)
+RATE_LIMIT_LOCAL_FALLBACK = Gauge(
+    "mgw_rate_limit_local_fallback",
+    "1 while Redis is unreachable and this process counts rate limits on its own",
+)
+
+# --- HTTP edge, caches, breakers, pools and lag (docs/OBSERVABILITY.md lists them all) ---
+HTTP_REQUESTS = Counter(
+    "http_requests_total",
+    "HTTP requests answered, by method, route template and status code",
+    ["method", "route", "status"],
+)
+HTTP_REQUEST_SECONDS = Histogram(
+    "http_request_duration_seconds",
+    "Time from request start to the last response byte, by method and route template",
+    ["method", "route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+# DOMAIN.md calls this active_connections; an ASGI app sees requests, not TCP connections,
+# so it carries the conventional name for what it measures.
+HTTP_REQUESTS_IN_PROGRESS = Gauge(
+    "http_requests_in_progress", "HTTP requests being handled right now"
+)
+CACHE_HITS = Counter("cache_hits_total", "Lookups answered from a cache", ["cache"])
+CACHE_MISSES = Counter("cache_misses_total", "Lookups a cache could not answer", ["cache"])
+CIRCUIT_BREAKER_STATE = Gauge(
+    "circuit_breaker_state",
+    "Last breaker state this process saw: 0 closed, 1 half-open, 2 open",
+    ["service"],
+)
+CIRCUIT_BREAKER_REJECTIONS = Counter(
+    "circuit_breaker_rejections_total",
+    "Calls refused without trying because the breaker was open",
+    ["service"],
+)
+DB_POOL_CONNECTIONS = Gauge(
+    "db_pool_connections",
+    "PostgreSQL pool connections of this process, by state (active or idle)",
+    ["state"],
+)
+CONSUMER_LAG = Gauge(
+    "mgw_consumer_lag",
+    "Records not yet committed by the group: fetch high watermark minus committed offset",
+    ["topic", "partition", "group"],
 )

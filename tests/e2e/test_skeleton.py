@@ -1,9 +1,11 @@
-"""Gateway -> content.ingested -> content-store agent -> Postgres, on the real broker and database."""
+"""Gateway -> content.ingested -> content-store agent -> Postgres, on real broker and database."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -40,18 +42,26 @@ async def stored_row(pool: asyncpg.Pool, canonical_id: str) -> asyncpg.Record | 
 
 
 @pytest.fixture
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10) as client:
+        yield client
+
+
+@pytest.fixture
 def stack(spawn):  # type: ignore[no-untyped-def]
     worker = spawn("worker", "ingestion")
     gateway = spawn("gateway")
     return worker, gateway
 
 
-async def test_post_is_acknowledged_stored_and_traced(stack, pool, settings: Settings) -> None:
+async def test_post_is_acknowledged_stored_and_traced(
+    stack, pool, http, settings: Settings
+) -> None:
     worker, gateway = stack
     body = content_body()
     request_id = f"req-{uuid.uuid4().hex[:10]}"
     started = time.monotonic()
-    resp = httpx.post(
+    resp = await http.post(
         f"{gateway.url}/api/v1/content", json=body, headers={"X-Request-ID": request_id}
     )
     assert resp.status_code == 202, resp.text
@@ -81,22 +91,30 @@ async def test_post_is_acknowledged_stored_and_traced(stack, pool, settings: Set
 
     # The record on the topic carries the same id in its headers.
     records = await read_topic(settings.kafka.bootstrap, accepted["topic"])
-    ours = [r for r in records if r.offset == accepted["offset"] and r.partition == accepted["partition"]]
+    ours = [
+        r
+        for r in records
+        if r.offset == accepted["offset"] and r.partition == accepted["partition"]
+    ]
     assert ours and dict(ours[0].headers)["correlation_id"] == request_id.encode()
 
 
-async def test_same_event_twice_leaves_one_row_and_older_never_wins(stack, pool) -> None:
+async def test_same_event_twice_leaves_one_row_and_older_never_wins(stack, pool, http) -> None:
     _, gateway = stack
     body = content_body(title="Ronin")
-    first = httpx.post(f"{gateway.url}/api/v1/content", json=body)
-    second = httpx.post(f"{gateway.url}/api/v1/content", json=body)
+    first = await http.post(f"{gateway.url}/api/v1/content", json=body)
+    second = await http.post(f"{gateway.url}/api/v1/content", json=body)
     assert first.status_code == second.status_code == 202
-    newer = content_body(canonical_id=body["canonical_id"], title="Ronin (Director's Cut)",
-                         updated_at="2026-11-02T00:00:00Z")
-    older = content_body(canonical_id=body["canonical_id"], title="Ronin (old)",
-                         updated_at="2026-10-01T00:00:00Z")
-    third = httpx.post(f"{gateway.url}/api/v1/content", json=newer)
-    fourth = httpx.post(f"{gateway.url}/api/v1/content", json=older)
+    newer = content_body(
+        canonical_id=body["canonical_id"],
+        title="Ronin (Director's Cut)",
+        updated_at="2026-11-02T00:00:00Z",
+    )
+    older = content_body(
+        canonical_id=body["canonical_id"], title="Ronin (old)", updated_at="2026-10-01T00:00:00Z"
+    )
+    third = await http.post(f"{gateway.url}/api/v1/content", json=newer)
+    fourth = await http.post(f"{gateway.url}/api/v1/content", json=older)
     assert third.status_code == fourth.status_code == 202
 
     async def settled() -> asyncpg.Record | None:
@@ -105,7 +123,7 @@ async def test_same_event_twice_leaves_one_row_and_older_never_wins(stack, pool)
 
     await wait_for(settled, timeout=10)
     # Give the older event time to arrive and be (correctly) ignored.
-    time.sleep(1.0)
+    await asyncio.sleep(1.0)
     count = await pool.fetchval(
         "SELECT count(*) FROM content WHERE canonical_id = $1", uuid.UUID(body["canonical_id"])
     )
@@ -115,34 +133,48 @@ async def test_same_event_twice_leaves_one_row_and_older_never_wins(stack, pool)
     assert str(row["last_event_id"]) == third.json()["event_id"]
 
 
-async def test_garbage_body_is_422_and_publishes_nothing(stack, settings: Settings) -> None:
+async def test_garbage_body_is_422_and_publishes_nothing(stack, http, settings: Settings) -> None:
     _, gateway = stack
     topic = f"{settings.kafka.topic_prefix}.content.ingested"
     before = len(await read_topic(settings.kafka.bootstrap, topic))
     bad = content_body(title="", release_year=1700, genres=[], content_type="opera")
-    resp = httpx.post(f"{gateway.url}/api/v1/content", json=bad)
+    resp = await http.post(f"{gateway.url}/api/v1/content", json=bad)
     assert resp.status_code == 422
     fields = {f["field"]: f["reason"] for f in resp.json()["fields"]}
     assert {"title", "release_year", "genres", "content_type"} <= set(fields)
     assert "1800" in fields["release_year"]
-    not_json = httpx.post(
-        f"{gateway.url}/api/v1/content", content=b"{nope", headers={"content-type": "application/json"}
+    not_json = await http.post(
+        f"{gateway.url}/api/v1/content",
+        content=b"{nope",
+        headers={"content-type": "application/json"},
     )
     assert not_json.status_code == 422
     assert len(await read_topic(settings.kafka.bootstrap, topic)) == before
 
 
-async def test_garbage_on_the_topic_goes_to_the_dead_letter_topic(stack, pool, settings: Settings) -> None:
+async def test_garbage_on_the_topic_goes_to_the_dead_letter_topic(
+    stack, pool, http, settings: Settings
+) -> None:
     topic = f"{settings.kafka.topic_prefix}.content.ingested"
     dlq = f"{topic}.dlq"
     marker = uuid.uuid4().hex
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap)
     await producer.start()
     try:
-        await producer.send_and_wait(topic, b"\x00not json " + marker.encode(), key=b"k1",
-                                     headers=[("correlation_id", marker.encode())])
-        invalid = {"event_id": str(uuid.uuid4()), "event_type": "content.ingested", "version": 1,
-                   "source": "test", "key": "k2", "payload": {"content": {"title": marker}}}
+        await producer.send_and_wait(
+            topic,
+            b"\x00not json " + marker.encode(),
+            key=b"k1",
+            headers=[("correlation_id", marker.encode())],
+        )
+        invalid = {
+            "event_id": str(uuid.uuid4()),
+            "event_type": "content.ingested",
+            "version": 1,
+            "source": "test",
+            "key": "k2",
+            "payload": {"content": {"title": marker}},
+        }
         await producer.send_and_wait(topic, orjson.dumps(invalid), key=b"k2")
     finally:
         await producer.stop()
@@ -165,7 +197,7 @@ async def test_garbage_on_the_topic_goes_to_the_dead_letter_topic(stack, pool, s
     # The agent went on: a valid title posted after the garbage is stored.
     _, gateway = stack
     body = content_body(title=f"after-{marker}")
-    assert httpx.post(f"{gateway.url}/api/v1/content", json=body).status_code == 202
+    assert (await http.post(f"{gateway.url}/api/v1/content", json=body)).status_code == 202
     await wait_for(lambda: stored_row(pool, body["canonical_id"]), timeout=10)
 
 
@@ -173,7 +205,9 @@ def test_broker_down_gives_503_and_recovers(spawn, tmp_path) -> None:
     port = free_port()
     broker = start_broker(port=port, log_file=tmp_path / "b1.log")
     try:
-        gateway = spawn("gateway", extra_env={"KAFKA_BROKERS": broker.url, "KAFKA_PUBLISH_TIMEOUT_S": "2"})
+        gateway = spawn(
+            "gateway", extra_env={"KAFKA_BROKERS": broker.url, "KAFKA_PUBLISH_TIMEOUT_S": "2"}
+        )
         url = f"{gateway.url}/api/v1/content"
         assert httpx.post(url, json=content_body()).status_code == 202
         broker.stop()
