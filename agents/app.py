@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import faust
+from loguru import logger
 
-from agents.context import ContextHolder
-from agents.runtime import AgentSpec, process_batch, record_of
+from agents import outbox
+from agents.context import AgentContext, ContextHolder
+from agents.runtime import AgentSpec, TimerSpec, process_batch, record_of
 from core.config import Settings
 
 
@@ -16,7 +19,10 @@ def consumer_group(settings: Settings, group_names: list[str]) -> str:
 
 
 def create_app(
-    settings: Settings, group_names: list[str], specs: list[AgentSpec]
+    settings: Settings,
+    group_names: list[str],
+    specs: list[AgentSpec],
+    timers: Sequence[TimerSpec] = (),
 ) -> tuple[faust.App, ContextHolder]:
     kafka = settings.kafka
     app = faust.App(
@@ -45,12 +51,35 @@ def create_app(
             partitions=spec.topic.partitions,
         )
         app.agent(topic, name=spec.name)(_agent_fn(spec, holder))
+    for timer in [*timers, OUTBOX_SWEEP]:
+        app.timer(timer.interval_s, name=timer.name)(_timer_fn(timer, holder))
 
     @app.on_before_shutdown.connect
     async def _close(app: Any, **kwargs: Any) -> None:
         await holder.close()
 
     return app, holder
+
+
+async def _sweep_outbox(ctx: AgentContext) -> int:
+    return await outbox.sweep(ctx.pool, ctx.publisher)
+
+
+# Every worker may have staged events; any of them publishes what a crashed one left behind.
+OUTBOX_SWEEP = TimerSpec("outbox-sweep", "*", 15.0, _sweep_outbox)
+
+
+def _timer_fn(timer: TimerSpec, holder: ContextHolder):  # type: ignore[no-untyped-def]
+    async def run() -> None:
+        try:
+            await timer.run(await holder.get())
+        except Exception:
+            # A failing periodic task must not stop the worker; it simply runs again next time.
+            logger.exception("{} failed; retrying in {:.0f}s", timer.name, timer.interval_s)
+
+    run.__name__ = timer.name.replace("-", "_")
+    run.__qualname__ = run.__name__
+    return run
 
 
 def _agent_fn(spec: AgentSpec, holder: ContextHolder):  # type: ignore[no-untyped-def]

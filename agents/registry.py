@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 from agents.catalog.agents import AGENTS as CATALOG_AGENTS
-from agents.runtime import AgentSpec
+from agents.enrichment.agents import AGENTS as ENRICHMENT_AGENTS
+from agents.enrichment.agents import TIMERS as ENRICHMENT_TIMERS
+from agents.ingestion.agents import AGENTS as INGESTION_AGENTS
+from agents.ingestion.agents import TIMERS as INGESTION_TIMERS
+from agents.runtime import AgentSpec, TimerSpec
 
-ALL_AGENTS: tuple[AgentSpec, ...] = (*CATALOG_AGENTS,)
+ALL_AGENTS: tuple[AgentSpec, ...] = (*CATALOG_AGENTS, *INGESTION_AGENTS, *ENRICHMENT_AGENTS)
+ALL_TIMERS: tuple[TimerSpec, ...] = (*INGESTION_TIMERS, *ENRICHMENT_TIMERS)
 
 
 def groups() -> dict[str, list[AgentSpec]]:
@@ -26,3 +31,7 @@ def agents_for(names: list[str]) -> list[AgentSpec]:
             f"unknown worker group(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}, all"
         )
     return [spec for name in names for spec in known[name]]
+
+
+def timers_for(names: list[str]) -> list[TimerSpec]:
+    return [t for t in ALL_TIMERS if "all" in names or t.group in names]

@@ -78,6 +78,16 @@ class AgentSpec:
     description: str = ""
 
 
+@dataclass(frozen=True)
+class TimerSpec:
+    """Periodic work of a worker group (sweeps, expiry checks), given the worker's context."""
+
+    name: str
+    group: str
+    interval_s: float
+    run: Callable[[Any], Awaitable[Any]]
+
+
 @dataclass
 class Decoded:
     good: list[tuple[Record, Envelope[Any]]] = field(default_factory=list)

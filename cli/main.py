@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.auth_commands import keys_app, token_app
 from core.config import ConfigError, Settings, get_settings
 
 app = typer.Typer(
@@ -21,6 +23,12 @@ topics_app = typer.Typer(help="The topic catalog against the broker.", no_args_i
 db_app = typer.Typer(help="The PostgreSQL schema.", no_args_is_help=True)
 app.add_typer(topics_app, name="topics")
 app.add_typer(db_app, name="db")
+readmodel_app = typer.Typer(help="The Redis read models.", no_args_is_help=True)
+app.add_typer(readmodel_app, name="readmodel")
+bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+app.add_typer(keys_app, name="keys")
+app.add_typer(token_app, name="token")
 
 out = Console()
 err = Console(stderr=True)
@@ -140,6 +148,72 @@ def db_migrate() -> None:
         raise typer.Exit(1) from None
     for r in results:
         out.print(f"{r.version:04d}_{r.name}: {r.status}")
+
+
+@app.command()
+def ingest(
+    file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="JSON lines, one item each.")
+    ],
+    batch: Annotated[int, typer.Option(min=1, max=1000, help="Items per publish round.")] = 500,
+) -> None:
+    """Validate and publish a catalog file to the raw topic, with a per-item summary."""
+    from cli.ingest import ingest_file
+    from core.publisher import BrokerUnavailable
+
+    settings = settings_or_exit()
+    try:
+        asyncio.run(ingest_file(settings, file, batch))
+    except BrokerUnavailable as exc:
+        err.print(f"[red]{exc}[/red]")
+        err.print(
+            "Nothing after the last progress update was accepted; check KAFKA_BROKERS and rerun."
+        )
+        raise typer.Exit(1) from None
+
+
+@app.command("sample-catalog")
+def sample_catalog(
+    out_file: Annotated[Path, typer.Argument(dir_okay=False, help="Where to write JSON lines.")],
+    titles: Annotated[
+        int, typer.Option(min=0, help="Distinct titles (each on 1-3 platforms).")
+    ] = 2000,
+    seed: Annotated[int, typer.Option(help="Same seed, same file.")] = 7,
+    invalid: Annotated[float, typer.Option(min=0, max=1, help="Fraction of broken items.")] = 0.01,
+) -> None:
+    """Write a messy multi-platform catalog file for demos, tests and benchmarks."""
+    from cli.ingest import write_sample
+
+    count = write_sample(out_file, titles, seed, invalid)
+    out.print(f"{count} items for {titles} titles written to {out_file}")
+
+
+@readmodel_app.command("rebuild")
+def readmodel_rebuild() -> None:
+    """Rewrite every read-model document from PostgreSQL (after a Redis loss)."""
+    from cli.ingest import rebuild_read_model
+
+    done = asyncio.run(rebuild_read_model(settings_or_exit()))
+    out.print(f"{done} document(s) written; read model ready")
+
+
+@bench_app.command("ingest")
+def bench_ingest_command(
+    events: Annotated[int, typer.Option(min=100, help="Catalog items to push through.")] = 20000,
+    seed: Annotated[int, typer.Option(help="Catalog generator seed.")] = 7,
+) -> None:
+    """Pipeline events/s into PostgreSQL vs a bare Faust agent's, on one worker each."""
+    from cli.bench import bench_ingest
+
+    raise typer.Exit(bench_ingest(events, seed))
+
+
+@bench_app.command("worker", hidden=True)
+def bench_worker_command(mode: str, expected: int, result_file: Path) -> None:
+    """(internal) One timed benchmark worker."""
+    from agents.bench import run_bench_worker
+
+    run_bench_worker(settings_or_exit(), mode, expected, result_file)  # type: ignore[arg-type]
 
 
 def main() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -71,6 +72,11 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
     children: list[tuple[str, subprocess.Popen[bytes]]] = []
     env = dict(os.environ)
     env.setdefault("LOG_FORMAT", "pretty")
+    # Dev auth for what starts here: `mgw token dev` works, and tokens it signs are accepted.
+    env.setdefault("AUTH_DEV_MODE", "true")
+    generated_secret = None
+    if not env.get("AUTH_JWT_SECRET") and not env.get("AUTH_JWT_PUBLIC_KEY"):
+        generated_secret = env["AUTH_JWT_SECRET"] = secrets.token_urlsafe(32)
     rows: list[tuple[str, str, str]] = []
 
     def stop_all() -> None:
@@ -127,6 +133,7 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
             )
 
             os.environ.update({k: env[k] for k in ("KAFKA_BROKERS", "DATABASE_URL", "REDIS_URL")})
+            os.environ.update({k: env[k] for k in ("AUTH_DEV_MODE", "AUTH_JWT_SECRET") if k in env})
             settings = load_settings()
             status.update("creating topics and applying migrations...")
             _prepare(settings)
@@ -157,6 +164,7 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    _print_dev_credentials(settings, generated_secret)
     console.print(
         f"Topics prefix: [bold]{settings.kafka.topic_prefix}[/bold]. "
         "Press Ctrl-C to stop everything."
@@ -179,6 +187,30 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
         stop_all()
     console.print("stopped.")
     return exit_code
+
+
+def _print_dev_credentials(settings: Settings, generated_secret: str | None) -> None:
+    from cli.auth_commands import DEV_KEY_SCOPES, create_dev_key
+
+    try:
+        key = create_dev_key(settings)
+    except Exception as exc:
+        # The stack is up; a missing dev key is worth a warning, not a shutdown.
+        console.print(f"[yellow]could not create a dev API key: {exc}[/yellow]")
+    else:
+        # soft_wrap: a key or command broken over two lines cannot be pasted.
+        console.print(
+            f"Dev API key ({', '.join(DEV_KEY_SCOPES)}): [bold]{key}[/bold]  "
+            "(send it as X-API-Key; it is replaced on the next `mgw up`)",
+            soft_wrap=True,
+        )
+    if generated_secret is not None:
+        console.print(
+            "User tokens for this run: "
+            f"AUTH_DEV_MODE=true AUTH_JWT_SECRET={generated_secret} "
+            "mgw token dev --user alice --scope watchlist:write",
+            soft_wrap=True,
+        )
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

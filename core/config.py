@@ -225,6 +225,19 @@ class RateLimitSettings(_Section):
     redis_retry_s: float = Field(default=1.0, gt=0, le=300)
 
 
+class ResponseCacheSettings(_Section):
+    """The gateway's Redis cache of GET responses (docs/OBSERVABILITY.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="RESPONSE_CACHE_", extra="ignore")
+
+    enabled: bool = True
+    # DOMAIN.md: content paths 300 s, other GETs 60 s.
+    content_ttl_s: int = Field(default=300, ge=1, le=86400)
+    default_ttl_s: int = Field(default=60, ge=1, le=86400)
+    # Larger responses are served but not stored.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+
+
 class Settings(BaseModel):
     kafka: KafkaSettings
     postgres: PostgresSettings
@@ -238,6 +251,7 @@ class Settings(BaseModel):
     metrics: MetricsSettings
     auth: AuthSettings
     rate_limit: RateLimitSettings
+    response_cache: ResponseCacheSettings
 
 
 _SECTIONS: dict[str, type[_Section]] = {
@@ -253,6 +267,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "metrics": MetricsSettings,
     "auth": AuthSettings,
     "rate_limit": RateLimitSettings,
+    "response_cache": ResponseCacheSettings,
 }
 
 

@@ -37,23 +37,25 @@ class Published:
     offset: int
 
 
-@dataclass(frozen=True)
-class Outgoing:
-    spec: TopicSpec
-    payload: Payload
-    key: str
+def headers_for(
+    event_id: object, event_type: str, version: int, correlation_id: str | None
+) -> Headers:
+    """Record headers, so subscribers can route and trace without parsing the value."""
+    headers: Headers = [
+        ("event_id", str(event_id).encode()),
+        ("event_type", event_type.encode()),
+        ("version", str(version).encode()),
+        ("content-type", b"application/json"),
+    ]
+    if correlation_id:
+        headers.append((correlation.KAFKA_HEADER, correlation_id.encode()))
+    return headers
 
 
 def envelope_headers(envelope: Envelope[Any]) -> Headers:
-    headers: Headers = [
-        ("event_id", str(envelope.event_id).encode()),
-        ("event_type", envelope.event_type.encode()),
-        ("version", str(envelope.version).encode()),
-        ("content-type", b"application/json"),
-    ]
-    if envelope.correlation_id:
-        headers.append((correlation.KAFKA_HEADER, envelope.correlation_id.encode()))
-    return headers
+    return headers_for(
+        envelope.event_id, envelope.event_type, envelope.version, envelope.correlation_id
+    )
 
 
 class Publisher:
@@ -110,10 +112,12 @@ class Publisher:
             self._producer = producer
             return producer
 
-    def build(self, item: Outgoing, correlation_id: str | None = None) -> Envelope[Any]:
+    def build_envelope(
+        self, payload: Payload, key: str, correlation_id: str | None = None
+    ) -> Envelope[Any]:
         return wrap(
-            item.payload,
-            key=item.key,
+            payload,
+            key=key,
             source=self._source,
             correlation_id=correlation_id or correlation.current(),
         )
@@ -121,7 +125,7 @@ class Publisher:
     async def publish(
         self, spec: TopicSpec, payload: Payload, key: str, correlation_id: str | None = None
     ) -> Published:
-        envelope = self.build(Outgoing(spec, payload, key), correlation_id)
+        envelope = self.build_envelope(payload, key, correlation_id)
         return await self.send_envelope(spec, envelope)
 
     async def send_envelope(self, spec: TopicSpec, envelope: Envelope[Any]) -> Published:

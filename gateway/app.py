@@ -5,25 +5,45 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import redis.asyncio as aioredis
 from fastapi import FastAPI
+from loguru import logger
 
 from core.config import Settings
 from core.publisher import Publisher
+from gateway.auth import routes as auth_routes
+from gateway.auth.dependencies import Authenticator
+from gateway.auth.errors import install_auth_error_handlers
+from gateway.body_limit import BodyLimitMiddleware
+from gateway.edge import edge_resources, install_edge_middleware
 from gateway.errors import install_error_handlers
 from gateway.middleware import CorrelationMiddleware
-from gateway.routes import content, health
+from gateway.ratelimit import install_rate_limiting
+from gateway.routes import content, content_read, health, ingest, watchlist
 
 
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # One client for every Redis user in the gateway (API keys, rate limits, cache, health).
+        # Connects lazily: the gateway starts while Redis is down. Short timeouts: a Redis that
+        # hangs must not hold requests longer than the fallbacks need to take over.
+        own_redis = getattr(app.state, "redis", None) is None
+        if own_redis:
+            app.state.redis = aioredis.from_url(
+                settings.redis.require_url(), socket_connect_timeout=1.0, socket_timeout=1.0
+            )
         publisher = Publisher(settings.kafka, source="gateway")
         await publisher.start()
         app.state.publisher = publisher
         try:
-            yield
+            async with edge_resources(app, settings):
+                yield
         finally:
             await publisher.stop()
+            if own_redis:
+                await app.state.redis.aclose()
+                app.state.redis = None
 
     app = FastAPI(
         title="Media Gateway",
@@ -32,8 +52,24 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.authenticator = Authenticator(settings.auth, settings.redis.key_prefix)
+    if not app.state.authenticator.verifier.algorithms:
+        logger.warning("no AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY: bearer tokens are refused")
+    # Innermost first: the rate limiter authenticates (to know the tier) right in front of the
+    # routes, so requests with a credential, which the response cache never serves, are always
+    # checked; anonymous cache hits are answered before it, uncounted (docs/AUTH.md).
+    if settings.rate_limit.enabled:
+        install_rate_limiting(app, settings.redis.key_prefix, settings.rate_limit.redis_retry_s)
+    # Response cache and HTTP metrics first, so they run inside the correlation id.
+    install_edge_middleware(app, settings)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.gateway.max_body_bytes)
     app.add_middleware(CorrelationMiddleware)
     install_error_handlers(app)
+    install_auth_error_handlers(app)
     app.include_router(health.router)
     app.include_router(content.router)
+    app.include_router(content_read.router)
+    app.include_router(ingest.router)
+    app.include_router(watchlist.router)
+    app.include_router(auth_routes.router)
     return app

@@ -165,8 +165,70 @@ class CanonicalContent(_Data):
     updated_at: datetime
 
 
+class ContentSubmitted(Payload):
+    """A trusted producer's canonical record, to be stored if it is new or newer."""
+
+    event_type: ClassVar[str] = "content.submitted"
+    content: CanonicalContent
+
+
 class ContentIngested(Payload):
     """A title the catalog did not have before, now stored."""
 
     event_type: ClassVar[str] = "content.ingested"
     content: CanonicalContent
+
+
+class ContentUpdated(Payload):
+    """A known title changed: the new full record and the top-level fields that changed."""
+
+    event_type: ClassVar[str] = "content.updated"
+    content: CanonicalContent
+    changed_fields: list[str] = Field(default_factory=list)
+
+
+class AvailabilityRow(_Data):
+    """One (title, platform, region) row of where a title can be watched."""
+
+    platform: str
+    region: str = Field(pattern=r"^[A-Z]{2}$")
+    availability_type: AvailabilityType
+    price_cents: int | None = None
+    currency: str | None = None
+    deep_link: str | None = None
+    web_fallback: str | None = None
+    available_from: datetime | None = None
+    expires_at: datetime | None = None
+
+
+class AvailabilityChanged(Payload):
+    """What appeared, changed and expired for one title on one platform."""
+
+    event_type: ClassVar[str] = "content.availability_changed"
+    canonical_id: uuid.UUID
+    platform: str
+    appeared: list[AvailabilityRow] = Field(default_factory=list)
+    changed: list[AvailabilityRow] = Field(default_factory=list)
+    expired: list[AvailabilityRow] = Field(default_factory=list)
+
+
+class MetadataEnriched(Payload):
+    """A title's version now has its embedding in the vector store and its quality score."""
+
+    event_type: ClassVar[str] = "content.metadata_enriched"
+    canonical_id: uuid.UUID
+    source_version: datetime
+    data_quality_score: float = Field(ge=0, le=1)
+    embedding_model: str
+    dimension: int
+
+
+class ContentExpiring(Payload):
+    """A title leaves a platform in a region within `window_days` (7, 3 or 1)."""
+
+    event_type: ClassVar[str] = "content.expiring"
+    canonical_id: uuid.UUID
+    platform: str
+    region: str
+    expires_at: datetime
+    window_days: int

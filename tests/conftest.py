@@ -111,14 +111,16 @@ def service_env(
     return {
         "KAFKA_BROKERS": broker.url,
         "KAFKA_TOPIC_PREFIX": f"t{SESSION}",
-        "KAFKA_SESSION_TIMEOUT_S": "3",
-        "KAFKA_REBALANCE_TIMEOUT_S": "3",
+        "KAFKA_SESSION_TIMEOUT_S": "6",
+        "KAFKA_REBALANCE_TIMEOUT_S": "6",
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url,
         "REDIS_KEY_PREFIX": f"mgwtest-{SESSION}",
         "QDRANT_PATH": str(tmp_path_factory.mktemp("qdrant")),
         "LOG_FORMAT": "json",
         "MGW_ENV_FILE": "/nonexistent/.env",
+        # Gateways of the session accept HS256 tokens signed with this (tests/auth/helpers.py).
+        "AUTH_JWT_SECRET": f"test-secret-{SESSION}-0123456789abcdef0123456789abcdef",
     }
 
 
@@ -238,3 +240,58 @@ def spawn(
     yield start
     for proc in procs:
         proc.stop()
+
+
+@dataclass
+class Isolated:
+    """A database, topic prefix, Redis prefix and vector store of one test's own."""
+
+    env: dict[str, str]
+    pool: asyncpg.Pool
+    settings: Settings
+
+
+@pytest.fixture
+async def isolated(
+    service_env: dict[str, str], database_url: str, tmp_path: Path
+) -> AsyncIterator[Isolated]:
+    """For tests whose counts must not see other tests' titles, topics or keys."""
+    from agents.db import _init_connection
+    from agents.migrate import migrate_url
+    from topics.admin import create_topics
+
+    tag = uuid.uuid4().hex[:6]
+    name = f"mgw_test_{SESSION}_{tag}"
+    base = _base_database_url()
+    admin = await asyncpg.connect(base)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    url = _with_database(base, name)
+    await migrate_url(url)
+    env = {
+        **service_env,
+        "DATABASE_URL": url,
+        "KAFKA_TOPIC_PREFIX": f"{service_env['KAFKA_TOPIC_PREFIX']}-{tag}",
+        "REDIS_KEY_PREFIX": f"{service_env['REDIS_KEY_PREFIX']}-{tag}",
+        "QDRANT_PATH": str(tmp_path / "qdrant"),
+    }
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        settings = load_settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    await create_topics(settings.kafka.bootstrap, settings.kafka.topic_prefix)
+    pool = await asyncpg.create_pool(url, min_size=1, max_size=4, init=_init_connection)
+    try:
+        yield Isolated(env, pool, settings)
+    finally:
+        await pool.close()
+        admin = await asyncpg.connect(base)
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()

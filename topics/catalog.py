@@ -9,7 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from schemas.content import ContentIngested
+from schemas.content import (
+    AvailabilityChanged,
+    ContentExpiring,
+    ContentIngested,
+    ContentSubmitted,
+    ContentUpdated,
+    MetadataEnriched,
+)
+from schemas.ingestion import AvailabilityReceived, CatalogItemReceived
 from schemas.envelope import Payload
 from schemas.sync import WatchlistUpdate
 
@@ -53,11 +61,59 @@ class TopicSpec:
         return config
 
 
+# Upstream: what producers write.
+CONTENT_RAW = TopicSpec(
+    name="content.raw",
+    payload=CatalogItemReceived,
+    key="platform:platform_item_id",
+    # Platform feeds are bursty and large; raw items are replayable for two weeks.
+    partitions=8,
+    retention_ms=14 * DAY_MS,
+    description="one raw catalog item of a platform's batch, before normalization",
+)
+AVAILABILITY_RAW = TopicSpec(
+    name="content.availability.raw",
+    payload=AvailabilityReceived,
+    key="platform:platform_item_id",
+    description="a platform's current availability of one item (no metadata)",
+)
+CONTENT_SUBMITTED = TopicSpec(
+    name="content.submitted",
+    payload=ContentSubmitted,
+    key="canonical_id",
+    description="a canonical record from a trusted producer, stored if new or newer",
+)
+
+# Lifecycle: emitted by agents after the change is in PostgreSQL.
 CONTENT_INGESTED = TopicSpec(
     name="content.ingested",
     payload=ContentIngested,
     key="canonical_id",
     description="a title new to the catalog, with its full canonical record",
+)
+CONTENT_UPDATED = TopicSpec(
+    name="content.updated",
+    payload=ContentUpdated,
+    key="canonical_id",
+    description="a known title changed: the new record and the fields that changed",
+)
+CONTENT_AVAILABILITY_CHANGED = TopicSpec(
+    name="content.availability_changed",
+    payload=AvailabilityChanged,
+    key="canonical_id",
+    description="per title and platform: availability rows that appeared, changed, expired",
+)
+CONTENT_METADATA_ENRICHED = TopicSpec(
+    name="content.metadata_enriched",
+    payload=MetadataEnriched,
+    key="canonical_id",
+    description="a title version has its vector in the vector store and its quality score",
+)
+CONTENT_EXPIRING = TopicSpec(
+    name="content.expiring",
+    payload=ContentExpiring,
+    key="canonical_id",
+    description="a title leaves a platform in a region within 7, 3 or 1 day(s)",
 )
 
 SYNC_WATCHLIST = TopicSpec(
@@ -68,7 +124,17 @@ SYNC_WATCHLIST = TopicSpec(
     description="watchlist OR-Set operations (add/remove) from a user's devices",
 )
 
-TOPICS: tuple[TopicSpec, ...] = (CONTENT_INGESTED, SYNC_WATCHLIST)
+TOPICS: tuple[TopicSpec, ...] = (
+    CONTENT_RAW,
+    AVAILABILITY_RAW,
+    CONTENT_SUBMITTED,
+    CONTENT_INGESTED,
+    CONTENT_UPDATED,
+    CONTENT_AVAILABILITY_CHANGED,
+    CONTENT_METADATA_ENRICHED,
+    CONTENT_EXPIRING,
+    SYNC_WATCHLIST,
+)
 
 
 def all_topics() -> list[TopicSpec]:

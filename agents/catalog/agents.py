@@ -1,44 +1,125 @@
-"""Agents of the catalog: keep the canonical content table true."""
+"""Agents of the catalog: store submitted canonical records, keep the read model current."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from loguru import logger
 
-from agents.catalog.store import Versioned, upsert_contents
+from agents import outbox
+from agents.catalog import read_model
+from agents.catalog.store import Versioned, changed_fields, fetch_contents, upsert_contents
 from agents.context import AgentContext
 from agents.runtime import AgentSpec
-from schemas.content import ContentIngested
-from schemas.envelope import Envelope
-from topics.catalog import CONTENT_INGESTED
+from schemas.content import ContentIngested, ContentUpdated
+from schemas.envelope import Envelope, Payload, wrap
+from topics.catalog import (
+    CONTENT_AVAILABILITY_CHANGED,
+    CONTENT_INGESTED,
+    CONTENT_METADATA_ENRICHED,
+    CONTENT_SUBMITTED,
+    CONTENT_UPDATED,
+    TopicSpec,
+)
 
 
-async def store_ingested(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
-    items = [
-        Versioned(content=env.payload.content, event_id=env.event_id)
-        for env in batch
-        if isinstance(env.payload, ContentIngested)
-    ]
-    outcome = await upsert_contents(ctx.pool, items)
+def lifecycle_event(
+    source: Envelope[Any], payload: Payload, spec: TopicSpec, key: str, agent: str
+) -> tuple[TopicSpec, Envelope[Any]]:
+    """An event caused by `source`: it keeps the correlation id so one request traces through."""
+    return spec, wrap(payload, key=key, source=agent, correlation_id=source.correlation_id)
+
+
+async def store_submitted(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
+    """Upsert canonical records, then announce what was new or changed (nothing otherwise)."""
+    by_id = {env.payload.content.canonical_id: env for env in batch}
+    items = [Versioned(env.payload.content, env.event_id) for env in batch]
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        before = await fetch_contents(conn, by_id, lock=True)
+        outcome = await upsert_contents(conn, items)
+        events = []
+        for cid in outcome.inserted:
+            env = by_id[cid]
+            events.append(
+                lifecycle_event(
+                    env,
+                    ContentIngested(content=env.payload.content),
+                    CONTENT_INGESTED,
+                    str(cid),
+                    "content-store",
+                )
+            )
+        for cid in outcome.updated:
+            env = by_id[cid]
+            fields = changed_fields(before.get(cid), env.payload.content)
+            events.append(
+                lifecycle_event(
+                    env,
+                    ContentUpdated(content=env.payload.content, changed_fields=fields),
+                    CONTENT_UPDATED,
+                    str(cid),
+                    "content-store",
+                )
+            )
+        staged = await outbox.stage(conn, events)
+    await outbox.flush(ctx.pool, ctx.publisher, staged)
     changed = set(outcome.inserted) | set(outcome.updated)
-    for env in batch:
-        cid = env.payload.content.canonical_id
+    for cid, env in by_id.items():
         log = logger.bind(correlation_id=env.correlation_id, event_id=str(env.event_id))
         if cid in changed:
-            log.info(
-                "content {} stored ({})", cid, "new" if cid in outcome.inserted else "newer version"
-            )
+            state = "new" if cid in outcome.inserted else "newer version"
+            log.info("content {} stored ({})", cid, state)
         else:
             log.debug("content {} unchanged (same or newer version already stored)", cid)
+
+
+def _content_id(env: Envelope[Any]) -> uuid.UUID:
+    payload = env.payload
+    content = getattr(payload, "content", None)
+    return content.canonical_id if content is not None else payload.canonical_id
+
+
+async def project(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
+    """Refresh the read-model documents of the titles these events touched."""
+    ids = [_content_id(env) for env in batch]
+    await read_model.refresh(ctx.pool, ctx.redis, ctx.prefix, ids)
+    await invalidate_responses(ctx, ids)
+    for env in batch:
+        logger.bind(correlation_id=env.correlation_id).debug(
+            "read model of {} refreshed after {}", _content_id(env), env.event_type
+        )
+
+
+async def invalidate_responses(ctx: AgentContext, ids: list[uuid.UUID]) -> None:
+    """Drop the gateway's cached responses of changed titles, so nobody sees them stale."""
+    from gateway.cache import invalidate_content
+
+    for cid in dict.fromkeys(ids):
+        await invalidate_content(ctx.redis, ctx.prefix, str(cid))
 
 
 AGENTS = [
     AgentSpec(
         name="content-store",
-        group="ingestion",
-        topic=CONTENT_INGESTED,
-        handler=store_ingested,
-        description="upserts content.ingested records into the content table",
-    )
+        group="catalog",
+        topic=CONTENT_SUBMITTED,
+        handler=store_submitted,
+        description="upserts submitted canonical records; emits content.ingested / updated",
+    ),
+    *(
+        AgentSpec(
+            name=f"read-model-{spec.name.removeprefix('content.').replace('_', '-')}",
+            group="readmodel",
+            topic=spec,
+            handler=project,
+            description=f"refreshes the Redis document of titles named by {spec.name}",
+        )
+        for spec in (
+            CONTENT_INGESTED,
+            CONTENT_UPDATED,
+            CONTENT_AVAILABILITY_CHANGED,
+            CONTENT_METADATA_ENRICHED,
+        )
+    ),
 ]

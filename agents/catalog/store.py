@@ -1,21 +1,26 @@
-"""PostgreSQL writes for the canonical catalog."""
+"""PostgreSQL reads and writes of the canonical catalog (the `content` table)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import asyncpg
 
+from agents.ingestion.normalize import normalize_title
 from schemas.content import CanonicalContent
 
 _UPSERT = """
 INSERT INTO content AS c
-    (canonical_id, content_type, title, release_year, doc, source_updated_at, last_event_id)
-SELECT * FROM unnest(
-    $1::uuid[], $2::text[], $3::text[], $4::int[], $5::jsonb[], $6::timestamptz[], $7::uuid[]
-)
+    (canonical_id, content_type, title, release_year, doc, source_updated_at, last_event_id,
+     normalized_title, title_words, eidr, imdb_id, tmdb_id)
+SELECT u.id, u.type, u.title, u.year, u.doc, u.version, u.event, u.norm,
+       string_to_array(u.norm, ' '), u.eidr, u.imdb, u.tmdb
+FROM unnest(
+    $1::uuid[], $2::text[], $3::text[], $4::int[], $5::jsonb[], $6::timestamptz[], $7::uuid[],
+    $8::text[], $9::text[], $10::text[], $11::text[]
+) AS u(id, type, title, year, doc, version, event, norm, eidr, imdb, tmdb)
 ON CONFLICT (canonical_id) DO UPDATE SET
     content_type      = EXCLUDED.content_type,
     title             = EXCLUDED.title,
@@ -23,8 +28,15 @@ ON CONFLICT (canonical_id) DO UPDATE SET
     doc               = EXCLUDED.doc,
     source_updated_at = EXCLUDED.source_updated_at,
     last_event_id     = EXCLUDED.last_event_id,
+    normalized_title  = EXCLUDED.normalized_title,
+    title_words       = EXCLUDED.title_words,
+    eidr              = EXCLUDED.eidr,
+    imdb_id           = EXCLUDED.imdb_id,
+    tmdb_id           = EXCLUDED.tmdb_id,
     updated_at        = now()
 WHERE c.source_updated_at < EXCLUDED.source_updated_at
+   OR (c.source_updated_at = EXCLUDED.source_updated_at AND c.doc <> EXCLUDED.doc
+       AND $12::bool)
 RETURNING canonical_id, (xmax = 0) AS inserted
 """
 
@@ -42,6 +54,15 @@ class UpsertOutcome:
     unchanged: int
 
 
+def title_words(normalized_title: str) -> list[str]:
+    """Words a fuzzy match of this title almost surely shares one of (a typo hits one word).
+
+    Stored as every word (string_to_array in SQL); looked up by words of two letters or more,
+    which keeps "a" and "i" from matching half the catalog.
+    """
+    return sorted({w for w in normalized_title.split() if len(w) > 1} or {normalized_title})
+
+
 def newest_per_title(items: Sequence[Versioned]) -> list[Versioned]:
     """One version per title, the newest by the producer's clock (ties: the later event)."""
     best: dict[uuid.UUID, Versioned] = {}
@@ -53,30 +74,61 @@ def newest_per_title(items: Sequence[Versioned]) -> list[Versioned]:
     return list(best.values())
 
 
+def changed_fields(old: CanonicalContent | None, new: CanonicalContent) -> list[str]:
+    """Top-level fields whose value differs (the version clock itself does not count)."""
+    if old is None:
+        return sorted(set(CanonicalContent.model_fields) - {"updated_at"})
+    before, after = old.model_dump(mode="json"), new.model_dump(mode="json")
+    return sorted(k for k in after if k != "updated_at" and before.get(k) != after.get(k))
+
+
 async def upsert_contents(
-    conn: asyncpg.Connection | asyncpg.Pool, items: Sequence[Versioned]
+    conn: asyncpg.Connection | asyncpg.Pool,
+    items: Sequence[Versioned],
+    same_version_merges: bool = False,
 ) -> UpsertOutcome:
-    """Insert new titles, replace older versions, leave equal or newer ones untouched."""
+    """Insert new titles, replace older versions, leave equal or newer ones untouched.
+
+    `same_version_merges`: a merged record (several platforms folded into one title) can change
+    while its newest source clock stays the same; the pipeline then replaces on content change.
+    """
     rows = newest_per_title(items)
     if not rows:
         return UpsertOutcome([], [], 0)
+    contents = [r.content for r in rows]
+    normalized = [normalize_title(c.title) for c in contents]
     result = await conn.fetch(
         _UPSERT,
-        [r.content.canonical_id for r in rows],
-        [r.content.content_type.value for r in rows],
-        [r.content.title for r in rows],
-        [r.content.release_year for r in rows],
-        [r.content.model_dump(mode="json") for r in rows],
-        [r.content.updated_at for r in rows],
+        [c.canonical_id for c in contents],
+        [c.content_type.value for c in contents],
+        [c.title for c in contents],
+        [c.release_year for c in contents],
+        [c.model_dump(mode="json") for c in contents],
+        [c.updated_at for c in contents],
         [r.event_id for r in rows],
+        normalized,
+        [c.external_ids.eidr for c in contents],
+        [c.external_ids.imdb for c in contents],
+        [c.external_ids.tmdb for c in contents],
+        same_version_merges,
     )
     inserted = [r["canonical_id"] for r in result if r["inserted"]]
     updated = [r["canonical_id"] for r in result if not r["inserted"]]
     return UpsertOutcome(inserted, updated, len(items) - len(result))
 
 
+async def fetch_contents(
+    conn: asyncpg.Connection | asyncpg.Pool, ids: Iterable[uuid.UUID], lock: bool = False
+) -> dict[uuid.UUID, CanonicalContent]:
+    """Current records of `ids`; `lock` holds their rows until the transaction ends."""
+    query = "SELECT canonical_id, doc FROM content WHERE canonical_id = ANY($1::uuid[])"
+    if lock:
+        query += " ORDER BY canonical_id FOR UPDATE"
+    rows = await conn.fetch(query, list(ids))
+    return {r["canonical_id"]: CanonicalContent.model_validate(r["doc"]) for r in rows}
+
+
 async def fetch_content(
     conn: asyncpg.Connection | asyncpg.Pool, canonical_id: uuid.UUID
 ) -> CanonicalContent | None:
-    row = await conn.fetchrow("SELECT doc FROM content WHERE canonical_id = $1", canonical_id)
-    return CanonicalContent.model_validate(row["doc"]) if row else None
+    return (await fetch_contents(conn, [canonical_id])).get(canonical_id)

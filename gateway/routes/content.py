@@ -1,13 +1,14 @@
-"""Content writes: a canonical title in, a content.ingested event out."""
+"""Content writes: a trusted canonical record in, a content.submitted event out."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, status
+from fastapi import APIRouter, Depends, Request, status
 from pydantic import BaseModel
 
 from core.publisher import Publisher
-from schemas.content import CanonicalContent, ContentIngested
-from topics.catalog import CONTENT_INGESTED
+from gateway.auth.dependencies import require_scopes
+from schemas.content import CanonicalContent, ContentSubmitted
+from topics.catalog import CONTENT_SUBMITTED
 
 router = APIRouter(prefix="/api/v1/content", tags=["content"])
 
@@ -25,11 +26,18 @@ class Accepted(BaseModel):
     "",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
-    responses={422: {"description": "invalid fields"}, 503: {"description": "broker down"}},
+    responses={
+        401: {"description": "no valid credential"},
+        403: {"description": "missing scope content:write"},
+        422: {"description": "invalid fields"},
+        503: {"description": "broker down"},
+    },
+    # An API key of an ingestion producer, or a user token, holding content:write.
+    dependencies=[Depends(require_scopes("content:write"))],
 )
 async def ingest_content(content: CanonicalContent, request: Request) -> Accepted:
     publisher: Publisher = request.app.state.publisher
     published = await publisher.publish(
-        CONTENT_INGESTED, ContentIngested(content=content), key=str(content.canonical_id)
+        CONTENT_SUBMITTED, ContentSubmitted(content=content), key=str(content.canonical_id)
     )
     return Accepted(**published.__dict__)

@@ -1,12 +1,38 @@
-"""Liveness of the gateway process."""
+"""Liveness, readiness and Prometheus metrics on the gateway's own port.
+
+The same readiness and metrics are also served on METRICS_PORT (gateway/edge.py), where the
+scrape config looks for them.
+"""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from typing import Any
 
-router = APIRouter(prefix="/health", tags=["health"])
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+router = APIRouter(tags=["health"])
 
 
-@router.get("/live")
+@router.get("/health/live")
 async def live() -> dict[str, str]:
     return {"status": "alive"}
+
+
+@router.get(
+    "/health/ready",
+    responses={503: {"description": "a required dependency is down"}},
+)
+async def ready(request: Request) -> JSONResponse:
+    health = getattr(request.app.state, "health", None)
+    if health is None:  # the lifespan has not run (or has ended)
+        body: dict[str, Any] = {"status": "unhealthy", "components": {}}
+        return JSONResponse(body, status_code=503)
+    status, body = await health.ready()
+    return JSONResponse(body, status_code=status)
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics() -> Response:
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)

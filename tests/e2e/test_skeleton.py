@@ -1,4 +1,4 @@
-"""Gateway -> content.ingested -> content-store agent -> Postgres, on real broker and database."""
+"""Gateway -> content.submitted -> content-store agent -> Postgres, on real broker and database."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ from aiokafka import AIOKafkaProducer
 
 from core.config import Settings
 from core.embedded import free_port, start_broker
-from tests.kafka_helpers import read_topic, wait_for
+from gateway.auth.key_store import KeyStore
+from tests.auth.helpers import auth_headers
+from tests.helpers import read_topic, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -41,15 +43,23 @@ async def stored_row(pool: asyncpg.Pool, canonical_id: str) -> asyncpg.Record | 
     )
 
 
+@pytest.fixture(scope="module")
+async def producer_key(settings: Settings) -> str:
+    """An ingestion producer's API key (content:write), as `mgw keys create` would make it."""
+    async with KeyStore.open(settings) as store:
+        _, key = await store.create("e2e-producer", ["content:write"], "enterprise")
+    return key
+
+
 @pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=10) as client:
+async def http(producer_key: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=10, headers={"X-API-Key": producer_key}) as client:
         yield client
 
 
 @pytest.fixture
 def stack(spawn):  # type: ignore[no-untyped-def]
-    worker = spawn("worker", "ingestion")
+    worker = spawn("worker", "catalog")
     gateway = spawn("gateway")
     return worker, gateway
 
@@ -67,7 +77,7 @@ async def test_post_is_acknowledged_stored_and_traced(
     assert resp.status_code == 202, resp.text
     assert resp.headers["X-Request-ID"] == request_id
     accepted = resp.json()
-    assert accepted["topic"] == f"{settings.kafka.topic_prefix}.content.ingested"
+    assert accepted["topic"] == f"{settings.kafka.topic_prefix}.content.submitted"
     assert accepted["offset"] >= 0 and 0 <= accepted["partition"] < 4
 
     row = await wait_for(lambda: stored_row(pool, body["canonical_id"]), timeout=10)
@@ -135,7 +145,7 @@ async def test_same_event_twice_leaves_one_row_and_older_never_wins(stack, pool,
 
 async def test_garbage_body_is_422_and_publishes_nothing(stack, http, settings: Settings) -> None:
     _, gateway = stack
-    topic = f"{settings.kafka.topic_prefix}.content.ingested"
+    topic = f"{settings.kafka.topic_prefix}.content.submitted"
     before = len(await read_topic(settings.kafka.bootstrap, topic))
     bad = content_body(title="", release_year=1700, genres=[], content_type="opera")
     resp = await http.post(f"{gateway.url}/api/v1/content", json=bad)
@@ -155,7 +165,7 @@ async def test_garbage_body_is_422_and_publishes_nothing(stack, http, settings: 
 async def test_garbage_on_the_topic_goes_to_the_dead_letter_topic(
     stack, pool, http, settings: Settings
 ) -> None:
-    topic = f"{settings.kafka.topic_prefix}.content.ingested"
+    topic = f"{settings.kafka.topic_prefix}.content.submitted"
     dlq = f"{topic}.dlq"
     marker = uuid.uuid4().hex
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka.bootstrap)
@@ -169,7 +179,7 @@ async def test_garbage_on_the_topic_goes_to_the_dead_letter_topic(
         )
         invalid = {
             "event_id": str(uuid.uuid4()),
-            "event_type": "content.ingested",
+            "event_type": "content.submitted",
             "version": 1,
             "source": "test",
             "key": "k2",
@@ -201,7 +211,8 @@ async def test_garbage_on_the_topic_goes_to_the_dead_letter_topic(
     await wait_for(lambda: stored_row(pool, body["canonical_id"]), timeout=10)
 
 
-def test_broker_down_gives_503_and_recovers(spawn, tmp_path) -> None:
+def test_broker_down_gives_503_and_recovers(spawn, tmp_path, settings: Settings) -> None:
+    auth = auth_headers(settings)
     port = free_port()
     broker = start_broker(port=port, log_file=tmp_path / "b1.log")
     try:
@@ -209,9 +220,9 @@ def test_broker_down_gives_503_and_recovers(spawn, tmp_path) -> None:
             "gateway", extra_env={"KAFKA_BROKERS": broker.url, "KAFKA_PUBLISH_TIMEOUT_S": "2"}
         )
         url = f"{gateway.url}/api/v1/content"
-        assert httpx.post(url, json=content_body()).status_code == 202
+        assert httpx.post(url, json=content_body(), headers=auth).status_code == 202
         broker.stop()
-        resp = httpx.post(url, json=content_body(), timeout=10)
+        resp = httpx.post(url, json=content_body(), headers=auth, timeout=10)
         assert resp.status_code == 503
         assert int(resp.headers["Retry-After"]) > 0
         assert resp.json()["error"] == "broker_unavailable"
@@ -219,7 +230,7 @@ def test_broker_down_gives_503_and_recovers(spawn, tmp_path) -> None:
         deadline = time.monotonic() + 30
         status = None
         while time.monotonic() < deadline:
-            status = httpx.post(url, json=content_body(), timeout=10).status_code
+            status = httpx.post(url, json=content_body(), headers=auth, timeout=10).status_code
             if status == 202:
                 break
             time.sleep(0.5)

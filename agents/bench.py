@@ -1,0 +1,66 @@
+"""The worker side of `mgw bench ingest`: one Faust agent over a pre-filled topic, timed.
+
+Both modes run the same Faust machinery (batches of the same size, acks after the batch);
+`count` only counts the records, `pipeline` runs the real process-batch handler into
+PostgreSQL. Each measures from the first batch it receives to the moment the last of
+`expected` records is done, and writes the figures to a JSON file.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+import faust
+import orjson
+
+from agents.app import create_app
+from agents.ingestion.agents import AGENTS as INGESTION_AGENTS
+from agents.runtime import process_batch, record_of
+from core.config import Settings
+
+Mode = Literal["count", "pipeline"]
+
+
+def run_bench_worker(settings: Settings, mode: Mode, expected: int, result_file: Path) -> None:
+    spec = next(s for s in INGESTION_AGENTS if s.name == "process-batch")
+    # A consumer group of its own per mode, so both read the same records from the start.
+    app, holder = create_app(settings, [f"bench-{mode}"], [])
+    topic = app.topic(
+        spec.topic.full_name(settings.kafka.topic_prefix),
+        key_serializer="raw",
+        value_serializer="raw",
+        partitions=spec.topic.partitions,
+    )
+    state: dict[str, Any] = {"done": 0, "first": None}
+
+    def finish() -> None:
+        elapsed = time.perf_counter() - state["first"]
+        result_file.write_bytes(
+            orjson.dumps({"mode": mode, "events": state["done"], "seconds": elapsed})
+        )
+        # The figures are written; nothing else of this process matters any more.
+        os._exit(0)
+
+    async def agent(stream: faust.StreamT) -> None:
+        async for events in stream.noack_take(spec.batch_size, spec.batch_within_s):
+            if state["first"] is None:
+                state["first"] = time.perf_counter()
+            if mode == "pipeline":
+                ctx = await holder.get()
+                await process_batch(spec, ctx, ctx.publisher, [record_of(e) for e in events])
+            for event in events:
+                await stream.ack(event)
+            state["done"] += len(events)
+            if state["done"] >= expected:
+                finish()
+
+    agent.__name__ = f"bench_{mode}"
+    app.agent(topic, name=f"bench-{mode}")(agent)
+    worker = faust.Worker(
+        app, loglevel="WARN", override_logging=False, redirect_stdouts=False, quiet=True
+    )
+    worker.spinner = None
+    worker.execute_from_commandline()

@@ -1,0 +1,183 @@
+"""Availability as rows, what changed between two versions, and what is about to expire.
+
+A row is one offer in one region: (platform, region, availability_type). DOMAIN speaks of rows
+per (content, platform, region); the offer type is part of the key here because the same
+region commonly has both a rental and a purchase offer (Prime Video, Apple TV), which one row
+per region could not hold.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+
+from schemas.content import AvailabilityType, PlatformAvailability
+
+DEFAULT_WINDOWS_DAYS: tuple[int, ...] = (7, 3, 1)
+
+SlotKey = tuple[str, str, str]  # platform, region, availability_type
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One offer in one region, without the content id (what a diff compares)."""
+
+    platform: str
+    region: str
+    availability_type: AvailabilityType
+    price_cents: int | None
+    currency: str | None
+    deep_link: str | None
+    web_fallback: str | None
+    available_from: datetime | None
+    expires_at: datetime | None
+
+    @property
+    def key(self) -> SlotKey:
+        return (self.platform, self.region, self.availability_type.value)
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityRow:
+    """A platform_availability table row."""
+
+    content_id: uuid.UUID
+    platform: str
+    region: str
+    availability_type: AvailabilityType
+    price_cents: int | None
+    currency: str | None
+    deep_link: str | None
+    web_fallback: str | None
+    available_from: datetime | None
+    expires_at: datetime | None
+
+    @property
+    def key(self) -> SlotKey:
+        return (self.platform, self.region, self.availability_type.value)
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityDiff:
+    appeared: tuple[Slot, ...]
+    changed: tuple[tuple[Slot, Slot], ...]  # (old, new)
+    # No longer offered: the caller records them as expiring now (an empty region list in a
+    # feed lands here, as DOMAIN asks).
+    expired: tuple[Slot, ...]
+
+    @property
+    def empty(self) -> bool:
+        return not (self.appeared or self.changed or self.expired)
+
+
+def slots(availability: Iterable[PlatformAvailability], platform: str | None = None) -> list[Slot]:
+    """One slot per (platform, region, type), sorted; optionally for one platform only.
+
+    Two entries of a feed for the same slot (duplicated lines) collapse into the last one.
+    """
+    out: dict[SlotKey, Slot] = {}
+    for entry in availability:
+        if platform is not None and entry.platform != platform:
+            continue
+        for region in entry.regions:
+            slot = Slot(
+                platform=entry.platform,
+                region=region,
+                availability_type=entry.availability_type,
+                price_cents=entry.price_cents,
+                currency=entry.currency,
+                deep_link=entry.deep_link,
+                web_fallback=entry.web_url,
+                available_from=entry.available_from,
+                expires_at=entry.available_until,
+            )
+            out[slot.key] = slot
+    return [out[k] for k in sorted(out)]
+
+
+def rows(
+    content_id: uuid.UUID, availability: Iterable[PlatformAvailability]
+) -> list[AvailabilityRow]:
+    return [AvailabilityRow(content_id=content_id, **asdict(s)) for s in slots(availability)]
+
+
+def diff_availability(
+    old: Iterable[PlatformAvailability], new: Iterable[PlatformAvailability], platform: str
+) -> AvailabilityDiff:
+    """What changed for one platform between two versions of a title's availability."""
+    before = {s.key: s for s in slots(old, platform)}
+    after = {s.key: s for s in slots(new, platform)}
+    return AvailabilityDiff(
+        appeared=tuple(after[k] for k in sorted(after.keys() - before.keys())),
+        changed=tuple(
+            (before[k], after[k])
+            for k in sorted(before.keys() & after.keys())
+            if before[k] != after[k]
+        ),
+        expired=tuple(before[k] for k in sorted(before.keys() - after.keys())),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ExpiryNotice:
+    content_id: uuid.UUID
+    platform: str
+    region: str
+    availability_type: AvailabilityType
+    window_days: int
+    expires_at: datetime
+
+    @property
+    def dedupe_key(self) -> str:
+        """One notice per offer and window: the periodic check emits each key once.
+
+        The offer type is part of the key like it is part of the row key; the expiry time is
+        not, so a feed that jitters expires_at by seconds does not re-notify.
+        """
+        return ":".join(
+            (
+                str(self.content_id),
+                self.platform,
+                self.region,
+                self.availability_type.value,
+                f"{self.window_days}d",
+            )
+        )
+
+
+def expiring(
+    rows: Iterable[AvailabilityRow],
+    now: datetime,
+    windows: Sequence[int] = DEFAULT_WINDOWS_DAYS,
+) -> list[ExpiryNotice]:
+    """Rows expiring within a window, each in the SMALLEST window it has reached.
+
+    A row 2 days out is in the 3-day window; one already expired (expires_at <= now) is in
+    none. Sorted by expiry, then row key.
+    """
+    if not windows or any(w <= 0 for w in windows):
+        raise ValueError(f"windows must be positive numbers of days, got {list(windows)!r}")
+    ordered = sorted(set(windows))
+    notices: list[ExpiryNotice] = []
+    for row in rows:
+        if row.expires_at is None or row.expires_at <= now:
+            continue
+        left = row.expires_at - now
+        window = next((w for w in ordered if left <= timedelta(days=w)), None)
+        if window is None:
+            continue
+        notices.append(
+            ExpiryNotice(
+                content_id=row.content_id,
+                platform=row.platform,
+                region=row.region,
+                availability_type=row.availability_type,
+                window_days=window,
+                expires_at=row.expires_at,
+            )
+        )
+    notices.sort(key=lambda n: (n.expires_at, str(n.content_id), n.platform, n.region,
+                                n.availability_type.value))
+    return notices

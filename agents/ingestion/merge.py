@@ -1,0 +1,155 @@
+"""Build or extend a canonical record from one normalized platform item.
+
+Rules (deterministic, idempotent: merging the same item twice gives an equal record):
+- scalar fields (title, description, year, runtime, rating, ...): the newest source wins when
+  it has a value; an older source only fills what is missing. "Newest" compares the item's
+  clock with the record's updated_at (the max of every clock merged so far), so for distinct
+  clocks the outcome does not depend on arrival order. Nulls never clobber values.
+- content_type stays as first resolved: flipping a known title's type would break every index.
+- a replaced title is kept in alternate_titles (sorted, case-insensitively unique).
+- external ids: union; a value already held is kept. platform_ids: this platform's id is set.
+- availability: this platform's entries are replaced by the item's (an empty list removes
+  them); other platforms' entries are kept. Sorted, so list order in a feed is not a change.
+- genres, keywords, source_platforms: union, in a fixed order.
+- popularity: the maximum seen (each platform's popularity is on its own scale).
+- updated_at = max of the source clocks.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any, TypeVar
+
+from agents.ingestion.genres import canonical_order, fallback_genres
+from agents.ingestion.normalize import NormalizedItem
+from schemas.content import CanonicalContent, ExternalIds, Images, PlatformAvailability
+
+T = TypeVar("T")
+
+_ID_FIELDS = ("eidr", "imdb", "tmdb", "tvdb", "gracenote")
+
+
+def _pick(newer: bool, mine: T | None, held: T | None) -> T | None:
+    if mine is not None and (newer or held is None):
+        return mine
+    return held
+
+
+def _availability_order(a: PlatformAvailability) -> tuple[str, str, str]:
+    return (a.platform, a.availability_type.value, a.model_dump_json())
+
+
+def _unique_casefold(values: Iterable[str], exclude: str | None = None) -> list[str]:
+    """Sorted, one spelling per case-insensitive value (the smallest, so order cannot matter)."""
+    groups: dict[str, str] = {}
+    for value in values:
+        key = value.casefold()
+        if exclude is not None and key == exclude.casefold():
+            continue
+        groups[key] = min(groups.get(key, value), value)
+    return sorted(groups.values(), key=lambda v: (v.casefold(), v))
+
+
+def _external_ids(held: ExternalIds | None, mine: ExternalIds) -> ExternalIds:
+    if held is None:
+        return mine.model_copy(update={"platform_ids": dict(sorted(mine.platform_ids.items()))})
+    values: dict[str, Any] = {
+        f: getattr(held, f) if getattr(held, f) is not None else getattr(mine, f)
+        for f in _ID_FIELDS
+    }
+    platform_ids = {**held.platform_ids, **mine.platform_ids}
+    return ExternalIds(**values, platform_ids=dict(sorted(platform_ids.items())))
+
+
+def merge_into(
+    existing: CanonicalContent | None,
+    item: NormalizedItem,
+    canonical_id: uuid.UUID,
+    genres: Iterable[str],
+) -> CanonicalContent:
+    """The canonical record after taking in `item`.
+
+    `genres` are the item's mapped canonical genres, possibly empty: the fallback genre is
+    applied here only when the record would otherwise have none, so a fallback never lands on
+    a record that already has real genres.
+    """
+    if existing is not None and existing.canonical_id != canonical_id:
+        raise ValueError(f"cannot merge into {existing.canonical_id} as {canonical_id}")
+    held = existing
+    newer = held is None or item.source_updated_at > held.updated_at
+
+    title = item.title if held is None or newer else held.title
+    titles = [item.title] if held is None else [held.title, item.title, *held.alternate_titles]
+    alternate_titles = _unique_casefold(titles, exclude=title)
+
+    merged_genres = canonical_order([*(held.genres if held else ()), *genres])
+    if not merged_genres:
+        merged_genres = fallback_genres(held.content_type if held else item.content_type)
+
+    others = [a for a in (held.availability if held else ()) if a.platform != item.platform]
+    availability = sorted([*others, *item.availability], key=_availability_order)
+
+    if item.average_rating is not None and (held is None or newer or held.average_rating is None):
+        average_rating, rating_count = item.average_rating, item.rating_count
+    else:
+        average_rating = held.average_rating if held else None
+        rating_count = held.rating_count if held else item.rating_count
+        if rating_count == 0:
+            rating_count = item.rating_count
+
+    credits = list(item.credits)
+    if held is not None and held.credits and not (newer and credits):
+        credits = list(held.credits)
+
+    images = item.images
+    if held is not None:
+        images = Images(
+            poster=_pick(newer, item.images.poster, held.images.poster),
+            backdrop=_pick(newer, item.images.backdrop, held.images.backdrop),
+            thumbnail=_pick(newer, item.images.thumbnail, held.images.thumbnail),
+        )
+
+    def pick(name: str, mine: Any) -> Any:
+        return _pick(newer, mine, getattr(held, name) if held is not None else None)
+
+    return CanonicalContent(
+        canonical_id=canonical_id,
+        content_type=held.content_type if held else item.content_type,
+        title=title,
+        original_title=pick("original_title", item.original_title),
+        alternate_titles=alternate_titles,
+        description=pick("description", item.description),
+        release_year=pick("release_year", item.year),
+        release_date=pick("release_date", item.release_date),
+        runtime_minutes=pick("runtime_minutes", item.runtime_minutes),
+        genres=merged_genres,
+        maturity_rating=pick("maturity_rating", item.maturity_rating),
+        external_ids=_external_ids(held.external_ids if held else None, item.external_ids),
+        availability=availability,
+        series=pick("series", item.series),
+        images=images,
+        credits=credits,
+        average_rating=average_rating,
+        rating_count=rating_count,
+        popularity_score=max(item.popularity, held.popularity_score if held else 0.0),
+        original_language=pick("original_language", item.original_language),
+        keywords=_unique_casefold([*(held.keywords if held else ()), *item.keywords]),
+        data_quality_score=held.data_quality_score if held else None,
+        source_platforms=sorted({*(held.source_platforms if held else ()), item.platform}),
+        updated_at=max(item.source_updated_at, held.updated_at) if held else item.source_updated_at,
+    )
+
+
+def content_changed(
+    old: CanonicalContent | None, new: CanonicalContent, *, ignore: Iterable[str] = ("updated_at",)
+) -> bool:
+    """Whether `new` says anything `old` did not.
+
+    A newer clock alone is not a change: a platform re-sending an unchanged item must not emit
+    a content.updated event. Pass ignore=() to compare every field.
+    """
+    if old is None:
+        return True
+    skip = set(ignore)
+    return old.model_dump(exclude=skip) != new.model_dump(exclude=skip)

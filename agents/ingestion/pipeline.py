@@ -1,0 +1,104 @@
+"""Planning a batch of catalog items: resolve, merge and diff, with no I/O.
+
+The agent loads what the plan needs (mappings, candidate titles), calls `plan_batch`, and
+writes the plan in one transaction. Keeping the decisions here lets unit tests check them
+without a database.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping as MappingT
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from agents.ingestion.availability import AvailabilityDiff, diff_availability
+from agents.ingestion.genres import map_genres
+from agents.ingestion.merge import content_changed, merge_into
+from agents.ingestion.normalize import NormalizedItem
+from agents.ingestion.resolution import Candidate, CandidateIndex, assign
+from agents.ingestion.store import ItemKey, Mapping, MappingRow
+from schemas.content import CanonicalContent, PlatformAvailability
+
+
+@dataclass
+class Plan:
+    """What one batch changes."""
+
+    new: dict[uuid.UUID, CanonicalContent] = field(default_factory=dict)
+    changed: dict[uuid.UUID, tuple[CanonicalContent, CanonicalContent]] = field(
+        default_factory=dict
+    )  # id -> (before, after)
+    availability: dict[tuple[uuid.UUID, str], AvailabilityDiff] = field(default_factory=dict)
+    mappings: list[MappingRow] = field(default_factory=list)
+    # Which item (by index in the batch) last touched each title: its event's correlation id.
+    cause: dict[uuid.UUID, int] = field(default_factory=dict)
+    skipped_stale: int = 0
+
+    @property
+    def written(self) -> dict[uuid.UUID, CanonicalContent]:
+        return {**self.new, **{cid: after for cid, (_, after) in self.changed.items()}}
+
+
+def fresh_items(
+    items: Sequence[NormalizedItem], mappings: MappingT[ItemKey, Mapping]
+) -> tuple[list[int], int]:
+    """Indexes of items newer than what was applied for their platform item (newest per item).
+
+    A replayed or older item is skipped entirely: that is what makes a re-run emit nothing.
+    """
+    newest: dict[ItemKey, int] = {}
+    for index, item in enumerate(items):
+        key = (item.platform, item.platform_item_id)
+        held = newest.get(key)
+        if held is None or item.source_updated_at >= items[held].source_updated_at:
+            newest[key] = index
+    fresh = []
+    for key, index in newest.items():
+        applied = mappings.get(key)
+        if applied is None or items[index].source_updated_at > applied.source_updated_at:
+            fresh.append(index)
+    return sorted(fresh), len(items) - len(fresh)
+
+
+def plan_batch(
+    items: Sequence[NormalizedItem],
+    mappings: MappingT[ItemKey, Mapping],
+    candidates: MappingT[uuid.UUID, CanonicalContent],
+) -> Plan:
+    plan = Plan()
+    order, plan.skipped_stale = fresh_items(items, mappings)
+    index = CandidateIndex(Candidate.from_content(c) for c in candidates.values())
+    docs: dict[uuid.UUID, CanonicalContent] = dict(candidates)
+    touched_platforms: dict[uuid.UUID, set[str]] = {}
+    for i in order:
+        item = items[i]
+        resolution = assign(item, index)
+        cid = resolution.canonical_id
+        assert cid is not None  # assign always settles on an id
+        genres = map_genres(item.platform, item.raw_genres)
+        docs[cid] = merge_into(docs.get(cid), item, cid, genres)
+        touched_platforms.setdefault(cid, set()).add(item.platform)
+        plan.cause[cid] = i
+        plan.mappings.append(
+            MappingRow(
+                item.platform,
+                item.platform_item_id,
+                cid,
+                resolution.method,
+                resolution.confidence,
+                item.source_updated_at,
+            )
+        )
+    for cid, platforms in touched_platforms.items():
+        before, after = candidates.get(cid), docs[cid]
+        if before is None:
+            plan.new[cid] = after
+        elif content_changed(before, after):
+            plan.changed[cid] = (before, after)
+        old_availability: Sequence[PlatformAvailability] = before.availability if before else ()
+        for platform in sorted(platforms):
+            diff = diff_availability(old_availability, after.availability, platform)
+            if not diff.empty:
+                plan.availability[(cid, platform)] = diff
+    return plan

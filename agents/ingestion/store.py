@@ -1,0 +1,226 @@
+"""PostgreSQL reads and writes of the ingestion pipeline: mappings, candidates, availability."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from agents.catalog.store import title_words
+from agents.ingestion.availability import AvailabilityDiff, AvailabilityRow, Slot
+from agents.ingestion.resolution import LookupKeys
+from schemas.content import AvailabilityType, CanonicalContent
+
+ItemKey = tuple[str, str]  # platform, platform_item_id
+
+
+@dataclass(frozen=True)
+class Mapping:
+    canonical_id: uuid.UUID
+    source_updated_at: datetime
+    availability_updated_at: datetime | None
+
+
+@dataclass(frozen=True)
+class MappingRow:
+    platform: str
+    platform_item_id: str
+    canonical_id: uuid.UUID
+    method: str
+    confidence: float
+    source_updated_at: datetime
+
+
+async def lock_titles(conn: asyncpg.Connection, keys: Iterable[str]) -> None:
+    """Serialize concurrent batches that could create the same title (two workers, two
+    platforms, one film): transaction-scoped locks, taken in a fixed order so they never
+    deadlock."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(h) FROM "
+        "(SELECT DISTINCT hashtext(k) AS h FROM unnest($1::text[]) AS k ORDER BY h) AS locks",
+        sorted(set(keys)),
+    )
+
+
+async def load_mappings(
+    conn: asyncpg.Connection, keys: Iterable[ItemKey]
+) -> dict[ItemKey, Mapping]:
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        """
+        SELECT m.platform, m.platform_item_id, m.canonical_id, m.source_updated_at,
+               m.availability_updated_at
+        FROM entity_mappings m
+        JOIN unnest($1::text[], $2::text[]) AS k(platform, item)
+          ON m.platform = k.platform AND m.platform_item_id = k.item
+        """,
+        [k[0] for k in wanted],
+        [k[1] for k in wanted],
+    )
+    return {
+        (r["platform"], r["platform_item_id"]): Mapping(
+            r["canonical_id"], r["source_updated_at"], r["availability_updated_at"]
+        )
+        for r in rows
+    }
+
+
+async def load_candidates(
+    conn: asyncpg.Connection, keys: LookupKeys, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, CanonicalContent]:
+    """Titles an item of the batch could resolve to, locked for this transaction."""
+    titles = sorted({t for _, t in keys.titles})
+    years = sorted({y for _, y in keys.years})
+    rows = await conn.fetch(
+        """
+        SELECT canonical_id, doc FROM content
+        WHERE canonical_id = ANY($1::uuid[])
+           OR eidr = ANY($2::text[]) OR imdb_id = ANY($3::text[]) OR tmdb_id = ANY($4::text[])
+           OR normalized_title = ANY($5::text[])
+           OR (title_words && $6::text[] AND release_year = ANY($7::int[]))
+        ORDER BY canonical_id
+        FOR UPDATE
+        """,
+        sorted(set(ids)),
+        sorted(keys.eidr),
+        sorted(keys.imdb),
+        sorted(keys.tmdb),
+        titles,
+        sorted({w for t in titles for w in title_words(t)}),
+        years,
+    )
+    return {r["canonical_id"]: CanonicalContent.model_validate(r["doc"]) for r in rows}
+
+
+async def upsert_mappings(conn: asyncpg.Connection, rows: Sequence[MappingRow]) -> None:
+    if not rows:
+        return
+    await conn.execute(
+        """
+        INSERT INTO entity_mappings AS m
+            (platform, platform_item_id, canonical_id, method, confidence, source_updated_at)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::real[],
+                             $6::timestamptz[])
+        ON CONFLICT (platform, platform_item_id) DO UPDATE SET
+            canonical_id = EXCLUDED.canonical_id,
+            method = EXCLUDED.method,
+            confidence = EXCLUDED.confidence,
+            source_updated_at = EXCLUDED.source_updated_at,
+            updated_at = now()
+        WHERE m.source_updated_at < EXCLUDED.source_updated_at
+        """,
+        [r.platform for r in rows],
+        [r.platform_item_id for r in rows],
+        [r.canonical_id for r in rows],
+        [r.method for r in rows],
+        [r.confidence for r in rows],
+        [r.source_updated_at for r in rows],
+    )
+
+
+async def mark_availability_applied(
+    conn: asyncpg.Connection, key: ItemKey, source_updated_at: datetime
+) -> None:
+    await conn.execute(
+        "UPDATE entity_mappings SET availability_updated_at = $3, updated_at = now() "
+        "WHERE platform = $1 AND platform_item_id = $2",
+        key[0],
+        key[1],
+        source_updated_at,
+    )
+
+
+def _slot_rows(content_id: uuid.UUID, slots: Iterable[Slot]) -> list[AvailabilityRow]:
+    return [
+        AvailabilityRow(
+            content_id=content_id,
+            platform=s.platform,
+            region=s.region,
+            availability_type=s.availability_type,
+            price_cents=s.price_cents,
+            currency=s.currency,
+            deep_link=s.deep_link,
+            web_fallback=s.web_fallback,
+            available_from=s.available_from,
+            expires_at=s.expires_at,
+        )
+        for s in slots
+    ]
+
+
+async def apply_availability(
+    conn: asyncpg.Connection, content_id: uuid.UUID, diff: AvailabilityDiff, now: datetime
+) -> None:
+    """Write one platform's diff: upsert what appeared or changed, expire what left (now)."""
+    current = _slot_rows(content_id, [*diff.appeared, *(new for _, new in diff.changed)])
+    if current:
+        await conn.execute(
+            """
+            INSERT INTO platform_availability AS a
+                (canonical_id, platform, region, availability_type, price_cents, currency,
+                 deep_link, web_fallback, available_from, expires_at)
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[],
+                                 $6::text[], $7::text[], $8::text[], $9::timestamptz[],
+                                 $10::timestamptz[])
+            ON CONFLICT (canonical_id, platform, region, availability_type) DO UPDATE SET
+                price_cents = EXCLUDED.price_cents, currency = EXCLUDED.currency,
+                deep_link = EXCLUDED.deep_link, web_fallback = EXCLUDED.web_fallback,
+                available_from = EXCLUDED.available_from, expires_at = EXCLUDED.expires_at,
+                updated_at = now()
+            """,
+            [r.content_id for r in current],
+            [r.platform for r in current],
+            [r.region for r in current],
+            [r.availability_type.value for r in current],
+            [r.price_cents for r in current],
+            [r.currency for r in current],
+            [r.deep_link for r in current],
+            [r.web_fallback for r in current],
+            [r.available_from for r in current],
+            [r.expires_at for r in current],
+        )
+    if diff.expired:
+        await conn.execute(
+            """
+            UPDATE platform_availability AS a SET expires_at = $5, updated_at = now()
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS e(c, p, r, t)
+            WHERE a.canonical_id = e.c AND a.platform = e.p AND a.region = e.r
+              AND a.availability_type = e.t
+            """,
+            [content_id] * len(diff.expired),
+            [s.platform for s in diff.expired],
+            [s.region for s in diff.expired],
+            [s.availability_type.value for s in diff.expired],
+            now,
+        )
+
+
+async def rows_expiring_within(
+    conn: asyncpg.Connection | asyncpg.Pool, now: datetime, days: int
+) -> list[AvailabilityRow]:
+    rows = await conn.fetch(
+        "SELECT * FROM platform_availability WHERE expires_at > $1 "
+        "AND expires_at <= $1 + make_interval(days => $2)",
+        now,
+        days,
+    )
+    return [
+        AvailabilityRow(
+            content_id=r["canonical_id"],
+            platform=r["platform"],
+            region=r["region"],
+            availability_type=AvailabilityType(r["availability_type"]),
+            price_cents=r["price_cents"],
+            currency=r["currency"],
+            deep_link=r["deep_link"],
+            web_fallback=r["web_fallback"],
+            available_from=r["available_from"],
+            expires_at=r["expires_at"],
+        )
+        for r in rows
+    ]

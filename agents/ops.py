@@ -1,0 +1,122 @@
+"""A worker's operational side: readiness, consumer lag, pool gauges and shared breakers."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from typing import Any
+
+import faust
+from loguru import logger
+
+from agents.context import ContextHolder
+from agents.registry import groups
+from core.config import Settings
+from core.observability.dependencies import KAFKA, dependencies_for, process_kind
+from core.observability.health import HealthChecker, kafka_check, standard_checker
+from core.observability.metrics import CONSUMER_LAG, DB_POOL_CONNECTIONS
+from core.resilience.breaker import breakers
+
+# How often lag and pool gauges are refreshed; Prometheus scrapes every 15 s by default.
+GAUGE_INTERVAL_S = 5.0
+
+
+def real_groups(group_names: list[str]) -> list[str]:
+    return sorted(groups()) if "all" in group_names else list(group_names)
+
+
+def worker_health(settings: Settings, app: faust.App, group_names: list[str]) -> HealthChecker:
+    """Readiness from the dependency table; Kafka also needs this worker's partitions."""
+    probe = kafka_check(settings.kafka.bootstrap)
+
+    async def kafka_ready() -> Mapping[str, Any]:
+        # Before the group hands this worker its partitions, nothing published now would be
+        # processed by it; a worker with partitions but no broker is not ready either.
+        try:
+            assigned = len(app.consumer.assignment())
+        except Exception:  # the consumer does not exist until the worker has started
+            assigned = 0
+        if not assigned:
+            raise RuntimeError("no partitions assigned to this worker yet")
+        return {"assigned_partitions": assigned, **(await probe() or {})}
+
+    needs = dependencies_for(process_kind(real_groups(group_names)))
+    return standard_checker(settings, needs, {KAFKA: kafka_ready})
+
+
+def partition_lag(highwater: int | None, committed: int | None) -> int | None:
+    """Records of a partition not yet committed; None when the high watermark is unknown."""
+    if highwater is None:
+        return None
+    return max(0, highwater - (committed or 0))
+
+
+class GaugeUpdater:
+    """Consumer lag per partition (from the fetch high watermark, not ListOffsets, which
+    under-reports on Tansu: INFRA.md) and the PostgreSQL pool's connections."""
+
+    def __init__(
+        self, app: faust.App, holder: ContextHolder, group: str, topic_prefix: str
+    ) -> None:
+        self._app = app
+        self._holder = holder
+        self._group = group
+        self._prefix = f"{topic_prefix}." if topic_prefix else ""
+        self._shown: set[tuple[str, str, str]] = set()
+
+    async def update(self) -> None:
+        await self._update_lag()
+        ctx = self._holder.current
+        if ctx is not None:
+            size, idle = ctx.pool.get_size(), ctx.pool.get_idle_size()
+            DB_POOL_CONNECTIONS.labels("active").set(size - idle)
+            DB_POOL_CONNECTIONS.labels("idle").set(idle)
+        await breakers.refresh_gauges()
+
+    async def _update_lag(self) -> None:
+        try:
+            consumer = self._app.consumer
+            assignment = consumer.assignment()
+        except Exception:  # not started yet, or stopping
+            return
+        # Faust's own record of what this worker committed (Kafka convention: next offset).
+        committed_offsets = getattr(consumer, "_committed_offset", {})
+        shown: set[tuple[str, str, str]] = set()
+        for tp in assignment:
+            committed = committed_offsets.get(tp)
+            if committed is None:
+                with contextlib.suppress(Exception):
+                    committed = await consumer.position(tp)
+            lag = partition_lag(consumer.highwater(tp), committed)
+            if lag is None:
+                continue
+            labels = (tp.topic.removeprefix(self._prefix), str(tp.partition), self._group)
+            CONSUMER_LAG.labels(*labels).set(lag)
+            shown.add(labels)
+        # Partitions that moved to another worker are that worker's to report.
+        for labels in self._shown - shown:
+            with contextlib.suppress(KeyError):
+                CONSUMER_LAG.remove(*labels)
+        self._shown = shown
+
+
+def install_worker_ops(
+    app: faust.App, holder: ContextHolder, settings: Settings, group: str
+) -> None:
+    """Share breaker state through Redis and keep the gauges fresh while the worker runs."""
+    updater = GaugeUpdater(app, holder, group, settings.kafka.topic_prefix)
+
+    @app.task
+    async def _share_breakers() -> None:
+        await breakers.connect(settings.redis.url, settings.redis.key_prefix)
+
+    @app.timer(GAUGE_INTERVAL_S)
+    async def _update_gauges() -> None:
+        try:
+            await updater.update()
+        except Exception as exc:  # a gauge is never worth a crashed worker
+            logger.warning("could not update lag/pool gauges: {!r}", exc)
+
+    @app.on_before_shutdown.connect
+    async def _close_breakers(app: faust.App, **kwargs: object) -> None:
+        await breakers.close()

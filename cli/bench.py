@@ -1,0 +1,173 @@
+"""`mgw bench ingest`: the pipeline's rate into PostgreSQL against a bare Faust agent's rate.
+
+Both read the same pre-filled topic on a broker of the benchmark's own, one worker process
+each, measured in the same run so the machine's noise hits both alike.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from core.embedded import ServiceProcess, start_broker, start_postgres, start_redis
+from core.publisher import Publisher
+
+console = Console(stderr=True)
+TARGET_RATE = 5000.0
+TARGET_RATIO = 0.8
+
+
+def _database(base: str, name: str) -> str:
+    parts = urlsplit(base)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+async def _prepare(env: dict[str, str], items: list[dict[str, object]]) -> None:
+    from agents.migrate import migrate_url
+    from core.config import load_settings
+    from schemas.ingestion import CatalogItemReceived, RawCatalogItem
+    from topics.admin import create_topics
+    from topics.catalog import CONTENT_RAW
+
+    os.environ.update(env)
+    settings = load_settings()
+    await create_topics(settings.kafka.bootstrap, settings.kafka.topic_prefix)
+    await migrate_url(env["DATABASE_URL"])
+    publisher = Publisher(settings.kafka, source="bench")
+    try:
+        for start in range(0, len(items), 5000):
+            envelopes = []
+            for raw in items[start : start + 5000]:
+                item = RawCatalogItem.model_validate(raw)
+                envelopes.append(
+                    (
+                        CONTENT_RAW,
+                        publisher.build_envelope(CatalogItemReceived(item=item), item.record_key),
+                    )
+                )
+            await publisher.send_envelopes(envelopes)
+    finally:
+        await publisher.stop()
+
+
+def _run_worker(mode: str, events: int, env: dict[str, str], workdir: Path) -> dict[str, float]:
+    result = workdir / f"{mode}.json"
+    with console.status(f"running the {mode} worker over {events} records..."):
+        done = subprocess.run(
+            [sys.executable, "-m", "cli.main", "bench", "worker", mode, str(events), str(result)],
+            env={**os.environ, **env},
+            capture_output=True,
+            text=True,
+            timeout=900,
+        )
+    if not result.exists():
+        raise RuntimeError(f"{mode} worker failed (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return orjson.loads(result.read_bytes())
+
+
+def bench_ingest(events: int, seed: int) -> int:
+    from agents.ingestion.sample_catalog import generate_catalog
+    from schemas.ingestion import RawCatalogItem
+
+    services: list[ServiceProcess] = []
+    workdir = Path(tempfile.mkdtemp(prefix="mgw-bench-"))
+    name = f"mgw_bench_{uuid.uuid4().hex[:8]}"
+    base = os.environ.get("DATABASE_URL")
+    try:
+        with console.status("generating the catalog and starting services..."):
+            titles = max(1, int(events / 1.5))
+            items = []
+            for raw in generate_catalog(titles, seed):
+                try:
+                    RawCatalogItem.model_validate(raw)
+                except ValueError:
+                    continue
+                items.append(raw)
+            items = items[:events]
+            broker = start_broker(log_file=workdir / "tansu.log")
+            services.append(broker)
+            if not base:
+                pg = start_postgres(workdir / "postgres")
+                services.append(pg)
+                base = pg.url
+            redis_url = os.environ.get("REDIS_URL")
+            if not redis_url:
+                rd = start_redis(workdir / "redis")
+                services.append(rd)
+                redis_url = rd.url
+            asyncio.run(_create_database(base, name))
+            env = {
+                "KAFKA_BROKERS": broker.url,
+                "KAFKA_TOPIC_PREFIX": f"bench{uuid.uuid4().hex[:6]}",
+                "DATABASE_URL": _database(base, name),
+                "REDIS_URL": redis_url,
+                "METRICS_PORT": "0",
+                "LOG_LEVEL": "warning",
+                "LOG_FORMAT": "json",
+            }
+        with console.status(f"publishing {len(items)} raw catalog items..."):
+            asyncio.run(_prepare(env, items))
+        n = len(items)
+        baseline = _run_worker("count", n, env, workdir)
+        pipeline = _run_worker("pipeline", n, env, workdir)
+        stored = asyncio.run(_count_mappings(env["DATABASE_URL"]))
+    finally:
+        try:
+            if base:
+                asyncio.run(_drop_database(base, name))
+        finally:
+            for service in reversed(services):
+                service.stop()
+    base_rate = baseline["events"] / baseline["seconds"]
+    pipe_rate = pipeline["events"] / pipeline["seconds"]
+    ratio = pipe_rate / base_rate
+    table = Table("measure", "value", "target", title=f"mgw bench ingest ({n} catalog items)")
+    table.add_row("bare Faust agent (consume + count)", f"{base_rate:,.0f} events/s", "")
+    table.add_row(
+        "process batch -> PostgreSQL",
+        f"{pipe_rate:,.0f} events/s",
+        f">= {TARGET_RATE:,.0f} {'ok' if pipe_rate >= TARGET_RATE else 'MISSED'}",
+    )
+    table.add_row(
+        "ratio", f"{ratio:.2f}", f">= {TARGET_RATIO} {'ok' if ratio >= TARGET_RATIO else 'MISSED'}"
+    )
+    table.add_row(
+        "items mapped in PostgreSQL", f"{stored}", f"= {n} {'ok' if stored == n else 'MISSED'}"
+    )
+    Console().print(table)
+    return 0 if stored == n else 1
+
+
+async def _create_database(base: str, name: str) -> None:
+    conn = await asyncpg.connect(base)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_database(base: str, name: str) -> None:
+    conn = await asyncpg.connect(base)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def _count_mappings(url: str) -> int:
+    conn = await asyncpg.connect(url)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM entity_mappings"))
+    finally:
+        await conn.close()

@@ -1,0 +1,130 @@
+"""`mgw ingest FILE`, `mgw sample-catalog`, `mgw readmodel rebuild`: catalog work from a shell."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from core.catalog_producer import MAX_BATCH_ITEMS, CatalogProducer, ItemResult, summarize
+from core.config import Settings
+from core.publisher import Publisher
+from topics.catalog import CONTENT_RAW
+
+console = Console(stderr=True)
+
+
+def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value or the parse error text) of each non-blank line."""
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                yield number, orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
+                yield number, exc
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[status]}"),
+        TimeRemainingColumn(),
+        console=console,
+    )
+
+
+async def ingest_file(settings: Settings, path: Path, batch_size: int) -> tuple[int, int]:
+    """Publish every valid line; print a summary; return (accepted, rejected)."""
+    lines = list(read_jsonl(path))
+    publisher = Publisher(settings.kafka, source="mgw-ingest")
+    producer = CatalogProducer(publisher)
+    counts: Counter[str] = Counter()
+    reasons: Counter[str] = Counter()
+    examples: list[str] = []
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"ingesting {path.name}", total=len(lines), status="")
+            for start in range(0, len(lines), batch_size):
+                chunk = lines[start : start + batch_size]
+                items = [v for _, v in chunk if not isinstance(v, Exception)]
+                numbers = [n for n, v in chunk if not isinstance(v, Exception)]
+                for number, value in chunk:
+                    if isinstance(value, Exception):
+                        counts["rejected"] += 1
+                        reasons["(line): not JSON"] += 1
+                        if len(examples) < 10:
+                            examples.append(f"line {number}: not JSON: {value}")
+                results: list[ItemResult] = await producer.send(items) if items else []
+                counts.update(summarize(results))
+                for result in results:
+                    for err in result.errors:
+                        reasons[f"{err.field}: {err.reason}"] += 1
+                    if result.errors and len(examples) < 10:
+                        first = result.errors[0]
+                        examples.append(
+                            f"line {numbers[result.index]}: {first.field}: {first.reason}"
+                        )
+                progress.update(
+                    task,
+                    advance=len(chunk),
+                    status=f"[green]{counts['accepted']} accepted[/] "
+                    f"[red]{counts['rejected']} rejected[/]",
+                )
+    finally:
+        await publisher.stop()
+    console.print(
+        f"[bold]{path.name}[/]: [green]{counts['accepted']} accepted[/], "
+        f"[red]{counts['rejected']} rejected[/] of {len(lines)} lines "
+        f"-> topic {publisher.topic_name(CONTENT_RAW)}"
+    )
+    if reasons:
+        console.print("most common reasons:")
+        for reason, n in reasons.most_common(5):
+            console.print(f"  {n:>6} x {reason}")
+        console.print("first rejected lines:")
+        for example in examples:
+            console.print(f"  {example}")
+    return counts["accepted"], counts["rejected"]
+
+
+def write_sample(path: Path, titles: int, seed: int, invalid: float) -> int:
+    from agents.ingestion.sample_catalog import generate_catalog
+
+    items = generate_catalog(titles, seed, invalid_fraction=invalid)
+    with path.open("wb") as handle:
+        for item in items:
+            handle.write(orjson.dumps(item) + b"\n")
+    return len(items)
+
+
+async def rebuild_read_model(settings: Settings) -> int:
+    import redis.asyncio as aioredis
+
+    from agents.catalog.read_model import rebuild
+    from agents.db import create_pool
+
+    pool = await create_pool(settings.postgres)
+    redis = aioredis.from_url(settings.redis.require_url())
+    try:
+        with _progress() as progress:
+            task = progress.add_task("rebuilding read model", total=None, status="")
+
+            def report(done: int, total: int) -> None:
+                progress.update(task, completed=done, total=total)
+
+            return await rebuild(pool, redis, settings.redis.key_prefix, report)
+    finally:
+        await redis.aclose()
+        await pool.close()
+
+
+DEFAULT_BATCH = min(500, MAX_BATCH_ITEMS)

@@ -1,0 +1,132 @@
+"""Publishing a platform's catalog items to `content.raw`, item by item, with a result for each.
+
+Shared by the gateway's batch endpoint, `mgw ingest`, and any service that writes to Kafka
+directly. Like Confluent's REST Proxy, a batch is not all-or-nothing: every item is validated
+on its own, the valid ones are published (and acknowledged by the broker), and each item gets
+either its offset or its reasons.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from pydantic import ValidationError
+
+from core.publisher import Published, Publisher
+from schemas.ingestion import CatalogItemReceived, RawCatalogItem
+from topics.catalog import CONTENT_RAW
+
+MAX_BATCH_ITEMS = 1000
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    field: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ItemResult:
+    index: int
+    status: Literal["accepted", "rejected"]
+    key: str | None = None
+    event_id: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    errors: list[FieldProblem] = field(default_factory=list)
+
+
+def problems_of(exc: ValidationError) -> list[FieldProblem]:
+    return [
+        FieldProblem(".".join(str(p) for p in err["loc"]) or "(item)", err["msg"])
+        for err in exc.errors()
+    ]
+
+
+def validate_items(
+    items: Sequence[Mapping[str, Any] | RawCatalogItem], platform: str | None = None
+) -> tuple[list[tuple[int, RawCatalogItem]], list[ItemResult]]:
+    """Split into valid items (with their index) and rejections naming each field and reason.
+
+    `platform`: the platform the batch was sent for; items may omit it, and must not name
+    another one.
+    """
+    valid: list[tuple[int, RawCatalogItem]] = []
+    rejected: list[ItemResult] = []
+    for index, item in enumerate(items):
+        if isinstance(item, RawCatalogItem):
+            parsed = item
+        else:
+            data = dict(item) if isinstance(item, Mapping) else item
+            if platform is not None and isinstance(data, dict):
+                data.setdefault("platform", platform)
+            try:
+                parsed = RawCatalogItem.model_validate(data)
+            except ValidationError as exc:
+                rejected.append(ItemResult(index, "rejected", errors=problems_of(exc)))
+                continue
+        if platform is not None and parsed.platform != platform:
+            rejected.append(
+                ItemResult(
+                    index,
+                    "rejected",
+                    errors=[
+                        FieldProblem(
+                            "platform",
+                            f"this batch is for {platform!r}, the item names {parsed.platform!r}",
+                        )
+                    ],
+                )
+            )
+            continue
+        valid.append((index, parsed))
+    return valid, rejected
+
+
+class CatalogProducer:
+    def __init__(self, publisher: Publisher) -> None:
+        self._publisher = publisher
+
+    async def send(
+        self,
+        items: Sequence[Mapping[str, Any] | RawCatalogItem],
+        platform: str | None = None,
+        correlation_id: str | None = None,
+    ) -> list[ItemResult]:
+        """Validate and publish; raises BrokerUnavailable if the broker did not acknowledge."""
+        valid, rejected = validate_items(items, platform)
+        envelopes = [
+            (
+                CONTENT_RAW,
+                self._publisher.build_envelope(
+                    CatalogItemReceived(item=item),
+                    key=item.record_key,
+                    correlation_id=correlation_id,
+                ),
+            )
+            for _, item in valid
+        ]
+        published: list[Published] = (
+            await self._publisher.send_envelopes(envelopes) if envelopes else []
+        )
+        accepted = [
+            ItemResult(
+                index,
+                "accepted",
+                key=item.record_key,
+                event_id=p.event_id,
+                partition=p.partition,
+                offset=p.offset,
+            )
+            for (index, item), p in zip(valid, published, strict=True)
+        ]
+        return sorted([*accepted, *rejected], key=lambda r: r.index)
+
+
+def summarize(results: Iterable[ItemResult]) -> dict[str, int]:
+    out = {"accepted": 0, "rejected": 0}
+    for r in results:
+        out[r.status] += 1
+    return out

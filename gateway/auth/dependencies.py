@@ -1,0 +1,154 @@
+"""FastAPI dependencies: who is calling (`authenticate`), may they (`require_scopes`), and is it
+their own user id (`own_user`).
+
+A request is authenticated once; the result is kept on `request.state.principal` so the rate
+limiter (which runs first, to learn the tier) and the route's dependencies share it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from fastapi import Depends, Path, Request
+from loguru import logger
+from redis.exceptions import RedisError
+
+from core.config import AuthSettings
+from gateway.auth.api_keys import (
+    ApiKeyRecord,
+    InvalidApiKey,
+    hash_secret,
+    parse_key,
+    redis_key,
+    verify_record,
+)
+from gateway.auth.errors import AuthUnavailable, BadAuthRequest, Forbidden, Unauthorized
+from gateway.auth.principal import Principal
+from gateway.auth.tokens import InvalidToken, TokenVerifier
+
+API_KEY_HEADER = "X-API-Key"
+USER_ID_PATTERN = r"^[A-Za-z0-9._:@|-]{1,128}$"
+
+
+@dataclass(frozen=True)
+class Credential:
+    kind: Literal["bearer", "api_key"]
+    value: str
+
+
+def extract_credential(authorization: str | None, api_key: str | None) -> Credential | None:
+    """The one credential a request carries, None if it carries none we understand.
+
+    An Authorization scheme we do not support (e.g. Basic) counts as no credential, so the
+    401 challenge tells the client which scheme to use (RFC 6750 section 3.1).
+    """
+    from_header: Credential | None = None
+    if authorization is not None:
+        scheme, _, value = authorization.strip().partition(" ")
+        kind = {"bearer": "bearer", "apikey": "api_key"}.get(scheme.lower())
+        if kind is not None:
+            if not value.strip():
+                raise Unauthorized.invalid(f"empty {scheme} credential")
+            from_header = Credential(kind, value.strip())  # type: ignore[arg-type]
+    if api_key is not None:
+        if from_header is not None:
+            raise BadAuthRequest.because(
+                f"send one credential: Authorization or {API_KEY_HEADER}, not both"
+            )
+        if not api_key.strip():
+            raise Unauthorized.invalid(f"empty {API_KEY_HEADER}")
+        return Credential("api_key", api_key.strip())
+    return from_header
+
+
+class Authenticator:
+    """Verifies bearer tokens in-process and API keys against their Redis mirror."""
+
+    def __init__(self, auth: AuthSettings, redis_prefix: str) -> None:
+        self.verifier = TokenVerifier.from_settings(auth)
+        self.redis_prefix = redis_prefix
+
+    async def principal_for(self, credential: Credential, request: Request) -> Principal:
+        if credential.kind == "bearer":
+            try:
+                return self.verifier.verify(credential.value)
+            except InvalidToken as exc:
+                raise Unauthorized.invalid(str(exc)) from None
+        try:
+            key_id, secret = parse_key(credential.value)
+        except InvalidApiKey as exc:
+            raise Unauthorized.invalid(str(exc), reason="invalid_api_key") from None
+        redis = request.app.state.redis
+        try:
+            raw = await redis.get(redis_key(self.redis_prefix, hash_secret(secret)))
+        except (RedisError, OSError) as exc:
+            raise AuthUnavailable(f"{type(exc).__name__}: {exc}") from None
+        record = None
+        if raw is not None:
+            try:
+                record = ApiKeyRecord.from_json(raw)
+            except (ValueError, KeyError, TypeError) as exc:
+                logger.error("API key {} has a corrupt mirror record: {}", key_id, exc)
+        try:
+            return verify_record(key_id, record)
+        except InvalidApiKey as exc:
+            raise Unauthorized.invalid(str(exc), reason="invalid_api_key") from None
+
+
+async def resolve_principal(request: Request) -> Principal | None:
+    """Authenticate once per request; None for a request without credentials."""
+    state = request.state
+    if getattr(state, "auth_resolved", False):
+        return state.principal
+    credential = extract_credential(
+        request.headers.get("authorization"), request.headers.get(API_KEY_HEADER)
+    )
+    authenticator: Authenticator = request.app.state.authenticator
+    principal = (
+        None if credential is None else await authenticator.principal_for(credential, request)
+    )
+    state.principal = principal
+    state.auth_resolved = True
+    return principal
+
+
+async def optional_principal(request: Request) -> Principal | None:
+    """For routes open to anonymous callers: a bad credential is still a 401."""
+    return await resolve_principal(request)
+
+
+async def authenticate(
+    principal: Annotated[Principal | None, Depends(optional_principal)],
+) -> Principal:
+    if principal is None:
+        raise Unauthorized.missing()
+    return principal
+
+
+def require_scopes(*scopes: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that lets through principals holding every one of `scopes` (403 otherwise)."""
+
+    async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        missing = principal.missing_scopes(scopes)
+        if missing:
+            raise Forbidden.scope(missing)
+        return principal
+
+    dependency.__name__ = f"require_scopes_{'_'.join(s.replace(':', '_') for s in scopes)}"
+    return dependency
+
+
+async def own_user(
+    user_id: Annotated[str, Path(pattern=USER_ID_PATTERN)],
+    principal: Annotated[Principal, Depends(authenticate)],
+) -> Principal:
+    """The caller may act on `user_id`: it is their own id, or they hold the admin role."""
+    if principal.may_act_for(user_id):
+        if principal.subject != user_id:
+            logger.info("admin {} acts for user {}", principal.subject, user_id)
+        return principal
+    if principal.kind == "api_key":
+        raise Forbidden.not_owner("API keys do not act for users; use the user's own token")
+    raise Forbidden.not_owner("a user may act on their own user id only")

@@ -1,0 +1,240 @@
+"""JWT access tokens: verification with pinned algorithms, claim parsing, and signing for dev use.
+
+Plain functions and one small class; no I/O beyond reading a key file named in the settings.
+
+Algorithm pinning: the token's own `alg` header only selects which of *our* configured keys to
+try, and each key is used with exactly one algorithm. An HS256 token is checked against the
+HS256 secret only, never against the RS256 public key (the classic confusion attack, where the
+public key's PEM bytes become an HMAC secret), and `none` or any other algorithm is refused.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
+
+from core.config import AuthSettings, ConfigError
+from gateway.auth.principal import GRANTABLE_TIERS, Principal, Tier
+
+HS256 = "HS256"
+RS256 = "RS256"
+ACCESS = "access"
+REFRESH = "refresh"
+MIN_RSA_BITS = 2048
+MAX_SUBJECT_LEN = 128
+# Claims every token must carry; `typ` is optional (absent means access, see docs/AUTH.md).
+REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud")
+
+
+class InvalidToken(ValueError):
+    """A bearer token that must be refused; the message is safe to show the caller."""
+
+
+def _pem_bytes(value: str) -> bytes:
+    text = value.strip()
+    if text.startswith("-----BEGIN"):
+        # Env files often carry PEMs with literal "\n" sequences instead of newlines.
+        return text.replace("\\n", "\n").encode()
+    return Path(text).expanduser().read_bytes()
+
+
+def load_public_key(value: str, variable: str = "AUTH_JWT_PUBLIC_KEY") -> RSAPublicKey:
+    try:
+        key = serialization.load_pem_public_key(_pem_bytes(value))
+    except (OSError, ValueError) as exc:
+        raise ConfigError([f"{variable}: not a readable PEM public key ({exc})"]) from None
+    if not isinstance(key, RSAPublicKey):
+        raise ConfigError([f"{variable}: RS256 needs an RSA public key"])
+    if key.key_size < MIN_RSA_BITS:
+        raise ConfigError([f"{variable}: RSA key of {key.key_size} bits, {MIN_RSA_BITS} needed"])
+    return key
+
+
+def load_private_key(value: str, variable: str = "AUTH_JWT_PRIVATE_KEY") -> RSAPrivateKey:
+    try:
+        key = serialization.load_pem_private_key(_pem_bytes(value), password=None)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConfigError(
+            [f"{variable}: not a readable unencrypted PEM private key ({exc})"]
+        ) from None
+    if not isinstance(key, RSAPrivateKey):
+        raise ConfigError([f"{variable}: RS256 needs an RSA private key"])
+    return key
+
+
+def _strings(value: Any, claim: str) -> list[str]:
+    """A claim that may be a space-separated string (OAuth `scope`) or a list of strings."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return value.split()
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    raise InvalidToken(f"claim {claim} must be a string or a list of strings")
+
+
+def parse_scopes(claims: Mapping[str, Any]) -> frozenset[str]:
+    """Union of `scope` (OAuth style, space-separated) and `scopes` (a list)."""
+    return frozenset(
+        _strings(claims.get("scope"), "scope") + _strings(claims.get("scopes"), "scopes")
+    )
+
+
+def parse_roles(claims: Mapping[str, Any]) -> frozenset[str]:
+    return frozenset(_strings(claims.get("roles"), "roles"))
+
+
+def parse_tier(claims: Mapping[str, Any]) -> Tier:
+    raw = claims.get("tier")
+    if raw is None:
+        return Tier.free
+    # An unknown tier in a signed token is an issuer bug; silently downgrading would hide it.
+    if raw not in GRANTABLE_TIERS:
+        raise InvalidToken(f"unknown tier {raw!r}")
+    return Tier(raw)
+
+
+def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
+    typ = claims.get("typ", ACCESS)
+    if typ == REFRESH:
+        raise InvalidToken("refresh tokens are not accepted here; exchange it for an access token")
+    if typ != ACCESS:
+        raise InvalidToken(f"token type {typ!r} is not an access token")
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub.strip() or len(sub) > MAX_SUBJECT_LEN:
+        raise InvalidToken(
+            f"claim sub must be a non-empty string of at most {MAX_SUBJECT_LEN} chars"
+        )
+    return Principal(
+        kind="user",
+        subject=sub,
+        scopes=parse_scopes(claims),
+        roles=parse_roles(claims),
+        tier=parse_tier(claims),
+    )
+
+
+def _describe(exc: jwt.PyJWTError) -> str:
+    # Order matters: several of these subclass each other (e.g. ExpiredSignatureError).
+    if isinstance(exc, jwt.ExpiredSignatureError):
+        return "token expired"
+    if isinstance(exc, jwt.ImmatureSignatureError):
+        return "token not yet valid"
+    if isinstance(exc, jwt.InvalidAudienceError):
+        return "wrong audience"
+    if isinstance(exc, jwt.InvalidIssuerError):
+        return "wrong issuer"
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"missing claim {exc.claim}"
+    if isinstance(exc, jwt.InvalidSignatureError):
+        return "bad signature"
+    if isinstance(exc, jwt.DecodeError):
+        return "malformed token"
+    return "invalid token"
+
+
+class TokenVerifier:
+    """Checks access tokens against the configured HS256 secret and/or RS256 public key."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        leeway_s: float = 30.0,
+        hs256_secret: str | None = None,
+        rs256_public_key: RSAPublicKey | None = None,
+    ) -> None:
+        self.issuer = issuer
+        self.audience = audience
+        self.leeway_s = leeway_s
+        self._keys: dict[str, Any] = {}
+        if hs256_secret:
+            self._keys[HS256] = hs256_secret.encode()
+        if rs256_public_key is not None:
+            self._keys[RS256] = rs256_public_key
+
+    @classmethod
+    def from_settings(cls, auth: AuthSettings) -> TokenVerifier:
+        return cls(
+            issuer=auth.issuer,
+            audience=auth.audience,
+            leeway_s=auth.leeway_s,
+            hs256_secret=auth.jwt_secret.get_secret_value() if auth.jwt_secret else None,
+            rs256_public_key=load_public_key(auth.jwt_public_key) if auth.jwt_public_key else None,
+        )
+
+    @property
+    def algorithms(self) -> list[str]:
+        return sorted(self._keys)
+
+    def verify(self, token: str) -> Principal:
+        if not self._keys:
+            raise InvalidToken("bearer tokens are not accepted: no signing key is configured")
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise InvalidToken("malformed token") from None
+        alg = header.get("alg")
+        key = self._keys.get(alg) if isinstance(alg, str) else None
+        if key is None:
+            raise InvalidToken(f"algorithm {alg!r} is not accepted (accepted: {self.algorithms})")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],  # exactly one: the one this key belongs to
+                audience=self.audience,
+                issuer=self.issuer,
+                leeway=self.leeway_s,
+                options={"require": list(REQUIRED_CLAIMS)},
+            )
+        except jwt.PyJWTError as exc:
+            raise InvalidToken(_describe(exc)) from None
+        return principal_from_claims(claims)
+
+
+def issue_token(
+    auth: AuthSettings,
+    *,
+    subject: str,
+    scopes: Iterable[str] = (),
+    roles: Iterable[str] = (),
+    tier: str = Tier.free,
+    typ: str = ACCESS,
+    ttl_s: int | None = None,
+    now: float | None = None,
+    extra_claims: Mapping[str, Any] | None = None,
+) -> str:
+    """Sign a token with the configured key: the HS256 secret if set, else the RS256 private key.
+
+    Meant for `mgw token dev` and tests; production tokens come from the identity provider.
+    `extra_claims` override the computed ones (tests use it to build wrong tokens).
+    """
+    issued = int(now if now is not None else time.time())
+    if ttl_s is None:
+        ttl_s = auth.refresh_ttl_s if typ == REFRESH else auth.access_ttl_s
+    claims: dict[str, Any] = {
+        "sub": subject,
+        "iss": auth.issuer,
+        "aud": auth.audience,
+        "iat": issued,
+        "exp": issued + ttl_s,
+        "typ": typ,
+        "scope": " ".join(sorted(set(scopes))),
+        "roles": sorted(set(roles)),
+        "tier": str(tier),
+    }
+    claims.update(extra_claims or {})
+    if auth.jwt_secret is not None:
+        return jwt.encode(claims, auth.jwt_secret.get_secret_value(), algorithm=HS256)
+    if auth.jwt_private_key is not None:
+        key = load_private_key(auth.jwt_private_key.get_secret_value())
+        return jwt.encode(claims, key, algorithm=RS256)
+    raise ConfigError(["AUTH_JWT_SECRET or AUTH_JWT_PRIVATE_KEY: set one to sign tokens"])

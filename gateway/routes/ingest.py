@@ -1,0 +1,102 @@
+"""Upstream producers: a platform's catalog batch in, one `content.raw` record per valid item."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
+from pydantic import BaseModel, Field
+
+from core.catalog_producer import MAX_BATCH_ITEMS, CatalogProducer, summarize
+from core.observability import correlation
+from gateway.auth.dependencies import require_scopes
+from gateway.auth.errors import Forbidden
+from gateway.auth.principal import Principal
+from topics.catalog import CONTENT_RAW
+
+router = APIRouter(prefix="/api/v1/ingest", tags=["ingestion"])
+
+
+class CatalogBatch(BaseModel):
+    # Items stay untyped here so that one bad item is reported on its own, not the whole batch.
+    items: list[dict[str, Any]] = Field(min_length=1)
+
+
+class ItemProblem(BaseModel):
+    field: str
+    reason: str
+
+
+class ItemOutcome(BaseModel):
+    index: int
+    status: Literal["accepted", "rejected"]
+    key: str | None = None
+    event_id: str | None = None
+    partition: int | None = None
+    offset: int | None = None
+    errors: list[ItemProblem] = []
+
+
+class BatchOutcome(BaseModel):
+    topic: str
+    accepted: int
+    rejected: int
+    results: list[ItemOutcome]
+
+
+async def producer_key(
+    principal: Annotated[Principal, Depends(require_scopes("ingest:write"))],
+) -> Principal:
+    # Catalog feeds come from machine clients; a person's token is not a producer.
+    if principal.kind != "api_key":
+        raise Forbidden.not_owner("catalog batches are accepted from API keys only")
+    return principal
+
+
+@router.post(
+    "/{platform}/items",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=BatchOutcome,
+    responses={
+        202: {"description": "at least one item accepted; per-item results"},
+        413: {"description": f"more than {MAX_BATCH_ITEMS} items, or the body is too large"},
+        422: {"description": "no item accepted; per-item reasons"},
+        503: {"description": "the broker did not acknowledge; nothing was accepted"},
+    },
+)
+async def ingest_batch(
+    platform: Annotated[str, Path(pattern=r"^[a-z0-9_]{1,64}$")],
+    batch: CatalogBatch,
+    request: Request,
+    response: Response,
+    _: Annotated[Principal, Depends(producer_key)],
+) -> BatchOutcome:
+    if len(batch.items) > MAX_BATCH_ITEMS:
+        raise HTTPException(
+            413,
+            f"{len(batch.items)} items in one batch; send at most {MAX_BATCH_ITEMS} per request",
+        )
+    producer = CatalogProducer(request.app.state.publisher)
+    results = await producer.send(
+        batch.items, platform=platform, correlation_id=correlation.current()
+    )
+    counts = summarize(results)
+    if counts["accepted"] == 0:
+        response.status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+    return BatchOutcome(
+        topic=request.app.state.publisher.topic_name(CONTENT_RAW),
+        accepted=counts["accepted"],
+        rejected=counts["rejected"],
+        results=[
+            ItemOutcome(
+                index=r.index,
+                status=r.status,
+                key=r.key,
+                event_id=r.event_id,
+                partition=r.partition,
+                offset=r.offset,
+                errors=[ItemProblem(field=e.field, reason=e.reason) for e in r.errors],
+            )
+            for r in results
+        ],
+    )

@@ -1,0 +1,1 @@
+"""Tests of the API edge: response cache, circuit breakers, metrics and health."""

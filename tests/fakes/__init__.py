@@ -1,0 +1,1 @@
+"""Loopback stand-ins for outside services, spoken to by their real SDKs."""

@@ -1,0 +1,1 @@
+"""Static checks of the deployment files (Docker is not available to run them)."""
