@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from agents.catalog.agents import AGENTS as CATALOG_AGENTS
+from agents.catalog.agents import TIMERS as CATALOG_TIMERS
 from agents.enrichment.agents import AGENTS as ENRICHMENT_AGENTS
 from agents.enrichment.agents import TIMERS as ENRICHMENT_TIMERS
 from agents.ingestion.agents import AGENTS as INGESTION_AGENTS
@@ -10,7 +11,7 @@ from agents.ingestion.agents import TIMERS as INGESTION_TIMERS
 from agents.runtime import AgentSpec, TimerSpec
 
 ALL_AGENTS: tuple[AgentSpec, ...] = (*CATALOG_AGENTS, *INGESTION_AGENTS, *ENRICHMENT_AGENTS)
-ALL_TIMERS: tuple[TimerSpec, ...] = (*INGESTION_TIMERS, *ENRICHMENT_TIMERS)
+ALL_TIMERS: tuple[TimerSpec, ...] = (*CATALOG_TIMERS, *INGESTION_TIMERS, *ENRICHMENT_TIMERS)
 
 
 def groups() -> dict[str, list[AgentSpec]]:

@@ -26,7 +26,7 @@ err = Console(stderr=True)
 T = TypeVar("T")
 
 DEV_KEY_NAME = "mgw up dev key"
-DEV_KEY_SCOPES = ("content:write",)
+DEV_KEY_SCOPES = ("content:write", "ingest:write")
 
 ScopeOption = Annotated[
     list[str],

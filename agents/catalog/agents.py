@@ -11,7 +11,8 @@ from agents import outbox
 from agents.catalog import read_model
 from agents.catalog.store import Versioned, changed_fields, fetch_contents, upsert_contents
 from agents.context import AgentContext
-from agents.runtime import AgentSpec
+from agents.runtime import AgentSpec, TimerSpec
+from core.read_model import read_state
 from schemas.content import ContentIngested, ContentUpdated
 from schemas.envelope import Envelope, Payload, wrap
 from topics.catalog import (
@@ -99,6 +100,31 @@ async def invalidate_responses(ctx: AgentContext, ids: list[uuid.UUID]) -> None:
         await invalidate_content(ctx.redis, ctx.prefix, str(cid))
 
 
+_REBUILD_LOCK = 0x6D67770004
+
+
+async def guard_read_model(ctx: AgentContext) -> int:
+    """Rebuild the read model when Redis lost it (it keeps nothing on disk).
+
+    The state key is written when a rebuild finishes; a Redis that restarted empty has none.
+    One process rebuilds at a time; the others find the state `rebuilding` or `ready`.
+    """
+    if await read_state(ctx.redis, ctx.prefix) is not None:
+        return 0
+    async with ctx.pool.acquire() as conn:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _REBUILD_LOCK):
+            return 0
+        try:
+            logger.warning(
+                "read model missing in Redis (restarted empty?): rebuilding from PostgreSQL"
+            )
+            done = await read_model.rebuild(ctx.pool, ctx.redis, ctx.prefix)
+            logger.info("read model rebuilt: {} document(s)", done)
+            return done
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _REBUILD_LOCK)
+
+
 AGENTS = [
     AgentSpec(
         name="content-store",
@@ -122,4 +148,8 @@ AGENTS = [
             CONTENT_METADATA_ENRICHED,
         )
     ),
+]
+
+TIMERS = [
+    TimerSpec(name="read-model-guard", group="readmodel", interval_s=10.0, run=guard_read_model)
 ]

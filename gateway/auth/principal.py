@@ -24,6 +24,7 @@ GRANTABLE_TIERS: frozenset[str] = frozenset({Tier.free, Tier.pro, Tier.enterpris
 SCOPES: dict[str, str] = {
     "content:read": "read the catalog",
     "content:write": "publish canonical titles (ingestion producers)",
+    "ingest:write": "send platform catalog batches to the raw topic (API keys only)",
     "watchlist:read": "read one's own watchlist",
     "watchlist:write": "add to / remove from one's own watchlist",
     "progress:write": "report one's own playback progress",

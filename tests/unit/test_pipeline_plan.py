@@ -1,0 +1,129 @@
+"""Planning a batch without a database: resolution across platforms, replays, events."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from agents.ingestion.agents import plan_events
+from agents.ingestion.pipeline import fresh_items, plan_batch
+from agents.ingestion.store import Mapping
+from schemas.envelope import wrap
+from schemas.ingestion import CatalogItemReceived
+from tests.unit.ingestion_factories import T0, at, item, raw
+
+NOW = datetime(2025, 6, 1, tzinfo=UTC)
+
+
+def offer(regions: list[str]) -> dict[str, object]:
+    return {"availability_type": "subscription", "regions": regions}
+
+
+def test_one_film_from_two_platforms_in_one_batch_is_one_new_title() -> None:
+    items = [
+        item(
+            platform="netflix",
+            platform_item_id="n1",
+            title="The Matrix",
+            year=1999,
+            availability=[offer(["us"])],
+        ),
+        item(
+            platform="hulu",
+            platform_item_id="h1",
+            title="Matrix, The",
+            year=2000,
+            availability=[offer(["US", "ca"])],
+        ),
+    ]
+    plan = plan_batch(items, {}, {})
+    assert len(plan.new) == 1 and not plan.changed
+    (cid,) = plan.new
+    record = plan.new[cid]
+    assert record.source_platforms == ["hulu", "netflix"]
+    assert {(a.platform, tuple(a.regions)) for a in record.availability} == {
+        ("netflix", ("US",)),
+        ("hulu", ("CA", "US")),
+    }
+    assert {m.canonical_id for m in plan.mappings} == {cid}
+    assert set(plan.availability) == {(cid, "netflix"), (cid, "hulu")}
+
+
+def test_a_replayed_or_older_item_is_skipped_and_plans_nothing() -> None:
+    first = plan_batch([item(platform_item_id="n1")], {}, {})
+    (cid,) = first.new
+    stored = {("netflix", "n1"): Mapping(cid, T0, None)}
+    replay = plan_batch([item(platform_item_id="n1")], stored, first.new)
+    assert replay.skipped_stale == 1
+    assert not replay.new and not replay.changed and not replay.availability and not replay.mappings
+    older = plan_batch([item(platform_item_id="n1", source_updated_at=at(-5))], stored, first.new)
+    assert older.skipped_stale == 1 and not older.mappings
+
+
+def test_a_newer_version_that_changes_nothing_but_its_clock_emits_no_update() -> None:
+    first = plan_batch([item(platform_item_id="n1")], {}, {})
+    (cid,) = first.new
+    stored = {("netflix", "n1"): Mapping(cid, T0, None)}
+    same = plan_batch([item(platform_item_id="n1", source_updated_at=at(1))], stored, first.new)
+    assert not same.changed and not same.new and not same.availability
+    assert len(same.mappings) == 1  # the newer clock is still recorded
+
+
+def test_a_region_list_emptied_expires_the_offer_there() -> None:
+    first = plan_batch([item(platform_item_id="n1", availability=[offer(["US", "GB"])])], {}, {})
+    (cid,) = first.new
+    stored = {("netflix", "n1"): Mapping(cid, T0, None)}
+    later = item(platform_item_id="n1", source_updated_at=at(1), availability=[offer([])])
+    plan = plan_batch([later], stored, first.new)
+    diff = plan.availability[(cid, "netflix")]
+    assert {s.region for s in diff.expired} == {"US", "GB"} and not diff.appeared
+    assert cid in plan.changed
+
+
+def test_the_newest_version_of_an_item_in_one_batch_wins() -> None:
+    items = [
+        item(platform_item_id="n1", title="Old", source_updated_at=at(2)),
+        item(platform_item_id="n1", title="New", source_updated_at=at(3)),
+    ]
+    order, skipped = fresh_items(items, {})
+    assert order == [1] and skipped == 1
+
+
+def test_events_carry_the_causing_items_correlation_id_and_key() -> None:
+    raws = [
+        raw(platform_item_id="n1"),
+        raw(
+            platform="hulu",
+            platform_item_id="h9",
+            title="Heat",
+            year=1995,
+            availability=[offer(["US"])],
+        ),
+    ]
+    envelopes = [
+        wrap(CatalogItemReceived(item=r), key=r.record_key, source="t", correlation_id=f"cid-{i}")
+        for i, r in enumerate(raws)
+    ]
+    plan = plan_batch(
+        [
+            item(platform_item_id="n1"),
+            item(
+                platform="hulu",
+                platform_item_id="h9",
+                title="Heat",
+                year=1995,
+                availability=[offer(["US"])],
+            ),
+        ],
+        {},
+        {},
+    )
+    events = plan_events(plan, envelopes, NOW)
+    by_type: dict[str, list[tuple[str, str | None]]] = {}
+    for spec, env in events:
+        by_type.setdefault(spec.name, []).append((env.key, env.correlation_id))
+    assert len(by_type["content.ingested"]) == 2
+    heat = next(c for c, doc in plan.new.items() if doc.title == "Heat")
+    assert (str(heat), "cid-1") in by_type["content.ingested"]
+    assert by_type["content.availability_changed"] == [(str(heat), "cid-1")]
+    assert all(uuid.UUID(key) in plan.new for key, _ in by_type["content.ingested"])
