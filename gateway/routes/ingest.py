@@ -82,7 +82,7 @@ async def ingest_batch(
     )
     counts = summarize(results)
     if counts["accepted"] == 0:
-        response.status_code = status.HTTP_422_UNPROCESSABLE_ENTITY
+        response.status_code = status.HTTP_422_UNPROCESSABLE_CONTENT
     return BatchOutcome(
         topic=request.app.state.publisher.topic_name(CONTENT_RAW),
         accepted=counts["accepted"],
