@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -37,6 +39,10 @@ def create_app(
         producer_acks=-1,
         # Authoritative state lives in Postgres, not in Faust tables (INFRA.md, gotcha 3).
         store="memory://",
+        # Faust wants a data directory even with memory stores; keep it out of the work tree.
+        datadir=str(
+            Path(tempfile.gettempdir()) / "mgw-faust" / consumer_group(settings, group_names)
+        ),
         web_enabled=False,
         topic_allow_declare=False,
         topic_disable_leader=True,

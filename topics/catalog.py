@@ -17,8 +17,8 @@ from schemas.content import (
     ContentUpdated,
     MetadataEnriched,
 )
-from schemas.ingestion import AvailabilityReceived, CatalogItemReceived
 from schemas.envelope import Payload
+from schemas.ingestion import AvailabilityReceived, CatalogItemReceived
 from schemas.sync import WatchlistUpdate
 
 DAY_MS = 24 * 60 * 60 * 1000
