@@ -27,6 +27,9 @@ def create_app(
     timers: Sequence[TimerSpec] = (),
 ) -> tuple[faust.App, ContextHolder]:
     kafka = settings.kafka
+    # Faust wants a data directory even with memory stores; keep it out of the work tree.
+    datadir = Path(tempfile.gettempdir()) / "mgw-faust" / consumer_group(settings, group_names)
+    datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         consumer_group(settings, group_names),
         broker=[f"kafka://{b}" for b in kafka.brokers],

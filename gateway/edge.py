@@ -15,8 +15,8 @@ from fastapi import FastAPI
 from loguru import logger
 
 from core.config import Settings
-from core.observability.dependencies import REDIS, dependencies_for, process_kind
-from core.observability.health import redis_check, standard_checker
+from core.observability.dependencies import READ_MODEL, REDIS, dependencies_for, process_kind
+from core.observability.health import read_model_check, redis_check, standard_checker
 from core.observability.ops_server import OpsServer
 from core.resilience.breaker import breakers
 from core.resilience.fastredis import fast_fail_client
@@ -70,7 +70,14 @@ async def edge_resources(app: FastAPI, settings: Settings) -> AsyncIterator[None
     app.state.edge_redis = client
     if client is not None:
         breakers.share_through(client, settings.redis.key_prefix)
-    overrides = {REDIS: redis_check(client)} if client is not None else {}
+    overrides = (
+        {
+            REDIS: redis_check(client),
+            READ_MODEL: read_model_check(client, settings.redis.key_prefix),
+        }
+        if client is not None
+        else {}
+    )
     health = standard_checker(settings, dependencies_for(process_kind()), overrides)
     app.state.health = health
     ops = OpsServer(settings.metrics.host, settings.metrics.port, ready=health.ready)

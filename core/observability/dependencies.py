@@ -21,13 +21,15 @@ class Need(StrEnum):
 REQUIRED, OPTIONAL = Need.REQUIRED, Need.OPTIONAL
 
 KAFKA, POSTGRES, REDIS, QDRANT, PUBNUB = "kafka", "postgres", "redis", "qdrant", "pubnub"
+# Not a service but the state of one: the Redis read model after a loss, until rebuilt.
+READ_MODEL = "read_model"
 
 DEFAULT_WORKER: dict[str, Need] = {KAFKA: REQUIRED, POSTGRES: REQUIRED, REDIS: OPTIONAL}
 
 PROCESS_DEPENDENCIES: dict[str, dict[str, Need]] = {
     # Writes are published to Kafka; reads come from Redis read models. The response cache
     # alone could do without Redis, the read models cannot.
-    "gateway": {KAFKA: REQUIRED, REDIS: REQUIRED},
+    "gateway": {KAFKA: REQUIRED, REDIS: REQUIRED, READ_MODEL: OPTIONAL},
     # Normalizing and storing the catalog: Postgres only.
     "worker:ingestion": {KAFKA: REQUIRED, POSTGRES: REQUIRED, REDIS: OPTIONAL},
     "worker:catalog": {KAFKA: REQUIRED, POSTGRES: REQUIRED, REDIS: OPTIONAL},

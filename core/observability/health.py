@@ -21,7 +21,15 @@ import asyncpg
 from aiokafka.client import AIOKafkaClient
 
 from core.config import Settings
-from core.observability.dependencies import KAFKA, POSTGRES, PUBNUB, QDRANT, REDIS, Need
+from core.observability.dependencies import (
+    KAFKA,
+    POSTGRES,
+    PUBNUB,
+    QDRANT,
+    READ_MODEL,
+    REDIS,
+    Need,
+)
 from core.resilience.fastredis import fast_fail_client
 
 Check = Callable[[], Awaitable[Mapping[str, Any] | None]]
@@ -188,6 +196,25 @@ def pubnub_check(origin: str, ssl: bool, timeout_s: float = DEFAULT_TIMEOUT_S) -
     return check
 
 
+def read_model_check(client: Any, prefix: str) -> Check:
+    """Degraded while the read model is missing (Redis lost it) or being rebuilt."""
+
+    async def check() -> Mapping[str, Any]:
+        from core.read_model import STATE_READY, STATE_REBUILDING, read_state
+
+        state = await read_state(client, prefix)
+        if state == STATE_READY:
+            return {"state": state}
+        if state == STATE_REBUILDING:
+            raise RuntimeError("read model is being rebuilt from PostgreSQL; reads may 404")
+        raise RuntimeError(
+            "read model missing in Redis; the readmodel worker rebuilds it "
+            "(or run `mgw readmodel rebuild`)"
+        )
+
+    return check
+
+
 def standard_checker(
     settings: Settings,
     needs: Mapping[str, Need],
@@ -204,6 +231,8 @@ def standard_checker(
     if REDIS in needs and settings.redis.url:
         redis_client = fast_fail_client(settings.redis.url, timeout_s)
         checks[REDIS] = redis_check(redis_client)
+        if READ_MODEL in needs:
+            checks[READ_MODEL] = read_model_check(redis_client, settings.redis.key_prefix)
     if QDRANT in needs:
         q = settings.qdrant
         checks[QDRANT] = qdrant_check(q.url, q.api_key, timeout_s) if q.url else _embedded_qdrant

@@ -26,6 +26,7 @@ from core.config import MetricsSettings, RateLimitSettings, Settings
 from core.embedded import start_postgres, start_redis
 from core.observability.dependencies import (
     DEFAULT_WORKER,
+    OPTIONAL,
     PROCESS_DEPENDENCIES,
     REQUIRED,
     Need,
@@ -33,7 +34,7 @@ from core.observability.dependencies import (
     process_kind,
 )
 from core.observability.health import ComponentResult, HealthChecker, aggregate
-from core.read_model import document_key
+from core.read_model import document_key, state_key
 from gateway.app import create_app
 from gateway.cache import invalidate_content
 from tests.conftest import Proc
@@ -137,7 +138,11 @@ async def test_each_check_has_its_own_timeout() -> None:
 
 
 def test_dependency_table_merges_groups_strictest_first() -> None:
-    assert dependencies_for(process_kind()) == {"kafka": REQUIRED, "redis": REQUIRED}
+    assert dependencies_for(process_kind()) == {
+        "kafka": REQUIRED,
+        "redis": REQUIRED,
+        "read_model": OPTIONAL,
+    }
     merged = dependencies_for(process_kind(["ingestion", "readmodel"]))
     assert merged["redis"] == REQUIRED and merged["postgres"] == REQUIRED
     assert dependencies_for(["worker:unknown-group"]) == DEFAULT_WORKER
@@ -180,14 +185,27 @@ def test_gateway_metrics_and_readiness_in_process(settings: Settings, redis_url:
             assert client.get(f"/api/v1/content/{uuid.uuid4()}").status_code == 404
             assert client.get("/no/such/route").status_code == 404
 
+            # No read model built in this Redis yet: serving, but degraded, and it says why.
+            missing = client.get("/health/ready")
+            assert missing.status_code == 200, missing.text
+            assert missing.json()["status"] == "degraded"
+            read_model = missing.json()["components"]["read_model"]
+            assert read_model["required"] is False
+            assert "mgw readmodel rebuild" in read_model["error"]
+            sync_redis.set(state_key(prefix), "rebuilding")
+            rebuilding = client.get("/health/ready").json()["components"]["read_model"]
+            assert "being rebuilt" in rebuilding["error"]
+
+            sync_redis.set(state_key(prefix), "ready")
             ready = client.get("/health/ready")
             assert ready.status_code == 200, ready.text
             body = ready.json()
             assert body["status"] == "healthy"
-            assert set(body["components"]) == {"kafka", "redis"}
-            for component in body["components"].values():
+            assert set(body["components"]) == {"kafka", "redis", "read_model"}
+            for name, component in body["components"].items():
                 assert component["status"] == "healthy" and component["error"] is None
-                assert component["latency_ms"] >= 0 and component["required"] is True
+                assert component["latency_ms"] >= 0
+                assert component["required"] is (name != "read_model")
 
             ops_port = app.state.ops_port
             assert ops_port, "the gateway also serves /metrics on METRICS_PORT"
@@ -227,6 +245,11 @@ async def test_gateway_ready_turns_503_without_redis_and_back(
             extra_env={"REDIS_URL": server.url, "METRICS_PORT": "0", "RATE_LIMIT_ENABLED": "false"},
         )
         url = f"{gateway.url}/health/ready"
+        # As a readmodel worker would after building the read model in this Redis.
+        prefix = gateway.env["REDIS_KEY_PREFIX"]
+        marker = redis.Redis.from_url(server.url)
+        marker.set(state_key(prefix), "ready")
+        marker.close()
         healthy = await wait_status(url, 200)
         assert healthy["status"] == "healthy"
 
@@ -242,6 +265,9 @@ async def test_gateway_ready_turns_503_without_redis_and_back(
         server = start_redis(tmp_path / "redis-2", port=port)
         back = await wait_status(url, 200)
         assert back["components"]["redis"]["status"] == "healthy"
+        # Redis came back empty: serving again, degraded until the read model is rebuilt.
+        assert back["status"] == "degraded"
+        assert back["components"]["read_model"]["status"] == "unhealthy"
     finally:
         server.stop()
 
