@@ -42,10 +42,7 @@ def create_app(
         producer_acks=-1,
         # Authoritative state lives in Postgres, not in Faust tables (INFRA.md, gotcha 3).
         store="memory://",
-        # Faust wants a data directory even with memory stores; keep it out of the work tree.
-        datadir=str(
-            Path(tempfile.gettempdir()) / "mgw-faust" / consumer_group(settings, group_names)
-        ),
+        datadir=str(datadir),
         web_enabled=False,
         topic_allow_declare=False,
         topic_disable_leader=True,
