@@ -38,13 +38,15 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from core.observability.metrics import CACHE_HITS, CACHE_MISSES
 from core.resilience.fastredis import REDIS_ERRORS
 from core.resilience.outage import OutageGate
+from core.response_cache import (
+    CACHE_LABEL,
+    generation_key,
+    index_key,
+)
 from gateway.metrics_middleware import ROUTE_TEMPLATE_KEY, route_template
 
-CACHE_LABEL = "response"
 API_PREFIX = "/api/v1/"
 CONTENT_PREFIX = "/api/v1/content/"
-# Invalidation counters must outlive any request that read them; a day is plenty.
-GENERATION_TTL_S = 86_400
 # Never replayed from the cache: per-connection, per-request or recomputed on the way out.
 _DROPPED_HEADERS = frozenset(
     {
@@ -104,14 +106,6 @@ def content_id_of(path: str) -> str | None:
     return segment.lower() or None
 
 
-def index_key(prefix: str, content_id: str) -> str:
-    return f"{prefix}:respcache:content:{content_id.lower()}"
-
-
-def generation_key(prefix: str, content_id: str) -> str:
-    return f"{prefix}:respcache:contentgen:{content_id.lower()}"
-
-
 def strong_etag(body: bytes) -> str:
     return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
@@ -169,40 +163,6 @@ if #KEYS == 3 then
 end
 return 1
 """
-
-# KEYS: index, generation; ARGV: generation ttl. Bumping the generation first makes any
-# store still in flight for this title fail its check.
-_INVALIDATE_LUA = """
-redis.call('INCR', KEYS[2])
-redis.call('EXPIRE', KEYS[2], tonumber(ARGV[1]))
-local members = redis.call('SMEMBERS', KEYS[1])
-local dropped = 0
-for _, key in ipairs(members) do
-  dropped = dropped + redis.call('DEL', key)
-end
-redis.call('DEL', KEYS[1])
-return dropped
-"""
-
-
-async def invalidate_content(redis: aioredis.Redis, prefix: str, content_id: str) -> int:
-    """Drop every cached response about one title; returns how many were dropped.
-
-    Called by the agent that applies content.updated / availability events to the read
-    model, after the read model changed.
-    """
-    dropped = await redis.eval(
-        _INVALIDATE_LUA,
-        2,
-        index_key(prefix, content_id),
-        generation_key(prefix, content_id),
-        GENERATION_TTL_S,
-    )
-    logger.bind(cache=CACHE_LABEL, content_id=content_id).debug(
-        "response cache: dropped {} response(s) of content {}", dropped, content_id
-    )
-    return int(dropped)
-
 
 @dataclass
 class _Entry:

@@ -13,6 +13,7 @@ from agents.catalog.store import Versioned, changed_fields, fetch_contents, upse
 from agents.context import AgentContext
 from agents.runtime import AgentSpec, TimerSpec
 from core.read_model import read_state
+from core.response_cache import invalidate_content
 from schemas.content import ContentIngested, ContentUpdated
 from schemas.envelope import Envelope, Payload, wrap
 from topics.catalog import (
@@ -94,8 +95,6 @@ async def project(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
 
 async def invalidate_responses(ctx: AgentContext, ids: list[uuid.UUID]) -> None:
     """Drop the gateway's cached responses of changed titles, so nobody sees them stale."""
-    from gateway.cache import invalidate_content
-
     for cid in dict.fromkeys(ids):
         await invalidate_content(ctx.redis, ctx.prefix, str(cid))
 

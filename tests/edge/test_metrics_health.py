@@ -35,8 +35,8 @@ from core.observability.dependencies import (
 )
 from core.observability.health import ComponentResult, HealthChecker, aggregate
 from core.read_model import document_key, state_key
+from core.response_cache import invalidate_content
 from gateway.app import create_app
-from gateway.cache import invalidate_content
 from tests.conftest import Proc
 
 CONTENT_ROUTE = "/api/v1/content/{content_id}"

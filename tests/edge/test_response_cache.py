@@ -20,14 +20,13 @@ from prometheus_client import REGISTRY
 from core.config import Settings
 from core.embedded import free_port, start_redis
 from core.resilience.fastredis import fast_fail_client
+from core.response_cache import index_key, invalidate_content
 from gateway.cache import (
     CachePolicy,
     ResponseCacheMiddleware,
     cache_key,
     content_id_of,
     etag_matches,
-    index_key,
-    invalidate_content,
     normalized_query,
     storable,
     strong_etag,
