@@ -10,12 +10,13 @@ a crash; a row published twice carries the same event id both times, so subscrib
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 from loguru import logger
 
-from core.publisher import Publisher, headers_for
+from core.publisher import Headers, Publisher, envelope_headers, headers_for
 from schemas.envelope import Envelope, encode
 from topics.catalog import TopicSpec, by_name
 
@@ -24,36 +25,67 @@ SWEEP_MIN_AGE_S = 10.0
 _SWEEP_LOCK = 0x6D67770002
 
 
+@dataclass(frozen=True)
+class Staged:
+    """A row staged in the outbox and the record that publishes it once its transaction
+    committed (kept in memory so `flush` need not read back what it just wrote)."""
+
+    id: int
+    topic: TopicSpec
+    key: bytes
+    value: bytes
+    headers: Headers
+    event_id: str
+
+
 async def stage(
     conn: asyncpg.Connection, items: Sequence[tuple[TopicSpec, Envelope[Any]]]
-) -> list[int]:
+) -> list[Staged]:
     """Insert envelopes into the outbox (call inside the handler's transaction)."""
     if not items:
         return []
+    values = [encode(env) for _, env in items]
     rows = await conn.fetch(
         """
         INSERT INTO outbox (topic, key, envelope, event_id, event_type, version, correlation_id)
         SELECT * FROM unnest(
             $1::text[], $2::text[], $3::bytea[], $4::uuid[], $5::text[], $6::int[], $7::text[]
         )
-        RETURNING id
+        RETURNING id, event_id
         """,
         [spec.name for spec, _ in items],
         [env.key for _, env in items],
-        [encode(env) for _, env in items],
+        values,
         [env.event_id for _, env in items],
         [env.event_type for _, env in items],
         [env.version for _, env in items],
         [env.correlation_id for _, env in items],
     )
-    return [r["id"] for r in rows]
+    # Matched by event id: RETURNING promises no order.
+    ids = {row["event_id"]: row["id"] for row in rows}
+    return [
+        Staged(ids[env.event_id], spec, env.key.encode(), value, envelope_headers(env),
+               str(env.event_id))
+        for (spec, env), value in zip(items, values, strict=True)
+    ]
+
+
+async def _publish(
+    pool: asyncpg.Pool,
+    publisher: Publisher,
+    records: Sequence[tuple[str, bytes, bytes, Headers, str]],
+    ids: Sequence[int],
+) -> int:
+    if not ids:
+        return 0
+    await publisher.send_raw(records)
+    await pool.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", list(ids))
+    return len(ids)
 
 
 async def _publish_rows(
     pool: asyncpg.Pool, publisher: Publisher, rows: Sequence[asyncpg.Record]
 ) -> int:
-    if not rows:
-        return 0
     records = [
         (
             publisher.topic_name(by_name(row["topic"])),
@@ -64,20 +96,15 @@ async def _publish_rows(
         )
         for row in rows
     ]
-    await publisher.send_raw(records)
-    await pool.execute("DELETE FROM outbox WHERE id = ANY($1::bigint[])", [r["id"] for r in rows])
-    return len(rows)
+    return await _publish(pool, publisher, records, [r["id"] for r in rows])
 
 
-async def flush(pool: asyncpg.Pool, publisher: Publisher, ids: Sequence[int]) -> int:
-    """Publish the staged rows `ids` (after their transaction committed) and delete them."""
-    if not ids:
-        return 0
-    rows = await pool.fetch(
-        "SELECT * FROM outbox WHERE id = ANY($1::bigint[]) ORDER BY id",
-        list(ids),
-    )
-    return await _publish_rows(pool, publisher, rows)
+async def flush(pool: asyncpg.Pool, publisher: Publisher, staged: Sequence[Staged]) -> int:
+    """Publish the staged rows (after their transaction committed) and delete them."""
+    records = [
+        (publisher.topic_name(s.topic), s.key, s.value, s.headers, s.event_id) for s in staged
+    ]
+    return await _publish(pool, publisher, records, [s.id for s in staged])
 
 
 async def sweep(pool: asyncpg.Pool, publisher: Publisher, limit: int = 5000) -> int:

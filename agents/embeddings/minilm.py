@@ -172,7 +172,7 @@ class MiniLM:
         self._tokenizer.no_padding()
         self._tokenizer.enable_truncation(max_length=self.max_tokens)
 
-    def encode(self, texts: list[str], batch_size: int = 64) -> np.ndarray:
+    def encode(self, texts: list[str], batch_size: int = 16) -> np.ndarray:
         """Unit vectors, shape (len(texts), dimension), float32, in the order given."""
         result = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:

@@ -18,7 +18,7 @@ from agents.context import AgentContext
 from agents.ingestion import store
 from agents.ingestion.availability import AvailabilityDiff, Slot, diff_availability, expiring
 from agents.ingestion.normalize import availability_of, normalize_item
-from agents.ingestion.pipeline import Plan, plan_batch
+from agents.ingestion.pipeline import Plan, merge_batch, resolve_batch
 from agents.ingestion.resolution import lookup_keys
 from agents.runtime import AgentSpec, TimerSpec
 from schemas.content import (
@@ -109,7 +109,11 @@ async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
         candidates = await store.load_candidates(
             conn, lookup_keys(items), [m.canonical_id for m in mappings.values()]
         )
-        plan = plan_batch(items, mappings, candidates)
+        resolved = resolve_batch(items, mappings, candidates)
+        # Full records only of the stored titles the batch resolved to, not of every candidate.
+        known = {c.canonical_id for c in candidates}
+        stored = await store.load_contents(conn, resolved.title_ids & known)
+        plan = merge_batch(items, resolved, stored)
         written = plan.written
         if written:
             await upsert_contents(
@@ -117,8 +121,9 @@ async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
                 [Versioned(doc, batch[plan.cause[cid]].event_id) for cid, doc in written.items()],
                 same_version_merges=True,
             )
-        for (cid, _platform), diff in plan.availability.items():
-            await store.apply_availability(conn, cid, diff, now)
+        await store.apply_availability_diffs(
+            conn, [(cid, diff) for (cid, _), diff in plan.availability.items()], now
+        )
         await store.upsert_mappings(conn, plan.mappings)
         staged = await outbox.stage(conn, plan_events(plan, batch, now))
     await outbox.flush(ctx.pool, ctx.publisher, staged)

@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
+from functools import lru_cache
 from urllib.parse import quote
 
 from schemas.content import (
@@ -128,6 +129,9 @@ def fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+# Cached: every batch resolves against candidate titles loaded again from the store, mostly the
+# same names batch after batch.
+@lru_cache(maxsize=1 << 17)
 def normalize_title(title: str) -> str:
     """The matching form of a title: 'Matrix, The (1999)' and 'The Matrix' both give 'matrix'.
 

@@ -1,22 +1,23 @@
 """Planning a batch of catalog items: resolve, merge and diff, with no I/O.
 
-The agent loads what the plan needs (mappings, candidate titles), calls `plan_batch`, and
-writes the plan in one transaction. Keeping the decisions here lets unit tests check them
-without a database.
+The agent loads what resolution needs (mappings, candidate titles), resolves the batch
+(`resolve_batch`), loads the full records of the titles it resolved to, merges (`merge_batch`)
+and writes the plan in one transaction; `plan_batch` does both steps from full records.
+Keeping the decisions here lets unit tests check them without a database.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from collections.abc import Mapping as MappingT
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from agents.ingestion.availability import AvailabilityDiff, diff_availability
 from agents.ingestion.genres import map_genres
 from agents.ingestion.merge import content_changed, merge_into
 from agents.ingestion.normalize import NormalizedItem
-from agents.ingestion.resolution import Candidate, CandidateIndex, assign
+from agents.ingestion.resolution import Candidate, CandidateIndex, Resolution, assign
 from agents.ingestion.store import ItemKey, Mapping, MappingRow
 from schemas.content import CanonicalContent, PlatformAvailability
 
@@ -61,23 +62,60 @@ def fresh_items(
     return sorted(fresh), len(items) - len(fresh)
 
 
-def plan_batch(
+@dataclass(frozen=True)
+class Assignment:
+    """Which title one fresh item (by index in the batch) resolved to, and how."""
+
+    index: int
+    resolution: Resolution
+
+
+@dataclass(frozen=True)
+class Resolved:
+    assignments: list[Assignment]
+    skipped_stale: int
+
+    @property
+    def title_ids(self) -> set[uuid.UUID]:
+        return {a.resolution.canonical_id for a in self.assignments}  # type: ignore[misc]
+
+
+def resolve_batch(
     items: Sequence[NormalizedItem],
     mappings: MappingT[ItemKey, Mapping],
-    candidates: MappingT[uuid.UUID, CanonicalContent],
-) -> Plan:
-    plan = Plan()
-    order, plan.skipped_stale = fresh_items(items, mappings)
-    index = CandidateIndex(Candidate.from_content(c) for c in candidates.values())
-    docs: dict[uuid.UUID, CanonicalContent] = dict(candidates)
-    touched_platforms: dict[uuid.UUID, set[str]] = {}
+    candidates: Iterable[Candidate],
+) -> Resolved:
+    """Resolve every fresh item, in batch order, against the candidates and each other.
+
+    Resolution looks at candidates' names, ids and years only, never at their full records, so
+    the agent can load full records for the titles actually resolved to and nothing else.
+    """
+    order, skipped = fresh_items(items, mappings)
+    index = CandidateIndex(candidates)
+    assignments = []
     for i in order:
+        resolution = assign(items[i], index)
+        assert resolution.canonical_id is not None  # assign always settles on an id
+        assignments.append(Assignment(i, resolution))
+    return Resolved(assignments, skipped)
+
+
+def merge_batch(
+    items: Sequence[NormalizedItem],
+    resolved: Resolved,
+    stored: MappingT[uuid.UUID, CanonicalContent],
+) -> Plan:
+    """Merge the resolved items into the stored records of their titles (or new ones)."""
+    plan = Plan(skipped_stale=resolved.skipped_stale)
+    docs: dict[uuid.UUID, CanonicalContent] = {}
+    touched_platforms: dict[uuid.UUID, set[str]] = {}
+    for assignment in resolved.assignments:
+        i, resolution = assignment.index, assignment.resolution
         item = items[i]
-        resolution = assign(item, index)
         cid = resolution.canonical_id
-        assert cid is not None  # assign always settles on an id
+        assert cid is not None
         genres = map_genres(item.platform, item.raw_genres)
-        docs[cid] = merge_into(docs.get(cid), item, cid, genres)
+        docs[cid] = merge_into(docs.get(cid, stored.get(cid)), item, cid, genres)
         touched_platforms.setdefault(cid, set()).add(item.platform)
         plan.cause[cid] = i
         plan.mappings.append(
@@ -91,7 +129,7 @@ def plan_batch(
             )
         )
     for cid, platforms in touched_platforms.items():
-        before, after = candidates.get(cid), docs[cid]
+        before, after = stored.get(cid), docs[cid]
         if before is None:
             plan.new[cid] = after
         elif content_changed(before, after):
@@ -102,3 +140,15 @@ def plan_batch(
             if not diff.empty:
                 plan.availability[(cid, platform)] = diff
     return plan
+
+
+def plan_batch(
+    items: Sequence[NormalizedItem],
+    mappings: MappingT[ItemKey, Mapping],
+    candidates: MappingT[uuid.UUID, CanonicalContent],
+) -> Plan:
+    """Resolve and merge in one go, from full candidate records."""
+    resolved = resolve_batch(
+        items, mappings, (Candidate.from_content(c) for c in candidates.values())
+    )
+    return merge_batch(items, resolved, candidates)

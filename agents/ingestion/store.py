@@ -11,8 +11,9 @@ import asyncpg
 
 from agents.catalog.store import title_words
 from agents.ingestion.availability import AvailabilityDiff, AvailabilityRow, Slot
-from agents.ingestion.resolution import LookupKeys
-from schemas.content import AvailabilityType, CanonicalContent
+from agents.ingestion.normalize import normalize_title
+from agents.ingestion.resolution import Candidate, LookupKeys
+from schemas.content import AvailabilityType, CanonicalContent, ContentType, ExternalIds
 
 ItemKey = tuple[str, str]  # platform, platform_item_id
 
@@ -70,22 +71,37 @@ async def load_mappings(
     }
 
 
+# Who an item of the batch could resolve to: ids, exact titles, and titles sharing a word and
+# a year with any item of the batch. Locked for the transaction, so concurrent batches that
+# could touch the same titles run one after the other.
+_CANDIDATES = """
+SELECT canonical_id, doc->>'content_type' AS content_type, doc->>'title' AS title,
+       doc->'alternate_titles' AS alternate_titles, doc->>'original_title' AS original_title,
+       (doc->>'release_year')::int AS year, doc->'external_ids' AS external_ids,
+       (doc->>'runtime_minutes')::int AS runtime
+FROM content
+WHERE canonical_id = ANY($1::uuid[])
+   OR eidr = ANY($2::text[]) OR imdb_id = ANY($3::text[]) OR tmdb_id = ANY($4::text[])
+   OR normalized_title = ANY($5::text[])
+   OR (title_words && $6::text[] AND release_year = ANY($7::int[]))
+ORDER BY canonical_id
+FOR UPDATE
+"""
+
+
 async def load_candidates(
     conn: asyncpg.Connection, keys: LookupKeys, ids: Iterable[uuid.UUID]
-) -> dict[uuid.UUID, CanonicalContent]:
-    """Titles an item of the batch could resolve to, locked for this transaction."""
+) -> list[Candidate]:
+    """What resolution needs of each title an item of the batch could resolve to.
+
+    Only names, ids, year and runtime: a batch's candidates can be most of the catalog (any
+    title sharing a word and a year with any item), and parsing their full records was most of
+    the pipeline's time. `load_contents` fetches the full records of the titles resolved to.
+    """
     titles = sorted({t for _, t in keys.titles})
     years = sorted({y for _, y in keys.years})
     rows = await conn.fetch(
-        """
-        SELECT canonical_id, doc FROM content
-        WHERE canonical_id = ANY($1::uuid[])
-           OR eidr = ANY($2::text[]) OR imdb_id = ANY($3::text[]) OR tmdb_id = ANY($4::text[])
-           OR normalized_title = ANY($5::text[])
-           OR (title_words && $6::text[] AND release_year = ANY($7::int[]))
-        ORDER BY canonical_id
-        FOR UPDATE
-        """,
+        _CANDIDATES,
         sorted(set(ids)),
         sorted(keys.eidr),
         sorted(keys.imdb),
@@ -94,7 +110,39 @@ async def load_candidates(
         sorted({w for t in titles for w in title_words(t)}),
         years,
     )
-    return {r["canonical_id"]: CanonicalContent.model_validate(r["doc"]) for r in rows}
+    return [_candidate(r) for r in rows]
+
+
+def _candidate(row: asyncpg.Record) -> Candidate:
+    """The same Candidate as `Candidate.from_content` of the stored record."""
+    names = [row["title"], *row["alternate_titles"]]
+    if row["original_title"]:
+        names.append(row["original_title"])
+    external_ids = ExternalIds.model_validate(row["external_ids"])
+    return Candidate(
+        canonical_id=row["canonical_id"],
+        content_type=ContentType(row["content_type"]),
+        titles={normalize_title(n) for n in names},
+        year=row["year"],
+        external_ids=external_ids,
+        platform_ids=dict(external_ids.platform_ids),
+        runtime_minutes=row["runtime"],
+    )
+
+
+async def load_contents(
+    conn: asyncpg.Connection, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, CanonicalContent]:
+    """Full records of `ids` (already locked by `load_candidates` in this transaction)."""
+    wanted = sorted(set(ids))
+    if not wanted:
+        return {}
+    rows = await conn.fetch(
+        "SELECT canonical_id, doc::text AS doc FROM content WHERE canonical_id = ANY($1::uuid[])",
+        wanted,
+    )
+    # Parsed and validated in one pass by pydantic's JSON parser, not json -> dict -> model.
+    return {r["canonical_id"]: CanonicalContent.model_validate_json(r["doc"]) for r in rows}
 
 
 async def upsert_mappings(conn: asyncpg.Connection, rows: Sequence[MappingRow]) -> None:
@@ -157,7 +205,23 @@ async def apply_availability(
     conn: asyncpg.Connection, content_id: uuid.UUID, diff: AvailabilityDiff, now: datetime
 ) -> None:
     """Write one platform's diff: upsert what appeared or changed, expire what left (now)."""
-    current = _slot_rows(content_id, [*diff.appeared, *(new for _, new in diff.changed)])
+    await apply_availability_diffs(conn, [(content_id, diff)], now)
+
+
+async def apply_availability_diffs(
+    conn: asyncpg.Connection,
+    diffs: Iterable[tuple[uuid.UUID, AvailabilityDiff]],
+    now: datetime,
+) -> None:
+    """Write many diffs in two statements (a round trip per diff was most of a batch's wait).
+
+    Each (title, platform) diff touches its own rows, so one statement may carry them all.
+    """
+    current: list[AvailabilityRow] = []
+    expired: list[AvailabilityRow] = []
+    for content_id, diff in diffs:
+        current += _slot_rows(content_id, [*diff.appeared, *(new for _, new in diff.changed)])
+        expired += _slot_rows(content_id, diff.expired)
     if current:
         await conn.execute(
             """
@@ -184,7 +248,7 @@ async def apply_availability(
             [r.available_from for r in current],
             [r.expires_at for r in current],
         )
-    if diff.expired:
+    if expired:
         await conn.execute(
             """
             UPDATE platform_availability AS a SET expires_at = $5, updated_at = now()
@@ -192,10 +256,10 @@ async def apply_availability(
             WHERE a.canonical_id = e.c AND a.platform = e.p AND a.region = e.r
               AND a.availability_type = e.t
             """,
-            [content_id] * len(diff.expired),
-            [s.platform for s in diff.expired],
-            [s.region for s in diff.expired],
-            [s.availability_type.value for s in diff.expired],
+            [r.content_id for r in expired],
+            [r.platform for r in expired],
+            [r.region for r in expired],
+            [r.availability_type.value for r in expired],
             now,
         )
 
