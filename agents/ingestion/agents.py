@@ -258,7 +258,10 @@ AGENTS = [
         group="ingestion",
         topic=CONTENT_RAW,
         handler=process_raw,
-        batch_size=500,
+        # Large batches: every batch locks and indexes its candidate titles (often much of the
+        # catalog), a cost per batch rather than per item.
+        batch_size=2000,
+        batch_within_s=0.2,
         description="normalize, resolve, map genres, upsert; emit ingested/updated/availability",
     ),
     AgentSpec(

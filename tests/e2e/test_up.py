@@ -1,0 +1,95 @@
+"""`mgw up` as a new user runs it: everything up, a POST stored, Ctrl-C leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from core.embedded import free_port
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_up_serves_a_post_and_ctrl_c_stops_every_process(tmp_path: Path) -> None:
+    port = free_port()
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in {"KAFKA_BROKERS", "DATABASE_URL", "REDIS_URL", "QDRANT_URL"}
+    }
+    env.update({"MGW_ENV_FILE": "/nonexistent/.env", "KAFKA_TOPIC_PREFIX": "up"})
+    log = (tmp_path / "up.log").open("w+")
+    up = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "cli.main",
+            "up",
+            "--data-dir",
+            str(tmp_path / ".mgw"),
+            "--gateway-port",
+            str(port),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 90
+        text = ""
+        while "Press Ctrl-C" not in text:
+            assert up.poll() is None, f"mgw up exited early:\n{text}"
+            assert time.monotonic() < deadline, f"mgw up not up in time:\n{text}"
+            time.sleep(0.3)
+            text = (tmp_path / "up.log").read_text()
+        children = psutil.Process(up.pid).children(recursive=True)
+        assert len(children) >= 5  # broker, postgres, redis, worker, gateway
+        key = re.search(r"(mgw_[A-Za-z0-9_-]+)", text)
+        assert key, f"no dev API key in the banner:\n{text}"
+        cid = str(uuid.uuid4())
+        body = {
+            "canonical_id": cid,
+            "content_type": "movie",
+            "title": "Up Test",
+            "genres": ["drama"],
+            "updated_at": "2026-11-01T00:00:00Z",
+        }
+        resp = httpx.post(
+            f"http://127.0.0.1:{port}/api/v1/content",
+            json=body,
+            headers={"X-API-Key": key.group(1), "X-Request-ID": "up-test-1"},
+        )
+        assert resp.status_code == 202, resp.text
+        assert resp.json()["offset"] >= 0
+
+        def stored() -> bool:
+            return httpx.get(f"http://127.0.0.1:{port}/api/v1/content/{cid}").status_code == 200
+
+        deadline = time.monotonic() + 20
+        while not stored():
+            assert time.monotonic() < deadline, "the posted title never reached the read model"
+            time.sleep(0.3)
+        lines = [
+            line for line in (tmp_path / "up.log").read_text().splitlines() if "up-test-1" in line
+        ]
+        assert any("gateway" in line for line in lines)
+        assert any("stored" in line for line in lines)
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(60)
+    assert up.returncode == 0
+    time.sleep(0.5)
+    left = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert not left, f"still running after Ctrl-C: {[c.cmdline() for c in left]}"
