@@ -28,6 +28,7 @@ from core.observability.metrics import (
     EVENTS_DEAD_LETTERED,
 )
 from core.publisher import BrokerUnavailable, Headers, Publisher
+from core.resilience import CircuitOpen
 from schemas.envelope import Envelope, decode
 from topics.catalog import TopicSpec
 
@@ -41,6 +42,8 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     RedisConnectionError,
     RedisTimeoutError,
     BrokerUnavailable,
+    # An open breaker: the dependency is known to be down; wait for its half-open trial.
+    CircuitOpen,
 )
 MAX_ERROR_CHARS = 2000
 

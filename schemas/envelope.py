@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
@@ -39,6 +40,12 @@ class Envelope(BaseModel, Generic[P]):
     payload: P
 
 
+@functools.cache
+def _envelope_of(payload_type: type[P]) -> type[Envelope[P]]:
+    # Envelope[X] is a class lookup through pydantic's generics machinery; cheap, but not free.
+    return Envelope[payload_type]  # type: ignore[valid-type]
+
+
 def wrap(
     payload: P,
     *,
@@ -47,7 +54,7 @@ def wrap(
     correlation_id: str | None = None,
     event_id: uuid.UUID | None = None,
 ) -> Envelope[P]:
-    return Envelope[type(payload)](  # type: ignore[misc]
+    return _envelope_of(type(payload))(
         event_id=event_id or uuid.uuid4(),
         event_type=payload.event_type,
         version=payload.version,
@@ -59,7 +66,9 @@ def wrap(
 
 
 def encode(envelope: Envelope[Any]) -> bytes:
-    return orjson.dumps(envelope.model_dump(mode="json"))
+    # Straight to JSON bytes in pydantic's Rust serializer; the same bytes as orjson over
+    # model_dump(mode="json"), without building the dict in between.
+    return envelope.__pydantic_serializer__.to_json(envelope)
 
 
 def _check_type_and_version(
@@ -80,7 +89,7 @@ def _check_type_and_version(
 def decode(raw: bytes, payload_type: type[P]) -> Envelope[P]:
     """Parse and validate; raises pydantic.ValidationError (or ValueError) on bad input."""
     try:
-        envelope = Envelope[payload_type].model_validate_json(raw)  # type: ignore[valid-type]
+        envelope = _envelope_of(payload_type).model_validate_json(raw)
     except ValidationError as exc:
         # A newer version's payload fails validation here; say why rather than list its fields.
         try:

@@ -15,10 +15,10 @@ _UPSERT = """
 INSERT INTO content AS c
     (canonical_id, content_type, title, release_year, doc, source_updated_at, last_event_id,
      normalized_title, title_words, eidr, imdb_id, tmdb_id)
-SELECT u.id, u.type, u.title, u.year, u.doc, u.version, u.event, u.norm,
+SELECT u.id, u.type, u.title, u.year, u.doc::jsonb, u.version, u.event, u.norm,
        string_to_array(u.norm, ' '), u.eidr, u.imdb, u.tmdb
 FROM unnest(
-    $1::uuid[], $2::text[], $3::text[], $4::int[], $5::jsonb[], $6::timestamptz[], $7::uuid[],
+    $1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[], $6::timestamptz[], $7::uuid[],
     $8::text[], $9::text[], $10::text[], $11::text[]
 ) AS u(id, type, title, year, doc, version, event, norm, eidr, imdb, tmdb)
 ON CONFLICT (canonical_id) DO UPDATE SET
@@ -103,7 +103,8 @@ async def upsert_contents(
         [c.content_type.value for c in contents],
         [c.title for c in contents],
         [c.release_year for c in contents],
-        [c.model_dump(mode="json") for c in contents],
+        # JSON text from pydantic's serializer, parsed by PostgreSQL: no dict in between.
+        [c.model_dump_json() for c in contents],
         [c.updated_at for c in contents],
         [r.event_id for r in rows],
         normalized,

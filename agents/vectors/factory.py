@@ -24,7 +24,9 @@ def create_vector_store(settings: Settings, collection: str | None = None) -> Ve
         client = AsyncQdrantClient(
             url=settings.qdrant.url, api_key=settings.qdrant.api_key, check_compatibility=False
         )
-        return QdrantClientStore(client, name, dimension)
+        from agents.vectors.guarded import BreakerGuardedStore
+
+        return BreakerGuardedStore(QdrantClientStore(client, name, dimension))
 
     from agents.vectors.edge import EdgeVectorStore
 
