@@ -19,6 +19,7 @@ from qdrant_client import AsyncQdrantClient
 from agents.vectors.client import QdrantClientStore
 from agents.vectors.edge import EdgeVectorStore, VectorStoreLockedError
 from agents.vectors.factory import create_vector_store
+from agents.vectors.guarded import BreakerGuardedStore
 from agents.vectors.payload import content_payload
 from agents.vectors.store import ScoredPoint, VectorFilter, VectorPoint, VectorStore, matches
 from core.config import EmbeddingSettings, QdrantSettings, load_settings
@@ -342,9 +343,32 @@ async def test_factory_picks_the_backend(tmp_path: Path) -> None:
         update={"qdrant": QdrantSettings(url="http://127.0.0.1:6333", collection="titles")}
     )
     remote = create_vector_store(server)
-    assert isinstance(remote, QdrantClientStore)
-    assert remote.collection == "titles" and remote.dimension == 384
+    # The server backend goes through the shared qdrant circuit breaker.
+    assert isinstance(remote, BreakerGuardedStore)
+    inner = remote._inner
+    assert isinstance(inner, QdrantClientStore)
+    assert inner.collection == "titles" and remote.dimension == 384
     await remote.close()
+
+
+async def test_a_failing_server_opens_the_breaker_and_calls_are_refused_fast() -> None:
+    from qdrant_client import AsyncQdrantClient
+
+    from core.embedded import free_port
+    from core.resilience import BreakerConfig, BreakerRegistry, CircuitOpen
+
+    registry = BreakerRegistry({"qdrant": BreakerConfig(failure_threshold=2, open_timeout_s=30)})
+    client = AsyncQdrantClient(url=f"http://127.0.0.1:{free_port()}", check_compatibility=False)
+    store = BreakerGuardedStore(QdrantClientStore(client, "c", 384), registry.get("qdrant"))
+    try:
+        for _ in range(2):
+            with pytest.raises(Exception) as failed:
+                await store.count()
+            assert not isinstance(failed.value, CircuitOpen)
+        with pytest.raises(CircuitOpen):
+            await store.count()
+    finally:
+        await store.close()
 
 
 def test_content_payload() -> None:
