@@ -208,6 +208,16 @@ def bench_ingest_command(
     raise typer.Exit(bench_ingest(events, seed))
 
 
+@bench_app.command("embed")
+def bench_embed_command(
+    texts: Annotated[int, typer.Option(min=8, help="Catalog-like texts to embed.")] = 256,
+) -> None:
+    """The offline embedding model: texts/s one at a time and in batches of 64."""
+    from agents.embeddings.bench import bench_embeddings
+
+    asyncio.run(bench_embeddings(texts))
+
+
 @bench_app.command("worker", hidden=True)
 def bench_worker_command(mode: str, expected: int, result_file: Path) -> None:
     """(internal) One timed benchmark worker."""
