@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -97,32 +98,27 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
     # sessions so that they are stopped here, in order, rather than all at once.
     try:
         with console.status("starting services...") as status:
-            if not os.environ.get("KAFKA_BROKERS"):
-                status.update("starting the Tansu broker...")
-                broker = start_broker(
-                    port=_port_or_free(9092), log_file=root / "logs" / "tansu.log"
-                )
-                services.append(broker)
-                env["KAFKA_BROKERS"] = broker.url
-                rows.append(("kafka (Tansu, in memory)", broker.url, "embedded"))
-            else:
-                rows.append(("kafka", env["KAFKA_BROKERS"], "external"))
-            if not os.environ.get("DATABASE_URL"):
-                status.update("starting embedded PostgreSQL...")
-                pg = start_postgres(root / "postgres")
-                services.append(pg)
-                env["DATABASE_URL"] = pg.url
-                rows.append(("postgresql", pg.url, "embedded"))
-            else:
-                rows.append(("postgresql", env["DATABASE_URL"], "external"))
-            if not os.environ.get("REDIS_URL"):
-                status.update("starting embedded Redis...")
-                rd = start_redis(root / "redis")
-                services.append(rd)
-                env["REDIS_URL"] = rd.url
-                rows.append(("redis", rd.url, "embedded"))
-            else:
-                rows.append(("redis", env["REDIS_URL"], "external"))
+            embedded: list[tuple[str, str, Callable[[], ServiceProcess]]] = [
+                (
+                    "KAFKA_BROKERS",
+                    "kafka (Tansu, in memory)",
+                    lambda: start_broker(
+                        port=_port_or_free(9092), log_file=root / "logs" / "tansu.log"
+                    ),
+                ),
+                ("DATABASE_URL", "postgresql", lambda: start_postgres(root / "postgres")),
+                ("REDIS_URL", "redis", lambda: start_redis(root / "redis")),
+            ]
+            # A service named in the environment is used as it is; the others start here.
+            for variable, label, start in embedded:
+                if os.environ.get(variable):
+                    rows.append((label.split(" ")[0], env[variable], "external"))
+                    continue
+                status.update(f"starting {label}...")
+                service = start()
+                services.append(service)
+                env[variable] = service.url
+                rows.append((label, service.url, "embedded"))
             env.setdefault("QDRANT_PATH", str(root / "qdrant"))
             rows.append(
                 (

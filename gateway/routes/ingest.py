@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 from pydantic import BaseModel, Field
 
-from core.catalog_producer import MAX_BATCH_ITEMS, CatalogProducer, summarize
+from core.catalog_producer import MAX_BATCH_ITEMS, CatalogProducer, ItemResult, summarize
 from core.observability import correlation
 from gateway.auth.dependencies import require_scopes
 from gateway.auth.errors import Forbidden
@@ -22,26 +22,12 @@ class CatalogBatch(BaseModel):
     items: list[dict[str, Any]] = Field(min_length=1)
 
 
-class ItemProblem(BaseModel):
-    field: str
-    reason: str
-
-
-class ItemOutcome(BaseModel):
-    index: int
-    status: Literal["accepted", "rejected"]
-    key: str | None = None
-    event_id: str | None = None
-    partition: int | None = None
-    offset: int | None = None
-    errors: list[ItemProblem] = []
-
-
 class BatchOutcome(BaseModel):
     topic: str
     accepted: int
     rejected: int
-    results: list[ItemOutcome]
+    # One per item, in request order: accepted with its offset, or rejected with its reasons.
+    results: list[ItemResult]
 
 
 async def producer_key(
@@ -87,16 +73,5 @@ async def ingest_batch(
         topic=request.app.state.publisher.topic_name(CONTENT_RAW),
         accepted=counts["accepted"],
         rejected=counts["rejected"],
-        results=[
-            ItemOutcome(
-                index=r.index,
-                status=r.status,
-                key=r.key,
-                event_id=r.event_id,
-                partition=r.partition,
-                offset=r.offset,
-                errors=[ItemProblem(field=e.field, reason=e.reason) for e in r.errors],
-            )
-            for r in results
-        ],
+        results=results,
     )
