@@ -21,10 +21,8 @@ COPY gateway ./gateway
 COPY cli ./cli
 RUN pip install .
 
-# Faust keeps a small data dir in the working directory; give it one the app user owns.
-RUN useradd --system --home-dir /app --shell /usr/sbin/nologin mgw \
-    && mkdir -p /app/data && chown mgw /app/data
-WORKDIR /app/data
+# Run unprivileged; Faust's (empty, memory-store) data dir goes under /tmp.
+RUN useradd --system --home-dir /app --shell /usr/sbin/nologin mgw
 USER mgw
 
 ENV GATEWAY_HOST=0.0.0.0 \
