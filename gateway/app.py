@@ -28,11 +28,9 @@ def create_app(settings: Settings) -> FastAPI:
         # One client for every Redis user in the gateway (API keys, rate limits, cache, health).
         # Connects lazily: the gateway starts while Redis is down. Short timeouts: a Redis that
         # hangs must not hold requests longer than the fallbacks need to take over.
-        own_redis = getattr(app.state, "redis", None) is None
-        if own_redis:
-            app.state.redis = aioredis.from_url(
-                settings.redis.require_url(), socket_connect_timeout=1.0, socket_timeout=1.0
-            )
+        app.state.redis = aioredis.from_url(
+            settings.redis.require_url(), socket_connect_timeout=1.0, socket_timeout=1.0
+        )
         publisher = Publisher(settings.kafka, source="gateway")
         await publisher.start()
         app.state.publisher = publisher
@@ -41,9 +39,7 @@ def create_app(settings: Settings) -> FastAPI:
                 yield
         finally:
             await publisher.stop()
-            if own_redis:
-                await app.state.redis.aclose()
-                app.state.redis = None
+            await app.state.redis.aclose()
 
     app = FastAPI(
         title="Media Gateway",
