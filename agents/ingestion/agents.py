@@ -261,7 +261,7 @@ AGENTS = [
         # Large batches: every batch locks and indexes its candidate titles (often much of the
         # catalog), a cost per batch rather than per item.
         batch_size=2000,
-        batch_within_s=0.2,
+        batch_within_s=0.05,
         description="normalize, resolve, map genres, upsert; emit ingested/updated/availability",
     ),
     AgentSpec(
