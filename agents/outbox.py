@@ -64,8 +64,14 @@ async def stage(
     # Matched by event id: RETURNING promises no order.
     ids = {row["event_id"]: row["id"] for row in rows}
     return [
-        Staged(ids[env.event_id], spec, env.key.encode(), value, envelope_headers(env),
-               str(env.event_id))
+        Staged(
+            ids[env.event_id],
+            spec,
+            env.key.encode(),
+            value,
+            envelope_headers(env),
+            str(env.event_id),
+        )
         for (spec, env), value in zip(items, values, strict=True)
     ]
 

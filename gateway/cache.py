@@ -164,6 +164,7 @@ end
 return 1
 """
 
+
 @dataclass
 class _Entry:
     status: int

@@ -55,7 +55,9 @@ async def _start_ops(settings: Settings, ops: OpsServer) -> bool:
         # refuse traffic.
         logger.error(
             "metrics port {}:{} unavailable ({}); /metrics stays on the gateway port",
-            settings.metrics.host, settings.metrics.port, exc,
+            settings.metrics.host,
+            settings.metrics.port,
+            exc,
         )
         return False
     return True

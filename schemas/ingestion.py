@@ -33,14 +33,37 @@ from schemas.envelope import Payload
 _BLANKS = frozenset({"", "n/a", "na", "none", "null", "nil", "-", "unknown"})
 
 CONTENT_TYPE_ALIASES: dict[str, ContentType] = {
-    **{k: ContentType.movie for k in (
-        "movie", "movies", "film", "films", "feature", "feature film", "motion picture",
-        "tv movie", "made for tv movie",
-    )},
-    **{k: ContentType.series for k in (
-        "series", "tv", "show", "tv show", "tv series", "tvseries", "tv shows", "miniseries",
-        "mini series", "limited series", "season", "serie",
-    )},
+    **{
+        k: ContentType.movie
+        for k in (
+            "movie",
+            "movies",
+            "film",
+            "films",
+            "feature",
+            "feature film",
+            "motion picture",
+            "tv movie",
+            "made for tv movie",
+        )
+    },
+    **{
+        k: ContentType.series
+        for k in (
+            "series",
+            "tv",
+            "show",
+            "tv show",
+            "tv series",
+            "tvseries",
+            "tv shows",
+            "miniseries",
+            "mini series",
+            "limited series",
+            "season",
+            "serie",
+        )
+    },
     **{k: ContentType.episode for k in ("episode", "tv episode", "ep")},
     **{k: ContentType.short for k in ("short", "short film", "shorts")},
     **{k: ContentType.documentary for k in ("documentary", "doc", "docu", "documentary film")},
@@ -48,9 +71,18 @@ CONTENT_TYPE_ALIASES: dict[str, ContentType] = {
 }
 
 AVAILABILITY_TYPE_ALIASES: dict[str, AvailabilityType] = {
-    **{k: AvailabilityType.subscription for k in (
-        "subscription", "sub", "svod", "flatrate", "included", "stream", "streaming",
-    )},
+    **{
+        k: AvailabilityType.subscription
+        for k in (
+            "subscription",
+            "sub",
+            "svod",
+            "flatrate",
+            "included",
+            "stream",
+            "streaming",
+        )
+    },
     **{k: AvailabilityType.rental for k in ("rental", "rent", "tvod")},
     **{k: AvailabilityType.purchase for k in ("purchase", "buy", "est", "own")},
     **{k: AvailabilityType.free for k in ("free", "avod", "ads", "free with ads", "fast")},
@@ -203,7 +235,7 @@ def parse_eidr(value: object) -> str | None:
     text = str(value).strip().upper()
     for prefix in ("HTTPS://DOI.ORG/", "HTTP://DX.DOI.ORG/", "DOI:"):
         if text.startswith(prefix):
-            text = text[len(prefix):]
+            text = text[len(prefix) :]
     # A wrong EIDR would merge two titles with full confidence: reject rather than guess.
     if not _EIDR.match(text):
         raise ValueError(f"{value!r} is not an EIDR id (10.5240/XXXX-XXXX-XXXX-XXXX-XXXX-C)")
@@ -295,7 +327,9 @@ class RawAvailability(_Raw):
     subtitle_languages: list[str] = Field(default_factory=list)
     available_from: datetime | None = None
     available_until: datetime | None = None
-    deep_link: str | None = Field(default=None, max_length=2000, pattern=r"^[A-Za-z][\w+.-]*://\S+$")
+    deep_link: str | None = Field(
+        default=None, max_length=2000, pattern=r"^[A-Za-z][\w+.-]*://\S+$"
+    )
     web_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://\S+$")
 
     @model_validator(mode="before")

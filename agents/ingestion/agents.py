@@ -13,7 +13,7 @@ from typing import Any
 from loguru import logger
 
 from agents import outbox
-from agents.catalog.store import Versioned, changed_fields, upsert_contents
+from agents.catalog.store import Versioned, changed_fields, fetch_contents, upsert_contents
 from agents.context import AgentContext
 from agents.ingestion import store
 from agents.ingestion.availability import AvailabilityDiff, Slot, diff_availability, expiring
@@ -158,8 +158,6 @@ async def sync_availability(ctx: AgentContext, batch: list[Envelope[Any]]) -> No
     async with ctx.pool.acquire() as conn, conn.transaction():
         mappings = await store.load_mappings(conn, newest)
         unknown = [k for k in newest if k not in mappings]
-        from agents.catalog.store import fetch_contents
-
         docs = await fetch_contents(conn, {m.canonical_id for m in mappings.values()}, lock=True)
         events: list[Outgoing] = []
         for key, env in newest.items():

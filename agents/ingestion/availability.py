@@ -178,6 +178,13 @@ def expiring(
                 expires_at=row.expires_at,
             )
         )
-    notices.sort(key=lambda n: (n.expires_at, str(n.content_id), n.platform, n.region,
-                                n.availability_type.value))
+    notices.sort(
+        key=lambda n: (
+            n.expires_at,
+            str(n.content_id),
+            n.platform,
+            n.region,
+            n.availability_type.value,
+        )
+    )
     return notices

@@ -140,14 +140,49 @@ SYNONYMS: dict[str, _G] = {
 
 # Known names that describe audience, origin or format rather than a genre: dropped, and not
 # reported as unknown (they are not gaps in the table).
-IGNORED: frozenset[str] = frozenset({
-    "international", "independent", "indie", "sport", "sports", "reality", "lgbtq",
-    "teen", "young adult", "young adult audience", "special interest", "faith", "spirituality",
-    "lifestyle", "lifestyle and culture", "cooking and food", "food", "news", "talk show",
-    "talk show and variety", "variety", "game show", "late night", "classic", "classics",
-    "cult", "arthouse", "black stories", "latino", "fitness", "unscripted", "foreign",
-    "british", "korean", "spanish language", "short", "shorts", "tv movie", "adult",
-})
+IGNORED: frozenset[str] = frozenset(
+    {
+        "international",
+        "independent",
+        "indie",
+        "sport",
+        "sports",
+        "reality",
+        "lgbtq",
+        "teen",
+        "young adult",
+        "young adult audience",
+        "special interest",
+        "faith",
+        "spirituality",
+        "lifestyle",
+        "lifestyle and culture",
+        "cooking and food",
+        "food",
+        "news",
+        "talk show",
+        "talk show and variety",
+        "variety",
+        "game show",
+        "late night",
+        "classic",
+        "classics",
+        "cult",
+        "arthouse",
+        "black stories",
+        "latino",
+        "fitness",
+        "unscripted",
+        "foreign",
+        "british",
+        "korean",
+        "spanish language",
+        "short",
+        "shorts",
+        "tv movie",
+        "adult",
+    }
+)
 
 # Platform-specific names, as the platforms spell them; () means known and ignored.
 PLATFORM_GENRES: dict[str, dict[str, _G]] = {
@@ -252,10 +287,27 @@ PLATFORM_GENRES: dict[str, dict[str, _G]] = {
 }
 
 # Format words that carry no genre: "Horror Movies" -> "horror", "TV Dramas" -> "dramas".
-_NOISE = frozenset({
-    "tv", "movie", "movies", "film", "films", "show", "shows", "series", "feature", "features",
-    "program", "programs", "programme", "programmes", "cinema", "genre", "and",
-})
+_NOISE = frozenset(
+    {
+        "tv",
+        "movie",
+        "movies",
+        "film",
+        "films",
+        "show",
+        "shows",
+        "series",
+        "feature",
+        "features",
+        "program",
+        "programs",
+        "programme",
+        "programmes",
+        "cinema",
+        "genre",
+        "and",
+    }
+)
 _SPLIT_CHARS = re.compile(r"[&/,;|+]")
 _NON_WORD = re.compile(r"[^\w\s]|_")
 _IGNORE = "<ignored>"

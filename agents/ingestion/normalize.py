@@ -37,9 +37,23 @@ _NON_WORD = re.compile(r"[^\w\s]|_")
 # Roman numerals as whole words, II to XX: "Rocky II" and "Rocky 2" are one title. The single
 # letters I, V and X stay words ("I, Robot", "V for Vendetta", "Malcolm X").
 ROMAN_NUMERALS: dict[str, str] = {
-    "ii": "2", "iii": "3", "iv": "4", "vi": "6", "vii": "7", "viii": "8", "ix": "9", "xi": "11",
-    "xii": "12", "xiii": "13", "xiv": "14", "xv": "15", "xvi": "16", "xvii": "17",
-    "xviii": "18", "xix": "19", "xx": "20",
+    "ii": "2",
+    "iii": "3",
+    "iv": "4",
+    "vi": "6",
+    "vii": "7",
+    "viii": "8",
+    "ix": "9",
+    "xi": "11",
+    "xii": "12",
+    "xiii": "13",
+    "xiv": "14",
+    "xv": "15",
+    "xvi": "16",
+    "xvii": "17",
+    "xviii": "18",
+    "xix": "19",
+    "xx": "20",
 }
 
 # Per-platform deep-link and web templates. The app schemes follow DOMAIN's netflix://title/{id}
@@ -84,9 +98,18 @@ _VIDEO: dict[str, VideoQuality] = {
     **{k: VideoQuality.SD for k in ("sd", "480p", "576p", "480i", "dvd")},
     **{k: VideoQuality.HD for k in ("hd", "720p", "1080p", "1080i", "fhd", "fullhd", "hd1080")},
     **{k: VideoQuality.UHD for k in ("uhd", "4k", "2160p", "4kuhd", "ultrahd", "uhd4k")},
-    **{k: VideoQuality.HDR for k in (
-        "hdr", "hdr10", "hdr10+", "hdr10plus", "dolbyvision", "dv", "hlg",
-    )},
+    **{
+        k: VideoQuality.HDR
+        for k in (
+            "hdr",
+            "hdr10",
+            "hdr10+",
+            "hdr10plus",
+            "dolbyvision",
+            "dv",
+            "hlg",
+        )
+    },
 }
 _VIDEO_ORDER = list(VideoQuality)
 
@@ -299,9 +322,7 @@ def normalize_item(raw: RawCatalogItem) -> NormalizedItem:
         external_ids=external_ids,
         availability=availability,
         keywords=tuple(raw.keywords),
-        credits=tuple(
-            Credit(name=c.name, role=c.role, character=c.character) for c in raw.credits
-        ),
+        credits=tuple(Credit(name=c.name, role=c.role, character=c.character) for c in raw.credits),
         images=Images(
             poster=raw.images.poster, backdrop=raw.images.backdrop, thumbnail=raw.images.thumbnail
         ),

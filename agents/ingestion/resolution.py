@@ -205,7 +205,8 @@ class CandidateIndex:
                 self._index_titles(held, held.titles)
             known = {k: getattr(held.external_ids, k) for k in (*_STRENGTH, "gracenote")}
             fill = {
-                k: v for k, v in ((k, getattr(candidate.external_ids, k)) for k in known)
+                k: v
+                for k, v in ((k, getattr(candidate.external_ids, k)) for k in known)
                 if known[k] is None and v is not None
             }
             if fill:
@@ -323,7 +324,8 @@ def _unique_exact(
     item: NormalizedItem, index: CandidateIndex, *, require_yearless: bool
 ) -> Resolution | None:
     ids = [
-        cid for cid in sorted(index.exact_title(item.content_type, item.normalized_title))
+        cid
+        for cid in sorted(index.exact_title(item.content_type, item.normalized_title))
         if (held := index.get(cid)) is not None and (not require_yearless or held.year is None)
     ]
     if len(ids) != 1 or not _eligible(index.get(ids[0]), item):

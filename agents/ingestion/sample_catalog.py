@@ -35,7 +35,12 @@ from agents.ingestion.resolution import title_numbers
 BASE_TIME = datetime(2025, 1, 1, tzinfo=UTC)
 
 PLATFORMS: tuple[str, ...] = (
-    "netflix", "prime_video", "disney_plus", "hulu", "hbo_max", "apple_tv_plus",
+    "netflix",
+    "prime_video",
+    "disney_plus",
+    "hulu",
+    "hbo_max",
+    "apple_tv_plus",
 )
 # How feeds spell the platform (normalized by RawCatalogItem).
 _PLATFORM_SPELLINGS: dict[str, tuple[str, ...]] = {
@@ -48,78 +53,300 @@ _PLATFORM_SPELLINGS: dict[str, tuple[str, ...]] = {
 }
 
 _ADJECTIVES = (
-    "Silent", "Crimson", "Hidden", "Broken", "Golden", "Frozen", "Distant", "Electric",
-    "Savage", "Hollow", "Burning", "Velvet", "Iron", "Paper", "Wild", "Bitter", "Lucky",
-    "Midnight", "Northern", "Restless", "Scarlet", "Sacred", "Shattered", "Stolen", "Twisted",
-    "Violet", "Wandering", "Crooked", "Endless", "Forgotten", "Gentle", "Haunted", "Infinite",
-    "Neon", "Pale", "Perfect", "Rising", "Secret", "Sleeping", "Strange", "Sunken", "Winter",
-    "Amber", "Cobalt", "Desert", "Emerald", "Falling", "Hungry", "Jagged", "Marble",
-    "Brave", "Copper", "Dusty", "Fearless", "Gilded", "Humble", "Lunar", "Mighty", "Narrow",
-    "Ordinary", "Polar", "Quicksilver", "Rusty", "Solar", "Tender", "Urban", "Vanishing",
-    "Wicked", "Young", "Zealous", "Bright", "Cursed", "Drifting", "Eternal", "Fragile",
+    "Silent",
+    "Crimson",
+    "Hidden",
+    "Broken",
+    "Golden",
+    "Frozen",
+    "Distant",
+    "Electric",
+    "Savage",
+    "Hollow",
+    "Burning",
+    "Velvet",
+    "Iron",
+    "Paper",
+    "Wild",
+    "Bitter",
+    "Lucky",
+    "Midnight",
+    "Northern",
+    "Restless",
+    "Scarlet",
+    "Sacred",
+    "Shattered",
+    "Stolen",
+    "Twisted",
+    "Violet",
+    "Wandering",
+    "Crooked",
+    "Endless",
+    "Forgotten",
+    "Gentle",
+    "Haunted",
+    "Infinite",
+    "Neon",
+    "Pale",
+    "Perfect",
+    "Rising",
+    "Secret",
+    "Sleeping",
+    "Strange",
+    "Sunken",
+    "Winter",
+    "Amber",
+    "Cobalt",
+    "Desert",
+    "Emerald",
+    "Falling",
+    "Hungry",
+    "Jagged",
+    "Marble",
+    "Brave",
+    "Copper",
+    "Dusty",
+    "Fearless",
+    "Gilded",
+    "Humble",
+    "Lunar",
+    "Mighty",
+    "Narrow",
+    "Ordinary",
+    "Polar",
+    "Quicksilver",
+    "Rusty",
+    "Solar",
+    "Tender",
+    "Urban",
+    "Vanishing",
+    "Wicked",
+    "Young",
+    "Zealous",
+    "Bright",
+    "Cursed",
+    "Drifting",
+    "Eternal",
+    "Fragile",
 )
 _NOUNS = (
-    "Harbor", "Kingdom", "Signal", "Garden", "Empire", "Horizon", "Orchard", "Protocol",
-    "Frontier", "Lighthouse", "Mirror", "Canyon", "Circus", "Citadel", "Compass", "Covenant",
-    "Dynasty", "Echo", "Engine", "Falcon", "Fortress", "Gambit", "Glacier", "Highway",
-    "Island", "Jungle", "Labyrinth", "Meadow", "Monarch", "Nebula", "Outpost", "Paradise",
-    "Pilgrim", "Prophet", "Quarry", "Requiem", "Reservoir", "Sanctuary", "Sentinel", "Serpent",
-    "Station", "Summit", "Tempest", "Thief", "Tower", "Valley", "Voyage", "Witness", "Wolf",
-    "Lantern", "Anchor", "Bandit", "Cathedral", "Delta", "Ember", "Ferry", "Guardian", "Hunter",
-    "Inferno", "Jester", "Knight", "Legacy", "Mountain", "Nomad", "Oracle", "Pendulum", "Rebel",
-    "Scholar", "Tundra", "Umbrella", "Vault", "Whisper", "Zephyr", "Archive", "Blizzard",
+    "Harbor",
+    "Kingdom",
+    "Signal",
+    "Garden",
+    "Empire",
+    "Horizon",
+    "Orchard",
+    "Protocol",
+    "Frontier",
+    "Lighthouse",
+    "Mirror",
+    "Canyon",
+    "Circus",
+    "Citadel",
+    "Compass",
+    "Covenant",
+    "Dynasty",
+    "Echo",
+    "Engine",
+    "Falcon",
+    "Fortress",
+    "Gambit",
+    "Glacier",
+    "Highway",
+    "Island",
+    "Jungle",
+    "Labyrinth",
+    "Meadow",
+    "Monarch",
+    "Nebula",
+    "Outpost",
+    "Paradise",
+    "Pilgrim",
+    "Prophet",
+    "Quarry",
+    "Requiem",
+    "Reservoir",
+    "Sanctuary",
+    "Sentinel",
+    "Serpent",
+    "Station",
+    "Summit",
+    "Tempest",
+    "Thief",
+    "Tower",
+    "Valley",
+    "Voyage",
+    "Witness",
+    "Wolf",
+    "Lantern",
+    "Anchor",
+    "Bandit",
+    "Cathedral",
+    "Delta",
+    "Ember",
+    "Ferry",
+    "Guardian",
+    "Hunter",
+    "Inferno",
+    "Jester",
+    "Knight",
+    "Legacy",
+    "Mountain",
+    "Nomad",
+    "Oracle",
+    "Pendulum",
+    "Rebel",
+    "Scholar",
+    "Tundra",
+    "Umbrella",
+    "Vault",
+    "Whisper",
+    "Zephyr",
+    "Archive",
+    "Blizzard",
 )
 _PLACES = (
-    "Avalon", "Marrakesh", "Reykjavik", "Kyoto", "Patagonia", "Siberia", "Zanzibar",
-    "Tangier", "Montana", "Lisbon", "Oaxaca", "Tasmania", "Bombay", "Manitoba", "Galway",
-    "Sicily", "Yukon", "Cairo", "Havana", "Okinawa", "Valparaiso", "Dakar", "Helsinki",
-    "Quebec", "Nairobi", "Istanbul", "Tbilisi", "Bergen", "Hokkaido", "Ushuaia",
+    "Avalon",
+    "Marrakesh",
+    "Reykjavik",
+    "Kyoto",
+    "Patagonia",
+    "Siberia",
+    "Zanzibar",
+    "Tangier",
+    "Montana",
+    "Lisbon",
+    "Oaxaca",
+    "Tasmania",
+    "Bombay",
+    "Manitoba",
+    "Galway",
+    "Sicily",
+    "Yukon",
+    "Cairo",
+    "Havana",
+    "Okinawa",
+    "Valparaiso",
+    "Dakar",
+    "Helsinki",
+    "Quebec",
+    "Nairobi",
+    "Istanbul",
+    "Tbilisi",
+    "Bergen",
+    "Hokkaido",
+    "Ushuaia",
 )
 _NAMES = (
-    "Amélie", "Zoë", "José", "Björn", "Noémie", "Jürgen", "Chloé", "Ingrid", "Malcolm",
-    "Priya", "Tomás", "Oksana", "Rafael", "Hélène", "Dmitri", "Ayumi", "Ciarán", "Léa",
+    "Amélie",
+    "Zoë",
+    "José",
+    "Björn",
+    "Noémie",
+    "Jürgen",
+    "Chloé",
+    "Ingrid",
+    "Malcolm",
+    "Priya",
+    "Tomás",
+    "Oksana",
+    "Rafael",
+    "Hélène",
+    "Dmitri",
+    "Ayumi",
+    "Ciarán",
+    "Léa",
 )
 _PEOPLE = (
-    "Ava Lindqvist", "Marcus Obi", "Lena Park", "Tom Reyes", "Nadia Haddad", "Owen Clarke",
-    "Sofia Marin", "Ken Watanabe-Hale", "Iris Novak", "Jonah Pike", "Maya Castell",
+    "Ava Lindqvist",
+    "Marcus Obi",
+    "Lena Park",
+    "Tom Reyes",
+    "Nadia Haddad",
+    "Owen Clarke",
+    "Sofia Marin",
+    "Ken Watanabe-Hale",
+    "Iris Novak",
+    "Jonah Pike",
+    "Maya Castell",
 )
 
 _GENRE_NAMES: dict[str, dict[str, tuple[str, ...]]] = {
     # canonical genre -> how each platform (or "" for anyone) tends to name it
-    "action": {"": ("Action", "action", "ACTION"), "netflix": ("Action & Adventure",),
-               "hbo_max": ("Action/Adventure",), "disney_plus": ("Action-Adventure",)},
+    "action": {
+        "": ("Action", "action", "ACTION"),
+        "netflix": ("Action & Adventure",),
+        "hbo_max": ("Action/Adventure",),
+        "disney_plus": ("Action-Adventure",),
+    },
     "adventure": {"": ("Adventure",), "netflix": ("TV Action & Adventure",)},
-    "animation": {"": ("Animation", "Animated", "Anime"), "netflix": ("Anime Features",),
-                  "hulu": ("Cartoons",)},
-    "comedy": {"": ("Comedy", "Comedies", "comedy "), "hulu": ("Rom-Com", "Sitcom"),
-               "netflix": ("Stand-Up Comedy", "TV Comedies")},
+    "animation": {
+        "": ("Animation", "Animated", "Anime"),
+        "netflix": ("Anime Features",),
+        "hulu": ("Cartoons",),
+    },
+    "comedy": {
+        "": ("Comedy", "Comedies", "comedy "),
+        "hulu": ("Rom-Com", "Sitcom"),
+        "netflix": ("Stand-Up Comedy", "TV Comedies"),
+    },
     "crime": {"": ("Crime", "Crime TV Shows"), "disney_plus": ("Police/Cop",)},
-    "documentary": {"": ("Documentary", "Documentaries", "Docuseries"),
-                    "prime_video": ("Arts, Entertainment, and Culture",)},
+    "documentary": {
+        "": ("Documentary", "Documentaries", "Docuseries"),
+        "prime_video": ("Arts, Entertainment, and Culture",),
+    },
     "drama": {"": ("Drama", "Dramas", "TV Dramas", "drama")},
-    "family": {"": ("Family",), "prime_video": ("Kids",), "netflix": ("Children & Family Movies",),
-               "hbo_max": ("Kids & Family",)},
-    "fantasy": {"": ("Fantasy",), "netflix": ("Sci-Fi & Fantasy",),
-                "hbo_max": ("Fantasy & Sci-Fi",)},
+    "family": {
+        "": ("Family",),
+        "prime_video": ("Kids",),
+        "netflix": ("Children & Family Movies",),
+        "hbo_max": ("Kids & Family",),
+    },
+    "fantasy": {
+        "": ("Fantasy",),
+        "netflix": ("Sci-Fi & Fantasy",),
+        "hbo_max": ("Fantasy & Sci-Fi",),
+    },
     "history": {"": ("History", "Historical"), "disney_plus": ("Biographical",)},
     "horror": {"": ("Horror", "Horror Movies", "horror  ")},
     "music": {"": ("Music", "Musicals"), "netflix": ("Music & Musicals",)},
     "mystery": {"": ("Mystery", "TV Mysteries", "Mysteries")},
     "romance": {"": ("Romance", "Romantic Movies", "romance")},
-    "science_fiction": {"": ("Science Fiction", "Sci-Fi", "sci fi", "SciFi"),
-                        "netflix": ("Sci-Fi & Fantasy",), "hulu": ("Sci Fi",)},
-    "thriller": {"": ("Thriller", "Thrillers"), "prime_video": ("Suspense",),
-                 "disney_plus": ("Spy/Espionage",)},
+    "science_fiction": {
+        "": ("Science Fiction", "Sci-Fi", "sci fi", "SciFi"),
+        "netflix": ("Sci-Fi & Fantasy",),
+        "hulu": ("Sci Fi",),
+    },
+    "thriller": {
+        "": ("Thriller", "Thrillers"),
+        "prime_video": ("Suspense",),
+        "disney_plus": ("Spy/Espionage",),
+    },
     "war": {"": ("War", "War & Politics"), "prime_video": ("Military and War",)},
     "western": {"": ("Western", "Westerns")},
 }
 _ODD_GENRES = (
-    "Independent Movies", "International TV Shows", "Sports", "Cult Movies", "Reality TV",
-    "Feel-good", "Critically Acclaimed", "Binge-worthy", "Thriler", "Documentry",
+    "Independent Movies",
+    "International TV Shows",
+    "Sports",
+    "Cult Movies",
+    "Reality TV",
+    "Feel-good",
+    "Critically Acclaimed",
+    "Binge-worthy",
+    "Thriler",
+    "Documentry",
 )
 _REGIONS = ("US", "CA", "GB", "DE", "FR", "ES", "IT", "BR", "MX", "JP", "AU", "IN")
-_QUALITIES = (("HD",), ("HD", "4K"), ("1080p",), ("SD", "HD", "UHD", "HDR10"),
-              ("Dolby Vision", "4K"), ("HD", "IMAX Enhanced"))
+_QUALITIES = (
+    ("HD",),
+    ("HD", "4K"),
+    ("1080p",),
+    ("SD", "HD", "UHD", "HDR10"),
+    ("Dolby Vision", "4K"),
+    ("HD", "IMAX Enhanced"),
+)
 _MATURITY = {
     "movie": ("G", "PG", "PG-13", "R", "pg13", "Rated R", "NR", "16+", None),
     "series": ("TV-14", "TV-MA", "tvpg", "TV-Y7", "TV MA", None),
@@ -136,10 +363,21 @@ _PLOT = (
     "Years after {t}, a {a} {r} is forced to {g}.",
 )
 _ROLES = ("detective", "pilot", "chef", "smuggler", "teacher", "mapmaker", "nurse", "thief")
-_GOALS = ("find a missing sister", "clear a family name", "win one last race",
-          "cross a frozen border", "repay an old debt", "decode a buried signal")
-_THREATS = ("the storm arrives", "the city falls", "the war ends", "the lights go out",
-            "an old friend returns")
+_GOALS = (
+    "find a missing sister",
+    "clear a family name",
+    "win one last race",
+    "cross a frozen border",
+    "repay an old debt",
+    "decode a buried signal",
+)
+_THREATS = (
+    "the storm arrives",
+    "the city falls",
+    "the war ends",
+    "the lights go out",
+    "an old friend returns",
+)
 
 
 @dataclass
@@ -326,7 +564,9 @@ def _genres(rng: random.Random, content_type: str) -> list[str]:
 
 def _plot(rng: random.Random) -> str:
     return rng.choice(_PLOT).format(
-        a=rng.choice(_ADJECTIVES).lower(), r=rng.choice(_ROLES), g=rng.choice(_GOALS),
+        a=rng.choice(_ADJECTIVES).lower(),
+        r=rng.choice(_ROLES),
+        g=rng.choice(_GOALS),
         t=rng.choice(_THREATS),
     )
 
@@ -379,7 +619,7 @@ def _variant_title(rng: random.Random, master: _Master, first: bool) -> str:
         word = words[longest]
         if len(word) >= 5:
             i = rng.randint(1, len(word) - 3)
-            words[longest] = word[:i] + word[i + 1] + word[i] + word[i + 2:]
+            words[longest] = word[:i] + word[i + 1] + word[i] + word[i + 2 :]
             # One misspelt listing per title: two different typos of a short title can be
             # further apart than the 0.85 threshold.
             master.allow_typo = False
@@ -449,18 +689,31 @@ def _availability(rng: random.Random, platform: str, item_id: str) -> list[dict[
         regions = ["uk" if r.upper() == "GB" else r for r in regions] + ["uk"]
     if platform in ("prime_video", "apple_tv_plus") and rng.random() < 0.6:
         rent = rng.choice((299, 399, 499, 599))
-        offers.append({"availability_type": rng.choice(("rental", "rent", "TVOD")),
-                       "price_cents": rent, "currency": "USD", "regions": ["US"]})
-        buy = {"availability_type": rng.choice(("purchase", "buy")), "regions": ["us", "CA"],
-               "currency": "usd"}
+        offers.append(
+            {
+                "availability_type": rng.choice(("rental", "rent", "TVOD")),
+                "price_cents": rent,
+                "currency": "USD",
+                "regions": ["US"],
+            }
+        )
+        buy = {
+            "availability_type": rng.choice(("purchase", "buy")),
+            "regions": ["us", "CA"],
+            "currency": "usd",
+        }
         if rng.random() < 0.3:
             buy["price"] = f"{rng.choice((9, 12, 14, 19))}.99"
         else:
             buy["price_cents"] = rng.choice((999, 1299, 1499, 1999))
         offers.append(buy)
     if platform != "apple_tv_plus" or not offers or rng.random() < 0.5:
-        offers.append({"availability_type": rng.choice(("subscription", "svod", "Subscription")),
-                       "regions": regions if rng.random() >= 0.05 else []})
+        offers.append(
+            {
+                "availability_type": rng.choice(("subscription", "svod", "Subscription")),
+                "regions": regions if rng.random() >= 0.05 else [],
+            }
+        )
     for offer in offers:
         if rng.random() < 0.15:
             offer["available_until"] = (
@@ -510,16 +763,29 @@ def _listing(
         "original_language": rng.choice(("en", "EN", "en-US", "fr", None)),
         "external_ids": _ids(rng, master),
         "availability": _availability(rng, platform, item_id),
-        "keywords": rng.sample(("heist", "friendship", "revenge", "coming of age", "road trip",
-                                "small town", "betrayal"), rng.randint(0, 3)),
-        "source_updated_at": updated.isoformat() if rng.random() < 0.9
+        "keywords": rng.sample(
+            (
+                "heist",
+                "friendship",
+                "revenge",
+                "coming of age",
+                "road trip",
+                "small town",
+                "betrayal",
+            ),
+            rng.randint(0, 3),
+        ),
+        "source_updated_at": updated.isoformat()
+        if rng.random() < 0.9
         else updated.replace(tzinfo=None).isoformat(),
     }
     text_key = "overview" if rng.random() < 0.2 else "description"
     item[text_key] = rng.choice((master.description, master.description, None, ""))
     if rng.random() < 0.4:
-        item["credits"] = [rng.choice(({"name": p, "role": "Actor"}, p))
-                           for p in rng.sample(_PEOPLE, rng.randint(1, 3))]
+        item["credits"] = [
+            rng.choice(({"name": p, "role": "Actor"}, p))
+            for p in rng.sample(_PEOPLE, rng.randint(1, 3))
+        ]
     if rng.random() < 0.5:
         item["images"] = {"poster": f"https://img.example.com/{platform}/{item_id}/poster.jpg"}
     if master.content_type == "series" and rng.random() < 0.7:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import asyncpg
@@ -208,21 +208,7 @@ async def mark_availability_applied(
 
 
 def _slot_rows(content_id: uuid.UUID, slots: Iterable[Slot]) -> list[AvailabilityRow]:
-    return [
-        AvailabilityRow(
-            content_id=content_id,
-            platform=s.platform,
-            region=s.region,
-            availability_type=s.availability_type,
-            price_cents=s.price_cents,
-            currency=s.currency,
-            deep_link=s.deep_link,
-            web_fallback=s.web_fallback,
-            available_from=s.available_from,
-            expires_at=s.expires_at,
-        )
-        for s in slots
-    ]
+    return [AvailabilityRow(content_id=content_id, **asdict(s)) for s in slots]
 
 
 async def apply_availability(
@@ -292,23 +278,14 @@ async def rows_expiring_within(
     conn: asyncpg.Connection | asyncpg.Pool, now: datetime, days: int
 ) -> list[AvailabilityRow]:
     rows = await conn.fetch(
-        "SELECT * FROM platform_availability WHERE expires_at > $1 "
+        "SELECT canonical_id AS content_id, platform, region, availability_type, price_cents, "
+        "currency, deep_link, web_fallback, available_from, expires_at "
+        "FROM platform_availability WHERE expires_at > $1 "
         "AND expires_at <= $1 + make_interval(days => $2)",
         now,
         days,
     )
     return [
-        AvailabilityRow(
-            content_id=r["canonical_id"],
-            platform=r["platform"],
-            region=r["region"],
-            availability_type=AvailabilityType(r["availability_type"]),
-            price_cents=r["price_cents"],
-            currency=r["currency"],
-            deep_link=r["deep_link"],
-            web_fallback=r["web_fallback"],
-            available_from=r["available_from"],
-            expires_at=r["expires_at"],
-        )
+        AvailabilityRow(**{**r, "availability_type": AvailabilityType(r["availability_type"])})
         for r in rows
     ]

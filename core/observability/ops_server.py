@@ -36,8 +36,11 @@ class OpsServer:
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.bound_port = sockets[0].getsockname()[1] if sockets else self._port
-        logger.info("ops endpoints on http://{}:{} (/health/live, /health/ready, /metrics)",
-                    self._host, self.bound_port)
+        logger.info(
+            "ops endpoints on http://{}:{} (/health/live, /health/ready, /metrics)",
+            self._host,
+            self.bound_port,
+        )
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -300,7 +300,9 @@ class CircuitBreaker:
             if outcome.state == OPEN:
                 log.warning(
                     "circuit breaker {} opened after {} failure(s); calls refused for {:g} s",
-                    self.service, outcome.failures, self.config.open_timeout_s,
+                    self.service,
+                    outcome.failures,
+                    self.config.open_timeout_s,
                 )
             elif outcome.state == HALF_OPEN:
                 log.info("circuit breaker {} half-open: one trial call", self.service)
