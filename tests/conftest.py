@@ -23,6 +23,7 @@ import asyncpg
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from loguru import logger
 
 from core.config import Settings, load_settings
 from core.embedded import ServiceProcess, free_port, start_broker
@@ -295,3 +296,22 @@ async def isolated(
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+def _capture(level: str) -> Iterator[list[str]]:
+    seen: list[str] = []
+    sink = logger.add(lambda m: seen.append(m.record["message"]), level=level)
+    yield seen
+    logger.remove(sink)
+
+
+@pytest.fixture
+def warnings_seen() -> Iterator[list[str]]:
+    """Messages of WARNING and above logged during the test (what fallbacks say once)."""
+    yield from _capture("WARNING")
+
+
+@pytest.fixture
+def log_messages() -> Iterator[list[str]]:
+    """Messages of INFO and above logged during the test."""
+    yield from _capture("INFO")

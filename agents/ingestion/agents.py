@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
@@ -46,17 +47,7 @@ _EXPIRY_LOCK = 0x6D67770003
 
 
 def _row(slot: Slot) -> AvailabilityRow:
-    return AvailabilityRow(
-        platform=slot.platform,
-        region=slot.region,
-        availability_type=slot.availability_type,
-        price_cents=slot.price_cents,
-        currency=slot.currency,
-        deep_link=slot.deep_link,
-        web_fallback=slot.web_fallback,
-        available_from=slot.available_from,
-        expires_at=slot.expires_at,
-    )
+    return AvailabilityRow(**asdict(slot))
 
 
 def availability_event(

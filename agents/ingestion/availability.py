@@ -40,23 +40,10 @@ class Slot:
 
 
 @dataclass(frozen=True, slots=True)
-class AvailabilityRow:
-    """A platform_availability table row."""
+class AvailabilityRow(Slot):
+    """A platform_availability table row: one title's slot."""
 
     content_id: uuid.UUID
-    platform: str
-    region: str
-    availability_type: AvailabilityType
-    price_cents: int | None
-    currency: str | None
-    deep_link: str | None
-    web_fallback: str | None
-    available_from: datetime | None
-    expires_at: datetime | None
-
-    @property
-    def key(self) -> SlotKey:
-        return (self.platform, self.region, self.availability_type.value)
 
 
 @dataclass(frozen=True, slots=True)

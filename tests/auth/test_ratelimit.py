@@ -5,12 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 import redis.asyncio as aioredis
-from loguru import logger
 
 from core.config import Settings
 from core.embedded import start_redis
@@ -169,14 +166,6 @@ async def test_two_instances_share_the_count(settings: Settings, topics_created:
 
 
 # --- Redis goes away ------------------------------------------------------------------------
-
-
-@pytest.fixture
-def log_messages() -> Iterator[list[str]]:
-    messages: list[str] = []
-    sink = logger.add(lambda m: messages.append(m.record["message"]), level="INFO")
-    yield messages
-    logger.remove(sink)
 
 
 async def test_redis_outage_falls_back_to_local_limits_and_recovers(

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from loguru import logger
 from prometheus_client import REGISTRY
 
 from core.config import Settings
@@ -283,20 +282,12 @@ async def test_ignored_exceptions_count_as_the_dependency_answering(
 # ------------------------------------------------------------- Redis goes away
 
 
-@pytest.fixture
-def warnings_seen() -> Iterator[list[str]]:
-    seen: list[str] = []
-    sink = logger.add(lambda m: seen.append(m.record["message"]), level="WARNING")
-    yield seen
-    logger.remove(sink)
-
-
 async def test_redis_outage_falls_back_to_memory_and_resumes_sharing(
     tmp_path: Path, settings: Settings, service: str, warnings_seen: list[str]
 ) -> None:
     prefix = settings.redis.key_prefix
     redis_server = start_redis(tmp_path / "redis-1")
-    port = int(redis_server.url.rsplit(":", 1)[1].split("/")[0])
+    port = redis_server.port
     client = fast_fail_client(redis_server.url)
     reg = BreakerRegistry({"default": CFG})
     reg.share_through(client, prefix, recheck_s=0.5)

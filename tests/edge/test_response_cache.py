@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,7 +14,6 @@ import pytest
 import redis.asyncio as aioredis
 from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
-from loguru import logger
 from prometheus_client import REGISTRY
 
 from core.config import Settings
@@ -321,19 +320,11 @@ async def test_a_response_made_before_an_invalidation_is_not_stored_after_it(
 # ------------------------------------------------------------- Redis goes away
 
 
-@pytest.fixture
-def warnings_seen() -> Iterator[list[str]]:
-    seen: list[str] = []
-    sink = logger.add(lambda m: seen.append(m.record["message"]), level="WARNING")
-    yield seen
-    logger.remove(sink)
-
-
 async def test_requests_succeed_while_the_cache_is_down(
     tmp_path: Path, prefix: str, backend: Backend, warnings_seen: list[str]
 ) -> None:
     server = start_redis(tmp_path / "redis-1")
-    port = int(server.url.rsplit(":", 1)[1].split("/")[0])
+    port = server.port
     redis = fast_fail_client(server.url)
     app = make_app(lambda: redis, prefix, CachePolicy(), backend, recheck_s=0.5)
     transport = httpx.ASGITransport(app)
