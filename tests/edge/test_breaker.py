@@ -6,6 +6,7 @@ Fault tests use a throw-away redis-server (core.embedded.start_redis), never the
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -34,6 +35,7 @@ from core.resilience.breaker import (
     transition,
 )
 from core.resilience.fastredis import fast_fail_client
+from tests.helpers import ROOT
 
 NewProcess = Callable[[], BreakerRegistry]
 CFG = BreakerConfig(failure_threshold=3, open_timeout_s=0.4, trial_timeout_s=0.8)
@@ -333,3 +335,40 @@ async def test_redis_outage_falls_back_to_memory_and_resumes_sharing(
         await reg.close()
         await client.aclose()
         redis_server.stop()
+
+
+async def test_another_os_process_sees_the_open_breaker(
+    redis_url: str, settings: Settings, service: str
+) -> None:
+    """Not just two clients: a separate interpreter refuses the call this process tripped."""
+    here = BreakerRegistry({"default": BreakerConfig(2, 30.0)})
+    await here.connect(redis_url, settings.redis.key_prefix)
+    try:
+        for _ in range(2):
+            with pytest.raises(Boom):
+                await here.get(service).call(fail)
+    finally:
+        await here.close()
+    script = f"""
+import asyncio
+from core.resilience import BreakerConfig, BreakerRegistry, CircuitOpen
+
+async def main() -> None:
+    reg = BreakerRegistry({{"default": BreakerConfig(2, 30.0)}})
+    await reg.connect({redis_url!r}, {settings.redis.key_prefix!r})
+    breaker = reg.get({service!r})
+    try:
+        async with breaker.guard():
+            print("called")
+    except CircuitOpen as exc:
+        print("refused", await breaker.state(), round(exc.retry_after_s))
+    await reg.close()
+
+asyncio.run(main())
+"""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, cwd=ROOT, stdout=asyncio.subprocess.PIPE
+    )
+    out, _ = await proc.communicate()
+    verdict, state, retry = out.decode().split()
+    assert (verdict, state) == ("refused", OPEN) and int(retry) > 20
