@@ -143,16 +143,16 @@ def test_broker_that_never_listens_names_binary_and_log(
     fake = tmp_path / "fake-tansu"
     fake.write_text("#!/bin/sh\necho 'fake broker: not listening'\nexec sleep 60\n")
     fake.chmod(0o755)
-    monkeypatch.setattr(embedded, "tansu_binary", lambda: fake)
-    monkeypatch.setattr(embedded, "BROKER_START_TIMEOUT_S", 0.5)
+    monkeypatch.setattr(embedded.broker, "tansu_binary", lambda: fake)
+    monkeypatch.setattr(embedded.broker, "BROKER_START_TIMEOUT_S", 0.5)
     log_file = tmp_path / "fake.log"
-    before = set(embedded._live)
+    before = set(embedded.process._live)
     with pytest.raises(EmbeddedServiceError) as err:
         start_broker(log_file=log_file)
     message = str(err.value)
     assert str(fake) in message and str(log_file) in message
     assert "fake broker: not listening" in message
-    assert set(embedded._live) == before  # the failed child was killed, not registered
+    assert set(embedded.process._live) == before  # the failed child was killed, not registered
 
 
 async def test_postgres_select_create_table_then_stop(
@@ -266,7 +266,7 @@ def test_port_in_use_error_says_what_to_do() -> None:
 
 
 def test_redis_early_exit_reports_log(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(embedded, "redis_binary", lambda: Path("/bin/false"))
+    monkeypatch.setattr(embedded.redis_server, "redis_binary", lambda: Path("/bin/false"))
     with pytest.raises(EmbeddedServiceError, match="exited with code 1"):
         start_redis(tmp_path / "redis")
 
