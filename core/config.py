@@ -187,6 +187,9 @@ class GatewaySettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
     max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=1024)
+    # On a read-model miss, ask the catalog agent over Kafka (request/reply) before a 404.
+    lookup_on_miss: bool = True
+    lookup_timeout_s: float = Field(default=1.0, gt=0, le=30)
 
 
 class MetricsSettings(_Section):

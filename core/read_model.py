@@ -9,6 +9,8 @@ import redis.asyncio as aioredis
 
 STATE_READY = "ready"
 STATE_REBUILDING = "rebuilding"
+# How long a title an agent found missing is answered 404 without asking again.
+ABSENT_TTL_S = 60
 
 
 def document_key(prefix: str, canonical_id: uuid.UUID | str) -> str:
@@ -17,6 +19,14 @@ def document_key(prefix: str, canonical_id: uuid.UUID | str) -> str:
 
 def state_key(prefix: str) -> str:
     return f"{prefix}:readmodel:state"
+
+
+def absent_key(prefix: str, canonical_id: uuid.UUID | str) -> str:
+    return f"{prefix}:content-absent:{canonical_id}"
+
+
+def reply_channel(prefix: str, request_id: uuid.UUID | str) -> str:
+    return f"{prefix}:reply:{request_id}"
 
 
 async def read_document(

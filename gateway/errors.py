@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -12,6 +13,8 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.publisher import BrokerUnavailable
+from core.resilience import CircuitOpen
+from gateway.lookup import LookupTimeout
 
 RETRY_AFTER_S = 5
 
@@ -74,6 +77,24 @@ def install_error_handlers(app: FastAPI) -> None:
             "retry after the delay in Retry-After",
             request,
             headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    @app.exception_handler(LookupTimeout)
+    async def _lookup(request: Request, exc: LookupTimeout) -> JSONResponse:
+        logger.warning("read-model lookup unanswered: {}", exc)
+        return error_response(
+            503, "lookup_timeout", f"{exc}; retry shortly", request, headers={"Retry-After": "1"}
+        )
+
+    @app.exception_handler(CircuitOpen)
+    async def _open(request: Request, exc: CircuitOpen) -> JSONResponse:
+        retry = max(1, math.ceil(exc.retry_after_s))
+        return error_response(
+            503,
+            "dependency_unavailable",
+            f"{exc.service} is failing; calls are paused, retry after {retry} s",
+            request,
+            headers={"Retry-After": str(retry)},
         )
 
     @app.exception_handler(StarletteHTTPException)

@@ -232,3 +232,15 @@ class ContentExpiring(Payload):
     region: str
     expires_at: datetime
     window_days: int
+
+
+class ContentLookupRequested(Payload):
+    """The gateway missed a title in the read model: an agent should fetch it from PostgreSQL.
+
+    The answer goes to the Redis pub/sub channel named in the request: the document's JSON,
+    or an empty message when there is no such title.
+    """
+
+    event_type: ClassVar[str] = "content.lookup"
+    canonical_id: uuid.UUID
+    reply_channel: str = Field(min_length=1, max_length=300)

@@ -13,6 +13,7 @@ from schemas.content import (
     AvailabilityChanged,
     ContentExpiring,
     ContentIngested,
+    ContentLookupRequested,
     ContentSubmitted,
     ContentUpdated,
     MetadataEnriched,
@@ -84,6 +85,16 @@ CONTENT_SUBMITTED = TopicSpec(
     description="a canonical record from a trusted producer, stored if new or newer",
 )
 
+# Request/reply: the gateway asks an agent for a title the read model does not have.
+CONTENT_LOOKUP = TopicSpec(
+    name="content.lookup",
+    payload=ContentLookupRequested,
+    key="canonical_id",
+    # A request nobody answered within a second is worthless soon after.
+    retention_ms=60 * 60 * 1000,
+    description="a read-model miss at the gateway; answered over Redis pub/sub",
+)
+
 # Lifecycle: emitted by agents after the change is in PostgreSQL.
 CONTENT_INGESTED = TopicSpec(
     name="content.ingested",
@@ -128,6 +139,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     CONTENT_RAW,
     AVAILABILITY_RAW,
     CONTENT_SUBMITTED,
+    CONTENT_LOOKUP,
     CONTENT_INGESTED,
     CONTENT_UPDATED,
     CONTENT_AVAILABILITY_CHANGED,

@@ -12,13 +12,14 @@ from agents.catalog import read_model
 from agents.catalog.store import Versioned, changed_fields, fetch_contents, upsert_contents
 from agents.context import AgentContext
 from agents.runtime import AgentSpec, TimerSpec
-from core.read_model import read_state
+from core.read_model import ABSENT_TTL_S, absent_key, read_state
 from core.response_cache import invalidate_content
 from schemas.content import ContentIngested, ContentUpdated
 from schemas.envelope import Envelope, Payload, wrap
 from topics.catalog import (
     CONTENT_AVAILABILITY_CHANGED,
     CONTENT_INGESTED,
+    CONTENT_LOOKUP,
     CONTENT_METADATA_ENRICHED,
     CONTENT_SUBMITTED,
     CONTENT_UPDATED,
@@ -93,6 +94,28 @@ async def project(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
         )
 
 
+async def answer_lookups(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
+    """Fetch titles the gateway missed into the read model and answer on each reply channel."""
+    written = await read_model.refresh(
+        ctx.pool, ctx.redis, ctx.prefix, [env.payload.canonical_id for env in batch]
+    )
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        for env in batch:
+            cid = env.payload.canonical_id
+            document = written.get(cid)
+            if document is None:
+                pipe.set(absent_key(ctx.prefix, cid), b"1", ex=ABSENT_TTL_S)
+            # An empty message means "no such title": the gateway answers 404.
+            pipe.publish(env.payload.reply_channel, document or b"")
+        await pipe.execute()
+    for env in batch:
+        logger.bind(correlation_id=env.correlation_id).debug(
+            "lookup of {}: {}",
+            env.payload.canonical_id,
+            "found" if env.payload.canonical_id in written else "absent",
+        )
+
+
 async def invalidate_responses(ctx: AgentContext, ids: list[uuid.UUID]) -> None:
     """Drop the gateway's cached responses of changed titles, so nobody sees them stale."""
     for cid in dict.fromkeys(ids):
@@ -131,6 +154,15 @@ AGENTS = [
         topic=CONTENT_SUBMITTED,
         handler=store_submitted,
         description="upserts submitted canonical records; emits content.ingested / updated",
+    ),
+    AgentSpec(
+        name="read-model-lookup",
+        group="readmodel",
+        topic=CONTENT_LOOKUP,
+        handler=answer_lookups,
+        # Someone is waiting for each answer: do not hold requests back to fill a batch.
+        batch_within_s=0.005,
+        description="answers the gateway's read-model misses from PostgreSQL",
     ),
     *(
         AgentSpec(

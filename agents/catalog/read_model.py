@@ -14,7 +14,13 @@ import asyncpg
 import orjson
 import redis.asyncio as aioredis
 
-from core.read_model import STATE_READY, STATE_REBUILDING, document_key, state_key
+from core.read_model import (
+    STATE_READY,
+    STATE_REBUILDING,
+    absent_key,
+    document_key,
+    state_key,
+)
 
 _SELECT = """
 SELECT canonical_id, doc, data_quality_score, enriched_at, updated_at
@@ -32,20 +38,25 @@ def to_document(row: asyncpg.Record | dict[str, Any]) -> bytes:
 
 async def refresh(
     pool: asyncpg.Pool, redis: aioredis.Redis, prefix: str, ids: Sequence[uuid.UUID]
-) -> int:
-    """Write the current document of each title in `ids`; titles gone from Postgres are removed."""
+) -> dict[uuid.UUID, bytes]:
+    """Write the current document of each title in `ids` and return those written.
+
+    Titles gone from Postgres lose their document; titles found lose any "absent" marker a
+    lookup left, so a title created after a 404 is served at once.
+    """
     if not ids:
-        return 0
+        return {}
     unique = list(dict.fromkeys(ids))
     rows = await pool.fetch(_SELECT, unique)
-    found = {r["canonical_id"] for r in rows}
+    written = {r["canonical_id"]: to_document(r) for r in rows}
     async with redis.pipeline(transaction=False) as pipe:
-        for row in rows:
-            pipe.set(document_key(prefix, row["canonical_id"]), to_document(row))
-        for missing in set(unique) - found:
+        for cid, document in written.items():
+            pipe.set(document_key(prefix, cid), document)
+            pipe.delete(absent_key(prefix, cid))
+        for missing in set(unique) - set(written):
             pipe.delete(document_key(prefix, missing))
         await pipe.execute()
-    return len(rows)
+    return written
 
 
 async def _all_ids(pool: asyncpg.Pool, chunk: int) -> AsyncIterator[list[uuid.UUID]]:
@@ -77,7 +88,7 @@ async def rebuild(
     done = 0
     # On failure the state stays `rebuilding`: the documents are incomplete until one finishes.
     async for ids in _all_ids(pool, chunk):
-        done += await refresh(pool, redis, prefix, ids)
+        done += len(await refresh(pool, redis, prefix, ids))
         if on_progress:
             on_progress(done, total)
     await redis.set(state_key(prefix), STATE_READY)

@@ -1,4 +1,5 @@
-"""Content reads, served from the Redis read model (the gateway never reads Postgres)."""
+"""Content reads, served from the Redis read model (the gateway never reads Postgres);
+a miss is asked of the catalog agent (gateway/lookup.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import uuid
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from core.read_model import read_document
+from gateway.lookup import ask_agent
 
 router = APIRouter(prefix="/api/v1/content", tags=["content"])
 
@@ -16,11 +18,22 @@ router = APIRouter(prefix="/api/v1/content", tags=["content"])
     responses={
         200: {"description": "the title's canonical record, availability and quality score"},
         404: {"description": "no such title"},
+        503: {"description": "not in the read model and no agent answered; retry"},
     },
 )
 async def get_content(content_id: uuid.UUID, request: Request) -> Response:
     settings = request.app.state.settings
-    document = await read_document(request.app.state.redis, settings.redis.key_prefix, content_id)
+    redis, prefix = request.app.state.redis, settings.redis.key_prefix
+    document = await read_document(redis, prefix, content_id)
+    if document is None and settings.gateway.lookup_on_miss:
+        # The read model may lag (a rebuild, a late event): PostgreSQL has the last word.
+        document = await ask_agent(
+            redis,
+            request.app.state.publisher,
+            prefix,
+            content_id,
+            settings.gateway.lookup_timeout_s,
+        )
     if document is None:
         raise HTTPException(404, f"no content with id {content_id}")
     # Already JSON in Redis: hand the bytes through rather than parse and re-encode them.

@@ -168,6 +168,8 @@ def test_gateway_metrics_and_readiness_in_process(settings: Settings, redis_url:
             "metrics": MetricsSettings(host="127.0.0.1", port=0),
             # Anonymous limits are 5/s; this test is about metrics, not quotas.
             "rate_limit": RateLimitSettings(enabled=False),
+            # No readmodel worker here to answer misses: an unknown id is a plain 404.
+            "gateway": settings.gateway.model_copy(update={"lookup_on_miss": False}),
         }
     )
     prefix = settings.redis.key_prefix
