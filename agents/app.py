@@ -59,6 +59,8 @@ def create_app(
         app.agent(topic, name=spec.name)(_agent_fn(spec, holder))
     for timer in [*timers, OUTBOX_SWEEP]:
         app.timer(timer.interval_s, name=timer.name)(_timer_fn(timer, holder))
+        if timer.at_start:
+            app.task(_timer_fn(timer, holder))
 
     @app.on_before_shutdown.connect
     async def _close(app: Any, **kwargs: Any) -> None:

@@ -89,6 +89,8 @@ class TimerSpec:
     group: str
     interval_s: float
     run: Callable[[Any], Awaitable[Any]]
+    # Also run once as the worker starts, rather than only after the first interval.
+    at_start: bool = False
 
 
 @dataclass

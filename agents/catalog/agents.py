@@ -138,7 +138,8 @@ async def guard_read_model(ctx: AgentContext) -> int:
             return 0
         try:
             logger.warning(
-                "read model missing in Redis (restarted empty?): rebuilding from PostgreSQL"
+                "read model not in Redis (first start, or Redis restarted empty): "
+                "building it from PostgreSQL"
             )
             done = await read_model.rebuild(ctx.pool, ctx.redis, ctx.prefix)
             logger.info("read model rebuilt: {} document(s)", done)
@@ -182,5 +183,11 @@ AGENTS = [
 ]
 
 TIMERS = [
-    TimerSpec(name="read-model-guard", group="readmodel", interval_s=10.0, run=guard_read_model)
+    TimerSpec(
+        name="read-model-guard",
+        group="readmodel",
+        interval_s=10.0,
+        run=guard_read_model,
+        at_start=True,
+    )
 ]

@@ -132,4 +132,8 @@ AGENTS = [
     for spec in (CONTENT_INGESTED, CONTENT_UPDATED)
 ]
 
-TIMERS = [TimerSpec(name="enrich-sweep", group="enrichment", interval_s=30.0, run=sweep_due)]
+TIMERS = [
+    TimerSpec(
+        name="enrich-sweep", group="enrichment", interval_s=30.0, run=sweep_due, at_start=True
+    )
+]
