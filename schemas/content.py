@@ -49,6 +49,15 @@ class VideoQuality(StrEnum):
     HDR = "HDR"
 
 
+def checked_regions(regions: list[str]) -> list[str]:
+    """ISO 3166-1 alpha-2 codes, deduplicated and sorted; anything else is an error."""
+    for region in regions:
+        # isascii(): str.isalpha() also accepts letters such as "Ä".
+        if len(region) != 2 or not (region.isascii() and region.isalpha()):
+            raise ValueError(f"{region!r} is not an ISO 3166-1 alpha-2 region code")
+    return sorted(set(regions))
+
+
 class _Data(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
@@ -89,11 +98,7 @@ class PlatformAvailability(_Data):
     @field_validator("regions")
     @classmethod
     def _check_regions(cls, value: list[str]) -> list[str]:
-        for region in value:
-            # isascii(): str.isalpha() also accepts letters such as "Ä".
-            if len(region) != 2 or not (region.isascii() and region.isalpha()):
-                raise ValueError(f"{region!r} is not an ISO 3166-1 alpha-2 region code")
-        return sorted(set(value))
+        return checked_regions(value)
 
     @model_validator(mode="after")
     def _check_price(self) -> PlatformAvailability:

@@ -27,7 +27,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.content import AvailabilityType, ContentType
+from schemas.content import AvailabilityType, ContentType, checked_regions
 from schemas.envelope import Payload
 
 _BLANKS = frozenset({"", "n/a", "na", "none", "null", "nil", "-", "unknown"})
@@ -384,10 +384,7 @@ class RawAvailability(_Raw):
     @field_validator("regions")
     @classmethod
     def _check_regions(cls, value: list[str]) -> list[str]:
-        for region in value:
-            if len(region) != 2 or not (region.isascii() and region.isalpha()):
-                raise ValueError(f"{region!r} is not an ISO 3166-1 alpha-2 region code")
-        return sorted(set(value))
+        return checked_regions(value)
 
     @field_validator("video_qualities", "audio_qualities", "subtitle_languages", mode="before")
     @classmethod

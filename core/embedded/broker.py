@@ -7,23 +7,18 @@ import importlib.util
 import os
 import signal
 import tempfile
-import time
 from pathlib import Path
 
 from loguru import logger
 
 from core.embedded.process import (
     LOCALHOST,
-    EmbeddedServiceError,
     ServiceProcess,
-    _abort,
     _accepts_tcp,
     _ensure_executable,
-    _log_tail,
+    _launch,
     _pick_port,
     _register,
-    _spawn,
-    _wait_until,
 )
 
 BROKER_START_TIMEOUT_S = 10.0
@@ -65,35 +60,16 @@ def start_broker(
         temporary = (log_file,)
     else:
         log_file.parent.mkdir(parents=True, exist_ok=True)
-    log = log_file.open("ab")
-    began = time.monotonic()
-    try:
-        proc = _spawn(argv, log=log, cwd=None, stop_signal=signal.SIGINT)
-    except OSError as exc:
-        log.close()
-        raise EmbeddedServiceError(f"cannot run the broker {binary}: {exc}") from exc
-
-    def exited(code: int) -> EmbeddedServiceError:
-        return EmbeddedServiceError(
-            f"broker {binary} exited with code {code} before listening on {host}:{port}; "
-            f"log {log_file}:\n{_log_tail(log_file)}"
-        )
-
-    def timed_out() -> EmbeddedServiceError:
-        return EmbeddedServiceError(
-            f"broker {binary} did not accept connections on {host}:{port} within "
-            f"{BROKER_START_TIMEOUT_S:.0f} s; see its log {log_file}:\n{_log_tail(log_file)}"
-        )
-
-    try:
-        _wait_until(
-            lambda: _accepts_tcp(host, port), proc, BROKER_START_TIMEOUT_S, exited, timed_out
-        )
-    except BaseException:
-        _abort(proc)
-        log.close()
-        raise
-    elapsed = time.monotonic() - began
+    proc, log, elapsed = _launch(
+        f"the broker {binary}",
+        argv,
+        log_file,
+        cwd=None,
+        stop_signal=signal.SIGINT,
+        ready=lambda: _accepts_tcp(host, port),
+        ready_means=f"accepting connections on {host}:{port}",
+        timeout_s=BROKER_START_TIMEOUT_S,
+    )
     url = f"{host}:{port}"
     logger.info(
         "started broker (Tansu, memory storage) at {} pid {} in {:.3f} s; log {}",

@@ -347,3 +347,48 @@ def _run_coroutine(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     # asyncio.run cannot nest; a fresh loop in a helper thread can.
     with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(lambda: asyncio.run(make())).result()
+
+
+def _launch(
+    what: str,
+    argv: Sequence[str],
+    log_file: Path,
+    *,
+    cwd: Path | None,
+    stop_signal: signal.Signals,
+    ready: Callable[[], bool],
+    ready_means: str,
+    timeout_s: float,
+) -> tuple[subprocess.Popen[bytes], IO[bytes], float]:
+    """Start `argv` with its output in `log_file`, and wait until `ready()`.
+
+    Returns the process, the open log and the seconds it took; on any failure the child is
+    killed and the error names `what`, the log file and its last lines.
+    """
+    log = log_file.open("ab")
+    began = time.monotonic()
+    try:
+        proc = _spawn(argv, log=log, cwd=cwd, stop_signal=stop_signal)
+    except OSError as exc:
+        log.close()
+        raise EmbeddedServiceError(f"cannot run {what}: {exc}") from exc
+
+    def exited(code: int) -> EmbeddedServiceError:
+        return EmbeddedServiceError(
+            f"{what} exited with code {code} before {ready_means}; "
+            f"log {log_file}:\n{_log_tail(log_file)}"
+        )
+
+    def timed_out() -> EmbeddedServiceError:
+        return EmbeddedServiceError(
+            f"{what} was not {ready_means} within {timeout_s:.0f} s; "
+            f"see its log {log_file}:\n{_log_tail(log_file)}"
+        )
+
+    try:
+        _wait_until(ready, proc, timeout_s, exited, timed_out)
+    except BaseException:
+        _abort(proc)
+        log.close()
+        raise
+    return proc, log, time.monotonic() - began

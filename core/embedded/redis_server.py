@@ -4,22 +4,17 @@ from __future__ import annotations
 
 import signal
 import socket
-import time
 from pathlib import Path
 
 from loguru import logger
 
 from core.embedded.process import (
     LOCALHOST,
-    EmbeddedServiceError,
     ServiceProcess,
-    _abort,
     _ensure_executable,
-    _log_tail,
+    _launch,
     _pick_port,
     _register,
-    _spawn,
-    _wait_until,
 )
 
 REDIS_START_TIMEOUT_S = 10.0
@@ -70,33 +65,16 @@ def start_redis(data_dir: Path, port: int | None = None) -> ServiceProcess:
         "--logfile",
         "",  # stdout, which goes to log_file
     ]
-    log = log_file.open("ab")
-    began = time.monotonic()
-    try:
-        proc = _spawn(argv, log=log, cwd=data_dir, stop_signal=signal.SIGTERM)
-    except OSError as exc:
-        log.close()
-        raise EmbeddedServiceError(f"cannot run {binary}: {exc}") from exc
-
-    def exited(code: int) -> EmbeddedServiceError:
-        return EmbeddedServiceError(
-            f"redis-server {binary} exited with code {code} before answering on port "
-            f"{port}; log {log_file}:\n{_log_tail(log_file)}"
-        )
-
-    def timed_out() -> EmbeddedServiceError:
-        return EmbeddedServiceError(
-            f"redis-server {binary} did not answer PING on port {port} within "
-            f"{REDIS_START_TIMEOUT_S:.0f} s; log {log_file}:\n{_log_tail(log_file)}"
-        )
-
-    try:
-        _wait_until(lambda: _redis_pings(port), proc, REDIS_START_TIMEOUT_S, exited, timed_out)
-    except BaseException:
-        _abort(proc)
-        log.close()
-        raise
-    elapsed = time.monotonic() - began
+    proc, log, elapsed = _launch(
+        f"redis-server {binary}",
+        argv,
+        log_file,
+        cwd=data_dir,
+        stop_signal=signal.SIGTERM,
+        ready=lambda: _redis_pings(port),
+        ready_means=f"answering PING on port {port}",
+        timeout_s=REDIS_START_TIMEOUT_S,
+    )
     url = f"redis://{LOCALHOST}:{port}/0"
     logger.info("started Redis at {} pid {} in {:.3f} s; log {}", url, proc.pid, elapsed, log_file)
     return _register(
