@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any, ClassVar
+from enum import Enum
+from typing import Any, ClassVar, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -29,6 +31,8 @@ from pydantic import (
 
 from schemas.content import AvailabilityType, ContentType, checked_regions
 from schemas.envelope import Payload
+
+E = TypeVar("E", bound=Enum)
 
 _BLANKS = frozenset({"", "n/a", "na", "none", "null", "nil", "-", "unknown"})
 
@@ -133,31 +137,40 @@ def normalize_platform(value: str) -> str:
     return PLATFORM_ALIASES.get(slug, slug)
 
 
-def parse_content_type(value: object) -> ContentType:
-    if isinstance(value, ContentType):
+def _parse_alias(
+    value: object, aliases: Mapping[str, E], kind: type[E], example: str, hint: str
+) -> E:
+    if isinstance(value, kind):
         return value
     if not isinstance(value, str):
-        raise ValueError("must be a string such as 'movie' or 'series'")
-    found = CONTENT_TYPE_ALIASES.get(_key(value))
+        raise ValueError(f"must be a string such as {example}")
+    found = aliases.get(_key(value))
     if found is None:
-        raise ValueError(
-            f"unknown content type {value!r}; expected one of "
-            f"{', '.join(t.value for t in ContentType)} (or a synonym such as 'film', 'TV Series')"
-        )
+        raise ValueError(f"unknown {hint.format(value=value)}")
     return found
+
+
+def parse_content_type(value: object) -> ContentType:
+    expected = ", ".join(t.value for t in ContentType)
+    return _parse_alias(
+        value,
+        CONTENT_TYPE_ALIASES,
+        ContentType,
+        "'movie' or 'series'",
+        "content type {value!r}; expected one of "
+        + expected
+        + " (or a synonym such as 'film', 'TV Series')",
+    )
 
 
 def parse_availability_type(value: object) -> AvailabilityType:
-    if isinstance(value, AvailabilityType):
-        return value
-    if not isinstance(value, str):
-        raise ValueError("must be a string such as 'subscription' or 'rental'")
-    found = AVAILABILITY_TYPE_ALIASES.get(_key(value))
-    if found is None:
-        raise ValueError(
-            f"unknown availability type {value!r}; expected subscription, rental, purchase or free"
-        )
-    return found
+    return _parse_alias(
+        value,
+        AVAILABILITY_TYPE_ALIASES,
+        AvailabilityType,
+        "'subscription' or 'rental'",
+        "availability type {value!r}; expected subscription, rental, purchase or free",
+    )
 
 
 def parse_year(value: object) -> int | None:
