@@ -27,6 +27,7 @@ from core.observability.metrics import (
     EVENTS_CONSUMED,
     EVENTS_DEAD_LETTERED,
 )
+from core.observability.stages import timed
 from core.publisher import BrokerUnavailable, Headers, Publisher
 from core.resilience import CircuitOpen
 from schemas.envelope import Envelope, decode
@@ -200,7 +201,8 @@ async def process_batch(
     """Everything but the ack: decode, dead-letter, handle (retrying transient failures)."""
     started = time.perf_counter()
     EVENTS_CONSUMED.labels(spec.name, spec.topic.name).inc(len(records))
-    decoded = decode_batch(records, spec.topic)
+    with timed(spec.name, "decode"):
+        decoded = decode_batch(records, spec.topic)
     await retry_transient(
         spec.name, lambda: send_dead_letters(publisher, spec.topic, spec.name, decoded.bad)
     )

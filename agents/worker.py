@@ -9,6 +9,7 @@ from agents.app import consumer_group, create_app
 from agents.ops import install_worker_ops, worker_health
 from agents.registry import agents_for, timers_for
 from core.config import Settings
+from core.gc_tuning import tune_for_batches
 from core.observability.logging import init_logging
 from core.observability.ops_server import OpsServer
 
@@ -38,6 +39,7 @@ def run_worker(settings: Settings, group_names: list[str]) -> None:
         consumer_group(settings, group_names),
         ",".join(s.name for s in specs),
     )
+    tune_for_batches()
     worker = faust.Worker(
         app,
         loglevel="INFO",

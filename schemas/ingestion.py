@@ -150,16 +150,16 @@ def _parse_alias(
     return found
 
 
+_CONTENT_TYPE_HINT = (
+    "content type {value!r}; expected one of "
+    + ", ".join(t.value for t in ContentType)
+    + " (or a synonym such as 'film', 'TV Series')"
+)
+
+
 def parse_content_type(value: object) -> ContentType:
-    expected = ", ".join(t.value for t in ContentType)
     return _parse_alias(
-        value,
-        CONTENT_TYPE_ALIASES,
-        ContentType,
-        "'movie' or 'series'",
-        "content type {value!r}; expected one of "
-        + expected
-        + " (or a synonym such as 'film', 'TV Series')",
+        value, CONTENT_TYPE_ALIASES, ContentType, "'movie' or 'series'", _CONTENT_TYPE_HINT
     )
 
 

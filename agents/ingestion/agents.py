@@ -5,12 +5,13 @@ Each runs in its own worker group so operators scale them separately.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from loguru import logger
 
 from agents import outbox
@@ -22,6 +23,7 @@ from agents.ingestion.normalize import availability_of, normalize_item
 from agents.ingestion.pipeline import Plan, merge_batch, resolve_batch
 from agents.ingestion.resolution import lookup_keys
 from agents.runtime import AgentSpec, TimerSpec
+from core.observability.stages import observe, timed
 from schemas.content import (
     AvailabilityChanged,
     AvailabilityRow,
@@ -42,12 +44,15 @@ from topics.catalog import (
 )
 
 Outgoing = tuple[TopicSpec, Envelope[Any]]
+PROCESS_BATCH = "process-batch"
 EXPIRY_WINDOWS_DAYS = (7, 3, 1)
 _EXPIRY_LOCK = 0x6D67770003
 
 
-def _row(slot: Slot) -> AvailabilityRow:
-    return AvailabilityRow(**asdict(slot))
+def _row(slot: Slot, **update: Any) -> AvailabilityRow:
+    # Read straight from the slot's attributes by pydantic-core (`asdict` deep-copies, slowly).
+    row = AvailabilityRow.model_validate(slot, from_attributes=True)
+    return row.model_copy(update=update) if update else row
 
 
 def availability_event(
@@ -59,7 +64,7 @@ def availability_event(
         appeared=[_row(s) for s in diff.appeared],
         changed=[_row(new) for _, new in diff.changed],
         # What left the feed expires now (DOMAIN: an empty region list expires the title there).
-        expired=[_row(s).model_copy(update={"expires_at": now}) for s in diff.expired],
+        expired=[_row(s, expires_at=now) for s in diff.expired],
     )
 
 
@@ -90,44 +95,76 @@ def plan_events(plan: Plan, causes: Sequence[Envelope[Any]], now: datetime) -> l
 
 async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
     """Normalize, resolve, map genres, merge and upsert a batch; announce what changed."""
-    items = [normalize_item(env.payload.item) for env in batch]
+    with timed(PROCESS_BATCH, "normalize"):
+        items = [normalize_item(env.payload.item) for env in batch]
     now = datetime.now(UTC)
-    async with ctx.pool.acquire() as conn, conn.transaction():
-        await store.lock_titles(conn, [i.normalized_title for i in items])
-        mappings = await store.load_mappings(
-            conn, [(i.platform, i.platform_item_id) for i in items]
-        )
-        candidates = await store.load_candidates(
-            conn, lookup_keys(items), [m.canonical_id for m in mappings.values()]
-        )
-        resolved = resolve_batch(items, mappings, candidates)
-        # Full records only of the stored titles the batch resolved to, not of every candidate.
-        known = {c.canonical_id for c in candidates}
-        stored = await store.load_contents(conn, resolved.title_ids & known)
-        plan = merge_batch(items, resolved, stored)
-        written = plan.written
-        if written:
-            await upsert_contents(
-                conn,
-                [Versioned(doc, batch[plan.cause[cid]].event_id) for cid, doc in written.items()],
-                same_version_merges=True,
-            )
-        await store.apply_availability_diffs(
-            conn, [(cid, diff) for (cid, _), diff in plan.availability.items()], now
-        )
-        await store.upsert_mappings(conn, plan.mappings)
-        staged = await outbox.stage(conn, plan_events(plan, batch, now))
-    await outbox.flush(ctx.pool, ctx.publisher, staged)
-    for cid in plan.new:
-        logger.bind(correlation_id=batch[plan.cause[cid]].correlation_id).info(
-            "title {} ingested: {!r}", cid, plan.new[cid].title
-        )
+    async with ctx.pool.acquire() as conn:
+        async with conn.transaction():
+            with timed(PROCESS_BATCH, "load"):
+                await store.lock_titles(conn, [i.normalized_title for i in items])
+                mappings = await store.load_mappings(
+                    conn, [(i.platform, i.platform_item_id) for i in items]
+                )
+                candidates = await store.load_candidates(
+                    conn, lookup_keys(items), [m.canonical_id for m in mappings.values()]
+                )
+            with timed(PROCESS_BATCH, "resolve"):
+                resolved = resolve_batch(items, mappings, candidates)
+            with timed(PROCESS_BATCH, "load"):
+                # Full records only of the stored titles the batch resolved to, not of every
+                # candidate.
+                known = {c.canonical_id for c in candidates}
+                stored = await store.load_contents(conn, resolved.title_ids & known)
+            with timed(PROCESS_BATCH, "merge"):
+                plan = merge_batch(items, resolved, stored)
+            with timed(PROCESS_BATCH, "write"):
+                await _write_plan(conn, plan, batch, now)
+            with timed(PROCESS_BATCH, "events"):
+                events = plan_events(plan, batch, now)
+            with timed(PROCESS_BATCH, "outbox"):
+                staged = await outbox.stage(conn, events)
+            committing = time.perf_counter()
+        observe(PROCESS_BATCH, "commit", time.perf_counter() - committing)
+    with timed(PROCESS_BATCH, "publish"):
+        await outbox.flush(ctx.pool, ctx.publisher, staged)
+    _log_plan(plan, batch)
+
+
+def _log_plan(plan: Plan, batch: Sequence[Envelope[Any]]) -> None:
+    # One line per batch: a catalog of thousands of titles would otherwise flood the log. The
+    # line per title, with the correlation id of the request behind it, is at debug level.
+    logger.info(
+        "{} item(s): {} new title(s), {} updated, {} availability change(s), {} stale skipped",
+        len(batch),
+        len(plan.new),
+        len(plan.changed),
+        len(plan.availability),
+        plan.skipped_stale,
+    )
+    # Keyword arguments land in the record's extra (loguru captures them), like bind() does,
+    # without building a logger per line that debug level would then throw away.
+    for cid, content in plan.new.items():
+        correlation_id = batch[plan.cause[cid]].correlation_id
+        logger.debug("title {} ingested: {!r}", cid, content.title, correlation_id=correlation_id)
     for cid in plan.changed:
-        logger.bind(correlation_id=batch[plan.cause[cid]].correlation_id).info(
-            "title {} updated", cid
+        correlation_id = batch[plan.cause[cid]].correlation_id
+        logger.debug("title {} updated", cid, correlation_id=correlation_id)
+
+
+async def _write_plan(
+    conn: asyncpg.Connection, plan: Plan, batch: Sequence[Envelope[Any]], now: datetime
+) -> None:
+    written = plan.written
+    if written:
+        await upsert_contents(
+            conn,
+            [Versioned(doc, batch[plan.cause[cid]].event_id) for cid, doc in written.items()],
+            same_version_merges=True,
         )
-    if plan.skipped_stale:
-        logger.debug("{} item(s) skipped: same or older than already applied", plan.skipped_stale)
+    await store.apply_availability_diffs(
+        conn, [(cid, diff) for (cid, _), diff in plan.availability.items()], now
+    )
+    await store.upsert_mappings(conn, plan.mappings)
 
 
 def _with_platform_availability(
@@ -243,7 +280,7 @@ async def check_expiring(ctx: AgentContext) -> int:
 
 AGENTS = [
     AgentSpec(
-        name="process-batch",
+        name=PROCESS_BATCH,
         group="ingestion",
         topic=CONTENT_RAW,
         handler=process_raw,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 
 from schemas.content import AvailabilityType, PlatformAvailability
@@ -38,12 +38,20 @@ class Slot:
     def key(self) -> SlotKey:
         return (self.platform, self.region, self.availability_type.value)
 
+    def of(self, content_id: uuid.UUID) -> AvailabilityRow:
+        """This slot as a row of one title (field by field: `asdict` deep-copies, and it showed
+        up in profiles of the ingestion batch)."""
+        return AvailabilityRow(*(getattr(self, name) for name in _SLOT_FIELDS), content_id)
+
 
 @dataclass(frozen=True, slots=True)
 class AvailabilityRow(Slot):
     """A platform_availability table row: one title's slot."""
 
     content_id: uuid.UUID
+
+
+_SLOT_FIELDS = tuple(f.name for f in fields(Slot))
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +95,7 @@ def slots(availability: Iterable[PlatformAvailability], platform: str | None = N
 def rows(
     content_id: uuid.UUID, availability: Iterable[PlatformAvailability]
 ) -> list[AvailabilityRow]:
-    return [AvailabilityRow(content_id=content_id, **asdict(s)) for s in slots(availability)]
+    return [s.of(content_id) for s in slots(availability)]
 
 
 def diff_availability(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -208,7 +208,7 @@ async def mark_availability_applied(
 
 
 def _slot_rows(content_id: uuid.UUID, slots: Iterable[Slot]) -> list[AvailabilityRow]:
-    return [AvailabilityRow(content_id=content_id, **asdict(s)) for s in slots]
+    return [s.of(content_id) for s in slots]
 
 
 async def apply_availability(

@@ -21,6 +21,12 @@ AGENT_BATCH_SECONDS = Histogram(
     ["agent"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+AGENT_STAGE_SECONDS = Histogram(
+    "mgw_agent_stage_duration_seconds",
+    "Wall time of one step of an agent's batch (decode, load, resolve, write, publish, ...)",
+    ["agent", "stage"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
 AGENT_RETRIES = Counter(
     "mgw_agent_retries_total", "Batches retried after a transient failure", ["agent"]
 )
