@@ -32,7 +32,8 @@ from schemas.content import (
     ContentIngested,
     ContentUpdated,
 )
-from schemas.envelope import Envelope, wrap
+from schemas.envelope import Envelope, decode, encode, wrap
+from schemas.ingestion import AvailabilityReceived
 from topics.catalog import (
     AVAILABILITY_RAW,
     CONTENT_AVAILABILITY_CHANGED,
@@ -101,6 +102,7 @@ async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
     async with ctx.pool.acquire() as conn:
         async with conn.transaction():
             with timed(PROCESS_BATCH, "load"):
+                await store.guard_pending_availability(conn, exclusive=False)
                 await store.lock_titles(conn, [i.normalized_title for i in items])
                 mappings = await store.load_mappings(
                     conn, [(i.platform, i.platform_item_id) for i in items]
@@ -116,11 +118,16 @@ async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
                 known = {c.canonical_id for c in candidates}
                 stored = await store.load_contents(conn, resolved.title_ids & known)
             with timed(PROCESS_BATCH, "merge"):
-                plan = merge_batch(items, resolved, stored)
+                plan = merge_batch(items, resolved, stored, mappings)
             with timed(PROCESS_BATCH, "write"):
                 await _write_plan(conn, plan, batch, now)
+                # Availability that arrived before its item: back to availability-sync.
+                parked = await store.take_pending_availability(
+                    conn, [(m.platform, m.platform_item_id) for m in plan.mappings]
+                )
             with timed(PROCESS_BATCH, "events"):
                 events = plan_events(plan, batch, now)
+                events += [(AVAILABILITY_RAW, decode(raw, AvailabilityReceived)) for raw in parked]
             with timed(PROCESS_BATCH, "outbox"):
                 staged = await outbox.stage(conn, events)
             committing = time.perf_counter()
@@ -193,11 +200,8 @@ async def sync_availability(ctx: AgentContext, batch: list[Envelope[Any]]) -> No
             if mapping is None or mapping.canonical_id not in docs:
                 continue
             update = env.payload
-            if (
-                mapping.availability_updated_at
-                and update.source_updated_at <= mapping.availability_updated_at
-            ):
-                continue  # replayed or older than what was applied
+            if update.source_updated_at <= mapping.availability_as_of:
+                continue  # replayed, or older than the offers applied (by either topic)
             before = docs[mapping.canonical_id]
             offered = availability_of(update.platform, update.platform_item_id, update.availability)
             after = _with_platform_availability(before, update.platform, offered)
@@ -223,10 +227,32 @@ async def sync_availability(ctx: AgentContext, batch: list[Envelope[Any]]) -> No
         staged = await outbox.stage(conn, events)
     await outbox.flush(ctx.pool, ctx.publisher, staged)
     if unknown:
-        # Availability for an item the catalog has not ingested yet: nothing to attach it to.
-        # The platform's next catalog batch carries the availability too.
-        logger.warning(
-            "availability for {} unknown item(s) ignored, e.g. {}", len(unknown), unknown[0]
+        await _park(ctx, {key: newest[key] for key in unknown})
+
+
+async def _park(ctx: AgentContext, updates: dict[store.ItemKey, Envelope[Any]]) -> None:
+    """Availability for items the catalog has not ingested yet: kept until process-batch maps
+    the item and hands it back. An item mapped while this waited for the guard is handed back
+    at once."""
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        await store.guard_pending_availability(conn, exclusive=True)
+        mapped = await store.load_mappings(conn, updates)
+        parked = [
+            (key, env.payload.source_updated_at, encode(env))
+            for key, env in updates.items()
+            if key not in mapped
+        ]
+        await store.park_availability(conn, parked)
+        staged = await outbox.stage(
+            conn, [(AVAILABILITY_RAW, env) for key, env in updates.items() if key in mapped]
+        )
+    await outbox.flush(ctx.pool, ctx.publisher, staged)
+    if parked:
+        logger.info(
+            "availability for {} item(s) not ingested yet parked until their catalog item "
+            "arrives, e.g. {}",
+            len(parked),
+            parked[0][0],
         )
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from collections.abc import Mapping as MappingT
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 
 from agents.ingestion.availability import AvailabilityDiff, diff_availability
 from agents.ingestion.genres import map_genres
@@ -104,6 +105,7 @@ def merge_batch(
     items: Sequence[NormalizedItem],
     resolved: Resolved,
     stored: MappingT[uuid.UUID, CanonicalContent],
+    mappings: MappingT[ItemKey, Mapping] | None = None,
 ) -> Plan:
     """Merge the resolved items into the stored records of their titles (or new ones)."""
     plan = Plan(skipped_stale=resolved.skipped_stale)
@@ -115,7 +117,11 @@ def merge_batch(
         cid = resolution.canonical_id
         assert cid is not None
         genres = map_genres(item.platform, item.raw_genres)
-        docs[cid] = merge_into(docs.get(cid, stored.get(cid)), item, cid, genres)
+        held = docs.get(cid, stored.get(cid))
+        applied = (mappings or {}).get((item.platform, item.platform_item_id))
+        if held is not None and applied is not None and applied.availability_updated_at:
+            item = _without_older_availability(item, held, applied.availability_updated_at)
+        docs[cid] = merge_into(held, item, cid, genres)
         touched_platforms.setdefault(cid, set()).add(item.platform)
         plan.cause[cid] = i
         plan.mappings.append(
@@ -142,6 +148,17 @@ def merge_batch(
     return plan
 
 
+def _without_older_availability(
+    item: NormalizedItem, held: CanonicalContent, availability_updated_at: datetime
+) -> NormalizedItem:
+    """The item, offering what the title already offers on its platform when an
+    availability-only update newer than the item set that (ties: the one applied first)."""
+    if item.source_updated_at > availability_updated_at:
+        return item
+    kept = tuple(a for a in held.availability if a.platform == item.platform)
+    return replace(item, availability=kept)
+
+
 def plan_batch(
     items: Sequence[NormalizedItem],
     mappings: MappingT[ItemKey, Mapping],
@@ -151,4 +168,4 @@ def plan_batch(
     resolved = resolve_batch(
         items, mappings, (Candidate.from_content(c) for c in candidates.values())
     )
-    return merge_batch(items, resolved, candidates)
+    return merge_batch(items, resolved, candidates, mappings)

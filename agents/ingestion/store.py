@@ -25,6 +25,14 @@ class Mapping:
     source_updated_at: datetime
     availability_updated_at: datetime | None
 
+    @property
+    def availability_as_of(self) -> datetime:
+        """The source time of the offers applied for this item: a catalog item carries its
+        platform's availability too, so the newer of the two topics' clocks."""
+        if self.availability_updated_at is None:
+            return self.source_updated_at
+        return max(self.source_updated_at, self.availability_updated_at)
+
 
 @dataclass(frozen=True)
 class MappingRow:
@@ -193,6 +201,61 @@ async def upsert_mappings(conn: asyncpg.Connection, rows: Sequence[MappingRow]) 
         [r.confidence for r in rows],
         [r.source_updated_at for r in rows],
     )
+
+
+# Hands parked availability over between availability-sync (exclusive, while it parks) and
+# process-batch (shared, for its whole transaction): whichever commits second sees the other's
+# work, so an update is never parked for an item that was mapped meanwhile. Taken first in both
+# transactions, before any row lock, so the two never deadlock.
+_PENDING_AVAILABILITY_LOCK = 0x6D67770004
+
+
+async def guard_pending_availability(conn: asyncpg.Connection, *, exclusive: bool) -> None:
+    fn = "pg_advisory_xact_lock" if exclusive else "pg_advisory_xact_lock_shared"
+    await conn.execute(f"SELECT {fn}($1)", _PENDING_AVAILABILITY_LOCK)
+
+
+async def park_availability(
+    conn: asyncpg.Connection, parked: Sequence[tuple[ItemKey, datetime, bytes]]
+) -> None:
+    """Keep availability updates of unknown items, the newest per item."""
+    if not parked:
+        return
+    await conn.execute(
+        """
+        INSERT INTO pending_availability AS p
+            (platform, platform_item_id, source_updated_at, envelope)
+        SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bytea[])
+        ON CONFLICT (platform, platform_item_id) DO UPDATE SET
+            source_updated_at = EXCLUDED.source_updated_at, envelope = EXCLUDED.envelope,
+            parked_at = now()
+        WHERE p.source_updated_at < EXCLUDED.source_updated_at
+        """,
+        [key[0] for key, _, _ in parked],
+        [key[1] for key, _, _ in parked],
+        [at for _, at, _ in parked],
+        [envelope for _, _, envelope in parked],
+    )
+
+
+async def take_pending_availability(
+    conn: asyncpg.Connection, keys: Iterable[ItemKey]
+) -> list[bytes]:
+    """Remove and return the parked envelopes of these items, oldest first."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return []
+    rows = await conn.fetch(
+        """
+        DELETE FROM pending_availability p
+        USING unnest($1::text[], $2::text[]) AS k(platform, item)
+        WHERE p.platform = k.platform AND p.platform_item_id = k.item
+        RETURNING p.source_updated_at, p.envelope
+        """,
+        [k[0] for k in wanted],
+        [k[1] for k in wanted],
+    )
+    return [bytes(r["envelope"]) for r in sorted(rows, key=lambda r: r["source_updated_at"])]
 
 
 async def mark_availability_applied(

@@ -10,7 +10,7 @@ import pytest
 
 from agents.context import AgentContext, ContextHolder
 from agents.ingestion.agents import check_expiring, process_raw, sync_availability
-from schemas.envelope import wrap
+from schemas.envelope import Envelope, decode, wrap
 from schemas.ingestion import AvailabilityReceived, CatalogItemReceived, RawCatalogItem
 from tests.conftest import Isolated
 from tests.helpers import read_topic
@@ -102,3 +102,98 @@ async def test_expiry_notices_fire_once_per_window(ctx: AgentContext, isolated: 
         f"{isolated.settings.kafka.topic_prefix}.content.expiring",
     )
     assert len(notices) == 1 and b'"window_days":3' in notices[0].value
+
+
+def availability_update(
+    item_id: str, regions: list[str], at: datetime, correlation_id: str
+) -> Envelope[AvailabilityReceived]:
+    update = AvailabilityReceived(
+        platform="netflix",
+        platform_item_id=item_id,
+        source_updated_at=at,
+        availability=[{"availability_type": "subscription", "regions": regions}],
+    )
+    return wrap(update, key=update.record_key, source="test", correlation_id=correlation_id)
+
+
+async def offers(ctx: AgentContext, item_id: str) -> dict[str, datetime | None]:
+    rows = await ctx.pool.fetch(
+        "SELECT a.region, a.expires_at FROM platform_availability a "
+        "JOIN entity_mappings m ON m.canonical_id = a.canonical_id "
+        "WHERE m.platform_item_id = $1",
+        item_id,
+    )
+    return {r["region"]: r["expires_at"] for r in rows}
+
+
+async def test_availability_that_arrives_before_its_item_is_applied_once_the_item_is_ingested(
+    ctx: AgentContext, isolated: Isolated
+) -> None:
+    item_id = uuid.uuid4().hex[:8]
+    bootstrap, prefix = isolated.settings.kafka.bootstrap, isolated.settings.kafka.topic_prefix
+    early = availability_update(item_id, ["US"], NOW, "avail-early")
+    await sync_availability(ctx, [early])
+    parked = await ctx.pool.fetchval(
+        "SELECT source_updated_at FROM pending_availability WHERE platform_item_id = $1", item_id
+    )
+    assert parked == NOW
+
+    # The catalog item (older than the update) maps the item and hands the update back.
+    await ingest(ctx, raw_item(item_id, ["US", "GB"]))
+    assert not await ctx.pool.fetchval(
+        "SELECT count(*) FROM pending_availability WHERE platform_item_id = $1", item_id
+    )
+    handed = [
+        r
+        for r in await read_topic(bootstrap, f"{prefix}.content.availability.raw")
+        if r.key == f"netflix:{item_id}".encode()
+    ]
+    assert len(handed) == 1
+    assert dict(handed[0].headers)["correlation_id"] == b"avail-early"
+    back = decode(handed[0].value, AvailabilityReceived)
+    assert back.event_id == early.event_id
+
+    # availability-sync applies it like any update: newer than the catalog item, so GB expires.
+    await sync_availability(ctx, [back])
+    now_offered = await offers(ctx, item_id)
+    assert now_offered["US"] is None
+    assert now_offered["GB"] is not None and now_offered["GB"] <= datetime.now(UTC)
+    changed = f"{prefix}.content.availability_changed"
+    announced = [
+        r
+        for r in await read_topic(bootstrap, changed)
+        if dict(r.headers)["correlation_id"] == b"avail-early"
+    ]
+    assert len(announced) == 1
+    # Delivered again, it changes nothing and announces nothing.
+    await sync_availability(ctx, [back])
+    assert await offers(ctx, item_id) == now_offered
+    again = [
+        r
+        for r in await read_topic(bootstrap, changed)
+        if dict(r.headers)["correlation_id"] == b"avail-early"
+    ]
+    assert len(again) == 1
+
+
+async def test_only_the_newest_parked_update_of_an_item_is_kept(ctx: AgentContext) -> None:
+    item_id = uuid.uuid4().hex[:8]
+    newer = availability_update(item_id, ["US"], NOW, "newer")
+    older = availability_update(item_id, ["FR"], NOW - timedelta(hours=1), "older")
+    await sync_availability(ctx, [newer])
+    await sync_availability(ctx, [older])
+    kept = await ctx.pool.fetchval(
+        "SELECT envelope FROM pending_availability WHERE platform_item_id = $1", item_id
+    )
+    assert decode(kept, AvailabilityReceived).correlation_id == "newer"
+
+
+async def test_an_availability_update_older_than_the_catalog_item_is_ignored(
+    ctx: AgentContext,
+) -> None:
+    item_id = uuid.uuid4().hex[:8]
+    await ingest(ctx, raw_item(item_id, ["US", "GB"]))
+    # The catalog item is of yesterday; this update of the day before would expire both.
+    stale = availability_update(item_id, [], NOW - timedelta(days=2), "stale")
+    await sync_availability(ctx, [stale])
+    assert await offers(ctx, item_id) == {"US": None, "GB": None}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from agents.ingestion.agents import plan_events
 from agents.ingestion.pipeline import fresh_items, plan_batch
@@ -127,3 +127,46 @@ def test_events_carry_the_causing_items_correlation_id_and_key() -> None:
     assert (str(heat), "cid-1") in by_type["content.ingested"]
     assert by_type["content.availability_changed"] == [(str(heat), "cid-1")]
     assert all(uuid.UUID(key) in plan.new for key, _ in by_type["content.ingested"])
+
+
+def _regions(record: object, platform: str) -> set[str]:
+    return {r for a in record.availability if a.platform == platform for r in a.regions}  # type: ignore[attr-defined]
+
+
+def test_an_item_older_than_an_applied_availability_update_keeps_that_update_s_offers() -> None:
+    first = plan_batch([item(platform_item_id="n1", availability=[offer(["US", "GB"])])], {}, {})
+    (cid,) = first.new
+    # An availability-only update (content.availability.raw) of hour 3 narrowed it to GB.
+    stored = first.new[cid].model_copy(
+        update={
+            "availability": [
+                a.model_copy(update={"regions": ["GB"]}) for a in first.new[cid].availability
+            ]
+        }
+    )
+    mapping = {("netflix", "n1"): Mapping(cid, T0, T0 + timedelta(hours=3))}
+    # A catalog item of hour 2 (newer than the last one, older than that update) changes the
+    # description, and still lists the old offers: the newer offers stay.
+    older = item(
+        platform_item_id="n1",
+        description="A new description.",
+        availability=[offer(["US", "GB"])],
+        source_updated_at=at(2),
+    )
+    plan = plan_batch([older], mapping, {cid: stored})
+    after = plan.changed[cid][1]
+    assert after.description == "A new description."
+    assert _regions(after, "netflix") == {"GB"}
+    assert not plan.availability
+    # One of hour 4 is newer than both: its offers win.
+    newer = item(platform_item_id="n1", availability=[offer(["US"])], source_updated_at=at(4))
+    plan = plan_batch([newer], mapping, {cid: stored})
+    assert _regions(plan.changed[cid][1], "netflix") == {"US"}
+    assert set(plan.availability) == {(cid, "netflix")}
+
+
+def test_availability_is_as_of_the_newer_of_the_catalog_and_the_availability_clock() -> None:
+    cid = uuid.uuid4()
+    assert Mapping(cid, T0, None).availability_as_of == T0
+    assert Mapping(cid, T0, T0 + timedelta(hours=1)).availability_as_of == T0 + timedelta(hours=1)
+    assert Mapping(cid, T0 + timedelta(hours=2), T0).availability_as_of == T0 + timedelta(hours=2)
