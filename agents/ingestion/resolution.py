@@ -32,6 +32,7 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 import numpy as np
 from rapidfuzz import fuzz, process
@@ -149,6 +150,12 @@ def title_similarity(a: str, b: str) -> float:
     return max(fuzz.ratio(a, b), fuzz.token_sort_ratio(a, b)) / 100.0
 
 
+@lru_cache(maxsize=200_000)
+def sorted_words(normalized: str) -> str:
+    """What token_sort_ratio compares: the words in sorted order."""
+    return " ".join(sorted(normalized.split()))
+
+
 def title_confidence(similarity: float) -> float:
     span = (similarity - TITLE_THRESHOLD) / (1.0 - TITLE_THRESHOLD)
     span = min(max(span, 0.0), 1.0)
@@ -170,6 +177,11 @@ class CandidateIndex:
             lambda: defaultdict(set)
         )
         self._by_title: dict[tuple[ContentType, str], set[uuid.UUID]] = defaultdict(set)
+        # (type, year) -> sorted words -> ids: the titles scoring 1.0 against a title, found
+        # without scoring the whole bucket.
+        self._by_year_words: dict[tuple[ContentType, int], dict[str, set[uuid.UUID]]] = defaultdict(
+            lambda: defaultdict(set)
+        )
         for candidate in candidates:
             self.add(candidate)
 
@@ -229,20 +241,31 @@ class CandidateIndex:
         for title in titles:
             self._by_title[(held.content_type, title)].add(held.canonical_id)
             if held.year is not None:
-                self._by_year[(held.content_type, held.year)][title].add(held.canonical_id)
+                bucket = (held.content_type, held.year)
+                self._by_year[bucket][title].add(held.canonical_id)
+                self._by_year_words[bucket][sorted_words(title)].add(held.canonical_id)
 
     def _unindex_titles(self, held: Candidate) -> None:
         if held.year is None:
             return
         bucket = self._by_year.get((held.content_type, held.year), {})
+        words = self._by_year_words.get((held.content_type, held.year), {})
         for title in held.titles:
             bucket.get(title, set()).discard(held.canonical_id)
+            words.get(sorted_words(title), set()).discard(held.canonical_id)
 
     def by_id_key(self, key: IdKey) -> uuid.UUID | None:
         return self._ids.get(key)
 
     def exact_title(self, content_type: ContentType, title: str) -> set[uuid.UUID]:
         return self._by_title.get((content_type, title), set())
+
+    def identical_titles(self, content_type: ContentType, year: int, title: str) -> set[uuid.UUID]:
+        """Ids of titles of this type and year with similarity 1.0 to `title`: the same words,
+        in any order (ratio is 100 only for equal strings, token_sort_ratio for equal sorted
+        words, and equal words carry equal numbers)."""
+        bucket = self._by_year_words.get((content_type, year))
+        return set(bucket.get(sorted_words(title), ())) if bucket else set()
 
     def similar_titles(
         self, content_type: ContentType, year: int, title: str
@@ -308,6 +331,19 @@ def _resolve_by_title(item: NormalizedItem, index: CandidateIndex) -> Resolution
     title = item.normalized_title
     if item.year is None:
         return _unique_exact(item, index, require_yearless=False) or none
+    # Similarity 1.0 in the item's own year is the best any hit can score (ties: the smallest
+    # id), so when such a title is eligible the rest of the buckets need no scoring. Most items
+    # are another platform's listing of a known title under the same name.
+    identical = sorted(
+        (
+            cid
+            for cid in index.identical_titles(item.content_type, item.year, title)
+            if _eligible(index.get(cid), item)
+        ),
+        key=str,
+    )
+    if identical:
+        return Resolution(identical[0], "title", title_confidence(1.0))
     hits = [
         (similarity, cid, year)
         for similarity, cid, year in index.similar_titles(item.content_type, item.year, title)

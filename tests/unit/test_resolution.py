@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from agents.ingestion.normalize import NormalizedItem
+from agents.ingestion.normalize import NormalizedItem, normalize_item
 from agents.ingestion.resolution import (
     NAMESPACE,
     Candidate,
@@ -417,3 +417,35 @@ def test_lookup_keys_cover_ids_titles_and_year_windows() -> None:
     assert keys.platform_ids == {("netflix", "1"), ("hulu", "2")}
     assert keys.titles == {(ContentType.movie, "matrix"), (ContentType.movie, "heat")}
     assert keys.years == {(ContentType.movie, y) for y in (1998, 1999, 2000)}
+
+
+def test_the_identical_title_shortcut_resolves_as_scoring_every_title_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Resolving a messy catalog batch by batch gives the same ids and methods with the
+    shortcut for similarity-1.0 titles as with scoring the whole year buckets every time."""
+    from agents.ingestion.pipeline import merge_batch, resolve_batch
+    from agents.ingestion.sample_catalog import generate_sample
+    from schemas.ingestion import RawCatalogItem
+
+    sample = generate_sample(600, seed=5)
+    items = [normalize_item(RawCatalogItem.model_validate(raw)) for raw in sample.items]
+
+    def run() -> list[tuple[uuid.UUID | None, str, float]]:
+        stored: dict[uuid.UUID, Any] = {}
+        out = []
+        for start in range(0, len(items), 150):
+            batch = items[start : start + 150]
+            candidates = [Candidate.from_content(c) for c in stored.values()]
+            resolved = resolve_batch(batch, {}, candidates)
+            out += [
+                (a.resolution.canonical_id, a.resolution.method, a.resolution.confidence)
+                for a in resolved.assignments
+            ]
+            stored.update(merge_batch(batch, resolved, stored).written)
+        return out
+
+    with_shortcut = run()
+    assert sum(1 for _, method, confidence in with_shortcut if confidence == 0.98) > 50
+    monkeypatch.setattr(CandidateIndex, "identical_titles", lambda *_: set())
+    assert run() == with_shortcut
