@@ -14,13 +14,13 @@ import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
 from rich.console import Console
 from rich.table import Table
 
+from agents.scratch_db import create_database, drop_database
 from core.embedded import ServiceProcess, start_broker, start_postgres, start_redis
 from core.publisher import Publisher
 
@@ -28,11 +28,6 @@ console = Console(stderr=True)
 TARGET_RATE = 5000.0
 TARGET_RATIO = 0.8
 Figures = dict[str, Any]
-
-
-def _database(base: str, name: str) -> str:
-    parts = urlsplit(base)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
 async def _prepare(env: dict[str, str], items: list[dict[str, object]]) -> None:
@@ -108,11 +103,11 @@ def bench_ingest(events: int, seed: int) -> int:
                 rd = start_redis(workdir / "redis")
                 services.append(rd)
                 redis_url = rd.url
-            asyncio.run(_create_database(base, name))
+            database = asyncio.run(create_database(base, name))
             env = {
                 "KAFKA_BROKERS": broker.url,
                 "KAFKA_TOPIC_PREFIX": f"bench{uuid.uuid4().hex[:6]}",
-                "DATABASE_URL": _database(base, name),
+                "DATABASE_URL": database,
                 "REDIS_URL": redis_url,
                 "METRICS_PORT": "0",
                 "LOG_LEVEL": "warning",
@@ -127,7 +122,7 @@ def bench_ingest(events: int, seed: int) -> int:
     finally:
         try:
             if base:
-                asyncio.run(_drop_database(base, name))
+                asyncio.run(drop_database(base, name))
         finally:
             for service in reversed(services):
                 service.stop()
@@ -197,22 +192,6 @@ def _breakdown_table(baseline: Figures, pipeline: Figures) -> Table:
         f"what {TARGET_RATE:,.0f} events/s leaves for everything", f"{1e6 / TARGET_RATE:,.0f}"
     )
     return table
-
-
-async def _create_database(base: str, name: str) -> None:
-    conn = await asyncpg.connect(base)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _drop_database(base: str, name: str) -> None:
-    conn = await asyncpg.connect(base)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
 
 
 async def _count_mappings(url: str) -> int:

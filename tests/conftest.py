@@ -17,7 +17,6 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import httpx
@@ -25,6 +24,7 @@ import pytest
 import redis.asyncio as aioredis
 from loguru import logger
 
+from agents.scratch_db import create_database, drop_database
 from core.config import Settings, load_settings
 from core.embedded import ServiceProcess, free_port, start_broker
 
@@ -38,11 +38,6 @@ def _base_database_url() -> str:
         or os.environ.get("DATABASE_URL")
         or "postgresql://postgres@127.0.0.1:5432/postgres"
     )
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
 @pytest.fixture(scope="session")
@@ -60,24 +55,13 @@ def database_url() -> Iterator[str]:
     base = _base_database_url()
     name = f"mgw_test_{SESSION}"
 
-    async def create() -> None:
-        conn = await asyncpg.connect(base)
-        try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await conn.close()
-        await migrate_url(_with_database(base, name))
+    async def create() -> str:
+        url = await create_database(base, name)
+        await migrate_url(url)
+        return url
 
-    async def drop() -> None:
-        conn = await asyncpg.connect(base)
-        try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await conn.close()
-
-    asyncio.run(create())
-    yield _with_database(base, name)
-    asyncio.run(drop())
+    yield asyncio.run(create())
+    asyncio.run(drop_database(base, name))
 
 
 @pytest.fixture(scope="session")
@@ -264,12 +248,7 @@ async def isolated(
     tag = uuid.uuid4().hex[:6]
     name = f"mgw_test_{SESSION}_{tag}"
     base = _base_database_url()
-    admin = await asyncpg.connect(base)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    url = _with_database(base, name)
+    url = await create_database(base, name)
     await migrate_url(url)
     env = {
         **service_env,
@@ -291,11 +270,7 @@ async def isolated(
         yield Isolated(env, pool, settings)
     finally:
         await pool.close()
-        admin = await asyncpg.connect(base)
-        try:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            await admin.close()
+        await drop_database(base, name)
 
 
 def _capture(level: str) -> Iterator[list[str]]:

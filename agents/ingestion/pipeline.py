@@ -109,6 +109,7 @@ def merge_batch(
 ) -> Plan:
     """Merge the resolved items into the stored records of their titles (or new ones)."""
     plan = Plan(skipped_stale=resolved.skipped_stale)
+    applied_before = mappings or {}
     docs: dict[uuid.UUID, CanonicalContent] = {}
     touched_platforms: dict[uuid.UUID, set[str]] = {}
     for assignment in resolved.assignments:
@@ -118,7 +119,7 @@ def merge_batch(
         assert cid is not None
         genres = map_genres(item.platform, item.raw_genres)
         held = docs.get(cid, stored.get(cid))
-        applied = (mappings or {}).get((item.platform, item.platform_item_id))
+        applied = applied_before.get((item.platform, item.platform_item_id))
         if held is not None and applied is not None and applied.availability_updated_at:
             item = _without_older_availability(item, held, applied.availability_updated_at)
         docs[cid] = merge_into(held, item, cid, genres)
