@@ -1,12 +1,26 @@
-"""Cross-device sync events: hybrid logical clock timestamps and watchlist (OR-Set) operations."""
+"""Cross-device sync events and the realtime messages devices receive.
+
+Hybrid logical clock timestamps, watchlist (OR-Set) operations, playback progress, device
+presence, remote commands and their results. Pure data: the rules live in agents/sync.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    model_validator,
+)
 
 from schemas.envelope import Payload
 
@@ -72,3 +86,438 @@ class WatchlistUpdate(Payload):
         elif self.unique_tag is not None:
             raise ValueError("remove carries removed_tags, not a unique_tag")
         return self
+
+
+# --- shared field types -----------------------------------------------------------------------
+
+UserId = Annotated[str, Field(min_length=1, max_length=128)]
+# The gateway's X-Device-ID header pattern: device ids also end up in channel payloads and logs.
+DeviceId = Annotated[str, Field(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
+# NaN compares false with everything, so one NaN would slip past every range check downstream.
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+
+
+def _as_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+# Aware only: comparing a naive with an aware datetime raises TypeError inside the rules.
+UtcDatetime = Annotated[AwareDatetime, AfterValidator(_as_utc)]
+
+
+class _Data(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- playback progress -------------------------------------------------------------------------
+
+
+class PlaybackState(StrEnum):
+    playing = "playing"
+    paused = "paused"
+    stopped = "stopped"
+
+
+class ProgressUpdate(Payload):
+    """A device's playback position for one title, keyed by user_id on the progress topic.
+
+    Last writer wins per (user, content): newer `timestamp`, on a tie the larger device_id.
+    """
+
+    event_type: ClassVar[str] = "sync.progress.updated"
+
+    user_id: UserId
+    content_id: uuid.UUID
+    position_seconds: Seconds
+    duration_seconds: float = Field(gt=0, allow_inf_nan=False)
+    state: PlaybackState
+    timestamp: HLC
+    device_id: DeviceId
+
+    @model_validator(mode="after")
+    def _position_within_duration(self) -> ProgressUpdate:
+        if self.position_seconds > self.duration_seconds:
+            raise ValueError(
+                f"position_seconds ({self.position_seconds}) is past the end of the title "
+                f"(duration_seconds {self.duration_seconds})"
+            )
+        return self
+
+
+# --- devices -----------------------------------------------------------------------------------
+
+
+class DeviceType(StrEnum):
+    tv = "tv"
+    phone = "phone"
+    tablet = "tablet"
+    web = "web"
+    desktop = "desktop"
+
+
+class DevicePlatform(StrEnum):
+    tizen = "tizen"
+    webos = "webos"
+    android = "android"
+    ios = "ios"
+    web = "web"
+    windows = "windows"
+    macos = "macos"
+    linux = "linux"
+
+
+class Resolution(StrEnum):
+    """Ordered from low to high, so `RESOLUTION_ORDER` can rank a device's best picture."""
+
+    sd = "sd"
+    hd = "hd"
+    fhd = "fhd"
+    uhd_4k = "uhd_4k"
+    uhd_8k = "uhd_8k"
+
+
+RESOLUTION_ORDER: dict[Resolution, int] = {r: i for i, r in enumerate(Resolution)}
+
+# Free-form but bounded: a device reporting a format this schema does not know yet (a new HDR
+# flavour, a new codec) should still register rather than be rejected outright.
+FormatName = Annotated[str, Field(min_length=1, max_length=32)]
+
+
+class DeviceCapabilities(_Data):
+    max_resolution: Resolution = Resolution.hd
+    hdr_support: list[FormatName] = Field(default_factory=list, max_length=16)
+    audio_codecs: list[FormatName] = Field(default_factory=list, max_length=32)
+    # Off unless the device says so: a command to a device that cannot act on it is refused
+    # up front instead of silently dropped on the device.
+    remote_controllable: bool = False
+    can_cast: bool = False
+    # Diagonal in inches; unknown for browsers.
+    screen_size: float | None = Field(default=None, gt=0, le=1000, allow_inf_nan=False)
+
+
+class DeviceInfo(_Data):
+    """What a device announces about itself; presence (last_seen, online) is derived state."""
+
+    device_id: DeviceId
+    device_type: DeviceType
+    platform: DevicePlatform
+    capabilities: DeviceCapabilities = Field(default_factory=DeviceCapabilities)
+    app_version: str = Field(min_length=1, max_length=64)
+    device_name: str = Field(min_length=1, max_length=200)
+
+
+class DeviceRegistered(Payload):
+    """A device joined (or re-announced itself to) a user's account."""
+
+    event_type: ClassVar[str] = "sync.device.registered"
+
+    user_id: UserId
+    device: DeviceInfo
+    timestamp: HLC
+
+
+class NowPlaying(_Data):
+    content_id: uuid.UUID
+    position_seconds: Seconds
+    state: PlaybackState
+
+
+class DeviceHeartbeat(Payload):
+    """A device is alive; it is offline after ONLINE_TIMEOUT_S without one."""
+
+    event_type: ClassVar[str] = "sync.device.heartbeat"
+
+    user_id: UserId
+    device_id: DeviceId
+    timestamp: HLC
+    now_playing: NowPlaying | None = None
+
+
+class DeviceRemoved(Payload):
+    event_type: ClassVar[str] = "sync.device.removed"
+
+    user_id: UserId
+    device_id: DeviceId
+    timestamp: HLC
+
+
+# --- remote commands ---------------------------------------------------------------------------
+
+COMMAND_TTL_S = 5
+
+# Parameters are only checked for being real numbers here: a volume of 1.5 or a seek to -3 is a
+# well-formed command that the router answers with invalid_parameters, not a broken record.
+Number = Annotated[float, Field(allow_inf_nan=False)]
+
+
+class Play(_Data):
+    type: Literal["play"] = "play"
+
+
+class Pause(_Data):
+    type: Literal["pause"] = "pause"
+
+
+class Stop(_Data):
+    type: Literal["stop"] = "stop"
+
+
+class Seek(_Data):
+    type: Literal["seek"] = "seek"
+    position_seconds: Number
+
+
+class VolumeSet(_Data):
+    type: Literal["volume_set"] = "volume_set"
+    level: Number
+
+
+class VolumeMute(_Data):
+    type: Literal["volume_mute"] = "volume_mute"
+
+
+class VolumeUnmute(_Data):
+    type: Literal["volume_unmute"] = "volume_unmute"
+
+
+class LoadContent(_Data):
+    type: Literal["load_content"] = "load_content"
+    content_id: uuid.UUID
+    start_position: Number = 0.0
+
+
+class CastTo(_Data):
+    type: Literal["cast_to"] = "cast_to"
+    target_device_id: DeviceId
+    content_id: uuid.UUID
+
+
+RemoteCommand = Annotated[
+    Play | Pause | Stop | Seek | VolumeSet | VolumeMute | VolumeUnmute | LoadContent | CastTo,
+    Field(discriminator="type"),
+]
+
+
+class RemoteCommandIssued(Payload):
+    """One device asks another device of the same user to do something, within ttl_seconds."""
+
+    event_type: ClassVar[str] = "sync.command.issued"
+
+    command_id: uuid.UUID
+    user_id: UserId
+    source_device_id: DeviceId
+    target_device_id: DeviceId
+    command: RemoteCommand
+    issued_at: UtcDatetime
+    ttl_seconds: int = Field(default=COMMAND_TTL_S, ge=1, le=300)
+
+    @property
+    def expires_at(self) -> datetime:
+        return self.issued_at + timedelta(seconds=self.ttl_seconds)
+
+
+class CommandStatus(StrEnum):
+    delivered = "delivered"
+    rejected = "rejected"
+
+
+class CommandErrorCode(StrEnum):
+    expired = "expired"
+    device_offline = "device_offline"
+    not_supported = "not_supported"
+    invalid_parameters = "invalid_parameters"
+
+
+class CommandResult(Payload):
+    """The router's answer to one RemoteCommandIssued, for the issuing device."""
+
+    event_type: ClassVar[str] = "sync.command.result"
+
+    command_id: uuid.UUID
+    user_id: UserId
+    source_device_id: DeviceId
+    target_device_id: DeviceId
+    status: CommandStatus
+    error: CommandErrorCode | None = None
+    message: str = Field(min_length=1, max_length=500)
+    decided_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def _error_fits_status(self) -> CommandResult:
+        if self.status is CommandStatus.delivered and self.error is not None:
+            raise ValueError("a delivered command carries no error")
+        if self.status is CommandStatus.rejected and self.error is None:
+            raise ValueError("a rejected command needs an error")
+        return self
+
+
+# --- realtime messages: what a device receives on its user's channels -------------------------
+
+
+class WatchlistMessage(_Data):
+    """A watchlist operation with its tags, so a device can keep its own OR-Set replica."""
+
+    kind: Literal["watchlist"] = "watchlist"
+    operation: WatchlistOperation
+    content_id: uuid.UUID
+    unique_tag: uuid.UUID | None = None
+    removed_tags: list[uuid.UUID] = Field(default_factory=list)
+    timestamp: HLC
+    device_id: str | None = None
+    # The title's visibility after the store applied the operation, for devices without a replica.
+    in_watchlist: bool
+
+    @classmethod
+    def of(cls, update: WatchlistUpdate, *, in_watchlist: bool) -> WatchlistMessage:
+        return cls(
+            operation=update.operation,
+            content_id=update.content_id,
+            unique_tag=update.unique_tag,
+            removed_tags=update.removed_tags,
+            timestamp=update.timestamp,
+            device_id=update.device_id,
+            in_watchlist=in_watchlist,
+        )
+
+
+class ProgressMessage(_Data):
+    kind: Literal["progress"] = "progress"
+    content_id: uuid.UUID
+    position_seconds: float
+    duration_seconds: float
+    state: PlaybackState
+    timestamp: HLC
+    device_id: str
+
+    @classmethod
+    def of(cls, update: ProgressUpdate) -> ProgressMessage:
+        return cls(
+            content_id=update.content_id,
+            position_seconds=update.position_seconds,
+            duration_seconds=update.duration_seconds,
+            state=update.state,
+            timestamp=update.timestamp,
+            device_id=update.device_id,
+        )
+
+
+class Presence(StrEnum):
+    online = "online"
+    offline = "offline"
+    removed = "removed"
+
+
+class DevicePresenceMessage(_Data):
+    kind: Literal["device_presence"] = "device_presence"
+    device_id: str
+    presence: Presence
+    last_seen: UtcDatetime | None = None
+    # Present when the device (re-)registered, so other devices can show its name and abilities.
+    device: DeviceInfo | None = None
+
+
+class CommandMessage(_Data):
+    """A command for `target_device_id`; every other device on the channel ignores it."""
+
+    kind: Literal["command"] = "command"
+    command_id: uuid.UUID
+    source_device_id: str
+    target_device_id: str
+    command: RemoteCommand
+    # The device drops a command that reaches it after this instant.
+    expires_at: UtcDatetime
+
+    @classmethod
+    def of(cls, issued: RemoteCommandIssued) -> CommandMessage:
+        return cls(
+            command_id=issued.command_id,
+            source_device_id=issued.source_device_id,
+            target_device_id=issued.target_device_id,
+            command=issued.command,
+            expires_at=issued.expires_at,
+        )
+
+
+class CommandResultMessage(_Data):
+    kind: Literal["command_result"] = "command_result"
+    command_id: uuid.UUID
+    source_device_id: str
+    target_device_id: str
+    status: CommandStatus
+    error: CommandErrorCode | None = None
+    message: str
+
+    @classmethod
+    def of(cls, result: CommandResult) -> CommandResultMessage:
+        return cls(
+            command_id=result.command_id,
+            source_device_id=result.source_device_id,
+            target_device_id=result.target_device_id,
+            status=result.status,
+            error=result.error,
+            message=result.message,
+        )
+
+
+RealtimeMessage = Annotated[
+    WatchlistMessage
+    | ProgressMessage
+    | DevicePresenceMessage
+    | CommandMessage
+    | CommandResultMessage,
+    Field(discriminator="kind"),
+]
+REALTIME_MESSAGE: TypeAdapter[RealtimeMessage] = TypeAdapter(RealtimeMessage)
+
+
+# --- channel names -----------------------------------------------------------------------------
+
+# PubNub channel names: at most 92 characters, no `,:*/\` or spaces, and `.` separates wildcard
+# levels. User ids may hold `.` and `:` (gateway USER_ID_PATTERN) and be 128 characters long, so
+# the id is encoded into one safe segment: every other character, `~` included, becomes `~xx`
+# per UTF-8 byte, which keeps the encoding injective (two users never share a channel).
+_CHANNEL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-@|")
+_LONGEST_SUFFIX = len(".notifications")
+_MAX_SEGMENT = 92 - len("user.") - _LONGEST_SUFFIX
+
+
+def channel_segment(user_id: str) -> str:
+    """The user id as one valid channel-name segment; unchanged for plain ids like `alice`."""
+    if not user_id:
+        raise ValueError("a channel needs a non-empty user id")
+    segment = "".join(
+        ch if ch in _CHANNEL_SAFE else "".join(f"~{b:02x}" for b in ch.encode()) for ch in user_id
+    )
+    if len(segment) > _MAX_SEGMENT:
+        # Too long for PubNub: a digest keeps it unique, and "~h" never starts an escape.
+        segment = "~h" + hashlib.sha256(user_id.encode()).hexdigest()[:40]
+    return segment
+
+
+def sync_channel(user_id: str) -> str:
+    """Watchlist and progress changes."""
+    return f"user.{channel_segment(user_id)}.sync"
+
+
+def devices_channel(user_id: str) -> str:
+    """Device presence and remote commands."""
+    return f"user.{channel_segment(user_id)}.devices"
+
+
+def notifications_channel(user_id: str) -> str:
+    """Outcomes addressed to a person rather than a replica: remote command results."""
+    return f"user.{channel_segment(user_id)}.notifications"
+
+
+_CHANNEL_OF_KIND = {
+    "watchlist": sync_channel,
+    "progress": sync_channel,
+    "device_presence": devices_channel,
+    "command": devices_channel,
+    "command_result": notifications_channel,
+}
+
+
+def channel_for(user_id: str, message: RealtimeMessage) -> str:
+    """The channel a realtime message goes out on."""
+    return _CHANNEL_OF_KIND[message.kind](user_id)

@@ -1,0 +1,225 @@
+"""The recommendation mix: blend the sources, apply the user's adapter, diversify with MMR.
+
+    mixed = .35 collaborative + .25 content + .30 graph + .10 context
+    final = mixed x (1 + 0.3 x adapter score)
+
+Weights are not renormalized. A source missing for a title contributes 0, so a title several
+sources agree on outranks one that a single source found; a source missing for the whole
+request (say, the graph is down) lowers every title alike and leaves their order to the rest.
+
+Cold start (no adapter and no history): only popularity and context mean anything, blended
+.60 / .40. Context gets more than its usual .10 because the request's mood and device are
+then the only signal about this user.
+
+Source scores are 0-1, normalized by whoever produced them. The final list is picked by
+maximal marginal relevance (lambda 0.7, cosine over content vectors), at most 20 titles.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from agents.sona.context import Context, context_fit, habit_of
+from agents.sona.lora import DimensionMismatch, UserLoRAAdapter
+from agents.sona.profile import UserProfile
+from schemas.sona import MAX_RECOMMENDATIONS, Recommendation
+
+WEIGHTS: dict[str, float] = {"collaborative": 0.35, "content": 0.25, "graph": 0.30, "context": 0.10}
+COLD_START_WEIGHTS: dict[str, float] = {"popularity": 0.60, "context": 0.40}
+ADAPTER_BOOST = 0.3
+MMR_LAMBDA = 0.7
+# A source names itself as a reason when it scored the title at least this well.
+REASON_MIN_SCORE = 0.5
+ADAPTER_REASON_MIN_SCORE = 0.25
+
+SOURCE_REASONS: dict[str, str] = {
+    "collaborative": "watched by viewers with similar taste",
+    "content": "similar to titles you finished",
+    "graph": "connected to titles you liked",
+}
+ADAPTER_REASON = "fits your taste profile"
+FALLBACK_REASON = "recommended for you"
+
+_SOURCES = ("collaborative", "content", "graph", "popularity")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """A title one or more sources proposed, with each source's 0-1 score (None: not proposed
+    by that source). `popularity` is in the request's region when it named one."""
+
+    canonical_id: uuid.UUID
+    title: str
+    vector: npt.ArrayLike | None = None
+    genres: tuple[str, ...] = ()
+    runtime_minutes: int | None = None
+    collaborative: float | None = None
+    content: float | None = None
+    graph: float | None = None
+    popularity: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in _SOURCES:
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and 0.0 <= value <= 1.0):
+                raise ValueError(f"{name} score of {self.canonical_id} must be 0-1, got {value}")
+
+
+def mix_score(candidate: Candidate, context_score: float | None) -> float:
+    """The personal mix; missing sources add nothing (see the module notes)."""
+    sources = {
+        "collaborative": candidate.collaborative,
+        "content": candidate.content,
+        "graph": candidate.graph,
+        "context": context_score,
+    }
+    return sum(WEIGHTS[name] * value for name, value in sources.items() if value is not None)
+
+
+def cold_start_score(candidate: Candidate, context_score: float | None) -> float:
+    sources = {"popularity": candidate.popularity, "context": context_score}
+    return sum(
+        COLD_START_WEIGHTS[name] * value for name, value in sources.items() if value is not None
+    )
+
+
+def mmr(
+    relevance: npt.ArrayLike, vectors: npt.ArrayLike, k: int, lam: float = MMR_LAMBDA
+) -> list[int]:
+    """Indices of up to k items by maximal marginal relevance:
+    argmax lam x relevance - (1 - lam) x max cosine to the items already picked.
+
+    Zero rows (titles without a vector) are similar to nothing. Ties go to the lower index.
+    """
+    rel = np.asarray(relevance, dtype=np.float64)
+    matrix = np.asarray(vectors, dtype=np.float32)
+    if matrix.ndim != 2 or matrix.shape[0] != rel.shape[0]:
+        raise ValueError(f"need one vector row per item: {matrix.shape} for {rel.shape[0]} items")
+    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix))[:, np.newaxis]
+    unit = np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 1e-12)
+    redundancy = np.zeros(rel.shape[0])
+    open_ = np.ones(rel.shape[0], dtype=bool)
+    picked: list[int] = []
+    for _ in range(min(k, rel.shape[0])):
+        gain = np.where(open_, lam * rel - (1.0 - lam) * redundancy, -np.inf)
+        best = int(np.argmax(gain))
+        picked.append(best)
+        open_[best] = False
+        # Dissimilar (negative cosine) titles carry no redundancy, not a bonus.
+        redundancy = np.maximum(redundancy, unit @ unit[best])
+    return picked
+
+
+def _unique(candidates: Iterable[Candidate], excluded: Collection[uuid.UUID]) -> list[Candidate]:
+    # The store merges each title's sources into one candidate; a repeat here is dropped so
+    # a title never appears twice in an answer.
+    seen: set[uuid.UUID] = set(excluded)
+    kept: list[Candidate] = []
+    for candidate in candidates:
+        if candidate.canonical_id not in seen:
+            seen.add(candidate.canonical_id)
+            kept.append(candidate)
+    return kept
+
+
+def _vector_matrix(candidates: Sequence[Candidate], dim: int | None) -> npt.NDArray[np.float32]:
+    if dim is None:
+        # Without a profile to say which dimension is ours, the first vector sets it.
+        first = next((c.vector for c in candidates if c.vector is not None), None)
+        dim = np.asarray(first).shape[-1] if first is not None else 0
+    matrix = np.zeros((len(candidates), dim), dtype=np.float32)
+    for row, candidate in enumerate(candidates):
+        if candidate.vector is None:
+            continue
+        vector = np.asarray(candidate.vector, dtype=np.float32)
+        if vector.ndim != 1 or vector.shape[0] != dim:
+            raise DimensionMismatch(f"vector of {candidate.canonical_id}", dim, vector.shape[-1])
+        matrix[row] = vector
+    return matrix
+
+
+def _reasons(
+    candidate: Candidate,
+    context: Context,
+    context_reasons: tuple[str, ...],
+    adapter_score: float,
+    cold: bool,
+) -> list[str]:
+    reasons: list[str] = []
+    if cold:
+        if candidate.popularity is not None and candidate.popularity >= REASON_MIN_SCORE:
+            reasons.append("popular in your region" if context.region else "popular right now")
+    else:
+        strong = [
+            (WEIGHTS[name] * value, name)
+            for name in SOURCE_REASONS
+            if (value := getattr(candidate, name)) is not None and value >= REASON_MIN_SCORE
+        ]
+        reasons.extend(SOURCE_REASONS[name] for _, name in sorted(strong, reverse=True))
+        if adapter_score >= ADAPTER_REASON_MIN_SCORE:
+            reasons.append(ADAPTER_REASON)
+    reasons.extend(context_reasons)
+    return reasons or [FALLBACK_REASON]
+
+
+def recommend(
+    candidates: Iterable[Candidate],
+    *,
+    context: Context,
+    profile: UserProfile | None = None,
+    adapter: UserLoRAAdapter | None = None,
+    watchlist: Collection[uuid.UUID] = frozenset(),
+    finished: Collection[uuid.UUID] = frozenset(),
+    limit: int = MAX_RECOMMENDATIONS,
+) -> list[Recommendation]:
+    """The ranked, diversified answer. Titles on the watchlist or already finished are left
+    out; so is a repeated title. Deterministic for the same inputs."""
+    if not 1 <= limit <= MAX_RECOMMENDATIONS:
+        raise ValueError(f"limit must be 1-{MAX_RECOMMENDATIONS}, got {limit}")
+    pool = _unique(candidates, set(watchlist) | set(finished))
+    if not pool:
+        return []
+
+    has_history = profile is not None and profile.has_history
+    cold = adapter is None and not has_history
+    habit = habit_of(profile.hourly if profile is not None else None, context.time_bucket)
+    fits = [context_fit(context, c.genres, c.runtime_minutes, habit) for c in pool]
+    score_of = cold_start_score if cold else mix_score
+    scores = np.array([score_of(c, fit.score) for c, fit in zip(pool, fits, strict=True)])
+
+    vectors = _vector_matrix(pool, profile.dim if profile is not None else None)
+    adapter_scores = np.zeros(len(pool), dtype=np.float32)
+    if adapter is not None and profile is not None and has_history:
+        adapter_scores = adapter.score_many(vectors, profile.preference)
+        # A title without a vector has a zero row, which scores 0: no boost, no penalty.
+        scores = scores * (1.0 + ADAPTER_BOOST * adapter_scores.astype(np.float64))
+
+    # Best first, ties by id: MMR breaks ties by position, and the answer must not depend on
+    # the order the sources happened to return titles in.
+    listed = scores.tolist()
+    order = sorted(range(len(pool)), key=lambda i: (-listed[i], pool[i].canonical_id.int))
+    top = float(scores[order[0]])
+    relevance = scores[order] / top if top > 0 else np.zeros(len(order))
+    picked = mmr(relevance, vectors[order], limit)
+
+    answer: list[Recommendation] = []
+    for position in picked:
+        i = order[position]
+        candidate = pool[i]
+        answer.append(
+            Recommendation(
+                canonical_id=candidate.canonical_id,
+                title=candidate.title,
+                score=float(scores[i]),
+                reasons=_reasons(
+                    candidate, context, fits[i].reasons, float(adapter_scores[i]), cold
+                ),
+            )
+        )
+    return answer

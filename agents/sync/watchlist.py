@@ -1,0 +1,151 @@
+"""A user's watchlist as an observed-remove set (OR-Set) of titles.
+
+Every add carries a fresh tag; a title is on the list while it has a tag no remove covers.
+- remove with removed_tags tombstones exactly those tags, for good: a tombstone that arrives
+  before its add still beats that add, and a re-add (a fresh tag) beats the remove.
+- remove with no tags clears the title: it covers every add stamped before the remove (HLC
+  order), which is "every tag observed so far" when operations arrive in clock order, and the
+  same answer in any other arrival order. An add stamped at the very same HLC survives
+  (concurrent add and remove: the add wins).
+
+The state keeps only what decides the outcome (live adds, tombstones, the latest clear per
+title), so replicas that saw the same operations in any order, with any duplicates, are equal.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+
+from agents.sync.clock import LwwKey, lww_key
+from schemas.sync import HLC, WatchlistOperation, WatchlistUpdate
+
+
+@dataclass(frozen=True, slots=True)
+class Added:
+    """When and from where one add tag was written."""
+
+    timestamp: HLC
+    device_id: str | None
+
+    def key(self) -> LwwKey:
+        return lww_key(self.timestamp, self.device_id)
+
+
+@dataclass(frozen=True, slots=True)
+class WatchlistItem:
+    content_id: uuid.UUID
+    # The newest live add: when the title was (last) put on the list, and by which device.
+    added_at: HLC
+    device_id: str | None
+
+
+@dataclass(slots=True)
+class WatchlistState:
+    """One user's replica. Empty inner collections are never kept, so equal means equal."""
+
+    user_id: str
+    adds: dict[uuid.UUID, dict[uuid.UUID, Added]] = field(default_factory=dict)
+    tombstones: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=dict)
+    cleared: dict[uuid.UUID, HLC] = field(default_factory=dict)
+
+
+def _buried(state: WatchlistState, content_id: uuid.UUID, tag: uuid.UUID, added: Added) -> bool:
+    if tag in state.tombstones.get(content_id, ()):
+        return True
+    clear = state.cleared.get(content_id)
+    return clear is not None and added.timestamp.order() < clear.order()
+
+
+def _prune(state: WatchlistState, content_id: uuid.UUID) -> None:
+    tags = state.adds.get(content_id)
+    if tags is None:
+        return
+    for tag in [t for t, added in tags.items() if _buried(state, content_id, t, added)]:
+        del tags[tag]
+    if not tags:
+        del state.adds[content_id]
+
+
+def _add(state: WatchlistState, content_id: uuid.UUID, tag: uuid.UUID, added: Added) -> bool:
+    if _buried(state, content_id, tag, added):
+        return False
+    tags = state.adds.setdefault(content_id, {})
+    held = tags.get(tag)
+    # A tag is written once; should two writes of it disagree, the later one is kept everywhere.
+    if held is not None and held.key() >= added.key():
+        return False
+    tags[tag] = added
+    return True
+
+
+def _tombstone(state: WatchlistState, content_id: uuid.UUID, tags: set[uuid.UUID]) -> bool:
+    known = state.tombstones.get(content_id, set())
+    fresh = tags - known
+    if not fresh:
+        return False
+    state.tombstones[content_id] = known | fresh
+    _prune(state, content_id)
+    return True
+
+
+def _clear(state: WatchlistState, content_id: uuid.UUID, at: HLC) -> bool:
+    held = state.cleared.get(content_id)
+    if held is not None and held.order() >= at.order():
+        return False
+    state.cleared[content_id] = at
+    _prune(state, content_id)
+    return True
+
+
+def apply(state: WatchlistState, update: WatchlistUpdate) -> bool:
+    """Apply one operation in place; False when it changed nothing (a duplicate, or covered)."""
+    if update.user_id != state.user_id:
+        raise ValueError(f"update for user {update.user_id!r} on {state.user_id!r}'s watchlist")
+    content_id = update.content_id
+    if update.operation is WatchlistOperation.add:
+        if update.unique_tag is None:  # only reachable past validation (model_construct)
+            raise ValueError("an add needs a unique_tag")
+        return _add(state, content_id, update.unique_tag, Added(update.timestamp, update.device_id))
+    if update.removed_tags:
+        return _tombstone(state, content_id, set(update.removed_tags))
+    return _clear(state, content_id, update.timestamp)
+
+
+def merge(a: WatchlistState, b: WatchlistState) -> WatchlistState:
+    """The join of two replicas of the same user's watchlist: union of adds and tombstones."""
+    if a.user_id != b.user_id:
+        raise ValueError(f"cannot merge {a.user_id!r}'s watchlist with {b.user_id!r}'s")
+    joined = WatchlistState(user_id=a.user_id)
+    for replica in (a, b):
+        for content_id, at in replica.cleared.items():
+            _clear(joined, content_id, at)
+        for content_id, tags in replica.tombstones.items():
+            _tombstone(joined, content_id, tags)
+    for replica in (a, b):
+        for content_id, adds in replica.adds.items():
+            for tag, added in adds.items():
+                _add(joined, content_id, tag, added)
+    return joined
+
+
+def live_tags(state: WatchlistState, content_id: uuid.UUID) -> set[uuid.UUID]:
+    """The tags a remove must name to take the title off the list."""
+    return set(state.adds.get(content_id, ()))
+
+
+def contains(state: WatchlistState, content_id: uuid.UUID) -> bool:
+    return content_id in state.adds
+
+
+def items(state: WatchlistState) -> list[WatchlistItem]:
+    """The visible titles, most recently added first."""
+    visible = []
+    for content_id, tags in state.adds.items():
+        newest = max(tags.values(), key=Added.key)
+        visible.append(WatchlistItem(content_id, newest.timestamp, newest.device_id))
+    visible.sort(
+        key=lambda item: (lww_key(item.added_at, item.device_id), item.content_id.int),
+        reverse=True,
+    )
+    return visible

@@ -1,0 +1,92 @@
+"""Redis key names and lifetimes of the discovery caches, shared by the gateway and the agents.
+
+Keys are "{prefix}:{kind}:{sha256}", the hash taken over canonical JSON of everything that
+changes the cached value (DOMAIN: "{prefix}:{sha256 of the normalized input}", with the kind
+added so the three caches never collide). Canonical JSON means sorted keys, no spaces, and
+filters as SearchFilters serialize them (their lists deduplicated and sorted), so the same
+request always hashes the same, whoever builds the key.
+
+Result invalidation: whoever stores a result page also adds its key to the per-title set
+`results_index_key(prefix, id)` of every title on the page (with the results TTL); when a
+title changes, the agent deletes every key in its set, then the set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import unicodedata
+import uuid
+from typing import Any
+
+from schemas.discovery import SearchFilters
+
+# DOMAIN TTLs.
+INTENT_TTL_S = 600
+EMBEDDING_TTL_S = 3600
+RESULTS_TTL_S = 1800
+
+INTENT_KIND = "discovery:intent"
+EMBEDDING_KIND = "discovery:qembed"
+RESULTS_KIND = "discovery:results"
+RESULTS_INDEX_KIND = "discovery:results-by-title"
+
+# Part of every hashed input: bump it when a cached value's shape or meaning changes, and
+# the old entries are simply never read again.
+KEY_VERSION = 1
+
+
+def normalize_query(text: str) -> str:
+    """'  Sci-Fi   like  AMÉLIE ' -> 'sci-fi like amélie': case folded, whitespace collapsed
+    and trimmed, accents kept (NFC, so a composed and a decomposed é are the same key)."""
+    return " ".join(unicodedata.normalize("NFC", text).casefold().split())
+
+
+def _canonical_json(value: Any) -> bytes:
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def _key(prefix: str, kind: str, value: dict[str, Any]) -> str:
+    digest = hashlib.sha256(_canonical_json({"v": KEY_VERSION, **value})).hexdigest()
+    return f"{prefix}:{kind}:{digest}"
+
+
+def intent_key(prefix: str, query: str) -> str:
+    return _key(prefix, INTENT_KIND, {"q": normalize_query(query)})
+
+
+def embedding_key(prefix: str, text: str, model: str) -> str:
+    """The cached vector of a query under one embedding model. Embed the normalized text,
+    so the vector stored under a key is the one every spelling of that key would get."""
+    return _key(prefix, EMBEDDING_KIND, {"q": normalize_query(text), "model": model})
+
+
+def results_key(
+    prefix: str,
+    query: str,
+    filters: SearchFilters,
+    page: int,
+    page_size: int,
+    user_id: str | None = None,
+) -> str:
+    """One page of results. Pass user_id only for a personalized search: anonymous searches
+    share their cache, personalized ones do not. The region is part of the filters."""
+    return _key(
+        prefix,
+        RESULTS_KIND,
+        {
+            "q": normalize_query(query),
+            # Defaults left out: SearchFilters() and SearchFilters(genres=[]) are one request.
+            "filters": filters.model_dump(mode="json", exclude_defaults=True),
+            "page": page,
+            "page_size": page_size,
+            "user": user_id,
+        },
+    )
+
+
+def results_index_key(prefix: str, canonical_id: uuid.UUID | str) -> str:
+    """The set of result keys whose pages contain this title."""
+    return f"{prefix}:{RESULTS_INDEX_KIND}:{str(canonical_id).lower()}"
