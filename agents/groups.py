@@ -1,17 +1,17 @@
-"""Agents by worker group. Each group is its own consumer group and scales on its own."""
+"""Agents by worker group: each slice declares its agents and timers in its handlers module;
+this joins them. Each group is its own consumer group and scales on its own."""
 
 from __future__ import annotations
 
-from agents.catalog.agents import AGENTS as CATALOG_AGENTS
-from agents.catalog.agents import TIMERS as CATALOG_TIMERS
-from agents.enrichment.agents import AGENTS as ENRICHMENT_AGENTS
-from agents.enrichment.agents import TIMERS as ENRICHMENT_TIMERS
-from agents.ingestion.agents import AGENTS as INGESTION_AGENTS
-from agents.ingestion.agents import TIMERS as INGESTION_TIMERS
-from agents.runtime import AgentSpec, TimerSpec
+from agents.enrichment import handlers as enrichment
+from agents.framework.runtime import AgentSpec, TimerSpec
+from agents.ingestion import handlers as ingestion
+from agents.readmodel import handlers as readmodel
+from agents.titles import handlers as titles
 
-ALL_AGENTS: tuple[AgentSpec, ...] = (*CATALOG_AGENTS, *INGESTION_AGENTS, *ENRICHMENT_AGENTS)
-ALL_TIMERS: tuple[TimerSpec, ...] = (*CATALOG_TIMERS, *INGESTION_TIMERS, *ENRICHMENT_TIMERS)
+SLICES = (titles, readmodel, ingestion, enrichment)
+ALL_AGENTS: tuple[AgentSpec, ...] = tuple(spec for s in SLICES for spec in s.AGENTS)
+ALL_TIMERS: tuple[TimerSpec, ...] = tuple(timer for s in SLICES for timer in s.TIMERS)
 
 
 def groups() -> dict[str, list[AgentSpec]]:

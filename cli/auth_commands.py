@@ -12,17 +12,15 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from cli.console import err, out, settings_or_exit
 from core.config import ConfigError, Settings
 from gateway.auth.principal import GRANTABLE_TIERS, SCOPES, Tier
 
 keys_app = typer.Typer(help="API keys of machine clients (stored hashed).", no_args_is_help=True)
 token_app = typer.Typer(help="Signed JWTs for development.", no_args_is_help=True)
 
-out = Console()
-err = Console(stderr=True)
 T = TypeVar("T")
 
 DEV_KEY_NAME = "mgw up dev key"
@@ -35,12 +33,6 @@ ScopeOption = Annotated[
 TierOption = Annotated[
     str, typer.Option(help=f"Rate-limit tier: {', '.join(sorted(GRANTABLE_TIERS))}.")
 ]
-
-
-def _settings() -> Settings:
-    from cli.main import settings_or_exit
-
-    return settings_or_exit()
 
 
 def _check_tier(tier: str) -> None:
@@ -88,7 +80,9 @@ def keys_create(
     if not 1 <= len(name) <= 200:
         err.print("[red]--name must have 1 to 200 characters[/red]")
         raise typer.Exit(2)
-    stored, full_key = _with_store(_settings(), lambda store: store.create(name, scope, tier))
+    stored, full_key = _with_store(
+        settings_or_exit(), lambda store: store.create(name, scope, tier)
+    )
     err.print(
         f"created key [bold]{stored.key_id}[/bold] ({stored.name}; "
         f"scopes: {' '.join(stored.scopes)}; tier: {stored.tier})."
@@ -102,7 +96,7 @@ def keys_list(
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object per line.")] = False,
 ) -> None:
     """Every key with its scopes, tier and revocation time (never the key itself)."""
-    keys = _with_store(_settings(), lambda store: store.list_keys())
+    keys = _with_store(settings_or_exit(), lambda store: store.list_keys())
     if as_json:
         for k in keys:
             print(
@@ -140,7 +134,7 @@ def keys_revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id (see `mgw keys list`).")],
 ) -> None:
     """Revoke a key: the gateway refuses it from the next request on."""
-    stored = _with_store(_settings(), lambda store: store.revoke(key_id))
+    stored = _with_store(settings_or_exit(), lambda store: store.revoke(key_id))
     if stored is None:
         err.print(f"[red]no key with id {key_id!r}[/red]")
         raise typer.Exit(1)
@@ -152,7 +146,7 @@ def keys_revoke(
 @keys_app.command("sync")
 def keys_sync() -> None:
     """Copy every live key into Redis again (after a Redis restart: Redis keeps nothing on disk)."""
-    result = _with_store(_settings(), lambda store: store.sync())
+    result = _with_store(settings_or_exit(), lambda store: store.sync())
     err.print(f"mirrored {result.mirrored} live key(s); removed {result.removed} stale mirror(s)")
 
 
@@ -170,7 +164,7 @@ def token_dev(
     the identity provider."""
     from gateway.auth.tokens import issue_token
 
-    settings = _settings()
+    settings = settings_or_exit()
     if not settings.auth.dev_mode:
         err.print(
             "[red]refused: `mgw token dev` needs AUTH_DEV_MODE=true[/red] (development "

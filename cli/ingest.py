@@ -11,10 +11,10 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from core.catalog_producer import MAX_BATCH_ITEMS, CatalogProducer, ItemResult, summarize
+from contracts.catalog_producer import MAX_BATCH_ITEMS, CatalogProducer, ItemResult, summarize
 from core.config import Settings
 from core.publisher import Publisher
-from topics.catalog import CONTENT_RAW
+from topics.registry import CONTENT_RAW
 
 console = Console(stderr=True)
 
@@ -97,7 +97,7 @@ async def ingest_file(settings: Settings, path: Path, batch_size: int) -> tuple[
 
 
 def write_sample(path: Path, titles: int, seed: int, invalid: float) -> int:
-    from agents.ingestion.sample_catalog import generate_catalog
+    from devtools.sample_catalog import generate_catalog
 
     items = generate_catalog(titles, seed, invalid_fraction=invalid)
     with path.open("wb") as handle:
@@ -109,8 +109,8 @@ def write_sample(path: Path, titles: int, seed: int, invalid: float) -> int:
 async def rebuild_read_model(settings: Settings) -> int:
     import redis.asyncio as aioredis
 
-    from agents.catalog.read_model import rebuild
-    from agents.db import create_pool
+    from agents.framework.db import create_pool
+    from agents.readmodel.store import rebuild
 
     pool = await create_pool(settings.postgres)
     redis = aioredis.from_url(settings.redis.require_url())

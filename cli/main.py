@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from cli.auth_commands import keys_app, token_app
-from core.config import ConfigError, Settings, get_settings
+from cli.console import err, out, settings_or_exit
+from core.config import ConfigError
 
 app = typer.Typer(
     help="Media Gateway: event-driven back end for a streaming guide.",
@@ -29,18 +29,6 @@ bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=T
 app.add_typer(bench_app, name="bench")
 app.add_typer(keys_app, name="keys")
 app.add_typer(token_app, name="token")
-
-out = Console()
-err = Console(stderr=True)
-
-
-def settings_or_exit() -> Settings:
-    try:
-        return get_settings()
-    except ConfigError as exc:
-        err.print(f"[red]{exc}[/red]")
-        err.print("Fix the variables above (environment or .env) and run the command again.")
-        raise typer.Exit(2) from None
 
 
 @app.command()
@@ -63,16 +51,16 @@ def worker(
     ],
 ) -> None:
     """Run the agents of one or more worker groups (each group is its own consumer group)."""
-    from agents.registry import agents_for
-    from agents.worker import run_worker
+    from agents.framework.worker import run_worker
+    from agents.groups import agents_for, timers_for
 
     settings = settings_or_exit()
     try:
-        agents_for(groups)
+        specs = agents_for(groups)
     except KeyError as exc:
         err.print(f"[red]{exc.args[0]}[/red]")
         raise typer.Exit(2) from None
-    run_worker(settings, groups)
+    run_worker(settings, groups, specs, timers_for(groups))
 
 
 @app.command()
@@ -132,7 +120,7 @@ def topics_list() -> None:
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply every migration not yet applied (safe to run again)."""
-    from agents.migrate import MigrationError, migrate_url
+    from agents.framework.migrate import MigrationError, migrate_url
 
     s = settings_or_exit()
     try:
@@ -203,7 +191,7 @@ def bench_ingest_command(
     seed: Annotated[int, typer.Option(help="Catalog generator seed.")] = 7,
 ) -> None:
     """Pipeline events/s into PostgreSQL vs a bare Faust agent's, on one worker each."""
-    from cli.bench import bench_ingest
+    from devtools.bench.ingest import bench_ingest
 
     raise typer.Exit(bench_ingest(events, seed))
 
@@ -213,7 +201,7 @@ def bench_embed_command(
     texts: Annotated[int, typer.Option(min=8, help="Catalog-like texts to embed.")] = 256,
 ) -> None:
     """The offline embedding model: texts/s one at a time and in batches of 64."""
-    from agents.embeddings.bench import bench_embeddings
+    from devtools.bench.embed import bench_embeddings
 
     asyncio.run(bench_embeddings(texts))
 
@@ -221,7 +209,7 @@ def bench_embed_command(
 @bench_app.command("worker", hidden=True)
 def bench_worker_command(mode: str, expected: int, result_file: Path) -> None:
     """(internal) One timed benchmark worker."""
-    from agents.bench import run_bench_worker
+    from devtools.bench.ingest_worker import run_bench_worker
 
     run_bench_worker(settings_or_exit(), mode, expected, result_file)  # type: ignore[arg-type]
 

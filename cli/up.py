@@ -218,7 +218,7 @@ def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def _prepare(settings: Settings) -> None:
-    from agents.migrate import migrate_url
+    from agents.framework.migrate import migrate_url
     from topics.admin import create_topics
 
     async def run() -> None:

@@ -16,7 +16,7 @@ from pydantic import ValidationError
 
 from core.publisher import Published, Publisher
 from schemas.ingestion import CatalogItemReceived, RawCatalogItem
-from topics.catalog import CONTENT_RAW
+from topics.registry import CONTENT_RAW
 
 MAX_BATCH_ITEMS = 1000
 

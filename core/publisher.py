@@ -20,9 +20,11 @@ from core.config import KafkaSettings
 from core.observability import correlation
 from core.observability.metrics import EVENTS_PRODUCED
 from schemas.envelope import Envelope, Payload, encode, wrap
-from topics.catalog import TopicSpec
+from topics.registry import TopicSpec
 
 Headers = list[tuple[str, bytes]]
+# (topic, key, value, headers, event id): one record as the producer sends it.
+RawRecord = tuple[str, bytes | None, bytes, Headers, str]
 
 
 class BrokerUnavailable(RuntimeError):
@@ -148,9 +150,7 @@ class Publisher:
         ]
         return await self.send_raw(records)
 
-    async def send_raw(
-        self, records: Iterable[tuple[str, bytes | None, bytes, Headers, str]]
-    ) -> list[Published]:
+    async def send_raw(self, records: Iterable[RawRecord]) -> list[Published]:
         """(topic, key, value, headers, event id) records, acknowledged or BrokerUnavailable."""
         producer = await self._ensure_started()
         records = list(records)
@@ -167,13 +167,13 @@ class Publisher:
                 f"broker {self._settings.bootstrap} did not acknowledge: {exc!r}"
             ) from exc
         for meta in metas:
-            EVENTS_PRODUCED.labels(self.catalog_name(meta.topic)).inc()
+            EVENTS_PRODUCED.labels(self.registry_name(meta.topic)).inc()
         return [
             Published(event_id=eid, topic=meta.topic, partition=meta.partition, offset=meta.offset)
             for (_, _, _, _, eid), meta in zip(records, metas, strict=True)
         ]
 
-    def catalog_name(self, topic: str) -> str:
-        """The topic's catalog name: metrics label topics without the per-deployment prefix."""
+    def registry_name(self, topic: str) -> str:
+        """The topic's registry name: metrics label topics without the per-deployment prefix."""
         prefix = self._settings.topic_prefix
         return topic.removeprefix(f"{prefix}.") if prefix else topic

@@ -29,8 +29,8 @@ from typing import Any
 
 from rapidfuzz import fuzz, process
 
-from agents.ingestion.normalize import normalize_title
 from agents.ingestion.resolution import title_numbers
+from agents.titles.names import normalize_title
 
 BASE_TIME = datetime(2025, 1, 1, tzinfo=UTC)
 

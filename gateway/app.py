@@ -14,11 +14,13 @@ from core.publisher import Publisher
 from gateway.auth import routes as auth_routes
 from gateway.auth.dependencies import Authenticator
 from gateway.auth.errors import install_auth_error_handlers
-from gateway.body_limit import BodyLimitMiddleware
-from gateway.edge import edge_resources, install_edge_middleware
 from gateway.errors import install_error_handlers
-from gateway.middleware import CorrelationMiddleware
-from gateway.ratelimit import install_rate_limiting
+from gateway.middleware.body_limit import BodyLimitMiddleware
+from gateway.middleware.correlation import CorrelationMiddleware
+from gateway.middleware.http_metrics import HttpMetricsMiddleware
+from gateway.middleware.rate_limit import install_rate_limiting
+from gateway.middleware.response_cache import CachePolicy, ResponseCacheMiddleware
+from gateway.resources import edge_resources
 from gateway.routes import content, content_read, health, ingest, watchlist
 
 
@@ -56,8 +58,18 @@ def create_app(settings: Settings) -> FastAPI:
     # checked; anonymous cache hits are answered before it, uncounted (docs/AUTH.md).
     if settings.rate_limit.enabled:
         install_rate_limiting(app, settings.redis.key_prefix, settings.rate_limit.redis_retry_s)
-    # Response cache and HTTP metrics first, so they run inside the correlation id.
-    install_edge_middleware(app, settings)
+    # Response cache and HTTP metrics inside the correlation id (Starlette makes the last
+    # added middleware the outermost), so a cache hit is still logged with its request id.
+    if settings.response_cache.enabled:
+        rc = settings.response_cache
+        app.add_middleware(
+            ResponseCacheMiddleware,
+            redis=lambda: getattr(app.state, "edge_redis", None),
+            key_prefix=settings.redis.key_prefix,
+            policy=CachePolicy(rc.content_ttl_s, rc.default_ttl_s, rc.max_body_bytes),
+        )
+    # Outside the cache, so hits are counted as requests too.
+    app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.gateway.max_body_bytes)
     app.add_middleware(CorrelationMiddleware)
     install_error_handlers(app)

@@ -14,11 +14,11 @@ import uuid
 
 import redis.asyncio as aioredis
 
+from contracts.read_model import absent_key, reply_channel
 from core.publisher import Publisher
-from core.read_model import absent_key, reply_channel
 from core.resilience import breakers
 from schemas.content import ContentLookupRequested
-from topics.catalog import CONTENT_LOOKUP
+from topics.registry import CONTENT_LOOKUP
 
 
 class LookupTimeout(RuntimeError):

@@ -1,9 +1,6 @@
-"""The gateway's operational side: response cache, HTTP metrics, readiness, breakers, ops port.
-
-`install_edge_middleware` must run before CorrelationMiddleware is added: Starlette makes the
-last added middleware the outermost, and the cache and the HTTP metrics belong inside the
-correlation id (a cache hit is then still logged with its request id).
-"""
+"""What the gateway opens for its lifetime besides its producer: the fast-fail Redis client
+of the edge (response cache, breakers, readiness), readiness checks, the ops port, and the
+breaker gauges."""
 
 from __future__ import annotations
 
@@ -16,27 +13,13 @@ from loguru import logger
 
 from core.config import Settings
 from core.observability.dependencies import READ_MODEL, REDIS, dependencies_for, process_kind
-from core.observability.health import read_model_check, redis_check, standard_checker
+from core.observability.health import standard_checker
 from core.observability.ops_server import OpsServer
+from core.observability.probes import read_model_check, redis_check
 from core.resilience.breaker import breakers
 from core.resilience.fastredis import fast_fail_client
-from gateway.cache import CachePolicy, ResponseCacheMiddleware
-from gateway.metrics_middleware import HttpMetricsMiddleware
 
 BREAKER_GAUGE_REFRESH_S = 5.0
-
-
-def install_edge_middleware(app: FastAPI, settings: Settings) -> None:
-    if settings.response_cache.enabled:
-        rc = settings.response_cache
-        app.add_middleware(
-            ResponseCacheMiddleware,
-            redis=lambda: getattr(app.state, "edge_redis", None),
-            key_prefix=settings.redis.key_prefix,
-            policy=CachePolicy(rc.content_ttl_s, rc.default_ttl_s, rc.max_body_bytes),
-        )
-    # Outside the cache, so hits are counted as requests too.
-    app.add_middleware(HttpMetricsMiddleware)
 
 
 async def _refresh_breaker_gauges() -> None:

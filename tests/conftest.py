@@ -24,9 +24,9 @@ import pytest
 import redis.asyncio as aioredis
 from loguru import logger
 
-from agents.scratch_db import create_database, drop_database
 from core.config import Settings, load_settings
 from core.embedded import ServiceProcess, free_port, start_broker
+from devtools.scratch_db import create_database, drop_database
 
 ROOT = Path(__file__).resolve().parent.parent
 SESSION = uuid.uuid4().hex[:8]
@@ -50,7 +50,7 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceProcess]
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
     """A database made for this session, migrated, and dropped afterwards."""
-    from agents.migrate import migrate_url
+    from agents.framework.migrate import migrate_url
 
     base = _base_database_url()
     name = f"mgw_test_{SESSION}"
@@ -132,7 +132,7 @@ def topics_created(settings: Settings) -> None:
 
 @pytest.fixture
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    from agents.db import _init_connection
+    from agents.framework.db import _init_connection
 
     p = await asyncpg.create_pool(database_url, min_size=1, max_size=4, init=_init_connection)
     yield p
@@ -241,8 +241,8 @@ async def isolated(
     service_env: dict[str, str], database_url: str, tmp_path: Path
 ) -> AsyncIterator[Isolated]:
     """For tests whose counts must not see other tests' titles, topics or keys."""
-    from agents.db import _init_connection
-    from agents.migrate import migrate_url
+    from agents.framework.db import _init_connection
+    from agents.framework.migrate import migrate_url
     from topics.admin import create_topics
 
     tag = uuid.uuid4().hex[:6]

@@ -8,7 +8,7 @@ from typing import Literal
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
-from topics.catalog import TopicSpec, all_topics
+from topics.registry import TopicSpec, all_topics
 
 Status = Literal["created", "exists", "missing", "mismatch", "ok"]
 

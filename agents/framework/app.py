@@ -10,9 +10,9 @@ from typing import Any
 import faust
 from loguru import logger
 
-from agents import outbox
-from agents.context import AgentContext, ContextHolder
-from agents.runtime import AgentSpec, TimerSpec, process_batch, record_of
+from agents.framework import outbox
+from agents.framework.context import AgentContext, ContextHolder
+from agents.framework.runtime import AgentSpec, TimerSpec, consume, record_of
 from core.config import Settings
 
 
@@ -80,7 +80,7 @@ OUTBOX_SWEEP = TimerSpec("outbox-sweep", "*", 15.0, _sweep_outbox)
 def _timer_fn(timer: TimerSpec, holder: ContextHolder):  # type: ignore[no-untyped-def]
     async def run() -> None:
         try:
-            await timer.run(await holder.get())
+            await timer.run((await holder.get()).for_agent(timer.name))
         except Exception:
             # A failing periodic task must not stop the worker; it simply runs again next time.
             logger.exception("{} failed; retrying in {:.0f}s", timer.name, timer.interval_s)
@@ -91,13 +91,18 @@ def _timer_fn(timer: TimerSpec, holder: ContextHolder):  # type: ignore[no-untyp
 
 
 def _agent_fn(spec: AgentSpec, holder: ContextHolder):  # type: ignore[no-untyped-def]
+    async def context() -> AgentContext:
+        return (await holder.get()).for_agent(spec.name)
+
     async def run(stream: faust.StreamT) -> None:
         # noack_take: events are acked by us, after their effects are durable.
-        async for events in stream.noack_take(spec.batch_size, spec.batch_within_s):
-            ctx = await holder.get()
-            await process_batch(spec, ctx, ctx.publisher, [record_of(e) for e in events])
-            for event in events:
-                await stream.ack(event)
+        await consume(
+            spec,
+            context,
+            stream.noack_take(spec.batch_size, spec.batch_within_s),
+            record_of,
+            stream.ack,
+        )
 
     run.__name__ = spec.name.replace("-", "_")
     run.__qualname__ = run.__name__

@@ -3,58 +3,74 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import asyncpg
 import redis.asyncio as aioredis
 from loguru import logger
 
-from agents.db import create_pool
+from agents.framework.db import create_pool
 from core.config import Settings
 from core.publisher import Publisher
 
 if TYPE_CHECKING:
-    from agents.embeddings.base import Embedder
-    from agents.vectors.store import VectorStore
+    from agents.adapters.embeddings.base import Embedder
+    from agents.adapters.vectors.store import VectorStore
 
 
 @dataclass
+class _Heavy:
+    """Resources only some groups need, opened on first use and shared by every agent view."""
+
+    vectors: VectorStore | None = None
+    embedder: Embedder | None = None
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass(frozen=True)
 class AgentContext:
+    """The worker's resources as one agent (or timer) sees them: `agent` is its name, the
+    source of every event it emits (agents/framework/unit_of_work.py)."""
+
     settings: Settings
     pool: asyncpg.Pool
     publisher: Publisher
     redis: aioredis.Redis
-    # Heavy resources only some groups need, opened on first use.
-    _vectors: VectorStore | None = None
-    _embedder: Embedder | None = None
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    agent: str = "worker"
+    _heavy: _Heavy = field(default_factory=_Heavy)
 
     @property
     def prefix(self) -> str:
         return self.settings.redis.key_prefix
 
+    def for_agent(self, name: str) -> AgentContext:
+        """The same resources, seen by the agent or timer called `name`."""
+        return replace(self, agent=name)
+
     async def vectors(self) -> VectorStore:
-        async with self._lock:
-            if self._vectors is None:
-                from agents.vectors.factory import create_vector_store
+        heavy = self._heavy
+        async with heavy.lock:
+            if heavy.vectors is None:
+                from agents.adapters.vectors.factory import create_vector_store
 
                 store = create_vector_store(self.settings)
                 await store.ensure_collection()
-                self._vectors = store
-        return self._vectors
+                heavy.vectors = store
+        return heavy.vectors
 
     async def embedder(self) -> Embedder:
-        async with self._lock:
-            if self._embedder is None:
-                from agents.embeddings.factory import create_embedder
+        heavy = self._heavy
+        async with heavy.lock:
+            if heavy.embedder is None:
+                from agents.adapters.embeddings.factory import create_embedder
 
-                self._embedder = create_embedder(self.settings)
-        return self._embedder
+                heavy.embedder = create_embedder(self.settings)
+        return heavy.embedder
 
     async def close(self) -> None:
-        if self._vectors is not None:
-            await self._vectors.close()
+        if self._heavy.vectors is not None:
+            await self._heavy.vectors.close()
         await self.publisher.stop()
         await self.redis.aclose()
         await self.pool.close()

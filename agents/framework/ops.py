@@ -9,20 +9,16 @@ from typing import Any
 import faust
 from loguru import logger
 
-from agents.context import ContextHolder
-from agents.registry import groups
+from agents.framework.context import ContextHolder
 from core.config import Settings
 from core.observability.dependencies import KAFKA, dependencies_for, process_kind
-from core.observability.health import HealthChecker, kafka_check, standard_checker
+from core.observability.health import HealthChecker, standard_checker
 from core.observability.metrics import CONSUMER_LAG, DB_POOL_CONNECTIONS
+from core.observability.probes import kafka_check
 from core.resilience.breaker import breakers
 
 # How often lag and pool gauges are refreshed; Prometheus scrapes every 15 s by default.
 GAUGE_INTERVAL_S = 5.0
-
-
-def real_groups(group_names: list[str]) -> list[str]:
-    return sorted(groups()) if "all" in group_names else list(group_names)
 
 
 def worker_health(settings: Settings, app: faust.App, group_names: list[str]) -> HealthChecker:
@@ -40,7 +36,7 @@ def worker_health(settings: Settings, app: faust.App, group_names: list[str]) ->
             raise RuntimeError("no partitions assigned to this worker yet")
         return {"assigned_partitions": assigned, **(await probe() or {})}
 
-    needs = dependencies_for(process_kind(real_groups(group_names)))
+    needs = dependencies_for(process_kind(group_names))
     return standard_checker(settings, needs, {KAFKA: kafka_ready})
 
 

@@ -18,7 +18,7 @@ from loguru import logger
 
 from core.publisher import Headers, Publisher, envelope_headers, headers_for
 from schemas.envelope import Envelope, encode
-from topics.catalog import TopicSpec, by_name
+from topics.registry import TopicSpec, by_name
 
 # Rows younger than this belong to a handler that will flush them itself.
 SWEEP_MIN_AGE_S = 10.0

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 from loguru import logger
@@ -28,10 +28,10 @@ from core.observability.metrics import (
     EVENTS_DEAD_LETTERED,
 )
 from core.observability.stages import timed
-from core.publisher import BrokerUnavailable, Headers, Publisher
+from core.publisher import BrokerUnavailable, Headers, RawRecord
 from core.resilience import CircuitOpen
 from schemas.envelope import Envelope, decode
-from topics.catalog import TopicSpec
+from topics.registry import TopicSpec
 
 # Failures worth waiting out: the dependency will come back and the same batch will then pass.
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
@@ -47,6 +47,9 @@ TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     CircuitOpen,
 )
 MAX_ERROR_CHARS = 2000
+# The first wait after a transient failure; it doubles up to MAX_RETRY_DELAY_S.
+FIRST_RETRY_DELAY_S = 0.2
+MAX_RETRY_DELAY_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,15 @@ class DeadLetter:
 
 
 Handler = Callable[[Any, list[Envelope[Any]]], Awaitable[None]]
+Event = TypeVar("Event")
+
+
+class DeadLetterSink(Protocol):
+    """What the loop needs of a publisher: core/publisher.py, or an in-memory one in tests."""
+
+    def topic_name(self, spec: TopicSpec) -> str: ...
+
+    async def send_raw(self, records: Iterable[RawRecord]) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -150,7 +162,7 @@ def dead_letter_headers(letter: DeadLetter, agent: str) -> Headers:
 
 
 async def send_dead_letters(
-    publisher: Publisher, spec: TopicSpec, agent: str, letters: Sequence[DeadLetter]
+    publisher: DeadLetterSink, spec: TopicSpec, agent: str, letters: Sequence[DeadLetter]
 ) -> None:
     if not letters:
         return
@@ -179,11 +191,9 @@ async def send_dead_letters(
         ).warning("record dead-lettered: {}", letter.error[:300])
 
 
-async def retry_transient(
-    name: str, operation: Callable[[], Awaitable[None]], first_delay_s: float = 0.2
-) -> None:
+async def retry_transient(name: str, operation: Callable[[], Awaitable[None]]) -> None:
     """Run until it succeeds, waiting out transient failures with capped exponential backoff."""
-    delay = first_delay_s
+    delay = FIRST_RETRY_DELAY_S
     while True:
         try:
             await operation()
@@ -192,11 +202,11 @@ async def retry_transient(
             AGENT_RETRIES.labels(name).inc()
             logger.warning("{}: transient failure, retrying in {:.1f}s: {!r}", name, delay, exc)
             await asyncio.sleep(delay)
-            delay = min(delay * 2, 10.0)
+            delay = min(delay * 2, MAX_RETRY_DELAY_S)
 
 
 async def process_batch(
-    spec: AgentSpec, ctx: Any, publisher: Publisher, records: Sequence[Record]
+    spec: AgentSpec, ctx: Any, publisher: DeadLetterSink, records: Sequence[Record]
 ) -> None:
     """Everything but the ack: decode, dead-letter, handle (retrying transient failures)."""
     started = time.perf_counter()
@@ -214,7 +224,7 @@ async def process_batch(
 async def _handle(
     spec: AgentSpec,
     ctx: Any,
-    publisher: Publisher,
+    publisher: DeadLetterSink,
     good: list[tuple[Record, Envelope[Any]]],
 ) -> None:
     envelopes = [env for _, env in good]
@@ -241,6 +251,26 @@ async def _handle(
     middle = len(good) // 2
     await _handle(spec, ctx, publisher, good[:middle])
     await _handle(spec, ctx, publisher, good[middle:])
+
+
+async def consume(
+    spec: AgentSpec,
+    context: Callable[[], Awaitable[Any]],
+    batches: AsyncIterable[Sequence[Event]],
+    record: Callable[[Event], Record],
+    ack: Callable[[Event], Awaitable[Any]],
+) -> None:
+    """The agent loop: each batch is processed whole, then every event of it is acked.
+
+    Transport-neutral so it runs on a Faust stream (agents/framework/app.py) and on the
+    in-memory stream of the fast tests alike. A batch that raises (a crash, a cancellation)
+    is not acked, so the broker redelivers it.
+    """
+    async for events in batches:
+        ctx = await context()
+        await process_batch(spec, ctx, ctx.publisher, [record(e) for e in events])
+        for event in events:
+            await ack(event)
 
 
 def record_of(event: Any) -> Record:

@@ -5,22 +5,28 @@ from __future__ import annotations
 import faust
 from loguru import logger
 
-from agents.app import consumer_group, create_app
-from agents.ops import install_worker_ops, worker_health
-from agents.registry import agents_for, timers_for
+from agents.framework.app import consumer_group, create_app
+from agents.framework.ops import install_worker_ops, worker_health
+from agents.framework.runtime import AgentSpec, TimerSpec
 from core.config import Settings
 from core.gc_tuning import tune_for_batches
 from core.observability.logging import init_logging
 from core.observability.ops_server import OpsServer
 
 
-def run_worker(settings: Settings, group_names: list[str]) -> None:
+def run_worker(
+    settings: Settings,
+    group_names: list[str],
+    specs: list[AgentSpec],
+    timers: list[TimerSpec],
+) -> None:
+    """Run `specs` and `timers` (agents/groups.py picks them) as the worker of `group_names`
+    (as given on the command line, `all` included: they name the consumer group)."""
     init_logging(settings.log.level, settings.log.format, process=f"worker:{'+'.join(group_names)}")
-    specs = agents_for(group_names)
-    app, holder = create_app(settings, group_names, specs, timers_for(group_names))
+    app, holder = create_app(settings, group_names, specs, timers)
     # Ready when the dependency table's required services answer (core/observability/
     # dependencies.py) and the group has handed this worker its partitions.
-    health = worker_health(settings, app, group_names)
+    health = worker_health(settings, app, sorted({spec.group for spec in specs}))
     install_worker_ops(app, holder, settings, consumer_group(settings, group_names))
     ops = OpsServer(settings.metrics.host, settings.metrics.port, ready=health.ready)
 

@@ -21,7 +21,7 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz, process
 
-from agents.ingestion.normalize import fold
+from agents.titles.names import fold
 from schemas.content import ContentType
 
 CANONICAL_GENRES: tuple[str, ...] = (

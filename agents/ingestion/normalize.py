@@ -8,13 +8,12 @@ caller can log them without losing the title.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from functools import lru_cache
 from urllib.parse import quote
 
+from agents.titles.names import TRAILING_ARTICLE, TRAILING_YEAR, normalize_title
 from schemas.content import (
     ContentType,
     Credit,
@@ -28,33 +27,6 @@ from schemas.content import (
 from schemas.ingestion import RawAvailability, RawCatalogItem
 
 DESCRIPTION_MAX = 5000
-
-_LEADING_ARTICLES = ("the", "a", "an")
-_TRAILING_YEAR = re.compile(r"\s*[(\[]\s*(\d{4})\s*[)\]]\s*$")
-_TRAILING_ARTICLE = re.compile(r",\s*(the|a|an)\s*$", re.IGNORECASE)
-_APOSTROPHES = re.compile(r"['\u2018\u2019`\u00b4]")
-_NON_WORD = re.compile(r"[^\w\s]|_")
-# Roman numerals as whole words, II to XX: "Rocky II" and "Rocky 2" are one title. The single
-# letters I, V and X stay words ("I, Robot", "V for Vendetta", "Malcolm X").
-ROMAN_NUMERALS: dict[str, str] = {
-    "ii": "2",
-    "iii": "3",
-    "iv": "4",
-    "vi": "6",
-    "vii": "7",
-    "viii": "8",
-    "ix": "9",
-    "xi": "11",
-    "xii": "12",
-    "xiii": "13",
-    "xiv": "14",
-    "xv": "15",
-    "xvi": "16",
-    "xvii": "17",
-    "xviii": "18",
-    "xix": "19",
-    "xx": "20",
-}
 
 # Per-platform deep-link and web templates. The app schemes follow DOMAIN's netflix://title/{id}
 # style; they are this project's conventions, not verified partner specifications.
@@ -146,50 +118,17 @@ class NormalizedItem:
         return f"{self.platform}:{self.platform_item_id}"
 
 
-def fold(text: str) -> str:
-    """Casefold and strip accents: 'Amélie' -> 'amelie', 'Straße' -> 'strasse'."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-# Cached: every batch resolves against candidate titles loaded again from the store, mostly the
-# same names batch after batch.
-@lru_cache(maxsize=1 << 17)
-def normalize_title(title: str) -> str:
-    """The matching form of a title: 'Matrix, The (1999)' and 'The Matrix' both give 'matrix'.
-
-    Casefold, strip accents, drop a trailing "(1999)", move a trailing ", The" to the front,
-    '&' -> 'and', drop apostrophes (so "Schindler's" == "Schindlers"), other punctuation ->
-    space, collapse spaces, roman numerals II-XX -> digits, then drop a leading English article.
-    """
-    text = fold(title).strip()
-    stripped = _TRAILING_YEAR.sub("", text)
-    text = stripped or text
-    moved = _TRAILING_ARTICLE.search(text)
-    if moved:
-        text = f"{moved.group(1)} {text[: moved.start()]}"
-    text = text.replace("&", " and ")
-    text = _APOSTROPHES.sub("", text)
-    words = [ROMAN_NUMERALS.get(w, w) for w in _NON_WORD.sub(" ", text).split()]
-    if len(words) > 1 and words[0] in _LEADING_ARTICLES:
-        words = words[1:]
-    if not words:
-        # A title of punctuation only ("?!"): keep it rather than match every such title.
-        return " ".join(fold(title).split())
-    return " ".join(words)
-
-
 def clean_display_title(title: str) -> tuple[str, int | None]:
     """('Matrix, The (1999)') -> ('The Matrix', 1999): library-sort and year suffixes removed."""
     text = " ".join(title.split())
     year: int | None = None
-    match = _TRAILING_YEAR.search(text)
+    match = TRAILING_YEAR.search(text)
     if match and match.start() > 0:
         candidate = int(match.group(1))
         if 1800 <= candidate <= 2100:
             year = candidate
             text = text[: match.start()].rstrip()
-    moved = _TRAILING_ARTICLE.search(text)
+    moved = TRAILING_ARTICLE.search(text)
     if moved and moved.start() > 0:
         article = moved.group(1)
         text = f"{article[0].upper()}{article[1:].lower()} {text[: moved.start()].rstrip()}"

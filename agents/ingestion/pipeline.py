@@ -16,10 +16,10 @@ from datetime import datetime
 
 from agents.ingestion.availability import AvailabilityDiff, diff_availability
 from agents.ingestion.genres import map_genres
+from agents.ingestion.mappings import ItemKey, Mapping, MappingRow
 from agents.ingestion.merge import content_changed, merge_into
 from agents.ingestion.normalize import NormalizedItem
 from agents.ingestion.resolution import Candidate, CandidateIndex, Resolution, assign
-from agents.ingestion.store import ItemKey, Mapping, MappingRow
 from schemas.content import CanonicalContent, PlatformAvailability
 
 

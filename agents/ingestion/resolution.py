@@ -37,7 +37,8 @@ from functools import lru_cache
 import numpy as np
 from rapidfuzz import fuzz, process
 
-from agents.ingestion.normalize import ROMAN_NUMERALS, NormalizedItem, normalize_title
+from agents.ingestion.normalize import NormalizedItem
+from agents.titles.names import ROMAN_NUMERALS, normalize_title
 from schemas.content import CanonicalContent, ContentType, ExternalIds
 
 TITLE_THRESHOLD = 0.85

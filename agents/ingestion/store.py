@@ -5,43 +5,23 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
-from agents.catalog.store import title_words
-from agents.ingestion.availability import AvailabilityDiff, AvailabilityRow, Slot
-from agents.ingestion.normalize import normalize_title
+from agents.ingestion.availability import AvailabilityDiff, AvailabilityRow, ExpiryNotice, Slot
+from agents.ingestion.mappings import ItemKey, Mapping, MappingRow
+from agents.ingestion.pipeline import Plan
 from agents.ingestion.resolution import Candidate, LookupKeys
-from schemas.content import AvailabilityType, CanonicalContent, ContentType, ExternalIds
-
-ItemKey = tuple[str, str]  # platform, platform_item_id
-
-
-@dataclass(frozen=True)
-class Mapping:
-    canonical_id: uuid.UUID
-    source_updated_at: datetime
-    availability_updated_at: datetime | None
-
-    @property
-    def availability_as_of(self) -> datetime:
-        """The source time of the offers applied for this item: a catalog item carries its
-        platform's availability too, so the newer of the two topics' clocks."""
-        if self.availability_updated_at is None:
-            return self.source_updated_at
-        return max(self.source_updated_at, self.availability_updated_at)
-
-
-@dataclass(frozen=True)
-class MappingRow:
-    platform: str
-    platform_item_id: str
-    canonical_id: uuid.UUID
-    method: str
-    confidence: float
-    source_updated_at: datetime
+from agents.titles.names import normalize_title, title_words
+from agents.titles.store import Versioned, upsert_contents
+from schemas.content import (
+    AvailabilityType,
+    CanonicalContent,
+    ContentExpiring,
+    ContentType,
+    ExternalIds,
+)
 
 
 async def lock_titles(conn: asyncpg.Connection, keys: Iterable[str]) -> None:
@@ -352,3 +332,52 @@ async def rows_expiring_within(
         AvailabilityRow(**{**r, "availability_type": AvailabilityType(r["availability_type"])})
         for r in rows
     ]
+
+
+_EXPIRY_LOCK = 0x6D67770003
+
+
+async def try_expiry_lock(conn: asyncpg.Connection) -> bool:
+    """One expiry check at a time across processes (held until the transaction ends)."""
+    return bool(await conn.fetchval("SELECT pg_try_advisory_xact_lock($1)", _EXPIRY_LOCK))
+
+
+async def record_expiry_notices(
+    conn: asyncpg.Connection, notices: Sequence[ExpiryNotice]
+) -> list[ContentExpiring]:
+    """Remember each notice once; returns the ones not sent before, as event payloads."""
+    if not notices:
+        return []
+    fresh = await conn.fetch(
+        """
+        INSERT INTO expiration_notifications
+            (canonical_id, platform, region, window_days, expires_at)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::timestamptz[])
+        ON CONFLICT DO NOTHING
+        RETURNING canonical_id, platform, region, window_days, expires_at
+        """,
+        [n.content_id for n in notices],
+        [n.platform for n in notices],
+        [n.region for n in notices],
+        [n.window_days for n in notices],
+        [n.expires_at for n in notices],
+    )
+    return [ContentExpiring(**r) for r in fresh]
+
+
+async def write_plan(
+    conn: asyncpg.Connection, plan: Plan, event_ids: Sequence[uuid.UUID], now: datetime
+) -> None:
+    """Write what a batch plan changed: canonical titles (each versioned by the event of the
+    item behind it), availability rows and the items' mappings."""
+    written = plan.written
+    if written:
+        await upsert_contents(
+            conn,
+            [Versioned(doc, event_ids[plan.cause[cid]]) for cid, doc in written.items()],
+            same_version_merges=True,
+        )
+    await apply_availability_diffs(
+        conn, [(cid, diff) for (cid, _), diff in plan.availability.items()], now
+    )
+    await upsert_mappings(conn, plan.mappings)

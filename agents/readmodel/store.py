@@ -14,7 +14,7 @@ import asyncpg
 import orjson
 import redis.asyncio as aioredis
 
-from core.read_model import (
+from contracts.read_model import (
     STATE_READY,
     STATE_REBUILDING,
     absent_key,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from agents.ingestion.normalize import normalize_title
+from agents.titles.names import normalize_title
 from schemas.content import CanonicalContent
 
 _UPSERT = """
@@ -54,15 +54,6 @@ class UpsertOutcome:
     unchanged: int
 
 
-def title_words(normalized_title: str) -> list[str]:
-    """Words a fuzzy match of this title almost surely shares one of (a typo hits one word).
-
-    Stored as every word (string_to_array in SQL); looked up by words of two letters or more,
-    which keeps "a" and "i" from matching half the catalog.
-    """
-    return sorted({w for w in normalized_title.split() if len(w) > 1} or {normalized_title})
-
-
 def newest_per_title(items: Sequence[Versioned]) -> list[Versioned]:
     """One version per title, the newest by the producer's clock (ties: the later event)."""
     best: dict[uuid.UUID, Versioned] = {}
@@ -72,14 +63,6 @@ def newest_per_title(items: Sequence[Versioned]) -> list[Versioned]:
         if held is None or item.content.updated_at >= held.content.updated_at:
             best[cid] = item
     return list(best.values())
-
-
-def changed_fields(old: CanonicalContent | None, new: CanonicalContent) -> list[str]:
-    """Top-level fields whose value differs (the version clock itself does not count)."""
-    if old is None:
-        return sorted(set(CanonicalContent.model_fields) - {"updated_at"})
-    before, after = old.model_dump(mode="json"), new.model_dump(mode="json")
-    return sorted(k for k in after if k != "updated_at" and before.get(k) != after.get(k))
 
 
 async def upsert_contents(

@@ -8,7 +8,7 @@ import time
 import uuid
 from datetime import UTC, datetime
 
-from agents.embeddings.base import Embedder, content_text
+from agents.adapters.embeddings.base import Embedder, content_text
 from schemas.content import CanonicalContent, ContentType
 
 _WORDS = (
@@ -44,7 +44,7 @@ async def bench_embeddings(
     """Embed n texts one at a time, then in batches of 64; print and return the rates."""
     owned = embedder is None
     if embedder is None:
-        from agents.embeddings.local import LocalEmbedder
+        from agents.adapters.embeddings.local import LocalEmbedder
 
         embedder = LocalEmbedder()
     texts = sample_texts(n)

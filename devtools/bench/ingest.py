@@ -20,9 +20,9 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from agents.scratch_db import create_database, drop_database
 from core.embedded import ServiceProcess, start_broker, start_postgres, start_redis
 from core.publisher import Publisher
+from devtools.scratch_db import create_database, drop_database
 
 console = Console(stderr=True)
 TARGET_RATE = 5000.0
@@ -31,11 +31,11 @@ Figures = dict[str, Any]
 
 
 async def _prepare(env: dict[str, str], items: list[dict[str, object]]) -> None:
-    from agents.migrate import migrate_url
+    from agents.framework.migrate import migrate_url
     from core.config import load_settings
     from schemas.ingestion import CatalogItemReceived, RawCatalogItem
     from topics.admin import create_topics
-    from topics.catalog import CONTENT_RAW
+    from topics.registry import CONTENT_RAW
 
     os.environ.update(env)
     settings = load_settings()
@@ -74,7 +74,7 @@ def _run_worker(mode: str, events: int, env: dict[str, str], workdir: Path) -> F
 
 
 def bench_ingest(events: int, seed: int) -> int:
-    from agents.ingestion.sample_catalog import generate_catalog
+    from devtools.sample_catalog import generate_catalog
     from schemas.ingestion import RawCatalogItem
 
     services: list[ServiceProcess] = []

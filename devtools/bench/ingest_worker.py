@@ -17,9 +17,9 @@ from typing import Any, Literal
 import faust
 import orjson
 
-from agents.app import create_app
-from agents.ingestion.agents import AGENTS as INGESTION_AGENTS
-from agents.runtime import process_batch, record_of
+from agents.framework.app import create_app
+from agents.framework.runtime import process_batch, record_of
+from agents.ingestion.handlers import AGENTS as INGESTION_AGENTS
 from core.config import Settings
 from core.gc_tuning import tune_for_batches
 from core.observability.stages import stage_totals
@@ -57,7 +57,7 @@ def run_bench_worker(settings: Settings, mode: Mode, expected: int, result_file:
             if state["first"] is None:
                 state["first"] = time.perf_counter()
             if mode == "pipeline":
-                ctx = await holder.get()
+                ctx = (await holder.get()).for_agent(spec.name)
                 started = time.perf_counter()
                 await process_batch(spec, ctx, ctx.publisher, [record_of(e) for e in events])
                 state["handler"] += time.perf_counter() - started
@@ -69,7 +69,7 @@ def run_bench_worker(settings: Settings, mode: Mode, expected: int, result_file:
 
     agent.__name__ = f"bench_{mode}"
     app.agent(topic, name=f"bench-{mode}")(agent)
-    # As the real worker does (agents/worker.py), in both modes.
+    # As the real worker does (agents/framework/worker.py), in both modes.
     tune_for_batches()
     worker = faust.Worker(
         app, loglevel="WARN", override_logging=False, redirect_stdouts=False, quiet=True

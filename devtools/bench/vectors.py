@@ -1,6 +1,6 @@
 """Query latency of the two vector store backends on a synthetic catalog.
 
-    python -m agents.vectors.bench 20000
+    python -m devtools.bench.vectors 20000
 
 Numbers go to docs/VECTORS.md; not a test (timings depend on the machine's load).
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.vectors.store import VectorFilter, VectorPoint, VectorStore, matches
+from agents.adapters.vectors.store import VectorFilter, VectorPoint, VectorStore, matches
 
 GENRE_NAMES = (
     "action adventure animation comedy crime documentary drama family fantasy history "
@@ -113,8 +113,8 @@ async def bench_store(
 async def bench_vector_stores(n: int = 20_000, n_queries: int = 200) -> list[dict[str, Any]]:
     from qdrant_client import AsyncQdrantClient
 
-    from agents.vectors.client import QdrantClientStore
-    from agents.vectors.edge import EdgeVectorStore
+    from agents.adapters.vectors.client import QdrantClientStore
+    from agents.adapters.vectors.edge import EdgeVectorStore
 
     dimension = 384
     points = synthetic_points(n, dimension)

@@ -35,15 +35,15 @@ from loguru import logger
 from redis.commands.core import AsyncScript
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.observability.metrics import CACHE_HITS, CACHE_MISSES
-from core.resilience.fastredis import REDIS_ERRORS
-from core.resilience.outage import OutageGate
-from core.response_cache import (
+from contracts.response_cache import (
     CACHE_LABEL,
     generation_key,
     index_key,
 )
-from gateway.metrics_middleware import ROUTE_TEMPLATE_KEY, route_template
+from core.observability.metrics import CACHE_HITS, CACHE_MISSES
+from core.resilience.fastredis import REDIS_ERRORS
+from core.resilience.outage import OutageGate
+from gateway.middleware.http_metrics import ROUTE_TEMPLATE_KEY, route_template
 
 API_PREFIX = "/api/v1/"
 CONTENT_PREFIX = "/api/v1/content/"

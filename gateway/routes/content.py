@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from core.publisher import Publisher
 from gateway.auth.dependencies import require_scopes
 from schemas.content import CanonicalContent, ContentSubmitted
-from topics.catalog import CONTENT_SUBMITTED
+from topics.registry import CONTENT_SUBMITTED
 
 router = APIRouter(prefix="/api/v1/content", tags=["content"])
 

@@ -7,7 +7,7 @@ import uuid
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
-from core.read_model import read_document
+from contracts.read_model import read_document
 from gateway.lookup import ask_agent
 
 router = APIRouter(prefix="/api/v1/content", tags=["content"])

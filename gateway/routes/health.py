@@ -1,6 +1,6 @@
 """Liveness, readiness and Prometheus metrics on the gateway's own port.
 
-The same readiness and metrics are also served on METRICS_PORT (gateway/edge.py), where the
+The same readiness and metrics are also served on METRICS_PORT (gateway/resources.py), where the
 scrape config looks for them.
 """
 

@@ -7,12 +7,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 from pydantic import BaseModel, Field
 
-from core.catalog_producer import MAX_BATCH_ITEMS, CatalogProducer, ItemResult, summarize
+from contracts.catalog_producer import MAX_BATCH_ITEMS, CatalogProducer, ItemResult, summarize
 from core.observability import correlation
 from gateway.auth.dependencies import require_scopes
 from gateway.auth.errors import Forbidden
 from gateway.auth.principal import Principal
-from topics.catalog import CONTENT_RAW
+from topics.registry import CONTENT_RAW
 
 router = APIRouter(prefix="/api/v1/ingest", tags=["ingestion"])
 

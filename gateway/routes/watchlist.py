@@ -19,7 +19,7 @@ from gateway.auth.dependencies import USER_ID_PATTERN, own_user, require_scopes
 from gateway.auth.principal import Principal
 from gateway.routes.content import Accepted
 from schemas.sync import HLC, WatchlistOperation, WatchlistUpdate, next_hlc
-from topics.catalog import SYNC_WATCHLIST
+from topics.registry import SYNC_WATCHLIST
 
 router = APIRouter(prefix="/api/v1/users/{user_id}/watchlist", tags=["watchlist"])
 

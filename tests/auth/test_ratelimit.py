@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from core.config import Settings
 from core.embedded import start_redis
 from gateway.auth.key_store import KeyStore
-from gateway.ratelimit import (
+from gateway.middleware.rate_limit import (
     TIER_LIMITS,
     Decision,
     Limits,

@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from schemas.envelope import decode, encode, wrap
 from schemas.sync import HLC, MAX_LOGICAL, WatchlistOperation, WatchlistUpdate, next_hlc
-from topics.catalog import SYNC_WATCHLIST, by_name
+from topics.registry import SYNC_WATCHLIST, by_name
 
 
 def test_hlc_follows_the_wall_clock_when_it_moves_forward() -> None:

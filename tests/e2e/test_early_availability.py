@@ -16,7 +16,7 @@ from core.publisher import Publisher
 from schemas.ingestion import AvailabilityReceived, CatalogItemReceived, RawCatalogItem
 from tests.conftest import Isolated
 from tests.helpers import read_topic, wait_for
-from topics.catalog import AVAILABILITY_RAW, CONTENT_RAW
+from topics.registry import AVAILABILITY_RAW, CONTENT_RAW
 
 pytestmark = pytest.mark.slow
 

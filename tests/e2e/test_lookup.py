@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 
-from agents.catalog.store import Versioned, upsert_contents
+from agents.titles.store import Versioned, upsert_contents
 from schemas.content import CanonicalContent
 from tests.conftest import Isolated
 from tests.helpers import read_topic

@@ -13,9 +13,9 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
-from agents.ingestion.sample_catalog import generate_sample
+from contracts.read_model import document_key
 from core.config import Settings
-from core.read_model import document_key
+from devtools.sample_catalog import generate_sample
 from tests.conftest import Isolated, Proc
 from tests.helpers import read_topic, run_cli, wait_for
 
@@ -148,7 +148,7 @@ async def test_catalog_file_ends_in_every_sink_and_replays_to_nothing(
 
     # Vectors: one per title in the vector store (opened once the worker let go of it).
     worker.stop()
-    from agents.vectors.factory import create_vector_store
+    from agents.adapters.vectors.factory import create_vector_store
 
     store = create_vector_store(settings)
     try:

@@ -8,7 +8,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from agents.ingestion.sample_catalog import generate_sample
+from devtools.sample_catalog import generate_sample
 from tests.conftest import Isolated
 from tests.helpers import read_topic, run_cli, wait_for
 

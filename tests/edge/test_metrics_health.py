@@ -21,7 +21,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from starlette.testclient import TestClient
 
-from agents.ops import partition_lag
+from agents.framework.ops import partition_lag
+from contracts.read_model import document_key, state_key
+from contracts.response_cache import invalidate_content
 from core.config import MetricsSettings, RateLimitSettings, Settings
 from core.embedded import start_postgres, start_redis
 from core.observability.dependencies import (
@@ -34,8 +36,6 @@ from core.observability.dependencies import (
     process_kind,
 )
 from core.observability.health import ComponentResult, HealthChecker, aggregate
-from core.read_model import document_key, state_key
-from core.response_cache import invalidate_content
 from gateway.app import create_app
 from tests.conftest import Proc
 
@@ -146,7 +146,7 @@ def test_dependency_table_merges_groups_strictest_first() -> None:
     merged = dependencies_for(process_kind(["ingestion", "readmodel"]))
     assert merged["redis"] == REQUIRED and merged["postgres"] == REQUIRED
     assert dependencies_for(["worker:unknown-group"]) == DEFAULT_WORKER
-    from agents.registry import groups
+    from agents.groups import groups
 
     for group in groups():
         assert f"worker:{group}" in PROCESS_DEPENDENCIES, f"declare what worker:{group} needs"
@@ -280,7 +280,7 @@ async def test_gateway_ready_turns_503_without_redis_and_back(
 async def test_worker_metrics_show_events_lag_pool_and_breakers(
     spawn: Callable[..., Proc], settings: Settings
 ) -> None:
-    from agents.registry import groups
+    from agents.groups import groups
 
     spec = groups()["ingestion"][0]
     topic = spec.topic.full_name(settings.kafka.topic_prefix)

@@ -16,11 +16,11 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from prometheus_client import REGISTRY
 
+from contracts.response_cache import index_key, invalidate_content
 from core.config import Settings
 from core.embedded import free_port, start_redis
 from core.resilience.fastredis import fast_fail_client
-from core.response_cache import index_key, invalidate_content
-from gateway.cache import (
+from gateway.middleware.response_cache import (
     CachePolicy,
     ResponseCacheMiddleware,
     cache_key,

@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from agents.context import AgentContext, ContextHolder
-from agents.ingestion.agents import check_expiring, process_raw, sync_availability
+from agents.framework.context import AgentContext, ContextHolder
+from agents.ingestion.handlers import check_expiring, process_raw, sync_availability
 from schemas.envelope import Envelope, decode, wrap
 from schemas.ingestion import AvailabilityReceived, CatalogItemReceived, RawCatalogItem
 from tests.conftest import Isolated

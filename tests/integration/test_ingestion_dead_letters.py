@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from agents.context import AgentContext, ContextHolder
-from agents.ingestion.agents import AGENTS
-from agents.runtime import Record, process_batch
+from agents.framework.context import AgentContext, ContextHolder
+from agents.framework.runtime import Record, process_batch
+from agents.ingestion.handlers import AGENTS
 from schemas.envelope import encode, wrap
 from schemas.ingestion import CatalogItemReceived, RawCatalogItem
 from tests.conftest import Isolated

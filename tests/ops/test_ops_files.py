@@ -12,7 +12,7 @@ import yaml
 from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.metrics import MetricWrapperBase
 
-from agents.registry import groups
+from agents.groups import groups
 from core.observability import metrics
 from core.observability.dependencies import PROCESS_DEPENDENCIES
 

@@ -106,7 +106,7 @@ def test_decode_rejects_invalid_json(raw: bytes) -> None:
     with pytest.raises(ValidationError) as excinfo:
         decode(raw, ContentIngested)
 
-    # agents.runtime dead-letters these as "undecodable" by this error type.
+    # agents.framework.runtime dead-letters these as "undecodable" by this error type.
     assert excinfo.value.errors()[0]["type"] == "json_invalid"
 
 

@@ -13,8 +13,8 @@ from agents.ingestion.normalize import (
     clean_display_title,
     normalize_item,
     normalize_maturity,
-    normalize_title,
 )
+from agents.titles.names import normalize_title
 from schemas.content import AvailabilityType, ContentType, MaturityRating, VideoQuality
 from schemas.envelope import decode, encode, wrap
 from schemas.ingestion import CatalogItemReceived, RawCatalogItem

@@ -10,12 +10,12 @@ import orjson
 import pytest
 from pydantic import ValidationError
 
+from agents.enrichment.quality import quality_score
 from agents.ingestion.genres import classify_genres
 from agents.ingestion.merge import merge_into
 from agents.ingestion.normalize import normalize_item
-from agents.ingestion.quality import quality_score
 from agents.ingestion.resolution import CandidateIndex, assign
-from agents.ingestion.sample_catalog import PLATFORMS, generate_catalog, generate_sample
+from devtools.sample_catalog import PLATFORMS, generate_catalog, generate_sample
 from schemas.content import CanonicalContent
 from schemas.ingestion import RawCatalogItem, normalize_platform
 

@@ -108,7 +108,7 @@ def test_last_default_wins() -> None:
         ("agents.sync.worker", 10),  # dotted child
         ("agents.syncx", 30),  # not a dotted child of agents.sync: falls back to agents
         ("agents", 30),
-        ("agents.catalog.store", 30),
+        ("agents.titles.store", 30),
         ("agentsx", 40),  # not a child of agents either: the default
         ("gateway", 40),
         ("", 40),

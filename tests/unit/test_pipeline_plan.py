@@ -5,9 +5,9 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from agents.ingestion.agents import plan_events
+from agents.ingestion.events import plan_events
+from agents.ingestion.mappings import Mapping
 from agents.ingestion.pipeline import fresh_items, plan_batch
-from agents.ingestion.store import Mapping
 from schemas.envelope import wrap
 from schemas.ingestion import CatalogItemReceived
 from tests.unit.ingestion_factories import T0, at, item, raw
@@ -120,8 +120,8 @@ def test_events_carry_the_causing_items_correlation_id_and_key() -> None:
     )
     events = plan_events(plan, envelopes, NOW)
     by_type: dict[str, list[tuple[str, str | None]]] = {}
-    for spec, env in events:
-        by_type.setdefault(spec.name, []).append((env.key, env.correlation_id))
+    for event in events:
+        by_type.setdefault(event.topic.name, []).append((event.key, event.correlation_id))
     assert len(by_type["content.ingested"]) == 2
     heat = next(c for c, doc in plan.new.items() if doc.title == "Heat")
     assert (str(heat), "cid-1") in by_type["content.ingested"]

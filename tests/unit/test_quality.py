@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from agents.ingestion.quality import WEIGHTS, quality_parts, quality_score
+from agents.enrichment.quality import WEIGHTS, quality_parts, quality_score
 from tests.unit.ingestion_factories import content
 
 FULL: dict[str, Any] = {

@@ -425,7 +425,7 @@ def test_the_identical_title_shortcut_resolves_as_scoring_every_title_would(
     """Resolving a messy catalog batch by batch gives the same ids and methods with the
     shortcut for similarity-1.0 titles as with scoring the whole year buckets every time."""
     from agents.ingestion.pipeline import merge_batch, resolve_batch
-    from agents.ingestion.sample_catalog import generate_sample
+    from devtools.sample_catalog import generate_sample
     from schemas.ingestion import RawCatalogItem
 
     sample = generate_sample(600, seed=5)

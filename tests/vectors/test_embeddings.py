@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agents.embeddings.base import Embedder, content_text, normalize_rows
-from agents.embeddings.factory import create_embedder
-from agents.embeddings.local import LocalEmbedder
-from agents.embeddings.openai_embedder import (
+from agents.adapters.embeddings.base import Embedder, content_text, normalize_rows
+from agents.adapters.embeddings.factory import create_embedder
+from agents.adapters.embeddings.local import LocalEmbedder
+from agents.adapters.embeddings.openai_embedder import (
     MAX_INPUTS_PER_REQUEST,
     EmbeddingDimensionError,
     OpenAIEmbedder,
@@ -148,7 +148,7 @@ async def test_local_inference_leaves_the_event_loop_free(local: LocalEmbedder) 
 
 
 def test_model_is_loaded_once_per_process() -> None:
-    from agents.embeddings.local import load_model
+    from agents.adapters.embeddings.local import load_model
 
     assert load_model() is load_model()
 

@@ -16,12 +16,18 @@ import numpy as np
 import pytest
 from qdrant_client import AsyncQdrantClient
 
-from agents.vectors.client import QdrantClientStore
-from agents.vectors.edge import EdgeVectorStore, VectorStoreLockedError
-from agents.vectors.factory import create_vector_store
-from agents.vectors.guarded import BreakerGuardedStore
-from agents.vectors.payload import content_payload
-from agents.vectors.store import ScoredPoint, VectorFilter, VectorPoint, VectorStore, matches
+from agents.adapters.vectors.client import QdrantClientStore
+from agents.adapters.vectors.edge import EdgeVectorStore, VectorStoreLockedError
+from agents.adapters.vectors.factory import create_vector_store
+from agents.adapters.vectors.guarded import BreakerGuardedStore
+from agents.adapters.vectors.payload import content_payload
+from agents.adapters.vectors.store import (
+    ScoredPoint,
+    VectorFilter,
+    VectorPoint,
+    VectorStore,
+    matches,
+)
 from core.config import EmbeddingSettings, QdrantSettings, load_settings
 from schemas.content import CanonicalContent, ContentType, PlatformAvailability
 
@@ -249,8 +255,8 @@ _WRITER = textwrap.dedent(
     import asyncio, sys, uuid
     from pathlib import Path
     import numpy as np
-    from agents.vectors.edge import EdgeVectorStore
-    from agents.vectors.store import VectorPoint
+    from agents.adapters.vectors.edge import EdgeVectorStore
+    from agents.adapters.vectors.store import VectorPoint
 
     async def main() -> None:
         store = EdgeVectorStore(Path(sys.argv[1]), int(sys.argv[2]))

@@ -1,6 +1,6 @@
 """Text embeddings: one dimension (EMBEDDING_DIMENSION, 384) for every vector we store."""
 
-from agents.embeddings.base import Embedder, content_text, normalize_rows
-from agents.embeddings.factory import create_embedder
+from agents.adapters.embeddings.base import Embedder, content_text, normalize_rows
+from agents.adapters.embeddings.factory import create_embedder
 
 __all__ = ["Embedder", "content_text", "create_embedder", "normalize_rows"]

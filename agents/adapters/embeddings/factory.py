@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.embeddings.base import Embedder
+from agents.adapters.embeddings.base import Embedder
 from core.config import ConfigError, Settings
 
 
@@ -10,8 +10,8 @@ def create_embedder(settings: Settings) -> Embedder:
     """The local model by default; OpenAI when EMBEDDING_PROVIDER=openai."""
     dimension = settings.embedding.dimension
     if settings.embedding.provider == "local":
-        from agents.embeddings.local import LocalEmbedder
-        from agents.embeddings.minilm import DIMENSION, MODEL_NAME, packaged_model_dir
+        from agents.adapters.embeddings.local import LocalEmbedder
+        from agents.adapters.embeddings.minilm import DIMENSION, MODEL_NAME, packaged_model_dir
 
         if dimension != DIMENSION:
             raise ConfigError(
@@ -24,7 +24,7 @@ def create_embedder(settings: Settings) -> Embedder:
         packaged_model_dir()  # fail at start-up, not on the first title, if it is missing
         return LocalEmbedder()
 
-    from agents.embeddings.openai_embedder import FIXED, SHORTENABLE, OpenAIEmbedder
+    from agents.adapters.embeddings.openai_embedder import FIXED, SHORTENABLE, OpenAIEmbedder
 
     model = settings.openai.embedding_model
     problems: list[str] = []

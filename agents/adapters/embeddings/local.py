@@ -11,7 +11,7 @@ import numpy as np
 from loguru import logger
 from threadpoolctl import ThreadpoolController
 
-from agents.embeddings.minilm import DIMENSION, MODEL_NAME, MiniLM, packaged_model_dir
+from agents.adapters.embeddings.minilm import DIMENSION, MODEL_NAME, MiniLM, packaged_model_dir
 
 _models: dict[Path, MiniLM] = {}
 _models_lock = threading.Lock()

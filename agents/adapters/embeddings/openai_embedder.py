@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from openai import AsyncOpenAI
 
-from agents.embeddings.base import normalize_rows
+from agents.adapters.embeddings.base import normalize_rows
 from core.config import Settings
 from core.resilience import breakers
 

@@ -10,7 +10,7 @@ import numpy as np
 from qdrant_client import AsyncQdrantClient, models
 from qdrant_client.http.exceptions import UnexpectedResponse
 
-from agents.vectors.store import (
+from agents.adapters.vectors.store import (
     CONTENT_TYPE,
     DEFAULT_HNSW_EF,
     GENRES,

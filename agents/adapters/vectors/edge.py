@@ -17,7 +17,7 @@ import numpy as np
 import qdrant_edge as qe
 from loguru import logger
 
-from agents.vectors.store import (
+from agents.adapters.vectors.store import (
     CONTENT_TYPE,
     DEFAULT_HNSW_EF,
     GENRES,

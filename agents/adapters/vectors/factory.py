@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agents.vectors.store import VectorStore
+from agents.adapters.vectors.store import VectorStore
 from core.config import Settings
 
 
@@ -17,17 +17,17 @@ def create_vector_store(settings: Settings, collection: str | None = None) -> Ve
     if settings.qdrant.url:
         from qdrant_client import AsyncQdrantClient
 
-        from agents.vectors.client import QdrantClientStore
+        from agents.adapters.vectors.client import QdrantClientStore
 
         # No version probe in the constructor: it is a blocking HTTP call (and only a warning
         # when it fails); ensure_collection() is the first request and fails loudly instead.
         client = AsyncQdrantClient(
             url=settings.qdrant.url, api_key=settings.qdrant.api_key, check_compatibility=False
         )
-        from agents.vectors.guarded import BreakerGuardedStore
+        from agents.adapters.vectors.guarded import BreakerGuardedStore
 
         return BreakerGuardedStore(QdrantClientStore(client, name, dimension))
 
-    from agents.vectors.edge import EdgeVectorStore
+    from agents.adapters.vectors.edge import EdgeVectorStore
 
     return EdgeVectorStore(settings.qdrant.path / name, dimension)

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.vectors.store import ScoredPoint, VectorFilter, VectorPoint, VectorStore
+from agents.adapters.vectors.store import ScoredPoint, VectorFilter, VectorPoint, VectorStore
 from core.resilience import CircuitBreaker, breakers
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from agents.vectors.store import CONTENT_TYPE, GENRES, PLATFORMS, REGIONS, RELEASE_YEAR
+from agents.adapters.vectors.store import CONTENT_TYPE, GENRES, PLATFORMS, REGIONS, RELEASE_YEAR
 from schemas.content import CanonicalContent
 
 

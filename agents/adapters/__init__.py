@@ -1,0 +1,1 @@
+"""Adapters to external engines the domain slices use: embedding models and vector stores."""

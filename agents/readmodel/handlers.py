@@ -1,0 +1,132 @@
+"""Handlers of the Redis read model (group readmodel): refresh the documents of titles that
+changed, answer the gateway's read-model misses, and rebuild what Redis lost."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from loguru import logger
+
+from agents.framework.context import AgentContext
+from agents.framework.runtime import AgentSpec, TimerSpec
+from agents.readmodel import store as read_model
+from contracts.read_model import ABSENT_TTL_S, absent_key, read_state
+from contracts.response_cache import invalidate_content
+from schemas.envelope import Envelope
+from topics.registry import (
+    CONTENT_AVAILABILITY_CHANGED,
+    CONTENT_INGESTED,
+    CONTENT_LOOKUP,
+    CONTENT_METADATA_ENRICHED,
+    CONTENT_UPDATED,
+)
+
+
+def _content_id(env: Envelope[Any]) -> uuid.UUID:
+    payload = env.payload
+    content = getattr(payload, "content", None)
+    return content.canonical_id if content is not None else payload.canonical_id
+
+
+async def project(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
+    """Refresh the read-model documents of the titles these events touched."""
+    ids = [_content_id(env) for env in batch]
+    await read_model.refresh(ctx.pool, ctx.redis, ctx.prefix, ids)
+    await invalidate_responses(ctx, ids)
+    for env in batch:
+        logger.bind(correlation_id=env.correlation_id).debug(
+            "read model of {} refreshed after {}", _content_id(env), env.event_type
+        )
+
+
+async def answer_lookups(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
+    """Fetch titles the gateway missed into the read model and answer on each reply channel."""
+    written = await read_model.refresh(
+        ctx.pool, ctx.redis, ctx.prefix, [env.payload.canonical_id for env in batch]
+    )
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        for env in batch:
+            cid = env.payload.canonical_id
+            document = written.get(cid)
+            if document is None:
+                pipe.set(absent_key(ctx.prefix, cid), b"1", ex=ABSENT_TTL_S)
+            # An empty message means "no such title": the gateway answers 404.
+            pipe.publish(env.payload.reply_channel, document or b"")
+        await pipe.execute()
+    for env in batch:
+        logger.bind(correlation_id=env.correlation_id).debug(
+            "lookup of {}: {}",
+            env.payload.canonical_id,
+            "found" if env.payload.canonical_id in written else "absent",
+        )
+
+
+async def invalidate_responses(ctx: AgentContext, ids: list[uuid.UUID]) -> None:
+    """Drop the gateway's cached responses of changed titles, so nobody sees them stale."""
+    for cid in dict.fromkeys(ids):
+        await invalidate_content(ctx.redis, ctx.prefix, str(cid))
+
+
+_REBUILD_LOCK = 0x6D67770004
+
+
+async def guard_read_model(ctx: AgentContext) -> int:
+    """Rebuild the read model when Redis lost it (it keeps nothing on disk).
+
+    The state key is written when a rebuild finishes; a Redis that restarted empty has none.
+    One process rebuilds at a time; the others find the state `rebuilding` or `ready`.
+    """
+    if await read_state(ctx.redis, ctx.prefix) is not None:
+        return 0
+    async with ctx.pool.acquire() as conn:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _REBUILD_LOCK):
+            return 0
+        try:
+            logger.warning(
+                "read model not in Redis (first start, or Redis restarted empty): "
+                "building it from PostgreSQL"
+            )
+            done = await read_model.rebuild(ctx.pool, ctx.redis, ctx.prefix)
+            logger.info("read model rebuilt: {} document(s)", done)
+            return done
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _REBUILD_LOCK)
+
+
+AGENTS = [
+    AgentSpec(
+        name="read-model-lookup",
+        group="readmodel",
+        topic=CONTENT_LOOKUP,
+        handler=answer_lookups,
+        # Someone is waiting for each answer: do not hold requests back to fill a batch.
+        batch_within_s=0.005,
+        description="answers the gateway's read-model misses from PostgreSQL",
+    ),
+    *(
+        AgentSpec(
+            name=f"read-model-{spec.name.removeprefix('content.').replace('_', '-')}",
+            group="readmodel",
+            topic=spec,
+            handler=project,
+            description=f"refreshes the Redis document of titles named by {spec.name}",
+        )
+        for spec in (
+            CONTENT_INGESTED,
+            CONTENT_UPDATED,
+            CONTENT_AVAILABILITY_CHANGED,
+            CONTENT_METADATA_ENRICHED,
+        )
+    ),
+]
+
+TIMERS = [
+    TimerSpec(
+        name="read-model-guard",
+        group="readmodel",
+        interval_s=10.0,
+        run=guard_read_model,
+        at_start=True,
+    )
+]

@@ -1,0 +1,1 @@
+"""Canonical titles: the content-store agent and the store of canonical records."""

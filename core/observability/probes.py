@@ -1,0 +1,112 @@
+"""Probes of individual services for readiness: each returns a check, an async callable that
+raises when its service is not usable and may return extra fields for its component.
+core/observability/health.py runs them and aggregates the answers."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import asyncpg
+from aiokafka.client import AIOKafkaClient
+
+Check = Callable[[], Awaitable[Mapping[str, Any] | None]]
+
+DEFAULT_TIMEOUT_S = 1.0
+PUBNUB_ORIGIN = "ps.pndsn.com"  # the SDK's default origin
+
+
+def kafka_check(bootstrap: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Check:
+    """A metadata request through a short-lived client: nothing stale survives an outage."""
+
+    async def check() -> Mapping[str, Any]:
+        client = AIOKafkaClient(
+            bootstrap_servers=bootstrap,
+            client_id="mgw-health",
+            request_timeout_ms=int(timeout_s * 1000),
+        )
+        try:
+            await client.bootstrap()
+            metadata = await client.fetch_all_metadata()
+            brokers = len(metadata.brokers())
+            if not brokers:
+                raise RuntimeError("metadata lists no brokers")
+            return {"brokers": brokers}
+        finally:
+            await client.close()
+
+    return check
+
+
+def postgres_check(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Check:
+    """SELECT 1 on a connection of its own, so a busy pool does not read as an outage."""
+
+    async def check() -> None:
+        conn = await asyncpg.connect(url, timeout=timeout_s)
+        try:
+            await conn.fetchval("SELECT 1")
+        finally:
+            await conn.close(timeout=timeout_s)
+
+    return check
+
+
+def redis_check(client: Any) -> Check:
+    async def check() -> None:
+        await client.ping()
+
+    return check
+
+
+def qdrant_check(url: str, api_key: str | None, timeout_s: float = DEFAULT_TIMEOUT_S) -> Check:
+    async def check() -> Mapping[str, Any]:
+        from qdrant_client import AsyncQdrantClient
+
+        client = AsyncQdrantClient(url=url, api_key=api_key, timeout=max(1, int(timeout_s)))
+        try:
+            collections = await client.get_collections()
+            return {"collections": len(collections.collections)}
+        finally:
+            await client.close()
+
+    return check
+
+
+async def embedded_qdrant() -> Mapping[str, Any]:
+    # Without QDRANT_URL the vector engine runs inside the process that uses it: it is up
+    # when the process is. A process with a vector store passes its own check instead.
+    return {"mode": "embedded"}
+
+
+def pubnub_check(origin: str, ssl: bool, timeout_s: float = DEFAULT_TIMEOUT_S) -> Check:
+    """PubNub's time endpoint: answers without keys, so it tests reachability alone."""
+
+    async def check() -> None:
+        import aiohttp
+
+        url = f"{'https' if ssl else 'http'}://{origin}/time/0"
+        timeout = aiohttp.ClientTimeout(total=timeout_s)
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as resp:
+            if resp.status >= 400:
+                raise RuntimeError(f"{url} answered {resp.status}")
+
+    return check
+
+
+def read_model_check(client: Any, prefix: str) -> Check:
+    """Degraded while the read model is missing (Redis lost it) or being rebuilt."""
+
+    async def check() -> Mapping[str, Any]:
+        from contracts.read_model import STATE_READY, STATE_REBUILDING, read_state
+
+        state = await read_state(client, prefix)
+        if state == STATE_READY:
+            return {"state": state}
+        if state == STATE_REBUILDING:
+            raise RuntimeError("read model is being rebuilt from PostgreSQL; reads may 404")
+        raise RuntimeError(
+            "read model missing in Redis; the readmodel worker rebuilds it "
+            "(or run `mgw readmodel rebuild`)"
+        )
+
+    return check

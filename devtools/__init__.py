@@ -1,0 +1,1 @@
+"""Developer tools: sample catalogs, throw-away databases and the benchmarks behind `mgw bench`."""
