@@ -23,7 +23,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from agents.ingestion.genres import CANONICAL_GENRES, PLATFORM_GENRES, SYNONYMS, genre_key
+from agents.ingestion.genres import (
+    CANONICAL_GENRES,
+    PLATFORM_GENRES,
+    SYNONYMS,
+    genre_key,
+    singular,
+)
 from agents.sona.moods import mood_of
 from schemas.discovery import YEAR_MAX, YEAR_MIN, IntentFilters, ParsedIntent, YearRange
 from schemas.ingestion import normalize_platform
@@ -154,17 +160,9 @@ def genres_of(text: str) -> tuple[str, ...] | None:
     return _GENRE_KEYS.get(singular) if singular != key else None
 
 
-def _singular(word: str) -> str:
-    if len(word) > 4 and word.endswith("ies"):
-        return word[:-3] + "y"
-    if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
-        return word[:-1]
-    return word
-
-
 def _singular_phrase(text: str) -> str:
     head, _, last = text.rpartition(" ")
-    return f"{head} {_singular(last)}" if head else _singular(last)
+    return f"{head} {singular(last)}" if head else singular(last)
 
 
 def _mood(text: str) -> str | None:

@@ -335,7 +335,8 @@ def genre_key(name: str) -> str:
     return " ".join(out)
 
 
-def _singular(word: str) -> str:
+def singular(word: str) -> str:
+    """English plural to singular for genre words ("comedies" -> "comedy", "thrillers")."""
     if len(word) > 4 and word.endswith("ies"):
         return word[:-3] + "y"
     if len(word) > 3 and word.endswith("s") and not word.endswith(("ss", "us", "is")):
@@ -368,7 +369,7 @@ def _plain(key: str, platform: str) -> _G | str | None:
     words = [w for w in key.split() if w not in _NOISE]
     if not words:
         return _IGNORE  # "TV Movies": only format words
-    for variant in (" ".join(words), " ".join(_singular(w) for w in words)):
+    for variant in (" ".join(words), " ".join(singular(w) for w in words)):
         found = _exact(variant, platform)
         if found is not None:
             return found
@@ -393,7 +394,7 @@ def _part(key: str, platform: str) -> _G | str | None:
         mapped: list[str] = []
         ignored = False
         for word in words:
-            hit = _exact(word, platform) or _exact(_singular(word), platform)
+            hit = _exact(word, platform) or _exact(singular(word), platform)
             if hit == _IGNORE:
                 ignored = True
             elif hit is not None:
