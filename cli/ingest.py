@@ -1,4 +1,5 @@
-"""`mgw ingest FILE`, `mgw sample-catalog`, `mgw readmodel rebuild`: catalog work from a shell."""
+"""`mgw ingest FILE`, `mgw ingest-report`, `mgw sample-catalog`, `mgw readmodel rebuild`: catalog
+work from a shell."""
 
 from __future__ import annotations
 
@@ -8,15 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from cli.console import console_for, out
 from contracts.catalog_producer import MAX_BATCH_ITEMS, CatalogProducer, ItemResult, summarize
 from core.config import Settings
 from core.publisher import Publisher
 from topics.registry import CONTENT_RAW
 
-console = Console(stderr=True)
+console = console_for(stderr=True)
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
@@ -50,6 +51,9 @@ async def ingest_file(settings: Settings, path: Path, batch_size: int) -> tuple[
     counts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
     examples: list[str] = []
+    warned: Counter[str] = Counter()
+    warned_items = 0
+    warning_examples: list[str] = []
     try:
         with _progress() as progress:
             task = progress.add_task(f"ingesting {path.name}", total=len(lines), status="")
@@ -66,6 +70,14 @@ async def ingest_file(settings: Settings, path: Path, batch_size: int) -> tuple[
                 results: list[ItemResult] = await producer.send(items) if items else []
                 counts.update(summarize(results))
                 for result in results:
+                    warned.update(w.kind for w in result.warnings)
+                    warned_items += bool(result.warnings)
+                    if result.warnings and len(warning_examples) < 10:
+                        first_warning = result.warnings[0]
+                        warning_examples.append(
+                            f"line {numbers[result.index]}: {first_warning.field}: "
+                            f"{first_warning.message}"
+                        )
                     for err in result.errors:
                         reasons[f"{err.field}: {err.reason}"] += 1
                     if result.errors and len(examples) < 10:
@@ -93,7 +105,58 @@ async def ingest_file(settings: Settings, path: Path, batch_size: int) -> tuple[
         console.print("first rejected lines:")
         for example in examples:
             console.print(f"  {example}")
+    if warned:
+        # Accepted, but not kept as sent: say what, so a feed can be fixed.
+        console.print(
+            f"[yellow]{warned_items} accepted item(s) with warnings[/] "
+            "(what the pipeline drops or changes; `mgw ingest-report` lists them once stored):"
+        )
+        for kind, n in warned.most_common():
+            console.print(f"  {n:>6} x {kind}")
+        console.print("first warned lines:")
+        for example in warning_examples:
+            console.print(f"  {example}")
     return counts["accepted"], counts["rejected"]
+
+
+async def warnings_report(
+    settings: Settings, platform: str | None, kind: str | None, limit: int
+) -> int:
+    """Print what normalization dropped or changed of the stored items: counts per kind, then
+    the items (newest first). Returns the number of items with warnings that match."""
+    import asyncpg
+    from rich.table import Table
+
+    from agents.ingestion.store import warned_items, warning_counts
+
+    conn = await asyncpg.connect(settings.postgres.require_url())
+    try:
+        counts = await warning_counts(conn, platform, kind)
+        rows = await warned_items(conn, platform, kind, limit)
+    finally:
+        await conn.close()
+    if not counts:
+        console.print("no stored item has warnings" + (" matching" if platform or kind else ""))
+        return 0
+    summary = Table("kind", "items", "warnings", title="warnings of stored catalog items")
+    for name, (items, warnings) in sorted(counts.items()):
+        summary.add_row(name, str(items), str(warnings))
+    out.print(summary)
+    listing = Table(
+        "platform", "item", "canonical id", "field", "warning", title=f"items (up to {limit})"
+    )
+    for row in rows:
+        for warning in row.warnings:
+            if kind is None or warning.kind == kind:
+                listing.add_row(
+                    row.platform,
+                    row.platform_item_id,
+                    str(row.canonical_id),
+                    warning.field,
+                    warning.message,
+                )
+    out.print(listing)
+    return len(rows)
 
 
 def write_sample(path: Path, titles: int, seed: int, invalid: float) -> int:
@@ -121,7 +184,7 @@ async def rebuild_read_model(settings: Settings) -> int:
             def report(done: int, total: int) -> None:
                 progress.update(task, completed=done, total=total)
 
-            return await rebuild(pool, redis, settings.redis.key_prefix, report)
+            return await rebuild(pool, redis, settings.redis.key_prefix, report) or 0
     finally:
         await redis.aclose()
         await pool.close()

@@ -12,6 +12,10 @@ from rich.table import Table
 
 from cli.auth_commands import keys_app, token_app
 from cli.console import err, out, settings_or_exit
+from cli.dlq import dlq_app
+from cli.k8s_manifests import ops_app
+from cli.tail import tail
+from cli.topic_commands import register as register_topic_commands
 from core.config import ConfigError
 
 app = typer.Typer(
@@ -29,6 +33,45 @@ bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=T
 app.add_typer(bench_app, name="bench")
 app.add_typer(keys_app, name="keys")
 app.add_typer(token_app, name="token")
+register_topic_commands(topics_app)
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(ops_app, name="ops")
+app.command("tail")(tail)
+
+
+@app.callback()
+def _find_running_stack(ctx: typer.Context) -> None:
+    # Every command but `up` reaches the stack `mgw up` runs, unless a variable says otherwise.
+    if ctx.invoked_subcommand != "up":
+        from core.stack_file import apply_running_stack
+
+        apply_running_stack()
+
+
+@app.command()
+def stack(
+    key: Annotated[bool, typer.Option("--key", help="Print only the dev API key.")] = False,
+) -> None:
+    """Where the stack of `mgw up` listens, as every `mgw` command here finds it."""
+    from core.stack_file import DEV_KEY_VARIABLE, PID_VARIABLE, running_stack, stack_file
+
+    values = running_stack()
+    if not values:
+        err.print(f"[red]no running stack recorded in {stack_file()}[/red]")
+        err.print("Start one with `make up` (or `mgw up`) in this directory.")
+        raise typer.Exit(1)
+    if key:
+        if DEV_KEY_VARIABLE not in values:
+            err.print("[red]the running stack has no dev API key; see its banner[/red]")
+            raise typer.Exit(1)
+        out.print(values[DEV_KEY_VARIABLE], soft_wrap=True)
+        return
+    table = Table("variable", "value", title=f"mgw up, pid {values[PID_VARIABLE]}")
+    for name, value in values.items():
+        if name != PID_VARIABLE:
+            shown = "(set; `mgw stack --key`)" if name == DEV_KEY_VARIABLE else value
+            table.add_row(name, "(set)" if name == "AUTH_JWT_SECRET" else shown)
+    out.print(table)
 
 
 @app.command()
@@ -64,11 +107,16 @@ def worker(
 
 
 @app.command()
-def gateway() -> None:
+def gateway(
+    workers: Annotated[
+        int | None,
+        typer.Option(min=1, help="Processes serving the port [default: GATEWAY_WORKERS or cores]."),
+    ] = None,
+) -> None:
     """Run the HTTP gateway."""
     from gateway.server import run_gateway
 
-    run_gateway(settings_or_exit())
+    run_gateway(settings_or_exit(), workers)
 
 
 @topics_app.command("create")
@@ -160,6 +208,20 @@ def ingest(
         raise typer.Exit(1) from None
 
 
+@app.command("ingest-report")
+def ingest_report(
+    platform: Annotated[str | None, typer.Option(help="Only items of this platform.")] = None,
+    kind: Annotated[
+        str | None, typer.Option(help="Only this kind of warning (e.g. unknown_genre).")
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, help="Items to list.")] = 50,
+) -> None:
+    """What normalization dropped or changed of the stored catalog items, by kind and item."""
+    from cli.ingest import warnings_report
+
+    asyncio.run(warnings_report(settings_or_exit(), platform, kind, limit))
+
+
 @app.command("sample-catalog")
 def sample_catalog(
     out_file: Annotated[Path, typer.Argument(dir_okay=False, help="Where to write JSON lines.")],
@@ -189,11 +251,15 @@ def readmodel_rebuild() -> None:
 def bench_ingest_command(
     events: Annotated[int, typer.Option(min=100, help="Catalog items to push through.")] = 20000,
     seed: Annotated[int, typer.Option(help="Catalog generator seed.")] = 7,
+    enrich: Annotated[
+        bool, typer.Option(help="Then enrich the stored titles; print embedding work per title.")
+    ] = True,
 ) -> None:
-    """Pipeline events/s into PostgreSQL vs a bare Faust agent's, on one worker each."""
+    """Pipeline events/s into PostgreSQL vs a bare Faust agent's, on one worker each; then the
+    enrichment worker's embedding work per title."""
     from devtools.bench.ingest import bench_ingest
 
-    raise typer.Exit(bench_ingest(events, seed))
+    raise typer.Exit(bench_ingest(events, seed, enrich))
 
 
 @bench_app.command("embed")
@@ -204,6 +270,83 @@ def bench_embed_command(
     from devtools.bench.embed import bench_embeddings
 
     asyncio.run(bench_embeddings(texts))
+
+
+@bench_app.command("search")
+def bench_search_command(
+    titles: Annotated[int, typer.Option(min=100, help="Titles in the catalog.")] = 100_000,
+    queries: Annotated[int, typer.Option(min=10, help="Different queries asked.")] = 200,
+    llm_delay_ms: Annotated[
+        float, typer.Option(min=0, help="Delay of the loopback LLM baseline.")
+    ] = 600.0,
+) -> None:
+    """Search latency through the gateway: result-cache hits and misses, against baselines."""
+    from devtools.bench.search import bench_search
+
+    raise typer.Exit(bench_search(titles, queries, llm_delay_ms))
+
+
+@bench_app.command("sync")
+def bench_sync_command(
+    count: Annotated[int, typer.Option(min=50, help="Commands and watchlist adds, each.")] = 1000,
+    path: Annotated[
+        list[str] | None,
+        typer.Option(help="Delivery path(s): fanout, pubnub (default: both)."),
+    ] = None,
+) -> None:
+    """Phone -> TV command and watchlist add -> second device: p50/p95/p99 per delivery path,
+    against the transport's own floor."""
+    from devtools.bench.sync import bench_sync
+
+    paths = tuple(path or ("fanout", "pubnub"))
+    unknown = [p for p in paths if p not in ("fanout", "pubnub")]
+    if unknown:
+        out.print(f"[red]unknown path(s) {', '.join(unknown)}; use fanout or pubnub[/red]")
+        raise typer.Exit(2)
+    raise typer.Exit(bench_sync(count, paths))
+
+
+@bench_app.command("gateway")
+def bench_gateway_command(
+    seconds: Annotated[float, typer.Option(min=1, help="Seconds per load run.")] = 10.0,
+    connections: Annotated[int, typer.Option(min=1, help="Concurrent connections.")] = 32,
+    threads: Annotated[int, typer.Option(min=1, help="wrk threads.")] = 2,
+    workers: Annotated[int, typer.Option(min=1, help="Gateway processes.")] = 1,
+    code_dir: Annotated[
+        Path | None, typer.Option(help="Run the gateway of another checkout (a baseline).")
+    ] = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(help="Only these runs (repeatable): post, batch, read, hit, fixed, raw."),
+    ] = None,
+    profile: Annotated[
+        Path | None, typer.Option(help="Record the gateway with py-spy to this file.")
+    ] = None,
+    near_ttl: Annotated[
+        float,
+        typer.Option(min=0, max=60, help="RESPONSE_CACHE_NEAR_TTL_S of the gateway (0: off)."),
+    ] = 0.0,
+    generator: Annotated[
+        str | None,
+        typer.Option(help="Load generator: wrk or built-in [default: wrk when installed]."),
+    ] = None,
+) -> None:
+    """Gateway requests/s and latencies (wrk) against a raw producer's rate, in one run."""
+    from devtools.bench.gateway import GENERATORS, SCENARIOS, bench_gateway
+
+    chosen = frozenset(only or SCENARIOS)
+    if unknown := chosen - set(SCENARIOS):
+        err.print(
+            f"unknown run(s) {', '.join(sorted(unknown))}: choose from {', '.join(SCENARIOS)}"
+        )
+        raise typer.Exit(2)
+    if generator is not None and generator not in GENERATORS:
+        err.print(f"unknown generator {generator!r}: choose from {', '.join(GENERATORS)}")
+        raise typer.Exit(2)
+    code = bench_gateway(
+        seconds, connections, threads, workers, code_dir, chosen, profile, near_ttl, generator
+    )
+    raise typer.Exit(code)
 
 
 @bench_app.command("worker", hidden=True)

@@ -19,14 +19,33 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from rich.console import Console
 from rich.table import Table
 
+from cli.console import console_for
 from core.config import ConfigError, Settings, load_settings
 from core.embedded import ServiceProcess, free_port, start_broker, start_postgres, start_redis
 from core.observability.logging import init_logging
+from core.stack_file import (
+    DEV_KEY_VARIABLE,
+    GATEWAY_URL_VARIABLE,
+    PID_VARIABLE,
+    remove_stack_file,
+    running_stack,
+    write_stack_file,
+)
 
-console = Console(stderr=True)
+# What other `mgw` commands need to reach this stack (core/stack_file.py).
+STACK_VARIABLES = (
+    "KAFKA_BROKERS",
+    "KAFKA_TOPIC_PREFIX",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "REDIS_KEY_PREFIX",
+    "AUTH_DEV_MODE",
+    "AUTH_JWT_SECRET",
+)
+
+console = console_for(stderr=True)
 
 
 def _port_or_free(preferred: int) -> int:
@@ -67,6 +86,14 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
         os.environ.get("LOG_LEVEL", "info"), os.environ.get("LOG_FORMAT", "pretty"), process="up"
     )
     root = Path(data_dir).resolve()
+    stack_path = root / "stack.env"
+    if running := running_stack(stack_path):
+        console.print(
+            f"[red]a stack already runs from {data_dir} (mgw up, pid {running[PID_VARIABLE]}, "
+            f"gateway {running.get(GATEWAY_URL_VARIABLE, '?')}); stop it with Ctrl-C in its "
+            "terminal, or pass another --data-dir[/red]"
+        )
+        return 1
     root.mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
     services: list[ServiceProcess] = []
@@ -75,12 +102,12 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
     env.setdefault("LOG_FORMAT", "pretty")
     # Dev auth for what starts here: `mgw token dev` works, and tokens it signs are accepted.
     env.setdefault("AUTH_DEV_MODE", "true")
-    generated_secret = None
     if not env.get("AUTH_JWT_SECRET") and not env.get("AUTH_JWT_PUBLIC_KEY"):
-        generated_secret = env["AUTH_JWT_SECRET"] = secrets.token_urlsafe(32)
+        env["AUTH_JWT_SECRET"] = secrets.token_urlsafe(32)
     rows: list[tuple[str, str, str]] = []
 
     def stop_all() -> None:
+        remove_stack_file(stack_path)
         for _name, proc in reversed(children):
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -136,11 +163,16 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
 
             worker_port = _port_or_free(9091)
             gw_port = _port_or_free(gateway_port)
+            # 9090 (METRICS_PORT default) .. 9092 would meet the worker and the broker.
+            gw_ops_port = _port_or_free(9100)
             status.update("starting the worker (all agent groups)...")
             worker = _spawn(["worker", "all"], {**env, "METRICS_PORT": str(worker_port)})
             children.append(("worker", worker))
             status.update("starting the gateway...")
-            gateway = _spawn(["gateway"], {**env, "GATEWAY_PORT": str(gw_port)})
+            gateway = _spawn(
+                ["gateway"],
+                {**env, "GATEWAY_PORT": str(gw_port), "METRICS_PORT": str(gw_ops_port)},
+            )
             children.append(("gateway", gateway))
             _wait_ready(f"http://127.0.0.1:{gw_port}/health/live", gateway, "gateway")
             _wait_ready(f"http://127.0.0.1:{worker_port}/health/ready", worker, "worker")
@@ -152,18 +184,42 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
         stop_all()
         return 130
 
-    rows.append(("gateway", f"http://127.0.0.1:{gw_port}  (OpenAPI: /docs)", "process"))
+    processes = settings.gateway.worker_count()
+    rows.append(
+        (
+            "gateway",
+            f"http://127.0.0.1:{gw_port}  (OpenAPI: /docs)",
+            f"{processes} process{'es' if processes > 1 else ''} (GATEWAY_WORKERS)",
+        )
+    )
     rows.append(
         ("worker: all groups", f"http://127.0.0.1:{worker_port}/health/ready, /metrics", "process")
+    )
+    ops_last = gw_ops_port + processes - 1
+    rows.append(
+        (
+            "gateway ops",
+            f"http://127.0.0.1:{gw_ops_port}"
+            + (f"..{ops_last}" if ops_last > gw_ops_port else "")
+            + "  (/health/ready, /metrics)",
+            "one port per gateway process",
+        )
     )
     table = Table("component", "where", "kind", title="Media Gateway is up")
     for row in rows:
         table.add_row(*row)
     console.print(table)
-    _print_dev_credentials(settings, generated_secret)
+    dev_key = _print_dev_credentials(settings)
+    gateway_url = f"http://127.0.0.1:{gw_port}"
+    recorded = {k: env[k] for k in STACK_VARIABLES if env.get(k)}
+    recorded[GATEWAY_URL_VARIABLE] = gateway_url
+    if dev_key:
+        recorded[DEV_KEY_VARIABLE] = dev_key
+    write_stack_file(stack_path, recorded)
     console.print(
-        f"Topics prefix: [bold]{settings.kafka.topic_prefix}[/bold]. "
-        "Press Ctrl-C to stop everything."
+        f"Topics prefix: [bold]{settings.kafka.topic_prefix}[/bold]. Every `mgw` command in "
+        f"this directory finds this stack through {os.path.relpath(stack_path)}"
+        " (`mgw stack` shows it). Press Ctrl-C to stop everything."
     )
 
     exit_code = 0
@@ -185,7 +241,7 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
     return exit_code
 
 
-def _print_dev_credentials(settings: Settings, generated_secret: str | None) -> None:
+def _print_dev_credentials(settings: Settings) -> str | None:
     from cli.auth_commands import DEV_KEY_SCOPES, create_dev_key
 
     try:
@@ -193,20 +249,18 @@ def _print_dev_credentials(settings: Settings, generated_secret: str | None) -> 
     except Exception as exc:
         # The stack is up; a missing dev key is worth a warning, not a shutdown.
         console.print(f"[yellow]could not create a dev API key: {exc}[/yellow]")
-    else:
-        # soft_wrap: a key or command broken over two lines cannot be pasted.
-        console.print(
-            f"Dev API key ({', '.join(DEV_KEY_SCOPES)}): [bold]{key}[/bold]  "
-            "(send it as X-API-Key; it is replaced on the next `mgw up`)",
-            soft_wrap=True,
-        )
-    if generated_secret is not None:
-        console.print(
-            "User tokens for this run: "
-            f"AUTH_DEV_MODE=true AUTH_JWT_SECRET={generated_secret} "
-            "mgw token dev --user alice --scope watchlist:write",
-            soft_wrap=True,
-        )
+        return None
+    # soft_wrap: a key or command broken over two lines cannot be pasted.
+    console.print(
+        f"Dev API key ({', '.join(DEV_KEY_SCOPES)}): [bold]{key}[/bold]  "
+        "(send it as X-API-Key; `export KEY=$(.venv/bin/mgw stack --key)`; "
+        "it is replaced on the next `mgw up`)",
+        soft_wrap=True,
+    )
+    console.print(
+        "User tokens: .venv/bin/mgw token dev --user alice --scope watchlist:write", soft_wrap=True
+    )
+    return key
 
 
 def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:

@@ -3,7 +3,8 @@
 Shared by the gateway's batch endpoint, `mgw ingest`, and any service that writes to Kafka
 directly. Like Confluent's REST Proxy, a batch is not all-or-nothing: every item is validated
 on its own, the valid ones are published (and acknowledged by the broker), and each item gets
-either its offset or its reasons.
+either its offset or its reasons. An accepted item also gets its warnings: what the pipeline
+will drop or change of it, and the fields the schema ignores (contracts/catalog_warnings.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
+from contracts.catalog_warnings import ItemWarning, item_warnings, unknown_fields
 from core.publisher import Published, Publisher
 from schemas.ingestion import CatalogItemReceived, RawCatalogItem
 from topics.registry import CONTENT_RAW
@@ -36,6 +38,17 @@ class ItemResult:
     partition: int | None = None
     offset: int | None = None
     errors: list[FieldProblem] = field(default_factory=list)
+    # Accepted items only: what the pipeline will drop or change (kind, field, message).
+    warnings: list[ItemWarning] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """An item that validated, with its index in the batch and its warnings."""
+
+    index: int
+    item: RawCatalogItem
+    warnings: list[ItemWarning]
 
 
 def problems_of(exc: ValidationError) -> list[FieldProblem]:
@@ -47,15 +60,17 @@ def problems_of(exc: ValidationError) -> list[FieldProblem]:
 
 def validate_items(
     items: Sequence[Mapping[str, Any] | RawCatalogItem], platform: str | None = None
-) -> tuple[list[tuple[int, RawCatalogItem]], list[ItemResult]]:
-    """Split into valid items (with their index) and rejections naming each field and reason.
+) -> tuple[list[Checked], list[ItemResult]]:
+    """Split into valid items (with their index and warnings) and rejections naming each field
+    and reason.
 
     `platform`: the platform the batch was sent for; items may omit it, and must not name
     another one.
     """
-    valid: list[tuple[int, RawCatalogItem]] = []
+    valid: list[Checked] = []
     rejected: list[ItemResult] = []
     for index, item in enumerate(items):
+        ignored: list[ItemWarning] = []
         if isinstance(item, RawCatalogItem):
             parsed = item
         else:
@@ -67,6 +82,7 @@ def validate_items(
             except ValidationError as exc:
                 rejected.append(ItemResult(index, "rejected", errors=problems_of(exc)))
                 continue
+            ignored = unknown_fields(data)
         if platform is not None and parsed.platform != platform:
             rejected.append(
                 ItemResult(
@@ -81,7 +97,7 @@ def validate_items(
                 )
             )
             continue
-        valid.append((index, parsed))
+        valid.append(Checked(index, parsed, [*ignored, *item_warnings(parsed)]))
     return valid, rejected
 
 
@@ -101,26 +117,27 @@ class CatalogProducer:
             (
                 CONTENT_RAW,
                 self._publisher.build_envelope(
-                    CatalogItemReceived(item=item),
-                    key=item.record_key,
+                    CatalogItemReceived(item=checked.item),
+                    key=checked.item.record_key,
                     correlation_id=correlation_id,
                 ),
             )
-            for _, item in valid
+            for checked in valid
         ]
         published: list[Published] = (
             await self._publisher.send_envelopes(envelopes) if envelopes else []
         )
         accepted = [
             ItemResult(
-                index,
+                checked.index,
                 "accepted",
-                key=item.record_key,
+                key=checked.item.record_key,
                 event_id=p.event_id,
                 partition=p.partition,
                 offset=p.offset,
+                warnings=checked.warnings,
             )
-            for (index, item), p in zip(valid, published, strict=True)
+            for checked, p in zip(valid, published, strict=True)
         ]
         return sorted([*accepted, *rejected], key=lambda r: r.index)
 

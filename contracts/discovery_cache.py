@@ -9,6 +9,13 @@ request always hashes the same, whoever builds the key.
 Result invalidation: whoever stores a result page also adds its key to the per-title set
 `results_index_key(prefix, id)` of every title on the page (with the results TTL); when a
 title changes, the agent deletes every key in its set, then the set.
+
+A page computed while one of its titles changed must not be stored after the change dropped
+the older pages: each invalidation takes a number from the results clock and marks the title
+changed at that number (`title_changed_key`); a search reads the clock before it starts and
+stores its page only if none of the page's titles was marked later (agents/discovery/cache_store).
+
+The gateway only reads result pages (`read_results`); the discovery agent writes everything.
 """
 
 from __future__ import annotations
@@ -19,7 +26,11 @@ import unicodedata
 import uuid
 from typing import Any
 
-from schemas.discovery import SearchFilters
+import redis.asyncio as aioredis
+from loguru import logger
+
+from core.observability.metrics import CACHE_HITS, CACHE_MISSES
+from schemas.discovery import SearchFilters, SearchRequested
 
 # DOMAIN TTLs.
 INTENT_TTL_S = 600
@@ -30,6 +41,15 @@ INTENT_KIND = "discovery:intent"
 EMBEDDING_KIND = "discovery:qembed"
 RESULTS_KIND = "discovery:results"
 RESULTS_INDEX_KIND = "discovery:results-by-title"
+RESULTS_CLOCK_KIND = "discovery:results-clock"
+TITLE_CHANGED_KIND = "discovery:title-changed"
+# Labels of cache_hits_total / cache_misses_total.
+INTENT_CACHE = "discovery_intent"
+EMBEDDING_CACHE = "discovery_embedding"
+RESULTS_CACHE = "discovery_results"
+# A change mark must outlive every search that started before it (each takes well under a
+# second, or is skipped as stale after a few): five minutes is ample and keeps few keys.
+TITLE_CHANGED_TTL_S = 300
 
 # Part of every hashed input: bump it when a cached value's shape or meaning changes, and
 # the old entries are simply never read again.
@@ -90,3 +110,36 @@ def results_key(
 def results_index_key(prefix: str, canonical_id: uuid.UUID | str) -> str:
     """The set of result keys whose pages contain this title."""
     return f"{prefix}:{RESULTS_INDEX_KIND}:{str(canonical_id).lower()}"
+
+
+def request_results_key(prefix: str, request: SearchRequested) -> str:
+    """The result page a search request asks for (the gateway and the agent agree on it)."""
+    return results_key(
+        prefix, request.query, request.filters, request.page, request.page_size, request.user_id
+    )
+
+
+def results_clock_key(prefix: str) -> str:
+    return f"{prefix}:{RESULTS_CLOCK_KIND}"
+
+
+def title_changed_key(prefix: str, canonical_id: uuid.UUID | str) -> str:
+    """The results-clock number at which this title last changed (see the module doc)."""
+    return f"{prefix}:{TITLE_CHANGED_KIND}:{str(canonical_id).lower()}"
+
+
+def key_digest(key: str) -> str:
+    """The hash part of a cache key: the record key of a search request on its topic."""
+    return key.rsplit(":", 1)[-1]
+
+
+async def read_results(redis: aioredis.Redis, key: str) -> bytes | None:
+    """A cached SearchResponse as JSON bytes, or None; counted as a hit or a miss."""
+    body: bytes | None = await redis.get(key)
+    if body is None:
+        CACHE_MISSES.labels(RESULTS_CACHE).inc()
+        logger.debug("discovery results cache miss {}", key)
+        return None
+    CACHE_HITS.labels(RESULTS_CACHE).inc()
+    logger.debug("discovery results cache hit {}", key)
+    return body

@@ -19,8 +19,14 @@ def generation_key(prefix: str, content_id: str) -> str:
     return f"{prefix}:respcache:contentgen:{content_id.lower()}"
 
 
-# KEYS: index, generation; ARGV: generation ttl. Bumping the generation first makes any
-# store still in flight for this title fail its check.
+def invalidation_channel(prefix: str) -> str:
+    """Pub/Sub channel naming each invalidated title, for the gateways' in-process tier."""
+    return f"{prefix}:respcache:invalidated"
+
+
+# KEYS: index, generation, channel; ARGV: generation ttl, content id. Bumping the generation
+# first makes any store still in flight for this title fail its check; the message tells the
+# gateways to drop their in-process copies.
 _INVALIDATE_LUA = """
 redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[1]))
@@ -30,6 +36,7 @@ for _, key in ipairs(members) do
   dropped = dropped + redis.call('DEL', key)
 end
 redis.call('DEL', KEYS[1])
+redis.call('PUBLISH', KEYS[3], ARGV[2])
 return dropped
 """
 
@@ -42,10 +49,12 @@ async def invalidate_content(redis: aioredis.Redis, prefix: str, content_id: str
     """
     dropped = await redis.eval(
         _INVALIDATE_LUA,
-        2,
+        3,
         index_key(prefix, content_id),
         generation_key(prefix, content_id),
+        invalidation_channel(prefix),
         GENERATION_TTL_S,
+        content_id.lower(),
     )
     logger.bind(cache=CACHE_LABEL, content_id=content_id).debug(
         "response cache: dropped {} response(s) of content {}", dropped, content_id

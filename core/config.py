@@ -190,6 +190,14 @@ class GatewaySettings(_Section):
     # On a read-model miss, ask the catalog agent over Kafka (request/reply) before a 404.
     lookup_on_miss: bool = True
     lookup_timeout_s: float = Field(default=1.0, gt=0, le=30)
+    # Serve the hottest routes without FastAPI's router (gateway/fast_lane.py); off, FastAPI
+    # serves them with the same code (kept to show both lanes answer alike).
+    fast_lane: bool = True
+    # Processes serving the port, each with its own producer; 0 is one per core.
+    workers: int = Field(default=0, ge=0, le=64)
+
+    def worker_count(self) -> int:
+        return self.workers or os.cpu_count() or 1
 
 
 class MetricsSettings(_Section):
@@ -239,6 +247,32 @@ class ResponseCacheSettings(_Section):
     default_ttl_s: int = Field(default=60, ge=1, le=86400)
     # Larger responses are served but not stored.
     max_body_bytes: int = Field(default=1024 * 1024, ge=1)
+    # The in-process tier in front of Redis (docs/GATEWAY_PERFORMANCE.md): anonymous hits answered
+    # without a Redis round trip, for at most this long after an invalidation whose Pub/Sub
+    # message is lost. 0 (the default) keeps every hit exact: an invalidation is seen by the
+    # very next request.
+    near_ttl_s: float = Field(default=0.0, ge=0, le=60)
+    near_max_entries: int = Field(default=10_000, ge=1)
+
+
+class DiscoverySettings(_Section):
+    """Natural-language search (docs/DISCOVERY.md): cache lifetimes, the LLM, time budgets."""
+
+    model_config = SettingsConfigDict(env_prefix="DISCOVERY_", extra="ignore")
+
+    # DOMAIN.md: parsed intents 10 min, query embeddings 1 h, search responses 30 min. Seconds,
+    # fractions allowed (tests expire entries in a fraction of a second).
+    intent_ttl_s: float = Field(default=600.0, gt=0, le=7 * 86400)
+    embedding_ttl_s: float = Field(default=3600.0, gt=0, le=7 * 86400)
+    results_ttl_s: float = Field(default=1800.0, gt=0, le=7 * 86400)
+    # Parse queries with OPENAI_CHAT_MODEL when OPENAI_API_KEY is set; false: the local parser.
+    llm_intents: bool = True
+    llm_timeout_s: float = Field(default=1.5, gt=0, le=60)
+    # DOMAIN.md: each search strategy 300 ms, the whole retrieval 450 ms.
+    strategy_timeout_s: float = Field(default=0.3, gt=0, le=60)
+    search_timeout_s: float = Field(default=0.45, gt=0, le=120)
+    # How long the gateway waits for the discovery agent to answer a result-cache miss (504 after).
+    reply_timeout_s: float = Field(default=3.0, gt=0, le=60)
 
 
 class Settings(BaseModel):
@@ -255,6 +289,7 @@ class Settings(BaseModel):
     auth: AuthSettings
     rate_limit: RateLimitSettings
     response_cache: ResponseCacheSettings
+    discovery: DiscoverySettings
 
 
 _SECTIONS: dict[str, type[_Section]] = {
@@ -271,6 +306,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "auth": AuthSettings,
     "rate_limit": RateLimitSettings,
     "response_cache": ResponseCacheSettings,
+    "discovery": DiscoverySettings,
 }
 
 

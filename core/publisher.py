@@ -15,6 +15,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from loguru import logger
+from prometheus_client import Counter
 
 from core.config import KafkaSettings
 from core.observability import correlation
@@ -66,6 +67,7 @@ class Publisher:
         self._source = source
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
+        self._produced_children: dict[str, Counter] = {}
 
     @property
     def prefix(self) -> str:
@@ -155,23 +157,33 @@ class Publisher:
         producer = await self._ensure_started()
         records = list(records)
         try:
-            futures = [
-                await producer.send(topic, value=value, key=key, headers=headers)
-                for topic, key, value, headers, _ in records
-            ]
-            metas = await asyncio.wait_for(
-                asyncio.gather(*futures), self._settings.publish_timeout_s
-            )
+            # One deadline for the whole set: asyncio.timeout costs one timer, where
+            # wait_for(gather(...)) adds a task and a future per call (gateway hot path).
+            async with asyncio.timeout(self._settings.publish_timeout_s):
+                futures = [
+                    await producer.send(topic, value=value, key=key, headers=headers)
+                    for topic, key, value, headers, _ in records
+                ]
+                metas = [await future for future in futures]
         except (KafkaError, OSError, TimeoutError) as exc:
             raise BrokerUnavailable(
                 f"broker {self._settings.bootstrap} did not acknowledge: {exc!r}"
             ) from exc
         for meta in metas:
-            EVENTS_PRODUCED.labels(self.registry_name(meta.topic)).inc()
+            self._produced(meta.topic).inc()
         return [
             Published(event_id=eid, topic=meta.topic, partition=meta.partition, offset=meta.offset)
             for (_, _, _, _, eid), meta in zip(records, metas, strict=True)
         ]
+
+    def _produced(self, topic: str) -> Counter:
+        # labels() takes a lock and builds a key each call; one child per topic is enough.
+        child = self._produced_children.get(topic)
+        if child is None:
+            child = self._produced_children[topic] = EVENTS_PRODUCED.labels(
+                self.registry_name(topic)
+            )
+        return child
 
     def registry_name(self, topic: str) -> str:
         """The topic's registry name: metrics label topics without the per-deployment prefix."""

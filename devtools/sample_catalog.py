@@ -16,7 +16,9 @@ price, a blank title), and their record keys are listed in SampleCatalog.invalid
 
 The variations are chosen so that the pipeline's rules CAN resolve every duplicate (truth says
 which items are one title): a master never gets both a typo and a year-less listing, at most
-one typo, and its year deviations all go the same way. docs/INGESTION.md has the details.
+one typo, and its year deviations all go the same way, and its listings credit people of one
+cast of three (two listings crediting two people each always share one, as real listings of one
+film do). docs/INGESTION.md has the details.
 """
 
 from __future__ import annotations
@@ -395,6 +397,11 @@ class _Master:
     year_shift: int  # the one direction this title's off-by-one years go
     allow_typo: bool
     allow_yearless: bool
+
+    @property
+    def cast(self) -> list[str]:
+        # Its own generator: the main one's sequence, so every other value, stays as it was.
+        return random.Random(f"cast:{self.index}:{self.title}").sample(_PEOPLE, 3)
 
 
 @dataclass(frozen=True)
@@ -784,7 +791,7 @@ def _listing(
     if rng.random() < 0.4:
         item["credits"] = [
             rng.choice(({"name": p, "role": "Actor"}, p))
-            for p in rng.sample(_PEOPLE, rng.randint(1, 3))
+            for p in rng.sample(master.cast, rng.randint(1, 3))
         ]
     if rng.random() < 0.5:
         item["images"] = {"poster": f"https://img.example.com/{platform}/{item_id}/poster.jpg"}

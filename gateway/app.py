@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,13 +16,28 @@ from gateway.auth import routes as auth_routes
 from gateway.auth.dependencies import Authenticator
 from gateway.auth.errors import install_auth_error_handlers
 from gateway.errors import install_error_handlers
+from gateway.fast_lane import FastLaneMiddleware
+from gateway.json_body import install_body_schemas
 from gateway.middleware.body_limit import BodyLimitMiddleware
 from gateway.middleware.correlation import CorrelationMiddleware
 from gateway.middleware.http_metrics import HttpMetricsMiddleware
+from gateway.middleware.near_cache import NearCache
 from gateway.middleware.rate_limit import install_rate_limiting
 from gateway.middleware.response_cache import CachePolicy, ResponseCacheMiddleware
 from gateway.resources import edge_resources
-from gateway.routes import content, content_read, health, ingest, watchlist
+from gateway.routes import (
+    commands,
+    content,
+    content_read,
+    devices,
+    health,
+    ingest,
+    progress,
+    realtime,
+    watchlist,
+)
+from gateway.routes import discovery as discovery_routes
+from gateway.routes.contracts import router as contracts_router
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -38,8 +54,14 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.publisher = publisher
         try:
             async with edge_resources(app, settings):
+                # Everything built at start (routes, schemas, pydantic validators) is moved out
+                # of the collector's reach: full collections walked it all, a tenth of the CPU
+                # per request at load (docs/GATEWAY_PERFORMANCE.md).
+                gc.collect()
+                gc.freeze()
                 yield
         finally:
+            await realtime.close_hub(app)
             await publisher.stop()
             await app.state.redis.aclose()
 
@@ -53,7 +75,11 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.authenticator = Authenticator(settings.auth, settings.redis.key_prefix)
     if not app.state.authenticator.verifier.algorithms:
         logger.warning("no AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY: bearer tokens are refused")
-    # Innermost first: the rate limiter authenticates (to know the tier) right in front of the
+    # Innermost first: the fast lane serves the hottest routes without FastAPI's router, inside
+    # every middleware below (gateway/fast_lane.py).
+    if settings.gateway.fast_lane:
+        app.add_middleware(FastLaneMiddleware, fastapi_app=app)
+    # The rate limiter authenticates (to know the tier) right in front of the
     # routes, so requests with a credential, which the response cache never serves, are always
     # checked; anonymous cache hits are answered before it, uncounted (docs/AUTH.md).
     if settings.rate_limit.enabled:
@@ -62,11 +88,14 @@ def create_app(settings: Settings) -> FastAPI:
     # added middleware the outermost), so a cache hit is still logged with its request id.
     if settings.response_cache.enabled:
         rc = settings.response_cache
+        near = NearCache[object](rc.near_ttl_s, rc.near_max_entries) if rc.near_ttl_s else None
+        app.state.near_cache = near
         app.add_middleware(
             ResponseCacheMiddleware,
             redis=lambda: getattr(app.state, "edge_redis", None),
             key_prefix=settings.redis.key_prefix,
             policy=CachePolicy(rc.content_ttl_s, rc.default_ttl_s, rc.max_body_bytes),
+            near=near,
         )
     # Outside the cache, so hits are counted as requests too.
     app.add_middleware(HttpMetricsMiddleware)
@@ -79,5 +108,12 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(content_read.router)
     app.include_router(ingest.router)
     app.include_router(watchlist.router)
+    app.include_router(progress.router)
+    app.include_router(devices.router)
+    app.include_router(commands.router)
+    app.include_router(realtime.router)
+    app.include_router(discovery_routes.router)
     app.include_router(auth_routes.router)
+    app.include_router(contracts_router)
+    install_body_schemas(app)
     return app

@@ -10,6 +10,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from loguru import logger
 from pydantic import BaseModel
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.publisher import BrokerUnavailable
@@ -97,11 +99,29 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": str(retry)},
         )
 
+    async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
+        # A read model or cache read with Redis away: the data is safe in PostgreSQL and
+        # comes back with Redis, so this is "retry", never a 500.
+        logger.warning("redis unavailable for {} {}: {!r}", request.method, request.url.path, exc)
+        return error_response(
+            503,
+            "redis_unavailable",
+            "the read model (Redis) is unavailable; retry after the delay in Retry-After",
+            request,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    for error in (RedisConnectionError, RedisTimeoutError):
+        app.add_exception_handler(error, _redis_down)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            exc.status_code, "http_error"
-        )
+        code = {
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+            415: "unsupported_media_type",
+        }.get(exc.status_code, "http_error")
         return error_response(
             exc.status_code, code, str(exc.detail), request, headers=dict(exc.headers or {})
         )

@@ -1,10 +1,10 @@
-"""Request/reply for read-model misses: ask the catalog agent over Kafka, hear back on Redis.
+"""Request/reply over Kafka for what the gateway cannot answer from Redis: publish a request
+naming a Redis pub/sub reply channel, and wait for an agent's answer on it.
 
-The request goes to `content.lookup`; the readmodel agent loads the title from PostgreSQL into
-the read model and publishes the document (or an empty "no such title") on a Redis pub/sub
-channel named in the request. The reply channel is subscribed before the request is sent, so
-an answer cannot arrive unheard. A title found absent stays answered 404 for a minute without
-asking again; the shared `agent_reply` breaker stops the asking while agents do not answer.
+The reply channel is subscribed before the request is sent, so an answer cannot arrive
+unheard. A breaker per kind of question stops the asking while agents do not answer. Users:
+content reads (`content.lookup`, below), a producer's item mapping (`content.item_lookup`,
+below), sync reads (gateway/sync_lookup.py) and search (gateway/routes/discovery.py).
 """
 
 from __future__ import annotations
@@ -18,11 +18,52 @@ from contracts.read_model import absent_key, reply_channel
 from core.publisher import Publisher
 from core.resilience import breakers
 from schemas.content import ContentLookupRequested
-from topics.registry import CONTENT_LOOKUP
+from schemas.envelope import Payload
+from schemas.ingestion import ItemMappingRequested
+from topics.registry import CONTENT_ITEM_LOOKUP, CONTENT_LOOKUP, TopicSpec
 
 
 class LookupTimeout(RuntimeError):
-    """No agent answered in time: the title may exist, so this is not a 404."""
+    """No agent answered in time: the thing asked for may exist, so this is not a 404."""
+
+
+async def request_reply(
+    redis: aioredis.Redis,
+    publisher: Publisher,
+    topic: TopicSpec,
+    request: Payload,
+    *,
+    key: str,
+    timeout_s: float,
+    unanswered: Exception,
+    breaker: str = "agent_reply",
+    skip_empty: bool = False,
+) -> bytes:
+    """The first answer on `request.reply_channel` (raises `unanswered` after `timeout_s`).
+    `skip_empty`: an empty message is not an answer (for agents that never answer "none")."""
+    channel = request.reply_channel  # type: ignore[attr-defined]
+    async with breakers.get(breaker).guard():
+        pubsub = redis.pubsub()
+        try:
+            await pubsub.subscribe(channel)
+            await publisher.publish(topic, request, key=key)
+            deadline = time.monotonic() + timeout_s
+            while (remaining := deadline - time.monotonic()) > 0:
+                message = await pubsub.get_message(
+                    ignore_subscribe_messages=True, timeout=remaining
+                )
+                if message is None or message["type"] != "message":
+                    continue
+                if message["data"] or not skip_empty:
+                    return bytes(message["data"])
+            raise unanswered
+        finally:
+            await pubsub.unsubscribe(channel)
+            await pubsub.aclose()
+
+
+def new_reply_channel(prefix: str) -> str:
+    return reply_channel(prefix, uuid.uuid4())
 
 
 async def ask_agent(
@@ -32,27 +73,45 @@ async def ask_agent(
     content_id: uuid.UUID,
     timeout_s: float,
 ) -> bytes | None:
-    """The title's document, or None when the agent found no such title."""
+    """The title's document, or None when the agent found no such title (an empty answer;
+    remembered for a minute, so repeated misses do not ask again)."""
     if await redis.exists(absent_key(prefix, content_id)):
         return None
-    async with breakers.get("agent_reply").guard():
-        channel = reply_channel(prefix, uuid.uuid4())
-        pubsub = redis.pubsub()
-        try:
-            await pubsub.subscribe(channel)
-            await publisher.publish(
-                CONTENT_LOOKUP,
-                ContentLookupRequested(canonical_id=content_id, reply_channel=channel),
-                key=str(content_id),
-            )
-            deadline = time.monotonic() + timeout_s
-            while (remaining := deadline - time.monotonic()) > 0:
-                message = await pubsub.get_message(
-                    ignore_subscribe_messages=True, timeout=remaining
-                )
-                if message is not None and message["type"] == "message":
-                    return message["data"] or None
-            raise LookupTimeout(f"no agent answered the lookup of {content_id} in {timeout_s:g} s")
-        finally:
-            await pubsub.unsubscribe(channel)
-            await pubsub.aclose()
+    answer = await request_reply(
+        redis,
+        publisher,
+        CONTENT_LOOKUP,
+        ContentLookupRequested(canonical_id=content_id, reply_channel=new_reply_channel(prefix)),
+        key=str(content_id),
+        timeout_s=timeout_s,
+        unanswered=LookupTimeout(
+            f"no agent answered the lookup of {content_id} in {timeout_s:g} s"
+        ),
+    )
+    return answer or None
+
+
+async def ask_item_mapping(
+    redis: aioredis.Redis,
+    publisher: Publisher,
+    prefix: str,
+    platform: str,
+    item_id: str,
+    timeout_s: float,
+) -> bytes | None:
+    """The stored mapping of a platform item (contracts' ItemMapping as JSON), or None when the
+    item is not stored (yet)."""
+    answer = await request_reply(
+        redis,
+        publisher,
+        CONTENT_ITEM_LOOKUP,
+        ItemMappingRequested(
+            platform=platform, platform_item_id=item_id, reply_channel=new_reply_channel(prefix)
+        ),
+        key=f"{platform}:{item_id}",
+        timeout_s=timeout_s,
+        unanswered=LookupTimeout(
+            f"no agent answered the lookup of {platform} item {item_id!r} in {timeout_s:g} s"
+        ),
+    )
+    return answer or None

@@ -1,6 +1,6 @@
 """What the gateway opens for its lifetime besides its producer: the fast-fail Redis client
-of the edge (response cache, breakers, readiness), readiness checks, the ops port, and the
-breaker gauges."""
+of the edge (response cache, breakers, readiness), readiness checks, the ops port, the
+breaker gauges, and the near cache's invalidation subscription."""
 
 from __future__ import annotations
 
@@ -14,10 +14,11 @@ from loguru import logger
 from core.config import Settings
 from core.observability.dependencies import READ_MODEL, REDIS, dependencies_for, process_kind
 from core.observability.health import standard_checker
-from core.observability.ops_server import OpsServer
+from core.observability.ops_server import OpsServer, ReadyCheck
 from core.observability.probes import read_model_check, redis_check
 from core.resilience.breaker import breakers
 from core.resilience.fastredis import fast_fail_client
+from gateway.middleware.near_cache import follow_invalidations
 
 BREAKER_GAUGE_REFRESH_S = 5.0
 
@@ -28,22 +29,36 @@ async def _refresh_breaker_gauges() -> None:
         await breakers.refresh_gauges()
 
 
-async def _start_ops(settings: Settings, ops: OpsServer) -> bool:
+def ops_ports(settings: Settings) -> list[int]:
+    """Ports this process may serve /metrics and /health on: with --workers N each process
+    takes the first free one of METRICS_PORT .. METRICS_PORT+N-1 (one scrape target each)."""
+    base = settings.metrics.port
+    if base == 0:
+        return [0]
+    # run_gateway sets GATEWAY_WORKERS for its processes; a lone process has only its own.
+    return [base + i for i in range(settings.gateway.workers or 1)]
+
+
+async def _start_ops(settings: Settings, ready: ReadyCheck) -> OpsServer | None:
     if settings.metrics.port == settings.gateway.port and settings.metrics.port != 0:
-        return False  # one port: /metrics and /health/* are served by the app itself
-    try:
-        await ops.start()
-    except OSError as exc:
-        # The app's own port still serves /metrics; losing the second port is no reason to
-        # refuse traffic.
-        logger.error(
-            "metrics port {}:{} unavailable ({}); /metrics stays on the gateway port",
-            settings.metrics.host,
-            settings.metrics.port,
-            exc,
-        )
-        return False
-    return True
+        return None  # one port: /metrics and /health/* are served by the app itself
+    error: OSError | None = None
+    for port in ops_ports(settings):
+        ops = OpsServer(settings.metrics.host, port, ready=ready)
+        try:
+            await ops.start()
+            return ops
+        except OSError as exc:
+            error = exc
+    # The app's own port still serves /metrics; losing the second port is no reason to
+    # refuse traffic.
+    logger.error(
+        "metrics port {}:{} unavailable ({}); /metrics stays on the gateway port",
+        settings.metrics.host,
+        settings.metrics.port,
+        error,
+    )
+    return None
 
 
 @asynccontextmanager
@@ -65,17 +80,24 @@ async def edge_resources(app: FastAPI, settings: Settings) -> AsyncIterator[None
     )
     health = standard_checker(settings, dependencies_for(process_kind()), overrides)
     app.state.health = health
-    ops = OpsServer(settings.metrics.host, settings.metrics.port, ready=health.ready)
-    ops_started = await _start_ops(settings, ops)
-    app.state.ops_port = ops.bound_port if ops_started else None
-    refresher = asyncio.create_task(_refresh_breaker_gauges())
+    ops = await _start_ops(settings, health.ready)
+    app.state.ops_port = ops.bound_port if ops is not None else None
+    tasks = [asyncio.create_task(_refresh_breaker_gauges())]
+    near = getattr(app.state, "near_cache", None)
+    if near is not None and settings.redis.url:
+        tasks.append(
+            asyncio.create_task(
+                follow_invalidations(near, settings.redis.url, settings.redis.key_prefix)
+            )
+        )
     try:
         yield
     finally:
-        refresher.cancel()
-        with suppress(asyncio.CancelledError):
-            await refresher
-        if ops_started:
+        for task in tasks:
+            task.cancel()
+            with suppress(asyncio.CancelledError):
+                await task
+        if ops is not None:
             await ops.stop()
         await health.close()
         await breakers.close()

@@ -1,23 +1,47 @@
-"""Run the gateway under uvicorn, logging through our own sink."""
+"""Run the gateway under uvicorn, logging through our own sink, in one process or several."""
 
 from __future__ import annotations
 
-import uvicorn
+import os
+from typing import Any
 
-from core.config import Settings
+import uvicorn
+from fastapi import FastAPI
+
+from core.config import Settings, load_settings
 from core.observability.logging import init_logging
 from gateway.app import create_app
 
 
-def run_gateway(settings: Settings) -> None:
-    init_logging(settings.log.level, settings.log.format, process="gateway")
-    config = uvicorn.Config(
-        create_app(settings),
-        host=settings.gateway.host,
-        port=settings.gateway.port,
-        log_config=None,  # keep uvicorn from replacing our logging setup
-        access_log=False,  # CorrelationMiddleware logs each request with its id
-        lifespan="on",
-        timeout_graceful_shutdown=5,
-    )
-    uvicorn.Server(config).run()
+def _options(settings: Settings) -> dict[str, Any]:
+    return {
+        "host": settings.gateway.host,
+        "port": settings.gateway.port,
+        "log_config": None,  # keep uvicorn from replacing our logging setup
+        "access_log": False,  # CorrelationMiddleware logs each request with its id
+        "lifespan": "on",
+        "loop": "uvloop",
+        "http": "httptools",
+        "timeout_graceful_shutdown": 5,
+    }
+
+
+def run_gateway(settings: Settings, workers: int | None = None) -> None:
+    count = workers or settings.gateway.worker_count()
+    if count == 1:
+        init_logging(settings.log.level, settings.log.format, process="gateway")
+        uvicorn.Server(uvicorn.Config(create_app(settings), **_options(settings))).run()
+        return
+    init_logging(settings.log.level, settings.log.format, process="gateway-supervisor")
+    # uvicorn's supervisor serves one listening socket from `count` processes, restarts one
+    # that dies, and stops them all on SIGINT/SIGTERM; each process builds its app (and its
+    # producer) from the environment it inherits.
+    os.environ["GATEWAY_WORKERS"] = str(count)
+    uvicorn.run("gateway.server:worker_app", factory=True, workers=count, **_options(settings))
+
+
+def worker_app() -> FastAPI:
+    """One worker process's app (uvicorn calls it in each process of --workers)."""
+    settings = load_settings()
+    init_logging(settings.log.level, settings.log.format, process=f"gateway-{os.getpid()}")
+    return create_app(settings)

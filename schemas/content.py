@@ -5,11 +5,27 @@ from __future__ import annotations
 import uuid
 from datetime import date, datetime
 from enum import StrEnum
-from typing import ClassVar
+from typing import Annotated, ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.envelope import Payload
+from schemas.storable import INT32_MAX, POPULARITY_MAX, Instant, Text
+
+# Bounds of a canonical record (see schemas/storable.py for why every one is checked on entry).
+# Lists a merge of several platforms' listings can grow (agents/ingestion/merge.py) are several
+# times what one listing may carry (schemas/ingestion.py), and merge caps them here.
+MAX_ALTERNATE_TITLES = 100
+MAX_GENRES = 50
+MAX_KEYWORDS = 500
+MAX_CREDITS = 500
+MAX_OFFERS = 1000
+MAX_PLATFORMS = 200
+MAX_REGIONS = 300
+MAX_LANGUAGES = 300
+MAX_QUALITIES = 32
+MAX_COUNT = 100_000  # seasons, episodes
+MAX_PRICE_CENTS = 10_000_000
 
 
 class ContentType(StrEnum):
@@ -59,33 +75,42 @@ def checked_regions(regions: list[str]) -> list[str]:
 
 
 class _Data(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, str_strip_whitespace=True, allow_inf_nan=False
+    )
 
 
 class ExternalIds(_Data):
-    eidr: str | None = Field(default=None, max_length=64)
-    imdb: str | None = Field(default=None, pattern=r"^tt\d{5,10}$")
-    tmdb: str | None = Field(default=None, max_length=32)
-    tvdb: str | None = Field(default=None, max_length=32)
-    gracenote: str | None = Field(default=None, max_length=64)
+    eidr: Text | None = Field(default=None, max_length=64)
+    imdb: Text | None = Field(default=None, pattern=r"^tt\d{5,10}$")
+    tmdb: Text | None = Field(default=None, max_length=32)
+    tvdb: Text | None = Field(default=None, max_length=32)
+    gracenote: Text | None = Field(default=None, max_length=64)
     # Per-platform ids: {"netflix": "80100172"}.
-    platform_ids: dict[str, str] = Field(default_factory=dict)
+    platform_ids: dict[
+        Annotated[Text, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")],
+        Annotated[Text, Field(min_length=1, max_length=200)],
+    ] = Field(default_factory=dict, max_length=MAX_PLATFORMS)
 
 
 class PlatformAvailability(_Data):
-    platform: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
+    platform: Text = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
     availability_type: AvailabilityType
-    price_cents: int | None = Field(default=None, ge=0)
-    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
-    video_qualities: list[VideoQuality] = Field(default_factory=list)
-    audio_qualities: list[str] = Field(default_factory=list)
-    subtitle_languages: list[str] = Field(default_factory=list)
+    price_cents: int | None = Field(default=None, ge=0, le=MAX_PRICE_CENTS)
+    currency: Text | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    video_qualities: list[VideoQuality] = Field(default_factory=list, max_length=MAX_QUALITIES)
+    audio_qualities: list[Annotated[Text, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=MAX_QUALITIES
+    )
+    subtitle_languages: list[Annotated[Text, Field(max_length=35)]] = Field(
+        default_factory=list, max_length=MAX_LANGUAGES
+    )
     # ISO 3166-1 alpha-2; an empty list means the title is no longer available there.
-    regions: list[str] = Field(default_factory=list)
-    available_from: datetime | None = None
-    available_until: datetime | None = None
-    deep_link: str | None = Field(default=None, max_length=2000)
-    web_url: str | None = Field(default=None, max_length=2000)
+    regions: list[Text] = Field(default_factory=list, max_length=MAX_REGIONS)
+    available_from: Instant | None = None
+    available_until: Instant | None = None
+    deep_link: Text | None = Field(default=None, max_length=2000)
+    web_url: Text | None = Field(default=None, max_length=2000)
 
     @field_validator("regions", mode="before")
     @classmethod
@@ -123,51 +148,59 @@ class PlatformAvailability(_Data):
 
 
 class SeriesMetadata(_Data):
-    season_count: int | None = Field(default=None, ge=0)
-    episode_count: int | None = Field(default=None, ge=0)
-    season_number: int | None = Field(default=None, ge=0)
-    episode_number: int | None = Field(default=None, ge=0)
+    season_count: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    episode_count: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    season_number: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    episode_number: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     parent_id: uuid.UUID | None = None
 
 
 class Credit(_Data):
-    name: str = Field(min_length=1, max_length=300)
-    role: str = Field(min_length=1, max_length=64)
-    character: str | None = Field(default=None, max_length=300)
+    name: Text = Field(min_length=1, max_length=300)
+    role: Text = Field(min_length=1, max_length=64)
+    character: Text | None = Field(default=None, max_length=300)
 
 
 class Images(_Data):
-    poster: str | None = None
-    backdrop: str | None = None
-    thumbnail: str | None = None
+    poster: Text | None = Field(default=None, max_length=2000)
+    backdrop: Text | None = Field(default=None, max_length=2000)
+    thumbnail: Text | None = Field(default=None, max_length=2000)
 
 
 class CanonicalContent(_Data):
     canonical_id: uuid.UUID
     content_type: ContentType
-    title: str = Field(min_length=1, max_length=500)
-    original_title: str | None = Field(default=None, max_length=500)
-    alternate_titles: list[str] = Field(default_factory=list)
-    description: str | None = Field(default=None, max_length=5000)
+    title: Text = Field(min_length=1, max_length=500)
+    original_title: Text | None = Field(default=None, max_length=500)
+    alternate_titles: list[Annotated[Text, Field(max_length=500)]] = Field(
+        default_factory=list, max_length=MAX_ALTERNATE_TITLES
+    )
+    description: Text | None = Field(default=None, max_length=5000)
     release_year: int | None = Field(default=None, ge=1800, le=2100)
-    release_date: date | None = None
+    release_date: date | None = Field(default=None, ge=date(1800, 1, 1), le=date(2100, 12, 31))
     runtime_minutes: int | None = Field(default=None, ge=0, le=10000)
-    genres: list[str] = Field(min_length=1)
+    genres: list[Annotated[Text, Field(min_length=1, max_length=64)]] = Field(
+        min_length=1, max_length=MAX_GENRES
+    )
     maturity_rating: MaturityRating | None = None
     external_ids: ExternalIds = Field(default_factory=ExternalIds)
-    availability: list[PlatformAvailability] = Field(default_factory=list)
+    availability: list[PlatformAvailability] = Field(default_factory=list, max_length=MAX_OFFERS)
     series: SeriesMetadata | None = None
     images: Images = Field(default_factory=Images)
-    credits: list[Credit] = Field(default_factory=list)
+    credits: list[Credit] = Field(default_factory=list, max_length=MAX_CREDITS)
     average_rating: float | None = Field(default=None, ge=0, le=10)
-    rating_count: int = Field(default=0, ge=0)
-    popularity_score: float = Field(default=0.0, ge=0)
-    original_language: str | None = Field(default=None, max_length=16)
-    keywords: list[str] = Field(default_factory=list)
+    rating_count: int = Field(default=0, ge=0, le=INT32_MAX)
+    popularity_score: float = Field(default=0.0, ge=0, le=POPULARITY_MAX)
+    original_language: Text | None = Field(default=None, max_length=16)
+    keywords: list[Annotated[Text, Field(max_length=200)]] = Field(
+        default_factory=list, max_length=MAX_KEYWORDS
+    )
     data_quality_score: float | None = Field(default=None, ge=0, le=1)
-    source_platforms: list[str] = Field(default_factory=list)
+    source_platforms: list[
+        Annotated[Text, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
+    ] = Field(default_factory=list, max_length=MAX_PLATFORMS)
     # The producer's own clock for this version of the title: newer wins, whatever arrives first.
-    updated_at: datetime
+    updated_at: Instant
 
 
 class ContentSubmitted(Payload):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -18,6 +19,14 @@ class Payload(BaseModel):
 
     event_type: ClassVar[str]
     version: ClassVar[int] = 1
+
+    def upcast(self) -> Payload:
+        """This payload as the next version's model.
+
+        Only the model of an older version, kept in its topic's `older_payloads` after a
+        breaking change, implements it: records of that version then stay readable.
+        """
+        raise NotImplementedError(f"{type(self).__name__} (version {self.version}) is current")
 
 
 P = TypeVar("P", bound=Payload)
@@ -86,8 +95,16 @@ def _check_type_and_version(
         )
 
 
-def decode(raw: bytes, payload_type: type[P]) -> Envelope[P]:
-    """Parse and validate; raises pydantic.ValidationError (or ValueError) on bad input."""
+def decode(raw: bytes, payload_type: type[P], older: Sequence[type[Payload]] = ()) -> Envelope[P]:
+    """Parse and validate; raises pydantic.ValidationError (or ValueError) on bad input.
+
+    A record of an older version named in `older` is read with that version's model and
+    upcast to `payload_type`, so consumers only ever see the current version.
+    """
+    if older:
+        upcast = _decode_older(raw, payload_type, older)
+        if upcast is not None:
+            return upcast
     try:
         envelope = _envelope_of(payload_type).model_validate_json(raw)
     except ValidationError as exc:
@@ -101,3 +118,34 @@ def decode(raw: bytes, payload_type: type[P]) -> Envelope[P]:
         raise
     _check_type_and_version(envelope.event_type, envelope.version, payload_type)
     return envelope
+
+
+def _decode_older(
+    raw: bytes, payload_type: type[P], older: Sequence[type[Payload]]
+) -> Envelope[P] | None:
+    try:
+        head = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None  # the regular path reports it
+    if not isinstance(head, dict):
+        return None
+    model = next(
+        (
+            m
+            for m in older
+            if m.version == head.get("version") and m.event_type == head.get("event_type")
+        ),
+        None,
+    )
+    if model is None:
+        return None
+    envelope = _envelope_of(model).model_validate_json(raw)
+    payload: Payload = envelope.payload
+    while payload.version < payload_type.version:
+        payload = payload.upcast()
+    if not isinstance(payload, payload_type):
+        raise ValueError(
+            f"{model.__name__} upcasts to {type(payload).__name__}, not {payload_type.__name__}"
+        )
+    fields = envelope.model_dump(exclude={"payload", "version"})
+    return _envelope_of(payload_type)(**fields, version=payload_type.version, payload=payload)

@@ -7,18 +7,24 @@ that validates here must normalize without error (agents/ingestion/normalize.py)
 the single gate between a feed and the pipeline.
 
 Unknown extra fields are ignored, not rejected: platforms add fields to their feeds all the time,
-and one new field must not send a whole catalog to the dead-letter topic.
+and one new field must not send a whole catalog to the dead-letter topic. The catalog producer
+names them in each item's warnings (contracts/catalog_producer.py).
+
+Every bound a later stage enforces is enforced here (schemas/storable.py): storable text, counts
+that fit 32 bits, finite numbers, times that convert to UTC, list and text lengths.
 """
 
 from __future__ import annotations
 
+import math
 import re
 import unicodedata
+import uuid
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from enum import Enum
-from typing import Any, ClassVar, TypeVar
+from typing import Annotated, Any, ClassVar, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -31,6 +37,17 @@ from pydantic import (
 
 from schemas.content import AvailabilityType, ContentType, checked_regions
 from schemas.envelope import Payload
+from schemas.storable import INT32_MAX, POPULARITY_MAX, Instant, Text
+
+# Per listing; a canonical record merged from several listings may hold more (schemas/content.py).
+MAX_LIST_GENRES = 50
+MAX_LIST_KEYWORDS = 100
+MAX_LIST_CREDITS = 200
+MAX_LIST_OFFERS = 50
+MAX_LIST_REGIONS = 300
+MAX_LIST_QUALITIES = 32
+MAX_LIST_LANGUAGES = 300
+MAX_COUNT = 100_000  # seasons, episodes
 
 E = TypeVar("E", bound=Enum)
 
@@ -199,8 +216,11 @@ def parse_runtime(value: object) -> int | None:
     if isinstance(value, bool):
         raise ValueError("a runtime is a number of minutes, not a boolean")
     if isinstance(value, int | float):
-        if value != value or value < 0:  # NaN or negative
-            raise ValueError(f"runtime {value!r} must be a non-negative number of minutes")
+        # Infinity (JSON's 1e400) would overflow round(); NaN compares false with everything.
+        if (isinstance(value, float) and not math.isfinite(value)) or value < 0:
+            raise ValueError(f"runtime {value!r} must be a finite, non-negative number of minutes")
+        if value > 10000:
+            raise ValueError(f"runtime {value!r} minutes is implausibly long")
         minutes = round(value)
     elif isinstance(value, str):
         minutes = _parse_runtime_text(value.strip().casefold())
@@ -301,11 +321,11 @@ class _Raw(BaseModel):
 
 
 class RawExternalIds(_Raw):
-    eidr: str | None = None
-    imdb: str | None = None
-    tmdb: str | None = None
-    tvdb: str | None = None
-    gracenote: str | None = Field(default=None, max_length=64)
+    eidr: Text | None = None
+    imdb: Text | None = None
+    tmdb: Text | None = None
+    tvdb: Text | None = None
+    gracenote: Text | None = Field(default=None, max_length=64)
 
     @field_validator("eidr", mode="before")
     @classmethod
@@ -332,18 +352,24 @@ class RawAvailability(_Raw):
     availability_type: AvailabilityType
     # Minor units. A feed may send `price` in major units ("3.99") instead; see _price below.
     price_cents: int | None = Field(default=None, ge=0, le=10_000_000)
-    currency: str | None = Field(default=None, pattern=r"^[A-Z]{3}$")
-    regions: list[str] = Field(default_factory=list)
+    currency: Text | None = Field(default=None, pattern=r"^[A-Z]{3}$")
+    regions: list[Text] = Field(default_factory=list, max_length=MAX_LIST_REGIONS)
     # Free text ("4K", "1080p", "Dolby Vision"); normalize maps what it knows to VideoQuality.
-    video_qualities: list[str] = Field(default_factory=list)
-    audio_qualities: list[str] = Field(default_factory=list)
-    subtitle_languages: list[str] = Field(default_factory=list)
-    available_from: datetime | None = None
-    available_until: datetime | None = None
-    deep_link: str | None = Field(
+    video_qualities: list[Annotated[Text, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=MAX_LIST_QUALITIES
+    )
+    audio_qualities: list[Annotated[Text, Field(max_length=64)]] = Field(
+        default_factory=list, max_length=MAX_LIST_QUALITIES
+    )
+    subtitle_languages: list[Annotated[Text, Field(max_length=35)]] = Field(
+        default_factory=list, max_length=MAX_LIST_LANGUAGES
+    )
+    available_from: Instant | None = None
+    available_until: Instant | None = None
+    deep_link: Text | None = Field(
         default=None, max_length=2000, pattern=r"^[A-Za-z][\w+.-]*://\S+$"
     )
-    web_url: str | None = Field(default=None, max_length=2000, pattern=r"^https?://\S+$")
+    web_url: Text | None = Field(default=None, max_length=2000, pattern=r"^https?://\S+$")
 
     @model_validator(mode="before")
     @classmethod
@@ -356,7 +382,8 @@ class RawAvailability(_Raw):
             return data
         try:
             cents = int((Decimal(str(price).strip()) * 100).to_integral_value())
-        except (InvalidOperation, ValueError) as exc:
+        except (InvalidOperation, ValueError, OverflowError) as exc:
+            # OverflowError: "Infinity" is a Decimal, but no number of cents.
             raise ValueError(f"price {price!r} is not a decimal amount") from exc
         given = data.get("price_cents")
         if given is not None and given != cents:
@@ -429,9 +456,9 @@ class RawAvailability(_Raw):
 
 
 class RawCredit(_Raw):
-    name: str = Field(min_length=1, max_length=300)
-    role: str = Field(default="cast", min_length=1, max_length=64)
-    character: str | None = Field(default=None, max_length=300)
+    name: Text = Field(min_length=1, max_length=300)
+    role: Text = Field(default="cast", min_length=1, max_length=64)
+    character: Text | None = Field(default=None, max_length=300)
 
     @field_validator("role", mode="before")
     @classmethod
@@ -447,9 +474,9 @@ class RawCredit(_Raw):
 
 
 class RawImages(_Raw):
-    poster: str | None = Field(default=None, max_length=2000)
-    backdrop: str | None = Field(default=None, max_length=2000)
-    thumbnail: str | None = Field(default=None, max_length=2000)
+    poster: Text | None = Field(default=None, max_length=2000)
+    backdrop: Text | None = Field(default=None, max_length=2000)
+    thumbnail: Text | None = Field(default=None, max_length=2000)
 
     @field_validator("poster", "backdrop", "thumbnail", mode="before")
     @classmethod
@@ -460,31 +487,35 @@ class RawImages(_Raw):
 class RawCatalogItem(_Raw):
     """One title as one platform describes it, at one point of the platform's own clock."""
 
-    platform: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
-    platform_item_id: str = Field(min_length=1, max_length=200)
-    title: str = Field(min_length=1, max_length=500)
-    original_title: str | None = Field(default=None, max_length=500)
+    platform: Text = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
+    platform_item_id: Text = Field(min_length=1, max_length=200)
+    title: Text = Field(min_length=1, max_length=500)
+    original_title: Text | None = Field(default=None, max_length=500)
     content_type: ContentType
     year: int | None = Field(default=None, ge=1800, le=2100)
-    release_date: date | None = None
+    release_date: date | None = Field(default=None, ge=date(1800, 1, 1), le=date(2100, 12, 31))
     runtime: int | None = Field(default=None, ge=1, le=10000)
-    genres: list[str] = Field(default_factory=list)
+    genres: list[Annotated[Text, Field(max_length=100)]] = Field(
+        default_factory=list, max_length=MAX_LIST_GENRES
+    )
     # Long texts are accepted and cut to the canonical 5000 characters during normalization.
-    description: str | None = Field(default=None, max_length=20000)
+    description: Text | None = Field(default=None, max_length=20000)
     rating: float | None = Field(default=None, ge=0, le=10)
-    rating_count: int = Field(default=0, ge=0)
-    popularity: float = Field(default=0.0, ge=0)
-    maturity_rating: str | None = Field(default=None, max_length=32)
-    original_language: str | None = Field(default=None, max_length=16)
-    season_count: int | None = Field(default=None, ge=0)
-    episode_count: int | None = Field(default=None, ge=0)
+    rating_count: int = Field(default=0, ge=0, le=INT32_MAX)
+    popularity: float = Field(default=0.0, ge=0, le=POPULARITY_MAX)
+    maturity_rating: Text | None = Field(default=None, max_length=32)
+    original_language: Text | None = Field(default=None, max_length=16)
+    season_count: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    episode_count: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     external_ids: RawExternalIds = Field(default_factory=RawExternalIds)
-    availability: list[RawAvailability] = Field(default_factory=list)
-    keywords: list[str] = Field(default_factory=list)
-    credits: list[RawCredit] = Field(default_factory=list)
+    availability: list[RawAvailability] = Field(default_factory=list, max_length=MAX_LIST_OFFERS)
+    keywords: list[Annotated[Text, Field(max_length=200)]] = Field(
+        default_factory=list, max_length=MAX_LIST_KEYWORDS
+    )
+    credits: list[RawCredit] = Field(default_factory=list, max_length=MAX_LIST_CREDITS)
     images: RawImages = Field(default_factory=RawImages)
     # The platform's own version clock for this item: newer wins, whatever arrives first.
-    source_updated_at: datetime
+    source_updated_at: Instant
 
     @model_validator(mode="before")
     @classmethod
@@ -612,10 +643,10 @@ class AvailabilityReceived(Payload):
     """
 
     event_type: ClassVar[str] = "content.availability.raw"
-    platform: str = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
-    platform_item_id: str = Field(min_length=1, max_length=200)
+    platform: Text = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
+    platform_item_id: Text = Field(min_length=1, max_length=200)
     availability: list[RawAvailability] = Field(default_factory=list)
-    source_updated_at: datetime
+    source_updated_at: Instant
 
     @field_validator("platform", mode="before")
     @classmethod
@@ -630,3 +661,34 @@ class AvailabilityReceived(Payload):
     @property
     def record_key(self) -> str:
         return f"{self.platform}:{self.platform_item_id}"
+
+
+class ItemMappingRequested(Payload):
+    """A producer asks which canonical title one of its items resolved to (the gateway's
+    GET /api/v1/ingest/{platform}/items/{item_id}). The answer goes to the Redis pub/sub
+    channel named in the request: an ItemMapping as JSON, or an empty message when the item is
+    not stored (yet)."""
+
+    event_type: ClassVar[str] = "content.item_lookup"
+    platform: Text = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
+    platform_item_id: Text = Field(min_length=1, max_length=200)
+    reply_channel: str = Field(min_length=1, max_length=300)
+
+
+class MappingWarning(BaseModel):
+    kind: str
+    field: str
+    message: str
+
+
+class ItemMapping(BaseModel):
+    """Where a platform item went: its canonical title, how it was matched, and what
+    normalization dropped or changed of the version applied."""
+
+    platform: str
+    platform_item_id: str
+    canonical_id: uuid.UUID
+    method: str = Field(description="how the item was matched (external id, title, new, ...)")
+    confidence: float
+    source_updated_at: datetime = Field(description="the item version applied")
+    warnings: list[MappingWarning] = Field(default_factory=list)

@@ -146,6 +146,10 @@ class ProgressUpdate(Payload):
 
 # --- devices -----------------------------------------------------------------------------------
 
+# A device is online this long after its last heartbeat (DOMAIN). Here rather than in the
+# presence rules because the gateway, which may not import agents, says online/offline too.
+ONLINE_TIMEOUT_S = 60
+
 
 class DeviceType(StrEnum):
     tv = "tv"
@@ -414,6 +418,9 @@ class DevicePresenceMessage(_Data):
     last_seen: UtcDatetime | None = None
     # Present when the device (re-)registered, so other devices can show its name and abilities.
     device: DeviceInfo | None = None
+    # What the device plays, when that changed (a new title, or playing/paused/stopped), so
+    # device pickers can show it; positions themselves travel as progress messages.
+    now_playing: NowPlaying | None = None
 
 
 class CommandMessage(_Data):
@@ -521,3 +528,52 @@ _CHANNEL_OF_KIND = {
 def channel_for(user_id: str, message: RealtimeMessage) -> str:
     """The channel a realtime message goes out on."""
     return _CHANNEL_OF_KIND[message.kind](user_id)
+
+
+# --- events of the sync agents ----------------------------------------------------------------
+
+
+class RealtimeEvent(Payload):
+    """One message for one of a user's realtime channels, published once the change it reports
+    is committed (and only then), in the user's order: the feed the realtime delivery agent
+    sends to devices, and the typed change feed of sync for other consumers (personalization).
+
+    `message_id` is fixed by what caused the message (the command id for a command), so a
+    message published twice is delivered once.
+    """
+
+    event_type: ClassVar[str] = "sync.realtime.message"
+
+    user_id: UserId
+    message_id: uuid.UUID
+    message: RealtimeMessage
+    # Wall time of the change, for consumers that do not keep HLCs (ages, dashboards).
+    occurred_at: UtcDatetime
+
+    @property
+    def channel(self) -> str:
+        return channel_for(self.user_id, self.message)
+
+
+class SyncView(StrEnum):
+    """The read models of one user that the gateway serves from Redis."""
+
+    watchlist = "watchlist"
+    progress = "progress"
+    devices = "devices"
+
+
+class SyncLookupRequested(Payload):
+    """A read-model miss at the gateway: load this user's view into Redis and answer on
+    `reply_channel` (Redis pub/sub) with the document."""
+
+    event_type: ClassVar[str] = "sync.lookup.requested"
+
+    user_id: UserId
+    view: SyncView
+    reply_channel: str = Field(min_length=1, max_length=300)
+
+
+# A client's own clock may run ahead of the gateway's by this much; further ahead, its stamp
+# would win every last-writer-wins race until real time caught up, so it is refused.
+MAX_CLOCK_AHEAD_S = 60

@@ -104,6 +104,11 @@ def service_env(
         "QDRANT_PATH": str(tmp_path_factory.mktemp("qdrant")),
         "LOG_FORMAT": "json",
         "MGW_ENV_FILE": "/nonexistent/.env",
+        # One process per gateway a test starts (the default is one per core); the test of
+        # --workers asks for more.
+        "GATEWAY_WORKERS": "1",
+        # A stack a developer runs with `mgw up` must not leak into the tests.
+        "MGW_STACK_FILE": "none",
         # Gateways of the session accept HS256 tokens signed with this (tests/auth/helpers.py).
         "AUTH_JWT_SECRET": f"test-secret-{SESSION}-0123456789abcdef0123456789abcdef",
     }

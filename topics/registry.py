@@ -18,12 +18,40 @@ from schemas.content import (
     ContentUpdated,
     MetadataEnriched,
 )
+from schemas.discovery import SearchRequested
 from schemas.envelope import Payload
-from schemas.ingestion import AvailabilityReceived, CatalogItemReceived
-from schemas.sync import WatchlistUpdate
+from schemas.ingestion import AvailabilityReceived, CatalogItemReceived, ItemMappingRequested
+from schemas.sync import (
+    CommandResult,
+    DeviceHeartbeat,
+    DeviceRegistered,
+    DeviceRemoved,
+    ProgressUpdate,
+    RealtimeEvent,
+    RemoteCommandIssued,
+    SyncLookupRequested,
+    WatchlistUpdate,
+)
 
 DAY_MS = 24 * 60 * 60 * 1000
 DLQ_SUFFIX = ".dlq"
+
+# What agents/framework/runtime.py writes on a dead letter: the contract of every `.dlq` topic,
+# for subscribers, `mgw dlq` and the generated docs (a test keeps the runtime to it).
+DEAD_LETTER_REASONS: dict[str, str] = {
+    "undecodable": "the value is empty or not JSON",
+    "invalid": "JSON, but not a valid envelope of this topic (or a newer version than known)",
+    "processing_failed": "valid, but its handler failed on it deterministically",
+}
+DEAD_LETTER_HEADERS: dict[str, str] = {
+    "dlq.reason": "why: " + ", ".join(DEAD_LETTER_REASONS),
+    "dlq.error": "the error, e.g. the invalid fields and why (at most 2000 characters)",
+    "dlq.original_topic": "the topic the record was consumed from",
+    "dlq.original_partition": "its partition there",
+    "dlq.original_offset": "its offset there",
+    "dlq.agent": "the agent that set it aside",
+    "dlq.failed_at": "when (ISO 8601, UTC)",
+}
 
 
 @dataclass(frozen=True)
@@ -37,6 +65,13 @@ class TopicSpec:
     description: str = ""
     has_dead_letters: bool = True
     extra_config: dict[str, str] = field(default_factory=dict)
+    # Who writes it: gateway routes, agents, timers, commands or outside producers (for the
+    # published contracts; consumers are found from the agents' declarations instead).
+    producers: tuple[str, ...] = ()
+    # Models of earlier payload versions still readable on this topic, oldest first; each
+    # upcasts to the next (Payload.upcast). Raising `payload.version` for a breaking change
+    # keeps the old model here while records of that version may still be read (docs/TOPICS.md).
+    older_payloads: tuple[type[Payload], ...] = ()
 
     def full_name(self, prefix: str) -> str:
         return f"{prefix}.{self.name}" if prefix else self.name
@@ -51,9 +86,19 @@ class TopicSpec:
             key=self.key,
             partitions=1,
             retention_ms=30 * DAY_MS,
-            description=f"records of {self.name} that could not be decoded or validated",
+            description=f"records of {self.name} that could not be decoded, validated or handled",
             has_dead_letters=False,
+            producers=(f"every agent consuming {self.name} (the agent runtime)",),
         )
+
+    @property
+    def is_dead_letter(self) -> bool:
+        return self.payload is None and self.name.endswith(DLQ_SUFFIX)
+
+    @property
+    def payloads(self) -> tuple[type[Payload], ...]:
+        """Every readable payload model, oldest version first, the current one last."""
+        return (*self.older_payloads, self.payload) if self.payload is not None else ()
 
     def broker_config(self) -> dict[str, str]:
         config = {"cleanup.policy": self.cleanup_policy, **self.extra_config}
@@ -71,18 +116,27 @@ CONTENT_RAW = TopicSpec(
     partitions=8,
     retention_ms=14 * DAY_MS,
     description="one raw catalog item of a platform's batch, before normalization",
+    producers=(
+        "gateway: POST /api/v1/ingest/{platform}/items",
+        "mgw ingest FILE (contracts/catalog_producer.py)",
+    ),
 )
 AVAILABILITY_RAW = TopicSpec(
     name="content.availability.raw",
     payload=AvailabilityReceived,
     key="platform:platform_item_id",
     description="a platform's current availability of one item (no metadata)",
+    producers=(
+        "platform availability feeds (outside producers)",
+        "agent process-batch: availability parked before its item, handed back",
+    ),
 )
 CONTENT_SUBMITTED = TopicSpec(
     name="content.submitted",
     payload=ContentSubmitted,
     key="canonical_id",
     description="a canonical record from a trusted producer, stored if new or newer",
+    producers=("gateway: POST /api/v1/content",),
 )
 
 # Request/reply: the gateway asks an agent for a title the read model does not have.
@@ -93,6 +147,31 @@ CONTENT_LOOKUP = TopicSpec(
     # A request nobody answered within a second is worthless soon after.
     retention_ms=60 * 60 * 1000,
     description="a read-model miss at the gateway; answered over Redis pub/sub",
+    producers=("gateway: GET /api/v1/content/{content_id} on a read-model miss",),
+)
+
+# Request/reply: a producer asks which canonical title one of its items resolved to.
+CONTENT_ITEM_LOOKUP = TopicSpec(
+    name="content.item_lookup",
+    payload=ItemMappingRequested,
+    key="platform:platform_item_id",
+    retention_ms=60 * 60 * 1000,
+    description="a producer's question: which title did this platform item resolve to; "
+    "answered over Redis pub/sub",
+    producers=("gateway: GET /api/v1/ingest/{platform}/items/{item_id}",),
+)
+
+DISCOVERY_SEARCH = TopicSpec(
+    name="discovery.search",
+    payload=SearchRequested,
+    # The result-cache key's digest: requests spread evenly over the partitions, and the same
+    # search asked twice at once lands on one partition, where the agent answers it once.
+    key="sha256 of the normalized query, filters and page (the result-cache key)",
+    partitions=8,
+    # Someone waits a few seconds for each answer; an older request is skipped, not answered.
+    retention_ms=60 * 60 * 1000,
+    description="a natural-language search the result cache missed; answered over Redis pub/sub",
+    producers=("gateway: GET /api/v1/search on a result-cache miss",),
 )
 
 # Lifecycle: emitted by agents after the change is in PostgreSQL.
@@ -101,30 +180,35 @@ CONTENT_INGESTED = TopicSpec(
     payload=ContentIngested,
     key="canonical_id",
     description="a title new to the catalog, with its full canonical record",
+    producers=("agent process-batch", "agent content-store"),
 )
 CONTENT_UPDATED = TopicSpec(
     name="content.updated",
     payload=ContentUpdated,
     key="canonical_id",
     description="a known title changed: the new record and the fields that changed",
+    producers=("agent process-batch", "agent content-store"),
 )
 CONTENT_AVAILABILITY_CHANGED = TopicSpec(
     name="content.availability_changed",
     payload=AvailabilityChanged,
     key="canonical_id",
     description="per title and platform: availability rows that appeared, changed, expired",
+    producers=("agent process-batch", "agent availability-sync"),
 )
 CONTENT_METADATA_ENRICHED = TopicSpec(
     name="content.metadata_enriched",
     payload=MetadataEnriched,
     key="canonical_id",
     description="a title version has its vector in the vector store and its quality score",
+    producers=("agents enrich-ingested and enrich-updated", "timer enrich-sweep"),
 )
 CONTENT_EXPIRING = TopicSpec(
     name="content.expiring",
     payload=ContentExpiring,
     key="canonical_id",
     description="a title leaves a platform in a region within 7, 3 or 1 day(s)",
+    producers=("timer expiry-check (group availability)",),
 )
 
 SYNC_WATCHLIST = TopicSpec(
@@ -133,6 +217,75 @@ SYNC_WATCHLIST = TopicSpec(
     key="user_id",
     # Keyed by user: one user's operations stay in order on one partition.
     description="watchlist OR-Set operations (add/remove) from a user's devices",
+    producers=("gateway: PUT and DELETE /api/v1/users/{user_id}/watchlist/{content_id}",),
+)
+# The rest of sync is keyed by user too (docs/SYNC.md). Device registrations, heartbeats and
+# removals are three topics (one payload each), ordered among themselves by their HLC stamps.
+SYNC_PROGRESS = TopicSpec(
+    name="sync.progress",
+    payload=ProgressUpdate,
+    key="user_id",
+    description="playback positions reported by a user's devices (last writer wins per title)",
+    producers=("gateway: PUT /api/v1/users/{user_id}/progress/{content_id}",),
+)
+SYNC_DEVICES = TopicSpec(
+    name="sync.devices",
+    payload=DeviceRegistered,
+    key="user_id",
+    description="a device joined a user's account, or announced new details about itself",
+    producers=("gateway: PUT /api/v1/users/{user_id}/devices/{device_id}",),
+)
+SYNC_DEVICE_HEARTBEATS = TopicSpec(
+    name="sync.devices.heartbeat",
+    payload=DeviceHeartbeat,
+    key="user_id",
+    # Only the latest heartbeat matters, and only for a minute.
+    retention_ms=DAY_MS,
+    description="a device is alive (and what it plays); offline 60 s after its last one",
+    producers=("gateway: POST /api/v1/users/{user_id}/devices/{device_id}/heartbeat",),
+)
+SYNC_DEVICE_REMOVALS = TopicSpec(
+    name="sync.devices.removed",
+    payload=DeviceRemoved,
+    key="user_id",
+    description="a device left a user's account",
+    producers=("gateway: DELETE /api/v1/users/{user_id}/devices/{device_id}",),
+)
+SYNC_COMMANDS = TopicSpec(
+    name="sync.commands",
+    payload=RemoteCommandIssued,
+    key="user_id",
+    # A command lives 5 s; a day is for audits and replays after an incident.
+    retention_ms=DAY_MS,
+    description="a remote command from one of a user's devices to another (play, seek, ...)",
+    producers=("gateway: POST /api/v1/users/{user_id}/devices/{device_id}/commands",),
+)
+SYNC_COMMAND_RESULTS = TopicSpec(
+    name="sync.command_results",
+    payload=CommandResult,
+    key="user_id",
+    description="the router's outcome of each remote command: delivered, or why not",
+    producers=("agent command-router",),
+)
+SYNC_REALTIME = TopicSpec(
+    name="sync.realtime",
+    payload=RealtimeEvent,
+    key="user_id",
+    retention_ms=DAY_MS,
+    description="every message for a user's realtime channels (sync, devices, notifications), "
+    "after the change it reports was committed; the typed change feed of sync",
+    producers=(
+        "agents sync-watchlist, sync-progress, sync-device-*, command-router",
+        "timer presence-sweep",
+    ),
+)
+SYNC_LOOKUP = TopicSpec(
+    name="sync.lookup",
+    payload=SyncLookupRequested,
+    key="user_id",
+    retention_ms=60 * 60 * 1000,
+    description="a sync read-model miss at the gateway; answered over Redis pub/sub",
+    producers=("gateway: GET of a user's watchlist, progress or devices on a read-model miss",),
 )
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -140,12 +293,22 @@ TOPICS: tuple[TopicSpec, ...] = (
     AVAILABILITY_RAW,
     CONTENT_SUBMITTED,
     CONTENT_LOOKUP,
+    CONTENT_ITEM_LOOKUP,
+    DISCOVERY_SEARCH,
     CONTENT_INGESTED,
     CONTENT_UPDATED,
     CONTENT_AVAILABILITY_CHANGED,
     CONTENT_METADATA_ENRICHED,
     CONTENT_EXPIRING,
     SYNC_WATCHLIST,
+    SYNC_PROGRESS,
+    SYNC_DEVICES,
+    SYNC_DEVICE_HEARTBEATS,
+    SYNC_DEVICE_REMOVALS,
+    SYNC_COMMANDS,
+    SYNC_COMMAND_RESULTS,
+    SYNC_REALTIME,
+    SYNC_LOOKUP,
 )
 
 

@@ -12,7 +12,13 @@ blend mix it with a 0-1 SONA score: score x (1 - 0.25) + sona x 0.25.
 
 Boosts are soft preferences, not filters, and deliberately small:
 - x 1.10 when the title has a genre one of the query's moods calls for (once, however many);
-- x 1.05 per theme of the query found in the title or its keywords, at most x 1.15.
+- x 1.05 per theme of the query found in the title or its keywords, at most x 1.15;
+- x 1.10 when the title shares a genre with a title the query compares with ("like The
+  Matrix": science fiction and action), once however many it shares;
+- x 1.50 when the search words are the title itself, typos aside ("shawshank redemtion",
+  "the godfahter": rapidfuzz ratio >= 85 of the matching forms). Someone typing a title wants
+  that title first, even when the vector search, which reads a typo as noise, ranks others
+  higher; the boost is large because only one strategy (keyword) can see the match.
 Near the top of one list, 1/61 and 1/67 differ by 10%: a mood can lift a title about six
 places past titles one strategy alone ranks, but never past one that two strategies both rank
 first.
@@ -31,6 +37,7 @@ from rapidfuzz import fuzz, utils
 
 from agents.discovery.filters import payload_genres, payload_platforms
 from agents.sona.moods import genres_for_mood
+from agents.titles.names import normalize_title
 from schemas.discovery import (
     STRATEGIES,
     ParsedIntent,
@@ -50,6 +57,9 @@ PERSONALIZATION_BLEND = 0.25  # DOMAIN: b
 MOOD_BOOST = 1.10
 THEME_BOOST = 1.05
 THEME_BOOST_MAX = 1.15
+REFERENCE_GENRE_BOOST = 1.10
+TITLE_MATCH_BOOST = 1.50
+TITLE_MATCH = 85.0  # rapidfuzz ratio, 0-100
 # rapidfuzz token_set_ratio (0-100) at which a title counts as similar to a reference:
 # "Shrek 2" and "Shrek" score 100, unrelated titles sharing "the" stay well below.
 REFERENCE_SIMILARITY = 80.0
@@ -174,11 +184,29 @@ def _theme_boost(candidate: Candidate, intent: ParsedIntent) -> tuple[float, lis
     return factor, [f"theme: {theme}" for theme in found]
 
 
+def _reference_boost(
+    candidate: Candidate, reference_genres: Mapping[str, Sequence[str]]
+) -> tuple[float, list[str]]:
+    reasons = [
+        f"genre: {', '.join(shared)} (like '{reference}')"
+        for reference, genres in reference_genres.items()
+        if (shared := [g for g in genres if g in candidate.genres])
+    ]
+    return (REFERENCE_GENRE_BOOST if reasons else 1.0), reasons
+
+
+def is_title_match(title: str, title_form: str) -> bool:
+    """Whether search words (in the matching form of titles) name this title."""
+    return bool(title_form) and fuzz.ratio(normalize_title(title), title_form) >= TITLE_MATCH
+
+
 def fuse(
     rankings: Mapping[Strategy, Sequence[Hit]],
     candidates: Mapping[uuid.UUID, Candidate],
     intent: ParsedIntent | None = None,
     *,
+    reference_genres: Mapping[str, Sequence[str]] | None = None,
+    title_form: str = "",
     personal_scores: Mapping[uuid.UUID, float] | None = None,
     weights: Mapping[Strategy, float] = WEIGHTS,
     blend: float = PERSONALIZATION_BLEND,
@@ -186,8 +214,10 @@ def fuse(
     """All titles of all lists, best first; titles without a candidate are left out.
 
     A rank is the position in the list as given, so filter the lists before fusing them.
-    `personal_scores` (0-1, from SONA) blend in for the titles they score; titles SONA did
-    not score keep their relevance.
+    `reference_genres`: the genres of each title the query compares with, by the reference as
+    typed. `title_form`: the search words in the matching form of titles
+    (agents.titles.names.normalize_title). `personal_scores` (0-1, from SONA) blend in for
+    the titles they score; titles SONA did not score keep their relevance.
     """
     unknown = set(rankings) - set(weights)
     if unknown:
@@ -213,6 +243,13 @@ def fuse(
                 factor, boost_reasons = boost(candidate, intent)
                 relevance *= factor
                 reasons += boost_reasons
+        if is_title_match(candidate.title, title_form):
+            relevance *= TITLE_MATCH_BOOST
+            reasons.insert(0, "title matches your query")
+        if reference_genres:
+            factor, boost_reasons = _reference_boost(candidate, reference_genres)
+            relevance *= factor
+            reasons += boost_reasons
         personal = (personal_scores or {}).get(canonical_id)
         if personal is not None and math.isfinite(personal):
             personal = min(1.0, max(0.0, personal))

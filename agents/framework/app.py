@@ -13,6 +13,8 @@ from loguru import logger
 from agents.framework import outbox
 from agents.framework.context import AgentContext, ContextHolder
 from agents.framework.runtime import AgentSpec, TimerSpec, consume, record_of
+from agents.framework.take import take_ready
+from agents.framework.timers import timer_health
 from core.config import Settings
 
 
@@ -81,9 +83,13 @@ def _timer_fn(timer: TimerSpec, holder: ContextHolder):  # type: ignore[no-untyp
     async def run() -> None:
         try:
             await timer.run((await holder.get()).for_agent(timer.name))
-        except Exception:
+        except Exception as exc:
             # A failing periodic task must not stop the worker; it simply runs again next time.
+            # One that keeps failing shows in readiness (agents/framework/timers.py).
+            timer_health.failed(timer.name, exc)
             logger.exception("{} failed; retrying in {:.0f}s", timer.name, timer.interval_s)
+        else:
+            timer_health.succeeded(timer.name)
 
     run.__name__ = timer.name.replace("-", "_")
     run.__qualname__ = run.__name__
@@ -95,14 +101,14 @@ def _agent_fn(spec: AgentSpec, holder: ContextHolder):  # type: ignore[no-untype
         return (await holder.get()).for_agent(spec.name)
 
     async def run(stream: faust.StreamT) -> None:
-        # noack_take: events are acked by us, after their effects are durable.
-        await consume(
-            spec,
-            context,
-            stream.noack_take(spec.batch_size, spec.batch_within_s),
-            record_of,
-            stream.ack,
+        # noack_take / take_ready: events are acked by us, after their effects are durable.
+        # batch_within_s=0: take what is ready, never wait for more (agents/framework/take.py).
+        batches = (
+            take_ready(stream, spec.batch_size)
+            if spec.batch_within_s == 0
+            else stream.noack_take(spec.batch_size, spec.batch_within_s)
         )
+        await consume(spec, context, batches, record_of, stream.ack)
 
     run.__name__ = spec.name.replace("-", "_")
     run.__qualname__ = run.__name__

@@ -10,13 +10,16 @@ import faust
 from loguru import logger
 
 from agents.framework.context import ContextHolder
+from agents.framework.quarantine import quarantine_check
+from agents.framework.timers import timer_health
 from core.config import Settings
-from core.observability.dependencies import KAFKA, dependencies_for, process_kind
+from core.observability.dependencies import KAFKA, OPTIONAL, dependencies_for, process_kind
 from core.observability.health import HealthChecker, standard_checker
 from core.observability.metrics import CONSUMER_LAG, DB_POOL_CONNECTIONS
-from core.observability.probes import kafka_check
+from core.observability.probes import DEFAULT_TIMEOUT_S, kafka_check
 from core.resilience.breaker import breakers
 
+TIMERS, QUARANTINE = "timers", "quarantine"
 # How often lag and pool gauges are refreshed; Prometheus scrapes every 15 s by default.
 GAUGE_INTERVAL_S = 5.0
 
@@ -36,8 +39,14 @@ def worker_health(settings: Settings, app: faust.App, group_names: list[str]) ->
             raise RuntimeError("no partitions assigned to this worker yet")
         return {"assigned_partitions": assigned, **(await probe() or {})}
 
-    needs = dependencies_for(process_kind(group_names))
-    return standard_checker(settings, needs, {KAFKA: kafka_ready})
+    # Besides services: the worker's own work. Optional, so a poison row or a failing sweep
+    # makes the worker "degraded" (200) rather than taking it out of rotation.
+    needs = {**dependencies_for(process_kind(group_names)), TIMERS: OPTIONAL}
+    checks: dict[str, Any] = {KAFKA: kafka_ready, TIMERS: timer_health.check}
+    if settings.postgres.url:
+        needs[QUARANTINE] = OPTIONAL
+        checks[QUARANTINE] = quarantine_check(settings.postgres.url, DEFAULT_TIMEOUT_S, group_names)
+    return standard_checker(settings, needs, checks)
 
 
 def partition_lag(highwater: int | None, committed: int | None) -> int | None:

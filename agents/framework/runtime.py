@@ -129,7 +129,7 @@ def decode_batch(records: Sequence[Record], spec: TopicSpec) -> Decoded:
             out.bad.append(DeadLetter(record, "undecodable", "empty record value"))
             continue
         try:
-            envelope = decode(record.value, spec.payload)
+            envelope = decode(record.value, spec.payload, spec.older_payloads)
         except ValidationError as exc:
             json_errors = [e for e in exc.errors() if e["type"] == "json_invalid"]
             if json_errors:

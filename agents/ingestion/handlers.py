@@ -21,9 +21,11 @@ from agents.ingestion.normalize import availability_of, normalize_item
 from agents.ingestion.pipeline import Plan, merge_batch, resolve_batch
 from agents.ingestion.resolution import lookup_keys
 from agents.titles.store import Versioned, fetch_contents, upsert_contents
+from contracts.catalog_warnings import count_by_kind, offer_warnings
+from core.observability.metrics import INGEST_WARNINGS
 from core.observability.stages import timed
 from schemas.envelope import Envelope, decode, encode
-from schemas.ingestion import AvailabilityReceived
+from schemas.ingestion import AvailabilityReceived, RawAvailability
 from topics.registry import (
     AVAILABILITY_RAW,
     CONTENT_AVAILABILITY_CHANGED,
@@ -76,13 +78,18 @@ async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
 def _log_plan(plan: Plan, batch: Sequence[Envelope[Any]]) -> None:
     # One line per batch: a catalog of thousands of titles would otherwise flood the log. The
     # line per title, with the correlation id of the request behind it, is at debug level.
+    warned = count_by_kind(w for row in plan.mappings for w in row.warnings)
+    for kind, n in warned.items():
+        INGEST_WARNINGS.labels(kind).inc(n)
     logger.info(
-        "{} item(s): {} new title(s), {} updated, {} availability change(s), {} stale skipped",
+        "{} item(s): {} new title(s), {} updated, {} availability change(s), {} stale skipped{}",
         len(batch),
         len(plan.new),
         len(plan.changed),
         len(plan.availability),
         plan.skipped_stale,
+        # What normalization dropped is listed per item by `mgw ingest-report`.
+        "; warnings: " + ", ".join(f"{n} {k}" for k, n in sorted(warned.items())) if warned else "",
     )
     # Keyword arguments land in the record's extra (loguru captures them), like bind() does,
     # without building a logger per line that debug level would then throw away.
@@ -116,6 +123,7 @@ async def sync_availability(ctx: AgentContext, batch: list[Envelope[Any]]) -> No
             if update.source_updated_at <= mapping.availability_as_of:
                 continue  # replayed, or older than the offers applied (by either topic)
             before = docs[mapping.canonical_id]
+            _count_dropped(update.availability, env)
             offered = availability_of(update.platform, update.platform_item_id, update.availability)
             after = with_platform_availability(before, update.platform, offered)
             diff = diff_availability(before.availability, after.availability, update.platform)
@@ -133,6 +141,17 @@ async def sync_availability(ctx: AgentContext, batch: list[Envelope[Any]]) -> No
             )
     if unknown:
         await _park(ctx, {key: newest[key] for key in unknown})
+
+
+def _count_dropped(offers: Sequence[RawAvailability], env: Envelope[Any]) -> None:
+    """Availability-only updates have no mapping row to keep warnings with: counted and logged."""
+    warnings = offer_warnings(offers)
+    for warning in warnings:
+        INGEST_WARNINGS.labels(warning.kind).inc()
+    if warnings:
+        logger.bind(correlation_id=env.correlation_id).info(
+            "availability of {}: {}", env.payload.record_key, "; ".join(w.message for w in warnings)
+        )
 
 
 async def _park(ctx: AgentContext, updates: dict[store.ItemKey, Envelope[Any]]) -> None:

@@ -7,6 +7,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from contracts.catalog_warnings import ItemWarning
+
 ItemKey = tuple[str, str]  # platform, platform_item_id
 
 
@@ -33,3 +35,5 @@ class MappingRow:
     method: str
     confidence: float
     source_updated_at: datetime
+    # What normalization dropped or changed of this version of the item.
+    warnings: tuple[ItemWarning, ...] = ()

@@ -21,9 +21,16 @@ import uuid
 from collections.abc import Iterable
 from typing import Any, TypeVar
 
-from agents.ingestion.genres import canonical_order, fallback_genres
 from agents.ingestion.normalize import NormalizedItem
-from schemas.content import CanonicalContent, ExternalIds, Images, PlatformAvailability
+from contracts.genres import canonical_order, fallback_genres
+from schemas.content import (
+    MAX_ALTERNATE_TITLES,
+    MAX_KEYWORDS,
+    CanonicalContent,
+    ExternalIds,
+    Images,
+    PlatformAvailability,
+)
 
 T = TypeVar("T")
 
@@ -81,7 +88,8 @@ def merge_into(
 
     title = item.title if held is None or newer else held.title
     titles = [item.title] if held is None else [held.title, item.title, *held.alternate_titles]
-    alternate_titles = _unique_casefold(titles, exclude=title)
+    # Capped (schemas/content.py): a listing renamed again and again must not outgrow its record.
+    alternate_titles = _unique_casefold(titles, exclude=title)[:MAX_ALTERNATE_TITLES]
 
     merged_genres = canonical_order([*(held.genres if held else ()), *genres])
     if not merged_genres:
@@ -134,7 +142,9 @@ def merge_into(
         rating_count=rating_count,
         popularity_score=max(item.popularity, held.popularity_score if held else 0.0),
         original_language=pick("original_language", item.original_language),
-        keywords=_unique_casefold([*(held.keywords if held else ()), *item.keywords]),
+        keywords=_unique_casefold([*(held.keywords if held else ()), *item.keywords])[
+            :MAX_KEYWORDS
+        ],
         data_quality_score=held.data_quality_score if held else None,
         source_platforms=sorted({*(held.source_platforms if held else ()), item.platform}),
         updated_at=max(item.source_updated_at, held.updated_at) if held else item.source_updated_at,

@@ -1,19 +1,28 @@
 """Turn a validated raw platform item into clean fields ready for entity resolution.
 
 Nothing here raises for a RawCatalogItem that validated: values this step cannot map (an
-unknown maturity rating, an odd video quality) are dropped and named in `warnings`, so the
-caller can log them without losing the title.
+unknown maturity rating, an odd video quality, an unknown genre, a year that cannot be right)
+are dropped or replaced and named in `warnings` (contracts/catalog_warnings.py, the same list
+the gateway returns to the producer), which the agent counts and keeps with the item's mapping.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from urllib.parse import quote
 
 from agents.titles.names import TRAILING_ARTICLE, TRAILING_YEAR, normalize_title
+from contracts.catalog_warnings import (
+    ItemWarning,
+    choose_year,
+    cut_description,
+    item_warnings,
+    normalize_maturity,
+    normalize_video_qualities,
+    offer_keeps_price,
+)
 from schemas.content import (
     ContentType,
     Credit,
@@ -22,11 +31,8 @@ from schemas.content import (
     MaturityRating,
     PlatformAvailability,
     SeriesMetadata,
-    VideoQuality,
 )
 from schemas.ingestion import RawAvailability, RawCatalogItem
-
-DESCRIPTION_MAX = 5000
 
 # Per-platform deep-link and web templates. The app schemes follow DOMAIN's netflix://title/{id}
 # style; they are this project's conventions, not verified partner specifications.
@@ -48,42 +54,6 @@ WEB_HOSTS: dict[str, str] = {
     "hbo_max": "max.com",
     "apple_tv_plus": "tv.apple.com",
 }
-
-_MATURITY: dict[str, MaturityRating] = {
-    "G": MaturityRating.G,
-    "PG": MaturityRating.PG,
-    "PG13": MaturityRating.PG_13,
-    "R": MaturityRating.R,
-    "NC17": MaturityRating.NC_17,
-    "TVY": MaturityRating.TV_Y,
-    "TVY7": MaturityRating.TV_Y7,
-    "TVY7FV": MaturityRating.TV_Y7,
-    "TVG": MaturityRating.TV_G,
-    "TVPG": MaturityRating.TV_PG,
-    "TV14": MaturityRating.TV_14,
-    "TVMA": MaturityRating.TV_MA,
-}
-# Known to mean "no rating": dropped without a warning.
-_UNRATED = frozenset({"NR", "UR", "UNRATED", "NOTRATED", "NONE", "NA"})
-
-_VIDEO: dict[str, VideoQuality] = {
-    **{k: VideoQuality.SD for k in ("sd", "480p", "576p", "480i", "dvd")},
-    **{k: VideoQuality.HD for k in ("hd", "720p", "1080p", "1080i", "fhd", "fullhd", "hd1080")},
-    **{k: VideoQuality.UHD for k in ("uhd", "4k", "2160p", "4kuhd", "ultrahd", "uhd4k")},
-    **{
-        k: VideoQuality.HDR
-        for k in (
-            "hdr",
-            "hdr10",
-            "hdr10+",
-            "hdr10plus",
-            "dolbyvision",
-            "dv",
-            "hlg",
-        )
-    },
-}
-_VIDEO_ORDER = list(VideoQuality)
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +81,7 @@ class NormalizedItem:
     images: Images
     series: SeriesMetadata | None
     source_updated_at: datetime
-    warnings: tuple[str, ...] = ()
+    warnings: tuple[ItemWarning, ...] = ()
 
     @property
     def record_key(self) -> str:
@@ -135,31 +105,6 @@ def clean_display_title(title: str) -> tuple[str, int | None]:
     return text, year
 
 
-def normalize_maturity(value: str | None) -> tuple[MaturityRating | None, str | None]:
-    """('pg-13') -> (PG-13, None); ('16+') -> (None, warning)."""
-    if value is None:
-        return None, None
-    key = re.sub(r"[^A-Z0-9]", "", value.upper())
-    key = key.removeprefix("RATED")
-    if key in _MATURITY:
-        return _MATURITY[key], None
-    if key in _UNRATED or not key:
-        return None, None
-    return None, f"unknown maturity rating {value!r} dropped"
-
-
-def normalize_video_qualities(values: list[str]) -> tuple[list[VideoQuality], list[str]]:
-    found: set[VideoQuality] = set()
-    unknown: list[str] = []
-    for value in values:
-        quality = _VIDEO.get(re.sub(r"[\s_\-]", "", value.casefold()))
-        if quality is None:
-            unknown.append(value)
-        else:
-            found.add(quality)
-    return sorted(found, key=_VIDEO_ORDER.index), unknown
-
-
 def deep_link(platform: str, item_id: str) -> str:
     template = DEEP_LINKS.get(platform)
     return template.format(id=quote(item_id, safe="")) if template else web_url(platform, item_id)
@@ -170,17 +115,11 @@ def web_url(platform: str, item_id: str) -> str:
     return f"https://{host}/watch/{quote(item_id, safe='')}"
 
 
-def _availability(
-    raw: RawAvailability, platform: str, item_id: str, warnings: list[str]
-) -> PlatformAvailability:
-    qualities, unknown = normalize_video_qualities(raw.video_qualities)
-    warnings.extend(f"unknown video quality {q!r} dropped" for q in unknown)
+def _availability(raw: RawAvailability, platform: str, item_id: str) -> PlatformAvailability:
+    # What this drops is named by contracts.catalog_warnings.offer_warnings.
+    qualities, _ = normalize_video_qualities(raw.video_qualities)
     price_cents, currency = raw.price_cents, raw.currency
-    if raw.availability_type in ("subscription", "free") and (price_cents or currency):
-        # Feeds put the monthly fee or "0.00 USD" on subscription offers; the canonical model
-        # keeps prices for rentals and purchases only.
-        if price_cents:
-            warnings.append(f"price dropped from a {raw.availability_type} offer")
+    if not offer_keeps_price(raw):
         price_cents, currency = None, None
     return PlatformAvailability(
         platform=platform,
@@ -198,34 +137,10 @@ def _availability(
     )
 
 
-def _description(text: str | None) -> str | None:
-    if text is None:
-        return None
-    text = text.strip()
-    if len(text) <= DESCRIPTION_MAX:
-        return text or None
-    cut = text[: DESCRIPTION_MAX - 1]
-    # Cut at a word boundary when one is near, so the text does not end mid-word.
-    space = cut.rfind(" ", DESCRIPTION_MAX - 200)
-    return (cut[:space] if space > 0 else cut).rstrip() + "\u2026"
-
-
 def normalize_item(raw: RawCatalogItem) -> NormalizedItem:
-    warnings: list[str] = []
-    title, title_year = clean_display_title(raw.title)
-    year = raw.year
-    if year is None and raw.release_date is not None:
-        year = raw.release_date.year
-    if year is None:
-        year = title_year
-    dated = raw.release_date
-    if raw.year is not None and dated is not None and abs(raw.year - dated.year) > 1:
-        warnings.append(
-            f"year {raw.year} disagrees with release_date {raw.release_date}; keeping the year"
-        )
-    maturity, maturity_warning = normalize_maturity(raw.maturity_rating)
-    if maturity_warning:
-        warnings.append(maturity_warning)
+    title, _ = clean_display_title(raw.title)
+    year, _ = choose_year(raw)
+    maturity, _ = normalize_maturity(raw.maturity_rating)
     ids = raw.external_ids
     external_ids = ExternalIds(
         eidr=ids.eidr,
@@ -236,7 +151,7 @@ def normalize_item(raw: RawCatalogItem) -> NormalizedItem:
         platform_ids={raw.platform: raw.platform_item_id},
     )
     availability = tuple(
-        _availability(a, raw.platform, raw.platform_item_id, warnings) for a in raw.availability
+        _availability(a, raw.platform, raw.platform_item_id) for a in raw.availability
     )
     series = None
     if raw.season_count is not None or raw.episode_count is not None:
@@ -252,7 +167,7 @@ def normalize_item(raw: RawCatalogItem) -> NormalizedItem:
         release_date=raw.release_date,
         runtime_minutes=raw.runtime,
         raw_genres=tuple(raw.genres),
-        description=_description(raw.description),
+        description=cut_description(raw.description),
         maturity_rating=maturity,
         average_rating=raw.rating,
         rating_count=raw.rating_count,
@@ -267,13 +182,13 @@ def normalize_item(raw: RawCatalogItem) -> NormalizedItem:
         ),
         series=series,
         source_updated_at=raw.source_updated_at,
-        warnings=tuple(warnings),
+        warnings=tuple(item_warnings(raw)),
     )
 
 
 def availability_of(
     platform: str, item_id: str, raw: Iterable[RawAvailability]
 ) -> list[PlatformAvailability]:
-    """A feed's availability entries in canonical form (for availability-only updates)."""
-    warnings: list[str] = []
-    return [_availability(a, platform, item_id, warnings) for a in raw]
+    """A feed's availability entries in canonical form (for availability-only updates; what
+    they drop is named by contracts.catalog_warnings.offer_warnings)."""
+    return [_availability(a, platform, item_id) for a in raw]

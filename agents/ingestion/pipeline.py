@@ -15,11 +15,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from agents.ingestion.availability import AvailabilityDiff, diff_availability
-from agents.ingestion.genres import map_genres
 from agents.ingestion.mappings import ItemKey, Mapping, MappingRow
 from agents.ingestion.merge import content_changed, merge_into
 from agents.ingestion.normalize import NormalizedItem
 from agents.ingestion.resolution import Candidate, CandidateIndex, Resolution, assign
+from contracts.genres import map_genres
 from schemas.content import CanonicalContent, PlatformAvailability
 
 
@@ -133,6 +133,7 @@ def merge_batch(
                 resolution.method,
                 resolution.confidence,
                 item.source_updated_at,
+                item.warnings,
             )
         )
     for cid, platforms in touched_platforms.items():

@@ -4,7 +4,7 @@ Order (DOMAIN), first hit wins:
 1. EIDR                                  confidence 1.0
 2. IMDb, then TMDb, then TVDB            0.99  (TMDb/TVDB ids are per media kind: movie vs tv)
 3. this platform's own item id, seen before  0.99  (re-delivery of a known item)
-4. fuzzy title, same content_type, year +-1  0.90-0.98 scaled by similarity, >= 0.85 to accept
+4. title, same content_type, year +-1      0.90-0.98 (agents/ingestion/title_match.py decides)
 5. embedding cosine >= 0.92 (resolve_by_embedding; optional, for callers that have vectors)
 
 Guards, because a wrong merge corrupts two titles while a missed merge only leaves a duplicate
@@ -12,18 +12,19 @@ that can be merged later:
 - a candidate whose ids contradict the item's (both have an EIDR and they differ, ...) is not
   eligible: in the id steps for stronger ids, in the title step for every id, including this
   platform's own id (a platform listing two items does not consider them one title);
-- titles whose numbers differ never fuzzy-match ("Kill Bill: Vol. 1" vs "Vol. 2", "Rocky II"
-  vs "Rocky III"; normalize_title already turned roman numerals II-XX into digits);
+- titles match only when their normalized forms are the same, or differ the way one film's
+  listings differ (split differently, one swapped pair of letters; reordered words only with
+  evidence for it): never on a missing, extra or different word or number, however close the
+  strings are ("The Brothers" vs "Brother", "Wood" vs "Woo", "I Still Know What You Did Last
+  Summer" vs its original);
+- the evidence the listings carry must not contradict the match: runtimes more than 10 % (at
+  least 5 min) apart (remakes share titles, rarely runtimes: Dune 137 vs 155), casts of two
+  names or more with no one in common, different original titles;
 - when either side has no year, only an exact normalized title with a single candidate of that
-  content type matches (confidence 0.90), and not when both runtimes are known and differ by
-  more than 10 % (at least 5 min): remakes share titles, rarely runtimes (Dune: 137 vs 155).
+  content type matches (confidence 0.90), with the same evidence guard.
 
-Similarity is the larger of rapidfuzz `ratio` and `token_sort_ratio` on normalized titles. Both
-compare whole titles: token_sort_ratio ignores word order, ratio covers a typo that changes the
-sorted order ("tempest of tasmania" vs "tempest of tsamania": the misspelt word sorts after
-"tempest", and token_sort_ratio drops to 0.79). WRatio, partial_ratio and token_set_ratio score
-a title contained in another close to 100 ("Alien" vs "Alien vs Predator"), which would merge
-franchises.
+rapidfuzz (`ratio` and `token_sort_ratio`) only shortlists the titles of a year bucket worth
+classifying; it never decides a match. Its scores still set the confidence of a typo match.
 """
 
 from __future__ import annotations
@@ -32,16 +33,26 @@ import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 
 import numpy as np
 from rapidfuzz import fuzz, process
 
 from agents.ingestion.normalize import NormalizedItem
-from agents.titles.names import ROMAN_NUMERALS, normalize_title
+from agents.ingestion.title_match import (
+    Evidence,
+    Relation,
+    accepts,
+    people,
+    relation,
+    title_numbers,
+)
+from agents.titles.names import normalize_title
 from schemas.content import CanonicalContent, ContentType, ExternalIds
 
 TITLE_THRESHOLD = 0.85
+# rapidfuzz score (0-100) a title needs to be classified at all: below any real variant's
+# (a swapped pair of letters in a five-letter word scores 80).
+SHORTLIST_CUTOFF = 75.0
 TITLE_CONFIDENCE_MIN = 0.90
 TITLE_CONFIDENCE_MAX = 0.98
 EMBEDDING_THRESHOLD = 0.92
@@ -73,6 +84,12 @@ class Candidate:
     external_ids: ExternalIds
     platform_ids: dict[str, str] = field(default_factory=dict)
     runtime_minutes: int | None = None
+    credits: frozenset[str] = frozenset()  # title_match.person_key of each credited name
+    original_titles: frozenset[str] = frozenset()  # normalized
+
+    @property
+    def evidence(self) -> Evidence:
+        return Evidence(self.runtime_minutes, self.credits, self.original_titles)
 
     @classmethod
     def from_content(cls, content: CanonicalContent) -> Candidate:
@@ -87,19 +104,36 @@ class Candidate:
             external_ids=content.external_ids,
             platform_ids=dict(content.external_ids.platform_ids),
             runtime_minutes=content.runtime_minutes,
+            credits=people(c.name for c in content.credits),
+            original_titles=normalized_originals(content.original_title),
         )
 
     @classmethod
     def from_item(cls, canonical_id: uuid.UUID, item: NormalizedItem) -> Candidate:
+        originals = normalized_originals(item.original_title)
         return cls(
             canonical_id=canonical_id,
             content_type=item.content_type,
-            titles={item.normalized_title},
+            titles={item.normalized_title, *originals},
             year=item.year,
             external_ids=item.external_ids,
             platform_ids=dict(item.external_ids.platform_ids),
             runtime_minutes=item.runtime_minutes,
+            credits=people(c.name for c in item.credits),
+            original_titles=originals,
         )
+
+
+def normalized_originals(original_title: str | None) -> frozenset[str]:
+    return frozenset({normalize_title(original_title)}) if original_title else frozenset()
+
+
+def item_evidence(item: NormalizedItem) -> Evidence:
+    return Evidence(
+        item.runtime_minutes,
+        people(c.name for c in item.credits),
+        normalized_originals(item.original_title),
+    )
 
 
 def media_kind(content_type: ContentType) -> str:
@@ -132,29 +166,14 @@ def _conflicts(a: ExternalIds, b: ExternalIds, kinds: Iterable[str]) -> bool:
     )
 
 
-def title_numbers(normalized: str) -> tuple[int, ...]:
-    """Sequel markers: 'kill bill vol 2' -> (2,); 'rocky ii' -> (2,) (normally already '2')."""
-    out: list[int] = []
-    for word in normalized.split():
-        word = ROMAN_NUMERALS.get(word, word)
-        if word.isdigit():
-            out.append(int(word))
-    return tuple(sorted(out))
-
-
 def title_similarity(a: str, b: str) -> float:
-    """0-1; 0 when the titles carry different numbers (sequels, volumes, seasons)."""
+    """0-1 string similarity of two normalized titles; 0 when their numbers differ. It ranks
+    and sets confidence; whether titles may match at all is title_match.relation's call."""
     if a == b:
         return 1.0
     if title_numbers(a) != title_numbers(b):
         return 0.0
     return max(fuzz.ratio(a, b), fuzz.token_sort_ratio(a, b)) / 100.0
-
-
-@lru_cache(maxsize=200_000)
-def sorted_words(normalized: str) -> str:
-    """What token_sort_ratio compares: the words in sorted order."""
-    return " ".join(sorted(normalized.split()))
 
 
 def title_confidence(similarity: float) -> float:
@@ -178,11 +197,6 @@ class CandidateIndex:
             lambda: defaultdict(set)
         )
         self._by_title: dict[tuple[ContentType, str], set[uuid.UUID]] = defaultdict(set)
-        # (type, year) -> sorted words -> ids: the titles scoring 1.0 against a title, found
-        # without scoring the whole bucket.
-        self._by_year_words: dict[tuple[ContentType, int], dict[str, set[uuid.UUID]]] = defaultdict(
-            lambda: defaultdict(set)
-        )
         for candidate in candidates:
             self.add(candidate)
 
@@ -207,11 +221,16 @@ class CandidateIndex:
                 external_ids=candidate.external_ids,
                 platform_ids={},
                 runtime_minutes=candidate.runtime_minutes,
+                credits=candidate.credits,
+                original_titles=candidate.original_titles,
             )
             self._by_id[candidate.canonical_id] = held
         else:
             if held.runtime_minutes is None:
                 held.runtime_minutes = candidate.runtime_minutes
+            # What every listing of the title said: merge.py keeps their credits together too.
+            held.credits |= candidate.credits
+            held.original_titles |= candidate.original_titles
             if held.year is None and candidate.year is not None:
                 self._unindex_titles(held)
                 held.year = candidate.year
@@ -244,16 +263,13 @@ class CandidateIndex:
             if held.year is not None:
                 bucket = (held.content_type, held.year)
                 self._by_year[bucket][title].add(held.canonical_id)
-                self._by_year_words[bucket][sorted_words(title)].add(held.canonical_id)
 
     def _unindex_titles(self, held: Candidate) -> None:
         if held.year is None:
             return
         bucket = self._by_year.get((held.content_type, held.year), {})
-        words = self._by_year_words.get((held.content_type, held.year), {})
         for title in held.titles:
             bucket.get(title, set()).discard(held.canonical_id)
-            words.get(sorted_words(title), set()).discard(held.canonical_id)
 
     def by_id_key(self, key: IdKey) -> uuid.UUID | None:
         return self._ids.get(key)
@@ -262,35 +278,34 @@ class CandidateIndex:
         return self._by_title.get((content_type, title), set())
 
     def identical_titles(self, content_type: ContentType, year: int, title: str) -> set[uuid.UUID]:
-        """Ids of titles of this type and year with similarity 1.0 to `title`: the same words,
-        in any order (ratio is 100 only for equal strings, token_sort_ratio for equal sorted
-        words, and equal words carry equal numbers)."""
-        bucket = self._by_year_words.get((content_type, year))
-        return set(bucket.get(sorted_words(title), ())) if bucket else set()
+        """Ids of titles of this type and year whose normalized form is `title`."""
+        bucket = self._by_year.get((content_type, year))
+        return set(bucket.get(title, ())) if bucket else set()
 
-    def similar_titles(
+    def related_titles(
         self, content_type: ContentType, year: int, title: str
-    ) -> list[tuple[float, uuid.UUID, int]]:
-        """(similarity, id, year) of titles of this type within year +-1, similarity >= 0.85."""
-        out: list[tuple[float, uuid.UUID, int]] = []
+    ) -> list[tuple[Relation, float, uuid.UUID, int]]:
+        """(relation, similarity, id, year) of titles of this type within year +-1 that could
+        name the same film as `title` (any relation but `different`)."""
+        out: list[tuple[Relation, float, uuid.UUID, int]] = []
         for y in (year - 1, year, year + 1):
             bucket = self._by_year.get((content_type, y))
             if not bucket:
                 continue
-            # Scored in C by rapidfuzz, once per scorer; the sequel guard then runs on the few
-            # hits only.
+            # Shortlisted in C by rapidfuzz, once per scorer; only the few hits are classified.
             titles = list(bucket)
             hits = {
                 other
                 for scorer in (fuzz.ratio, fuzz.token_sort_ratio)
                 for other, _, _ in process.extract(
-                    title, titles, scorer=scorer, score_cutoff=TITLE_THRESHOLD * 100, limit=None
+                    title, titles, scorer=scorer, score_cutoff=SHORTLIST_CUTOFF, limit=None
                 )
             }
             for other in sorted(hits):
-                similarity = title_similarity(title, other)
-                if similarity >= TITLE_THRESHOLD:
-                    out.extend((similarity, cid, y) for cid in bucket[other])
+                kind = relation(title, other)
+                if kind is not Relation.different:
+                    similarity = title_similarity(title, other)
+                    out.extend((kind, similarity, cid, y) for cid in bucket[other])
         return out
 
 
@@ -330,30 +345,46 @@ def _eligible(held: Candidate | None, item: NormalizedItem) -> bool:
 def _resolve_by_title(item: NormalizedItem, index: CandidateIndex) -> Resolution:
     none = Resolution(None, "none", 0.0)
     title = item.normalized_title
+    evidence = item_evidence(item)
+
+    def fits(cid: uuid.UUID, kind: Relation) -> bool:
+        held = index.get(cid)
+        return _eligible(held, item) and accepts(kind, evidence, held.evidence)  # type: ignore[union-attr]
+
     if item.year is None:
         return _unique_exact(item, index, require_yearless=False) or none
-    # Similarity 1.0 in the item's own year is the best any hit can score (ties: the smallest
-    # id), so when such a title is eligible the rest of the buckets need no scoring. Most items
-    # are another platform's listing of a known title under the same name.
+    # A listing may carry the title another platform lists the film under as its original.
+    names = [title, *sorted(evidence.original_titles - {title})]
+    # The same normalized title in the item's own year is the best any title can be (ties: the
+    # smallest id), so when such a title fits, the rest of the buckets need no classifying.
+    # Most items are another platform's listing of a known title under the same name.
     identical = sorted(
-        (
+        {
             cid
-            for cid in index.identical_titles(item.content_type, item.year, title)
-            if _eligible(index.get(cid), item)
-        ),
+            for name in names
+            for cid in index.identical_titles(item.content_type, item.year, name)
+            if fits(cid, Relation.same)
+        },
         key=str,
     )
     if identical:
         return Resolution(identical[0], "title", title_confidence(1.0))
     hits = [
-        (similarity, cid, year)
-        for similarity, cid, year in index.similar_titles(item.content_type, item.year, title)
-        if _eligible(index.get(cid), item)
+        (kind, similarity, cid, year)
+        for name in names
+        for kind, similarity, cid, year in index.related_titles(item.content_type, item.year, name)
+        if fits(cid, kind)
     ]
     if hits:
-        # Highest similarity, then the exact year, then the smallest id: no set-order luck.
-        similarity, cid, _ = min(hits, key=lambda h: (-h[0], h[2] != item.year, str(h[1])))
-        return Resolution(cid, "title", title_confidence(similarity))
+        # The closest relation, then the exact year, then the highest similarity, then the
+        # smallest id: no set-order luck.
+        kind, similarity, cid, _ = min(
+            hits, key=lambda h: (h[0], h[3] != item.year, -h[1], str(h[2]))
+        )
+        # A farther relation is less sure than its string similarity suggests ("man bites dog"
+        # and "dog bites man" score 1.0).
+        confidence = min(title_confidence(similarity), TITLE_CONFIDENCE_MAX - 0.01 * kind)
+        return Resolution(cid, "title", confidence)
     return _unique_exact(item, index, require_yearless=True) or none
 
 
@@ -365,19 +396,14 @@ def _unique_exact(
         for cid in sorted(index.exact_title(item.content_type, item.normalized_title))
         if (held := index.get(cid)) is not None and (not require_yearless or held.year is None)
     ]
-    if len(ids) != 1 or not _eligible(index.get(ids[0]), item):
+    if len(ids) != 1:
         return None
     held = index.get(ids[0])
-    if held is not None and not runtimes_agree(held.runtime_minutes, item.runtime_minutes):
+    if held is None or not _eligible(held, item):
+        return None
+    if not accepts(Relation.same, item_evidence(item), held.evidence):
         return None
     return Resolution(ids[0], "title", TITLE_CONFIDENCE_MIN)
-
-
-def runtimes_agree(a: int | None, b: int | None) -> bool:
-    """Unknown agrees with anything; known runtimes within 10 % (at least 5 minutes)."""
-    if a is None or b is None:
-        return True
-    return abs(a - b) <= max(5, 0.1 * max(a, b))
 
 
 def identity_key(item: NormalizedItem) -> str:
@@ -472,6 +498,11 @@ def lookup_keys(items: Iterable[NormalizedItem]) -> LookupKeys:
         tmdb=frozenset(i.external_ids.tmdb for i in batch if i.external_ids.tmdb),
         tvdb=frozenset(i.external_ids.tvdb for i in batch if i.external_ids.tvdb),
         platform_ids=frozenset((i.platform, i.platform_item_id) for i in batch),
-        titles=frozenset((i.content_type, i.normalized_title) for i in batch),
+        # Original titles too: another platform may list the film under its original title.
+        titles=frozenset(
+            (i.content_type, t)
+            for i in batch
+            for t in (i.normalized_title, *normalized_originals(i.original_title))
+        ),
         years=frozenset(years),
     )

@@ -5,16 +5,20 @@ from __future__ import annotations
 import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+import orjson
 
 from agents.ingestion.availability import AvailabilityDiff, AvailabilityRow, ExpiryNotice, Slot
 from agents.ingestion.mappings import ItemKey, Mapping, MappingRow
 from agents.ingestion.pipeline import Plan
-from agents.ingestion.resolution import Candidate, LookupKeys
+from agents.ingestion.resolution import Candidate, LookupKeys, normalized_originals
+from agents.ingestion.title_match import people
 from agents.titles.names import normalize_title, title_words
 from agents.titles.store import Versioned, upsert_contents
+from contracts.catalog_warnings import ItemWarning, parse_warnings
 from schemas.content import (
     AvailabilityType,
     CanonicalContent,
@@ -76,7 +80,8 @@ _CANDIDATE_FIELDS = """
 SELECT canonical_id, xmin::text AS version, doc->>'content_type' AS content_type,
        doc->>'title' AS title, doc->'alternate_titles' AS alternate_titles,
        doc->>'original_title' AS original_title, (doc->>'release_year')::int AS year,
-       doc->'external_ids' AS external_ids, (doc->>'runtime_minutes')::int AS runtime
+       doc->'external_ids' AS external_ids, (doc->>'runtime_minutes')::int AS runtime,
+       ARRAY(SELECT c->>'name' FROM jsonb_array_elements(doc->'credits') AS c) AS credit_names
 FROM content WHERE canonical_id = ANY($1::uuid[])
 """
 # Candidates as parsed before, by title, with the row version (xmin) they were parsed from.
@@ -92,9 +97,10 @@ async def load_candidates(
 ) -> list[Candidate]:
     """What resolution needs of each title an item of the batch could resolve to, in id order.
 
-    Only names, ids, year and runtime: a batch's candidates can be most of the catalog (any
-    title sharing a word and a year with any item), and parsing their full records was most of
-    the pipeline's time. `load_contents` fetches the full records of the titles resolved to.
+    Only names, ids, year, runtime and credited names: a batch's candidates can be most of the
+    catalog (any title sharing a word and a year with any item), and parsing their full records
+    was most of the pipeline's time. `load_contents` fetches the full records of the titles
+    resolved to.
     """
     titles = sorted({t for _, t in keys.titles})
     rows = await conn.fetch(
@@ -139,6 +145,8 @@ def _candidate(row: asyncpg.Record) -> Candidate:
         external_ids=external_ids,
         platform_ids=dict(external_ids.platform_ids),
         runtime_minutes=row["runtime"],
+        credits=people(row["credit_names"]),
+        original_titles=normalized_originals(row["original_title"]),
     )
 
 
@@ -163,14 +171,17 @@ async def upsert_mappings(conn: asyncpg.Connection, rows: Sequence[MappingRow]) 
     await conn.execute(
         """
         INSERT INTO entity_mappings AS m
-            (platform, platform_item_id, canonical_id, method, confidence, source_updated_at)
-        SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::real[],
-                             $6::timestamptz[])
+            (platform, platform_item_id, canonical_id, method, confidence, source_updated_at,
+             warnings)
+        SELECT p, i, c, m, f, t, w::jsonb
+        FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::real[],
+                    $6::timestamptz[], $7::text[]) AS u(p, i, c, m, f, t, w)
         ON CONFLICT (platform, platform_item_id) DO UPDATE SET
             canonical_id = EXCLUDED.canonical_id,
             method = EXCLUDED.method,
             confidence = EXCLUDED.confidence,
             source_updated_at = EXCLUDED.source_updated_at,
+            warnings = EXCLUDED.warnings,
             updated_at = now()
         WHERE m.source_updated_at < EXCLUDED.source_updated_at
         """,
@@ -180,7 +191,72 @@ async def upsert_mappings(conn: asyncpg.Connection, rows: Sequence[MappingRow]) 
         [r.method for r in rows],
         [r.confidence for r in rows],
         [r.source_updated_at for r in rows],
+        # As JSON text: asyncpg would read a list of lists as a two-dimensional array.
+        [orjson.dumps([w.as_dict() for w in r.warnings]).decode() for r in rows],
     )
+
+
+@dataclass(frozen=True)
+class WarnedItem:
+    platform: str
+    platform_item_id: str
+    canonical_id: uuid.UUID
+    source_updated_at: datetime
+    warnings: list[ItemWarning]
+
+
+_WARNED_FILTER = """
+m.warnings <> '[]'::jsonb AND ($1::text IS NULL OR m.platform = $1)
+"""
+
+
+async def warning_counts(
+    conn: asyncpg.Connection, platform: str | None = None, kind: str | None = None
+) -> dict[str, tuple[int, int]]:
+    """kind -> (items, warnings) over the stored mappings (the applied version of each item)."""
+    rows = await conn.fetch(
+        f"""
+        SELECT w->>'kind' AS kind, count(DISTINCT (m.platform, m.platform_item_id)) AS items,
+               count(*) AS warnings
+        FROM entity_mappings m, jsonb_array_elements(m.warnings) AS w
+        WHERE {_WARNED_FILTER} AND ($2::text IS NULL OR w->>'kind' = $2)
+        GROUP BY 1
+        """,
+        platform,
+        kind,
+    )
+    return {r["kind"]: (r["items"], r["warnings"]) for r in rows}
+
+
+async def warned_items(
+    conn: asyncpg.Connection, platform: str | None, kind: str | None, limit: int
+) -> list[WarnedItem]:
+    """Stored items whose applied version has warnings (of `kind`), most recently applied first."""
+    rows = await conn.fetch(
+        f"""
+        SELECT m.platform, m.platform_item_id, m.canonical_id, m.source_updated_at,
+               m.warnings::text AS warnings
+        FROM entity_mappings m
+        WHERE {_WARNED_FILTER}
+          AND ($2::text IS NULL
+               OR m.warnings @> jsonb_build_array(jsonb_build_object('kind', $2::text)))
+        ORDER BY m.updated_at DESC, m.platform, m.platform_item_id
+        LIMIT $3
+        """,
+        platform,
+        kind,
+        limit,
+    )
+    return [
+        WarnedItem(
+            r["platform"],
+            r["platform_item_id"],
+            r["canonical_id"],
+            r["source_updated_at"],
+            parse_warnings(orjson.loads(r["warnings"])),
+        )
+        for r in rows
+    ]
 
 
 # Hands parked availability over between availability-sync (exclusive, while it parks) and

@@ -11,12 +11,13 @@ from loguru import logger
 from agents.framework.context import AgentContext
 from agents.framework.runtime import AgentSpec, TimerSpec
 from agents.readmodel import store as read_model
-from contracts.read_model import ABSENT_TTL_S, absent_key, read_state
+from contracts.read_model import ABSENT_TTL_S, STATE_READY, absent_key, read_state
 from contracts.response_cache import invalidate_content
 from schemas.envelope import Envelope
 from topics.registry import (
     CONTENT_AVAILABILITY_CHANGED,
     CONTENT_INGESTED,
+    CONTENT_ITEM_LOOKUP,
     CONTENT_LOOKUP,
     CONTENT_METADATA_ENRICHED,
     CONTENT_UPDATED,
@@ -62,36 +63,43 @@ async def answer_lookups(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
         )
 
 
+async def answer_item_lookups(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
+    """Answer producers' questions "which title did my item resolve to" on each reply channel
+    (an empty message: not stored, or not yet)."""
+    keys = [(env.payload.platform, env.payload.platform_item_id) for env in batch]
+    found = await read_model.item_mappings(ctx.pool, list(dict.fromkeys(keys)))
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        for env, key in zip(batch, keys, strict=True):
+            pipe.publish(env.payload.reply_channel, found.get(key, b""))
+        await pipe.execute()
+
+
 async def invalidate_responses(ctx: AgentContext, ids: list[uuid.UUID]) -> None:
     """Drop the gateway's cached responses of changed titles, so nobody sees them stale."""
     for cid in dict.fromkeys(ids):
         await invalidate_content(ctx.redis, ctx.prefix, str(cid))
 
 
-_REBUILD_LOCK = 0x6D67770004
-
-
 async def guard_read_model(ctx: AgentContext) -> int:
-    """Rebuild the read model when Redis lost it (it keeps nothing on disk).
+    """Rebuild the read model when Redis lost it (it keeps nothing on disk), or when a rebuild
+    stopped midway (its process died, or Redis went away during it).
 
-    The state key is written when a rebuild finishes; a Redis that restarted empty has none.
-    One process rebuilds at a time; the others find the state `rebuilding` or `ready`.
+    The state key is written `ready` when a rebuild finishes; a Redis that restarted empty has
+    none. A state left at `rebuilding` while no process holds the rebuild lock is a rebuild
+    that died. One process rebuilds at a time (read_model.rebuild's lock).
     """
-    if await read_state(ctx.redis, ctx.prefix) is not None:
+    state = await read_state(ctx.redis, ctx.prefix)
+    if state == STATE_READY:
         return 0
-    async with ctx.pool.acquire() as conn:
-        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _REBUILD_LOCK):
-            return 0
-        try:
-            logger.warning(
-                "read model not in Redis (first start, or Redis restarted empty): "
-                "building it from PostgreSQL"
-            )
-            done = await read_model.rebuild(ctx.pool, ctx.redis, ctx.prefix)
-            logger.info("read model rebuilt: {} document(s)", done)
-            return done
-        finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _REBUILD_LOCK)
+    done = await read_model.rebuild(ctx.pool, ctx.redis, ctx.prefix, wait=False)
+    if done is not None:
+        logger.warning(
+            "read model {} (first start, Redis restarted empty, or a rebuild that died): "
+            "rebuilt {} document(s) from PostgreSQL",
+            "missing" if state is None else f"left at {state!r}",
+            done,
+        )
+    return done or 0
 
 
 AGENTS = [
@@ -103,6 +111,14 @@ AGENTS = [
         # Someone is waiting for each answer: do not hold requests back to fill a batch.
         batch_within_s=0.005,
         description="answers the gateway's read-model misses from PostgreSQL",
+    ),
+    AgentSpec(
+        name="item-mapping-lookup",
+        group="readmodel",
+        topic=CONTENT_ITEM_LOOKUP,
+        handler=answer_item_lookups,
+        batch_within_s=0.005,
+        description="tells producers which canonical title each of their items resolved to",
     ),
     *(
         AgentSpec(

@@ -2,6 +2,9 @@
 
 Documents are always rebuilt from the current Postgres row, never from the event that
 triggered the refresh, so a late or replayed event cannot put an older version back.
+
+A row whose document cannot be built (it no longer parses) is quarantined under `readmodel`
+(agents/framework/quarantine.py) and skipped: a rebuild or a batch of refreshes goes on.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import asyncpg
 import orjson
 import redis.asyncio as aioredis
 
+from agents.framework.quarantine import Poison, poison_of, quarantine
 from contracts.read_model import (
     STATE_READY,
     STATE_REBUILDING,
@@ -21,15 +25,29 @@ from contracts.read_model import (
     document_key,
     state_key,
 )
+from schemas.content import CanonicalContent
+from schemas.ingestion import ItemMapping
 
+QUARANTINE_AGENT = "readmodel"  # the worker group, as quarantine entries are kept
+# The document as text, parsed row by row: one that does not parse fails alone.
 _SELECT = """
-SELECT canonical_id, doc, data_quality_score, enriched_at, updated_at
+SELECT canonical_id, doc::text AS doc, data_quality_score, enriched_at, updated_at,
+       (extract(epoch FROM updated_at) * 1000000)::bigint::text AS version_key
 FROM content WHERE canonical_id = ANY($1::uuid[])
 """
 
 
 def to_document(row: asyncpg.Record | dict[str, Any]) -> bytes:
-    doc = dict(row["doc"])
+    """The served document of a row; ValueError when the stored document breaks the schema
+    (stored before the gate was complete): clients must never read what the contract refuses,
+    and orjson would quietly turn an oversized integer into a float."""
+    doc = row["doc"]
+    if isinstance(doc, str | bytes):
+        CanonicalContent.model_validate_json(doc)
+        doc = orjson.loads(doc)
+    else:
+        CanonicalContent.model_validate(doc)
+    doc = dict(doc)
     doc["data_quality_score"] = row["data_quality_score"]
     doc["enriched_at"] = row["enriched_at"].isoformat() if row["enriched_at"] else None
     doc["stored_at"] = row["updated_at"].isoformat()
@@ -48,12 +66,22 @@ async def refresh(
         return {}
     unique = list(dict.fromkeys(ids))
     rows = await pool.fetch(_SELECT, unique)
-    written = {r["canonical_id"]: to_document(r) for r in rows}
+    written: dict[uuid.UUID, bytes] = {}
+    poisons: list[Poison] = []
+    for row in rows:
+        try:
+            written[row["canonical_id"]] = to_document(row)
+        except (orjson.JSONDecodeError, TypeError, ValueError) as exc:
+            poisons.append(poison_of(row["canonical_id"], row["version_key"], "invalid", exc))
+    if poisons:
+        await quarantine(pool, QUARANTINE_AGENT, poisons)
+    # A quarantined title keeps whatever document it had: it is not gone from Postgres.
+    unreadable = {uuid.UUID(p.entity_id) for p in poisons}
     async with redis.pipeline(transaction=False) as pipe:
         for cid, document in written.items():
             pipe.set(document_key(prefix, cid), document)
             pipe.delete(absent_key(prefix, cid))
-        for missing in set(unique) - set(written):
+        for missing in set(unique) - set(written) - unreadable:
             pipe.delete(document_key(prefix, missing))
         await pipe.execute()
     return written
@@ -75,21 +103,76 @@ async def _all_ids(pool: asyncpg.Pool, chunk: int) -> AsyncIterator[list[uuid.UU
         last = ids[-1]
 
 
+# One rebuild at a time over every process: a session-level advisory lock, released by
+# PostgreSQL when its holder dies, so a rebuild that died leaves no lock behind.
+REBUILD_LOCK = 0x6D67770004
+
+
 async def rebuild(
     pool: asyncpg.Pool,
     redis: aioredis.Redis,
     prefix: str,
     on_progress: Callable[[int, int], None] | None = None,
     chunk: int = 1000,
+    wait: bool = True,
+) -> int | None:
+    """Write every title's document from Postgres; readiness shows `rebuilding` meanwhile.
+    Waits for a rebuild running elsewhere to end first, or with `wait=False` returns None."""
+    async with pool.acquire() as conn:
+        if wait:
+            await conn.execute("SELECT pg_advisory_lock($1)", REBUILD_LOCK)
+        elif not await conn.fetchval("SELECT pg_try_advisory_lock($1)", REBUILD_LOCK):
+            return None
+        try:
+            return await _rebuild(pool, redis, prefix, on_progress, chunk)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", REBUILD_LOCK)
+
+
+async def _rebuild(
+    pool: asyncpg.Pool,
+    redis: aioredis.Redis,
+    prefix: str,
+    on_progress: Callable[[int, int], None] | None,
+    chunk: int,
 ) -> int:
-    """Write every title's document from Postgres; readiness shows `rebuilding` meanwhile."""
     total = await pool.fetchval("SELECT count(*) FROM content")
     await redis.set(state_key(prefix), STATE_REBUILDING)
     done = 0
-    # On failure the state stays `rebuilding`: the documents are incomplete until one finishes.
+    # On failure the state stays `rebuilding` until a rebuild finishes (the guard retries).
     async for ids in _all_ids(pool, chunk):
         done += len(await refresh(pool, redis, prefix, ids))
         if on_progress:
             on_progress(done, total)
     await redis.set(state_key(prefix), STATE_READY)
     return done
+
+
+_ITEM_MAPPINGS = """
+SELECT m.platform, m.platform_item_id, m.canonical_id, m.method, m.confidence,
+       m.source_updated_at, m.warnings::text AS warnings
+FROM entity_mappings m
+JOIN unnest($1::text[], $2::text[]) AS k(platform, item)
+  ON m.platform = k.platform AND m.platform_item_id = k.item
+"""
+
+
+async def item_mappings(
+    pool: asyncpg.Pool, keys: Sequence[tuple[str, str]]
+) -> dict[tuple[str, str], bytes]:
+    """(platform, item id) -> its ItemMapping as JSON, for the stored ones among `keys`."""
+    rows = await pool.fetch(_ITEM_MAPPINGS, [k[0] for k in keys], [k[1] for k in keys])
+    return {
+        (r["platform"], r["platform_item_id"]): ItemMapping(
+            platform=r["platform"],
+            platform_item_id=r["platform_item_id"],
+            canonical_id=r["canonical_id"],
+            method=r["method"],
+            confidence=r["confidence"],
+            source_updated_at=r["source_updated_at"],
+            warnings=orjson.loads(r["warnings"]),
+        )
+        .model_dump_json()
+        .encode()
+        for r in rows
+    }

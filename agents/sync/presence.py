@@ -11,9 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from schemas.sync import DeviceInfo
+from schemas.sync import ONLINE_TIMEOUT_S, DeviceInfo
 
-ONLINE_TIMEOUT_S = 60
 _TIMEOUT = timedelta(seconds=ONLINE_TIMEOUT_S)
 
 

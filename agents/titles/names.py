@@ -4,12 +4,14 @@ canonical-title store (its normalized_title and title_words columns). Pure."""
 from __future__ import annotations
 
 import re
-import unicodedata
 from functools import lru_cache
 
+# fold and the title-suffix patterns are shared with the gateway's checks of catalog items.
+from contracts.text import TRAILING_ARTICLE as TRAILING_ARTICLE
+from contracts.text import TRAILING_YEAR as TRAILING_YEAR
+from contracts.text import fold as fold
+
 _LEADING_ARTICLES = ("the", "a", "an")
-TRAILING_YEAR = re.compile(r"\s*[(\[]\s*(\d{4})\s*[)\]]\s*$")
-TRAILING_ARTICLE = re.compile(r",\s*(the|a|an)\s*$", re.IGNORECASE)
 _APOSTROPHES = re.compile(r"['\u2018\u2019`\u00b4]")
 _NON_WORD = re.compile(r"[^\w\s]|_")
 # Roman numerals as whole words, II to XX: "Rocky II" and "Rocky 2" are one title. The single
@@ -33,12 +35,6 @@ ROMAN_NUMERALS: dict[str, str] = {
     "xix": "19",
     "xx": "20",
 }
-
-
-def fold(text: str) -> str:
-    """Casefold and strip accents: 'Amélie' -> 'amelie', 'Straße' -> 'strasse'."""
-    decomposed = unicodedata.normalize("NFKD", text.casefold())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 # Cached: every batch resolves against candidate titles loaded again from the store, mostly the

@@ -22,6 +22,11 @@ class LevelSpec:
     default: int
     modules: tuple[tuple[str, int], ...]  # longest prefix first
 
+    @property
+    def lowest(self) -> int:
+        """The lowest level any module logs at: below it, a line is dropped before any work."""
+        return min([self.default, *(level for _, level in self.modules)])
+
     def level_for(self, module: str) -> int:
         for prefix, level in self.modules:
             if module == prefix or module.startswith(prefix + "."):

@@ -33,14 +33,42 @@ _PRETTY = (
 )
 
 
+# Faust's livelock monitor logs ERROR for every partition that saw no record, fetch or commit
+# for a while: after a broker restart, dozens per idle partition, drowning real errors. An
+# idle partition is normal here (lag and stuck agents have their own metrics and alerts), so
+# these lines are warnings. Matched on the message templates of faust/transport/drivers/aiokafka.py.
+_FAUST_IDLE_PARTITION = (
+    "Aiokafka has not sent fetch request for",
+    "Aiokafka has not received fetch response for",
+    "Aiokafka stopped fetching from",
+    "Broker stopped responding to fetch requests for",
+    "Highwater not yet available for",
+    "Stream has not started processing",
+    "Stream stopped processing, or is slow for",
+    "Has not committed",
+    "No active partitions for",
+)
+
+
+def stdlib_level(record: logging.LogRecord) -> str | int:
+    """The loguru level of a standard-library record (Faust's idle-partition noise demoted)."""
+    if (
+        record.levelno == logging.ERROR
+        and record.name.startswith("faust")
+        and any(marker in str(record.msg) for marker in _FAUST_IDLE_PARTITION)
+    ):
+        return "WARNING"
+    try:
+        return logger.level(record.levelname).name
+    except ValueError:
+        return record.levelno
+
+
 class _InterceptHandler(logging.Handler):
     """Hands standard-library records to loguru, keeping their logger name."""
 
     def emit(self, record: logging.LogRecord) -> None:
-        try:
-            level: str | int = logger.level(record.levelname).name
-        except ValueError:
-            level = record.levelno
+        level = stdlib_level(record)
         logger.bind(logger=record.name).opt(exception=record.exc_info).log(
             level, record.getMessage()
         )
@@ -144,12 +172,15 @@ def init_logging(
     spec = parse_level_spec(level)
     out = stream or sys.stderr
     logger.remove()
+    # The handler's own level is the lowest any module logs at, so loguru drops a line below
+    # it at the call (no record, no timestamp, no filter); the filter sorts out the rest.
+    lowest = spec.lowest
     if fmt == "pretty":
         logger.configure(patcher=_pretty_patch, extra={"process": process} if process else {})
-        logger.add(out, format=_PRETTY, filter=_make_filter(spec), level=0, colorize=None)
+        logger.add(out, format=_PRETTY, filter=_make_filter(spec), level=lowest, colorize=None)
     else:
         logger.configure(patcher=_patch, extra={"process": process} if process else {})
-        logger.add(_json_sink(out), filter=_make_filter(spec), level=0, format="{message}")
+        logger.add(_json_sink(out), filter=_make_filter(spec), level=lowest, format="{message}")
 
     handler = _InterceptHandler()
     logging.basicConfig(handlers=[handler], level=0, force=True)
@@ -158,4 +189,4 @@ def init_logging(
         std.handlers = []
         std.propagate = True
     # Let the stdlib drop records loguru would drop anyway (cheap for chatty libraries).
-    logging.getLogger().setLevel(min(spec.default, *(lvl for _, lvl in spec.modules), 50))
+    logging.getLogger().setLevel(min(lowest, 50))

@@ -80,3 +80,31 @@ CONSUMER_LAG = Gauge(
     "Records not yet committed by the group: fetch high watermark minus committed offset",
     ["topic", "partition", "group"],
 )
+
+# --- pipeline hygiene: poison rows, failing timers, what normalization dropped ---
+ROWS_QUARANTINED = Counter(
+    "mgw_rows_quarantined_total",
+    "Rows a sweep or batch could not process and set aside, by agent and reason",
+    ["agent", "reason"],
+)
+QUARANTINED_ROWS = Gauge(
+    "mgw_quarantined_rows",
+    "Rows currently in quarantine (the quarantine table), by agent",
+    ["agent"],
+)
+TIMER_FAILURES = Counter(
+    "mgw_timer_failures_total", "Runs of a periodic task that raised", ["timer"]
+)
+TIMER_CONSECUTIVE_FAILURES = Gauge(
+    "mgw_timer_consecutive_failures",
+    "Runs of a periodic task that raised since its last success",
+    ["timer"],
+)
+INGEST_WARNINGS = Counter(
+    "mgw_ingest_warnings_total",
+    "What normalization dropped or changed of valid catalog items, by kind",
+    ["kind"],
+)
+EMBEDDED_TEXTS = Counter(
+    "mgw_embedded_texts_total", "Texts embedded by enrichment, by model", ["model"]
+)

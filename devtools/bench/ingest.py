@@ -22,6 +22,7 @@ from rich.table import Table
 
 from core.embedded import ServiceProcess, start_broker, start_postgres, start_redis
 from core.publisher import Publisher
+from devtools.bench.enrich_phase import EnrichFigures, run_enrichment
 from devtools.scratch_db import create_database, drop_database
 
 console = Console(stderr=True)
@@ -73,7 +74,7 @@ def _run_worker(mode: str, events: int, env: dict[str, str], workdir: Path) -> F
     return orjson.loads(result.read_bytes())
 
 
-def bench_ingest(events: int, seed: int) -> int:
+def bench_ingest(events: int, seed: int, enrich: bool = True) -> int:
     from devtools.sample_catalog import generate_catalog
     from schemas.ingestion import RawCatalogItem
 
@@ -119,6 +120,7 @@ def bench_ingest(events: int, seed: int) -> int:
         baseline = _run_worker("count", n, env, workdir)
         pipeline = _run_worker("pipeline", n, env, workdir)
         stored = asyncio.run(_count_mappings(env["DATABASE_URL"]))
+        enriched = run_enrichment(env, workdir, console) if enrich else None
     finally:
         try:
             if base:
@@ -128,7 +130,25 @@ def bench_ingest(events: int, seed: int) -> int:
                 service.stop()
     Console().print(_rates_table(baseline, pipeline, n, stored))
     Console().print(_breakdown_table(baseline, pipeline))
+    if enriched is not None:
+        Console().print(_enrichment_table(enriched))
     return 0 if stored == n else 1
+
+
+def _enrichment_table(figures: EnrichFigures) -> Table:
+    once = abs(figures.per_title - 1.0) < 1e-9
+    table = Table("measure", "value", "target", title="enrichment of the stored titles")
+    table.add_row("titles", f"{figures.titles:,}", "")
+    table.add_row("texts embedded", f"{figures.embedded:,.0f}", "")
+    table.add_row(
+        "embedding work per title", f"{figures.per_title:.3f}", f"= 1 {'ok' if once else 'MISSED'}"
+    )
+    table.add_row(
+        "enrichment rate",
+        f"{figures.titles / figures.seconds:,.0f} titles/s ({figures.seconds:.1f} s)",
+        "",
+    )
+    return table
 
 
 def _rates_table(baseline: Figures, pipeline: Figures, n: int, stored: int) -> Table:

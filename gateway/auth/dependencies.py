@@ -1,7 +1,7 @@
 """FastAPI dependencies: who is calling (`authenticate`), may they (`require_scopes`), and is it
 their own user id (`own_user`).
 
-A request is authenticated once; the result is kept on `request.state.principal` so the rate
+A request is authenticated once; the result is kept in the ASGI scope (PRINCIPAL_KEY) so the rate
 limiter (which runs first, to learn the tier) and the route's dependencies share it.
 """
 
@@ -30,6 +30,7 @@ from gateway.auth.tokens import InvalidToken, TokenVerifier
 
 API_KEY_HEADER = "X-API-Key"
 USER_ID_PATTERN = r"^[A-Za-z0-9._:@|-]{1,128}$"
+PRINCIPAL_KEY = "mgw.principal"
 
 
 @dataclass(frozen=True)
@@ -99,9 +100,10 @@ class Authenticator:
 
 async def resolve_principal(request: Request) -> Principal | None:
     """Authenticate once per request; None for a request without credentials."""
-    state = request.state
-    if getattr(state, "auth_resolved", False):
-        return state.principal
+    scope = request.scope
+    # A scope key, not request.state: a missing State attribute costs an exception per request.
+    if PRINCIPAL_KEY in scope:
+        return scope[PRINCIPAL_KEY]  # type: ignore[no-any-return]
     credential = extract_credential(
         request.headers.get("authorization"), request.headers.get(API_KEY_HEADER)
     )
@@ -109,8 +111,7 @@ async def resolve_principal(request: Request) -> Principal | None:
     principal = (
         None if credential is None else await authenticator.principal_for(credential, request)
     )
-    state.principal = principal
-    state.auth_resolved = True
+    scope[PRINCIPAL_KEY] = principal
     return principal
 
 
@@ -127,14 +128,27 @@ async def authenticate(
     return principal
 
 
+def check_scopes(principal: Principal, scopes: tuple[str, ...]) -> Principal:
+    missing = principal.missing_scopes(scopes)
+    if missing:
+        raise Forbidden.scope(missing)
+    return principal
+
+
+async def require(request: Request, *scopes: str) -> Principal:
+    """For routes that authenticate in their own body (the fast lane): 401 without a
+    credential, 403 without every one of `scopes`."""
+    principal = await resolve_principal(request)
+    if principal is None:
+        raise Unauthorized.missing()
+    return check_scopes(principal, scopes)
+
+
 def require_scopes(*scopes: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency that lets through principals holding every one of `scopes` (403 otherwise)."""
 
     async def dependency(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        missing = principal.missing_scopes(scopes)
-        if missing:
-            raise Forbidden.scope(missing)
-        return principal
+        return check_scopes(principal, scopes)
 
     dependency.__name__ = f"require_scopes_{'_'.join(s.replace(':', '_') for s in scopes)}"
     return dependency

@@ -27,8 +27,10 @@ SCOPES: dict[str, str] = {
     "ingest:write": "send platform catalog batches to the raw topic (API keys only)",
     "watchlist:read": "read one's own watchlist",
     "watchlist:write": "add to / remove from one's own watchlist",
+    "progress:read": "read one's own playback progress (continue watching)",
     "progress:write": "report one's own playback progress",
-    "devices:read": "list one's own devices",
+    "devices:read": "list one's own devices and hear their realtime channels",
+    "devices:write": "register one's own devices, send their heartbeats, remove them",
     "devices:command": "send remote commands to one's own devices",
 }
 

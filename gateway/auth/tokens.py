@@ -11,6 +11,7 @@ public key's PEM bytes become an HMAC secret), and `none` or any other algorithm
 from __future__ import annotations
 
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,8 @@ MIN_RSA_BITS = 2048
 MAX_SUBJECT_LEN = 128
 # Claims every token must carry; `typ` is optional (absent means access, see docs/AUTH.md).
 REQUIRED_CLAIMS = ("exp", "iat", "sub", "iss", "aud")
+# Verified tokens remembered per gateway process (one client, one token: a few thousand).
+VERIFIED_CACHE_SIZE = 10_000
 
 
 class InvalidToken(ValueError):
@@ -155,6 +158,10 @@ class TokenVerifier:
         self.audience = audience
         self.leeway_s = leeway_s
         self._keys: dict[str, Any] = {}
+        # Tokens already verified, with the window they are valid in: a client sends the same
+        # token with every request, and a signature check per request was a tenth of the
+        # gateway's time. Bounded; a token past its window is verified again (and refused).
+        self._verified: OrderedDict[str, tuple[Principal, float, float]] = OrderedDict()
         if hs256_secret:
             self._keys[HS256] = hs256_secret.encode()
         if rs256_public_key is not None:
@@ -175,6 +182,21 @@ class TokenVerifier:
         return sorted(self._keys)
 
     def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None:
+            principal, valid_from, valid_until = cached
+            if valid_from <= time.time() <= valid_until:
+                self._verified.move_to_end(token)
+                return principal
+            del self._verified[token]
+        principal, claims = self._verify_signed(token)
+        nbf = claims.get("nbf", claims["iat"])
+        self._verified[token] = (principal, nbf - self.leeway_s, claims["exp"] + self.leeway_s)
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return principal
+
+    def _verify_signed(self, token: str) -> tuple[Principal, dict[str, Any]]:
         if not self._keys:
             raise InvalidToken("bearer tokens are not accepted: no signing key is configured")
         try:
@@ -197,7 +219,7 @@ class TokenVerifier:
             )
         except jwt.PyJWTError as exc:
             raise InvalidToken(_describe(exc)) from None
-        return principal_from_claims(claims)
+        return principal_from_claims(claims), claims
 
 
 def issue_token(

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -44,7 +44,10 @@ from core.observability.metrics import CACHE_HITS, CACHE_MISSES
 from core.resilience.fastredis import REDIS_ERRORS
 from core.resilience.outage import OutageGate
 from gateway.middleware.http_metrics import ROUTE_TEMPLATE_KEY, route_template
+from gateway.middleware.near_cache import NearCache
 
+# The cache label of hits answered by the in-process tier (gateway/middleware/near_cache.py).
+NEAR_LABEL = "response_near"
 API_PREFIX = "/api/v1/"
 CONTENT_PREFIX = "/api/v1/content/"
 # Never replayed from the cache: per-connection, per-request or recomputed on the way out.
@@ -201,8 +204,10 @@ class ResponseCacheMiddleware:
         key_prefix: str,
         policy: CachePolicy | None = None,
         recheck_s: float = 5.0,
+        near: NearCache[_Entry] | None = None,
     ) -> None:
         self.app = app
+        self.near = near
         self._redis = redis
         self._prefix = key_prefix
         self.policy = policy or CachePolicy()
@@ -227,14 +232,25 @@ class ResponseCacheMiddleware:
             if_none_match=headers.get(b"if-none-match", b"").decode("latin-1") or None,
             content_id=content_id_of(path),
         )
+        near = self.near if not credentialed else None
+        if near is not None and (copy := near.get(req.key)) is not None:
+            entry, left_s = copy
+            CACHE_HITS.labels(NEAR_LABEL).inc()
+            if entry.route:
+                scope[ROUTE_TEMPLATE_KEY] = entry.route
+            await _replay(send, replace(entry, max_age=math.floor(left_s)), req)
+            return
         client = None
         if not credentialed and self.gate.should_try():
             client = self._redis()
         entry: _Entry | None = None
         if client is not None:
+            seen = near.invalidations if near is not None else 0
             try:
                 entry = await self._lookup(client, req)
                 self.gate.succeeded()
+                if entry is not None and near is not None:
+                    near.put(req.key, entry, req.content_id, entry.max_age, seen)
             except REDIS_ERRORS as exc:
                 self.gate.failed(exc, "GETs are answered without the response cache")
                 client = None

@@ -1,4 +1,5 @@
-"""Upstream producers: a platform's catalog batch in, one `content.raw` record per valid item."""
+"""Upstream producers: a platform's catalog batch in, one `content.raw` record per valid item;
+and where each item went (the canonical title it resolved to), asked of an agent over Kafka."""
 
 from __future__ import annotations
 
@@ -12,8 +13,12 @@ from core.observability import correlation
 from gateway.auth.dependencies import require_scopes
 from gateway.auth.errors import Forbidden
 from gateway.auth.principal import Principal
+from gateway.json_body import json_body, openapi_body
+from gateway.lookup import ask_item_mapping
+from schemas.ingestion import ItemMapping, normalize_platform
 from topics.registry import CONTENT_RAW
 
+PLATFORM_PATTERN = r"^[a-z0-9_]{1,64}$"
 router = APIRouter(prefix="/api/v1/ingest", tags=["ingestion"])
 
 
@@ -46,17 +51,24 @@ async def producer_key(
     responses={
         202: {"description": "at least one item accepted; per-item results"},
         413: {"description": f"more than {MAX_BATCH_ITEMS} items, or the body is too large"},
-        422: {"description": "no item accepted; per-item reasons"},
+        415: {"description": "the body is not JSON"},
+        422: {
+            "description": "no item accepted (per-item reasons), or the body is not a batch "
+            "(malformed JSON names its line and column)"
+        },
         503: {"description": "the broker did not acknowledge; nothing was accepted"},
     },
+    openapi_extra=openapi_body(
+        CatalogBatch, f"up to {MAX_BATCH_ITEMS} catalog items of one platform"
+    ),
 )
 async def ingest_batch(
-    platform: Annotated[str, Path(pattern=r"^[a-z0-9_]{1,64}$")],
-    batch: CatalogBatch,
+    platform: Annotated[str, Path(pattern=PLATFORM_PATTERN)],
     request: Request,
     response: Response,
     _: Annotated[Principal, Depends(producer_key)],
 ) -> BatchOutcome:
+    batch = await json_body(request, CatalogBatch)
     if len(batch.items) > MAX_BATCH_ITEMS:
         raise HTTPException(
             413,
@@ -75,3 +87,37 @@ async def ingest_batch(
         rejected=counts["rejected"],
         results=results,
     )
+
+
+@router.get(
+    "/{platform}/items/{item_id:path}",
+    response_model=ItemMapping,
+    summary="Which canonical title a platform item resolved to",
+    responses={
+        200: {"description": "the item's canonical id, how it matched, and warnings"},
+        404: {"description": "the item is not stored (yet: items are stored once processed)"},
+        503: {"description": "no agent answered in time; retry"},
+    },
+)
+async def item_mapping(
+    platform: Annotated[str, Path(pattern=PLATFORM_PATTERN)],
+    item_id: Annotated[str, Path(min_length=1, max_length=200)],
+    request: Request,
+    _: Annotated[Principal, Depends(producer_key)],
+) -> Response:
+    settings = request.app.state.settings
+    answer = await ask_item_mapping(
+        request.app.state.redis,
+        request.app.state.publisher,
+        settings.redis.key_prefix,
+        normalize_platform(platform),
+        item_id,
+        settings.gateway.lookup_timeout_s,
+    )
+    if answer is None:
+        raise HTTPException(
+            404,
+            f"no item {item_id!r} of platform {platform!r} is stored; an accepted item is "
+            "stored once the ingestion agents processed it, so retry in a few seconds",
+        )
+    return Response(answer, media_type="application/json")

@@ -1,55 +1,41 @@
-"""Watchlist writes: a user adds or removes a title; a WatchlistUpdate goes to sync.watchlist.
+"""Watchlist: a user adds or removes a title (a WatchlistUpdate on sync.watchlist) and reads the
+list (from the Redis read model).
 
-Only the user themselves (or an admin) may write a watchlist, with scope `watchlist:write`.
-The gateway stamps each operation with its process's hybrid logical clock; merging them into
-the OR-Set is the consuming agent's job.
+Only the user themselves (or an admin) may touch a watchlist: `watchlist:write` to change it,
+`watchlist:read` to read it. Each add carries a fresh unique tag; a remove names the tags the
+client has seen (none: every tag seen so far). The gateway stamps operations with its hybrid
+logical clock unless the client sends its own stamp (edits made offline keep their time);
+merging them into the OR-Set is the sync agent's job (agents/sync).
 """
 
 from __future__ import annotations
 
-import time
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Body, Depends, Header, Path, Request, status
+from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from contracts.sync_documents import WatchlistDocument
 from core.publisher import Publisher
-from gateway.auth.dependencies import USER_ID_PATTERN, own_user, require_scopes
-from gateway.auth.principal import Principal
 from gateway.routes.content import Accepted
-from schemas.sync import HLC, WatchlistOperation, WatchlistUpdate, next_hlc
+from gateway.routes.sync_common import (
+    READ_RESPONSES,
+    RESPONSES,
+    accepted,
+    client_stamp,
+    device_header,
+    documented,
+    json_document,
+    optional_body,
+    optional_body_doc,
+    own_user,
+    path_uuid,
+)
+from gateway.sync_lookup import read_view
+from schemas.sync import HLC, SyncView, WatchlistOperation, WatchlistUpdate
 from topics.registry import SYNC_WATCHLIST
 
 router = APIRouter(prefix="/api/v1/users/{user_id}/watchlist", tags=["watchlist"])
-
-DEVICE_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
-UserId = Annotated[str, Path(pattern=USER_ID_PATTERN, description="the caller's own user id")]
-DeviceId = Annotated[
-    str | None,
-    Header(alias="X-Device-ID", pattern=DEVICE_ID_PATTERN, description="the device acting"),
-]
-_RESPONSES: dict[int | str, dict[str, str]] = {
-    401: {"description": "no valid credential"},
-    403: {"description": "missing scope watchlist:write, or another user's watchlist"},
-    422: {"description": "invalid fields"},
-    503: {"description": "broker down"},
-}
-
-
-class HybridClock:
-    """This process's HLC: strictly increasing stamps even when the wall clock steps back."""
-
-    def __init__(self) -> None:
-        self._last: HLC | None = None
-
-    def now(self) -> HLC:
-        # No await between read and write: one event loop, so no lock is needed.
-        self._last = next_hlc(self._last, time.time_ns() // 1000)
-        return self._last
-
-
-CLOCK = HybridClock()
 
 
 class WatchlistAccepted(Accepted):
@@ -59,18 +45,31 @@ class WatchlistAccepted(Accepted):
     timestamp: HLC
 
 
+class AddBody(BaseModel):
+    """Optional: a client that keeps its own OR-Set replica (offline edits) names the tag and
+    stamp it made; otherwise the gateway makes both."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    unique_tag: uuid.UUID | None = None
+    timestamp: HLC | None = None
+
+
 class RemoveBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     # Tags the client has seen for this title; empty means every tag observed so far.
     observed_tags: list[uuid.UUID] = Field(default_factory=list, max_length=1000)
+    timestamp: HLC | None = None
 
 
-async def _publish(request: Request, update: WatchlistUpdate) -> WatchlistAccepted:
+async def _publish(request: Request, update: WatchlistUpdate) -> Response:
     publisher: Publisher = request.app.state.publisher
     published = await publisher.publish(SYNC_WATCHLIST, update, key=update.user_id)
-    return WatchlistAccepted(
-        **published.__dict__, unique_tag=update.unique_tag, timestamp=update.timestamp
+    return accepted(
+        published,
+        unique_tag=str(update.unique_tag) if update.unique_tag else None,
+        timestamp=update.timestamp.model_dump(),
     )
 
 
@@ -78,22 +77,25 @@ async def _publish(request: Request, update: WatchlistUpdate) -> WatchlistAccept
     "/{content_id}",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WatchlistAccepted,
-    responses=_RESPONSES,
-    dependencies=[Depends(require_scopes("watchlist:write"))],
+    responses=RESPONSES,
+    openapi_extra=documented(
+        "user_id",
+        "content_id",
+        device=False,
+        extra=optional_body_doc(AddBody, "the client's own tag and stamp (both optional)"),
+    ),
 )
-async def add_to_watchlist(
-    user_id: UserId,
-    content_id: uuid.UUID,
-    request: Request,
-    principal: Annotated[Principal, Depends(own_user)],
-    device_id: DeviceId = None,
-) -> WatchlistAccepted:
+async def add_to_watchlist(request: Request) -> Response:
+    _, user_id = await own_user(request, "watchlist:write")
+    content_id = path_uuid(request, "content_id")
+    device_id = device_header(request, required=False)
+    body = await optional_body(request, AddBody)
     update = WatchlistUpdate(
         user_id=user_id,
         operation=WatchlistOperation.add,
         content_id=content_id,
-        unique_tag=uuid.uuid4(),
-        timestamp=CLOCK.now(),
+        unique_tag=body.unique_tag or uuid.uuid4(),
+        timestamp=client_stamp(body.timestamp),
         device_id=device_id,
     )
     return await _publish(request, update)
@@ -103,23 +105,39 @@ async def add_to_watchlist(
     "/{content_id}",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WatchlistAccepted,
-    responses=_RESPONSES,
-    dependencies=[Depends(require_scopes("watchlist:write"))],
+    responses=RESPONSES,
+    openapi_extra=documented(
+        "user_id",
+        "content_id",
+        device=False,
+        extra=optional_body_doc(RemoveBody, "the tags the client has seen (none: all seen so far)"),
+    ),
 )
-async def remove_from_watchlist(
-    user_id: UserId,
-    content_id: uuid.UUID,
-    request: Request,
-    principal: Annotated[Principal, Depends(own_user)],
-    body: Annotated[RemoveBody | None, Body()] = None,
-    device_id: DeviceId = None,
-) -> WatchlistAccepted:
+async def remove_from_watchlist(request: Request) -> Response:
+    _, user_id = await own_user(request, "watchlist:write")
+    content_id = path_uuid(request, "content_id")
+    device_id = device_header(request, required=False)
+    body = await optional_body(request, RemoveBody)
     update = WatchlistUpdate(
         user_id=user_id,
         operation=WatchlistOperation.remove,
         content_id=content_id,
-        removed_tags=body.observed_tags if body else [],
-        timestamp=CLOCK.now(),
+        removed_tags=body.observed_tags,
+        timestamp=client_stamp(body.timestamp),
         device_id=device_id,
     )
     return await _publish(request, update)
+
+
+@router.get(
+    "",
+    responses={
+        200: {"model": WatchlistDocument, "description": "the list, most recently added first"},
+        **READ_RESPONSES,
+    },
+    openapi_extra=documented("user_id"),
+)
+async def get_watchlist(request: Request) -> Response:
+    _, user_id = await own_user(request, "watchlist:read")
+    document = await read_view(request, SyncView.watchlist, user_id)
+    return json_document(document)

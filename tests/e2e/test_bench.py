@@ -45,7 +45,13 @@ async def test_bench_ingest_prints_rates_ratio_and_where_the_time_goes() -> None
     for label in stages:
         assert int(_figure(out, label).replace(",", "")) > 0, label
     # The stages and Faust's share add up to the total (rounding aside).
-    rows = re.findall(r"│ (.+?)\s+│\s+([\d,]+)\s+│", out.split("process batch, per item")[1])
+    breakdown = out.split("process batch, per item")[1].split("enrichment of the stored titles")[0]
+    rows = re.findall(r"│ (.+?)\s+│\s+([\d,]+)\s+│", breakdown)
     table = {label: int(value.replace(",", "")) for label, value in rows}
     parts = [v for k, v in table.items() if not k.startswith(("total", "bare", "what"))]
     assert abs(sum(parts) - table["total"]) <= len(parts)
+    # Then the real enrichment worker, event path and sweep both live: each title once.
+    titles = int(_figure(out, "titles").replace(",", ""))
+    assert titles > 0
+    assert _figure(out, "texts embedded") == f"{titles:,}"
+    assert _figure(out, "embedding work per title") == "1.000"

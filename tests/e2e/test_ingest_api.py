@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import httpx
 import pytest
 
 from core.config import Settings
 from gateway.auth.key_store import KeyStore
 from tests.auth.helpers import bearer, running_gateway, user_token
+from tests.conftest import Isolated
 from tests.helpers import read_topic
 
 
@@ -94,3 +97,58 @@ async def test_only_api_keys_with_ingest_scope_may_send_batches(settings: Settin
             _, wrong = await store.create("content-only", ["content:write"], "enterprise")
         scoped = await http.post(url, json={"items": [item(1)]}, headers={"X-API-Key": wrong})
         assert scoped.status_code == 403
+
+
+async def test_a_body_that_is_not_json_is_415_and_malformed_json_names_line_and_column(
+    settings: Settings, producer: str
+) -> None:
+    url, key = "/api/v1/ingest/netflix/items", {"X-API-Key": producer}
+    async with running_gateway(settings) as (_, http):
+        plain = await http.post(
+            url, content=b"items", headers={**key, "content-type": "text/plain"}
+        )
+        assert plain.status_code == 415 and "application/json" in plain.json()["message"]
+        broken = await http.post(
+            url,
+            content=b'{"items": [\n  {"title": "x",}\n]}',
+            headers={**key, "content-type": "application/json"},
+        )
+        assert broken.status_code == 422
+        assert "line 2 column" in broken.json()["fields"][0]["reason"]
+
+
+async def test_a_producer_looks_up_the_canonical_id_of_its_item_through_the_gateway(
+    spawn, isolated: Isolated
+) -> None:
+    async with KeyStore.open(isolated.settings) as store:
+        _, key = await store.create("lookup-producer", ["ingest:write"], "enterprise")
+    spawn("worker", "ingestion", "readmodel", extra_env=isolated.env)
+    gateway = spawn("gateway", extra_env={**isolated.env, "RATE_LIMIT_ENABLED": "false"})
+    headers = {"X-API-Key": key}
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as http:
+        sent = await http.post(
+            "/api/v1/ingest/netflix/items",
+            json={"items": [item(7, year="1933", title="King Kong", maturity_rating="Open")]},
+            headers=headers,
+        )
+        assert sent.status_code == 202, sent.text
+        for _ in range(100):
+            found = await http.get("/api/v1/ingest/netflix/items/api-7", headers=headers)
+            if found.status_code == 200:
+                break
+            assert found.status_code == 404, found.text
+            await asyncio.sleep(0.2)
+        mapping = found.json()
+        assert (mapping["platform"], mapping["platform_item_id"]) == ("netflix", "api-7")
+        # The canonical id is the title's id in the read model.
+        title = await http.get(f"/api/v1/content/{mapping['canonical_id']}")
+        assert title.status_code == 200 and title.json()["title"] == "King Kong"
+        assert "maturity_rating" in {w["field"] for w in mapping["warnings"]}
+
+        missing = await http.get("/api/v1/ingest/netflix/items/never-sent", headers=headers)
+        assert missing.status_code == 404 and "stored" in missing.json()["message"]
+        person = await http.get(
+            "/api/v1/ingest/netflix/items/api-7",
+            headers=bearer(user_token(isolated.settings, scopes=["ingest:write"])),
+        )
+        assert person.status_code == 403

@@ -15,6 +15,7 @@ import httpx
 import psutil
 import pytest
 
+from cli.auth_commands import DEV_KEY_NAME
 from core.embedded import free_port
 from tests.conftest import ROOT
 
@@ -86,10 +87,32 @@ def test_up_serves_a_post_and_ctrl_c_stops_every_process(tmp_path: Path) -> None
         ]
         assert any("gateway" in line for line in lines)
         assert any("stored" in line for line in lines)
+
+        # Another terminal, no variable set by hand: every command finds the stack.
+        stack_file = tmp_path / ".mgw" / "stack.env"
+        assert stack_file.stat().st_mode & 0o077 == 0  # holds the dev key: owner only
+        other = {**env, "MGW_STACK_FILE": str(stack_file)}
+
+        def mgw(*args: str) -> str:
+            done = subprocess.run(
+                [sys.executable, "-m", "cli.main", *args],
+                cwd=ROOT,
+                env=other,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == 0, f"mgw {' '.join(args)}:\n{done.stdout}{done.stderr}"
+            return done.stdout
+
+        assert mgw("stack", "--key").strip() == key.group(1)
+        assert DEV_KEY_NAME in mgw("keys", "list", "--json")
+        assert "read model ready" in mgw("readmodel", "rebuild")
     finally:
         up.send_signal(signal.SIGINT)
         up.wait(60)
     assert up.returncode == 0
+    assert not (tmp_path / ".mgw" / "stack.env").exists()
     time.sleep(0.5)
     left = [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
     assert not left, f"still running after Ctrl-C: {[c.cmdline() for c in left]}"

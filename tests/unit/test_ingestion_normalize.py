@@ -8,13 +8,9 @@ from datetime import UTC, date, datetime
 import pytest
 from pydantic import ValidationError
 
-from agents.ingestion.normalize import (
-    DESCRIPTION_MAX,
-    clean_display_title,
-    normalize_item,
-    normalize_maturity,
-)
+from agents.ingestion.normalize import clean_display_title, normalize_item
 from agents.titles.names import normalize_title
+from contracts.catalog_warnings import DESCRIPTION_MAX, normalize_maturity
 from schemas.content import AvailabilityType, ContentType, MaturityRating, VideoQuality
 from schemas.envelope import decode, encode, wrap
 from schemas.ingestion import CatalogItemReceived, RawCatalogItem
@@ -368,7 +364,7 @@ def test_release_date_far_from_year_is_warned_about() -> None:
     normalized = item(year=1999, release_date="2021-05-01")
     assert normalized.year == 1999
     assert normalized.release_date == date(2021, 5, 1)
-    assert any("disagrees with release_date" in w for w in normalized.warnings)
+    assert any("disagrees with release_date" in w.message for w in normalized.warnings)
 
 
 def test_display_title_is_cleaned_and_matching_title_derived() -> None:
@@ -446,8 +442,8 @@ def test_offers_are_cleaned_into_platform_availability() -> None:
     assert (first.price_cents, first.currency) == (None, None)
     assert first.video_qualities == [VideoQuality.HD, VideoQuality.UHD, VideoQuality.HDR]
     assert gone.regions == []
-    assert any("price dropped" in w for w in normalized.warnings)
-    assert any("IMAX Enhanced" in w for w in normalized.warnings)
+    assert any("price dropped" in w.message for w in normalized.warnings)
+    assert any("IMAX Enhanced" in w.message for w in normalized.warnings)
 
 
 def test_platform_id_is_recorded_with_the_external_ids() -> None:

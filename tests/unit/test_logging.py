@@ -375,6 +375,23 @@ def test_stdlib_logger_lands_in_the_sink_with_its_name() -> None:
     ]
 
 
+def test_faust_idle_partition_monitor_is_a_warning_and_real_faust_errors_stay_errors() -> None:
+    from faust.transport.drivers import aiokafka as driver
+    from mode.utils.logging import CompositeLogger
+
+    stream = json_logging()
+    # Faust's own logger, as its consumer thread logs them (with its "[^---...]:" prefix).
+    log = CompositeLogger(logging.getLogger(driver.__name__))
+    log.error(driver.SLOW_PROCESSING_NO_FETCH_SINCE_START, "TP(topic='t', partition=3)", "5m")
+    log.error(driver.SLOW_PROCESSING_NO_RECENT_COMMIT, "TP(topic='t', partition=1)", "2m")
+    log.error("No active partitions for TP(topic='t', partition=0)")
+    log.error("Committing raised exception: %r", "KafkaError")
+
+    lines = json_lines(stream)
+    assert [line["level"] for line in lines] == ["warning", "warning", "warning", "error"]
+    assert "partition=3" in lines[0]["msg"] and "KafkaError" in lines[3]["msg"]
+
+
 def test_stdlib_records_follow_module_levels() -> None:
     stream = json_logging("info,aiokafka=error,faust=warning")
 

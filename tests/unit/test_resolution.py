@@ -18,11 +18,11 @@ from agents.ingestion.resolution import (
     new_canonical_id,
     resolve,
     resolve_by_embedding,
-    runtimes_agree,
     title_confidence,
     title_numbers,
     title_similarity,
 )
+from agents.ingestion.title_match import runtimes_agree
 from schemas.content import ContentType, ExternalIds
 from tests.unit.ingestion_factories import content, item
 

@@ -1,0 +1,215 @@
+"""Handlers of discovery (group discovery): answer the gateway's search requests, and drop the
+cached result pages of titles that changed.
+
+One search: the result cache (a request asked twice at once was answered by the first); the
+intent (intent_client: cache, LLM, rules); the plan (plan.py); the strategies (retrieval_store);
+filtering, fusion, facets and the page (ranking.py); the page stored in the result cache and
+published on the request's reply channel, where the gateway waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from loguru import logger
+from prometheus_client import Counter, Histogram
+
+from agents.discovery import store
+from agents.discovery.cache_store import DiscoveryCache
+from agents.discovery.intent_client import IntentResolver
+from agents.discovery.plan import is_stale, plan_search
+from agents.discovery.ranking import assemble
+from agents.discovery.retrieval_store import SEARCH_AGENT, Retriever
+from agents.discovery.selectivity import CatalogStats
+from agents.framework.context import AgentContext
+from agents.framework.runtime import AgentSpec, TimerSpec
+from contracts.discovery_cache import request_results_key
+from core.observability import correlation
+from core.observability.stages import timed
+from schemas.discovery import SearchRequested
+from schemas.envelope import Envelope
+from topics.registry import (
+    CONTENT_AVAILABILITY_CHANGED,
+    CONTENT_METADATA_ENRICHED,
+    CONTENT_UPDATED,
+    DISCOVERY_SEARCH,
+)
+
+SEARCH_SECONDS = Histogram(
+    "mgw_discovery_search_duration_seconds",
+    "Time the discovery agent took to answer one search: cached, or computed",
+    ["outcome"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5, 5),
+)
+SEARCHES_SKIPPED = Counter(
+    "mgw_discovery_searches_skipped_total",
+    "Search requests older than anyone waits for, skipped without an answer",
+)
+STATS_INTERVAL_S = 300.0
+
+
+@dataclass
+class Discovery:
+    """What the searches of one worker process share."""
+
+    pool: Any  # the process's pool: the key this is kept under, held so its id stays unique
+    cache: DiscoveryCache
+    intents: IntentResolver
+    retriever: Retriever
+    stats: CatalogStats = field(default_factory=CatalogStats)
+
+
+_PROCESS: dict[int, Discovery] = {}
+
+
+def discovery(ctx: AgentContext) -> Discovery:
+    """The process's Discovery, made on first use (one per worker context)."""
+    found = _PROCESS.get(id(ctx.pool))
+    if found is None:
+        cache = DiscoveryCache(ctx.redis, ctx.prefix, ctx.settings.discovery)
+        found = Discovery(
+            pool=ctx.pool,
+            cache=cache,
+            intents=IntentResolver(ctx.settings, cache),
+            retriever=Retriever(ctx.pool, ctx.vectors, ctx.embedder, cache, ctx.settings.discovery),
+        )
+        _PROCESS[id(ctx.pool)] = found
+    return found
+
+
+async def search(engine: Discovery, request: SearchRequested, key: str) -> bytes:
+    """The SearchResponse of `request` as JSON, from the result cache or computed and cached."""
+    started = time.perf_counter()
+    cached = await engine.cache.get_results(key)
+    if cached is not None:
+        SEARCH_SECONDS.labels("cached").observe(time.perf_counter() - started)
+        return cached
+    clock = await engine.cache.results_clock()
+    with timed(SEARCH_AGENT, "intent"):
+        resolved = await engine.intents.resolve(request.query)
+    plan = plan_search(request, resolved.intent, engine.stats)
+    with timed(SEARCH_AGENT, "retrieve"):
+        retrieved = await engine.retriever.retrieve(plan)
+    with timed(SEARCH_AGENT, "rank"):
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        response = assemble(request, resolved.intent, plan, retrieved, elapsed_ms)
+        body = response.__pydantic_serializer__.to_json(response)
+    # A partial answer is given, never kept: the next asker gets every strategy again. Nor is
+    # an empty one: no title is on it, so no title's change would drop it, and a title added
+    # meanwhile is exactly what its asker is waiting for.
+    complete = not (retrieved.degraded or response.strategies_failed) and response.total_count > 0
+    if complete:
+        with timed(SEARCH_AGENT, "cache"):
+            await engine.cache.set_results(
+                key, body, [r.canonical_id for r in response.results], clock
+            )
+    SEARCH_SECONDS.labels("computed").observe(time.perf_counter() - started)
+    logger.info(
+        "search {!r}: {} result(s) in {:.1f} ms (intent from {}, strategies {}{}){}",
+        request.query[:100],
+        response.total_count,
+        elapsed_ms,
+        resolved.origin,
+        ",".join(response.strategies_used) or "none",
+        f", failed {','.join(response.strategies_failed)}" if response.strategies_failed else "",
+        "" if complete else ", not cached",
+    )
+    return body
+
+
+async def answer_searches(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
+    """Answer each request on its reply channel; a search asked several times is run once."""
+    engine = discovery(ctx)
+    now = datetime.now(UTC)
+    waiting: dict[str, list[Envelope[SearchRequested]]] = {}
+    for env in batch:
+        if is_stale((now - env.time).total_seconds(), ctx.settings.discovery.reply_timeout_s):
+            SEARCHES_SKIPPED.inc()
+            logger.bind(correlation_id=env.correlation_id).info(
+                "search request {} from {} skipped: nobody waits for it any more",
+                env.event_id,
+                env.time.isoformat(),
+            )
+            continue
+        waiting.setdefault(request_results_key(ctx.prefix, env.payload), []).append(env)
+    tasks = []
+    for key, envs in waiting.items():
+        # Each search's log lines carry the correlation id of its (first) request.
+        with correlation.bound(envs[0].correlation_id):
+            tasks.append(asyncio.create_task(search(engine, envs[0].payload, key)))
+    outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        for envs, body in zip(waiting.values(), outcomes, strict=True):
+            if isinstance(body, bytes):
+                for env in envs:
+                    pipe.publish(env.payload.reply_channel, body)
+        await pipe.execute()
+    # Answered what could be answered; a failure is the runtime's to retry or set aside.
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
+
+
+def _content_id(env: Envelope[Any]) -> uuid.UUID:
+    content = getattr(env.payload, "content", None)
+    return content.canonical_id if content is not None else env.payload.canonical_id
+
+
+async def drop_changed_results(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
+    """A title changed (its record, where it plays, or its vector): no cached page may show it
+    as it was."""
+    ids = [_content_id(env) for env in batch]
+    dropped = await discovery(ctx).cache.invalidate_titles(ids)
+    logger.debug("{} changed title(s): {} cached result page(s) dropped", len(set(ids)), dropped)
+
+
+async def refresh_catalog_stats(ctx: AgentContext) -> CatalogStats:
+    """Count the catalog for the selectivity estimate; at start also load the embedding model
+    and open the vector store, so the first search does not pay for them."""
+    engine = discovery(ctx)
+    await ctx.vectors()
+    embedder = await ctx.embedder()
+    await embedder.embed(["warm up"])
+    engine.stats = await store.catalog_stats(ctx.pool)
+    logger.debug("catalog counted for search: {} title(s)", engine.stats.total)
+    return engine.stats
+
+
+AGENTS = [
+    AgentSpec(
+        name=SEARCH_AGENT,
+        group="discovery",
+        topic=DISCOVERY_SEARCH,
+        handler=answer_searches,
+        batch_size=64,
+        # Someone is waiting for each answer: never hold requests back to fill a batch; those
+        # arriving while a batch is searched are taken together (agents/framework/take.py).
+        batch_within_s=0,
+        description="answers natural-language searches the gateway's result cache missed",
+    ),
+    *(
+        AgentSpec(
+            name=f"discovery-drop-{spec.name.removeprefix('content.').replace('_', '-')}",
+            group="discovery",
+            topic=spec,
+            handler=drop_changed_results,
+            description=f"drops cached search results showing titles named by {spec.name}",
+        )
+        for spec in (CONTENT_UPDATED, CONTENT_AVAILABILITY_CHANGED, CONTENT_METADATA_ENRICHED)
+    ),
+]
+
+TIMERS = [
+    TimerSpec(
+        name="discovery-stats",
+        group="discovery",
+        interval_s=STATS_INTERVAL_S,
+        run=refresh_catalog_stats,
+        at_start=True,
+    )
+]

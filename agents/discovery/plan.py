@@ -1,0 +1,87 @@
+"""What one search does, decided before any I/O: the filters it applies, the words it searches
+by, the titles it compares with, and how many titles each strategy fetches.
+
+The strategies (docs/DISCOVERY.md):
+- vector: the nearest titles to the embedded search words (the intent's fallback query);
+- keyword: PostgreSQL full text over titles, keywords and descriptions, plus trigram
+  similarity of the title's matching form (typos: "shawshank redemtion", "spiderman");
+- graph: for "like Shrek", the nearest titles to Shrek's own vector;
+- popularity: the found titles again, most popular first, as a list of its own. A query with
+  nothing to search by ("on Netflix from the 90s") browses instead: the most popular titles
+  passing the filters are the only list.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agents.discovery.filters import VECTOR_TOP_K, VectorFetchPlan, merge_filters, plan_vector_fetch
+from agents.discovery.selectivity import CatalogStats, estimate_selectivity
+from agents.titles.names import normalize_title
+from schemas.discovery import ParsedIntent, SearchFilters, SearchRequested
+
+KEYWORD_LIMIT = 50
+GRAPH_TOP_K = VECTOR_TOP_K
+BROWSE_LIMIT = 100
+# A deep page needs more titles than DOMAIN's top_k of 50; past this, pages come back empty.
+MAX_FETCH = 1000
+# References beyond the first few add little and each costs a lookup and a vector search.
+MAX_REFERENCES = 3
+# Trigram similarity (0-1) of a reference's and a title's matching forms for the title to count
+# as the one meant: "shrek" finds "Shrek" (1.0) and "the matrix" finds "Matrix" (1.0), while a
+# reference the catalog does not hold does not drag in whatever shares a few letters.
+REFERENCE_MIN_SIMILARITY = 0.45
+# Search words longer than this are a description, not a title: no trigram match on titles.
+MAX_TITLE_WORDS = 6
+# A request older than this has been given up on by the gateway that sent it (it waits
+# DISCOVERY_REPLY_TIMEOUT_S): after an outage, skipping the backlog answers fresh ones sooner.
+STALE_AFTER_MIN_S = 5.0
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    filters: SearchFilters  # the request's filters merged with the query's own
+    text: str  # the words to search by (keyword and vector); may be empty
+    title_form: str  # the words in the matching form of titles, when short enough to be one
+    references: tuple[str, ...]  # titles the user compares with
+    vector: VectorFetchPlan
+    keyword_limit: int
+    graph_top_k: int
+    browse_limit: int  # > 0 only when there is nothing to search by
+
+    @property
+    def browse(self) -> bool:
+        return self.browse_limit > 0
+
+
+def fetch_size(page: int, page_size: int, base: int) -> int:
+    """Titles a strategy fetches so that the requested page can be filled."""
+    return max(base, min(MAX_FETCH, page * page_size))
+
+
+def plan_search(
+    request: SearchRequested, intent: ParsedIntent, stats: CatalogStats | None = None
+) -> SearchPlan:
+    """The plan for `request` read as `intent`; `stats` (the catalog's counts) say whether the
+    filters are selective enough to apply inside the vector store."""
+    text = " ".join(intent.fallback_query.split())
+    references = tuple(dict.fromkeys(r for r in intent.references if r.strip()))[:MAX_REFERENCES]
+    wanted = (request.page, request.page_size)
+    nothing_to_search = not text and not references
+    filters = merge_filters(request.filters, intent)
+    selectivity = estimate_selectivity(stats or CatalogStats(), filters)
+    return SearchPlan(
+        filters=filters,
+        text=text,
+        title_form=normalize_title(text) if 0 < len(text.split()) <= MAX_TITLE_WORDS else "",
+        references=references,
+        vector=plan_vector_fetch(selectivity, fetch_size(*wanted, VECTOR_TOP_K)),
+        keyword_limit=fetch_size(*wanted, KEYWORD_LIMIT),
+        graph_top_k=fetch_size(*wanted, GRAPH_TOP_K),
+        browse_limit=fetch_size(*wanted, BROWSE_LIMIT) if nothing_to_search else 0,
+    )
+
+
+def is_stale(age_s: float, reply_timeout_s: float) -> bool:
+    """Whether a request this old is past anyone waiting for it."""
+    return age_s > max(STALE_AFTER_MIN_S, 2 * reply_timeout_s)

@@ -1,0 +1,142 @@
+"""From what the strategies found to the SearchResponse: filter, rank by popularity, fuse, count
+facets, cut the page.
+
+Every list is filtered before fusion (a rank is a position among titles that may be shown), by
+the one filter test of agents.discovery.filters over each title's payload, whichever strategy
+found it and whether or not the vector store already filtered: a filter never lets a
+non-matching title through. Titles the user compared with ("like Shrek") are left out: they
+asked for others like it.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from agents.discovery.facets import facet_counts
+from agents.discovery.filters import matches
+from agents.discovery.fusion import Candidate, Hit, fuse
+from agents.discovery.plan import SearchPlan
+from schemas.discovery import STRATEGIES, ParsedIntent, SearchRequested, SearchResponse, Strategy
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """What the strategies returned, before any filtering."""
+
+    # Each strategy that ran without error, its titles best first (possibly none).
+    rankings: Mapping[Strategy, Sequence[Hit]] = field(default_factory=dict)
+    # Strategies that failed or ran out of time.
+    failed: Sequence[Strategy] = ()
+    # The payload of every title found: the read model's shape (with availability offers), or
+    # the vector store's flat one when PostgreSQL could not be read (`degraded`).
+    payloads: Mapping[uuid.UUID, Mapping[str, Any]] = field(default_factory=dict)
+    # The titles the query's references resolved to, with the reference as typed; their
+    # payloads are in `payloads` too (their genres are a soft preference).
+    references: Mapping[uuid.UUID, str] = field(default_factory=dict)
+    degraded: bool = False
+
+
+# A vector list keeps the titles scoring at least this share of its best cosine similarity.
+# Nearest-neighbour search always returns top_k titles, however unrelated the last ones are;
+# unrelated titles would swell the result count and facets, and the popularity list would lift
+# the popular ones among them above titles that match.
+VECTOR_RELATIVE_MIN = 0.6
+
+
+def close_enough(scores: Sequence[float], ratio: float = VECTOR_RELATIVE_MIN) -> int:
+    """How many of these scores (best first) are close enough to the best to keep."""
+    if not scores or scores[0] <= 0:
+        return len(scores)
+    floor = scores[0] * ratio
+    return next((i for i, score in enumerate(scores) if score < floor), len(scores))
+
+
+def _number(value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return 0.0
+    return float(value)
+
+
+def popularity_ranking(
+    ids: Sequence[uuid.UUID], payloads: Mapping[uuid.UUID, Mapping[str, Any]]
+) -> list[Hit]:
+    """The titles with a popularity above zero, most popular first (then by number of ratings,
+    then by id, so equal titles keep one order). A title nobody measured is not 'popular'."""
+    scored = [
+        (_number(payloads[cid].get("popularity_score")), _number(payloads[cid].get("rating_count")))
+        for cid in ids
+    ]
+    ranked = sorted(
+        ((pop, count, cid) for (pop, count), cid in zip(scored, ids, strict=True) if pop > 0),
+        key=lambda item: (-item[0], -item[1], str(item[2])),
+    )
+    return [Hit(cid) for _, _, cid in ranked]
+
+
+def shown(
+    retrieved: Retrieved, plan: SearchPlan
+) -> tuple[dict[Strategy, list[Hit]], list[uuid.UUID]]:
+    """Each list without the titles that may not be shown, and every title left, in the order
+    first found."""
+    allowed: dict[uuid.UUID, bool] = {}
+
+    def ok(cid: uuid.UUID) -> bool:
+        if cid not in allowed:
+            payload = retrieved.payloads.get(cid)
+            allowed[cid] = (
+                payload is not None
+                and cid not in retrieved.references
+                and matches(payload, plan.filters)
+            )
+        return allowed[cid]
+
+    lists = {
+        strategy: [hit for hit in hits if ok(hit.canonical_id)]
+        for strategy, hits in retrieved.rankings.items()
+    }
+    found = [cid for cid, passed in allowed.items() if passed]
+    return lists, found
+
+
+def assemble(
+    request: SearchRequested,
+    intent: ParsedIntent,
+    plan: SearchPlan,
+    retrieved: Retrieved,
+    search_time_ms: float,
+) -> SearchResponse:
+    lists, found = shown(retrieved, plan)
+    failed = set(retrieved.failed)
+    if "popularity" not in lists and "popularity" not in failed:
+        if retrieved.degraded:
+            failed.add("popularity")  # the vector store's payloads carry no popularity
+        else:
+            lists["popularity"] = popularity_ranking(found, retrieved.payloads)
+    region = plan.filters.region
+    candidates = {
+        cid: Candidate.from_payload(cid, retrieved.payloads[cid], region) for cid in found
+    }
+    reference_genres = {
+        name: [str(g) for g in retrieved.payloads[cid].get("genres") or ()]
+        for cid, name in retrieved.references.items()
+        if cid in retrieved.payloads
+    }
+    results = fuse(
+        lists, candidates, intent, reference_genres=reference_genres, title_form=plan.title_form
+    )
+    start = (request.page - 1) * request.page_size
+    return SearchResponse(
+        results=results[start : start + request.page_size],
+        total_count=len(results),
+        page=request.page,
+        page_size=request.page_size,
+        query_parsed=intent,
+        search_time_ms=round(max(0.0, search_time_ms), 3),
+        facets=facet_counts(results),
+        strategies_used=[s for s in STRATEGIES if s in lists],
+        strategies_failed=[s for s in STRATEGIES if s in failed],
+    )

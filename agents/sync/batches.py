@@ -1,0 +1,209 @@
+"""One consumed batch merged into the state loaded for it (no I/O): what to store, which users'
+views changed, and the realtime events to announce, in the batch's order.
+
+The handlers load the rows a batch touches, call one of these, write back what it returns and
+stage its events in the same transaction. An operation that changes nothing (a duplicate, a
+stale write) is neither stored nor announced.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from agents.framework.outgoing import Outgoing
+from agents.sync import devices as device_rules
+from agents.sync.clock import wall_time
+from agents.sync.commands import decide
+from agents.sync.devices import DeviceChange, DeviceRecord
+from agents.sync.progress import Position, merge
+from agents.sync.realtime import command_events, message_id, realtime_event
+from agents.sync.records import TitleState, decode_titles, encode_title
+from agents.sync.watchlist import WatchlistState, apply, contains
+from schemas.envelope import Envelope
+from schemas.sync import (
+    HLC,
+    CommandResult,
+    DeviceHeartbeat,
+    DeviceRegistered,
+    DeviceRemoved,
+    ProgressMessage,
+    RemoteCommandIssued,
+    WatchlistMessage,
+    WatchlistUpdate,
+)
+from topics.registry import SYNC_COMMAND_RESULTS
+
+UserTitle = tuple[str, uuid.UUID]
+UserDevice = tuple[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class TitleRow:
+    """A watchlist title as stored: the OR-Set state and the newest live add, if visible."""
+
+    user_id: str
+    content_id: uuid.UUID
+    state: TitleState
+    visible: bool
+    added_at: HLC | None
+    added_by: str | None
+
+
+@dataclass
+class Merged:
+    """What a batch changed. `rows` are keyed like the state they came from."""
+
+    rows: dict[Any, Any] = field(default_factory=dict)
+    changed_users: set[str] = field(default_factory=set)
+    events: list[Outgoing] = field(default_factory=list)
+
+
+def _title_row(state: WatchlistState, content_id: uuid.UUID) -> TitleRow:
+    adds = state.adds.get(content_id, {})
+    newest = max(adds.values(), key=lambda a: a.key(), default=None)
+    return TitleRow(
+        user_id=state.user_id,
+        content_id=content_id,
+        state=encode_title(state, content_id),
+        visible=newest is not None,
+        added_at=newest.timestamp if newest else None,
+        added_by=newest.device_id if newest else None,
+    )
+
+
+def watchlist(
+    stored: Mapping[str, Mapping[uuid.UUID, TitleState]],
+    batch: Sequence[Envelope[WatchlistUpdate]],
+) -> Merged:
+    """OR-Set operations into the users' stored titles; rows keyed by (user, title)."""
+    states = {user: decode_titles(user, titles) for user, titles in stored.items()}
+    out = Merged()
+    for env in batch:
+        update = env.payload
+        state = states.setdefault(update.user_id, WatchlistState(user_id=update.user_id))
+        if not apply(state, update):
+            continue
+        cid = update.content_id
+        out.rows[(update.user_id, cid)] = _title_row(state, cid)
+        out.changed_users.add(update.user_id)
+        message = WatchlistMessage.of(update, in_watchlist=contains(state, cid))
+        out.events.append(
+            realtime_event(
+                update.user_id,
+                message,
+                message_id(env.event_id, str(cid)),
+                wall_time(update.timestamp),
+                env,
+            )
+        )
+    return out
+
+
+def progress(stored: Mapping[UserTitle, Position], batch: Sequence[Envelope[Any]]) -> Merged:
+    """Progress updates into the registers; rows are the winning Positions by (user, title)."""
+    current: dict[UserTitle, Position] = dict(stored)
+    out = Merged()
+    for env in batch:
+        update = env.payload
+        key = (update.user_id, update.content_id)
+        result = merge(current.get(key), update)
+        if not result.changed:
+            continue
+        current[key] = out.rows[key] = result.winner
+        out.changed_users.add(update.user_id)
+        out.events.append(
+            realtime_event(
+                update.user_id,
+                ProgressMessage.of(update),
+                message_id(env.event_id, str(update.content_id)),
+                wall_time(update.timestamp),
+                env,
+            )
+        )
+    return out
+
+
+def devices(
+    stored: Mapping[UserDevice, DeviceRecord],
+    batch: Sequence[Envelope[DeviceRegistered | DeviceHeartbeat | DeviceRemoved]],
+    now: datetime,
+) -> Merged:
+    """Registrations, heartbeats or removals into the device records by (user, device)."""
+    current: dict[UserDevice, DeviceRecord] = dict(stored)
+    out = Merged()
+    for env in batch:
+        event = env.payload
+        change = _device_change(current, event, now)
+        if not change.stored:
+            continue
+        key = (change.record.user_id, change.record.device_id)
+        current[key] = out.rows[key] = change.record
+        if change.visible:
+            out.changed_users.add(change.record.user_id)
+        for n, message in enumerate(change.messages):
+            out.events.append(
+                realtime_event(
+                    change.record.user_id,
+                    message,
+                    message_id(env.event_id, f"{change.record.device_id}:{n}"),
+                    now,
+                    env,
+                )
+            )
+    return out
+
+
+def _device_change(
+    current: Mapping[UserDevice, DeviceRecord],
+    event: DeviceRegistered | DeviceHeartbeat | DeviceRemoved,
+    now: datetime,
+) -> DeviceChange:
+    if isinstance(event, DeviceRegistered):
+        return device_rules.register(
+            current.get((event.user_id, event.device.device_id)), event, now
+        )
+    held = current.get((event.user_id, event.device_id))
+    if isinstance(event, DeviceHeartbeat):
+        return device_rules.heartbeat(held, event, now)
+    return device_rules.remove(held, event)
+
+
+@dataclass
+class Routed:
+    """The router's decisions: results to store and announce, in the batch's order."""
+
+    decisions: list[tuple[RemoteCommandIssued, CommandResult]] = field(default_factory=list)
+    events: list[Outgoing] = field(default_factory=list)
+
+
+def commands(
+    batch: Sequence[Envelope[RemoteCommandIssued]],
+    devices_of: Mapping[str, Mapping[str, DeviceRecord]],
+    decided: set[uuid.UUID],
+    now: datetime,
+) -> Routed:
+    """Decide each command not decided before against its user's active devices."""
+    out = Routed()
+    seen = set(decided)
+    for env in batch:
+        issued = env.payload
+        if issued.command_id in seen:
+            # Decided (and delivered, if it was) before: a redelivery never delivers again.
+            continue
+        seen.add(issued.command_id)
+        states = {
+            device_id: record.state()
+            for device_id, record in devices_of.get(issued.user_id, {}).items()
+            if record.active
+        }
+        result = decide(issued, states, now)
+        out.decisions.append((issued, result))
+        out.events.extend(command_events(issued, result, env))
+        out.events.append(
+            Outgoing(SYNC_COMMAND_RESULTS, result, issued.user_id, env.correlation_id)
+        )
+    return out

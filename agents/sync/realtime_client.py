@@ -1,0 +1,79 @@
+"""Realtime delivery: one interface, two ways to reach devices.
+
+Without PubNub keys (the embedded default, tests) the built-in fan-out: each message goes to
+Redis (contracts/sync_realtime.py), where the gateways' event streams pick it up. With
+PUBNUB_PUBLISH_KEY and PUBNUB_SUBSCRIBE_KEY set, through PubNub (agents/sync/pubnub_client.py).
+Both use the same channel names and message bodies, so a client app works against either.
+
+Both deliver a message id at most once: the fan-out claims the id in the same Lua script that
+delivers; PubNub claims it in Redis before the publish.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+
+import redis.asyncio as aioredis
+
+from agents.framework.context import AgentContext
+from agents.sync.delivery import RealtimeSink
+from agents.sync.realtime import addressed_to
+from contracts.sync_realtime import Outbound, publish
+from schemas.sync import RealtimeEvent
+
+
+def outbound(event: RealtimeEvent) -> Outbound:
+    return Outbound(
+        user_id=event.user_id,
+        message_id=event.message_id,
+        channel=event.channel,
+        addressed_to=addressed_to(event.message),
+        body=event.message.__pydantic_serializer__.to_json(event.message),
+    )
+
+
+class RedisFanout:
+    """The built-in fan-out: Redis stream + pub/sub per user, read by the gateway."""
+
+    name = "fanout"
+
+    def __init__(self, redis: aioredis.Redis, prefix: str) -> None:
+        self._redis = redis
+        self._prefix = prefix
+
+    async def deliver(self, events: Sequence[RealtimeEvent]) -> int:
+        ids = await publish(self._redis, self._prefix, [outbound(e) for e in events])
+        return sum(1 for i in ids if i is not None)
+
+    async def close(self) -> None:
+        return None
+
+
+# One sink per worker's Redis client (i.e. per worker process), made on first use.
+_SINKS: weakref.WeakKeyDictionary[aioredis.Redis, RealtimeSink] = weakref.WeakKeyDictionary()
+
+
+def pubnub_configured(ctx: AgentContext) -> bool:
+    pubnub = ctx.settings.pubnub
+    return bool(pubnub.publish_key and pubnub.subscribe_key)
+
+
+def sink_for(ctx: AgentContext) -> RealtimeSink:
+    sink = _SINKS.get(ctx.redis)
+    if sink is None:
+        if pubnub_configured(ctx):
+            from agents.sync.pubnub_client import PubNubSink
+
+            sink = PubNubSink(ctx.settings.pubnub, ctx.redis, ctx.prefix)
+        else:
+            sink = RedisFanout(ctx.redis, ctx.prefix)
+        _SINKS[ctx.redis] = sink
+    return sink
+
+
+async def close_sinks() -> None:
+    for redis in list(_SINKS):
+        sink = _SINKS.pop(redis, None)
+        if sink is not None:
+            await sink.close()

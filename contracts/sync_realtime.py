@@ -1,0 +1,246 @@
+"""The built-in realtime fan-out in Redis, shared by the delivery agent (writer) and the
+gateway's event streams (reader); and the delivery claims both delivery paths use.
+
+Per user, one Redis stream (`...:log`) holds the last minutes of messages of all the user's
+channels in delivery order, and each message is also published on the user's pub/sub channel
+(`...:live:<user>`) for the gateways holding the user's open streams. One Lua script does the
+whole delivery atomically: claim the message id (a message id already claimed is not sent
+again), append to the stream, trim it, publish. A message is thus in the stream exactly when
+live subscribers were sent it, and a device that reconnects with the id of the last message it
+saw gets what it missed from the stream.
+
+Event ids are `<epoch>:<stream id>`. The epoch is a random tag of the stream's lifetime: when
+Redis lost the stream (a restart, or the stream expired after a quiet spell), a reconnecting
+device's id names an older epoch and it is told to resync rather than left with a gap.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from schemas.sync import channel_segment
+
+# How far back a reconnecting device is caught up; older ids get a resync.
+REPLAY_WINDOW_S = 300
+# At most this many messages per user are kept for replay (a flood trims earlier).
+REPLAY_MAX_MESSAGES = 1000
+# A delivered message id is remembered this long: a redelivery within it is not sent again.
+# Longer than any command lives (at most 300 s), so a command is never delivered twice.
+CLAIM_TTL_S = 600
+
+_PUBLISH = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[6]) then return false end
+local window = tonumber(ARGV[4])
+local epoch = redis.call('GET', KEYS[3])
+if not epoch then
+  epoch = ARGV[7]
+  redis.call('SET', KEYS[3], epoch)
+  redis.call('DEL', KEYS[4])
+end
+local id = redis.call('XADD', KEYS[2], '*', 'c', ARGV[2], 'a', ARGV[8], 'm', ARGV[1])
+local ms = tonumber(string.match(id, '^(%d+)-'))
+redis.call('XTRIM', KEYS[2], 'MINID', tostring(ms - window))
+local cap = tonumber(ARGV[5])
+local n = redis.call('XLEN', KEYS[2])
+if n > cap then
+  local cut = redis.call('XRANGE', KEYS[2], '-', '+', 'COUNT', n - cap)
+  redis.call('SET', KEYS[4], cut[#cut][1])
+  redis.call('XTRIM', KEYS[2], 'MAXLEN', cap)
+end
+redis.call('PEXPIRE', KEYS[2], window)
+redis.call('PEXPIRE', KEYS[3], window)
+if redis.call('EXISTS', KEYS[4]) == 1 then redis.call('PEXPIRE', KEYS[4], window) end
+local event_id = epoch .. ':' .. id
+redis.call('PUBLISH', ARGV[3], event_id .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[8] .. '\\n' .. ARGV[1])
+return event_id
+"""
+
+
+def _user_key(prefix: str, user_id: str) -> str:
+    # A hash tag: all of one user's keys live in one slot of a Redis cluster.
+    return f"{prefix}:rt:{{{channel_segment(user_id)}}}"
+
+
+def log_key(prefix: str, user_id: str) -> str:
+    return f"{_user_key(prefix, user_id)}:log"
+
+
+def epoch_key(prefix: str, user_id: str) -> str:
+    return f"{_user_key(prefix, user_id)}:epoch"
+
+
+def floor_key(prefix: str, user_id: str) -> str:
+    """The newest id trimmed for lack of room: a device that saw less missed messages."""
+    return f"{_user_key(prefix, user_id)}:floor"
+
+
+def claim_key(prefix: str, user_id: str, message_id: uuid.UUID) -> str:
+    return f"{_user_key(prefix, user_id)}:sent:{message_id}"
+
+
+def live_channel(prefix: str, user_id: str) -> str:
+    return f"{prefix}:rt:live:{channel_segment(user_id)}"
+
+
+def live_pattern(prefix: str) -> str:
+    """The pub/sub pattern of every user's live channel (glob characters escaped)."""
+    escaped = "".join(f"\\{ch}" if ch in "*?[]\\" else ch for ch in prefix)
+    return f"{escaped}:rt:live:*"
+
+
+def segment_of(prefix: str, channel: str) -> str:
+    """The user segment of a live channel name."""
+    return channel.removeprefix(f"{prefix}:rt:live:")
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """One message to deliver: its id, the user's channel, to whom it is addressed (a device
+    id for commands and their results, "" for everyone) and the JSON body."""
+
+    user_id: str
+    message_id: uuid.UUID
+    channel: str
+    addressed_to: str
+    body: bytes
+
+
+async def publish(redis: aioredis.Redis, prefix: str, messages: list[Outbound]) -> list[str | None]:
+    """Deliver in order; per message the event id, or None when it had been delivered before."""
+    if not messages:
+        return []
+    script = redis.register_script(_PUBLISH)
+    async with redis.pipeline(transaction=False) as pipe:
+        for m in messages:
+            await script(
+                keys=[
+                    claim_key(prefix, m.user_id, m.message_id),
+                    log_key(prefix, m.user_id),
+                    epoch_key(prefix, m.user_id),
+                    floor_key(prefix, m.user_id),
+                ],
+                args=[
+                    m.body,
+                    m.channel,
+                    live_channel(prefix, m.user_id),
+                    REPLAY_WINDOW_S * 1000,
+                    REPLAY_MAX_MESSAGES,
+                    CLAIM_TTL_S,
+                    secrets.token_hex(4),
+                    m.addressed_to,
+                ],
+                client=pipe,
+            )
+        results = await pipe.execute()
+    return [r.decode() if isinstance(r, bytes) else None for r in results]
+
+
+async def claim(redis: aioredis.Redis, prefix: str, user_id: str, message_id: uuid.UUID) -> bool:
+    """For deliveries outside Redis (PubNub): True if this message was not claimed before."""
+    return bool(
+        await redis.set(claim_key(prefix, user_id, message_id), b"1", nx=True, ex=CLAIM_TTL_S)
+    )
+
+
+async def release(redis: aioredis.Redis, prefix: str, user_id: str, message_id: uuid.UUID) -> None:
+    """Undo a claim whose delivery certainly failed, so a retry may send the message."""
+    await redis.delete(claim_key(prefix, user_id, message_id))
+
+
+# --- the reading side (gateway) -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    event_id: str
+    channel: str
+    addressed_to: str
+    body: bytes
+
+
+def parse_live(data: bytes) -> Delivered:
+    """A message as published on a live channel."""
+    event_id, channel, addressed, body = data.split(b"\n", 3)
+    return Delivered(event_id.decode(), channel.decode(), addressed.decode(), body)
+
+
+def _stream_id(event_id: str) -> tuple[str, tuple[int, int]] | None:
+    epoch, _, sid = event_id.partition(":")
+    ms, _, seq = sid.partition("-")
+    if not epoch or not ms.isdigit() or not seq.isdigit():
+        return None
+    return epoch, (int(ms), int(seq))
+
+
+def is_event_id(event_id: str) -> bool:
+    return _stream_id(event_id) is not None
+
+
+def newer(a: str, b: str) -> bool:
+    """Whether event id `a` comes after `b` (ids of one stream's lifetime)."""
+    pa, pb = _stream_id(a), _stream_id(b)
+    if pa is None or pb is None:
+        return True
+    return pa[1] > pb[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Replay:
+    """What a device that last saw `after` missed; `complete` is False when some of it is
+    gone (older than the window, trimmed, or Redis lost it): the device must resync."""
+
+    messages: list[Delivered]
+    complete: bool
+
+
+async def replay(redis: aioredis.Redis, prefix: str, user_id: str, after: str) -> Replay:
+    parsed = _stream_id(after)
+    if parsed is None:
+        return Replay([], complete=False)
+    epoch, (ms, seq) = parsed
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.get(epoch_key(prefix, user_id))
+        pipe.get(floor_key(prefix, user_id))
+        pipe.time()
+        pipe.xrange(log_key(prefix, user_id), min=f"({ms}-{seq}", max="+")
+        held_epoch, floor, (now_s, now_us), entries = await pipe.execute()
+    now_ms = now_s * 1000 + now_us // 1000
+    if held_epoch is None or held_epoch.decode() != epoch:
+        return Replay([], complete=False)
+    if ms < now_ms - REPLAY_WINDOW_S * 1000:
+        return Replay([], complete=False)
+    if floor is not None:
+        floor_ms, _, floor_seq = floor.decode().partition("-")
+        if (ms, seq) < (int(floor_ms), int(floor_seq)):
+            return Replay([], complete=False)
+    messages = [
+        Delivered(f"{epoch}:{sid.decode()}", f[b"c"].decode(), f[b"a"].decode(), f[b"m"])
+        for sid, f in entries
+    ]
+    return Replay(messages, complete=True)
+
+
+async def position(redis: aioredis.Redis, prefix: str, user_id: str) -> str:
+    """The event id of the user's newest message: where a device that starts listening now
+    stands (so its first reconnect can be caught up). Starts an epoch if there is none."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.set(
+            epoch_key(prefix, user_id), secrets.token_hex(4), nx=True, px=REPLAY_WINDOW_S * 1000
+        )
+        pipe.get(epoch_key(prefix, user_id))
+        pipe.xrevrange(log_key(prefix, user_id), max="+", min="-", count=1)
+        pipe.time()
+        _, epoch, newest, (now_s, now_us) = await pipe.execute()
+    if newest:
+        last = newest[0][0].decode()
+    else:
+        # Nothing yet: just before now, so the first message (stamped now or later) is newer.
+        last = f"{now_s * 1000 + now_us // 1000 - 1}-{_MAX_SEQ}"
+    return f"{epoch.decode()}:{last}"
+
+
+_MAX_SEQ = 2**64 - 1

@@ -1,0 +1,93 @@
+"""Where a running `mgw up` stack listens, for every other `mgw` command on this machine.
+
+`mgw up` starts PostgreSQL, Redis and the broker on whatever ports are free, so a command run
+in another terminal (`mgw keys list`, `mgw readmodel rebuild`, `mgw ingest`, `mgw token dev`)
+could not find them. `mgw up` therefore writes `.mgw/stack.env` (its `--data-dir`): KEY=VALUE
+lines, readable by the owner only, the first one the pid of `mgw up`; and removes it when it
+stops. Other commands read it when that pid is alive and take from it only the variables the
+environment does not set: an explicit variable always wins, and a stale file from a killed
+stack is ignored. MGW_STACK_FILE names another file ("" or "none": never read one).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, MutableMapping
+from pathlib import Path
+
+STACK_FILE_VARIABLE = "MGW_STACK_FILE"
+DEFAULT_STACK_FILE = Path(".mgw") / "stack.env"
+PID_VARIABLE = "MGW_STACK_PID"
+# Not configuration of any process: what `mgw stack` shows.
+DEV_KEY_VARIABLE = "MGW_DEV_API_KEY"
+GATEWAY_URL_VARIABLE = "MGW_GATEWAY_URL"
+
+
+def stack_file() -> Path | None:
+    named = os.environ.get(STACK_FILE_VARIABLE)
+    if named is None:
+        return DEFAULT_STACK_FILE
+    return None if named.strip().lower() in ("", "none") else Path(named)
+
+
+def write_stack_file(path: Path, values: Mapping[str, str]) -> None:
+    """Write the running stack's variables (this process's pid first), owner-only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = [f"{PID_VARIABLE}={os.getpid()}"]
+    for name, value in values.items():
+        if "\n" in value:
+            raise ValueError(f"{name} holds a line break; it cannot go into {path}")
+        lines.append(f"{name}={value}")
+    temporary = path.with_suffix(".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write("\n".join(lines) + "\n")
+    temporary.replace(path)
+
+
+def remove_stack_file(path: Path) -> None:
+    """Remove the file if this process wrote it (a second `mgw up` must not remove the first's)."""
+    values = parse(path)
+    if values.get(PID_VARIABLE) == str(os.getpid()):
+        path.unlink(missing_ok=True)
+
+
+def parse(path: Path) -> dict[str, str]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        return {}
+    values = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.strip() and not name.lstrip().startswith("#"):
+            values[name.strip()] = value
+    return values
+
+
+def running_stack(path: Path | None = None) -> dict[str, str]:
+    """The variables of the live stack recorded at `path` (default: stack_file()); {} when
+    there is no file or its `mgw up` is gone."""
+    path = path if path is not None else stack_file()
+    if path is None:
+        return {}
+    values = parse(path)
+    try:
+        pid = int(values.get(PID_VARIABLE, ""))
+        os.kill(pid, 0)
+    except (ValueError, ProcessLookupError):
+        return {}
+    except PermissionError:  # alive, someone else's
+        pass
+    return values
+
+
+def apply_running_stack(environ: MutableMapping[str, str] | None = None) -> dict[str, str]:
+    """Put the live stack's variables into the environment where it names none; returns the
+    ones taken."""
+    env = os.environ if environ is None else environ
+    taken = {
+        name: value for name, value in running_stack().items() if name not in env and name.isupper()
+    }
+    env.update(taken)
+    return taken

@@ -1,0 +1,403 @@
+"""`mgw bench sync`: how long a phone's Play takes to reach the TV, and a watchlist add to reach
+a second device, on both realtime paths, against the transport's own floor.
+
+Each path runs a sync worker and a gateway as processes on a broker, PostgreSQL and Redis of
+the benchmark's own (PostgreSQL and Redis from DATABASE_URL / REDIS_URL when set). A phone and
+a TV register; the TV (and a tablet) listen: over Server-Sent Events from the gateway (the
+built-in fan-out), or through the real `pubnub` SDK against a loopback PubNub server (the
+PubNub path: the figures show this system's share, not PubNub's network). Then one request
+at a time, each latency runs from just before the HTTP request to the moment the listening
+device has the message.
+
+The baseline, measured in the same run, is the floor of the same transport without this
+system's code: an acknowledged produce, a consumer, a second acknowledged produce and consumer
+(the two Kafka hops a command takes), then a Redis publish to a subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from rich.console import Console
+from rich.table import Table
+
+from core.embedded import ServiceProcess, free_port, start_broker, start_postgres, start_redis
+from devtools.bench.sync_clients import Heard, Inbox, PubNubDevice, SseDevice
+from devtools.bench.sync_pubnub import LoopbackPubNub
+from devtools.scratch_db import create_database, drop_database
+
+console = Console(stderr=True)
+
+TARGET_P95_MS = 30.0
+WARMUP = 20
+SCOPES = ["devices:read", "devices:write", "devices:command", "watchlist:read", "watchlist:write"]
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Figures:
+    path: str
+    scenario: str
+    samples: list[float]  # milliseconds
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.samples)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.samples)
+
+
+class BenchError(RuntimeError):
+    pass
+
+
+# --- processes -----------------------------------------------------------------------------------
+
+
+def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cli.main", *args],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+async def _wait_ok(url: str, proc: subprocess.Popen[bytes], log: Path, limit_s: float) -> None:
+    deadline = time.monotonic() + limit_s
+    async with httpx.AsyncClient(timeout=1) as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise BenchError(f"{log.name}: the process exited; see {log}")
+            try:
+                if (await http.get(url)).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+    raise BenchError(f"{url} not ready after {limit_s} s; see {log}")
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(2)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+async def _prepare(env: dict[str, str]) -> str:
+    """Topics and tables of this run; a token for the benchmark's user."""
+    from agents.framework.migrate import migrate_url
+    from core.config import load_settings
+    from gateway.auth.tokens import issue_token
+    from topics.admin import create_topics
+
+    saved = dict(os.environ)
+    os.environ.update({**env, "MGW_ENV_FILE": "/nonexistent/.env"})
+    try:
+        settings = load_settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    await create_topics(settings.kafka.bootstrap, settings.kafka.topic_prefix)
+    await migrate_url(settings.postgres.require_url())
+    return issue_token(settings.auth, subject="bench-user", scopes=SCOPES, ttl_s=3600)
+
+
+# --- one delivery path ---------------------------------------------------------------------------
+
+
+class Phone:
+    def __init__(self, http: httpx.AsyncClient, token: str) -> None:
+        self.http = http
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    async def put_device(self, device_id: str, kind: str) -> None:
+        body = {
+            "device_type": kind,
+            "platform": "tizen" if kind == "tv" else "android",
+            "capabilities": {"remote_controllable": True},
+            "app_version": "1.0",
+            "device_name": device_id,
+        }
+        resp = await self.http.put(
+            f"/api/v1/users/bench-user/devices/{device_id}", json=body, headers=self.headers
+        )
+        if resp.status_code != 202:
+            raise BenchError(f"registering {device_id}: {resp.status_code} {resp.text}")
+
+    async def heartbeats(self, devices: list[str]) -> None:
+        while True:
+            await asyncio.sleep(20)
+            for device_id in devices:
+                await self.http.post(
+                    f"/api/v1/users/bench-user/devices/{device_id}/heartbeat", headers=self.headers
+                )
+
+    async def wait_devices(self, count: int) -> None:
+        for _ in range(200):
+            resp = await self.http.get("/api/v1/users/bench-user/devices", headers=self.headers)
+            if resp.status_code == 200 and len(resp.json()["devices"]) >= count:
+                return
+            await asyncio.sleep(0.1)
+        raise BenchError("the devices never showed up in the read model")
+
+    async def play(self) -> str:
+        resp = await self.http.post(
+            "/api/v1/users/bench-user/devices/tv-1/commands",
+            json={"command": {"type": "play"}},
+            headers={**self.headers, "X-Device-ID": "phone-1"},
+        )
+        if resp.status_code != 202:
+            raise BenchError(f"command: {resp.status_code} {resp.text}")
+        return str(resp.json()["command_id"])
+
+    async def add(self) -> str:
+        title = str(uuid.uuid4())
+        resp = await self.http.put(
+            f"/api/v1/users/bench-user/watchlist/{title}",
+            headers={**self.headers, "X-Device-ID": "phone-1"},
+        )
+        if resp.status_code != 202:
+            raise BenchError(f"watchlist add: {resp.status_code} {resp.text}")
+        return title
+
+
+async def _timed(
+    count: int, send: Callable[[], Awaitable[str]], inbox: Inbox, key: str
+) -> list[float]:
+    out = []
+    for _ in range(count):
+        started = time.perf_counter()
+        ident = await send()
+
+        def match(h: Heard, ident: str = ident) -> bool:
+            return isinstance(h.body, dict) and h.body.get(key) == ident
+
+        heard = await inbox.wait_for(match, wait_s=10)
+        out.append((heard.at - started) * 1000)
+    return out
+
+
+async def _run_path(
+    path: str, base_env: dict[str, str], token: str, count: int, workdir: Path
+) -> list[Figures]:
+    async with AsyncExitStack() as stack:
+        env = dict(base_env)
+        server: LoopbackPubNub | None = None
+        if path == "pubnub":
+            server = await stack.enter_async_context(LoopbackPubNub())
+            env |= {
+                "PUBNUB_PUBLISH_KEY": "pub-bench",
+                "PUBNUB_SUBSCRIBE_KEY": "sub-bench",
+                "PUBNUB_ORIGIN": server.origin,
+                "PUBNUB_SSL": "false",
+            }
+        worker_port, gateway_port = free_port(), free_port()
+        worker_log, gateway_log = workdir / f"worker-{path}.log", workdir / f"gateway-{path}.log"
+        worker = _spawn(["worker", "sync"], {**env, "METRICS_PORT": str(worker_port)}, worker_log)
+        stack.callback(_stop, worker)
+        gateway = _spawn(
+            ["gateway"],
+            {**env, "GATEWAY_PORT": str(gateway_port), "METRICS_PORT": "0"},
+            gateway_log,
+        )
+        stack.callback(_stop, gateway)
+        base = f"http://127.0.0.1:{gateway_port}"
+        await _wait_ok(f"{base}/health/live", gateway, gateway_log, 60)
+        await _wait_ok(f"http://127.0.0.1:{worker_port}/health/ready", worker, worker_log, 90)
+
+        http = await stack.enter_async_context(httpx.AsyncClient(base_url=base, timeout=10))
+        phone = Phone(http, token)
+        for device_id, kind in (("phone-1", "phone"), ("tv-1", "tv"), ("tablet-1", "tablet")):
+            await phone.put_device(device_id, kind)
+        await phone.wait_devices(3)
+        beats = asyncio.create_task(phone.heartbeats(["phone-1", "tv-1", "tablet-1"]))
+        stack.callback(beats.cancel)
+
+        if server is not None:
+            tv = PubNubDevice(server.origin, "sub-bench", "tv-1")
+            tablet = PubNubDevice(server.origin, "sub-bench", "tablet-1")
+            stack.push_async_callback(tv.close)
+            stack.push_async_callback(tablet.close)
+            tv.subscribe("user.bench-user.devices")
+            tablet.subscribe("user.bench-user.sync")
+            await asyncio.sleep(0.5)
+            tv_inbox, tablet_inbox = tv.inbox, tablet.inbox
+        else:
+            sse_tv = await SseDevice(base, "bench-user", token, "tv-1", channels="devices").start()
+            sse_tablet = await SseDevice(
+                base, "bench-user", token, "tablet-1", channels="sync"
+            ).start()
+            stack.push_async_callback(sse_tv.close)
+            stack.push_async_callback(sse_tablet.close)
+            tv_inbox, tablet_inbox = sse_tv.inbox, sse_tablet.inbox
+
+        with console.status(f"{path}: warming up..."):
+            await _timed(WARMUP, phone.play, tv_inbox, "command_id")
+            await _timed(WARMUP, phone.add, tablet_inbox, "content_id")
+        with console.status(f"{path}: {count} commands, phone -> TV..."):
+            commands = await _timed(count, phone.play, tv_inbox, "command_id")
+        with console.status(f"{path}: {count} watchlist adds, phone -> tablet..."):
+            adds = await _timed(count, phone.add, tablet_inbox, "content_id")
+        return [
+            Figures(path, "command: phone -> TV", commands),
+            Figures(path, "watchlist add -> 2nd device", adds),
+        ]
+
+
+# --- the baseline --------------------------------------------------------------------------------
+
+
+async def _baseline(bootstrap: str, redis_url: str, count: int) -> Figures:
+    """Two acknowledged Kafka hops and a Redis pub/sub hop, no gateway, no agent, no database."""
+    tag = uuid.uuid4().hex[:6]
+    first, second, channel = f"floor-a-{tag}", f"floor-b-{tag}", f"floor-{tag}"
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=0, enable_idempotence=False
+    )
+    await producer.start()
+    consumers = [
+        AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=bootstrap,
+            group_id=f"{topic}-g",
+            auto_offset_reset="earliest",
+            session_timeout_ms=6000,
+            rebalance_timeout_ms=6000,
+        )
+        for topic in (first, second)
+    ]
+    redis = aioredis.from_url(redis_url)
+    pubsub = redis.pubsub()
+    try:
+        await producer.send_and_wait(first, b"warm")
+        await producer.send_and_wait(second, b"warm")
+        for consumer in consumers:
+            await consumer.start()
+            await consumer.getone()
+        await pubsub.subscribe(channel)
+        samples = []
+        for n in range(count + WARMUP):
+            started = time.perf_counter()
+            await producer.send_and_wait(first, str(n).encode(), key=b"bench-user")
+            record = await consumers[0].getone()
+            await producer.send_and_wait(second, record.value, key=b"bench-user")
+            record = await consumers[1].getone()
+            await redis.publish(channel, record.value)
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
+                if message is not None:
+                    break
+            if n >= WARMUP:
+                samples.append((time.perf_counter() - started) * 1000)
+        return Figures("baseline", "2 Kafka hops + Redis pub/sub", samples)
+    finally:
+        await pubsub.aclose()
+        await redis.aclose()
+        for consumer in consumers:
+            await consumer.stop()
+        await producer.stop()
+
+
+# --- the command ---------------------------------------------------------------------------------
+
+
+def bench_sync(count: int = 1000, paths: tuple[str, ...] = ("fanout", "pubnub")) -> int:
+    services: list[ServiceProcess] = []
+    workdir = Path(tempfile.mkdtemp(prefix="mgw-bench-sync-"))
+    name = f"mgw_bench_sync_{uuid.uuid4().hex[:8]}"
+    server = os.environ.get("DATABASE_URL")
+    figures: list[Figures] = []
+    try:
+        with console.status("starting services..."):
+            broker = start_broker(log_file=workdir / "tansu.log")
+            services.append(broker)
+            if not server:
+                pg = start_postgres(workdir / "postgres")
+                services.append(pg)
+                server = pg.url
+            redis_url = os.environ.get("REDIS_URL")
+            if not redis_url:
+                rd = start_redis(workdir / "redis")
+                services.append(rd)
+                redis_url = rd.url
+            database = asyncio.run(create_database(server, name))
+        secret = secrets.token_urlsafe(48)
+        for path in paths:
+            prefix = f"bsync{uuid.uuid4().hex[:6]}"
+            env = {
+                "KAFKA_BROKERS": broker.url,
+                "KAFKA_TOPIC_PREFIX": prefix,
+                "KAFKA_SESSION_TIMEOUT_S": "6",
+                "KAFKA_REBALANCE_TIMEOUT_S": "6",
+                "DATABASE_URL": database,
+                "REDIS_URL": redis_url,
+                "REDIS_KEY_PREFIX": prefix,
+                "AUTH_JWT_SECRET": secret,
+                "RATE_LIMIT_ENABLED": "false",
+                "LOG_LEVEL": "warning",
+                "LOG_FORMAT": "json",
+                "MGW_ENV_FILE": "/nonexistent/.env",
+            }
+            token = asyncio.run(_prepare(env))
+            figures += asyncio.run(_run_path(path, env, token, count, workdir))
+        with console.status("baseline: the same hops without the system..."):
+            baseline = asyncio.run(_baseline(broker.url, redis_url, count))
+    except BenchError as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
+    finally:
+        try:
+            if server:
+                asyncio.run(drop_database(server, name))
+        finally:
+            for service in reversed(services):
+                service.stop()
+    Console().print(results_table([*figures, baseline], baseline, count))
+    return 0 if all(f.pct(0.95) < TARGET_P95_MS for f in figures) else 1
+
+
+def results_table(figures: list[Figures], baseline: Figures, count: int) -> Table:
+    table = Table(
+        title=f"Sync latency, request to the listening device ({count} each, one at a time; "
+        f"target p95 < {TARGET_P95_MS:g} ms)"
+    )
+    for column in ("path", "scenario", "p50 ms", "p95 ms", "p99 ms", "max ms", "p50 / floor"):
+        table.add_column(column, justify="left" if column in ("path", "scenario") else "right")
+    table.add_column("p95 target")
+    for f in figures:
+        is_floor = f is baseline
+        table.add_row(
+            f.path,
+            f.scenario,
+            f"{f.p50:.1f}",
+            f"{f.pct(0.95):.1f}",
+            f"{f.pct(0.99):.1f}",
+            f"{max(f.samples):.1f}",
+            "1.0" if is_floor else f"{f.p50 / baseline.p50:.1f}x",
+            "" if is_floor else ("met" if f.pct(0.95) < TARGET_P95_MS else "MISSED"),
+        )
+    return table

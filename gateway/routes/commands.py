@@ -1,0 +1,85 @@
+"""Remote commands: one of the user's devices (X-Device-ID) asks another (the path's device) to
+play, pause, seek, ... (a RemoteCommandIssued on sync.commands).
+
+Needs `devices:command`, on one's own user id only: a user cannot command another user's
+devices (403), and device ids are looked up among the caller's own devices. The answer is 202
+with the command id once the broker has the command; the command router then delivers it to
+the target device and the outcome (delivered, or expired / device_offline / not_supported /
+invalid_parameters) to the sender, as a command_result on the user's notifications channel.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from core.publisher import Publisher
+from gateway.json_body import json_body, openapi_body
+from gateway.routes.sync_common import (
+    RESPONSES,
+    accepted,
+    device_header,
+    documented,
+    invalid,
+    own_user,
+    path_device,
+)
+from schemas.sync import COMMAND_TTL_S, RemoteCommand, RemoteCommandIssued
+from topics.registry import SYNC_COMMANDS
+
+router = APIRouter(prefix="/api/v1/users/{user_id}/devices", tags=["commands"])
+
+
+class CommandRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    command: RemoteCommand
+    # How long the command may wait to be delivered; DOMAIN's 5 s unless said otherwise.
+    ttl_seconds: int = Field(default=COMMAND_TTL_S, ge=1, le=300)
+
+
+class CommandAccepted(BaseModel):
+    event_id: str
+    topic: str
+    partition: int
+    offset: int
+    command_id: uuid.UUID
+    expires_at: datetime
+
+
+@router.post(
+    "/{device_id}/commands",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=CommandAccepted,
+    responses=RESPONSES,
+    openapi_extra=documented(
+        "user_id",
+        "device_id",
+        device=True,
+        extra=openapi_body(CommandRequest, "the command (JSON tag `type`) and its time to live"),
+    ),
+)
+async def send_command(request: Request) -> Response:
+    _, user_id = await own_user(request, "devices:command")
+    target = path_device(request)
+    source = device_header(request, required=True)
+    body = await json_body(request, CommandRequest)
+    if source == target:
+        raise invalid(("path", "device_id"), "a device does not send commands to itself", target)
+    issued = RemoteCommandIssued(
+        command_id=uuid.uuid4(),
+        user_id=user_id,
+        source_device_id=source or "",
+        target_device_id=target,
+        command=body.command,
+        issued_at=datetime.now(UTC),
+        ttl_seconds=body.ttl_seconds,
+    )
+    publisher: Publisher = request.app.state.publisher
+    published = await publisher.publish(SYNC_COMMANDS, issued, key=user_id)
+    return accepted(
+        published, command_id=str(issued.command_id), expires_at=issued.expires_at.isoformat()
+    )

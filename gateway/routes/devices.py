@@ -1,0 +1,156 @@
+"""Devices: a user's apps register themselves, send heartbeats (and what they play), leave; the
+device list with online/offline is read from the Redis read model.
+
+Registering, heartbeats and removal need `devices:write`, the list `devices:read`. A device is
+online for 60 s after its last heartbeat (a registration counts as one); presence changes reach
+the user's other devices on their devices channel.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from contracts.sync_documents import DevicesDocument
+from core.publisher import Publisher
+from gateway.json_body import json_body, openapi_body
+from gateway.routes.sync_common import (
+    CLOCK,
+    DEVICES_WRITE,
+    READ_RESPONSES,
+    RESPONSES,
+    accepted,
+    documented,
+    json_document,
+    optional_body,
+    optional_body_doc,
+    own_user,
+    path_device,
+)
+from gateway.sync_lookup import read_view
+from schemas.envelope import Payload
+from schemas.sync import (
+    ONLINE_TIMEOUT_S,
+    DeviceCapabilities,
+    DeviceHeartbeat,
+    DeviceInfo,
+    DevicePlatform,
+    DeviceRegistered,
+    DeviceRemoved,
+    DeviceType,
+    NowPlaying,
+    SyncView,
+)
+from topics.registry import (
+    SYNC_DEVICE_HEARTBEATS,
+    SYNC_DEVICE_REMOVALS,
+    SYNC_DEVICES,
+    TopicSpec,
+)
+
+router = APIRouter(prefix="/api/v1/users/{user_id}/devices", tags=["devices"])
+
+
+class DeviceRegistration(BaseModel):
+    """DOMAIN's DeviceInfo without the id (it is in the path)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    device_type: DeviceType
+    platform: DevicePlatform
+    capabilities: DeviceCapabilities = Field(default_factory=DeviceCapabilities)
+    app_version: str = Field(min_length=1, max_length=64)
+    device_name: str = Field(min_length=1, max_length=200)
+
+
+class Heartbeat(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # What the device plays now; absent or null: nothing.
+    now_playing: NowPlaying | None = None
+
+
+async def _publish(request: Request, topic: TopicSpec, event: Payload, user_id: str) -> Response:
+    publisher: Publisher = request.app.state.publisher
+    published = await publisher.publish(topic, event, key=user_id)
+    return accepted(published)
+
+
+@router.put(
+    "/{device_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=RESPONSES,
+    openapi_extra=documented(
+        "user_id",
+        "device_id",
+        extra=openapi_body(DeviceRegistration, "the device's details; re-send when they change"),
+    ),
+)
+async def register_device(request: Request) -> Response:
+    _, user_id = await own_user(request, DEVICES_WRITE)
+    device_id = path_device(request)
+    details = await json_body(request, DeviceRegistration)
+    event = DeviceRegistered(
+        user_id=user_id,
+        device=DeviceInfo(device_id=device_id, **details.model_dump()),
+        timestamp=CLOCK.now(),
+    )
+    return await _publish(request, SYNC_DEVICES, event, user_id)
+
+
+@router.post(
+    "/{device_id}/heartbeat",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=RESPONSES,
+    openapi_extra=documented(
+        "user_id",
+        "device_id",
+        extra=optional_body_doc(Heartbeat, f"send one at least every {ONLINE_TIMEOUT_S} s"),
+    ),
+)
+async def heartbeat(request: Request) -> Response:
+    _, user_id = await own_user(request, DEVICES_WRITE)
+    device_id = path_device(request)
+    body = await optional_body(request, Heartbeat)
+    event = DeviceHeartbeat(
+        user_id=user_id, device_id=device_id, timestamp=CLOCK.now(), now_playing=body.now_playing
+    )
+    return await _publish(request, SYNC_DEVICE_HEARTBEATS, event, user_id)
+
+
+@router.delete(
+    "/{device_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=RESPONSES,
+    openapi_extra=documented("user_id", "device_id"),
+)
+async def remove_device(request: Request) -> Response:
+    _, user_id = await own_user(request, DEVICES_WRITE)
+    device_id = path_device(request)
+    event = DeviceRemoved(user_id=user_id, device_id=device_id, timestamp=CLOCK.now())
+    return await _publish(request, SYNC_DEVICE_REMOVALS, event, user_id)
+
+
+@router.get(
+    "",
+    responses={
+        200: {"model": DevicesDocument, "description": "the devices, with presence as of now"},
+        **READ_RESPONSES,
+    },
+    openapi_extra=documented("user_id"),
+)
+async def list_devices(request: Request) -> Response:
+    _, user_id = await own_user(request, "devices:read")
+    document = DevicesDocument.model_validate_json(
+        await read_view(request, SyncView.devices, user_id)
+    )
+    # Presence as of this read: the stored document knows only when each device was last seen.
+    now = datetime.now(UTC)
+    devices = [
+        d.model_copy(update={"is_online": (now - d.last_seen).total_seconds() <= ONLINE_TIMEOUT_S})
+        for d in document.devices
+    ]
+    fresh = document.model_copy(update={"devices": devices})
+    return json_document(fresh.model_dump_json().encode())

@@ -1,0 +1,255 @@
+"""Natural-language search: `GET /api/v1/search?q=...`, answered from the Redis result cache; a
+miss is asked of the discovery agent over Kafka (`discovery.search`, request/reply) and the
+answer heard on a Redis pub/sub channel named in the request (the gateway never reads
+PostgreSQL or the vector store). docs/DISCOVERY.md has the whole path.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.datastructures import QueryParams
+
+from contracts.discovery_cache import key_digest, read_results, request_results_key
+from contracts.read_model import reply_channel
+from core.resilience.fastredis import REDIS_ERRORS
+from gateway.errors import error_response
+from gateway.lookup import request_reply
+from schemas.content import MaturityRating
+from schemas.discovery import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    MAX_QUERY_LENGTH,
+    RATING_MAX,
+    RATING_MIN,
+    YEAR_MAX,
+    YEAR_MIN,
+    SearchRequested,
+    SearchResponse,
+)
+from topics.registry import DISCOVERY_SEARCH
+
+router = APIRouter(prefix="/api/v1", tags=["discovery"])
+
+CACHE_HEADER = "X-Search-Cache"
+# Pages change when titles do; the agents drop them from the result cache then, but a
+# shared HTTP cache (or the gateway's response cache) would keep serving them.
+_NO_STORE = {"Cache-Control": "no-cache"}
+
+
+class SearchTimeout(RuntimeError):
+    """No discovery agent answered in time."""
+
+
+# name: (OpenAPI schema, description). Lists may repeat the parameter or separate by commas.
+_LIST = {"type": "array", "items": {"type": "string"}}
+PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
+    "q": (
+        {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_LENGTH},
+        "what to find, in plain words: 'something funny and animated like Shrek on Netflix "
+        "from the 2000s'",
+    ),
+    "genres": (_LIST, "only titles of one of these genres (canonical ids or names: sci-fi)"),
+    "platforms": (_LIST, "only titles offered on one of these platforms (netflix, prime_video)"),
+    "region": (
+        {"type": "string", "pattern": "^[A-Za-z]{2}$"},
+        "ISO 3166-1 alpha-2: the platforms must offer the title there",
+    ),
+    "year_from": (
+        {"type": "integer", "minimum": YEAR_MIN, "maximum": YEAR_MAX},
+        "released in or after",
+    ),
+    "year_to": (
+        {"type": "integer", "minimum": YEAR_MIN, "maximum": YEAR_MAX},
+        "released in or before",
+    ),
+    "rating_min": (
+        {"type": "number", "minimum": RATING_MIN, "maximum": RATING_MAX},
+        "average rating at least",
+    ),
+    "rating_max": (
+        {"type": "number", "minimum": RATING_MIN, "maximum": RATING_MAX},
+        "average rating at most",
+    ),
+    "content_rating_limit": (
+        {"type": "string", "enum": [r.value for r in MaturityRating]},
+        "the highest maturity rating shown; unrated titles are not shown under a limit",
+    ),
+    "blocked_genres": (_LIST, "never titles of these genres"),
+    "page": ({"type": "integer", "minimum": 1, "default": 1}, "page number, from 1"),
+    "page_size": (
+        {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE},
+        "results per page",
+    ),
+}
+_LISTS = ("genres", "platforms", "blocked_genres")
+_INTS = ("year_from", "year_to", "page", "page_size")
+_FLOATS = ("rating_min", "rating_max")
+# Where a field of SearchRequested comes from, for errors that name what the client sent.
+_SOURCE = {
+    "query": "q",
+    "filters.genres": "genres",
+    "filters.platforms": "platforms",
+    "filters.blocked_genres": "blocked_genres",
+    "filters.region": "region",
+    "filters.year_range": "year_from/year_to",
+    "filters.rating_range": "rating_min/rating_max",
+    "filters.content_rating_limit": "content_rating_limit",
+    "page": "page",
+    "page_size": "page_size",
+}
+
+
+def _error(name: str, message: str, kind: str = "value_error") -> dict[str, Any]:
+    return {"loc": ("query", name), "msg": message, "type": kind}
+
+
+def _list(params: QueryParams, name: str) -> list[str]:
+    return [
+        part.strip() for value in params.getlist(name) for part in value.split(",") if part.strip()
+    ]
+
+
+def _range(low: Any, high: Any, floor: float, ceiling: float) -> list[Any] | None:
+    """An open end is closed with the field's bound, so 'from 2000' excludes no later year."""
+    if low is None and high is None:
+        return None
+    return [floor if low is None else low, ceiling if high is None else high]
+
+
+def parse_search(params: QueryParams, channel: str) -> SearchRequested:
+    """The request the query string asks for; 422 naming each bad parameter and why."""
+    errors: list[dict[str, Any]] = []
+    for name in dict.fromkeys(params.keys()):
+        if name not in PARAMETERS:
+            errors.append(
+                _error(
+                    name, f"unknown parameter; known: {', '.join(PARAMETERS)}", "extra_forbidden"
+                )
+            )
+        elif name not in _LISTS and len(params.getlist(name)) > 1:
+            errors.append(_error(name, "given more than once"))
+    values: dict[str, Any] = {}
+    for name in _INTS + _FLOATS:
+        raw = params.get(name)
+        if raw is None or raw.strip() == "":
+            continue
+        try:
+            values[name] = int(raw) if name in _INTS else float(raw)
+        except ValueError:
+            kind = "an integer" if name in _INTS else "a number"
+            errors.append(_error(name, f"{raw[:50]!r} is not {kind}"))
+    if "q" not in params:
+        errors.append(_error("q", "the search text is required", "missing"))
+    if errors:
+        raise RequestValidationError(errors)
+    filters: dict[str, Any] = {name: _list(params, name) for name in _LISTS}
+    for name in ("region", "content_rating_limit"):
+        if params.get(name):
+            filters[name] = params[name]
+    filters["year_range"] = _range(
+        values.get("year_from"), values.get("year_to"), YEAR_MIN, YEAR_MAX
+    )
+    filters["rating_range"] = _range(
+        values.get("rating_min"), values.get("rating_max"), RATING_MIN, RATING_MAX
+    )
+    data: dict[str, Any] = {"query": params["q"], "filters": filters, "reply_channel": channel}
+    for name in ("page", "page_size"):
+        if name in values:
+            data[name] = values[name]
+    try:
+        return SearchRequested.model_validate(data)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [_named(err) for err in exc.errors(include_url=False)]
+        ) from None
+
+
+def _named(err: Mapping[str, Any]) -> dict[str, Any]:
+    path = ".".join(str(p) for p in err["loc"])
+    # "filters.genres.0" -> "genres": the client sent a parameter, not a path in a model.
+    source = next(
+        (name for field, name in _SOURCE.items() if path == field or path.startswith(field + ".")),
+        path,
+    )
+    return {**err, "loc": ("query", source)}
+
+
+async def ask_discovery(
+    request: Request, wanted: SearchRequested, key: str, timeout_s: float
+) -> bytes:
+    """Publish the search for the discovery agent and wait for its answer."""
+    return await request_reply(
+        request.app.state.redis,
+        request.app.state.publisher,
+        DISCOVERY_SEARCH,
+        wanted,
+        key=key_digest(key),
+        timeout_s=timeout_s,
+        unanswered=SearchTimeout(f"no discovery agent answered within {timeout_s:g} s"),
+        breaker="discovery",
+        skip_empty=True,
+    )
+
+
+def _answer(body: bytes, cache: str) -> Response:
+    # Already JSON: handed through rather than parsed and encoded again.
+    return Response(body, media_type="application/json", headers={CACHE_HEADER: cache, **_NO_STORE})
+
+
+@router.get(
+    "/search",
+    response_model=SearchResponse,
+    summary="Search the catalog in natural language",
+    responses={
+        200: {
+            "description": f"one page of results, best first; header {CACHE_HEADER} says "
+            "whether the result cache answered (hit) or the discovery agent (miss)"
+        },
+        422: {"description": "a bad parameter: each one named, with the reason"},
+        503: {"description": "Redis or the discovery agents are unavailable; retry"},
+        504: {"description": "no discovery agent answered in time; retry"},
+    },
+    openapi_extra={
+        "parameters": [
+            {
+                "name": name,
+                "in": "query",
+                "required": name == "q",
+                "schema": schema,
+                "description": description,
+                **({"style": "form", "explode": True} if name in _LISTS else {}),
+            }
+            for name, (schema, description) in PARAMETERS.items()
+        ],
+        "x-fast-lane": True,
+    },
+)
+async def search(request: Request) -> Response:
+    settings = request.app.state.settings
+    prefix = settings.redis.key_prefix
+    wanted = parse_search(request.query_params, reply_channel(prefix, uuid.uuid4()))
+    key = request_results_key(prefix, wanted)
+    try:
+        body = await read_results(request.app.state.redis, key)
+        if body is not None:
+            return _answer(body, "hit")
+        body = await ask_discovery(request, wanted, key, settings.discovery.reply_timeout_s)
+    except SearchTimeout as exc:
+        return error_response(
+            504, "search_timeout", f"{exc}; retry shortly", request, headers={"Retry-After": "1"}
+        )
+    except REDIS_ERRORS as exc:
+        return error_response(
+            503,
+            "cache_unavailable",
+            f"the search cache is unreachable ({type(exc).__name__}); retry shortly",
+            request,
+            headers={"Retry-After": "1"},
+        )
+    return _answer(body, "miss")

@@ -1,0 +1,161 @@
+"""Playback progress: a device reports where the user is in a title (a ProgressUpdate on
+sync.progress); "continue watching" is read from the Redis read model.
+
+Reporting needs `progress:write` and the reporting device (X-Device-ID: the register's tie
+breaker); reading needs `progress:read`. The newest report per title wins, whichever device
+sent it; titles watched past 90 % leave continue watching.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from fastapi import APIRouter, Request, Response, status
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from contracts.sync_documents import (
+    CONTINUE_WATCHING_MAX,
+    ContinueWatchingDocument,
+    ProgressEntry,
+)
+from core.publisher import Publisher
+from gateway.json_body import json_body, openapi_body
+from gateway.routes.sync_common import (
+    PROGRESS_READ,
+    READ_RESPONSES,
+    RESPONSES,
+    accepted,
+    client_stamp,
+    device_header,
+    documented,
+    invalid,
+    json_document,
+    not_found,
+    own_user,
+    path_uuid,
+)
+from gateway.sync_lookup import read_view
+from schemas.sync import HLC, PlaybackState, ProgressUpdate, SyncView
+from topics.registry import SYNC_PROGRESS
+
+router = APIRouter(prefix="/api/v1/users/{user_id}/progress", tags=["progress"])
+
+DEFAULT_LIMIT = 20
+
+
+class ProgressReport(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    position_seconds: float = Field(ge=0, allow_inf_nan=False)
+    duration_seconds: float = Field(gt=0, allow_inf_nan=False)
+    state: PlaybackState
+    # The device's own stamp, for reports queued while it was offline; else the gateway's.
+    timestamp: HLC | None = None
+
+    @model_validator(mode="after")
+    def _within_duration(self) -> ProgressReport:
+        if self.position_seconds > self.duration_seconds:
+            raise ValueError(
+                f"position_seconds ({self.position_seconds}) is past the end of the title "
+                f"(duration_seconds {self.duration_seconds})"
+            )
+        return self
+
+
+@router.put(
+    "/{content_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=RESPONSES,
+    openapi_extra=documented(
+        "user_id",
+        "content_id",
+        device=True,
+        extra=openapi_body(ProgressReport, "where playback is; the newest report wins"),
+    ),
+)
+async def report_progress(request: Request) -> Response:
+    _, user_id = await own_user(request, "progress:write")
+    content_id = path_uuid(request, "content_id")
+    device_id = device_header(request, required=True)
+    report = await json_body(request, ProgressReport)
+    update = ProgressUpdate(
+        user_id=user_id,
+        content_id=content_id,
+        position_seconds=report.position_seconds,
+        duration_seconds=report.duration_seconds,
+        state=report.state,
+        timestamp=client_stamp(report.timestamp),
+        device_id=device_id,
+    )
+    publisher: Publisher = request.app.state.publisher
+    published = await publisher.publish(SYNC_PROGRESS, update, key=user_id)
+    return accepted(published, timestamp=update.timestamp.model_dump())
+
+
+def _limit(request: Request) -> int:
+    raw = request.query_params.get("limit", str(DEFAULT_LIMIT))
+    if not raw.isdigit() or not 1 <= int(raw) <= CONTINUE_WATCHING_MAX:
+        raise invalid(
+            ("query", "limit"), f"must be a whole number from 1 to {CONTINUE_WATCHING_MAX}", raw
+        )
+    return int(raw)
+
+
+@router.get(
+    "",
+    responses={
+        200: {
+            "model": ContinueWatchingDocument,
+            "description": "continue watching: the latest position per title, newest first, "
+            "without completed titles",
+        },
+        **READ_RESPONSES,
+    },
+    openapi_extra=documented(
+        "user_id",
+        extra={
+            "parameters": [
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "schema": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": CONTINUE_WATCHING_MAX,
+                        "default": DEFAULT_LIMIT,
+                    },
+                }
+            ]
+        },
+    ),
+)
+async def continue_watching(request: Request) -> Response:
+    _, user_id = await own_user(request, PROGRESS_READ)
+    limit = _limit(request)
+    document = ContinueWatchingDocument.model_validate_json(
+        await read_view(request, SyncView.progress, user_id)
+    )
+    trimmed = document.model_copy(update={"items": document.items[:limit]})
+    return json_document(trimmed.model_dump_json().encode())
+
+
+@router.get(
+    "/{content_id}",
+    responses={
+        200: {"model": ProgressEntry, "description": "where to resume this title"},
+        404: {"description": "no open progress for this title (never started, or completed)"},
+        **READ_RESPONSES,
+    },
+    openapi_extra=documented("user_id", "content_id"),
+)
+async def resume_point(request: Request) -> Response:
+    _, user_id = await own_user(request, PROGRESS_READ)
+    content_id: uuid.UUID = path_uuid(request, "content_id")
+    document = ContinueWatchingDocument.model_validate_json(
+        await read_view(request, SyncView.progress, user_id)
+    )
+    for entry in document.items:
+        if entry.content_id == content_id:
+            return json_document(entry.model_dump_json().encode())
+    raise not_found(f"no open progress of {user_id} for {content_id}")

@@ -1,0 +1,191 @@
+"""Realtime: how a device hears its user's changes and commands.
+
+`GET .../realtime` says which transport this deployment uses and the channel names: PubNub
+(subscribe there with the given key) or the built-in fan-out, `GET .../stream`, a Server-Sent
+Events stream per device (gateway/realtime/sse.py). Both carry the same channels and bodies.
+
+Scopes per channel: `sync` (watchlist and progress) needs `watchlist:read`; `devices`
+(presence and commands) and `notifications` (command results) need `devices:read`.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException
+
+from contracts.sync_realtime import REPLAY_WINDOW_S, is_event_id
+from gateway.realtime.hub import HubUnavailable, RealtimeHub
+from gateway.realtime.sse import EventStream, StreamRequest
+from gateway.routes.sync_common import (
+    NO_STORE,
+    READ_RESPONSES,
+    device_header,
+    documented,
+    invalid,
+    json_document,
+    not_found,
+    own_user,
+)
+from schemas.sync import devices_channel, notifications_channel, sync_channel
+
+router = APIRouter(prefix="/api/v1/users/{user_id}", tags=["realtime"])
+
+CHANNEL_NAMES = {
+    "sync": sync_channel,
+    "devices": devices_channel,
+    "notifications": notifications_channel,
+}
+CHANNEL_SCOPES = {
+    "sync": "watchlist:read",
+    "devices": "devices:read",
+    "notifications": "devices:read",
+}
+
+
+class RealtimeInfo(BaseModel):
+    transport: str  # "sse" or "pubnub"
+    channels: dict[str, str]
+    # sse: the stream to open; pubnub: where and with which key to subscribe.
+    stream_url: str | None = None
+    pubnub_subscribe_key: str | None = None
+    pubnub_origin: str | None = None
+    replay_window_s: int | None = None
+
+
+def _pubnub(request: Request) -> bool:
+    pubnub = request.app.state.settings.pubnub
+    return bool(pubnub.publish_key and pubnub.subscribe_key)
+
+
+def _channels(request: Request) -> list[str]:
+    raw = request.query_params.get("channels")
+    if raw is None:
+        return list(CHANNEL_NAMES)
+    names = [c.strip() for c in raw.split(",") if c.strip()]
+    unknown = [c for c in names if c not in CHANNEL_NAMES]
+    if not names or unknown:
+        raise invalid(
+            ("query", "channels"),
+            f"a comma-separated list of {', '.join(CHANNEL_NAMES)}"
+            + (f"; unknown: {', '.join(unknown)}" if unknown else ""),
+            raw,
+        )
+    return list(dict.fromkeys(names))
+
+
+@router.get(
+    "/realtime",
+    response_model=RealtimeInfo,
+    responses=READ_RESPONSES,
+    openapi_extra=documented("user_id"),
+)
+async def realtime_info(request: Request) -> Response:
+    _, user_id = await own_user(request, "devices:read")
+    channels = {name: fn(user_id) for name, fn in CHANNEL_NAMES.items()}
+    if _pubnub(request):
+        pubnub = request.app.state.settings.pubnub
+        info = RealtimeInfo(
+            transport="pubnub",
+            channels=channels,
+            pubnub_subscribe_key=pubnub.subscribe_key,
+            pubnub_origin=pubnub.origin,
+        )
+    else:
+        info = RealtimeInfo(
+            transport="sse",
+            channels=channels,
+            stream_url=f"/api/v1/users/{user_id}/stream",
+            replay_window_s=REPLAY_WINDOW_S,
+        )
+    return json_document(info.model_dump_json().encode())
+
+
+def hub_of(app: FastAPI) -> RealtimeHub:
+    hub: RealtimeHub | None = getattr(app.state, "realtime_hub", None)
+    if hub is None:
+        settings = app.state.settings
+        hub = RealtimeHub(settings.redis.require_url(), settings.redis.key_prefix)
+        app.state.realtime_hub = hub
+    return hub
+
+
+async def close_hub(app: FastAPI) -> None:
+    hub: RealtimeHub | None = getattr(app.state, "realtime_hub", None)
+    if hub is not None:
+        await hub.close()
+        app.state.realtime_hub = None
+
+
+@router.get(
+    "/stream",
+    responses={
+        200: {
+            "description": "text/event-stream: one event per message (type: the channel name, "
+            "data: the message, id: its place in the stream), plus `ready` and `resync`",
+            "content": {"text/event-stream": {}},
+        },
+        404: {"description": "this deployment delivers through PubNub (see .../realtime)"},
+        **READ_RESPONSES,
+        503: {"description": "the fan-out cannot reach Redis; retry"},
+    },
+    openapi_extra=documented(
+        "user_id",
+        device=False,
+        extra={
+            "parameters": [
+                {
+                    "name": "channels",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "default": "sync,devices,notifications"},
+                    "description": "comma-separated: sync, devices, notifications",
+                },
+                {
+                    "name": "Last-Event-ID",
+                    "in": "header",
+                    "required": False,
+                    "schema": {"type": "string"},
+                    "description": "the id of the last event seen: catch up from there "
+                    f"(within {REPLAY_WINDOW_S} s), or a `resync` event",
+                },
+            ]
+        },
+    ),
+)
+async def stream(request: Request) -> Response:
+    channels = _channels(request)
+    scopes = sorted({CHANNEL_SCOPES[c] for c in channels})
+    _, user_id = await own_user(request, *scopes)
+    device_id = device_header(request, required=False)
+    last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    if last is not None and not is_event_id(last):
+        raise invalid(("header", "Last-Event-ID"), "not an event id of this stream", last)
+    if _pubnub(request):
+        raise not_found(
+            f"realtime goes through PubNub in this deployment: GET /api/v1/users/{user_id}/"
+            "realtime names the channels and the subscribe key"
+        )
+    hub = hub_of(request.app)
+    try:
+        await hub.ready()
+    except HubUnavailable as exc:
+        raise HTTPException(503, str(exc), headers={"Retry-After": "2"}) from None
+    settings = request.app.state.settings
+    events = EventStream(
+        hub,
+        request.app.state.redis,
+        settings.redis.key_prefix,
+        StreamRequest(
+            user_id=user_id,
+            device_id=device_id,
+            channels=frozenset(CHANNEL_NAMES[c](user_id) for c in channels),
+            last_event_id=last,
+        ),
+    )
+    return StreamingResponse(
+        events.__aiter__(),
+        media_type="text/event-stream",
+        headers={**NO_STORE, "X-Accel-Buffering": "no"},
+    )

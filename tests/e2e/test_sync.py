@@ -1,0 +1,266 @@
+"""Cross-device sync end to end: a sync worker and a gateway as processes, devices listening
+over real sockets (Server-Sent Events with httpx; PubNub with the real SDK against a loopback
+server), commands and edits through the HTTP API."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from contracts.sync_realtime import newer
+from devtools.bench.sync_clients import Heard, PubNubDevice, SseDevice
+from devtools.bench.sync_pubnub import LoopbackPubNub
+from schemas.sync import devices_channel, notifications_channel, sync_channel
+from tests.auth.helpers import bearer, user_token
+from tests.conftest import Isolated
+from tests.helpers import wait_for
+
+pytestmark = pytest.mark.slow
+
+SCOPES = [
+    "devices:read",
+    "devices:write",
+    "devices:command",
+    "watchlist:read",
+    "watchlist:write",
+    "progress:write",
+    "progress:read",
+]
+
+
+def device_body(kind: str, **caps: Any) -> dict[str, Any]:
+    return {
+        "device_type": kind,
+        "platform": "tizen" if kind == "tv" else "ios",
+        "capabilities": caps,
+        "app_version": "1.0",
+        "device_name": f"a {kind}",
+    }
+
+
+class Account:
+    """One user talking to the gateway."""
+
+    def __init__(self, http: httpx.AsyncClient, isolated: Isolated, name: str) -> None:
+        self.http = http
+        self.user_id = f"{name}-{uuid.uuid4().hex[:6]}"
+        self.token = user_token(isolated.settings, subject=self.user_id, scopes=SCOPES)
+        self.headers = bearer(self.token)
+
+    def url(self, path: str) -> str:
+        return f"/api/v1/users/{self.user_id}{path}"
+
+    async def register(self, device_id: str, kind: str, **caps: Any) -> None:
+        resp = await self.http.put(
+            self.url(f"/devices/{device_id}"), json=device_body(kind, **caps), headers=self.headers
+        )
+        assert resp.status_code == 202, resp.text
+
+    async def devices(self) -> list[dict[str, Any]]:
+        resp = await self.http.get(self.url("/devices"), headers=self.headers)
+        assert resp.status_code == 200, resp.text
+        return resp.json()["devices"]  # type: ignore[no-any-return]
+
+    async def command(self, source: str, target: str, body: dict[str, Any]) -> httpx.Response:
+        return await self.http.post(
+            self.url(f"/devices/{target}/commands"),
+            json={"command": body},
+            headers={**self.headers, "X-Device-ID": source},
+        )
+
+    async def wait_devices(self, count: int) -> None:
+        async def listed() -> bool:
+            return len(await self.devices()) == count
+
+        await wait_for(listed, timeout=20, interval=0.1)
+
+
+@dataclass
+class Stack:
+    http: httpx.AsyncClient
+    url: str
+
+
+@pytest.fixture
+async def stack(spawn, isolated: Isolated) -> AsyncIterator[Stack]:  # type: ignore[no-untyped-def]
+    spawn("worker", "sync", extra_env=isolated.env)
+    gateway = spawn("gateway", extra_env={**isolated.env, "RATE_LIMIT_ENABLED": "false"})
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as http:
+        yield Stack(http, gateway.url)
+
+
+def is_kind(kind: str) -> Any:
+    return lambda h: isinstance(h.body, dict) and h.body.get("kind") == kind
+
+
+async def test_a_phone_plays_on_the_tv_and_nobody_else_acts_on_it(
+    stack: Stack, isolated: Isolated
+) -> None:
+    base, http = stack.url, stack.http
+    alice, bob = Account(http, isolated, "alice"), Account(http, isolated, "bob")
+    await alice.register("phone-1", "phone", remote_controllable=True)
+    await alice.register("tv-1", "tv", remote_controllable=True)
+    await alice.register("tv-2", "tv", remote_controllable=True)
+    await bob.register("tv-1", "tv", remote_controllable=True)
+    await alice.wait_devices(3)
+    await bob.wait_devices(1)
+
+    tv = await SseDevice(base, alice.user_id, alice.token, "tv-1").start()
+    other_tv = await SseDevice(base, alice.user_id, alice.token, "tv-2").start()
+    phone = await SseDevice(base, alice.user_id, alice.token, "phone-1").start()
+    bobs_tv = await SseDevice(base, bob.user_id, bob.token, "tv-1").start()
+    try:
+        sent = await alice.command("phone-1", "tv-1", {"type": "play"})
+        assert sent.status_code == 202, sent.text
+        command_id = sent.json()["command_id"]
+        heard = await tv.inbox.wait_for(is_kind("command"))
+        assert heard.channel == devices_channel(alice.user_id)
+        assert heard.body["command_id"] == command_id and heard.body["command"] == {"type": "play"}
+        result = await phone.inbox.wait_for(is_kind("command_result"))
+        assert result.channel == notifications_channel(alice.user_id)
+        assert (result.body["command_id"], result.body["status"]) == (command_id, "delivered")
+
+        # A command to a device that is not Alice's (Bob's tv-1 is Bob's): Alice cannot.
+        forbidden = await http.post(
+            f"/api/v1/users/{bob.user_id}/devices/tv-1/commands",
+            json={"command": {"type": "pause"}},
+            headers={**alice.headers, "X-Device-ID": "phone-1"},
+        )
+        assert forbidden.status_code == 403
+        spy = await SseDevice(base, bob.user_id, alice.token, "tv-1").start()
+        assert spy.status == 403
+        await spy.close()
+
+        # A rejected command reaches only the sender, with its typed error.
+        unknown = await alice.command("phone-1", "tv-9", {"type": "play"})
+        rejected = await phone.inbox.wait_for(is_kind("command_result"))
+        assert rejected.body["command_id"] == unknown.json()["command_id"]
+        assert rejected.body["error"] == "device_offline"
+
+        # A watchlist add on the phone reaches the TV.
+        title = uuid.uuid4()
+        added = await http.put(
+            alice.url(f"/watchlist/{title}"), headers={**alice.headers, "X-Device-ID": "phone-1"}
+        )
+        assert added.status_code == 202
+        change = await tv.inbox.wait_for(is_kind("watchlist"))
+        assert change.channel == sync_channel(alice.user_id)
+        assert change.body["content_id"] == str(title) and change.body["in_watchlist"]
+        await asyncio.sleep(0.5)
+        # tv-2 never got the command for tv-1 (nor its results), Bob's TV got nothing of Alice.
+        assert other_tv.inbox.messages("command") == []
+        assert other_tv.inbox.messages("command_result") == []
+        assert [m["content_id"] for m in other_tv.inbox.messages("watchlist")] == [str(title)]
+        # (Bob's TV may hear its own presence; never Alice's watchlist or commands.)
+        assert bobs_tv.inbox.messages("command") == bobs_tv.inbox.messages("watchlist") == []
+        assert all(alice.user_id not in h.channel for h in bobs_tv.inbox.heard)
+        assert len(tv.inbox.messages("command")) == 1
+        listed = await http.get(alice.url("/watchlist"), headers=alice.headers)
+        assert [i["content_id"] for i in listed.json()["items"]] == [str(title)]
+    finally:
+        for device in (tv, other_tv, phone, bobs_tv):
+            await device.close()
+
+
+async def test_a_device_that_reconnects_gets_what_it_missed(
+    stack: Stack, isolated: Isolated
+) -> None:
+    base, http = stack.url, stack.http
+    alice = Account(http, isolated, "alice")
+    headers = {**alice.headers, "X-Device-ID": "phone-1"}
+    tv = await SseDevice(base, alice.user_id, alice.token, "tv-1", channels="sync").start()
+    observer = await SseDevice(base, alice.user_id, alice.token, "phone-1", channels="sync").start()
+    first, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    await http.put(alice.url(f"/watchlist/{first}"), headers=headers)
+    seen = await tv.inbox.wait_for(is_kind("watchlist"))
+    assert seen.body["content_id"] == str(first)
+    await tv.close()
+
+    # While the TV is away, two more changes.
+    await http.put(alice.url(f"/watchlist/{second}"), headers=headers)
+    await http.delete(alice.url(f"/watchlist/{first}"), headers=headers)
+
+    # The phone stayed connected: once it heard both, they are in the stream the TV resumes.
+    await observer.inbox.wait_for(
+        lambda h: (
+            is_kind("watchlist")(h)
+            and h.body["content_id"] == str(first)
+            and h.body["operation"] == "remove"
+        )
+    )
+    back = await SseDevice(
+        base, alice.user_id, alice.token, "tv-1", channels="sync", last_event_id=seen.event_id
+    ).start()
+    try:
+        caught_up = [h for h in back.inbox.heard if h.channel == sync_channel(alice.user_id)]
+        assert [(h.body["content_id"], h.body["operation"]) for h in caught_up] == [
+            (str(second), "add"),
+            (str(first), "remove"),
+        ]
+        assert [h.channel for h in back.inbox.heard][-1] == "ready"
+        # And it is live again.
+        await http.put(alice.url(f"/watchlist/{third}"), headers=headers)
+        live = await back.inbox.wait_for(
+            lambda h: is_kind("watchlist")(h) and h.body["content_id"] == str(third)
+        )
+        assert newer(str(live.event_id), str(caught_up[-1].event_id))
+        # An id from another stream lifetime (or long gone) gets a resync, never a silent gap.
+        stale = await SseDevice(
+            base, alice.user_id, alice.token, "tv-1", last_event_id="deadbeef:1-0"
+        ).start()
+        assert [h.channel for h in stale.inbox.heard] == ["resync", "ready"]
+        await stale.close()
+    finally:
+        await back.close()
+        await observer.close()
+
+
+async def test_through_pubnub_the_tv_hears_the_command_with_the_real_sdk(
+    spawn,
+    isolated: Isolated,  # type: ignore[no-untyped-def]
+) -> None:
+    async with LoopbackPubNub() as server:
+        env = {
+            **isolated.env,
+            "PUBNUB_PUBLISH_KEY": "pub-e2e",
+            "PUBNUB_SUBSCRIBE_KEY": "sub-e2e",
+            "PUBNUB_ORIGIN": server.origin,
+            "PUBNUB_SSL": "false",
+            "RATE_LIMIT_ENABLED": "false",
+        }
+        # In a thread: readiness probes the loopback PubNub, which runs on this event loop.
+        await asyncio.to_thread(spawn, "worker", "sync", extra_env=env)
+        gateway = await asyncio.to_thread(spawn, "gateway", extra_env=env)
+        async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as http:
+            alice = Account(http, isolated, "alice")
+            info = (await http.get(alice.url("/realtime"), headers=alice.headers)).json()
+            assert info["transport"] == "pubnub" and info["pubnub_subscribe_key"] == "sub-e2e"
+            assert (await http.get(alice.url("/stream"), headers=alice.headers)).status_code == 404
+            await alice.register("phone-1", "phone")
+            await alice.register("tv-1", "tv", remote_controllable=True)
+            await alice.wait_devices(2)
+            tv = PubNubDevice(server.origin, "sub-e2e", "tv-1")
+            tv.subscribe(info["channels"]["devices"])
+            try:
+                await wait_for(lambda: server.subscribes >= 2, timeout=5)
+                sent = await alice.command(
+                    "phone-1", "tv-1", {"type": "seek", "position_seconds": 60}
+                )
+                assert sent.status_code == 202
+
+                def the_seek(h: Heard) -> bool:
+                    return h.body.get("command_id") == sent.json()["command_id"]
+
+                heard = await tv.inbox.wait_for(the_seek)
+                assert heard.body["command"] == {"type": "seek", "position_seconds": 60.0}
+                await wait_for(lambda: server.messages(info["channels"]["notifications"]), 5)
+                results = server.messages(info["channels"]["notifications"])
+                assert results[-1]["status"] == "delivered"
+            finally:
+                await tv.close()

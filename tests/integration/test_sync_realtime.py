@@ -1,0 +1,212 @@
+"""Realtime delivery on both paths: the built-in fan-out in the real Redis, and PubNub through
+the real `pubnub` SDK against a loopback server speaking PubNub's HTTP protocol."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+import pytest
+from pubnub.callbacks import SubscribeCallback
+from pubnub.pnconfiguration import PNConfiguration
+from pubnub.pubnub_asyncio import PubNubAsyncio
+
+from agents.framework.context import AgentContext, ContextHolder
+from agents.sync.delivery import RealtimeUnavailable
+from agents.sync.handlers import realtime_delivery
+from agents.sync.pubnub_client import PubNubSink
+from agents.sync.realtime_client import RedisFanout, close_sinks, sink_for
+from contracts.sync_realtime import epoch_key, position, replay
+from core.config import PubNubSettings, Settings
+from devtools.bench.sync_pubnub import LoopbackPubNub
+from schemas.envelope import wrap
+from schemas.sync import (
+    HLC,
+    CommandMessage,
+    ProgressMessage,
+    RealtimeEvent,
+    devices_channel,
+    sync_channel,
+)
+
+NOW = datetime.now(UTC)
+
+
+@pytest.fixture
+async def ctx(settings: Settings, topics_created: None) -> AsyncIterator[AgentContext]:
+    holder = ContextHolder(settings, source="test")
+    yield (await holder.get()).for_agent("realtime-test")
+    await close_sinks()
+    await holder.close()
+
+
+def user() -> str:
+    return f"rt-{uuid.uuid4().hex[:10]}"
+
+
+def progress_event(user_id: str, n: int) -> RealtimeEvent:
+    message = ProgressMessage(
+        content_id=uuid.UUID(int=n),
+        position_seconds=float(n),
+        duration_seconds=100.0,
+        state="playing",
+        timestamp=HLC(physical_us=n + 1),
+        device_id="tv-1",
+    )
+    return RealtimeEvent(user_id=user_id, message_id=uuid.uuid4(), message=message, occurred_at=NOW)
+
+
+def command_event(user_id: str, target: str, expires_at: datetime) -> RealtimeEvent:
+    message = CommandMessage(
+        command_id=uuid.uuid4(),
+        source_device_id="phone-1",
+        target_device_id=target,
+        command={"type": "play"},
+        expires_at=expires_at,
+    )
+    return RealtimeEvent(
+        user_id=user_id, message_id=message.command_id, message=message, occurred_at=NOW
+    )
+
+
+# --- the built-in fan-out ------------------------------------------------------------------------
+
+
+async def test_the_fan_out_delivers_each_message_once_and_replays_what_a_device_missed(
+    ctx: AgentContext,
+) -> None:
+    alice, bob = user(), user()
+    sink = sink_for(ctx)
+    assert isinstance(sink, RedisFanout)
+    start = await position(ctx.redis, ctx.prefix, alice)
+    events = [progress_event(alice, n) for n in range(3)]
+    assert await sink.deliver([*events, progress_event(bob, 9)]) == 4
+    # Delivered again (a redelivered batch, an outbox sweep): nothing is sent twice.
+    assert await sink.deliver(events) == 0
+
+    missed = await replay(ctx.redis, ctx.prefix, alice, start)
+    assert missed.complete
+    assert [orjson.loads(m.body)["position_seconds"] for m in missed.messages] == [0, 1, 2]
+    assert {m.channel for m in missed.messages} == {sync_channel(alice)}
+    # From the second message on: only the third.
+    later = await replay(ctx.redis, ctx.prefix, alice, missed.messages[1].event_id)
+    assert [m.event_id for m in later.messages] == [missed.messages[2].event_id]
+
+    # Redis lost the stream (a restart): an old id cannot be caught up; the device must resync.
+    await ctx.redis.delete(epoch_key(ctx.prefix, alice))
+    await sink.deliver([progress_event(alice, 4)])
+    assert not (await replay(ctx.redis, ctx.prefix, alice, start)).complete
+
+
+async def test_expired_commands_are_not_delivered(ctx: AgentContext) -> None:
+    alice = user()
+    start = await position(ctx.redis, ctx.prefix, alice)
+    now = NOW + timedelta(seconds=30)
+    fresh = command_event(alice, "tv-1", now + timedelta(seconds=3))
+    stale = command_event(alice, "tv-1", now - timedelta(seconds=1))
+    deliver = realtime_delivery(lambda: now)
+    await deliver(ctx, [wrap(e, key=alice, source="test") for e in (stale, fresh)])
+    missed = await replay(ctx.redis, ctx.prefix, alice, start)
+    bodies = [orjson.loads(m.body) for m in missed.messages]
+    assert [b["command_id"] for b in bodies] == [str(fresh.message.command_id)]
+    assert missed.messages[0].addressed_to == "tv-1"
+    assert missed.messages[0].channel == devices_channel(alice)
+
+
+# --- PubNub --------------------------------------------------------------------------------------
+
+
+class Listener(SubscribeCallback):
+    def __init__(self) -> None:
+        self.messages: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+
+    def status(self, pubnub: Any, status: Any) -> None:
+        pass
+
+    def presence(self, pubnub: Any, presence: Any) -> None:
+        pass
+
+    def message(self, pubnub: Any, message: Any) -> None:
+        self.messages.put_nowait((message.channel, message.message))
+
+
+def subscriber(server: LoopbackPubNub, device: str) -> tuple[PubNubAsyncio, Listener]:
+    config = PNConfiguration()
+    config.subscribe_key = "sub-test"
+    config.user_id = device
+    config.origin = server.origin
+    config.ssl = False
+    config.disable_config_locking = False
+    client = PubNubAsyncio(config)
+    listener = Listener()
+    client.add_listener(listener)
+    return client, listener
+
+
+async def drain(listener: Listener, count: int, wait_s: float = 5.0) -> list[tuple[str, Any]]:
+    got = []
+    for _ in range(count):
+        got.append(await asyncio.wait_for(listener.messages.get(), wait_s))
+    return got
+
+
+async def test_pubnub_delivers_through_the_real_sdk_in_order_and_only_to_the_users_channels(
+    settings: Settings, topics_created: None
+) -> None:
+    async with LoopbackPubNub() as server:
+        pubnub = PubNubSettings(
+            publish_key="pub-test", subscribe_key="sub-test", origin=server.origin, ssl=False
+        )
+        holder = ContextHolder(replace_settings(settings, pubnub), source="test")
+        ctx = (await holder.get()).for_agent("realtime-pubnub-test")
+        alice, bob = user(), user()
+        tv, listener = subscriber(server, "alice-tv")
+        try:
+            tv.subscribe().channels([sync_channel(alice), devices_channel(alice)]).execute()
+            await wait_subscribed(server)
+            sink = sink_for(ctx)
+            assert isinstance(sink, PubNubSink)
+
+            first = [progress_event(alice, n) for n in range(3)]
+            await sink.deliver([*first, progress_event(bob, 7)])
+            got = await drain(listener, 3)
+            assert [m["position_seconds"] for _, m in got] == [0, 1, 2]
+            assert {c for c, _ in got} == {sync_channel(alice)}
+            # The body is the message exactly as the fan-out's streams carry it.
+            assert got[0][1] == orjson.loads(first[0].message.model_dump_json())
+
+            # PubNub fails the second publish: the third must not overtake it.
+            second = [progress_event(alice, n) for n in range(10, 13)]
+            server.fail_next(503)
+            with pytest.raises(RealtimeUnavailable):
+                await sink.deliver(second)
+            # The retry (the agent loop retries the batch) sends what was not sent, in order.
+            await sink.deliver(second)
+            got = await drain(listener, 3)
+            assert [m["position_seconds"] for _, m in got] == [10, 11, 12]
+            # Bob's message never reached Alice's subscriber; nothing else is pending.
+            await asyncio.sleep(0.3)
+            assert listener.messages.empty()
+            assert len(server.messages(sync_channel(alice))) == 6
+            assert len(server.messages(sync_channel(bob))) == 1
+        finally:
+            await tv.stop()
+            await close_sinks()
+            await holder.close()
+
+
+def replace_settings(settings: Settings, pubnub: PubNubSettings) -> Settings:
+    return settings.model_copy(update={"pubnub": pubnub})
+
+
+async def wait_subscribed(server: LoopbackPubNub) -> None:
+    # The handshake (tt=0) and the first long-poll: the subscriber now hears every publish.
+    for _ in range(100):
+        if server.subscribes >= 2:
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError("the subscriber never long-polled")

@@ -1,0 +1,70 @@
+"""The running stack's address file: written owner-only, read only while its `mgw up` lives,
+never over a variable the environment sets."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from core.stack_file import (
+    PID_VARIABLE,
+    apply_running_stack,
+    parse,
+    remove_stack_file,
+    running_stack,
+    write_stack_file,
+)
+
+
+def test_a_live_stack_fills_only_what_the_environment_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "stack.env"
+    write_stack_file(path, {"DATABASE_URL": "postgresql://a@127.0.0.1:5555/x", "REDIS_URL": "r"})
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert parse(path)[PID_VARIABLE] == str(os.getpid())
+    monkeypatch.setenv("MGW_STACK_FILE", str(path))
+    env = {"REDIS_URL": "redis://mine"}
+    assert apply_running_stack(env) == {
+        PID_VARIABLE: str(os.getpid()),
+        "DATABASE_URL": "postgresql://a@127.0.0.1:5555/x",
+    }
+    assert env["REDIS_URL"] == "redis://mine"
+
+
+def test_the_file_of_a_stack_that_died_is_ignored(tmp_path: Path) -> None:
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        text=True,
+        capture_output=True,
+        check=True,
+    )
+    path = tmp_path / "stack.env"
+    path.write_text(f"{PID_VARIABLE}={gone.stdout.strip()}\nDATABASE_URL=postgresql://old\n")
+    assert running_stack(path) == {}
+    path.write_text("DATABASE_URL=postgresql://no-pid\n")
+    assert running_stack(path) == {}
+
+
+def test_none_reads_no_file_and_only_the_writer_removes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "stack.env"
+    write_stack_file(path, {"KAFKA_BROKERS": "127.0.0.1:1"})
+    monkeypatch.setenv("MGW_STACK_FILE", "none")
+    assert apply_running_stack({}) == {}
+    path.write_text(f"{PID_VARIABLE}=1\nKAFKA_BROKERS=x\n")  # another stack's file
+    remove_stack_file(path)
+    assert path.exists()
+    write_stack_file(path, {"KAFKA_BROKERS": "127.0.0.1:1"})
+    remove_stack_file(path)
+    assert not path.exists()
+
+
+def test_a_value_with_a_line_break_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="AUTH_JWT_SECRET"):
+        write_stack_file(tmp_path / "stack.env", {"AUTH_JWT_SECRET": "a\nDATABASE_URL=evil"})
