@@ -8,10 +8,11 @@ from agents.enrichment import handlers as enrichment
 from agents.framework.runtime import AgentSpec, TimerSpec
 from agents.ingestion import handlers as ingestion
 from agents.readmodel import handlers as readmodel
+from agents.sona import handlers as sona
 from agents.sync import handlers as sync
 from agents.titles import handlers as titles
 
-SLICES = (titles, readmodel, ingestion, enrichment, sync, discovery)
+SLICES = (titles, readmodel, ingestion, enrichment, sync, discovery, sona)
 ALL_AGENTS: tuple[AgentSpec, ...] = tuple(spec for s in SLICES for spec in s.AGENTS)
 ALL_TIMERS: tuple[TimerSpec, ...] = tuple(timer for s in SLICES for timer in s.TIMERS)
 

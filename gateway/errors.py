@@ -14,7 +14,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from core.publisher import BrokerUnavailable
+from core.publisher import BrokerUnavailable, PublishOutcomeUnknown
 from core.resilience import CircuitOpen
 from gateway.lookup import LookupTimeout
 
@@ -75,8 +75,28 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(
             503,
             "broker_unavailable",
-            "the event was not accepted because the message broker did not acknowledge it; "
-            "retry after the delay in Retry-After",
+            "the event was not accepted (the message broker cannot be reached, or this "
+            "gateway is shutting down); nothing was written, so a retry after the delay in "
+            "Retry-After is safe",
+            request,
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    @app.exception_handler(PublishOutcomeUnknown)
+    async def _unknown(request: Request, exc: PublishOutcomeUnknown) -> JSONResponse:
+        logger.warning("publish outcome unknown: {}", exc)
+        key = request.headers.get("idempotency-key")
+        advice = (
+            f"retrying with the same Idempotency-Key ({key!r}) is safe: it is applied once"
+            if key
+            else "a plain retry may apply it twice; retry with an Idempotency-Key header "
+            "(and send one with every write) to make retries safe"
+        )
+        return error_response(
+            503,
+            "outcome_unknown",
+            f"the broker did not confirm the event in time, so it may or may not have been "
+            f"accepted; {advice}",
             request,
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )

@@ -21,6 +21,7 @@ from schemas.content import (
 from schemas.discovery import SearchRequested
 from schemas.envelope import Payload
 from schemas.ingestion import AvailabilityReceived, CatalogItemReceived, ItemMappingRequested
+from schemas.sona import AdapterTrained, RecommendationsRequested
 from schemas.sync import (
     CommandResult,
     DeviceHeartbeat,
@@ -288,6 +289,26 @@ SYNC_LOOKUP = TopicSpec(
     producers=("gateway: GET of a user's watchlist, progress or devices on a read-model miss",),
 )
 
+# Personalization (docs/SONA.md).
+SONA_RECOMMENDATIONS = TopicSpec(
+    name="sona.recommendations",
+    payload=RecommendationsRequested,
+    key="user_id",
+    # Someone waits a few seconds for each answer; an older request is worthless.
+    retention_ms=60 * 60 * 1000,
+    description="a recommendation-cache miss at the gateway; answered over Redis pub/sub",
+    producers=("gateway: GET /api/v1/recommendations on a cache miss",),
+)
+SONA_ADAPTER_TRAINED = TopicSpec(
+    name="sona.adapter_trained",
+    payload=AdapterTrained,
+    key="user_id",
+    # Read from the start by every worker that caches adapters: a day bounds that replay.
+    retention_ms=DAY_MS,
+    description="a user's adapter has a new stored version: every worker drops its cached copy",
+    producers=("agents sona-train-progress (group sona)",),
+)
+
 TOPICS: tuple[TopicSpec, ...] = (
     CONTENT_RAW,
     AVAILABILITY_RAW,
@@ -309,6 +330,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     SYNC_COMMAND_RESULTS,
     SYNC_REALTIME,
     SYNC_LOOKUP,
+    SONA_RECOMMENDATIONS,
+    SONA_ADAPTER_TRAINED,
 )
 
 

@@ -17,8 +17,11 @@ from datetime import datetime
 
 import asyncpg
 
-# Claims outlive a slow batch, so only a dead worker's claims are taken over.
-CLAIM_LEASE_S = 300.0
+# Claims outlive a batch (100 embeddings take seconds), so a live worker's claims are rarely
+# taken over; a dead worker's are free again within this, and the sweep (every 30 s) then
+# enriches what its redelivered events could not claim. Should a slow batch outlive its claim
+# anyway, the version check at write (_MARK) still announces each version once.
+CLAIM_LEASE_S = 30.0
 QUARANTINE_AGENT = "enrichment"  # the worker group, as quarantine entries are kept
 
 # Due, not quarantined at this version, and not claimed at this version by a live claim.

@@ -6,6 +6,7 @@ import faust
 from loguru import logger
 
 from agents.framework.app import consumer_group, create_app
+from agents.framework.fetch_wait import use_fetch_max_wait
 from agents.framework.ops import install_worker_ops, worker_health
 from agents.framework.runtime import AgentSpec, TimerSpec
 from core.config import Settings
@@ -23,6 +24,7 @@ def run_worker(
     """Run `specs` and `timers` (agents/groups.py picks them) as the worker of `group_names`
     (as given on the command line, `all` included: they name the consumer group)."""
     init_logging(settings.log.level, settings.log.format, process=f"worker:{'+'.join(group_names)}")
+    use_fetch_max_wait(settings.kafka.fetch_max_wait_ms)
     app, holder = create_app(settings, group_names, specs, timers)
     # Ready when the dependency table's required services answer (core/observability/
     # dependencies.py) and the group has handed this worker its partitions.

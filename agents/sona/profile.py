@@ -141,6 +141,15 @@ class UserProfile:
         return self.taste_as_of is not None
 
 
+@dataclass(frozen=True, slots=True)
+class StoredProfile:
+    """A profile as the user_profiles row keeps it: with the viewings counted since the user's
+    adapter was last trained (training is due from SONA_MIN_TRAINING_EVENTS of them)."""
+
+    profile: UserProfile
+    events_since_training: int = 0
+
+
 def _with_taste(profile: UserProfile, vector: npt.ArrayLike, weight: float, at: datetime) -> F64:
     v = np.asarray(vector, dtype=np.float64)
     if v.ndim != 1 or v.shape[0] != profile.dim:

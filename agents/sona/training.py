@@ -83,6 +83,11 @@ def training_examples(
     return examples
 
 
+def training_steps(viewings: Iterable[Viewing], epochs: int = EPOCHS) -> int:
+    """SGD steps of one round: one per usable viewing per epoch (the adapter's iterations)."""
+    return epochs * sum(1 for v in viewings if engagement_label(v) is not None)
+
+
 def should_retrain(events_since_last_training: int, min_events: int = MIN_TRAINING_EVENTS) -> bool:
     return events_since_last_training >= min_events
 

@@ -19,6 +19,7 @@ from typing import Any
 import asyncpg
 from loguru import logger
 
+from agents.framework.applied import first_seen, forget_before
 from agents.framework.context import AgentContext
 from agents.framework.runtime import AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
@@ -26,7 +27,7 @@ from agents.sync import batches, store
 from agents.sync.devices import DeviceRecord, went_offline
 from agents.sync.presence import ONLINE_TIMEOUT_S
 from agents.sync.progress import is_complete
-from agents.sync.realtime import deliverable, message_id, realtime_event
+from agents.sync.realtime import message_id, realtime_event, to_deliver
 from agents.sync.realtime_client import sink_for
 from agents.sync.views import continue_watching_document, devices_document, watchlist_document
 from contracts.sync_documents import CONTINUE_WATCHING_MAX
@@ -82,6 +83,8 @@ async def merge_watchlist(ctx: AgentContext, batch: list[Envelope[Any]]) -> None
     users = {env.payload.user_id for env in batch}
     async with unit_of_work(ctx) as uow:
         await store.lock_users(uow.conn, users)
+        # A retry (same Idempotency-Key) is stamped anew at the gateway: only its id repeats.
+        batch = await first_seen(uow.conn, ctx.agent, batch)
         stored = await store.load_titles(
             uow.conn, [(env.payload.user_id, env.payload.content_id) for env in batch]
         )
@@ -110,6 +113,7 @@ async def merge_progress(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
     users = {env.payload.user_id for env in batch}
     async with unit_of_work(ctx) as uow:
         await store.lock_users(uow.conn, users)
+        batch = await first_seen(uow.conn, ctx.agent, batch)
         stored = await store.load_positions(
             uow.conn, [(env.payload.user_id, env.payload.content_id) for env in batch]
         )
@@ -229,9 +233,12 @@ def command_router(clock: Clock = utcnow) -> Callable[[AgentContext, list[Envelo
 
 
 async def prune_commands(ctx: AgentContext) -> int:
-    """Forget decisions older than the command topic keeps records (nothing can redeliver)."""
+    """Forget decisions older than the command topic keeps records (nothing can redeliver),
+    and applied operations older than the watchlist and progress topics keep theirs."""
     horizon = SYNC_COMMANDS.retention_ms or 0
     cutoff = utcnow() - timedelta(milliseconds=horizon) - timedelta(hours=1)
+    kept = max(SYNC_WATCHLIST.retention_ms or 0, SYNC_PROGRESS.retention_ms or 0)
+    await forget_before(ctx.pool, utcnow() - timedelta(milliseconds=kept) - timedelta(hours=1))
     return await store.prune_commands(ctx.pool, cutoff)
 
 
@@ -240,10 +247,12 @@ async def prune_commands(ctx: AgentContext) -> int:
 
 def realtime_delivery(clock: Clock = utcnow) -> Callable[[AgentContext, list[Envelope[Any]]], Any]:
     async def deliver_realtime(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
-        now = clock()
-        events = [env.payload for env in batch if deliverable(env.payload, now)]
+        events = to_deliver([env.payload for env in batch], clock())
         if len(events) < len(batch):
-            logger.warning("{} expired command(s) not delivered", len(batch) - len(events))
+            logger.warning(
+                "{} command(s) expired before delivery; their senders hear `expired`",
+                len(batch) - len(events),
+            )
         await sink_for(ctx).deliver(events)
 
     return deliver_realtime

@@ -15,9 +15,11 @@ from typing import Any
 from agents.framework.outgoing import Outgoing
 from schemas.envelope import Envelope
 from schemas.sync import (
+    CommandErrorCode,
     CommandMessage,
     CommandResult,
     CommandResultMessage,
+    CommandStatus,
     RealtimeEvent,
     RealtimeMessage,
     RemoteCommandIssued,
@@ -87,7 +89,32 @@ def addressed_to(message: RealtimeMessage) -> str:
     return ""
 
 
-def deliverable(event: RealtimeEvent, now: datetime) -> bool:
-    """False for a command past its expiry: the target would drop it, so it is not sent."""
-    message = event.message
-    return not (isinstance(message, CommandMessage) and message.expires_at < now)
+def to_deliver(events: list[RealtimeEvent], now: datetime) -> list[RealtimeEvent]:
+    """The batch as it goes out: a command that expired before it could be sent is dropped,
+    and its sender hears `expired` instead of the router's `delivered` (the result follows its
+    command in the user's order, so it is in this batch or a later one; a later one is not
+    corrected: the window is the delivery agent's batch boundary)."""
+    out: list[RealtimeEvent] = []
+    expired: dict[uuid.UUID, datetime] = {}
+    for event in events:
+        message = event.message
+        if isinstance(message, CommandMessage) and message.expires_at < now:
+            expired[message.command_id] = message.expires_at
+            continue
+        if isinstance(message, CommandResultMessage) and message.command_id in expired:
+            corrected = message.model_copy(
+                update={
+                    "status": CommandStatus.rejected,
+                    "error": CommandErrorCode.expired,
+                    "message": f"command expired at {expired[message.command_id].isoformat()} "
+                    "before it could be sent to the device",
+                }
+            )
+            event = event.model_copy(
+                update={
+                    "message": corrected,
+                    "message_id": message_id(message.command_id, "expired"),
+                }
+            )
+        out.append(event)
+    return out

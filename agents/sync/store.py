@@ -124,18 +124,22 @@ async def save_titles(conn: asyncpg.Connection, rows: Sequence[TitleRow]) -> Non
 async def visible_titles(
     conn: asyncpg.Connection, user_id: str
 ) -> list[tuple[uuid.UUID, HLC, str | None, list[uuid.UUID]]]:
-    """The user's visible titles: (title, newest live add, its device, live tags)."""
+    """The user's visible titles: (title, newest live add, its device, live tags).
+
+    Rendered after every batch that touches the user, so it reads only the live tags (not the
+    whole OR-Set state) and trusts the stored stamps: a long watchlist costs one row each."""
     rows = await conn.fetch(
-        "SELECT content_id, added_physical, added_logical, added_device, state "
+        "SELECT content_id, added_physical, added_logical, added_device, "
+        "ARRAY(SELECT jsonb_object_keys(state->'adds'))::uuid[] AS tags "
         "FROM sync_watchlist WHERE user_id = $1 AND visible",
         user_id,
     )
     return [
         (
             r["content_id"],
-            HLC(physical_us=r["added_physical"], logical=r["added_logical"]),
+            HLC.model_construct(physical_us=r["added_physical"], logical=r["added_logical"]),
             r["added_device"],
-            [uuid.UUID(tag) for tag in r["state"]["adds"]],
+            r["tags"],
         )
         for r in rows
     ]

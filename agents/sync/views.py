@@ -29,8 +29,11 @@ def watchlist_document(
     items: Iterable[tuple[uuid.UUID, HLC, str | None, Sequence[uuid.UUID]]],
 ) -> WatchlistDocument:
     """`items`: (title, newest live add, its device, live tags) of each visible title."""
+    # Built from stored, already validated rows: model_construct skips re-validating each one.
     entries = [
-        WatchlistEntry(content_id=cid, added_at=at, device_id=device, tags=sorted(tags))
+        WatchlistEntry.model_construct(
+            content_id=cid, added_at=at, device_id=device, tags=sorted(tags)
+        )
         for cid, at, device, tags in items
     ]
     entries.sort(key=lambda e: (lww_key(e.added_at, e.device_id), e.content_id.int), reverse=True)

@@ -291,10 +291,12 @@ class CircuitBreaker:
         self.service = service
         self.config = config
         self._registry = registry
+        # labels() takes a lock and builds a key; the publish path guards every record.
+        self._state_gauge = CIRCUIT_BREAKER_STATE.labels(service)
 
     async def _apply(self, op: str) -> Outcome:
         outcome = await self._registry.store.apply(self.service, op, self.config)
-        CIRCUIT_BREAKER_STATE.labels(self.service).set(STATE_VALUES.get(outcome.state, 0))
+        self._state_gauge.set(STATE_VALUES.get(outcome.state, 0))
         if outcome.transitioned:
             log = logger.bind(breaker=self.service, state=outcome.state)
             if outcome.state == OPEN:

@@ -10,22 +10,20 @@ import asyncio
 import os
 import subprocess
 import sys
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import orjson
-from rich.console import Console
 from rich.table import Table
 
-from core.embedded import ServiceProcess, start_broker, start_postgres, start_redis
+from cli.console import console_for, out
 from core.publisher import Publisher
 from devtools.bench.enrich_phase import EnrichFigures, run_enrichment
-from devtools.scratch_db import create_database, drop_database
+from devtools.bench.services import bench_services
 
-console = Console(stderr=True)
+console = console_for(stderr=True)
 TARGET_RATE = 5000.0
 TARGET_RATIO = 0.8
 Figures = dict[str, Any]
@@ -78,42 +76,27 @@ def bench_ingest(events: int, seed: int, enrich: bool = True) -> int:
     from devtools.sample_catalog import generate_catalog
     from schemas.ingestion import RawCatalogItem
 
-    services: list[ServiceProcess] = []
-    workdir = Path(tempfile.mkdtemp(prefix="mgw-bench-"))
-    name = f"mgw_bench_{uuid.uuid4().hex[:8]}"
-    base = os.environ.get("DATABASE_URL")
-    try:
-        with console.status("generating the catalog and starting services..."):
-            titles = max(1, int(events / 1.5))
-            items = []
-            for raw in generate_catalog(titles, seed):
-                try:
-                    RawCatalogItem.model_validate(raw)
-                except ValueError:
-                    continue
-                items.append(raw)
-            items = items[:events]
-            broker = start_broker(log_file=workdir / "tansu.log")
-            services.append(broker)
-            if not base:
-                pg = start_postgres(workdir / "postgres")
-                services.append(pg)
-                base = pg.url
-            redis_url = os.environ.get("REDIS_URL")
-            if not redis_url:
-                rd = start_redis(workdir / "redis")
-                services.append(rd)
-                redis_url = rd.url
-            database = asyncio.run(create_database(base, name))
-            env = {
-                "KAFKA_BROKERS": broker.url,
-                "KAFKA_TOPIC_PREFIX": f"bench{uuid.uuid4().hex[:6]}",
-                "DATABASE_URL": database,
-                "REDIS_URL": redis_url,
-                "METRICS_PORT": "0",
-                "LOG_LEVEL": "warning",
-                "LOG_FORMAT": "json",
-            }
+    with console.status("generating the catalog..."):
+        titles = max(1, int(events / 1.5))
+        items = []
+        for raw in generate_catalog(titles, seed):
+            try:
+                RawCatalogItem.model_validate(raw)
+            except ValueError:
+                continue
+            items.append(raw)
+        items = items[:events]
+    with bench_services("ingest", console) as services:
+        workdir = services.workdir
+        env = {
+            "KAFKA_BROKERS": services.broker_url,
+            "KAFKA_TOPIC_PREFIX": f"bench{uuid.uuid4().hex[:6]}",
+            "DATABASE_URL": services.database_url,
+            "REDIS_URL": services.redis_url,
+            "METRICS_PORT": "0",
+            "LOG_LEVEL": "warning",
+            "LOG_FORMAT": "json",
+        }
         with console.status(f"publishing {len(items)} raw catalog items..."):
             asyncio.run(_prepare(env, items))
         n = len(items)
@@ -121,17 +104,10 @@ def bench_ingest(events: int, seed: int, enrich: bool = True) -> int:
         pipeline = _run_worker("pipeline", n, env, workdir)
         stored = asyncio.run(_count_mappings(env["DATABASE_URL"]))
         enriched = run_enrichment(env, workdir, console) if enrich else None
-    finally:
-        try:
-            if base:
-                asyncio.run(drop_database(base, name))
-        finally:
-            for service in reversed(services):
-                service.stop()
-    Console().print(_rates_table(baseline, pipeline, n, stored))
-    Console().print(_breakdown_table(baseline, pipeline))
+    out.print(_rates_table(baseline, pipeline, n, stored))
+    out.print(_breakdown_table(baseline, pipeline))
     if enriched is not None:
-        Console().print(_enrichment_table(enriched))
+        out.print(_enrichment_table(enriched))
     return 0 if stored == n else 1
 
 

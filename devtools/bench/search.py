@@ -17,10 +17,9 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
-import sys
-import tempfile
 import time
 import uuid
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,8 +30,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
-from core.embedded import ServiceProcess, free_port, start_broker, start_postgres, start_redis
-from devtools.scratch_db import create_database, drop_database
+from core.embedded import free_port
+from devtools.bench.services import bench_services, spawn_mgw, stop_process
 
 console = Console(stderr=True)
 
@@ -107,16 +106,6 @@ async def _prepare(env: dict[str, str], titles: int) -> tuple[list[str], float]:
     return names, time.perf_counter() - started
 
 
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "cli.main", *args],
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
 def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -131,17 +120,6 @@ def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: 
     raise RuntimeError(
         f"{url} not ready in {timeout:g} s:\n{log.read_text(errors='replace')[-3000:]}"
     )
-
-
-def _stop(process: subprocess.Popen[bytes] | None) -> None:
-    if process is None or process.poll() is not None:
-        return
-    process.send_signal(2)
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(5)
 
 
 # --------------------------------------------------------------------------- measurement
@@ -284,32 +262,16 @@ def stages_table(figures: Figures) -> Table:
 def bench_search(titles: int, n_queries: int, llm_delay_ms: float) -> int:
     from devtools.bench.search_catalog import queries
 
-    services: list[ServiceProcess] = []
     processes: list[subprocess.Popen[bytes]] = []
-    workdir = Path(tempfile.mkdtemp(prefix="mgw-bench-search-"))
-    name = f"mgw_bench_{uuid.uuid4().hex[:8]}"
-    base = os.environ.get("DATABASE_URL")
-    created = False
+    cleanup = ExitStack()
     try:
-        with console.status("starting services..."):
-            broker = start_broker(log_file=workdir / "tansu.log")
-            services.append(broker)
-            if not base:
-                pg = start_postgres(workdir / "postgres")
-                services.append(pg)
-                base = pg.url
-            redis_url = os.environ.get("REDIS_URL")
-            if not redis_url:
-                rd = start_redis(workdir / "redis")
-                services.append(rd)
-                redis_url = rd.url
-            database = asyncio.run(create_database(base, name))
-            created = True
+        services = cleanup.enter_context(bench_services("search", console))
+        workdir, redis_url = services.workdir, services.redis_url
         tag = uuid.uuid4().hex[:6]
         env = {
-            "KAFKA_BROKERS": broker.url,
+            "KAFKA_BROKERS": services.broker_url,
             "KAFKA_TOPIC_PREFIX": f"benchsearch{tag}",
-            "DATABASE_URL": database,
+            "DATABASE_URL": services.database_url,
             "REDIS_URL": redis_url,
             "REDIS_KEY_PREFIX": f"mgw-bench-search-{tag}",
             "QDRANT_PATH": str(workdir / "qdrant"),
@@ -324,11 +286,11 @@ def bench_search(titles: int, n_queries: int, llm_delay_ms: float) -> int:
         worker_port, gateway_port, gateway_ops = free_port(), free_port(), free_port()
         with console.status("starting the discovery worker and the gateway..."):
             worker_log, gateway_log = workdir / "worker.log", workdir / "gateway.log"
-            worker = _spawn(
+            worker = spawn_mgw(
                 ["worker", "discovery"], {**env, "METRICS_PORT": str(worker_port)}, worker_log
             )
             processes.append(worker)
-            gateway = _spawn(
+            gateway = spawn_mgw(
                 ["gateway"],
                 {**env, "GATEWAY_PORT": str(gateway_port), "METRICS_PORT": str(gateway_ops)},
                 gateway_log,
@@ -349,13 +311,8 @@ def bench_search(titles: int, n_queries: int, llm_delay_ms: float) -> int:
         figures.load_s = load_s
     finally:
         for process in reversed(processes):
-            _stop(process)
-        try:
-            if created and base:
-                asyncio.run(drop_database(base, name))
-        finally:
-            for service in reversed(services):
-                service.stop()
+            stop_process(process)
+        cleanup.close()
     out = Console(width=max(Console().width, 130))
     out.print(report(figures, titles, llm_delay_ms))
     out.print(stages_table(figures))

@@ -21,32 +21,29 @@ import os
 import secrets
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from rich.console import Console
 from rich.table import Table
 
-from core.embedded import ServiceProcess, free_port, start_broker, start_postgres, start_redis
+from cli.console import console_for, out
+from core.embedded import free_port
+from devtools.bench.services import bench_services, spawn_mgw, stop_process
 from devtools.bench.sync_clients import Heard, Inbox, PubNubDevice, SseDevice
 from devtools.bench.sync_pubnub import LoopbackPubNub
-from devtools.scratch_db import create_database, drop_database
 
-console = Console(stderr=True)
+console = console_for(stderr=True)
 
 TARGET_P95_MS = 30.0
 WARMUP = 20
 SCOPES = ["devices:read", "devices:write", "devices:command", "watchlist:read", "watchlist:write"]
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -71,17 +68,6 @@ class BenchError(RuntimeError):
 # --- processes -----------------------------------------------------------------------------------
 
 
-def _spawn(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("wb") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "cli.main", *args],
-            cwd=ROOT,
-            env={**os.environ, **env},
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
 async def _wait_ok(url: str, proc: subprocess.Popen[bytes], log: Path, limit_s: float) -> None:
     deadline = time.monotonic() + limit_s
     async with httpx.AsyncClient(timeout=1) as http:
@@ -95,16 +81,6 @@ async def _wait_ok(url: str, proc: subprocess.Popen[bytes], log: Path, limit_s: 
                 pass
             await asyncio.sleep(0.1)
     raise BenchError(f"{url} not ready after {limit_s} s; see {log}")
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(2)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 async def _prepare(env: dict[str, str]) -> str:
@@ -217,14 +193,16 @@ async def _run_path(
             }
         worker_port, gateway_port = free_port(), free_port()
         worker_log, gateway_log = workdir / f"worker-{path}.log", workdir / f"gateway-{path}.log"
-        worker = _spawn(["worker", "sync"], {**env, "METRICS_PORT": str(worker_port)}, worker_log)
-        stack.callback(_stop, worker)
-        gateway = _spawn(
+        worker = spawn_mgw(
+            ["worker", "sync"], {**env, "METRICS_PORT": str(worker_port)}, worker_log
+        )
+        stack.callback(stop_process, worker)
+        gateway = spawn_mgw(
             ["gateway"],
             {**env, "GATEWAY_PORT": str(gateway_port), "METRICS_PORT": "0"},
             gateway_log,
         )
-        stack.callback(_stop, gateway)
+        stack.callback(stop_process, gateway)
         base = f"http://127.0.0.1:{gateway_port}"
         await _wait_ok(f"{base}/health/live", gateway, gateway_log, 60)
         await _wait_ok(f"http://127.0.0.1:{worker_port}/health/ready", worker, worker_log, 90)
@@ -326,35 +304,21 @@ async def _baseline(bootstrap: str, redis_url: str, count: int) -> Figures:
 
 
 def bench_sync(count: int = 1000, paths: tuple[str, ...] = ("fanout", "pubnub")) -> int:
-    services: list[ServiceProcess] = []
-    workdir = Path(tempfile.mkdtemp(prefix="mgw-bench-sync-"))
-    name = f"mgw_bench_sync_{uuid.uuid4().hex[:8]}"
-    server = os.environ.get("DATABASE_URL")
     figures: list[Figures] = []
+    cleanup = ExitStack()
     try:
-        with console.status("starting services..."):
-            broker = start_broker(log_file=workdir / "tansu.log")
-            services.append(broker)
-            if not server:
-                pg = start_postgres(workdir / "postgres")
-                services.append(pg)
-                server = pg.url
-            redis_url = os.environ.get("REDIS_URL")
-            if not redis_url:
-                rd = start_redis(workdir / "redis")
-                services.append(rd)
-                redis_url = rd.url
-            database = asyncio.run(create_database(server, name))
+        services = cleanup.enter_context(bench_services("sync", console))
+        workdir = services.workdir
         secret = secrets.token_urlsafe(48)
         for path in paths:
             prefix = f"bsync{uuid.uuid4().hex[:6]}"
             env = {
-                "KAFKA_BROKERS": broker.url,
+                "KAFKA_BROKERS": services.broker_url,
                 "KAFKA_TOPIC_PREFIX": prefix,
                 "KAFKA_SESSION_TIMEOUT_S": "6",
                 "KAFKA_REBALANCE_TIMEOUT_S": "6",
-                "DATABASE_URL": database,
-                "REDIS_URL": redis_url,
+                "DATABASE_URL": services.database_url,
+                "REDIS_URL": services.redis_url,
                 "REDIS_KEY_PREFIX": prefix,
                 "AUTH_JWT_SECRET": secret,
                 "RATE_LIMIT_ENABLED": "false",
@@ -365,18 +329,13 @@ def bench_sync(count: int = 1000, paths: tuple[str, ...] = ("fanout", "pubnub"))
             token = asyncio.run(_prepare(env))
             figures += asyncio.run(_run_path(path, env, token, count, workdir))
         with console.status("baseline: the same hops without the system..."):
-            baseline = asyncio.run(_baseline(broker.url, redis_url, count))
+            baseline = asyncio.run(_baseline(services.broker_url, services.redis_url, count))
     except BenchError as exc:
         console.print(f"[red]{exc}[/red]")
         return 2
     finally:
-        try:
-            if server:
-                asyncio.run(drop_database(server, name))
-        finally:
-            for service in reversed(services):
-                service.stop()
-    Console().print(results_table([*figures, baseline], baseline, count))
+        cleanup.close()
+    out.print(results_table([*figures, baseline], baseline, count))
     return 0 if all(f.pct(0.95) < TARGET_P95_MS for f in figures) else 1
 
 

@@ -32,6 +32,7 @@ SCOPES: dict[str, str] = {
     "devices:read": "list one's own devices and hear their realtime channels",
     "devices:write": "register one's own devices, send their heartbeats, remove them",
     "devices:command": "send remote commands to one's own devices",
+    "recommendations:read": "read one's own personalized recommendations",
 }
 
 # Users with this role may act on other users' resources (support tooling); see docs/AUTH.md.

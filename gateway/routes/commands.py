@@ -17,6 +17,7 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.publisher import Publisher
+from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
 from gateway.routes.sync_common import (
     RESPONSES,
@@ -59,6 +60,7 @@ class CommandAccepted(BaseModel):
         "user_id",
         "device_id",
         device=True,
+        write=True,
         extra=openapi_body(CommandRequest, "the command (JSON tag `type`) and its time to live"),
     ),
 )
@@ -69,8 +71,10 @@ async def send_command(request: Request) -> Response:
     body = await json_body(request, CommandRequest)
     if source == target:
         raise invalid(("path", "device_id"), "a device does not send commands to itself", target)
+    # A retry with the same Idempotency-Key is the same command: the router decides it once.
+    command_id = operation_id(request)
     issued = RemoteCommandIssued(
-        command_id=uuid.uuid4(),
+        command_id=command_id,
         user_id=user_id,
         source_device_id=source or "",
         target_device_id=target,
@@ -79,7 +83,7 @@ async def send_command(request: Request) -> Response:
         ttl_seconds=body.ttl_seconds,
     )
     publisher: Publisher = request.app.state.publisher
-    published = await publisher.publish(SYNC_COMMANDS, issued, key=user_id)
+    published = await publisher.publish(SYNC_COMMANDS, issued, key=user_id, event_id=command_id)
     return accepted(
         published, command_id=str(issued.command_id), expires_at=issued.expires_at.isoformat()
     )

@@ -8,6 +8,8 @@ from pydantic import BaseModel
 
 from core.publisher import Published, Publisher
 from gateway.auth.dependencies import require
+from gateway.idempotency import PARAMETER as IDEMPOTENCY_PARAMETER
+from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
 from schemas.content import CanonicalContent, ContentSubmitted
 from topics.registry import CONTENT_SUBMITTED
@@ -33,10 +35,14 @@ class Accepted(BaseModel):
         403: {"description": "missing scope content:write"},
         415: {"description": "the body is not JSON"},
         422: {"description": "invalid fields, or malformed JSON (with its line and column)"},
-        503: {"description": "broker down"},
+        503: {
+            "description": "not accepted (`broker_unavailable`, `dependency_unavailable`), or "
+            "the outcome is unknown (`outcome_unknown`: retry with the same Idempotency-Key)"
+        },
     },
     openapi_extra={
         **openapi_body(CanonicalContent, "a canonical record; newer updated_at wins"),
+        "parameters": [IDEMPOTENCY_PARAMETER],
         "x-fast-lane": True,
     },
 )
@@ -46,7 +52,10 @@ async def ingest_content(request: Request) -> Response:
     content = await json_body(request, CanonicalContent)
     publisher: Publisher = request.app.state.publisher
     published = await publisher.publish(
-        CONTENT_SUBMITTED, ContentSubmitted(content=content), key=str(content.canonical_id)
+        CONTENT_SUBMITTED,
+        ContentSubmitted(content=content),
+        key=str(content.canonical_id),
+        event_id=operation_id(request),
     )
     return accepted(published)
 

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.sync_documents import DevicesDocument
 from core.publisher import Publisher
+from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
 from gateway.routes.sync_common import (
     CLOCK,
@@ -74,7 +75,7 @@ class Heartbeat(BaseModel):
 
 async def _publish(request: Request, topic: TopicSpec, event: Payload, user_id: str) -> Response:
     publisher: Publisher = request.app.state.publisher
-    published = await publisher.publish(topic, event, key=user_id)
+    published = await publisher.publish(topic, event, key=user_id, event_id=operation_id(request))
     return accepted(published)
 
 
@@ -85,6 +86,7 @@ async def _publish(request: Request, topic: TopicSpec, event: Payload, user_id: 
     openapi_extra=documented(
         "user_id",
         "device_id",
+        write=True,
         extra=openapi_body(DeviceRegistration, "the device's details; re-send when they change"),
     ),
 )
@@ -107,6 +109,7 @@ async def register_device(request: Request) -> Response:
     openapi_extra=documented(
         "user_id",
         "device_id",
+        write=True,
         extra=optional_body_doc(Heartbeat, f"send one at least every {ONLINE_TIMEOUT_S} s"),
     ),
 )
@@ -124,7 +127,7 @@ async def heartbeat(request: Request) -> Response:
     "/{device_id}",
     status_code=status.HTTP_202_ACCEPTED,
     responses=RESPONSES,
-    openapi_extra=documented("user_id", "device_id"),
+    openapi_extra=documented("user_id", "device_id", write=True),
 )
 async def remove_device(request: Request) -> Response:
     _, user_id = await own_user(request, DEVICES_WRITE)

@@ -100,7 +100,8 @@ async def ingest_batch(
     },
 )
 async def item_mapping(
-    platform: Annotated[str, Path(pattern=PLATFORM_PATTERN)],
+    # As the producer names it ("Netflix", "prime video"): normalized as catalog items are.
+    platform: Annotated[str, Path(min_length=1, max_length=64)],
     item_id: Annotated[str, Path(min_length=1, max_length=200)],
     request: Request,
     _: Annotated[Principal, Depends(producer_key)],

@@ -19,6 +19,7 @@ from contracts.sync_documents import (
     ProgressEntry,
 )
 from core.publisher import Publisher
+from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
 from gateway.routes.sync_common import (
     PROGRESS_READ,
@@ -70,6 +71,7 @@ class ProgressReport(BaseModel):
         "user_id",
         "content_id",
         device=True,
+        write=True,
         extra=openapi_body(ProgressReport, "where playback is; the newest report wins"),
     ),
 )
@@ -88,7 +90,9 @@ async def report_progress(request: Request) -> Response:
         device_id=device_id,
     )
     publisher: Publisher = request.app.state.publisher
-    published = await publisher.publish(SYNC_PROGRESS, update, key=user_id)
+    published = await publisher.publish(
+        SYNC_PROGRESS, update, key=user_id, event_id=operation_id(request)
+    )
     return accepted(published, timestamp=update.timestamp.model_dump())
 
 

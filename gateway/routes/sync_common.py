@@ -24,6 +24,7 @@ from core.publisher import Published
 from gateway.auth.dependencies import USER_ID_PATTERN, require
 from gateway.auth.errors import Forbidden
 from gateway.auth.principal import Principal
+from gateway.idempotency import PARAMETER as IDEMPOTENCY_PARAMETER
 from gateway.json_body import BODY_MODELS, json_body
 from schemas.sync import HLC, MAX_CLOCK_AHEAD_S, next_hlc
 
@@ -185,12 +186,18 @@ def device_header_parameter(required: bool) -> dict[str, Any]:
 
 
 def documented(
-    *path: str, device: bool | None = None, extra: dict[str, Any] | None = None
+    *path: str,
+    device: bool | None = None,
+    write: bool = False,
+    extra: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """openapi_extra: path parameters, the X-Device-ID header (None: not taken) and more."""
+    """openapi_extra: path parameters, the X-Device-ID header (None: not taken), the
+    Idempotency-Key header of writes, and more."""
     out = path_parameters(*path)
     if device is not None:
         out["parameters"].append(device_header_parameter(device))
+    if write:
+        out["parameters"].append(IDEMPOTENCY_PARAMETER)
     for key, value in (extra or {}).items():
         if key == "parameters":
             out["parameters"].extend(value)
@@ -204,7 +211,11 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"description": "missing scope, or another user's id"},
     415: {"description": "a body that is not JSON"},
     422: {"description": "invalid path, header or body fields, each named with the reason"},
-    503: {"description": "broker down"},
+    503: {
+        "description": "not accepted: the broker is down (`broker_unavailable`, "
+        "`dependency_unavailable`), or the outcome is unknown (`outcome_unknown`: retry with "
+        "the same Idempotency-Key, it is applied once)"
+    },
 }
 
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.sync_documents import WatchlistDocument
 from core.publisher import Publisher
+from gateway.idempotency import operation_id
 from gateway.routes.content import Accepted
 from gateway.routes.sync_common import (
     READ_RESPONSES,
@@ -63,9 +64,11 @@ class RemoveBody(BaseModel):
     timestamp: HLC | None = None
 
 
-async def _publish(request: Request, update: WatchlistUpdate) -> Response:
+async def _publish(request: Request, update: WatchlistUpdate, event_id: uuid.UUID) -> Response:
     publisher: Publisher = request.app.state.publisher
-    published = await publisher.publish(SYNC_WATCHLIST, update, key=update.user_id)
+    published = await publisher.publish(
+        SYNC_WATCHLIST, update, key=update.user_id, event_id=event_id
+    )
     return accepted(
         published,
         unique_tag=str(update.unique_tag) if update.unique_tag else None,
@@ -82,6 +85,7 @@ async def _publish(request: Request, update: WatchlistUpdate) -> Response:
         "user_id",
         "content_id",
         device=False,
+        write=True,
         extra=optional_body_doc(AddBody, "the client's own tag and stamp (both optional)"),
     ),
 )
@@ -90,15 +94,17 @@ async def add_to_watchlist(request: Request) -> Response:
     content_id = path_uuid(request, "content_id")
     device_id = device_header(request, required=False)
     body = await optional_body(request, AddBody)
+    event_id = operation_id(request)
     update = WatchlistUpdate(
         user_id=user_id,
         operation=WatchlistOperation.add,
         content_id=content_id,
-        unique_tag=body.unique_tag or uuid.uuid4(),
+        # Fresh per operation, and the same for its retries (Idempotency-Key).
+        unique_tag=body.unique_tag or event_id,
         timestamp=client_stamp(body.timestamp),
         device_id=device_id,
     )
-    return await _publish(request, update)
+    return await _publish(request, update, event_id)
 
 
 @router.delete(
@@ -110,6 +116,7 @@ async def add_to_watchlist(request: Request) -> Response:
         "user_id",
         "content_id",
         device=False,
+        write=True,
         extra=optional_body_doc(RemoveBody, "the tags the client has seen (none: all seen so far)"),
     ),
 )
@@ -126,7 +133,7 @@ async def remove_from_watchlist(request: Request) -> Response:
         timestamp=client_stamp(body.timestamp),
         device_id=device_id,
     )
-    return await _publish(request, update)
+    return await _publish(request, update, operation_id(request))
 
 
 @router.get(

@@ -144,6 +144,9 @@ async def test_a_producer_looks_up_the_canonical_id_of_its_item_through_the_gate
         title = await http.get(f"/api/v1/content/{mapping['canonical_id']}")
         assert title.status_code == 200 and title.json()["title"] == "King Kong"
         assert "maturity_rating" in {w["field"] for w in mapping["warnings"]}
+        # The platform as the producer's feed names it is normalized like its items.
+        named = await http.get("/api/v1/ingest/Netflix/items/api-7", headers=headers)
+        assert named.json()["canonical_id"] == mapping["canonical_id"]
 
         missing = await http.get("/api/v1/ingest/netflix/items/never-sent", headers=headers)
         assert missing.status_code == 404 and "stored" in missing.json()["message"]

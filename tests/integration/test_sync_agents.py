@@ -335,3 +335,35 @@ async def test_a_lookup_loads_the_view_from_postgres_and_answers_on_the_reply_ch
     request = SyncLookupRequested(user_id=nobody, view="watchlist", reply_channel=channel)
     await answer_lookups(ctx, [env(request, nobody)])
     assert (await document(ctx, SyncView.watchlist, nobody))["items"] == []
+
+
+async def test_a_retried_operation_restamped_by_the_gateway_is_applied_once(
+    ctx: AgentContext, user: str
+) -> None:
+    """A client retries after `outcome_unknown` with the same Idempotency-Key: the gateway
+    gives the retry the same event id but a newer clock stamp (gateway/idempotency.py)."""
+    first = env(
+        WatchlistUpdate(
+            user_id=user,
+            operation="add",
+            content_id=MOVIE,
+            unique_tag=uuid.uuid4(),
+            timestamp=stamp(1),
+            device_id="phone-1",
+        ),
+        user,
+    )
+    retry = first.model_copy(
+        update={"payload": first.payload.model_copy(update={"timestamp": stamp(2)})}
+    )
+    await merge_watchlist(ctx, [first])
+    await merge_watchlist(ctx, [retry, retry])
+    announced = [m for m in await realtime(ctx, user) if m.message.kind == "watchlist"]
+    assert len(announced) == 1
+    listed = (await document(ctx, SyncView.watchlist, user))["items"]
+    assert [i["content_id"] for i in listed] == [str(MOVIE)]
+    # Another operation (another id) still applies.
+    await merge_watchlist(
+        ctx, [env(first.payload.model_copy(update={"timestamp": stamp(3)}), user)]
+    )
+    assert len([m for m in await realtime(ctx, user) if m.message.kind == "watchlist"]) == 2

@@ -1,0 +1,132 @@
+"""Candidate titles for recommendations, by SQL over the content tables: the request's context
+(mood genres, the device's runtime bounds, the time bucket's genres), popularity, titles
+co-watched by viewers with shared history, and the facts of titles other sources found.
+
+Every query keeps only titles offered in the request's region now (an offer listing the
+region whose end, if any, is in the future); without a region, any title.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+
+import asyncpg
+
+from agents.sona.context import RuntimePreference
+from agents.sona.sources import TitleRow
+
+# $1 region, $2 runtime min, $3 runtime max, $4 excluded ids; a query's own start at $5.
+_AVAILABLE_AND_FITTING = """
+    ($1::text IS NULL OR EXISTS (
+        SELECT 1 FROM jsonb_array_elements(coalesce(c.doc->'availability', '[]'::jsonb)) o
+        WHERE o->'regions' ? $1
+          AND (o->>'available_until' IS NULL OR (o->>'available_until')::timestamptz > now())))
+AND ($2::int IS NULL OR (c.doc->>'runtime_minutes') IS NULL
+     OR (c.doc->>'runtime_minutes')::int >= $2)
+AND ($3::int IS NULL OR (c.doc->>'runtime_minutes') IS NULL
+     OR (c.doc->>'runtime_minutes')::int <= $3)
+AND NOT (c.canonical_id = ANY($4::uuid[]))
+"""
+_COLUMNS = """
+    c.canonical_id, c.title, c.popularity,
+    ARRAY(SELECT jsonb_array_elements_text(coalesce(c.doc->'genres', '[]'::jsonb))) AS genres,
+    (c.doc->>'runtime_minutes')::int AS runtime_minutes
+"""
+_BY_GENRES = f"""
+SELECT {_COLUMNS} FROM content c
+WHERE ($5::text[] IS NULL OR c.doc->'genres' ?| $5) AND {_AVAILABLE_AND_FITTING}
+ORDER BY c.popularity DESC, c.canonical_id LIMIT $6
+"""
+_BY_IDS = f"""
+SELECT {_COLUMNS} FROM content c
+WHERE c.canonical_id = ANY($5::uuid[]) AND {_AVAILABLE_AND_FITTING}
+"""
+_BUCKET_GENRES = """
+SELECT g AS genre, count(*) AS n
+FROM sona_viewings v JOIN content c ON c.canonical_id = v.content_id,
+     jsonb_array_elements_text(coalesce(c.doc->'genres', '[]'::jsonb)) g
+WHERE v.user_id = $1 AND v.counted AND v.watched_hour = ANY($2::int[])
+GROUP BY g
+"""
+# Viewers who counted the most of the same titles, then what they counted that the user has
+# not, weighted by how much each viewer shares with the user.
+_CO_WATCHED = """
+WITH mine AS (
+    SELECT content_id FROM sona_viewings WHERE user_id = $1 AND counted
+), peers AS (
+    SELECT v.user_id, count(*) AS shared
+    FROM sona_viewings v JOIN mine USING (content_id)
+    WHERE v.counted AND v.user_id <> $1
+    GROUP BY v.user_id ORDER BY shared DESC, v.user_id LIMIT 100
+)
+SELECT v.content_id, sum(p.shared)::float8 AS score
+FROM sona_viewings v JOIN peers p USING (user_id)
+WHERE v.counted AND v.content_id NOT IN (SELECT content_id FROM mine)
+GROUP BY v.content_id ORDER BY score DESC, v.content_id LIMIT $2
+"""
+
+
+def _row(record: asyncpg.Record) -> TitleRow:
+    return TitleRow(
+        canonical_id=record["canonical_id"],
+        title=record["title"],
+        popularity=float(record["popularity"] or 0.0),
+        genres=tuple(record["genres"]),
+        runtime_minutes=record["runtime_minutes"],
+    )
+
+
+def _fit_args(
+    region: str | None, runtime: RuntimePreference, excluded: Collection[uuid.UUID]
+) -> list[object]:
+    return [region, runtime.min_minutes, runtime.max_minutes, list(excluded)]
+
+
+async def titles_by_genres(
+    db: asyncpg.Pool | asyncpg.Connection,
+    genres: Sequence[str] | None,
+    *,
+    region: str | None,
+    runtime: RuntimePreference,
+    excluded: Collection[uuid.UUID],
+    limit: int,
+) -> list[TitleRow]:
+    """The most popular titles fitting the context (any of `genres`; None: any genre)."""
+    rows = await db.fetch(
+        _BY_GENRES,
+        *_fit_args(region, runtime, excluded),
+        list(genres) if genres is not None else None,
+        limit,
+    )
+    return [_row(r) for r in rows]
+
+
+async def titles_by_ids(
+    db: asyncpg.Pool | asyncpg.Connection,
+    ids: Collection[uuid.UUID],
+    *,
+    region: str | None,
+    excluded: Collection[uuid.UUID],
+) -> dict[uuid.UUID, TitleRow]:
+    """Facts of titles other sources found, only those available in the region (the device's
+    runtime bounds are not applied: they weigh in the context score instead)."""
+    if not ids:
+        return {}
+    rows = await db.fetch(_BY_IDS, *_fit_args(region, RuntimePreference(), excluded), list(ids))
+    return {r["canonical_id"]: _row(r) for r in rows}
+
+
+async def bucket_genres(
+    db: asyncpg.Pool | asyncpg.Connection, user_id: str, hours: Sequence[int]
+) -> dict[str, int]:
+    """How often each genre was among the user's counted viewings at these hours."""
+    rows = await db.fetch(_BUCKET_GENRES, user_id, list(hours))
+    return {r["genre"]: int(r["n"]) for r in rows}
+
+
+async def co_watched(
+    db: asyncpg.Pool | asyncpg.Connection, user_id: str, limit: int
+) -> dict[uuid.UUID, float]:
+    rows = await db.fetch(_CO_WATCHED, user_id, limit)
+    return {r["content_id"]: float(r["score"]) for r in rows}

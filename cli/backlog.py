@@ -1,0 +1,162 @@
+"""How many accepted events `mgw up`'s worker has not processed yet: its consumer group's lag
+on every consumed topic, plus events staged in the outbox and not yet published.
+
+Lag is the group's committed offset against the partition's end. The end comes from the fetch
+high watermark of a group-less consumer that follows every partition's end, not ListOffsets,
+which under-reports on Tansu (INFRA.md, gotcha 3); committed offsets come from the admin
+client, with the partitions named (gotcha 6).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
+
+from cli.records import known_ends, partitions_of
+from topics.consumers import Consumer, load_index
+
+OUTBOX = "outbox"
+
+
+def up_consumer_group(prefix: str, worker_groups: Sequence[str]) -> str:
+    """The consumer group of a worker running `worker_groups` (agents/framework/app.py
+    consumer_group(), which imports Faust; a unit test keeps the two equal)."""
+    return f"{prefix}-{'+'.join(sorted(worker_groups))}"
+
+
+@dataclass(frozen=True)
+class Backlog:
+    by_topic: Mapping[str, int]  # topic name without prefix -> records not committed
+    outbox: int = 0
+
+    @property
+    def total(self) -> int:
+        return sum(self.by_topic.values()) + self.outbox
+
+
+def by_worker_group(backlog: Backlog, index: Mapping[str, Sequence[Consumer]]) -> dict[str, int]:
+    """Events left per worker group (a topic several groups consume counts for each), with the
+    outbox as a group of its own; groups with nothing left are omitted."""
+    left: dict[str, int] = {}
+    for topic, lag in backlog.by_topic.items():
+        for group in sorted({c.group for c in index.get(topic, ())}):
+            left[group] = left.get(group, 0) + lag
+    if backlog.outbox:
+        left[OUTBOX] = backlog.outbox
+    return {group: n for group, n in sorted(left.items()) if n > 0}
+
+
+def describe(backlog: Backlog, index: Mapping[str, Sequence[Consumer]]) -> str:
+    groups = by_worker_group(backlog, index)
+    total = f"{backlog.total:,} event{'' if backlog.total == 1 else 's'} left"
+    if not groups:
+        return total
+    return total + ": " + ", ".join(f"{group} {n:,}" for group, n in groups.items())
+
+
+class BacklogProbe:
+    """Measures the backlog from sync code (`mgw up`'s main thread) on a loop of its own."""
+
+    def __init__(
+        self,
+        bootstrap: str,
+        prefix: str,
+        consumer_group: str,
+        database_url: str | None,
+        index: Mapping[str, Sequence[Consumer]] | None = None,
+    ) -> None:
+        self.index = load_index() if index is None else index
+        self._bootstrap = bootstrap
+        self._prefix = prefix
+        self._group = consumer_group
+        self._database_url = database_url
+        self._loop = asyncio.new_event_loop()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._admin: AIOKafkaAdminClient | None = None
+        self._tps: list[TopicPartition] = []
+
+    def measure(self) -> Backlog:
+        return self._loop.run_until_complete(self._measure())
+
+    def close(self) -> None:
+        self._loop.run_until_complete(self._close())
+        self._loop.close()
+
+    def _short(self, topic: str) -> str:
+        return topic.removeprefix(f"{self._prefix}.") if self._prefix else topic
+
+    async def _open(self) -> None:
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self._bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id="mgw-up-drain",
+            # Only the high watermark matters: fetch as little as a fetch can.
+            max_partition_fetch_bytes=1024,
+            fetch_max_wait_ms=200,
+        )
+        await consumer.start()
+        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id="mgw-up-drain")
+        try:
+            await admin.start()
+            tps: list[TopicPartition] = []
+            for topic in sorted(self.index):
+                full = f"{self._prefix}.{topic}" if self._prefix else topic
+                tps.extend(await partitions_of(consumer, full))
+            consumer.assign(tps)
+            await known_ends(consumer, tps)
+        except BaseException:
+            await consumer.stop()
+            await admin.close()
+            raise
+        self._consumer, self._admin, self._tps = consumer, admin, tps
+
+    async def _ends(self) -> dict[TopicPartition, int]:
+        assert self._consumer is not None
+        consumer = self._consumer
+        # Drop what was fetched and move to each end, so that the next fetches are empty
+        # answers carrying the current high watermark.
+        await consumer.getmany(timeout_ms=300)
+        ends: dict[TopicPartition, int] = {}
+        for tp in self._tps:
+            end = consumer.highwater(tp) or 0
+            ends[tp] = end
+            if await consumer.position(tp) < end:
+                consumer.seek(tp, end)
+        return ends
+
+    async def _measure(self) -> Backlog:
+        if self._consumer is None:
+            await self._open()
+        assert self._admin is not None
+        ends = await self._ends()
+        committed = await self._admin.list_consumer_group_offsets(self._group, partitions=self._tps)
+        by_topic: dict[str, int] = {}
+        for tp, end in ends.items():
+            meta = committed.get(tp)
+            done = meta.offset if meta is not None and meta.offset >= 0 else 0
+            topic = self._short(tp.topic)
+            by_topic[topic] = by_topic.get(topic, 0) + max(0, end - done)
+        return Backlog(by_topic=by_topic, outbox=await self._outbox())
+
+    async def _outbox(self) -> int:
+        if not self._database_url:
+            return 0
+        import asyncpg
+
+        conn = await asyncpg.connect(self._database_url, timeout=5)
+        try:
+            return int(await conn.fetchval("SELECT count(*) FROM outbox"))
+        finally:
+            await conn.close()
+
+    async def _close(self) -> None:
+        if self._consumer is not None:
+            await self._consumer.stop()
+        if self._admin is not None:
+            await self._admin.close()
+        self._consumer = self._admin = None

@@ -1,0 +1,89 @@
+"""What every benchmark runs against: a broker of its own (its topics start empty and nothing
+else publishes to it), the PostgreSQL and Redis named by DATABASE_URL / REDIS_URL or embedded
+ones started here, and a scratch database; all of it removed afterwards, whatever happens."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich.console import Console
+
+from core.embedded import ServiceProcess, start_broker, start_postgres, start_redis
+from devtools.scratch_db import create_database, drop_database
+
+
+@dataclass(frozen=True)
+class BenchServices:
+    workdir: Path
+    broker_url: str
+    database_url: str  # the scratch database
+    redis_url: str
+
+
+@contextmanager
+def bench_services(name: str, console: Console) -> Iterator[BenchServices]:
+    services: list[ServiceProcess] = []
+    workdir = Path(tempfile.mkdtemp(prefix=f"mgw-bench-{name}-"))
+    database = f"mgw_bench_{name}_{uuid.uuid4().hex[:8]}"
+    server = os.environ.get("DATABASE_URL")
+    created = False
+    try:
+        with console.status("starting services..."):
+            broker = start_broker(log_file=workdir / "tansu.log")
+            services.append(broker)
+            if not server:
+                postgres = start_postgres(workdir / "postgres")
+                services.append(postgres)
+                server = postgres.url
+            redis_url = os.environ.get("REDIS_URL")
+            if not redis_url:
+                redis = start_redis(workdir / "redis")
+                services.append(redis)
+                redis_url = redis.url
+            database_url = asyncio.run(create_database(server, database))
+            created = True
+        yield BenchServices(workdir, broker.url, database_url, redis_url)
+    finally:
+        try:
+            if created and server:
+                asyncio.run(drop_database(server, database))
+        finally:
+            for service in reversed(services):
+                service.stop()
+
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def spawn_mgw(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    """`mgw ARGS...` (a worker group, the gateway) with `env` over ours, its output in `log`."""
+    with log.open("wb") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "cli.main", *args],
+            cwd=ROOT,
+            env={**os.environ, **env},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def stop_process(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGINT (a clean stop), then SIGKILL after 20 s."""
+    if process is None or process.poll() is not None:
+        return
+    process.send_signal(signal.SIGINT)
+    try:
+        process.wait(20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(5)

@@ -1,0 +1,72 @@
+"""Idempotency-Key at the gateway: a retry of one operation is the same event (and the same
+command id or watchlist tag); another key, another caller or another path is another one."""
+
+from __future__ import annotations
+
+import uuid
+
+from core.config import Settings
+from tests.auth.helpers import bearer, running_gateway, user_token
+
+
+async def test_a_retried_write_is_the_same_operation_and_others_are_not(
+    settings: Settings,
+) -> None:
+    title = uuid.uuid4()
+
+    def headers(user: str, key: str) -> dict[str, str]:
+        token = user_token(settings, subject=user, scopes=["watchlist:write"])
+        return {**bearer(token), "Idempotency-Key": key, "X-Device-ID": "phone-1"}
+
+    async with running_gateway(settings) as (_, http):
+
+        async def add(user: str, key: str) -> dict[str, str]:
+            resp = await http.put(
+                f"/api/v1/users/{user}/watchlist/{title}", headers=headers(user, key)
+            )
+            assert resp.status_code == 202, resp.text
+            return resp.json()
+
+        first, retry = await add("alice", "op-1"), await add("alice", "op-1")
+        assert (retry["event_id"], retry["unique_tag"]) == (first["event_id"], first["unique_tag"])
+        assert retry["offset"] != first["offset"]  # published again: the agent dedupes it
+        assert (await add("alice", "op-2"))["event_id"] != first["event_id"]
+        assert (await add("bob", "op-1"))["event_id"] != first["event_id"]
+        removed = await http.request(
+            "DELETE", f"/api/v1/users/alice/watchlist/{title}", headers=headers("alice", "op-1")
+        )
+        assert removed.json()["event_id"] != first["event_id"]  # another path, another operation
+        bad = await http.put(
+            f"/api/v1/users/alice/watchlist/{title}", headers=headers("alice", "k" * 256)
+        )
+        assert bad.status_code == 422
+        assert bad.json()["fields"][0]["field"] == "header.Idempotency-Key"
+
+
+async def test_without_a_key_every_request_is_a_new_operation(settings: Settings) -> None:
+    token = user_token(settings, subject="carol", scopes=["watchlist:write"])
+    async with running_gateway(settings) as (_, http):
+        url = f"/api/v1/users/carol/watchlist/{uuid.uuid4()}"
+        one = (await http.put(url, headers=bearer(token))).json()
+        two = (await http.put(url, headers=bearer(token))).json()
+    assert one["event_id"] != two["event_id"] and one["unique_tag"] != two["unique_tag"]
+
+
+async def test_the_header_is_documented_on_every_write(settings: Settings) -> None:
+    async with running_gateway(settings) as (_, http):
+        document = (await http.get("/openapi.json")).json()
+    writes = {
+        (path, method)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+        if method in ("post", "put", "delete")
+        and "/ingest/" not in path
+        and any(
+            p.get("in") == "header" and p["name"] == "Idempotency-Key"
+            for p in operation.get("parameters", [])
+        )
+    }
+    assert ("/api/v1/content", "post") in writes
+    assert ("/api/v1/users/{user_id}/devices/{device_id}/commands", "post") in writes
+    assert ("/api/v1/users/{user_id}/watchlist/{content_id}", "delete") in writes
+    assert ("/api/v1/users/{user_id}/progress/{content_id}", "put") in writes

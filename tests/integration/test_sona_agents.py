@@ -1,0 +1,227 @@
+"""The SONA handlers against the real PostgreSQL, Redis, broker and vector store (no Faust):
+viewings into profiles, training when due, idempotent redelivery, the adapter announcement,
+context-aware candidates (time of day, device, mood) and the answer's cache."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pytest
+
+from agents.framework.context import AgentContext, ContextHolder
+from agents.sona import store
+from agents.sona.adapter_cache import CachedAdapter
+from agents.sona.handlers import (
+    answer_recommendations,
+    hear_adapter_versions,
+    recommendations_for,
+    sona_process,
+    train_from_progress,
+)
+from agents.sync.clock import to_physical_us
+from contracts.read_model import reply_channel
+from contracts.sona_cache import read_recommendations
+from schemas.envelope import Envelope, decode, wrap
+from schemas.sona import AdapterTrained, RecommendationsRequested, RecommendationsResponse
+from schemas.sync import HLC, ProgressUpdate
+from tests.conftest import Isolated
+from tests.helpers import read_topic, wait_for
+from tests.sona_catalog import BY_GENRE, CATALOG, GENRE_OF, seed
+
+DAY = datetime(2026, 11, 2, tzinfo=UTC)
+
+
+@pytest.fixture
+async def ctx(isolated: Isolated) -> AsyncIterator[AgentContext]:
+    holder = ContextHolder(isolated.settings, source="test")
+    context = (await holder.get()).for_agent("sona-test")
+    await seed(isolated.pool, await context.vectors())
+    yield context
+    await sona_process(context).listener.close()
+    await holder.close()
+
+
+def progress(
+    user: str,
+    content_id: uuid.UUID,
+    at: datetime,
+    fraction: float = 1.0,
+    device: str = "tv-1",
+    state: str = "stopped",
+) -> Envelope[Any]:
+    payload = ProgressUpdate(
+        user_id=user,
+        content_id=content_id,
+        position_seconds=3600 * fraction,
+        duration_seconds=3600,
+        state=state,
+        timestamp=HLC(physical_us=to_physical_us(at)),
+        device_id=device,
+    )
+    return wrap(payload, key=user, source="test", correlation_id=f"c-{user}")
+
+
+def request(user: str, at: datetime, **fields: Any) -> RecommendationsRequested:
+    return RecommendationsRequested(
+        user_id=user, at=at, reply_channel=reply_channel("x", uuid.uuid4()), **fields
+    )
+
+
+def genres(response: RecommendationsResponse, top: int = 10) -> list[str]:
+    return [GENRE_OF[r.canonical_id] for r in response.recommendations[:top]]
+
+
+async def watch(ctx: AgentContext, user: str, titles: list[Any], hour: int) -> None:
+    batch = [
+        progress(user, t.canonical_id, DAY + timedelta(hours=hour, minutes=i))
+        for i, t in enumerate(titles)
+    ]
+    await train_from_progress(ctx, batch)
+
+
+async def test_ten_finished_titles_train_version_one_and_redelivery_changes_nothing(
+    ctx: AgentContext,
+) -> None:
+    user = "u-train"
+    comedies = BY_GENRE["comedy"][:10]
+    batch = [
+        progress(user, t.canonical_id, DAY + timedelta(hours=20, minutes=i))
+        for i, t in enumerate(comedies)
+    ]
+    # Playing reports before the end are one viewing, not many.
+    playing = progress(user, comedies[0].canonical_id, DAY, fraction=0.5, state="playing")
+    await train_from_progress(ctx, [playing, *batch[:9]])
+    assert await store.adapter_versions(ctx.pool, user) == []
+    await train_from_progress(ctx, batch[9:])
+    assert await store.adapter_versions(ctx.pool, user) == [1]
+    blob = await ctx.pool.fetchval("SELECT weights FROM lora_adapters WHERE user_id = $1", user)
+    stored = (await store.load_profiles(ctx.pool, [user], 384))[user]
+    assert stored.events_since_training == 0
+    assert stored.profile.events_applied == 10
+    assert stored.profile.hourly[20] == 10
+    assert dict(stored.profile.device_mix) == {}  # tv-1 was never registered
+    assert max(stored.profile.genre_affinities, key=stored.profile.genre_affinities.get) == "comedy"
+
+    # The whole stream again (a crashed worker's successor): nothing moves.
+    await train_from_progress(ctx, [playing, *batch])
+    assert await store.adapter_versions(ctx.pool, user) == [1]
+    assert (
+        await ctx.pool.fetchval("SELECT weights FROM lora_adapters WHERE user_id = $1", user)
+        == blob
+    )
+    again = (await store.load_profiles(ctx.pool, [user], 384))[user]
+    assert again.profile.events_applied == 10
+    assert np.array_equal(again.profile.taste, stored.profile.taste)
+
+    records = await read_topic(
+        ctx.settings.kafka.bootstrap,
+        f"{ctx.settings.kafka.topic_prefix}.sona.adapter_trained",
+        settle_s=0.3,
+    )
+    announced = [decode(r.value, AdapterTrained).payload for r in records]
+    assert [(a.user_id, a.adapter_version) for a in announced] == [(user, 1)]
+    assert announced[0].training_iterations == 50
+
+
+async def test_every_worker_hears_a_new_version_and_evicts_its_copy(ctx: AgentContext) -> None:
+    user = "u-evict"
+    cache = sona_process(ctx).cache
+    cache.put(user, CachedAdapter(None, None))
+    await watch(ctx, user, BY_GENRE["comedy"][:10], hour=20)
+    # Another worker's copy: forget that this process trained it, then hear the topic.
+    cache.clear()
+    cache.put(user, CachedAdapter(None, None))
+
+    async def evicted() -> bool:
+        await hear_adapter_versions(ctx)
+        return cache.get(user) is None
+
+    await wait_for(evicted, timeout=10)
+
+
+async def test_comedies_rank_higher_after_training_on_comedies(ctx: AgentContext) -> None:
+    user = "u-comedy"
+    at = DAY + timedelta(hours=20)
+    before = await recommendations_for(ctx, request(user, at, region="US"))
+    assert before.adapter_version is None
+    await watch(ctx, user, BY_GENRE["comedy"][:12], hour=20)
+    after = await recommendations_for(ctx, request(user, at, region="US"))
+    assert after.adapter_version == 1
+    assert genres(after).count("comedy") > genres(before).count("comedy")
+    # Finished titles are not recommended again.
+    finished = {t.canonical_id for t in BY_GENRE["comedy"][:12]}
+    assert not finished & {r.canonical_id for r in after.recommendations}
+    assert any("similar to titles you finished" in r.reasons for r in after.recommendations)
+
+
+async def test_evening_and_morning_follow_the_hourly_pattern(ctx: AgentContext) -> None:
+    user = "u-hours"
+    await watch(ctx, user, BY_GENRE["comedy"][:6], hour=20)
+    await watch(ctx, user, BY_GENRE["documentary"][:6], hour=8)
+    evening = await recommendations_for(ctx, request(user, DAY + timedelta(hours=21)))
+    morning = await recommendations_for(ctx, request(user, DAY + timedelta(hours=9)))
+    assert evening.context.time_bucket.value == "evening"
+    assert morning.context.time_bucket.value == "morning"
+    top_evening, top_morning = genres(evening, 5), genres(morning, 5)
+    assert top_evening.count("comedy") > top_evening.count("documentary"), top_evening
+    assert top_morning.count("documentary") > top_morning.count("comedy"), top_morning
+    # On a device (a context to fit), the habit of watching in the evening is a reason.
+    on_tv = await recommendations_for(
+        ctx, request(user, DAY + timedelta(hours=21), device_type="tv")
+    )
+    assert any("fits your evening viewing" in r.reasons for r in on_tv.recommendations)
+
+
+async def test_a_tv_gets_longer_titles_than_a_phone(ctx: AgentContext) -> None:
+    at = DAY + timedelta(hours=20)
+    tv = await recommendations_for(ctx, request("u-tv", at, device_type="tv", region="US"))
+    phone = await recommendations_for(ctx, request("u-tv", at, device_type="phone", region="US"))
+    runtime = {t.canonical_id: t.runtime for t in CATALOG}
+
+    def mean(r: RecommendationsResponse) -> float:
+        return float(np.mean([runtime[x.canonical_id] for x in r.recommendations[:10]]))
+
+    assert mean(tv) > mean(phone) + 30
+
+
+async def test_a_scared_mood_yields_horror_and_thrillers_in_the_region(ctx: AgentContext) -> None:
+    at = DAY + timedelta(hours=22)
+    scared = await recommendations_for(
+        ctx, request("u-mood", at, mood="scared", region="US", limit=10)
+    )
+    assert set(genres(scared)) == {"horror", "thriller"}, genres(scared)
+    assert all("matches mood: scared" in r.reasons for r in scared.recommendations)
+    # More asked for than the mood has titles: they lead, MMR mixes a few others in.
+    fuller = await recommendations_for(ctx, request("u-mood", at, mood="fearful", region="US"))
+    assert len(fuller.recommendations) == 20
+    scary = [g in ("horror", "thriller") for g in genres(fuller, 20)]
+    assert sum(scary[:10]) >= 7 and sum(scary[10:]) < sum(scary[:10]), genres(fuller, 20)
+    everything = await recommendations_for(ctx, request("u-mood", at, region="US"))
+    gb_only = next(t for t in CATALOG if t.regions == ("GB",)).canonical_id
+    assert gb_only not in {r.canonical_id for r in everything.recommendations}
+    assert len(everything.recommendations) == 20
+
+
+async def test_an_answer_is_published_cached_and_dropped_when_taste_changes(
+    ctx: AgentContext,
+) -> None:
+    user = "u-cache"
+    wanted = request(user, DAY + timedelta(hours=20), region="US")
+    pubsub = ctx.redis.pubsub()
+    await pubsub.subscribe(wanted.reply_channel)
+    await answer_recommendations(ctx, [wrap(wanted, key=user, source="test")])
+
+    async def heard() -> Any:
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+        return message if message and message["type"] == "message" else None
+
+    message = await wait_for(heard, timeout=5)
+    await pubsub.aclose()
+    cached = await read_recommendations(ctx.redis, ctx.prefix, wanted)
+    assert cached == message["data"]
+    await watch(ctx, user, BY_GENRE["comedy"][:3], hour=20)
+    assert await read_recommendations(ctx.redis, ctx.prefix, wanted) is None
