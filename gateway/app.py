@@ -24,6 +24,7 @@ from gateway.middleware.http_metrics import HttpMetricsMiddleware
 from gateway.middleware.near_cache import NearCache
 from gateway.middleware.rate_limit import install_rate_limiting
 from gateway.middleware.response_cache import CachePolicy, ResponseCacheMiddleware
+from gateway.openapi_responses import install_common_responses
 from gateway.resources import edge_resources
 from gateway.routes import (
     commands,
@@ -120,4 +121,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(auth_routes.router)
     app.include_router(contracts_router)
     install_body_schemas(app)
+    install_common_responses(app)
     return app

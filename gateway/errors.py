@@ -13,9 +13,11 @@ from pydantic import BaseModel
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import compile_path
 
 from core.publisher import BrokerUnavailable, PublishOutcomeUnknown
 from core.resilience import CircuitOpen
+from gateway.fast_lane import routes_of
 from gateway.lookup import LookupTimeout
 
 RETRY_AFTER_S = 5
@@ -136,6 +138,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code == 405:
+            # Starlette names only the methods of the first route that matched the path; a
+            # path served by several routes (PUT and DELETE of a watchlist item) has them all.
+            exc.headers = {**(exc.headers or {}), "Allow": allowed_methods(app, request)}
         code = {
             404: "not_found",
             405: "method_not_allowed",
@@ -145,3 +151,16 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(
             exc.status_code, code, str(exc.detail), request, headers=dict(exc.headers or {})
         )
+
+
+def allowed_methods(app: FastAPI, request: Request) -> str:
+    """Every method some route serves on this request's path, as an Allow header value."""
+    methods: set[str] = set()
+    path = request.url.path
+    for route in routes_of(app.routes):
+        template = getattr(route, "path", None)
+        if template and compile_path(template)[0].match(path):
+            methods |= set(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))

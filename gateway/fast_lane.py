@@ -24,10 +24,10 @@ from gateway.middleware.http_metrics import ROUTE_TEMPLATE_KEY
 
 try:
     # FastAPI 0.16x keeps included routers nested; this is how its OpenAPI generator walks them.
-    from fastapi.routing import iter_route_contexts as _routes_of
+    from fastapi.routing import iter_route_contexts as routes_of
 except ImportError:  # earlier versions copy every included route into app.routes
 
-    def _routes_of(routes: Any) -> Any:  # type: ignore[misc]
+    def routes_of(routes: Any) -> Any:  # type: ignore[misc]
         return iter(routes)
 
 
@@ -37,7 +37,7 @@ Endpoint = Callable[[Request], Awaitable[Response]]
 def fast_routes(app: FastAPI) -> dict[tuple[str, str], Endpoint]:
     """(method, path) -> endpoint of every route marked fast (openapi_extra x-fast-lane)."""
     out: dict[tuple[str, str], Endpoint] = {}
-    for route in _routes_of(app.routes):
+    for route in routes_of(app.routes):
         extra: Mapping[str, Any] = getattr(route, "openapi_extra", None) or {}
         if not extra.get("x-fast-lane"):
             continue

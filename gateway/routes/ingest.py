@@ -50,6 +50,7 @@ async def producer_key(
     response_model=BatchOutcome,
     responses={
         202: {"description": "at least one item accepted; per-item results"},
+        403: {"description": "not an API key with ingest:write (a person's token never is)"},
         413: {"description": f"more than {MAX_BATCH_ITEMS} items, or the body is too large"},
         415: {"description": "the body is not JSON"},
         422: {
@@ -95,6 +96,7 @@ async def ingest_batch(
     summary="Which canonical title a platform item resolved to",
     responses={
         200: {"description": "the item's canonical id, how it matched, and warnings"},
+        403: {"description": "not an API key with ingest:write (a person's token never is)"},
         404: {"description": "the item is not stored (yet: items are stored once processed)"},
         503: {"description": "no agent answered in time; retry"},
     },
