@@ -15,6 +15,8 @@ import os
 from collections.abc import Mapping, MutableMapping
 from pathlib import Path
 
+from dotenv import dotenv_values
+
 STACK_FILE_VARIABLE = "MGW_STACK_FILE"
 DEFAULT_STACK_FILE = Path(".mgw") / "stack.env"
 PID_VARIABLE = "MGW_STACK_PID"
@@ -53,16 +55,8 @@ def remove_stack_file(path: Path) -> None:
 
 
 def parse(path: Path) -> dict[str, str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError:
-        return {}
-    values = {}
-    for line in text.splitlines():
-        name, sep, value = line.partition("=")
-        if sep and name.strip() and not name.lstrip().startswith("#"):
-            values[name.strip()] = value
-    return values
+    """The file's variables ({} when it is missing): the .env format, read by python-dotenv."""
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
 def running_stack(path: Path | None = None) -> dict[str, str]:

@@ -10,7 +10,8 @@ that fails releases them with everything else, and a committed one keeps them fo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,13 +27,22 @@ RETURNING event_id
 """
 
 
+async def claim(
+    conn: asyncpg.Connection, agent: str, event_ids: Iterable[uuid.UUID]
+) -> set[uuid.UUID]:
+    """The ids of `event_ids` this agent has not applied before, now marked applied."""
+    unique = list(dict.fromkeys(event_ids))
+    if not unique:
+        return set()
+    return {row["event_id"] for row in await conn.fetch(_CLAIM, agent, unique)}
+
+
 async def first_seen(
     conn: asyncpg.Connection, agent: str, batch: Sequence[Envelope[Any]]
 ) -> list[Envelope[Any]]:
     """The envelopes of `batch` this agent has not applied before, in batch order; a repeat
     within the batch counts once (its first occurrence)."""
-    unique = list(dict.fromkeys(env.event_id for env in batch))
-    fresh = {row["event_id"] for row in await conn.fetch(_CLAIM, agent, unique)}
+    fresh = await claim(conn, agent, (env.event_id for env in batch))
     out = []
     for env in batch:
         if env.event_id in fresh:
@@ -41,7 +51,14 @@ async def first_seen(
     return out
 
 
-async def forget_before(pool: asyncpg.Pool | asyncpg.Connection, cutoff: datetime) -> int:
-    """Drop claims older than `cutoff` (no record that old can still be redelivered)."""
-    status = await pool.execute("DELETE FROM applied_operations WHERE applied_at < $1", cutoff)
+async def forget_before(
+    pool: asyncpg.Pool | asyncpg.Connection, agents: Collection[str], cutoff: datetime
+) -> int:
+    """Drop these agents' claims older than `cutoff` (no record that old, on the topics they
+    consume, can still be redelivered)."""
+    status = await pool.execute(
+        "DELETE FROM applied_operations WHERE agent = ANY($1::text[]) AND applied_at < $2",
+        list(agents),
+        cutoff,
+    )
     return int(status.split()[-1])

@@ -53,10 +53,3 @@ CREATE TABLE sona_viewings (
 CREATE INDEX sona_viewings_counted ON sona_viewings (user_id, watched_at DESC) WHERE counted;
 CREATE INDEX sona_viewings_by_title ON sona_viewings (content_id) WHERE counted;
 
--- Event ids folded into a profile; pruned past the topics' retention (nothing redelivers them).
-CREATE TABLE sona_applied_events (
-    event_id   uuid        PRIMARY KEY,
-    user_id    text        NOT NULL,
-    applied_at timestamptz NOT NULL DEFAULT now()
-);
-CREATE INDEX sona_applied_events_age ON sona_applied_events (applied_at);

@@ -25,6 +25,7 @@ import numpy as np
 from loguru import logger
 
 from agents.adapters.vectors.store import VectorFilter
+from agents.framework.applied import first_seen, forget_before
 from agents.framework.context import AgentContext
 from agents.framework.runtime import AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
@@ -46,6 +47,8 @@ from topics.registry import (
     SYNC_PROGRESS,
     SYNC_REALTIME,
 )
+
+TRAIN_AGENT = "sona-train-progress"  # applied event ids are kept under its name
 
 # Candidates per source: enough for MMR to choose 20 diverse titles from.
 CONTEXT_CANDIDATES = 100
@@ -150,10 +153,7 @@ async def train_from_progress(ctx: AgentContext, batch: list[Envelope[Any]]) -> 
     async with unit_of_work(ctx) as uow:
         conn = uow.conn
         await store.lock_users(conn, users)
-        fresh = await store.claim_events(
-            conn, [(env.event_id, env.payload.user_id) for env in batch]
-        )
-        todo = [env for env in batch if env.event_id in fresh]
+        todo = await first_seen(conn, ctx.agent, batch)
         if not todo:
             return
         pairs = {(env.payload.user_id, env.payload.content_id) for env in todo}
@@ -333,14 +333,14 @@ async def prune_applied_events(ctx: AgentContext) -> int:
     """Forget event ids older than any topic we consume keeps records (nothing redelivers)."""
     horizon = max(SYNC_PROGRESS.retention_ms or 0, SYNC_REALTIME.retention_ms or 0)
     cutoff = datetime.now(UTC) - timedelta(milliseconds=horizon) - timedelta(hours=1)
-    return await store.prune_applied_events(ctx.pool, cutoff)
+    return await forget_before(ctx.pool, (TRAIN_AGENT,), cutoff)
 
 
 _NOW = 0.0
 
 AGENTS = [
     AgentSpec(
-        name="sona-train-progress",
+        name=TRAIN_AGENT,
         group="sona",
         topic=SYNC_PROGRESS,
         handler=train_from_progress,

@@ -1,4 +1,4 @@
-"""PostgreSQL I/O of personalization: adapters, profiles, viewings, applied event ids, and
+"""PostgreSQL I/O of personalization: adapters, profiles, viewings, and
 the sync tables' facts the agents read (watchlist, finished titles, device types).
 
 Adapters: the latest version of a user is one query on the primary key (user_id,
@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from datetime import datetime
 
 import asyncpg
 import numpy as np
@@ -148,31 +147,6 @@ async def lock_users(conn: asyncpg.Connection, users: Iterable[str]) -> None:
     """Transaction-scoped locks per user, in one order so two batches cannot deadlock."""
     for user in sorted(set(users)):
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('sona:' || $1, 0))", user)
-
-
-async def claim_events(
-    conn: asyncpg.Connection, events: Sequence[tuple[uuid.UUID, str]]
-) -> set[uuid.UUID]:
-    """The event ids not applied before, now marked applied (in the caller's transaction)."""
-    if not events:
-        return set()
-    rows = await conn.fetch(
-        """
-        INSERT INTO sona_applied_events (event_id, user_id)
-        SELECT * FROM unnest($1::uuid[], $2::text[])
-        ON CONFLICT (event_id) DO NOTHING RETURNING event_id
-        """,
-        [e for e, _ in events],
-        [u for _, u in events],
-    )
-    return {r["event_id"] for r in rows}
-
-
-async def prune_applied_events(pool: asyncpg.Pool, before: datetime) -> int:
-    result: str = await pool.execute(
-        "DELETE FROM sona_applied_events WHERE applied_at < $1", before
-    )
-    return int(result.split()[-1])
 
 
 # --- profiles ------------------------------------------------------------------------------------

@@ -238,7 +238,11 @@ async def prune_commands(ctx: AgentContext) -> int:
     horizon = SYNC_COMMANDS.retention_ms or 0
     cutoff = utcnow() - timedelta(milliseconds=horizon) - timedelta(hours=1)
     kept = max(SYNC_WATCHLIST.retention_ms or 0, SYNC_PROGRESS.retention_ms or 0)
-    await forget_before(ctx.pool, utcnow() - timedelta(milliseconds=kept) - timedelta(hours=1))
+    await forget_before(
+        ctx.pool,
+        ("sync-watchlist", "sync-progress"),
+        utcnow() - timedelta(milliseconds=kept) - timedelta(hours=1),
+    )
     return await store.prune_commands(ctx.pool, cutoff)
 
 

@@ -31,7 +31,7 @@ from rich.console import Console
 from rich.table import Table
 
 from core.embedded import free_port
-from devtools.bench.services import bench_services, spawn_mgw, stop_process
+from devtools.bench.services import bench_services, spawn_mgw, stop_process, wait_ready
 
 console = Console(stderr=True)
 
@@ -104,22 +104,6 @@ async def _prepare(env: dict[str, str], titles: int) -> tuple[list[str], float]:
         await vectors.close()  # the worker opens it next: one process at a time
         await pool.close()
     return names, time.perf_counter() - started
-
-
-def _wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"{url} exited:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(
-        f"{url} not ready in {timeout:g} s:\n{log.read_text(errors='replace')[-3000:]}"
-    )
 
 
 # --------------------------------------------------------------------------- measurement
@@ -296,8 +280,8 @@ def bench_search(titles: int, n_queries: int, llm_delay_ms: float) -> int:
                 gateway_log,
             )
             processes.append(gateway)
-            _wait_ready(f"http://127.0.0.1:{worker_port}/health/ready", worker, worker_log, 120)
-            _wait_ready(f"http://127.0.0.1:{gateway_port}/health/live", gateway, gateway_log, 60)
+            wait_ready(f"http://127.0.0.1:{worker_port}/health/ready", worker, worker_log, 120)
+            wait_ready(f"http://127.0.0.1:{gateway_port}/health/live", gateway, gateway_log, 60)
         with console.status(f"{n_queries} searches twice, and the baselines..."):
             figures = asyncio.run(
                 _measure(

@@ -10,12 +10,14 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from rich.console import Console
 
 from core.embedded import ServiceProcess, start_broker, start_postgres, start_redis
@@ -87,3 +89,23 @@ def stop_process(process: subprocess.Popen[bytes] | None) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(5)
+
+
+class NotReady(RuntimeError):
+    """A process the benchmark started exited, or did not answer in time."""
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, limit_s: float) -> None:
+    """Until `url` answers 200; NotReady, with the end of `log`, when `process` exits first
+    or `limit_s` passes."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise NotReady(f"{log.name}: exited:\n{log.read_text(errors='replace')[-3000:]}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise NotReady(f"{url} not ready after {limit_s:g} s; see {log}")

@@ -27,7 +27,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 import numpy as np
@@ -38,7 +37,7 @@ from rich.table import Table
 
 from core.config import Settings
 from core.embedded import free_port
-from devtools.bench.services import bench_services, spawn_mgw, stop_process
+from devtools.bench.services import NotReady, bench_services, spawn_mgw, stop_process, wait_ready
 
 console = Console(stderr=True)
 
@@ -113,20 +112,6 @@ def _settings(env: dict[str, str]) -> Settings:
     finally:
         os.environ.clear()
         os.environ.update(saved)
-
-
-def _wait_ok(url: str, proc: subprocess.Popen[bytes], log: Path, limit_s: float) -> None:
-    deadline = time.monotonic() + limit_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise BenchError(f"{log.name}: exited:\n{log.read_text(errors='replace')[-3000:]}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    raise BenchError(f"{url} not ready after {limit_s:g} s; see {log}")
 
 
 @dataclass
@@ -385,8 +370,8 @@ def bench_sona(users: int = 300, requests: int = 500, titles: int = 5000) -> int
                 gateway_log,
             )
             processes.append(gateway)
-            _wait_ok(f"http://127.0.0.1:{worker_port}/health/ready", worker, worker_log, 120)
-            _wait_ok(f"http://127.0.0.1:{gateway_port}/health/live", gateway, gateway_log, 60)
+            wait_ready(f"http://127.0.0.1:{worker_port}/health/ready", worker, worker_log, 120)
+            wait_ready(f"http://127.0.0.1:{gateway_port}/health/live", gateway, gateway_log, 60)
         with console.status(f"{requests:,} recommendation requests, each a miss then a hit..."):
             remote, figures = asyncio.run(
                 _through_gateway(
@@ -397,7 +382,7 @@ def bench_sona(users: int = 300, requests: int = 500, titles: int = 5000) -> int
                     f"http://127.0.0.1:{worker_port}/metrics",
                 )
             )
-    except BenchError as exc:
+    except (BenchError, NotReady) as exc:
         console.print(f"[red]{exc}[/red]")
         return 2
     finally:

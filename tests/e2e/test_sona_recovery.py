@@ -47,6 +47,8 @@ from tests.sona_catalog import CATALOG, seed
 from topics.admin import create_topics
 from topics.registry import SYNC_PROGRESS
 
+APPLIED = "SELECT count(*) FROM applied_operations WHERE agent = 'sona-train-progress'"
+
 pytestmark = pytest.mark.slow
 
 USERS = [f"sk-{uuid.uuid4().hex[:6]}-{n:02d}" for n in range(40)]
@@ -201,7 +203,7 @@ async def test_a_killed_training_worker_loses_nothing_and_trains_the_same_adapte
     await flowing
 
     async def all_applied() -> bool:
-        applied = await pool.fetchval("SELECT count(*) FROM sona_applied_events")
+        applied = await pool.fetchval(APPLIED)
         pending = await pool.fetchval("SELECT count(*) FROM outbox")
         return applied == len(stream) and pending == 0
 
@@ -211,7 +213,7 @@ async def test_a_killed_training_worker_loses_nothing_and_trains_the_same_adapte
     with contextlib.suppress(Exception):
         await publisher.stop()
 
-    assert await pool.fetchval("SELECT count(*) FROM sona_applied_events") == len(stream)
+    assert await pool.fetchval(APPLIED) == len(stream)
     for user in USERS:
         got, want = await outcome(pool, user), await outcome(reference.pool, user)
         # Every report applied once: eleven viewings, one per finished session.

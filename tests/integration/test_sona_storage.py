@@ -8,6 +8,7 @@ import uuid
 import numpy as np
 import pytest
 
+from agents.framework import applied
 from agents.sona import store
 from agents.sona.adapter_cache import AdapterCache
 from agents.sona.adapter_codec import TOLERANCE, AdapterBlobError
@@ -131,10 +132,10 @@ async def test_profiles_round_trip_and_events_are_claimed_once(isolated: Isolate
     )
     first, second = uuid.uuid4(), uuid.uuid4()
     async with isolated.pool.acquire() as conn, conn.transaction():
-        assert await store.claim_events(conn, [(first, "u6")]) == {first}
+        assert await applied.claim(conn, "sona-test", [first]) == {first}
         await store.save_profiles(conn, {"u6": store.StoredProfile(profile, 4)})
     async with isolated.pool.acquire() as conn, conn.transaction():
-        assert await store.claim_events(conn, [(first, "u6"), (second, "u6")]) == {second}
+        assert await applied.claim(conn, "sona-test", [first, second]) == {second}
     loaded = await store.load_profiles(isolated.pool, ["u6", "new"], DIM)
     assert np.array_equal(loaded["u6"].profile.taste, profile.taste)
     assert loaded["u6"].profile.hourly == profile.hourly
