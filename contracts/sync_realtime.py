@@ -171,9 +171,14 @@ def parse_live(data: bytes) -> Delivered:
 def _stream_id(event_id: str) -> tuple[str, tuple[int, int]] | None:
     epoch, _, sid = event_id.partition(":")
     ms, _, seq = sid.partition("-")
-    if not epoch or not ms.isdigit() or not seq.isdigit():
+    # isascii(): str.isdigit() also takes "²", which int() refuses.
+    if not epoch or not (ms + seq).isascii() or not ms.isdigit() or not seq.isdigit():
         return None
     return epoch, (int(ms), int(seq))
+
+
+# The form of an event id, for the OpenAPI document: `{stream epoch}:{ms}-{seq}`.
+EVENT_ID_PATTERN = r"^[^:]+:[0-9]+-[0-9]+$"
 
 
 def is_event_id(event_id: str) -> bool:

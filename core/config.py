@@ -8,6 +8,7 @@ environment wins). Each section reads its own flat variables (`KAFKA_BROKERS`, n
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
@@ -365,6 +366,18 @@ def load_settings(env_file: str | Path | None = None) -> Settings:
     if problems:
         raise ConfigError(problems)
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def settings_with(env: Mapping[str, str]) -> Settings:
+    """The settings of a process whose environment is this one's plus `env` (for the tools
+    and tests that start such processes and must reach what those reach)."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        return load_settings()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @lru_cache(maxsize=1)

@@ -32,7 +32,13 @@ PARAMETER: dict[str, Any] = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
-    "schema": {"type": "string", "minLength": 1, "maxLength": MAX_LENGTH},
+    # Printable ASCII; no space at either end, since HTTP drops it from a header's value.
+    "schema": {
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_LENGTH,
+        "pattern": "^[!-~]+( +[!-~]+)*$",
+    },
     "description": "names this operation: a retry with the same key (after a 503 whose "
     "outcome is unknown, or a lost answer) is applied once",
 }

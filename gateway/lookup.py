@@ -13,6 +13,7 @@ import time
 import uuid
 
 import redis.asyncio as aioredis
+from pydantic import ValidationError
 
 from contracts.read_model import absent_key, reply_channel
 from core.publisher import Publisher
@@ -101,13 +102,19 @@ async def ask_item_mapping(
 ) -> bytes | None:
     """The stored mapping of a platform item (contracts' ItemMapping as JSON), or None when the
     item is not stored (yet)."""
+    try:
+        wanted = ItemMappingRequested(
+            platform=platform, platform_item_id=item_id, reply_channel=new_reply_channel(prefix)
+        )
+    except ValidationError:
+        # Ids no catalog item could have had (a platform name without a letter or digit,
+        # text PostgreSQL cannot hold): nothing is stored under them.
+        return None
     answer = await request_reply(
         redis,
         publisher,
         CONTENT_ITEM_LOOKUP,
-        ItemMappingRequested(
-            platform=platform, platform_item_id=item_id, reply_channel=new_reply_channel(prefix)
-        ),
+        wanted,
         key=f"{platform}:{item_id}",
         timeout_s=timeout_s,
         unanswered=LookupTimeout(

@@ -10,7 +10,7 @@ from typing import Annotated, ClassVar
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from schemas.envelope import Payload
-from schemas.storable import INT32_MAX, POPULARITY_MAX, Instant, Text
+from schemas.storable import INT32_MAX, POPULARITY_MAX, Instant, Text, documented_date
 
 # Bounds of a canonical record (see schemas/storable.py for why every one is checked on entry).
 # Lists a merge of several platforms' listings can grow (agents/ingestion/merge.py) are several
@@ -65,6 +65,11 @@ class VideoQuality(StrEnum):
     HDR = "HDR"
 
 
+# What a region code may be sent as: two ASCII letters, either case, blanks around trimmed
+# (the gateway's OpenAPI document says so: gateway/json_body.py).
+REGION_PATTERN = r"^\s*[A-Za-z]{2}\s*$"
+
+
 def checked_regions(regions: list[str]) -> list[str]:
     """ISO 3166-1 alpha-2 codes, deduplicated and sorted; anything else is an error."""
     for region in regions:
@@ -93,6 +98,10 @@ class ExternalIds(_Data):
     ] = Field(default_factory=dict, max_length=MAX_PLATFORMS)
 
 
+# The kinds of availability that carry a price (and only they do).
+PAID_AVAILABILITY = (AvailabilityType.rental, AvailabilityType.purchase)
+
+
 class PlatformAvailability(_Data):
     platform: Text = Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")
     availability_type: AvailabilityType
@@ -117,7 +126,10 @@ class PlatformAvailability(_Data):
     def _upper_regions(cls, value: object) -> object:
         if isinstance(value, list):
             # ASCII only: "ß".upper() is "SS", which would pass as a region code.
-            return [r.strip().upper() if isinstance(r, str) and r.isascii() else r for r in value]
+            return [
+                r.strip().upper() if isinstance(r, str) and r.strip().isascii() else r
+                for r in value
+            ]
         return value
 
     @field_validator("regions")
@@ -127,7 +139,7 @@ class PlatformAvailability(_Data):
 
     @model_validator(mode="after")
     def _check_price(self) -> PlatformAvailability:
-        paid = self.availability_type in (AvailabilityType.rental, AvailabilityType.purchase)
+        paid = self.availability_type in PAID_AVAILABILITY
         if paid and (self.price_cents is None or self.currency is None):
             raise ValueError(f"{self.availability_type} needs price_cents and currency")
         if not paid and (self.price_cents is not None or self.currency is not None):
@@ -178,6 +190,7 @@ class CanonicalContent(_Data):
     description: Text | None = Field(default=None, max_length=5000)
     release_year: int | None = Field(default=None, ge=1800, le=2100)
     release_date: date | None = Field(default=None, ge=date(1800, 1, 1), le=date(2100, 12, 31))
+    _release_date_form = field_validator("release_date", mode="before")(documented_date)
     runtime_minutes: int | None = Field(default=None, ge=0, le=10000)
     genres: list[Annotated[Text, Field(min_length=1, max_length=64)]] = Field(
         min_length=1, max_length=MAX_GENRES

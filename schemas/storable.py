@@ -13,10 +13,12 @@ sweep. The bounds that matter:
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Annotated
+import re
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from typing import Annotated, Any
 
-from pydantic import AfterValidator
+from pydantic import AfterValidator, BeforeValidator, ValidationInfo
 
 INT32_MAX = 2_147_483_647
 # Platforms' popularity scales differ (TMDb's goes into the thousands); far above any of them.
@@ -59,7 +61,42 @@ def utc_convertible(value: datetime) -> datetime:
     return value
 
 
+# Validation context of a request body (gateway/json_body.py): times are taken only in the
+# forms its OpenAPI document names. Pydantic alone would also read "0.5" as a Unix time.
+DOCUMENTED_FORMS = "documented_forms"
+_DATE_TIME = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[Zz]|[+-]\d{2}:\d{2})")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def is_date_time(text: str) -> bool:
+    """RFC 3339 `date-time`, the offset included (JSON Schema's format)."""
+    return _DATE_TIME.fullmatch(text) is not None
+
+
+def _documented_form(pattern: re.Pattern[str], parse: Callable[[str], object], example: str) -> Any:
+    def check(value: object, info: ValidationInfo) -> object:
+        if not (isinstance(value, str) and info.context and info.context.get(DOCUMENTED_FORMS)):
+            return value
+        if pattern.fullmatch(value) is None:
+            raise ValueError(f"write it as {example}")
+        # Parsed here: past a function, a strict validation no longer takes the JSON string.
+        return parse(value)
+
+    return BeforeValidator(check)
+
+
 # Every string and time field of an entering payload is one of these: checked where it is
 # parsed, so an error names the field (a check of the whole record afterwards could not).
 Text = Annotated[str, AfterValidator(storable_text)]
-Instant = Annotated[datetime, AfterValidator(utc_convertible)]
+Instant = Annotated[
+    datetime,
+    _documented_form(
+        _DATE_TIME,
+        datetime.fromisoformat,
+        "an RFC 3339 date-time with its offset: 2026-12-01T20:00:00Z",
+    ),
+    AfterValidator(utc_convertible),
+]
+# A validator rather than a type: wrapping `date` would put its ge/le bounds into the JSON
+# Schema as unknown keywords.
+documented_date = _documented_form(_DATE, date.fromisoformat, "an ISO 8601 date: 2026-12-01").func

@@ -24,7 +24,7 @@ import pytest
 import redis.asyncio as aioredis
 from loguru import logger
 
-from core.config import Settings, load_settings
+from core.config import Settings, load_settings, settings_with
 from core.embedded import ServiceProcess, free_port, start_broker
 from devtools.scratch_db import create_database, drop_database
 
@@ -262,13 +262,7 @@ async def isolated(
         "REDIS_KEY_PREFIX": f"{service_env['REDIS_KEY_PREFIX']}-{tag}",
         "QDRANT_PATH": str(tmp_path / "qdrant"),
     }
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        settings = load_settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    settings = settings_with(env)
     await create_topics(settings.kafka.bootstrap, settings.kafka.topic_prefix)
     pool = await asyncpg.create_pool(url, min_size=1, max_size=4, init=_init_connection)
     try:

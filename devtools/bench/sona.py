@@ -19,7 +19,6 @@ middleware, no I/O).
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import subprocess
 import time
@@ -35,7 +34,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 from rich.table import Table
 
-from core.config import Settings
+from core.config import Settings, settings_with
 from core.embedded import free_port
 from devtools.bench.services import NotReady, bench_services, spawn_mgw, stop_process, wait_ready
 
@@ -100,18 +99,6 @@ class Figures:
 
 
 # --- services and processes ----------------------------------------------------------------------
-
-
-def _settings(env: dict[str, str]) -> Settings:
-    from core.config import load_settings
-
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        return load_settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 @dataclass
@@ -351,7 +338,7 @@ def bench_sona(users: int = 300, requests: int = 500, titles: int = 5000) -> int
             "MGW_ENV_FILE": "/nonexistent/.env",
             "MGW_STACK_FILE": "none",
         }
-        settings = _settings(env)
+        settings = settings_with(env)
         with console.status(f"{titles:,} titles with vectors, {users:,} users trained..."):
             seeded = asyncio.run(_prepare(settings, titles, users))
         samples = max(MIN_LOCAL_SAMPLES, LOCAL_SAMPLES_PER_REQUEST * requests)

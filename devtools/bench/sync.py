@@ -17,7 +17,6 @@ system's code: an acknowledged produce, a consumer, a second acknowledged produc
 from __future__ import annotations
 
 import asyncio
-import os
 import secrets
 import statistics
 import subprocess
@@ -86,17 +85,11 @@ async def _wait_ok(url: str, proc: subprocess.Popen[bytes], log: Path, limit_s: 
 async def _prepare(env: dict[str, str]) -> str:
     """Topics and tables of this run; a token for the benchmark's user."""
     from agents.framework.migrate import migrate_url
-    from core.config import load_settings
+    from core.config import settings_with
     from gateway.auth.tokens import issue_token
     from topics.admin import create_topics
 
-    saved = dict(os.environ)
-    os.environ.update({**env, "MGW_ENV_FILE": "/nonexistent/.env"})
-    try:
-        settings = load_settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
+    settings = settings_with({**env, "MGW_ENV_FILE": "/nonexistent/.env"})
     await create_topics(settings.kafka.bootstrap, settings.kafka.topic_prefix)
     await migrate_url(settings.postgres.require_url())
     return issue_token(settings.auth, subject="bench-user", scopes=SCOPES, ttl_s=3600)

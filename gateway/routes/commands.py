@@ -20,13 +20,13 @@ from core.publisher import Publisher
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
 from gateway.routes.sync_common import (
-    RESPONSES,
     accepted,
     device_header,
     documented,
     invalid,
     own_user,
     path_device,
+    responses_with_rules,
 )
 from schemas.sync import COMMAND_TTL_S, RemoteCommand, RemoteCommandIssued
 from topics.registry import SYNC_COMMANDS
@@ -55,7 +55,9 @@ class CommandAccepted(BaseModel):
     "/{device_id}/commands",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=CommandAccepted,
-    responses=RESPONSES,
+    responses=responses_with_rules(
+        "a `device_id` equal to X-Device-ID (a device does not command itself)"
+    ),
     openapi_extra=documented(
         "user_id",
         "device_id",

@@ -34,7 +34,10 @@ class Accepted(BaseModel):
         401: {"description": "no valid credential"},
         403: {"description": "missing scope content:write"},
         415: {"description": "the body is not JSON"},
-        422: {"description": "invalid fields, or malformed JSON (with its line and column)"},
+        422: {
+            "description": "invalid fields, or malformed JSON (with its line and column); also "
+            "refused: an availability whose `available_until` is before its `available_from`"
+        },
         503: {
             "description": "not accepted (`broker_unavailable`, `dependency_unavailable`), or "
             "the outcome is unknown (`outcome_unknown`: retry with the same Idempotency-Key)"

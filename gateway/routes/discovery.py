@@ -6,6 +6,7 @@ PostgreSQL or the vector store). docs/DISCOVERY.md has the whole path.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -46,16 +47,32 @@ class SearchTimeout(RuntimeError):
     """No discovery agent answered in time."""
 
 
-# name: (OpenAPI schema, description). Lists may repeat the parameter or separate by commas.
-_LIST = {"type": "array", "items": {"type": "string"}}
+# name: (OpenAPI schema, description). Lists may repeat the parameter or separate by commas;
+# blank items are skipped. Genre ids: letters, digits, _, - and spaces ("sci-fi" is sci_fi);
+# a platform's name must hold a letter, a digit or + ("Disney+" is disney_plus).
+_GENRE_ITEMS = r"^[A-Za-z0-9_ ,-]*$"
+_PLATFORM = r"(?: *|[A-Za-z0-9_ +-]*[A-Za-z0-9+][A-Za-z0-9_ +-]*)"
+_PLATFORM_ITEMS = rf"^{_PLATFORM}(?:,{_PLATFORM})*$"
+_GENRE_IDS = "ids of letters, digits, _, - and spaces (lower-cased: Sci-Fi is sci_fi)"
+_LIST_ITEMS = {
+    "genres": _GENRE_IDS,
+    "blocked_genres": _GENRE_IDS,
+    "platforms": "platform names of letters, digits, _, -, + and spaces (Disney+ is disney_plus)",
+}
+_GENRES = {"type": "array", "items": {"type": "string", "pattern": _GENRE_ITEMS}}
+_PLATFORMS = {"type": "array", "items": {"type": "string", "pattern": _PLATFORM_ITEMS}}
 PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
     "q": (
-        {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_LENGTH},
+        # \S: the text is trimmed, and an empty one is refused.
+        {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_LENGTH, "pattern": r"\S"},
         "what to find, in plain words: 'something funny and animated like Shrek on Netflix "
         "from the 2000s'",
     ),
-    "genres": (_LIST, "only titles of one of these genres (canonical ids or names: sci-fi)"),
-    "platforms": (_LIST, "only titles offered on one of these platforms (netflix, prime_video)"),
+    "genres": (_GENRES, "only titles of one of these genres (canonical ids or names: sci-fi)"),
+    "platforms": (
+        _PLATFORMS,
+        "only titles offered on one of these platforms (netflix, prime_video, Disney+)",
+    ),
     "region": (
         {"type": "string", "pattern": "^[A-Za-z]{2}$"},
         "ISO 3166-1 alpha-2: the platforms must offer the title there",
@@ -80,7 +97,7 @@ PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
         {"type": "string", "enum": [r.value for r in MaturityRating]},
         "the highest maturity rating shown; unrated titles are not shown under a limit",
     ),
-    "blocked_genres": (_LIST, "never titles of these genres"),
+    "blocked_genres": (_GENRES, "never titles of these genres"),
     "page": ({"type": "integer", "minimum": 1, "default": 1}, "page number, from 1"),
     "page_size": (
         {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE},
@@ -144,6 +161,14 @@ def parse_search(params: QueryParams, channel: str) -> SearchRequested:
         except ValueError:
             kind = "an integer" if name in _INTS else "a number"
             errors.append(_error(name, f"{raw[:50]!r} is not {kind}"))
+    for name in _LISTS:
+        # re.search, as JSON Schema applies a pattern.
+        pattern = PARAMETERS[name][0]["items"]["pattern"]
+        errors.extend(
+            _error(name, f"{value[:50]!r} is not a comma-separated list of {_LIST_ITEMS[name]}")
+            for value in params.getlist(name)
+            if re.search(pattern, value) is None
+        )
     if "q" not in params:
         errors.append(_error("q", "the search text is required", "missing"))
     if errors:
@@ -211,7 +236,10 @@ def _answer(body: bytes, cache: str) -> Response:
             "description": f"one page of results, best first; header {CACHE_HEADER} says "
             "whether the result cache answered (hit) or the discovery agent (miss)"
         },
-        422: {"description": "a bad parameter: each one named, with the reason"},
+        422: {
+            "description": "a bad parameter: each one named, with the reason; also refused: "
+            "`rating_min` above `rating_max`, `year_from` after `year_to`"
+        },
         503: {"description": "Redis or the discovery agents are unavailable; retry"},
         504: {"description": "no discovery agent answered in time; retry"},
     },

@@ -22,9 +22,9 @@ from core.publisher import Publisher
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
 from gateway.routes.sync_common import (
+    CLOCK_RULE,
     PROGRESS_READ,
     READ_RESPONSES,
-    RESPONSES,
     accepted,
     client_stamp,
     device_header,
@@ -34,6 +34,7 @@ from gateway.routes.sync_common import (
     not_found,
     own_user,
     path_uuid,
+    responses_with_rules,
 )
 from gateway.sync_lookup import read_view
 from schemas.sync import HLC, PlaybackState, ProgressUpdate, SyncView
@@ -66,7 +67,7 @@ class ProgressReport(BaseModel):
 @router.put(
     "/{content_id}",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=RESPONSES,
+    responses=responses_with_rules(CLOCK_RULE, "a `position_seconds` past `duration_seconds`"),
     openapi_extra=documented(
         "user_id",
         "content_id",

@@ -10,12 +10,14 @@ Scopes per channel: `sync` (watchlist and progress) needs `watchlist:read`; `dev
 
 from __future__ import annotations
 
+import re
+
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from contracts.sync_realtime import REPLAY_WINDOW_S, is_event_id
+from contracts.sync_realtime import EVENT_ID_PATTERN, REPLAY_WINDOW_S, is_event_id
 from gateway.realtime.hub import HubUnavailable, RealtimeHub
 from gateway.realtime.sse import EventStream, StreamRequest
 from gateway.routes.sync_common import (
@@ -59,17 +61,22 @@ def _pubnub(request: Request) -> bool:
     return bool(pubnub.publish_key and pubnub.subscribe_key)
 
 
+# What _channels accepts: known names, commas between, blanks around a name ignored.
+_ONE_CHANNEL = rf"\s*(?:{'|'.join(CHANNEL_NAMES)})\s*"
+_CHANNELS_PATTERN = rf"^{_ONE_CHANNEL}(?:,{_ONE_CHANNEL})*$"
+
+
 def _channels(request: Request) -> list[str]:
     raw = request.query_params.get("channels")
     if raw is None:
         return list(CHANNEL_NAMES)
-    names = [c.strip() for c in raw.split(",") if c.strip()]
-    unknown = [c for c in names if c not in CHANNEL_NAMES]
-    if not names or unknown:
+    names = [c.strip() for c in raw.split(",")]
+    if re.fullmatch(_CHANNELS_PATTERN, raw) is None:
+        unknown = [c for c in names if c not in CHANNEL_NAMES]
         raise invalid(
             ("query", "channels"),
             f"a comma-separated list of {', '.join(CHANNEL_NAMES)}"
-            + (f"; unknown: {', '.join(unknown)}" if unknown else ""),
+            + (f"; unknown: {', '.join(map(repr, unknown))}" if unknown else ""),
             raw,
         )
     return list(dict.fromkeys(names))
@@ -139,14 +146,18 @@ async def close_hub(app: FastAPI) -> None:
                     "name": "channels",
                     "in": "query",
                     "required": False,
-                    "schema": {"type": "string", "default": "sync,devices,notifications"},
+                    "schema": {
+                        "type": "string",
+                        "default": "sync,devices,notifications",
+                        "pattern": _CHANNELS_PATTERN,
+                    },
                     "description": "comma-separated: sync, devices, notifications",
                 },
                 {
                     "name": "Last-Event-ID",
                     "in": "header",
                     "required": False,
-                    "schema": {"type": "string"},
+                    "schema": {"type": "string", "pattern": f"^(?:{EVENT_ID_PATTERN[1:-1]})?$"},
                     "description": "the id of the last event seen: catch up from there "
                     f"(within {REPLAY_WINDOW_S} s), or a `resync` event",
                 },

@@ -22,6 +22,7 @@ from gateway.auth.errors import Forbidden
 from gateway.errors import error_response
 from gateway.lookup import request_reply
 from schemas.sona import MAX_RECOMMENDATIONS, RecommendationsRequested, RecommendationsResponse
+from schemas.storable import is_date_time
 from schemas.sync import DeviceType
 from topics.registry import SONA_RECOMMENDATIONS
 
@@ -36,7 +37,10 @@ PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
         {"type": "string", "enum": [d.value for d in DeviceType]},
         "the device asking: a TV prefers titles of 30 min or more, a phone or tablet 60 or less",
     ),
-    "mood": ({"type": "string", "maxLength": 64}, "how the user feels: scared, happy, curious..."),
+    "mood": (
+        {"type": "string", "minLength": 1, "maxLength": 64, "pattern": r"\S"},
+        "how the user feels: scared, happy, curious...",
+    ),
     "region": (
         {"type": "string", "pattern": "^[A-Za-z]{2}$"},
         "ISO 3166-1 alpha-2: only titles offered there",
@@ -76,17 +80,27 @@ def parse_request(request: Request, user_id: str, channel: str) -> Recommendatio
                     "type": "extra_forbidden",
                 }
             )
+    at = params.get("at")
+    if at is not None and not is_date_time(at):
+        errors.append(
+            {
+                "loc": ("query", "at"),
+                "msg": "an RFC 3339 date-time with its offset: 2026-12-01T20:00:00+01:00",
+                "type": "datetime_parsing",
+            }
+        )
     if errors:
         raise RequestValidationError(errors)
     data: dict[str, Any] = {
         "user_id": user_id,
         "reply_channel": channel,
-        "at": params.get("at") or datetime.now(UTC).isoformat(),
+        "at": at or datetime.now(UTC).isoformat(),
     }
+    # A parameter sent empty is checked like any value (and refused), not taken as absent.
     for param, field in (("device", "device_type"), ("mood", "mood"), ("region", "region")):
-        if params.get(param):
+        if param in params:
             data[field] = params[param]
-    if params.get("limit"):
+    if "limit" in params:
         data["limit"] = params["limit"]
     try:
         return RecommendationsRequested.model_validate(data)

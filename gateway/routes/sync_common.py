@@ -219,6 +219,20 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+# Rules across fields, or against the server's clock, that the JSON Schema of a request cannot
+# state; each write whose body carries one names it in its 422 (tests/edge/fuzz_rules.py).
+CLOCK_RULE = (
+    f"a `timestamp` more than {MAX_CLOCK_AHEAD_S} s ahead of the server's clock (fix the "
+    "device's clock)"
+)
+
+
+def responses_with_rules(*rules: str) -> dict[int | str, dict[str, Any]]:
+    """RESPONSES whose 422 also names these rules."""
+    described = RESPONSES[422]["description"] + "; also refused: " + "; ".join(rules)
+    return {**RESPONSES, 422: {"description": described}}
+
+
 READ_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"description": "no valid credential"},
     403: {"description": "missing scope, or another user's id"},

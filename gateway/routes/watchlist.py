@@ -20,8 +20,8 @@ from core.publisher import Publisher
 from gateway.idempotency import operation_id
 from gateway.routes.content import Accepted
 from gateway.routes.sync_common import (
+    CLOCK_RULE,
     READ_RESPONSES,
-    RESPONSES,
     accepted,
     client_stamp,
     device_header,
@@ -31,6 +31,7 @@ from gateway.routes.sync_common import (
     optional_body_doc,
     own_user,
     path_uuid,
+    responses_with_rules,
 )
 from gateway.sync_lookup import read_view
 from schemas.sync import HLC, SyncView, WatchlistOperation, WatchlistUpdate
@@ -80,7 +81,7 @@ async def _publish(request: Request, update: WatchlistUpdate, event_id: uuid.UUI
     "/{content_id}",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WatchlistAccepted,
-    responses=RESPONSES,
+    responses=responses_with_rules(CLOCK_RULE),
     openapi_extra=documented(
         "user_id",
         "content_id",
@@ -111,7 +112,7 @@ async def add_to_watchlist(request: Request) -> Response:
     "/{content_id}",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WatchlistAccepted,
-    responses=RESPONSES,
+    responses=responses_with_rules(CLOCK_RULE),
     openapi_extra=documented(
         "user_id",
         "content_id",

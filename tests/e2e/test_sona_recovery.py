@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
 import uuid
 from collections.abc import AsyncIterator
@@ -35,7 +34,7 @@ from agents.framework.migrate import migrate_url
 from agents.sona import store
 from agents.sona.handlers import sona_process, train_from_progress
 from agents.sync.clock import to_physical_us
-from core.config import Settings, load_settings
+from core.config import settings_with
 from core.publisher import Publisher
 from devtools.scratch_db import create_database, drop_database
 from schemas.envelope import Envelope, decode
@@ -108,16 +107,6 @@ async def outcome(pool: asyncpg.Pool, user: str) -> Outcome:
     )
 
 
-def _settings(env: dict[str, str]) -> Settings:
-    saved = dict(os.environ)
-    os.environ.update(env)
-    try:
-        return load_settings()
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-
-
 @dataclass
 class Reference:
     """The uninterrupted run's database, vector store and topic prefix."""
@@ -147,7 +136,7 @@ async def reference(isolated: Isolated, tmp_path: Path) -> AsyncIterator[Referen
 
 
 async def run_uninterrupted(reference: Reference, batch: list[Envelope[Any]]) -> None:
-    settings = _settings(reference.env)
+    settings = settings_with(reference.env)
     await create_topics(settings.kafka.bootstrap, settings.kafka.topic_prefix)
     holder = ContextHolder(settings, source="test-reference")
     try:

@@ -82,11 +82,18 @@ def test_up_serves_a_post_and_ctrl_c_stops_every_process(tmp_path: Path) -> None
         while not stored():
             assert time.monotonic() < deadline, "the posted title never reached the read model"
             time.sleep(0.3)
-        lines = [
-            line for line in (tmp_path / "up.log").read_text().splitlines() if "up-test-1" in line
-        ]
-        assert any("gateway" in line for line in lines)
-        assert any("stored" in line for line in lines)
+
+        # The read can be answered (from PostgreSQL, over request/reply) before the worker
+        # has written its log line, and the supervisor relays each child's output: poll.
+        def correlated() -> list[str]:
+            text = (tmp_path / "up.log").read_text()
+            return [line for line in text.splitlines() if "up-test-1" in line]
+
+        deadline = time.monotonic() + 20
+        while not any("stored" in line for line in correlated()):
+            assert time.monotonic() < deadline, f"no 'stored' log line:\n{correlated()}"
+            time.sleep(0.3)
+        assert any("gateway" in line for line in correlated())
 
         # Another terminal, no variable set by hand: every command finds the stack.
         stack_file = tmp_path / ".mgw" / "stack.env"
