@@ -178,7 +178,7 @@ def _stream_id(event_id: str) -> tuple[str, tuple[int, int]] | None:
 
 
 # The form of an event id, for the OpenAPI document: `{stream epoch}:{ms}-{seq}`.
-EVENT_ID_PATTERN = r"^[^:]+:[0-9]+-[0-9]+$"
+EVENT_ID_FORM = r"[^:]+:[0-9]+-[0-9]+"
 
 
 def is_event_id(event_id: str) -> bool:

@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from contracts.sync_realtime import EVENT_ID_PATTERN, REPLAY_WINDOW_S, is_event_id
+from contracts.sync_realtime import EVENT_ID_FORM, REPLAY_WINDOW_S, is_event_id
 from gateway.realtime.hub import HubUnavailable, RealtimeHub
 from gateway.realtime.sse import EventStream, StreamRequest
 from gateway.routes.sync_common import (
@@ -157,7 +157,8 @@ async def close_hub(app: FastAPI) -> None:
                     "name": "Last-Event-ID",
                     "in": "header",
                     "required": False,
-                    "schema": {"type": "string", "pattern": f"^(?:{EVENT_ID_PATTERN[1:-1]})?$"},
+                    # Empty is as if not sent.
+                    "schema": {"type": "string", "pattern": f"^(?:{EVENT_ID_FORM})?$"},
                     "description": "the id of the last event seen: catch up from there "
                     f"(within {REPLAY_WINDOW_S} s), or a `resync` event",
                 },

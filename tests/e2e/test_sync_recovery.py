@@ -68,7 +68,9 @@ async def test_a_killed_sync_worker_loses_nothing_and_repeats_nothing(
             SYNC_DEVICES, DeviceRegistered(user_id=user, device=tv, timestamp=now_hlc()), key=user
         )
     alive = asyncio.create_task(keep_alive(publisher))
-    first = spawn("worker", "sync", extra_env=isolated.env)
+    # In a thread: a blocked event loop would starve keep_alive, and an offline TV gets no
+    # commands.
+    first = await asyncio.to_thread(spawn, "worker", "sync", extra_env=isolated.env)
 
     async def devices_known() -> bool:
         return await pool.fetchval("SELECT count(*) FROM sync_devices") == len(USERS)
@@ -118,7 +120,7 @@ async def test_a_killed_sync_worker_loses_nothing_and_repeats_nothing(
     first.popen.send_signal(signal.SIGKILL)
     first.popen.wait(10)
 
-    spawn("worker", "sync", extra_env=isolated.env)
+    await asyncio.to_thread(spawn, "worker", "sync", extra_env=isolated.env)
 
     async def all_applied() -> bool:
         done = await pool.fetchval("SELECT count(*) FROM sync_commands")
