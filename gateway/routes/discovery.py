@@ -154,7 +154,7 @@ def parse_search(params: QueryParams, channel: str) -> SearchRequested:
     values: dict[str, Any] = {}
     for name in _INTS + _FLOATS:
         raw = params.get(name)
-        if raw is None or raw.strip() == "":
+        if raw is None:
             continue
         try:
             values[name] = int(raw) if name in _INTS else float(raw)
@@ -175,7 +175,8 @@ def parse_search(params: QueryParams, channel: str) -> SearchRequested:
         raise RequestValidationError(errors)
     filters: dict[str, Any] = {name: _list(params, name) for name in _LISTS}
     for name in ("region", "content_rating_limit"):
-        if params.get(name):
+        # Sent empty is refused like any bad value, not taken as absent.
+        if name in params:
             filters[name] = params[name]
     filters["year_range"] = _range(
         values.get("year_from"), values.get("year_to"), YEAR_MIN, YEAR_MAX

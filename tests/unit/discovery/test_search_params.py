@@ -66,6 +66,9 @@ def test_defaults_and_open_ranges() -> None:
         ("q=a&rating_min=x", "query.rating_min", "not a number"),
         ("q=a&content_rating_limit=XXX", "query.content_rating_limit", "Input should be"),
         ("q=a&genres=sci%20fi!", "query.genres", "lower-case"),
+        # Sent empty is a bad value, not an absent one.
+        ("q=a&page=", "query.page", "not an integer"),
+        ("q=a&region=", "query.region", "ISO 3166-1"),
         ("q=a&platform=netflix", "query.platform", "unknown parameter"),
         ("q=a&q=b", "query.q", "more than once"),
     ],
