@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -81,3 +82,15 @@ async def run_cli(*args: str, env: dict[str, str], limit_s: float = 120) -> tupl
     )
     out, err = await asyncio.wait_for(proc.communicate(), limit_s)
     return proc.returncode or 0, out.decode(), err.decode()
+
+
+def wait_for_up_banner(proc: subprocess.Popen[bytes], log_path: Path, timeout: float) -> str:
+    """The output of `mgw up` once its banner says it is up; fails if it exits or is late."""
+    deadline = time.monotonic() + timeout
+    text = ""
+    while "Press Ctrl-C" not in text:
+        assert proc.poll() is None, f"mgw up exited early:\n{text[-3000:]}"
+        assert time.monotonic() < deadline, f"mgw up not up in time:\n{text[-3000:]}"
+        time.sleep(0.3)
+        text = log_path.read_text()
+    return text

@@ -27,7 +27,7 @@ from agents.discovery.ranking import assemble
 from agents.discovery.retrieval_store import SEARCH_AGENT, Retriever
 from agents.discovery.selectivity import CatalogStats
 from agents.framework.context import AgentContext
-from agents.framework.runtime import AgentSpec, TimerSpec
+from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
 from contracts.discovery_cache import request_results_key
 from core.observability import correlation
 from core.observability.stages import timed
@@ -189,7 +189,7 @@ AGENTS = [
         batch_size=64,
         # Someone is waiting for each answer: never hold requests back to fill a batch; those
         # arriving while a batch is searched are taken together (agents/framework/take.py).
-        batch_within_s=0,
+        batch_within_s=TAKE_WHAT_IS_READY,
         description="answers natural-language searches the gateway's result cache missed",
     ),
     *(

@@ -83,6 +83,11 @@ class DeadLetterSink(Protocol):
     async def send_raw(self, records: Iterable[RawRecord]) -> Any: ...
 
 
+# batch_within_s for agents someone waits on (a request/reply, a remote command): take what is
+# ready instead of waiting for a batch to fill (agents/framework/take.py).
+TAKE_WHAT_IS_READY = 0.0
+
+
 @dataclass(frozen=True)
 class AgentSpec:
     name: str

@@ -27,7 +27,7 @@ from loguru import logger
 from agents.adapters.vectors.store import VectorFilter
 from agents.framework.applied import first_seen, forget_before
 from agents.framework.context import AgentContext
-from agents.framework.runtime import AgentSpec, TimerSpec
+from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
 from agents.sona import candidates_store, sources, store
 from agents.sona.adapter_cache import AdapterCache
@@ -336,8 +336,6 @@ async def prune_applied_events(ctx: AgentContext) -> int:
     return await forget_before(ctx.pool, (TRAIN_AGENT,), cutoff)
 
 
-_NOW = 0.0
-
 AGENTS = [
     AgentSpec(
         name=TRAIN_AGENT,
@@ -358,7 +356,7 @@ AGENTS = [
         group="sona",
         topic=SONA_RECOMMENDATIONS,
         handler=answer_recommendations,
-        batch_within_s=_NOW,
+        batch_within_s=TAKE_WHAT_IS_READY,
         description="answers the gateway's recommendation-cache misses",
     ),
 ]

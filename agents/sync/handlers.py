@@ -21,7 +21,7 @@ from loguru import logger
 
 from agents.framework.applied import first_seen, forget_before
 from agents.framework.context import AgentContext
-from agents.framework.runtime import AgentSpec, TimerSpec
+from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
 from agents.sync import batches, store
 from agents.sync.devices import DeviceRecord, went_offline
@@ -300,16 +300,13 @@ async def answer_lookups(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
         )
 
 
-# Someone waits for each of these: take what is ready instead of waiting for a batch to fill.
-_NOW = 0.0
-
 AGENTS = [
     AgentSpec(
         name="sync-watchlist",
         group="sync",
         topic=SYNC_WATCHLIST,
         handler=merge_watchlist,
-        batch_within_s=_NOW,
+        batch_within_s=TAKE_WHAT_IS_READY,
         description="merges watchlist OR-Set operations; announces changes on user.{id}.sync",
     ),
     AgentSpec(
@@ -317,7 +314,7 @@ AGENTS = [
         group="sync",
         topic=SYNC_PROGRESS,
         handler=merge_progress,
-        batch_within_s=_NOW,
+        batch_within_s=TAKE_WHAT_IS_READY,
         description="merges playback positions (LWW per title); announces changes",
     ),
     *(
@@ -326,7 +323,7 @@ AGENTS = [
             group="sync",
             topic=topic,
             handler=device_handler(),
-            batch_within_s=_NOW,
+            batch_within_s=TAKE_WHAT_IS_READY,
             description=description,
         )
         for name, topic, description in (
@@ -340,7 +337,7 @@ AGENTS = [
         group="sync",
         topic=SYNC_COMMANDS,
         handler=command_router(),
-        batch_within_s=_NOW,
+        batch_within_s=TAKE_WHAT_IS_READY,
         description="validates remote commands, delivers each once to its target device",
     ),
     AgentSpec(
@@ -348,7 +345,7 @@ AGENTS = [
         group="sync",
         topic=SYNC_REALTIME,
         handler=realtime_delivery(),
-        batch_within_s=_NOW,
+        batch_within_s=TAKE_WHAT_IS_READY,
         description="sends each realtime message once, in order, through PubNub or the fan-out",
     ),
     AgentSpec(
@@ -356,7 +353,7 @@ AGENTS = [
         group="sync",
         topic=SYNC_LOOKUP,
         handler=answer_lookups,
-        batch_within_s=_NOW,
+        batch_within_s=TAKE_WHAT_IS_READY,
         description="answers the gateway's sync read-model misses from PostgreSQL",
     ),
 ]

@@ -21,6 +21,7 @@ from contracts.read_model import reply_channel
 from core.resilience.fastredis import REDIS_ERRORS
 from gateway.errors import error_response
 from gateway.lookup import request_reply
+from gateway.query_params import query_error, unknown_parameters
 from schemas.content import MaturityRating
 from schemas.discovery import (
     DEFAULT_PAGE_SIZE,
@@ -122,10 +123,6 @@ _SOURCE = {
 }
 
 
-def _error(name: str, message: str, kind: str = "value_error") -> dict[str, Any]:
-    return {"loc": ("query", name), "msg": message, "type": kind}
-
-
 def _list(params: QueryParams, name: str) -> list[str]:
     return [
         part.strip() for value in params.getlist(name) for part in value.split(",") if part.strip()
@@ -141,16 +138,12 @@ def _range(low: Any, high: Any, floor: float, ceiling: float) -> list[Any] | Non
 
 def parse_search(params: QueryParams, channel: str) -> SearchRequested:
     """The request the query string asks for; 422 naming each bad parameter and why."""
-    errors: list[dict[str, Any]] = []
-    for name in dict.fromkeys(params.keys()):
-        if name not in PARAMETERS:
-            errors.append(
-                _error(
-                    name, f"unknown parameter; known: {', '.join(PARAMETERS)}", "extra_forbidden"
-                )
-            )
-        elif name not in _LISTS and len(params.getlist(name)) > 1:
-            errors.append(_error(name, "given more than once"))
+    errors = unknown_parameters(params, PARAMETERS)
+    errors.extend(
+        query_error(name, "given more than once")
+        for name in dict.fromkeys(params.keys())
+        if name in PARAMETERS and name not in _LISTS and len(params.getlist(name)) > 1
+    )
     values: dict[str, Any] = {}
     for name in _INTS + _FLOATS:
         raw = params.get(name)
@@ -160,17 +153,19 @@ def parse_search(params: QueryParams, channel: str) -> SearchRequested:
             values[name] = int(raw) if name in _INTS else float(raw)
         except ValueError:
             kind = "an integer" if name in _INTS else "a number"
-            errors.append(_error(name, f"{raw[:50]!r} is not {kind}"))
+            errors.append(query_error(name, f"{raw[:50]!r} is not {kind}"))
     for name in _LISTS:
         # re.search, as JSON Schema applies a pattern.
         pattern = PARAMETERS[name][0]["items"]["pattern"]
         errors.extend(
-            _error(name, f"{value[:50]!r} is not a comma-separated list of {_LIST_ITEMS[name]}")
+            query_error(
+                name, f"{value[:50]!r} is not a comma-separated list of {_LIST_ITEMS[name]}"
+            )
             for value in params.getlist(name)
             if re.search(pattern, value) is None
         )
     if "q" not in params:
-        errors.append(_error("q", "the search text is required", "missing"))
+        errors.append(query_error("q", "the search text is required", "missing"))
     if errors:
         raise RequestValidationError(errors)
     filters: dict[str, Any] = {name: _list(params, name) for name in _LISTS}

@@ -21,6 +21,7 @@ from gateway.auth.dependencies import require
 from gateway.auth.errors import Forbidden
 from gateway.errors import error_response
 from gateway.lookup import request_reply
+from gateway.query_params import query_error, unknown_parameters
 from schemas.sona import MAX_RECOMMENDATIONS, RecommendationsRequested, RecommendationsResponse
 from schemas.storable import is_date_time
 from schemas.sync import DeviceType
@@ -70,24 +71,15 @@ class RecommendationsTimeout(RuntimeError):
 
 def parse_request(request: Request, user_id: str, channel: str) -> RecommendationsRequested:
     params = request.query_params
-    errors: list[dict[str, Any]] = []
-    for name in dict.fromkeys(params.keys()):
-        if name not in PARAMETERS:
-            errors.append(
-                {
-                    "loc": ("query", name),
-                    "msg": f"unknown parameter; known: {', '.join(PARAMETERS)}",
-                    "type": "extra_forbidden",
-                }
-            )
+    errors = unknown_parameters(params, PARAMETERS)
     at = params.get("at")
     if at is not None and not is_date_time(at):
         errors.append(
-            {
-                "loc": ("query", "at"),
-                "msg": "an RFC 3339 date-time with its offset: 2026-12-01T20:00:00+01:00",
-                "type": "datetime_parsing",
-            }
+            query_error(
+                "at",
+                "an RFC 3339 date-time with its offset: 2026-12-01T20:00:00+01:00",
+                "datetime_parsing",
+            )
         )
     if errors:
         raise RequestValidationError(errors)

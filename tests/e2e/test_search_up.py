@@ -15,6 +15,7 @@ import pytest
 
 from core.embedded import free_port
 from tests.conftest import ROOT
+from tests.helpers import wait_for_up_banner
 
 pytestmark = pytest.mark.slow
 
@@ -61,13 +62,7 @@ def test_up_serves_search(tmp_path: Path) -> None:
         )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        text = ""
-        while "Press Ctrl-C" not in text:
-            assert up.poll() is None, f"mgw up exited early:\n{text[-3000:]}"
-            assert time.monotonic() < deadline, f"mgw up not up in time:\n{text[-3000:]}"
-            time.sleep(0.3)
-            text = log_path.read_text()
+        text = wait_for_up_banner(up, log_path, 120)
         key = re.search(r"(mgw_[A-Za-z0-9_-]+)", text)
         assert key, "no dev API key in the banner"
         posted = httpx.post(f"{base}/api/v1/content", json=HEAT, headers={"X-API-Key": key[1]})

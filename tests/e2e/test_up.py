@@ -18,6 +18,7 @@ import pytest
 from cli.auth_commands import DEV_KEY_NAME
 from core.embedded import free_port
 from tests.conftest import ROOT
+from tests.helpers import wait_for_up_banner
 
 pytestmark = pytest.mark.slow
 
@@ -48,13 +49,7 @@ def test_up_serves_a_post_and_ctrl_c_stops_every_process(tmp_path: Path) -> None
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 90
-        text = ""
-        while "Press Ctrl-C" not in text:
-            assert up.poll() is None, f"mgw up exited early:\n{text}"
-            assert time.monotonic() < deadline, f"mgw up not up in time:\n{text}"
-            time.sleep(0.3)
-            text = (tmp_path / "up.log").read_text()
+        text = wait_for_up_banner(up, tmp_path / "up.log", 90)
         children = psutil.Process(up.pid).children(recursive=True)
         assert len(children) >= 5  # broker, postgres, redis, worker, gateway
         key = re.search(r"(mgw_[A-Za-z0-9_-]+)", text)

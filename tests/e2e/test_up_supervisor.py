@@ -29,6 +29,7 @@ from core.embedded import free_port, start_postgres
 from core.stack_file import parse
 from devtools.sample_catalog import SampleCatalog, generate_sample
 from tests.conftest import ROOT
+from tests.helpers import wait_for_up_banner
 
 pytestmark = pytest.mark.slow
 
@@ -121,13 +122,7 @@ def up(tmp_path: Path) -> Iterator[Up]:
         stderr=subprocess.STDOUT,
     )
     try:
-        deadline = time.monotonic() + 60
-        text = ""
-        while "Press Ctrl-C" not in text:
-            assert proc.poll() is None, f"mgw up exited early:\n{text}"
-            assert time.monotonic() < deadline, f"mgw up not up in time:\n{text}"
-            time.sleep(0.3)
-            text = log_path.read_text()
+        text = wait_for_up_banner(proc, log_path, 60)
         key = re.search(r"(mgw_[A-Za-z0-9_-]+)", text)
         ops = re.search(r"supervisor\W+(http://127\.0\.0\.1:\d+)/metrics", text)
         assert key and ops, text
