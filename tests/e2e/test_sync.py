@@ -177,7 +177,7 @@ async def test_a_device_that_reconnects_gets_what_it_missed(
     headers = {**alice.headers, "X-Device-ID": "phone-1"}
     tv = await SseDevice(base, alice.user_id, alice.token, "tv-1", channels="sync").start()
     observer = await SseDevice(base, alice.user_id, alice.token, "phone-1", channels="sync").start()
-    first, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    first, second, third, fourth = (uuid.uuid4() for _ in range(4))
     await http.put(alice.url(f"/watchlist/{first}"), headers=headers)
     seen = await tv.inbox.wait_for(is_kind("watchlist"))
     assert seen.body["content_id"] == str(first)
@@ -217,6 +217,25 @@ async def test_a_device_that_reconnects_gets_what_it_missed(
         ).start()
         assert [h.channel for h in stale.inbox.heard] == ["resync", "ready"]
         await stale.close()
+        # An id of this stream but ahead of it gets a resync too, then the live messages.
+        epoch = str(live.event_id).split(":")[0]
+        ahead = await SseDevice(
+            base, alice.user_id, alice.token, "tv-1", last_event_id=f"{epoch}:9999999999999-0"
+        ).start()
+        try:
+            assert [h.channel for h in ahead.inbox.heard] == ["resync", "ready"]
+            await http.put(alice.url(f"/watchlist/{fourth}"), headers=headers)
+            await ahead.inbox.wait_for(
+                lambda h: is_kind("watchlist")(h) and h.body["content_id"] == str(fourth)
+            )
+        finally:
+            await ahead.close()
+        # A number Redis cannot take is refused before the stream opens.
+        past = await SseDevice(
+            base, alice.user_id, alice.token, "tv-1", last_event_id=f"{epoch}:1-{'9' * 20}"
+        ).start()
+        assert past.status == 422
+        await past.close()
     finally:
         await back.close()
         await observer.close()
