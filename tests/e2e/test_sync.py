@@ -123,6 +123,8 @@ async def test_a_phone_plays_on_the_tv_and_nobody_else_acts_on_it(
         heard = await tv.inbox.wait_for(is_kind("command"))
         assert heard.channel == devices_channel(alice.user_id)
         assert heard.body["command_id"] == command_id and heard.body["command"] == {"type": "play"}
+        # One form of a time on the 202 and on the stream.
+        assert heard.body["expires_at"] == sent.json()["expires_at"]
         result = await phone.inbox.wait_for(is_kind("command_result"))
         assert result.channel == notifications_channel(alice.user_id)
         assert (result.body["command_id"], result.body["status"]) == (command_id, "delivered")

@@ -1,11 +1,13 @@
 """What the sync routes refuse and how they write what they answer, on the gateway in this
-process: client clocks too far ahead however large, and resume ids Redis cannot take."""
+process: client clocks too far ahead however large, resume ids Redis cannot take, and times in
+the one form the stream uses."""
 
 from __future__ import annotations
 
 import re
 import time
 import uuid
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -15,6 +17,7 @@ from tests.auth.helpers import bearer, running_gateway, user_token
 # Each number of a Redis stream id is an unsigned 64-bit integer.
 MAX_ID_PART = 2**64 - 1
 PAST_REDIS = [f"e0:1-{'9' * 20}", f"e0:{MAX_ID_PART + 1}-0", f"e0:1-{MAX_ID_PART + 1}"]
+ZERO = timedelta(0)
 
 
 @pytest.mark.parametrize("ahead_us", [65_000_000, 10**400])
@@ -71,3 +74,21 @@ async def test_the_document_states_the_bounds_of_a_resume_id(settings: Settings)
         assert pattern.search("3fa2b1c0:1796558347950-0")
         for refused in PAST_REDIS:
             assert not pattern.search(refused), refused
+
+
+async def test_a_commands_expiry_is_written_in_the_form_of_the_stream(settings: Settings) -> None:
+    user = f"cmd-{uuid.uuid4().hex[:8]}"
+    headers = {
+        **bearer(user_token(settings, subject=user, scopes=["devices:command"])),
+        "X-Device-ID": "phone-1",
+    }
+    async with running_gateway(settings) as (_, http):
+        answer = await http.post(
+            f"/api/v1/users/{user}/devices/tv-1/commands",
+            json={"command": {"type": "play"}},
+            headers=headers,
+        )
+    assert answer.status_code == 202, answer.text
+    expires_at = answer.json()["expires_at"]
+    # The form of the message on the stream (pydantic's JSON of an aware UTC datetime).
+    assert expires_at.endswith("Z") and datetime.fromisoformat(expires_at).utcoffset() == ZERO
