@@ -16,6 +16,7 @@ device's id names an older epoch and it is told to resync rather than left with 
 
 from __future__ import annotations
 
+import re
 import secrets
 import uuid
 from dataclasses import dataclass
@@ -168,17 +169,54 @@ def parse_live(data: bytes) -> Delivered:
     return Delivered(event_id.decode(), channel.decode(), addressed.decode(), body)
 
 
-def _stream_id(event_id: str) -> tuple[str, tuple[int, int]] | None:
-    epoch, _, sid = event_id.partition(":")
-    ms, _, seq = sid.partition("-")
-    # isascii(): str.isdigit() also takes "²", which int() refuses.
-    if not epoch or not (ms + seq).isascii() or not ms.isdigit() or not seq.isdigit():
-        return None
-    return epoch, (int(ms), int(seq))
+# A Redis stream id is two unsigned 64-bit numbers; Redis refuses a larger one in a range.
+MAX_ID_PART = 2**64 - 1
 
 
+def _decimal_up_to(limit: int) -> str:
+    """A regular expression of the numbers 0..limit in decimal, without leading zeros (the form
+    Redis writes), so the OpenAPI document can state the bound that JSON Schema has no word
+    for in a string."""
+    digits = str(limit)
+    forms = ["0"]
+    if len(digits) > 1:
+        forms.append(f"[1-9][0-9]{{0,{len(digits) - 2}}}")  # fewer digits than the limit
+    for i, digit in enumerate(digits):
+        # The limit's first i digits, then a smaller digit, then anything.
+        lowest = 1 if i == 0 else 0
+        if int(digit) > lowest:
+            forms.append(f"{digits[:i]}[{lowest}-{int(digit) - 1}][0-9]{{{len(digits) - i - 1}}}")
+    forms.append(digits)
+    return "(?:" + "|".join(dict.fromkeys(forms)) + ")"
+
+
+_ID_PART = _decimal_up_to(MAX_ID_PART)
 # The form of an event id, for the OpenAPI document: `{stream epoch}:{ms}-{seq}`.
-EVENT_ID_FORM = r"[^:]+:[0-9]+-[0-9]+"
+EVENT_ID_FORM = rf"[^:]+:{_ID_PART}-{_ID_PART}"
+_EVENT_ID = re.compile(rf"([^:]+):({_ID_PART})-({_ID_PART})")
+
+StreamId = tuple[int, int]
+
+
+def _stream_id(event_id: str) -> tuple[str, StreamId] | None:
+    match = _EVENT_ID.fullmatch(event_id)
+    if match is None:
+        return None
+    return match[1], (int(match[2]), int(match[3]))
+
+
+def _redis_id(text: bytes | str) -> StreamId:
+    raw = text.decode() if isinstance(text, bytes) else text
+    ms, _, seq = raw.partition("-")
+    return int(ms), int(seq)
+
+
+def _following(sid: StreamId) -> StreamId | None:
+    """The smallest stream id after `sid`; None after the largest."""
+    ms, seq = sid
+    if seq < MAX_ID_PART:
+        return ms, seq + 1
+    return (ms + 1, 0) if ms < MAX_ID_PART else None
 
 
 def is_event_id(event_id: str) -> bool:
@@ -193,40 +231,56 @@ def newer(a: str, b: str) -> bool:
     return pa[1] > pb[1]
 
 
+# Why a device must resync rather than be caught up.
+GONE = "messages since your last event id are gone"
+AHEAD = "your last event id is ahead of this stream: no message had that id yet"
+
+
 @dataclass(frozen=True, slots=True)
 class Replay:
-    """What a device that last saw `after` missed; `complete` is False when some of it is
-    gone (older than the window, trimmed, or Redis lost it): the device must resync."""
+    """What a device that last saw `after` missed, or why that cannot be told (`gap`): some of
+    it is gone (older than the window, trimmed, or Redis lost it), or `after` is ahead of
+    every message of the stream, so live messages would all look old to the device."""
 
     messages: list[Delivered]
-    complete: bool
+    gap: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.gap is None
 
 
 async def replay(redis: aioredis.Redis, prefix: str, user_id: str, after: str) -> Replay:
     parsed = _stream_id(after)
     if parsed is None:
-        return Replay([], complete=False)
-    epoch, (ms, seq) = parsed
+        return Replay([], GONE)
+    epoch, sid = parsed
+    start = _following(sid)
+    if start is None:
+        return Replay([], AHEAD)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.get(epoch_key(prefix, user_id))
         pipe.get(floor_key(prefix, user_id))
         pipe.time()
-        pipe.xrange(log_key(prefix, user_id), min=f"({ms}-{seq}", max="+")
-        held_epoch, floor, (now_s, now_us), entries = await pipe.execute()
+        pipe.xrevrange(log_key(prefix, user_id), max="+", min="-", count=1)
+        pipe.xrange(log_key(prefix, user_id), min=f"{start[0]}-{start[1]}", max="+")
+        held_epoch, floor, (now_s, now_us), newest, entries = await pipe.execute()
     now_ms = now_s * 1000 + now_us // 1000
     if held_epoch is None or held_epoch.decode() != epoch:
-        return Replay([], complete=False)
-    if ms < now_ms - REPLAY_WINDOW_S * 1000:
-        return Replay([], complete=False)
-    if floor is not None:
-        floor_ms, _, floor_seq = floor.decode().partition("-")
-        if (ms, seq) < (int(floor_ms), int(floor_seq)):
-            return Replay([], complete=False)
+        return Replay([], GONE)
+    # Past the newest message, or with none, not before now: the next message would not be
+    # newer than `after`.
+    if sid > (_redis_id(newest[0][0]) if newest else (now_ms - 1, MAX_ID_PART)):
+        return Replay([], AHEAD)
+    if sid[0] < now_ms - REPLAY_WINDOW_S * 1000:
+        return Replay([], GONE)
+    if floor is not None and sid < _redis_id(floor):
+        return Replay([], GONE)
     messages = [
-        Delivered(f"{epoch}:{sid.decode()}", f[b"c"].decode(), f[b"a"].decode(), f[b"m"])
-        for sid, f in entries
+        Delivered(f"{epoch}:{raw.decode()}", f[b"c"].decode(), f[b"a"].decode(), f[b"m"])
+        for raw, f in entries
     ]
-    return Replay(messages, complete=True)
+    return Replay(messages)
 
 
 async def position(redis: aioredis.Redis, prefix: str, user_id: str) -> str:
@@ -244,8 +298,5 @@ async def position(redis: aioredis.Redis, prefix: str, user_id: str) -> str:
         last = newest[0][0].decode()
     else:
         # Nothing yet: just before now, so the first message (stamped now or later) is newer.
-        last = f"{now_s * 1000 + now_us // 1000 - 1}-{_MAX_SEQ}"
+        last = f"{now_s * 1000 + now_us // 1000 - 1}-{MAX_ID_PART}"
     return f"{epoch.decode()}:{last}"
-
-
-_MAX_SEQ = 2**64 - 1

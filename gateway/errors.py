@@ -123,12 +123,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
         # A read model or cache read with Redis away: the data is safe in PostgreSQL and
-        # comes back with Redis, so this is "retry", never a 500.
+        # comes back with Redis, so this is "retry", never a 500. A sync write needs Redis too
+        # (the user's clock stamps it) and was not published.
         logger.warning("redis unavailable for {} {}: {!r}", request.method, request.url.path, exc)
         return error_response(
             503,
             "redis_unavailable",
-            "the read model (Redis) is unavailable; retry after the delay in Retry-After",
+            "Redis (read models, users' clocks) is unavailable; retry after the delay in "
+            "Retry-After",
             request,
             headers={"Retry-After": str(RETRY_AFTER_S)},
         )

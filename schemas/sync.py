@@ -103,6 +103,14 @@ def _as_utc(value: datetime) -> datetime:
 
 # Aware only: comparing a naive with an aware datetime raises TypeError inside the rules.
 UtcDatetime = Annotated[AwareDatetime, AfterValidator(_as_utc)]
+_UTC_DATETIME: TypeAdapter[datetime] = TypeAdapter(UtcDatetime)
+
+
+def wire_time(moment: datetime) -> str:
+    """A time as sync writes every time it sends (202 answers, messages, documents, the words
+    of a command result): RFC 3339 in UTC with `Z`, the form of the models' own JSON, so a
+    device never meets two forms of one instant."""
+    return str(_UTC_DATETIME.dump_python(moment.astimezone(UTC), mode="json"))
 
 
 class _Data(BaseModel):

@@ -79,16 +79,24 @@ def watchlist(
     stored: Mapping[str, Mapping[uuid.UUID, TitleState]],
     batch: Sequence[Envelope[WatchlistUpdate]],
 ) -> Merged:
-    """OR-Set operations into the users' stored titles; rows keyed by (user, title)."""
+    """OR-Set operations into the users' stored titles; rows keyed by (user, title).
+
+    An operation that changes the stored state is stored; only one that changes what the list
+    shows (the title's live adds) raises the version and is announced. A remove of a title not
+    on the list is kept (an add stamped before it, arriving later, stays covered) but changes
+    nothing a device sees."""
     states = {user: decode_titles(user, titles) for user, titles in stored.items()}
     out = Merged()
     for env in batch:
         update = env.payload
+        cid = update.content_id
         state = states.setdefault(update.user_id, WatchlistState(user_id=update.user_id))
+        shown = dict(state.adds.get(cid, {}))
         if not apply(state, update):
             continue
-        cid = update.content_id
         out.rows[(update.user_id, cid)] = _title_row(state, cid)
+        if state.adds.get(cid, {}) == shown:
+            continue
         out.changed_users.add(update.user_id)
         message = WatchlistMessage.of(update, in_watchlist=contains(state, cid))
         out.events.append(

@@ -21,6 +21,7 @@ from schemas.sync import (
     RemoteCommandIssued,
     Seek,
     VolumeSet,
+    wire_time,
 )
 
 
@@ -44,7 +45,7 @@ def _unreachable(device: DeviceState | None, device_id: str) -> CommandError:
         )
     return CommandError(
         CommandErrorCode.device_offline,
-        f"device {device_id!r} is offline: no heartbeat since {device.last_seen.isoformat()} "
+        f"device {device_id!r} is offline: no heartbeat since {wire_time(device.last_seen)} "
         f"(a device is offline {ONLINE_TIMEOUT_S} s after its last heartbeat)",
     )
 
@@ -107,7 +108,7 @@ def validate(
     if is_expired(command, now):
         return CommandError(
             CommandErrorCode.expired,
-            f"command expired at {command.expires_at.isoformat()}, {command.ttl_seconds} s "
+            f"command expired at {wire_time(command.expires_at)}, {command.ttl_seconds} s "
             "after it was issued, before it could be delivered; issue it again",
         )
     if target is None or not target.online(now):

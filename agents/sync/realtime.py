@@ -23,6 +23,7 @@ from schemas.sync import (
     RealtimeEvent,
     RealtimeMessage,
     RemoteCommandIssued,
+    wire_time,
 )
 from topics.registry import SYNC_REALTIME
 
@@ -106,7 +107,7 @@ def to_deliver(events: list[RealtimeEvent], now: datetime) -> list[RealtimeEvent
                 update={
                     "status": CommandStatus.rejected,
                     "error": CommandErrorCode.expired,
-                    "message": f"command expired at {expired[message.command_id].isoformat()} "
+                    "message": f"command expired at {wire_time(expired[message.command_id])} "
                     "before it could be sent to the device",
                 }
             )

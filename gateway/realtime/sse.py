@@ -4,8 +4,9 @@ Wire format (text/event-stream): each message is an event whose type is its chan
 (`user.alice.sync`, ...), whose data is the message body exactly as PubNub subscribers get
 it, and whose id is its place in the user's stream. Besides messages:
 - `ready`: the stream is live (its id, on a fresh start, is where the device stands);
-- `resync`: messages may have been missed (older than the replay window, or Redis lost them):
-  reload state with the GETs, then carry on with the stream;
+- `resync`: messages may have been missed (older than the replay window, or Redis lost them),
+  or the id the device resumed from is ahead of the stream: reload state with the GETs, then
+  carry on with the stream;
 - comments (`: ping`) every 15 s keep proxies from closing an idle stream.
 
 A command (and its result) is addressed to one device: only the stream of that device
@@ -78,8 +79,8 @@ class EventStream:
         if self._last is None:
             return []
         missed = await replay(self._redis, self._prefix, self._request.user_id, self._last)
-        if not missed.complete:
-            return [await self._resync("messages since your last event id are gone")]
+        if missed.gap is not None:
+            return [await self._resync(missed.gap)]
         return [chunk for m in missed.messages if (chunk := self._send(m)) is not None]
 
     async def _opening(self) -> list[bytes]:

@@ -28,7 +28,7 @@ from gateway.routes.sync_common import (
     path_device,
     responses_with_rules,
 )
-from schemas.sync import COMMAND_TTL_S, RemoteCommand, RemoteCommandIssued
+from schemas.sync import COMMAND_TTL_S, RemoteCommand, RemoteCommandIssued, wire_time
 from topics.registry import SYNC_COMMANDS
 
 router = APIRouter(prefix="/api/v1/users/{user_id}/devices", tags=["commands"])
@@ -87,5 +87,5 @@ async def send_command(request: Request) -> Response:
     publisher: Publisher = request.app.state.publisher
     published = await publisher.publish(SYNC_COMMANDS, issued, key=user_id, event_id=command_id)
     return accepted(
-        published, command_id=str(issued.command_id), expires_at=issued.expires_at.isoformat()
+        published, command_id=str(issued.command_id), expires_at=wire_time(issued.expires_at)
     )

@@ -18,13 +18,13 @@ from core.publisher import Publisher
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
 from gateway.routes.sync_common import (
-    CLOCK,
     DEVICES_WRITE,
     READ_RESPONSES,
     RESPONSES,
     accepted,
     documented,
     json_document,
+    operation_stamp,
     optional_body,
     optional_body_doc,
     own_user,
@@ -97,7 +97,7 @@ async def register_device(request: Request) -> Response:
     event = DeviceRegistered(
         user_id=user_id,
         device=DeviceInfo(device_id=device_id, **details.model_dump()),
-        timestamp=CLOCK.now(),
+        timestamp=await operation_stamp(request, user_id),
     )
     return await _publish(request, SYNC_DEVICES, event, user_id)
 
@@ -118,7 +118,10 @@ async def heartbeat(request: Request) -> Response:
     device_id = path_device(request)
     body = await optional_body(request, Heartbeat)
     event = DeviceHeartbeat(
-        user_id=user_id, device_id=device_id, timestamp=CLOCK.now(), now_playing=body.now_playing
+        user_id=user_id,
+        device_id=device_id,
+        timestamp=await operation_stamp(request, user_id),
+        now_playing=body.now_playing,
     )
     return await _publish(request, SYNC_DEVICE_HEARTBEATS, event, user_id)
 
@@ -132,7 +135,9 @@ async def heartbeat(request: Request) -> Response:
 async def remove_device(request: Request) -> Response:
     _, user_id = await own_user(request, DEVICES_WRITE)
     device_id = path_device(request)
-    event = DeviceRemoved(user_id=user_id, device_id=device_id, timestamp=CLOCK.now())
+    event = DeviceRemoved(
+        user_id=user_id, device_id=device_id, timestamp=await operation_stamp(request, user_id)
+    )
     return await _publish(request, SYNC_DEVICE_REMOVALS, event, user_id)
 
 

@@ -26,12 +26,12 @@ from gateway.routes.sync_common import (
     PROGRESS_READ,
     READ_RESPONSES,
     accepted,
-    client_stamp,
     device_header,
     documented,
     invalid,
     json_document,
     not_found,
+    operation_stamp,
     own_user,
     path_uuid,
     responses_with_rules,
@@ -87,7 +87,7 @@ async def report_progress(request: Request) -> Response:
         position_seconds=report.position_seconds,
         duration_seconds=report.duration_seconds,
         state=report.state,
-        timestamp=client_stamp(report.timestamp),
+        timestamp=await operation_stamp(request, user_id, report.timestamp),
         device_id=device_id,
     )
     publisher: Publisher = request.app.state.publisher

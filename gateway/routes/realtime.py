@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from contracts.sync_realtime import EVENT_ID_FORM, REPLAY_WINDOW_S, is_event_id
+from contracts.sync_realtime import EVENT_ID_FORM, MAX_ID_PART, REPLAY_WINDOW_S, is_event_id
 from gateway.realtime.hub import HubUnavailable, RealtimeHub
 from gateway.realtime.sse import EventStream, StreamRequest
 from gateway.routes.sync_common import (
@@ -80,6 +80,27 @@ def _channels(request: Request) -> list[str]:
             raw,
         )
     return list(dict.fromkeys(names))
+
+
+LAST_EVENT_ID_RULE = (
+    f"an event id of this stream, `<epoch>:<ms>-<seq>`, each number at most {MAX_ID_PART} "
+    "written without leading zeros"
+)
+
+
+def _last_event_id(request: Request) -> str | None:
+    """Where the device resumes: the Last-Event-ID header (empty is as if not sent), else
+    `?last_event_id=` (for clients that cannot set headers)."""
+    header = request.headers.get("last-event-id")
+    if header:
+        field, value = ("header", "Last-Event-ID"), header
+    elif "last_event_id" in request.query_params:
+        field, value = ("query", "last_event_id"), request.query_params["last_event_id"]
+    else:
+        return None
+    if not is_event_id(value):
+        raise invalid(field, f"must be {LAST_EVENT_ID_RULE}", value)
+    return value
 
 
 @router.get(
@@ -160,7 +181,16 @@ async def close_hub(app: FastAPI) -> None:
                     # Empty is as if not sent.
                     "schema": {"type": "string", "pattern": f"^(?:{EVENT_ID_FORM})?$"},
                     "description": "the id of the last event seen: catch up from there "
-                    f"(within {REPLAY_WINDOW_S} s), or a `resync` event",
+                    f"(within {REPLAY_WINDOW_S} s), or a `resync` event (also for an id ahead "
+                    f"of the stream); {LAST_EVENT_ID_RULE}",
+                },
+                {
+                    "name": "last_event_id",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "pattern": f"^{EVENT_ID_FORM}$"},
+                    "description": "as Last-Event-ID, for clients that cannot send headers; "
+                    "the header wins when both are sent",
                 },
             ]
         },
@@ -171,9 +201,7 @@ async def stream(request: Request) -> Response:
     scopes = sorted({CHANNEL_SCOPES[c] for c in channels})
     _, user_id = await own_user(request, *scopes)
     device_id = device_header(request, required=False)
-    last = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
-    if last is not None and not is_event_id(last):
-        raise invalid(("header", "Last-Event-ID"), "not an event id of this stream", last)
+    last = _last_event_id(request)
     if _pubnub(request):
         raise not_found(
             f"realtime goes through PubNub in this deployment: GET /api/v1/users/{user_id}/"

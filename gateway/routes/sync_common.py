@@ -1,5 +1,6 @@
 """What every sync route shares: the caller's own user id from the path, the acting device, the
-gateway's hybrid logical clock, optional JSON bodies, and the 202 answer.
+operation's stamp from the user's clock (gateway/sync_clock.py), optional JSON bodies, and the
+202 answer.
 
 Sync routes take only the `Request` and do their own authentication and parsing (the pattern
 of gateway/routes/content.py), so they can be served by the fast lane once it matches path
@@ -10,7 +11,6 @@ ownership (403): a caller learns nothing about a user id it may not use.
 from __future__ import annotations
 
 import re
-import time
 import uuid
 from typing import Any, TypeVar
 
@@ -26,7 +26,8 @@ from gateway.auth.errors import Forbidden
 from gateway.auth.principal import Principal
 from gateway.idempotency import PARAMETER as IDEMPOTENCY_PARAMETER
 from gateway.json_body import BODY_MODELS, json_body
-from schemas.sync import HLC, MAX_CLOCK_AHEAD_S, next_hlc
+from gateway.sync_clock import ClockTooFarAhead, stamp
+from schemas.sync import HLC, MAX_CLOCK_AHEAD_S
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -38,28 +39,6 @@ _DEVICE_ID = re.compile(DEVICE_ID_PATTERN)
 # Scopes not in gateway/auth/principal.py's SCOPES yet (docs/SYNC.md, "Scopes").
 PROGRESS_READ = "progress:read"
 DEVICES_WRITE = "devices:write"
-
-
-class HybridClock:
-    """This process's HLC: strictly increasing stamps even when the wall clock steps back, and
-    later than every client stamp it has accepted."""
-
-    def __init__(self) -> None:
-        self._last: HLC | None = None
-
-    def now(self) -> HLC:
-        # No await between read and write: one event loop, so no lock is needed.
-        self._last = next_hlc(self._last, time.time_ns() // 1000)
-        return self._last
-
-    def observe(self, remote: HLC) -> None:
-        """Accept a client's stamp: this clock's next stamps come after it."""
-        last = self._last
-        if last is None or remote.order() > last.order():
-            self._last = remote
-
-
-CLOCK = HybridClock()
 
 
 def invalid(loc: tuple[str, ...], message: str, value: object = None) -> RequestValidationError:
@@ -122,21 +101,23 @@ async def optional_body(request: Request, model: type[M]) -> M:
     return await json_body(request, model)
 
 
-def client_stamp(stamp: HLC | None) -> HLC:
-    """The operation's stamp: the client's own (offline edits keep when they were made), or
-    this gateway's clock. A client clock too far ahead is refused (it would win every race)."""
-    if stamp is None:
-        return CLOCK.now()
-    ahead_us = stamp.physical_us - time.time_ns() // 1000
-    if ahead_us > MAX_CLOCK_AHEAD_S * 1_000_000:
+async def operation_stamp(request: Request, user_id: str, client: HLC | None = None) -> HLC:
+    """The operation's stamp: the client's own (offline edits keep when they were made), or the
+    next of the user's clock. A client clock too far ahead is refused (it would win every
+    race); one accepted moves only this user's clock."""
+    try:
+        return await stamp(
+            request.app.state.redis, request.app.state.settings.redis.key_prefix, user_id, client
+        )
+    except ClockTooFarAhead as exc:
+        # Integers only: a stamp may be any size, too large for a float.
+        seconds, micros = divmod(exc.ahead_us, 1_000_000)
         raise invalid(
             ("body", "timestamp"),
-            f"is {ahead_us / 1e6:.1f} s ahead of the server's clock (at most "
+            f"is {seconds}.{micros // 100_000} s ahead of the server's clock (at most "
             f"{MAX_CLOCK_AHEAD_S} s tolerated); fix the device's clock",
-            stamp.model_dump(),
-        )
-    CLOCK.observe(stamp)
-    return stamp
+            client.model_dump() if client else None,
+        ) from None
 
 
 def accepted(published: Published, **extra: Any) -> Response:
@@ -213,8 +194,9 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     422: {"description": "invalid path, header or body fields, each named with the reason"},
     503: {
         "description": "not accepted: the broker is down (`broker_unavailable`, "
-        "`dependency_unavailable`), or the outcome is unknown (`outcome_unknown`: retry with "
-        "the same Idempotency-Key, it is applied once)"
+        "`dependency_unavailable`), or Redis, whose per-user clocks stamp watchlist, progress "
+        "and device writes (`redis_unavailable`); or the outcome is unknown "
+        "(`outcome_unknown`: retry with the same Idempotency-Key, it is applied once)"
     },
 }
 

@@ -3,9 +3,9 @@ list (from the Redis read model).
 
 Only the user themselves (or an admin) may touch a watchlist: `watchlist:write` to change it,
 `watchlist:read` to read it. Each add carries a fresh unique tag; a remove names the tags the
-client has seen (none: every tag seen so far). The gateway stamps operations with its hybrid
-logical clock unless the client sends its own stamp (edits made offline keep their time);
-merging them into the OR-Set is the sync agent's job (agents/sync).
+client has seen (none: every tag seen so far). The gateway stamps operations from the user's
+hybrid logical clock (gateway/sync_clock.py) unless the client sends its own stamp (edits made
+offline keep their time); merging them into the OR-Set is the sync agent's job (agents/sync).
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from gateway.routes.sync_common import (
     CLOCK_RULE,
     READ_RESPONSES,
     accepted,
-    client_stamp,
     device_header,
     documented,
     json_document,
+    operation_stamp,
     optional_body,
     optional_body_doc,
     own_user,
@@ -102,7 +102,7 @@ async def add_to_watchlist(request: Request) -> Response:
         content_id=content_id,
         # Fresh per operation, and the same for its retries (Idempotency-Key).
         unique_tag=body.unique_tag or event_id,
-        timestamp=client_stamp(body.timestamp),
+        timestamp=await operation_stamp(request, user_id, body.timestamp),
         device_id=device_id,
     )
     return await _publish(request, update, event_id)
@@ -131,7 +131,7 @@ async def remove_from_watchlist(request: Request) -> Response:
         operation=WatchlistOperation.remove,
         content_id=content_id,
         removed_tags=body.observed_tags,
-        timestamp=client_stamp(body.timestamp),
+        timestamp=await operation_stamp(request, user_id, body.timestamp),
         device_id=device_id,
     )
     return await _publish(request, update, operation_id(request))

@@ -5,6 +5,7 @@ server), commands and edits through the HTTP API."""
 from __future__ import annotations
 
 import asyncio
+import time
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -122,6 +123,8 @@ async def test_a_phone_plays_on_the_tv_and_nobody_else_acts_on_it(
         heard = await tv.inbox.wait_for(is_kind("command"))
         assert heard.channel == devices_channel(alice.user_id)
         assert heard.body["command_id"] == command_id and heard.body["command"] == {"type": "play"}
+        # One form of a time on the 202 and on the stream.
+        assert heard.body["expires_at"] == sent.json()["expires_at"]
         result = await phone.inbox.wait_for(is_kind("command_result"))
         assert result.channel == notifications_channel(alice.user_id)
         assert (result.body["command_id"], result.body["status"]) == (command_id, "delivered")
@@ -176,7 +179,7 @@ async def test_a_device_that_reconnects_gets_what_it_missed(
     headers = {**alice.headers, "X-Device-ID": "phone-1"}
     tv = await SseDevice(base, alice.user_id, alice.token, "tv-1", channels="sync").start()
     observer = await SseDevice(base, alice.user_id, alice.token, "phone-1", channels="sync").start()
-    first, second, third = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
+    first, second, third, fourth = (uuid.uuid4() for _ in range(4))
     await http.put(alice.url(f"/watchlist/{first}"), headers=headers)
     seen = await tv.inbox.wait_for(is_kind("watchlist"))
     assert seen.body["content_id"] == str(first)
@@ -216,9 +219,103 @@ async def test_a_device_that_reconnects_gets_what_it_missed(
         ).start()
         assert [h.channel for h in stale.inbox.heard] == ["resync", "ready"]
         await stale.close()
+        # An id of this stream but ahead of it gets a resync too, then the live messages.
+        epoch = str(live.event_id).split(":")[0]
+        ahead = await SseDevice(
+            base, alice.user_id, alice.token, "tv-1", last_event_id=f"{epoch}:9999999999999-0"
+        ).start()
+        try:
+            assert [h.channel for h in ahead.inbox.heard] == ["resync", "ready"]
+            await http.put(alice.url(f"/watchlist/{fourth}"), headers=headers)
+            await ahead.inbox.wait_for(
+                lambda h: is_kind("watchlist")(h) and h.body["content_id"] == str(fourth)
+            )
+        finally:
+            await ahead.close()
+        # A number Redis cannot take is refused before the stream opens.
+        past = await SseDevice(
+            base, alice.user_id, alice.token, "tv-1", last_event_id=f"{epoch}:1-{'9' * 20}"
+        ).start()
+        assert past.status == 422
+        await past.close()
     finally:
         await back.close()
         await observer.close()
+
+
+async def titles(account: Account) -> list[str]:
+    resp = await account.http.get(account.url("/watchlist"), headers=account.headers)
+    assert resp.status_code == 200, resp.text
+    return [item["content_id"] for item in resp.json()["items"]]
+
+
+async def send(http: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> None:
+    resp = await http.request(method, url, **kwargs)
+    assert resp.status_code == 202, resp.text
+
+
+async def test_one_users_skewed_clock_moves_no_other_users_stamps(
+    spawn,
+    isolated: Isolated,  # type: ignore[no-untyped-def]
+) -> None:
+    """Two gateway processes; Alice's device clock runs 55 s ahead. Bob (no client stamps)
+    registers devices through one process and removes them through the other, adds a title
+    through one and removes it through the other: each later operation of his wins. And
+    Alice's own later remove, stamped by the gateway, wins over her skewed add."""
+    spawn("worker", "sync", extra_env=isolated.env)
+    env = {**isolated.env, "RATE_LIMIT_ENABLED": "false"}
+    urls = [spawn("gateway", extra_env=env).url for _ in range(2)]
+    async with (
+        httpx.AsyncClient(base_url=urls[0], timeout=10) as first,
+        httpx.AsyncClient(base_url=urls[1], timeout=10) as second,
+    ):
+        alice, bob = Account(first, isolated, "alice"), Account(first, isolated, "bob")
+        await bob.register("marker", "tv")
+        await bob.wait_devices(1)
+
+        skewed = uuid.uuid4()
+        ahead = {"physical_us": time.time_ns() // 1000 + 55_000_000, "logical": 0}
+        await send(
+            first,
+            "PUT",
+            alice.url(f"/watchlist/{skewed}"),
+            json={"timestamp": ahead},
+            headers=alice.headers,
+        )
+        phones = [f"phone-{n}" for n in range(3)]
+        for phone in phones:
+            await bob.register(phone, "phone")
+            await send(second, "DELETE", bob.url(f"/devices/{phone}"), headers=bob.headers)
+        bobs = uuid.uuid4()
+        await send(first, "PUT", bob.url(f"/watchlist/{bobs}"), headers=bob.headers)
+        await send(second, "DELETE", bob.url(f"/watchlist/{bobs}"), headers=bob.headers)
+        await send(second, "DELETE", alice.url(f"/watchlist/{skewed}"), headers=alice.headers)
+
+        # Sentinels: the last operation on each topic, through the second process. Once one
+        # is merged, every operation before it on its topic (one partition per user) is too.
+        await send(second, "DELETE", bob.url("/devices/marker"), headers=bob.headers)
+        await send(
+            second, "PUT", bob.url("/devices/last"), json=device_body("tv"), headers=bob.headers
+        )
+        sentinel = uuid.uuid4()
+        for account in (alice, bob):
+            await send(
+                second, "PUT", account.url(f"/watchlist/{sentinel}"), headers=account.headers
+            )
+
+        async def devices_merged() -> list[str] | None:
+            listed = [d["device_id"] for d in await bob.devices()]
+            return listed if "last" in listed and "marker" not in listed else None
+
+        assert await wait_for(devices_merged, timeout=20, interval=0.1) == ["last"]
+        for account, removed in ((alice, skewed), (bob, bobs)):
+
+            async def watchlist_merged(account: Account = account) -> list[str] | None:
+                listed = await titles(account)
+                return listed if str(sentinel) in listed else None
+
+            listed = await wait_for(watchlist_merged, timeout=20, interval=0.1)
+            assert str(removed) not in listed, f"{account.user_id}'s later remove lost"
 
 
 async def test_through_pubnub_the_tv_hears_the_command_with_the_real_sdk(

@@ -147,6 +147,26 @@ async def test_a_watchlist_edited_on_two_offline_devices_converges_when_merged(
     assert {r["content_id"]: r["visible"] for r in rows} == {MOVIE: True, SHOW: True}
 
 
+async def test_a_remove_that_finds_nothing_raises_no_version_and_announces_nothing(
+    ctx: AgentContext, user: str
+) -> None:
+    def update(operation: str, cid: uuid.UUID, at: float, **tags: Any) -> Envelope[Any]:
+        payload = WatchlistUpdate(
+            user_id=user, operation=operation, content_id=cid, timestamp=stamp(at), **tags
+        )
+        return env(payload, user)
+
+    await merge_watchlist(ctx, [update("add", SHOW, 1, unique_tag=uuid.uuid4())])
+    await merge_watchlist(ctx, [update("remove", MOVIE, 2)])
+    await merge_watchlist(ctx, [update("remove", MOVIE, 3, removed_tags=[uuid.uuid4()])])
+
+    doc = await document(ctx, SyncView.watchlist, user)
+    assert (doc["version"], [i["content_id"] for i in doc["items"]]) == (1, [str(SHOW)])
+    assert [(e.message.operation, e.message.content_id) for e in await realtime(ctx, user)] == [
+        ("add", SHOW)
+    ]
+
+
 # --- progress ------------------------------------------------------------------------------------
 
 

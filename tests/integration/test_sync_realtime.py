@@ -23,6 +23,8 @@ from agents.sync.realtime_client import RedisFanout, close_sinks, sink_for
 from contracts.sync_realtime import epoch_key, position, replay
 from core.config import PubNubSettings, Settings
 from devtools.bench.sync_pubnub import LoopbackPubNub
+from gateway.realtime.hub import RealtimeHub
+from gateway.realtime.sse import EventStream, StreamRequest
 from schemas.envelope import wrap
 from schemas.sync import (
     HLC,
@@ -100,6 +102,49 @@ async def test_the_fan_out_delivers_each_message_once_and_replays_what_a_device_
     await ctx.redis.delete(epoch_key(ctx.prefix, alice))
     await sink.deliver([progress_event(alice, 4)])
     assert not (await replay(ctx.redis, ctx.prefix, alice, start)).complete
+
+
+async def test_an_id_ahead_of_the_stream_cannot_be_caught_up(ctx: AgentContext) -> None:
+    alice = user()
+    empty = await position(ctx.redis, ctx.prefix, alice)
+    epoch = empty.split(":")[0]
+    # No message yet: an id at or past Redis's time is ahead of every message to come.
+    assert not (await replay(ctx.redis, ctx.prefix, alice, f"{epoch}:9999999999999-0")).complete
+    assert (await replay(ctx.redis, ctx.prefix, alice, empty)).complete
+
+    await sink_for(ctx).deliver([progress_event(alice, 1)])
+    newest = await position(ctx.redis, ctx.prefix, alice)
+    ms, seq = (int(n) for n in newest.split(":")[1].split("-"))
+    assert (await replay(ctx.redis, ctx.prefix, alice, newest)).complete
+    for ahead in (f"{ms}-{seq + 1}", f"{ms + 1}-0", f"{2**64 - 1}-{2**64 - 1}"):
+        missed = await replay(ctx.redis, ctx.prefix, alice, f"{epoch}:{ahead}")
+        assert missed.gap is not None and "ahead" in missed.gap, ahead
+
+
+async def test_a_stream_resumed_from_an_id_ahead_resyncs_then_hears_what_follows(
+    ctx: AgentContext,
+) -> None:
+    alice = user()
+    sink = sink_for(ctx)
+    await sink.deliver([progress_event(alice, 1)])
+    epoch = (await position(ctx.redis, ctx.prefix, alice)).split(":")[0]
+    hub = RealtimeHub(ctx.settings.redis.require_url(), ctx.prefix)
+    request = StreamRequest(
+        alice, None, frozenset({sync_channel(alice)}), f"{epoch}:9999999999999-0"
+    )
+    chunks = EventStream(hub, ctx.redis, ctx.prefix, request).__aiter__()
+    try:
+        assert (await anext(chunks)).startswith(b"retry:")
+        resync, ready = await anext(chunks), await anext(chunks)
+        assert b"event: resync\n" in resync and b"ahead" in resync
+        assert b"event: ready\n" in ready
+        await sink.deliver([progress_event(alice, 2)])
+        live = await asyncio.wait_for(anext(chunks), 5)
+        assert f"event: {sync_channel(alice)}".encode() in live
+        assert orjson.loads(live.split(b"data: ")[1])["position_seconds"] == 2
+    finally:
+        await chunks.aclose()
+        await hub.close()
 
 
 async def test_expired_commands_are_not_delivered(ctx: AgentContext) -> None:

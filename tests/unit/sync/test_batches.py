@@ -106,6 +106,24 @@ def test_only_operations_that_change_state_are_stored_and_announced() -> None:
     assert not again.rows and not again.events and not again.changed_users
 
 
+def test_a_remove_that_finds_nothing_is_kept_but_neither_counted_nor_announced() -> None:
+    for nothing in (remove(MOVIE, [], hlc(20)), remove(MOVIE, [tag(9)], hlc(20))):
+        merged = batches.watchlist({}, [env(nothing)])
+        assert not merged.events and not merged.changed_users
+        # Stored all the same: an add it covers, arriving later, stays off the list.
+        stored = {USER: {MOVIE: merged.rows[(USER, MOVIE)].state}}
+        late = batches.watchlist(stored, [env(add(MOVIE, tag(9), hlc(10)))])
+        assert not late.events and visible(stored) == []
+    # Added and removed, then removed again from another device: the second finds nothing.
+    first = batches.watchlist(
+        {}, [env(add(MOVIE, tag(1), hlc(10))), env(remove(MOVIE, [], hlc(20)))]
+    )
+    assert len(first.events) == 2
+    stored = {USER: {MOVIE: first.rows[(USER, MOVIE)].state}}
+    again = batches.watchlist(stored, [env(remove(MOVIE, [], hlc(30), "tv-1"))])
+    assert not again.events and not again.changed_users
+
+
 def test_message_ids_are_fixed_by_the_operation() -> None:
     a = batches.watchlist({}, PHONE[:1]).events[0].payload
     b = batches.watchlist({}, PHONE[:1]).events[0].payload
