@@ -9,7 +9,8 @@ Rules (deterministic, idempotent: merging the same item twice gives an equal rec
 - a replaced title is kept in alternate_titles (sorted, case-insensitively unique).
 - external ids: union; a value already held is kept. platform_ids: this platform's id is set.
 - availability: this platform's entries are replaced by the item's (an empty list removes
-  them); other platforms' entries are kept. Sorted, so list order in a feed is not a change.
+  them; an item without availability leaves them as they are); other platforms' entries are
+  kept. Sorted, so list order in a feed is not a change.
 - genres, keywords, source_platforms: union, in a fixed order.
 - popularity: the maximum seen (each platform's popularity is on its own scale).
 - updated_at = max of the source clocks.
@@ -95,8 +96,11 @@ def merge_into(
     if not merged_genres:
         merged_genres = fallback_genres(held.content_type if held else item.content_type)
 
-    others = [a for a in (held.availability if held else ()) if a.platform != item.platform]
-    availability = sorted([*others, *item.availability], key=_availability_order)
+    if item.availability is None:  # nothing said of its offers: they stay as they are
+        availability = list(held.availability) if held else []
+    else:
+        others = [a for a in (held.availability if held else ()) if a.platform != item.platform]
+        availability = sorted([*others, *item.availability], key=_availability_order)
 
     if item.average_rating is not None and (held is None or newer or held.average_rating is None):
         average_rating, rating_count = item.average_rating, item.rating_count
@@ -163,3 +167,36 @@ def content_changed(
         return True
     skip = set(ignore)
     return old.model_dump(exclude=skip) != new.model_dump(exclude=skip)
+
+
+def platform_offers(
+    content: CanonicalContent | None, platform: str
+) -> tuple[PlatformAvailability, ...]:
+    """The offers `platform` has of the title now."""
+    if content is None:
+        return ()
+    return tuple(a for a in content.availability if a.platform == platform)
+
+
+def without_listing(
+    content: CanonicalContent, platform: str, item_id: str
+) -> tuple[CanonicalContent, tuple[PlatformAvailability, ...]]:
+    """The record once the platform's item `item_id` no longer lists this title (it resolved to
+    another one), and the offers that leave with it.
+
+    The platform's offers and its id go, and the platform leaves source_platforms; what it
+    contributed to the description, genres and the like stays (the record keeps no per-field
+    source). Only when the record's id for the platform is this item: a record listed by
+    another item of the platform keeps that item's id and offers.
+    """
+    if content.external_ids.platform_ids.get(platform) != item_id:
+        return content, ()
+    platform_ids = {p: i for p, i in content.external_ids.platform_ids.items() if p != platform}
+    leaving = platform_offers(content, platform)
+    return content.model_copy(
+        update={
+            "availability": [a for a in content.availability if a.platform != platform],
+            "external_ids": content.external_ids.model_copy(update={"platform_ids": platform_ids}),
+            "source_platforms": [p for p in content.source_platforms if p != platform],
+        }
+    ), leaving
