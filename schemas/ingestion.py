@@ -148,7 +148,10 @@ def _key(text: str) -> str:
 
 
 def normalize_platform(value: str) -> str:
-    """'Prime Video' / 'prime-video' / 'Disney+' -> 'prime_video' / 'disney_plus'."""
+    """'Prime Video' / 'prime-video' / 'Disney+' / 'prime' -> 'prime_video' / 'disney_plus'.
+
+    The one alias rule: items, availability updates, the ingest URL and the item lookup all
+    name platforms through it."""
     text = unicodedata.normalize("NFKD", value.strip().casefold()).replace("+", " plus")
     slug = "_".join(re.findall(r"[a-z0-9]+", text))
     return PLATFORM_ALIASES.get(slug, slug)
