@@ -71,6 +71,21 @@ async def load_mappings(
     }
 
 
+async def fed_platforms(
+    conn: asyncpg.Connection, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, set[str]]:
+    """The platforms feeding each title: those with a platform item mapped to it."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT canonical_id, platform FROM entity_mappings "
+        "WHERE canonical_id = ANY($1::uuid[])",
+        sorted(set(ids)),
+    )
+    out: dict[uuid.UUID, set[str]] = {}
+    for r in rows:
+        out.setdefault(r["canonical_id"], set()).add(r["platform"])
+    return out
+
+
 # Who an item of the batch could resolve to: ids, exact titles, and titles sharing a word and
 # a year with any item of the batch. Locked for the transaction, so concurrent batches that
 # could touch the same titles run one after the other.
