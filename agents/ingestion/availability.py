@@ -119,6 +119,19 @@ def diff_availability(
     )
 
 
+def platform_diffs(
+    old: Sequence[PlatformAvailability],
+    new: Sequence[PlatformAvailability],
+    platforms: Iterable[str] | None = None,
+) -> dict[str, AvailabilityDiff]:
+    """The diff of each platform that changed, of `platforms` (default: every platform either
+    version offers), in platform order."""
+    if platforms is None:
+        platforms = {a.platform for a in [*old, *new]}
+    diffs = {platform: diff_availability(old, new, platform) for platform in sorted(platforms)}
+    return {platform: diff for platform, diff in diffs.items() if not diff.empty}
+
+
 def ended_at(expires_at: datetime | None, now: datetime) -> datetime:
     """When an offer that left the feed (a diff's `expired`) ended: now, unless it had ended
     already, whose end stays as it was."""

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from collections.abc import Mapping as MappingT
 from dataclasses import dataclass, field, replace
 
-from agents.ingestion.availability import AvailabilityDiff, diff_availability
+from agents.ingestion.availability import AvailabilityDiff, platform_diffs
 from agents.ingestion.mappings import ItemKey, Mapping, MappingRow
 from agents.ingestion.merge import content_changed, merge_into, platform_offers, without_listing
 from agents.ingestion.normalize import NormalizedItem
@@ -144,14 +144,16 @@ def merge_batch(
         assert cid is not None
         genres = map_genres(item.platform, item.raw_genres)
         held = current(cid)
-        # The offers this item holds now: on the title it leaves, or on its title.
-        offered = platform_offers(held, item.platform)
+        # The offers the item holds now: those it takes off the title it leaves, else those of
+        # its platform on its title.
+        leaving: tuple[PlatformAvailability, ...] = ()
         left = current(assignment.moved_from) if assignment.moved_from else None
         if left is not None:
-            docs[left.canonical_id], offered = without_listing(
+            docs[left.canonical_id], leaving = without_listing(
                 left, item.platform, item.platform_item_id
             )
             touch(left.canonical_id, item.platform, i)
+        offered = leaving or platform_offers(held, item.platform)
         applied = applied_before.get((item.platform, item.platform_item_id))
         docs[cid] = merge_into(held, _with_offers(item, offered, applied), cid, genres)
         touch(cid, item.platform, i)
@@ -173,11 +175,11 @@ def merge_batch(
             plan.new[cid] = after
         elif content_changed(before, after):
             plan.changed[cid] = (before, after)
-        old_availability: Sequence[PlatformAvailability] = before.availability if before else ()
-        for platform in sorted(platforms):
-            diff = diff_availability(old_availability, after.availability, platform)
-            if not diff.empty:
-                plan.availability[(cid, platform)] = diff
+        old_availability = before.availability if before else []
+        for platform, diff in platform_diffs(
+            old_availability, after.availability, platforms
+        ).items():
+            plan.availability[(cid, platform)] = diff
     return plan
 
 

@@ -11,7 +11,7 @@ from agents.framework.context import AgentContext
 from agents.framework.runtime import AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
 from agents.ingestion import store as offers_store
-from agents.ingestion.availability import diff_availability
+from agents.ingestion.availability import platform_diffs
 from agents.ingestion.events import availability_event
 from agents.ingestion.merge import content_changed, merge_submitted
 from agents.titles.changes import changed_fields
@@ -76,11 +76,7 @@ async def store_submitted(ctx: AgentContext, batch: list[Envelope[Any]]) -> None
         diffs = []
         for cid in [*outcome.inserted, *outcome.updated]:
             old_offers = before[cid].availability if cid in before else []
-            platforms = {a.platform for a in [*old_offers, *after[cid].availability]}
-            for platform in sorted(platforms):
-                diff = diff_availability(old_offers, after[cid].availability, platform)
-                if diff.empty:
-                    continue
+            for platform, diff in platform_diffs(old_offers, after[cid].availability).items():
                 diffs.append((cid, diff))
                 uow.emit(
                     CONTENT_AVAILABILITY_CHANGED,
