@@ -12,7 +12,13 @@ import orjson
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cli.console import console_for, out
-from contracts.catalog_producer import MAX_BATCH_ITEMS, CatalogProducer, ItemResult, summarize
+from contracts.catalog_producer import (
+    AVAILABILITY_READINGS,
+    MAX_BATCH_ITEMS,
+    CatalogProducer,
+    ItemResult,
+    summarize,
+)
 from core.config import Settings
 from core.publisher import Publisher
 from topics.registry import CONTENT_RAW
@@ -54,6 +60,7 @@ async def ingest_file(settings: Settings, path: Path, batch_size: int) -> tuple[
     warned: Counter[str] = Counter()
     warned_items = 0
     warning_examples: list[str] = []
+    readings: Counter[str] = Counter()
     try:
         with _progress() as progress:
             task = progress.add_task(f"ingesting {path.name}", total=len(lines), status="")
@@ -70,6 +77,8 @@ async def ingest_file(settings: Settings, path: Path, batch_size: int) -> tuple[
                 results: list[ItemResult] = await producer.send(items) if items else []
                 counts.update(summarize(results))
                 for result in results:
+                    if result.availability is not None:
+                        readings[result.availability] += 1
                     warned.update(w.kind for w in result.warnings)
                     warned_items += bool(result.warnings)
                     if result.warnings and len(warning_examples) < 10:
@@ -98,6 +107,13 @@ async def ingest_file(settings: Settings, path: Path, batch_size: int) -> tuple[
         f"[red]{counts['rejected']} rejected[/] of {len(lines)} lines "
         f"-> topic {publisher.topic_name(CONTENT_RAW)}"
     )
+    if readings:
+        # What each accepted item's availability was taken to mean: a feed that leaves it out
+        # by mistake is told here, not by offers that never change.
+        console.print("availability of the accepted items:")
+        for reading, meaning in AVAILABILITY_READINGS.items():
+            if readings[reading]:
+                console.print(f"  {readings[reading]:>6} x {reading} ({meaning})")
     if reasons:
         console.print("most common reasons:")
         for reason, n in reasons.most_common(5):

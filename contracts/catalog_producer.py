@@ -17,10 +17,21 @@ from pydantic import ValidationError
 
 from contracts.catalog_warnings import ItemWarning, item_warnings, unknown_fields
 from core.publisher import Published, Publisher
-from schemas.ingestion import CatalogItemReceived, RawCatalogItem
+from schemas.ingestion import CatalogItemReceived, RawCatalogItem, normalize_platform
 from topics.registry import CONTENT_RAW
 
 MAX_BATCH_ITEMS = 1000
+
+# What an accepted item's availability was understood as (schemas/ingestion.py):
+# - replaced: its platform's offers of the title become the item's;
+# - unchanged: no `availability` (or null), a metadata-only update: the offers stay;
+# - left_platform: `[]`, the title is no longer on the platform.
+AvailabilityReading = Literal["replaced", "unchanged", "left_platform"]
+AVAILABILITY_READINGS: dict[AvailabilityReading, str] = {
+    "replaced": "the platform's offers replaced by the item's",
+    "unchanged": "no `availability`: the offers left as they are",
+    "left_platform": "`availability: []`: the title left the platform",
+}
 
 
 @dataclass(frozen=True)
@@ -40,6 +51,8 @@ class ItemResult:
     errors: list[FieldProblem] = field(default_factory=list)
     # Accepted items only: what the pipeline will drop or change (kind, field, message).
     warnings: list[ItemWarning] = field(default_factory=list)
+    # Accepted items only: what the item's availability was understood as.
+    availability: AvailabilityReading | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +62,12 @@ class Checked:
     index: int
     item: RawCatalogItem
     warnings: list[ItemWarning]
+
+
+def availability_reading(item: RawCatalogItem) -> AvailabilityReading:
+    if item.availability is None:
+        return "unchanged"
+    return "replaced" if item.availability else "left_platform"
 
 
 def problems_of(exc: ValidationError) -> list[FieldProblem]:
@@ -64,18 +83,25 @@ def validate_items(
     """Split into valid items (with their index and warnings) and rejections naming each field
     and reason.
 
-    `platform`: the platform the batch was sent for; items may omit it, and must not name
-    another one.
+    `platform`: the platform the batch was sent for, in any spelling an item may use
+    ("prime", "Disney+"); items may omit it, and must not name another one.
     """
+    if platform is not None:
+        platform = normalize_platform(platform)
     valid: list[Checked] = []
     rejected: list[ItemResult] = []
     for index, item in enumerate(items):
         ignored: list[ItemWarning] = []
         if isinstance(item, RawCatalogItem):
             parsed = item
+        elif not isinstance(item, Mapping):
+            # One item that is not an object is one rejected item, not a rejected batch.
+            problem = FieldProblem("(item)", f"an item is a JSON object, not {_json_type(item)}")
+            rejected.append(ItemResult(index, "rejected", errors=[problem]))
+            continue
         else:
-            data = dict(item) if isinstance(item, Mapping) else item
-            if platform is not None and isinstance(data, dict):
+            data = dict(item)
+            if platform is not None:
                 data.setdefault("platform", platform)
             try:
                 parsed = RawCatalogItem.model_validate(data)
@@ -99,6 +125,18 @@ def validate_items(
             continue
         valid.append(Checked(index, parsed, [*ignored, *item_warnings(parsed)]))
     return valid, rejected
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an array" if isinstance(value, list | tuple) else type(value).__name__
 
 
 class CatalogProducer:
@@ -136,6 +174,7 @@ class CatalogProducer:
                 partition=p.partition,
                 offset=p.offset,
                 warnings=checked.warnings,
+                availability=availability_reading(checked.item),
             )
             for checked, p in zip(valid, published, strict=True)
         ]

@@ -249,7 +249,7 @@ def item_warnings(item: RawCatalogItem) -> list[ItemWarning]:
                 f"{DESCRIPTION_MAX}",
             )
         )
-    out += offer_warnings(item.availability)
+    out += offer_warnings(item.availability or ())
     return out
 
 

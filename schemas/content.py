@@ -275,7 +275,8 @@ class MetadataEnriched(Payload):
 
 
 class ContentExpiring(Payload):
-    """A title leaves a platform in a region within `window_days` (7, 3 or 1)."""
+    """A title's offer leaves a platform in a region within `window_days` (7, 3 or 1): one
+    notice per offer (platform, region, offer type) and window."""
 
     event_type: ClassVar[str] = "content.expiring"
     canonical_id: uuid.UUID
@@ -283,6 +284,12 @@ class ContentExpiring(Payload):
     region: str
     expires_at: datetime
     window_days: int
+    # Optional only because notices written before it was added lack it.
+    availability_type: AvailabilityType | None = Field(
+        default=None,
+        description="which offer ends (a rental and a purchase ending together are two "
+        "notices); always set by the agents, absent in notices written before it existed",
+    )
 
 
 class ContentLookupRequested(Payload):

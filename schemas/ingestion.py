@@ -148,7 +148,10 @@ def _key(text: str) -> str:
 
 
 def normalize_platform(value: str) -> str:
-    """'Prime Video' / 'prime-video' / 'Disney+' -> 'prime_video' / 'disney_plus'."""
+    """'Prime Video' / 'prime-video' / 'Disney+' / 'prime' -> 'prime_video' / 'disney_plus'.
+
+    The one alias rule: items, availability updates, the ingest URL and the item lookup all
+    name platforms through it."""
     text = unicodedata.normalize("NFKD", value.strip().casefold()).replace("+", " plus")
     slug = "_".join(re.findall(r"[a-z0-9]+", text))
     return PLATFORM_ALIASES.get(slug, slug)
@@ -508,7 +511,14 @@ class RawCatalogItem(_Raw):
     season_count: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     episode_count: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     external_ids: RawExternalIds = Field(default_factory=RawExternalIds)
-    availability: list[RawAvailability] = Field(default_factory=list, max_length=MAX_LIST_OFFERS)
+    # Left out (or null): the item says nothing of its offers, and the platform's offers of the
+    # title stay as they are (a metadata-only update). `[]`: the title left the platform.
+    availability: list[RawAvailability] | None = Field(
+        default=None,
+        max_length=MAX_LIST_OFFERS,
+        description="this platform's offers of the title, replacing those held; [] means it "
+        "left the platform; absent or null leaves the offers unchanged",
+    )
     keywords: list[Annotated[Text, Field(max_length=200)]] = Field(
         default_factory=list, max_length=MAX_LIST_KEYWORDS
     )
@@ -601,11 +611,6 @@ class RawCatalogItem(_Raw):
     @classmethod
     def _none_object(cls, value: object) -> object:
         return {} if value is None else value
-
-    @field_validator("availability", mode="before")
-    @classmethod
-    def _none_list(cls, value: object) -> object:
-        return [] if value is None else value
 
     @field_validator("credits", mode="before")
     @classmethod

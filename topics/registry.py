@@ -195,7 +195,7 @@ CONTENT_AVAILABILITY_CHANGED = TopicSpec(
     payload=AvailabilityChanged,
     key="canonical_id",
     description="per title and platform: availability rows that appeared, changed, expired",
-    producers=("agent process-batch", "agent availability-sync"),
+    producers=("agent process-batch", "agent availability-sync", "agent content-store"),
 )
 CONTENT_METADATA_ENRICHED = TopicSpec(
     name="content.metadata_enriched",

@@ -16,6 +16,10 @@ from datetime import datetime, timedelta
 from schemas.content import AvailabilityType, PlatformAvailability
 
 DEFAULT_WINDOWS_DAYS: tuple[int, ...] = (7, 3, 1)
+# An offer's expiry that moved by less than this since its notice is the same expiry (feeds
+# jitter by seconds, or by hours when they mix up time zones): no second notice. Moved by more,
+# it is a new round (the licence was extended, and now ends again): noticed again.
+SAME_EXPIRY = timedelta(days=1)
 
 SlotKey = tuple[str, str, str]  # platform, region, availability_type
 
@@ -115,6 +119,25 @@ def diff_availability(
     )
 
 
+def platform_diffs(
+    old: Sequence[PlatformAvailability],
+    new: Sequence[PlatformAvailability],
+    platforms: Iterable[str] | None = None,
+) -> dict[str, AvailabilityDiff]:
+    """The diff of each platform that changed, of `platforms` (default: every platform either
+    version offers), in platform order."""
+    if platforms is None:
+        platforms = {a.platform for a in [*old, *new]}
+    diffs = {platform: diff_availability(old, new, platform) for platform in sorted(platforms)}
+    return {platform: diff for platform, diff in diffs.items() if not diff.empty}
+
+
+def ended_at(expires_at: datetime | None, now: datetime) -> datetime:
+    """When an offer that left the feed (a diff's `expired`) ended: now, unless it had ended
+    already, whose end stays as it was."""
+    return expires_at if expires_at is not None and expires_at <= now else now
+
+
 @dataclass(frozen=True, slots=True)
 class ExpiryNotice:
     content_id: uuid.UUID
@@ -126,7 +149,8 @@ class ExpiryNotice:
 
     @property
     def dedupe_key(self) -> str:
-        """One notice per offer and window: the periodic check emits each key once.
+        """One notice per offer and window: the periodic check emits each key once (again only
+        when the expiry moved by SAME_EXPIRY or more since: a new round).
 
         The offer type is part of the key like it is part of the row key; the expiry time is
         not, so a feed that jitters expires_at by seconds does not re-notify.

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from agents.framework.outgoing import Outgoing
-from agents.ingestion.availability import AvailabilityDiff, Slot
+from agents.ingestion.availability import AvailabilityDiff, Slot, ended_at
 from agents.ingestion.pipeline import Plan
 from agents.titles.changes import changed_fields
 from schemas.content import (
@@ -42,8 +42,9 @@ def availability_event(
         platform=platform,
         appeared=[_row(s) for s in diff.appeared],
         changed=[_row(new) for _, new in diff.changed],
-        # What left the feed expires now (DOMAIN: an empty region list expires the title there).
-        expired=[_row(s, expires_at=now) for s in diff.expired],
+        # What left the feed expires now (DOMAIN: an empty region list expires the title
+        # there), unless it had ended already.
+        expired=[_row(s, expires_at=ended_at(s.expires_at, now)) for s in diff.expired],
     )
 
 

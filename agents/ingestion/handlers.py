@@ -21,6 +21,7 @@ from agents.ingestion.normalize import availability_of, normalize_item
 from agents.ingestion.pipeline import Plan, merge_batch, resolve_batch
 from agents.ingestion.resolution import lookup_keys
 from agents.titles.store import Versioned, fetch_contents, upsert_contents
+from agents.titles.versions import newest_per_key, supersedes
 from contracts.catalog_warnings import count_by_kind, offer_warnings
 from core.observability.metrics import INGEST_WARNINGS
 from core.observability.stages import timed
@@ -104,12 +105,11 @@ def _log_plan(plan: Plan, batch: Sequence[Envelope[Any]]) -> None:
 async def sync_availability(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
     """Apply availability-only updates: diff against Postgres, write, announce the diff."""
     now = datetime.now(UTC)
-    newest: dict[tuple[str, str], Envelope[Any]] = {}
-    for env in batch:
-        key = (env.payload.platform, env.payload.platform_item_id)
-        held = newest.get(key)
-        if held is None or env.payload.source_updated_at >= held.payload.source_updated_at:
-            newest[key] = env
+    newest = newest_per_key(
+        batch,
+        key=lambda env: (env.payload.platform, env.payload.platform_item_id),
+        clock=lambda env: env.payload.source_updated_at,
+    )
     async with unit_of_work(ctx) as uow:
         conn = uow.conn
         mappings = await store.load_mappings(conn, newest)
@@ -120,8 +120,8 @@ async def sync_availability(ctx: AgentContext, batch: list[Envelope[Any]]) -> No
             if mapping is None or mapping.canonical_id not in docs:
                 continue
             update = env.payload
-            if update.source_updated_at <= mapping.availability_as_of:
-                continue  # replayed, or older than the offers applied (by either topic)
+            if not supersedes(update.source_updated_at, mapping.offers_as_of):
+                continue  # replayed, or not newer than the offers applied (by either topic)
             before = docs[mapping.canonical_id]
             _count_dropped(update.availability, env)
             offered = availability_of(update.platform, update.platform_item_id, update.availability)

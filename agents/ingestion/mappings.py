@@ -16,15 +16,10 @@ ItemKey = tuple[str, str]  # platform, platform_item_id
 class Mapping:
     canonical_id: uuid.UUID
     source_updated_at: datetime
-    availability_updated_at: datetime | None
-
-    @property
-    def availability_as_of(self) -> datetime:
-        """The source time of the offers applied for this item: a catalog item carries its
-        platform's availability too, so the newer of the two topics' clocks."""
-        if self.availability_updated_at is None:
-            return self.source_updated_at
-        return max(self.source_updated_at, self.availability_updated_at)
+    # The source time of the offers applied for this item, by either topic (a catalog item
+    # that carries availability, or an availability-only update); None while none was stated.
+    # A catalog item without availability leaves it as it was.
+    offers_as_of: datetime | None
 
 
 @dataclass(frozen=True)
@@ -37,3 +32,6 @@ class MappingRow:
     source_updated_at: datetime
     # What normalization dropped or changed of this version of the item.
     warnings: tuple[ItemWarning, ...] = ()
+    # The item's clock when it stated its offers (None: it said nothing of them); the stored
+    # offers clock only ever moves forward (Mapping.offers_as_of).
+    offers_as_of: datetime | None = None

@@ -1,6 +1,7 @@
-"""Build or extend a canonical record from one normalized platform item.
+"""Build or extend a canonical record from one normalized platform item (`merge_into`), or
+take in a trusted producer's record of it (`merge_submitted`, rules of its own, below).
 
-Rules (deterministic, idempotent: merging the same item twice gives an equal record):
+Rules of a platform item (deterministic, idempotent: merging it twice gives an equal record):
 - scalar fields (title, description, year, runtime, rating, ...): the newest source wins when
   it has a value; an older source only fills what is missing. "Newest" compares the item's
   clock with the record's updated_at (the max of every clock merged so far), so for distinct
@@ -9,7 +10,8 @@ Rules (deterministic, idempotent: merging the same item twice gives an equal rec
 - a replaced title is kept in alternate_titles (sorted, case-insensitively unique).
 - external ids: union; a value already held is kept. platform_ids: this platform's id is set.
 - availability: this platform's entries are replaced by the item's (an empty list removes
-  them); other platforms' entries are kept. Sorted, so list order in a feed is not a change.
+  them; an item without availability leaves them as they are); other platforms' entries are
+  kept. Sorted, so list order in a feed is not a change.
 - genres, keywords, source_platforms: union, in a fixed order.
 - popularity: the maximum seen (each platform's popularity is on its own scale).
 - updated_at = max of the source clocks.
@@ -18,7 +20,7 @@ Rules (deterministic, idempotent: merging the same item twice gives an equal rec
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any, TypeVar
 
 from agents.ingestion.normalize import NormalizedItem
@@ -95,8 +97,11 @@ def merge_into(
     if not merged_genres:
         merged_genres = fallback_genres(held.content_type if held else item.content_type)
 
-    others = [a for a in (held.availability if held else ()) if a.platform != item.platform]
-    availability = sorted([*others, *item.availability], key=_availability_order)
+    if item.availability is None:  # nothing said of its offers: they stay as they are
+        availability = list(held.availability) if held else []
+    else:
+        others = [a for a in (held.availability if held else ()) if a.platform != item.platform]
+        availability = sorted([*others, *item.availability], key=_availability_order)
 
     if item.average_rating is not None and (held is None or newer or held.average_rating is None):
         average_rating, rating_count = item.average_rating, item.rating_count
@@ -163,3 +168,110 @@ def content_changed(
         return True
     skip = set(ignore)
     return old.model_dump(exclude=skip) != new.model_dump(exclude=skip)
+
+
+def platform_offers(
+    content: CanonicalContent | None, platform: str
+) -> tuple[PlatformAvailability, ...]:
+    """The offers `platform` has of the title now."""
+    if content is None:
+        return ()
+    return tuple(a for a in content.availability if a.platform == platform)
+
+
+def without_listing(
+    content: CanonicalContent, platform: str, item_id: str
+) -> tuple[CanonicalContent, tuple[PlatformAvailability, ...]]:
+    """The record once the platform's item `item_id` no longer lists this title (it resolved to
+    another one), and the offers that leave with it.
+
+    The platform's offers and its id go, and the platform leaves source_platforms; what it
+    contributed to the description, genres and the like stays (the record keeps no per-field
+    source). Only when the record's id for the platform is this item: a record listed by
+    another item of the platform keeps that item's id and offers.
+    """
+    if content.external_ids.platform_ids.get(platform) != item_id:
+        return content, ()
+    platform_ids = {p: i for p, i in content.external_ids.platform_ids.items() if p != platform}
+    leaving = platform_offers(content, platform)
+    return content.model_copy(
+        update={
+            "availability": [a for a in content.availability if a.platform != platform],
+            "external_ids": content.external_ids.model_copy(update={"platform_ids": platform_ids}),
+            "source_platforms": [p for p in content.source_platforms if p != platform],
+        }
+    ), leaving
+
+
+def merge_submitted(
+    held: CanonicalContent | None, submitted: CanonicalContent, fed: Collection[str]
+) -> CanonicalContent:
+    """The stored record after a trusted producer's record (content.submitted) of the title.
+
+    Who owns what (docs/INGESTION.md, "The trusted path"):
+    - the trusted record describes the title: when it is newer than the record, each field it
+      fills wins (title, type, year, description, runtime, rating, credits, images, ids, ...,
+      and genres and keywords as whole lists); a field it leaves empty keeps what the feeds
+      merged, so a partial record never wipes them;
+    - the platforms feeding the title (`fed`: those with a platform item mapped to it) own
+      their offers and their platform ids: the trusted record cannot change them. It owns the
+      offers and ids of the other platforms it names; platforms it does not name keep theirs;
+    - a record not newer than the stored one changes nothing (a tie keeps the first applied).
+    """
+    if held is None:
+        return submitted
+    if held.canonical_id != submitted.canonical_id:
+        raise ValueError(f"cannot merge {submitted.canonical_id} into {held.canonical_id}")
+    if submitted.updated_at <= held.updated_at:
+        return held
+
+    def pick(name: str) -> Any:
+        mine = getattr(submitted, name)
+        return getattr(held, name) if mine is None or mine == [] else mine
+
+    named = {a.platform for a in submitted.availability} - set(fed)
+    kept = [a for a in held.availability if a.platform not in named]
+    offered = [a for a in submitted.availability if a.platform in named]
+    ids = {
+        f: getattr(submitted.external_ids, f) or getattr(held.external_ids, f) for f in _ID_FIELDS
+    }
+    platform_ids = {
+        **held.external_ids.platform_ids,
+        **{p: i for p, i in submitted.external_ids.platform_ids.items() if p not in fed},
+    }
+    rated = submitted.average_rating is not None
+    alternates = [held.title, *held.alternate_titles, *submitted.alternate_titles]
+    return submitted.model_copy(
+        update={
+            "alternate_titles": _unique_casefold(alternates, exclude=submitted.title)[
+                :MAX_ALTERNATE_TITLES
+            ],
+            **{
+                name: pick(name)
+                for name in (
+                    "original_title",
+                    "description",
+                    "release_year",
+                    "release_date",
+                    "runtime_minutes",
+                    "maturity_rating",
+                    "series",
+                    "original_language",
+                    "credits",
+                    "keywords",
+                )
+            },
+            "images": Images(
+                poster=submitted.images.poster or held.images.poster,
+                backdrop=submitted.images.backdrop or held.images.backdrop,
+                thumbnail=submitted.images.thumbnail or held.images.thumbnail,
+            ),
+            "average_rating": submitted.average_rating if rated else held.average_rating,
+            "rating_count": submitted.rating_count if rated else held.rating_count,
+            "popularity_score": max(submitted.popularity_score, held.popularity_score),
+            "external_ids": ExternalIds(**ids, platform_ids=dict(sorted(platform_ids.items()))),
+            "availability": sorted([*kept, *offered], key=_availability_order),
+            "source_platforms": sorted({*held.source_platforms, *submitted.source_platforms}),
+            "data_quality_score": held.data_quality_score,
+        }
+    )

@@ -75,7 +75,8 @@ class NormalizedItem:
     popularity: float
     original_language: str | None
     external_ids: ExternalIds  # includes platform_ids {platform: platform_item_id}
-    availability: tuple[PlatformAvailability, ...]
+    # None: the item says nothing of its offers (they stay as they are); (): none left.
+    availability: tuple[PlatformAvailability, ...] | None
     keywords: tuple[str, ...]
     credits: tuple[Credit, ...]
     images: Images
@@ -150,8 +151,10 @@ def normalize_item(raw: RawCatalogItem) -> NormalizedItem:
         gracenote=ids.gracenote,
         platform_ids={raw.platform: raw.platform_item_id},
     )
-    availability = tuple(
-        _availability(a, raw.platform, raw.platform_item_id) for a in raw.availability
+    availability = (
+        None
+        if raw.availability is None
+        else tuple(_availability(a, raw.platform, raw.platform_item_id) for a in raw.availability)
     )
     series = None
     if raw.season_count is not None or raw.episode_count is not None:

@@ -12,13 +12,13 @@ import uuid
 from collections.abc import Iterable, Sequence
 from collections.abc import Mapping as MappingT
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 
-from agents.ingestion.availability import AvailabilityDiff, diff_availability
+from agents.ingestion.availability import AvailabilityDiff, platform_diffs
 from agents.ingestion.mappings import ItemKey, Mapping, MappingRow
-from agents.ingestion.merge import content_changed, merge_into
+from agents.ingestion.merge import content_changed, merge_into, platform_offers, without_listing
 from agents.ingestion.normalize import NormalizedItem
 from agents.ingestion.resolution import Candidate, CandidateIndex, Resolution, assign
+from agents.titles.versions import newest_per_key, supersedes
 from contracts.genres import map_genres
 from schemas.content import CanonicalContent, PlatformAvailability
 
@@ -45,30 +45,35 @@ class Plan:
 def fresh_items(
     items: Sequence[NormalizedItem], mappings: MappingT[ItemKey, Mapping]
 ) -> tuple[list[int], int]:
-    """Indexes of items newer than what was applied for their platform item (newest per item).
+    """Indexes of items newer than what was applied for their platform item (newest per item;
+    of two with the same clock, the first: agents/titles/versions.py).
 
     A replayed or older item is skipped entirely: that is what makes a re-run emit nothing.
     """
-    newest: dict[ItemKey, int] = {}
-    for index, item in enumerate(items):
-        key = (item.platform, item.platform_item_id)
-        held = newest.get(key)
-        if held is None or item.source_updated_at >= items[held].source_updated_at:
-            newest[key] = index
-    fresh = []
-    for key, index in newest.items():
-        applied = mappings.get(key)
-        if applied is None or items[index].source_updated_at > applied.source_updated_at:
-            fresh.append(index)
+    newest = newest_per_key(
+        range(len(items)),
+        key=lambda i: (items[i].platform, items[i].platform_item_id),
+        clock=lambda i: items[i].source_updated_at,
+    )
+    fresh = [
+        index
+        for key, index in newest.items()
+        if supersedes(
+            items[index].source_updated_at,
+            applied.source_updated_at if (applied := mappings.get(key)) else None,
+        )
+    ]
     return sorted(fresh), len(items) - len(fresh)
 
 
 @dataclass(frozen=True)
 class Assignment:
-    """Which title one fresh item (by index in the batch) resolved to, and how."""
+    """Which title one fresh item (by index in the batch) resolved to, and how; `moved_from`:
+    the title the item was attached to until now, when that is another one."""
 
     index: int
     resolution: Resolution
+    moved_from: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +83,10 @@ class Resolved:
 
     @property
     def title_ids(self) -> set[uuid.UUID]:
-        return {a.resolution.canonical_id for a in self.assignments}  # type: ignore[misc]
+        """The titles the batch writes: those resolved to and those items moved away from."""
+        ids = {a.resolution.canonical_id for a in self.assignments}
+        ids |= {a.moved_from for a in self.assignments}
+        return ids - {None}  # type: ignore[return-value]
 
 
 def resolve_batch(
@@ -97,7 +105,12 @@ def resolve_batch(
     for i in order:
         resolution = assign(items[i], index)
         assert resolution.canonical_id is not None  # assign always settles on an id
-        assignments.append(Assignment(i, resolution))
+        applied = mappings.get((items[i].platform, items[i].platform_item_id))
+        # The stored mapping says where the item was; resolution's previous_id says the same
+        # from the titles' platform ids (which an old record may lack).
+        before = applied.canonical_id if applied is not None else resolution.previous_id
+        moved_from = before if before != resolution.canonical_id else None
+        assignments.append(Assignment(i, resolution, moved_from))
     return Resolved(assignments, skipped)
 
 
@@ -107,24 +120,43 @@ def merge_batch(
     stored: MappingT[uuid.UUID, CanonicalContent],
     mappings: MappingT[ItemKey, Mapping] | None = None,
 ) -> Plan:
-    """Merge the resolved items into the stored records of their titles (or new ones)."""
+    """Merge the resolved items into the stored records of their titles (or new ones).
+
+    An item that now resolves to another title than before takes its listing along: its
+    platform id and its offers leave the old title, which is written and announced too.
+    """
     plan = Plan(skipped_stale=resolved.skipped_stale)
     applied_before = mappings or {}
     docs: dict[uuid.UUID, CanonicalContent] = {}
     touched_platforms: dict[uuid.UUID, set[str]] = {}
+
+    def current(cid: uuid.UUID) -> CanonicalContent | None:
+        return docs.get(cid, stored.get(cid))
+
+    def touch(cid: uuid.UUID, platform: str, cause: int) -> None:
+        touched_platforms.setdefault(cid, set()).add(platform)
+        plan.cause[cid] = cause
+
     for assignment in resolved.assignments:
         i, resolution = assignment.index, assignment.resolution
         item = items[i]
         cid = resolution.canonical_id
         assert cid is not None
         genres = map_genres(item.platform, item.raw_genres)
-        held = docs.get(cid, stored.get(cid))
+        held = current(cid)
+        # The offers the item holds now: those it takes off the title it leaves, else those of
+        # its platform on its title.
+        leaving: tuple[PlatformAvailability, ...] = ()
+        left = current(assignment.moved_from) if assignment.moved_from else None
+        if left is not None:
+            docs[left.canonical_id], leaving = without_listing(
+                left, item.platform, item.platform_item_id
+            )
+            touch(left.canonical_id, item.platform, i)
+        offered = leaving or platform_offers(held, item.platform)
         applied = applied_before.get((item.platform, item.platform_item_id))
-        if held is not None and applied is not None and applied.availability_updated_at:
-            item = _without_older_availability(item, held, applied.availability_updated_at)
-        docs[cid] = merge_into(held, item, cid, genres)
-        touched_platforms.setdefault(cid, set()).add(item.platform)
-        plan.cause[cid] = i
+        docs[cid] = merge_into(held, _with_offers(item, offered, applied), cid, genres)
+        touch(cid, item.platform, i)
         plan.mappings.append(
             MappingRow(
                 item.platform,
@@ -134,6 +166,7 @@ def merge_batch(
                 resolution.confidence,
                 item.source_updated_at,
                 item.warnings,
+                offers_as_of=item.source_updated_at if item.availability is not None else None,
             )
         )
     for cid, platforms in touched_platforms.items():
@@ -142,23 +175,25 @@ def merge_batch(
             plan.new[cid] = after
         elif content_changed(before, after):
             plan.changed[cid] = (before, after)
-        old_availability: Sequence[PlatformAvailability] = before.availability if before else ()
-        for platform in sorted(platforms):
-            diff = diff_availability(old_availability, after.availability, platform)
-            if not diff.empty:
-                plan.availability[(cid, platform)] = diff
+        old_availability = before.availability if before else []
+        for platform, diff in platform_diffs(
+            old_availability, after.availability, platforms
+        ).items():
+            plan.availability[(cid, platform)] = diff
     return plan
 
 
-def _without_older_availability(
-    item: NormalizedItem, held: CanonicalContent, availability_updated_at: datetime
+def _with_offers(
+    item: NormalizedItem, offered: tuple[PlatformAvailability, ...], applied: Mapping | None
 ) -> NormalizedItem:
-    """The item, offering what the title already offers on its platform when an
-    availability-only update newer than the item set that (ties: the one applied first)."""
-    if item.source_updated_at > availability_updated_at:
+    """The item, offering what its platform offers of it now (`offered`) when it says nothing
+    of its offers, or when offers newer than the item were applied (an availability-only
+    update; ties: the one applied first)."""
+    if item.availability is not None and supersedes(
+        item.source_updated_at, applied.offers_as_of if applied else None
+    ):
         return item
-    kept = tuple(a for a in held.availability if a.platform == item.platform)
-    return replace(item, availability=kept)
+    return replace(item, availability=offered)
 
 
 def plan_batch(

@@ -11,7 +11,14 @@ from datetime import datetime
 import asyncpg
 import orjson
 
-from agents.ingestion.availability import AvailabilityDiff, AvailabilityRow, ExpiryNotice, Slot
+from agents.ingestion.availability import (
+    SAME_EXPIRY,
+    AvailabilityDiff,
+    AvailabilityRow,
+    ExpiryNotice,
+    Slot,
+    ended_at,
+)
 from agents.ingestion.mappings import ItemKey, Mapping, MappingRow
 from agents.ingestion.pipeline import Plan
 from agents.ingestion.resolution import Candidate, LookupKeys, normalized_originals
@@ -48,7 +55,7 @@ async def load_mappings(
     rows = await conn.fetch(
         """
         SELECT m.platform, m.platform_item_id, m.canonical_id, m.source_updated_at,
-               m.availability_updated_at
+               m.offers_as_of
         FROM entity_mappings m
         JOIN unnest($1::text[], $2::text[]) AS k(platform, item)
           ON m.platform = k.platform AND m.platform_item_id = k.item
@@ -58,10 +65,25 @@ async def load_mappings(
     )
     return {
         (r["platform"], r["platform_item_id"]): Mapping(
-            r["canonical_id"], r["source_updated_at"], r["availability_updated_at"]
+            r["canonical_id"], r["source_updated_at"], r["offers_as_of"]
         )
         for r in rows
     }
+
+
+async def fed_platforms(
+    conn: asyncpg.Connection, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, set[str]]:
+    """The platforms feeding each title: those with a platform item mapped to it."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT canonical_id, platform FROM entity_mappings "
+        "WHERE canonical_id = ANY($1::uuid[])",
+        sorted(set(ids)),
+    )
+    out: dict[uuid.UUID, set[str]] = {}
+    for r in rows:
+        out.setdefault(r["canonical_id"], set()).add(r["platform"])
+    return out
 
 
 # Who an item of the batch could resolve to: ids, exact titles, and titles sharing a word and
@@ -172,16 +194,18 @@ async def upsert_mappings(conn: asyncpg.Connection, rows: Sequence[MappingRow]) 
         """
         INSERT INTO entity_mappings AS m
             (platform, platform_item_id, canonical_id, method, confidence, source_updated_at,
-             warnings)
-        SELECT p, i, c, m, f, t, w::jsonb
+             warnings, offers_as_of)
+        SELECT p, i, c, m, f, t, w::jsonb, o
         FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::real[],
-                    $6::timestamptz[], $7::text[]) AS u(p, i, c, m, f, t, w)
+                    $6::timestamptz[], $7::text[], $8::timestamptz[]) AS u(p, i, c, m, f, t, w, o)
         ON CONFLICT (platform, platform_item_id) DO UPDATE SET
             canonical_id = EXCLUDED.canonical_id,
             method = EXCLUDED.method,
             confidence = EXCLUDED.confidence,
             source_updated_at = EXCLUDED.source_updated_at,
             warnings = EXCLUDED.warnings,
+            -- An item without availability leaves the offers, and their clock, as they were.
+            offers_as_of = GREATEST(m.offers_as_of, EXCLUDED.offers_as_of),
             updated_at = now()
         WHERE m.source_updated_at < EXCLUDED.source_updated_at
         """,
@@ -193,6 +217,7 @@ async def upsert_mappings(conn: asyncpg.Connection, rows: Sequence[MappingRow]) 
         [r.source_updated_at for r in rows],
         # As JSON text: asyncpg would read a list of lists as a two-dimensional array.
         [orjson.dumps([w.as_dict() for w in r.warnings]).decode() for r in rows],
+        [r.offers_as_of for r in rows],
     )
 
 
@@ -318,7 +343,8 @@ async def mark_availability_applied(
     conn: asyncpg.Connection, key: ItemKey, source_updated_at: datetime
 ) -> None:
     await conn.execute(
-        "UPDATE entity_mappings SET availability_updated_at = $3, updated_at = now() "
+        "UPDATE entity_mappings SET availability_updated_at = $3, "
+        "offers_as_of = GREATEST(offers_as_of, $3), updated_at = now() "
         "WHERE platform = $1 AND platform_item_id = $2",
         key[0],
         key[1],
@@ -380,16 +406,17 @@ async def apply_availability_diffs(
     if expired:
         await conn.execute(
             """
-            UPDATE platform_availability AS a SET expires_at = $5, updated_at = now()
-            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS e(c, p, r, t)
+            UPDATE platform_availability AS a SET expires_at = e.ended, updated_at = now()
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                AS e(c, p, r, t, ended)
             WHERE a.canonical_id = e.c AND a.platform = e.p AND a.region = e.r
-              AND a.availability_type = e.t
+              AND a.availability_type = e.t AND a.expires_at IS DISTINCT FROM e.ended
             """,
             [r.content_id for r in expired],
             [r.platform for r in expired],
             [r.region for r in expired],
             [r.availability_type.value for r in expired],
-            now,
+            [ended_at(r.expires_at, now) for r in expired],
         )
 
 
@@ -421,22 +448,28 @@ async def try_expiry_lock(conn: asyncpg.Connection) -> bool:
 async def record_expiry_notices(
     conn: asyncpg.Connection, notices: Sequence[ExpiryNotice]
 ) -> list[ContentExpiring]:
-    """Remember each notice once; returns the ones not sent before, as event payloads."""
+    """Remember one notice per offer and window (ExpiryNotice.dedupe_key); returns those not
+    sent before, or sent for an expiry SAME_EXPIRY or more away (a new round), as payloads."""
     if not notices:
         return []
     fresh = await conn.fetch(
         """
-        INSERT INTO expiration_notifications
-            (canonical_id, platform, region, window_days, expires_at)
-        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::timestamptz[])
-        ON CONFLICT DO NOTHING
-        RETURNING canonical_id, platform, region, window_days, expires_at
+        INSERT INTO expiration_notifications AS n
+            (canonical_id, platform, region, availability_type, window_days, expires_at)
+        SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[],
+                             $6::timestamptz[])
+        ON CONFLICT (canonical_id, platform, region, availability_type, window_days)
+        DO UPDATE SET expires_at = EXCLUDED.expires_at, notified_at = now()
+        WHERE abs(extract(epoch FROM EXCLUDED.expires_at - n.expires_at)) >= $7
+        RETURNING canonical_id, platform, region, availability_type, window_days, expires_at
         """,
         [n.content_id for n in notices],
         [n.platform for n in notices],
         [n.region for n in notices],
+        [n.availability_type.value for n in notices],
         [n.window_days for n in notices],
         [n.expires_at for n in notices],
+        SAME_EXPIRY.total_seconds(),
     )
     return [ContentExpiring(**r) for r in fresh]
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from agents.titles.names import normalize_title
+from agents.titles.versions import newest_per_key
 from schemas.content import CanonicalContent
 
 _UPSERT = """
@@ -55,14 +56,13 @@ class UpsertOutcome:
 
 
 def newest_per_title(items: Sequence[Versioned]) -> list[Versioned]:
-    """One version per title, the newest by the producer's clock (ties: the later event)."""
-    best: dict[uuid.UUID, Versioned] = {}
-    for item in items:
-        cid = item.content.canonical_id
-        held = best.get(cid)
-        if held is None or item.content.updated_at >= held.content.updated_at:
-            best[cid] = item
-    return list(best.values())
+    """One version per title, the newest by the producer's clock (ties: the first, as the
+    upsert's guard keeps across batches: agents/titles/versions.py)."""
+    return list(
+        newest_per_key(
+            items, key=lambda v: v.content.canonical_id, clock=lambda v: v.content.updated_at
+        ).values()
+    )
 
 
 async def upsert_contents(

@@ -44,7 +44,12 @@ class Accepted(BaseModel):
         },
     },
     openapi_extra={
-        **openapi_body(CanonicalContent, "a canonical record; newer updated_at wins"),
+        **openapi_body(
+            CanonicalContent,
+            "a canonical record; when its updated_at is newer than the stored title's, the "
+            "fields it fills win and those it leaves empty keep their value; the offers and "
+            "platform ids of platforms that feed the title stay theirs (docs/INGESTION.md)",
+        ),
         "parameters": [IDEMPOTENCY_PARAMETER],
         "x-fast-lane": True,
     },

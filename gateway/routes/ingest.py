@@ -18,13 +18,19 @@ from gateway.lookup import ask_item_mapping
 from schemas.ingestion import ItemMapping, normalize_platform
 from topics.registry import CONTENT_RAW
 
-PLATFORM_PATTERN = r"^[a-z0-9_]{1,64}$"
+# A platform as the producer names it ("prime", "Disney+", "HBO", "Prime Video"): read by the
+# same alias rule as its items' `platform` (normalize_platform). It must hold a letter, a digit
+# or "+", or it names no platform at all.
+PlatformName = Annotated[
+    str, Path(min_length=1, max_length=64, pattern=r"[A-Za-z0-9+]", examples=["prime"])
+]
 router = APIRouter(prefix="/api/v1/ingest", tags=["ingestion"])
 
 
 class CatalogBatch(BaseModel):
-    # Items stay untyped here so that one bad item is reported on its own, not the whole batch.
-    items: list[dict[str, Any]] = Field(min_length=1)
+    # Items stay untyped here, objects or not, so that one bad item is reported on its own
+    # (its result says why), not the whole batch.
+    items: list[Any] = Field(min_length=1, description="catalog items, each a JSON object")
 
 
 class BatchOutcome(BaseModel):
@@ -54,8 +60,8 @@ async def producer_key(
         413: {"description": f"more than {MAX_BATCH_ITEMS} items, or the body is too large"},
         415: {"description": "the body is not JSON"},
         422: {
-            "description": "no item accepted (per-item reasons), or the body is not a batch "
-            "(malformed JSON names its line and column)"
+            "description": "no item accepted (per-item reasons), the body is not a batch "
+            "(malformed JSON names its line and column), or the path names no platform"
         },
         503: {"description": "the broker did not acknowledge; nothing was accepted"},
     },
@@ -64,7 +70,7 @@ async def producer_key(
     ),
 )
 async def ingest_batch(
-    platform: Annotated[str, Path(pattern=PLATFORM_PATTERN)],
+    platform: PlatformName,
     request: Request,
     response: Response,
     _: Annotated[Principal, Depends(producer_key)],
@@ -102,8 +108,7 @@ async def ingest_batch(
     },
 )
 async def item_mapping(
-    # As the producer names it ("Netflix", "prime video"): normalized as catalog items are.
-    platform: Annotated[str, Path(min_length=1, max_length=64)],
+    platform: PlatformName,
     item_id: Annotated[str, Path(min_length=1, max_length=200)],
     request: Request,
     _: Annotated[Principal, Depends(producer_key)],

@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import uuid
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
+import orjson
 import pytest
 
 from core.config import Settings
 from gateway.auth.key_store import KeyStore
-from tests.auth.helpers import bearer, running_gateway, user_token
+from tests.auth.helpers import auth_headers, bearer, running_gateway, user_token
 from tests.conftest import Isolated
-from tests.helpers import read_topic
+from tests.helpers import read_topic, run_cli
 
 
 def item(n: int, **overrides: Any) -> dict[str, Any]:
@@ -155,3 +160,124 @@ async def test_a_producer_looks_up_the_canonical_id_of_its_item_through_the_gate
             headers=bearer(user_token(isolated.settings, scopes=["ingest:write"])),
         )
         assert person.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("named", "platform"),
+    [
+        ("prime", "prime_video"),
+        ("hbo", "hbo_max"),
+        ("disney", "disney_plus"),
+        ("Disney+", "disney_plus"),
+        ("Prime Video", "prime_video"),
+        ("netflix", "netflix"),
+    ],
+)
+async def test_the_ingest_url_takes_platform_aliases_as_the_items_and_the_lookup_do(
+    settings: Settings, producer: str, named: str, platform: str
+) -> None:
+    items = [item(11), item(12, platform="Prime Video" if platform == "prime_video" else named)]
+    async with running_gateway(settings) as (_, http):
+        resp = await http.post(
+            f"/api/v1/ingest/{quote(named)}/items",
+            json={"items": items},
+            headers={"X-API-Key": producer},
+        )
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["accepted"] == 2, resp.text
+    assert [r["key"] for r in resp.json()["results"]] == [
+        f"{platform}:api-11",
+        f"{platform}:api-12",
+    ]
+
+
+async def test_a_path_that_names_no_platform_is_422_naming_the_path(
+    settings: Settings, producer: str
+) -> None:
+    async with running_gateway(settings) as (_, http):
+        resp = await http.post(
+            f"/api/v1/ingest/{quote('-!*')}/items",
+            json={"items": [item(1)]},
+            headers={"X-API-Key": producer},
+        )
+    assert resp.status_code == 422
+    assert resp.json()["fields"][0]["field"] == "path.platform"
+
+
+async def test_an_item_that_is_not_an_object_is_one_rejected_item_not_a_rejected_batch(
+    settings: Settings, producer: str
+) -> None:
+    async with running_gateway(settings) as (_, http):
+        resp = await http.post(
+            "/api/v1/ingest/netflix/items",
+            json={"items": [5, item(21), "x", None, [item(22)]]},
+            headers={"X-API-Key": producer},
+        )
+    assert resp.status_code == 202, resp.text
+    body = resp.json()
+    assert (body["accepted"], body["rejected"]) == (1, 4)
+    statuses = [
+        (r["status"], r["errors"][0]["field"] if r["errors"] else None) for r in body["results"]
+    ]
+    assert statuses == [
+        ("rejected", "(item)"),
+        ("accepted", None),
+        ("rejected", "(item)"),
+        ("rejected", "(item)"),
+        ("rejected", "(item)"),
+    ]
+    assert "JSON object, not a number" in body["results"][0]["errors"][0]["reason"]
+
+
+async def test_the_202_says_what_each_item_s_availability_was_understood_as(
+    settings: Settings, producer: str
+) -> None:
+    listed = item(31)
+    absent = {k: v for k, v in item(32).items() if k != "availability"}
+    items = [listed, absent, item(33, availability=None), item(34, availability=[])]
+    async with running_gateway(settings) as (_, http):
+        resp = await http.post(
+            "/api/v1/ingest/netflix/items", json={"items": items}, headers={"X-API-Key": producer}
+        )
+    assert resp.status_code == 202, resp.text
+    readings = [r["availability"] for r in resp.json()["results"]]
+    assert readings == ["replaced", "unchanged", "unchanged", "left_platform"]
+
+
+async def test_mgw_ingest_summary_says_what_the_availability_of_the_items_was_understood_as(
+    settings: Settings, service_env: dict[str, str], tmp_path: Path
+) -> None:
+    absent = {k: v for k, v in item(42).items() if k != "availability"}
+    lines = [item(41, platform="netflix"), {**absent, "platform": "netflix"}]
+    path = tmp_path / "feed.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    code, _, err = await run_cli("ingest", str(path), env={**os.environ, **service_env})
+    assert code == 0, err
+    assert "availability of the accepted items:" in err
+    assert "1 x replaced" in err and "1 x unchanged (no `availability`" in err
+
+
+async def test_genre_names_with_an_ampersand_are_taken_by_both_write_paths(
+    settings: Settings, producer: str
+) -> None:
+    # Platform genres such as "Action & Adventure" are common: accepted, and mapped.
+    genres = ["Action & Adventure", "Kids & Family"]
+    async with running_gateway(settings) as (_, http):
+        batch = await http.post(
+            "/api/v1/ingest/netflix/items",
+            json={"items": [item(51, genres=genres)]},
+            headers={"X-API-Key": producer},
+        )
+        trusted = await http.post(
+            "/api/v1/content",
+            json={
+                "canonical_id": str(uuid.uuid4()),
+                "content_type": "movie",
+                "title": "Ampersand Adventures",
+                "genres": genres,
+                "updated_at": "2026-11-01T00:00:00Z",
+            },
+            headers=auth_headers(settings),
+        )
+    assert batch.status_code == 202 and batch.json()["results"][0]["warnings"] == []
+    assert trusted.status_code == 202, trusted.text

@@ -10,6 +10,7 @@ import pytest
 
 from agents.framework.context import AgentContext, ContextHolder
 from agents.ingestion.handlers import check_expiring, process_raw, sync_availability
+from schemas.content import ContentExpiring
 from schemas.envelope import Envelope, decode, wrap
 from schemas.ingestion import AvailabilityReceived, CatalogItemReceived, RawCatalogItem
 from tests.conftest import Isolated
@@ -197,3 +198,173 @@ async def test_an_availability_update_older_than_the_catalog_item_is_ignored(
     stale = availability_update(item_id, [], NOW - timedelta(days=2), "stale")
     await sync_availability(ctx, [stale])
     assert await offers(ctx, item_id) == {"US": None, "GB": None}
+
+
+def catalog_item(item_id: str, at: datetime, **fields: object) -> RawCatalogItem:
+    """A netflix item of `at` with only the fields given besides the required ones."""
+    return RawCatalogItem.model_validate(
+        {
+            "platform": "netflix",
+            "platform_item_id": item_id,
+            "title": f"Listing {item_id}",
+            "content_type": "movie",
+            "year": 2012,
+            "source_updated_at": at.isoformat(),
+            **fields,
+        }
+    )
+
+
+async def changes_of(isolated: Isolated, cid: uuid.UUID) -> list[bytes]:
+    topic = f"{isolated.settings.kafka.topic_prefix}.content.availability_changed"
+    records = await read_topic(isolated.settings.kafka.bootstrap, topic)
+    return [r.value for r in records if r.key == str(cid).encode()]
+
+
+async def title_of(ctx: AgentContext, item_id: str) -> uuid.UUID:
+    return await ctx.pool.fetchval(
+        "SELECT canonical_id FROM entity_mappings WHERE platform_item_id = $1", item_id
+    )
+
+
+async def test_an_item_without_availability_leaves_the_offers_and_only_an_empty_list_ends_them(
+    ctx: AgentContext, isolated: Isolated
+) -> None:
+    item_id = uuid.uuid4().hex[:8]
+    us = [{"availability_type": "subscription", "regions": ["US"]}]
+    await ingest(ctx, catalog_item(item_id, NOW - timedelta(hours=3), availability=us))
+    cid = await title_of(ctx, item_id)
+    announced = len(await changes_of(isolated, cid))
+
+    # A metadata-only update: newer, a new description, no `availability` at all.
+    await ingest(
+        ctx, catalog_item(item_id, NOW - timedelta(hours=2), description="Now with a synopsis.")
+    )
+    assert await offers(ctx, item_id) == {"US": None}
+    doc = await ctx.pool.fetchval("SELECT doc FROM content WHERE canonical_id = $1", cid)
+    assert doc["description"] == "Now with a synopsis."
+    assert [(a["platform"], a["regions"]) for a in doc["availability"]] == [("netflix", ["US"])]
+    assert len(await changes_of(isolated, cid)) == announced
+
+    # `null` says nothing either; an explicit [] is the title leaving the platform.
+    await ingest(ctx, catalog_item(item_id, NOW - timedelta(hours=1), availability=None))
+    assert await offers(ctx, item_id) == {"US": None}
+    await ingest(ctx, catalog_item(item_id, NOW, availability=[]))
+    ended = (await offers(ctx, item_id))["US"]
+    assert ended is not None and ended <= datetime.now(UTC)
+    assert len(await changes_of(isolated, cid)) == announced + 1
+
+
+async def test_an_availability_update_newer_than_the_offers_applies_after_a_metadata_only_item(
+    ctx: AgentContext,
+) -> None:
+    item_id = uuid.uuid4().hex[:8]
+    both = [{"availability_type": "subscription", "regions": ["US", "GB"]}]
+    await ingest(ctx, catalog_item(item_id, NOW - timedelta(hours=3), availability=both))
+    await ingest(ctx, catalog_item(item_id, NOW - timedelta(hours=1), description="Synopsis."))
+    # Of hour -2: older than the metadata-only item, newer than the offers it left alone.
+    await sync_availability(
+        ctx, [availability_update(item_id, ["US"], NOW - timedelta(hours=2), "narrowed")]
+    )
+    now_offered = await offers(ctx, item_id)
+    assert now_offered["US"] is None
+    assert now_offered["GB"] is not None and now_offered["GB"] <= datetime.now(UTC)
+
+
+async def test_an_offer_that_had_ended_keeps_its_end_when_the_feed_drops_it(
+    ctx: AgentContext, isolated: Isolated
+) -> None:
+    item_id = uuid.uuid4().hex[:8]
+    ended = (NOW - timedelta(days=2)).replace(microsecond=0)
+    listed = [
+        {"availability_type": "subscription", "regions": ["US"]},
+        {"availability_type": "free", "regions": ["CA"], "available_until": ended.isoformat()},
+    ]
+    await ingest(ctx, catalog_item(item_id, NOW - timedelta(hours=2), availability=listed))
+    cid = await title_of(ctx, item_id)
+    await ingest(ctx, catalog_item(item_id, NOW - timedelta(hours=1), availability=listed[:1]))
+    assert await offers(ctx, item_id) == {"US": None, "CA": ended}
+    last = await changes_of(isolated, cid)
+    assert b'"region":"CA"' in last[-1]
+    assert ended.isoformat().replace("+00:00", "Z").encode() in last[-1]
+
+
+def offer_until(kind: str, until: datetime) -> dict[str, object]:
+    priced = {"price_cents": 399, "currency": "EUR"} if kind in ("rental", "purchase") else {}
+    return {
+        "availability_type": kind,
+        "regions": ["FR"],
+        "available_until": until.isoformat(),
+        **priced,
+    }
+
+
+async def test_a_rental_and_a_purchase_ending_together_are_two_expiry_notices(
+    ctx: AgentContext, isolated: Isolated
+) -> None:
+    until = NOW + timedelta(days=2)
+    both = [offer_until("rental", until), offer_until("purchase", until)]
+    await ingest(ctx, catalog_item(uuid.uuid4().hex[:8], NOW, availability=both))
+    assert await check_expiring(ctx) == 2
+    notices = await read_topic(
+        isolated.settings.kafka.bootstrap,
+        f"{isolated.settings.kafka.topic_prefix}.content.expiring",
+    )
+    kinds = sorted(decode(n.value, ContentExpiring).payload.availability_type for n in notices)
+    assert kinds == ["purchase", "rental"]
+
+
+async def test_an_expiry_moved_by_seconds_is_not_noticed_again_one_moved_by_days_is(
+    ctx: AgentContext,
+) -> None:
+    item_id = uuid.uuid4().hex[:8]
+    until = NOW + timedelta(days=2)
+    await ingest(
+        ctx,
+        catalog_item(item_id, NOW - timedelta(hours=3), availability=[offer_until("free", until)]),
+    )
+    assert await check_expiring(ctx) == 1
+    # The feed moves the expiry by 5 s: the same expiry, no second notice.
+    jittered = [offer_until("free", until + timedelta(seconds=5))]
+    await ingest(ctx, catalog_item(item_id, NOW - timedelta(hours=2), availability=jittered))
+    assert await check_expiring(ctx) == 0
+    # Extended by two days, still within the same window: a new round, noticed again.
+    later = [offer_until("free", until + timedelta(days=2))]
+    await ingest(ctx, catalog_item(item_id, NOW - timedelta(hours=1), availability=later))
+    assert await check_expiring(ctx) == 1
+
+
+async def test_of_two_versions_with_the_same_clock_the_first_applied_keeps_however_far_apart(
+    ctx: AgentContext,
+) -> None:
+    at = NOW - timedelta(hours=1)
+    # Back to back (one batch) and apart (two batches): the same rule, the first keeps.
+    together, apart = uuid.uuid4().hex[:8], uuid.uuid4().hex[:8]
+    await ingest(
+        ctx,
+        catalog_item(together, at, title="First Version Alpha"),
+        catalog_item(together, at, title="Second Version Alpha"),
+    )
+    await ingest(ctx, catalog_item(apart, at, title="First Version Beta"))
+    await ingest(ctx, catalog_item(apart, at, title="Second Version Beta"))
+    titles = {
+        r["platform_item_id"]: r["title"]
+        for r in await ctx.pool.fetch(
+            "SELECT m.platform_item_id, c.title FROM entity_mappings m "
+            "JOIN content c USING (canonical_id)"
+        )
+    }
+    assert titles == {together: "First Version Alpha", apart: "First Version Beta"}
+
+    # Availability-only updates follow the same rule.
+    await sync_availability(
+        ctx,
+        [
+            availability_update(together, ["US"], NOW, "first"),
+            availability_update(together, ["GB"], NOW, "second"),
+        ],
+    )
+    await sync_availability(ctx, [availability_update(apart, ["US"], NOW, "first")])
+    await sync_availability(ctx, [availability_update(apart, ["GB"], NOW, "second")])
+    assert await offers(ctx, together) == {"US": None}
+    assert await offers(ctx, apart) == {"US": None}

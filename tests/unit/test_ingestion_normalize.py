@@ -33,7 +33,10 @@ def test_minimal_item_and_record_key() -> None:
     assert parsed.platform == "netflix"
     assert parsed.content_type is ContentType.movie
     assert parsed.record_key == "netflix:80000001"
-    assert parsed.genres == [] and parsed.availability == [] and parsed.rating_count == 0
+    assert parsed.genres == [] and parsed.rating_count == 0
+    # No availability sent (or null): the offers are left as they are; [] is "none left".
+    assert parsed.availability is None and raw(availability=None).availability is None
+    assert raw(availability=[]).availability == []
 
 
 @pytest.mark.parametrize(

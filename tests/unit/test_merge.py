@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
-from agents.ingestion.merge import content_changed, merge_into
+from agents.ingestion.merge import content_changed, merge_into, merge_submitted
 from agents.ingestion.normalize import NormalizedItem
 from schemas.content import CanonicalContent
-from tests.unit.ingestion_factories import T0, at, item
+from tests.unit.ingestion_factories import T0, at, content, item
 
 CID = uuid.UUID(int=42)
 SUB_US = {"availability_type": "subscription", "regions": ["US"]}
@@ -217,3 +218,38 @@ def test_merged_record_is_valid_and_serializable() -> None:
     record = merged(netflix(), hulu())
     assert CanonicalContent.model_validate_json(record.model_dump_json()) == record
     assert record.updated_at > T0
+
+
+def test_a_trusted_record_fills_what_it_names_and_keeps_what_it_leaves_empty() -> None:
+    offer = {"platform": "netflix", "availability_type": "subscription", "regions": ["US"]}
+    held = content(
+        title="Feed Title",
+        description="From the feed.",
+        runtime_minutes=100,
+        availability=[offer],
+        external_ids={"platform_ids": {"netflix": "n1"}},
+        source_platforms=["netflix"],
+    )
+    newer = content(title="Curated", genres=["drama"], updated_at=T0 + timedelta(hours=1))
+    merged = merge_submitted(held, newer, fed={"netflix"})
+    assert (merged.title, merged.genres, merged.description) == (
+        "Curated",
+        ["drama"],
+        "From the feed.",
+    )
+    assert merged.runtime_minutes == 100 and merged.availability == held.availability
+    assert merged.external_ids.platform_ids == {"netflix": "n1"}
+    assert merged.alternate_titles == ["Feed Title"] and merged.updated_at == newer.updated_at
+    # Not newer: nothing changes (a tie keeps the first applied).
+    assert merge_submitted(held, newer.model_copy(update={"updated_at": T0}), fed=()) == held
+    # A fed platform's offers are the feed's; another platform's are the trusted record's.
+    offers = [
+        {**offer, "regions": ["FR"]},
+        {"platform": "kanopy", "availability_type": "free", "regions": ["CA"]},
+    ]
+    named = content(availability=offers, updated_at=T0 + timedelta(hours=1))
+    merged = merge_submitted(held, named, fed={"netflix"})
+    assert {(a.platform, tuple(a.regions)) for a in merged.availability} == {
+        ("netflix", ("US",)),
+        ("kanopy", ("CA",)),
+    }

@@ -10,7 +10,7 @@ from agents.ingestion.mappings import Mapping
 from agents.ingestion.pipeline import fresh_items, plan_batch
 from schemas.envelope import wrap
 from schemas.ingestion import CatalogItemReceived
-from tests.unit.ingestion_factories import T0, at, item, raw
+from tests.unit.ingestion_factories import T0, at, content, item, raw
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 
@@ -165,8 +165,63 @@ def test_an_item_older_than_an_applied_availability_update_keeps_that_update_s_o
     assert set(plan.availability) == {(cid, "netflix")}
 
 
-def test_availability_is_as_of_the_newer_of_the_catalog_and_the_availability_clock() -> None:
-    cid = uuid.uuid4()
-    assert Mapping(cid, T0, None).availability_as_of == T0
-    assert Mapping(cid, T0, T0 + timedelta(hours=1)).availability_as_of == T0 + timedelta(hours=1)
-    assert Mapping(cid, T0 + timedelta(hours=2), T0).availability_as_of == T0 + timedelta(hours=2)
+def test_an_item_without_availability_leaves_the_platform_s_offers_as_they_are() -> None:
+    first = plan_batch([item(platform_item_id="n1", availability=[offer(["US", "GB"])])], {}, {})
+    (cid,) = first.new
+    mapping = {("netflix", "n1"): Mapping(cid, T0, T0)}
+    metadata_only = item(platform_item_id="n1", description="New.", source_updated_at=at(1))
+    plan = plan_batch([metadata_only], mapping, first.new)
+    assert plan.changed[cid][1].description == "New."
+    assert _regions(plan.changed[cid][1], "netflix") == {"US", "GB"}
+    assert not plan.availability
+    # Its mapping keeps the offers' clock (None: the item stated no offers).
+    assert plan.mappings[0].offers_as_of is None
+    # An explicit [] is the title leaving the platform.
+    gone = item(platform_item_id="n1", availability=[], source_updated_at=at(2))
+    plan = plan_batch([gone], mapping, first.new)
+    assert {s.region for s in plan.availability[(cid, "netflix")].expired} == {"US", "GB"}
+    assert plan.mappings[0].offers_as_of == T0 + timedelta(hours=2)
+
+
+def test_an_item_that_resolves_to_another_title_takes_its_listing_along() -> None:
+    first = plan_batch(
+        [item(platform_item_id="n1", title="Some Film", year=2001, availability=[offer(["US"])])],
+        {},
+        {},
+    )
+    (old,) = first.new
+    mapping = {("netflix", "n1"): Mapping(old, T0, T0)}
+    eidr = "10.5240/AAAA-BBBB-CCCC-DDDD-EEEE-C"
+    other = content(
+        canonical_id=uuid.UUID(int=7),
+        title="Another Film",
+        release_year=2001,
+        external_ids={"eidr": eidr},
+    )
+    # A newer version names the other title's EIDR and says nothing of its offers: they move.
+    moved = item(
+        platform_item_id="n1",
+        title="Another Film",
+        year=2001,
+        external_ids={"eidr": eidr},
+        source_updated_at=at(1),
+    )
+    plan = plan_batch([moved], mapping, {**first.new, other.canonical_id: other})
+    left = plan.changed[old][1]
+    assert "netflix" not in left.external_ids.platform_ids
+    assert not left.availability and left.source_platforms == []
+    arrived = plan.changed[other.canonical_id][1]
+    assert arrived.external_ids.platform_ids == {"netflix": "n1"}
+    assert _regions(arrived, "netflix") == {"US"}
+    assert {s.region for s in plan.availability[(old, "netflix")].expired} == {"US"}
+    assert {s.region for s in plan.availability[(other.canonical_id, "netflix")].appeared} == {"US"}
+    assert plan.mappings[0].canonical_id == other.canonical_id
+
+
+def test_of_two_versions_with_the_same_clock_in_one_batch_the_first_keeps() -> None:
+    items = [
+        item(platform_item_id="n1", title="First", source_updated_at=at(2)),
+        item(platform_item_id="n1", title="Second", source_updated_at=at(2)),
+    ]
+    order, skipped = fresh_items(items, {})
+    assert order == [0] and skipped == 1
