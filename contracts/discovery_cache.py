@@ -52,8 +52,8 @@ RESULTS_CACHE = "discovery_results"
 TITLE_CHANGED_TTL_S = 300
 
 # Part of every hashed input: bump it when a cached value's shape or meaning changes, and
-# the old entries are simply never read again.
-KEY_VERSION = 1
+# the old entries are simply never read again. 2: a bare year in a query is read as a year.
+KEY_VERSION = 2
 
 
 def normalize_query(text: str) -> str:
