@@ -19,7 +19,7 @@ A genre or mood right after a negation ("no horror", "nothing too scary") is dro
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -602,6 +602,38 @@ def parse_intent(query: str, this_year: int | None = None) -> ParsedIntent:
         confidence=RULES_CONFIDENCE,
         source="rules",
     )
+
+
+def only_filter_words(text: str, genres: Collection[str], platforms: Collection[str]) -> bool:
+    """Whether search words say nothing the filters do not already: each word is a stop word,
+    part of a genre phrase all of whose genres are among `genres`, or part of a platform's name
+    among `platforms`. "horror movies" under the horror filter does; "scary movies" does not (a
+    mood ranks titles, it filters none), nor "horror" under a request's comedy filter."""
+    tokens = _tokenize(text)
+    i = 0
+    while i < len(tokens):
+        if not tokens[i].is_word or tokens[i].word in STOP_WORDS:
+            i += 1
+            continue
+        size = next(
+            (n for n in (3, 2, 1) if _names_filter(tokens[i : i + n], n, genres, platforms)), 0
+        )
+        if not size:
+            return False
+        i += size
+    return True
+
+
+def _names_filter(
+    window: Sequence[_Token], size: int, genres: Collection[str], platforms: Collection[str]
+) -> bool:
+    if len(window) != size or not all(t.is_word for t in window):
+        return False
+    phrase = _phrase(window)
+    named = genres_of(phrase) if _genre_window(window) else None
+    if named and set(named) <= set(genres):
+        return True
+    return platform_id(phrase) in platforms
 
 
 def canonical_genres(names: Iterable[str]) -> list[str]:
