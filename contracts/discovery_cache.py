@@ -6,14 +6,19 @@ added so the three caches never collide). Canonical JSON means sorted keys, no s
 filters as SearchFilters serialize them (their lists deduplicated and sorted), so the same
 request always hashes the same, whoever builds the key.
 
-Result invalidation: whoever stores a result page also adds its key to the per-title set
-`results_index_key(prefix, id)` of every title on the page (with the results TTL); when a
-title changes, the agent deletes every key in its set, then the set.
+Result invalidation, by result set: the pages of one query (every page, every page size) cut
+one ordered result, so they are dropped together, or a page computed after a change would
+repeat or skip titles of a page computed before it. Whoever stores a page adds its key to its
+set (`results_set_key`: the query, the filters and the user, without the page) and the set's
+key to the index of every subject the page depends on (`results_index_key`): a title, or a
+platform or region its filters ask for, where an offer appearing can bring in a title no page
+holds yet (agents/discovery/invalidation.py names them). When a subject changes, the agent
+deletes every page of every set in its index, the sets, then the index.
 
-A page computed while one of its titles changed must not be stored after the change dropped
-the older pages: each invalidation takes a number from the results clock and marks the title
-changed at that number (`title_changed_key`); a search reads the clock before it starts and
-stores its page only if none of the page's titles was marked later (agents/discovery/cache_store).
+A page computed while one of its subjects changed must not be stored after the change dropped
+the older pages: each invalidation takes a number from the results clock and marks the subject
+changed at that number (`changed_key`); a search reads the clock before it starts and stores
+its page only if none of its subjects was marked later (agents/discovery/cache_store).
 
 The gateway only reads result pages (`read_results`); the discovery agent writes everything.
 """
@@ -23,7 +28,6 @@ from __future__ import annotations
 import hashlib
 import json
 import unicodedata
-import uuid
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -40,20 +44,22 @@ RESULTS_TTL_S = 1800
 INTENT_KIND = "discovery:intent"
 EMBEDDING_KIND = "discovery:qembed"
 RESULTS_KIND = "discovery:results"
-RESULTS_INDEX_KIND = "discovery:results-by-title"
+RESULTS_SET_KIND = "discovery:result-set"
+RESULTS_INDEX_KIND = "discovery:result-sets-of"
 RESULTS_CLOCK_KIND = "discovery:results-clock"
-TITLE_CHANGED_KIND = "discovery:title-changed"
+CHANGED_KIND = "discovery:changed"
 # Labels of cache_hits_total / cache_misses_total.
 INTENT_CACHE = "discovery_intent"
 EMBEDDING_CACHE = "discovery_embedding"
 RESULTS_CACHE = "discovery_results"
 # A change mark must outlive every search that started before it (each takes well under a
 # second, or is skipped as stale after a few): five minutes is ample and keeps few keys.
-TITLE_CHANGED_TTL_S = 300
+CHANGE_MARK_TTL_S = 300
 
 # Part of every hashed input: bump it when a cached value's shape or meaning changes, and
-# the old entries are simply never read again.
-KEY_VERSION = 1
+# the old entries are simply never read again. 2: pages of one query cut one result, and a
+# bare year in a query is read as a year.
+KEY_VERSION = 2
 
 
 def normalize_query(text: str) -> str:
@@ -96,20 +102,18 @@ def results_key(
     return _key(
         prefix,
         RESULTS_KIND,
-        {
-            "q": normalize_query(query),
-            # Defaults left out: SearchFilters() and SearchFilters(genres=[]) are one request.
-            "filters": filters.model_dump(mode="json", exclude_defaults=True),
-            "page": page,
-            "page_size": page_size,
-            "user": user_id,
-        },
+        {**_result(query, filters, user_id), "page": page, "page_size": page_size},
     )
 
 
-def results_index_key(prefix: str, canonical_id: uuid.UUID | str) -> str:
-    """The set of result keys whose pages contain this title."""
-    return f"{prefix}:{RESULTS_INDEX_KIND}:{str(canonical_id).lower()}"
+def _result(query: str, filters: SearchFilters, user_id: str | None) -> dict[str, Any]:
+    """What decides a result, whichever page of it is asked for."""
+    return {
+        "q": normalize_query(query),
+        # Defaults left out: SearchFilters() and SearchFilters(genres=[]) are one request.
+        "filters": filters.model_dump(mode="json", exclude_defaults=True),
+        "user": user_id,
+    }
 
 
 def request_results_key(prefix: str, request: SearchRequested) -> str:
@@ -119,13 +123,23 @@ def request_results_key(prefix: str, request: SearchRequested) -> str:
     )
 
 
+def request_results_set_key(prefix: str, request: SearchRequested) -> str:
+    """The set of the cached pages of the result a search request asks a page of."""
+    return _key(prefix, RESULTS_SET_KIND, _result(request.query, request.filters, request.user_id))
+
+
+def results_index_key(prefix: str, subject: str) -> str:
+    """The set of the result sets with a page depending on this subject."""
+    return f"{prefix}:{RESULTS_INDEX_KIND}:{subject}"
+
+
 def results_clock_key(prefix: str) -> str:
     return f"{prefix}:{RESULTS_CLOCK_KIND}"
 
 
-def title_changed_key(prefix: str, canonical_id: uuid.UUID | str) -> str:
-    """The results-clock number at which this title last changed (see the module doc)."""
-    return f"{prefix}:{TITLE_CHANGED_KIND}:{str(canonical_id).lower()}"
+def changed_key(prefix: str, subject: str) -> str:
+    """The results-clock number at which this subject last changed (see the module doc)."""
+    return f"{prefix}:{CHANGED_KIND}:{subject}"
 
 
 def key_digest(key: str) -> str:

@@ -1,9 +1,11 @@
 """Query strings the routes read themselves: errors in FastAPI's shape (422, each parameter
-named with its reason), and the parameters a route does not take."""
+named with its reason), the parameters a route does not take, and the patterns the OpenAPI
+document gives values a route takes in any case."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from starlette.datastructures import QueryParams
@@ -20,3 +22,17 @@ def unknown_parameters(params: QueryParams, known: Mapping[str, object]) -> list
         for name in dict.fromkeys(params.keys())
         if name not in known
     ]
+
+
+def any_case(values: Iterable[str]) -> str:
+    """A pattern matching exactly these values, in any case: JSON Schema patterns take no
+    flags, so each letter is a class of its two cases ('PG-13' -> '[Pp][Gg]-13')."""
+
+    def char(c: str) -> str:
+        if c.isalpha():
+            return f"[{c.upper()}{c.lower()}]"
+        # '-' outside a class is literal, and ECMA-262's unicode mode refuses '\-' there.
+        return c if c == "-" else re.escape(c)
+
+    alternatives = ("".join(char(c) for c in value) for value in values)
+    return f"^(?:{'|'.join(alternatives)})$"

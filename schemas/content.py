@@ -68,15 +68,35 @@ class VideoQuality(StrEnum):
 # What a region code may be sent as: two ASCII letters, either case, blanks around trimmed
 # (the gateway's OpenAPI document says so: gateway/json_body.py).
 REGION_PATTERN = r"^\s*[A-Za-z]{2}\s*$"
+# Codes feeds and clients use that ISO 3166-1 gives to no country, and the code they mean: the
+# United Kingdom is GB, Greece GR. Every region entering the system goes through region_code
+# (catalog items, availability feeds, trusted records, search and recommendation requests), so
+# a region asked for is spelled as the offers are stored: `region=uk` finds what a feed sent
+# as UK.
+REGION_ALIASES = {"UK": "GB", "EL": "GR"}
+
+
+def region_code(value: str) -> str:
+    """' uk ' -> 'GB', 'us' -> 'US'. Not checked: checked_region says whether it is a code."""
+    code = value.strip()
+    # ASCII only: "ß".upper() is "SS", which would pass as a region code.
+    if not code.isascii():
+        return code
+    code = code.upper()
+    return REGION_ALIASES.get(code, code)
+
+
+def checked_region(region: str) -> str:
+    """An ISO 3166-1 alpha-2 code (as region_code spells it); anything else is an error."""
+    # isascii(): str.isalpha() also accepts letters such as "Ä".
+    if len(region) != 2 or not (region.isascii() and region.isalpha()):
+        raise ValueError(f"{region!r} is not an ISO 3166-1 alpha-2 region code")
+    return region
 
 
 def checked_regions(regions: list[str]) -> list[str]:
     """ISO 3166-1 alpha-2 codes, deduplicated and sorted; anything else is an error."""
-    for region in regions:
-        # isascii(): str.isalpha() also accepts letters such as "Ä".
-        if len(region) != 2 or not (region.isascii() and region.isalpha()):
-            raise ValueError(f"{region!r} is not an ISO 3166-1 alpha-2 region code")
-    return sorted(set(regions))
+    return sorted({checked_region(region) for region in regions})
 
 
 class _Data(BaseModel):
@@ -123,14 +143,10 @@ class PlatformAvailability(_Data):
 
     @field_validator("regions", mode="before")
     @classmethod
-    def _upper_regions(cls, value: object) -> object:
-        if isinstance(value, list):
-            # ASCII only: "ß".upper() is "SS", which would pass as a region code.
-            return [
-                r.strip().upper() if isinstance(r, str) and r.strip().isascii() else r
-                for r in value
-            ]
-        return value
+    def _region_codes(cls, value: object) -> object:
+        if not isinstance(value, list):
+            return value
+        return [region_code(r) if isinstance(r, str) else r for r in value]
 
     @field_validator("regions")
     @classmethod

@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from schemas.content import MaturityRating
+from schemas.content import MaturityRating, checked_region, region_code
 from schemas.envelope import Payload
 from schemas.ingestion import normalize_platform
 
@@ -38,15 +38,20 @@ _ID = re.compile(r"^[a-z0-9_]+$")
 _ID_SEPARATORS = re.compile(r"[\s\-]+")
 
 
+def _genre_id(name: str) -> str:
+    """'Sci-Fi' -> 'sci_fi', 'Action & Adventure' -> 'action_and_adventure': a genre name as
+    an id the discovery agent maps onto canonical genres as the genre tables read the name
+    (contracts/genres.py reads '&' as 'and')."""
+    return _ID_SEPARATORS.sub("_", name.casefold().replace("&", " and "))
+
+
 def _ids(field: str, values: list[str], *, platforms: bool = False) -> list[str]:
     """Lower-case ids, deduplicated and sorted: filters are sets, and a fixed order lets equal
     filters serialize (and hash, for the cache key) the same."""
     out: set[str] = set()
     for value in values:
         value = value.strip()
-        ident = (
-            normalize_platform(value) if platforms else _ID_SEPARATORS.sub("_", value.casefold())
-        )
+        ident = normalize_platform(value) if platforms else _genre_id(value)
         if not _ID.match(ident):
             raise ValueError(f"{field}: {value!r} is not an id of lower-case letters, digits, _")
         out.add(ident)
@@ -133,13 +138,22 @@ class SearchFilters(_Data):
     @field_validator("region", mode="before")
     @classmethod
     def _region(cls, value: object) -> object:
+        # The rule offers are stored by (schemas.content.region_code): 'uk' asks for GB.
         if not isinstance(value, str):
             return value
-        region = value.strip()
-        # isascii(): "ß".upper() is "SS" and "Ä".isalpha() is true; neither is a region code.
-        if len(region) != 2 or not (region.isascii() and region.isalpha()):
-            raise ValueError(f"region: {value!r} is not an ISO 3166-1 alpha-2 code such as 'US'")
-        return region.upper()
+        try:
+            return checked_region(region_code(value))
+        except ValueError:
+            raise ValueError(
+                f"region: {value!r} is not an ISO 3166-1 alpha-2 code such as 'US'"
+            ) from None
+
+    @field_validator("content_rating_limit", mode="before")
+    @classmethod
+    def _rating_limit(cls, value: object) -> object:
+        # Ratings are written upper-case (PG-13, TV-MA); a client's 'pg-13' means the same.
+        # Nothing else is forgiven: ' pg' or 'PG13' is not a rating the document names.
+        return value.upper() if isinstance(value, str) and value.isascii() else value
 
     @field_validator("year_range")
     @classmethod

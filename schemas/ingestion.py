@@ -35,7 +35,7 @@ from pydantic import (
     model_validator,
 )
 
-from schemas.content import AvailabilityType, ContentType, checked_regions
+from schemas.content import AvailabilityType, ContentType, checked_regions, region_code
 from schemas.envelope import Payload
 from schemas.storable import INT32_MAX, POPULARITY_MAX, Instant, Text
 
@@ -125,9 +125,6 @@ PLATFORM_ALIASES: dict[str, str] = {
     "appletv_plus": "apple_tv_plus",
     "apple": "apple_tv_plus",
 }
-
-# Common non-ISO region codes seen in feeds.
-_REGION_ALIASES = {"UK": "GB", "EL": "GR"}
 
 _EIDR = re.compile(r"^10\.5240/(?:[0-9A-F]{4}-){5}[0-9A-Z]$")
 _IMDB_IN_TEXT = re.compile(r"(?:^|[^0-9a-z])(tt\d{5,10})(?:$|[^0-9])|^(\d{5,10})$")
@@ -417,12 +414,7 @@ class RawAvailability(_Raw):
         value = _string_list(value, split=",;| ")
         if not isinstance(value, list):
             return value
-        out = []
-        for region in value:
-            if isinstance(region, str) and region.isascii():
-                region = _REGION_ALIASES.get(region.upper(), region.upper())
-            out.append(region)
-        return out
+        return [region_code(r) if isinstance(r, str) else r for r in value]
 
     @field_validator("regions")
     @classmethod

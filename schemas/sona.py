@@ -10,6 +10,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from schemas.content import region_code
 from schemas.envelope import Payload
 
 # One device vocabulary for the whole system: the sync slice owns it.
@@ -29,13 +30,6 @@ class TimeBucket(StrEnum):
     morning = "morning"
     afternoon = "afternoon"
     evening = "evening"
-
-
-def _region_upper(value: object) -> object:
-    # ASCII only: "ß".upper() is "SS", which would pass as a region code.
-    if isinstance(value, str) and value.isascii():
-        return value.strip().upper()
-    return value
 
 
 class _Data(BaseModel):
@@ -84,8 +78,9 @@ class RecommendationsRequested(Payload):
 
     @field_validator("region", mode="before")
     @classmethod
-    def _upper_region(cls, value: object) -> object:
-        return _region_upper(value)
+    def _region(cls, value: object) -> object:
+        # The rule offers are stored by: 'uk' asks for the titles offered in GB.
+        return region_code(value) if isinstance(value, str) else value
 
     @field_validator("mood", mode="before")
     @classmethod

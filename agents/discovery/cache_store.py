@@ -8,7 +8,6 @@ discovery_results) and logged at debug level.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 
 import numpy as np
@@ -17,50 +16,57 @@ from loguru import logger
 from pydantic import ValidationError
 
 from contracts.discovery_cache import (
+    CHANGE_MARK_TTL_S,
     EMBEDDING_CACHE,
     INTENT_CACHE,
-    TITLE_CHANGED_TTL_S,
+    changed_key,
     embedding_key,
     intent_key,
     normalize_query,
     read_results,
     results_clock_key,
     results_index_key,
-    title_changed_key,
 )
 from core.config import DiscoverySettings
 from core.observability.metrics import CACHE_HITS, CACHE_MISSES
 from schemas.discovery import ParsedIntent
 
-# KEYS: page, then n change marks, then n per-title index sets.
+# KEYS: page, its result set, then n change marks, then the n indexes of the same subjects.
 # ARGV: ttl ms, body, clock read before the search started, n.
 _STORE_PAGE = """
 local n = tonumber(ARGV[4])
 local started = tonumber(ARGV[3])
 for i = 1, n do
-  local mark = redis.call('GET', KEYS[1 + i])
+  local mark = redis.call('GET', KEYS[2 + i])
   if mark and tonumber(mark) > started then return 0 end
 end
 local ttl = tonumber(ARGV[1])
+local function outlive(key)
+  if redis.call('PTTL', key) < ttl then redis.call('PEXPIRE', key, ttl) end
+end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
+redis.call('SADD', KEYS[2], KEYS[1])
+outlive(KEYS[2])
 for i = 1, n do
-  local index = KEYS[1 + n + i]
-  redis.call('SADD', index, KEYS[1])
-  if redis.call('PTTL', index) < ttl then redis.call('PEXPIRE', index, ttl) end
+  local index = KEYS[2 + n + i]
+  redis.call('SADD', index, KEYS[2])
+  outlive(index)
 end
 return 1
 """
 
-# KEYS: results clock, change mark, index set. ARGV: change mark ttl s.
+# KEYS: results clock, change mark, index. ARGV: change mark ttl s.
 # The mark is set before the pages are dropped, so a search storing concurrently either sees
 # the mark or has its page dropped here.
-_INVALIDATE_TITLE = """
+_INVALIDATE_SUBJECT = """
 local tick = redis.call('INCR', KEYS[1])
 redis.call('SET', KEYS[2], tick, 'EX', tonumber(ARGV[1]))
-local pages = redis.call('SMEMBERS', KEYS[3])
 local dropped = 0
-for _, page in ipairs(pages) do
-  dropped = dropped + redis.call('DEL', page)
+for _, set in ipairs(redis.call('SMEMBERS', KEYS[3])) do
+  for _, page in ipairs(redis.call('SMEMBERS', set)) do
+    dropped = dropped + redis.call('DEL', page)
+  end
+  redis.call('DEL', set)
 end
 redis.call('DEL', KEYS[3])
 return dropped
@@ -77,7 +83,7 @@ class DiscoveryCache:
         self.prefix = prefix
         self.settings = settings
         self._store_page = redis.register_script(_STORE_PAGE)
-        self._invalidate = redis.register_script(_INVALIDATE_TITLE)
+        self._invalidate = redis.register_script(_INVALIDATE_SUBJECT)
 
     @staticmethod
     def _count(cache: str, hit: bool, key: str) -> None:
@@ -141,36 +147,44 @@ class DiscoveryCache:
         return int(raw) if raw is not None else 0
 
     async def set_results(
-        self, key: str, body: bytes, ids: Sequence[uuid.UUID], clock: int
+        self,
+        key: str,
+        result_set: str,
+        body: bytes,
+        subjects: Sequence[str],
+        clock: int,
+        lifetime_s: float,
     ) -> bool:
-        """Store a page unless one of its titles changed after `clock`; whether it was stored."""
-        marks = [title_changed_key(self.prefix, cid) for cid in ids]
-        indexes = [results_index_key(self.prefix, cid) for cid in ids]
+        """Store a page of `result_set` for `lifetime_s`, unless one of the subjects it depends
+        on changed after `clock`; whether it was stored."""
+        marks = [changed_key(self.prefix, s) for s in subjects]
+        indexes = [results_index_key(self.prefix, s) for s in subjects]
         stored = await self._store_page(
-            keys=[key, *marks, *indexes],
-            args=[_ms(self.settings.results_ttl_s), body, clock, len(ids)],
+            keys=[key, result_set, *marks, *indexes],
+            args=[_ms(lifetime_s), body, clock, len(subjects)],
         )
         if not stored:
-            logger.debug("result page {} not cached: a title on it changed meanwhile", key)
+            logger.debug("result page {} not cached: what it shows changed meanwhile", key)
         return bool(stored)
 
     async def delete_results(self, key: str) -> None:
         await self.redis.delete(key)
 
-    async def invalidate_titles(self, ids: Sequence[uuid.UUID]) -> int:
-        """Drop every cached page showing one of these titles; how many were dropped."""
-        unique = list(dict.fromkeys(ids))
+    async def invalidate(self, subjects: Sequence[str]) -> int:
+        """Drop every cached page of every result set depending on one of these subjects; how
+        many pages were dropped."""
+        unique = list(dict.fromkeys(subjects))
         if not unique:
             return 0
         async with self.redis.pipeline(transaction=False) as pipe:
-            for cid in unique:
+            for subject in unique:
                 await self._invalidate(
                     keys=[
                         results_clock_key(self.prefix),
-                        title_changed_key(self.prefix, cid),
-                        results_index_key(self.prefix, cid),
+                        changed_key(self.prefix, subject),
+                        results_index_key(self.prefix, subject),
                     ],
-                    args=[TITLE_CHANGED_TTL_S],
+                    args=[CHANGE_MARK_TTL_S],
                     client=pipe,
                 )
             dropped = await pipe.execute()

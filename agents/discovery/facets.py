@@ -1,13 +1,14 @@
 """Facet counts of a result set: how many results per genre, platform and decade.
 
 Count over every result that passed the filters, before the page is cut, so the numbers say
-what a click on a facet would give.
+what a click on a facet would give. A browse, whose results can be the whole catalog, counts
+the same way in SQL (agents/discovery/store.py) and orders its counts here.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from schemas.discovery import Facets, SearchResult
 
@@ -34,3 +35,15 @@ def facet_counts(results: Iterable[SearchResult]) -> Facets:
         if result.release_year is not None:
             decades[decade_of(result.release_year)] += 1
     return Facets(genre=_ordered(genres), platform=_ordered(platforms), decade=_ordered(decades))
+
+
+def facets_of_counts(
+    genres: Mapping[str, int], platforms: Mapping[str, int], decades: Mapping[str, int]
+) -> Facets:
+    """Facets counted elsewhere (a browse counts them in PostgreSQL: agents/discovery/store.py),
+    in the order facet_counts gives."""
+    return Facets(
+        genre=_ordered(Counter(genres)),
+        platform=_ordered(Counter(platforms)),
+        decade=_ordered(Counter(decades)),
+    )

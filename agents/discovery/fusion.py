@@ -126,12 +126,14 @@ def answered(rankings: Mapping[Strategy, Sequence[Hit]]) -> list[Strategy]:
 
 
 def _terms(
-    rankings: Mapping[Strategy, Sequence[Hit]], weights: Mapping[Strategy, float]
+    rankings: Mapping[Strategy, Sequence[Hit]],
+    weights: Mapping[Strategy, float],
+    first_rank: int = 1,
 ) -> tuple[dict[uuid.UUID, dict[Strategy, float]], dict[uuid.UUID, dict[Strategy, str]]]:
     terms: dict[uuid.UUID, dict[Strategy, float]] = {}
     reasons: dict[uuid.UUID, dict[Strategy, str]] = {}
     for strategy in answered(rankings):
-        rank = 0
+        rank = first_rank - 1
         for hit in rankings[strategy]:
             per_title = terms.setdefault(hit.canonical_id, {})
             if strategy in per_title:
@@ -210,10 +212,13 @@ def fuse(
     personal_scores: Mapping[uuid.UUID, float] | None = None,
     weights: Mapping[Strategy, float] = WEIGHTS,
     blend: float = PERSONALIZATION_BLEND,
+    first_rank: int = 1,
 ) -> list[SearchResult]:
     """All titles of all lists, best first; titles without a candidate are left out.
 
-    A rank is the position in the list as given, so filter the lists before fusing them.
+    A rank is the position in the list as given, so filter the lists before fusing them;
+    `first_rank` is the rank of the first title of each list (a list that is a later page of
+    a longer one goes on from the pages before it).
     `reference_genres`: the genres of each title the query compares with, by the reference as
     typed. `title_form`: the search words in the matching form of titles
     (agents.titles.names.normalize_title). `personal_scores` (0-1, from SONA) blend in for
@@ -225,7 +230,7 @@ def fuse(
     best = sum(rrf_term(weights[s], 1) for s in answered(rankings))
     if best <= 0:
         return []
-    terms, strategy_reasons = _terms(rankings, weights)
+    terms, strategy_reasons = _terms(rankings, weights, first_rank)
     results: list[tuple[float, float, SearchResult]] = []
     for canonical_id, per_strategy in terms.items():
         candidate = candidates.get(canonical_id)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -22,13 +21,19 @@ from prometheus_client import Counter, Histogram
 from agents.discovery import store
 from agents.discovery.cache_store import DiscoveryCache
 from agents.discovery.intent_client import IntentResolver
+from agents.discovery.invalidation import (
+    Change,
+    changed_subjects,
+    page_lifetime,
+    page_subjects,
+)
 from agents.discovery.plan import is_stale, plan_search
 from agents.discovery.ranking import assemble
 from agents.discovery.retrieval_store import SEARCH_AGENT, Retriever
 from agents.discovery.selectivity import CatalogStats
 from agents.framework.context import AgentContext
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
-from contracts.discovery_cache import request_results_key
+from contracts.discovery_cache import request_results_key, request_results_set_key
 from core.observability import correlation
 from core.observability.stages import timed
 from schemas.discovery import SearchRequested
@@ -97,16 +102,27 @@ async def search(engine: Discovery, request: SearchRequested, key: str) -> bytes
         retrieved = await engine.retriever.retrieve(plan)
     with timed(SEARCH_AGENT, "rank"):
         elapsed_ms = (time.perf_counter() - started) * 1000
-        response = assemble(request, resolved.intent, plan, retrieved, elapsed_ms)
+        assembled = assemble(request, resolved.intent, plan, retrieved, elapsed_ms)
+        response = assembled.response
         body = response.__pydantic_serializer__.to_json(response)
     # A partial answer is given, never kept: the next asker gets every strategy again. Nor is
     # an empty one: no title is on it, so no title's change would drop it, and a title added
     # meanwhile is exactly what its asker is waiting for.
     complete = not (retrieved.degraded or response.strategies_failed) and response.total_count > 0
-    if complete:
+    lifetime_s = page_lifetime(
+        engine.cache.settings.results_ttl_s,
+        assembled.offers_change_in_s,
+        time.perf_counter() - started,
+    )
+    if complete and lifetime_s > 0:
         with timed(SEARCH_AGENT, "cache"):
             await engine.cache.set_results(
-                key, body, [r.canonical_id for r in response.results], clock
+                key,
+                request_results_set_key(engine.cache.prefix, request),
+                body,
+                page_subjects(plan.filters, assembled.depends_on),
+                clock,
+                lifetime_s,
             )
     SEARCH_SECONDS.labels("computed").observe(time.perf_counter() - started)
     logger.info(
@@ -155,17 +171,17 @@ async def answer_searches(ctx: AgentContext, batch: list[Envelope[Any]]) -> None
             raise outcome
 
 
-def _content_id(env: Envelope[Any]) -> uuid.UUID:
-    content = getattr(env.payload, "content", None)
-    return content.canonical_id if content is not None else env.payload.canonical_id
-
-
-async def drop_changed_results(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
+async def drop_changed_results(ctx: AgentContext, batch: list[Envelope[Change]]) -> None:
     """A title changed (its record, where it plays, or its vector): no cached page may show it
-    as it was."""
-    ids = [_content_id(env) for env in batch]
-    dropped = await discovery(ctx).cache.invalidate_titles(ids)
-    logger.debug("{} changed title(s): {} cached result page(s) dropped", len(set(ids)), dropped)
+    as it was, nor miss it where it now plays."""
+    subjects = [s for env in batch for s in changed_subjects(env.payload)]
+    dropped = await discovery(ctx).cache.invalidate(subjects)
+    logger.debug(
+        "{} change(s) of {} subject(s): {} cached result page(s) dropped",
+        len(batch),
+        len(set(subjects)),
+        dropped,
+    )
 
 
 async def refresh_catalog_stats(ctx: AgentContext) -> CatalogStats:

@@ -19,8 +19,9 @@ A genre or mood right after a negation ("no horror", "nothing too scary") is dro
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import lru_cache
 
 from agents.ingestion.genres import (
@@ -28,9 +29,11 @@ from agents.ingestion.genres import (
     PLATFORM_GENRES,
     SYNONYMS,
     genre_key,
+    map_one,
     singular,
 )
 from agents.sona.moods import mood_of
+from contracts.catalog_warnings import YEARS_AHEAD
 from schemas.discovery import YEAR_MAX, YEAR_MIN, IntentFilters, ParsedIntent, YearRange
 from schemas.ingestion import normalize_platform
 
@@ -172,6 +175,7 @@ def _mood(text: str) -> str | None:
 # --- years -------------------------------------------------------------------------------
 
 _YEAR = r"(?:1[89]\d\d|20\d\d)"
+_BARE_YEAR = re.compile(_YEAR)
 _DECADE_NUMBER = r"['\u2019]?(?:1[89]|20)?\d0['\u2019]?s"
 _DECADE_WORD = "|".join(_DECADE_WORDS)
 _WHEN = rf"(?:the\s+)?(?:(?:early|mid|late)[\s-]*)?(?:{_DECADE_NUMBER}|{_DECADE_WORD}|{_YEAR})"
@@ -262,7 +266,7 @@ class _Years:
         return (low, high) if low <= high else None
 
 
-def _read_years(text: str) -> tuple[YearRange | None, list[tuple[int, int]]]:
+def _read_years(text: str) -> tuple[_Years, list[tuple[int, int]]]:
     spans: list[tuple[int, int]] = []
     years = _Years()
     for kind, pattern in _YEAR_PATTERNS:
@@ -275,7 +279,22 @@ def _read_years(text: str) -> tuple[YearRange | None, list[tuple[int, int]]]:
                 continue
             years.add(kind, [p for p in periods if p is not None])
             spans.append((start, end))
-    return years.year_range(), spans
+    return years, spans
+
+
+def _read_bare_years(tokens: Sequence[_Token], years: _Years, this_year: int) -> None:
+    """A year standing alone after other words ("wicker lantern 1973", "dune 2021") is the
+    year the title came out. One that opens the query ("1917", "2001 a space odyssey") or lies
+    further ahead than listings announce titles ("blade runner 2049") is more likely part of a
+    title, and is left alone; so is one inside a reference ("like Shrek 2001"), read before."""
+    for i, token in enumerate(tokens):
+        if not (token.free and _BARE_YEAR.fullmatch(token.word)):
+            continue
+        year = int(token.word)
+        if year > this_year + YEARS_AHEAD or not any(t.is_word for t in tokens[:i]):
+            continue
+        token.role = "year"
+        years.add("in", [(year, year)])
 
 
 # --- tokens ------------------------------------------------------------------------------
@@ -560,15 +579,18 @@ def _fallback_query(text: str, tokens: Sequence[_Token]) -> str:
     return " ".join(w for w in words if w)
 
 
-def parse_intent(query: str) -> ParsedIntent:
-    """Read a query with the local tables; never raises for any string."""
+def parse_intent(query: str, this_year: int | None = None) -> ParsedIntent:
+    """Read a query with the local tables; never raises for any string. `this_year` (default:
+    the clock's) bounds the years a bare number may be."""
     text = " ".join(query.split())
-    year_range, year_spans = _read_years(text)
+    years, year_spans = _read_years(text)
     tokens = _tokenize(text)
     for token in tokens:
         if any(start <= token.start < end for start, end in year_spans):
             token.role = "year"
     references = _read_references(text, tokens)
+    _read_bare_years(tokens, years, this_year or datetime.now(UTC).year)
+    year_range = years.year_range()
     platforms = _read_platforms(tokens)
     moods, genres = _read_moods_and_genres(tokens)
     return ParsedIntent(
@@ -582,12 +604,46 @@ def parse_intent(query: str) -> ParsedIntent:
     )
 
 
+def only_filter_words(text: str, genres: Collection[str], platforms: Collection[str]) -> bool:
+    """Whether search words say nothing the filters do not already: each word is a stop word,
+    part of a genre phrase all of whose genres are among `genres`, or part of a platform's name
+    among `platforms`. "horror movies" under the horror filter does; "scary movies" does not (a
+    mood ranks titles, it filters none), nor "horror" under a request's comedy filter."""
+    tokens = _tokenize(text)
+    i = 0
+    while i < len(tokens):
+        if not tokens[i].is_word or tokens[i].word in STOP_WORDS:
+            i += 1
+            continue
+        size = next(
+            (n for n in (3, 2, 1) if _names_filter(tokens[i : i + n], n, genres, platforms)), 0
+        )
+        if not size:
+            return False
+        i += size
+    return True
+
+
+def _names_filter(
+    window: Sequence[_Token], size: int, genres: Collection[str], platforms: Collection[str]
+) -> bool:
+    if len(window) != size or not all(t.is_word for t in window):
+        return False
+    phrase = _phrase(window)
+    named = genres_of(phrase) if _genre_window(window) else None
+    if named and set(named) <= set(genres):
+        return True
+    return platform_id(phrase) in platforms
+
+
 def canonical_genres(names: Iterable[str]) -> list[str]:
-    """Genre names or ids mapped onto canonical genres; names the tables do not know are kept
-    as given, so a filter on them matches nothing rather than everything."""
+    """Genre names or ids mapped onto canonical genres as ingestion maps a platform's genre
+    names (contracts/genres.py: synonyms, plurals, compounds such as "Action & Adventure",
+    typos); a name that maps to no genre is kept as given, so a filter on it matches nothing
+    rather than everything."""
     out: list[str] = []
     for name in names:
-        for genre in genres_of(name.replace("_", " ")) or (name,):
+        for genre in map_one("", name.replace("_", " ")) or (name,):
             if genre not in out:
                 out.append(genre)
     return out

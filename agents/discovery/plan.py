@@ -7,8 +7,13 @@ The strategies (docs/DISCOVERY.md):
   similarity of the title's matching form (typos: "shawshank redemtion", "spiderman");
 - graph: for "like Shrek", the nearest titles to Shrek's own vector;
 - popularity: the found titles again, most popular first, as a list of its own. A query with
-  nothing to search by ("on Netflix from the 90s") browses instead: the most popular titles
-  passing the filters are the only list.
+  nothing to search by beyond its filters ("on Netflix from the 90s", "horror movies") browses
+  instead: every title passing the filters, most popular first, is the result.
+
+What a search finds never depends on the page asked for: each strategy fetches as many titles
+for page 7 as for page 1, so the pages of one query cut one ordered result, and every page
+says the same total. A browse pages in PostgreSQL and so reaches every title passing the
+filters; a search by words ranks the best of each strategy's list, so its deep pages are empty.
 """
 
 from __future__ import annotations
@@ -16,15 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agents.discovery.filters import VECTOR_TOP_K, VectorFetchPlan, merge_filters, plan_vector_fetch
+from agents.discovery.intent_rules import only_filter_words
 from agents.discovery.selectivity import CatalogStats, estimate_selectivity
 from agents.titles.names import normalize_title
 from schemas.discovery import ParsedIntent, SearchFilters, SearchRequested
 
+# Titles the keyword strategy fetches (the vector and graph strategies: VECTOR_TOP_K each).
 KEYWORD_LIMIT = 50
-GRAPH_TOP_K = VECTOR_TOP_K
-BROWSE_LIMIT = 100
-# A deep page needs more titles than DOMAIN's top_k of 50; past this, pages come back empty.
-MAX_FETCH = 1000
 # References beyond the first few add little and each costs a lookup and a vector search.
 MAX_REFERENCES = 3
 # Trigram similarity (0-1) of a reference's and a title's matching forms for the title to count
@@ -38,25 +41,22 @@ MAX_TITLE_WORDS = 6
 STALE_AFTER_MIN_S = 5.0
 
 
+@dataclass(frozen=True, slots=True)
+class BrowseWindow:
+    """The titles of one page of a browse, in the order of all titles passing the filters."""
+
+    offset: int
+    limit: int
+
+
 @dataclass(frozen=True)
 class SearchPlan:
     filters: SearchFilters  # the request's filters merged with the query's own
-    text: str  # the words to search by (keyword and vector); may be empty
+    text: str  # the words to search by (keyword and vector); empty when browsing
     title_form: str  # the words in the matching form of titles, when short enough to be one
     references: tuple[str, ...]  # titles the user compares with
     vector: VectorFetchPlan
-    keyword_limit: int
-    graph_top_k: int
-    browse_limit: int  # > 0 only when there is nothing to search by
-
-    @property
-    def browse(self) -> bool:
-        return self.browse_limit > 0
-
-
-def fetch_size(page: int, page_size: int, base: int) -> int:
-    """Titles a strategy fetches so that the requested page can be filled."""
-    return max(base, min(MAX_FETCH, page * page_size))
+    browse: BrowseWindow | None  # set when there is nothing to search by but the filters
 
 
 def plan_search(
@@ -66,19 +66,24 @@ def plan_search(
     filters are selective enough to apply inside the vector store."""
     text = " ".join(intent.fallback_query.split())
     references = tuple(dict.fromkeys(r for r in intent.references if r.strip()))[:MAX_REFERENCES]
-    wanted = (request.page, request.page_size)
-    nothing_to_search = not text and not references
     filters = merge_filters(request.filters, intent)
+    # "horror movies" keeps "horror" as words, but every title the filter lets through is a
+    # horror title: ranking them by those words would only cut the list short.
+    browse = not references and only_filter_words(text, filters.genres, filters.platforms)
+    if browse:
+        text = ""
     selectivity = estimate_selectivity(stats or CatalogStats(), filters)
     return SearchPlan(
         filters=filters,
         text=text,
         title_form=normalize_title(text) if 0 < len(text.split()) <= MAX_TITLE_WORDS else "",
         references=references,
-        vector=plan_vector_fetch(selectivity, fetch_size(*wanted, VECTOR_TOP_K)),
-        keyword_limit=fetch_size(*wanted, KEYWORD_LIMIT),
-        graph_top_k=fetch_size(*wanted, GRAPH_TOP_K),
-        browse_limit=fetch_size(*wanted, BROWSE_LIMIT) if nothing_to_search else 0,
+        vector=plan_vector_fetch(selectivity, VECTOR_TOP_K),
+        browse=(
+            BrowseWindow((request.page - 1) * request.page_size, request.page_size)
+            if browse
+            else None
+        ),
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,28 @@ from agents.discovery.facets import facet_counts
 from agents.discovery.filters import matches
 from agents.discovery.fusion import Candidate, Hit, fuse
 from agents.discovery.plan import SearchPlan
-from schemas.discovery import STRATEGIES, ParsedIntent, SearchRequested, SearchResponse, Strategy
+from schemas.discovery import (
+    STRATEGIES,
+    Facets,
+    ParsedIntent,
+    SearchRequested,
+    SearchResponse,
+    Strategy,
+)
+
+
+@dataclass(frozen=True)
+class BrowsePage:
+    """One page of a browse, and what PostgreSQL counted of all the titles passing the filters
+    (agents/discovery/store.py)."""
+
+    ids: Sequence[uuid.UUID]  # this page's titles, most popular first
+    offset: int  # titles before this page
+    total: int
+    facets: Facets
+    # Seconds until an offer of one of the titles passing the filters starts or ends; None:
+    # none will.
+    offers_change_in_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -38,6 +59,20 @@ class Retrieved:
     # payloads are in `payloads` too (their genres are a soft preference).
     references: Mapping[uuid.UUID, str] = field(default_factory=dict)
     degraded: bool = False
+    # A browse's page: then `rankings` holds only its titles, as "popularity".
+    browse: BrowsePage | None = None
+
+
+@dataclass(frozen=True)
+class Assembled:
+    response: SearchResponse
+    # The titles whose change can change this page of the result: for a search by words every
+    # title any strategy found (whether it passed the filters or not); for a browse, those of
+    # the page (the titles passing its filters can be the whole catalog).
+    depends_on: Sequence[uuid.UUID]
+    # Seconds until an offer of one of those titles (of a browse: of any title passing its
+    # filters) starts or ends, which changes where it is shown; None: none will.
+    offers_change_in_s: float | None
 
 
 # A vector list keeps the titles scoring at least this share of its best cosine similarity.
@@ -102,15 +137,21 @@ def shown(
     return lists, found
 
 
+def _earliest(seconds: Iterable[object]) -> float | None:
+    found = [float(s) for s in seconds if isinstance(s, int | float) and not isinstance(s, bool)]
+    return min(found, default=None)
+
+
 def assemble(
     request: SearchRequested,
     intent: ParsedIntent,
     plan: SearchPlan,
     retrieved: Retrieved,
     search_time_ms: float,
-) -> SearchResponse:
+) -> Assembled:
     lists, found = shown(retrieved, plan)
     failed = set(retrieved.failed)
+    browse = retrieved.browse
     if "popularity" not in lists and "popularity" not in failed:
         if retrieved.degraded:
             failed.add("popularity")  # the vector store's payloads carry no popularity
@@ -125,18 +166,33 @@ def assemble(
         for cid, name in retrieved.references.items()
         if cid in retrieved.payloads
     }
-    results = fuse(
-        lists, candidates, intent, reference_genres=reference_genres, title_form=plan.title_form
-    )
-    start = (request.page - 1) * request.page_size
-    return SearchResponse(
-        results=results[start : start + request.page_size],
-        total_count=len(results),
+    changes = _earliest(p.get("offers_change_in_s") for p in retrieved.payloads.values())
+    if browse is not None:
+        # The page is already cut, in the order of the whole browse: no boost may reorder it,
+        # and its ranks go on from the pages before it.
+        page = fuse(lists, candidates, first_rank=browse.offset + 1)
+        total, facets = browse.total, browse.facets
+        changes = _earliest((changes, browse.offers_change_in_s))
+    else:
+        results = fuse(
+            lists,
+            candidates,
+            intent,
+            reference_genres=reference_genres,
+            title_form=plan.title_form,
+        )
+        start = (request.page - 1) * request.page_size
+        page, total = results[start : start + request.page_size], len(results)
+        facets = facet_counts(results)
+    response = SearchResponse(
+        results=page,
+        total_count=total,
         page=request.page,
         page_size=request.page_size,
         query_parsed=intent,
         search_time_ms=round(max(0.0, search_time_ms), 3),
-        facets=facet_counts(results),
+        facets=facets,
         strategies_used=[s for s in STRATEGIES if s in lists],
         strategies_failed=[s for s in STRATEGIES if s in failed],
     )
+    return Assembled(response, list(retrieved.payloads), changes)

@@ -1,6 +1,7 @@
 """Runs a search plan's strategies against PostgreSQL, the vector store and the embedder, all
-at once, each within DISCOVERY_STRATEGY_TIMEOUT_S; then reads the payloads of what they found
-within what is left of DISCOVERY_SEARCH_TIMEOUT_S.
+at once, each within DISCOVERY_STRATEGY_TIMEOUT_S (a browse, alone, within
+DISCOVERY_SEARCH_TIMEOUT_S); then reads the payloads of what they found within what is left of
+DISCOVERY_SEARCH_TIMEOUT_S.
 
 A strategy that fails or runs out of time is reported and left out; the others answer alone.
 When the payloads cannot be read from PostgreSQL, the vector store's own payloads stand in
@@ -26,8 +27,8 @@ from agents.adapters.vectors.store import ScoredPoint, VectorFilter, VectorStore
 from agents.discovery import store
 from agents.discovery.cache_store import DiscoveryCache, normalized_text
 from agents.discovery.fusion import Hit
-from agents.discovery.plan import REFERENCE_MIN_SIMILARITY, SearchPlan
-from agents.discovery.ranking import Retrieved, close_enough
+from agents.discovery.plan import KEYWORD_LIMIT, REFERENCE_MIN_SIMILARITY, BrowseWindow, SearchPlan
+from agents.discovery.ranking import BrowsePage, Retrieved, close_enough
 from agents.titles.names import normalize_title
 from core.config import DiscoverySettings
 from core.observability.stages import observe, timed
@@ -106,7 +107,7 @@ class Retriever:
 
     async def _keyword(self, plan: SearchPlan) -> list[uuid.UUID]:
         found = await store.keyword_search(
-            self._pool, plan.text, plan.title_form, plan.filters, plan.keyword_limit
+            self._pool, plan.text, plan.title_form, plan.filters, KEYWORD_LIMIT
         )
         return [cid for cid, _ in found]
 
@@ -131,13 +132,13 @@ class Retriever:
                     merged[found[rank].id] = found[rank]
         return list(merged.values()), references
 
-    async def _popular(self, plan: SearchPlan) -> list[uuid.UUID]:
-        return await store.popular(self._pool, plan.filters, plan.browse_limit)
+    async def _browse(self, window: BrowseWindow, filters: SearchFilters) -> BrowsePage:
+        return await store.browse(self._pool, filters, window.offset, window.limit)
 
-    async def _timed(self, strategy: Strategy, work: Awaitable[Any]) -> Any:
+    async def _timed(self, strategy: Strategy, work: Awaitable[Any], limit_s: float) -> Any:
         started = time.perf_counter()
         try:
-            async with asyncio.timeout(self._settings.strategy_timeout_s):
+            async with asyncio.timeout(limit_s):
                 found = await work
             observe(SEARCH_AGENT, strategy, time.perf_counter() - started)
             return found
@@ -146,7 +147,7 @@ class Retriever:
             logger.warning(
                 "search strategy {} took longer than {:g} s; answering without it",
                 strategy,
-                self._settings.strategy_timeout_s,
+                limit_s,
             )
             raise
         except Exception as exc:
@@ -168,14 +169,20 @@ class Retriever:
         if plan.references:
             work["graph"] = self._graph(plan)
         if plan.browse:
-            work["popularity"] = self._popular(plan)
+            work["popularity"] = self._browse(plan.browse, plan.filters)
+        # A browse runs alone, and counts every title passing the filters: it has the time of
+        # the whole search, where strategies running side by side have one share each.
+        limit_s = (
+            self._settings.search_timeout_s if plan.browse else self._settings.strategy_timeout_s
+        )
         outcomes = await asyncio.gather(
-            *(self._timed(s, w) for s, w in work.items()), return_exceptions=True
+            *(self._timed(s, w, limit_s) for s, w in work.items()), return_exceptions=True
         )
         rankings: dict[Strategy, list[Hit]] = {}
         failed: list[Strategy] = []
         points: dict[uuid.UUID, ScoredPoint] = {}
         references: dict[uuid.UUID, str] = {}
+        browse: BrowsePage | None = None
         for strategy, outcome in zip(work, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 if not isinstance(outcome, Exception):
@@ -184,6 +191,8 @@ class Retriever:
                 continue
             if strategy == "graph":
                 outcome, references = outcome
+            if isinstance(outcome, BrowsePage):
+                browse, outcome = outcome, list(outcome.ids)
             if outcome and isinstance(outcome[0], ScoredPoint):
                 points.update((p.id, p) for p in outcome)
                 outcome = [p.id for p in outcome]
@@ -207,10 +216,16 @@ class Retriever:
             )
             payloads = {cid: point.payload for cid, point in points.items()}
             degraded = True
+            if browse is not None:
+                # A browse's titles come from PostgreSQL alone: no payload stands in for them.
+                browse = None
+                del rankings["popularity"]
+                failed.append("popularity")
         return Retrieved(
             rankings=rankings,
             failed=failed,
             payloads=payloads,
             references=references,
             degraded=degraded,
+            browse=browse,
         )

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
 from agents.sona.moods import genres_for_mood
+from schemas.content import checked_region, region_code
 from schemas.sona import RecommendationContext, RecommendationsRequested, TimeBucket
 from schemas.sync import DeviceType
 
@@ -115,10 +116,7 @@ def runtime_preference(device_type: DeviceType | None) -> RuntimePreference:
 def _checked_region(region: str | None) -> str | None:
     if region is None:
         return None
-    code = region.strip().upper()
-    if len(code) != 2 or not (code.isascii() and code.isalpha()):
-        raise ValueError(f"{region!r} is not an ISO 3166-1 alpha-2 region code")
-    return code
+    return checked_region(region_code(region))
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from contracts.read_model import reply_channel
 from core.resilience.fastredis import REDIS_ERRORS
 from gateway.errors import error_response
 from gateway.lookup import request_reply
-from gateway.query_params import query_error, unknown_parameters
+from gateway.query_params import any_case, query_error, unknown_parameters
 from schemas.content import MaturityRating
 from schemas.discovery import (
     DEFAULT_PAGE_SIZE,
@@ -49,12 +49,18 @@ class SearchTimeout(RuntimeError):
 
 
 # name: (OpenAPI schema, description). Lists may repeat the parameter or separate by commas;
-# blank items are skipped. Genre ids: letters, digits, _, - and spaces ("sci-fi" is sci_fi);
-# a platform's name must hold a letter, a digit or + ("Disney+" is disney_plus).
-_GENRE_ITEMS = r"^[A-Za-z0-9_ ,-]*$"
+# blank items are skipped. Genre names: letters, digits, _, -, & and spaces ("sci-fi" is
+# sci_fi, "Action & Adventure" is action_and_adventure); a platform's name must hold a letter,
+# a digit or + ("Disney+" is disney_plus).
+_GENRE_ITEMS = r"^[A-Za-z0-9_ ,&-]*$"
 _PLATFORM = r"(?: *|[A-Za-z0-9_ +-]*[A-Za-z0-9+][A-Za-z0-9_ +-]*)"
 _PLATFORM_ITEMS = rf"^{_PLATFORM}(?:,{_PLATFORM})*$"
-_GENRE_IDS = "ids of letters, digits, _, - and spaces (lower-cased: Sci-Fi is sci_fi)"
+_GENRE_IDS = (
+    "genre ids or names of letters, digits, _, -, & and spaces "
+    "(lower-cased: Sci-Fi is sci_fi, Action & Adventure is action_and_adventure)"
+)
+
+
 _LIST_ITEMS = {
     "genres": _GENRE_IDS,
     "blocked_genres": _GENRE_IDS,
@@ -95,8 +101,10 @@ PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
         "average rating at most",
     ),
     "content_rating_limit": (
-        {"type": "string", "enum": [r.value for r in MaturityRating]},
-        "the highest maturity rating shown; unrated titles are not shown under a limit",
+        {"type": "string", "pattern": any_case(r.value for r in MaturityRating)},
+        "the highest maturity rating shown, in any case: "
+        + ", ".join(r.value for r in MaturityRating)
+        + "; unrated titles are not shown under a limit",
     ),
     "blocked_genres": (_GENRES, "never titles of these genres"),
     "page": ({"type": "integer", "minimum": 1, "default": 1}, "page number, from 1"),

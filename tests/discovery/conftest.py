@@ -5,7 +5,8 @@ test, and the search engine of the discovery agent built over them."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from agents.discovery.intent_client import IntentResolver
 from agents.discovery.retrieval_store import Retriever
 from agents.framework.db import _init_connection
 from agents.framework.migrate import migrate_url
-from contracts.discovery_cache import request_results_key
+from contracts.discovery_cache import request_results_key, request_results_set_key
 from core.config import DiscoverySettings, OpenAISettings, Settings, load_settings
 from devtools.scratch_db import create_database, drop_database
 from schemas.discovery import SearchRequested, SearchResponse
@@ -42,8 +43,14 @@ class Seeded:
     embedder: LocalEmbedder
 
 
-@pytest.fixture(scope="module")
-async def seeded(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Seeded]:
+Loader = Callable[[asyncpg.Pool, EdgeVectorStore, LocalEmbedder], Awaitable[object]]
+
+
+@asynccontextmanager
+async def seeded_catalog(
+    tmp_path_factory: pytest.TempPathFactory, load: Loader = seed
+) -> AsyncIterator[Seeded]:
+    """A database of its own and a vector store, filled by `load`."""
     base = _base_database_url()
     name = f"mgw_test_{SESSION}_disc_{uuid.uuid4().hex[:6]}"
     url = await create_database(base, name)
@@ -53,13 +60,19 @@ async def seeded(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Seed
     await vectors.ensure_collection()
     embedder = LocalEmbedder()
     try:
-        await seed(pool, vectors, embedder)
+        await load(pool, vectors, embedder)
         yield Seeded(pool, vectors, embedder)
     finally:
         await embedder.close()
         await vectors.close()
         await pool.close()
         await drop_database(base, name)
+
+
+@pytest.fixture(scope="module")
+async def seeded(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Seeded]:
+    async with seeded_catalog(tmp_path_factory) as catalog:
+        yield catalog
 
 
 def settings_with(
@@ -94,6 +107,9 @@ class Engine:
 
     def key(self, query: str, **fields: Any) -> str:
         return request_results_key(self.prefix, self.request(query, **fields))
+
+    def set_key(self, query: str, **fields: Any) -> str:
+        return request_results_set_key(self.prefix, self.request(query, **fields))
 
 
 MakeEngine = Callable[..., Engine]

@@ -1,13 +1,16 @@
 """The discovery caches on the real Redis: misses then hits for intents, query embeddings and
-result pages, lifetimes from config, and result pages dropped when a title on them changes."""
+result pages, lifetimes from config, result pages dropped when a title on them changes or an
+offer appears on a platform they filter on, and kept no longer than an offer on them lasts."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as aioredis
 
+from agents.discovery.invalidation import changed_subjects, platform_subject, title_subject
 from agents.titles.store import Versioned, upsert_contents
 from contracts.discovery_cache import (
     EMBEDDING_CACHE,
@@ -18,6 +21,7 @@ from contracts.discovery_cache import (
     results_index_key,
 )
 from core.observability.metrics import CACHE_HITS, CACHE_MISSES
+from schemas.content import AvailabilityChanged, AvailabilityRow
 from tests.discovery.catalog import BY_TITLE, later
 from tests.discovery.conftest import MakeEngine, Seeded
 
@@ -72,16 +76,16 @@ async def test_lifetimes_come_from_config(
 ) -> None:
     engine = make_engine(intent_ttl_s=0.4, embedding_ttl_s=0.4, results_ttl_s=0.4)
     keys = [
-        engine.key("heist"),
-        intent_key(engine.prefix, "heist"),
-        embedding_key(engine.prefix, "heist", MODEL),
+        engine.key("bank heist"),
+        intent_key(engine.prefix, "bank heist"),
+        embedding_key(engine.prefix, "bank heist", MODEL),
     ]
-    await engine.search("heist")
+    await engine.search("bank heist")
     assert all([0 < await redis_client.pttl(k) <= 400 for k in keys])
     await asyncio.sleep(0.6)
     assert await redis_client.exists(*keys) == 0
     before = [counts(c) for c in (RESULTS_CACHE, INTENT_CACHE, EMBEDDING_CACHE)]
-    await engine.search("heist")
+    await engine.search("bank heist")
     misses = [
         change(c, b)
         for c, b in zip((RESULTS_CACHE, INTENT_CACHE, EMBEDDING_CACHE), before, strict=True)
@@ -99,8 +103,10 @@ async def test_a_changed_title_drops_the_pages_showing_it(
     unrelated = engine.key("space adventure")
     await engine.search("space adventure")
     netflix_page = engine.key("funny ogre", filters={"platforms": ["netflix"]})
+    netflix_result = engine.set_key("funny ogre", filters={"platforms": ["netflix"]})
+    assert await redis_client.sismember(netflix_result, netflix_page)
     assert await redis_client.sismember(
-        results_index_key(engine.prefix, shrek.canonical_id), netflix_page
+        results_index_key(engine.prefix, title_subject(shrek.canonical_id)), netflix_result
     )
 
     # Shrek leaves Netflix: PostgreSQL first, then the event's effect on the cache.
@@ -111,7 +117,7 @@ async def test_a_changed_title_drops_the_pages_showing_it(
     )
     await upsert_contents(seeded.pool, [Versioned(gone, uuid.uuid4())])
     try:
-        assert await engine.discovery.cache.invalidate_titles([shrek.canonical_id]) >= 1
+        assert await engine.discovery.cache.invalidate([title_subject(shrek.canonical_id)]) >= 1
         assert await redis_client.exists(netflix_page) == 0
         assert await redis_client.exists(unrelated) == 1  # Shrek was not on that page
         again = await engine.search("funny ogre", filters={"platforms": ["netflix"]})
@@ -126,18 +132,20 @@ async def test_a_page_computed_before_a_change_is_not_stored_after_it(
 ) -> None:
     engine = make_engine()
     cache = engine.discovery.cache
-    title = BY_TITLE["Toy Story"].canonical_id
+    title = title_subject(BY_TITLE["Toy Story"].canonical_id)
     clock = await cache.results_clock()  # a search starts
-    await cache.invalidate_titles([title])  # the title changes meanwhile
-    stale = engine.key("toys")
-    assert await cache.set_results(stale, b"{}", [title], clock) is False
+    await cache.invalidate([title])  # the title changes meanwhile
+    stale, stale_set = engine.key("toys"), engine.set_key("toys")
+    assert await cache.set_results(stale, stale_set, b"{}", [title], clock, 60) is False
     assert await redis_client.exists(stale) == 0
     # A search that started after the change stores its page.
-    assert await cache.set_results(stale, b"{}", [title], await cache.results_clock()) is True
+    now = await cache.results_clock()
+    assert await cache.set_results(stale, stale_set, b"{}", [title], now, 60) is True
     assert await redis_client.get(stale) == b"{}"
-    # Titles that did not change do not hold a page back.
+    # Subjects that did not change do not hold a page back.
     other = engine.key("penguins")
-    assert await cache.set_results(other, b"{}", [BY_TITLE["Planet Earth"].canonical_id], clock)
+    unchanged = [title_subject(BY_TITLE["Planet Earth"].canonical_id), platform_subject("hulu")]
+    assert await cache.set_results(other, engine.set_key("penguins"), b"{}", unchanged, clock, 60)
 
 
 async def test_an_empty_page_is_not_cached(
@@ -151,3 +159,52 @@ async def test_an_empty_page_is_not_cached(
         await redis_client.exists(engine.key("horror", filters={"platforms": ["apple_tv_plus"]}))
         == 0
     )
+
+
+async def test_a_page_lives_no_longer_than_the_next_offer_change(
+    make_engine: MakeEngine, seeded: Seeded, redis_client: aioredis.Redis
+) -> None:
+    engine = make_engine()
+    title = BY_TITLE["Madagascar"]
+    original = title.content()
+    query, on_netflix = "zoo animals shipwrecked", {"filters": {"platforms": ["netflix"]}}
+
+    async def netflix_titles() -> list[str]:
+        return [r.title for r in (await engine.search(query, **on_netflix)).results]
+
+    ends = datetime.now(UTC) + timedelta(seconds=2)
+    ending = later(
+        original,
+        availability=[
+            {"platform": p, "availability_type": "subscription", "regions": list(regions)}
+            | ({"available_until": ends.isoformat()} if p == "netflix" else {})
+            for p, regions in title.offers
+        ],
+    )
+    await upsert_contents(seeded.pool, [Versioned(ending, uuid.uuid4())])
+    try:
+        assert "Madagascar" in await netflix_titles()
+        # No event says when an offer ends: the page is not kept past the end.
+        assert 0 < await redis_client.pttl(engine.key(query, **on_netflix)) <= 2000
+        await asyncio.sleep((ends - datetime.now(UTC)).total_seconds() + 0.2)
+        assert await redis_client.exists(engine.key(query, **on_netflix)) == 0
+        assert "Madagascar" not in await netflix_titles()
+        assert await redis_client.pttl(engine.key(query, **on_netflix)) > 1_700_000
+
+        # Back on Netflix: the availability event drops the pages filtered on Netflix, though
+        # none shows the title.
+        back = later(ending, availability=original.model_dump(mode="json")["availability"])
+        await upsert_contents(seeded.pool, [Versioned(back, uuid.uuid4())])
+        readded = AvailabilityChanged(
+            canonical_id=title.canonical_id,
+            platform="netflix",
+            changed=[
+                AvailabilityRow(platform="netflix", region="US", availability_type="subscription")
+            ],
+        )
+        assert await engine.discovery.cache.invalidate(changed_subjects(readded)) >= 1
+        assert "Madagascar" in await netflix_titles()
+    finally:
+        # Newer than every version above, whichever was stored last.
+        restored = original.model_copy(update={"updated_at": ends + timedelta(days=9)})
+        await upsert_contents(seeded.pool, [Versioned(restored, uuid.uuid4())])

@@ -222,3 +222,20 @@ async def test_pages_and_facets(make_engine: MakeEngine) -> None:
     assert set(first.facets.genre) == genres
     beyond = await engine.search("netflix", page=50, page_size=100)
     assert beyond.results == [] and beyond.total_count == everything.total_count
+
+
+async def test_filters_in_the_spellings_feeds_and_people_use(make_engine: MakeEngine) -> None:
+    engine = make_engine()
+    # A platform's genre name: 'Action & Adventure' is action or adventure.
+    adventure = await engine.search("anything", filters={"genres": ["Action & Adventure"]})
+    expected = {t.title for t in CATALOG if {"action", "adventure"} & set(t.genres)}
+    assert expected and set(titles(adventure)) == expected
+    # A maturity limit in lower case is the same limit.
+    lower = await engine.search("anything", filters={"content_rating_limit": "pg"})
+    upper = await engine.search("anything", filters={"content_rating_limit": "PG"})
+    assert lower.results and titles(lower) == titles(upper)
+    # A bare year after the words is the release year.
+    dated = await engine.search("prison escape 1994")
+    assert dated.query_parsed.filters.year_range == (1994, 1994)
+    assert titles(dated, 1) == ["The Shawshank Redemption"]
+    assert all(r.release_year == 1994 for r in dated.results)

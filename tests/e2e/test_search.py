@@ -1,10 +1,13 @@
 """Search through the stream: the gateway answers from the result cache, asks the discovery
-worker over Kafka on a miss, answers 504 when nobody answers, and a title that changes is
-dropped from the cached pages by the content.updated event."""
+worker over Kafka on a miss, answers 504 when nobody answers, a title that changes is dropped
+from the cached pages by the content.updated event, and an offer that ends or comes back is
+shown as it is."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -15,10 +18,11 @@ from agents.adapters.vectors.edge import EdgeVectorStore
 from agents.titles.store import Versioned, upsert_contents
 from core.publisher import Publisher
 from schemas.content import ContentUpdated
+from schemas.ingestion import CatalogItemReceived, RawCatalogItem
 from tests.conftest import Isolated
 from tests.discovery.catalog import BY_TITLE, later, seed
 from tests.helpers import read_topic, wait_for
-from topics.registry import CONTENT_UPDATED, DISCOVERY_SEARCH
+from topics.registry import CONTENT_RAW, CONTENT_UPDATED, DISCOVERY_SEARCH
 
 pytestmark = pytest.mark.slow
 
@@ -111,6 +115,75 @@ async def test_a_changed_title_leaves_the_cached_pages(spawn, isolated: Isolated
 
         again = await wait_for(recomputed, timeout=20, interval=0.2)
         assert "Shrek" not in [r["title"] for r in again.json()["results"]]
+
+
+async def test_an_offer_that_ends_or_comes_back_shows_in_the_cached_pages(
+    spawn, isolated: Isolated
+) -> None:
+    """Through the real agents: process-batch stores the offers and announces them, the
+    discovery agents answer and drop pages; no event says when an offer ends."""
+    await seeded(isolated)  # other titles on Netflix: the pages are not empty without ours
+    spawn("worker", "ingestion", "discovery", extra_env=isolated.env)
+    gateway = spawn("gateway", extra_env={**isolated.env, **NO_LIMITS})
+    publisher = Publisher(isolated.settings.kafka, source="test")
+    await publisher.start()
+    name, now = "The Wicker Lantern", datetime.now(UTC)
+
+    async def offered_on_netflix(version: datetime, until: datetime | None) -> None:
+        item = RawCatalogItem.model_validate(
+            {
+                "platform": "netflix",
+                "platform_item_id": "nf-wicker-lantern",
+                "title": name,
+                "content_type": "movie",
+                "year": 1973,
+                "genres": ["Horror"],
+                "availability": [
+                    {
+                        "availability_type": "subscription",
+                        "regions": ["US"],
+                        **({"available_until": until.isoformat()} if until else {}),
+                    }
+                ],
+                "source_updated_at": version.isoformat(),
+            }
+        )
+        received = CatalogItemReceived(item=item)
+        await publisher.send_envelopes(
+            [(CONTENT_RAW, publisher.build_envelope(received, item.record_key))]
+        )
+
+    params = {"q": "on netflix", "page_size": "100"}
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as http:
+
+        async def ask() -> tuple[str, list[str]]:
+            resp = await http.get("/api/v1/search", params=params)
+            assert resp.status_code == 200, resp.text
+            return resp.headers["x-search-cache"], [r["title"] for r in resp.json()["results"]]
+
+        async def listed() -> tuple[str, list[str]] | None:
+            answer = await ask()
+            return answer if name in answer[1] else None
+
+        try:
+            ends = datetime.now(UTC) + timedelta(seconds=25)
+            await offered_on_netflix(now, ends)
+            assert (await wait_for(listed, timeout=20, interval=0.3))[0] == "miss"
+            cache, shown = await ask()
+            assert cache == "hit" and name in shown
+
+            # The offer ends: the page showing it was not kept past the end.
+            await asyncio.sleep((ends - datetime.now(UTC)).total_seconds() + 0.3)
+            cache, shown = await ask()
+            assert (cache, name in shown) == ("miss", False)
+            assert (await ask())[0] == "hit"  # kept again, without it
+
+            # Back on Netflix: the event drops the pages filtered on Netflix, though none
+            # shows the title.
+            await offered_on_netflix(now + timedelta(minutes=1), None)
+            assert (await wait_for(listed, timeout=20, interval=0.3))[0] == "miss"
+        finally:
+            await publisher.stop()
 
 
 async def test_without_an_agent_a_miss_is_504(spawn, isolated: Isolated) -> None:

@@ -204,6 +204,10 @@ async def test_a_scared_mood_yields_horror_and_thrillers_in_the_region(ctx: Agen
     gb_only = next(t for t in CATALOG if t.regions == ("GB",)).canonical_id
     assert gb_only not in {r.canonical_id for r in everything.recommendations}
     assert len(everything.recommendations) == 20
+    # The United Kingdom, asked for as UK, is where its offers are stored: GB.
+    uk = await recommendations_for(ctx, request("u-uk", at, region="uk"))
+    assert [r.canonical_id for r in uk.recommendations] == [gb_only]
+    assert uk.context.region == "GB"
 
 
 async def test_an_answer_is_published_cached_and_dropped_when_taste_changes(

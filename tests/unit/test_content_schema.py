@@ -158,6 +158,11 @@ def test_regions_are_uppercased_deduplicated_and_sorted() -> None:
     assert item.regions == ["DE", "GB", "US"]
 
 
+def test_regions_follow_the_one_region_rule() -> None:
+    # A trusted record spells regions as the feeds' items are stored: UK is GB, EL is GR.
+    assert availability(regions=["uk", "GB", "el"]).regions == ["GB", "GR"]
+
+
 def test_empty_regions_allowed() -> None:
     assert availability(regions=[]).regions == []
 

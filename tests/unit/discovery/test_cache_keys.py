@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from agents.discovery.invalidation import platform_subject, region_subject, title_subject
 from contracts.discovery_cache import (
     EMBEDDING_TTL_S,
     INTENT_TTL_S,
@@ -14,11 +15,12 @@ from contracts.discovery_cache import (
     embedding_key,
     intent_key,
     normalize_query,
+    request_results_set_key,
     results_index_key,
     results_key,
 )
 from schemas.content import MaturityRating
-from schemas.discovery import SearchFilters
+from schemas.discovery import SearchFilters, SearchRequested
 
 PREFIX = "mgw"
 _KEY = re.compile(r"^mgw:discovery:(intent|qembed|results):[0-9a-f]{64}$")
@@ -127,8 +129,23 @@ def test_personalized_keys_differ_per_user() -> None:
     )
 
 
-def test_results_index_key_per_title() -> None:
+def test_results_index_key_per_subject() -> None:
     cid = uuid.UUID("0b5a3b8e-3c39-4f4e-9b3b-2f6d6f1f4a10")
-    assert results_index_key(PREFIX, cid) == f"mgw:discovery:results-by-title:{cid}"
-    assert results_index_key(PREFIX, str(cid).upper()) == results_index_key(PREFIX, cid)
-    assert results_index_key(PREFIX, cid) != results_index_key(PREFIX, uuid.uuid4())
+    title = results_index_key(PREFIX, title_subject(cid))
+    assert title == f"mgw:discovery:result-sets-of:title:{cid}"
+    assert results_index_key(PREFIX, title_subject(str(cid).upper())) == title
+    assert results_index_key(PREFIX, title_subject(uuid.uuid4())) != title
+    assert results_index_key(PREFIX, platform_subject("netflix")).endswith(":platform:netflix")
+    assert results_index_key(PREFIX, region_subject("gb")).endswith(":region:GB")
+
+
+def test_every_page_of_a_result_shares_its_set() -> None:
+    def request(**fields: object) -> SearchRequested:
+        return SearchRequested.model_validate({"query": "q", "reply_channel": "c", **fields})
+
+    first = request_results_set_key(PREFIX, request())
+    assert request_results_set_key(PREFIX, request(page=7, page_size=5)) == first
+    assert request_results_set_key(PREFIX, request(query="  Q ")) == first
+    assert request_results_set_key(PREFIX, request(filters={"region": "GB"})) != first
+    assert request_results_set_key(PREFIX, request(query="other")) != first
+    assert first.startswith("mgw:discovery:result-set:")

@@ -157,10 +157,40 @@ def test_decades_and_year_ranges(query: str, year_range: tuple[int, int]) -> Non
     assert parse_intent(f"thrillers {query}").filters.year_range == year_range
 
 
-@pytest.mark.parametrize("query", ["1917", "2012", "like Blade Runner 2049", "top 10 comedies"])
-def test_a_bare_year_is_not_a_filter(query: str) -> None:
-    # Too many titles are years ("1917", "2012") to read a bare number as a release year.
-    assert parse_intent(query).filters.year_range is None
+@pytest.mark.parametrize(
+    "query",
+    [
+        "1917",
+        "2012",
+        "2001 a space odyssey",
+        "like Blade Runner 2049",
+        "blade runner 2049",
+        "top 10 comedies",
+        "like Shrek 2001",
+    ],
+)
+def test_a_number_that_is_likely_a_title_is_not_a_year(query: str) -> None:
+    # A year alone or first ("1917", "2001 a space odyssey"), further ahead than listings go
+    # ("2049"), or inside a reference, is more likely part of a title.
+    assert parse_intent(query, this_year=2026).filters.year_range is None
+
+
+@pytest.mark.parametrize(
+    ("query", "year_range", "words"),
+    [
+        ("wicker lantern 1973", (1973, 1973), "wicker lantern"),
+        ("dune 2021", (2021, 2021), "dune"),
+        ("horror 1980 on netflix", (1980, 1980), "horror"),
+        ("heist movies 2027", (2027, 2027), "heist"),  # announced for next year
+        ("thrillers 1995 1999", (1995, 1999), "thrillers"),
+    ],
+)
+def test_a_bare_year_after_words_is_the_release_year(
+    query: str, year_range: tuple[int, int], words: str
+) -> None:
+    intent = parse_intent(query, this_year=2026)
+    assert intent.filters.year_range == year_range
+    assert intent.fallback_query == words
 
 
 def test_year_words_are_not_left_in_the_fallback_query() -> None:

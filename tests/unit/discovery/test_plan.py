@@ -6,12 +6,9 @@ import pytest
 
 from agents.discovery.filters import OVERFETCH_FACTOR, VECTOR_TOP_K
 from agents.discovery.plan import (
-    BROWSE_LIMIT,
-    KEYWORD_LIMIT,
-    MAX_FETCH,
     MAX_REFERENCES,
     STALE_AFTER_MIN_S,
-    fetch_size,
+    BrowseWindow,
     is_stale,
     plan_search,
 )
@@ -87,10 +84,32 @@ def test_words_references_and_browsing() -> None:
     assert plan.references == ("Shrek",)
     assert not plan.browse
     only_filters = plan_search(request(), intent(filters={"platforms": ["netflix"]}))
-    assert only_filters.browse and only_filters.browse_limit == BROWSE_LIMIT
+    assert only_filters.browse == BrowseWindow(offset=0, limit=20)
     assert only_filters.text == "" and only_filters.title_form == ""
     like_only = plan_search(request(), intent(references=["Heat"]))
     assert not like_only.browse
+
+
+@pytest.mark.parametrize(
+    ("words", "filters", "browse"),
+    [
+        ("horror", {"genres": ["horror"]}, True),
+        ("horror movies", {"genres": ["horror"]}, True),
+        ("sci-fi fantasy", {"genres": ["science_fiction", "fantasy"]}, True),
+        ("comedies", {"genres": ["comedy"]}, True),
+        ("netflix", {"platforms": ["netflix"]}, True),
+        # A mood ranks titles, it filters none.
+        ("scary", {}, False),
+        ("horror festival", {"genres": ["horror"]}, False),
+        ("heist", {"genres": ["crime"]}, False),  # heist is crime and thriller
+    ],
+)
+def test_words_that_only_repeat_the_filters_browse(
+    words: str, filters: dict[str, list[str]], browse: bool
+) -> None:
+    plan = plan_search(request(), intent(fallback_query=words, filters=filters))
+    assert (plan.browse is not None) is browse
+    assert plan.text == ("" if browse else words)
 
 
 def test_references_are_deduplicated_and_capped() -> None:
@@ -99,12 +118,13 @@ def test_references_are_deduplicated_and_capped() -> None:
     assert plan.references[0] == "Heat" and len(plan.references) == MAX_REFERENCES
 
 
-def test_deep_pages_fetch_more() -> None:
-    assert fetch_size(1, 20, KEYWORD_LIMIT) == KEYWORD_LIMIT
-    assert fetch_size(5, 20, KEYWORD_LIMIT) == 100
-    assert fetch_size(1000, 100, KEYWORD_LIMIT) == MAX_FETCH
-    plan = plan_search(request(page=3, page_size=100), intent(fallback_query="x"))
-    assert plan.keyword_limit == 300 and plan.graph_top_k == 300
+def test_what_a_search_fetches_does_not_depend_on_the_page() -> None:
+    first = plan_search(request(page=1, page_size=20), intent(fallback_query="x"), STATS)
+    deep = plan_search(request(page=30, page_size=100), intent(fallback_query="x"), STATS)
+    assert first == deep
+    browsing = intent(filters={"platforms": ["netflix"]})
+    page = plan_search(request(page=4, page_size=25), browsing, STATS)
+    assert page.browse == BrowseWindow(offset=75, limit=25)
 
 
 def test_stale_requests() -> None:

@@ -85,7 +85,7 @@ def test_lists_are_filtered_before_fusion_and_popularity_added() -> None:
     read = intent(filters={"platforms": ["netflix"]})
     plan = plan_search(request(), read)
     retrieved = Retrieved(rankings={"vector": hits(D, A, C), "keyword": hits(B)}, payloads=PAYLOADS)
-    response = assemble(request(), read, plan, retrieved, 12.5)
+    response = assemble(request(), read, plan, retrieved, 12.5).response
     ids = [r.canonical_id for r in response.results]
     assert D not in ids  # left Hulu, never on Netflix
     assert set(ids) == {A, B, C}
@@ -106,7 +106,7 @@ def test_references_are_left_out_and_their_genres_boost() -> None:
     retrieved = Retrieved(
         rankings={"graph": hits(R, A, B)}, payloads=PAYLOADS, references={R: "Reference"}
     )
-    response = assemble(request(), read, plan, retrieved, 1.0)
+    response = assemble(request(), read, plan, retrieved, 1.0).response
     ids = [r.canonical_id for r in response.results]
     assert R not in ids
     b = next(r for r in response.results if r.canonical_id == B)
@@ -117,7 +117,7 @@ def test_references_are_left_out_and_their_genres_boost() -> None:
 def test_missing_payloads_drop_the_title() -> None:
     plan = plan_search(request(), intent())
     retrieved = Retrieved(rankings={"keyword": hits(uuid.UUID(int=7), A)}, payloads=PAYLOADS)
-    response = assemble(request(), intent(), plan, retrieved, 0)
+    response = assemble(request(), intent(), plan, retrieved, 0).response
     assert [r.canonical_id for r in response.results] == [A]
 
 
@@ -129,7 +129,7 @@ def test_degraded_payloads_fail_popularity_and_failures_are_reported_in_order() 
         payloads={A: {"title": "Alpha", "genres": ["drama"], "platforms": ["netflix"]}},
         degraded=True,
     )
-    response = assemble(request(), intent(), plan, retrieved, 0)
+    response = assemble(request(), intent(), plan, retrieved, 0).response
     assert response.strategies_used == ["vector"]
     assert response.strategies_failed == ["keyword", "popularity", "graph"]
 
@@ -137,7 +137,7 @@ def test_degraded_payloads_fail_popularity_and_failures_are_reported_in_order() 
 def test_the_page_is_cut_after_fusion() -> None:
     plan = plan_search(request(page=2, page_size=1), intent())
     retrieved = Retrieved(rankings={"vector": hits(A, B, C)}, payloads=PAYLOADS)
-    response = assemble(request(page=2, page_size=1), intent(), plan, retrieved, 0)
+    response = assemble(request(page=2, page_size=1), intent(), plan, retrieved, 0).response
     assert len(response.results) == 1 and response.total_count == 3
     assert response.page == 2 and response.page_size == 1
     assert sum(response.facets.decade.values()) == 3

@@ -91,6 +91,19 @@ def test_search_filters_normalize() -> None:
     assert filters.content_rating_limit is MaturityRating.PG_13
 
 
+def test_search_filters_take_the_spellings_feeds_and_people_use() -> None:
+    filters = SearchFilters(
+        genres=["Action & Adventure", "Sci-Fi & Fantasy"],
+        region="uk",
+        content_rating_limit="tv-ma",
+    )
+    # Ids the agent maps as the genre tables read the names: '&' is 'and'.
+    assert filters.genres == ["action_and_adventure", "sci_fi_and_fantasy"]
+    assert filters.region == "GB"  # as ingestion stores UK
+    assert filters.content_rating_limit is MaturityRating.TV_MA
+    assert SearchFilters(region="el").region == "GR"
+
+
 @pytest.mark.parametrize(
     ("data", "field", "reason"),
     [
@@ -104,6 +117,8 @@ def test_search_filters_normalize() -> None:
         ({"rating_range": [0, 11]}, "rating_range", "11.0 is outside 0.0-10.0"),
         ({"rating_range": [-1, 5]}, "rating_range", "-1.0 is outside 0.0-10.0"),
         ({"content_rating_limit": "X"}, "content_rating_limit", "Input should be"),
+        ({"content_rating_limit": "PG13"}, "content_rating_limit", "Input should be"),
+        ({"content_rating_limit": " pg"}, "content_rating_limit", "Input should be"),
         ({"genres": ["comedy!"]}, "genres", "not an id"),
         ({"blocked_genres": ["!"]}, "blocked_genres", "not an id"),
         ({"platforms": ["!!"]}, "platforms", "not an id"),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from fastapi.exceptions import RequestValidationError
 from starlette.datastructures import QueryParams
@@ -40,6 +42,23 @@ def test_everything_a_client_can_ask() -> None:
     assert wanted.reply_channel == "mgw:reply:1" and wanted.user_id is None
 
 
+def test_values_in_the_spellings_people_and_feeds_use() -> None:
+    wanted = parse(
+        "q=heat&region=uk&content_rating_limit=pg-13"
+        "&genres=Action%20%26%20Adventure&blocked_genres=Kids%20%26%20Family"
+    )
+    assert wanted.filters.region == "GB"
+    assert wanted.filters.content_rating_limit == "PG-13"
+    assert wanted.filters.genres == ["action_and_adventure"]
+    assert wanted.filters.blocked_genres == ["kids_and_family"]
+    # The document says so: what it lets through is taken.
+    rating = PARAMETERS["content_rating_limit"][0]["pattern"]
+    assert all(re.search(rating, v) for v in ("pg-13", "PG-13", "Tv-Ma", "g"))
+    assert not any(re.search(rating, v) for v in ("PG13", " pg", "X", "pg-13 "))
+    genres = PARAMETERS["genres"][0]["items"]["pattern"]
+    assert re.search(genres, "Action & Adventure,drama")
+
+
 def test_defaults_and_open_ranges() -> None:
     wanted = parse("q=heat&year_from=2010&rating_max=5")
     assert (wanted.page, wanted.page_size) == (1, DEFAULT_PAGE_SIZE)
@@ -65,6 +84,7 @@ def test_defaults_and_open_ranges() -> None:
         ("q=a&rating_min=11", "query.rating_min/rating_max", "outside"),
         ("q=a&rating_min=x", "query.rating_min", "not a number"),
         ("q=a&content_rating_limit=XXX", "query.content_rating_limit", "Input should be"),
+        ("q=a&content_rating_limit=pg13", "query.content_rating_limit", "Input should be"),
         ("q=a&genres=sci%20fi!", "query.genres", "lower-case"),
         # Sent empty is a bad value, not an absent one.
         ("q=a&page=", "query.page", "not an integer"),

@@ -126,6 +126,12 @@ def test_moods_map_to_genres_through_the_shared_table() -> None:
 
 def test_regions_are_upper_case_alpha_2() -> None:
     assert build_context(at=at(20), region="us").region == "US"
+    # As ingestion stores the United Kingdom's offers.
+    assert build_context(at=at(20), region="uk").region == "GB"
+    request = RecommendationsRequested(
+        user_id="u1", region="uk", at=datetime(2024, 5, 1, tzinfo=UTC), reply_channel="reply.1"
+    )
+    assert request.region == "GB"
     with pytest.raises(ValueError, match="alpha-2"):
         build_context(at=at(20), region="USA")
 
