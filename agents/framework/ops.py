@@ -20,8 +20,11 @@ from core.observability.probes import DEFAULT_TIMEOUT_S, kafka_check
 from core.resilience.breaker import breakers
 
 TIMERS, QUARANTINE = "timers", "quarantine"
-# How often lag and pool gauges are refreshed; Prometheus scrapes every 15 s by default.
+# How often pool and breaker gauges are refreshed; Prometheus scrapes every 15 s by default.
 GAUGE_INTERVAL_S = 5.0
+# Lag is read from memory (the consumer's high watermarks and committed offsets), so it is
+# fresh to the second: `mgw up` reads it to count what a dying broker took with it.
+LAG_INTERVAL_S = 1.0
 
 
 def worker_health(settings: Settings, app: faust.App, group_names: list[str]) -> HealthChecker:
@@ -58,7 +61,7 @@ def partition_lag(highwater: int | None, committed: int | None) -> int | None:
 
 class GaugeUpdater:
     """Consumer lag per partition (from the fetch high watermark, not ListOffsets, which
-    under-reports on Tansu: INFRA.md) and the PostgreSQL pool's connections."""
+    under-reports on Tansu: docs/ARCHITECTURE.md) and the PostgreSQL pool's connections."""
 
     def __init__(
         self, app: faust.App, holder: ContextHolder, group: str, topic_prefix: str
@@ -70,7 +73,6 @@ class GaugeUpdater:
         self._shown: set[tuple[str, str, str]] = set()
 
     async def update(self) -> None:
-        await self._update_lag()
         ctx = self._holder.current
         if ctx is not None:
             size, idle = ctx.pool.get_size(), ctx.pool.get_idle_size()
@@ -78,7 +80,7 @@ class GaugeUpdater:
             DB_POOL_CONNECTIONS.labels("idle").set(idle)
         await breakers.refresh_gauges()
 
-    async def _update_lag(self) -> None:
+    async def update_lag(self) -> None:
         try:
             consumer = self._app.consumer
             assignment = consumer.assignment()
@@ -88,11 +90,12 @@ class GaugeUpdater:
         committed_offsets = getattr(consumer, "_committed_offset", {})
         shown: set[tuple[str, str, str]] = set()
         for tp in assignment:
+            highwater = consumer.highwater(tp)
             committed = committed_offsets.get(tp)
-            if committed is None:
+            if committed is None and highwater:  # nothing committed yet on a non-empty log
                 with contextlib.suppress(Exception):
                     committed = await consumer.position(tp)
-            lag = partition_lag(consumer.highwater(tp), committed)
+            lag = partition_lag(highwater, committed)
             if lag is None:
                 continue
             labels = (tp.topic.removeprefix(self._prefix), str(tp.partition), self._group)
@@ -115,12 +118,19 @@ def install_worker_ops(
     async def _share_breakers() -> None:
         await breakers.connect(settings.redis.url, settings.redis.key_prefix)
 
+    @app.timer(LAG_INTERVAL_S)
+    async def _update_lag() -> None:
+        try:
+            await updater.update_lag()
+        except Exception as exc:  # a gauge is never worth a crashed worker
+            logger.warning("could not update the lag gauges: {!r}", exc)
+
     @app.timer(GAUGE_INTERVAL_S)
     async def _update_gauges() -> None:
         try:
             await updater.update()
         except Exception as exc:  # a gauge is never worth a crashed worker
-            logger.warning("could not update lag/pool gauges: {!r}", exc)
+            logger.warning("could not update pool/breaker gauges: {!r}", exc)
 
     @app.on_before_shutdown.connect
     async def _close_breakers(app: faust.App, **kwargs: object) -> None:
