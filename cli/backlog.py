@@ -1,5 +1,7 @@
 """How many accepted events `mgw up`'s worker has not processed yet: its consumer group's lag
-on every consumed topic, plus events staged in the outbox and not yet published.
+on every consumed topic, plus work kept in PostgreSQL and not done yet: events staged in the
+outbox and not published, and titles due for enrichment (an event is acknowledged once
+another path, the sweep, claimed its title, so the lag alone would say "done" too early).
 
 Lag is the group's committed offset against the partition's end. The end comes from the fetch
 high watermark of a group-less consumer that follows every partition's end, not ListOffsets,
@@ -28,6 +30,7 @@ from cli.records import known_ends, partitions_of
 from topics.consumers import Consumer, load_index
 
 OUTBOX = "outbox"
+ENRICHMENT_DUE = "enrichment_due"
 
 
 def up_consumer_group(prefix: str, worker_groups: Sequence[str]) -> str:
@@ -49,7 +52,9 @@ class OffsetPastEnd:
 @dataclass(frozen=True)
 class Backlog:
     by_topic: Mapping[str, int]  # topic name without prefix -> records not committed
-    outbox: int = 0
+    outbox: int = 0  # events staged in PostgreSQL, not yet published
+    # Titles due for enrichment (agents/enrichment/store.py): their events may be gone already.
+    enrichment_due: int = 0
     past_end: tuple[OffsetPastEnd, ...] = ()
 
     @property
@@ -59,22 +64,26 @@ class Backlog:
 
     @property
     def drained(self) -> bool:
-        return self.total == 0 and not self.past_end
+        return self.total == 0 and self.enrichment_due == 0 and not self.past_end
 
 
 def left_by_topic(backlog: Backlog) -> dict[str, int]:
-    """Events left per topic, with the outbox as a topic of its own; none left: omitted."""
+    """Events left per topic, then the outbox, then the titles due for enrichment; what has
+    nothing left is omitted."""
     left = {topic: n for topic, n in sorted(backlog.by_topic.items()) if n > 0}
-    if backlog.outbox:
-        left[OUTBOX] = backlog.outbox
+    for name, n in ((OUTBOX, backlog.outbox), (ENRICHMENT_DUE, backlog.enrichment_due)):
+        if n:
+            left[name] = n
     return left
 
 
 def describe(backlog: Backlog) -> str:
-    left = left_by_topic(backlog)
+    events = {k: n for k, n in left_by_topic(backlog).items() if k != ENRICHMENT_DUE}
     total = f"{backlog.total:,} event{'' if backlog.total == 1 else 's'} left"
-    if left:
-        total += ": " + ", ".join(f"{topic} {n:,}" for topic, n in left.items())
+    if events:
+        total += ": " + ", ".join(f"{topic} {n:,}" for topic, n in events.items())
+    if backlog.enrichment_due:
+        total += f"; {backlog.enrichment_due:,} title(s) due for enrichment"
     if backlog.past_end:
         total += (
             "; committed offsets past the log end (the broker lost records; the worker reads "
@@ -173,16 +182,20 @@ class BacklogProbe:
                 past_end.append(OffsetPastEnd(topic, tp.partition, done, end))
             by_topic[topic] = by_topic.get(topic, 0) + max(0, end - done)
         past_end.sort(key=lambda p: (p.topic, p.partition))
-        return Backlog(by_topic=by_topic, outbox=await self._outbox(), past_end=tuple(past_end))
+        outbox, due = await self._kept_in_postgres()
+        return Backlog(by_topic, outbox, due, tuple(past_end))
 
-    async def _outbox(self) -> int:
+    async def _kept_in_postgres(self) -> tuple[int, int]:
+        """(events in the outbox, titles due for enrichment)."""
         if not self._database_url:
-            return 0
+            return 0, 0
         import asyncpg
+
+        from agents.enrichment.store import count_due
 
         conn = await asyncpg.connect(self._database_url, timeout=5)
         try:
-            return int(await conn.fetchval("SELECT count(*) FROM outbox"))
+            return int(await conn.fetchval("SELECT count(*) FROM outbox")), await count_due(conn)
         finally:
             await conn.close()
 

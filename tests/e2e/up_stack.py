@@ -83,7 +83,8 @@ class Up:
         assert done.returncode == 0, f"mgw {' '.join(args)}:\n{done.stdout}{done.stderr}"
         return done
 
-    def stop(self, timeout: float = 80) -> int:
+    def stop(self, timeout: float = 150) -> int:
+        # The drain waits until every title is enriched: slow on a busy machine.
         self.proc.send_signal(signal.SIGINT)
         return self.proc.wait(timeout)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from cli.backlog import (
+    ENRICHMENT_DUE,
     OUTBOX,
     Backlog,
     OffsetPastEnd,
@@ -81,6 +82,15 @@ def test_backlog_is_counted_per_topic_never_charged_to_every_agent_of_it() -> No
     assert backlog.total == 12 and not backlog.drained
     assert left_by_topic(backlog) == {"content.ingested": 3, "content.raw": 7, OUTBOX: 2}
     assert describe(backlog) == "12 events left: content.ingested 3, content.raw 7, outbox 2"
+
+
+def test_titles_due_for_enrichment_are_work_left_though_their_events_are_acknowledged() -> None:
+    # An event is acknowledged once the sweep claimed its title: the lag says 0 while the
+    # sweep still embeds; stopping then would leave the title unenriched until the next start.
+    due = Backlog({"content.ingested": 0}, enrichment_due=54)
+    assert due.total == 0 and not due.drained
+    assert left_by_topic(due) == {ENRICHMENT_DUE: 54}
+    assert describe(due) == "0 events left; 54 title(s) due for enrichment"
     assert describe(Backlog({"content.raw": 0})) == "0 events left"
     assert Backlog({"content.raw": 0}).drained
 
