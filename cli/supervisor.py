@@ -180,15 +180,15 @@ class SupervisorMetrics:
         )
         self.events_left = Gauge(
             "mgw_drain_events_left",
-            "Events accepted but not yet processed, per topic (and the outbox), while mgw up "
-            "drains",
+            "What is left while mgw up drains: events per topic, in the outbox, and titles "
+            "due for enrichment",
             ["topic"],
             registry=self.registry,
         )
         self.events_lost = Counter(
             "mgw_broker_events_lost",
             "Accepted events the embedded broker held and the worker had not processed when "
-            "the broker died (the worker's lag a second before), per topic",
+            "the broker died (the worker's lag then: an estimate), per topic",
             ["topic"],
             registry=self.registry,
         )

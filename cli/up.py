@@ -497,12 +497,13 @@ def _wait_ready(
 
 def _report_broker_death(worker_metrics_url: str, metrics: SupervisorMetrics) -> None:
     """Say what the embedded broker took with it: what the worker had not processed, as its
-    lag (refreshed every second) last said; the worker is stopped right after this."""
-    lag = worker_lag(worker_metrics_url)
+    lag says now (read from its memory; an estimate, docs/OPERATIONS.md); the worker is
+    stopped right after this."""
+    lag = _worker_lag(worker_metrics_url)
+    total = None if lag is None else sum(lag.values())
     if lag is None:
         what = "an unknown number of accepted events (the worker did not answer)"
     else:
-        total = sum(lag.values())
         what = f"{total:,} accepted event{'' if total == 1 else 's'} the worker had not processed"
         if total:
             what += " (" + ", ".join(f"{t} {n:,}" for t, n in sorted(lag.items()) if n) + ")"
@@ -510,15 +511,20 @@ def _report_broker_death(worker_metrics_url: str, metrics: SupervisorMetrics) ->
             metrics.events_lost.labels(topic).inc(n)
     logger.error("the embedded broker died; lost with it: {}", what)
     console.print(
-        f"[red]the embedded broker died, and with it {what}: they are lost; replay their source "
-        "(e.g. `mgw ingest FILE`; clients resend what got no 202). The worker is stopped until "
-        "the broker is back, then starts fresh on it. KAFKA_BROKERS names a durable Kafka "
-        "instead.[/red]",
+        f"[red]the embedded broker died, and with it {what}"
+        + (
+            ": they are lost; replay their source (e.g. `mgw ingest FILE`; clients resend "
+            "what got no 202)"
+            if total != 0
+            else ""
+        )
+        + ". The worker is stopped until the broker is back, then starts fresh on it. "
+        "KAFKA_BROKERS names a durable Kafka instead.[/red]",
         soft_wrap=True,
     )
 
 
-def worker_lag(metrics_url: str) -> dict[str, int] | None:
+def _worker_lag(metrics_url: str) -> dict[str, int] | None:
     """mgw_consumer_lag of a worker, summed per topic; None when it does not answer."""
     try:
         text = httpx.get(metrics_url, timeout=2).text

@@ -20,11 +20,10 @@ from core.observability.probes import DEFAULT_TIMEOUT_S, kafka_check
 from core.resilience.breaker import breakers
 
 TIMERS, QUARANTINE = "timers", "quarantine"
-# How often pool and breaker gauges are refreshed; Prometheus scrapes every 15 s by default.
+# How often lag and pool gauges are refreshed; Prometheus scrapes every 15 s by default. The
+# lag is also refreshed for each scrape (it is read from memory): `mgw up` reads it the moment
+# its broker dies, to count what the broker took with it.
 GAUGE_INTERVAL_S = 5.0
-# Lag is read from memory (the consumer's high watermarks and committed offsets), so it is
-# fresh to the second: `mgw up` reads it to count what a dying broker took with it.
-LAG_INTERVAL_S = 1.0
 
 
 def worker_health(settings: Settings, app: faust.App, group_names: list[str]) -> HealthChecker:
@@ -59,6 +58,17 @@ def partition_lag(highwater: int | None, committed: int | None) -> int | None:
     return max(0, highwater - (committed or 0))
 
 
+def _position(consumer: Any, tp: Any) -> int | None:
+    """The consumer's fetch position, read from memory as Faust's own checks do: never a
+    request (a scrape must answer while the broker is away)."""
+    try:
+        aio = consumer._thread._ensure_consumer()
+        state = aio._fetcher._subscriptions.subscription.assignment.state_value(tp)
+        return int(state.position) if state.has_valid_position else None
+    except Exception:  # not assigned any more, or the consumer is stopping
+        return None
+
+
 class GaugeUpdater:
     """Consumer lag per partition (from the fetch high watermark, not ListOffsets, which
     under-reports on Tansu: docs/ARCHITECTURE.md) and the PostgreSQL pool's connections."""
@@ -73,6 +83,7 @@ class GaugeUpdater:
         self._shown: set[tuple[str, str, str]] = set()
 
     async def update(self) -> None:
+        await self.update_lag()
         ctx = self._holder.current
         if ctx is not None:
             size, idle = ctx.pool.get_size(), ctx.pool.get_idle_size()
@@ -93,8 +104,7 @@ class GaugeUpdater:
             highwater = consumer.highwater(tp)
             committed = committed_offsets.get(tp)
             if committed is None and highwater:  # nothing committed yet on a non-empty log
-                with contextlib.suppress(Exception):
-                    committed = await consumer.position(tp)
+                committed = _position(consumer, tp)
             lag = partition_lag(highwater, committed)
             if lag is None:
                 continue
@@ -110,28 +120,24 @@ class GaugeUpdater:
 
 def install_worker_ops(
     app: faust.App, holder: ContextHolder, settings: Settings, group: str
-) -> None:
-    """Share breaker state through Redis and keep the gauges fresh while the worker runs."""
+) -> GaugeUpdater:
+    """Share breaker state through Redis and keep the gauges fresh while the worker runs;
+    returns the updater, whose `update_lag` the ops server runs before each scrape."""
     updater = GaugeUpdater(app, holder, group, settings.kafka.topic_prefix)
 
     @app.task
     async def _share_breakers() -> None:
         await breakers.connect(settings.redis.url, settings.redis.key_prefix)
 
-    @app.timer(LAG_INTERVAL_S)
-    async def _update_lag() -> None:
-        try:
-            await updater.update_lag()
-        except Exception as exc:  # a gauge is never worth a crashed worker
-            logger.warning("could not update the lag gauges: {!r}", exc)
-
     @app.timer(GAUGE_INTERVAL_S)
     async def _update_gauges() -> None:
         try:
             await updater.update()
         except Exception as exc:  # a gauge is never worth a crashed worker
-            logger.warning("could not update pool/breaker gauges: {!r}", exc)
+            logger.warning("could not update lag/pool gauges: {!r}", exc)
 
     @app.on_before_shutdown.connect
     async def _close_breakers(app: faust.App, **kwargs: object) -> None:
         await breakers.close()
+
+    return updater

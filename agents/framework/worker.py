@@ -30,7 +30,7 @@ def run_worker(
     # Ready when the dependency table's required services answer (core/observability/
     # dependencies.py) and the group has handed this worker its partitions.
     health = worker_health(settings, app, sorted({spec.group for spec in specs}))
-    install_worker_ops(app, holder, settings, consumer_group(settings, group_names))
+    gauges = install_worker_ops(app, holder, settings, consumer_group(settings, group_names))
     # Offsets past the end of their log are read again from the start, and said so.
     install_offset_guard(app, consumer_group(settings, group_names), settings.kafka.topic_prefix)
     ops = OpsServer(
@@ -38,6 +38,7 @@ def run_worker(
         settings.metrics.port,
         ready=health.ready,
         sock=inherited_socket(settings.metrics.listen_fd),
+        before_metrics=gauges.update_lag,
     )
 
     @app.task

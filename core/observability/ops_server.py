@@ -23,7 +23,8 @@ def inherited_socket(fd: int | None) -> socket.socket | None:
 
 
 class OpsServer:
-    """Serves on host:port, or on `sock` when given (a listening socket handed over)."""
+    """Serves on host:port, or on `sock` when given (a listening socket handed over).
+    `before_metrics` refreshes gauges that are cheap to read at scrape time."""
 
     def __init__(
         self,
@@ -31,10 +32,12 @@ class OpsServer:
         port: int,
         ready: ReadyCheck | None = None,
         sock: socket.socket | None = None,
+        before_metrics: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self._host = host
         self._port = port
         self._sock = sock
+        self._before_metrics = before_metrics
         self._ready = ready or _always_ready
         self._runner: web.AppRunner | None = None
         self.bound_port: int | None = None
@@ -84,4 +87,9 @@ class OpsServer:
         return web.json_response(body, status=status)
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        if self._before_metrics is not None:
+            try:
+                await self._before_metrics()
+            except Exception as exc:  # the last values are still worth serving
+                logger.warning("could not refresh gauges before a scrape: {!r}", exc)
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
