@@ -23,9 +23,9 @@ from typing import TypeVar
 
 from loguru import logger
 
-from core.embedded import EmbeddedServiceError
+from core.embedded import EmbeddedServiceError, free_port
+from core.embedded.process import LOCALHOST
 
-LOCALHOST = "127.0.0.1"
 START_ATTEMPTS = 3
 
 T = TypeVar("T")
@@ -64,16 +64,6 @@ def port_is_free(port: int, host: str = LOCALHOST) -> bool:
         return True
 
 
-def free_port(preferred: int | None = None, host: str = LOCALHOST) -> int:
-    """`preferred` if it is free now, else a port the OS says is free now (a check, not a
-    reservation: see start_on_free_port)."""
-    if preferred and port_is_free(preferred, host):
-        return preferred
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return port_of(sock)
-
-
 def start_on_free_port(
     what: str, start: Callable[[int], T], preferred: int | None = None, host: str = LOCALHOST
 ) -> T:
@@ -82,7 +72,11 @@ def start_on_free_port(
     on another port, up to START_ATTEMPTS times."""
     tried: list[int] = []
     while True:
-        port = free_port(None if preferred in tried else preferred, host)
+        # A check, not a reservation: the service binds it later, hence the retry.
+        if preferred and preferred not in tried and port_is_free(preferred, host):
+            port = preferred
+        else:
+            port = free_port(host)
         tried.append(port)
         try:
             return start(port)
