@@ -1,10 +1,20 @@
 """How many accepted events `mgw up`'s worker has not processed yet: its consumer group's lag
-on every consumed topic, plus events staged in the outbox and not yet published.
+on every consumed topic, plus work kept in PostgreSQL and not done yet: events staged in the
+outbox and not published, and titles due for enrichment (an event is acknowledged once
+another path, the sweep, claimed its title, so the lag alone would say "done" too early).
 
 Lag is the group's committed offset against the partition's end. The end comes from the fetch
 high watermark of a group-less consumer that follows every partition's end, not ListOffsets,
-which under-reports on Tansu (INFRA.md, gotcha 3); committed offsets come from the admin
-client, with the partitions named (gotcha 6).
+which under-reports on Tansu (docs/ARCHITECTURE.md); committed offsets come from the admin
+client, with the partitions named (Tansu needs them).
+
+A committed offset beyond the end is not a lag of 0 but a fault: the broker lost records the
+group had read (agents/framework/offset_guard.py). It is reported as such, and a backlog with
+one is not drained.
+
+What is left is counted per topic: under `mgw up` every agent shares one consumer group, whose
+committed offset on a topic is where the slowest of the topic's agents is, so a count per
+agent or per worker group would charge every agent of the topic with the slowest one's work.
 """
 
 from __future__ import annotations
@@ -20,6 +30,7 @@ from cli.records import known_ends, partitions_of
 from topics.consumers import Consumer, load_index
 
 OUTBOX = "outbox"
+ENRICHMENT_DUE = "enrichment_due"
 
 
 def up_consumer_group(prefix: str, worker_groups: Sequence[str]) -> str:
@@ -29,33 +40,59 @@ def up_consumer_group(prefix: str, worker_groups: Sequence[str]) -> str:
 
 
 @dataclass(frozen=True)
+class OffsetPastEnd:
+    """A partition whose committed offset is beyond the end of its log."""
+
+    topic: str  # without prefix
+    partition: int
+    committed: int
+    end: int
+
+
+@dataclass(frozen=True)
 class Backlog:
     by_topic: Mapping[str, int]  # topic name without prefix -> records not committed
-    outbox: int = 0
+    outbox: int = 0  # events staged in PostgreSQL, not yet published
+    # Titles due for enrichment (agents/enrichment/store.py): their events may be gone already.
+    enrichment_due: int = 0
+    past_end: tuple[OffsetPastEnd, ...] = ()
 
     @property
     def total(self) -> int:
+        """Events accepted and not processed (those of partitions past their end unknown)."""
         return sum(self.by_topic.values()) + self.outbox
 
-
-def by_worker_group(backlog: Backlog, index: Mapping[str, Sequence[Consumer]]) -> dict[str, int]:
-    """Events left per worker group (a topic several groups consume counts for each), with the
-    outbox as a group of its own; groups with nothing left are omitted."""
-    left: dict[str, int] = {}
-    for topic, lag in backlog.by_topic.items():
-        for group in sorted({c.group for c in index.get(topic, ())}):
-            left[group] = left.get(group, 0) + lag
-    if backlog.outbox:
-        left[OUTBOX] = backlog.outbox
-    return {group: n for group, n in sorted(left.items()) if n > 0}
+    @property
+    def drained(self) -> bool:
+        return self.total == 0 and self.enrichment_due == 0 and not self.past_end
 
 
-def describe(backlog: Backlog, index: Mapping[str, Sequence[Consumer]]) -> str:
-    groups = by_worker_group(backlog, index)
+def left_by_topic(backlog: Backlog) -> dict[str, int]:
+    """Events left per topic, then the outbox, then the titles due for enrichment; what has
+    nothing left is omitted."""
+    left = {topic: n for topic, n in sorted(backlog.by_topic.items()) if n > 0}
+    for name, n in ((OUTBOX, backlog.outbox), (ENRICHMENT_DUE, backlog.enrichment_due)):
+        if n:
+            left[name] = n
+    return left
+
+
+def describe(backlog: Backlog) -> str:
+    events = {k: n for k, n in left_by_topic(backlog).items() if k != ENRICHMENT_DUE}
     total = f"{backlog.total:,} event{'' if backlog.total == 1 else 's'} left"
-    if not groups:
-        return total
-    return total + ": " + ", ".join(f"{group} {n:,}" for group, n in groups.items())
+    if events:
+        total += ": " + ", ".join(f"{topic} {n:,}" for topic, n in events.items())
+    if backlog.enrichment_due:
+        total += f"; {backlog.enrichment_due:,} title(s) due for enrichment"
+    if backlog.past_end:
+        total += (
+            "; committed offsets past the log end (the broker lost records; the worker reads "
+            "these partitions again from their start): "
+            + ", ".join(
+                f"{p.topic}[{p.partition}] {p.committed:,} > {p.end:,}" for p in backlog.past_end
+            )
+        )
+    return total
 
 
 class BacklogProbe:
@@ -136,21 +173,29 @@ class BacklogProbe:
         ends = await self._ends()
         committed = await self._admin.list_consumer_group_offsets(self._group, partitions=self._tps)
         by_topic: dict[str, int] = {}
+        past_end: list[OffsetPastEnd] = []
         for tp, end in ends.items():
             meta = committed.get(tp)
             done = meta.offset if meta is not None and meta.offset >= 0 else 0
             topic = self._short(tp.topic)
+            if done > end:
+                past_end.append(OffsetPastEnd(topic, tp.partition, done, end))
             by_topic[topic] = by_topic.get(topic, 0) + max(0, end - done)
-        return Backlog(by_topic=by_topic, outbox=await self._outbox())
+        past_end.sort(key=lambda p: (p.topic, p.partition))
+        outbox, due = await self._kept_in_postgres()
+        return Backlog(by_topic, outbox, due, tuple(past_end))
 
-    async def _outbox(self) -> int:
+    async def _kept_in_postgres(self) -> tuple[int, int]:
+        """(events in the outbox, titles due for enrichment)."""
         if not self._database_url:
-            return 0
+            return 0, 0
         import asyncpg
+
+        from agents.enrichment.store import count_due
 
         conn = await asyncpg.connect(self._database_url, timeout=5)
         try:
-            return int(await conn.fetchval("SELECT count(*) FROM outbox"))
+            return int(await conn.fetchval("SELECT count(*) FROM outbox")), await count_due(conn)
         finally:
             await conn.close()
 

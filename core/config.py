@@ -201,6 +201,9 @@ class GatewaySettings(_Section):
     fast_lane: bool = True
     # Processes serving the port, each with its own producer; 0 is one per core.
     workers: int = Field(default=0, ge=0, le=64)
+    # A listening socket inherited from `mgw up` (cli/ports.py), served instead of binding
+    # host:port; `port` then only names it.
+    listen_fd: int | None = Field(default=None, ge=0)
 
     def worker_count(self) -> int:
         return self.workers or os.cpu_count() or 1
@@ -212,6 +215,8 @@ class MetricsSettings(_Section):
     host: str = "127.0.0.1"
     # 0 picks a free port (the embedded default runs several processes on one host).
     port: int = Field(default=9090, ge=0, le=65535)
+    # A listening socket inherited from `mgw up` (cli/ports.py), as GatewaySettings.listen_fd.
+    listen_fd: int | None = Field(default=None, ge=0)
 
 
 class AuthSettings(_Section):

@@ -7,6 +7,10 @@ lines, readable by the owner only, the first one the pid of `mgw up`; and remove
 stops. Other commands read it when that pid is alive and take from it only the variables the
 environment does not set: an explicit variable always wins, and a stale file from a killed
 stack is ignored. MGW_STACK_FILE names another file ("" or "none": never read one).
+
+Ports a child picks for itself (each gateway process its ops port) are recorded by the child in
+the directory MGW_PORTS_DIR names (`mgw up` sets it): one file per process, `ROLE.PID` holding
+the port, so the banner and `mgw stack` list only ports a live process holds.
 """
 
 from __future__ import annotations
@@ -23,6 +27,10 @@ PID_VARIABLE = "MGW_STACK_PID"
 # Not configuration of any process: what `mgw stack` shows.
 DEV_KEY_VARIABLE = "MGW_DEV_API_KEY"
 GATEWAY_URL_VARIABLE = "MGW_GATEWAY_URL"
+WORKER_OPS_VARIABLE = "MGW_WORKER_OPS_URL"
+GATEWAY_OPS_VARIABLE = "MGW_GATEWAY_OPS_URLS"
+SUPERVISOR_OPS_VARIABLE = "MGW_SUPERVISOR_URL"
+PORTS_DIR_VARIABLE = "MGW_PORTS_DIR"
 
 
 def stack_file() -> Path | None:
@@ -85,3 +93,30 @@ def apply_running_stack(environ: MutableMapping[str, str] | None = None) -> dict
     }
     env.update(taken)
     return taken
+
+
+def record_port(role: str, port: int) -> Path | None:
+    """Under `mgw up` (MGW_PORTS_DIR set): note that this process serves `role` on `port`.
+    Returns the file to remove when it stops serving (None outside `mgw up`)."""
+    directory = os.environ.get(PORTS_DIR_VARIABLE)
+    if not directory:
+        return None
+    path = Path(directory) / f"{role}.{os.getpid()}"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(str(port))
+    temporary.replace(path)
+    return path
+
+
+def recorded_ports(directory: Path, role: str) -> list[int]:
+    """The ports live processes recorded for `role`, in order."""
+    ports = []
+    for path in directory.glob(f"{role}.*"):
+        try:
+            pid = int(path.suffix.removeprefix("."))
+            os.kill(pid, 0)
+            ports.append(int(path.read_text()))
+        except (ValueError, OSError):  # not a pid, a dead process, a file half written
+            continue
+    return sorted(ports)

@@ -18,6 +18,7 @@ from core.observability.ops_server import OpsServer, ReadyCheck
 from core.observability.probes import read_model_check, redis_check
 from core.resilience.breaker import breakers
 from core.resilience.fastredis import fast_fail_client
+from core.stack_file import record_port
 from gateway.middleware.near_cache import follow_invalidations
 
 BREAKER_GAUGE_REFRESH_S = 5.0
@@ -42,21 +43,31 @@ def ops_ports(settings: Settings) -> list[int]:
 async def _start_ops(settings: Settings, ready: ReadyCheck) -> OpsServer | None:
     if settings.metrics.port == settings.gateway.port and settings.metrics.port != 0:
         return None  # one port: /metrics and /health/* are served by the app itself
-    error: OSError | None = None
-    for port in ops_ports(settings):
+    wanted = ops_ports(settings)
+    # Every port of the range taken (another program holds one): a port the OS picks, so
+    # this process is still scraped; it is recorded for `mgw up` and named in the log.
+    for port in wanted if 0 in wanted else [*wanted, 0]:
         ops = OpsServer(settings.metrics.host, port, ready=ready)
         try:
             await ops.start()
-            return ops
         except OSError as exc:
-            error = exc
+            logger.debug("gateway ops port {}:{} unavailable: {}", settings.metrics.host, port, exc)
+            continue
+        if port == 0 and 0 not in wanted:
+            logger.error(
+                "gateway ops ports {} on {} are all taken; serving /metrics and /health on {} "
+                "instead (a scrape config naming the range misses this process)",
+                ", ".join(map(str, wanted)),
+                settings.metrics.host,
+                ops.bound_port,
+            )
+        return ops
     # The app's own port still serves /metrics; losing the second port is no reason to
     # refuse traffic.
     logger.error(
-        "metrics port {}:{} unavailable ({}); /metrics stays on the gateway port",
+        "no ops port on {} (tried {}); /metrics stays on the gateway port",
         settings.metrics.host,
-        settings.metrics.port,
-        error,
+        ", ".join(map(str, wanted)),
     )
     return None
 
@@ -82,6 +93,7 @@ async def edge_resources(app: FastAPI, settings: Settings) -> AsyncIterator[None
     app.state.health = health
     ops = await _start_ops(settings, health.ready)
     app.state.ops_port = ops.bound_port if ops is not None else None
+    recorded = record_port("gateway-ops", ops.bound_port) if ops and ops.bound_port else None
     tasks = [asyncio.create_task(_refresh_breaker_gauges())]
     near = getattr(app.state, "near_cache", None)
     if near is not None and settings.redis.url:
@@ -99,6 +111,8 @@ async def edge_resources(app: FastAPI, settings: Settings) -> AsyncIterator[None
                 await task
         if ops is not None:
             await ops.stop()
+        if recorded is not None:
+            recorded.unlink(missing_ok=True)
         await health.close()
         await breakers.close()
         app.state.edge_redis = None

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
+from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
 from core.config import Settings, load_settings
 from core.observability.logging import init_logging
+from core.observability.ops_server import inherited_socket
 from gateway.app import create_app
 
 
@@ -28,16 +32,27 @@ def _options(settings: Settings) -> dict[str, Any]:
 
 def run_gateway(settings: Settings, workers: int | None = None) -> None:
     count = workers or settings.gateway.worker_count()
+    # A socket handed over by `mgw up` (cli/ports.py) is served as it is: no bind, no race.
+    inherited = inherited_socket(settings.gateway.listen_fd)
     if count == 1:
         init_logging(settings.log.level, settings.log.format, process="gateway")
-        uvicorn.Server(uvicorn.Config(create_app(settings), **_options(settings))).run()
+        server = uvicorn.Server(uvicorn.Config(create_app(settings), **_options(settings)))
+        server.run(sockets=[inherited] if inherited is not None else None)
+        if not server.started:  # uvicorn logged why (a bind error names the address)
+            sys.exit(STARTUP_FAILURE)
         return
     init_logging(settings.log.level, settings.log.format, process="gateway-supervisor")
     # uvicorn's supervisor serves one listening socket from `count` processes, restarts one
     # that dies, and stops them all on SIGINT/SIGTERM; each process builds its app (and its
     # producer) from the environment it inherits.
     os.environ["GATEWAY_WORKERS"] = str(count)
-    uvicorn.run("gateway.server:worker_app", factory=True, workers=count, **_options(settings))
+    if inherited is None:
+        uvicorn.run("gateway.server:worker_app", factory=True, workers=count, **_options(settings))
+        return
+    config = uvicorn.Config(
+        "gateway.server:worker_app", factory=True, workers=count, **_options(settings)
+    )
+    Multiprocess(config, sockets=[inherited]).run()
 
 
 def worker_app() -> FastAPI:

@@ -24,20 +24,29 @@ import asyncpg
 CLAIM_LEASE_S = 30.0
 QUARANTINE_AGENT = "enrichment"  # the worker group, as quarantine entries are kept
 
-# Due, not quarantined at this version, and not claimed at this version by a live claim.
+
+def _due(agent: str) -> str:
+    """A `content c` row is due and not quarantined at this version; `agent` is the query
+    parameter holding QUARANTINE_AGENT."""
+    return f"""
+    (c.enriched_version IS NULL OR c.enriched_version < c.updated_at)
+    AND NOT EXISTS (
+        SELECT 1 FROM quarantine q
+        WHERE q.agent = {agent} AND q.entity_id = c.canonical_id::text
+          AND q.version = (extract(epoch FROM c.updated_at) * 1000000)::bigint::text)
+    """
+
+
+# Due, and not claimed at this version by a live claim.
 # `doc` as text: a document that does not parse must fail for its own row (quarantined), not
 # for the whole fetch.
-_CLAIM = """
+_CLAIM = f"""
 WITH due AS (
     SELECT c.canonical_id, c.updated_at, c.doc::text AS doc,
            (extract(epoch FROM c.updated_at) * 1000000)::bigint::text AS version_key
     FROM content c
     WHERE ($1::uuid[] IS NULL OR c.canonical_id = ANY($1::uuid[]))
-      AND (c.enriched_version IS NULL OR c.enriched_version < c.updated_at)
-      AND NOT EXISTS (
-          SELECT 1 FROM quarantine q
-          WHERE q.agent = $5 AND q.entity_id = c.canonical_id::text
-            AND q.version = (extract(epoch FROM c.updated_at) * 1000000)::bigint::text)
+      AND {_due("$5")}
       AND NOT EXISTS (
           SELECT 1 FROM enrichment_claims k
           WHERE k.canonical_id = c.canonical_id AND k.version >= c.updated_at
@@ -58,6 +67,7 @@ FROM due JOIN claimed ON claimed.canonical_id = due.canonical_id
                      AND claimed.version = due.updated_at
 ORDER BY due.updated_at
 """
+_COUNT_DUE = f"SELECT count(*) FROM content c WHERE {_due('$1')}"
 _MARK = """
 UPDATE content AS c SET data_quality_score = u.score, enriched_version = u.version,
                         enriched_at = now()
@@ -85,6 +95,12 @@ async def claim(
         owner,
         QUARANTINE_AGENT,
     )
+
+
+async def count_due(conn: asyncpg.Pool | asyncpg.Connection) -> int:
+    """Titles due (claimed or not) and not quarantined: enrichment work not done yet, which
+    `mgw up`'s drain waits for (an event is acknowledged once another path claimed its title)."""
+    return int(await conn.fetchval(_COUNT_DUE, QUARANTINE_AGENT))
 
 
 async def release_claims(

@@ -20,7 +20,9 @@ from core.observability.probes import DEFAULT_TIMEOUT_S, kafka_check
 from core.resilience.breaker import breakers
 
 TIMERS, QUARANTINE = "timers", "quarantine"
-# How often lag and pool gauges are refreshed; Prometheus scrapes every 15 s by default.
+# How often lag and pool gauges are refreshed; Prometheus scrapes every 15 s by default. The
+# lag is also refreshed for each scrape (it is read from memory): `mgw up` reads it the moment
+# its broker dies, to count what the broker took with it.
 GAUGE_INTERVAL_S = 5.0
 
 
@@ -56,9 +58,20 @@ def partition_lag(highwater: int | None, committed: int | None) -> int | None:
     return max(0, highwater - (committed or 0))
 
 
+def _position(consumer: Any, tp: Any) -> int | None:
+    """The consumer's fetch position, read from memory as Faust's own checks do: never a
+    request (a scrape must answer while the broker is away)."""
+    try:
+        aio = consumer._thread._ensure_consumer()
+        state = aio._fetcher._subscriptions.subscription.assignment.state_value(tp)
+        return int(state.position) if state.has_valid_position else None
+    except Exception:  # not assigned any more, or the consumer is stopping
+        return None
+
+
 class GaugeUpdater:
     """Consumer lag per partition (from the fetch high watermark, not ListOffsets, which
-    under-reports on Tansu: INFRA.md) and the PostgreSQL pool's connections."""
+    under-reports on Tansu: docs/ARCHITECTURE.md) and the PostgreSQL pool's connections."""
 
     def __init__(
         self, app: faust.App, holder: ContextHolder, group: str, topic_prefix: str
@@ -70,7 +83,7 @@ class GaugeUpdater:
         self._shown: set[tuple[str, str, str]] = set()
 
     async def update(self) -> None:
-        await self._update_lag()
+        await self.update_lag()
         ctx = self._holder.current
         if ctx is not None:
             size, idle = ctx.pool.get_size(), ctx.pool.get_idle_size()
@@ -78,7 +91,7 @@ class GaugeUpdater:
             DB_POOL_CONNECTIONS.labels("idle").set(idle)
         await breakers.refresh_gauges()
 
-    async def _update_lag(self) -> None:
+    async def update_lag(self) -> None:
         try:
             consumer = self._app.consumer
             assignment = consumer.assignment()
@@ -88,11 +101,11 @@ class GaugeUpdater:
         committed_offsets = getattr(consumer, "_committed_offset", {})
         shown: set[tuple[str, str, str]] = set()
         for tp in assignment:
+            highwater = consumer.highwater(tp)
             committed = committed_offsets.get(tp)
-            if committed is None:
-                with contextlib.suppress(Exception):
-                    committed = await consumer.position(tp)
-            lag = partition_lag(consumer.highwater(tp), committed)
+            if committed is None and highwater:  # nothing committed yet on a non-empty log
+                committed = _position(consumer, tp)
+            lag = partition_lag(highwater, committed)
             if lag is None:
                 continue
             labels = (tp.topic.removeprefix(self._prefix), str(tp.partition), self._group)
@@ -107,8 +120,9 @@ class GaugeUpdater:
 
 def install_worker_ops(
     app: faust.App, holder: ContextHolder, settings: Settings, group: str
-) -> None:
-    """Share breaker state through Redis and keep the gauges fresh while the worker runs."""
+) -> GaugeUpdater:
+    """Share breaker state through Redis and keep the gauges fresh while the worker runs;
+    returns the updater, whose `update_lag` the ops server runs before each scrape."""
     updater = GaugeUpdater(app, holder, group, settings.kafka.topic_prefix)
 
     @app.task
@@ -125,3 +139,5 @@ def install_worker_ops(
     @app.on_before_shutdown.connect
     async def _close_breakers(app: faust.App, **kwargs: object) -> None:
         await breakers.close()
+
+    return updater

@@ -7,12 +7,13 @@ from loguru import logger
 
 from agents.framework.app import consumer_group, create_app
 from agents.framework.fetch_wait import use_fetch_max_wait
+from agents.framework.offset_guard import install_offset_guard
 from agents.framework.ops import install_worker_ops, worker_health
 from agents.framework.runtime import AgentSpec, TimerSpec
 from core.config import Settings
 from core.gc_tuning import tune_for_batches
 from core.observability.logging import init_logging
-from core.observability.ops_server import OpsServer
+from core.observability.ops_server import OpsServer, inherited_socket
 
 
 def run_worker(
@@ -29,8 +30,16 @@ def run_worker(
     # Ready when the dependency table's required services answer (core/observability/
     # dependencies.py) and the group has handed this worker its partitions.
     health = worker_health(settings, app, sorted({spec.group for spec in specs}))
-    install_worker_ops(app, holder, settings, consumer_group(settings, group_names))
-    ops = OpsServer(settings.metrics.host, settings.metrics.port, ready=health.ready)
+    gauges = install_worker_ops(app, holder, settings, consumer_group(settings, group_names))
+    # Offsets past the end of their log are read again from the start, and said so.
+    install_offset_guard(app, consumer_group(settings, group_names), settings.kafka.topic_prefix)
+    ops = OpsServer(
+        settings.metrics.host,
+        settings.metrics.port,
+        ready=health.ready,
+        sock=inherited_socket(settings.metrics.listen_fd),
+        before_metrics=gauges.update_lag,
+    )
 
     @app.task
     async def _serve_ops() -> None:

@@ -3,7 +3,9 @@
 The answer is `{"status": "healthy|degraded|unhealthy", "components": {name: {"status",
 "latency_ms", "error", "required"}}}`: unhealthy (HTTP 503) when a required dependency is
 down, degraded (200) when only optional ones are, healthy (200) otherwise. What is required
-for which process is declared in core/observability/dependencies.py.
+for which process is declared in core/observability/dependencies.py. A component that answers
+but is not usable yet says what it is doing instead of "unhealthy" (the read model: "missing",
+"being rebuilt"; a check raises NotUsableYet).
 
 The probe of each service (an async callable that raises when the dependency is not usable and
 may return extra fields for its component) is in core/observability/probes.py.
@@ -31,6 +33,7 @@ from core.observability.probes import (
     DEFAULT_TIMEOUT_S,
     PUBNUB_ORIGIN,
     Check,
+    NotUsableYet,
     embedded_qdrant,
     kafka_check,
     postgres_check,
@@ -52,11 +55,12 @@ class ComponentResult:
     required: bool
     error: str | None = None
     details: Mapping[str, Any] = field(default_factory=dict)
+    state: str | None = None  # what a component not usable yet is doing
 
     def as_dict(self) -> dict[str, Any]:
         return {
             **self.details,
-            "status": HEALTHY if self.ok else UNHEALTHY,
+            "status": HEALTHY if self.ok else self.state or UNHEALTHY,
             "latency_ms": round(self.latency_ms, 1),
             "error": self.error,
             "required": self.required,
@@ -80,16 +84,20 @@ async def run_check(
     started = time.perf_counter()
     if check is None:
         return ComponentResult(name, False, 0.0, required, "not configured for this process")
+    state = None
     try:
         details = await asyncio.wait_for(check(), timeout_s)
     except TimeoutError:
         error = f"no answer within {timeout_s:g} s"
+    except NotUsableYet as exc:
+        state, error = exc.state, str(exc)[:500]
     except Exception as exc:
         error = f"{type(exc).__name__}: {exc}"[:500]
     else:
         elapsed = (time.perf_counter() - started) * 1000
         return ComponentResult(name, True, elapsed, required, None, dict(details or {}))
-    return ComponentResult(name, False, (time.perf_counter() - started) * 1000, required, error)
+    elapsed = (time.perf_counter() - started) * 1000
+    return ComponentResult(name, False, elapsed, required, error, state=state)
 
 
 class HealthChecker:

@@ -80,6 +80,12 @@ CONSUMER_LAG = Gauge(
     "Records not yet committed by the group: fetch high watermark minus committed offset",
     ["topic", "partition", "group"],
 )
+CONSUMER_OFFSET_RESETS = Counter(
+    "mgw_consumer_offset_resets",
+    "Partitions whose offset was past the end of their log (the broker lost records) and "
+    "were read again from the log start",
+    ["topic", "partition", "group"],
+)
 
 # --- pipeline hygiene: poison rows, failing timers, what normalization dropped ---
 ROWS_QUARANTINED = Counter(

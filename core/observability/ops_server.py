@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,10 +17,27 @@ async def _always_ready() -> tuple[int, dict[str, Any]]:
     return 200, {"status": "healthy", "components": {}}
 
 
+def inherited_socket(fd: int | None) -> socket.socket | None:
+    """The listening socket a parent handed over as file descriptor `fd` (cli/ports.py)."""
+    return None if fd is None else socket.socket(fileno=fd)
+
+
 class OpsServer:
-    def __init__(self, host: str, port: int, ready: ReadyCheck | None = None) -> None:
+    """Serves on host:port, or on `sock` when given (a listening socket handed over).
+    `before_metrics` refreshes gauges that are cheap to read at scrape time."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        ready: ReadyCheck | None = None,
+        sock: socket.socket | None = None,
+        before_metrics: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
         self._host = host
         self._port = port
+        self._sock = sock
+        self._before_metrics = before_metrics
         self._ready = ready or _always_ready
         self._runner: web.AppRunner | None = None
         self.bound_port: int | None = None
@@ -31,8 +49,22 @@ class OpsServer:
         app.router.add_get("/metrics", self._metrics)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
-        await site.start()
+        site: web.BaseSite = (
+            web.SockSite(self._runner, self._sock)
+            if self._sock is not None
+            else web.TCPSite(self._runner, self._host, self._port)
+        )
+        try:
+            await site.start()
+        except OSError as exc:
+            await self._runner.cleanup()
+            self._runner = None
+            # asyncio's message names the address; say what it is for and what to do.
+            raise OSError(
+                exc.errno,
+                f"cannot serve /metrics and /health on {self._host}:{self._port} ({exc}); "
+                "set METRICS_PORT to a free port",
+            ) from exc
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self.bound_port = sockets[0].getsockname()[1] if sockets else self._port
@@ -55,4 +87,9 @@ class OpsServer:
         return web.json_response(body, status=status)
 
     async def _metrics(self, request: web.Request) -> web.Response:
+        if self._before_metrics is not None:
+            try:
+                await self._before_metrics()
+            except Exception as exc:  # the last values are still worth serving
+                logger.warning("could not refresh gauges before a scrape: {!r}", exc)
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -16,6 +16,15 @@ DEFAULT_TIMEOUT_S = 1.0
 PUBNUB_ORIGIN = "ps.pndsn.com"  # the SDK's default origin
 
 
+class NotUsableYet(RuntimeError):
+    """Raised by a check whose dependency answers but cannot serve yet: `state` is the
+    component's status ("being rebuilt") in place of "unhealthy"."""
+
+    def __init__(self, state: str, reason: str) -> None:
+        super().__init__(reason)
+        self.state = state
+
+
 def kafka_check(bootstrap: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Check:
     """A metadata request through a short-lived client: nothing stale survives an outage."""
 
@@ -103,10 +112,13 @@ def read_model_check(client: Any, prefix: str) -> Check:
         if state == STATE_READY:
             return {"state": state}
         if state == STATE_REBUILDING:
-            raise RuntimeError("read model is being rebuilt from PostgreSQL; reads may 404")
-        raise RuntimeError(
+            raise NotUsableYet(
+                "being rebuilt", "read model is being rebuilt from PostgreSQL; reads may 404"
+            )
+        raise NotUsableYet(
+            "missing",
             "read model missing in Redis; the readmodel worker rebuilds it "
-            "(or run `mgw readmodel rebuild`)"
+            "(or run `mgw readmodel rebuild`)",
         )
 
     return check

@@ -108,6 +108,14 @@ def test_up_serves_a_post_and_ctrl_c_stops_every_process(tmp_path: Path) -> None
             return done.stdout
 
         assert mgw("stack", "--key").strip() == key.group(1)
+        # `mgw stack` shows every address the banner shows, and a process answers on each.
+        shown = mgw("stack")
+        banner = text[text.index("Media Gateway is up") :]
+        urls = set(re.findall(r"http://127\.0\.0\.1:\d+", banner))
+        assert len(urls) >= 4, banner  # gateway, worker, gateway ops (one per process), supervisor
+        for url in urls:
+            assert url in shown, f"{url} is in the banner, not in `mgw stack`:\n{shown}"
+            assert httpx.get(f"{url}/metrics", timeout=5).status_code == 200, url
         assert DEV_KEY_NAME in mgw("keys", "list", "--json")
         assert "read model ready" in mgw("readmodel", "rebuild")
     finally:

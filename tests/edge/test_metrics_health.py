@@ -193,9 +193,12 @@ def test_gateway_metrics_and_readiness_in_process(settings: Settings, redis_url:
             assert missing.json()["status"] == "degraded"
             read_model = missing.json()["components"]["read_model"]
             assert read_model["required"] is False
+            # The words docs/OPERATIONS.md uses: what the read model is doing, not "unhealthy".
+            assert read_model["status"] == "missing"
             assert "mgw readmodel rebuild" in read_model["error"]
             sync_redis.set(state_key(prefix), "rebuilding")
             rebuilding = client.get("/health/ready").json()["components"]["read_model"]
+            assert rebuilding["status"] == "being rebuilt"
             assert "being rebuilt" in rebuilding["error"]
 
             sync_redis.set(state_key(prefix), "ready")
@@ -269,7 +272,7 @@ async def test_gateway_ready_turns_503_without_redis_and_back(
         assert back["components"]["redis"]["status"] == "healthy"
         # Redis came back empty: serving again, degraded until the read model is rebuilt.
         assert back["status"] == "degraded"
-        assert back["components"]["read_model"]["status"] == "unhealthy"
+        assert back["components"]["read_model"]["status"] == "missing"
     finally:
         server.stop()
 

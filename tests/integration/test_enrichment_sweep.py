@@ -169,10 +169,17 @@ async def test_a_poison_row_is_quarantined_and_the_sweep_finishes_everything_beh
     await poison(ctx, huge, "rating_count", "123456789012345678901234567890")
     await poison(ctx, blank, "title", '""')
     quarantined_before = quarantined_total("enrichment")
+    # What `mgw up`'s drain waits for: every title due, claimed or not.
+    assert await enrichment_store.count_due(ctx.pool) == len(docs)
+    await enrichment_store.claim(ctx.pool, "someone", ids=[docs[2].canonical_id])
+    assert await enrichment_store.count_due(ctx.pool) == len(docs)
+    await enrichment_store.release_claims(ctx.pool, [docs[2].canonical_id], "someone")
 
     done = await sweep_due(ctx.for_agent("enrich-sweep"))
 
     assert done == len(docs)
+    # The quarantined two are not work left: nothing would do them before a new version.
+    assert await enrichment_store.count_due(ctx.pool) == 0
     rows = await ctx.pool.fetch(
         "SELECT canonical_id FROM content WHERE enriched_version IS DISTINCT FROM updated_at"
     )

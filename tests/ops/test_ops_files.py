@@ -142,16 +142,43 @@ def test_each_worker_group_has_a_service() -> None:
             assert svc.get("profiles") == [PLANNED], f"{name} would crash-loop: not implemented"
 
 
-def test_prometheus_scrapes_every_process() -> None:
+def scrape_targets() -> dict[str, dict[str, str]]:
+    """Each target of prometheus.yml with the labels it adds to every series scraped there."""
     config = load_yaml("ops/prometheus/prometheus.yml")
-    targets = {
-        target
+    return {
+        target: static.get("labels", {})
         for job in config["scrape_configs"]
         for static in job.get("static_configs", [])
         for target in static["targets"]
     }
+
+
+def test_prometheus_scrapes_every_process() -> None:
+    targets = scrape_targets()
     for name in ("gateway", *worker_services(compose()["services"])):
         assert f"{name}:9090" in targets, f"prometheus.yml does not scrape {name}"
+
+
+def test_prometheus_scrapes_every_gateway_process() -> None:
+    # Each process of a gateway container serves its own metrics, on METRICS_PORT + i
+    # (gateway/resources.py): each must be a target, so the process count must be fixed.
+    env = compose()["services"]["gateway"]["environment"]
+    processes = int(env.get("GATEWAY_WORKERS", "0"))
+    assert processes >= 1, "GATEWAY_WORKERS unset: one process per core, ports unknown"
+    base = int(env["METRICS_PORT"])
+    gateway = {t for t in scrape_targets() if t.startswith("gateway:")}
+    assert gateway == {f"gateway:{base + i}" for i in range(processes)}
+
+
+def test_target_labels_never_collide_with_the_labels_of_our_series() -> None:
+    # A target label named like a label of a series renames the series' own label to
+    # exported_LABEL, and alerts and panels that read it then show the target's value.
+    ours = set()
+    for obj in vars(metrics).values():
+        if isinstance(obj, MetricWrapperBase):
+            ours |= set(obj._labelnames)
+    for target, labels in scrape_targets().items():
+        assert not set(labels) & ours, f"{target}: {set(labels) & ours} collide"
 
 
 def test_grafana_provisioning_points_at_prometheus_and_the_dashboards() -> None:

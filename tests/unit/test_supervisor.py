@@ -8,6 +8,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 
 import psutil
 import pytest
@@ -69,24 +70,88 @@ def test_a_killed_child_is_reaped_counted_and_restarted_alone(supervisor: Superv
     )
 
 
-def test_a_restart_repairs_its_dependants(supervisor: Supervisor) -> None:
-    repaired: list[str] = []
+@dataclass
+class Recorded:
+    """A child whose start and stop are written down in order."""
+
+    name: str
+    events: list[str]
+    run: CommandRun = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.events.append(f"{self.name} started")
+        self.run = CommandRun(self.name, subprocess.Popen(["sleep", "60"]), 2.0)
+
+    @property
+    def pid(self) -> int | None:
+        return self.run.pid
+
+    def poll(self) -> int | None:
+        return self.run.poll()
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        if self.run.poll() is None:
+            self.events.append(f"{self.name} stopped")
+        self.run.stop(timeout_s)
+
+
+def test_a_broker_death_stops_the_worker_before_the_broker_starts_again(
+    supervisor: Supervisor,
+) -> None:
+    # A worker that outlived its broker would commit the offsets it read there to the new
+    # one; so it is stopped first and started fresh once the broker is back and repaired.
+    events: list[str] = []
     broker = ChildSpec(
         name="broker",
-        start=lambda: CommandRun("broker", subprocess.Popen(["sleep", "60"]), 2.0),
-        after_restart=lambda: repaired.append("topics"),
-        restart_also=("worker",),
+        start=lambda: Recorded("broker", events),
+        on_death=lambda: events.append(f"broker died (worker alive: {alive()})"),
+        after_restart=lambda: events.append("topics created"),
+        stop_while_down=("worker",),
     )
+    worker = ChildSpec(name="worker", start=lambda: Recorded("worker", events))
+
+    def alive() -> bool:
+        pid = supervisor.pid("worker")
+        return pid is not None and psutil.pid_exists(pid)
+
     first_broker = adopt(supervisor, broker)
-    first_worker = adopt(supervisor, sleeper("worker"))
+    first_worker = adopt(supervisor, worker)
+    events.clear()
     os.kill(first_broker, signal.SIGKILL)
 
     until(supervisor, lambda: supervisor.pid("worker") != first_worker)
     until(supervisor, lambda: supervisor.state("worker") is State.READY)
-    assert repaired == ["topics"]
+    assert events == [
+        "broker died (worker alive: True)",
+        "worker stopped",
+        "broker started",
+        "topics created",
+        "worker started",
+    ]
     assert not psutil.pid_exists(first_worker)
     # Restarted because of the broker, not for a failure of its own.
     assert counter_value(supervisor, "mgw_supervisor_child_exits_total", "worker") == 0
+    assert counter_value(supervisor, "mgw_supervisor_restarts_total", "worker") == 1
+
+
+def test_a_held_worker_stays_stopped_while_its_broker_cannot_start(
+    supervisor: Supervisor,
+) -> None:
+    starts: list[int] = []
+
+    def broker_start() -> CommandRun:
+        starts.append(1)
+        command = ["sleep", "60"] if len(starts) == 1 else ["sh", "-c", "exit 3"]
+        return CommandRun("broker", subprocess.Popen(command), 2.0)
+
+    broker = ChildSpec(name="broker", start=broker_start, stop_while_down=("worker",))
+    first_broker = adopt(supervisor, broker)
+    adopt(supervisor, sleeper("worker"))
+    os.kill(first_broker, signal.SIGKILL)
+    with pytest.raises(GiveUp, match="broker failed to start"):
+        until(supervisor, lambda: False)
+    assert supervisor.state("worker") is State.HELD
+    assert supervisor.pid("worker") is None or not psutil.pid_exists(supervisor.pid("worker"))
 
 
 def test_a_child_failing_at_start_makes_it_give_up_and_leaves_the_others_running(

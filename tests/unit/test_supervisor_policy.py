@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import pytest
 
-from cli.backlog import OUTBOX, Backlog, by_worker_group, describe, up_consumer_group
+from cli.backlog import (
+    ENRICHMENT_DUE,
+    OUTBOX,
+    Backlog,
+    OffsetPastEnd,
+    describe,
+    left_by_topic,
+    up_consumer_group,
+)
 from cli.restart_policy import (
     RestartHistory,
     RestartPolicy,
@@ -13,7 +21,6 @@ from cli.restart_policy import (
     failed_at_start,
     on_failure,
 )
-from topics.consumers import Consumer
 
 POLICY = RestartPolicy(
     initial_delay_s=0.5, factor=2.0, max_delay_s=8.0, stable_after_s=10, give_up_after=3
@@ -67,29 +74,36 @@ def test_a_death_after_a_stable_run_restarts_at_once_and_clears_the_record() -> 
         assert not decision.give_up
 
 
-INDEX = {
-    "content.raw": [Consumer("ingestion", "process-batch")],
-    "content.ingested": [
-        Consumer("enrichment", "enrich-ingested"),
-        Consumer("readmodel", "read-model-ingested"),
-    ],
-    "sync.watchlist": [Consumer("sync", "sync-watchlist")],
-}
-
-
-def test_backlog_is_counted_per_worker_group_once_per_topic_in_the_total() -> None:
+def test_backlog_is_counted_per_topic_never_charged_to_every_agent_of_it() -> None:
+    # Under `mgw up` one consumer group runs every agent: its committed offset on a topic is
+    # where the slowest agent of the topic is, so a count per worker group would charge the
+    # read model with the enrichment's backlog on content.ingested.
     backlog = Backlog({"content.raw": 7, "content.ingested": 3, "sync.watchlist": 0}, outbox=2)
-    assert backlog.total == 12
-    assert by_worker_group(backlog, INDEX) == {
-        "enrichment": 3,
-        "ingestion": 7,
-        OUTBOX: 2,
-        "readmodel": 3,
-    }
-    assert describe(backlog, INDEX) == (
-        "12 events left: enrichment 3, ingestion 7, outbox 2, readmodel 3"
+    assert backlog.total == 12 and not backlog.drained
+    assert left_by_topic(backlog) == {"content.ingested": 3, "content.raw": 7, OUTBOX: 2}
+    assert describe(backlog) == "12 events left: content.ingested 3, content.raw 7, outbox 2"
+
+
+def test_titles_due_for_enrichment_are_work_left_though_their_events_are_acknowledged() -> None:
+    # An event is acknowledged once the sweep claimed its title: the lag says 0 while the
+    # sweep still embeds; stopping then would leave the title unenriched until the next start.
+    due = Backlog({"content.ingested": 0}, enrichment_due=54)
+    assert due.total == 0 and not due.drained
+    assert left_by_topic(due) == {ENRICHMENT_DUE: 54}
+    assert describe(due) == "0 events left; 54 title(s) due for enrichment"
+    assert describe(Backlog({"content.raw": 0})) == "0 events left"
+    assert Backlog({"content.raw": 0}).drained
+
+
+def test_an_offset_past_the_log_end_is_reported_and_never_drained() -> None:
+    lost = OffsetPastEnd("content.submitted", 3, committed=157, end=66)
+    backlog = Backlog({"content.submitted": 0}, past_end=(lost,))
+    assert backlog.total == 0
+    assert not backlog.drained
+    assert describe(backlog) == (
+        "0 events left; committed offsets past the log end (the broker lost records; the "
+        "worker reads these partitions again from their start): content.submitted[3] 157 > 66"
     )
-    assert describe(Backlog({"content.raw": 0}), INDEX) == "0 events left"
 
 
 def test_the_drained_consumer_group_is_the_one_the_worker_joins() -> None:
