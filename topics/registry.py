@@ -97,6 +97,12 @@ class TopicSpec:
         return self.payload is None and self.name.endswith(DLQ_SUFFIX)
 
     @property
+    def is_request(self) -> bool:
+        """A request someone waits for: its payload names the pub/sub channel of the answer
+        (and of the failure, when the agent cannot answer: contracts/agent_reply.py)."""
+        return self.payload is not None and "reply_channel" in self.payload.model_fields
+
+    @property
     def payloads(self) -> tuple[type[Payload], ...]:
         """Every readable payload model, oldest version first, the current one last."""
         return (*self.older_payloads, self.payload) if self.payload is not None else ()
