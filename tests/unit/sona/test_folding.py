@@ -14,8 +14,9 @@ import pytest
 from agents.sona.folding import (
     due_for_training,
     fold_viewings,
-    last_cause,
+    latest_causes,
     sessions_of,
+    settle_rows,
 )
 from agents.sona.lora import EPOCHS
 from agents.sona.profile import StoredProfile, UserProfile
@@ -56,7 +57,7 @@ def stream(user: str, titles: list[uuid.UUID]) -> list[Envelope[Any]]:
 def test_a_batch_of_reports_is_one_viewing_per_finished_session() -> None:
     reports = stream("a", TITLES[:2]) + stream("b", TITLES[:1])
     before: dict[tuple[str, uuid.UUID], Any] = {}
-    changed, counted = sessions_of(reports, before)
+    changed, counted, _ = sessions_of(reports, before)
     assert before == {}  # the stored sessions are not changed in place
     assert set(changed) == {("a", TITLES[0]), ("a", TITLES[1]), ("b", TITLES[0])}
     assert [(c.user_id, c.state.content_id) for c in counted] == [
@@ -66,23 +67,22 @@ def test_a_batch_of_reports_is_one_viewing_per_finished_session() -> None:
     ]
     assert all(c.viewing == Viewing(completion=1.0) for c in counted)
     # A finish reported again on the counted session counts nothing more.
-    _, again = sessions_of([report("a", TITLES[0], 1.0, 10)], changed)
+    _, again, _ = sessions_of([report("a", TITLES[0], 1.0, 10)], changed)
     assert again == []
 
 
 def test_folding_counts_events_towards_training_and_keeps_taste_without_a_vector() -> None:
     rng = np.random.default_rng(1)
-    _, counted = sessions_of(stream("a", TITLES[:3]), {})
+    rows, counted, _ = sessions_of(stream("a", TITLES[:3]), {})
     vectors = {cid: random_unit(rng) for cid in TITLES[:2]}  # the third is not embedded yet
     profiles = {"a": StoredProfile(UserProfile.empty(DIM), events_since_training=8)}
     folded = fold_viewings(
         profiles,
         counted,
         genres={TITLES[0]: ("Comedy",), TITLES[2]: ("drama",)},
-        vectors=vectors,
         devices={("a", "tv-1"): "tv"},
-        dim=DIM,
     )
+    folded, moved = settle_rows(folded, rows, vectors)
     assert profiles["a"].events_since_training == 8  # the input is left as it was
     stored = folded["a"]
     assert stored.events_since_training == 11
@@ -94,17 +94,25 @@ def test_folding_counts_events_towards_training_and_keeps_taste_without_a_vector
     expected = vectors[TITLES[0]] + vectors[TITLES[1]]
     cosine = float(stored.profile.preference @ expected) / float(np.linalg.norm(expected))
     assert cosine == pytest.approx(1.0, abs=1e-4)
+    # The third title's weight waits for its vector; once it comes, it joins the taste.
+    assert set(moved) == {("a", TITLES[0]), ("a", TITLES[1])}
+    waiting = rows[("a", TITLES[2])]
+    assert waiting.folded_weight == 0.0 and waiting.taste_weight > 0
+    late = random_unit(rng)
+    later, moved = settle_rows(folded, {("a", TITLES[2]): waiting}, {TITLES[2]: late})
+    assert moved[("a", TITLES[2])].folded_weight == waiting.taste_weight
+    expected = expected + late
+    cosine = float(later["a"].profile.preference @ expected) / float(np.linalg.norm(expected))
+    assert cosine == pytest.approx(1.0, abs=1e-4)
 
 
 def test_an_unknown_device_type_is_no_device() -> None:
-    _, counted = sessions_of(stream("a", TITLES[:1]), {})
+    _, counted, _ = sessions_of(stream("a", TITLES[:1]), {})
     folded = fold_viewings(
         {"a": StoredProfile(UserProfile.empty(DIM))},
         counted,
         genres={},
-        vectors={},
         devices={("a", "tv-1"): "toaster"},
-        dim=DIM,
     )
     assert dict(folded["a"].profile.device_mix) == {}
 
@@ -118,12 +126,10 @@ def test_cutting_the_stream_into_other_batches_gives_the_same_profile() -> None:
         sessions: dict[tuple[str, uuid.UUID], Any] = {}
         profiles = {"a": StoredProfile(UserProfile.empty(DIM))}
         for start, end in zip([0, *cuts], [*cuts, len(reports)], strict=True):
-            changed, counted = sessions_of(reports[start:end], sessions)
-            sessions.update(changed)
-            if counted:
-                profiles = fold_viewings(
-                    profiles, counted, genres={}, vectors=vectors, devices={}, dim=DIM
-                )
+            changed, counted, _ = sessions_of(reports[start:end], sessions)
+            profiles = fold_viewings(profiles, counted, genres={}, devices={})
+            profiles, moved = settle_rows(profiles, changed, vectors)
+            sessions.update({**changed, **moved})
         return profiles["a"]
 
     whole, cut = run([]), run([1, 4, 7, 11])
@@ -139,10 +145,10 @@ def test_training_is_due_from_the_minimum_and_answers_to_the_latest_viewing() ->
         "c": StoredProfile(UserProfile.empty(DIM), 14),
     }
     assert due_for_training(profiles, 10) == ["a", "c"]
-    _, counted = sessions_of(stream("a", TITLES[:2]) + stream("b", TITLES[:1]), {})
-    assert last_cause(counted, "a") is counted[1].cause
-    with pytest.raises(StopIteration):
-        last_cause(counted, "nobody")
+    _, counted, _ = sessions_of(stream("a", TITLES[:2]) + stream("b", TITLES[:1]), {})
+    causes = latest_causes(counted)
+    assert causes["a"] is counted[1].cause
+    assert set(causes) == {"a", "b"}
 
 
 def test_training_steps_are_epochs_times_usable_viewings() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from agents.sona.context import build_context
 from agents.sona.lora import DimensionMismatch, UserLoRAAdapter
-from agents.sona.profile import UserProfile, WatchEvent, apply_watch
+from agents.sona.profile import UserProfile, WatchEvent, apply_watch, fold_taste
 from agents.sona.ranking import (
     FALLBACK_REASON,
     Candidate,
@@ -20,7 +20,7 @@ from agents.sona.ranking import (
     mmr,
     recommend,
 )
-from agents.sona.training import Viewing
+from agents.sona.training import Viewing, engagement_label
 from schemas.sync import DeviceType
 from tests.unit.sona.factories import DIM, basis, random_unit, unit
 
@@ -38,15 +38,16 @@ def candidate(n: int, vector=None, **scores) -> Candidate:
 def profile_with_history(*vectors, device: DeviceType = DeviceType.tv) -> UserProfile:
     profile = UserProfile.empty(DIM)
     for vector in vectors:
+        viewing = Viewing(completion=1.0, rating=5)
         event = WatchEvent(
             content_id="seen",
-            vector=vector,
             genres=("drama",),
             at=EVENING,
-            viewing=Viewing(completion=1.0, rating=5),
+            viewing=viewing,
             device_type=device,
         )
         profile = apply_watch(profile, event)
+        profile = fold_taste(profile, vector, engagement_label(viewing) or 0.0, EVENING)
     return profile
 
 
