@@ -26,3 +26,15 @@ CREATE INDEX sona_viewings_unfolded ON sona_viewings (content_id)
     WHERE taste_weight <> folded_weight;
 
 ALTER TABLE user_profiles ADD COLUMN time_zone text;
+
+-- Titles a user likes (a positive taste weight): what viewers with shared taste are found by.
+CREATE INDEX sona_viewings_liked ON sona_viewings (content_id, user_id) WHERE taste_weight > 0;
+
+-- How many users like each title here (a positive taste weight), kept by the training agents
+-- in the transaction of the change: the popularity this system observes itself, which the
+-- catalog's own popularity may not have (agents/sona/candidates_store.py).
+CREATE TABLE sona_title_viewers (
+    content_id uuid    PRIMARY KEY,
+    viewers    integer NOT NULL
+);
+CREATE INDEX sona_title_viewers_most ON sona_title_viewers (viewers DESC, content_id);

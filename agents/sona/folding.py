@@ -204,6 +204,19 @@ def settle_rows(
     return out, moved
 
 
+def liking_changes(
+    before: Mapping[SessionKey, ViewingState], after: Mapping[SessionKey, ViewingState]
+) -> dict[uuid.UUID, int]:
+    """Per title, how many more users like it (a positive taste weight) after than before."""
+    out: dict[uuid.UUID, int] = {}
+    for key, state in after.items():
+        old = before.get(key)
+        delta = int(state.taste_weight > 0) - int(old is not None and old.taste_weight > 0)
+        if delta:
+            out[state.content_id] = out.get(state.content_id, 0) + delta
+    return {cid: n for cid, n in out.items() if n}
+
+
 def due_for_training(profiles: Mapping[str, StoredProfile], min_events: int) -> list[str]:
     """The users with enough new events for a training round, in the profiles' order."""
     return [u for u, s in profiles.items() if s.events_since_training >= min_events]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -39,13 +39,14 @@ from agents.sona.folding import (
     fold_feedback,
     fold_viewings,
     latest_causes,
+    liking_changes,
     sessions_of,
     settle_rows,
     training_examples_of,
 )
 from agents.sona.invalidation_client import InvalidationListener
 from agents.sona.lora import EPOCHS, UserLoRAAdapter, user_seed
-from agents.sona.profile import StoredProfile
+from agents.sona.profile import StoredProfile, UserProfile, decay
 from agents.sona.ranking import recommend
 from agents.sona.taste import unfolded
 from agents.sona.training import NotEnoughEvents, train_on_examples
@@ -72,7 +73,9 @@ DISMISSALS_AGENT = "sona-train-dismissals"
 CONTEXT_CANDIDATES = 100
 POPULAR_CANDIDATES = 100
 SIMILAR_CANDIDATES = 50
-CO_WATCHED_CANDIDATES = 50
+CO_WATCHED_CANDIDATES = 200
+# The user's recent liked titles a reason may name ("because you liked Heat").
+ANCHORS = 50
 
 
 # --- the process's adapter cache -----------------------------------------------------------------
@@ -171,10 +174,12 @@ async def _settle_and_train(
     profiles: dict[str, StoredProfile],
     rows: dict[SessionKey, ViewingState],
     causes: Mapping[str, Envelope[Any]],
+    before: Mapping[SessionKey, ViewingState],
 ) -> dict[str, int]:
-    """Fold the rows' unfolded weights into the tastes, write rows and profiles, and train
-    the users due; the new adapter versions by user."""
+    """Fold the rows' unfolded weights into the tastes, write rows, profiles and the titles'
+    viewer counts, and train the users due; the new adapter versions by user."""
     settings = ctx.settings
+    await store.adjust_viewers(uow.conn, liking_changes(before, rows))
     pending = [key for key, state in rows.items() if unfolded(state)]
     vectors = await _vectors(ctx, {cid for _, cid in pending})
     profiles, moved = settle_rows(profiles, {k: rows[k] for k in pending}, vectors)
@@ -232,7 +237,9 @@ async def train_from_progress(ctx: AgentContext, batch: list[Envelope[Any]]) -> 
             devices=devices,
             zones=zones,
         )
-        trained = await _settle_and_train(ctx, uow, profiles, changed, latest_causes(counted))
+        trained = await _settle_and_train(
+            ctx, uow, profiles, changed, latest_causes(counted), states
+        )
     if counted:
         await _after_commit(ctx, {c.user_id for c in counted}, trained)
 
@@ -259,7 +266,9 @@ async def train_from_feedback(ctx: AgentContext, batch: list[Envelope[Any]]) -> 
         profiles = fold_feedback(
             profiles, applied, genres={cid: fact.genres for cid, fact in facts.items()}
         )
-        trained = await _settle_and_train(ctx, uow, profiles, changed, latest_causes(applied))
+        trained = await _settle_and_train(
+            ctx, uow, profiles, changed, latest_causes(applied), states
+        )
     await _after_commit(ctx, {env.payload.user_id for env in applied}, trained)
 
 
@@ -280,7 +289,7 @@ async def fold_new_vectors(ctx: AgentContext, batch: list[Envelope[Any]]) -> Non
         profiles = await store.load_profiles(conn, {user for user, _ in waiting}, dim)
         by_title = {env.payload.canonical_id: env for env in batch}
         causes = {user: by_title[cid] for user, cid in waiting}
-        trained = await _settle_and_train(ctx, uow, profiles, waiting, causes)
+        trained = await _settle_and_train(ctx, uow, profiles, waiting, causes, waiting)
     logger.info("{} title(s) embedded: folded into the tastes of {} user(s)", len(ids), len(users))
     await _after_commit(ctx, users, trained)
 
@@ -308,6 +317,20 @@ async def _similar(
     return {hit.id: max(min(hit.score, 1.0), 0.0) for hit in hits}
 
 
+def _anchors(
+    liked: Sequence[store.Liked], vectors: Mapping[uuid.UUID, np.ndarray], profile: UserProfile
+) -> list[sources.Anchor]:
+    """The liked titles as terms of the taste sum: weight x decay to the taste's time."""
+    as_of = profile.taste_as_of
+    return [
+        sources.Anchor(
+            t.title, vectors[t.content_id], t.weight * (decay(as_of - t.at) if as_of else 1.0)
+        )
+        for t in liked
+        if t.content_id in vectors
+    ]
+
+
 async def recommendations_for(
     ctx: AgentContext, request: RecommendationsRequested
 ) -> RecommendationsResponse:
@@ -333,6 +356,14 @@ async def recommendations_for(
             limit=CONTEXT_CANDIDATES,
         )
     }
+    for r in await candidates_store.most_liked(
+        pool,
+        region=context.region,
+        runtime=context.runtime,
+        excluded=excluded,
+        limit=POPULAR_CANDIDATES,
+    ):
+        rows.setdefault(r.canonical_id, r)
     bucket: dict[str, int] = {}
     similar: dict[uuid.UUID, float] = {}
     co_watched: dict[uuid.UUID, float] = {}
@@ -369,9 +400,19 @@ async def recommendations_for(
         await candidates_store.titles_by_ids(pool, others, region=context.region, excluded=excluded)
     )
     rows = sources.mood_first(rows, context.mood_genres, request.limit)
-    vectors = await _vectors(ctx, list(rows))
+    liked = await store.liked_titles(pool, user, ANCHORS) if profile.has_taste else []
+    names = await store.title_names(pool, watchlist)
+    vectors = await _vectors(ctx, [*rows, *(t.content_id for t in liked), *names])
     candidates = sources.personal_candidates(
-        rows, vectors, profile, bucket_counts=bucket, co_watched=co_watched
+        {cid: r for cid, r in rows.items()},
+        {cid: vectors[cid] for cid in rows if cid in vectors},
+        profile,
+        bucket_counts=bucket,
+        co_watched=co_watched,
+        liked=_anchors(liked, vectors, profile),
+        watchlist=[
+            sources.Anchor(name, vectors[cid]) for cid, name in names.items() if cid in vectors
+        ],
     )
     answer = recommend(
         candidates,

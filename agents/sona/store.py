@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 import numpy as np
@@ -328,6 +329,23 @@ async def unfolded_rows(
     return {(r["user_id"], r["content_id"]): _viewing_state(r) for r in rows}
 
 
+async def adjust_viewers(conn: asyncpg.Connection, deltas: dict[uuid.UUID, int]) -> None:
+    """Add to each title's count of users who like it (agents/sona/folding.liking_changes)."""
+    if not deltas:
+        return
+    ids = sorted(deltas)
+    await conn.execute(
+        """
+        INSERT INTO sona_title_viewers (content_id, viewers)
+        SELECT id, n FROM unnest($1::uuid[], $2::int[]) AS d(id, n)
+        ON CONFLICT (content_id) DO UPDATE
+            SET viewers = greatest(sona_title_viewers.viewers + EXCLUDED.viewers, 0)
+        """,
+        ids,
+        [deltas[i] for i in ids],
+    )
+
+
 # --- what other slices know ----------------------------------------------------------------------
 
 
@@ -351,6 +369,40 @@ async def title_facts(db: Db, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Tit
         list(ids),
     )
     return {r["canonical_id"]: TitleFacts(tuple(r["genres"]), r["runtime_minutes"]) for r in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class Liked:
+    """A title whose term is in the user's taste: its name, folded weight and time."""
+
+    content_id: uuid.UUID
+    title: str
+    weight: float
+    at: datetime
+
+
+async def liked_titles(db: Db, user_id: str, limit: int) -> list[Liked]:
+    """The user's most recent titles with a positive term in their taste."""
+    rows = await db.fetch(
+        """
+        SELECT v.content_id, c.title, v.folded_weight, coalesce(v.folded_at, v.watched_at) AS at
+        FROM sona_viewings v JOIN content c ON c.canonical_id = v.content_id
+        WHERE v.user_id = $1 AND v.folded_weight > 0
+        ORDER BY v.watched_at DESC, v.content_id LIMIT $2
+        """,
+        user_id,
+        limit,
+    )
+    return [Liked(r["content_id"], r["title"], r["folded_weight"], r["at"]) for r in rows]
+
+
+async def title_names(db: Db, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not ids:
+        return {}
+    rows = await db.fetch(
+        "SELECT canonical_id, title FROM content WHERE canonical_id = ANY($1::uuid[])", list(ids)
+    )
+    return {r["canonical_id"]: r["title"] for r in rows}
 
 
 async def device_types(db: Db, pairs: Collection[tuple[str, str]]) -> dict[tuple[str, str], str]:

@@ -20,12 +20,18 @@ from agents.sona.folding import (
 )
 from agents.sona.lora import EPOCHS
 from agents.sona.profile import StoredProfile, UserProfile
-from agents.sona.sources import TitleRow, favourite_genres, mood_first, personal_candidates
+from agents.sona.sources import (
+    Anchor,
+    TitleRow,
+    favourite_genres,
+    mood_first,
+    personal_candidates,
+)
 from agents.sona.training import Viewing, training_steps
 from agents.sync.clock import to_physical_us
 from schemas.envelope import Envelope, wrap
 from schemas.sync import HLC, ProgressUpdate
-from tests.unit.sona.factories import DIM, random_unit
+from tests.unit.sona.factories import DIM, basis, random_unit, unit
 
 T0 = datetime(2026, 11, 2, 20, tzinfo=UTC)
 TITLES = [uuid.uuid5(uuid.NAMESPACE_URL, f"fold/{i}") for i in range(12)]
@@ -191,3 +197,36 @@ def test_a_user_without_history_is_scored_by_popularity_and_context_only() -> No
     by_genre = {c.genres[0]: c for c in known}
     assert by_genre["Comedy"].graph == 1.0 and by_genre["Drama"].graph == 0.0
     assert all(c.content is not None for c in known)
+
+
+def test_the_reason_names_the_liked_title_adding_most_to_the_content_score() -> None:
+    heat, amelie = basis(0), basis(1)
+    rows = {r.canonical_id: r for r in [row("crime"), row("romance")]}
+    crime_id, romance_id = list(rows)
+    vectors = {crime_id: unit(heat + 0.2 * amelie), romance_id: unit(amelie + 0.1 * heat)}
+    profile = UserProfile(
+        dim=DIM, taste=np.asarray(heat + amelie, dtype=np.float64), taste_as_of=T0
+    )
+    liked = [Anchor("Heat", heat, 1.0), Anchor("Amelie", amelie, 1.0)]
+    found = personal_candidates(
+        rows, vectors, profile, bucket_counts={}, co_watched={}, liked=liked
+    )
+    because = {c.canonical_id: c.because_of for c in found}
+    assert because == {crime_id: "Heat", romance_id: "Amelie"}
+    # A term that weighs little in the taste (an old viewing) is not what scored the title.
+    faded = [Anchor("Heat", heat, 0.01), Anchor("Amelie", amelie, 1.0)]
+    found = personal_candidates(
+        rows, vectors, profile, bucket_counts={}, co_watched={}, liked=faded
+    )
+    assert {c.canonical_id: c.because_of for c in found}[crime_id] == "Amelie"
+    # A watchlist title closer than the taste takes over the content score, and the reason.
+    listed = [Anchor("Ronin", unit(heat + 0.2 * amelie))]
+    found = personal_candidates(
+        rows, vectors, profile, bucket_counts={}, co_watched={}, liked=liked, watchlist=listed
+    )
+    crime = next(c for c in found if c.canonical_id == crime_id)
+    assert (crime.anchor, crime.because_of, crime.content) == (
+        "watchlist",
+        "Ronin",
+        pytest.approx(1.0),
+    )
