@@ -27,6 +27,7 @@ from schemas.envelope import Envelope, Payload
 from schemas.ingestion import ItemMappingRequested
 from schemas.sona import RecommendationsRequested
 from schemas.sync import SyncLookupRequested, SyncView
+from tests.auth.helpers import bearer, running_gateway, user_token
 from tests.conftest import Isolated
 from tests.helpers import read_topic
 from topics.registry import (
@@ -198,3 +199,48 @@ def test_every_request_topic_the_gateway_asks_is_answered_by_an_agent() -> None:
     assert requests == {spec.name for spec, _ in REQUESTS.values()}
     consumed = {agent.topic.name for agent in ALL_AGENTS}
     assert requests <= consumed
+
+
+async def _agent_answering_once(ctx: AgentContext, topic: TopicSpec, handler: Failing) -> None:
+    """Take the first request off `topic` and run it through the runtime with `handler`."""
+    name = topic.full_name(ctx.settings.kafka.topic_prefix)
+    records: list[Any] = []
+    while not records:
+        records = await read_topic(ctx.settings.kafka.bootstrap, name, settle_s=0.2)
+    record = records[0]
+    spec = AgentSpec("sona-recommend", "sona", topic, handler)
+    batch = [Record(name, record.partition, record.offset, record.key, record.value, [])]
+    await process_batch(spec, ctx, ctx.publisher, batch)
+
+
+@pytest.mark.parametrize(
+    ("handler", "status", "code"),
+    [
+        (Failing(), 502, "agent_failed"),
+        (Failing(transient=1, broken=False), 503, "agent_unavailable"),
+    ],
+)
+async def test_the_gateway_answers_the_agents_reason_at_once(
+    ctx: AgentContext, isolated: Isolated, handler: Failing, status: int, code: str
+) -> None:
+    """GET /api/v1/recommendations while the agent cannot answer: the status and the reason,
+    long before the reply timeout (a 504 after SONA_REPLY_TIMEOUT_S before)."""
+    settings = isolated.settings.model_copy(
+        update={"sona": isolated.settings.sona.model_copy(update={"reply_timeout_s": TIMEOUT_S})}
+    )
+    token = user_token(settings, subject="u-stuck", scopes=["recommendations:read"])
+    async with running_gateway(settings) as (_, http):
+        agent = asyncio.create_task(_agent_answering_once(ctx, SONA_RECOMMENDATIONS, handler))
+        started = time.monotonic()
+        resp = await http.get("/api/v1/recommendations", headers=bearer(token))
+        elapsed = time.monotonic() - started
+        await agent
+    assert resp.status_code == status, resp.text
+    body = resp.json()
+    assert body["error"] == code
+    assert "sona-recommend" in body["message"]
+    reason = "postgres restarting" if status == 503 else "a zero vector has no direction"
+    assert reason in body["message"], body
+    assert elapsed < TIMEOUT_S / 2, elapsed
+    if status == 503:
+        assert resp.headers["Retry-After"] == "1"
