@@ -69,15 +69,16 @@ class ViewingState:
         return Viewing(completion=self.completion, rating=self.rating, rewatch=self.rewatch)
 
     def label(self) -> float | None:
-        """What the adapter's training scores this title towards, 0-1: 0 for a dismissal;
-        DOMAIN's label for a counted viewing or a rated title (a rating says it was seen);
-        None when there is nothing to learn (a short view, unrated)."""
+        """What the adapter's training scores this title towards, 0-1: 0 for a dismissal; the
+        rating on the whole scale (1 star 0 ... 5 stars 1) for a rated title; DOMAIN's label
+        for a counted viewing without a rating; None when there is nothing to learn (a short
+        view, unrated). DOMAIN's label squeezes ratings into 0.4-0.7, too little contrast for
+        the adapter to learn from (docs/SONA.md, "Quality")."""
         if self.dismissed:
             return 0.0
-        if self.rating is None and self.engagement is None:
-            return None
-        completion = self.completion if self.counted else 1.0
-        return engagement_label(Viewing(max(completion, MIN_COMPLETION), self.rating, self.rewatch))
+        if self.rating is not None:
+            return (self.rating - 1) / 4
+        return self.engagement
 
 
 def completion_of(position_seconds: float, duration_seconds: float) -> float:
