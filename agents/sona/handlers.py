@@ -404,7 +404,7 @@ async def recommendations_for(
     names = await store.title_names(pool, watchlist)
     vectors = await _vectors(ctx, [*rows, *(t.content_id for t in liked), *names])
     candidates = sources.personal_candidates(
-        {cid: r for cid, r in rows.items()},
+        rows,
         {cid: vectors[cid] for cid in rows if cid in vectors},
         profile,
         bucket_counts=bucket,
