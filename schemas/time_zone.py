@@ -4,6 +4,7 @@ payloads that carry it (progress reports) and the gateway (recommendation reques
 
 from __future__ import annotations
 
+import functools
 import re
 import zoneinfo
 from datetime import timedelta, timezone, tzinfo
@@ -31,12 +32,17 @@ def zone_of(name: str) -> tzinfo:
         if delta > timedelta(hours=14):
             raise ValueError(f"{UNKNOWN_ZONE} {name!r}: offsets lie within -14:00..+14:00")
         return timezone(sign * delta)
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+    # Only names the database lists: ZoneInfo itself would also try "America", a directory.
+    if name not in _known_names():
         raise ValueError(
             f"{UNKNOWN_ZONE} {name!r}: an IANA zone name (Europe/Paris) or an offset (+01:00)"
-        ) from None
+        )
+    return zoneinfo.ZoneInfo(name)
+
+
+@functools.cache
+def _known_names() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
 
 
 def _known(name: str) -> str:
