@@ -340,6 +340,27 @@ def bench_sona_command(
     raise typer.Exit(bench_sona(users, requests, titles))
 
 
+@bench_app.command("recommend-quality")
+def bench_recommend_quality_command(
+    users: Annotated[
+        int | None, typer.Option(min=5, help="Users drawn (seeded) from the 671; all by default.")
+    ] = None,
+    holdout: Annotated[int, typer.Option(min=1, help="Last positives held out per user.")] = 3,
+    split: Annotated[
+        str, typer.Option(help="test, or validation (for tuning: never sees a test film).")
+    ] = "test",
+    seed: Annotated[int, typer.Option(help="Seed of the user draw and the cold-start pick.")] = 7,
+) -> None:
+    """HR@10, NDCG@10, coverage and diversity of SONA (with and without its adapter), most
+    popular, item co-occurrence and ALS on real ratings replayed through the system."""
+    from devtools.bench.recommend_quality import bench_recommend_quality
+
+    if split not in ("test", "validation"):
+        out.print(f"[red]--split must be test or validation, not {split!r}[/red]")
+        raise typer.Exit(2)
+    raise typer.Exit(bench_recommend_quality(users, holdout, split, seed))  # type: ignore[arg-type]
+
+
 @bench_app.command("gateway")
 def bench_gateway_command(
     seconds: Annotated[float, typer.Option(min=1, help="Seconds per load run.")] = 10.0,

@@ -306,6 +306,9 @@ class SonaSettings(_Section):
     cache_ttl_s: float = Field(default=3600.0, gt=0, le=7 * 86400)
     # How long the gateway waits for the SONA agent to answer a cache miss (504 after).
     reply_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    # false: answers use the profile alone (the adapters are still trained); for comparing
+    # the two (`mgw bench recommend-quality`) and for switching a misbehaving adapter off.
+    adapter_enabled: bool = True
 
 
 class Settings(BaseModel):

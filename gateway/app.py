@@ -31,6 +31,7 @@ from gateway.routes import (
     content,
     content_read,
     devices,
+    feedback,
     health,
     ingest,
     progress,
@@ -118,6 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(realtime.router)
     app.include_router(discovery_routes.router)
     app.include_router(recommendations.router)
+    app.include_router(feedback.router)
     app.include_router(auth_routes.router)
     app.include_router(contracts_router)
     install_body_schemas(app)

@@ -18,7 +18,7 @@ from starlette.routing import compile_path
 from core.publisher import BrokerUnavailable, PublishOutcomeUnknown
 from core.resilience import CircuitOpen
 from gateway.fast_lane import routes_of
-from gateway.lookup import LookupTimeout
+from gateway.lookup import AgentFailed, LookupTimeout
 
 RETRY_AFTER_S = 5
 
@@ -108,6 +108,25 @@ def install_error_handlers(app: FastAPI) -> None:
         logger.warning("read-model lookup unanswered: {}", exc)
         return error_response(
             503, "lookup_timeout", f"{exc}; retry shortly", request, headers={"Retry-After": "1"}
+        )
+
+    @app.exception_handler(AgentFailed)
+    async def _agent_failed(request: Request, exc: AgentFailed) -> JSONResponse:
+        failure = exc.failure
+        logger.warning("agent could not answer {} {}: {}", request.method, request.url.path, exc)
+        if failure.retryable:
+            return error_response(
+                503,
+                "agent_unavailable",
+                f"the {failure.agent} agent cannot answer now: {failure.reason}; retry shortly",
+                request,
+                headers={"Retry-After": "1"},
+            )
+        return error_response(
+            502,
+            "agent_failed",
+            f"the {failure.agent} agent could not answer this request: {failure.reason}",
+            request,
         )
 
     @app.exception_handler(CircuitOpen)

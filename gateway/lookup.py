@@ -2,7 +2,10 @@
 naming a Redis pub/sub reply channel, and wait for an agent's answer on it.
 
 The reply channel is subscribed before the request is sent, so an answer cannot arrive
-unheard. A breaker per kind of question stops the asking while agents do not answer. Users:
+unheard. An agent that cannot answer says so at once (contracts/agent_reply.py): that is
+AgentFailed, which gateway/errors.py answers 502 (this request fails) or 503 (a dependency of
+the agent is down: retry), with the agent's reason. A breaker per kind of question stops the
+asking while agents do not answer at all. Users:
 content reads (`content.lookup`, below), a producer's item mapping (`content.item_lookup`,
 below), sync reads (gateway/sync_lookup.py) and search (gateway/routes/discovery.py).
 """
@@ -15,6 +18,7 @@ import uuid
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
+from contracts.agent_reply import AgentFailure, failure_of
 from contracts.read_model import absent_key, reply_channel
 from core.publisher import Publisher
 from core.resilience import breakers
@@ -23,9 +27,23 @@ from schemas.envelope import Payload
 from schemas.ingestion import ItemMappingRequested
 from topics.registry import CONTENT_ITEM_LOOKUP, CONTENT_LOOKUP, TopicSpec
 
+# The answer of every route that asks an agent, when the agent said it cannot answer.
+AGENT_FAILED_RESPONSE: dict[int | str, dict[str, str]] = {
+    502: {"description": "the agent asked could not answer this request; the message says why"}
+}
+
 
 class LookupTimeout(RuntimeError):
     """No agent answered in time: the thing asked for may exist, so this is not a 404."""
+
+
+class AgentFailed(RuntimeError):
+    """The agent answered that it cannot answer this request, and why."""
+
+    def __init__(self, topic: TopicSpec, failure: AgentFailure) -> None:
+        super().__init__(f"{failure.agent} ({topic.name}): {failure.reason}")
+        self.topic = topic
+        self.failure = failure
 
 
 async def request_reply(
@@ -43,7 +61,8 @@ async def request_reply(
     """The first answer on `request.reply_channel` (raises `unanswered` after `timeout_s`).
     `skip_empty`: an empty message is not an answer (for agents that never answer "none")."""
     channel = request.reply_channel  # type: ignore[attr-defined]
-    async with breakers.get(breaker).guard():
+    # An agent answering with a failure is an agent that answers: not the breaker's business.
+    async with breakers.get(breaker).guard(ignore=(AgentFailed,)):
         pubsub = redis.pubsub()
         try:
             await pubsub.subscribe(channel)
@@ -55,8 +74,12 @@ async def request_reply(
                 )
                 if message is None or message["type"] != "message":
                     continue
-                if message["data"] or not skip_empty:
-                    return bytes(message["data"])
+                data = bytes(message["data"])
+                failure = failure_of(data)
+                if failure is not None:
+                    raise AgentFailed(topic, failure)
+                if data or not skip_empty:
+                    return data
             raise unanswered
         finally:
             await pubsub.unsubscribe(channel)

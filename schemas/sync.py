@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from schemas.envelope import Payload
+from schemas.time_zone import TimeZoneName
 
 # 16-bit logical counter (DOMAIN.md); kept as its own field, never packed into the physical part.
 MAX_LOGICAL = 0xFFFF
@@ -141,6 +142,9 @@ class ProgressUpdate(Payload):
     state: PlaybackState
     timestamp: HLC
     device_id: DeviceId
+    # The device's zone, when it said: personalization keeps the user's viewing hours on their
+    # own clock (docs/SONA.md, "Local time").
+    time_zone: TimeZoneName | None = None
 
     @model_validator(mode="after")
     def _position_within_duration(self) -> ProgressUpdate:

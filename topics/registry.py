@@ -21,7 +21,12 @@ from schemas.content import (
 from schemas.discovery import SearchRequested
 from schemas.envelope import Payload
 from schemas.ingestion import AvailabilityReceived, CatalogItemReceived, ItemMappingRequested
-from schemas.sona import AdapterTrained, RecommendationsRequested
+from schemas.sona import (
+    AdapterTrained,
+    ContentDismissed,
+    ContentRated,
+    RecommendationsRequested,
+)
 from schemas.sync import (
     CommandResult,
     DeviceHeartbeat,
@@ -95,6 +100,12 @@ class TopicSpec:
     @property
     def is_dead_letter(self) -> bool:
         return self.payload is None and self.name.endswith(DLQ_SUFFIX)
+
+    @property
+    def is_request(self) -> bool:
+        """A request someone waits for: its payload names the pub/sub channel of the answer
+        (and of the failure, when the agent cannot answer: contracts/agent_reply.py)."""
+        return self.payload is not None and "reply_channel" in self.payload.model_fields
 
     @property
     def payloads(self) -> tuple[type[Payload], ...]:
@@ -299,6 +310,21 @@ SONA_RECOMMENDATIONS = TopicSpec(
     description="a recommendation-cache miss at the gateway; answered over Redis pub/sub",
     producers=("gateway: GET /api/v1/recommendations on a cache miss",),
 )
+SONA_RATINGS = TopicSpec(
+    name="sona.ratings",
+    payload=ContentRated,
+    key="user_id",
+    # Keyed by user, like progress: one user's feedback is folded in the order it was given.
+    description="a user rated a title (1-5 stars); the latest rating of a title counts",
+    producers=("gateway: PUT /api/v1/users/{user_id}/ratings/{content_id}",),
+)
+SONA_DISMISSALS = TopicSpec(
+    name="sona.dismissals",
+    payload=ContentDismissed,
+    key="user_id",
+    description='a user said "not interested" to a title: never recommended to them again',
+    producers=("gateway: POST /api/v1/users/{user_id}/dismissals/{content_id}",),
+)
 SONA_ADAPTER_TRAINED = TopicSpec(
     name="sona.adapter_trained",
     payload=AdapterTrained,
@@ -331,6 +357,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     SYNC_REALTIME,
     SYNC_LOOKUP,
     SONA_RECOMMENDATIONS,
+    SONA_RATINGS,
+    SONA_DISMISSALS,
     SONA_ADAPTER_TRAINED,
 )
 

@@ -3,6 +3,12 @@
 Offsets are acknowledged only after the handler returned, i.e. after its effects are durable;
 Faust then commits the highest contiguous acknowledged offset. A crash mid-batch therefore
 redelivers the batch, and handlers are idempotent so the redelivery changes nothing.
+
+Someone waits for each record of a request topic (`TopicSpec.is_request`): a request the agent
+cannot answer is answered at once with a failure on its reply channel (contracts/agent_reply.py)
+rather than left to the asker's timeout: a record that cannot be decoded or is dead-lettered
+(the reason, not retryable), and every request of a batch whose first try hit a transient
+failure (a dependency down: retryable; the batch is still retried as any other).
 """
 
 from __future__ import annotations
@@ -20,9 +26,11 @@ from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from contracts.agent_reply import AgentFailure, failure_reply, reply_channel_in
 from core.observability import correlation
 from core.observability.metrics import (
     AGENT_BATCH_SECONDS,
+    AGENT_FAILURE_REPLIES,
     AGENT_RETRIES,
     EVENTS_CONSUMED,
     EVENTS_DEAD_LETTERED,
@@ -196,14 +204,51 @@ async def send_dead_letters(
         ).warning("record dead-lettered: {}", letter.error[:300])
 
 
-async def retry_transient(name: str, operation: Callable[[], Awaitable[None]]) -> None:
-    """Run until it succeeds, waiting out transient failures with capped exponential backoff."""
+async def answer_failure(
+    spec: AgentSpec, ctx: Any, channels: Sequence[str], failure: AgentFailure
+) -> None:
+    """Tell whoever waits on `channels` that this request will not be answered, and why. Best
+    effort: with Redis away nobody hears it, and the asker's timeout answers instead."""
+    if not channels:
+        return
+    body = failure_reply(failure)
+    try:
+        async with ctx.redis.pipeline(transaction=False) as pipe:
+            for channel in channels:
+                pipe.publish(channel, body)
+            await pipe.execute()
+    except Exception as exc:
+        logger.warning(
+            "{}: could not answer {} request(s) with their failure: {!r}",
+            spec.name,
+            len(channels),
+            exc,
+        )
+        return
+    kind = "retryable" if failure.retryable else "failed"
+    AGENT_FAILURE_REPLIES.labels(spec.name, kind).inc(len(channels))
+
+
+def _channels(envelopes: Sequence[Envelope[Any]]) -> list[str]:
+    return [env.payload.reply_channel for env in envelopes]
+
+
+async def retry_transient(
+    name: str,
+    operation: Callable[[], Awaitable[None]],
+    on_first_failure: Callable[[BaseException], Awaitable[None]] | None = None,
+) -> None:
+    """Run until it succeeds, waiting out transient failures with capped exponential backoff;
+    `on_first_failure` hears the first of them."""
     delay = FIRST_RETRY_DELAY_S
     while True:
         try:
             await operation()
             return
         except TRANSIENT_ERRORS as exc:
+            if on_first_failure is not None:
+                await on_first_failure(exc)
+                on_first_failure = None
             AGENT_RETRIES.labels(name).inc()
             logger.warning("{}: transient failure, retrying in {:.1f}s: {!r}", name, delay, exc)
             await asyncio.sleep(delay)
@@ -221,6 +266,12 @@ async def process_batch(
     await retry_transient(
         spec.name, lambda: send_dead_letters(publisher, spec.topic, spec.name, decoded.bad)
     )
+    if spec.topic.is_request:
+        for letter in decoded.bad:
+            channel = reply_channel_in(letter.record.value)
+            if channel is not None:
+                failure = AgentFailure(spec.name, f"unreadable request: {letter.error}", False)
+                await answer_failure(spec, ctx, [channel], failure)
     if decoded.good:
         await _handle(spec, ctx, publisher, decoded.good)
     AGENT_BATCH_SECONDS.labels(spec.name).observe(time.perf_counter() - started)
@@ -233,8 +284,17 @@ async def _handle(
     good: list[tuple[Record, Envelope[Any]]],
 ) -> None:
     envelopes = [env for _, env in good]
+
+    async def unavailable(exc: BaseException) -> None:
+        reason = f"a dependency is unavailable ({type(exc).__name__}: {exc})"
+        await answer_failure(spec, ctx, _channels(envelopes), AgentFailure(spec.name, reason, True))
+
     try:
-        await retry_transient(spec.name, lambda: spec.handler(ctx, envelopes))
+        await retry_transient(
+            spec.name,
+            lambda: spec.handler(ctx, envelopes),
+            unavailable if spec.topic.is_request else None,
+        )
         return
     except Exception as exc:
         if len(good) == 1:
@@ -242,6 +302,9 @@ async def _handle(
             error = f"{type(exc).__name__}: {exc}"
             with correlation.bound(env.correlation_id):
                 logger.exception("{} failed on event {}", spec.name, env.event_id)
+            if spec.topic.is_request:
+                failure = AgentFailure(spec.name, error, retryable=False)
+                await answer_failure(spec, ctx, _channels(envelopes), failure)
             await retry_transient(
                 spec.name,
                 lambda: send_dead_letters(

@@ -30,6 +30,8 @@ AND NOT (c.canonical_id = ANY($4::uuid[]))
 """
 _COLUMNS = """
     c.canonical_id, c.title, c.popularity,
+    coalesce((SELECT t.viewers FROM sona_title_viewers t WHERE t.content_id = c.canonical_id), 0)
+        AS viewers,
     ARRAY(SELECT jsonb_array_elements_text(coalesce(c.doc->'genres', '[]'::jsonb))) AS genres,
     (c.doc->>'runtime_minutes')::int AS runtime_minutes
 """
@@ -37,6 +39,12 @@ _BY_GENRES = f"""
 SELECT {_COLUMNS} FROM content c
 WHERE ($5::text[] IS NULL OR c.doc->'genres' ?| $5) AND {_AVAILABLE_AND_FITTING}
 ORDER BY c.popularity DESC, c.canonical_id LIMIT $6
+"""
+# The titles most users here like (sona_title_viewers), fitting the context.
+_MOST_LIKED = f"""
+SELECT {_COLUMNS} FROM sona_title_viewers t JOIN content c ON c.canonical_id = t.content_id
+WHERE t.viewers > 0 AND {_AVAILABLE_AND_FITTING}
+ORDER BY t.viewers DESC, t.content_id LIMIT $5
 """
 _BY_IDS = f"""
 SELECT {_COLUMNS} FROM content c
@@ -49,22 +57,31 @@ FROM sona_viewings v JOIN content c ON c.canonical_id = v.content_id,
 WHERE v.user_id = $1 AND v.counted AND v.watched_hour = ANY($2::int[])
 GROUP BY g
 """
-# Viewers who counted the most of the same titles, then what they counted that the user has
-# not, weighted by how much each viewer shares with the user.
+# Viewers who like the most of the titles the user likes (a positive taste weight: finished,
+# or rated well), each weighed by that overlap over the square root of how many titles they
+# like (a viewer who likes everything says little about any one title), then what they like
+# that the user has not, summed over them.
 _CO_WATCHED = """
 WITH mine AS (
-    SELECT content_id FROM sona_viewings WHERE user_id = $1 AND counted
+    SELECT content_id FROM sona_viewings WHERE user_id = $1 AND taste_weight > 0
 ), peers AS (
     SELECT v.user_id, count(*) AS shared
     FROM sona_viewings v JOIN mine USING (content_id)
-    WHERE v.counted AND v.user_id <> $1
-    GROUP BY v.user_id ORDER BY shared DESC, v.user_id LIMIT 100
+    WHERE v.taste_weight > 0 AND v.user_id <> $1
+    GROUP BY v.user_id ORDER BY shared DESC, v.user_id LIMIT $3
+), weighed AS (
+    SELECT p.user_id, p.shared / sqrt(greatest(liked.n, 1)::float8) AS weight
+    FROM peers p CROSS JOIN LATERAL (
+        SELECT count(*) AS n FROM sona_viewings w WHERE w.user_id = p.user_id AND w.taste_weight > 0
+    ) liked
 )
-SELECT v.content_id, sum(p.shared)::float8 AS score
-FROM sona_viewings v JOIN peers p USING (user_id)
-WHERE v.counted AND v.content_id NOT IN (SELECT content_id FROM mine)
+SELECT v.content_id, sum(p.weight)::float8 AS score
+FROM sona_viewings v JOIN weighed p USING (user_id)
+WHERE v.taste_weight > 0 AND v.content_id NOT IN (SELECT content_id FROM mine)
 GROUP BY v.content_id ORDER BY score DESC, v.content_id LIMIT $2
 """
+# How many viewers with shared taste the collaborative source listens to.
+PEERS = 200
 
 
 def _row(record: asyncpg.Record) -> TitleRow:
@@ -72,6 +89,7 @@ def _row(record: asyncpg.Record) -> TitleRow:
         canonical_id=record["canonical_id"],
         title=record["title"],
         popularity=float(record["popularity"] or 0.0),
+        viewers=int(record["viewers"] or 0),
         genres=tuple(record["genres"]),
         runtime_minutes=record["runtime_minutes"],
     )
@@ -102,6 +120,19 @@ async def titles_by_genres(
     return [_row(r) for r in rows]
 
 
+async def most_liked(
+    db: asyncpg.Pool | asyncpg.Connection,
+    *,
+    region: str | None,
+    runtime: RuntimePreference,
+    excluded: Collection[uuid.UUID],
+    limit: int,
+) -> list[TitleRow]:
+    """The titles most users of the system like, fitting the context."""
+    rows = await db.fetch(_MOST_LIKED, *_fit_args(region, runtime, excluded), limit)
+    return [_row(r) for r in rows]
+
+
 async def titles_by_ids(
     db: asyncpg.Pool | asyncpg.Connection,
     ids: Collection[uuid.UUID],
@@ -128,5 +159,5 @@ async def bucket_genres(
 async def co_watched(
     db: asyncpg.Pool | asyncpg.Connection, user_id: str, limit: int
 ) -> dict[uuid.UUID, float]:
-    rows = await db.fetch(_CO_WATCHED, user_id, limit)
+    rows = await db.fetch(_CO_WATCHED, user_id, limit, PEERS)
     return {r["content_id"]: float(r["score"]) for r in rows}

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,29 +32,50 @@ from agents.framework.unit_of_work import unit_of_work
 from agents.sona import candidates_store, sources, store
 from agents.sona.adapter_cache import AdapterCache
 from agents.sona.context import BUCKET_HOURS, Context, context_of
-from agents.sona.folding import due_for_training, fold_viewings, last_cause, sessions_of
+from agents.sona.folding import (
+    SessionKey,
+    due_for_training,
+    feedback_of,
+    fold_feedback,
+    fold_viewings,
+    latest_causes,
+    liking_changes,
+    sessions_of,
+    settle_rows,
+    training_examples_of,
+)
 from agents.sona.invalidation_client import InvalidationListener
-from agents.sona.lora import UserLoRAAdapter, user_seed
-from agents.sona.profile import StoredProfile
+from agents.sona.lora import EPOCHS, UserLoRAAdapter, user_seed
+from agents.sona.profile import StoredProfile, UserProfile, decay
 from agents.sona.ranking import recommend
-from agents.sona.training import NotEnoughEvents, train_on_viewings, training_steps
+from agents.sona.taste import unfolded
+from agents.sona.training import NotEnoughEvents, train_on_examples
+from agents.sona.viewings import ViewingState
 from contracts.sona_cache import drop_generation, drop_recommendations, store_recommendations
 from schemas.envelope import Envelope
 from schemas.sona import AdapterTrained, RecommendationsRequested, RecommendationsResponse
 from topics.registry import (
+    CONTENT_METADATA_ENRICHED,
     SONA_ADAPTER_TRAINED,
+    SONA_DISMISSALS,
+    SONA_RATINGS,
     SONA_RECOMMENDATIONS,
     SYNC_PROGRESS,
     SYNC_REALTIME,
 )
 
-TRAIN_AGENT = "sona-train-progress"  # applied event ids are kept under its name
+# Applied event ids are kept under each training agent's name.
+TRAIN_AGENT = "sona-train-progress"
+RATINGS_AGENT = "sona-train-ratings"
+DISMISSALS_AGENT = "sona-train-dismissals"
 
 # Candidates per source: enough for MMR to choose 20 diverse titles from.
 CONTEXT_CANDIDATES = 100
 POPULAR_CANDIDATES = 100
 SIMILAR_CANDIDATES = 50
-CO_WATCHED_CANDIDATES = 50
+CO_WATCHED_CANDIDATES = 200
+# The user's recent liked titles a reason may name ("because you liked Heat").
+ANCHORS = 50
 
 
 # --- the process's adapter cache -----------------------------------------------------------------
@@ -106,50 +127,94 @@ async def _vectors(ctx: AgentContext, ids: Collection[uuid.UUID]) -> dict[uuid.U
 async def _retrain(
     ctx: AgentContext, conn: Any, user: str, stored: StoredProfile
 ) -> tuple[int, int] | None:
-    """Train the user's next adapter version from their recent viewings; (version, steps), or
-    None while fewer than 10 of them have vectors."""
+    """Train the user's next adapter version from their recent rows; (version, steps), or
+    None while fewer than 10 of them have vectors and something to teach."""
     settings = ctx.settings
     dim = settings.embedding.dimension
-    viewings = await store.counted_viewings(conn, user, settings.sona.max_training_examples)
-    vectors = await _vectors(ctx, [cid for cid, _ in viewings])
-    pairs = [(vectors[cid], v) for cid, v in viewings if cid in vectors]
+    rows = await store.training_rows(conn, user, settings.sona.max_training_examples)
+    vectors = await _vectors(ctx, [r.content_id for r in rows])
+    examples = training_examples_of(rows, vectors)
     latest = await store.latest_adapter(conn, user, expected_dim=dim)
     start = (
         latest.adapter if latest is not None else UserLoRAAdapter.fresh(dim, seed=user_seed(user))
     )
     preference = stored.profile.preference
+    if not stored.profile.has_taste:
+        logger.debug("{}: not training yet: no taste to train against", user)
+        return None
     try:
-        run = await asyncio.to_thread(train_on_viewings, start, pairs, preference)
+        run = await asyncio.to_thread(train_on_examples, start, examples, preference)
     except NotEnoughEvents as exc:
         logger.debug("{}: not training yet: {}", user, exc)
         return None
-    steps = training_steps(v for _, v in pairs)
+    steps = EPOCHS * len(examples)
     version = await store.save_adapter(
         conn,
         user,
         run.adapter,
         training_iterations=steps,
-        training_examples=len(pairs),
+        training_examples=len(examples),
         keep=settings.sona.keep_versions,
         float16=settings.sona.store_float16,
     )
     logger.info(
-        "{}: adapter version {} trained on {} viewings, loss {:.4f} -> {:.4f}",
+        "{}: adapter version {} trained on {} examples, loss {:.4f} -> {:.4f}",
         user,
         version,
-        len(pairs),
+        len(examples),
         run.losses[0] if run.losses else 0.0,
         run.losses[-1] if run.losses else 0.0,
     )
     return version, steps
 
 
+async def _settle_and_train(
+    ctx: AgentContext,
+    uow: Any,
+    profiles: dict[str, StoredProfile],
+    rows: dict[SessionKey, ViewingState],
+    causes: Mapping[str, Envelope[Any]],
+    before: Mapping[SessionKey, ViewingState],
+) -> dict[str, int]:
+    """Fold the rows' unfolded weights into the tastes, write rows, profiles and the titles'
+    viewer counts, and train the users due; the new adapter versions by user."""
+    settings = ctx.settings
+    await store.adjust_viewers(uow.conn, liking_changes(before, rows))
+    pending = [key for key, state in rows.items() if unfolded(state)]
+    vectors = await _vectors(ctx, {cid for _, cid in pending})
+    profiles, moved = settle_rows(profiles, {k: rows[k] for k in pending}, vectors)
+    rows = {**rows, **moved}
+    await store.save_viewings(uow.conn, rows)
+    trained: dict[str, int] = {}
+    for user in due_for_training(profiles, settings.sona.min_training_events):
+        done = await _retrain(ctx, uow.conn, user, profiles[user])
+        if done is None:
+            continue
+        version, steps = done
+        trained[user] = version
+        profiles[user] = replace(profiles[user], events_since_training=0)
+        uow.emit(
+            SONA_ADAPTER_TRAINED,
+            AdapterTrained(user_id=user, adapter_version=version, training_iterations=steps),
+            key=user,
+            cause=causes.get(user),
+        )
+    await store.save_profiles(uow.conn, profiles)
+    return trained
+
+
+async def _after_commit(ctx: AgentContext, users: Collection[str], trained: dict[str, int]) -> None:
+    process = sona_process(ctx)
+    for user, version in trained.items():
+        # This worker need not wait for its own announcement to come back from the broker.
+        process.cache.announce(user, version)
+    await drop_recommendations(ctx.redis, ctx.prefix, set(users), ctx.settings.sona.cache_ttl_s)
+
+
 async def train_from_progress(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
     """Progress reports into viewings, profiles and, when due, a new adapter version."""
-    settings = ctx.settings
-    dim = settings.embedding.dimension
+    dim = ctx.settings.embedding.dimension
     users = {env.payload.user_id for env in batch}
-    trained: dict[str, int] = {}
     async with unit_of_work(ctx) as uow:
         conn = uow.conn
         await store.lock_users(conn, users)
@@ -158,13 +223,10 @@ async def train_from_progress(ctx: AgentContext, batch: list[Envelope[Any]]) -> 
             return
         pairs = {(env.payload.user_id, env.payload.content_id) for env in todo}
         states = await store.load_viewings(conn, pairs)
-        changed, counted = sessions_of(todo, states)
-        await store.save_viewings(conn, changed)
-        if not counted:
-            return
-        profiles = await store.load_profiles(conn, {c.user_id for c in counted}, dim)
-        ids = {c.state.content_id for c in counted}
-        facts = await store.title_facts(conn, ids)
+        profiles = await store.load_profiles(conn, {env.payload.user_id for env in todo}, dim)
+        zones = {user: stored.profile.time_zone for user, stored in profiles.items()}
+        changed, counted, zones = sessions_of(todo, states, zones)
+        facts = await store.title_facts(conn, {c.state.content_id for c in counted})
         devices = await store.device_types(
             conn, {(c.cause.payload.user_id, c.cause.payload.device_id) for c in counted}
         )
@@ -172,29 +234,64 @@ async def train_from_progress(ctx: AgentContext, batch: list[Envelope[Any]]) -> 
             profiles,
             counted,
             genres={cid: fact.genres for cid, fact in facts.items()},
-            vectors=await _vectors(ctx, ids),
             devices=devices,
-            dim=dim,
+            zones=zones,
         )
-        for user in due_for_training(profiles, settings.sona.min_training_events):
-            done = await _retrain(ctx, conn, user, profiles[user])
-            if done is None:
-                continue
-            version, steps = done
-            trained[user] = version
-            profiles[user] = replace(profiles[user], events_since_training=0)
-            uow.emit(
-                SONA_ADAPTER_TRAINED,
-                AdapterTrained(user_id=user, adapter_version=version, training_iterations=steps),
-                key=user,
-                cause=last_cause(counted, user),
-            )
-        await store.save_profiles(conn, profiles)
-    process = sona_process(ctx)
-    for user, version in trained.items():
-        # This worker need not wait for its own announcement to come back from the broker.
-        process.cache.announce(user, version)
-    await drop_recommendations(ctx.redis, ctx.prefix, set(profiles), settings.sona.cache_ttl_s)
+        trained = await _settle_and_train(
+            ctx, uow, profiles, changed, latest_causes(counted), states
+        )
+    if counted:
+        await _after_commit(ctx, {c.user_id for c in counted}, trained)
+
+
+async def train_from_feedback(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
+    """Ratings and dismissals into rows, profiles and, when due, a new adapter version; a
+    dismissed title leaves the user's answers at once (their cache is dropped)."""
+    dim = ctx.settings.embedding.dimension
+    users = {env.payload.user_id for env in batch}
+    async with unit_of_work(ctx) as uow:
+        conn = uow.conn
+        await store.lock_users(conn, users)
+        todo = await first_seen(conn, ctx.agent, batch)
+        if not todo:
+            return
+        pairs = {(env.payload.user_id, env.payload.content_id) for env in todo}
+        states = await store.load_viewings(conn, pairs)
+        profiles = await store.load_profiles(conn, {env.payload.user_id for env in todo}, dim)
+        zones = {user: stored.profile.time_zone for user, stored in profiles.items()}
+        changed, applied = feedback_of(todo, states, zones)
+        if not applied:
+            return
+        facts = await store.title_facts(conn, {env.payload.content_id for env in applied})
+        profiles = fold_feedback(
+            profiles, applied, genres={cid: fact.genres for cid, fact in facts.items()}
+        )
+        trained = await _settle_and_train(
+            ctx, uow, profiles, changed, latest_causes(applied), states
+        )
+    await _after_commit(ctx, {env.payload.user_id for env in applied}, trained)
+
+
+async def fold_new_vectors(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
+    """A title embedded after users watched, rated or dismissed it: its weight joins their
+    tastes now (the rows kept it unfolded), so nobody stays without a taste."""
+    dim = ctx.settings.embedding.dimension
+    ids = {env.payload.canonical_id for env in batch}
+    async with unit_of_work(ctx) as uow:
+        conn = uow.conn
+        waiting = await store.unfolded_rows(conn, ids)
+        if not waiting:
+            return
+        users = {user for user, _ in waiting}
+        await store.lock_users(conn, users)
+        # Read again under the users' locks: a training batch may have settled some meanwhile.
+        waiting = await store.unfolded_rows(conn, ids)
+        profiles = await store.load_profiles(conn, {user for user, _ in waiting}, dim)
+        by_title = {env.payload.canonical_id: env for env in batch}
+        causes = {user: by_title[cid] for user, cid in waiting}
+        trained = await _settle_and_train(ctx, uow, profiles, waiting, causes, waiting)
+    logger.info("{} title(s) embedded: folded into the tastes of {} user(s)", len(ids), len(users))
+    await _after_commit(ctx, users, trained)
 
 
 # --- watchlist changes ---------------------------------------------------------------------------
@@ -218,6 +315,20 @@ async def _similar(
     )
     hits = await (await ctx.vectors()).search(preference, SIMILAR_CANDIDATES, flt)
     return {hit.id: max(min(hit.score, 1.0), 0.0) for hit in hits}
+
+
+def _anchors(
+    liked: Sequence[store.Liked], vectors: Mapping[uuid.UUID, np.ndarray], profile: UserProfile
+) -> list[sources.Anchor]:
+    """The liked titles as terms of the taste sum: weight x decay to the taste's time."""
+    as_of = profile.taste_as_of
+    return [
+        sources.Anchor(
+            t.title, vectors[t.content_id], t.weight * (decay(as_of - t.at) if as_of else 1.0)
+        )
+        for t in liked
+        if t.content_id in vectors
+    ]
 
 
 async def recommendations_for(
@@ -245,6 +356,14 @@ async def recommendations_for(
             limit=CONTEXT_CANDIDATES,
         )
     }
+    for r in await candidates_store.most_liked(
+        pool,
+        region=context.region,
+        runtime=context.runtime,
+        excluded=excluded,
+        limit=POPULAR_CANDIDATES,
+    ):
+        rows.setdefault(r.canonical_id, r)
     bucket: dict[str, int] = {}
     similar: dict[uuid.UUID, float] = {}
     co_watched: dict[uuid.UUID, float] = {}
@@ -263,7 +382,8 @@ async def recommendations_for(
                 limit=CONTEXT_CANDIDATES,
             ):
                 rows.setdefault(r.canonical_id, r)
-        similar = await _similar(ctx, profile.preference, context, excluded)
+        if profile.has_taste:
+            similar = await _similar(ctx, profile.preference, context, excluded)
         co_watched = await candidates_store.co_watched(pool, user, CO_WATCHED_CANDIDATES)
     else:
         for r in await candidates_store.titles_by_genres(
@@ -280,15 +400,25 @@ async def recommendations_for(
         await candidates_store.titles_by_ids(pool, others, region=context.region, excluded=excluded)
     )
     rows = sources.mood_first(rows, context.mood_genres, request.limit)
-    vectors = await _vectors(ctx, list(rows))
+    liked = await store.liked_titles(pool, user, ANCHORS) if profile.has_taste else []
+    names = await store.title_names(pool, watchlist)
+    vectors = await _vectors(ctx, [*rows, *(t.content_id for t in liked), *names])
     candidates = sources.personal_candidates(
-        rows, vectors, profile, bucket_counts=bucket, co_watched=co_watched
+        rows,
+        {cid: vectors[cid] for cid in rows if cid in vectors},
+        profile,
+        bucket_counts=bucket,
+        co_watched=co_watched,
+        liked=_anchors(liked, vectors, profile),
+        watchlist=[
+            sources.Anchor(name, vectors[cid]) for cid, name in names.items() if cid in vectors
+        ],
     )
     answer = recommend(
         candidates,
         context=context,
         profile=profile,
-        adapter=cached.adapter,
+        adapter=cached.adapter if settings.sona.adapter_enabled else None,
         watchlist=watchlist,
         finished=finished,
         limit=request.limit,
@@ -331,9 +461,9 @@ async def answer_recommendations(ctx: AgentContext, batch: list[Envelope[Any]]) 
 
 async def prune_applied_events(ctx: AgentContext) -> int:
     """Forget event ids older than any topic we consume keeps records (nothing redelivers)."""
-    horizon = max(SYNC_PROGRESS.retention_ms or 0, SYNC_REALTIME.retention_ms or 0)
+    horizon = max(spec.retention_ms or 0 for spec in (SYNC_PROGRESS, SONA_RATINGS, SONA_DISMISSALS))
     cutoff = datetime.now(UTC) - timedelta(milliseconds=horizon) - timedelta(hours=1)
-    return await forget_before(ctx.pool, (TRAIN_AGENT,), cutoff)
+    return await forget_before(ctx.pool, (TRAIN_AGENT, RATINGS_AGENT, DISMISSALS_AGENT), cutoff)
 
 
 AGENTS = [
@@ -343,6 +473,27 @@ AGENTS = [
         topic=SYNC_PROGRESS,
         handler=train_from_progress,
         description="folds viewings into taste profiles; retrains a user's adapter when due",
+    ),
+    AgentSpec(
+        name=RATINGS_AGENT,
+        group="sona",
+        topic=SONA_RATINGS,
+        handler=train_from_feedback,
+        description="folds ratings into taste profiles; retrains a user's adapter when due",
+    ),
+    AgentSpec(
+        name=DISMISSALS_AGENT,
+        group="sona",
+        topic=SONA_DISMISSALS,
+        handler=train_from_feedback,
+        description="folds dismissals into taste profiles; the title never comes back",
+    ),
+    AgentSpec(
+        name="sona-vectors",
+        group="sona",
+        topic=CONTENT_METADATA_ENRICHED,
+        handler=fold_new_vectors,
+        description="folds a title embedded after users watched or rated it into their tastes",
     ),
     AgentSpec(
         name="sona-watchlist-changes",

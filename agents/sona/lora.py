@@ -28,7 +28,9 @@ RANK = 8
 ALPHA = 16.0
 BASE_SEED = 20_240_501
 EPOCHS = 5
-LEARNING_RATE = 0.001
+# DOMAIN said 0.001, which barely moves the user layer from its zero start (the adapter then
+# added nothing measurable); 0.05 is what the validation split chose (docs/SONA.md, "Quality").
+LEARNING_RATE = 0.05
 
 F32 = npt.NDArray[np.float32]
 
@@ -136,7 +138,7 @@ class UserLoRAAdapter:
 
         A is drawn N(0, 1/rank), a Johnson-Lindenstrauss projection: |A x| ~ |x| for the unit
         vectors we feed. With the usual N(0, 1/dim) the rank-8 code of a title would be ~7
-        times shorter and DOMAIN's learning rate 0.001 would move scores by a few 1e-5 per step.
+        times shorter and a small learning rate would move scores by a few 1e-5 per step.
         """
         rng = np.random.default_rng(seed)
         a_user = (rng.standard_normal((rank, dim)) / np.sqrt(rank)).astype(np.float32)

@@ -1,19 +1,24 @@
 """A user's taste profile and the pure rules that fold one event at a time into it.
 
-Preference vector. DOMAIN weighs each event by 0.95^(age_days / 30) x engagement, and a
-dismissed title by -0.5 (decayed the same way). The preference vector is the normalized sum
+Preference vector. DOMAIN weighs each title by 0.95^(age_days / 30) x its weight (the
+engagement, the rating, -0.5 for a dismissal: agents/sona/taste.py). The preference vector is
+the normalized sum
 
     P = normalize( sum_i  w_i v_i ),   w_i = 0.95^((T - t_i) / 30 days) x e_i
 
-for any reference time T. Changing T multiplies every term by the same factor, which the
-normalization removes: the direction does not depend on "now", so it is kept referenced to the
-newest event seen (`taste_as_of`). An event newer than that decays the sum up to its own time
-before adding itself; an older one (arriving late) is added already decayed. Either way the
+for any reference time T. A title's term is folded in by `fold_taste` (a change of its weight
+folds the difference at the same t_i), once the title has a vector. Changing T multiplies every
+term by the same factor, which the normalization removes: the direction does not depend on
+"now", so it is kept referenced to the newest event seen (`taste_as_of`). An event newer than
+that decays the sum up to its own time before adding itself; an older one (arriving late) is
+added already decayed. Either way the
 stored sum equals the formula above with T = newest timestamp, so the result is the same
 whatever order events arrive in (up to float rounding).
 
 Genre affinities follow DOMAIN's moving average, new = 0.9 old + 0.1 engagement, which by
-definition weighs the latest arrivals most: they are order-dependent, unlike the rest.
+definition weighs the latest arrivals most: they are order-dependent, unlike the rest. The
+hourly histogram counts viewings by the hour on the user's own clock (`time_zone`, the zone
+the user's devices last reported).
 """
 
 from __future__ import annotations
@@ -33,7 +38,6 @@ from schemas.sync import DeviceType
 
 DECAY_PER_PERIOD = 0.95
 DECAY_PERIOD_DAYS = 30.0
-DISMISS_WEIGHT = -0.5
 GENRE_KEEP = 0.9
 GENRE_LEARN = 0.1
 # A dismissal is no engagement with the title's genres: it pulls their affinity towards 0.
@@ -64,8 +68,10 @@ def local_hour(at: datetime, tz: tzinfo | None = None) -> int:
 
 @dataclass(frozen=True, slots=True)
 class WatchEvent:
+    """A counted viewing: its habits (hour, device) and its genres; its taste is folded by
+    `fold_taste` once the title has a vector."""
+
     content_id: str
-    vector: npt.ArrayLike
     genres: tuple[str, ...]
     at: datetime
     viewing: Viewing
@@ -78,7 +84,6 @@ class WatchEvent:
 @dataclass(frozen=True, slots=True)
 class DismissEvent:
     content_id: str
-    vector: npt.ArrayLike
     genres: tuple[str, ...]
     at: datetime
 
@@ -86,7 +91,19 @@ class DismissEvent:
         _check_aware(self.at)
 
 
-ProfileEvent = WatchEvent | DismissEvent
+@dataclass(frozen=True, slots=True)
+class RatingEvent:
+    content_id: str
+    genres: tuple[str, ...]
+    at: datetime
+    # What the rating says of the title's genres, 0-1 (agents/sona/taste.py).
+    engagement: float
+
+    def __post_init__(self) -> None:
+        _check_aware(self.at)
+
+
+ProfileEvent = WatchEvent | DismissEvent | RatingEvent
 
 
 def _frozen_map(values: Mapping[str, V]) -> Mapping[str, V]:
@@ -111,6 +128,8 @@ class UserProfile:
     hourly: tuple[int, ...] = (0,) * HOURS
     device_mix: Mapping[str, int] = field(default_factory=dict)
     events_applied: int = 0
+    # The zone the user's devices last reported (schemas/time_zone.py), None: never said.
+    time_zone: str | None = None
 
     def __post_init__(self) -> None:
         taste = np.array(self.taste, dtype=np.float64)
@@ -138,7 +157,13 @@ class UserProfile:
 
     @property
     def has_history(self) -> bool:
-        return self.taste_as_of is not None
+        """Anything learned: a taste, or at least genres (a title without a vector yet)."""
+        return self.taste_as_of is not None or bool(self.genre_affinities)
+
+    @property
+    def has_taste(self) -> bool:
+        """A preference vector with a direction to compare titles by."""
+        return float(np.linalg.norm(self.taste)) >= 1e-12
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,27 +201,34 @@ def _with_genres(
     return updated
 
 
+def fold_taste(
+    profile: UserProfile, vector: npt.ArrayLike, weight: float, at: datetime
+) -> UserProfile:
+    """The profile with `weight` x `vector` (an event of time `at`) added to the taste sum."""
+    _check_aware(at)
+    return replace(
+        profile,
+        taste=_with_taste(profile, vector, weight, at),
+        taste_as_of=_newest(profile.taste_as_of, at),
+    )
+
+
 def apply_watch(
     profile: UserProfile, event: WatchEvent, *, tz: tzinfo | None = None
 ) -> UserProfile:
-    """Fold one viewing in. A view under 30 % still says when and on what the user watches
-    (hourly histogram, device mix) but nothing about taste (DOMAIN skips it for labels)."""
+    """Fold one viewing's habits and genres in. A view under 30 % still says when and on what
+    the user watches (hourly histogram, device mix) but nothing about genres."""
     hourly = list(profile.hourly)
     hourly[local_hour(event.at, tz)] += 1
     devices = dict(profile.device_mix)
     if event.device_type is not None:
         devices[event.device_type.value] = devices.get(event.device_type.value, 0) + 1
-
-    taste, as_of, genres = profile.taste, profile.taste_as_of, profile.genre_affinities
+    genres = profile.genre_affinities
     engagement = engagement_label(event.viewing)
     if engagement is not None:
-        taste = _with_taste(profile, event.vector, engagement, event.at)
-        as_of = _newest(as_of, event.at)
         genres = _with_genres(genres, event.genres, engagement)
     return replace(
         profile,
-        taste=taste,
-        taste_as_of=as_of,
         genre_affinities=genres,
         hourly=tuple(hourly),
         device_mix=devices,
@@ -205,15 +237,22 @@ def apply_watch(
 
 
 def apply_dismiss(profile: UserProfile, event: DismissEvent) -> UserProfile:
-    """-0.5 x the title's vector, decayed like any event; not a viewing, so the hourly
-    histogram and device mix are left alone."""
+    """No engagement with the title's genres; not a viewing, so the hourly histogram and
+    device mix are left alone (its -0.5 of taste is the title's weight: taste.py)."""
     return replace(
         profile,
-        taste=_with_taste(profile, event.vector, DISMISS_WEIGHT, event.at),
-        taste_as_of=_newest(profile.taste_as_of, event.at),
         genre_affinities=_with_genres(
             profile.genre_affinities, event.genres, DISMISS_GENRE_ENGAGEMENT
         ),
+        events_applied=profile.events_applied + 1,
+    )
+
+
+def apply_rating(profile: UserProfile, event: RatingEvent) -> UserProfile:
+    """A rating is one more observation of the title's genres, at the rating's engagement."""
+    return replace(
+        profile,
+        genre_affinities=_with_genres(profile.genre_affinities, event.genres, event.engagement),
         events_applied=profile.events_applied + 1,
     )
 
@@ -223,4 +262,6 @@ def apply_event(
 ) -> UserProfile:
     if isinstance(event, DismissEvent):
         return apply_dismiss(profile, event)
+    if isinstance(event, RatingEvent):
+        return apply_rating(profile, event)
     return apply_watch(profile, event, tz=tz)

@@ -21,6 +21,7 @@ import math
 import uuid
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -30,7 +31,13 @@ from agents.sona.lora import DimensionMismatch, UserLoRAAdapter
 from agents.sona.profile import UserProfile
 from schemas.sona import MAX_RECOMMENDATIONS, Recommendation
 
-WEIGHTS: dict[str, float] = {"collaborative": 0.35, "content": 0.25, "graph": 0.30, "context": 0.10}
+WEIGHTS: dict[str, float] = {
+    "collaborative": 0.35,
+    "content": 0.25,
+    "graph": 0.30,
+    "popularity": 0.0,
+    "context": 0.10,
+}
 COLD_START_WEIGHTS: dict[str, float] = {"popularity": 0.60, "context": 0.40}
 ADAPTER_BOOST = 0.3
 MMR_LAMBDA = 0.7
@@ -38,12 +45,14 @@ MMR_LAMBDA = 0.7
 REASON_MIN_SCORE = 0.5
 ADAPTER_REASON_MIN_SCORE = 0.25
 
+# What each source says when it scored a title well, unless it names what did it (below).
 SOURCE_REASONS: dict[str, str] = {
-    "collaborative": "watched by viewers with similar taste",
-    "content": "similar to titles you finished",
-    "graph": "connected to titles you liked",
+    "collaborative": "liked by viewers who share your taste",
+    "content": "similar to titles you liked",
+    "graph": "in genres you watch",
+    "popularity": "popular with viewers here",
 }
-ADAPTER_REASON = "fits your taste profile"
+ADAPTER_REASON = "fits what your ratings taught us"
 FALLBACK_REASON = "recommended for you"
 
 _SOURCES = ("collaborative", "content", "graph", "popularity")
@@ -63,6 +72,11 @@ class Candidate:
     content: float | None = None
     graph: float | None = None
     popularity: float | None = None
+    # What made each source's score, in words a person knows (None: nothing to name): the
+    # liked title that adds most to the content score, the genre behind the graph score.
+    because_of: str | None = None
+    anchor: Literal["watched", "watchlist"] = "watched"
+    genre: str | None = None
 
     def __post_init__(self) -> None:
         for name in _SOURCES:
@@ -77,6 +91,7 @@ def mix_score(candidate: Candidate, context_score: float | None) -> float:
         "collaborative": candidate.collaborative,
         "content": candidate.content,
         "graph": candidate.graph,
+        "popularity": candidate.popularity,
         "context": context_score,
     }
     return sum(WEIGHTS[name] * value for name, value in sources.items() if value is not None)
@@ -144,6 +159,23 @@ def _vector_matrix(candidates: Sequence[Candidate], dim: int | None) -> npt.NDAr
     return matrix
 
 
+def _popular_reason(context: Context) -> str:
+    return "popular in your region" if context.region else "popular right now"
+
+
+def source_reason(candidate: Candidate, source: str, context: Context) -> str:
+    """A source's reason for a title, naming what made its score where it knows."""
+    if source == "content" and candidate.because_of:
+        if candidate.anchor == "watchlist":
+            return f"more like {candidate.because_of}, on your watchlist"
+        return f"because you liked {candidate.because_of}"
+    if source == "graph" and candidate.genre:
+        return f"{candidate.genre.replace('_', ' ')}, a genre you watch"
+    if source == "popularity":
+        return _popular_reason(context)
+    return SOURCE_REASONS[source]
+
+
 def _reasons(
     candidate: Candidate,
     context: Context,
@@ -154,14 +186,19 @@ def _reasons(
     reasons: list[str] = []
     if cold:
         if candidate.popularity is not None and candidate.popularity >= REASON_MIN_SCORE:
-            reasons.append("popular in your region" if context.region else "popular right now")
+            reasons.append(_popular_reason(context))
     else:
+        # Named in the order of what each source added to the score.
         strong = [
             (WEIGHTS[name] * value, name)
             for name in SOURCE_REASONS
-            if (value := getattr(candidate, name)) is not None and value >= REASON_MIN_SCORE
+            if WEIGHTS[name] > 0
+            and (value := getattr(candidate, name)) is not None
+            and value >= REASON_MIN_SCORE
         ]
-        reasons.extend(SOURCE_REASONS[name] for _, name in sorted(strong, reverse=True))
+        reasons.extend(
+            source_reason(candidate, name, context) for _, name in sorted(strong, reverse=True)
+        )
         if adapter_score >= ADAPTER_REASON_MIN_SCORE:
             reasons.append(ADAPTER_REASON)
     reasons.extend(context_reasons)

@@ -6,7 +6,13 @@ candidates ranking.py blends.
 - collaborative: co-watching with viewers who share history, relative to the best title;
 - graph: the title's genres against the genres the user watched in this time bucket (their
   overall genre affinities when they never watched then), relative to the strongest genre;
-- popularity: log-scaled relative to the most popular candidate (cold start only).
+- popularity: log-scaled relative to the most popular candidate (the catalog's figure plus the
+  users here who like it).
+
+Each candidate also says what made its scores, for reasons a person understands: the liked
+title adding most to its content score (the preference vector is the weighted sum of the
+liked titles, so that is a term of the very sum), or the watchlist title it resembles when
+that beats the taste, and the genre behind its graph score.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import math
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -35,6 +42,8 @@ class TitleRow:
     popularity: float
     genres: tuple[str, ...]
     runtime_minutes: int | None
+    # Users of this system who like it (sona_title_viewers).
+    viewers: int = 0
 
 
 def relative(scores: Mapping[uuid.UUID, float]) -> dict[uuid.UUID, float]:
@@ -47,7 +56,8 @@ def relative(scores: Mapping[uuid.UUID, float]) -> dict[uuid.UUID, float]:
 
 def popularity_scores(rows: Sequence[TitleRow]) -> dict[uuid.UUID, float]:
     # Popularity spans orders of magnitude: the log keeps the second tier from looking like 0.
-    return relative({r.canonical_id: math.log1p(max(r.popularity, 0.0)) for r in rows})
+    # The catalog's own figure and the viewers here add up: either may be missing.
+    return relative({r.canonical_id: math.log1p(max(r.popularity, 0.0) + r.viewers) for r in rows})
 
 
 def genre_weights(
@@ -80,10 +90,49 @@ def mood_first(
     return matching if len(matching) >= limit else dict(rows)
 
 
-def graph_score(genres: Sequence[str], weights: Mapping[str, float]) -> float | None:
+def graph_score(
+    genres: Sequence[str], weights: Mapping[str, float]
+) -> tuple[float | None, str | None]:
+    """(the best weight among the title's genres, that genre); (None, None) without weights."""
     if not weights:
-        return None
-    return max((weights.get(g.strip().lower(), 0.0) for g in genres), default=0.0)
+        return None, None
+    scored = [(weights.get(g.strip().lower(), 0.0), g.strip().lower()) for g in genres]
+    best = max(scored, default=(0.0, None))
+    return best[0], best[1] if best[0] > 0 else None
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """A title the user liked (weight: its decayed term in the taste sum) or put on their
+    watchlist, as a reason can name it."""
+
+    title: str
+    vector: npt.ArrayLike
+    weight: float = 1.0
+
+
+def _unit_rows(vectors: Sequence[npt.ArrayLike]) -> npt.NDArray[np.float32]:
+    matrix = np.stack([np.asarray(v, dtype=np.float32) for v in vectors])
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 1e-12)
+
+
+def strongest_anchor(
+    vectors: Mapping[uuid.UUID, npt.ArrayLike], anchors: Sequence[Anchor]
+) -> dict[uuid.UUID, tuple[str, float]]:
+    """Per title, the anchor with the largest weight x cosine, and that cosine."""
+    if not vectors or not anchors:
+        return {}
+    ids = list(vectors)
+    titles = _unit_rows([vectors[i] for i in ids])
+    marks = _unit_rows([a.vector for a in anchors])
+    cosine = titles @ marks.T
+    weights = np.array([a.weight for a in anchors], dtype=np.float32)
+    best = np.argmax(cosine * weights, axis=1)
+    return {
+        cid: (anchors[int(j)].title, float(cosine[n, int(j)]))
+        for n, (cid, j) in enumerate(zip(ids, best, strict=True))
+    }
 
 
 def content_scores(
@@ -106,12 +155,22 @@ def candidates(
     content: Mapping[uuid.UUID, float],
     collaborative: Mapping[uuid.UUID, float],
     weights: Mapping[str, float],
+    liked: Sequence[Anchor] = (),
+    watchlist: Sequence[Anchor] = (),
 ) -> list[Candidate]:
-    """One candidate per title row, each source's score where it has one."""
+    """One candidate per title row, each source's score where it has one. A title closer to
+    a watchlist title than to the taste takes that closeness as its content score."""
     popularity = popularity_scores(list(rows.values()))
     collab = relative(dict(collaborative))
+    because = strongest_anchor(vectors, liked)
+    listed = strongest_anchor(vectors, watchlist)
     out: list[Candidate] = []
     for cid, row in rows.items():
+        graph, genre = graph_score(row.genres, weights)
+        score, anchor = content.get(cid), because.get(cid, (None, 0.0))[0]
+        kind: Literal["watched", "watchlist"] = "watched"
+        if cid in listed and listed[cid][1] > (score or 0.0):
+            score, anchor, kind = min(max(listed[cid][1], 0.0), 1.0), listed[cid][0], "watchlist"
         out.append(
             Candidate(
                 canonical_id=cid,
@@ -120,9 +179,12 @@ def candidates(
                 genres=row.genres,
                 runtime_minutes=row.runtime_minutes,
                 collaborative=collab.get(cid),
-                content=content.get(cid),
-                graph=graph_score(row.genres, weights),
+                content=score,
+                graph=graph,
                 popularity=popularity.get(cid),
+                because_of=anchor,
+                anchor=kind,
+                genre=genre,
             )
         )
     return out
@@ -135,10 +197,20 @@ def personal_candidates(
     *,
     bucket_counts: Mapping[str, int],
     co_watched: Mapping[uuid.UUID, float],
+    liked: Sequence[Anchor] = (),
+    watchlist: Sequence[Anchor] = (),
 ) -> list[Candidate]:
     """The candidates scored for this user: a user with no history yet has no taste to match
     and no habits, so only popularity and the context rank their titles (cold start)."""
     history = profile.has_history
     content = content_scores(vectors, profile.preference) if history else {}
     weights = genre_weights(bucket_counts, profile.genre_affinities) if history else {}
-    return candidates(rows, vectors, content=content, collaborative=co_watched, weights=weights)
+    return candidates(
+        rows,
+        vectors,
+        content=content,
+        collaborative=co_watched,
+        weights=weights,
+        liked=liked,
+        watchlist=watchlist,
+    )

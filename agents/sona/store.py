@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 import numpy as np
@@ -20,7 +21,6 @@ from agents.sona.adapter_cache import AdapterCache, CachedAdapter
 from agents.sona.adapter_codec import WeightDtype, decode, encode
 from agents.sona.lora import UserLoRAAdapter
 from agents.sona.profile import StoredProfile, UserProfile
-from agents.sona.training import Viewing
 from agents.sona.viewings import ViewingState
 
 DEFAULT_ADAPTER = "default"
@@ -169,6 +169,7 @@ async def load_profiles(db: Db, users: Collection[str], dim: int) -> dict[str, S
                 hourly=tuple(row["hourly"]),
                 device_mix=json.loads(row["device_mix"]),
                 events_applied=row["events_applied"],
+                time_zone=row["time_zone"],
             ),
             row["events_since_training"],
         )
@@ -177,13 +178,15 @@ async def load_profiles(db: Db, users: Collection[str], dim: int) -> dict[str, S
 
 _SAVE_PROFILE = """
 INSERT INTO user_profiles (user_id, dim, taste, taste_as_of, genre_affinities, hourly,
-                           device_mix, events_applied, events_since_training, updated_at)
-VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7::jsonb, $8, $9, now())
+                           device_mix, events_applied, events_since_training, time_zone,
+                           updated_at)
+VALUES ($1, $2, $3, $4, $5::jsonb, $6, $7::jsonb, $8, $9, $10, now())
 ON CONFLICT (user_id) DO UPDATE SET
     dim = EXCLUDED.dim, taste = EXCLUDED.taste, taste_as_of = EXCLUDED.taste_as_of,
     genre_affinities = EXCLUDED.genre_affinities, hourly = EXCLUDED.hourly,
     device_mix = EXCLUDED.device_mix, events_applied = EXCLUDED.events_applied,
-    events_since_training = EXCLUDED.events_since_training, updated_at = now()
+    events_since_training = EXCLUDED.events_since_training, time_zone = EXCLUDED.time_zone,
+    updated_at = now()
 """
 
 
@@ -201,6 +204,7 @@ async def save_profiles(conn: asyncpg.Connection, profiles: dict[str, StoredProf
                 json.dumps(dict(stored.profile.device_mix)),
                 stored.profile.events_applied,
                 stored.events_since_training,
+                stored.profile.time_zone,
             )
             for user, stored in profiles.items()
         ],
@@ -219,6 +223,13 @@ def _viewing_state(row: asyncpg.Record) -> ViewingState:
         finished_count=row["finished_count"],
         rewatch=row["rewatch"],
         rating=row["rating"],
+        watched_hour=row["watched_hour"],
+        engagement=row["engagement"],
+        rated_at=row["rated_at"],
+        dismissed_at=row["dismissed_at"],
+        taste_weight=row["taste_weight"],
+        folded_weight=row["folded_weight"],
+        folded_at=row["folded_at"],
     )
 
 
@@ -240,13 +251,17 @@ async def load_viewings(
 
 _SAVE_VIEWING = """
 INSERT INTO sona_viewings (user_id, content_id, completion, counted, finished_count, rewatch,
-                           rating, watched_at, watched_hour)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                           rating, watched_at, watched_hour, engagement, rated_at, dismissed_at,
+                           taste_weight, folded_weight, folded_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
 ON CONFLICT (user_id, content_id) DO UPDATE SET
     completion = EXCLUDED.completion, counted = EXCLUDED.counted,
     finished_count = EXCLUDED.finished_count, rewatch = EXCLUDED.rewatch,
     rating = EXCLUDED.rating, watched_at = EXCLUDED.watched_at,
-    watched_hour = EXCLUDED.watched_hour
+    watched_hour = EXCLUDED.watched_hour, engagement = EXCLUDED.engagement,
+    rated_at = EXCLUDED.rated_at, dismissed_at = EXCLUDED.dismissed_at,
+    taste_weight = EXCLUDED.taste_weight, folded_weight = EXCLUDED.folded_weight,
+    folded_at = EXCLUDED.folded_at
 """
 
 
@@ -266,26 +281,69 @@ async def save_viewings(
                 s.rating,
                 s.watched_at,
                 s.watched_hour,
+                s.engagement,
+                s.rated_at,
+                s.dismissed_at,
+                s.taste_weight,
+                s.folded_weight,
+                s.folded_at,
             )
             for (user, content_id), s in states.items()
         ],
     )
 
 
-async def counted_viewings(db: Db, user_id: str, limit: int) -> list[tuple[uuid.UUID, Viewing]]:
-    """The user's counted viewings, oldest first (the order training takes them in), at most
-    the `limit` most recent."""
+async def training_rows(db: Db, user_id: str, limit: int) -> list[ViewingState]:
+    """The user's rows that say something about their taste (a counted viewing, a rating, a
+    dismissal), oldest first (the order training takes them in), at most the `limit` most
+    recent."""
     rows = await db.fetch(
         """
         SELECT * FROM (
-            SELECT * FROM sona_viewings WHERE user_id = $1 AND counted
+            SELECT * FROM sona_viewings
+            WHERE user_id = $1 AND (counted OR rating IS NOT NULL OR dismissed_at IS NOT NULL)
             ORDER BY watched_at DESC, content_id LIMIT $2
         ) recent ORDER BY watched_at, content_id
         """,
         user_id,
         limit,
     )
-    return [(r["content_id"], _viewing_state(r).viewing()) for r in rows]
+    return [_viewing_state(r) for r in rows]
+
+
+async def unfolded_rows(
+    conn: asyncpg.Connection, ids: Collection[uuid.UUID]
+) -> dict[tuple[str, uuid.UUID], ViewingState]:
+    """Rows of these titles whose taste weight is not folded in yet (no vector when it
+    changed)."""
+    if not ids:
+        return {}
+    rows = await conn.fetch(
+        """
+        SELECT * FROM sona_viewings
+        WHERE content_id = ANY($1::uuid[]) AND taste_weight <> folded_weight
+        ORDER BY user_id, content_id
+        """,
+        list(ids),
+    )
+    return {(r["user_id"], r["content_id"]): _viewing_state(r) for r in rows}
+
+
+async def adjust_viewers(conn: asyncpg.Connection, deltas: dict[uuid.UUID, int]) -> None:
+    """Add to each title's count of users who like it (agents/sona/folding.liking_changes)."""
+    if not deltas:
+        return
+    ids = sorted(deltas)
+    await conn.execute(
+        """
+        INSERT INTO sona_title_viewers (content_id, viewers)
+        SELECT id, n FROM unnest($1::uuid[], $2::int[]) AS d(id, n)
+        ON CONFLICT (content_id) DO UPDATE
+            SET viewers = greatest(sona_title_viewers.viewers + EXCLUDED.viewers, 0)
+        """,
+        ids,
+        [deltas[i] for i in ids],
+    )
 
 
 # --- what other slices know ----------------------------------------------------------------------
@@ -313,6 +371,40 @@ async def title_facts(db: Db, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Tit
     return {r["canonical_id"]: TitleFacts(tuple(r["genres"]), r["runtime_minutes"]) for r in rows}
 
 
+@dataclass(frozen=True, slots=True)
+class Liked:
+    """A title whose term is in the user's taste: its name, folded weight and time."""
+
+    content_id: uuid.UUID
+    title: str
+    weight: float
+    at: datetime
+
+
+async def liked_titles(db: Db, user_id: str, limit: int) -> list[Liked]:
+    """The user's most recent titles with a positive term in their taste."""
+    rows = await db.fetch(
+        """
+        SELECT v.content_id, c.title, v.folded_weight, coalesce(v.folded_at, v.watched_at) AS at
+        FROM sona_viewings v JOIN content c ON c.canonical_id = v.content_id
+        WHERE v.user_id = $1 AND v.folded_weight > 0
+        ORDER BY v.watched_at DESC, v.content_id LIMIT $2
+        """,
+        user_id,
+        limit,
+    )
+    return [Liked(r["content_id"], r["title"], r["folded_weight"], r["at"]) for r in rows]
+
+
+async def title_names(db: Db, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not ids:
+        return {}
+    rows = await db.fetch(
+        "SELECT canonical_id, title FROM content WHERE canonical_id = ANY($1::uuid[])", list(ids)
+    )
+    return {r["canonical_id"]: r["title"] for r in rows}
+
+
 async def device_types(db: Db, pairs: Collection[tuple[str, str]]) -> dict[tuple[str, str], str]:
     """(user, device id) -> its registered device type (sync_devices), where known."""
     if not pairs:
@@ -331,14 +423,17 @@ async def device_types(db: Db, pairs: Collection[tuple[str, str]]) -> dict[tuple
 
 
 async def excluded_titles(db: Db, user_id: str) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
-    """(titles on the user's watchlist, titles they finished): never recommended again."""
+    """(titles on the user's watchlist, titles they finished, rated or dismissed): never
+    recommended again."""
     watchlist = await db.fetch(
         "SELECT content_id FROM sync_watchlist WHERE user_id = $1 AND visible", user_id
     )
     finished = await db.fetch(
         """
         SELECT content_id FROM sync_progress WHERE user_id = $1 AND complete
-        UNION SELECT content_id FROM sona_viewings WHERE user_id = $1 AND finished_count > 0
+        UNION SELECT content_id FROM sona_viewings
+        WHERE user_id = $1
+          AND (finished_count > 0 OR rating IS NOT NULL OR dismissed_at IS NOT NULL)
         """,
         user_id,
     )

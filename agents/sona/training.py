@@ -92,6 +92,20 @@ def should_retrain(events_since_last_training: int, min_events: int = MIN_TRAINI
     return events_since_last_training >= min_events
 
 
+def train_on_examples(
+    adapter: UserLoRAAdapter,
+    examples: Sequence[TrainingExample],
+    preference: npt.ArrayLike,
+    *,
+    epochs: int = EPOCHS,
+    lr: float = LEARNING_RATE,
+) -> TrainingRun:
+    """DOMAIN's training round: at least 10 usable events, else NotEnoughEvents."""
+    if len(examples) < MIN_TRAINING_EVENTS:
+        raise NotEnoughEvents(len(examples))
+    return train(adapter, examples, preference, epochs=epochs, lr=lr)
+
+
 def train_on_viewings(
     adapter: UserLoRAAdapter,
     viewings: Sequence[tuple[npt.ArrayLike, Viewing]],
@@ -100,11 +114,6 @@ def train_on_viewings(
     epochs: int = EPOCHS,
     lr: float = LEARNING_RATE,
 ) -> TrainingRun:
-    """DOMAIN's training round: at least 10 usable events, else NotEnoughEvents.
-
-    Usable means after the < 30 % views are skipped: ten abandoned titles teach nothing.
-    """
-    examples = training_examples(viewings)
-    if len(examples) < MIN_TRAINING_EVENTS:
-        raise NotEnoughEvents(len(examples))
-    return train(adapter, examples, preference, epochs=epochs, lr=lr)
+    """A training round on viewings alone. Usable means after the < 30 % views are skipped:
+    ten abandoned titles teach nothing."""
+    return train_on_examples(adapter, training_examples(viewings), preference, epochs=epochs, lr=lr)

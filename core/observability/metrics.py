@@ -30,6 +30,11 @@ AGENT_STAGE_SECONDS = Histogram(
 AGENT_RETRIES = Counter(
     "mgw_agent_retries_total", "Batches retried after a transient failure", ["agent"]
 )
+AGENT_FAILURE_REPLIES = Counter(
+    "mgw_agent_failure_replies_total",
+    "Requests answered with a failure instead of an answer (request/reply agents)",
+    ["agent", "kind"],
+)
 AUTH_FAILURES = Counter(
     "mgw_auth_failures_total", "Requests refused by authentication or authorization", ["reason"]
 )

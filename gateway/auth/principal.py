@@ -33,6 +33,7 @@ SCOPES: dict[str, str] = {
     "devices:write": "register one's own devices, send their heartbeats, remove them",
     "devices:command": "send remote commands to one's own devices",
     "recommendations:read": "read one's own personalized recommendations",
+    "recommendations:write": "rate titles and dismiss them, for one's own recommendations",
 }
 
 # Users with this role may act on other users' resources (support tooling); see docs/AUTH.md.

@@ -8,7 +8,7 @@ import uuid
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from contracts.read_model import read_document
-from gateway.lookup import ask_agent
+from gateway.lookup import AGENT_FAILED_RESPONSE, ask_agent
 
 router = APIRouter(prefix="/api/v1/content", tags=["content"])
 
@@ -19,6 +19,7 @@ router = APIRouter(prefix="/api/v1/content", tags=["content"])
         200: {"description": "the title's canonical record, availability and quality score"},
         404: {"description": "no such title"},
         503: {"description": "not in the read model and no agent answered; retry"},
+        **AGENT_FAILED_RESPONSE,
     },
 )
 async def get_content(content_id: uuid.UUID, request: Request) -> Response:

@@ -20,7 +20,7 @@ from contracts.discovery_cache import key_digest, read_results, request_results_
 from contracts.read_model import reply_channel
 from core.resilience.fastredis import REDIS_ERRORS
 from gateway.errors import error_response
-from gateway.lookup import request_reply
+from gateway.lookup import AGENT_FAILED_RESPONSE, request_reply
 from gateway.query_params import any_case, query_error, unknown_parameters
 from schemas.content import MaturityRating
 from schemas.discovery import (
@@ -246,6 +246,7 @@ def _answer(body: bytes, cache: str) -> Response:
         },
         503: {"description": "Redis or the discovery agents are unavailable; retry"},
         504: {"description": "no discovery agent answered in time; retry"},
+        **AGENT_FAILED_RESPONSE,
     },
     openapi_extra={
         "parameters": [

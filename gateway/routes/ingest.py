@@ -14,7 +14,7 @@ from gateway.auth.dependencies import require_scopes
 from gateway.auth.errors import Forbidden
 from gateway.auth.principal import Principal
 from gateway.json_body import json_body, openapi_body
-from gateway.lookup import ask_item_mapping
+from gateway.lookup import AGENT_FAILED_RESPONSE, ask_item_mapping
 from schemas.ingestion import ItemMapping, normalize_platform
 from topics.registry import CONTENT_RAW
 
@@ -105,6 +105,7 @@ async def ingest_batch(
         403: {"description": "not an API key with ingest:write (a person's token never is)"},
         404: {"description": "the item is not stored (yet: items are stored once processed)"},
         503: {"description": "no agent answered in time; retry"},
+        **AGENT_FAILED_RESPONSE,
     },
 )
 async def item_mapping(

@@ -38,6 +38,7 @@ from gateway.routes.sync_common import (
 )
 from gateway.sync_lookup import read_view
 from schemas.sync import HLC, PlaybackState, ProgressUpdate, SyncView
+from schemas.time_zone import UNKNOWN_ZONE_RULE, TimeZoneName
 from topics.registry import SYNC_PROGRESS
 
 router = APIRouter(prefix="/api/v1/users/{user_id}/progress", tags=["progress"])
@@ -53,6 +54,11 @@ class ProgressReport(BaseModel):
     state: PlaybackState
     # The device's own stamp, for reports queued while it was offline; else the gateway's.
     timestamp: HLC | None = None
+    time_zone: TimeZoneName | None = Field(
+        default=None,
+        description="the device's zone: an IANA name (Europe/Paris) or an offset (+01:00); "
+        "recommendations learn the user's viewing hours on their own clock",
+    )
 
     @model_validator(mode="after")
     def _within_duration(self) -> ProgressReport:
@@ -67,7 +73,9 @@ class ProgressReport(BaseModel):
 @router.put(
     "/{content_id}",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=responses_with_rules(CLOCK_RULE, "a `position_seconds` past `duration_seconds`"),
+    responses=responses_with_rules(
+        CLOCK_RULE, "a `position_seconds` past `duration_seconds`", UNKNOWN_ZONE_RULE
+    ),
     openapi_extra=documented(
         "user_id",
         "content_id",
@@ -89,6 +97,7 @@ async def report_progress(request: Request) -> Response:
         state=report.state,
         timestamp=await operation_stamp(request, user_id, report.timestamp),
         device_id=device_id,
+        time_zone=report.time_zone,
     )
     publisher: Publisher = request.app.state.publisher
     published = await publisher.publish(

@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
+from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
 from contracts.read_model import reply_channel
 from contracts.sona_cache import read_recommendations
@@ -20,11 +20,12 @@ from core.resilience.fastredis import REDIS_ERRORS
 from gateway.auth.dependencies import require
 from gateway.auth.errors import Forbidden
 from gateway.errors import error_response
-from gateway.lookup import request_reply
+from gateway.lookup import AGENT_FAILED_RESPONSE, request_reply
 from gateway.query_params import query_error, unknown_parameters
 from schemas.sona import MAX_RECOMMENDATIONS, RecommendationsRequested, RecommendationsResponse
 from schemas.storable import is_date_time
 from schemas.sync import DeviceType
+from schemas.time_zone import TIME_ZONE_PATTERN, UNKNOWN_ZONE_RULE, zone_of
 from topics.registry import SONA_RECOMMENDATIONS
 
 router = APIRouter(prefix="/api/v1", tags=["recommendations"])
@@ -48,7 +49,12 @@ PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "at": (
         {"type": "string", "format": "date-time"},
-        "the client's local time with its UTC offset (the time-of-day bucket); default now, UTC",
+        "the client's local time with its UTC offset (the time-of-day bucket); default now",
+    ),
+    "tz": (
+        {"type": "string", "minLength": 1, "maxLength": 64, "pattern": TIME_ZONE_PATTERN},
+        "the device's zone, an IANA name (Europe/Paris) or an offset (+01:00): `at` (or now) "
+        "is read on that clock; without it, `at`'s own offset, else UTC",
     ),
     "limit": (
         {"type": "integer", "minimum": 1, "maximum": MAX_RECOMMENDATIONS},
@@ -63,6 +69,9 @@ _SOURCE = {
     "at": "at",
     "limit": "limit",
 }
+
+
+_INSTANT = TypeAdapter(AwareDatetime)
 
 
 class RecommendationsTimeout(RuntimeError):
@@ -81,13 +90,18 @@ def parse_request(request: Request, user_id: str, channel: str) -> Recommendatio
                 "datetime_parsing",
             )
         )
+    zone = None
+    if "tz" in params:
+        try:
+            zone = zone_of(params["tz"])
+        except ValueError as exc:
+            errors.append(query_error("tz", str(exc), "value_error"))
     if errors:
         raise RequestValidationError(errors)
-    data: dict[str, Any] = {
-        "user_id": user_id,
-        "reply_channel": channel,
-        "at": at or datetime.now(UTC).isoformat(),
-    }
+    moment: str | datetime = at if at is not None else datetime.now(UTC)
+    if zone is not None:
+        moment = _INSTANT.validate_python(moment).astimezone(zone)
+    data: dict[str, Any] = {"user_id": user_id, "reply_channel": channel, "at": moment}
     # A parameter sent empty is checked like any value (and refused), not taken as absent.
     for param, field in (("device", "device_type"), ("mood", "mood"), ("region", "region")):
         if param in params:
@@ -135,9 +149,13 @@ def _answer(body: bytes, cache: str) -> Response:
         },
         401: {"description": "no or a bad credential"},
         403: {"description": f"the token lacks `{SCOPE}`, or it is an API key (no user)"},
-        422: {"description": "a bad parameter: each one named, with the reason"},
+        422: {
+            "description": "a bad parameter: each one named, with the reason; also refused: "
+            + UNKNOWN_ZONE_RULE.replace("`time_zone`", "`tz`")
+        },
         503: {"description": "Redis or the SONA agents are unavailable; retry"},
         504: {"description": "no SONA agent answered in time; retry"},
+        **AGENT_FAILED_RESPONSE,
     },
     openapi_extra={
         "parameters": [

@@ -26,6 +26,7 @@ from gateway.auth.errors import Forbidden
 from gateway.auth.principal import Principal
 from gateway.idempotency import PARAMETER as IDEMPOTENCY_PARAMETER
 from gateway.json_body import BODY_MODELS, json_body
+from gateway.lookup import AGENT_FAILED_RESPONSE
 from gateway.sync_clock import ClockTooFarAhead, stamp
 from schemas.sync import HLC, MAX_CLOCK_AHEAD_S
 
@@ -220,6 +221,7 @@ READ_RESPONSES: dict[int | str, dict[str, Any]] = {
     403: {"description": "missing scope, or another user's id"},
     422: {"description": "invalid path or query fields, each named with the reason"},
     503: {"description": "not in the read model and no sync agent answered; retry"},
+    **AGENT_FAILED_RESPONSE,
 }
 
 # Per-user state changes any second: never kept by a browser or a shared cache.

@@ -25,6 +25,8 @@ DOCUMENTED_RULES: tuple[tuple[str, str, str], ...] = (
     ),
     ("POST /api/v1/content", r"availability\.\d+", "available_until is before available_from"),
     ("*", "timestamp", "ahead of the server's clock"),
+    ("*", "given_at", "ahead of the server's clock"),
+    ("*", r"time_zone|query\.tz", "unknown time zone"),
 )
 # A catalog batch is validated item by item (one bad item does not sink the others): a batch
 # of objects the document allows, none of them a valid item, is answered 422 with the reasons.

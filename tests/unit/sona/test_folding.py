@@ -14,17 +14,24 @@ import pytest
 from agents.sona.folding import (
     due_for_training,
     fold_viewings,
-    last_cause,
+    latest_causes,
     sessions_of,
+    settle_rows,
 )
 from agents.sona.lora import EPOCHS
 from agents.sona.profile import StoredProfile, UserProfile
-from agents.sona.sources import TitleRow, favourite_genres, mood_first, personal_candidates
+from agents.sona.sources import (
+    Anchor,
+    TitleRow,
+    favourite_genres,
+    mood_first,
+    personal_candidates,
+)
 from agents.sona.training import Viewing, training_steps
 from agents.sync.clock import to_physical_us
 from schemas.envelope import Envelope, wrap
 from schemas.sync import HLC, ProgressUpdate
-from tests.unit.sona.factories import DIM, random_unit
+from tests.unit.sona.factories import DIM, basis, random_unit, unit
 
 T0 = datetime(2026, 11, 2, 20, tzinfo=UTC)
 TITLES = [uuid.uuid5(uuid.NAMESPACE_URL, f"fold/{i}") for i in range(12)]
@@ -56,7 +63,7 @@ def stream(user: str, titles: list[uuid.UUID]) -> list[Envelope[Any]]:
 def test_a_batch_of_reports_is_one_viewing_per_finished_session() -> None:
     reports = stream("a", TITLES[:2]) + stream("b", TITLES[:1])
     before: dict[tuple[str, uuid.UUID], Any] = {}
-    changed, counted = sessions_of(reports, before)
+    changed, counted, _ = sessions_of(reports, before)
     assert before == {}  # the stored sessions are not changed in place
     assert set(changed) == {("a", TITLES[0]), ("a", TITLES[1]), ("b", TITLES[0])}
     assert [(c.user_id, c.state.content_id) for c in counted] == [
@@ -66,23 +73,22 @@ def test_a_batch_of_reports_is_one_viewing_per_finished_session() -> None:
     ]
     assert all(c.viewing == Viewing(completion=1.0) for c in counted)
     # A finish reported again on the counted session counts nothing more.
-    _, again = sessions_of([report("a", TITLES[0], 1.0, 10)], changed)
+    _, again, _ = sessions_of([report("a", TITLES[0], 1.0, 10)], changed)
     assert again == []
 
 
 def test_folding_counts_events_towards_training_and_keeps_taste_without_a_vector() -> None:
     rng = np.random.default_rng(1)
-    _, counted = sessions_of(stream("a", TITLES[:3]), {})
+    rows, counted, _ = sessions_of(stream("a", TITLES[:3]), {})
     vectors = {cid: random_unit(rng) for cid in TITLES[:2]}  # the third is not embedded yet
     profiles = {"a": StoredProfile(UserProfile.empty(DIM), events_since_training=8)}
     folded = fold_viewings(
         profiles,
         counted,
         genres={TITLES[0]: ("Comedy",), TITLES[2]: ("drama",)},
-        vectors=vectors,
         devices={("a", "tv-1"): "tv"},
-        dim=DIM,
     )
+    folded, moved = settle_rows(folded, rows, vectors)
     assert profiles["a"].events_since_training == 8  # the input is left as it was
     stored = folded["a"]
     assert stored.events_since_training == 11
@@ -94,17 +100,25 @@ def test_folding_counts_events_towards_training_and_keeps_taste_without_a_vector
     expected = vectors[TITLES[0]] + vectors[TITLES[1]]
     cosine = float(stored.profile.preference @ expected) / float(np.linalg.norm(expected))
     assert cosine == pytest.approx(1.0, abs=1e-4)
+    # The third title's weight waits for its vector; once it comes, it joins the taste.
+    assert set(moved) == {("a", TITLES[0]), ("a", TITLES[1])}
+    waiting = rows[("a", TITLES[2])]
+    assert waiting.folded_weight == 0.0 and waiting.taste_weight > 0
+    late = random_unit(rng)
+    later, moved = settle_rows(folded, {("a", TITLES[2]): waiting}, {TITLES[2]: late})
+    assert moved[("a", TITLES[2])].folded_weight == waiting.taste_weight
+    expected = expected + late
+    cosine = float(later["a"].profile.preference @ expected) / float(np.linalg.norm(expected))
+    assert cosine == pytest.approx(1.0, abs=1e-4)
 
 
 def test_an_unknown_device_type_is_no_device() -> None:
-    _, counted = sessions_of(stream("a", TITLES[:1]), {})
+    _, counted, _ = sessions_of(stream("a", TITLES[:1]), {})
     folded = fold_viewings(
         {"a": StoredProfile(UserProfile.empty(DIM))},
         counted,
         genres={},
-        vectors={},
         devices={("a", "tv-1"): "toaster"},
-        dim=DIM,
     )
     assert dict(folded["a"].profile.device_mix) == {}
 
@@ -118,12 +132,10 @@ def test_cutting_the_stream_into_other_batches_gives_the_same_profile() -> None:
         sessions: dict[tuple[str, uuid.UUID], Any] = {}
         profiles = {"a": StoredProfile(UserProfile.empty(DIM))}
         for start, end in zip([0, *cuts], [*cuts, len(reports)], strict=True):
-            changed, counted = sessions_of(reports[start:end], sessions)
-            sessions.update(changed)
-            if counted:
-                profiles = fold_viewings(
-                    profiles, counted, genres={}, vectors=vectors, devices={}, dim=DIM
-                )
+            changed, counted, _ = sessions_of(reports[start:end], sessions)
+            profiles = fold_viewings(profiles, counted, genres={}, devices={})
+            profiles, moved = settle_rows(profiles, changed, vectors)
+            sessions.update({**changed, **moved})
         return profiles["a"]
 
     whole, cut = run([]), run([1, 4, 7, 11])
@@ -139,10 +151,10 @@ def test_training_is_due_from_the_minimum_and_answers_to_the_latest_viewing() ->
         "c": StoredProfile(UserProfile.empty(DIM), 14),
     }
     assert due_for_training(profiles, 10) == ["a", "c"]
-    _, counted = sessions_of(stream("a", TITLES[:2]) + stream("b", TITLES[:1]), {})
-    assert last_cause(counted, "a") is counted[1].cause
-    with pytest.raises(StopIteration):
-        last_cause(counted, "nobody")
+    _, counted, _ = sessions_of(stream("a", TITLES[:2]) + stream("b", TITLES[:1]), {})
+    causes = latest_causes(counted)
+    assert causes["a"] is counted[1].cause
+    assert set(causes) == {"a", "b"}
 
 
 def test_training_steps_are_epochs_times_usable_viewings() -> None:
@@ -185,3 +197,36 @@ def test_a_user_without_history_is_scored_by_popularity_and_context_only() -> No
     by_genre = {c.genres[0]: c for c in known}
     assert by_genre["Comedy"].graph == 1.0 and by_genre["Drama"].graph == 0.0
     assert all(c.content is not None for c in known)
+
+
+def test_the_reason_names_the_liked_title_adding_most_to_the_content_score() -> None:
+    heat, amelie = basis(0), basis(1)
+    rows = {r.canonical_id: r for r in [row("crime"), row("romance")]}
+    crime_id, romance_id = list(rows)
+    vectors = {crime_id: unit(heat + 0.2 * amelie), romance_id: unit(amelie + 0.1 * heat)}
+    profile = UserProfile(
+        dim=DIM, taste=np.asarray(heat + amelie, dtype=np.float64), taste_as_of=T0
+    )
+    liked = [Anchor("Heat", heat, 1.0), Anchor("Amelie", amelie, 1.0)]
+    found = personal_candidates(
+        rows, vectors, profile, bucket_counts={}, co_watched={}, liked=liked
+    )
+    because = {c.canonical_id: c.because_of for c in found}
+    assert because == {crime_id: "Heat", romance_id: "Amelie"}
+    # A term that weighs little in the taste (an old viewing) is not what scored the title.
+    faded = [Anchor("Heat", heat, 0.01), Anchor("Amelie", amelie, 1.0)]
+    found = personal_candidates(
+        rows, vectors, profile, bucket_counts={}, co_watched={}, liked=faded
+    )
+    assert {c.canonical_id: c.because_of for c in found}[crime_id] == "Amelie"
+    # A watchlist title closer than the taste takes over the content score, and the reason.
+    listed = [Anchor("Ronin", unit(heat + 0.2 * amelie))]
+    found = personal_candidates(
+        rows, vectors, profile, bucket_counts={}, co_watched={}, liked=liked, watchlist=listed
+    )
+    crime = next(c for c in found if c.canonical_id == crime_id)
+    assert (crime.anchor, crime.because_of, crime.content) == (
+        "watchlist",
+        "Ronin",
+        pytest.approx(1.0),
+    )

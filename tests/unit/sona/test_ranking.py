@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -11,7 +12,7 @@ import pytest
 
 from agents.sona.context import build_context
 from agents.sona.lora import DimensionMismatch, UserLoRAAdapter
-from agents.sona.profile import UserProfile, WatchEvent, apply_watch
+from agents.sona.profile import UserProfile, WatchEvent, apply_watch, fold_taste
 from agents.sona.ranking import (
     FALLBACK_REASON,
     Candidate,
@@ -20,7 +21,7 @@ from agents.sona.ranking import (
     mmr,
     recommend,
 )
-from agents.sona.training import Viewing
+from agents.sona.training import Viewing, engagement_label
 from schemas.sync import DeviceType
 from tests.unit.sona.factories import DIM, basis, random_unit, unit
 
@@ -38,15 +39,16 @@ def candidate(n: int, vector=None, **scores) -> Candidate:
 def profile_with_history(*vectors, device: DeviceType = DeviceType.tv) -> UserProfile:
     profile = UserProfile.empty(DIM)
     for vector in vectors:
+        viewing = Viewing(completion=1.0, rating=5)
         event = WatchEvent(
             content_id="seen",
-            vector=vector,
             genres=("drama",),
             at=EVENING,
-            viewing=Viewing(completion=1.0, rating=5),
+            viewing=viewing,
             device_type=device,
         )
         profile = apply_watch(profile, event)
+        profile = fold_taste(profile, vector, engagement_label(viewing) or 0.0, EVENING)
     return profile
 
 
@@ -195,18 +197,26 @@ def test_personal_reasons_name_the_sources_that_picked_the_title() -> None:
             content=0.9,
             graph=0.6,
             collaborative=0.2,
+            because_of="Heat",
+            genre="comedy",
         )
     ]
     (pick,) = recommend(pool, context=context, profile=evening_habit)
     # Strongest contribution first: content .25 x .9 = .225 before graph .30 x .6 = .18;
-    # collaborative (.2) is too weak to be named.
+    # collaborative (.2) is too weak to be named. Each names what made its score.
     assert pick.reasons == [
-        "similar to titles you finished",
-        "connected to titles you liked",
+        "because you liked Heat",
+        "comedy, a genre you watch",
         "matches mood: happy",
         "a good length for your TV",
         "fits your evening viewing",
     ]
+    (listed,) = recommend(
+        [replace(pool[0], anchor="watchlist", because_of="Ronin", genre=None)],
+        context=context,
+        profile=evening_habit,
+    )
+    assert listed.reasons[:2] == ["more like Ronin, on your watchlist", "in genres you watch"]
 
 
 def test_candidate_vectors_must_share_the_profile_dimension() -> None:

@@ -21,6 +21,7 @@ from schemas.sona import (
     TimeBucket,
 )
 from schemas.sync import DeviceType
+from schemas.time_zone import zone_of
 
 CONTENT = uuid.UUID("6f1c2d3e-4a5b-4c6d-8e7f-8091a2b3c4d5")
 NOW = datetime(2024, 5, 1, 20, 0, tzinfo=UTC)
@@ -133,3 +134,19 @@ def test_payloads_survive_the_envelope(payload: Any) -> None:
     back = decode(raw, type(payload))
     assert back.payload == payload
     assert back.event_type == payload.event_type
+
+
+@pytest.mark.parametrize("name", ["America", "America/Indiana", "Etc", "Mars/Olympus", "+15:00"])
+def test_a_time_zone_the_database_does_not_list_is_refused_by_name(name: str) -> None:
+    # "America" is a directory of the database: opening it raised IsADirectoryError (a 500).
+    with pytest.raises(ValueError, match="unknown time zone"):
+        zone_of(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "offset_h"), [("Europe/Paris", 1), ("America/New_York", -5), ("-05:30", -5.5)]
+)
+def test_zone_names_and_offsets_give_the_local_clock(name: str, offset_h: float) -> None:
+    winter = datetime(2026, 1, 15, 12, tzinfo=UTC)
+    offset = winter.astimezone(zone_of(name)).utcoffset()
+    assert offset is not None and offset.total_seconds() == offset_h * 3600

@@ -66,8 +66,9 @@ def test_source_scores() -> None:
     weights = genre_weights({"Comedy": 4, "drama": 1}, {"horror": 0.9})
     assert weights == {"comedy": 1.0, "drama": 0.25}
     assert genre_weights({}, {"horror": 0.9, "drama": 0.45}) == {"horror": 1.0, "drama": 0.5}
-    assert graph_score(["drama", "crime"], weights) == 0.25
-    assert graph_score(["drama"], {}) is None
+    assert graph_score(["drama", "crime"], weights) == (0.25, "drama")
+    assert graph_score(["crime"], weights) == (0.0, None)
+    assert graph_score(["drama"], {}) == (None, None)
 
 
 @pytest.mark.parametrize("hour", range(24))
