@@ -201,6 +201,14 @@ class GatewaySettings(_Section):
     fast_lane: bool = True
     # Processes serving the port, each with its own producer; 0 is one per core.
     workers: int = Field(default=0, ge=0, le=64)
+    # The edge (gateway/edge_protocol.py): a request's headers must arrive within this many
+    # seconds, its body may pause at most this long between two arrivals (408 and closed
+    # after), its request line and headers may take this many bytes (431), and one process
+    # holds at most this many connections (503 beyond; capped by its open-file limit).
+    header_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    body_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_connections: int = Field(default=10_000, ge=1, le=1_000_000)
 
     def worker_count(self) -> int:
         return self.workers or os.cpu_count() or 1
