@@ -80,11 +80,18 @@ def up(
         str, typer.Option(help="Where embedded PostgreSQL and Qdrant keep their data.")
     ] = ".mgw",
     gateway_port: Annotated[int, typer.Option(help="Gateway HTTP port.")] = 8080,
+    durable: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the embedded broker's events and offsets on disk (an S3 object store "
+            "under --data-dir), across its death and restarts of the stack."
+        ),
+    ] = False,
 ) -> None:
     """Run the whole stack on this machine: broker, databases, topics, workers and gateway."""
     from cli.up import run_stack
 
-    sys.exit(run_stack(data_dir=data_dir, gateway_port=gateway_port))
+    sys.exit(run_stack(data_dir=data_dir, gateway_port=gateway_port, durable=durable))
 
 
 @app.command()

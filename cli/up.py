@@ -27,10 +27,18 @@ from rich.table import Table
 from cli.backlog import BacklogProbe, describe, up_consumer_group
 from cli.console import console_for
 from cli.drain import DrainResult, drain
+from cli.embedded_broker import (
+    OBJECT_STORE,
+    BrokerKind,
+    broker_services,
+    durability_note,
+    restart_note,
+    unprocessed_note,
+)
 from cli.key_mirror_guard import KeyMirrorGuard
 from cli.supervisor import ChildSpec, CommandRun, GiveUp, ServiceRun, State, Supervisor
 from core.config import ConfigError, Settings, load_settings
-from core.embedded import ServiceProcess, free_port, start_broker, start_postgres, start_redis
+from core.embedded import ServiceProcess, port_or_free, start_postgres, start_redis
 from core.observability.logging import init_logging
 from core.stack_file import (
     DEV_KEY_VARIABLE,
@@ -60,17 +68,6 @@ UP_WORKER_GROUPS = ("all",)
 console = console_for(stderr=True)
 
 
-def _port_or_free(preferred: int) -> int:
-    import socket
-
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", preferred))
-            return preferred
-        except OSError:
-            return free_port()
-
-
 class _StopSignals:
     """Ctrl-C / SIGTERM. While starting, one raises KeyboardInterrupt (nothing to drain yet);
     once up, they are counted: the first drains, the second stops at once."""
@@ -85,7 +82,7 @@ class _StopSignals:
             raise KeyboardInterrupt
 
 
-def run_stack(data_dir: str, gateway_port: int) -> int:
+def run_stack(data_dir: str, gateway_port: int, durable: bool = False) -> int:
     # Explicit handlers: a shell that starts us in the background sets SIGINT to "ignore",
     # and a supervisor stops us with SIGTERM; both must stop the stack in order.
     signals = _StopSignals()
@@ -117,7 +114,8 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
     if not env.get("AUTH_JWT_SECRET") and not env.get("AUTH_JWT_PUBLIC_KEY"):
         env["AUTH_JWT_SECRET"] = secrets.token_urlsafe(32)
     rows: list[tuple[str, str, str]] = []
-    embedded_broker = False
+    # What the embedded broker keeps across its own death (None: KAFKA_BROKERS names one).
+    embedded_broker: BrokerKind | None = None
 
     def stop_all() -> None:
         remove_stack_file(stack_path)
@@ -130,15 +128,9 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
             # Each embedded service restarts on the port and data dir of its first start, so
             # clients and the stack file stay right. The hooks need `settings`, known later.
             hooks: dict[str, Callable[[], None]] = {}
+            kind = BrokerKind.DURABLE if durable else BrokerKind.MEMORY
             embedded: list[tuple[str, str, str, Callable[[int | None], ServiceProcess]]] = [
-                (
-                    "KAFKA_BROKERS",
-                    "broker",
-                    "kafka (Tansu, in memory)",
-                    lambda port: start_broker(
-                        port=port or _port_or_free(9092), log_file=root / "logs" / "tansu.log"
-                    ),
-                ),
+                *broker_services(kind, root),
                 (
                     "DATABASE_URL",
                     "postgres",
@@ -155,16 +147,19 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
             # A service named in the environment is used as it is; the others start here.
             for variable, name, label, start in embedded:
                 if os.environ.get(variable):
-                    rows.append((label.split(" ")[0], env[variable], "external"))
+                    if name != OBJECT_STORE:
+                        rows.append((label.split(" ")[0], env[variable], "external"))
                     continue
                 status.update(f"starting {label}...")
                 service = start(None)
                 supervisor.adopt(
                     _service_spec(name, start, service.port, hooks), ServiceRun(service)
                 )
-                env[variable] = service.url
                 rows.append((label, service.url, "embedded, supervised"))
-                embedded_broker = embedded_broker or name == "broker"
+                if name == OBJECT_STORE:
+                    continue  # the broker's store, not a variable of the stack
+                env[variable] = service.url
+                embedded_broker = kind if name == "broker" else embedded_broker
             env.setdefault("QDRANT_PATH", str(root / "qdrant"))
             rows.append(
                 (
@@ -180,7 +175,7 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
             status.update("creating topics and applying migrations...")
             _prepare(settings)
             key_guard = KeyMirrorGuard(settings)
-            hooks["broker"] = lambda: _after_broker_restart(settings)
+            hooks["broker"] = lambda: _after_broker_restart(settings, kind)
 
             def redis_back() -> None:
                 # Redis came back empty: keys now (the read model guard rebuilds in the worker).
@@ -188,11 +183,11 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
 
             hooks["redis"] = redis_back
 
-            worker_port = _port_or_free(9091)
-            gw_port = _port_or_free(gateway_port)
+            worker_port = port_or_free(9091)
+            gw_port = port_or_free(gateway_port)
             # 9090 (METRICS_PORT default) .. 9092 would meet the worker and the broker.
-            gw_ops_port = _port_or_free(9100)
-            up_ops_port = _port_or_free(9099)
+            gw_ops_port = port_or_free(9100)
+            up_ops_port = port_or_free(9099)
             worker_env = {**env, "METRICS_PORT": str(worker_port)}
             gateway_env = {**env, "GATEWAY_PORT": str(gw_port), "METRICS_PORT": str(gw_ops_port)}
             # A restart is done once the process serves its live probe: readiness may wait
@@ -271,7 +266,7 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
     if dev_key:
         recorded[DEV_KEY_VARIABLE] = dev_key
     write_stack_file(stack_path, recorded)
-    console.print(_durability_note(embedded_broker), soft_wrap=True)
+    console.print(durability_note(embedded_broker), soft_wrap=True)
     console.print(
         f"Topics prefix: [bold]{settings.kafka.topic_prefix}[/bold]. Every `mgw` command in "
         f"this directory finds this stack through {os.path.relpath(stack_path)}"
@@ -300,11 +295,7 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
                 if left is not None
                 else "the events left could not be counted"
             )
-            + (
-                "; the embedded broker keeps nothing, so they are lost"
-                if embedded_broker and (left is None or left.total)
-                else ""
-            )
+            + (unprocessed_note(embedded_broker) if left is None or left.total else "")
             + "[/yellow]",
             soft_wrap=True,
         )
@@ -365,20 +356,6 @@ def _drain(
             probe.close()
 
 
-def _durability_note(embedded_broker: bool) -> str:
-    if not embedded_broker:
-        return (
-            "Events are kept by the broker at KAFKA_BROKERS. Ctrl-C stops the gateway, waits "
-            "until every accepted event is processed, then stops the rest."
-        )
-    return (
-        "[yellow]The embedded broker keeps events in memory only:[/yellow] they survive a "
-        "worker crash (the broker stays up) and a Ctrl-C (it waits until every accepted event "
-        "is processed), but not the broker's own death or a second Ctrl-C, and nothing is kept "
-        "across restarts. For a durable Kafka, start `mgw up` with KAFKA_BROKERS=host:9092."
-    )
-
-
 def _service_spec(
     name: str,
     start: Callable[[int | None], ServiceProcess],
@@ -429,12 +406,8 @@ def _wait_ready(
         time.sleep(0.2)
 
 
-def _after_broker_restart(settings: Settings) -> None:
-    console.print(
-        "[red]the embedded broker restarted empty: the events it held are lost; replay their "
-        "source (e.g. `mgw ingest FILE`). KAFKA_BROKERS names a durable Kafka instead.[/red]",
-        soft_wrap=True,
-    )
+def _after_broker_restart(settings: Settings, kind: BrokerKind) -> None:
+    console.print(restart_note(kind), soft_wrap=True)
     _create_topics(settings)
 
 
