@@ -72,6 +72,11 @@ class KafkaSettings(_Section):
     # this much (agents/framework/fetch_wait.py); Apache Kafka answers as records arrive, and
     # a production cluster may raise it (e.g. 500) to poll idle partitions less often.
     fetch_max_wait_ms: int = Field(default=10, ge=1, le=10_000)
+    # A worker's consumer that has seen no record and no wake-up call for a second stops
+    # fetching, and fetches again when our producers call (Redis pub/sub) or, at the latest,
+    # after this long: the bound on the delay of records from producers outside this code base
+    # (core/broker_wakeup.py). 0: always fetch (Apache Kafka, which answers as records arrive).
+    idle_fetch_interval_ms: int = Field(default=1000, ge=0, le=60_000)
 
     _split = field_validator("brokers", mode="before")(_split_csv)
 
