@@ -371,6 +371,23 @@ def bench_gateway_command(
     raise typer.Exit(code)
 
 
+@bench_app.command("idle")
+def bench_idle_command(
+    seconds: Annotated[float, typer.Option(min=10, help="Seconds of CPU sampling at rest.")] = 60.0,
+    settle: Annotated[
+        float, typer.Option(min=0, help="Seconds to wait after start before sampling.")
+    ] = 20.0,
+    durable: Annotated[
+        bool, typer.Option(help="Run the stack as `mgw up --durable` (broker on disk).")
+    ] = False,
+) -> None:
+    """CPU of a whole idle `mgw up` stack per process kind (against the bare services), then
+    the first command after a quiet minute and the next ones."""
+    from devtools.bench.idle import bench_idle
+
+    raise typer.Exit(bench_idle(seconds, settle, durable))
+
+
 @bench_app.command("worker", hidden=True)
 def bench_worker_command(mode: str, expected: int, result_file: Path) -> None:
     """(internal) One timed benchmark worker."""
