@@ -76,7 +76,7 @@ class KafkaSettings(_Section):
     # fetching, and fetches again when our producers call (Redis pub/sub) or, at the latest,
     # after this long: the bound on the delay of records from producers outside this code base
     # (core/broker_wakeup.py). 0: always fetch (Apache Kafka, which answers as records arrive).
-    idle_fetch_interval_ms: int = Field(default=1000, ge=0, le=60_000)
+    idle_fetch_interval_ms: int = Field(default=3000, ge=0, le=60_000)
 
     _split = field_validator("brokers", mode="before")(_split_csv)
 

@@ -88,11 +88,14 @@ class GaugeUpdater:
         committed_offsets = getattr(consumer, "_committed_offset", {})
         shown: set[tuple[str, str, str]] = set()
         for tp in assignment:
+            highwater = consumer.highwater(tp)
             committed = committed_offsets.get(tp)
-            if committed is None:
+            if committed is None and highwater:
+                # A call into the consumer's thread each: only where records ever were, not
+                # for the many empty partitions of an idle stack.
                 with contextlib.suppress(Exception):
                     committed = await consumer.position(tp)
-            lag = partition_lag(consumer.highwater(tp), committed)
+            lag = partition_lag(highwater, committed)
             if lag is None:
                 continue
             labels = (tp.topic.removeprefix(self._prefix), str(tp.partition), self._group)

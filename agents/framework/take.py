@@ -23,8 +23,9 @@ from typing import Any
 import faust
 from mode.utils.futures import notify
 
-# Only a guard against a missed wake-up: batches are handed over by `ready`.
-_IDLE_WAKE_S = 1.0
+# Only a guard against a missed wake-up: batches are handed over by `ready`. Long, since each
+# wake of each agent of an idle worker costs a few tasks.
+_IDLE_WAKE_S = 30.0
 
 
 async def take_batches(stream: faust.StreamT, max_: int, within: float) -> AsyncIterator[list[Any]]:

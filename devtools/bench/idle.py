@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -262,10 +263,9 @@ def bench_idle(seconds: float = 60.0, settle: float = 20.0, durable: bool = Fals
                     _commands(base, token, listener, QUIET_BEFORE_COMMAND_S)
                 )
         except (BenchError, httpx.HTTPError, TimeoutError, RuntimeError) as exc:
-            console.print(f"[red]{type(exc).__name__}: {exc}[/red]")
-            console.print(
-                f"mgw up said:\n{(workdir / 'up.log').read_text(errors='replace')[-4000:]}"
-            )
+            kept = Path(tempfile.gettempdir()) / "mgw-bench-idle-up.log"
+            shutil.copyfile(workdir / "up.log", kept)
+            console.print(f"[red]{type(exc).__name__}: {exc}[/red]; the stack's log: {kept}")
             return 2
     total = sum(u.pct(seconds) for u in usage["stack"])
     out.print(usage_table(usage, seconds, engine))
