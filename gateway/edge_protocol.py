@@ -30,25 +30,18 @@ from typing import Any
 
 import orjson
 from loguru import logger
-from prometheus_client import Counter, Gauge
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from core.config import GatewaySettings
+from core.observability.metrics import (
+    HTTP_CONNECTIONS_OPEN,
+    HTTP_CONNECTIONS_REFUSED,
+    HTTP_REQUEST_TIMEOUTS,
+)
 
 # Descriptors kept free for what a process opens besides client sockets (Redis, the broker,
 # logs, the ops server).
 FD_RESERVE = 64
-
-HTTP_CONNECTIONS_OPEN = Gauge("http_connections_open", "TCP connections open to the gateway")
-HTTP_CONNECTIONS_REFUSED = Counter(
-    "http_connections_refused_total",
-    "Requests answered 503 because the process held GATEWAY_MAX_CONNECTIONS connections",
-)
-HTTP_REQUEST_TIMEOUTS = Counter(
-    "http_request_timeouts_total",
-    "Connections closed because a request's headers or body came too slowly (408)",
-    ["phase"],
-)
 
 
 @dataclass(frozen=True)
