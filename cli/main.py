@@ -416,8 +416,13 @@ def bench_edge_command(
 def bench_idle_command(
     seconds: Annotated[float, typer.Option(min=10, help="Seconds of CPU sampling at rest.")] = 60.0,
     settle: Annotated[
-        float, typer.Option(min=0, help="Seconds to wait after start before sampling.")
-    ] = 20.0,
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds to wait after start before sampling (past 60 s the devices it "
+            "registered have gone offline, a message each, before the window).",
+        ),
+    ] = 70.0,
     durable: Annotated[
         bool, typer.Option(help="Run the stack as `mgw up --durable` (broker on disk).")
     ] = False,
