@@ -42,6 +42,10 @@ from core.observability.metrics import (
 # Descriptors kept free for what a process opens besides client sockets (Redis, the broker,
 # logs, the ops server).
 FD_RESERVE = 64
+# After refusing a request, what the client still sends is read and dropped for this long
+# before the connection is closed: closing with unread input would reset the connection, and
+# the client could lose the answer that says why (a "lingering close", as nginx does).
+LINGER_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,7 @@ class EdgeHttpProtocol(HttpToolsProtocol):
         self._request_began = False
         self._header_bytes = 0
         self._counted = False
+        self._refused = False
 
     # --- connection ------------------------------------------------------------------------
 
@@ -144,6 +149,8 @@ class EdgeHttpProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # lingering: read and dropped
         super().data_received(data)
         # Counted once parsed: a chunk that completes the headers also carries body bytes.
         if not self._awaiting_headers or self.transport.is_closing():
@@ -253,7 +260,14 @@ class EdgeHttpProtocol(HttpToolsProtocol):
         self._refuse(response)
 
     def _refuse(self, response: bytes) -> None:
-        self._disarm()
+        """Answer (when there is something to say) and end the connection: our side at once,
+        the whole of it once the client closes too or LINGER_S passed."""
+        self._refused = True
         if response:
             self.transport.write(response)
-        self.transport.close()
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+            self._arm(LINGER_S, self.transport.close)
+        else:
+            self._disarm()
+            self.transport.close()
