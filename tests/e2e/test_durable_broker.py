@@ -273,9 +273,15 @@ def test_a_whole_stack_killed_keeps_what_it_accepted_and_its_offsets(tmp_path: P
             assert time.monotonic() < deadline, "the worker never committed its offsets"
             time.sleep(0.5)
         offsets = committed(first.stack["KAFKA_BROKERS"])
-        # ... and accepted, perhaps not processed, when everything dies.
+        # ... and accepted but certainly not processed when everything dies: the worker is
+        # frozen before they are posted.
+        worker = next(
+            c for c in psutil.Process(first.proc.pid).children() if "worker" in c.cmdline()
+        )
+        worker.suspend()
         pending = {str(uuid.uuid4()) for _ in range(100)}
         assert all(first.post(cid) == 202 for cid in pending)
+        assert not stored(first.stack["DATABASE_URL"], pending)
     finally:
         kill_everything(first)
     second = start_up(data_dir, tmp_path / "up-again.log")
