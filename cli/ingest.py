@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import redis.asyncio as aioredis
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from cli.console import console_for, out
@@ -20,6 +21,7 @@ from contracts.catalog_producer import (
     summarize,
 )
 from contracts.catalog_warnings import KINDS, UNKNOWN_FIELD
+from core.broker_wakeup import BrokerWakeup, wakeup_channel
 from core.config import Settings
 from core.publisher import Publisher
 from schemas.ingestion import normalize_platform
@@ -54,7 +56,10 @@ def _progress() -> Progress:
 async def ingest_file(settings: Settings, path: Path, batch_size: int) -> tuple[int, int]:
     """Publish every valid line; print a summary; return (accepted, rejected)."""
     lines = list(read_jsonl(path))
-    publisher = Publisher(settings.kafka, source="mgw-ingest")
+    # Without Redis the workers still fetch what arrives, within KAFKA_IDLE_FETCH_INTERVAL_MS.
+    redis = aioredis.from_url(settings.redis.url) if settings.redis.url else None
+    wakeup = BrokerWakeup(redis, wakeup_channel(settings)) if redis is not None else None
+    publisher = Publisher(settings.kafka, source="mgw-ingest", wakeup=wakeup)
     producer = CatalogProducer(publisher)
     counts: Counter[str] = Counter()
     reasons: Counter[str] = Counter()
@@ -104,6 +109,8 @@ async def ingest_file(settings: Settings, path: Path, batch_size: int) -> tuple[
                 )
     finally:
         await publisher.stop()
+        if redis is not None:
+            await redis.aclose()
     console.print(
         f"[bold]{path.name}[/]: [green]{counts['accepted']} accepted[/], "
         f"[red]{counts['rejected']} rejected[/] of {len(lines)} lines "

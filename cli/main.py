@@ -80,11 +80,18 @@ def up(
         str, typer.Option(help="Where embedded PostgreSQL and Qdrant keep their data.")
     ] = ".mgw",
     gateway_port: Annotated[int, typer.Option(help="Gateway HTTP port.")] = 8080,
+    durable: Annotated[
+        bool,
+        typer.Option(
+            help="Keep the embedded broker's events and offsets on disk (an S3 object store "
+            "under --data-dir), across its death and restarts of the stack."
+        ),
+    ] = False,
 ) -> None:
     """Run the whole stack on this machine: broker, databases, topics, workers and gateway."""
     from cli.up import run_stack
 
-    sys.exit(run_stack(data_dir=data_dir, gateway_port=gateway_port))
+    sys.exit(run_stack(data_dir=data_dir, gateway_port=gateway_port, durable=durable))
 
 
 @app.command()
@@ -312,6 +319,9 @@ def bench_sync_command(
         list[str] | None,
         typer.Option(help="Delivery path(s): fanout, pubnub (default: both)."),
     ] = None,
+    durable: Annotated[
+        bool, typer.Option(help="The broker durable on an object store, as `mgw up --durable`.")
+    ] = False,
 ) -> None:
     """Phone -> TV command and watchlist add -> second device: p50/p95/p99 per delivery path,
     against the transport's own floor."""
@@ -322,7 +332,7 @@ def bench_sync_command(
     if unknown:
         out.print(f"[red]unknown path(s) {', '.join(unknown)}; use fanout or pubnub[/red]")
         raise typer.Exit(2)
-    raise typer.Exit(bench_sync(count, paths))
+    raise typer.Exit(bench_sync(count, paths, durable))
 
 
 @bench_app.command("sona")
@@ -385,6 +395,9 @@ def bench_gateway_command(
         str | None,
         typer.Option(help="Load generator: wrk or built-in [default: wrk when installed]."),
     ] = None,
+    durable: Annotated[
+        bool, typer.Option(help="The broker durable on an object store, as `mgw up --durable`.")
+    ] = False,
 ) -> None:
     """Gateway requests/s and latencies (wrk) against a raw producer's rate, in one run."""
     from devtools.bench.gateway import GENERATORS, SCENARIOS, bench_gateway
@@ -399,9 +412,66 @@ def bench_gateway_command(
         err.print(f"unknown generator {generator!r}: choose from {', '.join(GENERATORS)}")
         raise typer.Exit(2)
     code = bench_gateway(
-        seconds, connections, threads, workers, code_dir, chosen, profile, near_ttl, generator
+        seconds,
+        connections,
+        threads,
+        workers,
+        code_dir,
+        chosen,
+        profile,
+        near_ttl,
+        generator,
+        durable,
     )
     raise typer.Exit(code)
+
+
+@bench_app.command("broker")
+def bench_broker_command(
+    count: Annotated[int, typer.Option(min=50, help="Records sent one at a time, each way.")] = 500,
+    senders: Annotated[int, typer.Option(min=1, help="Concurrent senders for the rate.")] = 32,
+    seconds: Annotated[float, typer.Option(min=1, help="Seconds of concurrent sending.")] = 5.0,
+) -> None:
+    """The embedded broker in memory and durable, in one run: publish p50/p99 one at a time,
+    records/s with concurrent senders, and the fetch latency of an agent's hop."""
+    from devtools.bench.broker import bench_broker
+
+    raise typer.Exit(bench_broker(count, senders, seconds))
+
+
+@bench_app.command("edge")
+def bench_edge_command(
+    slow: Annotated[int, typer.Option(min=1, help="Slowloris connections.")] = 200,
+    streams: Annotated[int, typer.Option(min=1, help="Event streams opened per round.")] = 5000,
+    rounds: Annotated[int, typer.Option(min=1, help="Rounds of opening and closing them.")] = 3,
+) -> None:
+    """The gateway against a slowloris (408s, and its latency meanwhile) and many event
+    streams opened and closed (its memory after each round)."""
+    from devtools.bench.edge import bench_edge
+
+    raise typer.Exit(bench_edge(slow, streams, rounds))
+
+
+@bench_app.command("idle")
+def bench_idle_command(
+    seconds: Annotated[float, typer.Option(min=10, help="Seconds of CPU sampling at rest.")] = 60.0,
+    settle: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Seconds to wait after start before sampling (past 60 s the devices it "
+            "registered have gone offline, a message each, before the window).",
+        ),
+    ] = 70.0,
+    durable: Annotated[
+        bool, typer.Option(help="Run the stack as `mgw up --durable` (broker on disk).")
+    ] = False,
+) -> None:
+    """CPU of a whole idle `mgw up` stack per process kind (against the bare services), then
+    the first command after a quiet minute and the next ones."""
+    from devtools.bench.idle import bench_idle
+
+    raise typer.Exit(bench_idle(seconds, settle, durable))
 
 
 @bench_app.command("worker", hidden=True)

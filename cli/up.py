@@ -33,6 +33,14 @@ from rich.table import Table
 from cli.backlog import BacklogProbe, describe, up_consumer_group
 from cli.console import console_for
 from cli.drain import DrainResult, drain
+from cli.embedded_broker import (
+    OBJECT_STORE,
+    BrokerKind,
+    broker_services,
+    durability_note,
+    restart_note,
+    unprocessed_note,
+)
 from cli.key_mirror_guard import KeyMirrorGuard
 from cli.ports import bind_listener, port_of, start_on_free_port
 from cli.supervisor import (
@@ -45,7 +53,7 @@ from cli.supervisor import (
     SupervisorMetrics,
 )
 from core.config import ConfigError, Settings, load_settings
-from core.embedded import ServiceProcess, start_broker, start_postgres, start_redis
+from core.embedded import ServiceProcess, start_postgres, start_redis
 from core.observability.logging import init_logging
 from core.stack_file import (
     DEV_KEY_VARIABLE,
@@ -93,7 +101,7 @@ class _StopSignals:
             raise KeyboardInterrupt
 
 
-def run_stack(data_dir: str, gateway_port: int) -> int:
+def run_stack(data_dir: str, gateway_port: int, durable: bool = False) -> int:
     # Explicit handlers: a shell that starts us in the background sets SIGINT to "ignore",
     # and a supervisor stops us with SIGTERM; both must stop the stack in order.
     signals = _StopSignals()
@@ -130,7 +138,8 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
         env["AUTH_JWT_SECRET"] = secrets.token_urlsafe(32)
     env[PORTS_DIR_VARIABLE] = str(ports_dir)
     rows: list[tuple[str, str, str]] = []
-    embedded_broker = False
+    # What the embedded broker keeps across its own death (None: KAFKA_BROKERS names one).
+    embedded_broker: BrokerKind | None = None
 
     def stop_all() -> None:
         remove_stack_file(stack_path)
@@ -145,13 +154,9 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
             # clients and the stack file stay right. The hooks need `settings`, known later.
             hooks: dict[str, Callable[[], None]] = {}
             deaths: dict[str, Callable[[], None]] = {}
+            kind = BrokerKind.DURABLE if durable else BrokerKind.MEMORY
             embedded: list[tuple[str, str, str, Callable[[int | None], ServiceProcess]]] = [
-                (
-                    "KAFKA_BROKERS",
-                    "broker",
-                    "kafka (Tansu, in memory)",
-                    lambda port: start_broker(port=port, log_file=root / "logs" / "tansu.log"),
-                ),
+                *broker_services(kind, root),
                 (
                     "DATABASE_URL",
                     "postgres",
@@ -168,7 +173,8 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
             # A service named in the environment is used as it is; the others start here.
             for variable, name, label, start in embedded:
                 if os.environ.get(variable):
-                    rows.append((label.split(" ")[0], env[variable], "external"))
+                    if name != OBJECT_STORE:
+                        rows.append((label.split(" ")[0], env[variable], "external"))
                     continue
                 status.update(f"starting {label}...")
                 # The broker where clients expect it (9092) when free; the others anywhere.
@@ -176,9 +182,11 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
                 supervisor.adopt(
                     _service_spec(name, start, service.port, hooks, deaths), ServiceRun(service)
                 )
-                env[variable] = service.url
                 rows.append((label, service.url, "embedded, supervised"))
-                embedded_broker = embedded_broker or name == "broker"
+                if name == OBJECT_STORE:
+                    continue  # the broker's store, not a variable of the stack
+                env[variable] = service.url
+                embedded_broker = kind if name == "broker" else embedded_broker
             env.setdefault("QDRANT_PATH", str(root / "qdrant"))
             rows.append(
                 (
@@ -194,7 +202,7 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
             status.update("creating topics and applying migrations...")
             _prepare(settings)
             key_guard = KeyMirrorGuard(settings)
-            hooks["broker"] = lambda: _after_broker_restart(settings)
+            hooks["broker"] = lambda: _after_broker_restart(settings, kind)
 
             def redis_back() -> None:
                 # Redis came back empty: keys now (the read model guard rebuilds in the worker).
@@ -222,9 +230,10 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
             }
             # What the worker had not processed goes with the broker: counted before the
             # worker is stopped (the supervisor stops it before it restarts the broker).
-            deaths["broker"] = lambda: _report_broker_death(
-                f"http://127.0.0.1:{worker_port}/metrics", supervisor.metrics
-            )
+            if kind is BrokerKind.MEMORY:
+                deaths["broker"] = lambda: _report_broker_death(
+                    f"http://127.0.0.1:{worker_port}/metrics", supervisor.metrics
+                )
             # A restart is done once the process serves its live probe: readiness may wait
             # on a dependency that is down, and that is no reason to kill the child again.
             worker_spec = _command_spec(
@@ -307,7 +316,7 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
     if dev_key:
         recorded[DEV_KEY_VARIABLE] = dev_key
     write_stack_file(stack_path, recorded)
-    console.print(_durability_note(embedded_broker), soft_wrap=True)
+    console.print(durability_note(embedded_broker), soft_wrap=True)
     console.print(
         f"Topics prefix: [bold]{settings.kafka.topic_prefix}[/bold]. Every `mgw` command in "
         f"this directory finds this stack through {os.path.relpath(stack_path)}"
@@ -336,11 +345,7 @@ def run_stack(data_dir: str, gateway_port: int) -> int:
                 if left is not None
                 else "the events left could not be counted"
             )
-            + (
-                "; the embedded broker keeps nothing, so they are lost"
-                if embedded_broker and (left is None or not left.drained)
-                else ""
-            )
+            + (unprocessed_note(embedded_broker) if left is None or not left.drained else "")
             + "[/yellow]",
             soft_wrap=True,
         )
@@ -398,20 +403,6 @@ def _drain(
     finally:
         with contextlib.suppress(Exception):
             probe.close()
-
-
-def _durability_note(embedded_broker: bool) -> str:
-    if not embedded_broker:
-        return (
-            "Events are kept by the broker at KAFKA_BROKERS. Ctrl-C stops the gateway, waits "
-            "until every accepted event is processed, then stops the rest."
-        )
-    return (
-        "[yellow]The embedded broker keeps events in memory only:[/yellow] they survive a "
-        "worker crash (the broker stays up) and a Ctrl-C (it waits until every accepted event "
-        "is processed), but not the broker's own death or a second Ctrl-C, and nothing is kept "
-        "across restarts. For a durable Kafka, start `mgw up` with KAFKA_BROKERS=host:9092."
-    )
 
 
 def _service_spec(
@@ -519,7 +510,7 @@ def _report_broker_death(worker_metrics_url: str, metrics: SupervisorMetrics) ->
             else ""
         )
         + ". The worker is stopped until the broker is back, then starts fresh on it. "
-        "KAFKA_BROKERS names a durable Kafka instead.[/red]",
+        "`mgw up --durable` or KAFKA_BROKERS (a Kafka of yours) keep them.[/red]",
         soft_wrap=True,
     )
 
@@ -539,12 +530,8 @@ def _worker_lag(metrics_url: str) -> dict[str, int] | None:
     return lag
 
 
-def _after_broker_restart(settings: Settings) -> None:
-    console.print(
-        "[yellow]the embedded broker is back, empty: creating the topics again; the worker "
-        "starts fresh on it[/yellow]",
-        soft_wrap=True,
-    )
+def _after_broker_restart(settings: Settings, kind: BrokerKind) -> None:
+    console.print(restart_note(kind), soft_wrap=True)
     _create_topics(settings)
 
 

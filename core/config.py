@@ -72,6 +72,11 @@ class KafkaSettings(_Section):
     # this much (agents/framework/fetch_wait.py); Apache Kafka answers as records arrive, and
     # a production cluster may raise it (e.g. 500) to poll idle partitions less often.
     fetch_max_wait_ms: int = Field(default=10, ge=1, le=10_000)
+    # A worker's consumer that has seen no record and no wake-up call for a second stops
+    # fetching, and fetches again when our producers call (Redis pub/sub) or, at the latest,
+    # after this long: the bound on the delay of records from producers outside this code base
+    # (core/broker_wakeup.py). 0: always fetch (Apache Kafka, which answers as records arrive).
+    idle_fetch_interval_ms: int = Field(default=3000, ge=0, le=60_000)
 
     _split = field_validator("brokers", mode="before")(_split_csv)
 
@@ -204,6 +209,14 @@ class GatewaySettings(_Section):
     # A listening socket inherited from `mgw up` (cli/ports.py), served instead of binding
     # host:port; `port` then only names it.
     listen_fd: int | None = Field(default=None, ge=0)
+    # The edge (gateway/edge_protocol.py): a request's headers must arrive within this many
+    # seconds, its body may pause at most this long between two arrivals (408 and closed
+    # after), its request line and headers may take this many bytes (431), and one process
+    # holds at most this many connections (503 beyond; capped by its open-file limit).
+    header_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    body_timeout_s: float = Field(default=10.0, gt=0, le=600)
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_connections: int = Field(default=10_000, ge=1, le=1_000_000)
 
     def worker_count(self) -> int:
         return self.workers or os.cpu_count() or 1

@@ -18,6 +18,7 @@ from aiokafka.errors import KafkaError
 from loguru import logger
 from prometheus_client import Counter
 
+from core.broker_wakeup import BrokerWakeup
 from core.config import KafkaSettings
 from core.observability import correlation
 from core.observability.metrics import EVENTS_PRODUCED
@@ -77,9 +78,13 @@ def envelope_headers(envelope: Envelope[Any]) -> Headers:
 
 
 class Publisher:
-    def __init__(self, settings: KafkaSettings, source: str) -> None:
+    def __init__(
+        self, settings: KafkaSettings, source: str, wakeup: BrokerWakeup | None = None
+    ) -> None:
+        """`wakeup`: tells idle consumers that records arrived (core/broker_wakeup.py)."""
         self._settings = settings
         self._source = source
+        self._wakeup = wakeup
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
         self._produced_children: dict[str, Counter] = {}
@@ -214,6 +219,8 @@ class Publisher:
                 ) from exc
         for meta in metas:
             self._produced(meta.topic).inc()
+        if self._wakeup is not None:
+            self._wakeup.notify()
         return [
             Published(event_id=eid, topic=meta.topic, partition=meta.partition, offset=meta.offset)
             for (_, _, _, _, eid), meta in zip(records, metas, strict=True)

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from loguru import logger
 
+from core.broker_wakeup import BrokerWakeup, wakeup_channel
 from core.config import Settings
 from core.publisher import Publisher
 from gateway.auth import routes as auth_routes
@@ -53,7 +54,11 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.redis = aioredis.from_url(
             settings.redis.require_url(), socket_connect_timeout=1.0, socket_timeout=1.0
         )
-        publisher = Publisher(settings.kafka, source="gateway")
+        publisher = Publisher(
+            settings.kafka,
+            source="gateway",
+            wakeup=BrokerWakeup(app.state.redis, wakeup_channel(settings)),
+        )
         await publisher.start()
         app.state.publisher = publisher
         try:

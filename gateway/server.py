@@ -15,6 +15,7 @@ from core.config import Settings, load_settings
 from core.observability.logging import init_logging
 from core.observability.ops_server import inherited_socket
 from gateway.app import create_app
+from gateway.edge_protocol import limits_for, use_limits
 
 
 def _options(settings: Settings) -> dict[str, Any]:
@@ -25,7 +26,9 @@ def _options(settings: Settings) -> dict[str, Any]:
         "access_log": False,  # CorrelationMiddleware logs each request with its id
         "lifespan": "on",
         "loop": "uvloop",
-        "http": "httptools",
+        # httptools with header/body deadlines and a connection cap (gateway/edge_protocol.py);
+        # named by string so that the processes of --workers import it themselves.
+        "http": "gateway.edge_protocol:EdgeHttpProtocol",
         "timeout_graceful_shutdown": 5,
     }
 
@@ -36,6 +39,7 @@ def run_gateway(settings: Settings, workers: int | None = None) -> None:
     inherited = inherited_socket(settings.gateway.listen_fd)
     if count == 1:
         init_logging(settings.log.level, settings.log.format, process="gateway")
+        use_limits(limits_for(settings.gateway))
         server = uvicorn.Server(uvicorn.Config(create_app(settings), **_options(settings)))
         server.run(sockets=[inherited] if inherited is not None else None)
         if not server.started:  # uvicorn logged why (a bind error names the address)
@@ -59,4 +63,5 @@ def worker_app() -> FastAPI:
     """One worker process's app (uvicorn calls it in each process of --workers)."""
     settings = load_settings()
     init_logging(settings.log.level, settings.log.format, process=f"gateway-{os.getpid()}")
+    use_limits(limits_for(settings.gateway))
     return create_app(settings)

@@ -13,7 +13,7 @@ from loguru import logger
 from agents.framework import outbox
 from agents.framework.context import AgentContext, ContextHolder
 from agents.framework.runtime import AgentSpec, TimerSpec, consume, record_of
-from agents.framework.take import take_ready
+from agents.framework.take import take_batches
 from agents.framework.timers import timer_health
 from core.config import Settings
 
@@ -101,13 +101,9 @@ def _agent_fn(spec: AgentSpec, holder: ContextHolder):  # type: ignore[no-untype
         return (await holder.get()).for_agent(spec.name)
 
     async def run(stream: faust.StreamT) -> None:
-        # noack_take / take_ready: events are acked by us, after their effects are durable.
-        # batch_within_s=0: take what is ready, never wait for more (agents/framework/take.py).
-        batches = (
-            take_ready(stream, spec.batch_size)
-            if spec.batch_within_s == 0
-            else stream.noack_take(spec.batch_size, spec.batch_within_s)
-        )
+        # Events are acked by us, after their effects are durable; batch_within_s=0: take what
+        # is ready, never wait for more (agents/framework/take.py).
+        batches = take_batches(stream, spec.batch_size, spec.batch_within_s)
         await consume(spec, context, batches, record_of, stream.ack)
 
     run.__name__ = spec.name.replace("-", "_")

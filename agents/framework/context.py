@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from loguru import logger
 
 from agents.framework.db import create_pool
+from core.broker_wakeup import BrokerWakeup, wakeup_channel
 from core.config import Settings
 from core.publisher import Publisher
 
@@ -95,13 +96,17 @@ class ContextHolder:
         async with self._lock:
             if self._ctx is None:
                 pool = await create_pool(self._settings.postgres)
-                publisher = Publisher(self._settings.kafka, source=self._source)
-                await publisher.start()
                 redis = aioredis.from_url(
                     self._settings.redis.require_url(),
                     socket_connect_timeout=2.0,
                     socket_timeout=5.0,
                 )
+                publisher = Publisher(
+                    self._settings.kafka,
+                    source=self._source,
+                    wakeup=BrokerWakeup(redis, wakeup_channel(self._settings)),
+                )
+                await publisher.start()
                 self._ctx = AgentContext(self._settings, pool, publisher, redis)
                 logger.info("worker resources open")
         return self._ctx

@@ -1,11 +1,17 @@
-"""Batches that never wait to fill while records are ready: Faust's `noack_take`, except that
-a batch is handed over as soon as the agent's queue is empty, not after `within` seconds.
+"""An agent's batches, as Faust's `noack_take` makes them, but costing nothing while idle and, for
+agents someone waits on, never waiting to fill.
 
-Faust's take waits up to `within` for a batch to fill even when nothing more is coming, so a
-lone record (a remote command, a watchlist add) sat there for half that time on average. Here
-an idle agent handles a record the moment it arrives, and a busy one still gets big batches:
-records that arrive while a batch is being handled queue up and are taken together. Agents
-ask for this with `AgentSpec(batch_within_s=0)` (agents/framework/app.py).
+Faust's take wakes every `within` seconds whether records came or not (every agent of a worker,
+every 5 to 50 ms: most of an idle worker's CPU), and waits up to `within` for a batch to fill
+even when nothing more is coming. Here the stream sleeps while its buffer is empty, and:
+
+- with `within` > 0, a batch is handed over at the next tick of a `within` grid after its first
+  record arrived (so a record waits as long as under Faust's fixed period: up to `within`, half
+  of it on average), or as soon as it holds `max_` records;
+- with `within` == 0 (`AgentSpec(batch_within_s=TAKE_WHAT_IS_READY)`, agents/framework/app.py),
+  as soon as the agent's queue is empty: an idle agent handles a lone record (a remote
+  command, a watchlist add) the moment it arrives, and a busy one still gets big batches, since
+  records that arrive while a batch is being handled queue up and are taken together.
 """
 
 from __future__ import annotations
@@ -17,22 +23,25 @@ from typing import Any
 import faust
 from mode.utils.futures import notify
 
-# Only a guard against a missed wake-up: batches are handed over by the queue running empty.
-_IDLE_WAKE_S = 1.0
+# Only a guard against a missed wake-up: batches are handed over by `ready`. Long, since each
+# wake of each agent of an idle worker costs a few tasks.
+_IDLE_WAKE_S = 30.0
 
 
-async def take_ready(stream: faust.StreamT, max_: int) -> AsyncIterator[list[Any]]:
+async def take_batches(stream: faust.StreamT, max_: int, within: float) -> AsyncIterator[list[Any]]:
     """Yield lists of at most `max_` events (unacked: the caller acks after its effects)."""
+    loop = asyncio.get_running_loop()
     buffer: list[Any] = []
     ready = asyncio.Event()
     consumed = asyncio.Event()
     consuming: asyncio.Future[None] | None = None
+    due: asyncio.TimerHandle | None = None
     channel = stream.channel.__aiter__()
     queue = channel.queue
     previous_acks = stream.enable_acks
 
     async def add_to_buffer(value: Any) -> Any:
-        nonlocal consuming
+        nonlocal consuming, due
         try:
             if consuming is not None:
                 try:
@@ -41,15 +50,19 @@ async def take_ready(stream: faust.StreamT, max_: int) -> AsyncIterator[list[Any
                     consuming = None
             event = stream.current_event
             if event is None:
-                raise RuntimeError("take_ready found no current event")
+                raise RuntimeError("take_batches found no current event")
             buffer.append(event)
             if len(buffer) >= max_:
                 ready.set()
                 consumed.clear()
                 await stream.wait(consumed)  # type: ignore[arg-type]
-            elif queue.empty():
-                # Nothing else is waiting right now: do not hold this batch back for more.
-                ready.set()
+            elif within == 0:
+                if queue.empty():
+                    # Nothing else is waiting right now: do not hold this batch back for more.
+                    ready.set()
+            elif due is None:
+                now = loop.time()
+                due = loop.call_at(now + within - now % within, ready.set)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -66,14 +79,19 @@ async def take_ready(stream: faust.StreamT, max_: int) -> AsyncIterator[list[Any
             if not buffer:
                 ready.clear()
                 continue
-            consuming = asyncio.get_running_loop().create_future()
+            consuming = loop.create_future()
             try:
                 yield list(buffer)
             finally:
                 buffer.clear()
+                if due is not None:
+                    due.cancel()
+                    due = None
                 notify(consuming)
                 ready.clear()
                 consumed.set()
     finally:
+        if due is not None:
+            due.cancel()
         stream.enable_acks = previous_acks
         stream._processors.remove(add_to_buffer)  # type: ignore[attr-defined]

@@ -10,6 +10,7 @@ from agents.framework.fetch_wait import use_fetch_max_wait
 from agents.framework.offset_guard import install_offset_guard
 from agents.framework.ops import install_worker_ops, worker_health
 from agents.framework.runtime import AgentSpec, TimerSpec
+from core.broker_wakeup import listen_for_wakeups, wakeup_channel
 from core.config import Settings
 from core.gc_tuning import tune_for_batches
 from core.observability.logging import init_logging
@@ -25,7 +26,9 @@ def run_worker(
     """Run `specs` and `timers` (agents/groups.py picks them) as the worker of `group_names`
     (as given on the command line, `all` included: they name the consumer group)."""
     init_logging(settings.log.level, settings.log.format, process=f"worker:{'+'.join(group_names)}")
-    use_fetch_max_wait(settings.kafka.fetch_max_wait_ms)
+    gate = use_fetch_max_wait(
+        settings.kafka.fetch_max_wait_ms, settings.kafka.idle_fetch_interval_ms
+    )
     app, holder = create_app(settings, group_names, specs, timers)
     # Ready when the dependency table's required services answer (core/observability/
     # dependencies.py) and the group has handed this worker its partitions.
@@ -44,6 +47,13 @@ def run_worker(
     @app.task
     async def _serve_ops() -> None:
         await ops.start()
+
+    redis_url = settings.redis.url
+    if gate is not None and redis_url:
+
+        @app.task
+        async def _hear_wakeups() -> None:
+            await listen_for_wakeups(redis_url, wakeup_channel(settings), gate.wake)
 
     @app.on_before_shutdown.connect
     async def _stop_ops(app: faust.App, **kwargs: object) -> None:

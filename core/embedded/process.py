@@ -14,7 +14,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -48,6 +48,12 @@ def free_port(host: str = LOCALHOST) -> int:
         sock.bind((host, 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def port_or_free(preferred: int, host: str = LOCALHOST) -> int:
+    """`preferred` when it is free on `host`, else a free port (the well-known default of a
+    service, taken by something else, is replaced rather than fatal)."""
+    return preferred if _port_is_free(host, preferred) else free_port(host)
 
 
 def _port_is_free(host: str, port: int) -> bool:
@@ -129,6 +135,9 @@ class ServiceProcess:
     stop_signals: tuple[signal.Signals, ...] = (signal.SIGTERM,)
     # Files to delete after a clean stop (a log we created only for error reports).
     remove_after_stop: tuple[Path, ...] = ()
+    # Set for a service whose graceful stop is known to take long and whose data is safe from
+    # a SIGKILL: it gets this long after its first stop signal, and being killed is no warning.
+    stop_grace_s: float | None = None
     _log_handle: IO[bytes] | None = field(default=None, repr=False)
     _stopped: bool = field(default=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -156,7 +165,8 @@ class ServiceProcess:
             if self._stopped:
                 return
             if self.process is not None:
-                self._stop_process(self.process, timeout)
+                grace = self.stop_grace_s
+                self._stop_process(self.process, timeout if grace is None else grace)
             self._stopped = True
             if self._log_handle is not None:
                 self._log_handle.close()
@@ -186,7 +196,7 @@ class ServiceProcess:
                 proc.wait(grace)
             except subprocess.TimeoutExpired:
                 clean = False
-                logger.warning(
+                (logger.info if self.stop_grace_s is not None else logger.warning)(
                     "{} (pid {}) still running {:.1f} s after {}",
                     self.name,
                     proc.pid,
@@ -282,10 +292,12 @@ def _spawn(
     cwd: Path | None,
     stop_signal: signal.Signals,
     run_as: _RunAs | None = None,
+    env: Mapping[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     extra = run_as.popen_kwargs() if run_as is not None else {}
     return subprocess.Popen(
         list(argv),
+        env=env,
         stdin=subprocess.DEVNULL,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -359,6 +371,7 @@ def _launch(
     ready: Callable[[], bool],
     ready_means: str,
     timeout_s: float,
+    env: Mapping[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], IO[bytes], float]:
     """Start `argv` with its output in `log_file`, and wait until `ready()`.
 
@@ -368,7 +381,7 @@ def _launch(
     log = log_file.open("ab")
     began = time.monotonic()
     try:
-        proc = _spawn(argv, log=log, cwd=cwd, stop_signal=stop_signal)
+        proc = _spawn(argv, log=log, cwd=cwd, stop_signal=stop_signal, env=env)
     except OSError as exc:
         log.close()
         raise EmbeddedServiceError(f"cannot run {what}: {exc}") from exc

@@ -63,6 +63,17 @@ HTTP_REQUEST_SECONDS = Histogram(
 HTTP_REQUESTS_IN_PROGRESS = Gauge(
     "http_requests_in_progress", "HTTP requests being handled right now"
 )
+# The gateway's own HTTP protocol (gateway/edge_protocol.py) sees TCP connections.
+HTTP_CONNECTIONS_OPEN = Gauge("http_connections_open", "TCP connections open to the gateway")
+HTTP_CONNECTIONS_REFUSED = Counter(
+    "http_connections_refused_total",
+    "Requests answered 503 because the process held GATEWAY_MAX_CONNECTIONS connections",
+)
+HTTP_REQUEST_TIMEOUTS = Counter(
+    "http_request_timeouts_total",
+    "Requests cut off with 408 because their headers or body came too slowly",
+    ["phase"],
+)
 CACHE_HITS = Counter("cache_hits_total", "Lookups answered from a cache", ["cache"])
 CACHE_MISSES = Counter("cache_misses_total", "Lookups a cache could not answer", ["cache"])
 CIRCUIT_BREAKER_STATE = Gauge(

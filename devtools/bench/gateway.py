@@ -30,7 +30,8 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from core.embedded import ServiceProcess, free_port, start_broker, start_redis
+from core.embedded import ServiceProcess, free_port, start_redis
+from devtools.bench.services import start_bench_broker
 
 console = Console(stderr=True)
 
@@ -402,6 +403,7 @@ def bench_gateway(
     profile: Path | None = None,
     near_ttl_s: float = 0.0,
     generator: str | None = None,
+    durable: bool = False,
 ) -> int:
     if generator is None:
         generator = "wrk" if shutil.which("wrk") else "built-in"
@@ -422,8 +424,8 @@ def bench_gateway(
     with tempfile.TemporaryDirectory(prefix="mgw-bench-gw-") as tmp:
         workdir = Path(tmp)
         try:
-            broker = start_broker(log_file=workdir / "tansu.log")
-            services.append(broker)
+            services.extend(start_bench_broker(workdir, durable))
+            broker = services[-1]
             redis_url = os.environ.get("REDIS_URL")
             if not redis_url:
                 rd = start_redis(workdir / "redis")
@@ -479,7 +481,8 @@ def bench_gateway(
         f"mgw bench gateway ({workers} process{'es' if workers > 1 else ''}, "
         f"{'wrk ' + str(threads) + ' threads' if generator == 'wrk' else 'built-in client'} x "
         f"{connections} connections, {seconds:g} s per run, "
-        f"near cache {f'{near_ttl_s:g} s' if near_ttl_s else 'off'})"
+        f"near cache {f'{near_ttl_s:g} s' if near_ttl_s else 'off'}, "
+        f"broker {'durable' if durable else 'in memory'})"
     )
     # Wide enough for the table when piped, so no figure is cut.
     Console(width=max(120, shutil.get_terminal_size().columns)).print(results_table(runs, title))

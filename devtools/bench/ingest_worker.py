@@ -19,6 +19,7 @@ import orjson
 
 from agents.framework.app import create_app
 from agents.framework.runtime import process_batch, record_of
+from agents.framework.take import take_batches
 from agents.ingestion.handlers import AGENTS as INGESTION_AGENTS
 from core.config import Settings
 from core.gc_tuning import tune_for_batches
@@ -53,7 +54,7 @@ def run_bench_worker(settings: Settings, mode: Mode, expected: int, result_file:
         os._exit(0)
 
     async def agent(stream: faust.StreamT) -> None:
-        async for events in stream.noack_take(spec.batch_size, spec.batch_within_s):
+        async for events in take_batches(stream, spec.batch_size, spec.batch_within_s):
             if state["first"] is None:
                 state["first"] = time.perf_counter()
             if mode == "pipeline":

@@ -20,7 +20,14 @@ from pathlib import Path
 import httpx
 from rich.console import Console
 
-from core.embedded import ServiceProcess, start_broker, start_postgres, start_redis
+from core.embedded import (
+    ServiceProcess,
+    endpoint_of,
+    start_broker,
+    start_object_store,
+    start_postgres,
+    start_redis,
+)
 from devtools.scratch_db import create_database, drop_database
 
 
@@ -32,8 +39,22 @@ class BenchServices:
     redis_url: str
 
 
+def start_bench_broker(workdir: Path, durable: bool = False) -> list[ServiceProcess]:
+    """A broker of the benchmark's own, in memory or durable on an object store (as `mgw up
+    --durable` runs it); the services in start order, the broker last."""
+    if not durable:
+        return [start_broker(log_file=workdir / "tansu.log")]
+    store = start_object_store(workdir / "broker")
+    try:
+        broker = start_broker(log_file=workdir / "tansu.log", storage=endpoint_of(store))
+    except BaseException:
+        store.stop()
+        raise
+    return [store, broker]
+
+
 @contextmanager
-def bench_services(name: str, console: Console) -> Iterator[BenchServices]:
+def bench_services(name: str, console: Console, durable: bool = False) -> Iterator[BenchServices]:
     services: list[ServiceProcess] = []
     workdir = Path(tempfile.mkdtemp(prefix=f"mgw-bench-{name}-"))
     database = f"mgw_bench_{name}_{uuid.uuid4().hex[:8]}"
@@ -41,8 +62,8 @@ def bench_services(name: str, console: Console) -> Iterator[BenchServices]:
     created = False
     try:
         with console.status("starting services..."):
-            broker = start_broker(log_file=workdir / "tansu.log")
-            services.append(broker)
+            services.extend(start_bench_broker(workdir, durable))
+            broker = services[-1]
             if not server:
                 postgres = start_postgres(workdir / "postgres")
                 services.append(postgres)

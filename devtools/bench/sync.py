@@ -296,11 +296,13 @@ async def _baseline(bootstrap: str, redis_url: str, count: int) -> Figures:
 # --- the command ---------------------------------------------------------------------------------
 
 
-def bench_sync(count: int = 1000, paths: tuple[str, ...] = ("fanout", "pubnub")) -> int:
+def bench_sync(
+    count: int = 1000, paths: tuple[str, ...] = ("fanout", "pubnub"), durable: bool = False
+) -> int:
     figures: list[Figures] = []
     cleanup = ExitStack()
     try:
-        services = cleanup.enter_context(bench_services("sync", console))
+        services = cleanup.enter_context(bench_services("sync", console, durable))
         workdir = services.workdir
         secret = secrets.token_urlsafe(48)
         for path in paths:
@@ -328,14 +330,16 @@ def bench_sync(count: int = 1000, paths: tuple[str, ...] = ("fanout", "pubnub"))
         return 2
     finally:
         cleanup.close()
-    out.print(results_table([*figures, baseline], baseline, count))
+    out.print(results_table([*figures, baseline], baseline, count, durable))
     return 0 if all(f.pct(0.95) < TARGET_P95_MS for f in figures) else 1
 
 
-def results_table(figures: list[Figures], baseline: Figures, count: int) -> Table:
+def results_table(
+    figures: list[Figures], baseline: Figures, count: int, durable: bool = False
+) -> Table:
     table = Table(
         title=f"Sync latency, request to the listening device ({count} each, one at a time; "
-        f"target p95 < {TARGET_P95_MS:g} ms)"
+        f"broker {'durable' if durable else 'in memory'}; target p95 < {TARGET_P95_MS:g} ms)"
     )
     for column in ("path", "scenario", "p50 ms", "p95 ms", "p99 ms", "max ms", "p50 / floor"):
         table.add_column(column, justify="left" if column in ("path", "scenario") else "right")

@@ -1,8 +1,11 @@
-"""413 for request bodies over GATEWAY_MAX_BODY_BYTES, before any of it is parsed."""
+"""413 for request bodies over GATEWAY_MAX_BODY_BYTES, before any of it is parsed; a client
+gone before its body arrived is no failure of ours."""
 
 from __future__ import annotations
 
 import orjson
+from loguru import logger
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
@@ -46,6 +49,12 @@ class BodyLimitMiddleware:
             # A chunked body without Content-Length: we only learn its size while reading.
             if not started:
                 await self._reject(scope, send)
+        except ClientDisconnect:
+            # The client hung up, or was cut off for stalling its body (408,
+            # gateway/edge_protocol.py), while its body was read: there is nobody to answer.
+            logger.info(
+                "{} {}: the client left before its body arrived", scope["method"], scope["path"]
+            )
 
     async def _reject(self, scope: Scope, send: Send) -> None:
         body = orjson.dumps(

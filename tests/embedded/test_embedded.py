@@ -23,8 +23,10 @@ from core.embedded import (
     EmbeddedServiceError,
     PortInUseError,
     ServiceProcess,
+    endpoint_of,
     free_port,
     start_broker,
+    start_object_store,
     start_postgres,
     start_redis,
     tansu_binary,
@@ -109,6 +111,65 @@ async def test_broker_round_trip_then_stop(
     assert_gone(broker)
     assert log_file.exists()  # a caller-chosen log is kept
     broker.stop()  # idempotent
+
+
+async def _send_and_read_back(bootstrap: str, topic: str, value: bytes) -> bytes | None:
+    """Send `value`, then read it back from its offset; None if it is not there."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, enable_idempotence=False)
+    await producer.start()
+    try:
+        meta = await producer.send_and_wait(topic, value, key=b"k")
+    finally:
+        await producer.stop()
+    return await _read_at(bootstrap, TopicPartition(topic, meta.partition), meta.offset)
+
+
+async def _read_at(bootstrap: str, tp: TopicPartition, offset: int) -> bytes | None:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
+    await consumer.start()
+    try:
+        consumer.assign([tp])
+        consumer.seek(tp, offset)
+        records = await consumer.getmany(tp, timeout_ms=10_000)
+    finally:
+        await consumer.stop()
+    found = records.get(tp, [])
+    return found[0].value if found else None
+
+
+async def test_durable_broker_keeps_records_across_kills_of_broker_and_store(
+    tmp_path: Path, stop_later: list[ServiceProcess]
+) -> None:
+    store = start_object_store(tmp_path / "broker")
+    stop_later.append(store)
+    broker = start_broker(storage=endpoint_of(store))
+    stop_later.append(broker)
+    topic = f"durable-{uuid.uuid4().hex[:8]}"
+    assert await _send_and_read_back(broker.url, topic, b"before") == b"before"
+    producer = AIOKafkaProducer(bootstrap_servers=broker.url, enable_idempotence=False)
+    await producer.start()
+    try:
+        meta = await producer.send_and_wait(topic, b"kept", key=b"k")
+    finally:
+        await producer.stop()
+    tp = TopicPartition(topic, meta.partition)
+
+    # Both killed: nothing flushes, nothing drains.
+    for service in (broker, store):
+        assert service.pid is not None
+        os.kill(service.pid, 9)
+        service.stop()
+    store = start_object_store(tmp_path / "broker", port=store.port)
+    stop_later.append(store)
+    broker = start_broker(port=broker.port, storage=endpoint_of(store))
+    stop_later.append(broker)
+    assert await _read_at(broker.url, tp, meta.offset) == b"kept"
+
+    store.stop()
+    assert_gone(store)
+    broker.stop()
 
 
 def test_broker_stop_with_client_connected_is_fast(stop_later: list[ServiceProcess]) -> None:
