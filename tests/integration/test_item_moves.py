@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from agents.discovery.store import popular
+from agents.discovery.store import browse
 from agents.framework.context import AgentContext, ContextHolder
 from agents.ingestion.handlers import check_expiring, process_raw
 from agents.readmodel.handlers import project
@@ -123,7 +123,7 @@ async def test_an_item_resolved_to_another_title_moves_its_offers_and_platform_i
     await project(ctx, [*updated, *changed])
     document = orjson.loads(await ctx.redis.get(document_key(ctx.prefix, b)))
     assert "netflix" not in document["external_ids"]["platform_ids"]
-    on_netflix = await popular(ctx.pool, SearchFilters(platforms=["netflix"]), 50)
-    assert on_netflix == [c]
+    on_netflix = await browse(ctx.pool, SearchFilters(platforms=["netflix"]), offset=0, limit=50)
+    assert on_netflix.ids == [c] and on_netflix.total == 1
     # The expiry check follows the rows: only C's carried offer is due on netflix now.
     assert await check_expiring(ctx) == 1
