@@ -4,7 +4,7 @@ adapter from its own cache.
 A consumer group would hand each event to one worker only, so this consumer has none: it is
 assigned every partition and reads them from the start (the topic keeps a day; replaying old
 announcements into a fresh cache only records versions, and evicts nothing it holds newer).
-Offsets are never committed, and ListOffsets is never used (unreliable on Tansu, INFRA.md).
+Offsets are never committed, and ListOffsets is never used (unreliable on Tansu, docs/BROKER.md).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ batches, so the two runs train the same adapter, though not to the last byte. Th
 session's weight is folded at depends on the batches: a title finished then rewatched inside one
 batch is folded once at the rewatch's time, across two batches at the first viewing's time and
 then the rest at that time too, which the 0.95-per-30-days decay weighs a few millionths
-apart (the rewatch comes 18 minutes after the first viewing). So the taste is compared to 0.1 % of its
-norm and the adapter's weights to 1 % of the largest: one title's weight more, less or twice
+apart (the rewatch comes 18 minutes after the first viewing). So the taste is compared to 0.1 %
+of its norm and the adapter's weights to 1 % of the largest: one title's weight more, less or twice
 moves the taste by about a tenth (each user has eleven viewings).
 """
 
