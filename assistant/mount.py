@@ -92,16 +92,33 @@ class Metadata:
         return self.resource_url or f"{_origin(conn)}{PATH}"
 
     def document(self, request: Request) -> ProtectedResourceMetadata:
-        return ProtectedResourceMetadata(
-            resource=AnyHttpUrl(self.resource(request)),
-            authorization_servers=[AnyHttpUrl(s) for s in self.servers or [_origin(request)]],
-            scopes_supported=list(SCOPES),
-            resource_name="Media Gateway MCP server",
+        # Strings, for the model to read without adding a slash: an issuer is compared exactly.
+        return ProtectedResourceMetadata.model_validate(
+            {
+                "resource": self.resource(request),
+                "authorization_servers": self.servers or [_origin(request)],
+                "scopes_supported": list(SCOPES),
+                "resource_name": "Media Gateway MCP server",
+            }
         )
 
     async def endpoint(self, request: Request) -> Response:
         body = self.document(request).model_dump(mode="json", exclude_none=True)
         return JSONResponse(body, headers={"Cache-Control": "public, max-age=3600"})
+
+
+class McpEndpoint:
+    """/mcp: the bearer token checked (401 naming the metadata), then the MCP transport. An
+    ASGI app (not a function), so Starlette passes it every method: POST, GET and DELETE."""
+
+    def __init__(self, transport: Any, metadata: Metadata, backend: BearerAuthBackend) -> None:
+        self.transport, self.metadata, self.backend = transport, metadata, backend
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        resource = AnyHttpUrl(self.metadata.resource(HTTPConnection(scope)))
+        guarded = RequireAuthMiddleware(self.transport, [], build_resource_metadata_url(resource))
+        inner: Any = AuthenticationMiddleware(AuthContextMiddleware(guarded), backend=self.backend)
+        await inner(scope, receive, send)
 
 
 def mount_mcp(app: Starlette, settings: Settings) -> None:
@@ -126,13 +143,9 @@ def mount_mcp(app: Starlette, settings: Settings) -> None:
     metadata = Metadata(settings)
     backend = BearerAuthBackend(WhoAmIVerifier(api))
 
-    async def serve(scope: Scope, receive: Receive, send: Send) -> None:
-        url = build_resource_metadata_url(AnyHttpUrl(metadata.resource(HTTPConnection(scope))))
-        guarded = RequireAuthMiddleware(manager.handle_request, [], url)
-        inner: Any = AuthenticationMiddleware(AuthContextMiddleware(guarded), backend=backend)
-        await inner(scope, receive, send)
-
-    app.router.routes.append(Route(PATH, endpoint=serve))
+    app.router.routes.append(
+        Route(PATH, endpoint=McpEndpoint(manager.handle_request, metadata, backend))
+    )
     for path in (WELL_KNOWN, f"{WELL_KNOWN}{PATH}"):
         app.router.routes.append(Route(path, metadata.endpoint, methods=["GET"]))
 
