@@ -5,8 +5,12 @@ assistant's flow (search, pick, command the TV) ends on the TV's own event strea
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
+import signal
+import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -95,13 +99,24 @@ async def stack(
     """One stack for the module: the gateway (rate limits off) and the workers the tools need."""
     directory = tmp_path_factory.mktemp("mcp")
     async with isolated_env(service_env, directory) as isolated:
-        await seeded(isolated)
         spawn = Spawner(service_env, directory)
+        env = {**isolated.env, "RATE_LIMIT_ENABLED": "false"}
+        # The gateway starts while the catalog is seeded; the worker opens the vector store
+        # only after the seeding closed it (one process at a time).
+        gateway = asyncio.create_task(asyncio.to_thread(spawn, "gateway", extra_env=env))
         try:
-            spawn("worker", "sync", "discovery", "readmodel", "sona", extra_env=isolated.env)
-            env = {**isolated.env, "RATE_LIMIT_ENABLED": "false"}
-            yield Stack(spawn("gateway", extra_env=env).url, isolated)
+            await seeded(isolated)
+            groups = ("sync", "discovery", "readmodel", "sona")
+            await asyncio.to_thread(spawn, "worker", *groups, extra_env=isolated.env)
+            yield Stack((await gateway).url, isolated)
         finally:
+            await asyncio.gather(gateway, return_exceptions=True)
+            # Both drain at once, not one after the other; any that hangs is killed after.
+            for proc in spawn.procs:
+                proc.popen.send_signal(signal.SIGINT)
+            for proc in spawn.procs:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    await asyncio.to_thread(proc.popen.wait, 15)
             spawn.stop_all()
 
 
@@ -317,8 +332,8 @@ async def test_mgw_mcp_serves_the_tools_on_stdio_with_the_token_of_its_environme
         "MCP_GATEWAY_URL": stack.url,
         "MCP_DEVICE_ID": "desktop-assistant",
     }
-    code, _, err = await run_cli("mcp", env=env, limit_s=30)
-    assert code == 2 and "MCP_TOKEN" in err
+    # Without a token it says which variable it needs (run beside the session below).
+    tokenless = asyncio.create_task(run_cli("mcp", env=env, limit_s=30))
     command = StdioServerParameters(
         command=sys.executable,
         args=["-m", "cli.main", "mcp"],
@@ -330,6 +345,8 @@ async def test_mgw_mcp_serves_the_tools_on_stdio_with_the_token_of_its_environme
         added = ok(await client.call_tool("watchlist_add", {"content_id": str(SHREK)}))
         assert added["in_watchlist"]
         listed = await until(client, "watchlist", lambda b: b["items"])
+    code, _, err = await tokenless
+    assert code == 2 and "MCP_TOKEN" in err
     # The token's user, from the assistant's device.
     assert listed["items"] == [{"content_id": str(SHREK), "device_id": "desktop-assistant"}]
     async with httpx.AsyncClient(base_url=stack.url) as http:
