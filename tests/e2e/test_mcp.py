@@ -25,7 +25,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client._memory import InMemoryTransport
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
-from mcp_types import CallToolResult
+from mcp.types import CallToolResult
 
 from assistant.gateway_api import GatewayApi
 from assistant.server import SCOPES, build_server
