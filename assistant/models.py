@@ -160,9 +160,9 @@ def open_now(offer: dict[str, Any], now: datetime) -> bool:
 
 
 def offered_in(offer: dict[str, Any], region: str | None) -> bool:
-    # An offer without regions is not limited to any (as the search filters read it).
+    # An offer that lists no region is one the title left (docs/VECTORS.md, the payload).
     regions = offer.get("regions") or []
-    return region is None or not regions or region.upper() in regions
+    return bool(regions) and (region is None or region.upper() in regions)
 
 
 def title_details(body: dict[str, Any], region: str | None, now: datetime) -> TitleDetails:
