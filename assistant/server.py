@@ -11,6 +11,7 @@ failure of our own is "Error executing tool X", its trace stays in the server's 
 from __future__ import annotations
 
 import functools
+import importlib.metadata
 import json
 import uuid
 from collections.abc import Awaitable, Callable
@@ -82,12 +83,20 @@ def resource_error(exc: ApiError) -> MCPError:
     return MCPError(code=code, message=str(exc), data=exc.reason())
 
 
+def _version() -> str:
+    try:
+        return importlib.metadata.version("media-gateway")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout without installing
+        return "0"
+
+
 def build_server(api: GatewayApi, caller: Callers) -> MCPServer:
     """The server; `caller` names whose request is being served (the bearer token of the HTTP
     request, or the token `mgw mcp` was started with)."""
     server = MCPServer(
         "media-gateway",
         title="Media Gateway",
+        version=_version(),
         instructions=(
             "A streaming guide: find titles and where to watch them, recommendations, the "
             "user's watchlist and progress, and their devices, which can be told to play. "
