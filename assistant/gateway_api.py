@@ -149,13 +149,12 @@ class GatewayApi:
     async def watchlist(self, caller: Caller) -> dict[str, Any]:
         return await self._call("GET", self._user(caller, "/watchlist"), caller)  # type: ignore[no-any-return]
 
-    async def watchlist_put(self, caller: Caller, content_id: uuid.UUID) -> dict[str, Any]:
+    async def watchlist_edit(
+        self, caller: Caller, content_id: uuid.UUID, add: bool
+    ) -> dict[str, Any]:
         path = self._user(caller, f"/watchlist/{content_id}")
-        return await self._call("PUT", path, caller, device=True)  # type: ignore[no-any-return]
-
-    async def watchlist_delete(self, caller: Caller, content_id: uuid.UUID) -> dict[str, Any]:
-        path = self._user(caller, f"/watchlist/{content_id}")
-        return await self._call("DELETE", path, caller, device=True)  # type: ignore[no-any-return]
+        method = "PUT" if add else "DELETE"
+        return await self._call(method, path, caller, device=True)  # type: ignore[no-any-return]
 
     async def progress(self, caller: Caller, limit: int) -> dict[str, Any]:
         path = self._user(caller, "/progress")

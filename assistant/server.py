@@ -156,21 +156,19 @@ def add_tools(server: MCPServer, api: GatewayApi, caller: Callers) -> None:
     async def watchlist() -> models.Watchlist:
         return models.watchlist(await api.watchlist(await caller()))
 
+    async def edit_watchlist(content_id: uuid.UUID, add: bool) -> models.Accepted:
+        answer = await api.watchlist_edit(await caller(), content_id, add)
+        return models.Accepted(content_id=content_id, event_id=answer["event_id"], in_watchlist=add)
+
     @server.tool(description="Add a title to the user's watchlist.")
     @api_tool
     async def watchlist_add(content_id: ContentId) -> models.Accepted:
-        answer = await api.watchlist_put(await caller(), content_id)
-        return models.Accepted(
-            content_id=content_id, event_id=answer["event_id"], in_watchlist=True
-        )
+        return await edit_watchlist(content_id, add=True)
 
     @server.tool(description="Take a title off the user's watchlist.")
     @api_tool
     async def watchlist_remove(content_id: ContentId) -> models.Accepted:
-        answer = await api.watchlist_delete(await caller(), content_id)
-        return models.Accepted(
-            content_id=content_id, event_id=answer["event_id"], in_watchlist=False
-        )
+        return await edit_watchlist(content_id, add=False)
 
     @server.tool(description="Titles the user is part way through (one, given its content id).")
     @api_tool
