@@ -16,6 +16,7 @@ requests.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -26,6 +27,7 @@ from mcp.server.auth.middleware.auth_context import AuthContextMiddleware, get_a
 from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.routes import build_resource_metadata_url
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.shared.auth import ProtectedResourceMetadata
 from pydantic import AnyHttpUrl
@@ -153,10 +155,20 @@ def mount_mcp(app: Starlette, settings: Settings) -> None:
 
     @asynccontextmanager
     async def lifespan(target: Starlette) -> AsyncIterator[Any]:
-        async with outer(target) as state, manager.run():
+        async with outer(target) as state:
+            running = asyncio.create_task(serve_sessions(manager, stop := asyncio.Event()))
             try:
                 yield state
             finally:
+                stop.set()
+                await running
                 await http.aclose()
 
     app.router.lifespan_context = lifespan
+
+
+async def serve_sessions(manager: StreamableHTTPSessionManager, stop: asyncio.Event) -> None:
+    # In a task of its own: the manager's task group must be left in the task that entered it,
+    # and a lifespan may be entered and left in two (a test harness's fixtures are).
+    async with manager.run():
+        await stop.wait()
