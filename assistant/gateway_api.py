@@ -8,6 +8,7 @@ It never reaches PostgreSQL or Redis; whatever the gateway does not answer, it d
 from __future__ import annotations
 
 import uuid
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
@@ -15,6 +16,9 @@ from urllib.parse import quote
 import httpx
 
 API = "/api/v1"
+# The correlation id of the MCP request being served, when the gateway serves it: its API calls
+# carry it, so the gateway's log lines of one tool call share the /mcp request's id.
+correlation: ContextVar[str | None] = ContextVar("mcp_correlation", default=None)
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,8 @@ class GatewayApi:
         headers = {"Authorization": f"Bearer {token}"}
         if device:
             headers["X-Device-ID"] = self.device_id
+        if request_id := correlation.get():
+            headers["X-Request-ID"] = request_id
         query = {k: v for k, v in (params or {}).items() if v is not None and v != []}
         try:
             response = await self.http.request(

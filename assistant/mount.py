@@ -38,7 +38,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from assistant.gateway_api import ApiError, Caller, GatewayApi
+from assistant.gateway_api import ApiError, Caller, GatewayApi, correlation
 from assistant.server import SCOPES, build_server
 from core.config import Settings
 
@@ -120,7 +120,12 @@ class McpEndpoint:
         resource = AnyHttpUrl(self.metadata.resource(HTTPConnection(scope)))
         guarded = RequireAuthMiddleware(self.transport, [], build_resource_metadata_url(resource))
         inner: Any = AuthenticationMiddleware(AuthContextMiddleware(guarded), backend=self.backend)
-        await inner(scope, receive, send)
+        # The id the gateway's correlation middleware gave this request (X-Request-ID).
+        bound = correlation.set(scope.get("state", {}).get("request_id"))
+        try:
+            await inner(scope, receive, send)
+        finally:
+            correlation.reset(bound)
 
 
 def mount_mcp(app: Starlette, settings: Settings) -> None:
