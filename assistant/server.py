@@ -146,7 +146,8 @@ def add_tools(server: MCPServer, api: GatewayApi, caller: Callers) -> None:
         device: models.DeviceKind | None = None,
         mood: Annotated[str | None, Field(max_length=64, description="happy, scared...")] = None,
         region: Region = None,
-        limit: Annotated[int, Field(ge=1, le=50)] = 10,
+        # The API answers at most 20 (`limit` of GET /api/v1/recommendations).
+        limit: Annotated[int, Field(ge=1, le=20)] = 10,
     ) -> models.Recommendations:
         params = {"device": device, "mood": mood, "region": region, "limit": limit}
         return models.recommendations(await api.recommendations(await caller(), params))
