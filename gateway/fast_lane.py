@@ -58,20 +58,23 @@ class FastRoute:
 
 
 class FastRoutes:
-    """The fast routes, looked up by method and number of path segments, then by pattern."""
+    """The fast routes: a literal path by a dict lookup (the hottest routes have one), a
+    template by method and number of path segments, then by its pattern."""
 
     def __init__(self, routes: Iterable[FastRoute]) -> None:
+        self._literal: dict[tuple[str, str], FastRoute] = {}
         self._by_shape: dict[tuple[str, int], list[FastRoute]] = {}
         for route in routes:
-            self._by_shape.setdefault((route.method, route.template.count("/")), []).append(route)
-
-    def __contains__(self, method_and_template: tuple[str, str]) -> bool:
-        method, template = method_and_template
-        return any(
-            r.template == template for r in self._by_shape.get((method, template.count("/")), ())
-        )
+            if route.convertors:
+                key = (route.method, route.template.count("/"))
+                self._by_shape.setdefault(key, []).append(route)
+            else:
+                self._literal[(route.method, route.template)] = route
 
     def match(self, method: str, path: str) -> tuple[FastRoute, dict[str, Any]] | None:
+        literal = self._literal.get((method, path))
+        if literal is not None:
+            return literal, {}
         for route in self._by_shape.get((method, path.count("/")), ()):
             found = route.pattern.match(path)
             if found is not None:
