@@ -3,11 +3,12 @@
 A gateway (one process, or `--workers N`) runs on a broker and a Redis of the benchmark's own,
 with authentication on and rate limits off. wrk, from a separate process, drives it over real
 sockets: single-event POSTs, batch POSTs, GETs from the read model (authenticated, so the
-response cache never answers), GETs the response cache answers (anonymous, after one
-warming request) and PUTs of playback progress (the hottest sync write). An open-loop client then offers a fixed 500 requests/s and measures each
-latency from the moment its request was due, so a stall is not hidden by the load backing
-off. Last, in the same run, an aiokafka producer with the same number of concurrent awaited
-sends measures what the broker takes without the gateway: the ratio is the gateway's share.
+response cache never answers), GETs the response cache answers (anonymous, after one warming
+request) and PUTs of playback progress (the hottest sync write). An open-loop client then
+offers a fixed 500 requests/s and measures each latency from the moment its request was due,
+so a stall is not hidden by the load backing off. Last, in the same run, an aiokafka producer
+with the same number of concurrent awaited sends measures what the broker takes without the
+gateway: the ratio is the gateway's share.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@
 The app is called as ASGI (no sockets, no load generator) on a broker and a Redis of its own;
 `time.process_time` over N requests, 32 in flight, after a warm-up. On shared cores it moves far
 less than requests/s over sockets does (docs/GATEWAY_PERFORMANCE.md), so it is what compares
-two versions of the request path. Run it with another checkout's PYTHONPATH (and from that
-directory) for a baseline: the script only needs `create_app` and the settings.
+two versions of the request path. For a baseline, run this file from another checkout, with
+that checkout as PYTHONPATH: `cd /tmp/base && PYTHONPATH=$PWD python
+/path/to/devtools/bench/gateway_cpu.py 3000` (it needs only `create_app` and the settings).
 """
 
 from __future__ import annotations
@@ -22,15 +23,11 @@ from typing import Any
 
 import orjson
 
+# The record `mgw bench gateway` posts (main's checkout has it too, for a baseline run).
+from devtools.bench.gateway import CONTENT
+
 CONCURRENCY = 32
 WARM_UP = 300
-CONTENT = {
-    "content_type": "movie",
-    "title": "Heat",
-    "genres": ["crime"],
-    "release_year": 1995,
-    "updated_at": "2026-11-01T00:00:00Z",
-}
 PROGRESS = {"position_seconds": 600.0, "duration_seconds": 5400.0, "state": "playing"}
 
 Headers = list[tuple[bytes, bytes]]
@@ -176,4 +173,8 @@ def main(requests: int = 3000) -> None:
 
 
 if __name__ == "__main__":
+    # Run as a file (another checkout's baseline): this folder's gateway.py, first on the path,
+    # would hide the gateway package.
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 3000)
