@@ -3,7 +3,7 @@ sona.ratings) and "not interested" (a ContentDismissed on sona.dismissals). The 
 agents fold both into the user's taste; a dismissed title never comes back (docs/SONA.md).
 
 Both need `recommendations:write` and act on the caller's own user id (admins: any user's),
-as the sync routes do (gateway/routes/sync_common.py). A client that queued the feedback while
+as the sync routes do (gateway/routes/user_routes.py). A client that queued the feedback while
 offline may say when it was given; otherwise it is now.
 """
 
