@@ -312,6 +312,20 @@ def bench_search_command(
     raise typer.Exit(bench_search(titles, queries, llm_delay_ms))
 
 
+@bench_app.command("relevance")
+def bench_relevance_command(
+    titles: Annotated[
+        int | None, typer.Option(min=100, help="A random sample of this many films (default: all).")
+    ] = None,
+    queries: Annotated[int, typer.Option(min=10, help="Queries of each title kind.")] = 200,
+    seed: Annotated[int, typer.Option(help="Seed of the sample, the credits and the queries.")] = 7,
+) -> None:
+    """Search relevance on a real public catalog (ggplot2movies), beside a rapidfuzz baseline."""
+    from devtools.bench.relevance import bench_relevance
+
+    raise typer.Exit(bench_relevance(titles, queries, seed))
+
+
 @bench_app.command("sync")
 def bench_sync_command(
     count: Annotated[int, typer.Option(min=50, help="Commands and watchlist adds, each.")] = 1000,
