@@ -18,6 +18,12 @@ from agents.discovery.facets import facets_of_counts
 from agents.discovery.filters import MATURITY_LEVEL
 from agents.discovery.ranking import BrowsePage
 from agents.discovery.selectivity import CatalogStats
+from agents.discovery.words import (
+    PREFIX_COMPLETIONS,
+    WordCandidates,
+    candidates,
+    variants_to_look_up,
+)
 from schemas.discovery import SearchFilters
 
 # An offer counts while it is current: listed in a region, started (or without a start) and
@@ -118,6 +124,31 @@ SELECT
         FROM matching WHERE release_year IS NOT NULL GROUP BY 1) x) AS decades,
     (SELECT extract(epoch FROM min(b.at) - now())
      FROM matching, {_OFFER_CHANGES.format(offers="timed")}) AS offers_change_in_s
+"""
+
+# Typo-tolerant word search (migration 0040, agents/discovery/words.py): the catalog words
+# sharing a variant with a query word, and the last word's shortest completions.
+_WORD_VARIANTS = "SELECT variant, word FROM search_word_variants WHERE variant = ANY($1::text[])"
+_COMPLETIONS = """
+SELECT word FROM search_words WHERE word LIKE $1 ORDER BY length(word), word LIMIT $2
+"""
+# Titles holding one candidate of every required query word (one `&&` per word, $11 on,
+# answered by the GIN index of title_words), the query's own title first, then the shortest.
+_TITLES_WITH_WORDS = """
+SELECT c.canonical_id, c.normalized_title, c.popularity
+FROM content c
+WHERE {words} AND {filters}
+ORDER BY c.normalized_title = ${form} DESC, cardinality(c.title_words), c.popularity DESC,
+         c.canonical_id
+LIMIT ${limit}
+"""
+# Titles whose credits hold a name with one candidate of every required query word.
+_PEOPLE_WITH_WORDS = """
+SELECT p.canonical_id, p.name, p.role, p.name_form, c.popularity
+FROM content_people p JOIN content c USING (canonical_id)
+WHERE {words} AND (${roles}::text[] IS NULL OR p.role = ANY(${roles})) AND {filters}
+ORDER BY c.popularity DESC, p.canonical_id
+LIMIT ${limit}
 """
 
 # The closest title of each reference by trigram distance of the matching forms (GiST order);
@@ -274,3 +305,64 @@ async def catalog_stats(pool: asyncpg.Pool) -> CatalogStats:
             for sql in (_STATS_GENRES, _STATS_PLATFORMS, _STATS_REGIONS, _STATS_YEARS)
         ]
     return CatalogStats(int(total), *counts)
+
+
+def _like_prefix(word: str) -> str:
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def word_candidates(pool: asyncpg.Pool, words: list[str]) -> WordCandidates:
+    """Each query word's catalog words within its typos (and the last one's completions)."""
+    async with pool.acquire() as conn:
+        pairs = await conn.fetch(_WORD_VARIANTS, variants_to_look_up(words))
+        completions = (
+            [
+                r["word"]
+                for r in await conn.fetch(_COMPLETIONS, _like_prefix(words[-1]), PREFIX_COMPLETIONS)
+            ]
+            if words
+            else []
+        )
+    return candidates(words, ((r["variant"], r["word"]) for r in pairs), completions)
+
+
+def _word_conditions(column: str, query: WordCandidates, first: int) -> tuple[str, list[Any]]:
+    required = query.searchable()
+    sql = " AND ".join(f"{column} && ${first + n}::text[]" for n in range(len(required)))
+    return sql, [sorted(query.matches[i]) for i in required]
+
+
+async def titles_with_words(
+    pool: asyncpg.Pool, query: WordCandidates, form: str, filters: SearchFilters, limit: int
+) -> list[tuple[uuid.UUID, str, float]]:
+    """Titles passing the filters that hold every required query word (within its typos)."""
+    args = filter_args(filters)
+    words, groups = _word_conditions("c.title_words", query, len(args) + 1)
+    if not groups:
+        return []
+    n = len(args) + len(groups)
+    sql = _TITLES_WITH_WORDS.format(words=words, filters=_FILTERS, form=n + 1, limit=n + 2)
+    rows = await pool.fetch(sql, *args, *groups, form, limit)
+    return [(r["canonical_id"], r["normalized_title"], float(r["popularity"])) for r in rows]
+
+
+async def people_with_words(
+    pool: asyncpg.Pool,
+    query: WordCandidates,
+    roles: Sequence[str] | None,
+    filters: SearchFilters,
+    limit: int,
+) -> list[tuple[uuid.UUID, str, str, str, float]]:
+    """Credits (in `roles`, None: any) of titles passing the filters whose name holds every
+    required query word."""
+    args = filter_args(filters)
+    words, groups = _word_conditions("p.name_words", query, len(args) + 1)
+    if not groups:
+        return []
+    n = len(args) + len(groups)
+    sql = _PEOPLE_WITH_WORDS.format(words=words, filters=_FILTERS, roles=n + 1, limit=n + 2)
+    rows = await pool.fetch(sql, *args, *groups, list(roles) if roles else None, limit)
+    return [
+        (r["canonical_id"], r["name"], r["role"], r["name_form"], float(r["popularity"]))
+        for r in rows
+    ]

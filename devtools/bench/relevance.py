@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import sys
 import tempfile
 import time
 import uuid
@@ -30,6 +31,7 @@ from pathlib import Path
 import asyncpg
 import numpy as np
 import redis.asyncio as aioredis
+from loguru import logger
 from rapidfuzz import fuzz, process
 from rich.console import Console
 from rich.table import Table
@@ -294,6 +296,8 @@ def _report(scores: dict[str, Scores], films: int, seed: int) -> int:
 
 
 def bench_relevance(titles: int | None, queries: int, seed: int) -> int:
+    logger.remove()
+    logger.add(sys.stderr, level="WARNING")
     films = load_films(titles, seed)
     drawn = draw_queries(films, queries, seed)
     console.print(f"{len(films)} films, {len(drawn)} queries (seed {seed})")

@@ -259,9 +259,12 @@ def draw_queries(films: Sequence[Film], n: int, seed: int) -> list[Query]:
                 )
     # People: directors of 5+ films, by their name, with "movies by", and with a typo.
     films_of: dict[str, set[uuid.UUID]] = {}
+    credited: dict[str, set[uuid.UUID]] = {}  # in any role: what a bare name asks for
     for f in films:
         for d in f.directors:
             films_of.setdefault(d, set()).add(f.canonical_id)
+        for name in (*f.directors, *f.cast):
+            credited.setdefault(name, set()).add(f.canonical_id)
     prolific = sorted(d for d, ids in films_of.items() if len(ids) >= 5)
     for name in rng.sample(prolific, min(n // 2, len(prolific))):
         expected = frozenset(films_of[name])
