@@ -269,9 +269,10 @@ def draw_queries(films: Sequence[Film], n: int, seed: int) -> list[Query]:
     for name in rng.sample(prolific, min(n // 2, len(prolific))):
         expected = frozenset(films_of[name])
         queries.append(Query("movies by <director>", f"movies by {name}", expected=expected))
-        first, last = name.split()
-        misspelled = (
-            f"{first} {typo(last, rng)}" if len(last) >= 5 else f"{typo(first, rng)} {last}"
-        )
-        queries.append(Query("<director>, one typo", misspelled, expected=expected))
+        # The typo goes into a word of 5 letters or more, where the engines allow one; a bare
+        # name asks for the person's titles in any role.
+        if _long_words(name, 5):
+            misspelled = _with_typos(name, rng, 5, 1)
+            named = frozenset(credited[name])
+            queries.append(Query("<director>, one typo", misspelled, expected=named))
     return queries
