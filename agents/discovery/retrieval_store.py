@@ -30,7 +30,13 @@ from agents.discovery.cache_store import DiscoveryCache, normalized_text
 from agents.discovery.fusion import Hit
 from agents.discovery.plan import KEYWORD_LIMIT, REFERENCE_MIN_SIMILARITY, BrowseWindow, SearchPlan
 from agents.discovery.ranking import BrowsePage, Retrieved, close_enough
-from agents.discovery.words import credit_reason, credit_roles, rank_people, rank_titles
+from agents.discovery.words import (
+    credit_reason,
+    credit_roles,
+    numbers_to_keep,
+    rank_people,
+    rank_titles,
+)
 from agents.titles.names import normalize_title
 from core.config import DiscoverySettings
 from core.observability.stages import observe, timed
@@ -157,7 +163,9 @@ class Retriever:
             rows = await store.titles_with_words(
                 self._pool, query, " ".join(words), filters, WORD_FETCH_LIMIT
             )
-            titles = rank_titles(query, rows)
+            titles = rank_titles(
+                query, rows, () if as_typed else numbers_to_keep(plan.words, words)
+            )
             if titles:
                 hits = [Hit(cid, TITLE_REASON) for cid, _ in titles[:KEYWORD_LIMIT]]
                 return WordHits(hits, [h.canonical_id for h in hits], typed=as_typed)

@@ -181,14 +181,28 @@ def match_rank(query: WordCandidates, title_form: str) -> MatchRank | None:
     )
 
 
+def numbers_to_keep(typed: Sequence[str], searched: Sequence[str]) -> set[str]:
+    """The numbers of the query as typed that a title must hold when it is searched by other
+    words (those the filters left): every number but a year the filters took ("the matrix
+    1999"), which is a release year, not part of a title."""
+    return {
+        w
+        for w in typed
+        if is_number(w) and w not in searched and not (w.isdigit() and 1800 <= int(w) <= 2100)
+    }
+
+
 def rank_titles(
-    query: WordCandidates, rows: Iterable[tuple[object, str, float]]
+    query: WordCandidates,
+    rows: Iterable[tuple[object, str, float]],
+    numbers: Iterable[str] = (),
 ) -> list[tuple[object, MatchRank]]:
-    """The titles (id, matching form, popularity) that match, best first by the ranking rules
-    (then the more popular, then by id, so equal titles keep one order)."""
+    """The titles (id, matching form, popularity) that match and hold `numbers`, best first by
+    the ranking rules (then the more popular, then by id, so equal titles keep one order)."""
     ranked = []
+    wanted = set(numbers)
     for cid, form, popularity in rows:
-        rank = match_rank(query, form)
+        rank = match_rank(query, form) if wanted <= set(form.split()) else None
         if rank is not None:
             ranked.append((rank, -popularity, str(cid), cid))
     ranked.sort(key=lambda item: item[:3])
