@@ -108,7 +108,7 @@ async def search(engine: Discovery, request: SearchRequested, key: str) -> bytes
     # A partial answer is given, never kept: the next asker gets every strategy again. Nor is
     # an empty one: no title is on it, so no title's change would drop it, and a title added
     # meanwhile is exactly what its asker is waiting for.
-    complete = not (retrieved.degraded or response.strategies_failed) and response.total_count > 0
+    complete = not (retrieved.partial or response.strategies_failed) and response.total_count > 0
     lifetime_s = page_lifetime(
         engine.cache.settings.results_ttl_s,
         assembled.offers_change_in_s,

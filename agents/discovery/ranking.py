@@ -42,6 +42,9 @@ class BrowsePage:
     # Seconds until an offer of one of the titles passing the filters starts or ends; None:
     # none will.
     offers_change_in_s: float | None = None
+    # False: the facets and offer changes were not counted in time; the page and total stand,
+    # the facets are empty, and the answer is not kept.
+    counted: bool = True
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,11 @@ class Retrieved:
     typed_titles: Sequence[uuid.UUID] = ()
     # The words named people: the result is their titles and nothing else (a person filter).
     people_only: bool = False
+
+    @property
+    def partial(self) -> bool:
+        """Whether something is missing from this answer, which is then given but not kept."""
+        return self.degraded or (self.browse is not None and not self.browse.counted)
 
 
 @dataclass(frozen=True)

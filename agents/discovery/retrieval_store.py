@@ -201,7 +201,9 @@ class Retriever:
         return list(merged.values()), references
 
     async def _browse(self, window: BrowseWindow, filters: SearchFilters) -> BrowsePage:
-        return await store.browse(self._pool, filters, window.offset, window.limit)
+        # The facets get what is left of the browse's time once the page query is sent.
+        counts_within_s = max(0.0, self._settings.search_timeout_s - MIN_PAYLOAD_BUDGET_S)
+        return await store.browse(self._pool, filters, window.offset, window.limit, counts_within_s)
 
     async def _timed(self, strategy: Strategy, work: Awaitable[Any], limit_s: float) -> Any:
         started = time.perf_counter()
