@@ -264,6 +264,31 @@ def sample_catalog(
     out.print(f"{count} items for {titles} titles written to {out_file}")
 
 
+@db_app.command("reindex-search")
+def db_reindex_search() -> None:
+    """Derive the search's vocabulary, typo variants and credits index again from every title."""
+    import asyncpg
+
+    s = settings_or_exit()
+
+    async def rebuild() -> int:
+        conn = await asyncpg.connect(s.postgres.require_url())
+        try:
+            return int(await conn.fetchval("SELECT mgw_rebuild_search_words()"))
+        finally:
+            await conn.close()
+
+    try:
+        words = asyncio.run(rebuild())
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        err.print(f"[red]cannot reach PostgreSQL: {exc}[/red] (check DATABASE_URL)")
+        raise typer.Exit(1) from None
+    out.print(f"search index rebuilt: {words} words")
+
+
 @readmodel_app.command("rebuild")
 def readmodel_rebuild() -> None:
     """Rewrite every read-model document from PostgreSQL (after a Redis loss)."""

@@ -11,7 +11,7 @@
 -- All three are derived from content by the triggers below, in the transaction that writes the
 -- title, as the generated columns of 0013 and 0017 are: every writer keeps them current without
 -- knowing they exist. mgw_rebuild_search_words() derives them again from the whole catalog
--- (`mgw search reindex`).
+-- (`mgw db reindex-search`).
 CREATE EXTENSION IF NOT EXISTS unaccent;
 
 CREATE TABLE search_words (word text PRIMARY KEY);
