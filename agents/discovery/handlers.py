@@ -31,6 +31,7 @@ from agents.discovery.plan import is_stale, plan_search
 from agents.discovery.ranking import assemble
 from agents.discovery.retrieval_store import SEARCH_AGENT, Retriever
 from agents.discovery.selectivity import CatalogStats
+from agents.discovery.suggest_store import SUGGEST_INTERVAL_S, refresh_suggest_index
 from agents.framework.context import AgentContext
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
 from contracts.discovery_cache import request_results_key, request_results_set_key
@@ -227,5 +228,12 @@ TIMERS = [
         interval_s=STATS_INTERVAL_S,
         run=refresh_catalog_stats,
         at_start=True,
-    )
+    ),
+    TimerSpec(
+        name="discovery-suggest",
+        group="discovery",
+        interval_s=SUGGEST_INTERVAL_S,
+        run=refresh_suggest_index,
+        at_start=True,
+    ),
 ]
