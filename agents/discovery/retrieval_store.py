@@ -28,7 +28,13 @@ from agents.adapters.vectors.store import ScoredPoint, VectorFilter, VectorStore
 from agents.discovery import store
 from agents.discovery.cache_store import DiscoveryCache, normalized_text
 from agents.discovery.fusion import Hit
-from agents.discovery.plan import KEYWORD_LIMIT, REFERENCE_MIN_SIMILARITY, BrowseWindow, SearchPlan
+from agents.discovery.plan import (
+    KEYWORD_LIMIT,
+    REFERENCE_MIN_SIMILARITY,
+    BrowseWindow,
+    SearchPlan,
+    by_words,
+)
 from agents.discovery.ranking import BrowsePage, Retrieved, close_enough
 from agents.discovery.words import (
     credit_reason,
@@ -232,6 +238,12 @@ class Retriever:
 
     async def retrieve(self, plan: SearchPlan) -> Retrieved:
         started = time.monotonic()
+        if (
+            plan.browse
+            and plan.words
+            and await store.title_named(self._pool, " ".join(plan.words), plan.title_filters)
+        ):
+            plan = by_words(plan)
         work: dict[Strategy, Awaitable[Any]] = {}
         if plan.text:
             work["vector"] = self._vector(plan)

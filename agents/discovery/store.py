@@ -161,6 +161,10 @@ ORDER BY c.normalized_title = ${form} DESC, cardinality(c.title_words), c.popula
          c.canonical_id
 LIMIT ${limit}
 """
+# Whether a title passing the filters is named exactly so (its matching form).
+_TITLE_NAMED = f"""
+SELECT EXISTS (SELECT 1 FROM content c WHERE c.normalized_title = $11 AND {_FILTERS})
+"""
 # Titles whose credits hold a name with one candidate of every required query word.
 _PEOPLE_WITH_WORDS = """
 SELECT p.canonical_id, p.name, p.role, p.name_form, c.popularity
@@ -414,3 +418,8 @@ async def people_with_words(
         (r["canonical_id"], r["name"], r["role"], r["name_form"], float(r["popularity"]))
         for r in rows
     ]
+
+
+async def title_named(pool: asyncpg.Pool, form: str, filters: SearchFilters) -> bool:
+    """Whether a title passing the filters has exactly this matching form."""
+    return bool(await pool.fetchval(_TITLE_NAMED, *filter_args(filters), form))

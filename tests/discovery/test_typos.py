@@ -47,6 +47,7 @@ FILMS: list[tuple[str, int, tuple[str, ...], float, tuple[str, ...], tuple[str, 
     ("Big Fish", 2003, ("fantasy",), 88, ("Tim Burton",), ("Ewan McGregor",)),
     ("Mean Girls", 2004, ("comedy",), 40, ("Mark Waters",), ()),
     ("Vampire Cop", 1990, ("horror",), 1, ("Donald Farmer",), ()),
+    ("Thriller", 1983, ("music",), 2, ("John Landis",), ()),
 ]
 
 
@@ -157,6 +158,15 @@ async def test_the_last_word_matches_as_a_prefix(make_engine: MakeEngine) -> Non
 async def test_typed_words_name_a_title_before_filters(make_engine: MakeEngine) -> None:
     # "cop" and "vampire" could read as a genre or a mood; the catalog has this title.
     assert await first(make_engine, "Vampire Cop") == "Vampire Cop"
+
+
+async def test_a_title_named_like_a_filter_is_first(make_engine: MakeEngine) -> None:
+    # "thriller" alone would browse the thriller genre; a title of that name comes first.
+    assert await first(make_engine, "Thriller") == "Thriller"
+    # Not so once the words are more than the title: the genre browse stands.
+    found = await make_engine().search("thriller movies")
+    assert found.strategies_used == ["popularity"]
+    assert set(titles(found)) == {"Jaws", "Jaws 2"}
 
 
 async def test_a_person_with_a_typo(make_engine: MakeEngine) -> None:
