@@ -42,6 +42,7 @@ from gateway.routes import (
     watchlist,
 )
 from gateway.routes import discovery as discovery_routes
+from gateway.routes import suggest as suggest_routes
 from gateway.routes.contracts import router as contracts_router
 from gateway.shutdown import refuse_writes_on_exit_signals
 
@@ -123,6 +124,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(commands.router)
     app.include_router(realtime.router)
+    app.include_router(suggest_routes.router)
     app.include_router(discovery_routes.router)
     app.include_router(recommendations.router)
     app.include_router(feedback.router)
