@@ -12,6 +12,7 @@ from typing import Any
 from loguru import logger
 
 from agents.framework.context import AgentContext
+from agents.framework.resources import Resource
 from agents.framework.runtime import AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
 from agents.ingestion import store
@@ -35,6 +36,10 @@ from topics.registry import (
 )
 
 PROCESS_BATCH = "process-batch"
+# Candidate titles as parsed before, by id with their row version (store.load_candidates).
+CANDIDATES: Resource[store.CandidateCache] = Resource(
+    "ingestion-candidates", open=lambda ctx: store.CandidateCache()
+)
 EXPIRY_WINDOWS_DAYS = (7, 3, 1)
 
 
@@ -52,7 +57,10 @@ async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
                 conn, [(i.platform, i.platform_item_id) for i in items]
             )
             candidates = await store.load_candidates(
-                conn, lookup_keys(items), [m.canonical_id for m in mappings.values()]
+                conn,
+                lookup_keys(items),
+                [m.canonical_id for m in mappings.values()],
+                ctx.use(CANDIDATES),
             )
         with timed(ctx.agent, "resolve"):
             resolved = resolve_batch(items, mappings, candidates)

@@ -110,12 +110,13 @@ FROM content WHERE canonical_id = ANY($1::uuid[])
 # A batch's candidates are mostly the previous batch's, unchanged; any write to a row gives it
 # a new xmin, and only committed versions (or this transaction's own, before it writes) are
 # ever read, so an equal xmin means an equal row. Bounded, oldest entries dropped first.
-_CANDIDATE_CACHE: OrderedDict[uuid.UUID, tuple[str, Candidate]] = OrderedDict()
+# One per worker (handlers.py declares it as a resource of the worker).
+CandidateCache = OrderedDict[uuid.UUID, tuple[str, Candidate]]
 CANDIDATE_CACHE_SIZE = 100_000
 
 
 async def load_candidates(
-    conn: asyncpg.Connection, keys: LookupKeys, ids: Iterable[uuid.UUID]
+    conn: asyncpg.Connection, keys: LookupKeys, ids: Iterable[uuid.UUID], cache: CandidateCache
 ) -> list[Candidate]:
     """What resolution needs of each title an item of the batch could resolve to, in id order.
 
@@ -135,7 +136,6 @@ async def load_candidates(
         sorted({w for t in titles for w in title_words(t)}),
         sorted({y for _, y in keys.years}),
     )
-    cache = _CANDIDATE_CACHE
     missing = [
         r["canonical_id"]
         for r in rows

@@ -27,6 +27,7 @@ from loguru import logger
 from agents.adapters.vectors.store import VectorFilter
 from agents.framework.applied import first_seen, forget_before
 from agents.framework.context import AgentContext
+from agents.framework.resources import Resource
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
 from agents.sona import candidates_store, sources, store
@@ -83,26 +84,31 @@ ANCHORS = 50
 
 @dataclass
 class SonaProcess:
-    """What one worker process keeps for personalization: its adapter LRU and the listener
-    that evicts from it; one per topic prefix (tests run several deployments in a process)."""
+    """What one worker keeps for personalization: its adapter LRU and the listener that evicts
+    from it."""
 
     cache: AdapterCache
     listener: InvalidationListener
 
 
-_PROCESSES: dict[str, SonaProcess] = {}
+def _open_sona(ctx: AgentContext) -> SonaProcess:
+    kafka = ctx.settings.kafka
+    cache = AdapterCache(ctx.settings.sona.cache_entries)
+    listener = InvalidationListener(
+        kafka.bootstrap, SONA_ADAPTER_TRAINED.full_name(kafka.topic_prefix), cache
+    )
+    return SonaProcess(cache, listener)
+
+
+async def _close_sona(process: SonaProcess) -> None:
+    await process.listener.close()
+
+
+SONA = Resource("sona", open=_open_sona, close=_close_sona)
 
 
 def sona_process(ctx: AgentContext) -> SonaProcess:
-    kafka = ctx.settings.kafka
-    found = _PROCESSES.get(kafka.topic_prefix)
-    if found is None:
-        cache = AdapterCache(ctx.settings.sona.cache_entries)
-        listener = InvalidationListener(
-            kafka.bootstrap, SONA_ADAPTER_TRAINED.full_name(kafka.topic_prefix), cache
-        )
-        found = _PROCESSES[kafka.topic_prefix] = SonaProcess(cache, listener)
-    return found
+    return ctx.use(SONA)
 
 
 def adapters_of(ctx: AgentContext) -> store.CachedAdapters:

@@ -28,7 +28,7 @@ from agents.sync.devices import DeviceRecord, went_offline
 from agents.sync.presence import ONLINE_TIMEOUT_S
 from agents.sync.progress import is_complete
 from agents.sync.realtime import message_id, realtime_event, to_deliver
-from agents.sync.realtime_client import sink_for
+from agents.sync.realtime_client import REALTIME_SINK
 from agents.sync.views import continue_watching_document, devices_document, watchlist_document
 from contracts.sync_documents import CONTINUE_WATCHING_MAX
 from schemas.envelope import Envelope
@@ -257,7 +257,7 @@ def realtime_delivery(clock: Clock = utcnow) -> Callable[[AgentContext, list[Env
                 "{} command(s) expired before delivery; their senders hear `expired`",
                 len(batch) - len(events),
             )
-        await sink_for(ctx).deliver(events)
+        await ctx.use(REALTIME_SINK).deliver(events)
 
     return deliver_realtime
 

@@ -11,12 +11,12 @@ delivers; PubNub claims it in Redis before the publish.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
 from agents.framework.context import AgentContext
+from agents.framework.resources import Resource
 from agents.sync.delivery import RealtimeSink
 from agents.sync.realtime import addressed_to
 from contracts.sync_realtime import Outbound, publish
@@ -50,30 +50,22 @@ class RedisFanout:
         return None
 
 
-# One sink per worker's Redis client (i.e. per worker process), made on first use.
-_SINKS: weakref.WeakKeyDictionary[aioredis.Redis, RealtimeSink] = weakref.WeakKeyDictionary()
-
-
 def pubnub_configured(ctx: AgentContext) -> bool:
     pubnub = ctx.settings.pubnub
     return bool(pubnub.publish_key and pubnub.subscribe_key)
 
 
-def sink_for(ctx: AgentContext) -> RealtimeSink:
-    sink = _SINKS.get(ctx.redis)
-    if sink is None:
-        if pubnub_configured(ctx):
-            from agents.sync.pubnub_client import PubNubSink
+def _open_sink(ctx: AgentContext) -> RealtimeSink:
+    if pubnub_configured(ctx):
+        from agents.sync.pubnub_client import PubNubSink
 
-            sink = PubNubSink(ctx.settings.pubnub, ctx.redis, ctx.prefix)
-        else:
-            sink = RedisFanout(ctx.redis, ctx.prefix)
-        _SINKS[ctx.redis] = sink
-    return sink
+        return PubNubSink(ctx.settings.pubnub, ctx.redis, ctx.prefix)
+    return RedisFanout(ctx.redis, ctx.prefix)
 
 
-async def close_sinks() -> None:
-    for redis in list(_SINKS):
-        sink = _SINKS.pop(redis, None)
-        if sink is not None:
-            await sink.close()
+async def _close_sink(sink: RealtimeSink) -> None:
+    await sink.close()
+
+
+# The worker's one way to reach devices, chosen when it first delivers.
+REALTIME_SINK = Resource("realtime-sink", open=_open_sink, close=_close_sink)

@@ -142,7 +142,6 @@ def make_engine(seeded: Seeded, redis_client: aioredis.Redis, tmp_path: Path) ->
 
         engine = Engine(
             Discovery(
-                pool=seeded.pool,
                 cache=cache,
                 intents=IntentResolver(settings, cache),
                 retriever=Retriever(
