@@ -9,7 +9,7 @@ which under-reports on Tansu (docs/ARCHITECTURE.md); committed offsets come from
 client, with the partitions named (Tansu needs them).
 
 A committed offset beyond the end is not a lag of 0 but a fault: the broker lost records the
-group had read (agents/framework/offset_guard.py). It is reported as such, and a backlog with
+group had read (agents/framework/kafka/offset_guard.py). It is reported as such, and a backlog with
 one is not drained.
 
 What is left is counted per topic: under `mgw up` every agent shares one consumer group, whose
@@ -34,7 +34,7 @@ ENRICHMENT_DUE = "enrichment_due"
 
 
 def up_consumer_group(prefix: str, worker_groups: Sequence[str]) -> str:
-    """The consumer group of a worker running `worker_groups` (agents/framework/app.py
+    """The consumer group of a worker running `worker_groups` (agents/framework/kafka/app.py
     consumer_group(), which imports Faust; a unit test keeps the two equal)."""
     return f"{prefix}-{'+'.join(sorted(worker_groups))}"
 

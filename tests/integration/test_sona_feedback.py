@@ -19,7 +19,6 @@ from agents.sona import store
 from agents.sona.handlers import (
     fold_new_vectors,
     recommendations_for,
-    sona_process,
     train_from_feedback,
     train_from_progress,
 )
@@ -45,7 +44,6 @@ async def ctx(isolated: Isolated) -> AsyncIterator[AgentContext]:
     context = (await holder.get()).for_agent("sona-test")
     await seed(isolated.pool, await context.vectors())
     yield context
-    await sona_process(context).listener.close()
     await holder.close()
 
 

@@ -38,9 +38,9 @@ ALLOWED = {
     ("agents.adapters.embeddings.local", "_blas"): "process-wide native thread pools",
     # Faust's consumer class is patched for the whole process (one worker per process); these
     # hold what the patch was configured with.
-    ("agents.framework.fetch_wait", "_wait_ms"): "configures a process-wide patch",
-    ("agents.framework.fetch_wait", "_gate"): "configures a process-wide patch",
-    ("agents.framework.offset_guard", "_guard"): "configures a process-wide patch",
+    ("agents.framework.kafka.fetch_wait", "_wait_ms"): "configures a process-wide patch",
+    ("agents.framework.kafka.fetch_wait", "_gate"): "configures a process-wide patch",
+    ("agents.framework.kafka.offset_guard", "_guard"): "configures a process-wide patch",
     # Label values of a Prometheus gauge, whose registry is process-wide by design.
     ("agents.framework.quarantine", "_GAUGED"): "labels of a process-wide metric",
 }
