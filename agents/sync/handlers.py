@@ -19,16 +19,18 @@ from typing import Any
 import asyncpg
 from loguru import logger
 
+from agents.adapters.delivery.base import RealtimeSink
+from agents.adapters.delivery.factory import create_sink
 from agents.framework.applied import first_seen, forget_before
 from agents.framework.context import AgentContext
+from agents.framework.resources import Resource
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
 from agents.sync import batches, store
 from agents.sync.devices import DeviceRecord, went_offline
+from agents.sync.messages import message_id, realtime_event, to_deliver
 from agents.sync.presence import ONLINE_TIMEOUT_S
 from agents.sync.progress import is_complete
-from agents.sync.realtime import message_id, realtime_event, to_deliver
-from agents.sync.realtime_client import REALTIME_SINK
 from agents.sync.views import continue_watching_document, devices_document, watchlist_document
 from contracts.sync_documents import CONTINUE_WATCHING_MAX
 from schemas.envelope import Envelope
@@ -247,6 +249,19 @@ async def prune_commands(ctx: AgentContext) -> int:
 
 
 # --- realtime delivery ---------------------------------------------------------------------------
+
+
+async def _close_sink(sink: RealtimeSink) -> None:
+    await sink.close()
+
+
+# The worker's one way to reach devices (agents/adapters/delivery/), chosen when it first
+# delivers: PubNub when its keys are set, else the built-in fan-out over Redis.
+REALTIME_SINK: Resource[RealtimeSink] = Resource(
+    "realtime-sink",
+    open=lambda ctx: create_sink(ctx.settings, ctx.redis, ctx.prefix),
+    close=_close_sink,
+)
 
 
 def realtime_delivery(clock: Clock = utcnow) -> Callable[[AgentContext, list[Envelope[Any]]], Any]:

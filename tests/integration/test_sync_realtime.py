@@ -15,11 +15,11 @@ from pubnub.callbacks import SubscribeCallback
 from pubnub.pnconfiguration import PNConfiguration
 from pubnub.pubnub_asyncio import PubNubAsyncio
 
+from agents.adapters.delivery.base import RealtimeUnavailable
+from agents.adapters.delivery.fanout import RedisFanout
+from agents.adapters.delivery.pubnub import PubNubSink
 from agents.framework.context import AgentContext, ContextHolder
-from agents.sync.delivery import RealtimeUnavailable
-from agents.sync.handlers import realtime_delivery
-from agents.sync.pubnub_client import PubNubSink
-from agents.sync.realtime_client import REALTIME_SINK, RedisFanout
+from agents.sync.handlers import REALTIME_SINK, realtime_delivery
 from contracts.sync_realtime import epoch_key, position, replay
 from core.config import PubNubSettings, Settings
 from devtools.bench.sync_pubnub import LoopbackPubNub

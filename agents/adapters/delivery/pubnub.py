@@ -26,7 +26,7 @@ from pubnub.enums import PNStatusCategory
 from pubnub.pnconfiguration import PNConfiguration
 from pubnub.pubnub_asyncio import PubNubAsyncio
 
-from agents.sync.delivery import DeliveryRejected, RealtimeUnavailable
+from agents.adapters.delivery.base import DeliveryRejected, RealtimeUnavailable
 from contracts.sync_realtime import claim, release
 from core.config import PubNubSettings
 from core.resilience import breakers
