@@ -36,9 +36,9 @@ from topics.registry import (
 )
 
 PROCESS_BATCH = "process-batch"
-# Candidate titles as parsed before, by id with their row version (store.load_candidates).
-CANDIDATES: Resource[store.CandidateCache] = Resource(
-    "ingestion-candidates", open=lambda ctx: store.CandidateCache()
+# KnownTitle titles as parsed before, by id with their row version (store.load_candidates).
+CANDIDATES: Resource[store.KnownTitleCache] = Resource(
+    "ingestion-candidates", open=lambda ctx: store.KnownTitleCache()
 )
 EXPIRY_WINDOWS_DAYS = (7, 3, 1)
 

@@ -21,7 +21,7 @@ from agents.ingestion.availability import (
 )
 from agents.ingestion.mappings import ItemKey, Mapping, MappingRow
 from agents.ingestion.pipeline import Plan
-from agents.ingestion.resolution import Candidate, LookupKeys, normalized_originals
+from agents.ingestion.resolution import KnownTitle, LookupKeys, normalized_originals
 from agents.ingestion.title_match import people
 from agents.titles.names import normalize_title, title_words
 from agents.titles.store import Versioned, upsert_contents
@@ -111,13 +111,13 @@ FROM content WHERE canonical_id = ANY($1::uuid[])
 # a new xmin, and only committed versions (or this transaction's own, before it writes) are
 # ever read, so an equal xmin means an equal row. Bounded, oldest entries dropped first.
 # One per worker (handlers.py declares it as a resource of the worker).
-CandidateCache = OrderedDict[uuid.UUID, tuple[str, Candidate]]
+KnownTitleCache = OrderedDict[uuid.UUID, tuple[str, KnownTitle]]
 CANDIDATE_CACHE_SIZE = 100_000
 
 
 async def load_candidates(
-    conn: asyncpg.Connection, keys: LookupKeys, ids: Iterable[uuid.UUID], cache: CandidateCache
-) -> list[Candidate]:
+    conn: asyncpg.Connection, keys: LookupKeys, ids: Iterable[uuid.UUID], cache: KnownTitleCache
+) -> list[KnownTitle]:
     """What resolution needs of each title an item of the batch could resolve to, in id order.
 
     Only names, ids, year, runtime and credited names: a batch's candidates can be most of the
@@ -153,13 +153,13 @@ async def load_candidates(
     return out
 
 
-def _candidate(row: asyncpg.Record) -> Candidate:
-    """The same Candidate as `Candidate.from_content` of the stored record."""
+def _candidate(row: asyncpg.Record) -> KnownTitle:
+    """The same KnownTitle as `KnownTitle.from_content` of the stored record."""
     names = [row["title"], *row["alternate_titles"]]
     if row["original_title"]:
         names.append(row["original_title"])
     external_ids = ExternalIds.model_validate(row["external_ids"])
-    return Candidate(
+    return KnownTitle(
         canonical_id=row["canonical_id"],
         content_type=ContentType(row["content_type"]),
         titles={normalize_title(n) for n in names},
