@@ -36,9 +36,9 @@ from topics.registry import (
 )
 
 PROCESS_BATCH = "process-batch"
-# KnownTitle titles as parsed before, by id with their row version (store.load_candidates).
-CANDIDATES: Resource[store.KnownTitleCache] = Resource(
-    "ingestion-candidates", open=lambda ctx: store.KnownTitleCache()
+# Known titles as parsed before, by id with their row version (store.load_known_titles).
+KNOWN_TITLES: Resource[store.KnownTitleCache] = Resource(
+    "ingestion-known-titles", open=lambda ctx: store.KnownTitleCache()
 )
 EXPIRY_WINDOWS_DAYS = (7, 3, 1)
 
@@ -56,11 +56,11 @@ async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
             mappings = await store.load_mappings(
                 conn, [(i.platform, i.platform_item_id) for i in items]
             )
-            candidates = await store.load_candidates(
+            candidates = await store.load_known_titles(
                 conn,
                 lookup_keys(items),
                 [m.canonical_id for m in mappings.values()],
-                ctx.use(CANDIDATES),
+                ctx.use(KNOWN_TITLES),
             )
         with timed(ctx.agent, "resolve"):
             resolved = resolve_batch(items, mappings, candidates)

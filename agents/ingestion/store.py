@@ -112,10 +112,10 @@ FROM content WHERE canonical_id = ANY($1::uuid[])
 # ever read, so an equal xmin means an equal row. Bounded, oldest entries dropped first.
 # One per worker (handlers.py declares it as a resource of the worker).
 KnownTitleCache = OrderedDict[uuid.UUID, tuple[str, KnownTitle]]
-CANDIDATE_CACHE_SIZE = 100_000
+KNOWN_TITLE_CACHE_SIZE = 100_000
 
 
-async def load_candidates(
+async def load_known_titles(
     conn: asyncpg.Connection, keys: LookupKeys, ids: Iterable[uuid.UUID], cache: KnownTitleCache
 ) -> list[KnownTitle]:
     """What resolution needs of each title an item of the batch could resolve to, in id order.
@@ -143,17 +143,17 @@ async def load_candidates(
     ]
     if missing:
         for r in await conn.fetch(_CANDIDATE_FIELDS, missing):
-            cache[r["canonical_id"]] = (r["version"], _candidate(r))
+            cache[r["canonical_id"]] = (r["version"], _known_title(r))
     out = []
     for r in rows:
         cache.move_to_end(r["canonical_id"])
         out.append(cache[r["canonical_id"]][1])
-    while len(cache) > CANDIDATE_CACHE_SIZE:
+    while len(cache) > KNOWN_TITLE_CACHE_SIZE:
         cache.popitem(last=False)
     return out
 
 
-def _candidate(row: asyncpg.Record) -> KnownTitle:
+def _known_title(row: asyncpg.Record) -> KnownTitle:
     """The same KnownTitle as `KnownTitle.from_content` of the stored record."""
     names = [row["title"], *row["alternate_titles"]]
     if row["original_title"]:
@@ -175,7 +175,7 @@ def _candidate(row: asyncpg.Record) -> KnownTitle:
 async def load_contents(
     conn: asyncpg.Connection, ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, CanonicalContent]:
-    """Full records of `ids` (already locked by `load_candidates` in this transaction)."""
+    """Full records of `ids` (already locked by `load_known_titles` in this transaction)."""
     wanted = sorted(set(ids))
     if not wanted:
         return {}
