@@ -170,6 +170,14 @@ def content_changed(
     return old.model_dump(exclude=skip) != new.model_dump(exclude=skip)
 
 
+def changed_fields(old: CanonicalContent | None, new: CanonicalContent) -> list[str]:
+    """Top-level fields whose value differs (the version clock itself does not count)."""
+    if old is None:
+        return sorted(set(CanonicalContent.model_fields) - {"updated_at"})
+    before, after = old.model_dump(mode="json"), new.model_dump(mode="json")
+    return sorted(k for k in after if k != "updated_at" and before.get(k) != after.get(k))
+
+
 def platform_offers(
     content: CanonicalContent | None, platform: str
 ) -> tuple[PlatformAvailability, ...]:
