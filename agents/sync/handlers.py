@@ -20,7 +20,6 @@ import asyncpg
 from loguru import logger
 
 from agents.adapters.delivery.base import RealtimeSink
-from agents.adapters.delivery.factory import create_sink
 from agents.framework.applied import first_seen, forget_before
 from agents.framework.context import AgentContext
 from agents.framework.resources import Resource
@@ -251,16 +250,28 @@ async def prune_commands(ctx: AgentContext) -> int:
 # --- realtime delivery ---------------------------------------------------------------------------
 
 
+def _open_sink(ctx: AgentContext) -> RealtimeSink:
+    """PubNub when PUBNUB_PUBLISH_KEY and PUBNUB_SUBSCRIBE_KEY are set, else the built-in
+    fan-out over Redis (the embedded default, tests). Both use the same channel names and
+    message bodies, so a client app works against either."""
+    pubnub = ctx.settings.pubnub
+    if pubnub.publish_key and pubnub.subscribe_key:
+        from agents.adapters.delivery.pubnub import PubNubSink
+
+        return PubNubSink(pubnub, ctx.redis, ctx.prefix)
+    from agents.adapters.delivery.fanout import RedisFanout
+
+    return RedisFanout(ctx.redis, ctx.prefix)
+
+
 async def _close_sink(sink: RealtimeSink) -> None:
     await sink.close()
 
 
 # The worker's one way to reach devices (agents/adapters/delivery/), chosen when it first
-# delivers: PubNub when its keys are set, else the built-in fan-out over Redis.
+# delivers.
 REALTIME_SINK: Resource[RealtimeSink] = Resource(
-    "realtime-sink",
-    open=lambda ctx: create_sink(ctx.settings, ctx.redis, ctx.prefix),
-    close=_close_sink,
+    "realtime-sink", open=_open_sink, close=_close_sink
 )
 
 
