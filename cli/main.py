@@ -126,6 +126,19 @@ def gateway(
     run_gateway(settings_or_exit(), workers)
 
 
+@app.command()
+def mcp() -> None:
+    """The MCP server on stdio, for desktop assistants; MCP_TOKEN is the user's token
+    (docs/MCP.md). The gateway serves the same server at /mcp over HTTP."""
+    from assistant.stdio import run_stdio
+
+    settings = settings_or_exit()
+    if settings.mcp.token is None:
+        err.print("[red]MCP_TOKEN: the user's bearer token is required[/red]")
+        raise typer.Exit(2)
+    asyncio.run(run_stdio(settings, settings.mcp.token.get_secret_value()))
+
+
 @topics_app.command("create")
 def topics_create() -> None:
     """Create every catalog topic that the broker lacks; existing ones are left alone."""

@@ -28,6 +28,7 @@ from pathlib import Path
 import httpx
 from loguru import logger
 from prometheus_client.parser import text_string_to_metric_families
+from rich.markup import escape
 from rich.table import Table
 
 from cli.backlog import BacklogProbe, describe, up_consumer_group
@@ -54,6 +55,7 @@ from cli.supervisor import (
 )
 from core.config import ConfigError, Settings, load_settings
 from core.embedded import ServiceProcess, start_postgres, start_redis
+from core.embedded.wheels import missing_wheels, missing_wheels_message
 from core.observability.logging import init_logging
 from core.stack_file import (
     DEV_KEY_VARIABLE,
@@ -123,6 +125,27 @@ def run_stack(data_dir: str, gateway_port: int, durable: bool = False) -> int:
             "terminal, or pass another --data-dir[/red]"
         )
         return 1
+    kind = BrokerKind.DURABLE if durable else BrokerKind.MEMORY
+    embedded: list[tuple[str, str, str, Callable[[int | None], ServiceProcess]]] = [
+        *broker_services(kind, root),
+        (
+            "DATABASE_URL",
+            "postgres",
+            "postgresql",
+            lambda port: start_postgres(root / "postgres", port=port),
+        ),
+        (
+            "REDIS_URL",
+            "redis",
+            "redis",
+            lambda port: start_redis(root / "redis", port=port),
+        ),
+    ]
+    missing = missing_wheels(n for v, n, _, _ in embedded if not os.environ.get(v))
+    if missing:
+        # escape: the message's `[local]` is not rich markup.
+        console.print(f"[red]{escape(missing_wheels_message(missing))}[/red]", soft_wrap=True)
+        return 2
     root.mkdir(parents=True, exist_ok=True)
     (root / "logs").mkdir(exist_ok=True)
     ports_dir = root / "run"
@@ -154,22 +177,6 @@ def run_stack(data_dir: str, gateway_port: int, durable: bool = False) -> int:
             # clients and the stack file stay right. The hooks need `settings`, known later.
             hooks: dict[str, Callable[[], None]] = {}
             deaths: dict[str, Callable[[], None]] = {}
-            kind = BrokerKind.DURABLE if durable else BrokerKind.MEMORY
-            embedded: list[tuple[str, str, str, Callable[[int | None], ServiceProcess]]] = [
-                *broker_services(kind, root),
-                (
-                    "DATABASE_URL",
-                    "postgres",
-                    "postgresql",
-                    lambda port: start_postgres(root / "postgres", port=port),
-                ),
-                (
-                    "REDIS_URL",
-                    "redis",
-                    "redis",
-                    lambda port: start_redis(root / "redis", port=port),
-                ),
-            ]
             # A service named in the environment is used as it is; the others start here.
             for variable, name, label, start in embedded:
                 if os.environ.get(variable):

@@ -59,7 +59,7 @@ class ContinueWatchingDocument(_Document):
 
 
 class DeviceEntry(DeviceInfo):
-    """DOMAIN's DeviceInfo with its presence: is_online is judged when the list is read."""
+    """docs/DOMAIN.md's DeviceInfo with its presence: is_online is judged when the list is read."""
 
     last_seen: datetime
     is_online: bool

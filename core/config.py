@@ -266,7 +266,7 @@ class ResponseCacheSettings(_Section):
     model_config = SettingsConfigDict(env_prefix="RESPONSE_CACHE_", extra="ignore")
 
     enabled: bool = True
-    # DOMAIN.md: content paths 300 s, other GETs 60 s.
+    # docs/DOMAIN.md: content paths 300 s, other GETs 60 s.
     content_ttl_s: int = Field(default=300, ge=1, le=86400)
     default_ttl_s: int = Field(default=60, ge=1, le=86400)
     # Larger responses are served but not stored.
@@ -284,7 +284,7 @@ class DiscoverySettings(_Section):
 
     model_config = SettingsConfigDict(env_prefix="DISCOVERY_", extra="ignore")
 
-    # DOMAIN.md: parsed intents 10 min, query embeddings 1 h, search responses 30 min. Seconds,
+    # docs/DOMAIN.md: parsed intents 10 min, query embeddings 1 h, search responses 30 min. Seconds,
     # fractions allowed (tests expire entries in a fraction of a second).
     intent_ttl_s: float = Field(default=600.0, gt=0, le=7 * 86400)
     embedding_ttl_s: float = Field(default=3600.0, gt=0, le=7 * 86400)
@@ -292,7 +292,7 @@ class DiscoverySettings(_Section):
     # Parse queries with OPENAI_CHAT_MODEL when OPENAI_API_KEY is set; false: the local parser.
     llm_intents: bool = True
     llm_timeout_s: float = Field(default=1.5, gt=0, le=60)
-    # DOMAIN.md: each search strategy 300 ms, the whole retrieval 450 ms.
+    # docs/DOMAIN.md: each search strategy 300 ms, the whole retrieval 450 ms.
     strategy_timeout_s: float = Field(default=0.3, gt=0, le=60)
     search_timeout_s: float = Field(default=0.45, gt=0, le=120)
     # How long the gateway waits for the discovery agent to answer a result-cache miss (504 after).
@@ -311,17 +311,39 @@ class SonaSettings(_Section):
     store_float16: bool = True
     # Adapters held by each worker process (LRU); a new version evicts its user everywhere.
     cache_entries: int = Field(default=10_000, ge=1)
-    # DOMAIN: retrain once at least this many new viewing events arrived for the user.
+    # docs/DOMAIN.md: retrain once at least this many new viewing events arrived for the user.
     min_training_events: int = Field(default=10, ge=1)
     # The most recent viewings one training round uses.
     max_training_examples: int = Field(default=200, ge=10)
-    # DOMAIN: recommendations are cached 1 h (and dropped when the user's taste changes).
+    # docs/DOMAIN.md: recommendations are cached 1 h (and dropped when the user's taste changes).
     cache_ttl_s: float = Field(default=3600.0, gt=0, le=7 * 86400)
     # How long the gateway waits for the SONA agent to answer a cache miss (504 after).
     reply_timeout_s: float = Field(default=3.0, gt=0, le=60)
     # false: answers use the profile alone (the adapters are still trained); for comparing
     # the two (`mgw bench recommend-quality`) and for switching a misbehaving adapter off.
     adapter_enabled: bool = True
+
+
+class McpSettings(_Section):
+    """The MCP server for assistants (docs/MCP.md): on the gateway at /mcp, and `mgw mcp`."""
+
+    model_config = SettingsConfigDict(env_prefix="MCP_", extra="ignore")
+
+    # Serve /mcp and its protected-resource metadata on the gateway.
+    enabled: bool = True
+    # The assistant's device id: the sender of its remote commands (not a registered device).
+    device_id: str = Field(default="assistant", pattern=r"^[A-Za-z0-9._:-]{1,128}$")
+    # The public URL of /mcp, the resource its tokens are for; default: the request's own.
+    resource_url: str | None = Field(default=None, pattern=r"^https?://")
+    # Where a client gets tokens, in the protected-resource metadata; default: AUTH_ISSUER when
+    # it is a URL, else the gateway itself (tokens are signed for it: `mgw token dev`).
+    authorization_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # `mgw mcp` (stdio): the user's token and the gateway it calls (default: MGW_GATEWAY_URL,
+    # which `mgw up` records, else 127.0.0.1:8080).
+    token: SecretStr | None = None
+    gateway_url: str | None = Field(default=None, pattern=r"^https?://")
+
+    _split = field_validator("authorization_servers", mode="before")(_split_csv)
 
 
 class Settings(BaseModel):
@@ -340,6 +362,7 @@ class Settings(BaseModel):
     response_cache: ResponseCacheSettings
     discovery: DiscoverySettings
     sona: SonaSettings
+    mcp: McpSettings = Field(default_factory=McpSettings)
 
 
 _SECTIONS: dict[str, type[_Section]] = {
@@ -358,6 +381,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "response_cache": ResponseCacheSettings,
     "discovery": DiscoverySettings,
     "sona": SonaSettings,
+    "mcp": McpSettings,
 }
 
 

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from loguru import logger
 
+from assistant.mount import mount_mcp
 from core.broker_wakeup import BrokerWakeup, wakeup_channel
 from core.config import Settings
 from core.publisher import Publisher
@@ -129,4 +130,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(contracts_router)
     install_body_schemas(app)
     install_common_responses(app)
+    if settings.mcp.enabled:
+        mount_mcp(app, settings)  # /mcp for assistants (docs/MCP.md)
     return app

@@ -1,4 +1,4 @@
-"""Reading topics back in tests, without trusting ListOffsets (wrong on Tansu, INFRA.md)."""
+"""Reading topics back in tests, without trusting ListOffsets (wrong on Tansu, docs/BROKER.md)."""
 
 from __future__ import annotations
 

@@ -97,7 +97,7 @@ class Retriever:
         if plan.vector.filter_in_store:
             flt = vector_filter(plan.filters, exclude)
         else:
-            # Loose filters: the nearest titles unfiltered, checked afterwards (DOMAIN).
+            # Loose filters: the nearest titles unfiltered, checked afterwards (docs/DOMAIN.md).
             flt = VectorFilter(exclude_ids=list(exclude)) if exclude else None
         found = await vectors.search(vector, plan.vector.fetch_k, flt)
         return found[: close_enough([p.score for p in found])]

@@ -1,8 +1,8 @@
 """How much of the catalog a search's filters let through, estimated from catalog counts.
 
-DOMAIN: filter inside the vector store when fewer than 10% of titles pass, else over-fetch and
-filter after (agents.discovery.filters.plan_vector_fetch). The store cannot count under a
-filter cheaply, so the discovery agent keeps a periodic snapshot of the catalog's counts per
+docs/DOMAIN.md: filter inside the vector store when fewer than 10% of titles pass, else over-fetch
+and filter after (agents.discovery.filters.plan_vector_fetch). The store cannot count under a filter
+cheaply, so the discovery agent keeps a periodic snapshot of the catalog's counts per
 genre, platform, region and release year (CatalogStats) and multiplies the shares of the
 conditions set, as if they were independent. Only the conditions the vector store itself
 applies are counted: rating and maturity are checked after the fetch either way.

@@ -28,8 +28,9 @@ RANK = 8
 ALPHA = 16.0
 BASE_SEED = 20_240_501
 EPOCHS = 5
-# DOMAIN said 0.001, which barely moves the user layer from its zero start (the adapter then
-# added nothing measurable); 0.05 is what the validation split chose (docs/SONA.md, "Quality").
+# The earlier design said 0.001 (docs/DOMAIN.md), which barely moves the user layer from its
+# zero start (the adapter then added nothing measurable); 0.05 is what the validation split
+# chose (docs/SONA.md, "Quality").
 LEARNING_RATE = 0.05
 
 F32 = npt.NDArray[np.float32]

@@ -8,6 +8,7 @@ import importlib.resources
 import importlib.util
 import os
 import pwd
+import shutil
 import signal
 import stat
 import subprocess
@@ -70,8 +71,10 @@ def _postgres_run_as() -> _RunAs | None:
 
 
 def _create_system_user(name: str) -> pwd.struct_passwd:
+    # root's PATH in a minimal environment (a container's exec, cron) may lack the sbin dirs.
+    search = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
     cmd = [
-        "useradd",
+        shutil.which("useradd", path=search) or "useradd",
         "--system",
         "--user-group",
         "--no-create-home",

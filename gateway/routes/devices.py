@@ -55,7 +55,7 @@ router = APIRouter(prefix="/api/v1/users/{user_id}/devices", tags=["devices"])
 
 
 class DeviceRegistration(BaseModel):
-    """DOMAIN's DeviceInfo without the id (it is in the path)."""
+    """docs/DOMAIN.md's DeviceInfo without the id (it is in the path)."""
 
     model_config = ConfigDict(extra="forbid")
 

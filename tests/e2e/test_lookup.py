@@ -60,7 +60,8 @@ async def test_without_an_agent_a_miss_is_503_and_the_breaker_stops_asking(
         first = await http.get(f"/api/v1/content/{uuid.uuid4()}")
         assert first.status_code == 503 and first.json()["error"] == "lookup_timeout"
         assert first.headers["Retry-After"] == "1"
-        # DOMAIN's agent_reply breaker: 15 failures open it; then calls are refused at once.
+        # core/resilience/breaker.py's agent_reply breaker: 15 failures open it; then calls are
+        # refused at once.
         codes = [
             (await http.get(f"/api/v1/content/{uuid.uuid4()}")).json()["error"] for _ in range(20)
         ]

@@ -113,7 +113,7 @@ async def committed_offsets(settings: Settings, group: str) -> dict[int, int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap)
     await admin.start()
     try:
-        # Without `partitions=` the answer fails to decode on Tansu (INFRA.md, gotcha 6).
+        # Without `partitions=` the answer fails to decode on Tansu (docs/BROKER.md).
         offsets = await admin.list_consumer_group_offsets(group, partitions=partitions)
     finally:
         await admin.close()

@@ -5,10 +5,13 @@ The uninterrupted run is the same reports through the same handler in this proce
 database and vector store of its own. Each user finishes nine titles, watches the first again,
 then finishes a tenth: training (due from the tenth viewing, possible from the tenth distinct
 title) happens exactly once, on the same ten titles, however the broker cuts the stream into
-batches, so the two runs must agree byte for byte (training is deterministic).
-
-Every session starts with a report under 30 %: applied twice, it would start a new session and
-count the title again, so a report folded in twice shows in the counters.
+batches, so the two runs train the same adapter, though not to the last byte. The time a
+session's weight is folded at depends on the batches: a title finished then rewatched inside one
+batch is folded once at the rewatch's time, across two batches at the first viewing's time and
+then the rest at that time too, which the 0.95-per-30-days decay weighs a few millionths
+apart (the rewatch comes 18 minutes after the first viewing). So the taste is compared to 0.1 %
+of its norm and the adapter's weights to 1 % of the largest: one title's weight more, less or twice
+moves the taste by about a tenth (each user has eleven viewings).
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from agents.adapters.vectors.edge import EdgeVectorStore
 from agents.framework.context import ContextHolder
 from agents.framework.db import _init_connection
 from agents.framework.migrate import migrate_url
-from agents.sona import store
+from agents.sona import adapter_codec, store
 from agents.sona.handlers import train_from_progress
 from agents.sync.clock import to_physical_us
 from core.config import settings_with
@@ -82,6 +85,14 @@ def reports(publisher: Publisher) -> list[Envelope[Any]]:
                 step += 1
     scheduled.sort(key=lambda s: s[0])  # stable: each user's own order is kept
     return [env for _, env in scheduled]
+
+
+def assert_same_weights(got: bytes, want: bytes, user: str) -> None:
+    a, b = adapter_codec.decode(got), adapter_codec.decode(want)
+    for mine, theirs in ((a.a_user, b.a_user), (a.b_user, b.b_user)):
+        scale = float(np.abs(theirs).max())
+        worst = float(np.abs(mine.astype(np.float64) - theirs).max())
+        assert worst <= 0.01 * scale, f"{user}: weights differ by {worst} (largest {scale})"
 
 
 @dataclass
@@ -212,11 +223,13 @@ async def test_a_killed_training_worker_loses_nothing_and_trains_the_same_adapte
             "SELECT sum(finished_count) FROM sona_viewings WHERE user_id = $1", user
         )
         assert viewings == VIEWINGS_PER_USER, user
-        # The same adapter as the uninterrupted run: version, steps and every stored byte.
+        # The same adapter as the uninterrupted run: version, steps and weights to rounding.
         assert got.versions == want.versions == [1], user
         assert got.training_iterations == want.training_iterations, user
-        assert got.weights == want.weights, user
-        assert np.array_equal(got.profile.profile.taste, want.profile.profile.taste), user
+        assert_same_weights(got.weights, want.weights, user)
+        taste, reference_taste = got.profile.profile.taste, want.profile.profile.taste
+        drift = float(np.linalg.norm(taste - reference_taste))
+        assert drift <= 1e-3 * float(np.linalg.norm(reference_taste)), (user, drift)
         assert dict(got.profile.profile.genre_affinities) == dict(
             want.profile.profile.genre_affinities
         ), user

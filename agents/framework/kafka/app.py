@@ -44,7 +44,7 @@ def create_app(
         broker_commit_interval=kafka.commit_interval_s,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        # Authoritative state lives in Postgres, not in Faust tables (INFRA.md, gotcha 3).
+        # Authoritative state lives in Postgres, not in Faust tables (docs/BROKER.md).
         store="memory://",
         datadir=str(datadir),
         web_enabled=False,
