@@ -5,7 +5,7 @@ A consumer group would hand each record to one worker only, so this consumer has
 assigned every partition and reads them from the log start (a fresh worker replays what the
 topic keeps; handlers of such topics must be idempotent, which evictions by version are).
 Offsets are never committed, and ListOffsets is never used (it under-reports on Tansu:
-docs/ARCHITECTURE.md). Idle, it fetches when our producers call or once a second, like the
+docs/BROKER.md). Idle, it fetches when our producers call or once a second, like the
 agents' consumers (fetch_wait.py).
 """
 
