@@ -4,8 +4,9 @@ agents/framework/kafka/; nothing else imports aiokafka or Faust (tests/unit/test
 
 Clients are made here with the project's conventions, so each is stated once: producers wait
 for every in-sync replica and are not idempotent (InitProducerId, which idempotence needs, is
-rejected by dev brokers such as Tansu, docs/BROKER.md; duplicates from retries are made harmless by idempotent
-sinks instead), and the tools' consumers belong to no group and commit nothing.
+rejected by dev brokers such as Tansu, docs/BROKER.md; duplicates from retries are made
+harmless by idempotent sinks instead), and the tools' consumers belong to no group and commit
+nothing.
 """
 
 from __future__ import annotations
