@@ -395,7 +395,9 @@ def bench_gateway_command(
     ] = None,
     only: Annotated[
         list[str] | None,
-        typer.Option(help="Only these runs (repeatable): post, batch, read, hit, fixed, raw."),
+        typer.Option(
+            help="Only these runs (repeatable): post, batch, read, hit, sync, fixed, raw."
+        ),
     ] = None,
     profile: Annotated[
         Path | None, typer.Option(help="Record the gateway with py-spy to this file.")
