@@ -34,7 +34,7 @@ from agents.discovery.selectivity import CatalogStats
 from agents.framework.context import AgentContext
 from agents.framework.resources import Resource
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
-from contracts.discovery_cache import request_results_key, request_results_set_key
+from agreements.discovery_cache import request_results_key, request_results_set_key
 from core.observability import correlation
 from core.observability.stages import timed
 from schemas.discovery import SearchRequested

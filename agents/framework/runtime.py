@@ -5,7 +5,7 @@ Faust then commits the highest contiguous acknowledged offset. A crash mid-batch
 redelivers the batch, and handlers are idempotent so the redelivery changes nothing.
 
 Someone waits for each record of a request topic (`TopicSpec.is_request`): a request the agent
-cannot answer is answered at once with a failure on its reply channel (contracts/agent_reply.py)
+cannot answer is answered at once with a failure on its reply channel (agreements/agent_reply.py)
 rather than left to the asker's timeout: a record that cannot be decoded or is dead-lettered
 (the reason, not retryable), and every request of a batch whose first try hit a transient
 failure (a dependency down: retryable; the batch is still retried as any other).
@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from contracts.agent_reply import AgentFailure, failure_reply, reply_channel_in
+from agreements.agent_reply import AgentFailure, failure_reply, reply_channel_in
 from core.observability import correlation
 from core.observability.metrics import (
     AGENT_BATCH_SECONDS,

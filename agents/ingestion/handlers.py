@@ -23,7 +23,7 @@ from agents.ingestion.pipeline import Plan, merge_batch, resolve_batch
 from agents.ingestion.resolution import lookup_keys
 from agents.titles.store import Versioned, fetch_contents, upsert_contents
 from agents.titles.versions import newest_per_key, supersedes
-from contracts.catalog_warnings import count_by_kind, offer_warnings
+from agreements.catalog_warnings import count_by_kind, offer_warnings
 from core.observability.metrics import INGEST_WARNINGS
 from core.observability.stages import timed
 from schemas.envelope import Envelope, decode, encode

@@ -24,7 +24,7 @@ from collections.abc import Collection, Iterable
 from typing import Any, TypeVar
 
 from agents.ingestion.normalize import NormalizedItem
-from contracts.genres import canonical_order, fallback_genres
+from agreements.genres import canonical_order, fallback_genres
 from schemas.content import (
     MAX_ALTERNATE_TITLES,
     MAX_KEYWORDS,

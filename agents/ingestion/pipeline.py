@@ -19,7 +19,7 @@ from agents.ingestion.merge import content_changed, merge_into, platform_offers,
 from agents.ingestion.normalize import NormalizedItem
 from agents.ingestion.resolution import CanonicalMatch, KnownTitle, KnownTitleIndex, assign
 from agents.titles.versions import newest_per_key, supersedes
-from contracts.genres import map_genres
+from agreements.genres import map_genres
 from schemas.content import CanonicalContent, PlatformAvailability
 
 

@@ -25,7 +25,7 @@ from agents.ingestion.resolution import KnownTitle, LookupKeys, normalized_origi
 from agents.ingestion.title_match import people
 from agents.titles.names import normalize_title, title_words
 from agents.titles.store import Versioned, upsert_contents
-from contracts.catalog_warnings import ItemWarning, parse_warnings
+from agreements.catalog_warnings import ItemWarning, parse_warnings
 from schemas.content import (
     AvailabilityType,
     CanonicalContent,

@@ -51,7 +51,7 @@ from agents.sona.ranking import recommend
 from agents.sona.taste import unfolded
 from agents.sona.training import NotEnoughEvents, train_on_examples
 from agents.sona.viewings import ViewingState
-from contracts.sona_cache import drop_generation, drop_recommendations, store_recommendations
+from agreements.sona_cache import drop_generation, drop_recommendations, store_recommendations
 from schemas.envelope import Envelope
 from schemas.sona import AdapterTrained, RecommendationsRequested, RecommendationsResponse
 from topics.registry import (

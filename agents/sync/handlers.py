@@ -31,7 +31,7 @@ from agents.sync.messages import message_id, realtime_event, to_deliver
 from agents.sync.presence import ONLINE_TIMEOUT_S
 from agents.sync.progress import is_complete
 from agents.sync.views import continue_watching_document, devices_document, watchlist_document
-from contracts.sync_documents import CONTINUE_WATCHING_MAX
+from agreements.sync_documents import CONTINUE_WATCHING_MAX
 from schemas.envelope import Envelope
 from schemas.sync import SyncView
 from topics.registry import (

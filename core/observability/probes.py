@@ -103,7 +103,7 @@ def read_model_check(client: Any, prefix: str) -> Check:
     """Degraded while the read model is missing (Redis lost it) or being rebuilt."""
 
     async def check() -> Mapping[str, Any]:
-        from contracts.read_model import STATE_READY, STATE_REBUILDING, read_state
+        from agreements.read_model import STATE_READY, STATE_REBUILDING, read_state
 
         state = await read_state(client, prefix)
         if state == STATE_READY:

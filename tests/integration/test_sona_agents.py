@@ -24,8 +24,8 @@ from agents.sona.handlers import (
     train_from_progress,
 )
 from agents.sync.clock import to_physical_us
-from contracts.read_model import reply_channel
-from contracts.sona_cache import read_recommendations
+from agreements.read_model import reply_channel
+from agreements.sona_cache import read_recommendations
 from schemas.envelope import Envelope, decode, wrap
 from schemas.sona import AdapterTrained, RecommendationsRequested, RecommendationsResponse
 from schemas.sync import HLC, ProgressUpdate

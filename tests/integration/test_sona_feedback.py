@@ -24,8 +24,8 @@ from agents.sona.handlers import (
 )
 from agents.sync.clock import to_physical_us
 from agents.titles.store import Versioned, upsert_contents
-from contracts.read_model import reply_channel
-from contracts.sona_cache import read_recommendations, store_recommendations
+from agreements.read_model import reply_channel
+from agreements.sona_cache import read_recommendations, store_recommendations
 from schemas.content import MetadataEnriched
 from schemas.envelope import Envelope, wrap
 from schemas.sona import ContentDismissed, ContentRated, RecommendationsRequested

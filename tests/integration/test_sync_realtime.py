@@ -20,7 +20,7 @@ from agents.adapters.delivery.fanout import RedisFanout
 from agents.adapters.delivery.pubnub import PubNubSink
 from agents.framework.context import AgentContext, ContextHolder
 from agents.sync.handlers import REALTIME_SINK, realtime_delivery
-from contracts.sync_realtime import epoch_key, position, replay
+from agreements.sync_realtime import epoch_key, position, replay
 from core.config import PubNubSettings, Settings
 from devtools.bench.sync_pubnub import LoopbackPubNub
 from gateway.realtime.hub import RealtimeHub

@@ -35,8 +35,8 @@ from agents.ingestion.merge import merge_into
 from agents.ingestion.normalize import normalize_item
 from agents.ingestion.resolution import KnownTitleIndex, assign
 from agents.readmodel import store as read_model
-from contracts.catalog_producer import FieldProblem, validate_items
-from contracts.genres import map_genres
+from agreements.catalog_producer import FieldProblem, validate_items
+from agreements.genres import map_genres
 from core.config import Settings
 from core.publisher import RawRecord
 from gateway.auth.key_store import KeyStore

@@ -1,5 +1,5 @@
 """The built-in fan-out: each message goes to a Redis stream and pub/sub channel per user
-(contracts/sync_realtime.py), where the gateways' event streams pick it up. The fan-out claims
+(agreements/sync_realtime.py), where the gateways' event streams pick it up. The fan-out claims
 a message id in the same Lua script that delivers, so a message reaches devices at most once.
 """
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 
-from contracts.sync_realtime import Outbound, publish
+from agreements.sync_realtime import Outbound, publish
 from schemas.sync import RealtimeEvent, addressed_to
 
 

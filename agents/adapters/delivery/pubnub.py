@@ -27,7 +27,7 @@ from pubnub.pnconfiguration import PNConfiguration
 from pubnub.pubnub_asyncio import PubNubAsyncio
 
 from agents.adapters.delivery.base import DeliveryRejected, RealtimeUnavailable
-from contracts.sync_realtime import claim, release
+from agreements.sync_realtime import claim, release
 from core.config import PubNubSettings
 from core.resilience import breakers
 from schemas.sync import RealtimeEvent
