@@ -19,7 +19,7 @@ COPY pyproject.toml README.md ./
 COPY core ./core
 COPY schemas ./schemas
 COPY topics ./topics
-COPY contracts ./contracts
+COPY agreements ./agreements
 COPY agents ./agents
 COPY gateway ./gateway
 COPY cli ./cli

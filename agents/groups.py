@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from agents.discovery import handlers as discovery
 from agents.enrichment import handlers as enrichment
-from agents.framework.runtime import AgentSpec, TimerSpec
+from agents.framework.runtime import AgentSpec, BroadcastSpec, TimerSpec
 from agents.ingestion import handlers as ingestion
 from agents.readmodel import handlers as readmodel
 from agents.sona import handlers as sona
@@ -15,6 +15,9 @@ from agents.titles import handlers as titles
 SLICES = (titles, readmodel, ingestion, enrichment, sync, discovery, sona)
 ALL_AGENTS: tuple[AgentSpec, ...] = tuple(spec for s in SLICES for spec in s.AGENTS)
 ALL_TIMERS: tuple[TimerSpec, ...] = tuple(timer for s in SLICES for timer in s.TIMERS)
+ALL_BROADCASTS: tuple[BroadcastSpec, ...] = tuple(
+    b for s in SLICES for b in getattr(s, "BROADCASTS", ())
+)
 
 
 def groups() -> dict[str, list[AgentSpec]]:
@@ -39,3 +42,7 @@ def agents_for(names: list[str]) -> list[AgentSpec]:
 
 def timers_for(names: list[str]) -> list[TimerSpec]:
     return [t for t in ALL_TIMERS if "all" in names or t.group in names]
+
+
+def broadcasts_for(names: list[str]) -> list[BroadcastSpec]:
+    return [b for b in ALL_BROADCASTS if "all" in names or b.group in names]

@@ -9,7 +9,7 @@ which under-reports on Tansu (docs/ARCHITECTURE.md); committed offsets come from
 client, with the partitions named (Tansu needs them).
 
 A committed offset beyond the end is not a lag of 0 but a fault: the broker lost records the
-group had read (agents/framework/offset_guard.py). It is reported as such, and a backlog with
+group had read (agents/framework/kafka/offset_guard.py). It is reported as such, and a backlog with
 one is not drained.
 
 What is left is counted per topic: under `mgw up` every agent shares one consumer group, whose
@@ -23,10 +23,8 @@ import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-
 from cli.records import known_ends, partitions_of
+from core.kafka import KafkaAdmin, KafkaConsumer, TopicPartition, new_admin, new_reader
 from topics.consumers import Consumer, load_index
 
 OUTBOX = "outbox"
@@ -34,7 +32,7 @@ ENRICHMENT_DUE = "enrichment_due"
 
 
 def up_consumer_group(prefix: str, worker_groups: Sequence[str]) -> str:
-    """The consumer group of a worker running `worker_groups` (agents/framework/app.py
+    """The consumer group of a worker running `worker_groups` (agents/framework/kafka/app.py
     consumer_group(), which imports Faust; a unit test keeps the two equal)."""
     return f"{prefix}-{'+'.join(sorted(worker_groups))}"
 
@@ -112,8 +110,8 @@ class BacklogProbe:
         self._group = consumer_group
         self._database_url = database_url
         self._loop = asyncio.new_event_loop()
-        self._consumer: AIOKafkaConsumer | None = None
-        self._admin: AIOKafkaAdminClient | None = None
+        self._consumer: KafkaConsumer | None = None
+        self._admin: KafkaAdmin | None = None
         self._tps: list[TopicPartition] = []
 
     def measure(self) -> Backlog:
@@ -127,17 +125,15 @@ class BacklogProbe:
         return topic.removeprefix(f"{self._prefix}.") if self._prefix else topic
 
     async def _open(self) -> None:
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self._bootstrap,
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            client_id="mgw-up-drain",
+        consumer = new_reader(
+            self._bootstrap,
+            "mgw-up-drain",
             # Only the high watermark matters: fetch as little as a fetch can.
             max_partition_fetch_bytes=1024,
             fetch_max_wait_ms=200,
         )
         await consumer.start()
-        admin = AIOKafkaAdminClient(bootstrap_servers=self._bootstrap, client_id="mgw-up-drain")
+        admin = new_admin(self._bootstrap, "mgw-up-drain")
         try:
             await admin.start()
             tps: list[TopicPartition] = []

@@ -18,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaProducer
 
 from cli.records import (
     UnknownTopic,
@@ -29,6 +28,7 @@ from cli.records import (
     resolve_topic,
     validation_error,
 )
+from core.kafka import KafkaProducer, new_producer
 from core.publisher import envelope_headers
 from schemas.envelope import decode
 from topics.registry import DLQ_SUFFIX, TopicSpec
@@ -185,7 +185,7 @@ async def replay(
         Replayed(f"{'' if p is None else f'{p}:'}{o}", "-", "skipped", "no such dead letter")
         for p, o in sorted(refs - found, key=lambda r: (r[0] or 0, r[1]))
     ]
-    producer: AIOKafkaProducer | None = None
+    producer: KafkaProducer | None = None
     try:
         for letter in letters:
             value, headers, error = replay_record(letter, spec, dlq_topic, patch)
@@ -205,12 +205,7 @@ async def replay(
                 )
                 continue
             if producer is None:
-                producer = AIOKafkaProducer(
-                    bootstrap_servers=bootstrap,
-                    acks="all",
-                    enable_idempotence=False,
-                    client_id="mgw-dlq-replay",
-                )
+                producer = new_producer(bootstrap, "mgw-dlq-replay")
                 await producer.start()
             sent = await producer.send_and_wait(original, value, key=letter.key, headers=headers)
             results.append(

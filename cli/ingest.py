@@ -12,15 +12,15 @@ import orjson
 import redis.asyncio as aioredis
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from cli.console import console_for, out
-from contracts.catalog_producer import (
+from agreements.catalog_producer import (
     AVAILABILITY_READINGS,
     MAX_BATCH_ITEMS,
     CatalogProducer,
     ItemResult,
     summarize,
 )
-from contracts.catalog_warnings import KINDS, UNKNOWN_FIELD
+from agreements.catalog_warnings import KINDS, UNKNOWN_FIELD
+from cli.console import console_for, out
 from core.broker_wakeup import BrokerWakeup, wakeup_channel
 from core.config import Settings
 from core.publisher import Publisher

@@ -52,7 +52,7 @@ RESOURCES: Mapping[str, Resources] = {
 
 
 def consumer_group(prefix: str, group: str) -> str:
-    # agents/framework/app.py consumer_group() for a worker running one group.
+    # agents/framework/kafka/app.py consumer_group() for a worker running one group.
     return f"{prefix}-{group}"
 
 

@@ -101,8 +101,8 @@ def worker(
     ],
 ) -> None:
     """Run the agents of one or more worker groups (each group is its own consumer group)."""
-    from agents.framework.worker import run_worker
-    from agents.groups import agents_for, timers_for
+    from agents.framework.kafka.worker import run_worker
+    from agents.groups import agents_for, broadcasts_for, timers_for
 
     settings = settings_or_exit()
     try:
@@ -110,7 +110,7 @@ def worker(
     except KeyError as exc:
         err.print(f"[red]{exc.args[0]}[/red]")
         raise typer.Exit(2) from None
-    run_worker(settings, groups, specs, timers_for(groups))
+    run_worker(settings, groups, specs, timers_for(groups), broadcasts_for(groups))
 
 
 @app.command()

@@ -13,9 +13,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from pydantic import ValidationError
 
+from core.kafka import ConsumerRecord, KafkaConsumer, TopicPartition, new_reader
 from schemas.envelope import decode
 from topics.registry import DLQ_SUFFIX, TopicSpec, all_topics
 
@@ -116,17 +116,12 @@ def shown(record: ConsumerRecord, spec: TopicSpec) -> Shown:
     )
 
 
-def new_consumer(bootstrap: str) -> AIOKafkaConsumer:
+def new_consumer(bootstrap: str) -> KafkaConsumer:
     # No group: a subscriber's tool must never move a consumer group's offsets.
-    return AIOKafkaConsumer(
-        bootstrap_servers=bootstrap,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        client_id="mgw-tools",
-    )
+    return new_reader(bootstrap, "mgw-tools")
 
 
-async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPartition]:
+async def partitions_of(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
     deadline = time.monotonic() + WAIT_FOR_METADATA_S
     while True:
         found = consumer.partitions_for_topic(topic)
@@ -138,7 +133,7 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> list[TopicPar
 
 
 async def known_ends(
-    consumer: AIOKafkaConsumer, tps: Iterable[TopicPartition], timeout_s: float = 10.0
+    consumer: KafkaConsumer, tps: Iterable[TopicPartition], timeout_s: float = 10.0
 ) -> dict[TopicPartition, int]:
     """Each partition's end as the last fetch reported it, fetching until all are known.
 
@@ -159,7 +154,7 @@ async def known_ends(
 
 
 async def records_until(
-    consumer: AIOKafkaConsumer, stop_at: Mapping[TopicPartition, int]
+    consumer: KafkaConsumer, stop_at: Mapping[TopicPartition, int]
 ) -> AsyncIterator[ConsumerRecord]:
     """What is assigned, from the current positions up to `stop_at` (exclusive)."""
     pending = {tp for tp, end in stop_at.items() if await consumer.position(tp) < end}

@@ -13,8 +13,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.errors import KafkaError
 from rich.markup import escape
 
 from cli.console import out
@@ -27,6 +25,7 @@ from cli.records import (
     resolve_topic,
     shown,
 )
+from core.kafka import KafkaConsumer, KafkaError, TopicPartition
 
 _RELATIVE = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -80,7 +79,7 @@ class Filters:
 
 
 async def _position(
-    consumer: AIOKafkaConsumer,
+    consumer: KafkaConsumer,
     tps: list[TopicPartition],
     start: Start,
     ends: dict[TopicPartition, int],

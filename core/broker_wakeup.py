@@ -5,7 +5,7 @@ Why: Tansu (the embedded and test broker) answers a waiting fetch only when the 
 ends, not when a record arrives, so a consumer that must see a record within milliseconds has
 to fetch every few milliseconds, which costs a third of a core for an idle stack. Instead, a
 worker's consumer that has seen nothing for a while stops fetching and waits on its own side
-(agents/framework/fetch_wait.py) until this call comes, or `KAFKA_IDLE_FETCH_INTERVAL_MS`
+(agents/framework/kafka/fetch_wait.py) until this call comes, or `KAFKA_IDLE_FETCH_INTERVAL_MS`
 passes: records of producers that do not call (anything outside this code base) are fetched
 within that bound. The call is a hint: lost or late, it delays a record by at most that bound,
 never loses one, since records are read from the broker, not from the message.

@@ -69,7 +69,7 @@ class KafkaSettings(_Section):
     commit_interval_s: float = Field(default=1.0, gt=0)
     # How long a worker's fetch may wait at the broker for records. Tansu (the embedded
     # broker) answers a waiting fetch only when the wait ends, so each agent hop costs up to
-    # this much (agents/framework/fetch_wait.py); Apache Kafka answers as records arrive, and
+    # this much (agents/framework/kafka/fetch_wait.py); Apache Kafka answers as records arrive, and
     # a production cluster may raise it (e.g. 500) to poll idle partitions less often.
     fetch_max_wait_ms: int = Field(default=10, ge=1, le=10_000)
     # A worker's consumer that has seen no record and no wake-up call for a second stops

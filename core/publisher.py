@@ -13,13 +13,12 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
 from loguru import logger
 from prometheus_client import Counter
 
 from core.broker_wakeup import BrokerWakeup
 from core.config import KafkaSettings
+from core.kafka import KafkaError, KafkaProducer, new_producer
 from core.observability import correlation
 from core.observability.metrics import EVENTS_PRODUCED
 from core.resilience.breaker import BreakerRegistry
@@ -85,7 +84,7 @@ class Publisher:
         self._settings = settings
         self._source = source
         self._wakeup = wakeup
-        self._producer: AIOKafkaProducer | None = None
+        self._producer: KafkaProducer | None = None
         self._lock = asyncio.Lock()
         self._produced_children: dict[str, Counter] = {}
         self._breaker = BreakerRegistry().get(PRODUCER_BREAKER)
@@ -116,20 +115,16 @@ class Publisher:
                 producer, self._producer = self._producer, None
                 await producer.stop()
 
-    async def _ensure_started(self) -> AIOKafkaProducer:
+    async def _ensure_started(self) -> KafkaProducer:
         if self._producer is not None:
             return self._producer
         async with self._lock:
             if self._producer is not None:
                 return self._producer
             timeout_ms = int(self._settings.publish_timeout_s * 1000)
-            producer = AIOKafkaProducer(
-                bootstrap_servers=self._settings.bootstrap,
-                client_id=f"{self._settings.client_id}-{self._source}",
-                acks="all",
-                # Idempotent producers need InitProducerId, which dev brokers (Tansu) reject;
-                # duplicates are made harmless by idempotent sinks instead.
-                enable_idempotence=False,
+            producer = new_producer(
+                self._settings.bootstrap,
+                f"{self._settings.client_id}-{self._source}",
                 linger_ms=2,
                 request_timeout_ms=timeout_ms,
                 max_batch_size=256 * 1024,

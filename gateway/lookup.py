@@ -2,7 +2,7 @@
 naming a Redis pub/sub reply channel, and wait for an agent's answer on it.
 
 The reply channel is subscribed before the request is sent, so an answer cannot arrive
-unheard. An agent that cannot answer says so at once (contracts/agent_reply.py): that is
+unheard. An agent that cannot answer says so at once (agreements/agent_reply.py): that is
 AgentFailed, which gateway/errors.py answers 502 (this request fails) or 503 (a dependency of
 the agent is down: retry), with the agent's reason. A breaker per kind of question stops the
 asking while agents do not answer at all. Users:
@@ -18,8 +18,8 @@ import uuid
 import redis.asyncio as aioredis
 from pydantic import ValidationError
 
-from contracts.agent_reply import AgentFailure, failure_of
-from contracts.read_model import absent_key, reply_channel
+from agreements.agent_reply import AgentFailure, failure_of
+from agreements.read_model import absent_key, reply_channel
 from core.publisher import Publisher
 from core.resilience import breakers
 from schemas.content import ContentLookupRequested

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import Request, Response
 
-from contracts.sync_read_model import read_document
+from agreements.sync_read_model import read_document
 from gateway.lookup import LookupTimeout, new_reply_channel, request_reply
 from schemas.sync import SyncLookupRequested, SyncView
 from topics.registry import SYNC_LOOKUP

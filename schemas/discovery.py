@@ -41,7 +41,7 @@ _ID_SEPARATORS = re.compile(r"[\s\-]+")
 def _genre_id(name: str) -> str:
     """'Sci-Fi' -> 'sci_fi', 'Action & Adventure' -> 'action_and_adventure': a genre name as
     an id the discovery agent maps onto canonical genres as the genre tables read the name
-    (contracts/genres.py reads '&' as 'and')."""
+    (agreements/genres.py reads '&' as 'and')."""
     return _ID_SEPARATORS.sub("_", name.casefold().replace("&", " and "))
 
 

@@ -8,7 +8,7 @@ the single gate between a feed and the pipeline.
 
 Unknown extra fields are ignored, not rejected: platforms add fields to their feeds all the time,
 and one new field must not send a whole catalog to the dead-letter topic. The catalog producer
-names them in each item's warnings (contracts/catalog_producer.py).
+names them in each item's warnings (agreements/catalog_producer.py).
 
 Every bound a later stage enforces is enforced here (schemas/storable.py): storable text, counts
 that fit 32 bits, finite numbers, times that convert to UTC, list and text lengths.

@@ -542,6 +542,16 @@ def channel_for(user_id: str, message: RealtimeMessage) -> str:
     return _CHANNEL_OF_KIND[message.kind](user_id)
 
 
+def addressed_to(message: RealtimeMessage) -> str:
+    """The one device a message is for ("" for every device of the user): a command goes to
+    its target, a command's result to the device that sent the command."""
+    if isinstance(message, CommandMessage):
+        return message.target_device_id
+    if isinstance(message, CommandResultMessage):
+        return message.source_device_id
+    return ""
+
+
 # --- events of the sync agents ----------------------------------------------------------------
 
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import TopicAlreadyExistsError
-
+from core.kafka import KafkaAdmin, NewTopic, TopicAlreadyExistsError, new_admin
 from topics.registry import TopicSpec, all_topics
 
 Status = Literal["created", "exists", "missing", "mismatch", "ok"]
@@ -22,13 +20,11 @@ class TopicState:
     broker_partitions: int | None
 
 
-def _admin(bootstrap: str, client_id: str) -> AIOKafkaAdminClient:
-    return AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id=f"{client_id}-admin", request_timeout_ms=10000
-    )
+def _admin(bootstrap: str, client_id: str) -> KafkaAdmin:
+    return new_admin(bootstrap, f"{client_id}-admin")
 
 
-async def _broker_partitions(admin: AIOKafkaAdminClient, names: list[str]) -> dict[str, int]:
+async def _broker_partitions(admin: KafkaAdmin, names: list[str]) -> dict[str, int]:
     existing = set(await admin.list_topics())
     wanted = [n for n in names if n in existing]
     if not wanted:

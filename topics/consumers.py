@@ -26,7 +26,7 @@ class Consumer:
     description: str = ""
 
     def consumer_group(self, prefix: str) -> str:
-        # Mirrors agents/framework/app.py consumer_group() for a worker running one group.
+        # Mirrors agents/framework/kafka/app.py consumer_group() for a worker running one group.
         return f"{prefix}-{self.group}"
 
 

@@ -13,10 +13,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
-from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
-
+from core.kafka import (
+    ConfigResource,
+    ConfigResourceType,
+    KafkaAdmin,
+    KafkaError,
+    NewPartitions,
+    NewTopic,
+    TopicAlreadyExistsError,
+    new_admin,
+)
 from topics.registry import DLQ_SUFFIX, TopicSpec
 
 Kind = Literal["create", "add_partitions", "set_config", "cannot", "unknown"]
@@ -133,10 +139,8 @@ def plan(
     return actions
 
 
-def _admin(bootstrap: str) -> AIOKafkaAdminClient:
-    return AIOKafkaAdminClient(
-        bootstrap_servers=bootstrap, client_id="mgw-topics-plan", request_timeout_ms=15000
-    )
+def _admin(bootstrap: str) -> KafkaAdmin:
+    return new_admin(bootstrap, "mgw-topics-plan", request_timeout_ms=15000)
 
 
 async def broker_state(bootstrap: str, prefix: str) -> dict[str, BrokerTopic]:
@@ -166,7 +170,7 @@ DYNAMIC_TOPIC_CONFIG = 1
 
 
 async def _configs(
-    admin: AIOKafkaAdminClient, names: list[str]
+    admin: KafkaAdmin, names: list[str]
 ) -> dict[str, tuple[dict[str, str], dict[str, str]]]:
     """Per topic: (every effective value, the topic's own overrides)."""
     resources = [ConfigResource(ConfigResourceType.TOPIC, n) for n in names]
@@ -214,7 +218,7 @@ async def apply(
 
 
 async def _apply_one(
-    admin: AIOKafkaAdminClient,
+    admin: KafkaAdmin,
     action: Action,
     broker: Mapping[str, BrokerTopic],
     replication_factor: int,

@@ -104,7 +104,7 @@ class TopicSpec:
     @property
     def is_request(self) -> bool:
         """A request someone waits for: its payload names the pub/sub channel of the answer
-        (and of the failure, when the agent cannot answer: contracts/agent_reply.py)."""
+        (and of the failure, when the agent cannot answer: agreements/agent_reply.py)."""
         return self.payload is not None and "reply_channel" in self.payload.model_fields
 
     @property
@@ -130,7 +130,7 @@ CONTENT_RAW = TopicSpec(
     description="one raw catalog item of a platform's batch, before normalization",
     producers=(
         "gateway: POST /api/v1/ingest/{platform}/items",
-        "mgw ingest FILE (contracts/catalog_producer.py)",
+        "mgw ingest FILE (agreements/catalog_producer.py)",
     ),
 )
 AVAILABILITY_RAW = TopicSpec(

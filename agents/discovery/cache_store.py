@@ -1,6 +1,6 @@
 """The discovery caches in Redis: parsed intents, query embeddings and result pages.
 
-Key names and the invalidation scheme are in contracts/discovery_cache.py (the gateway reads
+Key names and the invalidation scheme are in agreements/discovery_cache.py (the gateway reads
 result pages with the same names). Lifetimes come from DISCOVERY_*_TTL_S. Every lookup is
 counted in cache_hits_total / cache_misses_total (labels discovery_intent, discovery_embedding,
 discovery_results) and logged at debug level.
@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from loguru import logger
 from pydantic import ValidationError
 
-from contracts.discovery_cache import (
+from agreements.discovery_cache import (
     CHANGE_MARK_TTL_S,
     EMBEDDING_CACHE,
     INTENT_CACHE,

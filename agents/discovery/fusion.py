@@ -85,7 +85,7 @@ class Hit:
 
 
 @dataclass(frozen=True, slots=True)
-class Candidate:
+class SearchHit:
     """What a result shows and what the boosts read."""
 
     canonical_id: uuid.UUID
@@ -98,7 +98,7 @@ class Candidate:
     @classmethod
     def from_payload(
         cls, canonical_id: uuid.UUID, payload: Mapping[str, Any], region: str | None = None
-    ) -> Candidate:
+    ) -> SearchHit:
         """From a read-model document or a vector payload (see agents.discovery.filters)."""
         year = payload.get("release_year")
         keywords = payload.get("keywords")
@@ -161,7 +161,7 @@ def _similar_references(title: str, intent: ParsedIntent) -> list[str]:
     ]
 
 
-def _mood_boost(candidate: Candidate, intent: ParsedIntent) -> tuple[float, list[str]]:
+def _mood_boost(candidate: SearchHit, intent: ParsedIntent) -> tuple[float, list[str]]:
     reasons: list[str] = []
     named: set[str] = set()
     for mood in intent.mood:
@@ -172,7 +172,7 @@ def _mood_boost(candidate: Candidate, intent: ParsedIntent) -> tuple[float, list
     return (MOOD_BOOST if reasons else 1.0), reasons
 
 
-def _theme_boost(candidate: Candidate, intent: ParsedIntent) -> tuple[float, list[str]]:
+def _theme_boost(candidate: SearchHit, intent: ParsedIntent) -> tuple[float, list[str]]:
     words = {
         w.casefold()
         for text in (candidate.title, *candidate.keywords)
@@ -188,7 +188,7 @@ def _theme_boost(candidate: Candidate, intent: ParsedIntent) -> tuple[float, lis
 
 
 def _reference_boost(
-    candidate: Candidate, reference_genres: Mapping[str, Sequence[str]]
+    candidate: SearchHit, reference_genres: Mapping[str, Sequence[str]]
 ) -> tuple[float, list[str]]:
     reasons = [
         f"genre: {', '.join(shared)} (like '{reference}')"
@@ -212,7 +212,7 @@ def is_title_match(title: str, title_form: str) -> bool:
 
 def fuse(
     rankings: Mapping[Strategy, Sequence[Hit]],
-    candidates: Mapping[uuid.UUID, Candidate],
+    candidates: Mapping[uuid.UUID, SearchHit],
     intent: ParsedIntent | None = None,
     *,
     reference_genres: Mapping[str, Sequence[str]] | None = None,

@@ -33,8 +33,9 @@ from agents.discovery.retrieval_store import SEARCH_AGENT, Retriever
 from agents.discovery.selectivity import CatalogStats
 from agents.discovery.suggest_store import SUGGEST_INTERVAL_S, refresh_suggest_index
 from agents.framework.context import AgentContext
+from agents.framework.resources import Resource
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
-from contracts.discovery_cache import request_results_key, request_results_set_key
+from agreements.discovery_cache import request_results_key, request_results_set_key
 from core.observability import correlation
 from core.observability.stages import timed
 from schemas.discovery import SearchRequested
@@ -61,31 +62,28 @@ STATS_INTERVAL_S = 300.0
 
 @dataclass
 class Discovery:
-    """What the searches of one worker process share."""
+    """What the searches of one worker share."""
 
-    pool: Any  # the process's pool: the key this is kept under, held so its id stays unique
     cache: DiscoveryCache
     intents: IntentResolver
     retriever: Retriever
     stats: CatalogStats = field(default_factory=CatalogStats)
 
 
-_PROCESS: dict[int, Discovery] = {}
+def _open_discovery(ctx: AgentContext) -> Discovery:
+    cache = DiscoveryCache(ctx.redis, ctx.prefix, ctx.settings.discovery)
+    return Discovery(
+        cache=cache,
+        intents=IntentResolver(ctx.settings, cache),
+        retriever=Retriever(ctx.pool, ctx.vectors, ctx.embedder, cache, ctx.settings.discovery),
+    )
 
 
-def discovery(ctx: AgentContext) -> Discovery:
-    """The process's Discovery, made on first use (one per worker context)."""
-    found = _PROCESS.get(id(ctx.pool))
-    if found is None:
-        cache = DiscoveryCache(ctx.redis, ctx.prefix, ctx.settings.discovery)
-        found = Discovery(
-            pool=ctx.pool,
-            cache=cache,
-            intents=IntentResolver(ctx.settings, cache),
-            retriever=Retriever(ctx.pool, ctx.vectors, ctx.embedder, cache, ctx.settings.discovery),
-        )
-        _PROCESS[id(ctx.pool)] = found
-    return found
+async def _close_discovery(engine: Discovery) -> None:
+    await engine.intents.close()
+
+
+DISCOVERY = Resource("discovery", open=_open_discovery, close=_close_discovery)
 
 
 async def search(engine: Discovery, request: SearchRequested, key: str) -> bytes:
@@ -141,7 +139,7 @@ async def search(engine: Discovery, request: SearchRequested, key: str) -> bytes
 
 async def answer_searches(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
     """Answer each request on its reply channel; a search asked several times is run once."""
-    engine = discovery(ctx)
+    engine = ctx.use(DISCOVERY)
     now = datetime.now(UTC)
     waiting: dict[str, list[Envelope[SearchRequested]]] = {}
     for env in batch:
@@ -176,7 +174,7 @@ async def drop_changed_results(ctx: AgentContext, batch: list[Envelope[Change]])
     """A title changed (its record, where it plays, or its vector): no cached page may show it
     as it was, nor miss it where it now plays."""
     subjects = [s for env in batch for s in changed_subjects(env.payload)]
-    dropped = await discovery(ctx).cache.invalidate(subjects)
+    dropped = await ctx.use(DISCOVERY).cache.invalidate(subjects)
     logger.debug(
         "{} change(s) of {} subject(s): {} cached result page(s) dropped",
         len(batch),
@@ -188,7 +186,7 @@ async def drop_changed_results(ctx: AgentContext, batch: list[Envelope[Change]])
 async def refresh_catalog_stats(ctx: AgentContext) -> CatalogStats:
     """Count the catalog for the selectivity estimate; at start also load the embedding model
     and open the vector store, so the first search does not pay for them."""
-    engine = discovery(ctx)
+    engine = ctx.use(DISCOVERY)
     await ctx.vectors()
     embedder = await ctx.embedder()
     await embedder.embed(["warm up"])
@@ -205,7 +203,7 @@ AGENTS = [
         handler=answer_searches,
         batch_size=64,
         # Someone is waiting for each answer: never hold requests back to fill a batch; those
-        # arriving while a batch is searched are taken together (agents/framework/take.py).
+        # arriving while a batch is searched are taken together (agents/framework/kafka/take.py).
         batch_within_s=TAKE_WHAT_IS_READY,
         description="answers natural-language searches the gateway's result cache missed",
     ),

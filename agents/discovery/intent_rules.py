@@ -33,7 +33,7 @@ from agents.ingestion.genres import (
     singular,
 )
 from agents.sona.moods import mood_of
-from contracts.catalog_warnings import YEARS_AHEAD
+from agreements.catalog_warnings import YEARS_AHEAD
 from schemas.discovery import YEAR_MAX, YEAR_MIN, IntentFilters, ParsedIntent, YearRange
 from schemas.ingestion import normalize_platform
 
@@ -638,7 +638,7 @@ def _names_filter(
 
 def canonical_genres(names: Iterable[str]) -> list[str]:
     """Genre names or ids mapped onto canonical genres as ingestion maps a platform's genre
-    names (contracts/genres.py: synonyms, plurals, compounds such as "Action & Adventure",
+    names (agreements/genres.py: synonyms, plurals, compounds such as "Action & Adventure",
     typos); a name that maps to no genre is kept as given, so a filter on it matches nothing
     rather than everything."""
     out: list[str] = []

@@ -1,6 +1,6 @@
 """Which cached result pages a change drops, and how long a page may be kept. Pure.
 
-A page depends on subjects (contracts/discovery_cache.py): the titles whose change can change
+A page depends on subjects (agreements/discovery_cache.py): the titles whose change can change
 it (agents.discovery.ranking.Assembled.depends_on), and the platforms or the region its filters
 ask for, where an offer appearing can bring in a title no page holds yet. A change touches its
 title and, when it is one of offers, the platforms and regions of the offers it added, changed

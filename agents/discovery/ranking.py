@@ -18,7 +18,7 @@ from typing import Any
 
 from agents.discovery.facets import facet_counts
 from agents.discovery.filters import matches
-from agents.discovery.fusion import Candidate, Hit, fuse
+from agents.discovery.fusion import Hit, SearchHit, fuse
 from agents.discovery.plan import SearchPlan
 from schemas.discovery import (
     STRATEGIES,
@@ -179,7 +179,7 @@ def assemble(
             lists["popularity"] = popularity_ranking(found, retrieved.payloads)
     region = plan.filters.region
     candidates = {
-        cid: Candidate.from_payload(cid, retrieved.payloads[cid], region) for cid in found
+        cid: SearchHit.from_payload(cid, retrieved.payloads[cid], region) for cid in found
     }
     reference_genres = {
         name: [str(g) for g in retrieved.payloads[cid].get("genres") or ()]

@@ -1,4 +1,4 @@
-"""The search-as-you-type index (contracts/suggest_index.py): built from the catalog's titles
+"""The search-as-you-type index (agreements/suggest_index.py): built from the catalog's titles
 and credited people in PostgreSQL, published in Redis for the gateway, again whenever the
 catalog changed (a title written, its credits with it: migration 0040 keeps content_people in
 the same transaction).
@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 from loguru import logger
 
-from contracts.suggest_index import Entry, encode, index_key, index_version_key
+from agreements.suggest_index import Entry, encode, index_key, index_version_key
 
 SUGGEST_INTERVAL_S = 15.0
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import asyncpg
 import redis.asyncio as aioredis
 from loguru import logger
 
 from agents.framework.db import create_pool
+from agents.framework.resources import OpenResources, Resource
 from core.broker_wakeup import BrokerWakeup, wakeup_channel
 from core.config import Settings
 from core.publisher import Publisher
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from agents.adapters.embeddings.base import Embedder
     from agents.adapters.vectors.store import VectorStore
 
+T = TypeVar("T")
+
 
 @dataclass
 class _Heavy:
@@ -26,6 +29,7 @@ class _Heavy:
 
     vectors: VectorStore | None = None
     embedder: Embedder | None = None
+    declared: OpenResources = field(default_factory=OpenResources)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -49,6 +53,10 @@ class AgentContext:
         """The same resources, seen by the agent or timer called `name`."""
         return replace(self, agent=name)
 
+    def use(self, resource: Resource[T]) -> T:
+        """The worker's `resource` (agents/framework/resources.py), opened on first use."""
+        return self._heavy.declared.use(resource, self)
+
     async def vectors(self) -> VectorStore:
         heavy = self._heavy
         async with heavy.lock:
@@ -70,6 +78,8 @@ class AgentContext:
         return heavy.embedder
 
     async def close(self) -> None:
+        # The slices' resources first: they may hold the vector store or the clients below.
+        await self._heavy.declared.close()
         if self._heavy.vectors is not None:
             await self._heavy.vectors.close()
         await self.publisher.stop()

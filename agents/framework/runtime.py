@@ -5,7 +5,7 @@ Faust then commits the highest contiguous acknowledged offset. A crash mid-batch
 redelivers the batch, and handlers are idempotent so the redelivery changes nothing.
 
 Someone waits for each record of a request topic (`TopicSpec.is_request`): a request the agent
-cannot answer is answered at once with a failure on its reply channel (contracts/agent_reply.py)
+cannot answer is answered at once with a failure on its reply channel (agreements/agent_reply.py)
 rather than left to the asker's timeout: a record that cannot be decoded or is dead-lettered
 (the reason, not retryable), and every request of a batch whose first try hit a transient
 failure (a dependency down: retryable; the batch is still retried as any other).
@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from contracts.agent_reply import AgentFailure, failure_reply, reply_channel_in
+from agreements.agent_reply import AgentFailure, failure_reply, reply_channel_in
 from core.observability import correlation
 from core.observability.metrics import (
     AGENT_BATCH_SECONDS,
@@ -92,7 +92,7 @@ class DeadLetterSink(Protocol):
 
 
 # batch_within_s for agents someone waits on (a request/reply, a remote command): take what is
-# ready instead of waiting for a batch to fill (agents/framework/take.py).
+# ready instead of waiting for a batch to fill (agents/framework/kafka/take.py).
 TAKE_WHAT_IS_READY = 0.0
 
 
@@ -117,6 +117,20 @@ class TimerSpec:
     run: Callable[[Any], Awaitable[Any]]
     # Also run once as the worker starts, rather than only after the first interval.
     at_start: bool = False
+
+
+@dataclass(frozen=True)
+class BroadcastSpec:
+    """A topic every worker of the group reads whole: no consumer group, every partition from
+    the log start, no offset ever committed (agents/framework/kafka/broadcast.py). For what each
+    process must hear, e.g. to evict its own cache; never for effects that must happen once.
+    Records that cannot be decoded are logged and skipped: there is no offset to hold back."""
+
+    name: str
+    group: str
+    topic: TopicSpec
+    handler: Handler
+    description: str = ""
 
 
 @dataclass
@@ -330,7 +344,7 @@ async def consume(
 ) -> None:
     """The agent loop: each batch is processed whole, then every event of it is acked.
 
-    Transport-neutral so it runs on a Faust stream (agents/framework/app.py) and on the
+    Transport-neutral so it runs on a Faust stream (agents/framework/kafka/app.py) and on the
     in-memory stream of the fast tests alike. A batch that raises (a crash, a cancellation)
     is not acked, so the broker redelivers it.
     """

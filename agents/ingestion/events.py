@@ -10,8 +10,8 @@ from typing import Any
 
 from agents.framework.outgoing import Outgoing
 from agents.ingestion.availability import AvailabilityDiff, Slot, ended_at
+from agents.ingestion.merge import changed_fields
 from agents.ingestion.pipeline import Plan
-from agents.titles.changes import changed_fields
 from schemas.content import (
     AvailabilityChanged,
     AvailabilityRow,

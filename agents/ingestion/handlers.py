@@ -12,6 +12,7 @@ from typing import Any
 from loguru import logger
 
 from agents.framework.context import AgentContext
+from agents.framework.resources import Resource
 from agents.framework.runtime import AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
 from agents.ingestion import store
@@ -22,7 +23,7 @@ from agents.ingestion.pipeline import Plan, merge_batch, resolve_batch
 from agents.ingestion.resolution import lookup_keys
 from agents.titles.store import Versioned, fetch_contents, upsert_contents
 from agents.titles.versions import newest_per_key, supersedes
-from contracts.catalog_warnings import count_by_kind, offer_warnings
+from agreements.catalog_warnings import count_by_kind, offer_warnings
 from core.observability.metrics import INGEST_WARNINGS
 from core.observability.stages import timed
 from schemas.envelope import Envelope, decode, encode
@@ -35,6 +36,10 @@ from topics.registry import (
 )
 
 PROCESS_BATCH = "process-batch"
+# Known titles as parsed before, by id with their row version (store.load_known_titles).
+KNOWN_TITLES: Resource[store.KnownTitleCache] = Resource(
+    "ingestion-known-titles", open=lambda ctx: store.KnownTitleCache()
+)
 EXPIRY_WINDOWS_DAYS = (7, 3, 1)
 
 
@@ -51,8 +56,11 @@ async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
             mappings = await store.load_mappings(
                 conn, [(i.platform, i.platform_item_id) for i in items]
             )
-            candidates = await store.load_candidates(
-                conn, lookup_keys(items), [m.canonical_id for m in mappings.values()]
+            candidates = await store.load_known_titles(
+                conn,
+                lookup_keys(items),
+                [m.canonical_id for m in mappings.values()],
+                ctx.use(KNOWN_TITLES),
             )
         with timed(ctx.agent, "resolve"):
             resolved = resolve_batch(items, mappings, candidates)

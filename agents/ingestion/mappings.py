@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from contracts.catalog_warnings import ItemWarning
+from agreements.catalog_warnings import ItemWarning
 
 ItemKey = tuple[str, str]  # platform, platform_item_id
 

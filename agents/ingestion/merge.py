@@ -24,7 +24,7 @@ from collections.abc import Collection, Iterable
 from typing import Any, TypeVar
 
 from agents.ingestion.normalize import NormalizedItem
-from contracts.genres import canonical_order, fallback_genres
+from agreements.genres import canonical_order, fallback_genres
 from schemas.content import (
     MAX_ALTERNATE_TITLES,
     MAX_KEYWORDS,
@@ -168,6 +168,14 @@ def content_changed(
         return True
     skip = set(ignore)
     return old.model_dump(exclude=skip) != new.model_dump(exclude=skip)
+
+
+def changed_fields(old: CanonicalContent | None, new: CanonicalContent) -> list[str]:
+    """Top-level fields whose value differs (the version clock itself does not count)."""
+    if old is None:
+        return sorted(set(CanonicalContent.model_fields) - {"updated_at"})
+    before, after = old.model_dump(mode="json"), new.model_dump(mode="json")
+    return sorted(k for k in after if k != "updated_at" and before.get(k) != after.get(k))
 
 
 def platform_offers(

@@ -2,7 +2,7 @@
 
 Nothing here raises for a RawCatalogItem that validated: values this step cannot map (an
 unknown maturity rating, an odd video quality, an unknown genre, a year that cannot be right)
-are dropped or replaced and named in `warnings` (contracts/catalog_warnings.py, the same list
+are dropped or replaced and named in `warnings` (agreements/catalog_warnings.py, the same list
 the gateway returns to the producer), which the agent counts and keeps with the item's mapping.
 """
 
@@ -14,7 +14,7 @@ from datetime import date, datetime
 from urllib.parse import quote
 
 from agents.titles.names import TRAILING_ARTICLE, TRAILING_YEAR, normalize_title
-from contracts.catalog_warnings import (
+from agreements.catalog_warnings import (
     ItemWarning,
     choose_year,
     cut_description,
@@ -117,7 +117,7 @@ def web_url(platform: str, item_id: str) -> str:
 
 
 def _availability(raw: RawAvailability, platform: str, item_id: str) -> PlatformAvailability:
-    # What this drops is named by contracts.catalog_warnings.offer_warnings.
+    # What this drops is named by agreements.catalog_warnings.offer_warnings.
     qualities, _ = normalize_video_qualities(raw.video_qualities)
     price_cents, currency = raw.price_cents, raw.currency
     if not offer_keeps_price(raw):
@@ -193,5 +193,5 @@ def availability_of(
     platform: str, item_id: str, raw: Iterable[RawAvailability]
 ) -> list[PlatformAvailability]:
     """A feed's availability entries in canonical form (for availability-only updates; what
-    they drop is named by contracts.catalog_warnings.offer_warnings)."""
+    they drop is named by agreements.catalog_warnings.offer_warnings)."""
     return [_availability(a, platform, item_id) for a in raw]

@@ -17,9 +17,9 @@ from agents.ingestion.availability import AvailabilityDiff, platform_diffs
 from agents.ingestion.mappings import ItemKey, Mapping, MappingRow
 from agents.ingestion.merge import content_changed, merge_into, platform_offers, without_listing
 from agents.ingestion.normalize import NormalizedItem
-from agents.ingestion.resolution import Candidate, CandidateIndex, Resolution, assign
+from agents.ingestion.resolution import CanonicalMatch, KnownTitle, KnownTitleIndex, assign
 from agents.titles.versions import newest_per_key, supersedes
-from contracts.genres import map_genres
+from agreements.genres import map_genres
 from schemas.content import CanonicalContent, PlatformAvailability
 
 
@@ -72,7 +72,7 @@ class Assignment:
     the title the item was attached to until now, when that is another one."""
 
     index: int
-    resolution: Resolution
+    resolution: CanonicalMatch
     moved_from: uuid.UUID | None = None
 
 
@@ -92,7 +92,7 @@ class Resolved:
 def resolve_batch(
     items: Sequence[NormalizedItem],
     mappings: MappingT[ItemKey, Mapping],
-    candidates: Iterable[Candidate],
+    candidates: Iterable[KnownTitle],
 ) -> Resolved:
     """Resolve every fresh item, in batch order, against the candidates and each other.
 
@@ -100,7 +100,7 @@ def resolve_batch(
     the agent can load full records for the titles actually resolved to and nothing else.
     """
     order, skipped = fresh_items(items, mappings)
-    index = CandidateIndex(candidates)
+    index = KnownTitleIndex(candidates)
     assignments = []
     for i in order:
         resolution = assign(items[i], index)
@@ -203,6 +203,6 @@ def plan_batch(
 ) -> Plan:
     """Resolve and merge in one go, from full candidate records."""
     resolved = resolve_batch(
-        items, mappings, (Candidate.from_content(c) for c in candidates.values())
+        items, mappings, (KnownTitle.from_content(c) for c in candidates.values())
     )
     return merge_batch(items, resolved, candidates, mappings)

@@ -66,7 +66,9 @@ IdKey = tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
-class Resolution:
+class CanonicalMatch:
+    """What resolving one item found: the canonical title it is, how, and how sure."""
+
     canonical_id: uuid.UUID | None
     method: str  # eidr | imdb | tmdb | tvdb | platform_id | title | embedding | new | none
     confidence: float
@@ -76,7 +78,9 @@ class Resolution:
 
 
 @dataclass(slots=True)
-class Candidate:
+class KnownTitle:
+    """A stored canonical title an item of the batch could resolve to, as resolution reads it."""
+
     canonical_id: uuid.UUID
     content_type: ContentType
     titles: set[str]  # normalized titles (title, original and alternate titles)
@@ -92,7 +96,7 @@ class Candidate:
         return Evidence(self.runtime_minutes, self.credits, self.original_titles)
 
     @classmethod
-    def from_content(cls, content: CanonicalContent) -> Candidate:
+    def from_content(cls, content: CanonicalContent) -> KnownTitle:
         names = [content.title, *content.alternate_titles]
         if content.original_title:
             names.append(content.original_title)
@@ -109,7 +113,7 @@ class Candidate:
         )
 
     @classmethod
-    def from_item(cls, canonical_id: uuid.UUID, item: NormalizedItem) -> Candidate:
+    def from_item(cls, canonical_id: uuid.UUID, item: NormalizedItem) -> KnownTitle:
         originals = normalized_originals(item.original_title)
         return cls(
             canonical_id=canonical_id,
@@ -182,7 +186,7 @@ def title_confidence(similarity: float) -> float:
     return round(TITLE_CONFIDENCE_MIN + span * (TITLE_CONFIDENCE_MAX - TITLE_CONFIDENCE_MIN), 4)
 
 
-class CandidateIndex:
+class KnownTitleIndex:
     """Known titles, in memory, for one batch.
 
     The agent fills it from PostgreSQL (by the batch's ids and normalized titles/years, see
@@ -190,8 +194,8 @@ class CandidateIndex:
     platforms in one batch resolves to one canonical id.
     """
 
-    def __init__(self, candidates: Iterable[Candidate] = ()) -> None:
-        self._by_id: dict[uuid.UUID, Candidate] = {}
+    def __init__(self, candidates: Iterable[KnownTitle] = ()) -> None:
+        self._by_id: dict[uuid.UUID, KnownTitle] = {}
         self._ids: dict[IdKey, uuid.UUID] = {}
         self._by_year: dict[tuple[ContentType, int], dict[str, set[uuid.UUID]]] = defaultdict(
             lambda: defaultdict(set)
@@ -206,14 +210,14 @@ class CandidateIndex:
     def __contains__(self, canonical_id: object) -> bool:
         return canonical_id in self._by_id
 
-    def get(self, canonical_id: uuid.UUID) -> Candidate | None:
+    def get(self, canonical_id: uuid.UUID) -> KnownTitle | None:
         return self._by_id.get(canonical_id)
 
-    def add(self, candidate: Candidate) -> None:
+    def add(self, candidate: KnownTitle) -> None:
         """Add a title, or fold more ids/titles into one already known under the same id."""
         held = self._by_id.get(candidate.canonical_id)
         if held is None:
-            held = Candidate(
+            held = KnownTitle(
                 canonical_id=candidate.canonical_id,
                 content_type=candidate.content_type,
                 titles=set(),
@@ -257,14 +261,14 @@ class CandidateIndex:
         held.titles |= new_titles
         self._index_titles(held, new_titles)
 
-    def _index_titles(self, held: Candidate, titles: Iterable[str]) -> None:
+    def _index_titles(self, held: KnownTitle, titles: Iterable[str]) -> None:
         for title in titles:
             self._by_title[(held.content_type, title)].add(held.canonical_id)
             if held.year is not None:
                 bucket = (held.content_type, held.year)
                 self._by_year[bucket][title].add(held.canonical_id)
 
-    def _unindex_titles(self, held: Candidate) -> None:
+    def _unindex_titles(self, held: KnownTitle) -> None:
         if held.year is None:
             return
         bucket = self._by_year.get((held.content_type, held.year), {})
@@ -309,15 +313,19 @@ class CandidateIndex:
         return out
 
 
-def resolve(item: NormalizedItem, index: CandidateIndex) -> Resolution:
+def resolve(item: NormalizedItem, index: KnownTitleIndex) -> CanonicalMatch:
     previous = index.by_id_key(("platform", item.platform, item.platform_item_id))
     found = _resolve(item, index, previous)
     if found.canonical_id is not None and previous is not None and previous != found.canonical_id:
-        return Resolution(found.canonical_id, found.method, found.confidence, previous_id=previous)
+        return CanonicalMatch(
+            found.canonical_id, found.method, found.confidence, previous_id=previous
+        )
     return found
 
 
-def _resolve(item: NormalizedItem, index: CandidateIndex, previous: uuid.UUID | None) -> Resolution:
+def _resolve(
+    item: NormalizedItem, index: KnownTitleIndex, previous: uuid.UUID | None
+) -> CanonicalMatch:
     ids = item.external_ids
     for method, key in id_keys(ids, item.content_type):
         cid = index.by_id_key(key)
@@ -327,23 +335,23 @@ def _resolve(item: NormalizedItem, index: CandidateIndex, previous: uuid.UUID | 
         stronger = _STRENGTH[: _STRENGTH.index(method)]
         if held is not None and _conflicts(held.external_ids, ids, stronger):
             continue
-        return Resolution(cid, method, 1.0 if method == "eidr" else 0.99)
+        return CanonicalMatch(cid, method, 1.0 if method == "eidr" else 0.99)
     if previous is not None:
         held = index.get(previous)
         if held is not None and not _conflicts(held.external_ids, ids, _STRENGTH):
-            return Resolution(previous, "platform_id", 0.99)
+            return CanonicalMatch(previous, "platform_id", 0.99)
     return _resolve_by_title(item, index)
 
 
-def _eligible(held: Candidate | None, item: NormalizedItem) -> bool:
+def _eligible(held: KnownTitle | None, item: NormalizedItem) -> bool:
     if held is None or _conflicts(held.external_ids, item.external_ids, _STRENGTH):
         return False
     other = held.platform_ids.get(item.platform)
     return other is None or other == item.platform_item_id
 
 
-def _resolve_by_title(item: NormalizedItem, index: CandidateIndex) -> Resolution:
-    none = Resolution(None, "none", 0.0)
+def _resolve_by_title(item: NormalizedItem, index: KnownTitleIndex) -> CanonicalMatch:
+    none = CanonicalMatch(None, "none", 0.0)
     title = item.normalized_title
     evidence = item_evidence(item)
 
@@ -368,7 +376,7 @@ def _resolve_by_title(item: NormalizedItem, index: CandidateIndex) -> Resolution
         key=str,
     )
     if identical:
-        return Resolution(identical[0], "title", title_confidence(1.0))
+        return CanonicalMatch(identical[0], "title", title_confidence(1.0))
     hits = [
         (kind, similarity, cid, year)
         for name in names
@@ -384,13 +392,13 @@ def _resolve_by_title(item: NormalizedItem, index: CandidateIndex) -> Resolution
         # A farther relation is less sure than its string similarity suggests ("man bites dog"
         # and "dog bites man" score 1.0).
         confidence = min(title_confidence(similarity), TITLE_CONFIDENCE_MAX - 0.01 * kind)
-        return Resolution(cid, "title", confidence)
+        return CanonicalMatch(cid, "title", confidence)
     return _unique_exact(item, index, require_yearless=True) or none
 
 
 def _unique_exact(
-    item: NormalizedItem, index: CandidateIndex, *, require_yearless: bool
-) -> Resolution | None:
+    item: NormalizedItem, index: KnownTitleIndex, *, require_yearless: bool
+) -> CanonicalMatch | None:
     ids = [
         cid
         for cid in sorted(index.exact_title(item.content_type, item.normalized_title))
@@ -403,7 +411,7 @@ def _unique_exact(
         return None
     if not accepts(Relation.same, item_evidence(item), held.evidence):
         return None
-    return Resolution(ids[0], "title", TITLE_CONFIDENCE_MIN)
+    return CanonicalMatch(ids[0], "title", TITLE_CONFIDENCE_MIN)
 
 
 def identity_key(item: NormalizedItem) -> str:
@@ -426,7 +434,7 @@ def new_canonical_id(item: NormalizedItem) -> uuid.UUID:
     return uuid.uuid5(NAMESPACE, identity_key(item))
 
 
-def assign(item: NormalizedItem, index: CandidateIndex) -> Resolution:
+def assign(item: NormalizedItem, index: KnownTitleIndex) -> CanonicalMatch:
     """Resolve, or mint a new canonical id; either way record the item in the index."""
     found = resolve(item, index)
     if found.canonical_id is None:
@@ -436,8 +444,8 @@ def assign(item: NormalizedItem, index: CandidateIndex) -> Resolution:
             # from matching): derive a distinct, still deterministic, id.
             cid = uuid.uuid5(NAMESPACE, f"{identity_key(item)}|{item.record_key}")
         previous = index.by_id_key(("platform", item.platform, item.platform_item_id))
-        found = Resolution(cid, "new", 1.0, previous_id=previous if previous != cid else None)
-    index.add(Candidate.from_item(cid if found.canonical_id is None else found.canonical_id, item))
+        found = CanonicalMatch(cid, "new", 1.0, previous_id=previous if previous != cid else None)
+    index.add(KnownTitle.from_item(cid if found.canonical_id is None else found.canonical_id, item))
     return found
 
 
@@ -445,7 +453,7 @@ def resolve_by_embedding(
     vector: Sequence[float],
     candidates: Iterable[tuple[uuid.UUID, Sequence[float]]],
     threshold: float = EMBEDDING_THRESHOLD,
-) -> Resolution:
+) -> CanonicalMatch:
     """The candidate with the highest cosine similarity, when it reaches the threshold.
 
     Callers pass candidates of the item's content type only: vectors do not know movie from
@@ -455,7 +463,7 @@ def resolve_by_embedding(
     norm = float(np.linalg.norm(query))
     pairs = list(candidates)
     if norm == 0 or not pairs:
-        return Resolution(None, "none", 0.0)
+        return CanonicalMatch(None, "none", 0.0)
     hits: list[tuple[float, uuid.UUID]] = []
     for cid, other in pairs:
         vec = np.asarray(other, dtype=np.float64)
@@ -466,9 +474,9 @@ def resolve_by_embedding(
         if cosine >= threshold:
             hits.append((cosine, cid))
     if not hits:
-        return Resolution(None, "none", 0.0)
+        return CanonicalMatch(None, "none", 0.0)
     cosine, cid = min(hits, key=lambda h: (-h[0], str(h[1])))
-    return Resolution(cid, "embedding", round(min(cosine, 1.0), 4))
+    return CanonicalMatch(cid, "embedding", round(min(cosine, 1.0), 4))
 
 
 @dataclass(frozen=True, slots=True)

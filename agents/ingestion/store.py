@@ -21,11 +21,11 @@ from agents.ingestion.availability import (
 )
 from agents.ingestion.mappings import ItemKey, Mapping, MappingRow
 from agents.ingestion.pipeline import Plan
-from agents.ingestion.resolution import Candidate, LookupKeys, normalized_originals
+from agents.ingestion.resolution import KnownTitle, LookupKeys, normalized_originals
 from agents.ingestion.title_match import people
 from agents.titles.names import normalize_title, title_words
 from agents.titles.store import Versioned, upsert_contents
-from contracts.catalog_warnings import ItemWarning, parse_warnings
+from agreements.catalog_warnings import ItemWarning, parse_warnings
 from schemas.content import (
     AvailabilityType,
     CanonicalContent,
@@ -110,13 +110,14 @@ FROM content WHERE canonical_id = ANY($1::uuid[])
 # A batch's candidates are mostly the previous batch's, unchanged; any write to a row gives it
 # a new xmin, and only committed versions (or this transaction's own, before it writes) are
 # ever read, so an equal xmin means an equal row. Bounded, oldest entries dropped first.
-_CANDIDATE_CACHE: OrderedDict[uuid.UUID, tuple[str, Candidate]] = OrderedDict()
-CANDIDATE_CACHE_SIZE = 100_000
+# One per worker (handlers.py declares it as a resource of the worker).
+KnownTitleCache = OrderedDict[uuid.UUID, tuple[str, KnownTitle]]
+KNOWN_TITLE_CACHE_SIZE = 100_000
 
 
-async def load_candidates(
-    conn: asyncpg.Connection, keys: LookupKeys, ids: Iterable[uuid.UUID]
-) -> list[Candidate]:
+async def load_known_titles(
+    conn: asyncpg.Connection, keys: LookupKeys, ids: Iterable[uuid.UUID], cache: KnownTitleCache
+) -> list[KnownTitle]:
     """What resolution needs of each title an item of the batch could resolve to, in id order.
 
     Only names, ids, year, runtime and credited names: a batch's candidates can be most of the
@@ -135,7 +136,6 @@ async def load_candidates(
         sorted({w for t in titles for w in title_words(t)}),
         sorted({y for _, y in keys.years}),
     )
-    cache = _CANDIDATE_CACHE
     missing = [
         r["canonical_id"]
         for r in rows
@@ -143,23 +143,23 @@ async def load_candidates(
     ]
     if missing:
         for r in await conn.fetch(_CANDIDATE_FIELDS, missing):
-            cache[r["canonical_id"]] = (r["version"], _candidate(r))
+            cache[r["canonical_id"]] = (r["version"], _known_title(r))
     out = []
     for r in rows:
         cache.move_to_end(r["canonical_id"])
         out.append(cache[r["canonical_id"]][1])
-    while len(cache) > CANDIDATE_CACHE_SIZE:
+    while len(cache) > KNOWN_TITLE_CACHE_SIZE:
         cache.popitem(last=False)
     return out
 
 
-def _candidate(row: asyncpg.Record) -> Candidate:
-    """The same Candidate as `Candidate.from_content` of the stored record."""
+def _known_title(row: asyncpg.Record) -> KnownTitle:
+    """The same KnownTitle as `KnownTitle.from_content` of the stored record."""
     names = [row["title"], *row["alternate_titles"]]
     if row["original_title"]:
         names.append(row["original_title"])
     external_ids = ExternalIds.model_validate(row["external_ids"])
-    return Candidate(
+    return KnownTitle(
         canonical_id=row["canonical_id"],
         content_type=ContentType(row["content_type"]),
         titles={normalize_title(n) for n in names},
@@ -175,7 +175,7 @@ def _candidate(row: asyncpg.Record) -> Candidate:
 async def load_contents(
     conn: asyncpg.Connection, ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, CanonicalContent]:
-    """Full records of `ids` (already locked by `load_candidates` in this transaction)."""
+    """Full records of `ids` (already locked by `load_known_titles` in this transaction)."""
     wanted = sorted(set(ids))
     if not wanted:
         return {}

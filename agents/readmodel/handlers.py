@@ -11,8 +11,8 @@ from loguru import logger
 from agents.framework.context import AgentContext
 from agents.framework.runtime import AgentSpec, TimerSpec
 from agents.readmodel import store as read_model
-from contracts.read_model import ABSENT_TTL_S, STATE_READY, absent_key, read_state
-from contracts.response_cache import invalidate_content
+from agreements.read_model import ABSENT_TTL_S, STATE_READY, absent_key, read_state
+from agreements.response_cache import invalidate_content
 from schemas.envelope import Envelope
 from topics.registry import (
     CONTENT_AVAILABILITY_CHANGED,

@@ -18,7 +18,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from agents.framework.quarantine import Poison, poison_of, quarantine
-from contracts.read_model import (
+from agreements.read_model import (
     STATE_READY,
     STATE_REBUILDING,
     absent_key,

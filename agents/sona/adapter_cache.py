@@ -1,7 +1,8 @@
 """A bounded in-process LRU of users' adapters, so scoring does not wait on PostgreSQL.
 
 Entries never expire by age: a new stored version is announced on `sona.adapter_trained`, and
-every worker process evicts that user when it hears it (agents/sona/invalidation_client.py).
+every worker process evicts that user when it hears it (the broadcast `sona-adapter-versions`
+of agents/sona/handlers.py).
 A load that raced with such an announcement (it read the old row just before the new one was
 committed) must not put the old version back: the cache remembers the newest version it was
 told about per user, and refuses to keep anything older.

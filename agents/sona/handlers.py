@@ -17,7 +17,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -27,7 +27,8 @@ from loguru import logger
 from agents.adapters.vectors.store import VectorFilter
 from agents.framework.applied import first_seen, forget_before
 from agents.framework.context import AgentContext
-from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
+from agents.framework.resources import Resource
+from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, BroadcastSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
 from agents.sona import candidates_store, sources, store
 from agents.sona.adapter_cache import AdapterCache
@@ -44,14 +45,13 @@ from agents.sona.folding import (
     settle_rows,
     training_examples_of,
 )
-from agents.sona.invalidation_client import InvalidationListener
 from agents.sona.lora import EPOCHS, UserLoRAAdapter, user_seed
 from agents.sona.profile import StoredProfile, UserProfile, decay
 from agents.sona.ranking import recommend
 from agents.sona.taste import unfolded
 from agents.sona.training import NotEnoughEvents, train_on_examples
 from agents.sona.viewings import ViewingState
-from contracts.sona_cache import drop_generation, drop_recommendations, store_recommendations
+from agreements.sona_cache import drop_generation, drop_recommendations, store_recommendations
 from schemas.envelope import Envelope
 from schemas.sona import AdapterTrained, RecommendationsRequested, RecommendationsResponse
 from topics.registry import (
@@ -78,40 +78,25 @@ CO_WATCHED_CANDIDATES = 200
 ANCHORS = 50
 
 
-# --- the process's adapter cache -----------------------------------------------------------------
+# --- the worker's adapter cache ------------------------------------------------------------------
 
 
-@dataclass
-class SonaProcess:
-    """What one worker process keeps for personalization: its adapter LRU and the listener
-    that evicts from it; one per topic prefix (tests run several deployments in a process)."""
-
-    cache: AdapterCache
-    listener: InvalidationListener
-
-
-_PROCESSES: dict[str, SonaProcess] = {}
-
-
-def sona_process(ctx: AgentContext) -> SonaProcess:
-    kafka = ctx.settings.kafka
-    found = _PROCESSES.get(kafka.topic_prefix)
-    if found is None:
-        cache = AdapterCache(ctx.settings.sona.cache_entries)
-        listener = InvalidationListener(
-            kafka.bootstrap, SONA_ADAPTER_TRAINED.full_name(kafka.topic_prefix), cache
-        )
-        found = _PROCESSES[kafka.topic_prefix] = SonaProcess(cache, listener)
-    return found
+# Each worker's adapter LRU; every worker hears every retrained version and evicts its copy
+# (the broadcast `sona-adapter-versions` below).
+ADAPTERS: Resource[AdapterCache] = Resource(
+    "sona-adapters", open=lambda ctx: AdapterCache(ctx.settings.sona.cache_entries)
+)
 
 
 def adapters_of(ctx: AgentContext) -> store.CachedAdapters:
-    return store.CachedAdapters(ctx.pool, sona_process(ctx).cache, ctx.settings.embedding.dimension)
+    return store.CachedAdapters(ctx.pool, ctx.use(ADAPTERS), ctx.settings.embedding.dimension)
 
 
-async def hear_adapter_versions(ctx: AgentContext) -> int:
-    """Timer: evict the adapters other workers (or this one) retrained."""
-    return await sona_process(ctx).listener.poll()
+async def hear_adapter_versions(ctx: AgentContext, batch: list[Envelope[AdapterTrained]]) -> None:
+    """Evict the adapters other workers (or this one) retrained."""
+    cache = ctx.use(ADAPTERS)
+    for env in batch:
+        cache.announce(env.payload.user_id, env.payload.adapter_version)
 
 
 # --- training ------------------------------------------------------------------------------------
@@ -204,10 +189,10 @@ async def _settle_and_train(
 
 
 async def _after_commit(ctx: AgentContext, users: Collection[str], trained: dict[str, int]) -> None:
-    process = sona_process(ctx)
+    cache = ctx.use(ADAPTERS)
     for user, version in trained.items():
         # This worker need not wait for its own announcement to come back from the broker.
-        process.cache.announce(user, version)
+        cache.announce(user, version)
     await drop_recommendations(ctx.redis, ctx.prefix, set(users), ctx.settings.sona.cache_ttl_s)
 
 
@@ -513,8 +498,15 @@ AGENTS = [
 ]
 
 TIMERS = [
-    TimerSpec(
-        name="sona-adapter-versions", group="sona", interval_s=0.5, run=hear_adapter_versions
-    ),
     TimerSpec(name="sona-event-prune", group="sona", interval_s=3600.0, run=prune_applied_events),
+]
+
+BROADCASTS = [
+    BroadcastSpec(
+        name="sona-adapter-versions",
+        group="sona",
+        topic=SONA_ADAPTER_TRAINED,
+        handler=hear_adapter_versions,
+        description="every worker evicts the adapters other workers retrained from its cache",
+    )
 ]

@@ -19,8 +19,8 @@ from agents.sync import devices as device_rules
 from agents.sync.clock import wall_time
 from agents.sync.commands import decide
 from agents.sync.devices import DeviceChange, DeviceRecord
+from agents.sync.messages import command_events, message_id, realtime_event
 from agents.sync.progress import Position, merge
-from agents.sync.realtime import command_events, message_id, realtime_event
 from agents.sync.records import TitleState, decode_titles, encode_title
 from agents.sync.watchlist import WatchlistState, apply, contains
 from schemas.envelope import Envelope

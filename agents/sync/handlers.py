@@ -19,18 +19,19 @@ from typing import Any
 import asyncpg
 from loguru import logger
 
+from agents.adapters.delivery.base import RealtimeSink
 from agents.framework.applied import first_seen, forget_before
 from agents.framework.context import AgentContext
+from agents.framework.resources import Resource
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
 from agents.sync import batches, store
 from agents.sync.devices import DeviceRecord, went_offline
+from agents.sync.messages import message_id, realtime_event, to_deliver
 from agents.sync.presence import ONLINE_TIMEOUT_S
 from agents.sync.progress import is_complete
-from agents.sync.realtime import message_id, realtime_event, to_deliver
-from agents.sync.realtime_client import sink_for
 from agents.sync.views import continue_watching_document, devices_document, watchlist_document
-from contracts.sync_documents import CONTINUE_WATCHING_MAX
+from agreements.sync_documents import CONTINUE_WATCHING_MAX
 from schemas.envelope import Envelope
 from schemas.sync import SyncView
 from topics.registry import (
@@ -249,6 +250,31 @@ async def prune_commands(ctx: AgentContext) -> int:
 # --- realtime delivery ---------------------------------------------------------------------------
 
 
+def _open_sink(ctx: AgentContext) -> RealtimeSink:
+    """PubNub when PUBNUB_PUBLISH_KEY and PUBNUB_SUBSCRIBE_KEY are set, else the built-in
+    fan-out over Redis (the embedded default, tests). Both use the same channel names and
+    message bodies, so a client app works against either."""
+    pubnub = ctx.settings.pubnub
+    if pubnub.publish_key and pubnub.subscribe_key:
+        from agents.adapters.delivery.pubnub import PubNubSink
+
+        return PubNubSink(pubnub, ctx.redis, ctx.prefix)
+    from agents.adapters.delivery.fanout import RedisFanout
+
+    return RedisFanout(ctx.redis, ctx.prefix)
+
+
+async def _close_sink(sink: RealtimeSink) -> None:
+    await sink.close()
+
+
+# The worker's one way to reach devices (agents/adapters/delivery/), chosen when it first
+# delivers.
+REALTIME_SINK: Resource[RealtimeSink] = Resource(
+    "realtime-sink", open=_open_sink, close=_close_sink
+)
+
+
 def realtime_delivery(clock: Clock = utcnow) -> Callable[[AgentContext, list[Envelope[Any]]], Any]:
     async def deliver_realtime(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
         events = to_deliver([env.payload for env in batch], clock())
@@ -257,7 +283,7 @@ def realtime_delivery(clock: Clock = utcnow) -> Callable[[AgentContext, list[Env
                 "{} command(s) expired before delivery; their senders hear `expired`",
                 len(batch) - len(events),
             )
-        await sink_for(ctx).deliver(events)
+        await ctx.use(REALTIME_SINK).deliver(events)
 
     return deliver_realtime
 

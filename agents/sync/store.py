@@ -21,7 +21,7 @@ from agents.sync.batches import TitleRow
 from agents.sync.devices import DeviceRecord
 from agents.sync.progress import Position
 from agents.sync.records import TitleState
-from contracts.sync_read_model import write_documents
+from agreements.sync_read_model import write_documents
 from schemas.sync import (
     HLC,
     CommandResult,

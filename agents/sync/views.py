@@ -1,5 +1,5 @@
 """What devices read, rendered from the merged state (no I/O): the watchlist, continue watching
-and the device list of one user, as the documents of contracts/sync_documents.py."""
+and the device list of one user, as the documents of agreements/sync_documents.py."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from agents.sync.clock import lww_key, wall_time
 from agents.sync.devices import DeviceRecord
 from agents.sync.presence import is_online
 from agents.sync.progress import Position, completion, continue_watching
-from contracts.sync_documents import (
+from agreements.sync_documents import (
     CONTINUE_WATCHING_MAX,
     ContinueWatchingDocument,
     DeviceEntry,

@@ -13,8 +13,7 @@ from agents.framework.unit_of_work import unit_of_work
 from agents.ingestion import store as offers_store
 from agents.ingestion.availability import platform_diffs
 from agents.ingestion.events import availability_event
-from agents.ingestion.merge import content_changed, merge_submitted
-from agents.titles.changes import changed_fields
+from agents.ingestion.merge import changed_fields, content_changed, merge_submitted
 from agents.titles.store import Versioned, fetch_contents, upsert_contents
 from agents.titles.versions import newest_per_key
 from schemas.content import ContentIngested, ContentUpdated

@@ -7,9 +7,9 @@ import re
 from functools import lru_cache
 
 # fold and the title-suffix patterns are shared with the gateway's checks of catalog items.
-from contracts.text import TRAILING_ARTICLE as TRAILING_ARTICLE
-from contracts.text import TRAILING_YEAR as TRAILING_YEAR
-from contracts.text import fold as fold
+from agreements.text import TRAILING_ARTICLE as TRAILING_ARTICLE
+from agreements.text import TRAILING_YEAR as TRAILING_YEAR
+from agreements.text import fold as fold
 
 _LEADING_ARTICLES = ("the", "a", "an")
 _APOSTROPHES = re.compile(r"['\u2018\u2019`\u00b4]")

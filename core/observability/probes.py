@@ -8,7 +8,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import asyncpg
-from aiokafka.client import AIOKafkaClient
+
+from core.kafka import new_metadata_client
 
 Check = Callable[[], Awaitable[Mapping[str, Any] | None]]
 
@@ -29,11 +30,7 @@ def kafka_check(bootstrap: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Check:
     """A metadata request through a short-lived client: nothing stale survives an outage."""
 
     async def check() -> Mapping[str, Any]:
-        client = AIOKafkaClient(
-            bootstrap_servers=bootstrap,
-            client_id="mgw-health",
-            request_timeout_ms=int(timeout_s * 1000),
-        )
+        client = new_metadata_client(bootstrap, "mgw-health", int(timeout_s * 1000))
         try:
             await client.bootstrap()
             metadata = await client.fetch_all_metadata()
@@ -106,7 +103,7 @@ def read_model_check(client: Any, prefix: str) -> Check:
     """Degraded while the read model is missing (Redis lost it) or being rebuilt."""
 
     async def check() -> Mapping[str, Any]:
-        from contracts.read_model import STATE_READY, STATE_REBUILDING, read_state
+        from agreements.read_model import STATE_READY, STATE_REBUILDING, read_state
 
         state = await read_state(client, prefix)
         if state == STATE_READY:

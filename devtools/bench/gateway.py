@@ -298,7 +298,7 @@ async def _prepare(env: dict[str, str], content_id: uuid.UUID) -> tuple[str, str
     """Topics, a dev token, an ingest API key mirrored in Redis, one read-model document."""
     import redis.asyncio as aioredis
 
-    from contracts.read_model import STATE_READY, document_key, state_key
+    from agreements.read_model import STATE_READY, document_key, state_key
     from core.config import load_settings
     from gateway.auth.api_keys import ApiKeyRecord, generate_key, redis_key
     from gateway.auth.principal import Tier

@@ -37,7 +37,7 @@ async def _prepared_app(env: dict[str, str]) -> tuple[Any, str, uuid.UUID]:
     os.environ.update(env)
     import redis.asyncio as aioredis
 
-    from contracts.read_model import STATE_READY, document_key, state_key
+    from agreements.read_model import STATE_READY, document_key, state_key
     from core.config import load_settings
     from gateway.app import create_app
     from gateway.auth.tokens import issue_token

@@ -17,9 +17,9 @@ from typing import Any, Literal
 import faust
 import orjson
 
-from agents.framework.app import create_app
+from agents.framework.kafka.app import create_app
+from agents.framework.kafka.take import take_batches
 from agents.framework.runtime import process_batch, record_of
-from agents.framework.take import take_batches
 from agents.ingestion.handlers import AGENTS as INGESTION_AGENTS
 from core.config import Settings
 from core.gc_tuning import tune_for_batches
@@ -70,7 +70,7 @@ def run_bench_worker(settings: Settings, mode: Mode, expected: int, result_file:
 
     agent.__name__ = f"bench_{mode}"
     app.agent(topic, name=f"bench-{mode}")(agent)
-    # As the real worker does (agents/framework/worker.py), in both modes.
+    # As the real worker does (agents/framework/kafka/worker.py), in both modes.
     tune_for_batches()
     worker = faust.Worker(
         app, loglevel="WARN", override_logging=False, redirect_stdouts=False, quiet=True

@@ -117,7 +117,7 @@ async def _load_catalog(
 ) -> tuple[dict[int, uuid.UUID], int]:
     """Publish the films as a platform's catalog and wait until every one is stored and
     embedded; (film -> canonical title, titles in the catalog)."""
-    from contracts.catalog_producer import CatalogProducer
+    from agreements.catalog_producer import CatalogProducer
     from core.publisher import Publisher
 
     publisher = Publisher(settings.kafka, source="bench-recommend-quality")
@@ -232,7 +232,7 @@ async def _ask(
     concurrency: int,
 ) -> dict[int, list[uuid.UUID]]:
     """Each user's top 10 from the gateway, as of their first held-out rating."""
-    from contracts.sona_cache import drop_recommendations
+    from agreements.sona_cache import drop_recommendations
     from gateway.auth.tokens import issue_token
 
     redis = aioredis.from_url(settings.redis.require_url())

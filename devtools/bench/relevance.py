@@ -49,7 +49,7 @@ from agents.framework.db import _init_connection
 from agents.framework.migrate import migrate_url
 from agents.titles.names import normalize_title
 from agents.titles.store import Versioned, upsert_contents
-from contracts.discovery_cache import request_results_key
+from agreements.discovery_cache import request_results_key
 from core.config import DiscoverySettings, OpenAISettings, load_settings
 from devtools.bench.relevance_catalog import Film, Query, draw_queries, load_films
 from devtools.scratch_db import create_database, drop_database

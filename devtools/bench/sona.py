@@ -231,7 +231,7 @@ async def _batch_seconds(http: httpx.AsyncClient, metrics_url: str) -> tuple[flo
 async def _through_gateway(
     settings: Settings, seeded: Seeded, requests: int, base: str, metrics_url: str
 ) -> tuple[list[Series], Figures]:
-    from contracts.sona_cache import drop_recommendations
+    from agreements.sona_cache import drop_recommendations
     from gateway.auth.tokens import issue_token
 
     prefix, ttl = settings.redis.key_prefix, settings.sona.cache_ttl_s

@@ -1,7 +1,7 @@
 """The response cache's in-process tier: anonymous hits answered without a Redis round trip.
 
 A Redis hit is kept here for RESPONSE_CACHE_NEAR_TTL_S (off by default). Every gateway
-process subscribes to the invalidation channel (contracts/response_cache.py), so a title's
+process subscribes to the invalidation channel (agreements/response_cache.py), so a title's
 copies are dropped about a millisecond after `invalidate_content()`; the TTL bounds how long a
 copy can outlive an invalidation whose message was lost. Two rules keep it from serving what
 Redis would not:
@@ -22,7 +22,7 @@ from typing import Any, Generic, TypeVar
 import redis.asyncio as aioredis
 from loguru import logger
 
-from contracts.response_cache import invalidation_channel
+from agreements.response_cache import invalidation_channel
 from core.resilience.fastredis import REDIS_ERRORS
 
 E = TypeVar("E")

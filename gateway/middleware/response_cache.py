@@ -35,7 +35,7 @@ from loguru import logger
 from redis.commands.core import AsyncScript
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from contracts.response_cache import (
+from agreements.response_cache import (
     CACHE_LABEL,
     generation_key,
     index_key,

@@ -3,7 +3,7 @@
 The hub listens to every user's live channel (one pattern subscription) and hands each message
 to the local streams of that user. A stream whose queue is full, or every stream when the hub
 lost Redis for a moment, is told it may have missed messages (`Gap`); it then catches up from
-the user's Redis stream (contracts/sync_realtime.py), so neither case leaves a silent gap.
+the user's Redis stream (agreements/sync_realtime.py), so neither case leaves a silent gap.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import redis.asyncio as aioredis
 from loguru import logger
 
-from contracts.sync_realtime import Delivered, live_pattern, parse_live, segment_of
+from agreements.sync_realtime import Delivered, live_pattern, parse_live, segment_of
 from core.resilience.fastredis import REDIS_ERRORS
 from schemas.sync import channel_segment
 

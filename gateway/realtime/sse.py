@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import orjson
 import redis.asyncio as aioredis
 
-from contracts.sync_realtime import REPLAY_WINDOW_S, Delivered, newer, position, replay
+from agreements.sync_realtime import REPLAY_WINDOW_S, Delivered, newer, position, replay
 from gateway.realtime.hub import Closed, Gap, RealtimeHub, Subscription
 
 KEEPALIVE_S = 15.0

@@ -7,7 +7,7 @@ import uuid
 
 from fastapi import APIRouter, HTTPException, Request, Response
 
-from contracts.read_model import read_document
+from agreements.read_model import read_document
 from gateway.fast_lane import MARKER as FAST_LANE
 from gateway.lookup import AGENT_FAILED_RESPONSE, ask_agent
 from gateway.request_parameters import TypedParameter

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.sync_documents import DevicesDocument
+from agreements.sync_documents import DevicesDocument
 from core.publisher import Publisher
 from gateway.accepted import accepted
 from gateway.auth.dependencies import own_user

@@ -16,8 +16,8 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
 from starlette.datastructures import QueryParams
 
-from contracts.discovery_cache import key_digest, read_results, request_results_key
-from contracts.read_model import reply_channel
+from agreements.discovery_cache import key_digest, read_results, request_results_key
+from agreements.read_model import reply_channel
 from core.resilience.fastredis import REDIS_ERRORS
 from gateway.errors import error_response
 from gateway.fast_lane import MARKER as FAST_LANE

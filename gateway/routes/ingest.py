@@ -8,7 +8,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Request, Response, status
 from pydantic import BaseModel, Field
 
-from contracts.catalog_producer import MAX_BATCH_ITEMS, CatalogProducer, ItemResult, summarize
+from agreements.catalog_producer import MAX_BATCH_ITEMS, CatalogProducer, ItemResult, summarize
 from core.observability import correlation
 from gateway.auth.dependencies import require_scopes
 from gateway.auth.errors import Forbidden

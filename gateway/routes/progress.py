@@ -13,7 +13,7 @@ import uuid
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from contracts.sync_documents import (
+from agreements.sync_documents import (
     CONTINUE_WATCHING_MAX,
     ContinueWatchingDocument,
     ProgressEntry,

@@ -17,7 +17,7 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
-from contracts.sync_realtime import EVENT_ID_FORM, MAX_ID_PART, REPLAY_WINDOW_S, is_event_id
+from agreements.sync_realtime import EVENT_ID_FORM, MAX_ID_PART, REPLAY_WINDOW_S, is_event_id
 from gateway.auth.dependencies import own_user
 from gateway.realtime.hub import HubUnavailable, RealtimeHub
 from gateway.realtime.sse import EventStream, StreamRequest

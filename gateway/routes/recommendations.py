@@ -14,8 +14,8 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 from pydantic import AwareDatetime, TypeAdapter, ValidationError
 
-from contracts.read_model import reply_channel
-from contracts.sona_cache import read_recommendations
+from agreements.read_model import reply_channel
+from agreements.sona_cache import read_recommendations
 from core.resilience.fastredis import REDIS_ERRORS
 from gateway.auth.dependencies import require
 from gateway.auth.errors import Forbidden

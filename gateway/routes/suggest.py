@@ -2,7 +2,7 @@
 start like the text typed, typos tolerated as the search tolerates them (docs/DISCOVERY.md).
 
 Answered from the gateway's own copy of the index the discovery agents publish in Redis
-(contracts/suggest_index.py): no round trip to an agent, no PostgreSQL. The copy is checked
+(agreements/suggest_index.py): no round trip to an agent, no PostgreSQL. The copy is checked
 against the published fingerprint at most once per CHECK_INTERVAL_S and replaced, built off
 the event loop, when the catalog changed; requests meanwhile use the previous one.
 """
@@ -15,7 +15,7 @@ import time
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from contracts.suggest_index import SuggestIndex, index_key, index_version_key
+from agreements.suggest_index import SuggestIndex, index_key, index_version_key
 from core.resilience.fastredis import REDIS_ERRORS
 from gateway.errors import error_response
 from gateway.query_params import query_error, unknown_parameters

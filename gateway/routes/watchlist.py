@@ -15,7 +15,7 @@ import uuid
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from contracts.sync_documents import WatchlistDocument
+from agreements.sync_documents import WatchlistDocument
 from core.publisher import Publisher
 from gateway.accepted import Accepted, accepted
 from gateway.auth.dependencies import own_user

@@ -24,7 +24,7 @@ from agents.discovery.intent_client import IntentResolver
 from agents.discovery.retrieval_store import Retriever
 from agents.framework.db import _init_connection
 from agents.framework.migrate import migrate_url
-from contracts.discovery_cache import request_results_key, request_results_set_key
+from agreements.discovery_cache import request_results_key, request_results_set_key
 from core.config import DiscoverySettings, OpenAISettings, Settings, load_settings
 from devtools.scratch_db import create_database, drop_database
 from schemas.discovery import SearchRequested, SearchResponse
@@ -142,7 +142,6 @@ def make_engine(seeded: Seeded, redis_client: aioredis.Redis, tmp_path: Path) ->
 
         engine = Engine(
             Discovery(
-                pool=seeded.pool,
                 cache=cache,
                 intents=IntentResolver(settings, cache),
                 retriever=Retriever(

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 
 from agents.discovery.invalidation import changed_subjects, platform_subject, title_subject
 from agents.titles.store import Versioned, upsert_contents
-from contracts.discovery_cache import (
+from agreements.discovery_cache import (
     EMBEDDING_CACHE,
     INTENT_CACHE,
     RESULTS_CACHE,

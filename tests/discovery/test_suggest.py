@@ -1,5 +1,5 @@
 """Search-as-you-type: the index the discovery agents build from PostgreSQL and publish in
-Redis, read by the gateway's route (contracts/suggest_index.py, gateway/routes/suggest.py)."""
+Redis, read by the gateway's route (agreements/suggest_index.py, gateway/routes/suggest.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import redis.asyncio as aioredis
 
 from agents.discovery.suggest_store import publish_index
 from agents.titles.store import Versioned, upsert_contents
-from contracts.suggest_index import Entry, SuggestIndex, encode
+from agreements.suggest_index import Entry, SuggestIndex, encode
 from gateway.routes.suggest import SuggestHolder
 from tests.conftest import SESSION
 from tests.discovery.conftest import Seeded, seeded_catalog

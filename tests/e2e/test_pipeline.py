@@ -13,7 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 from prometheus_client.parser import text_string_to_metric_families
 
-from contracts.read_model import document_key
+from agreements.read_model import document_key
 from core.config import Settings
 from devtools.sample_catalog import generate_sample
 from tests.conftest import Isolated, Proc

@@ -27,7 +27,7 @@ import pytest
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from agents.framework.app import consumer_group
+from agents.framework.kafka.app import consumer_group
 from core.config import Settings, settings_with
 from core.embedded import ServiceProcess, start_postgres
 from devtools.sample_catalog import generate_sample

@@ -8,7 +8,7 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from contracts.read_model import document_key, read_state
+from agreements.read_model import document_key, read_state
 from tests.conftest import Isolated
 from tests.helpers import run_cli, wait_for
 

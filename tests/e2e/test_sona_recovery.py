@@ -35,7 +35,7 @@ from agents.framework.context import ContextHolder
 from agents.framework.db import _init_connection
 from agents.framework.migrate import migrate_url
 from agents.sona import adapter_codec, store
-from agents.sona.handlers import sona_process, train_from_progress
+from agents.sona.handlers import train_from_progress
 from agents.sync.clock import to_physical_us
 from core.config import settings_with
 from core.publisher import Publisher
@@ -154,7 +154,6 @@ async def run_uninterrupted(reference: Reference, batch: list[Envelope[Any]]) ->
         ctx = (await holder.get()).for_agent("sona-train-progress")
         await seed(ctx.pool, await ctx.vectors())
         await train_from_progress(ctx, batch)
-        await sona_process(ctx).listener.close()
     finally:
         await holder.close()
 

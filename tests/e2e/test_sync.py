@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from contracts.sync_realtime import newer
+from agreements.sync_realtime import newer
 from devtools.bench.sync_clients import Heard, PubNubDevice, SseDevice
 from devtools.bench.sync_pubnub import LoopbackPubNub
 from schemas.sync import devices_channel, notifications_channel, sync_channel

@@ -15,7 +15,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from agents.sync.clock import to_physical_us
-from contracts.sync_realtime import log_key
+from agreements.sync_realtime import log_key
 from core.publisher import Publisher
 from schemas.sync import (
     HLC,

@@ -19,7 +19,7 @@ import pytest
 import redis
 
 from agents.enrichment.store import CLAIM_LEASE_S
-from contracts.read_model import STATE_READY, document_key, state_key
+from agreements.read_model import STATE_READY, document_key, state_key
 from core.embedded import start_postgres
 from devtools.sample_catalog import SampleCatalog
 from tests.conftest import ROOT

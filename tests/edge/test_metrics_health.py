@@ -21,9 +21,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 from starlette.testclient import TestClient
 
-from agents.framework.ops import partition_lag
-from contracts.read_model import document_key, state_key
-from contracts.response_cache import invalidate_content
+from agents.framework.kafka.ops import partition_lag
+from agreements.read_model import document_key, state_key
+from agreements.response_cache import invalidate_content
 from core.config import MetricsSettings, RateLimitSettings, Settings
 from core.embedded import start_postgres, start_redis
 from core.observability.dependencies import (

@@ -16,7 +16,7 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from prometheus_client import REGISTRY
 
-from contracts.response_cache import index_key, invalidate_content
+from agreements.response_cache import index_key, invalidate_content
 from core.config import Settings
 from core.embedded import free_port, start_redis
 from core.resilience.fastredis import fast_fail_client

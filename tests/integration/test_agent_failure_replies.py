@@ -1,5 +1,5 @@
 """A request an agent cannot answer is answered at once with the reason, for every request/reply
-topic through the one mechanism of the agent runtime (contracts/agent_reply.py): the gateway's
+topic through the one mechanism of the agent runtime (agreements/agent_reply.py): the gateway's
 request_reply hears a failure, not its timeout. On the real broker and Redis."""
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from agents.framework import runtime
 from agents.framework.context import AgentContext, ContextHolder
 from agents.framework.runtime import AgentSpec, Record, process_batch
 from agents.groups import ALL_AGENTS
-from contracts.agent_reply import failure_of
-from contracts.read_model import reply_channel
+from agreements.agent_reply import failure_of
+from agreements.read_model import reply_channel
 from gateway.lookup import AgentFailed, request_reply
 from schemas.content import ContentLookupRequested
 from schemas.discovery import SearchRequested

@@ -15,7 +15,7 @@ from agents.discovery.store import browse
 from agents.framework.context import AgentContext, ContextHolder
 from agents.ingestion.handlers import check_expiring, process_raw
 from agents.readmodel.handlers import project
-from contracts.read_model import document_key
+from agreements.read_model import document_key
 from schemas.content import AvailabilityChanged, ContentUpdated
 from schemas.discovery import SearchFilters
 from schemas.envelope import decode, wrap

@@ -13,7 +13,7 @@ from agents.framework.context import AgentContext, ContextHolder
 from agents.readmodel.handlers import guard_read_model
 from agents.readmodel.store import REBUILD_LOCK
 from agents.titles.store import Versioned, upsert_contents
-from contracts.read_model import STATE_READY, STATE_REBUILDING, document_key, read_state, state_key
+from agreements.read_model import STATE_READY, STATE_REBUILDING, document_key, read_state, state_key
 from schemas.content import CanonicalContent
 from tests.conftest import Isolated
 

@@ -13,18 +13,19 @@ import numpy as np
 import pytest
 
 from agents.framework.context import AgentContext, ContextHolder
+from agents.framework.kafka.broadcast import BroadcastReader
 from agents.sona import store
 from agents.sona.adapter_cache import CachedAdapter
 from agents.sona.handlers import (
+    ADAPTERS,
+    BROADCASTS,
     answer_recommendations,
-    hear_adapter_versions,
     recommendations_for,
-    sona_process,
     train_from_progress,
 )
 from agents.sync.clock import to_physical_us
-from contracts.read_model import reply_channel
-from contracts.sona_cache import read_recommendations
+from agreements.read_model import reply_channel
+from agreements.sona_cache import read_recommendations
 from schemas.envelope import Envelope, decode, wrap
 from schemas.sona import AdapterTrained, RecommendationsRequested, RecommendationsResponse
 from schemas.sync import HLC, ProgressUpdate
@@ -41,7 +42,6 @@ async def ctx(isolated: Isolated) -> AsyncIterator[AgentContext]:
     context = (await holder.get()).for_agent("sona-test")
     await seed(isolated.pool, await context.vectors())
     yield context
-    await sona_process(context).listener.close()
     await holder.close()
 
 
@@ -129,18 +129,25 @@ async def test_ten_finished_titles_train_version_one_and_redelivery_changes_noth
 
 async def test_every_worker_hears_a_new_version_and_evicts_its_copy(ctx: AgentContext) -> None:
     user = "u-evict"
-    cache = sona_process(ctx).cache
+    cache = ctx.use(ADAPTERS)
     cache.put(user, CachedAdapter(None, None))
     await watch(ctx, user, BY_GENRE["comedy"][:10], hour=20)
     # Another worker's copy: forget that this process trained it, then hear the topic.
     cache.clear()
     cache.put(user, CachedAdapter(None, None))
 
+    # What the worker runs for the slice's declared broadcast (agents/framework/kafka/app.py).
+    (spec,) = BROADCASTS
+    reader = BroadcastReader(ctx.settings.kafka.bootstrap, spec, ctx.settings.kafka.topic_prefix)
+
     async def evicted() -> bool:
-        await hear_adapter_versions(ctx)
+        await reader.hear(ctx, timeout_ms=200)
         return cache.get(user) is None
 
-    await wait_for(evicted, timeout=10)
+    try:
+        await wait_for(evicted, timeout=10)
+    finally:
+        await reader.close()
 
 
 async def test_comedies_rank_higher_after_training_on_comedies(ctx: AgentContext) -> None:

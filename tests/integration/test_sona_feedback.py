@@ -19,14 +19,13 @@ from agents.sona import store
 from agents.sona.handlers import (
     fold_new_vectors,
     recommendations_for,
-    sona_process,
     train_from_feedback,
     train_from_progress,
 )
 from agents.sync.clock import to_physical_us
 from agents.titles.store import Versioned, upsert_contents
-from contracts.read_model import reply_channel
-from contracts.sona_cache import read_recommendations, store_recommendations
+from agreements.read_model import reply_channel
+from agreements.sona_cache import read_recommendations, store_recommendations
 from schemas.content import MetadataEnriched
 from schemas.envelope import Envelope, wrap
 from schemas.sona import ContentDismissed, ContentRated, RecommendationsRequested
@@ -45,7 +44,6 @@ async def ctx(isolated: Isolated) -> AsyncIterator[AgentContext]:
     context = (await holder.get()).for_agent("sona-test")
     await seed(isolated.pool, await context.vectors())
     yield context
-    await sona_process(context).listener.close()
     await holder.close()
 
 

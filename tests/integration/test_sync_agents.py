@@ -21,8 +21,8 @@ from agents.sync.handlers import (
     merge_watchlist,
     presence_sweep,
 )
-from contracts.read_model import reply_channel
-from contracts.sync_read_model import read_document
+from agreements.read_model import reply_channel
+from agreements.sync_read_model import read_document
 from core.config import Settings
 from schemas.envelope import Envelope, decode, wrap
 from schemas.sync import (

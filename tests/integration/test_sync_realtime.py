@@ -15,12 +15,12 @@ from pubnub.callbacks import SubscribeCallback
 from pubnub.pnconfiguration import PNConfiguration
 from pubnub.pubnub_asyncio import PubNubAsyncio
 
+from agents.adapters.delivery.base import RealtimeUnavailable
+from agents.adapters.delivery.fanout import RedisFanout
+from agents.adapters.delivery.pubnub import PubNubSink
 from agents.framework.context import AgentContext, ContextHolder
-from agents.sync.delivery import RealtimeUnavailable
-from agents.sync.handlers import realtime_delivery
-from agents.sync.pubnub_client import PubNubSink
-from agents.sync.realtime_client import RedisFanout, close_sinks, sink_for
-from contracts.sync_realtime import epoch_key, position, replay
+from agents.sync.handlers import REALTIME_SINK, realtime_delivery
+from agreements.sync_realtime import epoch_key, position, replay
 from core.config import PubNubSettings, Settings
 from devtools.bench.sync_pubnub import LoopbackPubNub
 from gateway.realtime.hub import RealtimeHub
@@ -42,7 +42,6 @@ NOW = datetime.now(UTC)
 async def ctx(settings: Settings, topics_created: None) -> AsyncIterator[AgentContext]:
     holder = ContextHolder(settings, source="test")
     yield (await holder.get()).for_agent("realtime-test")
-    await close_sinks()
     await holder.close()
 
 
@@ -82,7 +81,7 @@ async def test_the_fan_out_delivers_each_message_once_and_replays_what_a_device_
     ctx: AgentContext,
 ) -> None:
     alice, bob = user(), user()
-    sink = sink_for(ctx)
+    sink = ctx.use(REALTIME_SINK)
     assert isinstance(sink, RedisFanout)
     start = await position(ctx.redis, ctx.prefix, alice)
     events = [progress_event(alice, n) for n in range(3)]
@@ -112,7 +111,7 @@ async def test_an_id_ahead_of_the_stream_cannot_be_caught_up(ctx: AgentContext) 
     assert not (await replay(ctx.redis, ctx.prefix, alice, f"{epoch}:9999999999999-0")).complete
     assert (await replay(ctx.redis, ctx.prefix, alice, empty)).complete
 
-    await sink_for(ctx).deliver([progress_event(alice, 1)])
+    await ctx.use(REALTIME_SINK).deliver([progress_event(alice, 1)])
     newest = await position(ctx.redis, ctx.prefix, alice)
     ms, seq = (int(n) for n in newest.split(":")[1].split("-"))
     assert (await replay(ctx.redis, ctx.prefix, alice, newest)).complete
@@ -125,7 +124,7 @@ async def test_a_stream_resumed_from_an_id_ahead_resyncs_then_hears_what_follows
     ctx: AgentContext,
 ) -> None:
     alice = user()
-    sink = sink_for(ctx)
+    sink = ctx.use(REALTIME_SINK)
     await sink.deliver([progress_event(alice, 1)])
     epoch = (await position(ctx.redis, ctx.prefix, alice)).split(":")[0]
     hub = RealtimeHub(ctx.settings.redis.require_url(), ctx.prefix)
@@ -213,7 +212,7 @@ async def test_pubnub_delivers_through_the_real_sdk_in_order_and_only_to_the_use
         try:
             tv.subscribe().channels([sync_channel(alice), devices_channel(alice)]).execute()
             await wait_subscribed(server)
-            sink = sink_for(ctx)
+            sink = ctx.use(REALTIME_SINK)
             assert isinstance(sink, PubNubSink)
 
             first = [progress_event(alice, n) for n in range(3)]
@@ -240,7 +239,6 @@ async def test_pubnub_delivers_through_the_real_sdk_in_order_and_only_to_the_use
             assert len(server.messages(sync_channel(bob))) == 1
         finally:
             await tv.stop()
-            await close_sinks()
             await holder.close()
 
 

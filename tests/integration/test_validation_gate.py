@@ -33,10 +33,10 @@ from agents.framework.runtime import Record, decode_batch, process_batch
 from agents.ingestion.handlers import AGENTS as INGESTION_AGENTS
 from agents.ingestion.merge import merge_into
 from agents.ingestion.normalize import normalize_item
-from agents.ingestion.resolution import CandidateIndex, assign
+from agents.ingestion.resolution import KnownTitleIndex, assign
 from agents.readmodel import store as read_model
-from contracts.catalog_producer import FieldProblem, validate_items
-from contracts.genres import map_genres
+from agreements.catalog_producer import FieldProblem, validate_items
+from agreements.genres import map_genres
 from core.config import Settings
 from core.publisher import RawRecord
 from gateway.auth.key_store import KeyStore
@@ -81,7 +81,7 @@ def assert_names_fields(problems: Iterable[FieldProblem], item: Any) -> None:
 def through_the_pure_pipeline(item: RawCatalogItem) -> CanonicalContent:
     """What process-batch and every later stage do with an accepted item, without I/O."""
     normalized = normalize_item(item)
-    index = CandidateIndex()
+    index = KnownTitleIndex()
     cid = assign(normalized, index).canonical_id
     assert cid is not None
     doc = merge_into(None, normalized, cid, map_genres(normalized.platform, normalized.raw_genres))

@@ -16,7 +16,7 @@ import pytest
 import yaml
 from cloudcoil.models.keda.v1alpha1 import ScaledObject
 
-from agents.framework.app import consumer_group
+from agents.framework.kafka.app import consumer_group
 from agents.groups import groups
 from cli.k8s_manifests import WORKERS_PATH, group_topics, render, worker_manifests
 from core.config import _SECTIONS, KafkaSettings, Settings

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from agents.ingestion.normalize import NormalizedItem
-from agents.ingestion.resolution import CandidateIndex, assign
+from agents.ingestion.resolution import KnownTitleIndex, assign
 from devtools.sample_catalog import _ADJECTIVES, _NAMES, _NOUNS, _PLACES
 from tests.unit.ingestion_factories import item
 
@@ -426,7 +426,7 @@ def merged(pair: Pair, reverse: bool = False) -> bool:
     second = _listing(pair.second, "hulu", "b", pair.second_runtime, pair.second_credits)
     if reverse:
         first, second = second, first
-    index = CandidateIndex()
+    index = KnownTitleIndex()
     return assign(first, index).canonical_id == assign(second, index).canonical_id
 
 

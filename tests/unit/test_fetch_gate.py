@@ -1,4 +1,4 @@
-"""The fetch gate of a worker's consumers (agents/framework/fetch_wait.py): awake it lets each
+"""The fetch gate of a worker's consumers (agents/framework/kafka/fetch_wait.py): awake it lets each
 fetch go at once; idle it holds a fetch until a wake-up call, from any thread, or its interval."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import asyncio
 import threading
 import time
 
-from agents.framework.fetch_wait import FetchGate
+from agents.framework.kafka.fetch_wait import FetchGate
 
 
 async def _timed(gate: FetchGate) -> float:

@@ -18,7 +18,7 @@ PACKAGES = (
     "core",
     "schemas",
     "topics",
-    "contracts",
+    "agreements",
     "agents",
     "gateway",
     "cli",
@@ -57,8 +57,8 @@ FORBIDDEN_LAYERS = [
     ("schemas", "core"),
     ("topics", "agents"),
     ("topics", "gateway"),
-    ("contracts", "agents"),
-    ("contracts", "gateway"),
+    ("agreements", "agents"),
+    ("agreements", "gateway"),
     ("agents", "gateway"),
     ("gateway", "agents"),
     ("agents.framework", "agents.groups"),
@@ -66,7 +66,7 @@ FORBIDDEN_LAYERS = [
     # or the agents, and none of what reads their stores (docs/MCP.md).
     ("assistant", "gateway"),
     ("assistant", "agents"),
-    ("assistant", "contracts"),
+    ("assistant", "agreements"),
     ("core", "assistant"),
     ("agents", "assistant"),
 ]

@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from agents.ingestion.normalize import clean_display_title, normalize_item
 from agents.titles.names import normalize_title
-from contracts.catalog_warnings import DESCRIPTION_MAX, normalize_maturity
+from agreements.catalog_warnings import DESCRIPTION_MAX, normalize_maturity
 from schemas.content import AvailabilityType, ContentType, MaturityRating, VideoQuality
 from schemas.envelope import decode, encode, wrap
 from schemas.ingestion import CatalogItemReceived, RawCatalogItem

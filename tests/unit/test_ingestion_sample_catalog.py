@@ -14,7 +14,7 @@ from agents.enrichment.quality import quality_score
 from agents.ingestion.genres import classify_genres
 from agents.ingestion.merge import merge_into
 from agents.ingestion.normalize import normalize_item
-from agents.ingestion.resolution import CandidateIndex, assign
+from agents.ingestion.resolution import KnownTitleIndex, assign
 from devtools.sample_catalog import PLATFORMS, generate_catalog, generate_sample
 from schemas.content import CanonicalContent
 from schemas.ingestion import RawCatalogItem, normalize_platform
@@ -81,7 +81,7 @@ def test_invalid_fraction_breaks_exactly_the_listed_items() -> None:
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_pipeline_groups_every_listing_with_its_true_title(seed: int) -> None:
     sample = generate_sample(500, seed=seed)
-    index = CandidateIndex()
+    index = KnownTitleIndex()
     docs: dict[uuid.UUID, CanonicalContent] = {}
     resolved: dict[str, uuid.UUID] = {}
     for data in sample.items:
@@ -112,7 +112,7 @@ def test_replaying_the_catalog_yields_the_same_ids() -> None:
     items = generate_catalog(150, seed=9)
 
     def run() -> list[uuid.UUID | None]:
-        index = CandidateIndex()
+        index = KnownTitleIndex()
         return [
             assign(normalize_item(RawCatalogItem.model_validate(d)), index).canonical_id
             for d in items

@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[2]
 # What `mgw` runs in production; devtools (benchmarks, sample catalogs) needs the dev extra.
 RUNTIME_PACKAGES = (
     "agents",
+    "agreements",
     "assistant",
     "cli",
-    "contracts",
     "core",
     "gateway",
     "schemas",

@@ -10,8 +10,8 @@ import pytest
 from agents.ingestion.normalize import NormalizedItem, normalize_item
 from agents.ingestion.resolution import (
     NAMESPACE,
-    Candidate,
-    CandidateIndex,
+    KnownTitle,
+    KnownTitleIndex,
     assign,
     identity_key,
     lookup_keys,
@@ -38,8 +38,8 @@ def listing(platform: str = "netflix", **overrides: Any) -> NormalizedItem:
     return item(platform=platform, **overrides)
 
 
-def index_of(*entries: tuple[uuid.UUID, NormalizedItem]) -> CandidateIndex:
-    return CandidateIndex(Candidate.from_item(cid, it) for cid, it in entries)
+def index_of(*entries: tuple[uuid.UUID, NormalizedItem]) -> KnownTitleIndex:
+    return KnownTitleIndex(KnownTitle.from_item(cid, it) for cid, it in entries)
 
 
 A, B, C = uuid.UUID(int=0xA), uuid.UUID(int=0xB), uuid.UUID(int=0xC)
@@ -194,7 +194,7 @@ def test_alternate_titles_of_stored_content_are_matched() -> None:
     stored = content(
         canonical_id=A, title="Léon", alternate_titles=["The Professional"], release_year=1994
     )
-    index = CandidateIndex([Candidate.from_content(stored)])
+    index = KnownTitleIndex([KnownTitle.from_content(stored)])
     assert resolve(listing("hulu", title="Professional, The", year=1994), index).canonical_id == A
 
 
@@ -291,7 +291,7 @@ def test_namespace_is_fixed() -> None:
 
 
 def test_same_film_from_two_platforms_in_one_batch_gets_one_id() -> None:
-    index = CandidateIndex()
+    index = KnownTitleIndex()
     first = assign(listing("netflix", title="The Matrix", year=1999), index)
     second = assign(listing("hulu", title="Matrix, The", year=2000), index)
     third = assign(listing("prime_video", title="The Matrix (1999)", year=None), index)
@@ -301,7 +301,7 @@ def test_same_film_from_two_platforms_in_one_batch_gets_one_id() -> None:
 
 
 def test_ids_learnt_in_a_batch_serve_later_items() -> None:
-    index = CandidateIndex()
+    index = KnownTitleIndex()
     first = assign(listing("netflix", title="The Matrix", year=1999), index)
     # Matched by title, it teaches the index its IMDb id ...
     with_imdb = listing("hulu", title="The Matrix", year=1999, external_ids={"imdb": "tt0133093"})
@@ -340,7 +340,7 @@ def test_replaying_a_batch_creates_the_same_ids() -> None:
 
     runs = []
     for _ in range(2):
-        index = CandidateIndex()
+        index = KnownTitleIndex()
         runs.append([assign(it, index).canonical_id for it in batch()])
     assert runs[0] == runs[1]
     assert runs[0][0] == runs[0][2] == uuid.uuid5(NAMESPACE, "netflix:1")
@@ -350,14 +350,14 @@ def test_replaying_a_batch_creates_the_same_ids() -> None:
 
 def test_minted_id_taken_by_a_contradicting_title_gets_a_distinct_id() -> None:
     newcomer = listing("hulu", title="Brand New", year=2020, external_ids={"imdb": "tt5555555"})
-    squatter = Candidate(
+    squatter = KnownTitle(
         canonical_id=new_canonical_id(newcomer),
         content_type=ContentType.movie,
         titles={"something else"},
         year=1950,
         external_ids=ExternalIds(eidr=EIDR),
     )
-    index = CandidateIndex([squatter])
+    index = KnownTitleIndex([squatter])
     found = assign(newcomer, index)
     assert found.method == "new"
     assert found.canonical_id != squatter.canonical_id
@@ -367,7 +367,7 @@ def test_minted_id_taken_by_a_contradicting_title_gets_a_distinct_id() -> None:
 def test_candidate_index_fills_a_missing_year_and_ids() -> None:
     index = index_of((A, listing(title="The Matrix", year=None)))
     index.add(
-        Candidate.from_item(
+        KnownTitle.from_item(
             A, listing("hulu", title="The Matrix", year=1999, external_ids={"imdb": "tt0133093"})
         )
     )
@@ -436,7 +436,7 @@ def test_the_identical_title_shortcut_resolves_as_scoring_every_title_would(
         out = []
         for start in range(0, len(items), 150):
             batch = items[start : start + 150]
-            candidates = [Candidate.from_content(c) for c in stored.values()]
+            candidates = [KnownTitle.from_content(c) for c in stored.values()]
             resolved = resolve_batch(batch, {}, candidates)
             out += [
                 (a.resolution.canonical_id, a.resolution.method, a.resolution.confidence)
@@ -447,5 +447,5 @@ def test_the_identical_title_shortcut_resolves_as_scoring_every_title_would(
 
     with_shortcut = run()
     assert sum(1 for _, method, confidence in with_shortcut if confidence == 0.98) > 50
-    monkeypatch.setattr(CandidateIndex, "identical_titles", lambda *_: set())
+    monkeypatch.setattr(KnownTitleIndex, "identical_titles", lambda *_: set())
     assert run() == with_shortcut

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from agents.ingestion.resolution import CandidateIndex, assign
+from agents.ingestion.resolution import KnownTitleIndex, assign
 from agents.ingestion.title_match import (
     Evidence,
     Relation,
@@ -43,7 +43,7 @@ def merged(first: dict[str, Any], second: dict[str, Any]) -> bool:
     """Whether the second listing resolves to the title the first created, in either order."""
     outcomes = []
     for a, b in ((first, second), (second, first)):
-        index = CandidateIndex()
+        index = KnownTitleIndex()
         one = assign(item(platform="netflix", platform_item_id="1", **a), index)
         two = assign(item(platform="hulu", platform_item_id="2", **b), index)
         outcomes.append(one.canonical_id == two.canonical_id)

@@ -107,7 +107,7 @@ def test_an_offset_past_the_log_end_is_reported_and_never_drained() -> None:
 
 
 def test_the_drained_consumer_group_is_the_one_the_worker_joins() -> None:
-    from agents.framework.app import consumer_group
+    from agents.framework.kafka.app import consumer_group
     from core.config import load_settings
 
     settings = load_settings()

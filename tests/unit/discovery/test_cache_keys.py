@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from agents.discovery.invalidation import platform_subject, region_subject, title_subject
-from contracts.discovery_cache import (
+from agreements.discovery_cache import (
     EMBEDDING_TTL_S,
     INTENT_TTL_S,
     RESULTS_TTL_S,

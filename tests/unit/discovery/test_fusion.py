@@ -12,8 +12,8 @@ from agents.discovery.fusion import (
     RRF_K,
     THEME_BOOST_MAX,
     WEIGHTS,
-    Candidate,
     Hit,
+    SearchHit,
     answered,
     fuse,
     rrf_term,
@@ -23,10 +23,10 @@ from schemas.discovery import ParsedIntent, SearchResult, Strategy
 A, B, C, D = (uuid.UUID(int=n) for n in (1, 2, 3, 4))
 
 
-def candidates(**genres: Sequence[str]) -> dict[uuid.UUID, Candidate]:
+def candidates(**genres: Sequence[str]) -> dict[uuid.UUID, SearchHit]:
     names = {"A": A, "B": B, "C": C, "D": D}
     return {
-        cid: Candidate(cid, title=f"Title {name}", genres=tuple(genres.get(name, ("drama",))))
+        cid: SearchHit(cid, title=f"Title {name}", genres=tuple(genres.get(name, ("drama",))))
         for name, cid in names.items()
     }
 
@@ -150,7 +150,7 @@ def test_graph_reason_names_the_references() -> None:
 
 def test_title_similar_to_a_reference() -> None:
     shrek_2 = uuid.uuid4()
-    known = {**candidates(), shrek_2: Candidate(shrek_2, title="Shrek 2")}
+    known = {**candidates(), shrek_2: SearchHit(shrek_2, title="Shrek 2")}
     results = by_id(fuse({"keyword": hits(shrek_2, A)}, known, intent(references=["Shrek"])))
     assert "title similar to 'Shrek'" in results[shrek_2].match_reasons
     assert not any("similar" in reason for reason in results[A].match_reasons)
@@ -187,9 +187,9 @@ def test_a_mood_boost_does_not_beat_two_strategies_ranking_first() -> None:
 def test_themes_boost_per_theme_up_to_a_cap() -> None:
     one, two, three = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
     known = {
-        one: Candidate(one, title="Payback", keywords=("revenge",)),
-        two: Candidate(two, title="Looper", keywords=("revenge", "time travel")),
-        three: Candidate(three, title="Space Revenge", keywords=("time travel", "heist")),
+        one: SearchHit(one, title="Payback", keywords=("revenge",)),
+        two: SearchHit(two, title="Looper", keywords=("revenge", "time travel")),
+        three: SearchHit(three, title="Space Revenge", keywords=("time travel", "heist")),
     }
     themes = intent(themes=["revenge", "time travel", "space", "heist"])
     # Each title alone in its own keyword list: rank 1, relevance 1.0 before boosts.
@@ -249,8 +249,8 @@ def test_candidate_from_payload() -> None:
             {"platform": "hulu", "regions": ["GB"]},
         ],
     }
-    candidate = Candidate.from_payload(cid, doc, region="US")
-    assert candidate == Candidate(
+    candidate = SearchHit.from_payload(cid, doc, region="US")
+    assert candidate == SearchHit(
         cid,
         title="Shrek",
         release_year=2001,
@@ -259,5 +259,5 @@ def test_candidate_from_payload() -> None:
         keywords=("ogre",),
     )
     vector_payload = {"title": "Alien", "genres": ["horror"], "platforms": ["hbo_max"]}
-    assert Candidate.from_payload(cid, vector_payload).platforms == ("hbo_max",)
-    assert Candidate.from_payload(cid, {"release_year": True}).release_year is None
+    assert SearchHit.from_payload(cid, vector_payload).platforms == ("hbo_max",)
+    assert SearchHit.from_payload(cid, {"release_year": True}).release_year is None

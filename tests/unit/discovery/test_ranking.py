@@ -11,8 +11,8 @@ import pytest
 from agents.discovery.fusion import (
     REFERENCE_GENRE_BOOST,
     TITLE_MATCH_BOOST,
-    Candidate,
     Hit,
+    SearchHit,
     fuse,
     is_title_match,
 )
@@ -160,8 +160,8 @@ def test_title_match(title: str, words: str, match: bool) -> None:
 
 def test_title_match_and_reference_genres_boost() -> None:
     candidates = {
-        A: Candidate(A, "The Godfather", genres=("crime",)),
-        B: Candidate(B, "Inception", genres=("science_fiction",)),
+        A: SearchHit(A, "The Godfather", genres=("crime",)),
+        B: SearchHit(B, "Inception", genres=("science_fiction",)),
     }
     rankings = {"vector": hits(B, A)}
     plain = {r.canonical_id: r for r in fuse(rankings, candidates)}

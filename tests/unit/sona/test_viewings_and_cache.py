@@ -12,7 +12,7 @@ from agents.sona.adapter_cache import AdapterCache, CachedAdapter
 from agents.sona.context import time_bucket
 from agents.sona.sources import TitleRow, genre_weights, graph_score, popularity_scores
 from agents.sona.viewings import on_progress
-from contracts.sona_cache import bucket_at
+from agreements.sona_cache import bucket_at
 
 T0 = datetime(2026, 11, 2, 20, tzinfo=UTC)
 CID = uuid.uuid4()

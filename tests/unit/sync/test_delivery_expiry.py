@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from agents.sync.realtime import command_events, message_id, to_deliver
+from agents.sync.messages import command_events, message_id, to_deliver
 from schemas.sync import (
     CommandErrorCode,
     CommandMessage,

@@ -4,7 +4,7 @@ Shared by the gateway's batch endpoint, `mgw ingest`, and any service that write
 directly. Like Confluent's REST Proxy, a batch is not all-or-nothing: every item is validated
 on its own, the valid ones are published (and acknowledged by the broker), and each item gets
 either its offset or its reasons. An accepted item also gets its warnings: what the pipeline
-will drop or change of it, and the fields the schema ignores (contracts/catalog_warnings.py).
+will drop or change of it, and the fields the schema ignores (agreements/catalog_warnings.py).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from contracts.catalog_warnings import ItemWarning, item_warnings, unknown_fields
+from agreements.catalog_warnings import ItemWarning, item_warnings, unknown_fields
 from core.publisher import Published, Publisher
 from schemas.ingestion import CatalogItemReceived, RawCatalogItem, normalize_platform
 from topics.registry import CONTENT_RAW

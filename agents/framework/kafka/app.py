@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +12,9 @@ from loguru import logger
 
 from agents.framework import outbox
 from agents.framework.context import AgentContext, ContextHolder
-from agents.framework.runtime import AgentSpec, TimerSpec, consume, record_of
-from agents.framework.take import take_batches
+from agents.framework.kafka.broadcast import BroadcastReader, broadcast_task
+from agents.framework.kafka.take import take_batches
+from agents.framework.runtime import AgentSpec, BroadcastSpec, TimerSpec, consume, record_of
 from agents.framework.timers import timer_health
 from core.config import Settings
 
@@ -27,6 +28,7 @@ def create_app(
     group_names: list[str],
     specs: list[AgentSpec],
     timers: Sequence[TimerSpec] = (),
+    broadcasts: Sequence[BroadcastSpec] = (),
 ) -> tuple[faust.App, ContextHolder]:
     kafka = settings.kafka
     # Faust wants a data directory even with memory stores; keep it out of the work tree.
@@ -63,6 +65,9 @@ def create_app(
         app.timer(timer.interval_s, name=timer.name)(_timer_fn(timer, holder))
         if timer.at_start:
             app.task(_timer_fn(timer, holder))
+    for broadcast in broadcasts:
+        reader = BroadcastReader(kafka.bootstrap, broadcast, kafka.topic_prefix)
+        app.task(broadcast_task(reader, _context_of(broadcast.name, holder)))
 
     @app.on_before_shutdown.connect
     async def _close(app: Any, **kwargs: Any) -> None:
@@ -96,13 +101,19 @@ def _timer_fn(timer: TimerSpec, holder: ContextHolder):  # type: ignore[no-untyp
     return run
 
 
-def _agent_fn(spec: AgentSpec, holder: ContextHolder):  # type: ignore[no-untyped-def]
+def _context_of(name: str, holder: ContextHolder) -> Callable[[], Awaitable[AgentContext]]:
     async def context() -> AgentContext:
-        return (await holder.get()).for_agent(spec.name)
+        return (await holder.get()).for_agent(name)
+
+    return context
+
+
+def _agent_fn(spec: AgentSpec, holder: ContextHolder):  # type: ignore[no-untyped-def]
+    context = _context_of(spec.name, holder)
 
     async def run(stream: faust.StreamT) -> None:
         # Events are acked by us, after their effects are durable; batch_within_s=0: take what
-        # is ready, never wait for more (agents/framework/take.py).
+        # is ready, never wait for more (agents/framework/kafka/take.py).
         batches = take_batches(stream, spec.batch_size, spec.batch_within_s)
         await consume(spec, context, batches, record_of, stream.ack)
 

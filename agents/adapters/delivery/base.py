@@ -1,5 +1,5 @@
-"""The realtime delivery interface (its two implementations are in realtime_client.py and
-pubnub_client.py) and the failures every implementation reports the same way."""
+"""The delivery interface (its two implementations are fanout.py and pubnub.py) and the
+failures every implementation reports the same way."""
 
 from __future__ import annotations
 

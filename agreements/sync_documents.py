@@ -2,7 +2,7 @@
 serves as they are (and documents in OpenAPI). Pure data; Redis keys are in sync_read_model.
 
 Each document carries the version of its view: PostgreSQL bumps it with every change, and
-Redis refuses a document older than the one it holds (contracts/sync_read_model.py).
+Redis refuses a document older than the one it holds (agreements/sync_read_model.py).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from contracts.text import fold
+from agreements.text import fold
 
 INDEX_VERSION = 1
 MAX_SUGGESTIONS = 10

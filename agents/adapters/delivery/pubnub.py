@@ -26,8 +26,8 @@ from pubnub.enums import PNStatusCategory
 from pubnub.pnconfiguration import PNConfiguration
 from pubnub.pubnub_asyncio import PubNubAsyncio
 
-from agents.sync.delivery import DeliveryRejected, RealtimeUnavailable
-from contracts.sync_realtime import claim, release
+from agents.adapters.delivery.base import DeliveryRejected, RealtimeUnavailable
+from agreements.sync_realtime import claim, release
 from core.config import PubNubSettings
 from core.resilience import breakers
 from schemas.sync import RealtimeEvent

@@ -80,16 +80,6 @@ def command_events(
     return out
 
 
-def addressed_to(message: RealtimeMessage) -> str:
-    """The one device a message is for ("" for every device of the user): a command goes to
-    its target, a command's result to the device that sent the command."""
-    if isinstance(message, CommandMessage):
-        return message.target_device_id
-    if isinstance(message, CommandResultMessage):
-        return message.source_device_id
-    return ""
-
-
 def to_deliver(events: list[RealtimeEvent], now: datetime) -> list[RealtimeEvent]:
     """The batch as it goes out: a command that expired before it could be sent is dropped,
     and its sender hears `expired` instead of the router's `delivered` (the result follows its

@@ -5,11 +5,11 @@ from __future__ import annotations
 import faust
 from loguru import logger
 
-from agents.framework.app import consumer_group, create_app
-from agents.framework.fetch_wait import use_fetch_max_wait
-from agents.framework.offset_guard import install_offset_guard
-from agents.framework.ops import install_worker_ops, worker_health
-from agents.framework.runtime import AgentSpec, TimerSpec
+from agents.framework.kafka.app import consumer_group, create_app
+from agents.framework.kafka.fetch_wait import use_fetch_max_wait
+from agents.framework.kafka.offset_guard import install_offset_guard
+from agents.framework.kafka.ops import install_worker_ops, worker_health
+from agents.framework.runtime import AgentSpec, BroadcastSpec, TimerSpec
 from core.broker_wakeup import listen_for_wakeups, wakeup_channel
 from core.config import Settings
 from core.gc_tuning import tune_for_batches
@@ -22,6 +22,7 @@ def run_worker(
     group_names: list[str],
     specs: list[AgentSpec],
     timers: list[TimerSpec],
+    broadcasts: list[BroadcastSpec],
 ) -> None:
     """Run `specs` and `timers` (agents/groups.py picks them) as the worker of `group_names`
     (as given on the command line, `all` included: they name the consumer group)."""
@@ -29,7 +30,7 @@ def run_worker(
     gate = use_fetch_max_wait(
         settings.kafka.fetch_max_wait_ms, settings.kafka.idle_fetch_interval_ms
     )
-    app, holder = create_app(settings, group_names, specs, timers)
+    app, holder = create_app(settings, group_names, specs, timers, broadcasts)
     # Ready when the dependency table's required services answer (core/observability/
     # dependencies.py) and the group has handed this worker its partitions.
     health = worker_health(settings, app, sorted({spec.group for spec in specs}))

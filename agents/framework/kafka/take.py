@@ -8,7 +8,7 @@ even when nothing more is coming. Here the stream sleeps while its buffer is emp
 - with `within` > 0, a batch is handed over at the next tick of a `within` grid after its first
   record arrived (so a record waits as long as under Faust's fixed period: up to `within`, half
   of it on average), or as soon as it holds `max_` records;
-- with `within` == 0 (`AgentSpec(batch_within_s=TAKE_WHAT_IS_READY)`, agents/framework/app.py),
+- with `within` == 0 (`AgentSpec(batch_within_s=TAKE_WHAT_IS_READY)`, kafka/app.py),
   as soon as the agent's queue is empty: an idle agent handles a lone record (a remote
   command, a watchlist add) the moment it arrives, and a busy one still gets big batches, since
   records that arrive while a batch is being handled queue up and are taken together.

@@ -108,7 +108,7 @@ class FetchGate:
 
 def gate_fetches(consumer: AIOKafkaConsumer) -> None:
     """Gate a started consumer of this process like its agents' (no-op without a gate): for
-    the other consumers a worker runs, e.g. agents/sona/invalidation_client.py."""
+    the other consumers a worker runs, e.g. broadcast.py."""
     if _gate is not None:
         _gate.install(consumer)
 

@@ -10,7 +10,7 @@ Lookup for one raw genre, first hit wins:
 5. fuzzy: rapidfuzz `fuzz.ratio` >= 80 (docs/DOMAIN.md's 0.8) against every known name, which
    catches typos ("Thriler", "Documentry") without letting substrings match.
 Names that match nothing are reported in GenreMapping.unknown: the gateway tells the producer
-(contracts/catalog_warnings.py) and the pipeline counts and keeps them with the item's mapping.
+(agreements/catalog_warnings.py) and the pipeline counts and keeps them with the item's mapping.
 It lives in contracts because both sides need the one table.
 """
 
@@ -23,7 +23,7 @@ from functools import lru_cache
 
 from rapidfuzz import fuzz, process
 
-from contracts.text import fold
+from agreements.text import fold
 from schemas.content import ContentType
 
 CANONICAL_GENRES: tuple[str, ...] = (

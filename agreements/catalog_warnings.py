@@ -11,7 +11,7 @@ Each such case is an ItemWarning of a fixed kind. The same function names them i
   (mgw_ingest_warnings_total) and keeps them with the item's mapping (`mgw ingest-report`).
 
 The vocabularies that decide what is dropped (maturity ratings, video qualities, genres in
-contracts/genres.py) live here so that both places use the one table. Pure.
+agreements/genres.py) live here so that both places use the one table. Pure.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from contracts.genres import classify_genres
-from contracts.text import title_year
+from agreements.genres import classify_genres
+from agreements.text import title_year
 from schemas.content import AvailabilityType, MaturityRating, VideoQuality
 from schemas.ingestion import (
     RawAvailability,
