@@ -25,6 +25,7 @@ from gateway.middleware.http_metrics import HttpMetricsMiddleware
 from gateway.middleware.near_cache import NearCache
 from gateway.middleware.rate_limit import install_rate_limiting
 from gateway.middleware.response_cache import CachePolicy, ResponseCacheMiddleware
+from gateway.middleware.server_error import ServerErrorMiddleware
 from gateway.openapi_responses import install_common_responses
 from gateway.resources import edge_resources
 from gateway.routes import (
@@ -35,6 +36,7 @@ from gateway.routes import (
     feedback,
     health,
     ingest,
+    problems,
     progress,
     realtime,
     recommendations,
@@ -110,6 +112,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Outside the cache, so hits are counted as requests too.
     app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.gateway.max_body_bytes)
+    # Just inside the request id: any exception of the layers below is a logged 500 problem.
+    app.add_middleware(ServerErrorMiddleware)
     app.add_middleware(CorrelationMiddleware)
     install_error_handlers(app)
     install_auth_error_handlers(app)
@@ -127,6 +131,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(feedback.router)
     app.include_router(auth_routes.router)
     app.include_router(contracts_router)
+    app.include_router(problems.router)
     install_body_schemas(app)
     install_common_responses(app)
     return app

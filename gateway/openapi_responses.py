@@ -3,8 +3,13 @@
 They come from the layers around the routes, not from the routes: the rate limiter (429, on
 every route it does not exempt), authentication (a bad credential is refused with 401 even
 where anonymous callers are welcome, and two credentials at once are 400), and the body limit
-(413 on every route that takes a body). A route that documents one of them itself keeps its
-own wording.
+(413 on every route that takes a body), and the last resort (500, on every route). A route
+that documents one of them itself keeps its own wording.
+
+Every 4xx/5xx answer is a problem (gateway/problems.py): each error response gets
+`application/problem+json` content with the `Problem` schema, in place of FastAPI's own
+validation-error shape, which the gateway never sends. A route may document another body
+beside it (the readiness report of /health/ready's 503).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from gateway.middleware.rate_limit import is_exempt
+from gateway.problems import MEDIA_TYPE, problem_schema
 
 RATE_LIMITED = {
     "description": "rate limit exceeded: X-RateLimit-Limit, -Remaining and -Reset, and "
@@ -22,6 +28,13 @@ RATE_LIMITED = {
 BAD_CREDENTIAL = {"description": "a credential was sent and is not valid (expired, revoked...)"}
 TWO_CREDENTIALS = {"description": "Authorization and X-API-Key together: send one"}
 TOO_LARGE = {"description": "the body is larger than the gateway accepts"}
+INTERNAL = {
+    "description": "an unexpected failure: the body names no cause, the gateway's log has it "
+    "under the request id"
+}
+PROBLEM_CONTENT = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+# FastAPI's 422 shape: replaced by the Problem schema, then dropped from the components.
+_FASTAPI_ERROR_SCHEMAS = ("HTTPValidationError", "ValidationError")
 _METHODS = ("get", "put", "post", "delete", "patch")
 
 
@@ -36,6 +49,11 @@ def install_common_responses(app: FastAPI) -> None:
             for method, operation in item.items():
                 if method in _METHODS:
                     _add_common(path, operation)
+                    _as_problems(operation)
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for name in _FASTAPI_ERROR_SCHEMAS:
+            schemas.pop(name, None)
+        schemas["Problem"] = problem_schema()
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -44,9 +62,22 @@ def install_common_responses(app: FastAPI) -> None:
 def _add_common(path: str, operation: dict[str, Any]) -> None:
     responses = operation.setdefault("responses", {})
     if not is_exempt(path):
-        responses.setdefault("429", RATE_LIMITED)
+        responses.setdefault("429", dict(RATE_LIMITED))
     if path.startswith("/api/"):
-        responses.setdefault("401", BAD_CREDENTIAL)
-        responses.setdefault("400", TWO_CREDENTIALS)
+        responses.setdefault("401", dict(BAD_CREDENTIAL))
+        responses.setdefault("400", dict(TWO_CREDENTIALS))
     if "requestBody" in operation:
-        responses.setdefault("413", TOO_LARGE)
+        responses.setdefault("413", dict(TOO_LARGE))
+    responses.setdefault("500", dict(INTERNAL))
+
+
+def _as_problems(operation: dict[str, Any]) -> None:
+    for status, response in operation.get("responses", {}).items():
+        if status[:1] not in ("4", "5"):
+            continue
+        content = response.setdefault("content", {})
+        schema = content.get("application/json", {}).get("schema")
+        # Kept only when the route documents a body of its own there.
+        if not schema or "HTTPValidationError" in str(schema.get("$ref", "")):
+            content.pop("application/json", None)
+        content.update(PROBLEM_CONTENT)

@@ -84,7 +84,7 @@ def test_a_slowloris_gets_408_and_its_connections_closed(spawn: Callable[..., Pr
             assert status == 408
             assert headers["connection"] == "close"
             assert body["error"] == "request_timeout"
-            assert "GATEWAY_HEADER_TIMEOUT_S" in body["message"]
+            assert "GATEWAY_HEADER_TIMEOUT_S" in body["detail"]
     metrics = httpx.get(f"{gateway.url}/metrics", timeout=5).text
     assert 'http_request_timeouts_total{phase="headers"} 20.0' in metrics
 
@@ -113,7 +113,7 @@ def test_a_stalled_body_gets_408_and_its_connection_closed(
         began = time.monotonic()
         status, _, error = _status_and_error(_read_until_closed(sock, 5))
         assert status == 408 and error["error"] == "request_timeout"
-        assert "GATEWAY_BODY_TIMEOUT_S" in error["message"]
+        assert "GATEWAY_BODY_TIMEOUT_S" in error["detail"]
         assert 0.9 < time.monotonic() - began < 4
     # The route saw a disconnect, not a failure of its own.
     assert not [line for line in gateway.log_lines() if "Exception in ASGI application" in line]
@@ -144,7 +144,7 @@ def test_beyond_the_connection_cap_a_request_gets_503_until_connections_close(
         assert status == 503
         assert headers["retry-after"] == "1" and headers["connection"] == "close"
         assert error["error"] == "too_many_connections"
-        assert "GATEWAY_MAX_CONNECTIONS" in error["message"]
+        assert "GATEWAY_MAX_CONNECTIONS" in error["detail"]
         # Those within the cap are served.
         held[0].sendall(request)
         held[0].settimeout(5)
