@@ -11,6 +11,7 @@ import httpx
 from core.config import GatewaySettings, Settings
 from gateway.app import create_app
 from gateway.fast_lane import fast_routes
+from gateway.problems import MEDIA_TYPE
 from tests.auth.helpers import auth_headers, running_gateway
 
 # Differ from request to request whatever the lane: ids and where the broker put the event.
@@ -53,7 +54,7 @@ def cases(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def normalized(response: httpx.Response) -> tuple[int, Any, dict[str, str]]:
     body: Any = response.content
-    if response.headers.get("content-type", "").startswith("application/json"):
+    if response.headers.get("content-type", "").startswith(("application/json", MEDIA_TYPE)):
         body = response.json()
         if isinstance(body, dict):
             body = {k: v for k, v in body.items() if k not in VOLATILE_FIELDS}
