@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,6 +30,7 @@ def error_response(
     request: Request,
     fields: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> Response:
     """A problem answer: `message` is its detail, the request's path its instance."""
     body = problem_bytes(
@@ -38,6 +40,7 @@ def error_response(
         request.url.path,
         fields,
         getattr(request.state, "request_id", None),
+        extensions,
     )
     return Response(body, status_code=status, headers=headers, media_type=MEDIA_TYPE)
 

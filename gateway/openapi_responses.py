@@ -3,7 +3,8 @@
 They come from the layers around the routes, not from the routes: the rate limiter (429, on
 every route it does not exempt), authentication (a bad credential is refused with 401 even
 where anonymous callers are welcome, and two credentials at once are 400), and the body limit
-(413 on every route that takes a body), and the last resort (500, on every route). A route
+(413 on every route that takes a body), the HTTP protocol layer (431 on every route,
+gateway/edge_protocol.py) and the last resort (500, on every route). A route
 that documents one of them itself keeps its own wording.
 
 Every 4xx/5xx answer is a problem (gateway/problems.py): each error response gets
@@ -28,6 +29,10 @@ RATE_LIMITED = {
 BAD_CREDENTIAL = {"description": "a credential was sent and is not valid (expired, revoked...)"}
 TWO_CREDENTIALS = {"description": "Authorization and X-API-Key together: send one"}
 TOO_LARGE = {"description": "the body is larger than the gateway accepts"}
+HEADERS_TOO_LARGE = {
+    "description": "the request line and headers exceed GATEWAY_MAX_HEADER_BYTES; the "
+    "connection is closed"
+}
 INTERNAL = {
     "description": "an unexpected failure: the body names no cause, the gateway's log has it "
     "under the request id"
@@ -68,6 +73,7 @@ def _add_common(path: str, operation: dict[str, Any]) -> None:
         responses.setdefault("400", dict(TWO_CREDENTIALS))
     if "requestBody" in operation:
         responses.setdefault("413", dict(TOO_LARGE))
+    responses.setdefault("431", dict(HEADERS_TOO_LARGE))
     responses.setdefault("500", dict(INTERNAL))
 
 

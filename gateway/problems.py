@@ -174,7 +174,9 @@ def problem(
     instance: str | None = None,
     fields: list[dict[str, str]] | None = None,
     request_id: str | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """`extensions`: further members a route adds (never one of the standard names)."""
     body: dict[str, Any] = {
         "type": type_uri(code),
         "title": title_of(code),
@@ -188,6 +190,8 @@ def problem(
         body["fields"] = fields
     if request_id:
         body["request_id"] = request_id
+    if extensions:
+        body.update({k: v for k, v in extensions.items() if k not in body})
     return body
 
 
@@ -198,8 +202,9 @@ def problem_bytes(
     instance: str | None = None,
     fields: list[dict[str, str]] | None = None,
     request_id: str | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> bytes:
-    return orjson.dumps(problem(status, code, detail, instance, fields, request_id))
+    return orjson.dumps(problem(status, code, detail, instance, fields, request_id, extensions))
 
 
 def problem_schema() -> dict[str, Any]:
