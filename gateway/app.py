@@ -22,6 +22,7 @@ from gateway.json_body import install_body_schemas
 from gateway.middleware.body_limit import BodyLimitMiddleware
 from gateway.middleware.correlation import CorrelationMiddleware
 from gateway.middleware.http_metrics import HttpMetricsMiddleware
+from gateway.middleware.idempotency import IdempotencyMiddleware
 from gateway.middleware.near_cache import NearCache
 from gateway.middleware.rate_limit import install_rate_limiting
 from gateway.middleware.response_cache import CachePolicy, ResponseCacheMiddleware
@@ -91,6 +92,15 @@ def create_app(settings: Settings) -> FastAPI:
     # every middleware below (gateway/fast_lane.py).
     if settings.gateway.fast_lane:
         app.add_middleware(FastLaneMiddleware, fastapi_app=app)
+    # Outside the fast lane (both lanes are covered), inside the rate limiter, which has
+    # authenticated the caller the stored answers are keyed by.
+    app.add_middleware(
+        IdempotencyMiddleware,
+        redis=lambda: getattr(app.state, "redis", None),
+        key_prefix=settings.redis.key_prefix,
+        ttl_s=settings.gateway.idempotency_ttl_s,
+        lock_s=settings.gateway.idempotency_lock_s,
+    )
     # The rate limiter authenticates (to know the tier) right in front of the
     # routes, so requests with a credential, which the response cache never serves, are always
     # checked; anonymous cache hits are answered before it, uncounted (docs/AUTH.md).

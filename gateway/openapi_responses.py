@@ -19,6 +19,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from gateway.idempotency import PARAMETER as IDEMPOTENCY_PARAMETER
+from gateway.middleware.idempotency import REPLAYED_HEADER, WRITE_METHODS
 from gateway.middleware.rate_limit import is_exempt
 from gateway.problems import MEDIA_TYPE, problem_schema
 
@@ -37,6 +39,18 @@ INTERNAL = {
     "description": "an unexpected failure: the body names no cause, the gateway's log has it "
     "under the request id"
 }
+IN_FLIGHT = {
+    "description": "`idempotency_in_flight`: a request with this Idempotency-Key is still being "
+    "processed; Retry-After says when to ask again"
+}
+KEY_REUSED = {
+    "description": "`idempotency_key_reused`: the Idempotency-Key was used for another request"
+}
+REPLAYED = {
+    "description": "`true` when this is the stored answer to an earlier request with the same "
+    "Idempotency-Key (nothing ran again)",
+    "schema": {"type": "string", "enum": ["true"]},
+}
 PROBLEM_CONTENT = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
 # FastAPI's 422 shape: replaced by the Problem schema, then dropped from the components.
 _FASTAPI_ERROR_SCHEMAS = ("HTTPValidationError", "ValidationError")
@@ -54,6 +68,8 @@ def install_common_responses(app: FastAPI) -> None:
             for method, operation in item.items():
                 if method in _METHODS:
                     _add_common(path, operation)
+                    if method.upper() in WRITE_METHODS:
+                        _add_idempotency(operation)
                     _as_problems(operation)
         schemas = document.setdefault("components", {}).setdefault("schemas", {})
         for name in _FASTAPI_ERROR_SCHEMAS:
@@ -75,6 +91,25 @@ def _add_common(path: str, operation: dict[str, Any]) -> None:
         responses.setdefault("413", dict(TOO_LARGE))
     responses.setdefault("431", dict(HEADERS_TOO_LARGE))
     responses.setdefault("500", dict(INTERNAL))
+
+
+def _add_idempotency(operation: dict[str, Any]) -> None:
+    """Every write honours Idempotency-Key (gateway/middleware/idempotency.py)."""
+    parameters = operation.setdefault("parameters", [])
+    if not any(p.get("name") == IDEMPOTENCY_PARAMETER["name"] for p in parameters):
+        parameters.append(IDEMPOTENCY_PARAMETER)
+    responses = operation["responses"]
+    responses.setdefault("409", dict(IN_FLIGHT))
+    if "422" in responses:
+        reused = KEY_REUSED["description"]
+        if reused not in responses["422"].get("description", ""):
+            described = responses["422"].get("description", "")
+            responses["422"] = {**responses["422"], "description": f"{described}; {reused}"}
+    else:
+        responses["422"] = dict(KEY_REUSED)
+    for status, response in responses.items():
+        if status[:1] in ("2", "3"):
+            response["headers"] = {**response.get("headers", {}), REPLAYED_HEADER: REPLAYED}
 
 
 def _as_problems(operation: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from gateway.auth.dependencies import require_scopes
 from gateway.auth.errors import Forbidden
 from gateway.auth.principal import Principal
 from gateway.errors import error_response
+from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
 from gateway.lookup import AGENT_FAILED_RESPONSE, ask_item_mapping
 from schemas.ingestion import ItemMapping, normalize_platform
@@ -84,7 +85,10 @@ async def ingest_batch(
         )
     producer = CatalogProducer(request.app.state.publisher)
     results = await producer.send(
-        batch.items, platform=platform, correlation_id=correlation.current()
+        batch.items,
+        platform=platform,
+        correlation_id=correlation.current(),
+        operation=operation_id(request),
     )
     counts = summarize(results)
     outcome = BatchOutcome(

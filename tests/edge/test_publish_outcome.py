@@ -55,7 +55,9 @@ async def test_a_paused_broker_gives_outcome_unknown_and_a_retry_keeps_the_event
     headers = {**bearer(user_token(settings, scopes=["content:write"])), "Idempotency-Key": "k-1"}
     body = content("Paused")
     async with running_gateway(settings) as (_, http):
-        warm = await http.post("/api/v1/content", json=content("Warm"), headers=headers)
+        warm = await http.post(
+            "/api/v1/content", json=content("Warm"), headers={**headers, "Idempotency-Key": "k-0"}
+        )
         assert warm.status_code == 202, warm.text
         os.kill(broker.process.pid, signal.SIGSTOP)
         try:
