@@ -149,3 +149,9 @@ def test_the_table_has_every_code_the_gateway_answers_with() -> None:
             used |= set(re.findall(pattern, text, flags=re.MULTILINE))
     assert len(used) > 20
     assert used <= set(TYPES), used - set(TYPES)
+
+
+def test_the_contract_lists_every_code() -> None:
+    contract = (GATEWAY.parent / "docs" / "HTTP_CONTRACT.md").read_text()
+    listed = set(re.findall(r"^\| `([a-z_]+)` \|", contract, flags=re.MULTILINE))
+    assert listed - {"error"} == set(TYPES)  # less the header row
