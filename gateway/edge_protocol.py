@@ -134,6 +134,11 @@ class EdgeHttpProtocol(HttpToolsProtocol):
         self._counted = False
         self._refused = False
 
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn answers what its parser refuses in plain text: a problem, like every error.
+        self.transport.write(_raw_response(400, b"Bad Request", "bad_request", msg))
+        self.transport.close()
+
     # --- connection ------------------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]

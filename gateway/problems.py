@@ -36,6 +36,10 @@ TYPES: dict[str, ProblemType] = {
         "schema cannot state; `fields` names each one with its reason. Fix the request; "
         "retrying it unchanged fails again.",
     ),
+    "bad_request": ProblemType(
+        "Malformed HTTP request",
+        "The request is not valid HTTP/1.1 (the parser refused it); the connection is closed.",
+    ),
     "invalid_request": ProblemType(
         "Credential cannot be interpreted",
         "Authorization and X-API-Key were both sent (RFC 6750 invalid_request): send one.",

@@ -20,7 +20,8 @@ and every 5xx: notably 503 `outcome_unknown`, whose retry runs again with the sa
 Redis unreachable: 503 `redis_unavailable` (the write does not run: running it unguarded
 could answer a retry differently from the first). A request without a principal (the route
 refuses it with 401, or it is a public route) is not tracked: there is no caller to key by.
-It sits inside the rate limiter (which authenticates: refused credentials and 429s never
+A request that no route serves with its method (404, 405) is not tracked either. It sits
+inside the rate limiter (which authenticates: refused credentials and 429s never
 reach it) and outside the fast lane, so both lanes are covered.
 """
 
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -37,10 +39,12 @@ import redis.asyncio as aioredis
 from loguru import logger
 from redis.exceptions import RedisError
 from starlette.requests import Request
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.auth.dependencies import resolve_principal
 from gateway.auth.errors import AuthError, AuthUnavailable
+from gateway.fast_lane import routes_of
 from gateway.idempotency import HEADER, InvalidKey, caller_of, parse_key
 from gateway.problems import MEDIA_TYPE, problem_bytes
 
@@ -110,13 +114,33 @@ class IdempotencyMiddleware:
         self._prefix = key_prefix
         self._ttl_ms = ttl_s * 1000
         self._lock_ms = max(1, int(lock_s * 1000))
+        self._writes: list[tuple[re.Pattern[str], frozenset[str]]] | None = None
+
+    def _served(self, scope: Scope) -> bool:
+        if self._writes is None:
+            # Read once, after every router was included.
+            self._writes = [
+                (compile_path(route.path)[0], frozenset(route.methods) & WRITE_METHODS)
+                for route in routes_of(scope["app"].routes)
+                if getattr(route, "methods", None) and getattr(route, "path", None)
+            ]
+        method, path = scope["method"], scope["path"]
+        return any(method in methods and rx.match(path) for rx, methods in self._writes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in WRITE_METHODS:
             await self.app(scope, receive, send)
             return
         raw = _header(scope, HEADER.encode())
-        if raw is None:
+        if raw is None or not self._served(scope):
+            # No key, or no route for this method and path: its 404/405 is never a replay.
+            await self.app(scope, receive, send)
+            return
+        try:
+            principal = await resolve_principal(Request(scope))
+        except (AuthError, AuthUnavailable):
+            principal = None  # the route refuses it (401 before any 422)
+        if principal is None:
             await self.app(scope, receive, send)
             return
         try:
@@ -130,13 +154,6 @@ class IdempotencyMiddleware:
                 "Idempotency-Key is not valid",
                 fields=[{"field": "header.Idempotency-Key", "reason": str(exc)}],
             )
-            return
-        try:
-            principal = await resolve_principal(Request(scope))
-        except (AuthError, AuthUnavailable):
-            principal = None  # the route answers it, as without the header
-        if principal is None:
-            await self.app(scope, receive, send)
             return
         body, receive, complete = await _buffered(receive)
         if not complete:

@@ -104,6 +104,13 @@ async def test_final_refusals_are_replayed_and_passing_ones_are_not(settings: Se
         forbidden = [
             await http.post("/api/v1/content", json=content("F"), headers=reader) for _ in range(2)
         ]
+        # No route for the method: a 405 (never a replay, and the key stays free).
+        unrouted = [
+            await http.patch("/api/v1/content", json=content("P"), headers=writer(settings, key))
+            for _ in range(2)
+        ]
+    assert [r.status_code for r in unrouted] == [405, 405]
+    assert all(REPLAYED not in r.headers for r in unrouted)
     assert [r.status_code for r in invalid] == [422, 422]
     assert invalid[0].json()["error"] == "validation_failed"
     assert REPLAYED not in invalid[0].headers and invalid[1].headers[REPLAYED] == "true"

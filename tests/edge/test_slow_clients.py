@@ -125,8 +125,20 @@ def test_headers_beyond_the_limit_get_431(spawn: Callable[..., Proc]) -> None:
         sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: gateway\r\n")
         for _ in range(10):
             sock.sendall(b"X-Filler: " + b"f" * 1000 + b"\r\n")
-        status, _, error = _status_and_error(_read_until_closed(sock, 5))
+        status, headers, error = _status_and_error(_read_until_closed(sock, 5))
     assert status == 431 and error["error"] == "headers_too_large"
+    assert headers["content-type"] == "application/problem+json" and error["status"] == 431
+
+
+def test_what_the_parser_refuses_is_a_problem(
+    spawn: Callable[..., Proc],
+) -> None:
+    gateway = spawn("gateway")
+    with _connections(_address(gateway), 1) as (sock,):
+        sock.sendall(b"GET /health/live HTTP/1.1\r\nHost gateway no colon\r\n\r\n")
+        status, headers, error = _status_and_error(_read_until_closed(sock, 5))
+    assert status == 400 and headers["content-type"] == "application/problem+json"
+    assert error["type"] == "/problems/bad_request" and error["status"] == 400
 
 
 def test_beyond_the_connection_cap_a_request_gets_503_until_connections_close(
