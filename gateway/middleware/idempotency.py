@@ -97,7 +97,7 @@ def fingerprint(scope: Scope, body: bytes) -> str:
 def record_key(prefix: str, caller: str, key: str) -> str:
     # Hashed: a key is up to 255 characters of the client's choosing.
     digest = hashlib.sha256(f"{caller}\n{key}".encode()).hexdigest()
-    return f"{prefix}idem:{digest}"
+    return f"{prefix}:idempotency:{digest}"
 
 
 class IdempotencyMiddleware:
