@@ -330,6 +330,28 @@ class SonaSettings(_Section):
     adapter_enabled: bool = True
 
 
+class McpSettings(_Section):
+    """The MCP server for assistants (docs/MCP.md): on the gateway at /mcp, and `mgw mcp`."""
+
+    model_config = SettingsConfigDict(env_prefix="MCP_", extra="ignore")
+
+    # Serve /mcp and its protected-resource metadata on the gateway.
+    enabled: bool = True
+    # The assistant's device id: the sender of its remote commands (not a registered device).
+    device_id: str = Field(default="assistant", pattern=r"^[A-Za-z0-9._:-]{1,128}$")
+    # The public URL of /mcp, the resource its tokens are for; default: the request's own.
+    resource_url: str | None = Field(default=None, pattern=r"^https?://")
+    # Where a client gets tokens, in the protected-resource metadata; default: AUTH_ISSUER when
+    # it is a URL, else the gateway itself (tokens are signed for it: `mgw token dev`).
+    authorization_servers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # `mgw mcp` (stdio): the user's token and the gateway it calls (default: MGW_GATEWAY_URL,
+    # which `mgw up` records, else 127.0.0.1:8080).
+    token: SecretStr | None = None
+    gateway_url: str | None = Field(default=None, pattern=r"^https?://")
+
+    _split = field_validator("authorization_servers", mode="before")(_split_csv)
+
+
 class Settings(BaseModel):
     kafka: KafkaSettings
     postgres: PostgresSettings
@@ -346,6 +368,7 @@ class Settings(BaseModel):
     response_cache: ResponseCacheSettings
     discovery: DiscoverySettings
     sona: SonaSettings
+    mcp: McpSettings = Field(default_factory=McpSettings)
 
 
 _SECTIONS: dict[str, type[_Section]] = {
@@ -364,6 +387,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "response_cache": ResponseCacheSettings,
     "discovery": DiscoverySettings,
     "sona": SonaSettings,
+    "mcp": McpSettings,
 }
 
 

@@ -10,6 +10,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from loguru import logger
 
+from assistant.mount import mount_mcp
 from core.broker_wakeup import BrokerWakeup, wakeup_channel
 from core.config import Settings
 from core.publisher import Publisher
@@ -44,6 +45,7 @@ from gateway.routes import (
     watchlist,
 )
 from gateway.routes import discovery as discovery_routes
+from gateway.routes import suggest as suggest_routes
 from gateway.routes.contracts import router as contracts_router
 from gateway.shutdown import refuse_writes_on_exit_signals
 
@@ -136,6 +138,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(commands.router)
     app.include_router(realtime.router)
+    app.include_router(suggest_routes.router)
     app.include_router(discovery_routes.router)
     app.include_router(recommendations.router)
     app.include_router(feedback.router)
@@ -144,4 +147,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(problems.router)
     install_body_schemas(app)
     install_common_responses(app)
+    if settings.mcp.enabled:
+        mount_mcp(app, settings)  # /mcp for assistants (docs/MCP.md)
     return app

@@ -52,6 +52,13 @@ async def json_body(request: Request, model: type[M]) -> M:
         ) from None
 
 
+async def optional_body(request: Request, model: type[M]) -> M:
+    """The JSON body as `model`, or `model()` when the request has no body at all."""
+    if not request.headers.get("content-type") and not await request.body():
+        return model()
+    return await json_body(request, model)
+
+
 def parse_strict(raw: bytes, model: type[M]) -> M:
     """`raw` as `model`, each value of the JSON type its schema says.
 
@@ -94,12 +101,15 @@ def _integers(value: Any) -> Any:
     return value
 
 
-def openapi_body(model: type[BaseModel], description: str = "") -> dict[str, Any]:
+def openapi_body(
+    model: type[BaseModel], description: str = "", *, required: bool = True
+) -> dict[str, Any]:
     """`openapi_extra` that documents a JSON body of `model` (its schema is added to the
-    document's components by `install_body_schemas`)."""
+    document's components by `install_body_schemas`); one not `required` may be left out
+    (`optional_body`)."""
     BODY_MODELS[model.__name__] = model
     body: dict[str, Any] = {
-        "required": True,
+        "required": required,
         "content": {
             "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
         },

@@ -19,9 +19,17 @@ returning user starts from Redis's time, which is past every stamp the clock eve
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+from fastapi import Request
 
+from gateway.request_parameters import invalid
 from schemas.sync import HLC, MAX_CLOCK_AHEAD_S, MAX_LOGICAL
 
+# The rule a write's 422 names when it refuses a client stamp (tests/edge/fuzz_rules.py): the
+# request's JSON Schema cannot state it.
+CLOCK_RULE = (
+    f"a `timestamp` more than {MAX_CLOCK_AHEAD_S} s ahead of the server's clock (fix the "
+    "device's clock)"
+)
 # Far longer than an accepted stamp can lead Redis's time (MAX_CLOCK_AHEAD_S).
 CLOCK_TTL_S = 3600
 
@@ -81,3 +89,21 @@ async def stamp(redis: aioredis.Redis, prefix: str, user_id: str, client: HLC | 
     if physical < 0 and client is not None:
         raise ClockTooFarAhead(client, now_us=logical)
     return HLC(physical_us=physical, logical=logical)
+
+
+async def operation_stamp(request: Request, user_id: str, client: HLC | None = None) -> HLC:
+    """A request's operation stamp: the client's own (offline edits keep when they were made),
+    or the next of the user's clock; a client stamp too far ahead is a 422 on `timestamp`."""
+    try:
+        return await stamp(
+            request.app.state.redis, request.app.state.settings.redis.key_prefix, user_id, client
+        )
+    except ClockTooFarAhead as exc:
+        # Integers only: a stamp may be any size, too large for a float.
+        seconds, micros = divmod(exc.ahead_us, 1_000_000)
+        raise invalid(
+            ("body", "timestamp"),
+            f"is {seconds}.{micros // 100_000} s ahead of the server's clock (at most "
+            f"{MAX_CLOCK_AHEAD_S} s tolerated); fix the device's clock",
+            client.model_dump() if client else None,
+        ) from None

@@ -8,12 +8,15 @@ agent rather than answer an empty list while the read model is being rebuilt.
 
 from __future__ import annotations
 
-from fastapi import Request
+from fastapi import Request, Response
 
 from contracts.sync_read_model import read_document
 from gateway.lookup import LookupTimeout, new_reply_channel, request_reply
 from schemas.sync import SyncLookupRequested, SyncView
 from topics.registry import SYNC_LOOKUP
+
+# Per-user state changes any second: never kept by a browser or a shared cache.
+NO_STORE = {"Cache-Control": "no-store"}
 
 
 async def read_view(request: Request, view: SyncView, user_id: str) -> bytes:
@@ -43,3 +46,8 @@ async def ask_sync_agent(request: Request, view: SyncView, user_id: str, timeout
             f"no sync agent answered for the {view.value} of {user_id} in {timeout_s:g} s"
         ),
     )
+
+
+def json_document(body: bytes) -> Response:
+    """A user's document (JSON bytes) as the answer, never stored by a cache."""
+    return Response(body, media_type="application/json", headers=NO_STORE)

@@ -235,3 +235,21 @@ class SearchResponse(_Data):
     facets: Facets = Field(default_factory=Facets)
     strategies_used: list[Strategy] = Field(default_factory=list)
     strategies_failed: list[Strategy] = Field(default_factory=list)
+
+
+MAX_SUGGEST_QUERY_LENGTH = 100
+
+
+class Suggestion(_Data):
+    """A title or a person whose name starts like what the user is typing."""
+
+    kind: Literal["title", "person"]
+    text: str = Field(min_length=1, max_length=500)
+    canonical_id: uuid.UUID | None = None  # a title's
+    release_year: int | None = None  # a title's
+    titles: int | None = Field(default=None, ge=0)  # how many titles credit a person
+
+
+class SuggestResponse(_Data):
+    query: str
+    suggestions: list[Suggestion] = Field(default_factory=list, max_length=10)

@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,25 +196,26 @@ def wait_http_ok(url: str, timeout: float, proc: Proc | None = None) -> None:
     raise TimeoutError(f"{url} not ready after {timeout}s (last: {last!r})\n{tail}")
 
 
-@pytest.fixture
-def spawn(
-    service_env: dict[str, str], topics_created: None, tmp_path: Path
-) -> Iterator[Callable[..., Proc]]:
-    """Start `mgw` subprocesses (a worker group or the gateway) against the session's services."""
-    procs: list[Proc] = []
+class Spawner:
+    """Starts `mgw` subprocesses (a worker group or the gateway) against the session's
+    services, logging into `logs`; `stop_all` ends them."""
 
-    def start(
-        *args: str, extra_env: dict[str, str] | None = None, ready_timeout: float = 45
+    def __init__(self, service_env: dict[str, str], logs: Path) -> None:
+        self.service_env, self.logs = service_env, logs
+        self.procs: list[Proc] = []
+
+    def __call__(
+        self, *args: str, extra_env: dict[str, str] | None = None, ready_timeout: float = 45
     ) -> Proc:
         port = free_port()
-        env = {**os.environ, **service_env, **(extra_env or {})}
+        env = {**os.environ, **self.service_env, **(extra_env or {})}
         if args[0] == "gateway":
             env["GATEWAY_PORT"] = str(port)
             ready = f"http://127.0.0.1:{port}/health/live"
         else:
             env["METRICS_PORT"] = str(port)
             ready = f"http://127.0.0.1:{port}/health/ready"
-        log_path = tmp_path / f"{'-'.join(args)}-{len(procs)}.log"
+        log_path = self.logs / f"{'-'.join(args)}-{len(self.procs)}.log"
         with log_path.open("wb") as log:
             popen = subprocess.Popen(
                 [sys.executable, "-m", "cli.main", *args],
@@ -223,13 +225,23 @@ def spawn(
                 stderr=subprocess.STDOUT,
             )
         proc = Proc(" ".join(args), popen, log_path, f"http://127.0.0.1:{port}", env)
-        procs.append(proc)
+        self.procs.append(proc)
         wait_http_ok(ready, ready_timeout, proc)
         return proc
 
-    yield start
-    for proc in procs:
-        proc.stop()
+    def stop_all(self) -> None:
+        for proc in self.procs:
+            proc.stop()
+
+
+@pytest.fixture
+def spawn(
+    service_env: dict[str, str], topics_created: None, tmp_path: Path
+) -> Iterator[Callable[..., Proc]]:
+    """Start `mgw` subprocesses (a worker group or the gateway) against the session's services."""
+    spawner = Spawner(service_env, tmp_path)
+    yield spawner
+    spawner.stop_all()
 
 
 @dataclass
@@ -241,11 +253,9 @@ class Isolated:
     settings: Settings
 
 
-@pytest.fixture
-async def isolated(
-    service_env: dict[str, str], database_url: str, tmp_path: Path
-) -> AsyncIterator[Isolated]:
-    """For tests whose counts must not see other tests' titles, topics or keys."""
+@asynccontextmanager
+async def isolated_env(service_env: dict[str, str], directory: Path) -> AsyncIterator[Isolated]:
+    """A database, topic prefix, Redis prefix and vector store (under `directory`) of one's own."""
     from agents.framework.db import _init_connection
     from agents.framework.migrate import migrate_url
     from topics.admin import create_topics
@@ -260,7 +270,7 @@ async def isolated(
         "DATABASE_URL": url,
         "KAFKA_TOPIC_PREFIX": f"{service_env['KAFKA_TOPIC_PREFIX']}-{tag}",
         "REDIS_KEY_PREFIX": f"{service_env['REDIS_KEY_PREFIX']}-{tag}",
-        "QDRANT_PATH": str(tmp_path / "qdrant"),
+        "QDRANT_PATH": str(directory / "qdrant"),
     }
     settings = settings_with(env)
     await create_topics(settings.kafka.bootstrap, settings.kafka.topic_prefix)
@@ -270,6 +280,15 @@ async def isolated(
     finally:
         await pool.close()
         await drop_database(base, name)
+
+
+@pytest.fixture
+async def isolated(
+    service_env: dict[str, str], database_url: str, tmp_path: Path
+) -> AsyncIterator[Isolated]:
+    """For tests whose counts must not see other tests' titles, topics or keys."""
+    async with isolated_env(service_env, tmp_path) as env:
+        yield env
 
 
 def _capture(level: str) -> Iterator[list[str]]:

@@ -36,6 +36,7 @@ from typing import Any
 from rapidfuzz import fuzz, utils
 
 from agents.discovery.filters import payload_genres, payload_platforms
+from agents.discovery.words import is_number
 from agents.sona.moods import genres_for_mood
 from agents.titles.names import normalize_title
 from schemas.discovery import (
@@ -198,8 +199,15 @@ def _reference_boost(
 
 
 def is_title_match(title: str, title_form: str) -> bool:
-    """Whether search words (in the matching form of titles) name this title."""
-    return bool(title_form) and fuzz.ratio(normalize_title(title), title_form) >= TITLE_MATCH
+    """Whether search words (in the matching form of titles) name this title: close enough,
+    and with the same numbers (a number is never a typo: "Part 4" does not name "Part 3")."""
+    if not title_form:
+        return False
+    form = normalize_title(title)
+    numbers = {w for w in form.split() if is_number(w)}
+    if numbers != {w for w in title_form.split() if is_number(w)}:
+        return False
+    return fuzz.ratio(form, title_form) >= TITLE_MATCH
 
 
 def fuse(

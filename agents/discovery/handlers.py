@@ -31,6 +31,7 @@ from agents.discovery.plan import is_stale, plan_search
 from agents.discovery.ranking import assemble
 from agents.discovery.retrieval_store import SEARCH_AGENT, Retriever
 from agents.discovery.selectivity import CatalogStats
+from agents.discovery.suggest_store import SUGGEST_INTERVAL_S, refresh_suggest_index
 from agents.framework.context import AgentContext
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
 from contracts.discovery_cache import request_results_key, request_results_set_key
@@ -108,7 +109,7 @@ async def search(engine: Discovery, request: SearchRequested, key: str) -> bytes
     # A partial answer is given, never kept: the next asker gets every strategy again. Nor is
     # an empty one: no title is on it, so no title's change would drop it, and a title added
     # meanwhile is exactly what its asker is waiting for.
-    complete = not (retrieved.degraded or response.strategies_failed) and response.total_count > 0
+    complete = not (retrieved.partial or response.strategies_failed) and response.total_count > 0
     lifetime_s = page_lifetime(
         engine.cache.settings.results_ttl_s,
         assembled.offers_change_in_s,
@@ -227,5 +228,12 @@ TIMERS = [
         interval_s=STATS_INTERVAL_S,
         run=refresh_catalog_stats,
         at_start=True,
-    )
+    ),
+    TimerSpec(
+        name="discovery-suggest",
+        group="discovery",
+        interval_s=SUGGEST_INTERVAL_S,
+        run=refresh_suggest_index,
+        at_start=True,
+    ),
 ]

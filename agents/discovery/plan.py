@@ -18,11 +18,12 @@ filters; a search by words ranks the best of each strategy's list, so its deep p
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 from agents.discovery.filters import VECTOR_TOP_K, VectorFetchPlan, merge_filters, plan_vector_fetch
 from agents.discovery.intent_rules import only_filter_words
 from agents.discovery.selectivity import CatalogStats, estimate_selectivity
+from agents.discovery.words import query_words
 from agents.titles.names import normalize_title
 from schemas.discovery import ParsedIntent, SearchFilters, SearchRequested
 
@@ -57,6 +58,15 @@ class SearchPlan:
     references: tuple[str, ...]  # titles the user compares with
     vector: VectorFetchPlan
     browse: BrowseWindow | None  # set when there is nothing to search by but the filters
+    # The query's words as typed, then the words left once the filters took theirs, in the
+    # matching form of titles: what the typo-tolerant word search matches titles and names by
+    # (agents/discovery/words.py).
+    words: tuple[str, ...] = ()
+    fallback_words: tuple[str, ...] = ()
+    # The request's own filters, without the query's: the words as typed are matched under
+    # these. "Vampire Cop" or "Bride of War" name a title before "cop" or "war" name a genre,
+    # so a title matching every typed word is shown whatever filters its words would make.
+    title_filters: SearchFilters = field(default_factory=SearchFilters)
 
 
 def plan_search(
@@ -84,7 +94,18 @@ def plan_search(
             if browse
             else None
         ),
+        words=tuple(query_words(request.query)),
+        title_filters=merge_filters(request.filters, ParsedIntent(confidence=1.0, source="rules")),
+        fallback_words=tuple(query_words(text)),
     )
+
+
+def by_words(plan: SearchPlan) -> SearchPlan:
+    """A browse whose words turn out to be a title's whole name ("Horror", "She's All That":
+    a genre, or only stop words, to the rules) searched by its words instead: an exact title
+    is always first."""
+    text = " ".join(plan.words)
+    return replace(plan, browse=None, text=text, title_form=text)
 
 
 def is_stale(age_s: float, reply_timeout_s: float) -> bool:

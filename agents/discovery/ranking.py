@@ -42,6 +42,9 @@ class BrowsePage:
     # Seconds until an offer of one of the titles passing the filters starts or ends; None:
     # none will.
     offers_change_in_s: float | None = None
+    # False: the facets and offer changes were not counted in time; the page and total stand,
+    # the facets are empty, and the answer is not kept.
+    counted: bool = True
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,20 @@ class Retrieved:
     degraded: bool = False
     # A browse's page: then `rankings` holds only its titles, as "popularity".
     browse: BrowsePage | None = None
+    # The titles the word search matched, in the order of the ranking rules (titles whose own
+    # words match, then titles whose credits do): they lead the result in this order, before
+    # whatever the fused strategies rank (docs/DISCOVERY.md, "Ranking rules").
+    word_order: Sequence[uuid.UUID] = ()
+    # Titles matching every word as typed: shown under the request's own filters only (the
+    # query's filters came from words that named the title).
+    typed_titles: Sequence[uuid.UUID] = ()
+    # The words named people: the result is their titles and nothing else (a person filter).
+    people_only: bool = False
+
+    @property
+    def partial(self) -> bool:
+        """Whether something is missing from this answer, which is then given but not kept."""
+        return self.degraded or (self.browse is not None and not self.browse.counted)
 
 
 @dataclass(frozen=True)
@@ -118,6 +135,8 @@ def shown(
     """Each list without the titles that may not be shown, and every title left, in the order
     first found."""
     allowed: dict[uuid.UUID, bool] = {}
+    typed = set(retrieved.typed_titles)
+    only = set(retrieved.word_order) if retrieved.people_only else None
 
     def ok(cid: uuid.UUID) -> bool:
         if cid not in allowed:
@@ -125,7 +144,8 @@ def shown(
             allowed[cid] = (
                 payload is not None
                 and cid not in retrieved.references
-                and matches(payload, plan.filters)
+                and (only is None or cid in only)
+                and matches(payload, plan.title_filters if cid in typed else plan.filters)
             )
         return allowed[cid]
 
@@ -181,6 +201,9 @@ def assemble(
             reference_genres=reference_genres,
             title_form=plan.title_form,
         )
+        # Stable: titles the word search did not match keep the fused order after them.
+        lead = {cid: i for i, cid in enumerate(retrieved.word_order)}
+        results.sort(key=lambda r: lead.get(r.canonical_id, len(lead)))
         start = (request.page - 1) * request.page_size
         page, total = results[start : start + request.page_size], len(results)
         facets = facet_counts(results)

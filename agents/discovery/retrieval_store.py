@@ -15,6 +15,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -27,8 +28,21 @@ from agents.adapters.vectors.store import ScoredPoint, VectorFilter, VectorStore
 from agents.discovery import store
 from agents.discovery.cache_store import DiscoveryCache, normalized_text
 from agents.discovery.fusion import Hit
-from agents.discovery.plan import KEYWORD_LIMIT, REFERENCE_MIN_SIMILARITY, BrowseWindow, SearchPlan
+from agents.discovery.plan import (
+    KEYWORD_LIMIT,
+    REFERENCE_MIN_SIMILARITY,
+    BrowseWindow,
+    SearchPlan,
+    by_words,
+)
 from agents.discovery.ranking import BrowsePage, Retrieved, close_enough
+from agents.discovery.words import (
+    credit_reason,
+    credit_roles,
+    numbers_to_keep,
+    rank_people,
+    rank_titles,
+)
 from agents.titles.names import normalize_title
 from core.config import DiscoverySettings
 from core.observability.stages import observe, timed
@@ -39,6 +53,23 @@ STRATEGY_FAILURES = Counter(
     "Search strategies left out of an answer, by strategy and reason (timeout, error)",
     ["strategy", "reason"],
 )
+# Titles the word search reads before ranking them (the query's own title and the shortest
+# first), and credits: every title of a person with many, up to this many.
+WORD_FETCH_LIMIT = 1000
+PEOPLE_FETCH_LIMIT = 300
+TITLE_REASON = "title matches your query"
+
+
+@dataclass(frozen=True)
+class WordHits:
+    """The keyword strategy's titles, and those of them the word search matched, in order."""
+
+    hits: list[Hit]
+    word_order: list[uuid.UUID]
+    typed: bool = False  # matched by the words as typed, under the request's own filters
+    people: bool = False  # matched by credits: the query names people, whose titles it wants
+
+
 # Reading payloads gets at least this long, however much of the search budget is left.
 MIN_PAYLOAD_BUDGET_S = 0.05
 # The agent whose stage timings (mgw_agent_stage_duration_seconds) a search records: one stage
@@ -105,11 +136,54 @@ class Retriever:
     async def _vector(self, plan: SearchPlan) -> list[ScoredPoint]:
         return await self._nearest(await self.query_vector(plan.text), plan)
 
-    async def _keyword(self, plan: SearchPlan) -> list[uuid.UUID]:
-        found = await store.keyword_search(
-            self._pool, plan.text, plan.title_form, plan.filters, KEYWORD_LIMIT
+    async def _keyword(self, plan: SearchPlan) -> WordHits:
+        """The typo-tolerant word search's titles first (their own words, then their credits),
+        then full text and trigram similarity's."""
+        matched, found = await asyncio.gather(
+            self._words(plan),
+            store.keyword_search(
+                self._pool, plan.text, plan.title_form, plan.filters, KEYWORD_LIMIT
+            ),
         )
-        return [cid for cid, _ in found]
+        return WordHits(
+            [*matched.hits, *(Hit(cid) for cid, _ in found)],
+            matched.word_order,
+            typed=matched.typed,
+            people=matched.people,
+        )
+
+    async def _words(self, plan: SearchPlan) -> WordHits:
+        """Titles holding every query word within its typos, by the ranking rules: the words
+        as typed (under the request's own filters), else those the filters left; else the
+        titles of the people the words name."""
+        attempts = (
+            (plan.words, plan.title_filters, True),
+            (plan.fallback_words, plan.filters, False),
+        )
+        for words, filters, as_typed in attempts:
+            if not words or (
+                not as_typed and words == plan.words and filters == plan.title_filters
+            ):
+                continue
+            query = await store.word_candidates(self._pool, list(words))
+            rows = await store.titles_with_words(
+                self._pool, query, " ".join(words), filters, WORD_FETCH_LIMIT
+            )
+            titles = rank_titles(
+                query, rows, () if as_typed else numbers_to_keep(plan.words, words)
+            )
+            if titles:
+                hits = [Hit(cid, TITLE_REASON) for cid, _ in titles[:KEYWORD_LIMIT]]
+                return WordHits(hits, [h.canonical_id for h in hits], typed=as_typed)
+        if not plan.fallback_words:
+            return WordHits([], [])
+        query = await store.word_candidates(self._pool, list(plan.fallback_words))
+        credits = await store.people_with_words(
+            self._pool, query, credit_roles(plan.words), plan.filters, PEOPLE_FETCH_LIMIT
+        )
+        ranked = rank_people(query, credits)
+        hits = [Hit(cid, credit_reason(role, name)) for cid, role, name in ranked]
+        return WordHits(hits, [h.canonical_id for h in hits], people=bool(hits))
 
     async def _graph(self, plan: SearchPlan) -> tuple[list[ScoredPoint], dict[uuid.UUID, str]]:
         """Titles nearest to the referenced titles' own vectors, and the referenced titles."""
@@ -133,7 +207,9 @@ class Retriever:
         return list(merged.values()), references
 
     async def _browse(self, window: BrowseWindow, filters: SearchFilters) -> BrowsePage:
-        return await store.browse(self._pool, filters, window.offset, window.limit)
+        # The facets get what is left of the browse's time once the page query is sent.
+        counts_within_s = max(0.0, self._settings.search_timeout_s - MIN_PAYLOAD_BUDGET_S)
+        return await store.browse(self._pool, filters, window.offset, window.limit, counts_within_s)
 
     async def _timed(self, strategy: Strategy, work: Awaitable[Any], limit_s: float) -> Any:
         started = time.perf_counter()
@@ -162,6 +238,12 @@ class Retriever:
 
     async def retrieve(self, plan: SearchPlan) -> Retrieved:
         started = time.monotonic()
+        if (
+            plan.browse
+            and plan.words
+            and await store.title_named(self._pool, " ".join(plan.words), plan.title_filters)
+        ):
+            plan = by_words(plan)
         work: dict[Strategy, Awaitable[Any]] = {}
         if plan.text:
             work["vector"] = self._vector(plan)
@@ -183,6 +265,7 @@ class Retriever:
         points: dict[uuid.UUID, ScoredPoint] = {}
         references: dict[uuid.UUID, str] = {}
         browse: BrowsePage | None = None
+        words = WordHits([], [])
         for strategy, outcome in zip(work, outcomes, strict=True):
             if isinstance(outcome, BaseException):
                 if not isinstance(outcome, Exception):
@@ -191,6 +274,10 @@ class Retriever:
                 continue
             if strategy == "graph":
                 outcome, references = outcome
+            if isinstance(outcome, WordHits):
+                words = outcome
+                rankings[strategy] = outcome.hits
+                continue
             if isinstance(outcome, BrowsePage):
                 browse, outcome = outcome, list(outcome.ids)
             if outcome and isinstance(outcome[0], ScoredPoint):
@@ -228,4 +315,7 @@ class Retriever:
             references=references,
             degraded=degraded,
             browse=browse,
+            word_order=words.word_order,
+            typed_titles=words.word_order if words.typed else (),
+            people_only=words.people,
         )

@@ -7,6 +7,7 @@ filter test of agents.discovery.filters, run on every payload afterwards, is wha
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
@@ -18,7 +19,13 @@ from agents.discovery.facets import facets_of_counts
 from agents.discovery.filters import MATURITY_LEVEL
 from agents.discovery.ranking import BrowsePage
 from agents.discovery.selectivity import CatalogStats
-from schemas.discovery import SearchFilters
+from agents.discovery.words import (
+    PREFIX_COMPLETIONS,
+    WordCandidates,
+    candidates,
+    variants_to_look_up,
+)
+from schemas.discovery import Facets, SearchFilters
 
 # An offer counts while it is current: listed in a region, started (or without a start) and
 # not ended (or without an end). Over `o`, one element of a document's availability.
@@ -83,41 +90,88 @@ LIMIT $13
 # Words matching more titles than this are ranked among the first this many the index yields.
 TEXT_RANK_CAP = 2000
 
-# A browse ("on Netflix", "drama"): every title passing the filters, most popular first. One
-# scan of the matching titles gives the page ($11 titles after the first $12), how many there
-# are, the facets over all of them (as agents.discovery.facets counts a result set: genres and
+# A browse ("on Netflix", "drama"): every title passing the filters, most popular first. Two
+# queries run at once, each one scan of the matching titles: the page ($11 titles after the
+# first $12) and how many there are, which a browse always answers exactly; and the facets
+# over all of them (as agents.discovery.facets counts a result set: genres and
 # platforms once per title, platforms where the title is offered now, in the region when one
-# is asked) and when an offer of one of them starts or ends next.
-_BROWSE = f"""
+# is asked) and when an offer of one of them starts or ends next. Only columns are read (the
+# genre and offer keys of 0017 and 0041), not the documents, but for the few titles with an
+# offer window; the facets are counted in one aggregate over (kind, value) pairs.
+_BROWSE_PAGE = f"""
+SELECT
+    (SELECT count(*) FROM content c WHERE {_FILTERS}) AS total,
+    ARRAY(SELECT c.canonical_id FROM content c WHERE {_FILTERS}
+          ORDER BY c.popularity DESC, c.canonical_id LIMIT $11 OFFSET $12) AS page
+"""
+_BROWSE_COUNTS = f"""
 WITH matching AS MATERIALIZED (
-    SELECT c.canonical_id, c.popularity, c.release_year, c.doc->'genres' AS genres,
-           c.open_offer_keys,
+    SELECT c.canonical_id, c.popularity, c.release_year, c.genre_keys, c.open_offer_keys,
            CASE WHEN c.timed_offer_keys <> '{{}}' THEN c.doc->'availability' END AS timed
     FROM content c WHERE {_FILTERS}
 ),
-offered AS (
-    SELECT canonical_id, split_part(k, '@', 1) AS platform
+open_platforms AS (
+    SELECT canonical_id, timed IS NOT NULL AS has_timed, split_part(k, '@', 1) AS platform
     FROM matching, unnest(open_offer_keys) k
     WHERE CASE WHEN $7::text IS NULL THEN strpos(k, '@') = 0 ELSE k LIKE '_%@' || $7 END
-    UNION
-    SELECT canonical_id, o->>'platform'
-    FROM matching, jsonb_array_elements(timed) o
-    WHERE {_OFFER_NOW} AND ($7::text IS NULL OR o->'regions' ? $7)
+),
+facet_values AS (
+    SELECT 'genre' AS kind, g AS value FROM matching, unnest(genre_keys) g
+    UNION ALL
+    SELECT 'decade', (release_year - release_year % 10) || 's'
+    FROM matching WHERE release_year IS NOT NULL
+    UNION ALL
+    -- Open keys are distinct per title: a title without a window is counted from them alone.
+    SELECT 'platform', platform FROM open_platforms WHERE NOT has_timed
+    UNION ALL
+    SELECT 'platform', platform FROM (
+        SELECT canonical_id, platform FROM open_platforms WHERE has_timed
+        UNION
+        SELECT canonical_id, o->>'platform'
+        FROM matching, jsonb_array_elements(timed) o
+        WHERE timed IS NOT NULL AND {_OFFER_NOW} AND ($7::text IS NULL OR o->'regions' ? $7)
+    ) windowed
+),
+facets AS (
+    SELECT kind, jsonb_object_agg(value, n) AS counts
+    FROM (SELECT kind, value, count(*) AS n FROM facet_values GROUP BY kind, value) x
+    GROUP BY kind
 )
 SELECT
-    (SELECT count(*) FROM matching) AS total,
-    ARRAY(SELECT canonical_id FROM matching ORDER BY popularity DESC, canonical_id
-          LIMIT $11 OFFSET $12) AS page,
-    (SELECT coalesce(jsonb_object_agg(genre, n), '{{}}') FROM (
-        SELECT g AS genre, count(DISTINCT canonical_id) AS n
-        FROM matching, jsonb_array_elements_text(genres) g GROUP BY g) x) AS genres,
-    (SELECT coalesce(jsonb_object_agg(platform, n), '{{}}') FROM (
-        SELECT platform, count(*) AS n FROM offered GROUP BY platform) x) AS platforms,
-    (SELECT coalesce(jsonb_object_agg(decade, n), '{{}}') FROM (
-        SELECT (release_year - release_year % 10) || 's' AS decade, count(*) AS n
-        FROM matching WHERE release_year IS NOT NULL GROUP BY 1) x) AS decades,
+    coalesce((SELECT counts FROM facets WHERE kind = 'genre'), '{{}}') AS genres,
+    coalesce((SELECT counts FROM facets WHERE kind = 'platform'), '{{}}') AS platforms,
+    coalesce((SELECT counts FROM facets WHERE kind = 'decade'), '{{}}') AS decades,
     (SELECT extract(epoch FROM min(b.at) - now())
      FROM matching, {_OFFER_CHANGES.format(offers="timed")}) AS offers_change_in_s
+"""
+
+# Typo-tolerant word search (migration 0040, agents/discovery/words.py): the catalog words
+# sharing a variant with a query word, and the last word's shortest completions.
+_WORD_VARIANTS = "SELECT variant, word FROM search_word_variants WHERE variant = ANY($1::text[])"
+_COMPLETIONS = """
+SELECT word FROM search_words WHERE word LIKE $1 ORDER BY length(word), word LIMIT $2
+"""
+# Titles holding one candidate of every required query word (one `&&` per word, $11 on,
+# answered by the GIN index of title_words), the query's own title first, then the shortest.
+_TITLES_WITH_WORDS = """
+SELECT c.canonical_id, c.normalized_title, c.popularity
+FROM content c
+WHERE {words} AND {filters}
+ORDER BY c.normalized_title = ${form} DESC, cardinality(c.title_words), c.popularity DESC,
+         c.canonical_id
+LIMIT ${limit}
+"""
+# Whether a title passing the filters is named exactly so (its matching form).
+_TITLE_NAMED = f"""
+SELECT EXISTS (SELECT 1 FROM content c WHERE c.normalized_title = $11 AND {_FILTERS})
+"""
+# Titles whose credits hold a name with one candidate of every required query word.
+_PEOPLE_WITH_WORDS = """
+SELECT p.canonical_id, p.name, p.role, p.name_form, c.popularity
+FROM content_people p JOIN content c USING (canonical_id)
+WHERE {words} AND (${roles}::text[] IS NULL OR p.role = ANY(${roles})) AND {filters}
+ORDER BY c.popularity DESC, p.canonical_id
+LIMIT ${limit}
 """
 
 # The closest title of each reference by trigram distance of the matching forms (GiST order);
@@ -227,22 +281,51 @@ async def keyword_search(
     return [(r["canonical_id"], float(r["score"])) for r in rows]
 
 
-async def browse(pool: asyncpg.Pool, filters: SearchFilters, offset: int, limit: int) -> BrowsePage:
-    """The `limit` most popular titles passing the filters after the first `offset`, and what
-    is known of all of them."""
+async def browse(
+    pool: asyncpg.Pool, filters: SearchFilters, offset: int, limit: int, counts_within_s: float
+) -> BrowsePage:
+    """The `limit` most popular titles passing the filters after the first `offset`, how many
+    pass, and, when they are counted within `counts_within_s`, their facets and when one of
+    their offers starts or ends next (a broad browse of a large catalog may take longer: the
+    page and its exact total are answered without them, and not kept)."""
+    args = filter_args(filters)
+    page, counts = await asyncio.gather(
+        _fetch_browse(pool, _BROWSE_PAGE, [*args, limit, offset]),
+        _fetch_browse(pool, _BROWSE_COUNTS, args, counts_within_s),
+    )
+    if counts is None:
+        return BrowsePage(
+            ids=list(page["page"]),
+            offset=offset,
+            total=int(page["total"]),
+            facets=Facets(),
+            counted=False,
+        )
+    return BrowsePage(
+        ids=list(page["page"]),
+        offset=offset,
+        total=int(page["total"]),
+        facets=facets_of_counts(counts["genres"], counts["platforms"], counts["decades"]),
+        offers_change_in_s=_seconds(counts["offers_change_in_s"]),
+    )
+
+
+async def _fetch_browse(
+    pool: asyncpg.Pool, sql: str, args: list[Any], within_s: float | None = None
+) -> asyncpg.Record | None:
+    """One browse query's row; None when `within_s` passed first (the query is cancelled)."""
     async with pool.acquire() as conn, conn.transaction():
         # The planner's guesses for the set-returning functions over the matching titles put
-        # this query past jit_above_cost, and compiling it took longer than running it: 0.7 s
+        # these queries past jit_above_cost, and compiling took longer than running them: 0.7 s
         # of 1.1 s for 20,000 titles.
         await conn.execute("SET LOCAL jit = off")
-        row = await conn.fetchrow(_BROWSE, *filter_args(filters), limit, offset)
-    return BrowsePage(
-        ids=list(row["page"]),
-        offset=offset,
-        total=int(row["total"]),
-        facets=facets_of_counts(row["genres"], row["platforms"], row["decades"]),
-        offers_change_in_s=_seconds(row["offers_change_in_s"]),
-    )
+        if within_s is None:
+            return await conn.fetchrow(sql, *args)
+        try:
+            async with asyncio.timeout(within_s):
+                return await conn.fetchrow(sql, *args)
+        except TimeoutError:
+            return None
 
 
 def _seconds(value: Decimal | float | None) -> float | None:
@@ -274,3 +357,69 @@ async def catalog_stats(pool: asyncpg.Pool) -> CatalogStats:
             for sql in (_STATS_GENRES, _STATS_PLATFORMS, _STATS_REGIONS, _STATS_YEARS)
         ]
     return CatalogStats(int(total), *counts)
+
+
+def _like_prefix(word: str) -> str:
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def word_candidates(pool: asyncpg.Pool, words: list[str]) -> WordCandidates:
+    """Each query word's catalog words within its typos (and the last one's completions)."""
+    async with pool.acquire() as conn:
+        pairs = await conn.fetch(_WORD_VARIANTS, variants_to_look_up(words))
+        completions = (
+            [
+                r["word"]
+                for r in await conn.fetch(_COMPLETIONS, _like_prefix(words[-1]), PREFIX_COMPLETIONS)
+            ]
+            if words
+            else []
+        )
+    return candidates(words, ((r["variant"], r["word"]) for r in pairs), completions)
+
+
+def _word_conditions(column: str, query: WordCandidates, first: int) -> tuple[str, list[Any]]:
+    required = query.searchable()
+    sql = " AND ".join(f"{column} && ${first + n}::text[]" for n in range(len(required)))
+    return sql, [sorted(query.matches[i]) for i in required]
+
+
+async def titles_with_words(
+    pool: asyncpg.Pool, query: WordCandidates, form: str, filters: SearchFilters, limit: int
+) -> list[tuple[uuid.UUID, str, float]]:
+    """Titles passing the filters that hold every required query word (within its typos)."""
+    args = filter_args(filters)
+    words, groups = _word_conditions("c.title_words", query, len(args) + 1)
+    if not groups:
+        return []
+    n = len(args) + len(groups)
+    sql = _TITLES_WITH_WORDS.format(words=words, filters=_FILTERS, form=n + 1, limit=n + 2)
+    rows = await pool.fetch(sql, *args, *groups, form, limit)
+    return [(r["canonical_id"], r["normalized_title"], float(r["popularity"])) for r in rows]
+
+
+async def people_with_words(
+    pool: asyncpg.Pool,
+    query: WordCandidates,
+    roles: Sequence[str] | None,
+    filters: SearchFilters,
+    limit: int,
+) -> list[tuple[uuid.UUID, str, str, str, float]]:
+    """Credits (in `roles`, None: any) of titles passing the filters whose name holds every
+    required query word."""
+    args = filter_args(filters)
+    words, groups = _word_conditions("p.name_words", query, len(args) + 1)
+    if not groups:
+        return []
+    n = len(args) + len(groups)
+    sql = _PEOPLE_WITH_WORDS.format(words=words, filters=_FILTERS, roles=n + 1, limit=n + 2)
+    rows = await pool.fetch(sql, *args, *groups, list(roles) if roles else None, limit)
+    return [
+        (r["canonical_id"], r["name"], r["role"], r["name_form"], float(r["popularity"]))
+        for r in rows
+    ]
+
+
+async def title_named(pool: asyncpg.Pool, form: str, filters: SearchFilters) -> bool:
+    """Whether a title passing the filters has exactly this matching form."""
+    return bool(await pool.fetchval(_TITLE_NAMED, *filter_args(filters), form))

@@ -3,11 +3,12 @@
 A gateway (one process, or `--workers N`) runs on a broker and a Redis of the benchmark's own,
 with authentication on and rate limits off. wrk, from a separate process, drives it over real
 sockets: single-event POSTs, batch POSTs, GETs from the read model (authenticated, so the
-response cache never answers) and GETs the response cache answers (anonymous, after one
-warming request). An open-loop client then offers a fixed 500 requests/s and measures each
-latency from the moment its request was due, so a stall is not hidden by the load backing
-off. Last, in the same run, an aiokafka producer with the same number of concurrent awaited
-sends measures what the broker takes without the gateway: the ratio is the gateway's share.
+response cache never answers), GETs the response cache answers (anonymous, after one warming
+request) and PUTs of playback progress (the hottest sync write). An open-loop client then
+offers a fixed 500 requests/s and measures each latency from the moment its request was due,
+so a stall is not hidden by the load backing off. Last, in the same run, an aiokafka producer
+with the same number of concurrent awaited sends measures what the broker takes without the
+gateway: the ratio is the gateway's share.
 """
 
 from __future__ import annotations
@@ -44,10 +45,13 @@ POST_RUN = "POST content"
 CACHE_HIT_RUN = "GET cache hit (anonymous)"
 RAW_RUN = "raw producer"
 # What --only chooses from, in the order they run.
-SCENARIOS = ("post", "batch", "read", "hit", "fixed", "raw")
+SCENARIOS = ("post", "batch", "read", "hit", "sync", "fixed", "raw")
 GENERATORS = ("wrk", "built-in")
 BATCH_ITEMS = 50
 PLATFORM = "netflix"
+# The user whose playback progress the sync run reports (the token's subject).
+BENCH_USER = "bench"
+PROGRESS = {"position_seconds": 600.0, "duration_seconds": 5400.0, "state": "playing"}
 # One canonical record, as the README's try-it sends it; each request gets its own id.
 CONTENT = {
     "content_type": "movie",
@@ -305,7 +309,10 @@ async def _prepare(env: dict[str, str], content_id: uuid.UUID) -> tuple[str, str
     settings = load_settings()
     await create_topics(settings.kafka.bootstrap, settings.kafka.topic_prefix)
     token = issue_token(
-        settings.auth, subject="bench", scopes=["content:write", "content:read"], ttl_s=3600
+        settings.auth,
+        subject=BENCH_USER,
+        scopes=["content:write", "content:read", "progress:write"],
+        ttl_s=3600,
     )
     key = generate_key()
     prefix = settings.redis.key_prefix
@@ -561,6 +568,15 @@ def _load_runs(
         ),
         "read": Load("GET read model (auth)", "GET", read, auth),
         "hit": Load(CACHE_HIT_RUN, "GET", read, {}),
+        # The hottest sync write: every playing device reports every few seconds. It stamps
+        # from the user's clock in Redis, then publishes.
+        "sync": Load(
+            "PUT progress (sync write)",
+            "PUT",
+            f"{base}/api/v1/users/{BENCH_USER}/progress/{content_id}",
+            {**json_type, **auth, "X-Device-ID": "bench-tv"},
+            orjson.dumps(PROGRESS),
+        ),
     }
     runs: list[Run] = []
     for name in SCENARIOS:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import subprocess
 import time
 import uuid
@@ -37,6 +38,7 @@ console = Console(stderr=True)
 
 TARGET_HIT_P99_MS = 5.0
 TARGET_MISS_P95_MS = 150.0
+TARGET_SUGGEST_P99_MS = 10.0
 SEARCH_AGENT = "discovery-search"
 STAGES = {
     "intent": "intent (cache, then the local parser)",
@@ -60,6 +62,8 @@ class Figures:
     miss_server_ms: list[float] = field(default_factory=list)
     hits: list[float] = field(default_factory=list)
     llm: list[float] = field(default_factory=list)
+    suggest: list[float] = field(default_factory=list)
+    suggest_empty: int = 0
     not_missed: int = 0
     not_hit: int = 0
     failed_strategies: int = 0
@@ -139,7 +143,12 @@ async def _timed_get(
 
 
 async def _measure(
-    gateway: str, metrics_url: str, redis_url: str, queries: list[str], llm_delay_s: float
+    gateway: str,
+    metrics_url: str,
+    redis_url: str,
+    queries: list[str],
+    llm_delay_s: float,
+    names: list[str],
 ) -> Figures:
     from devtools.bench.search_llm import time_llm_calls
 
@@ -178,8 +187,43 @@ async def _measure(
             seconds, response = await _timed_get(client, "/api/v1/search", q=query)
             figures.hits.append(seconds)
             figures.not_hit += response.headers["x-search-cache"] != "hit"
+        await _measure_suggest(client, figures, names)
     figures.llm = await time_llm_calls(llm_delay_s, 5)
     return figures
+
+
+def _typed(names: list[str], n: int) -> list[str]:
+    """What users type into the search box: titles cut after 2 letters or more, one in three
+    with a typo (two letters swapped) in a word of 5 letters or more."""
+    rng = random.Random(11)
+    typed = []
+    for i in range(n):
+        name = rng.choice(names)
+        text = name[: rng.randint(2, len(name))].rstrip()
+        words = text.split()
+        long = [j for j, w in enumerate(words) if len(w) >= 5 and w.isalpha()]
+        if i % 3 == 0 and long:
+            j = rng.choice(long)
+            w = words[j]
+            k = rng.randrange(len(w) - 1)
+            words[j] = w[:k] + w[k + 1] + w[k] + w[k + 2 :]
+        typed.append(" ".join(words) or name[:2])
+    return typed
+
+
+async def _measure_suggest(client: httpx.AsyncClient, figures: Figures, names: list[str]) -> None:
+    """Suggestions as users type, once the gateway has the index the worker published."""
+    deadline = time.monotonic() + 180
+    while True:
+        _, response = await _timed_get(client, "/api/v1/search/suggest", q=names[0][:4])
+        if response.json()["suggestions"] or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.5)
+    for text in _typed(names, 1000):
+        seconds, response = await _timed_get(client, "/api/v1/search/suggest", q=text)
+        response.raise_for_status()
+        figures.suggest.append(seconds)
+        figures.suggest_empty += not response.json()["suggestions"]
 
 
 # --------------------------------------------------------------------------- report
@@ -197,6 +241,7 @@ def _verdict(value: float, limit: float) -> str:
 def report(figures: Figures, titles: int, llm_delay_ms: float) -> Table:
     hits_ms = [1000 * s for s in figures.hits]
     misses_ms = [1000 * s for s in figures.misses]
+    suggest_ms = [1000 * s for s in figures.suggest]
     table = Table(
         "measure",
         "p50 ms",
@@ -224,6 +269,12 @@ def report(figures: Figures, titles: int, llm_delay_ms: float) -> Table:
         table,
         "  of which in the agent (search_time_ms)",
         [ms / 1000 for ms in figures.miss_server_ms],
+    )
+    _row(
+        table,
+        "suggest as you type (gateway, its copy of the agents' index)",
+        figures.suggest,
+        f"p99 {_verdict(percentile(suggest_ms, 99), TARGET_SUGGEST_P99_MS)}",
     )
     _row(
         table,
@@ -290,6 +341,7 @@ def bench_search(titles: int, n_queries: int, llm_delay_ms: float) -> int:
                     redis_url,
                     queries(n_queries, names),
                     llm_delay_ms / 1000,
+                    names,
                 )
             )
         figures.load_s = load_s
@@ -307,8 +359,10 @@ def bench_search(titles: int, n_queries: int, llm_delay_ms: float) -> int:
         "from the local parser. Misses not answered as misses: "
         f"{figures.not_missed}; repeats not answered from the cache: {figures.not_hit} (empty or "
         f"partial pages are not cached); misses with a failed strategy: "
-        f"{figures.failed_strategies}."
+        f"{figures.failed_strategies}; suggestions typed that found nothing: "
+        f"{figures.suggest_empty} of {len(figures.suggest)}."
     )
     hit_ok = percentile([1000 * s for s in figures.hits], 99) < TARGET_HIT_P99_MS
     miss_ok = percentile([1000 * s for s in figures.misses], 95) < TARGET_MISS_P95_MS
-    return 0 if hit_ok and miss_ok else 1
+    suggest_ok = percentile([1000 * s for s in figures.suggest], 99) < TARGET_SUGGEST_P99_MS
+    return 0 if hit_ok and miss_ok and suggest_ok else 1

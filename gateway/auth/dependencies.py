@@ -1,5 +1,5 @@
-"""FastAPI dependencies: who is calling (`authenticate`), may they (`require_scopes`), and is it
-their own user id (`own_user`).
+"""Who is calling (`authenticate`, `require`), may they (`require_scopes`), and is it their own
+user id (`own_user`, for the routes under /api/v1/users/{user_id}).
 
 A request is authenticated once; the result is kept in the ASGI scope (PRINCIPAL_KEY) so the rate
 limiter (which runs first, to learn the tier) and the route's dependencies share it.
@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import Depends, Path, Request
+from fastapi import Depends, Request
 from loguru import logger
 from redis.exceptions import RedisError
 
@@ -27,9 +27,9 @@ from gateway.auth.api_keys import (
 from gateway.auth.errors import AuthUnavailable, BadAuthRequest, Forbidden, Unauthorized
 from gateway.auth.principal import Principal
 from gateway.auth.tokens import InvalidToken, TokenVerifier
+from gateway.request_parameters import USER_ID
 
 API_KEY_HEADER = "X-API-Key"
-USER_ID_PATTERN = r"^[A-Za-z0-9._:@|-]{1,128}$"
 PRINCIPAL_KEY = "mgw.principal"
 
 
@@ -154,15 +154,16 @@ def require_scopes(*scopes: str) -> Callable[..., Awaitable[Principal]]:
     return dependency
 
 
-async def own_user(
-    user_id: Annotated[str, Path(pattern=USER_ID_PATTERN)],
-    principal: Annotated[Principal, Depends(authenticate)],
-) -> Principal:
-    """The caller may act on `user_id`: it is their own id, or they hold the admin role."""
-    if principal.may_act_for(user_id):
-        if principal.subject != user_id:
-            logger.info("admin {} acts for user {}", principal.subject, user_id)
-        return principal
-    if principal.kind == "api_key":
-        raise Forbidden.not_owner("API keys do not act for users; use the user's own token")
-    raise Forbidden.not_owner("a user may act on their own user id only")
+async def own_user(request: Request, *scopes: str) -> tuple[Principal, str]:
+    """The caller, holding `scopes`, acting on the path's user id: their own, or as an admin.
+
+    Checked in this order: credential (401), scope (403), the path's user id (422), ownership
+    (403), so a caller learns nothing about a user id it may not use.
+    """
+    principal = await require(request, *scopes)
+    user_id = USER_ID.read(request)
+    if not principal.may_act_for(user_id):
+        if principal.kind == "api_key":
+            raise Forbidden.not_owner("API keys do not act for users; use the user's own token")
+        raise Forbidden.not_owner("a user may act on their own user id only")
+    return principal, user_id

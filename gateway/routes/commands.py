@@ -17,15 +17,18 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.publisher import Publisher
+from gateway.accepted import accepted
+from gateway.auth.dependencies import own_user
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
-from gateway.routes.sync_common import (
-    accepted,
-    device_header,
-    documented,
+from gateway.request_parameters import (
+    ACTING_DEVICE,
+    DEVICE_ID,
+    USER_ID,
     invalid,
-    own_user,
-    path_device,
+)
+from gateway.routes.user_routes import (
+    documented,
     responses_with_rules,
 )
 from schemas.sync import COMMAND_TTL_S, RemoteCommand, RemoteCommandIssued, wire_time
@@ -59,17 +62,17 @@ class CommandAccepted(BaseModel):
         "a `device_id` equal to X-Device-ID (a device does not command itself)"
     ),
     openapi_extra=documented(
-        "user_id",
-        "device_id",
-        device=True,
+        USER_ID,
+        DEVICE_ID,
+        device=ACTING_DEVICE,
         write=True,
         extra=openapi_body(CommandRequest, "the command (JSON tag `type`) and its time to live"),
     ),
 )
 async def send_command(request: Request) -> Response:
     _, user_id = await own_user(request, "devices:command")
-    target = path_device(request)
-    source = device_header(request, required=True)
+    target = DEVICE_ID.read(request)
+    source = ACTING_DEVICE.read(request)
     body = await json_body(request, CommandRequest)
     if source == target:
         raise invalid(("path", "device_id"), "a device does not send commands to itself", target)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import orjson
 from fastapi import APIRouter, Request, Response, status
-from pydantic import BaseModel
 
-from core.publisher import Published, Publisher
+from core.publisher import Publisher
+from gateway.accepted import Accepted, accepted
 from gateway.auth.dependencies import require
+from gateway.fast_lane import MARKER as FAST_LANE
 from gateway.idempotency import PARAMETER as IDEMPOTENCY_PARAMETER
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
@@ -15,15 +15,6 @@ from schemas.content import CanonicalContent, ContentSubmitted
 from topics.registry import CONTENT_SUBMITTED
 
 router = APIRouter(prefix="/api/v1/content", tags=["content"])
-
-
-class Accepted(BaseModel):
-    """The broker has the event: where it is, and its id for tracing."""
-
-    event_id: str
-    topic: str
-    partition: int
-    offset: int
 
 
 @router.post(
@@ -51,7 +42,7 @@ class Accepted(BaseModel):
             "platform ids of platforms that feed the title stay theirs (docs/INGESTION.md)",
         ),
         "parameters": [IDEMPOTENCY_PARAMETER],
-        "x-fast-lane": True,
+        FAST_LANE: True,
     },
 )
 async def ingest_content(request: Request) -> Response:
@@ -66,8 +57,3 @@ async def ingest_content(request: Request) -> Response:
         event_id=operation_id(request),
     )
     return accepted(published)
-
-
-def accepted(published: Published) -> Response:
-    """202 with where the broker put the event (the Accepted model, encoded once)."""
-    return Response(orjson.dumps(published.__dict__), 202, media_type="application/json")

@@ -8,9 +8,20 @@ import uuid
 from fastapi import APIRouter, HTTPException, Request, Response
 
 from contracts.read_model import read_document
+from gateway.fast_lane import MARKER as FAST_LANE
 from gateway.lookup import AGENT_FAILED_RESPONSE, ask_agent
+from gateway.request_parameters import TypedParameter
 
 router = APIRouter(prefix="/api/v1/content", tags=["content"])
+
+CONTENT_ID = TypedParameter("content_id", uuid.UUID)
+# What FastAPI documents for a route that declares parameters; this one reads its own.
+VALIDATION_ERROR = {
+    "description": "Validation Error",
+    "content": {
+        "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
+    },
+}
 
 
 @router.get(
@@ -20,9 +31,12 @@ router = APIRouter(prefix="/api/v1/content", tags=["content"])
         404: {"description": "no such title"},
         503: {"description": "not in the read model and no agent answered; retry"},
         **AGENT_FAILED_RESPONSE,
+        422: VALIDATION_ERROR,
     },
+    openapi_extra={"parameters": [CONTENT_ID.openapi()], FAST_LANE: True},
 )
-async def get_content(content_id: uuid.UUID, request: Request) -> Response:
+async def get_content(request: Request) -> Response:
+    content_id: uuid.UUID = CONTENT_ID.read(request)
     settings = request.app.state.settings
     redis, prefix = request.app.state.redis, settings.redis.key_prefix
     document = await read_document(redis, prefix, content_id)

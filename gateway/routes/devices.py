@@ -15,22 +15,21 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.sync_documents import DevicesDocument
 from core.publisher import Publisher
+from gateway.accepted import accepted
+from gateway.auth.dependencies import own_user
 from gateway.idempotency import operation_id
-from gateway.json_body import json_body, openapi_body
-from gateway.routes.sync_common import (
-    DEVICES_WRITE,
+from gateway.json_body import json_body, openapi_body, optional_body
+from gateway.request_parameters import (
+    DEVICE_ID,
+    USER_ID,
+)
+from gateway.routes.user_routes import (
     READ_RESPONSES,
     RESPONSES,
-    accepted,
     documented,
-    json_document,
-    operation_stamp,
-    optional_body,
-    optional_body_doc,
-    own_user,
-    path_device,
 )
-from gateway.sync_lookup import read_view
+from gateway.sync_clock import operation_stamp
+from gateway.sync_lookup import json_document, read_view
 from schemas.envelope import Payload
 from schemas.sync import (
     ONLINE_TIMEOUT_S,
@@ -84,15 +83,15 @@ async def _publish(request: Request, topic: TopicSpec, event: Payload, user_id: 
     status_code=status.HTTP_202_ACCEPTED,
     responses=RESPONSES,
     openapi_extra=documented(
-        "user_id",
-        "device_id",
+        USER_ID,
+        DEVICE_ID,
         write=True,
         extra=openapi_body(DeviceRegistration, "the device's details; re-send when they change"),
     ),
 )
 async def register_device(request: Request) -> Response:
-    _, user_id = await own_user(request, DEVICES_WRITE)
-    device_id = path_device(request)
+    _, user_id = await own_user(request, "devices:write")
+    device_id = DEVICE_ID.read(request)
     details = await json_body(request, DeviceRegistration)
     event = DeviceRegistered(
         user_id=user_id,
@@ -107,15 +106,17 @@ async def register_device(request: Request) -> Response:
     status_code=status.HTTP_202_ACCEPTED,
     responses=RESPONSES,
     openapi_extra=documented(
-        "user_id",
-        "device_id",
+        USER_ID,
+        DEVICE_ID,
         write=True,
-        extra=optional_body_doc(Heartbeat, f"send one at least every {ONLINE_TIMEOUT_S} s"),
+        extra=openapi_body(
+            Heartbeat, f"send one at least every {ONLINE_TIMEOUT_S} s", required=False
+        ),
     ),
 )
 async def heartbeat(request: Request) -> Response:
-    _, user_id = await own_user(request, DEVICES_WRITE)
-    device_id = path_device(request)
+    _, user_id = await own_user(request, "devices:write")
+    device_id = DEVICE_ID.read(request)
     body = await optional_body(request, Heartbeat)
     event = DeviceHeartbeat(
         user_id=user_id,
@@ -130,11 +131,11 @@ async def heartbeat(request: Request) -> Response:
     "/{device_id}",
     status_code=status.HTTP_202_ACCEPTED,
     responses=RESPONSES,
-    openapi_extra=documented("user_id", "device_id", write=True),
+    openapi_extra=documented(USER_ID, DEVICE_ID, write=True),
 )
 async def remove_device(request: Request) -> Response:
-    _, user_id = await own_user(request, DEVICES_WRITE)
-    device_id = path_device(request)
+    _, user_id = await own_user(request, "devices:write")
+    device_id = DEVICE_ID.read(request)
     event = DeviceRemoved(
         user_id=user_id, device_id=device_id, timestamp=await operation_stamp(request, user_id)
     )
@@ -147,7 +148,7 @@ async def remove_device(request: Request) -> Response:
         200: {"model": DevicesDocument, "description": "the devices, with presence as of now"},
         **READ_RESPONSES,
     },
-    openapi_extra=documented("user_id"),
+    openapi_extra=documented(USER_ID),
 )
 async def list_devices(request: Request) -> Response:
     _, user_id = await own_user(request, "devices:read")

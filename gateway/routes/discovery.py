@@ -20,6 +20,7 @@ from contracts.discovery_cache import key_digest, read_results, request_results_
 from contracts.read_model import reply_channel
 from core.resilience.fastredis import REDIS_ERRORS
 from gateway.errors import error_response
+from gateway.fast_lane import MARKER as FAST_LANE
 from gateway.lookup import AGENT_FAILED_RESPONSE, request_reply
 from gateway.query_params import any_case, query_error, unknown_parameters
 from schemas.content import MaturityRating
@@ -260,7 +261,7 @@ def _answer(body: bytes, cache: str) -> Response:
             }
             for name, (schema, description) in PARAMETERS.items()
         ],
-        "x-fast-lane": True,
+        FAST_LANE: True,
     },
 )
 async def search(request: Request) -> Response:

@@ -3,7 +3,7 @@ sona.ratings) and "not interested" (a ContentDismissed on sona.dismissals). The 
 agents fold both into the user's taste; a dismissed title never comes back (docs/SONA.md).
 
 Both need `recommendations:write` and act on the caller's own user id (admins: any user's),
-as the sync routes do (gateway/routes/sync_common.py). A client that queued the feedback while
+as the sync routes do (gateway/routes/user_routes.py). A client that queued the feedback while
 offline may say when it was given; otherwise it is now.
 """
 
@@ -15,17 +15,17 @@ from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from core.publisher import Publisher
+from gateway.accepted import Accepted, accepted
+from gateway.auth.dependencies import own_user
 from gateway.idempotency import operation_id
-from gateway.json_body import json_body, openapi_body
-from gateway.routes.content import Accepted
-from gateway.routes.sync_common import (
-    accepted,
-    documented,
+from gateway.json_body import json_body, openapi_body, optional_body
+from gateway.request_parameters import (
+    CONTENT_ID,
+    USER_ID,
     invalid,
-    optional_body,
-    optional_body_doc,
-    own_user,
-    path_uuid,
+)
+from gateway.routes.user_routes import (
+    documented,
     responses_with_rules,
 )
 from schemas.envelope import Payload
@@ -91,15 +91,15 @@ async def _publish(request: Request, topic: TopicSpec, event: Payload, user_id: 
     summary="Rate a title (1-5 stars) for one's own recommendations",
     responses=responses_with_rules(GIVEN_AT_RULE),
     openapi_extra=documented(
-        "user_id",
-        "content_id",
+        USER_ID,
+        CONTENT_ID,
         write=True,
         extra=openapi_body(RatingBody, "the rating; a later rating of the title replaces it"),
     ),
 )
 async def rate(request: Request) -> Response:
     _, user_id = await own_user(request, SCOPE)
-    content_id = path_uuid(request, "content_id")
+    content_id = CONTENT_ID.read(request)
     body = await json_body(request, RatingBody)
     event = ContentRated(
         user_id=user_id,
@@ -117,15 +117,15 @@ async def rate(request: Request) -> Response:
     summary="Not interested: the title is never recommended to this user again",
     responses=responses_with_rules(GIVEN_AT_RULE),
     openapi_extra=documented(
-        "user_id",
-        "content_id",
+        USER_ID,
+        CONTENT_ID,
         write=True,
-        extra=optional_body_doc(DismissalBody, "when it was dismissed (optional)"),
+        extra=openapi_body(DismissalBody, "when it was dismissed (optional)", required=False),
     ),
 )
 async def dismiss(request: Request) -> Response:
     _, user_id = await own_user(request, SCOPE)
-    content_id = path_uuid(request, "content_id")
+    content_id = CONTENT_ID.read(request)
     body = await optional_body(request, DismissalBody)
     event = ContentDismissed(
         user_id=user_id, content_id=content_id, timestamp=_given_at(body.given_at)

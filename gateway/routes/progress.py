@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 
-from fastapi import APIRouter, Request, Response, status
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from contracts.sync_documents import (
@@ -19,24 +19,23 @@ from contracts.sync_documents import (
     ProgressEntry,
 )
 from core.publisher import Publisher
+from gateway.accepted import accepted
+from gateway.auth.dependencies import own_user
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
-from gateway.routes.sync_common import (
-    CLOCK_RULE,
-    PROGRESS_READ,
-    READ_RESPONSES,
-    accepted,
-    device_header,
-    documented,
+from gateway.request_parameters import (
+    ACTING_DEVICE,
+    CONTENT_ID,
+    USER_ID,
     invalid,
-    json_document,
-    not_found,
-    operation_stamp,
-    own_user,
-    path_uuid,
+)
+from gateway.routes.user_routes import (
+    READ_RESPONSES,
+    documented,
     responses_with_rules,
 )
-from gateway.sync_lookup import read_view
+from gateway.sync_clock import CLOCK_RULE, operation_stamp
+from gateway.sync_lookup import json_document, read_view
 from schemas.sync import HLC, PlaybackState, ProgressUpdate, SyncView
 from schemas.time_zone import UNKNOWN_ZONE_RULE, TimeZoneName
 from topics.registry import SYNC_PROGRESS
@@ -77,17 +76,17 @@ class ProgressReport(BaseModel):
         CLOCK_RULE, "a `position_seconds` past `duration_seconds`", UNKNOWN_ZONE_RULE
     ),
     openapi_extra=documented(
-        "user_id",
-        "content_id",
-        device=True,
+        USER_ID,
+        CONTENT_ID,
+        device=ACTING_DEVICE,
         write=True,
         extra=openapi_body(ProgressReport, "where playback is; the newest report wins"),
     ),
 )
 async def report_progress(request: Request) -> Response:
     _, user_id = await own_user(request, "progress:write")
-    content_id = path_uuid(request, "content_id")
-    device_id = device_header(request, required=True)
+    content_id = CONTENT_ID.read(request)
+    device_id = ACTING_DEVICE.read(request)
     report = await json_body(request, ProgressReport)
     update = ProgressUpdate(
         user_id=user_id,
@@ -126,7 +125,7 @@ def _limit(request: Request) -> int:
         **READ_RESPONSES,
     },
     openapi_extra=documented(
-        "user_id",
+        USER_ID,
         extra={
             "parameters": [
                 {
@@ -145,7 +144,7 @@ def _limit(request: Request) -> int:
     ),
 )
 async def continue_watching(request: Request) -> Response:
-    _, user_id = await own_user(request, PROGRESS_READ)
+    _, user_id = await own_user(request, "progress:read")
     limit = _limit(request)
     document = ContinueWatchingDocument.model_validate_json(
         await read_view(request, SyncView.progress, user_id)
@@ -161,15 +160,15 @@ async def continue_watching(request: Request) -> Response:
         404: {"description": "no open progress for this title (never started, or completed)"},
         **READ_RESPONSES,
     },
-    openapi_extra=documented("user_id", "content_id"),
+    openapi_extra=documented(USER_ID, CONTENT_ID),
 )
 async def resume_point(request: Request) -> Response:
-    _, user_id = await own_user(request, PROGRESS_READ)
-    content_id: uuid.UUID = path_uuid(request, "content_id")
+    _, user_id = await own_user(request, "progress:read")
+    content_id: uuid.UUID = CONTENT_ID.read(request)
     document = ContinueWatchingDocument.model_validate_json(
         await read_view(request, SyncView.progress, user_id)
     )
     for entry in document.items:
         if entry.content_id == content_id:
             return json_document(entry.model_dump_json().encode())
-    raise not_found(f"no open progress of {user_id} for {content_id}")
+    raise HTTPException(404, f"no open progress of {user_id} for {content_id}")

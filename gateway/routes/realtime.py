@@ -18,18 +18,19 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from contracts.sync_realtime import EVENT_ID_FORM, MAX_ID_PART, REPLAY_WINDOW_S, is_event_id
+from gateway.auth.dependencies import own_user
 from gateway.realtime.hub import HubUnavailable, RealtimeHub
 from gateway.realtime.sse import EventStream, StreamRequest
-from gateway.routes.sync_common import (
-    NO_STORE,
-    READ_RESPONSES,
-    device_header,
-    documented,
+from gateway.request_parameters import (
+    MAYBE_ACTING_DEVICE,
+    USER_ID,
     invalid,
-    json_document,
-    not_found,
-    own_user,
 )
+from gateway.routes.user_routes import (
+    READ_RESPONSES,
+    documented,
+)
+from gateway.sync_lookup import NO_STORE, json_document
 from schemas.sync import devices_channel, notifications_channel, sync_channel
 
 router = APIRouter(prefix="/api/v1/users/{user_id}", tags=["realtime"])
@@ -107,7 +108,7 @@ def _last_event_id(request: Request) -> str | None:
     "/realtime",
     response_model=RealtimeInfo,
     responses=READ_RESPONSES,
-    openapi_extra=documented("user_id"),
+    openapi_extra=documented(USER_ID),
 )
 async def realtime_info(request: Request) -> Response:
     _, user_id = await own_user(request, "devices:read")
@@ -159,8 +160,8 @@ async def close_hub(app: FastAPI) -> None:
         503: {"description": "the fan-out cannot reach Redis; retry"},
     },
     openapi_extra=documented(
-        "user_id",
-        device=False,
+        USER_ID,
+        device=MAYBE_ACTING_DEVICE,
         extra={
             "parameters": [
                 {
@@ -200,12 +201,13 @@ async def stream(request: Request) -> Response:
     channels = _channels(request)
     scopes = sorted({CHANNEL_SCOPES[c] for c in channels})
     _, user_id = await own_user(request, *scopes)
-    device_id = device_header(request, required=False)
+    device_id = MAYBE_ACTING_DEVICE.read(request)
     last = _last_event_id(request)
     if _pubnub(request):
-        raise not_found(
+        raise HTTPException(
+            404,
             f"realtime goes through PubNub in this deployment: GET /api/v1/users/{user_id}/"
-            "realtime names the channels and the subscribe key"
+            "realtime names the channels and the subscribe key",
         )
     hub = hub_of(request.app)
     try:

@@ -20,6 +20,7 @@ from core.resilience.fastredis import REDIS_ERRORS
 from gateway.auth.dependencies import require
 from gateway.auth.errors import Forbidden
 from gateway.errors import error_response
+from gateway.fast_lane import MARKER as FAST_LANE
 from gateway.lookup import AGENT_FAILED_RESPONSE, request_reply
 from gateway.query_params import query_error, unknown_parameters
 from schemas.sona import MAX_RECOMMENDATIONS, RecommendationsRequested, RecommendationsResponse
@@ -161,7 +162,8 @@ def _answer(body: bytes, cache: str) -> Response:
         "parameters": [
             {"name": name, "in": "query", "required": False, "schema": schema, "description": d}
             for name, (schema, d) in PARAMETERS.items()
-        ]
+        ],
+        FAST_LANE: True,
     },
 )
 async def recommendations(request: Request) -> Response:

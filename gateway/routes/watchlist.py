@@ -17,23 +17,22 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from contracts.sync_documents import WatchlistDocument
 from core.publisher import Publisher
+from gateway.accepted import Accepted, accepted
+from gateway.auth.dependencies import own_user
 from gateway.idempotency import operation_id
-from gateway.routes.content import Accepted
-from gateway.routes.sync_common import (
-    CLOCK_RULE,
+from gateway.json_body import openapi_body, optional_body
+from gateway.request_parameters import (
+    CONTENT_ID,
+    MAYBE_ACTING_DEVICE,
+    USER_ID,
+)
+from gateway.routes.user_routes import (
     READ_RESPONSES,
-    accepted,
-    device_header,
     documented,
-    json_document,
-    operation_stamp,
-    optional_body,
-    optional_body_doc,
-    own_user,
-    path_uuid,
     responses_with_rules,
 )
-from gateway.sync_lookup import read_view
+from gateway.sync_clock import CLOCK_RULE, operation_stamp
+from gateway.sync_lookup import json_document, read_view
 from schemas.sync import HLC, SyncView, WatchlistOperation, WatchlistUpdate
 from topics.registry import SYNC_WATCHLIST
 
@@ -83,17 +82,19 @@ async def _publish(request: Request, update: WatchlistUpdate, event_id: uuid.UUI
     response_model=WatchlistAccepted,
     responses=responses_with_rules(CLOCK_RULE),
     openapi_extra=documented(
-        "user_id",
-        "content_id",
-        device=False,
+        USER_ID,
+        CONTENT_ID,
+        device=MAYBE_ACTING_DEVICE,
         write=True,
-        extra=optional_body_doc(AddBody, "the client's own tag and stamp (both optional)"),
+        extra=openapi_body(
+            AddBody, "the client's own tag and stamp (both optional)", required=False
+        ),
     ),
 )
 async def add_to_watchlist(request: Request) -> Response:
     _, user_id = await own_user(request, "watchlist:write")
-    content_id = path_uuid(request, "content_id")
-    device_id = device_header(request, required=False)
+    content_id = CONTENT_ID.read(request)
+    device_id = MAYBE_ACTING_DEVICE.read(request)
     body = await optional_body(request, AddBody)
     event_id = operation_id(request)
     update = WatchlistUpdate(
@@ -114,17 +115,19 @@ async def add_to_watchlist(request: Request) -> Response:
     response_model=WatchlistAccepted,
     responses=responses_with_rules(CLOCK_RULE),
     openapi_extra=documented(
-        "user_id",
-        "content_id",
-        device=False,
+        USER_ID,
+        CONTENT_ID,
+        device=MAYBE_ACTING_DEVICE,
         write=True,
-        extra=optional_body_doc(RemoveBody, "the tags the client has seen (none: all seen so far)"),
+        extra=openapi_body(
+            RemoveBody, "the tags the client has seen (none: all seen so far)", required=False
+        ),
     ),
 )
 async def remove_from_watchlist(request: Request) -> Response:
     _, user_id = await own_user(request, "watchlist:write")
-    content_id = path_uuid(request, "content_id")
-    device_id = device_header(request, required=False)
+    content_id = CONTENT_ID.read(request)
+    device_id = MAYBE_ACTING_DEVICE.read(request)
     body = await optional_body(request, RemoveBody)
     update = WatchlistUpdate(
         user_id=user_id,
@@ -143,7 +146,7 @@ async def remove_from_watchlist(request: Request) -> Response:
         200: {"model": WatchlistDocument, "description": "the list, most recently added first"},
         **READ_RESPONSES,
     },
-    openapi_extra=documented("user_id"),
+    openapi_extra=documented(USER_ID),
 )
 async def get_watchlist(request: Request) -> Response:
     _, user_id = await own_user(request, "watchlist:read")

@@ -22,11 +22,13 @@ from agents.adapters.embeddings.local import LocalEmbedder
 from agents.adapters.vectors.edge import EdgeVectorStore
 from agents.adapters.vectors.payload import content_payload
 from agents.adapters.vectors.store import VectorPoint
+from agents.discovery import store
 from agents.discovery.facets import facet_counts
+from agents.discovery.ranking import Retrieved
 from agents.titles.store import Versioned, upsert_contents
 from devtools.bench.search_catalog import synthetic_content, synthetic_vectors
 from schemas.content import CanonicalContent
-from schemas.discovery import SearchResponse, SearchResult
+from schemas.discovery import SearchFilters, SearchResponse, SearchResult
 from tests.discovery.conftest import MakeEngine, Seeded, seeded_catalog
 
 TITLES = 900
@@ -153,3 +155,30 @@ async def test_a_search_by_words_pages_through_one_result(make_engine: MakeEngin
     # Another page size cuts the same result.
     by_ten = await every_page(engine, query, 10)
     assert [r.canonical_id for r in results(by_ten)] == [r.canonical_id for r in whole.results]
+
+
+async def test_a_browse_without_filters_reaches_every_title(
+    make_engine: MakeEngine, seeded: Seeded
+) -> None:
+    # "movies" is only stop words: every title, the popularity index's order, exact total.
+    pages = await every_page(make_engine(), "movies", 100)
+    assert pages[0].strategies_used == ["popularity"]
+    expected = await sql_ids(seeded.pool, "true")
+    assert len(expected) == TITLES
+    assert_one_ordered_result(pages, expected)
+
+
+async def test_a_browse_whose_counts_run_out_of_time_still_answers_its_page_and_total(
+    seeded: Seeded,
+) -> None:
+    # No time at all for the facets: the page and the exact total stand, the facets are
+    # empty, and the answer is partial (answered, not kept: a later asker gets the facets).
+    page = await store.browse(seeded.pool, SearchFilters(genres=["drama"]), 5, 5, 0.0)
+    expected = await sql_ids(seeded.pool, "c.doc->'genres' ? 'drama'")
+    assert list(page.ids) == expected[5:10]
+    assert page.total == len(expected)
+    assert not page.counted and page.facets.genre == {}
+    assert Retrieved(browse=page).partial
+    counted = await store.browse(seeded.pool, SearchFilters(genres=["drama"]), 5, 5, 30.0)
+    assert counted.counted and counted.facets.genre["drama"] == len(expected)
+    assert not Retrieved(browse=counted).partial

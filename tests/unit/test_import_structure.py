@@ -14,7 +14,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("core", "schemas", "topics", "contracts", "agents", "gateway", "cli", "devtools")
+PACKAGES = (
+    "core",
+    "schemas",
+    "topics",
+    "contracts",
+    "agents",
+    "gateway",
+    "cli",
+    "devtools",
+    "assistant",
+)
 # What pure modules must not reach, even through other modules of the project.
 IO_LIBRARIES = frozenset(
     {
@@ -52,6 +62,13 @@ FORBIDDEN_LAYERS = [
     ("agents", "gateway"),
     ("gateway", "agents"),
     ("agents.framework", "agents.groups"),
+    # The MCP server is a client of the gateway's HTTP API: it shares no code with the gateway
+    # or the agents, and none of what reads their stores (docs/MCP.md).
+    ("assistant", "gateway"),
+    ("assistant", "agents"),
+    ("assistant", "contracts"),
+    ("core", "assistant"),
+    ("agents", "assistant"),
 ]
 
 
@@ -211,6 +228,21 @@ def test_pure_modules_reach_no_io(name: str) -> None:
     )
     assert io_modules == [], f"{name} reaches a store or handler"
     assert libraries == [], f"{name} reaches an I/O library"
+
+
+def test_the_mcp_server_reaches_no_store() -> None:
+    # Only HTTP: whatever the assistant package reaches, no database, cache or broker client.
+    stores = {"asyncpg", "redis", "aiokafka", "faust", "qdrant_client", "qdrant_edge"}
+    members = [m for m in modules() if _within(m, "assistant")]
+    assert len(members) >= 5
+    reached = sorted(
+        f"{lib} (via {via})"
+        for name in members
+        for via in reached_from(name)
+        for lib in external_imports(via)
+        if lib.split(".")[0] in stores
+    )
+    assert reached == []
 
 
 def test_the_checker_sees_a_known_io_import() -> None:

@@ -19,7 +19,16 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 # What `mgw` runs in production; devtools (benchmarks, sample catalogs) needs the dev extra.
-RUNTIME_PACKAGES = ("agents", "cli", "contracts", "core", "gateway", "schemas", "topics")
+RUNTIME_PACKAGES = (
+    "agents",
+    "assistant",
+    "cli",
+    "contracts",
+    "core",
+    "gateway",
+    "schemas",
+    "topics",
+)
 FIRST_PARTY = {*RUNTIME_PACKAGES, "devtools", "tests"}
 
 

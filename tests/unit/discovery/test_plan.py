@@ -9,6 +9,7 @@ from agents.discovery.plan import (
     MAX_REFERENCES,
     STALE_AFTER_MIN_S,
     BrowseWindow,
+    by_words,
     is_stale,
     plan_search,
 )
@@ -133,3 +134,24 @@ def test_stale_requests() -> None:
     assert is_stale(6.1, 3.0)
     assert is_stale(STALE_AFTER_MIN_S + 0.1, 0.5)
     assert not is_stale(STALE_AFTER_MIN_S - 0.1, 0.5)
+
+
+def test_the_words_as_typed_and_the_request_filters_for_titles() -> None:
+    # "Vampire Cop": the rules may read "cop" as a genre; the words as typed are kept, with
+    # the request's own filters, for the word search.
+    plan = plan_search(
+        request(query="The Vampire Cop", filters={"region": "US"}),
+        intent(filters={"genres": ["crime"]}, fallback_query="vampire"),
+    )
+    assert plan.words == ("vampire", "cop")
+    assert plan.fallback_words == ("vampire",)
+    assert plan.filters.genres == ["crime"]
+    assert plan.title_filters == SearchFilters(region="US")
+
+
+def test_a_browse_named_like_a_title_searches_by_its_words() -> None:
+    plan = plan_search(request(query="Horror"), intent(filters={"genres": ["horror"]}))
+    assert plan.browse is not None and plan.text == ""
+    searched = by_words(plan)
+    assert searched.browse is None and searched.text == searched.title_form == "horror"
+    assert searched.filters == plan.filters

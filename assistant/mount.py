@@ -1,0 +1,179 @@
+"""The MCP server on the gateway: `/mcp` (streamable HTTP) and its protected-resource metadata.
+
+The tools call the gateway's API through an in-process ASGI transport to the very app that
+serves /mcp, not over a socket to its own port: every request still passes the whole HTTP
+stack (authentication, scopes, rate limits, validation, errors), but the server need not know
+an address it can reach itself at (a bind to 0.0.0.0, a socket inherited from `mgw up`, a TLS
+proxy in front), it costs no connection, and it cannot be turned away by the process's own
+connection cap (gateway/edge_protocol.py). The transport buffers each answer, which is all the
+tools read (none reads the event stream).
+
+Stateless: every POST is a session of its own, so any of the gateway's processes can answer
+any request (a session kept in one process's memory would be lost on the next request that
+another process takes). Answers are plain JSON; the server sends the client nothing between
+requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from loguru import logger
+from mcp.server.auth.middleware.auth_context import AuthContextMiddleware, get_access_token
+from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.routes import build_resource_metadata_url
+from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.shared.auth import ProtectedResourceMetadata
+from pydantic import AnyHttpUrl
+from starlette.applications import Starlette
+from starlette.middleware.authentication import AuthenticationMiddleware
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from assistant.gateway_api import ApiError, Caller, GatewayApi, correlation
+from assistant.server import SCOPES, build_server
+from core.config import Settings
+
+PATH = "/mcp"
+WELL_KNOWN = "/.well-known/oauth-protected-resource"
+
+
+class WhoAmIVerifier:
+    """A bearer token is good when the gateway says so: `GET /api/v1/auth/whoami` with it. The
+    gateway's own verification (signature, expiry, issuer, audience) is the only one."""
+
+    def __init__(self, api: GatewayApi) -> None:
+        self.api = api
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        try:
+            me = await self.api.whoami(token)
+        except ApiError as exc:
+            if exc.status != 401:
+                logger.warning("mcp: the gateway could not check a token: {}", exc)
+            return None
+        if me.get("kind") != "user":
+            return None  # the tools act for a user; API keys never do (docs/AUTH.md)
+        return AccessToken(
+            token=token, client_id=me["subject"], subject=me["subject"], scopes=me["scopes"]
+        )
+
+
+async def request_caller() -> Caller:
+    """Whose MCP request is being served: the token the bearer middleware accepted."""
+    access = get_access_token()
+    if access is None or access.subject is None:
+        # Unreachable behind RequireAuthMiddleware; said as the API would say it.
+        raise ApiError(401, "unauthorized", "no bearer token on this MCP request")
+    return Caller(access.token, access.subject)
+
+
+def _origin(conn: HTTPConnection) -> str:
+    return str(conn.base_url).rstrip("/")
+
+
+class Metadata:
+    """RFC 9728 protected-resource metadata of /mcp, naming who issues its tokens."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.resource_url = settings.mcp.resource_url
+        issuer = settings.auth.issuer
+        self.servers = settings.mcp.authorization_servers or (
+            [issuer] if issuer.startswith(("http://", "https://")) else []
+        )
+
+    def resource(self, conn: HTTPConnection) -> str:
+        return self.resource_url or f"{_origin(conn)}{PATH}"
+
+    def document(self, request: Request) -> ProtectedResourceMetadata:
+        # Strings, for the model to read without adding a slash: an issuer is compared exactly.
+        return ProtectedResourceMetadata.model_validate(
+            {
+                "resource": self.resource(request),
+                "authorization_servers": self.servers or [_origin(request)],
+                "scopes_supported": list(SCOPES),
+                "resource_name": "Media Gateway MCP server",
+            }
+        )
+
+    async def endpoint(self, request: Request) -> Response:
+        body = self.document(request).model_dump(mode="json", exclude_none=True)
+        return JSONResponse(body, headers={"Cache-Control": "public, max-age=3600"})
+
+
+class McpEndpoint:
+    """/mcp: the bearer token checked (401 naming the metadata), then the MCP transport. An
+    ASGI app (not a function), so Starlette passes it every method: POST, GET and DELETE."""
+
+    def __init__(self, transport: Any, metadata: Metadata, backend: BearerAuthBackend) -> None:
+        self.transport, self.metadata, self.backend = transport, metadata, backend
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        resource = AnyHttpUrl(self.metadata.resource(HTTPConnection(scope)))
+        guarded = RequireAuthMiddleware(self.transport, [], build_resource_metadata_url(resource))
+        inner: Any = AuthenticationMiddleware(AuthContextMiddleware(guarded), backend=self.backend)
+        # The id the gateway's correlation middleware gave this request (X-Request-ID).
+        bound = correlation.set(scope.get("state", {}).get("request_id"))
+        try:
+            await inner(scope, receive, send)
+        finally:
+            correlation.reset(bound)
+
+
+def mount_mcp(app: Starlette, settings: Settings) -> None:
+    """Serve /mcp and the metadata on `app`, and run the session manager in its lifespan."""
+    http = httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+        base_url="http://gateway.internal",
+        timeout=30,
+    )
+    api = GatewayApi(http, settings.mcp.device_id)
+    server = build_server(api, request_caller)
+    # Builds the session manager (the Starlette app it returns is not used: /mcp is the
+    # gateway's own route, behind its middleware).
+    server.streamable_http_app(
+        json_response=True,
+        stateless_http=True,
+        # A bearer token is required on every request, which a rebinding page cannot send; the
+        # host check would refuse every name the gateway is published under.
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+    manager = server.session_manager
+    metadata = Metadata(settings)
+    backend = BearerAuthBackend(WhoAmIVerifier(api))
+
+    app.router.routes.append(
+        Route(PATH, endpoint=McpEndpoint(manager.handle_request, metadata, backend))
+    )
+    for path in (WELL_KNOWN, f"{WELL_KNOWN}{PATH}"):
+        app.router.routes.append(Route(path, metadata.endpoint, methods=["GET"]))
+
+    outer = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(target: Starlette) -> AsyncIterator[Any]:
+        async with outer(target) as state:
+            running = asyncio.create_task(serve_sessions(manager, stop := asyncio.Event()))
+            try:
+                yield state
+            finally:
+                stop.set()
+                await running
+                await http.aclose()
+
+    app.router.lifespan_context = lifespan
+
+
+async def serve_sessions(manager: StreamableHTTPSessionManager, stop: asyncio.Event) -> None:
+    # In a task of its own: the manager's task group must be left in the task that entered it,
+    # and a lifespan may be entered and left in two (a test harness's fixtures are).
+    async with manager.run():
+        await stop.wait()
