@@ -20,6 +20,7 @@ from core.embedded import ServiceProcess, free_port, start_broker
 from gateway.auth.key_store import KeyStore
 from gateway.problems import MEDIA_TYPE
 from tests.auth.helpers import bearer, running_gateway, user_token
+from tests.conftest import Isolated
 from tests.helpers import read_topic
 from topics.admin import create_topics
 
@@ -143,7 +144,9 @@ async def test_the_key_on_another_request_is_422(settings: Settings) -> None:
         assert REPLAYED not in refused.headers
 
 
-async def test_a_batch_takes_the_key_too(settings: Settings) -> None:
+async def test_a_batch_takes_the_key_too(isolated: Isolated) -> None:
+    # Topics of its own: the session's catalog topic is read by other tests' workers.
+    settings = isolated.settings
     async with KeyStore.open(settings) as store:
         _, api_key = await store.create("replay-producer", ["ingest:write"], "enterprise")
     title = f"Batch {uuid.uuid4()}"
