@@ -9,6 +9,7 @@ will drop or change of it, and the fields the schema ignores (agreements/catalog
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -148,8 +149,13 @@ class CatalogProducer:
         items: Sequence[Mapping[str, Any] | RawCatalogItem],
         platform: str | None = None,
         correlation_id: str | None = None,
+        operation: uuid.UUID | None = None,
     ) -> list[ItemResult]:
-        """Validate and publish; raises BrokerUnavailable if the broker did not acknowledge."""
+        """Validate and publish; raises BrokerUnavailable if the broker did not acknowledge.
+
+        `operation` names the batch (an Idempotency-Key's operation id): each item's event id
+        is then derived from it and the item's place, so a retried batch publishes the same
+        events, which the pipeline applies once."""
         valid, rejected = validate_items(items, platform)
         envelopes = [
             (
@@ -158,6 +164,9 @@ class CatalogProducer:
                     CatalogItemReceived(item=checked.item),
                     key=checked.item.record_key,
                     correlation_id=correlation_id,
+                    event_id=None
+                    if operation is None
+                    else uuid.uuid5(operation, str(checked.index)),
                 ),
             )
             for checked in valid

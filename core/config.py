@@ -217,6 +217,12 @@ class GatewaySettings(_Section):
     body_timeout_s: float = Field(default=10.0, gt=0, le=600)
     max_header_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
     max_connections: int = Field(default=10_000, ge=1, le=1_000_000)
+    # Idempotency-Key (gateway/middleware/idempotency.py): a write's first answer is replayed
+    # to retries for this long (24 h: a day of client retries, as the IETF draft's examples
+    # and the big payment APIs keep them); a request still running holds its key at most
+    # idempotency_lock_s (longer than any write takes; a crashed gateway's hold then lapses).
+    idempotency_ttl_s: int = Field(default=86_400, ge=60, le=30 * 86_400)
+    idempotency_lock_s: float = Field(default=60.0, gt=0, le=3600)
 
     def worker_count(self) -> int:
         return self.workers or os.cpu_count() or 1

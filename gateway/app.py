@@ -23,9 +23,11 @@ from gateway.json_body import install_body_schemas
 from gateway.middleware.body_limit import BodyLimitMiddleware
 from gateway.middleware.correlation import CorrelationMiddleware
 from gateway.middleware.http_metrics import HttpMetricsMiddleware
+from gateway.middleware.idempotency import IdempotencyMiddleware
 from gateway.middleware.near_cache import NearCache
 from gateway.middleware.rate_limit import install_rate_limiting
 from gateway.middleware.response_cache import CachePolicy, ResponseCacheMiddleware
+from gateway.middleware.server_error import ServerErrorMiddleware
 from gateway.openapi_responses import install_common_responses
 from gateway.resources import edge_resources
 from gateway.routes import (
@@ -36,6 +38,7 @@ from gateway.routes import (
     feedback,
     health,
     ingest,
+    problems,
     progress,
     realtime,
     recommendations,
@@ -91,6 +94,15 @@ def create_app(settings: Settings) -> FastAPI:
     # every middleware below (gateway/fast_lane.py).
     if settings.gateway.fast_lane:
         app.add_middleware(FastLaneMiddleware, fastapi_app=app)
+    # Outside the fast lane (both lanes are covered), inside the rate limiter, which has
+    # authenticated the caller the stored answers are keyed by.
+    app.add_middleware(
+        IdempotencyMiddleware,
+        redis=lambda: getattr(app.state, "redis", None),
+        key_prefix=settings.redis.key_prefix,
+        ttl_s=settings.gateway.idempotency_ttl_s,
+        lock_s=settings.gateway.idempotency_lock_s,
+    )
     # The rate limiter authenticates (to know the tier) right in front of the
     # routes, so requests with a credential, which the response cache never serves, are always
     # checked; anonymous cache hits are answered before it, uncounted (docs/AUTH.md).
@@ -112,6 +124,8 @@ def create_app(settings: Settings) -> FastAPI:
     # Outside the cache, so hits are counted as requests too.
     app.add_middleware(HttpMetricsMiddleware)
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.gateway.max_body_bytes)
+    # Just inside the request id: any exception of the layers below is a logged 500 problem.
+    app.add_middleware(ServerErrorMiddleware)
     app.add_middleware(CorrelationMiddleware)
     install_error_handlers(app)
     install_auth_error_handlers(app)
@@ -130,6 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(feedback.router)
     app.include_router(auth_routes.router)
     app.include_router(contracts_router)
+    app.include_router(problems.router)
     install_body_schemas(app)
     install_common_responses(app)
     if settings.mcp.enabled:

@@ -28,7 +28,6 @@ import resource
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from loguru import logger
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
@@ -38,6 +37,7 @@ from core.observability.metrics import (
     HTTP_CONNECTIONS_REFUSED,
     HTTP_REQUEST_TIMEOUTS,
 )
+from gateway.problems import MEDIA_TYPE, problem_bytes
 
 # Descriptors kept free for what a process opens besides client sockets (Redis, the broker,
 # logs, the ops server).
@@ -89,28 +89,29 @@ def use_limits(limits: EdgeLimits) -> None:
 
 
 def _raw_response(status: int, reason: bytes, code: str, message: str, extra: bytes = b"") -> bytes:
-    body = orjson.dumps({"error": code, "message": message})
+    # No instance: the request line may not even have arrived.
+    body = problem_bytes(status, code, message)
     return (
-        b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
+        b"HTTP/1.1 %d %s\r\ncontent-type: application/problem+json\r\ncontent-length: %d\r\n"
         b"%sconnection: close\r\n\r\n" % (status, reason, len(body), extra)
     ) + body
 
 
 async def _too_many_connections(scope: Any, receive: Any, send: Any) -> None:
     limit = _limits.max_connections if _limits is not None else 0
-    body = orjson.dumps(
-        {
-            "error": "too_many_connections",
-            "message": f"this gateway process holds its limit of {limit} open connections "
-            "(GATEWAY_MAX_CONNECTIONS); retry in a second, or through another instance",
-        }
+    body = problem_bytes(
+        503,
+        "too_many_connections",
+        f"this gateway process holds its limit of {limit} open connections "
+        "(GATEWAY_MAX_CONNECTIONS); retry in a second, or through another instance",
+        scope.get("path"),
     )
     await send(
         {
             "type": "http.response.start",
             "status": 503,
             "headers": [
-                (b"content-type", b"application/json"),
+                (b"content-type", MEDIA_TYPE.encode()),
                 (b"content-length", str(len(body)).encode()),
                 (b"retry-after", b"1"),
                 (b"connection", b"close"),
@@ -132,6 +133,11 @@ class EdgeHttpProtocol(HttpToolsProtocol):
         self._header_bytes = 0
         self._counted = False
         self._refused = False
+
+    def send_400_response(self, msg: str) -> None:
+        # uvicorn answers what its parser refuses in plain text: a problem, like every error.
+        self.transport.write(_raw_response(400, b"Bad Request", "bad_request", msg))
+        self.transport.close()
 
     # --- connection ------------------------------------------------------------------------
 

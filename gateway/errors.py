@@ -1,4 +1,4 @@
-"""One error shape for every 4xx/5xx: a code, a message and, for bad input, the fields."""
+"""One error shape for every 4xx/5xx: RFC 9457 problem details (gateway/problems.py)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from loguru import logger
-from pydantic import BaseModel
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -19,20 +18,9 @@ from core.publisher import BrokerUnavailable, PublishOutcomeUnknown
 from core.resilience import CircuitOpen
 from gateway.fast_lane import routes_of
 from gateway.lookup import AgentFailed, LookupTimeout
+from gateway.problems import MEDIA_TYPE, problem_bytes
 
 RETRY_AFTER_S = 5
-
-
-class FieldError(BaseModel):
-    field: str
-    reason: str
-
-
-class ErrorBody(BaseModel):
-    error: str
-    message: str
-    fields: list[FieldError] = []
-    request_id: str | None = None
 
 
 def error_response(
@@ -42,14 +30,19 @@ def error_response(
     request: Request,
     fields: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    body: dict[str, Any] = {"error": code, "message": message}
-    if fields:
-        body["fields"] = fields
-    rid = getattr(request.state, "request_id", None)
-    if rid:
-        body["request_id"] = rid
-    return JSONResponse(body, status_code=status, headers=headers)
+    extensions: dict[str, Any] | None = None,
+) -> Response:
+    """A problem answer: `message` is its detail, the request's path its instance."""
+    body = problem_bytes(
+        status,
+        code,
+        message,
+        request.url.path,
+        fields,
+        getattr(request.state, "request_id", None),
+        extensions,
+    )
+    return Response(body, status_code=status, headers=headers, media_type=MEDIA_TYPE)
 
 
 def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
@@ -65,14 +58,14 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
-    async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
         fields = field_errors(exc)
         return error_response(
             422, "validation_failed", f"{len(fields)} field(s) failed validation", request, fields
         )
 
     @app.exception_handler(BrokerUnavailable)
-    async def _broker(request: Request, exc: BrokerUnavailable) -> JSONResponse:
+    async def _broker(request: Request, exc: BrokerUnavailable) -> Response:
         logger.warning("publish refused, broker unavailable: {}", exc)
         return error_response(
             503,
@@ -85,7 +78,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(PublishOutcomeUnknown)
-    async def _unknown(request: Request, exc: PublishOutcomeUnknown) -> JSONResponse:
+    async def _unknown(request: Request, exc: PublishOutcomeUnknown) -> Response:
         logger.warning("publish outcome unknown: {}", exc)
         key = request.headers.get("idempotency-key")
         advice = (
@@ -104,14 +97,14 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(LookupTimeout)
-    async def _lookup(request: Request, exc: LookupTimeout) -> JSONResponse:
+    async def _lookup(request: Request, exc: LookupTimeout) -> Response:
         logger.warning("read-model lookup unanswered: {}", exc)
         return error_response(
             503, "lookup_timeout", f"{exc}; retry shortly", request, headers={"Retry-After": "1"}
         )
 
     @app.exception_handler(AgentFailed)
-    async def _agent_failed(request: Request, exc: AgentFailed) -> JSONResponse:
+    async def _agent_failed(request: Request, exc: AgentFailed) -> Response:
         failure = exc.failure
         logger.warning("agent could not answer {} {}: {}", request.method, request.url.path, exc)
         if failure.retryable:
@@ -130,7 +123,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(CircuitOpen)
-    async def _open(request: Request, exc: CircuitOpen) -> JSONResponse:
+    async def _open(request: Request, exc: CircuitOpen) -> Response:
         retry = max(1, math.ceil(exc.retry_after_s))
         return error_response(
             503,
@@ -140,7 +133,7 @@ def install_error_handlers(app: FastAPI) -> None:
             headers={"Retry-After": str(retry)},
         )
 
-    async def _redis_down(request: Request, exc: Exception) -> JSONResponse:
+    async def _redis_down(request: Request, exc: Exception) -> Response:
         # A read model or cache read with Redis away: the data is safe in PostgreSQL and
         # comes back with Redis, so this is "retry", never a 500. A sync write needs Redis too
         # (the user's clock stamps it) and was not published.
@@ -158,7 +151,7 @@ def install_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(error, _redis_down)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         if exc.status_code == 405:
             # Starlette names only the methods of the first route that matched the path; a
             # path served by several routes (PUT and DELETE of a watchlist item) has them all.
@@ -168,6 +161,7 @@ def install_error_handlers(app: FastAPI) -> None:
             405: "method_not_allowed",
             413: "payload_too_large",
             415: "unsupported_media_type",
+            503: "service_unavailable",
         }.get(exc.status_code, "http_error")
         return error_response(
             exc.status_code, code, str(exc.detail), request, headers=dict(exc.headers or {})

@@ -1,4 +1,4 @@
-"""401/403 (and 503 when the key mirror is unreachable) in the project's error shape, with the
+"""401/403 (and 503 when the key mirror is unreachable) as problem details, with the
 RFC 6750 `WWW-Authenticate` challenge."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from loguru import logger
 
 from core.observability.metrics import AUTH_FAILURES
@@ -94,7 +94,7 @@ class AuthUnavailable(Exception):
     """API keys cannot be checked because their Redis mirror is unreachable."""
 
 
-def auth_error_response(request: Request, exc: AuthError | AuthUnavailable) -> JSONResponse:
+def auth_error_response(request: Request, exc: AuthError | AuthUnavailable) -> Response:
     if isinstance(exc, AuthUnavailable):
         logger.warning("API key refused unchecked, key store unreachable: {}", exc)
         return error_response(
@@ -119,9 +119,9 @@ def install_auth_error_handlers(app: FastAPI) -> None:
     rate-limit middleware did not already do)."""
 
     @app.exception_handler(AuthError)
-    async def _auth(request: Request, exc: AuthError) -> JSONResponse:
+    async def _auth(request: Request, exc: AuthError) -> Response:
         return auth_error_response(request, exc)
 
     @app.exception_handler(AuthUnavailable)
-    async def _unavailable(request: Request, exc: AuthUnavailable) -> JSONResponse:
+    async def _unavailable(request: Request, exc: AuthUnavailable) -> Response:
         return auth_error_response(request, exc)

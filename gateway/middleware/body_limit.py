@@ -3,10 +3,11 @@ gone before its body arrived is no failure of ours."""
 
 from __future__ import annotations
 
-import orjson
 from loguru import logger
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from gateway.problems import MEDIA_TYPE, problem_bytes
 
 
 class BodyTooLarge(Exception):
@@ -57,19 +58,19 @@ class BodyLimitMiddleware:
             )
 
     async def _reject(self, scope: Scope, send: Send) -> None:
-        body = orjson.dumps(
-            {
-                "error": "payload_too_large",
-                "message": f"request body exceeds {self.max_bytes} bytes; send smaller requests",
-                "request_id": (scope.get("state") or {}).get("request_id"),
-            }
+        body = problem_bytes(
+            413,
+            "payload_too_large",
+            f"request body exceeds {self.max_bytes} bytes; send smaller requests",
+            scope["path"],
+            request_id=(scope.get("state") or {}).get("request_id"),
         )
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
                 "headers": [
-                    (b"content-type", b"application/json"),
+                    (b"content-type", MEDIA_TYPE.encode()),
                     (b"content-length", str(len(body)).encode()),
                 ],
             }

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from loguru import logger
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -49,7 +49,7 @@ TIER_LIMITS: dict[Tier, Limits] = {
     Tier.enterprise: Limits(200, 5000),
 }
 
-EXEMPT_PREFIXES = ("/health/", "/metrics", "/docs", "/redoc", "/openapi.json")
+EXEMPT_PREFIXES = ("/health/", "/metrics", "/docs", "/redoc", "/openapi.json", "/problems")
 
 
 def is_exempt(path: str) -> bool:
@@ -254,7 +254,7 @@ def client_identity(request: Request) -> str:
     return f"ip:{request.client.host if request.client else 'unknown'}"
 
 
-def rate_limited_response(request: Request, decision: Decision, tier: Tier) -> JSONResponse:
+def rate_limited_response(request: Request, decision: Decision, tier: Tier) -> Response:
     RATE_LIMITED.labels(tier=str(tier)).inc()
     retry = decision.retry_after_s or 1
     return error_response(

@@ -7,6 +7,10 @@ it, and whose id is its place in the user's stream. Besides messages:
 - `resync`: messages may have been missed (older than the replay window, or Redis lost them),
   or the id the device resumed from is ahead of the stream: reload state with the GETs, then
   carry on with the stream;
+- `problem`: the stream ends because of a failure (Redis lost while catching up, or the
+  gateway shutting down); its data is the problem object every HTTP error has
+  (gateway/problems.py). Reconnect after it with Last-Event-ID; nothing is missed. (Not named
+  `error`: EventSource reserves that name for its own connection errors.)
 - comments (`: ping`) every 15 s keep proxies from closing an idle stream.
 
 A command (and its result) is addressed to one device: only the stream of that device
@@ -21,9 +25,13 @@ from dataclasses import dataclass
 
 import orjson
 import redis.asyncio as aioredis
+from loguru import logger
+from redis.exceptions import RedisError
 
 from agreements.sync_realtime import REPLAY_WINDOW_S, Delivered, newer, position, replay
-from gateway.realtime.hub import Closed, Gap, RealtimeHub, Subscription
+from core.observability import correlation
+from gateway.problems import problem_bytes
+from gateway.realtime.hub import Closed, Gap, HubUnavailable, RealtimeHub, Subscription
 
 KEEPALIVE_S = 15.0
 RETRY_MS = 2000
@@ -40,6 +48,17 @@ class StreamRequest:
 def event(kind: str, data: bytes, event_id: str | None = None) -> bytes:
     head = f"id: {event_id}\n" if event_id is not None else ""
     return f"{head}event: {kind}\n".encode() + b"data: " + data + b"\n\n"
+
+
+def problem_event(request: StreamRequest, status: int, code: str, detail: str) -> bytes:
+    body = problem_bytes(
+        status,
+        code,
+        detail,
+        f"/api/v1/users/{request.user_id}/stream",
+        request_id=correlation.current(),
+    )
+    return event("problem", body)
 
 
 def wanted(message: Delivered, channels: Collection[str], device_id: str | None) -> bool:
@@ -106,6 +125,15 @@ class EventStream:
                 yield chunk
             async for chunk in self._live(sub):
                 yield chunk
+        except (RedisError, HubUnavailable) as exc:
+            # The answer's status is long gone: the stream's last event says why it ends.
+            logger.warning("event stream of {} ends, Redis lost: {!r}", self._request.user_id, exc)
+            yield problem_event(
+                self._request,
+                503,
+                "redis_unavailable",
+                "the stream lost Redis; reconnect with Last-Event-ID after the retry delay",
+            )
         finally:
             self._hub.unsubscribe(sub)
 
@@ -117,6 +145,12 @@ class EventStream:
                 yield b": ping\n\n"
                 continue
             if isinstance(item, Closed):
+                yield problem_event(
+                    self._request,
+                    503,
+                    "service_unavailable",
+                    "this gateway is shutting down; reconnect with Last-Event-ID",
+                )
                 return
             if isinstance(item, Gap):
                 for chunk in await self._catch_up():

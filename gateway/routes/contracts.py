@@ -12,7 +12,7 @@ import json
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from gateway.errors import ErrorBody, error_response
+from gateway.errors import error_response
 from topics.asyncapi import build_asyncapi
 from topics.consumers import load_index
 from topics.json_schema import all_schemas
@@ -66,7 +66,7 @@ async def asyncapi_page() -> HTMLResponse:
     response_class=Response,
     responses={
         200: {"content": {"application/schema+json": {}}},
-        404: {"model": ErrorBody, "description": "no such topic, or no such version of it"},
+        404: {"description": "no such topic, or no such version of it"},
     },
 )
 async def topic_schema(request: Request, topic: str, version: int) -> Response:

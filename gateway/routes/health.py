@@ -22,7 +22,12 @@ async def live() -> dict[str, str]:
 
 @router.get(
     "/health/ready",
-    responses={503: {"description": "a required dependency is down"}},
+    responses={
+        503: {
+            "description": "a required dependency is down: the readiness report",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    },
 )
 async def ready(request: Request) -> JSONResponse:
     health = getattr(request.app.state, "health", None)

@@ -13,6 +13,8 @@ from core.observability import correlation
 from gateway.auth.dependencies import require_scopes
 from gateway.auth.errors import Forbidden
 from gateway.auth.principal import Principal
+from gateway.errors import error_response
+from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
 from gateway.lookup import AGENT_FAILED_RESPONSE, ask_item_mapping
 from schemas.ingestion import ItemMapping, normalize_platform
@@ -60,7 +62,8 @@ async def producer_key(
         413: {"description": f"more than {MAX_BATCH_ITEMS} items, or the body is too large"},
         415: {"description": "the body is not JSON"},
         422: {
-            "description": "no item accepted (per-item reasons), the body is not a batch "
+            "description": "no item accepted (a problem whose `fields` name each item's "
+            "reasons, with the batch outcome's members beside them), the body is not a batch "
             "(malformed JSON names its line and column), or the path names no platform"
         },
         503: {"description": "the broker did not acknowledge; nothing was accepted"},
@@ -72,9 +75,8 @@ async def producer_key(
 async def ingest_batch(
     platform: PlatformName,
     request: Request,
-    response: Response,
     _: Annotated[Principal, Depends(producer_key)],
-) -> BatchOutcome:
+) -> BatchOutcome | Response:
     batch = await json_body(request, CatalogBatch)
     if len(batch.items) > MAX_BATCH_ITEMS:
         raise HTTPException(
@@ -83,17 +85,33 @@ async def ingest_batch(
         )
     producer = CatalogProducer(request.app.state.publisher)
     results = await producer.send(
-        batch.items, platform=platform, correlation_id=correlation.current()
+        batch.items,
+        platform=platform,
+        correlation_id=correlation.current(),
+        operation=operation_id(request),
     )
     counts = summarize(results)
-    if counts["accepted"] == 0:
-        response.status_code = status.HTTP_422_UNPROCESSABLE_CONTENT
-    return BatchOutcome(
+    outcome = BatchOutcome(
         topic=request.app.state.publisher.topic_name(CONTENT_RAW),
         accepted=counts["accepted"],
         rejected=counts["rejected"],
         results=results,
     )
+    if counts["accepted"] == 0:
+        # A batch with nothing accepted failed: a problem, the per-item outcome beside it.
+        return error_response(
+            422,
+            "validation_failed",
+            f"none of the {len(results)} items was accepted; `results` has each one's reasons",
+            request,
+            [
+                {"field": f"items.{r.index}.{e.field}", "reason": e.reason}
+                for r in results
+                for e in r.errors
+            ],
+            extensions=outcome.model_dump(mode="json"),
+        )
+    return outcome
 
 
 @router.get(

@@ -79,7 +79,7 @@ def assert_401(resp: httpx.Response, description: str | None = None) -> None:
     assert challenge.startswith(CHALLENGE)
     assert 'error="invalid_token"' in challenge
     if description is not None:
-        assert description in body["message"]
+        assert description in body["detail"]
         assert f'error_description="{description}' in challenge
 
 
@@ -236,7 +236,7 @@ async def test_token_without_the_scope_is_403(gw: httpx.AsyncClient, settings: S
     token = user_token(settings, scopes=["content:read", "watchlist:write"])
     resp = await post_content(gw, bearer(token))
     assert_403(resp, scope="content:write")
-    assert "content:write" in resp.json()["message"]
+    assert "content:write" in resp.json()["detail"]
 
 
 async def test_token_with_the_scope_is_accepted(gw: httpx.AsyncClient, settings: Settings) -> None:
@@ -359,7 +359,7 @@ async def test_api_key_never_acts_for_a_user(gw: httpx.AsyncClient, keys: KeySto
         f"/api/v1/users/{stored.key_id}/watchlist/{uuid.uuid4()}", headers={"X-API-Key": key}
     )
     assert_403(resp)
-    assert "API keys" in resp.json()["message"]
+    assert "API keys" in resp.json()["detail"]
 
 
 async def test_two_credentials_at_once_is_400(

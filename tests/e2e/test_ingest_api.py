@@ -78,7 +78,7 @@ async def test_all_rejected_is_422_and_oversized_is_413(settings: Settings, prod
             json={"items": [item(n) for n in range(1001)]},
             headers=headers,
         )
-        assert many.status_code == 413 and "at most 1000" in many.json()["message"]
+        assert many.status_code == 413 and "at most 1000" in many.json()["detail"]
         huge = await http.post(
             "/api/v1/ingest/netflix/items",
             content=b'{"items": [' + b" " * (settings.gateway.max_body_bytes + 10) + b"]}",
@@ -112,7 +112,7 @@ async def test_a_body_that_is_not_json_is_415_and_malformed_json_names_line_and_
         plain = await http.post(
             url, content=b"items", headers={**key, "content-type": "text/plain"}
         )
-        assert plain.status_code == 415 and "application/json" in plain.json()["message"]
+        assert plain.status_code == 415 and "application/json" in plain.json()["detail"]
         broken = await http.post(
             url,
             content=b'{"items": [\n  {"title": "x",}\n]}',
@@ -154,7 +154,7 @@ async def test_a_producer_looks_up_the_canonical_id_of_its_item_through_the_gate
         assert named.json()["canonical_id"] == mapping["canonical_id"]
 
         missing = await http.get("/api/v1/ingest/netflix/items/never-sent", headers=headers)
-        assert missing.status_code == 404 and "stored" in missing.json()["message"]
+        assert missing.status_code == 404 and "stored" in missing.json()["detail"]
         person = await http.get(
             "/api/v1/ingest/netflix/items/api-7",
             headers=bearer(user_token(isolated.settings, scopes=["ingest:write"])),

@@ -193,7 +193,7 @@ async def test_without_an_agent_a_miss_is_504(spawn, isolated: Isolated) -> None
         resp = await http.get("/api/v1/search", params={"q": "anything"})
         assert resp.status_code == 504
         assert resp.json()["error"] == "search_timeout"
-        assert "no discovery agent answered within 0.3 s" in resp.json()["message"]
+        assert "no discovery agent answered within 0.3 s" in resp.json()["detail"]
         assert resp.headers["Retry-After"] == "1"
     # The request is on the topic, keyed by its result-cache key, for an agent to pick up.
     topic = f"{isolated.settings.kafka.topic_prefix}.{DISCOVERY_SEARCH.name}"

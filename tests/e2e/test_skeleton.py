@@ -228,7 +228,7 @@ def test_broker_down_gives_503_and_recovers(spawn, tmp_path, settings: Settings)
         # The record was handed to the producer before the broker was found gone: the gateway
         # cannot know it was not written, so it says so (gateway/idempotency.py).
         assert resp.json()["error"] == "outcome_unknown"
-        assert "Idempotency-Key" in resp.json()["message"]
+        assert "Idempotency-Key" in resp.json()["detail"]
         broker = start_broker(port=port, log_file=tmp_path / "b2.log")
         deadline = time.monotonic() + 30
         status = None

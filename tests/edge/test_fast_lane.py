@@ -15,6 +15,7 @@ from fastapi import APIRouter, Request, Response
 from core.config import GatewaySettings, Settings
 from gateway.app import create_app
 from gateway.fast_lane import MARKER, fast_routes
+from gateway.problems import MEDIA_TYPE
 from tests.auth.helpers import auth_headers, bearer, running_gateway, user_token
 
 # Differ from request to request whatever the lane: ids and where the broker put the event.
@@ -67,7 +68,7 @@ def cases(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def normalized(response: httpx.Response) -> tuple[int, Any, dict[str, str]]:
     body: Any = response.content
-    if response.headers.get("content-type", "").startswith("application/json"):
+    if response.headers.get("content-type", "").startswith(("application/json", MEDIA_TYPE)):
         body = response.json()
         if isinstance(body, dict):
             body = {k: v for k, v in body.items() if k not in VOLATILE_FIELDS}

@@ -55,7 +55,9 @@ async def test_a_paused_broker_gives_outcome_unknown_and_a_retry_keeps_the_event
     headers = {**bearer(user_token(settings, scopes=["content:write"])), "Idempotency-Key": "k-1"}
     body = content("Paused")
     async with running_gateway(settings) as (_, http):
-        warm = await http.post("/api/v1/content", json=content("Warm"), headers=headers)
+        warm = await http.post(
+            "/api/v1/content", json=content("Warm"), headers={**headers, "Idempotency-Key": "k-0"}
+        )
         assert warm.status_code == 202, warm.text
         os.kill(broker.process.pid, signal.SIGSTOP)
         try:
@@ -64,7 +66,7 @@ async def test_a_paused_broker_gives_outcome_unknown_and_a_retry_keeps_the_event
             os.kill(broker.process.pid, signal.SIGCONT)
         assert lost.status_code == 503, lost.text
         assert lost.json()["error"] == "outcome_unknown"
-        assert "'k-1'" in lost.json()["message"] and "applied once" in lost.json()["message"]
+        assert "'k-1'" in lost.json()["detail"] and "applied once" in lost.json()["detail"]
         assert int(lost.headers["Retry-After"]) >= 1
         await asyncio.sleep(1.5)  # the paused request may still be written after SIGCONT
         retry = await http.post("/api/v1/content", json=body, headers=headers)
@@ -109,7 +111,7 @@ async def test_a_broker_known_down_is_refused_at_once(
         assert time.perf_counter() - started < 0.5
         assert refused.status_code == 503
         assert refused.json()["error"] == "dependency_unavailable"
-        assert "kafka_producer" in refused.json()["message"]
+        assert "kafka_producer" in refused.json()["detail"]
 
 
 async def test_after_a_stop_signal_writes_are_refused(settings: Settings) -> None:
@@ -125,7 +127,7 @@ async def test_after_a_stop_signal_writes_are_refused(settings: Settings) -> Non
             after = await http.post("/api/v1/content", json=content("After"), headers=headers)
         assert heard == [signal.SIGTERM]
         assert after.status_code == 503 and after.json()["error"] == "broker_unavailable"
-        assert "shutting down" in after.json()["message"]
+        assert "shutting down" in after.json()["detail"]
         assert signal.getsignal(signal.SIGTERM) is not previous  # ours again after the app
     finally:
         signal.signal(signal.SIGTERM, previous)

@@ -84,7 +84,7 @@ def test_a_slowloris_gets_408_and_its_connections_closed(spawn: Callable[..., Pr
             assert status == 408
             assert headers["connection"] == "close"
             assert body["error"] == "request_timeout"
-            assert "GATEWAY_HEADER_TIMEOUT_S" in body["message"]
+            assert "GATEWAY_HEADER_TIMEOUT_S" in body["detail"]
     metrics = httpx.get(f"{gateway.url}/metrics", timeout=5).text
     assert 'http_request_timeouts_total{phase="headers"} 20.0' in metrics
 
@@ -113,7 +113,7 @@ def test_a_stalled_body_gets_408_and_its_connection_closed(
         began = time.monotonic()
         status, _, error = _status_and_error(_read_until_closed(sock, 5))
         assert status == 408 and error["error"] == "request_timeout"
-        assert "GATEWAY_BODY_TIMEOUT_S" in error["message"]
+        assert "GATEWAY_BODY_TIMEOUT_S" in error["detail"]
         assert 0.9 < time.monotonic() - began < 4
     # The route saw a disconnect, not a failure of its own.
     assert not [line for line in gateway.log_lines() if "Exception in ASGI application" in line]
@@ -125,8 +125,20 @@ def test_headers_beyond_the_limit_get_431(spawn: Callable[..., Proc]) -> None:
         sock.sendall(b"GET /health/live HTTP/1.1\r\nHost: gateway\r\n")
         for _ in range(10):
             sock.sendall(b"X-Filler: " + b"f" * 1000 + b"\r\n")
-        status, _, error = _status_and_error(_read_until_closed(sock, 5))
+        status, headers, error = _status_and_error(_read_until_closed(sock, 5))
     assert status == 431 and error["error"] == "headers_too_large"
+    assert headers["content-type"] == "application/problem+json" and error["status"] == 431
+
+
+def test_what_the_parser_refuses_is_a_problem(
+    spawn: Callable[..., Proc],
+) -> None:
+    gateway = spawn("gateway")
+    with _connections(_address(gateway), 1) as (sock,):
+        sock.sendall(b"GET /health/live HTTP/1.1\r\nHost gateway no colon\r\n\r\n")
+        status, headers, error = _status_and_error(_read_until_closed(sock, 5))
+    assert status == 400 and headers["content-type"] == "application/problem+json"
+    assert error["type"] == "/problems/bad_request" and error["status"] == 400
 
 
 def test_beyond_the_connection_cap_a_request_gets_503_until_connections_close(
@@ -144,7 +156,7 @@ def test_beyond_the_connection_cap_a_request_gets_503_until_connections_close(
         assert status == 503
         assert headers["retry-after"] == "1" and headers["connection"] == "close"
         assert error["error"] == "too_many_connections"
-        assert "GATEWAY_MAX_CONNECTIONS" in error["message"]
+        assert "GATEWAY_MAX_CONNECTIONS" in error["detail"]
         # Those within the cap are served.
         held[0].sendall(request)
         held[0].settimeout(5)

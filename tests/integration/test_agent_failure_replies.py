@@ -238,9 +238,9 @@ async def test_the_gateway_answers_the_agents_reason_at_once(
     assert resp.status_code == status, resp.text
     body = resp.json()
     assert body["error"] == code
-    assert "sona-recommend" in body["message"]
+    assert "sona-recommend" in body["detail"]
     reason = "postgres restarting" if status == 503 else "a zero vector has no direction"
-    assert reason in body["message"], body
+    assert reason in body["detail"], body
     assert elapsed < TIMEOUT_S / 2, elapsed
     if status == 503:
         assert resp.headers["Retry-After"] == "1"
