@@ -96,7 +96,7 @@ TEXT_RANK_CAP = 2000
 # over all of them (as agents.discovery.facets counts a result set: genres and
 # platforms once per title, platforms where the title is offered now, in the region when one
 # is asked) and when an offer of one of them starts or ends next. Only columns are read (the
-# genre and offer keys of 0017 and 0041), not the documents, but for the few titles with an
+# genre and offer keys of 0017 and 0034), not the documents, but for the few titles with an
 # offer window; the facets are counted in one aggregate over (kind, value) pairs.
 _BROWSE_PAGE = f"""
 SELECT
@@ -145,7 +145,7 @@ SELECT
      FROM matching, {_OFFER_CHANGES.format(offers="timed")}) AS offers_change_in_s
 """
 
-# Typo-tolerant word search (migration 0040, agents/discovery/words.py): the catalog words
+# Typo-tolerant word search (migration 0033, agents/discovery/words.py): the catalog words
 # sharing a variant with a query word, and the last word's shortest completions.
 _WORD_VARIANTS = "SELECT variant, word FROM search_word_variants WHERE variant = ANY($1::text[])"
 _COMPLETIONS = """

@@ -1,6 +1,6 @@
 """The search-as-you-type index (agreements/suggest_index.py): built from the catalog's titles
 and credited people in PostgreSQL, published in Redis for the gateway, again whenever the
-catalog changed (a title written, its credits with it: migration 0040 keeps content_people in
+catalog changed (a title written, its credits with it: migration 0033 keeps content_people in
 the same transaction).
 
 The `discovery-suggest` timer checks every SUGGEST_INTERVAL_S whether the catalog's

@@ -11,7 +11,7 @@
   title's numbers all asked for; the words near each other and in the query's order; whole
   words before prefix completions; fewer words beyond those asked; then popularity.
 
-Catalog-side, the candidates come from the "symmetric delete" index of migration 0040: a word
+Catalog-side, the candidates come from the "symmetric delete" index of migration 0033: a word
 within k typos of a catalog word shares a variant with it, each with at most k letters deleted.
 """
 
@@ -72,7 +72,7 @@ def query_words(text: str) -> list[str]:
 
 
 def name_form(name: str) -> str:
-    """The matching form of a person's name, as mgw_name_form() of migration 0040 computes it."""
+    """The matching form of a person's name, as mgw_name_form() of migration 0033 computes it."""
     return " ".join(_NON_ALNUM.sub(" ", _APOSTROPHES.sub("", fold(name))).split())
 
 

@@ -1,4 +1,4 @@
-"""Typo candidates two ways on a catalog's vocabulary (migration 0040), as docs/DISCOVERY.md
+"""Typo candidates two ways on a catalog's vocabulary (migration 0033), as docs/DISCOVERY.md
 quotes them: pg_trgm similarity against the symmetric delete index of the word search.
 
 `python -m devtools.bench.relevance_typos DATABASE_URL` (a database with titles, for example

@@ -1,6 +1,6 @@
 """The typo and ranking rules of the word search (agents/discovery/words.py, docs/DISCOVERY.md)
 through the whole search, against real PostgreSQL: the vocabulary and its variants and the
-credits index are built by migration 0040's triggers as the titles are written.
+credits index are built by migration 0033's triggers as the titles are written.
 
 A catalog of neighbours on purpose: titles that differ by a number, by one word, by a letter,
 and people with near names.
