@@ -60,25 +60,26 @@ GROUP BY g
 # Viewers who like the most of the titles the user likes (a positive taste weight: finished,
 # or rated well), each weighed by that overlap over the square root of how many titles they
 # like (a viewer who likes everything says little about any one title), then what they like
-# that the user has not, summed over them.
+# that the user has not, summed over them. The peers' counts are kept by the training agents
+# (sona_user_likes) and their titles read from the index of liked titles by user, peer by
+# peer: counting per request was most of a recommendation's time.
 _CO_WATCHED = """
-WITH mine AS (
+WITH mine AS MATERIALIZED (
     SELECT content_id FROM sona_viewings WHERE user_id = $1 AND taste_weight > 0
-), peers AS (
+), peers AS MATERIALIZED (
     SELECT v.user_id, count(*) AS shared
     FROM sona_viewings v JOIN mine USING (content_id)
     WHERE v.taste_weight > 0 AND v.user_id <> $1
     GROUP BY v.user_id ORDER BY shared DESC, v.user_id LIMIT $3
-), weighed AS (
-    SELECT p.user_id, p.shared / sqrt(greatest(liked.n, 1)::float8) AS weight
-    FROM peers p CROSS JOIN LATERAL (
-        SELECT count(*) AS n FROM sona_viewings w WHERE w.user_id = p.user_id AND w.taste_weight > 0
-    ) liked
 )
-SELECT v.content_id, sum(p.weight)::float8 AS score
-FROM sona_viewings v JOIN weighed p USING (user_id)
-WHERE v.taste_weight > 0 AND v.content_id NOT IN (SELECT content_id FROM mine)
-GROUP BY v.content_id ORDER BY score DESC, v.content_id LIMIT $2
+SELECT t.content_id, sum(p.shared / sqrt(greatest(coalesce(l.liked, 0), 1)::float8)) AS score
+FROM peers p
+LEFT JOIN sona_user_likes l USING (user_id)
+CROSS JOIN LATERAL (
+    SELECT w.content_id FROM sona_viewings w WHERE w.user_id = p.user_id AND w.taste_weight > 0
+) t
+WHERE t.content_id NOT IN (SELECT content_id FROM mine)
+GROUP BY t.content_id ORDER BY score DESC, t.content_id LIMIT $2
 """
 # How many viewers with shared taste the collaborative source listens to.
 PEERS = 200

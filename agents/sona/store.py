@@ -19,6 +19,7 @@ import numpy as np
 
 from agents.sona.adapter_cache import AdapterCache, CachedAdapter
 from agents.sona.adapter_codec import WeightDtype, decode, encode
+from agents.sona.folding import LikingChanges
 from agents.sona.lora import UserLoRAAdapter
 from agents.sona.profile import StoredProfile, UserProfile
 from agents.sona.viewings import ViewingState
@@ -329,21 +330,33 @@ async def unfolded_rows(
     return {(r["user_id"], r["content_id"]): _viewing_state(r) for r in rows}
 
 
-async def adjust_viewers(conn: asyncpg.Connection, deltas: dict[uuid.UUID, int]) -> None:
-    """Add to each title's count of users who like it (agents/sona/folding.liking_changes)."""
-    if not deltas:
-        return
-    ids = sorted(deltas)
-    await conn.execute(
-        """
-        INSERT INTO sona_title_viewers (content_id, viewers)
-        SELECT id, n FROM unnest($1::uuid[], $2::int[]) AS d(id, n)
-        ON CONFLICT (content_id) DO UPDATE
-            SET viewers = greatest(sona_title_viewers.viewers + EXCLUDED.viewers, 0)
-        """,
-        ids,
-        [deltas[i] for i in ids],
-    )
+async def adjust_viewers(conn: asyncpg.Connection, changes: LikingChanges) -> None:
+    """Add to each title's count of users who like it and to each user's count of titles they
+    like (agents/sona/folding.liking_changes)."""
+    if changes.by_title:
+        ids = sorted(changes.by_title)
+        await conn.execute(
+            """
+            INSERT INTO sona_title_viewers (content_id, viewers)
+            SELECT id, n FROM unnest($1::uuid[], $2::int[]) AS d(id, n)
+            ON CONFLICT (content_id) DO UPDATE
+                SET viewers = greatest(sona_title_viewers.viewers + EXCLUDED.viewers, 0)
+            """,
+            ids,
+            [changes.by_title[i] for i in ids],
+        )
+    if changes.by_user:
+        users = sorted(changes.by_user)
+        await conn.execute(
+            """
+            INSERT INTO sona_user_likes (user_id, liked)
+            SELECT u, n FROM unnest($1::text[], $2::int[]) AS d(u, n)
+            ON CONFLICT (user_id) DO UPDATE
+                SET liked = greatest(sona_user_likes.liked + EXCLUDED.liked, 0)
+            """,
+            users,
+            [changes.by_user[u] for u in users],
+        )
 
 
 # --- what other slices know ----------------------------------------------------------------------
