@@ -65,24 +65,41 @@ GROUP BY g
 # peer: counting per request was most of a recommendation's time.
 _CO_WATCHED = """
 WITH mine AS MATERIALIZED (
-    SELECT content_id FROM sona_viewings WHERE user_id = $1 AND taste_weight > 0
+    SELECT v.content_id,
+           power(greatest(coalesce(tv.viewers, 1), 1)::float8, -$4::float8) AS rarity
+    FROM sona_viewings v LEFT JOIN sona_title_viewers tv USING (content_id)
+    WHERE v.user_id = $1 AND v.taste_weight > 0
 ), peers AS MATERIALIZED (
-    SELECT v.user_id, count(*) AS shared
-    FROM sona_viewings v JOIN mine USING (content_id)
+    SELECT v.user_id, sum(m.rarity) AS shared
+    FROM sona_viewings v JOIN mine m USING (content_id)
     WHERE v.taste_weight > 0 AND v.user_id <> $1
     GROUP BY v.user_id ORDER BY shared DESC, v.user_id LIMIT $3
+), summed AS (
+    SELECT t.content_id,
+           sum(p.shared * power(greatest(coalesce(l.liked, 0), 1)::float8, -$6::float8)) AS score
+    FROM peers p
+    LEFT JOIN sona_user_likes l USING (user_id)
+    CROSS JOIN LATERAL (
+        SELECT w.content_id FROM sona_viewings w
+        WHERE w.user_id = p.user_id AND w.taste_weight > 0
+    ) t
+    WHERE t.content_id NOT IN (SELECT content_id FROM mine)
+    GROUP BY t.content_id
 )
-SELECT t.content_id, sum(p.shared / sqrt(greatest(coalesce(l.liked, 0), 1)::float8)) AS score
-FROM peers p
-LEFT JOIN sona_user_likes l USING (user_id)
-CROSS JOIN LATERAL (
-    SELECT w.content_id FROM sona_viewings w WHERE w.user_id = p.user_id AND w.taste_weight > 0
-) t
-WHERE t.content_id NOT IN (SELECT content_id FROM mine)
-GROUP BY t.content_id ORDER BY score DESC, t.content_id LIMIT $2
+SELECT s.content_id,
+       s.score * power(greatest(coalesce(tv.viewers, 1), 1)::float8, -$5::float8) AS score
+FROM summed s LEFT JOIN sona_title_viewers tv USING (content_id)
+ORDER BY score DESC, s.content_id LIMIT $2
 """
 # How many viewers with shared taste the collaborative source listens to.
 PEERS = 200
+# Exponents of the counts of users liking a title: a shared title weighs viewers^-RARITY in a
+# peer's overlap (sharing a rarely liked title says more than sharing a hit), and a proposed
+# title's summed score is divided by viewers^TITLE_NORM. A peer's overlap is divided by the
+# count of titles they like ^ PEER_NORM.
+RARITY = 0.0
+TITLE_NORM = 0.0
+PEER_NORM = 0.5
 
 
 def _row(record: asyncpg.Record) -> TitleRow:
@@ -160,5 +177,5 @@ async def bucket_genres(
 async def co_watched(
     db: asyncpg.Pool | asyncpg.Connection, user_id: str, limit: int
 ) -> dict[uuid.UUID, float]:
-    rows = await db.fetch(_CO_WATCHED, user_id, limit, PEERS)
+    rows = await db.fetch(_CO_WATCHED, user_id, limit, PEERS, RARITY, TITLE_NORM, PEER_NORM)
     return {r["content_id"]: float(r["score"]) for r in rows}

@@ -13,7 +13,9 @@ be the one the kept run replayed, or the history would hold the held-out films).
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
+import importlib
 import os
 import random
 import time
@@ -100,7 +102,22 @@ def main() -> None:
     parser.add_argument("--split", default="validation", choices=["validation", "test"])
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="MODULE.NAME=VALUE",
+        help="Override a constant of agents.sona.MODULE (a Python literal), e.g. "
+        "candidates_store.PEERS=100",
+    )
     args = parser.parse_args()
+    for assignment in args.set:
+        target, value = assignment.split("=", 1)
+        module, name = target.rsplit(".", 1)
+        found = importlib.import_module(f"agents.sona.{module}")
+        if not hasattr(found, name):
+            parser.error(f"agents.sona.{module} has no {name}")
+        setattr(found, name, ast.literal_eval(value))
     asyncio.run(_probe(args.split, args.users, args.seed))
 
 
