@@ -324,7 +324,10 @@ def _anchors(
     as_of = profile.taste_as_of
     return [
         sources.Anchor(
-            t.title, vectors[t.content_id], t.weight * (decay(as_of - t.at) if as_of else 1.0)
+            t.title,
+            vectors[t.content_id],
+            t.weight * (decay(as_of - t.at) if as_of else 1.0),
+            "liked" if t.rated else "watched",
         )
         for t in liked
         if t.content_id in vectors

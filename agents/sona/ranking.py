@@ -56,6 +56,9 @@ ADAPTER_REASON = "fits what your ratings taught us"
 FALLBACK_REASON = "recommended for you"
 
 _SOURCES = ("collaborative", "content", "graph", "popularity")
+# What the title a content score is owed to is to the user: rated well, watched (finished,
+# unrated), or on the watchlist.
+AnchorKind = Literal["liked", "watched", "watchlist"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +78,7 @@ class Candidate:
     # What made each source's score, in words a person knows (None: nothing to name): the
     # liked title that adds most to the content score, the genre behind the graph score.
     because_of: str | None = None
-    anchor: Literal["watched", "watchlist"] = "watched"
+    anchor: AnchorKind = "liked"
     genre: str | None = None
 
     def __post_init__(self) -> None:
@@ -168,7 +171,7 @@ def source_reason(candidate: Candidate, source: str, context: Context) -> str:
     if source == "content" and candidate.because_of:
         if candidate.anchor == "watchlist":
             return f"more like {candidate.because_of}, on your watchlist"
-        return f"because you liked {candidate.because_of}"
+        return f"because you {candidate.anchor} {candidate.because_of}"
     if source == "graph" and candidate.genre:
         return f"{candidate.genre.replace('_', ' ')}, a genre you watch"
     if source == "popularity":

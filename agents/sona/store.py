@@ -386,19 +386,22 @@ async def title_facts(db: Db, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Tit
 
 @dataclass(frozen=True, slots=True)
 class Liked:
-    """A title whose term is in the user's taste: its name, folded weight and time."""
+    """A title whose term is in the user's taste: its name, folded weight and time, and
+    whether a rating put it there (else a viewing alone did)."""
 
     content_id: uuid.UUID
     title: str
     weight: float
     at: datetime
+    rated: bool = False
 
 
 async def liked_titles(db: Db, user_id: str, limit: int) -> list[Liked]:
     """The user's most recent titles with a positive term in their taste."""
     rows = await db.fetch(
         """
-        SELECT v.content_id, c.title, v.folded_weight, coalesce(v.folded_at, v.watched_at) AS at
+        SELECT v.content_id, c.title, v.folded_weight, coalesce(v.folded_at, v.watched_at) AS at,
+               v.rating IS NOT NULL AS rated
         FROM sona_viewings v JOIN content c ON c.canonical_id = v.content_id
         WHERE v.user_id = $1 AND v.folded_weight > 0
         ORDER BY v.watched_at DESC, v.content_id LIMIT $2
@@ -406,7 +409,9 @@ async def liked_titles(db: Db, user_id: str, limit: int) -> list[Liked]:
         user_id,
         limit,
     )
-    return [Liked(r["content_id"], r["title"], r["folded_weight"], r["at"]) for r in rows]
+    return [
+        Liked(r["content_id"], r["title"], r["folded_weight"], r["at"], r["rated"]) for r in rows
+    ]
 
 
 async def title_names(db: Db, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:

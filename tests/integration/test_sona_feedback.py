@@ -142,7 +142,7 @@ async def test_a_viewing_before_its_vector_is_folded_in_when_the_vector_arrives(
     assert answer.adapter_version == 1
     # The taste now names what the user watched.
     reasons = [reason for r in answer.recommendations for reason in r.reasons]
-    assert any(reason.startswith("because you liked late comedy") for reason in reasons), reasons
+    assert any(reason.startswith("because you watched late comedy") for reason in reasons), reasons
 
 
 async def test_a_user_never_seen_is_answered_from_what_is_popular(ctx: AgentContext) -> None:
