@@ -17,7 +17,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -49,6 +49,7 @@ from agents.sona.lora import EPOCHS, UserLoRAAdapter, user_seed
 from agents.sona.profile import StoredProfile, UserProfile, decay
 from agents.sona.ranking import recommend
 from agents.sona.taste import unfolded
+from agents.sona.title_vectors import TitleVectors
 from agents.sona.training import NotEnoughEvents, train_on_examples
 from agents.sona.viewings import ViewingState
 from contracts.sona_cache import drop_generation, drop_recommendations, store_recommendations
@@ -88,6 +89,7 @@ class SonaProcess:
 
     cache: AdapterCache
     listener: InvalidationListener
+    vectors: TitleVectors = field(default_factory=TitleVectors)
 
 
 _PROCESSES: dict[str, SonaProcess] = {}
@@ -277,6 +279,7 @@ async def fold_new_vectors(ctx: AgentContext, batch: list[Envelope[Any]]) -> Non
     tastes now (the rows kept it unfolded), so nobody stays without a taste."""
     dim = ctx.settings.embedding.dimension
     ids = {env.payload.canonical_id for env in batch}
+    sona_process(ctx).vectors.forget(ids)
     async with unit_of_work(ctx) as uow:
         conn = uow.conn
         waiting = await store.unfolded_rows(conn, ids)
@@ -405,7 +408,9 @@ async def recommendations_for(
     rows = sources.mood_first(rows, context.mood_genres, request.limit)
     liked = await store.liked_titles(pool, user, ANCHORS) if profile.has_taste else []
     names = await store.title_names(pool, watchlist)
-    vectors = await _vectors(ctx, [*rows, *(t.content_id for t in liked), *names])
+    vectors = await sona_process(ctx).vectors.get(
+        await ctx.vectors(), [*rows, *(t.content_id for t in liked), *names]
+    )
     candidates = sources.personal_candidates(
         rows,
         {cid: vectors[cid] for cid in rows if cid in vectors},

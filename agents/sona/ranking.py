@@ -26,7 +26,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from agents.sona.context import Context, context_fit, habit_of
+from agents.sona.context import Context, ContextFit, context_fit, habit_of
 from agents.sona.lora import DimensionMismatch, UserLoRAAdapter
 from agents.sona.profile import UserProfile
 from schemas.sona import MAX_RECOMMENDATIONS, Recommendation
@@ -229,7 +229,14 @@ def recommend(
     has_history = profile is not None and profile.has_history
     cold = adapter is None and not has_history
     habit = habit_of(profile.hourly if profile is not None else None, context.time_bucket)
-    fits = [context_fit(context, c.genres, c.runtime_minutes, habit) for c in pool]
+    # Titles share a few (genres, runtime) pairs: each is fitted once.
+    fitted: dict[tuple[tuple[str, ...], int | None], ContextFit] = {}
+    fits = []
+    for c in pool:
+        key = (c.genres, c.runtime_minutes)
+        if key not in fitted:
+            fitted[key] = context_fit(context, c.genres, c.runtime_minutes, habit)
+        fits.append(fitted[key])
     score_of = cold_start_score if cold else mix_score
     scores = np.array([score_of(c, fit.score) for c, fit in zip(pool, fits, strict=True)])
 

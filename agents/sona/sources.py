@@ -129,9 +129,9 @@ def strongest_anchor(
     cosine = titles @ marks.T
     weights = np.array([a.weight for a in anchors], dtype=np.float32)
     best = np.argmax(cosine * weights, axis=1)
+    chosen = np.take_along_axis(cosine, best[:, np.newaxis], axis=1)[:, 0]
     return {
-        cid: (anchors[int(j)], float(cosine[n, int(j)]))
-        for n, (cid, j) in enumerate(zip(ids, best, strict=True))
+        cid: (anchors[j], c) for cid, j, c in zip(ids, best.tolist(), chosen.tolist(), strict=True)
     }
 
 
@@ -164,9 +164,13 @@ def candidates(
     collab = relative(dict(collaborative))
     because = strongest_anchor(vectors, liked)
     listed = strongest_anchor(vectors, watchlist)
+    # Titles share a few genre combinations: each is scored once.
+    graphs: dict[tuple[str, ...], tuple[float | None, str | None]] = {}
     out: list[Candidate] = []
     for cid, row in rows.items():
-        graph, genre = graph_score(row.genres, weights)
+        if row.genres not in graphs:
+            graphs[row.genres] = graph_score(row.genres, weights)
+        graph, genre = graphs[row.genres]
         score, anchor = content.get(cid), because.get(cid, (None, 0.0))[0]
         kind: AnchorKind = anchor.kind if anchor is not None else "liked"
         if cid in listed and listed[cid][1] > (score or 0.0):
