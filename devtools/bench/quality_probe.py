@@ -32,7 +32,7 @@ from devtools.bench import movielens as ml
 from devtools.bench.recommend_quality import _canonical_cases, _user_id
 
 
-async def _probe(split: str, users: int, seed: int) -> None:
+async def _probe(split: str, users: int, seed: int, adapter_off: bool) -> None:
     from agents.framework.context import AgentContext
     from agents.sona.handlers import recommendations_for
     from core.publisher import Publisher
@@ -60,7 +60,10 @@ async def _probe(split: str, users: int, seed: int) -> None:
     picked.sort(key=lambda c: c.user)
     redis = aioredis.from_url(settings.redis.require_url())
     ctx = AgentContext(
-        settings=settings, pool=pool, publisher=Publisher(settings.kafka), redis=redis
+        settings=settings,
+        pool=pool,
+        publisher=Publisher(settings.kafka, source="quality-probe"),
+        redis=redis,
     )
     off = replace(ctx, settings=settings_with({**env, "SONA_ADAPTER_ENABLED": "false"}))
     answers: dict[str, dict[int, list[uuid.UUID]]] = {"sona": {}, "profile": {}}
@@ -69,7 +72,7 @@ async def _probe(split: str, users: int, seed: int) -> None:
         request = RecommendationsRequested(
             user_id=_user_id(case.user), at=case.asked_at, limit=10, reply_channel="probe"
         )
-        for label, c in (("sona", ctx), ("profile", off)):
+        for label, c in (("sona", ctx), ("profile", off))[: 2 if adapter_off else 1]:
             started = time.perf_counter()
             response = await recommendations_for(c, request)
             if label == "sona":
@@ -85,12 +88,17 @@ async def _probe(split: str, users: int, seed: int) -> None:
             u: list(dict.fromkeys(canonical[f] for f in fs)) for u, fs in films_of.items()
         }
     genres: Mapping[uuid.UUID, frozenset[str]] = {}
-    scores = {label: ml.score(found, picked, genres) for label, found in answers.items()}  # type: ignore[arg-type]
+    scores = {
+        label: ml.score(found, picked, genres)  # type: ignore[arg-type]
+        for label, found in answers.items()
+        if found
+    }
     for label, s in scores.items():
         print(f"{label:14} HR@10 {s.hr:.3f}  NDCG@10 {s.ndcg:.4f}  ({s.users} users)")
-    low, high = ml.paired_difference(scores["sona"].gains, scores["profile"].gains, seed)
-    hlow, hhigh = ml.paired_difference(scores["sona"].hits, scores["profile"].hits, seed)
-    print(f"adapter gain: NDCG [{low:+.4f}, {high:+.4f}]  HR [{hlow:+.3f}, {hhigh:+.3f}]")
+    if adapter_off:
+        low, high = ml.paired_difference(scores["sona"].gains, scores["profile"].gains, seed)
+        hlow, hhigh = ml.paired_difference(scores["sona"].hits, scores["profile"].hits, seed)
+        print(f"adapter gain: NDCG [{low:+.4f}, {high:+.4f}]  HR [{hlow:+.3f}, {hhigh:+.3f}]")
     clow, chigh = ml.paired_difference(scores["sona"].hits, scores["co-occurrence"].hits, seed)
     print(f"SONA - co-occurrence HR [{clow:+.3f}, {chigh:+.3f}]")
     p = np.percentile(times, [50, 95, 99])
@@ -102,6 +110,9 @@ def main() -> None:
     parser.add_argument("--split", default="validation", choices=["validation", "test"])
     parser.add_argument("--users", type=int, default=300)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--no-adapter-off", action="store_true", help="Skip the answers without the adapter."
+    )
     parser.add_argument(
         "--set",
         action="append",
@@ -118,7 +129,7 @@ def main() -> None:
         if not hasattr(found, name):
             parser.error(f"agents.sona.{module} has no {name}")
         setattr(found, name, ast.literal_eval(value))
-    asyncio.run(_probe(args.split, args.users, args.seed))
+    asyncio.run(_probe(args.split, args.users, args.seed, not args.no_adapter_off))
 
 
 if __name__ == "__main__":
