@@ -70,10 +70,15 @@ WITH mine AS MATERIALIZED (
     FROM sona_viewings v LEFT JOIN sona_title_viewers tv USING (content_id)
     WHERE v.user_id = $1 AND v.taste_weight > 0
 ), peers AS MATERIALIZED (
-    SELECT v.user_id, sum(m.rarity) AS shared
-    FROM sona_viewings v JOIN mine m USING (content_id)
-    WHERE v.taste_weight > 0 AND v.user_id <> $1
-    GROUP BY v.user_id ORDER BY shared DESC, v.user_id LIMIT $3
+    SELECT o.user_id, sum(m.rarity) AS shared
+    FROM mine m CROSS JOIN LATERAL (
+        -- OFFSET 0 keeps this a scan of the title's index entries, per title: flattened, the
+        -- planner preferred reading every liked row of the table.
+        SELECT v.user_id FROM sona_viewings v
+        WHERE v.content_id = m.content_id AND v.taste_weight > 0 OFFSET 0
+    ) o
+    WHERE o.user_id <> $1
+    GROUP BY o.user_id ORDER BY shared DESC, o.user_id LIMIT $3
 ), summed AS (
     SELECT t.content_id,
            sum(p.shared * power(greatest(coalesce(l.liked, 0), 1)::float8, -$6::float8)) AS score
@@ -81,14 +86,13 @@ WITH mine AS MATERIALIZED (
     LEFT JOIN sona_user_likes l USING (user_id)
     CROSS JOIN LATERAL (
         SELECT w.content_id FROM sona_viewings w
-        WHERE w.user_id = p.user_id AND w.taste_weight > 0
+        WHERE w.user_id = p.user_id AND w.taste_weight > 0 OFFSET 0
     ) t
     WHERE t.content_id NOT IN (SELECT content_id FROM mine)
     GROUP BY t.content_id
 )
-SELECT s.content_id,
-       s.score * power(greatest(coalesce(tv.viewers, 1), 1)::float8, -$5::float8) AS score
-FROM summed s LEFT JOIN sona_title_viewers tv USING (content_id)
+SELECT s.content_id, s.score * {title_norm} AS score
+FROM summed s {title_join}
 ORDER BY score DESC, s.content_id LIMIT $2
 """
 # How many viewers with shared taste the collaborative source listens to.
@@ -177,5 +181,12 @@ async def bucket_genres(
 async def co_watched(
     db: asyncpg.Pool | asyncpg.Connection, user_id: str, limit: int
 ) -> dict[uuid.UUID, float]:
-    rows = await db.fetch(_CO_WATCHED, user_id, limit, PEERS, RARITY, TITLE_NORM, PEER_NORM)
+    # The titles' viewer counts are read only when they weigh: a join per proposed title.
+    sql = _CO_WATCHED.format(
+        title_norm="power(greatest(coalesce(tv.viewers, 1), 1)::float8, -$5::float8)"
+        if TITLE_NORM
+        else "1.0 + 0 * $5::float8",
+        title_join="LEFT JOIN sona_title_viewers tv USING (content_id)" if TITLE_NORM else "",
+    )
+    rows = await db.fetch(sql, user_id, limit, PEERS, RARITY, TITLE_NORM, PEER_NORM)
     return {r["content_id"]: float(r["score"]) for r in rows}

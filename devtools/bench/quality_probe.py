@@ -23,7 +23,6 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import replace
 
-import asyncpg
 import numpy as np
 import redis.asyncio as aioredis
 
@@ -34,6 +33,7 @@ from devtools.bench.recommend_quality import _canonical_cases, _user_id
 
 async def _probe(split: str, users: int, seed: int, adapter_off: bool) -> None:
     from agents.framework.context import AgentContext
+    from agents.framework.db import create_pool
     from agents.sona.handlers import recommendations_for
     from core.publisher import Publisher
     from schemas.sona import RecommendationsRequested
@@ -49,7 +49,7 @@ async def _probe(split: str, users: int, seed: int, adapter_off: bool) -> None:
     settings = settings_with(env)
     data = ml.load()
     cases = ml.split(data, holdout=3, which=split, seed=seed)  # type: ignore[arg-type]
-    pool = await asyncpg.create_pool(settings.postgres.require_url(), min_size=1, max_size=4)
+    pool = await create_pool(settings.postgres)
     rows = await pool.fetch(
         "SELECT platform_item_id, canonical_id FROM entity_mappings WHERE platform = $1",
         ml.PLATFORM,
