@@ -96,12 +96,12 @@ FROM summed s {title_join}
 ORDER BY score DESC, s.content_id LIMIT $2
 """
 # How many viewers with shared taste the collaborative source listens to.
-PEERS = 200
+PEERS = 100
 # Exponents of the counts of users liking a title: a shared title weighs viewers^-RARITY in a
 # peer's overlap (sharing a rarely liked title says more than sharing a hit), and a proposed
 # title's summed score is divided by viewers^TITLE_NORM. A peer's overlap is divided by the
 # count of titles they like ^ PEER_NORM.
-RARITY = 0.0
+RARITY = 0.5
 TITLE_NORM = 0.0
 PEER_NORM = 0.5
 

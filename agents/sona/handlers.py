@@ -76,7 +76,7 @@ DISMISSALS_AGENT = "sona-train-dismissals"
 CONTEXT_CANDIDATES = 100
 POPULAR_CANDIDATES = 100
 SIMILAR_CANDIDATES = 50
-CO_WATCHED_CANDIDATES = 200
+CO_WATCHED_CANDIDATES = 100
 # The user's recent liked titles a reason may name ("because you liked Heat").
 ANCHORS = 50
 
