@@ -49,7 +49,7 @@ from agents.sona.lora import EPOCHS, UserLoRAAdapter, user_seed
 from agents.sona.profile import StoredProfile, UserProfile, decay
 from agents.sona.ranking import recommend
 from agents.sona.taste import unfolded
-from agents.sona.title_vectors import TitleVectors
+from agents.sona.title_vectors_store import TitleVectors
 from agents.sona.training import NotEnoughEvents, train_on_examples
 from agents.sona.viewings import ViewingState
 from contracts.sona_cache import drop_generation, drop_recommendations, store_recommendations

@@ -13,7 +13,7 @@ import pytest
 
 from agents.adapters.vectors.edge import EdgeVectorStore
 from agents.adapters.vectors.store import VectorPoint
-from agents.sona.title_vectors import TitleVectors
+from agents.sona.title_vectors_store import TitleVectors
 
 DIM = 384
 
