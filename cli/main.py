@@ -417,6 +417,9 @@ def bench_recommend_quality_command(
         str, typer.Option(help="test, or validation (for tuning: never sees a test film).")
     ] = "test",
     seed: Annotated[int, typer.Option(help="Seed of the user draw and the cold-start pick.")] = 7,
+    keep: Annotated[
+        bool, typer.Option(help="Keep the scratch database and work directory afterwards.")
+    ] = False,
 ) -> None:
     """HR@10, NDCG@10, coverage and diversity of SONA (with and without its adapter), most
     popular, item co-occurrence and ALS on real ratings replayed through the system."""
@@ -425,7 +428,7 @@ def bench_recommend_quality_command(
     if split not in ("test", "validation"):
         out.print(f"[red]--split must be test or validation, not {split!r}[/red]")
         raise typer.Exit(2)
-    raise typer.Exit(bench_recommend_quality(users, holdout, split, seed))  # type: ignore[arg-type]
+    raise typer.Exit(bench_recommend_quality(users, holdout, split, seed, keep=keep))  # type: ignore[arg-type]
 
 
 @bench_app.command("gateway")

@@ -60,28 +60,50 @@ GROUP BY g
 # Viewers who like the most of the titles the user likes (a positive taste weight: finished,
 # or rated well), each weighed by that overlap over the square root of how many titles they
 # like (a viewer who likes everything says little about any one title), then what they like
-# that the user has not, summed over them.
+# that the user has not, summed over them. The peers' counts are kept by the training agents
+# (sona_user_likes) and their titles read from the index of liked titles by user, peer by
+# peer: counting per request was most of a recommendation's time.
 _CO_WATCHED = """
-WITH mine AS (
-    SELECT content_id FROM sona_viewings WHERE user_id = $1 AND taste_weight > 0
-), peers AS (
-    SELECT v.user_id, count(*) AS shared
-    FROM sona_viewings v JOIN mine USING (content_id)
-    WHERE v.taste_weight > 0 AND v.user_id <> $1
-    GROUP BY v.user_id ORDER BY shared DESC, v.user_id LIMIT $3
-), weighed AS (
-    SELECT p.user_id, p.shared / sqrt(greatest(liked.n, 1)::float8) AS weight
-    FROM peers p CROSS JOIN LATERAL (
-        SELECT count(*) AS n FROM sona_viewings w WHERE w.user_id = p.user_id AND w.taste_weight > 0
-    ) liked
+WITH mine AS MATERIALIZED (
+    SELECT v.content_id,
+           power(greatest(coalesce(tv.viewers, 1), 1)::float8, -$4::float8) AS rarity
+    FROM sona_viewings v LEFT JOIN sona_title_viewers tv USING (content_id)
+    WHERE v.user_id = $1 AND v.taste_weight > 0
+), peers AS MATERIALIZED (
+    SELECT o.user_id, sum(m.rarity) AS shared
+    FROM mine m CROSS JOIN LATERAL (
+        -- OFFSET 0 keeps this a scan of the title's index entries, per title: flattened, the
+        -- planner preferred reading every liked row of the table.
+        SELECT v.user_id FROM sona_viewings v
+        WHERE v.content_id = m.content_id AND v.taste_weight > 0 OFFSET 0
+    ) o
+    WHERE o.user_id <> $1
+    GROUP BY o.user_id ORDER BY shared DESC, o.user_id LIMIT $3
+), summed AS (
+    SELECT t.content_id,
+           sum(p.shared * power(greatest(coalesce(l.liked, 0), 1)::float8, -$6::float8)) AS score
+    FROM peers p
+    LEFT JOIN sona_user_likes l USING (user_id)
+    CROSS JOIN LATERAL (
+        SELECT w.content_id FROM sona_viewings w
+        WHERE w.user_id = p.user_id AND w.taste_weight > 0 OFFSET 0
+    ) t
+    WHERE t.content_id NOT IN (SELECT content_id FROM mine)
+    GROUP BY t.content_id
 )
-SELECT v.content_id, sum(p.weight)::float8 AS score
-FROM sona_viewings v JOIN weighed p USING (user_id)
-WHERE v.taste_weight > 0 AND v.content_id NOT IN (SELECT content_id FROM mine)
-GROUP BY v.content_id ORDER BY score DESC, v.content_id LIMIT $2
+SELECT s.content_id, s.score * {title_norm} AS score
+FROM summed s {title_join}
+ORDER BY score DESC, s.content_id LIMIT $2
 """
 # How many viewers with shared taste the collaborative source listens to.
-PEERS = 200
+PEERS = 100
+# Exponents of the counts of users liking a title: a shared title weighs viewers^-RARITY in a
+# peer's overlap (sharing a rarely liked title says more than sharing a hit), and a proposed
+# title's summed score is divided by viewers^TITLE_NORM. A peer's overlap is divided by the
+# count of titles they like ^ PEER_NORM.
+RARITY = 0.5
+TITLE_NORM = 0.0
+PEER_NORM = 0.5
 
 
 def _row(record: asyncpg.Record) -> TitleRow:
@@ -159,5 +181,12 @@ async def bucket_genres(
 async def co_watched(
     db: asyncpg.Pool | asyncpg.Connection, user_id: str, limit: int
 ) -> dict[uuid.UUID, float]:
-    rows = await db.fetch(_CO_WATCHED, user_id, limit, PEERS)
+    # The titles' viewer counts are read only when they weigh: a join per proposed title.
+    sql = _CO_WATCHED.format(
+        title_norm="power(greatest(coalesce(tv.viewers, 1), 1)::float8, -$5::float8)"
+        if TITLE_NORM
+        else "1.0 + 0 * $5::float8",
+        title_join="LEFT JOIN sona_title_viewers tv USING (content_id)" if TITLE_NORM else "",
+    )
+    rows = await db.fetch(sql, user_id, limit, PEERS, RARITY, TITLE_NORM, PEER_NORM)
     return {r["content_id"]: float(r["score"]) for r in rows}

@@ -204,17 +204,30 @@ def settle_rows(
     return out, moved
 
 
+@dataclass(frozen=True, slots=True)
+class LikingChanges:
+    """How many more users like each title (a positive taste weight), and how many more
+    titles each user likes, after a batch than before: counts the training transactions keep
+    so that no request has to count them (agents/sona/candidates_store.py)."""
+
+    by_title: dict[uuid.UUID, int]
+    by_user: dict[str, int]
+
+
 def liking_changes(
     before: Mapping[SessionKey, ViewingState], after: Mapping[SessionKey, ViewingState]
-) -> dict[uuid.UUID, int]:
-    """Per title, how many more users like it (a positive taste weight) after than before."""
-    out: dict[uuid.UUID, int] = {}
+) -> LikingChanges:
+    by_title: dict[uuid.UUID, int] = {}
+    by_user: dict[str, int] = {}
     for key, state in after.items():
         old = before.get(key)
         delta = int(state.taste_weight > 0) - int(old is not None and old.taste_weight > 0)
         if delta:
-            out[state.content_id] = out.get(state.content_id, 0) + delta
-    return {cid: n for cid, n in out.items() if n}
+            by_title[state.content_id] = by_title.get(state.content_id, 0) + delta
+            by_user[key[0]] = by_user.get(key[0], 0) + delta
+    return LikingChanges(
+        {cid: n for cid, n in by_title.items() if n}, {u: n for u, n in by_user.items() if n}
+    )
 
 
 def due_for_training(profiles: Mapping[str, StoredProfile], min_events: int) -> list[str]:

@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from loguru import logger
@@ -49,6 +49,7 @@ from agents.sona.lora import EPOCHS, UserLoRAAdapter, user_seed
 from agents.sona.profile import StoredProfile, UserProfile, decay
 from agents.sona.ranking import recommend
 from agents.sona.taste import unfolded
+from agents.sona.title_vectors_store import TitleVectors
 from agents.sona.training import NotEnoughEvents, train_on_examples
 from agents.sona.viewings import ViewingState
 from agreements.sona_cache import drop_generation, drop_recommendations, store_recommendations
@@ -64,6 +65,8 @@ from topics.registry import (
     SYNC_REALTIME,
 )
 
+T = TypeVar("T")
+
 # Applied event ids are kept under each training agent's name.
 TRAIN_AGENT = "sona-train-progress"
 RATINGS_AGENT = "sona-train-ratings"
@@ -73,7 +76,7 @@ DISMISSALS_AGENT = "sona-train-dismissals"
 CONTEXT_CANDIDATES = 100
 POPULAR_CANDIDATES = 100
 SIMILAR_CANDIDATES = 50
-CO_WATCHED_CANDIDATES = 200
+CO_WATCHED_CANDIDATES = 100
 # The user's recent liked titles a reason may name ("because you liked Heat").
 ANCHORS = 50
 
@@ -85,6 +88,11 @@ ANCHORS = 50
 # (the broadcast `sona-adapter-versions` below).
 ADAPTERS: Resource[AdapterCache] = Resource(
     "sona-adapters", open=lambda ctx: AdapterCache(ctx.settings.sona.cache_entries)
+)
+# Each worker's title vectors for answers (a bounded LRU): a title this worker hears re-embedded
+# is forgotten; training reads the vector store itself.
+TITLE_VECTORS: Resource[TitleVectors] = Resource(
+    "sona-title-vectors", open=lambda ctx: TitleVectors()
 )
 
 
@@ -262,6 +270,7 @@ async def fold_new_vectors(ctx: AgentContext, batch: list[Envelope[Any]]) -> Non
     tastes now (the rows kept it unfolded), so nobody stays without a taste."""
     dim = ctx.settings.embedding.dimension
     ids = {env.payload.canonical_id for env in batch}
+    ctx.use(TITLE_VECTORS).forget(ids)
     async with unit_of_work(ctx) as uow:
         conn = uow.conn
         waiting = await store.unfolded_rows(conn, ids)
@@ -309,11 +318,19 @@ def _anchors(
     as_of = profile.taste_as_of
     return [
         sources.Anchor(
-            t.title, vectors[t.content_id], t.weight * (decay(as_of - t.at) if as_of else 1.0)
+            t.title,
+            vectors[t.content_id],
+            t.weight * (decay(as_of - t.at) if as_of else 1.0),
+            "liked" if t.rated else "watched",
         )
         for t in liked
         if t.content_id in vectors
     ]
+
+
+async def _nothing(value: T) -> T:
+    """What a source that does not apply to this user finds (to keep its place in a gather)."""
+    return value
 
 
 async def recommendations_for(
@@ -324,70 +341,68 @@ async def recommendations_for(
     user = request.user_id
     context = context_of(request)
     pool = ctx.pool
-    profile = (await store.load_profiles(pool, [user], dim))[user].profile
-    cached = await adapters_of(ctx).load(user)
-    watchlist, finished = await store.excluded_titles(pool, user)
-    excluded = watchlist | finished
-
-    mood = list(context.mood_genres) or None
-    rows = {
-        r.canonical_id: r
-        for r in await candidates_store.titles_by_genres(
-            pool,
-            mood,
-            region=context.region,
-            runtime=context.runtime,
-            excluded=excluded,
-            limit=CONTEXT_CANDIDATES,
-        )
-    }
-    for r in await candidates_store.most_liked(
-        pool,
-        region=context.region,
-        runtime=context.runtime,
-        excluded=excluded,
-        limit=POPULAR_CANDIDATES,
-    ):
-        rows.setdefault(r.canonical_id, r)
-    bucket: dict[str, int] = {}
-    similar: dict[uuid.UUID, float] = {}
-    co_watched: dict[uuid.UUID, float] = {}
-    if profile.has_history:
-        hours = list(BUCKET_HOURS[context.time_bucket])
-        bucket = await candidates_store.bucket_genres(pool, user, hours)
-        habits = sources.genre_weights(bucket, profile.genre_affinities)
-        favourite = sources.favourite_genres(habits)
-        if favourite:
-            for r in await candidates_store.titles_by_genres(
-                pool,
-                favourite,
-                region=context.region,
-                runtime=context.runtime,
-                excluded=excluded,
-                limit=CONTEXT_CANDIDATES,
-            ):
-                rows.setdefault(r.canonical_id, r)
-        if profile.has_taste:
-            similar = await _similar(ctx, profile.preference, context, excluded)
-        co_watched = await candidates_store.co_watched(pool, user, CO_WATCHED_CANDIDATES)
-    else:
-        for r in await candidates_store.titles_by_genres(
-            pool,
-            None,
-            region=context.region,
-            runtime=context.runtime,
-            excluded=excluded,
-            limit=POPULAR_CANDIDATES,
-        ):
-            rows.setdefault(r.canonical_id, r)
-    others = (set(similar) | set(co_watched)) - set(rows)
-    rows.update(
-        await candidates_store.titles_by_ids(pool, others, region=context.region, excluded=excluded)
+    # The independent reads go out together (each on a connection of its own), in two waves:
+    # what the user is, then every source; then what depends on the sources.
+    stored, cached, (watchlist, finished) = await asyncio.gather(
+        store.load_profiles(pool, [user], dim),
+        adapters_of(ctx).load(user),
+        store.excluded_titles(pool, user),
     )
+    profile = stored[user].profile
+    excluded = watchlist | finished
+    fit: dict[str, Any] = {
+        "region": context.region,
+        "runtime": context.runtime,
+        "excluded": excluded,
+    }
+    history, taste = profile.has_history, profile.has_taste
+    hours = list(BUCKET_HOURS[context.time_bucket])
+    (
+        by_mood,
+        liked_here,
+        popular,
+        bucket,
+        similar,
+        co_watched,
+        liked,
+        names,
+    ) = await asyncio.gather(
+        candidates_store.titles_by_genres(
+            pool, list(context.mood_genres) or None, limit=CONTEXT_CANDIDATES, **fit
+        ),
+        candidates_store.most_liked(pool, limit=POPULAR_CANDIDATES, **fit),
+        _nothing([])
+        if history
+        else candidates_store.titles_by_genres(pool, None, limit=POPULAR_CANDIDATES, **fit),
+        candidates_store.bucket_genres(pool, user, hours) if history else _nothing({}),
+        _similar(ctx, profile.preference, context, excluded) if taste else _nothing({}),
+        candidates_store.co_watched(pool, user, CO_WATCHED_CANDIDATES) if history else _nothing({}),
+        store.liked_titles(pool, user, ANCHORS) if taste else _nothing([]),
+        store.title_names(pool, watchlist),
+    )
+    favourite = sources.favourite_genres(sources.genre_weights(bucket, profile.genre_affinities))
+    rows: dict[uuid.UUID, sources.TitleRow] = {}
+    for r in [*by_mood, *liked_here, *popular]:
+        rows.setdefault(r.canonical_id, r)
+    by_habit, others = await asyncio.gather(
+        candidates_store.titles_by_genres(pool, favourite, limit=CONTEXT_CANDIDATES, **fit)
+        if history and favourite
+        else _nothing([]),
+        candidates_store.titles_by_ids(
+            pool,
+            (set(similar) | set(co_watched)) - set(rows),
+            region=context.region,
+            excluded=excluded,
+        ),
+    )
+    for r in by_habit:
+        rows.setdefault(r.canonical_id, r)
+    for cid, r in others.items():
+        rows.setdefault(cid, r)
     rows = sources.mood_first(rows, context.mood_genres, request.limit)
-    liked = await store.liked_titles(pool, user, ANCHORS) if profile.has_taste else []
-    names = await store.title_names(pool, watchlist)
-    vectors = await _vectors(ctx, [*rows, *(t.content_id for t in liked), *names])
+    vectors = await ctx.use(TITLE_VECTORS).get(
+        await ctx.vectors(), [*rows, *(t.content_id for t in liked), *names]
+    )
     candidates = sources.personal_candidates(
         rows,
         {cid: vectors[cid] for cid in rows if cid in vectors},

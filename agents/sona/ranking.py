@@ -26,7 +26,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from agents.sona.context import Context, context_fit, habit_of
+from agents.sona.context import Context, ContextFit, context_fit, habit_of
 from agents.sona.lora import DimensionMismatch, UserLoRAAdapter
 from agents.sona.profile import UserProfile
 from schemas.sona import MAX_RECOMMENDATIONS, Recommendation
@@ -56,6 +56,9 @@ ADAPTER_REASON = "fits what your ratings taught us"
 FALLBACK_REASON = "recommended for you"
 
 _SOURCES = ("collaborative", "content", "graph", "popularity")
+# What the title a content score is owed to is to the user: rated well, watched (finished,
+# unrated), or on the watchlist.
+AnchorKind = Literal["liked", "watched", "watchlist"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +78,7 @@ class Candidate:
     # What made each source's score, in words a person knows (None: nothing to name): the
     # liked title that adds most to the content score, the genre behind the graph score.
     because_of: str | None = None
-    anchor: Literal["watched", "watchlist"] = "watched"
+    anchor: AnchorKind = "liked"
     genre: str | None = None
 
     def __post_init__(self) -> None:
@@ -168,7 +171,7 @@ def source_reason(candidate: Candidate, source: str, context: Context) -> str:
     if source == "content" and candidate.because_of:
         if candidate.anchor == "watchlist":
             return f"more like {candidate.because_of}, on your watchlist"
-        return f"because you liked {candidate.because_of}"
+        return f"because you {candidate.anchor} {candidate.because_of}"
     if source == "graph" and candidate.genre:
         return f"{candidate.genre.replace('_', ' ')}, a genre you watch"
     if source == "popularity":
@@ -226,7 +229,14 @@ def recommend(
     has_history = profile is not None and profile.has_history
     cold = adapter is None and not has_history
     habit = habit_of(profile.hourly if profile is not None else None, context.time_bucket)
-    fits = [context_fit(context, c.genres, c.runtime_minutes, habit) for c in pool]
+    # Titles share a few (genres, runtime) pairs: each is fitted once.
+    fitted: dict[tuple[tuple[str, ...], int | None], ContextFit] = {}
+    fits = []
+    for c in pool:
+        key = (c.genres, c.runtime_minutes)
+        if key not in fitted:
+            fitted[key] = context_fit(context, c.genres, c.runtime_minutes, habit)
+        fits.append(fitted[key])
     score_of = cold_start_score if cold else mix_score
     scores = np.array([score_of(c, fit.score) for c, fit in zip(pool, fits, strict=True)])
 

@@ -21,13 +21,12 @@ import math
 import uuid
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
 from agents.sona.profile import UserProfile
-from agents.sona.ranking import Candidate
+from agents.sona.ranking import AnchorKind, Candidate
 
 # Relative genre weight from which the user's habit earns the genre its own candidate query.
 FAVOURITE = 0.5
@@ -103,12 +102,13 @@ def graph_score(
 
 @dataclass(frozen=True, slots=True)
 class Anchor:
-    """A title the user liked (weight: its decayed term in the taste sum) or put on their
-    watchlist, as a reason can name it."""
+    """A title in the user's taste (weight: its decayed term in the taste sum; kind: rated
+    well, "liked", or only "watched") or on their watchlist, as a reason can name it."""
 
     title: str
     vector: npt.ArrayLike
     weight: float = 1.0
+    kind: AnchorKind = "liked"
 
 
 def _unit_rows(vectors: Sequence[npt.ArrayLike]) -> npt.NDArray[np.float32]:
@@ -119,7 +119,7 @@ def _unit_rows(vectors: Sequence[npt.ArrayLike]) -> npt.NDArray[np.float32]:
 
 def strongest_anchor(
     vectors: Mapping[uuid.UUID, npt.ArrayLike], anchors: Sequence[Anchor]
-) -> dict[uuid.UUID, tuple[str, float]]:
+) -> dict[uuid.UUID, tuple[Anchor, float]]:
     """Per title, the anchor with the largest weight x cosine, and that cosine."""
     if not vectors or not anchors:
         return {}
@@ -129,9 +129,9 @@ def strongest_anchor(
     cosine = titles @ marks.T
     weights = np.array([a.weight for a in anchors], dtype=np.float32)
     best = np.argmax(cosine * weights, axis=1)
+    chosen = np.take_along_axis(cosine, best[:, np.newaxis], axis=1)[:, 0]
     return {
-        cid: (anchors[int(j)].title, float(cosine[n, int(j)]))
-        for n, (cid, j) in enumerate(zip(ids, best, strict=True))
+        cid: (anchors[j], c) for cid, j, c in zip(ids, best.tolist(), chosen.tolist(), strict=True)
     }
 
 
@@ -164,11 +164,15 @@ def candidates(
     collab = relative(dict(collaborative))
     because = strongest_anchor(vectors, liked)
     listed = strongest_anchor(vectors, watchlist)
+    # Titles share a few genre combinations: each is scored once.
+    graphs: dict[tuple[str, ...], tuple[float | None, str | None]] = {}
     out: list[Candidate] = []
     for cid, row in rows.items():
-        graph, genre = graph_score(row.genres, weights)
+        if row.genres not in graphs:
+            graphs[row.genres] = graph_score(row.genres, weights)
+        graph, genre = graphs[row.genres]
         score, anchor = content.get(cid), because.get(cid, (None, 0.0))[0]
-        kind: Literal["watched", "watchlist"] = "watched"
+        kind: AnchorKind = anchor.kind if anchor is not None else "liked"
         if cid in listed and listed[cid][1] > (score or 0.0):
             score, anchor, kind = min(max(listed[cid][1], 0.0), 1.0), listed[cid][0], "watchlist"
         out.append(
@@ -182,7 +186,7 @@ def candidates(
                 content=score,
                 graph=graph,
                 popularity=popularity.get(cid),
-                because_of=anchor,
+                because_of=anchor.title if anchor is not None else None,
                 anchor=kind,
                 genre=genre,
             )

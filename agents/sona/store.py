@@ -19,6 +19,7 @@ import numpy as np
 
 from agents.sona.adapter_cache import AdapterCache, CachedAdapter
 from agents.sona.adapter_codec import WeightDtype, decode, encode
+from agents.sona.folding import LikingChanges
 from agents.sona.lora import UserLoRAAdapter
 from agents.sona.profile import StoredProfile, UserProfile
 from agents.sona.viewings import ViewingState
@@ -329,21 +330,33 @@ async def unfolded_rows(
     return {(r["user_id"], r["content_id"]): _viewing_state(r) for r in rows}
 
 
-async def adjust_viewers(conn: asyncpg.Connection, deltas: dict[uuid.UUID, int]) -> None:
-    """Add to each title's count of users who like it (agents/sona/folding.liking_changes)."""
-    if not deltas:
-        return
-    ids = sorted(deltas)
-    await conn.execute(
-        """
-        INSERT INTO sona_title_viewers (content_id, viewers)
-        SELECT id, n FROM unnest($1::uuid[], $2::int[]) AS d(id, n)
-        ON CONFLICT (content_id) DO UPDATE
-            SET viewers = greatest(sona_title_viewers.viewers + EXCLUDED.viewers, 0)
-        """,
-        ids,
-        [deltas[i] for i in ids],
-    )
+async def adjust_viewers(conn: asyncpg.Connection, changes: LikingChanges) -> None:
+    """Add to each title's count of users who like it and to each user's count of titles they
+    like (agents/sona/folding.liking_changes)."""
+    if changes.by_title:
+        ids = sorted(changes.by_title)
+        await conn.execute(
+            """
+            INSERT INTO sona_title_viewers (content_id, viewers)
+            SELECT id, n FROM unnest($1::uuid[], $2::int[]) AS d(id, n)
+            ON CONFLICT (content_id) DO UPDATE
+                SET viewers = greatest(sona_title_viewers.viewers + EXCLUDED.viewers, 0)
+            """,
+            ids,
+            [changes.by_title[i] for i in ids],
+        )
+    if changes.by_user:
+        users = sorted(changes.by_user)
+        await conn.execute(
+            """
+            INSERT INTO sona_user_likes (user_id, liked)
+            SELECT u, n FROM unnest($1::text[], $2::int[]) AS d(u, n)
+            ON CONFLICT (user_id) DO UPDATE
+                SET liked = greatest(sona_user_likes.liked + EXCLUDED.liked, 0)
+            """,
+            users,
+            [changes.by_user[u] for u in users],
+        )
 
 
 # --- what other slices know ----------------------------------------------------------------------
@@ -373,19 +386,22 @@ async def title_facts(db: Db, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, Tit
 
 @dataclass(frozen=True, slots=True)
 class Liked:
-    """A title whose term is in the user's taste: its name, folded weight and time."""
+    """A title whose term is in the user's taste: its name, folded weight and time, and
+    whether a rating put it there (else a viewing alone did)."""
 
     content_id: uuid.UUID
     title: str
     weight: float
     at: datetime
+    rated: bool = False
 
 
 async def liked_titles(db: Db, user_id: str, limit: int) -> list[Liked]:
     """The user's most recent titles with a positive term in their taste."""
     rows = await db.fetch(
         """
-        SELECT v.content_id, c.title, v.folded_weight, coalesce(v.folded_at, v.watched_at) AS at
+        SELECT v.content_id, c.title, v.folded_weight, coalesce(v.folded_at, v.watched_at) AS at,
+               v.rating IS NOT NULL AS rated
         FROM sona_viewings v JOIN content c ON c.canonical_id = v.content_id
         WHERE v.user_id = $1 AND v.folded_weight > 0
         ORDER BY v.watched_at DESC, v.content_id LIMIT $2
@@ -393,7 +409,9 @@ async def liked_titles(db: Db, user_id: str, limit: int) -> list[Liked]:
         user_id,
         limit,
     )
-    return [Liked(r["content_id"], r["title"], r["folded_weight"], r["at"]) for r in rows]
+    return [
+        Liked(r["content_id"], r["title"], r["folded_weight"], r["at"], r["rated"]) for r in rows
+    ]
 
 
 async def title_names(db: Db, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:

@@ -390,6 +390,7 @@ def bench_recommend_quality(
     split: ml.Split = "test",
     seed: int = 7,
     concurrency: int = 4,
+    keep: bool = False,
 ) -> int:
     from core.observability.logging import init_logging
 
@@ -404,7 +405,7 @@ def bench_recommend_quality(
     worker: Worker | None = None
     gateway: subprocess.Popen[bytes] | None = None
     try:
-        services = cleanup.enter_context(bench_services("quality", console))
+        services = cleanup.enter_context(bench_services("quality", console, keep=keep))
         tag = uuid.uuid4().hex[:6]
         env = {
             "KAFKA_BROKERS": services.broker_url,

@@ -54,7 +54,11 @@ def start_bench_broker(workdir: Path, durable: bool = False) -> list[ServiceProc
 
 
 @contextmanager
-def bench_services(name: str, console: Console, durable: bool = False) -> Iterator[BenchServices]:
+def bench_services(
+    name: str, console: Console, durable: bool = False, keep: bool = False
+) -> Iterator[BenchServices]:
+    """`keep`: the scratch database and the work directory outlive the run (for examining
+    the state the agents stored, in process); the processes stop all the same."""
     services: list[ServiceProcess] = []
     workdir = Path(tempfile.mkdtemp(prefix=f"mgw-bench-{name}-"))
     database = f"mgw_bench_{name}_{uuid.uuid4().hex[:8]}"
@@ -78,8 +82,10 @@ def bench_services(name: str, console: Console, durable: bool = False) -> Iterat
         yield BenchServices(workdir, broker.url, database_url, redis_url)
     finally:
         try:
-            if created and server:
+            if created and server and not keep:
                 asyncio.run(drop_database(server, database))
+            elif created:
+                console.print(f"kept: DATABASE_URL={database_url} workdir={workdir}")
         finally:
             for service in reversed(services):
                 service.stop()

@@ -140,7 +140,7 @@ async def test_a_viewing_before_its_vector_is_folded_in_when_the_vector_arrives(
     assert answer.adapter_version == 1
     # The taste now names what the user watched.
     reasons = [reason for r in answer.recommendations for reason in r.reasons]
-    assert any(reason.startswith("because you liked late comedy") for reason in reasons), reasons
+    assert any(reason.startswith("because you watched late comedy") for reason in reasons), reasons
 
 
 async def test_a_user_never_seen_is_answered_from_what_is_popular(ctx: AgentContext) -> None:
@@ -170,6 +170,38 @@ async def test_a_one_star_rating_pushes_the_taste_away_from_the_title(ctx: Agent
     assert np.array_equal(same.profile.taste, profiles[user].profile.taste)
     rows = await store.load_viewings(ctx.pool, {(user, hated.canonical_id)})
     assert rows[(user, hated.canonical_id)].rating == 1
+
+
+async def test_the_kept_like_counts_follow_every_change_of_liking(ctx: AgentContext) -> None:
+    """sona_title_viewers and sona_user_likes, kept in the training transactions, equal a
+    recount of the liked rows after likes, a one-star rating turning one into a dislike, a
+    redelivery and a dismissal."""
+    comedies, horror = BY_GENRE["comedy"][:3], BY_GENRE["horror"][0]
+    at = DAY + timedelta(hours=20)
+    for user in ("u-likes-a", "u-likes-b"):
+        views = [progress(user, t.canonical_id, at) for t in [*comedies, horror]]
+        await train_from_progress(ctx, views)
+        await train_from_progress(ctx, views)
+    await train_from_feedback(ctx, [rated("u-likes-a", horror.canonical_id, 1, at)])
+    await train_from_feedback(ctx, [dismissed("u-likes-b", comedies[0].canonical_id, at)])
+
+    recount = await ctx.pool.fetch(
+        "SELECT user_id, count(*) AS n FROM sona_viewings WHERE taste_weight > 0 GROUP BY user_id"
+    )
+    kept = await ctx.pool.fetch("SELECT user_id, liked FROM sona_user_likes WHERE liked > 0")
+    assert {r["user_id"]: r["n"] for r in recount} == {r["user_id"]: r["liked"] for r in kept}
+    # A finished title dismissed afterwards still weighs its engagement less 0.5: still liked.
+    assert {r["user_id"]: r["liked"] for r in kept} == {"u-likes-a": 3, "u-likes-b": 4}
+    by_title = await ctx.pool.fetch(
+        "SELECT content_id, count(*) AS n FROM sona_viewings WHERE taste_weight > 0 "
+        "GROUP BY content_id"
+    )
+    viewers = await ctx.pool.fetch(
+        "SELECT content_id, viewers FROM sona_title_viewers WHERE viewers > 0"
+    )
+    assert {r["content_id"]: r["n"] for r in by_title} == {
+        r["content_id"]: r["viewers"] for r in viewers
+    }
 
 
 async def test_a_rating_before_its_viewing_gives_the_same_taste(ctx: AgentContext) -> None:

@@ -213,6 +213,15 @@ def test_the_reason_names_the_liked_title_adding_most_to_the_content_score() -> 
     )
     because = {c.canonical_id: c.because_of for c in found}
     assert because == {crime_id: "Heat", romance_id: "Amelie"}
+    # The anchor's kind (rated well, or only watched) comes with it.
+    seen = [Anchor("Heat", heat, 1.0, "watched"), Anchor("Amelie", amelie, 1.0)]
+    kinds = {
+        c.canonical_id: c.anchor
+        for c in personal_candidates(
+            rows, vectors, profile, bucket_counts={}, co_watched={}, liked=seen
+        )
+    }
+    assert kinds == {crime_id: "watched", romance_id: "liked"}
     # A term that weighs little in the taste (an old viewing) is not what scored the title.
     faded = [Anchor("Heat", heat, 0.01), Anchor("Amelie", amelie, 1.0)]
     found = personal_candidates(

@@ -217,6 +217,11 @@ def test_personal_reasons_name_the_sources_that_picked_the_title() -> None:
         profile=evening_habit,
     )
     assert listed.reasons[:2] == ["more like Ronin, on your watchlist", "in genres you watch"]
+    # A title finished but never rated is what the user watched, not what they liked.
+    (watched,) = recommend(
+        [replace(pool[0], anchor="watched")], context=context, profile=evening_habit
+    )
+    assert watched.reasons[0] == "because you watched Heat"
 
 
 def test_candidate_vectors_must_share_the_profile_dimension() -> None:

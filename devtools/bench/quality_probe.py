@@ -1,0 +1,136 @@
+"""Iterate on recommendation quality in process, on the state a kept `mgw bench
+recommend-quality --keep` run stored (its scratch database and vector store): each sampled user's
+answer from `recommendations_for` (this checkout's code) with the adapter and without, beside the
+co-occurrence and most-popular baselines of the same users, and the time each answer took.
+
+    DATABASE_URL=<kept database> QDRANT_PATH=<kept workdir>/qdrant \\
+        python -m devtools.bench.quality_probe --split validation --users 300
+
+Minutes instead of the bench's 24: for choosing on the validation split only (the split must
+be the one the kept run replayed, or the history would hold the held-out films).
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import asyncio
+import importlib
+import os
+import random
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import replace
+
+import numpy as np
+import redis.asyncio as aioredis
+
+from core.config import settings_with
+from devtools.bench import movielens as ml
+from devtools.bench.recommend_quality import _canonical_cases, _user_id
+
+
+async def _probe(split: str, users: int, seed: int, adapter_off: bool) -> None:
+    from agents.framework.context import AgentContext
+    from agents.framework.db import create_pool
+    from agents.sona.handlers import recommendations_for
+    from core.publisher import Publisher
+    from schemas.sona import RecommendationsRequested
+
+    env = {
+        "DATABASE_URL": os.environ["DATABASE_URL"],
+        "QDRANT_PATH": os.environ["QDRANT_PATH"],
+        "REDIS_URL": os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
+        "MGW_ENV_FILE": "/nonexistent/.env",
+        "MGW_STACK_FILE": "none",
+        "KAFKA_TOPIC_PREFIX": f"probe{uuid.uuid4().hex[:6]}",
+    }
+    settings = settings_with(env)
+    data = ml.load()
+    cases = ml.split(data, holdout=3, which=split, seed=seed)  # type: ignore[arg-type]
+    pool = await create_pool(settings.postgres)
+    rows = await pool.fetch(
+        "SELECT platform_item_id, canonical_id FROM entity_mappings WHERE platform = $1",
+        ml.PLATFORM,
+    )
+    canonical = {int(r["platform_item_id"]): r["canonical_id"] for r in rows}
+    evaluated = [c for c in _canonical_cases(cases, canonical) if not c.cold]
+    picked = random.Random(seed).sample(evaluated, min(users, len(evaluated)))
+    picked.sort(key=lambda c: c.user)
+    redis = aioredis.from_url(settings.redis.require_url())
+    ctx = AgentContext(
+        settings=settings,
+        pool=pool,
+        publisher=Publisher(settings.kafka, source="quality-probe"),
+        redis=redis,
+    )
+    off = replace(ctx, settings=settings_with({**env, "SONA_ADAPTER_ENABLED": "false"}))
+    answers: dict[str, dict[int, list[uuid.UUID]]] = {"sona": {}, "profile": {}}
+    times: list[float] = []
+    for case in picked:
+        request = RecommendationsRequested(
+            user_id=_user_id(case.user), at=case.asked_at, limit=10, reply_channel="probe"
+        )
+        for label, c in (("sona", ctx), ("profile", off))[: 2 if adapter_off else 1]:
+            started = time.perf_counter()
+            response = await recommendations_for(c, request)
+            if label == "sona":
+                times.append((time.perf_counter() - started) * 1000)
+            answers[label][case.user] = [r.canonical_id for r in response.recommendations]
+    await redis.aclose()
+    await pool.close()
+    for label, films_of in (
+        ("co-occurrence", ml.co_occurrence(cases)),
+        ("popular", ml.most_popular(cases)),
+    ):
+        answers[label] = {
+            u: list(dict.fromkeys(canonical[f] for f in fs)) for u, fs in films_of.items()
+        }
+    genres: Mapping[uuid.UUID, frozenset[str]] = {}
+    scores = {
+        label: ml.score(found, picked, genres)  # type: ignore[arg-type]
+        for label, found in answers.items()
+        if found
+    }
+    for label, s in scores.items():
+        print(f"{label:14} HR@10 {s.hr:.3f}  NDCG@10 {s.ndcg:.4f}  ({s.users} users)")
+    if adapter_off:
+        low, high = ml.paired_difference(scores["sona"].gains, scores["profile"].gains, seed)
+        hlow, hhigh = ml.paired_difference(scores["sona"].hits, scores["profile"].hits, seed)
+        print(f"adapter gain: NDCG [{low:+.4f}, {high:+.4f}]  HR [{hlow:+.3f}, {hhigh:+.3f}]")
+    clow, chigh = ml.paired_difference(scores["sona"].hits, scores["co-occurrence"].hits, seed)
+    print(f"SONA - co-occurrence HR [{clow:+.3f}, {chigh:+.3f}]")
+    p = np.percentile(times, [50, 95, 99])
+    print(f"recommendations_for: p50 {p[0]:.1f} ms, p95 {p[1]:.1f} ms, p99 {p[2]:.1f} ms")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--split", default="validation", choices=["validation", "test"])
+    parser.add_argument("--users", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--no-adapter-off", action="store_true", help="Skip the answers without the adapter."
+    )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="MODULE.NAME=VALUE",
+        help="Override a constant of agents.sona.MODULE (a Python literal), e.g. "
+        "candidates_store.PEERS=100",
+    )
+    args = parser.parse_args()
+    for assignment in args.set:
+        target, value = assignment.split("=", 1)
+        module, name = target.rsplit(".", 1)
+        found = importlib.import_module(f"agents.sona.{module}")
+        if not hasattr(found, name):
+            parser.error(f"agents.sona.{module} has no {name}")
+        setattr(found, name, ast.literal_eval(value))
+    asyncio.run(_probe(args.split, args.users, args.seed, not args.no_adapter_off))
+
+
+if __name__ == "__main__":
+    main()
