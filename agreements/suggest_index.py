@@ -16,7 +16,6 @@ from __future__ import annotations
 import bisect
 import heapq
 import json
-import re
 import zlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,17 +23,12 @@ from dataclasses import dataclass
 from rapidfuzz import process
 from rapidfuzz.distance import OSA
 
-from agreements.text import fold
+from agreements.typo_rules import allowed_typos, is_number, matching_form
 
 INDEX_VERSION = 1
 MAX_SUGGESTIONS = 10
 # Completions of the last word considered, shortest first ("s" alone has thousands).
 MAX_COMPLETIONS = 200
-ONE_TYPO_FROM = 5
-TWO_TYPOS_FROM = 9
-
-_APOSTROPHES = re.compile(r"['\u2018\u2019`\u00b4]")
-_NON_ALNUM = re.compile(r"[^0-9a-z]+")
 
 
 def index_key(prefix: str) -> str:
@@ -48,18 +42,7 @@ def index_version_key(prefix: str) -> str:
 def suggest_form(text: str) -> str:
     """The matching form of a title or a name for suggestions: 'Schindler's List' ->
     'schindlers list'."""
-    return " ".join(_NON_ALNUM.sub(" ", _APOSTROPHES.sub("", fold(text))).split())
-
-
-def is_number(word: str) -> bool:
-    return any(ch.isdigit() for ch in word)
-
-
-def allowed_typos(word: str) -> int:
-    """Typos a typed word may carry (the rule of agents/discovery/words.py)."""
-    if is_number(word) or len(word) < ONE_TYPO_FROM:
-        return 0
-    return 1 if len(word) < TWO_TYPOS_FROM else 2
+    return matching_form(text)
 
 
 @dataclass(frozen=True, slots=True)

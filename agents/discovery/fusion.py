@@ -36,9 +36,9 @@ from typing import Any
 from rapidfuzz import fuzz, utils
 
 from agents.discovery.filters import payload_genres, payload_platforms
-from agents.discovery.words import is_number
 from agents.sona.moods import genres_for_mood
 from agents.titles.names import normalize_title
+from agreements.typo_rules import is_number
 from schemas.discovery import (
     STRATEGIES,
     ParsedIntent,

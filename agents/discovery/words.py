@@ -17,34 +17,21 @@ within k typos of a catalog word shares a variant with it, each with at most k l
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import combinations, pairwise
 
 from rapidfuzz.distance import OSA
 
-from agents.titles.names import fold, normalize_title
+from agents.titles.names import normalize_title
+from agreements.typo_rules import (
+    allowed_typos,
+    is_number,
+    matching_form,
+)
 
-# Word lengths from which one and two typos are allowed.
-ONE_TYPO_FROM = 5
-TWO_TYPOS_FROM = 9
 # Completions of the last word looked up, shortest first: "gir" -> girl, girls, giraffe...
 PREFIX_COMPLETIONS = 50
-
-_APOSTROPHES = re.compile(r"['\u2018\u2019`\u00b4]")
-_NON_ALNUM = re.compile(r"[^0-9a-z]+")
-
-
-def is_number(word: str) -> bool:
-    return any(ch.isdigit() for ch in word)
-
-
-def allowed_typos(word: str) -> int:
-    """Typos a query word may carry and still match (never any in a number)."""
-    if is_number(word) or len(word) < ONE_TYPO_FROM:
-        return 0
-    return 1 if len(word) < TWO_TYPOS_FROM else 2
 
 
 def deletions(word: str, up_to: int) -> set[str]:
@@ -73,7 +60,7 @@ def query_words(text: str) -> list[str]:
 
 def name_form(name: str) -> str:
     """The matching form of a person's name, as mgw_name_form() of migration 0033 computes it."""
-    return " ".join(_NON_ALNUM.sub(" ", _APOSTROPHES.sub("", fold(name))).split())
+    return matching_form(name)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import asyncpg
 from rapidfuzz.distance import OSA
 
 from agents.discovery import store
-from agents.discovery.words import allowed_typos
+from agreements.typo_rules import allowed_typos
 from devtools.bench.relevance_catalog import typo
 
 
