@@ -9,20 +9,17 @@ import asyncio
 import os
 import signal
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
 import redis.asyncio as aioredis
 
-from core.config import KafkaSettings, Settings
-from core.embedded import ServiceProcess, free_port, start_broker
+from core.config import Settings
+from core.embedded import ServiceProcess, free_port
 from gateway.auth.key_store import KeyStore
 from gateway.problems import MEDIA_TYPE
 from tests.auth.helpers import bearer, running_gateway, user_token
 from tests.conftest import Isolated
 from tests.helpers import read_topic
-from topics.admin import create_topics
 
 REPLAYED = "Idempotent-Replayed"
 
@@ -51,22 +48,6 @@ async def events_titled(settings: Settings, title: str, topic: str = "content.su
 
 def event_id(record: Any) -> str:
     return dict(record.headers)["event_id"].decode()
-
-
-@pytest.fixture
-async def own_broker(settings: Settings) -> AsyncIterator[tuple[ServiceProcess, Settings]]:
-    """A broker of this test's own, to pause (SIGSTOP) without disturbing the session's."""
-    broker = start_broker()
-    kafka = KafkaSettings.model_validate(
-        {**settings.kafka.model_dump(), "brokers": broker.url, "publish_timeout_s": 1.0}
-    )
-    await create_topics(kafka.bootstrap, kafka.topic_prefix)
-    try:
-        yield broker, settings.model_copy(update={"kafka": kafka})
-    finally:
-        if broker.process is not None:
-            os.kill(broker.process.pid, signal.SIGCONT)
-        broker.stop()
 
 
 async def test_a_retry_gets_the_first_answer_and_the_event_is_published_once(

@@ -9,16 +9,12 @@ import os
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-
-from core.config import KafkaSettings, Settings
-from core.embedded import ServiceProcess, start_broker
+from core.config import Settings
+from core.embedded import ServiceProcess
 from tests.auth.helpers import bearer, running_gateway, user_token
 from tests.helpers import read_topic
-from topics.admin import create_topics
 
 
 def content(title: str) -> dict[str, Any]:
@@ -29,22 +25,6 @@ def content(title: str) -> dict[str, Any]:
         "genres": ["drama"],
         "updated_at": "2026-11-01T00:00:00Z",
     }
-
-
-@pytest.fixture
-async def own_broker(settings: Settings) -> AsyncIterator[tuple[ServiceProcess, Settings]]:
-    """A broker of this test's own, to pause without disturbing the session's."""
-    broker = start_broker()
-    kafka = KafkaSettings.model_validate(
-        {**settings.kafka.model_dump(), "brokers": broker.url, "publish_timeout_s": 1.0}
-    )
-    await create_topics(kafka.bootstrap, kafka.topic_prefix)
-    try:
-        yield broker, settings.model_copy(update={"kafka": kafka})
-    finally:
-        if broker.process is not None:
-            os.kill(broker.process.pid, signal.SIGCONT)
-        broker.stop()
 
 
 async def test_a_paused_broker_gives_outcome_unknown_and_a_retry_keeps_the_event_id(
