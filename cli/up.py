@@ -583,11 +583,27 @@ def _prepare(settings: Settings) -> None:
     asyncio.run(migrate_url(settings.postgres.require_url()))
 
 
-def _create_topics(settings: Settings) -> None:
+# A broker just started may take connections before it answers them: Tansu on S3 reads its
+# store first, and closes what comes before (seen for ~2 s on a busy machine).
+BROKER_ANSWER_PATIENCE_S = 30.0
+
+
+def _create_topics(settings: Settings, patience_s: float = BROKER_ANSWER_PATIENCE_S) -> None:
+    from core.kafka import KafkaError
     from topics.admin import create_topics
 
-    asyncio.run(
-        create_topics(
-            settings.kafka.bootstrap, settings.kafka.topic_prefix, settings.kafka.replication_factor
-        )
-    )
+    kafka = settings.kafka
+    deadline = time.monotonic() + patience_s
+    while True:
+        try:
+            asyncio.run(
+                create_topics(kafka.bootstrap, kafka.topic_prefix, kafka.replication_factor)
+            )
+            return
+        except KafkaError as exc:
+            if time.monotonic() >= deadline:
+                raise
+            logger.info(
+                "the broker at {} does not answer yet ({}); asking again", kafka.bootstrap, exc
+            )
+            time.sleep(0.5)

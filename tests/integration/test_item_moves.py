@@ -123,7 +123,9 @@ async def test_an_item_resolved_to_another_title_moves_its_offers_and_platform_i
     await project(ctx, [*updated, *changed])
     document = orjson.loads(await ctx.redis.get(document_key(ctx.prefix, b)))
     assert "netflix" not in document["external_ids"]["platform_ids"]
-    on_netflix = await browse(ctx.pool, SearchFilters(platforms=["netflix"]), offset=0, limit=50)
+    on_netflix = await browse(
+        ctx.pool, SearchFilters(platforms=["netflix"]), offset=0, limit=50, counts_within_s=5.0
+    )
     assert on_netflix.ids == [c] and on_netflix.total == 1
     # The expiry check follows the rows: only C's carried offer is due on netflix now.
     assert await check_expiring(ctx) == 1
