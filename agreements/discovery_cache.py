@@ -1,7 +1,7 @@
 """Redis key names and lifetimes of the discovery caches, shared by the gateway and the agents.
 
 Keys are "{prefix}:{kind}:{sha256}", the hash taken over canonical JSON of everything that
-changes the cached value (docs/DOMAIN.md: "{prefix}:{sha256 of the normalized input}", with the kind
+changes the cached value (docs/RULES.md: "{prefix}:{sha256 of the normalized input}", with the kind
 added so the three caches never collide). Canonical JSON means sorted keys, no spaces, and
 filters as SearchFilters serialize them (their lists deduplicated and sorted), so the same
 request always hashes the same, whoever builds the key.
@@ -36,7 +36,7 @@ from loguru import logger
 from core.observability.metrics import CACHE_HITS, CACHE_MISSES
 from schemas.discovery import SearchFilters, SearchRequested
 
-# docs/DOMAIN.md's TTLs.
+# docs/RULES.md's TTLs.
 INTENT_TTL_S = 600
 EMBEDDING_TTL_S = 3600
 RESULTS_TTL_S = 1800

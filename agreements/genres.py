@@ -7,7 +7,7 @@ Lookup for one raw genre, first hit wins:
 3. a compound ("Action & Adventure", "Crime/Thriller") is split on &, /, "and", commas,
    and each part mapped alone;
 4. word by word ("Romantic Drama" -> romance, drama);
-5. fuzzy: rapidfuzz `fuzz.ratio` >= 80 (docs/DOMAIN.md's 0.8) against every known name, which
+5. fuzzy: rapidfuzz `fuzz.ratio` >= 80 (docs/RULES.md's 0.8) against every known name, which
    catches typos ("Thriler", "Documentry") without letting substrings match.
 Names that match nothing are reported in GenreMapping.unknown: the gateway tells the producer
 (agreements/catalog_warnings.py) and the pipeline counts and keeps them with the item's mapping.
@@ -48,7 +48,7 @@ CANONICAL_GENRES: tuple[str, ...] = (
 )
 _ORDER = {g: i for i, g in enumerate(CANONICAL_GENRES)}
 
-FUZZY_THRESHOLD = 80.0  # rapidfuzz scores are 0-100; docs/DOMAIN.md's 0.8
+FUZZY_THRESHOLD = 80.0  # rapidfuzz scores are 0-100; docs/RULES.md's 0.8
 
 # A title needs at least one genre (CanonicalContent). When nothing maps, documentaries keep
 # their obvious genre and everything else gets drama, the most common genre in every catalog

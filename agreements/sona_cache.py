@@ -21,7 +21,7 @@ RECOMMENDATIONS_CACHE = "sona_recommendations"
 # Bump when the cached answer's shape or meaning changes: old fields are never read again.
 KEY_VERSION = 1
 
-# docs/DOMAIN.md's buckets of the local hour; agents/sona/context.py holds the rules built on them.
+# docs/RULES.md's buckets of the local hour; agents/sona/context.py holds the rules built on them.
 _BUCKET_STARTS = ((18, TimeBucket.evening), (12, TimeBucket.afternoon), (6, TimeBucket.morning))
 
 

@@ -59,7 +59,7 @@ class ContinueWatchingDocument(_Document):
 
 
 class DeviceEntry(DeviceInfo):
-    """docs/DOMAIN.md's DeviceInfo with its presence: is_online is judged when the list is read."""
+    """docs/RULES.md's DeviceInfo with its presence: is_online is judged when the list is read."""
 
     last_seen: datetime
     is_online: bool

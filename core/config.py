@@ -272,7 +272,7 @@ class ResponseCacheSettings(_Section):
     model_config = SettingsConfigDict(env_prefix="RESPONSE_CACHE_", extra="ignore")
 
     enabled: bool = True
-    # docs/DOMAIN.md: content paths 300 s, other GETs 60 s.
+    # docs/RULES.md: content paths 300 s, other GETs 60 s.
     content_ttl_s: int = Field(default=300, ge=1, le=86400)
     default_ttl_s: int = Field(default=60, ge=1, le=86400)
     # Larger responses are served but not stored.
@@ -290,7 +290,7 @@ class DiscoverySettings(_Section):
 
     model_config = SettingsConfigDict(env_prefix="DISCOVERY_", extra="ignore")
 
-    # docs/DOMAIN.md: parsed intents 10 min, query embeddings 1 h, search responses 30 min. Seconds,
+    # docs/RULES.md: parsed intents 10 min, query embeddings 1 h, search responses 30 min. Seconds,
     # fractions allowed (tests expire entries in a fraction of a second).
     intent_ttl_s: float = Field(default=600.0, gt=0, le=7 * 86400)
     embedding_ttl_s: float = Field(default=3600.0, gt=0, le=7 * 86400)
@@ -298,7 +298,7 @@ class DiscoverySettings(_Section):
     # Parse queries with OPENAI_CHAT_MODEL when OPENAI_API_KEY is set; false: the local parser.
     llm_intents: bool = True
     llm_timeout_s: float = Field(default=1.5, gt=0, le=60)
-    # docs/DOMAIN.md: each search strategy 300 ms, the whole retrieval 450 ms.
+    # docs/RULES.md: each search strategy 300 ms, the whole retrieval 450 ms.
     strategy_timeout_s: float = Field(default=0.3, gt=0, le=60)
     search_timeout_s: float = Field(default=0.45, gt=0, le=120)
     # How long the gateway waits for the discovery agent to answer a result-cache miss (504 after).
@@ -317,11 +317,11 @@ class SonaSettings(_Section):
     store_float16: bool = True
     # Adapters held by each worker process (LRU); a new version evicts its user everywhere.
     cache_entries: int = Field(default=10_000, ge=1)
-    # docs/DOMAIN.md: retrain once at least this many new viewing events arrived for the user.
+    # docs/RULES.md: retrain once at least this many new viewing events arrived for the user.
     min_training_events: int = Field(default=10, ge=1)
     # The most recent viewings one training round uses.
     max_training_examples: int = Field(default=200, ge=10)
-    # docs/DOMAIN.md: recommendations are cached 1 h (and dropped when the user's taste changes).
+    # docs/RULES.md: recommendations are cached 1 h (and dropped when the user's taste changes).
     cache_ttl_s: float = Field(default=3600.0, gt=0, le=7 * 86400)
     # How long the gateway waits for the SONA agent to answer a cache miss (504 after).
     reply_timeout_s: float = Field(default=3.0, gt=0, le=60)

@@ -16,7 +16,7 @@ from schemas.envelope import Payload
 # One device vocabulary for the whole system: the sync slice owns it.
 from schemas.sync import DeviceType
 
-# docs/DOMAIN.md: at most 20 recommendations per answer.
+# docs/RULES.md: at most 20 recommendations per answer.
 MAX_RECOMMENDATIONS = 20
 
 UserId = Annotated[str, Field(min_length=1, max_length=128)]
@@ -24,7 +24,7 @@ Mood = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 class TimeBucket(StrEnum):
-    """docs/DOMAIN.md's buckets of the local hour: night 0-6, morning 6-12, afternoon 12-18,
+    """docs/RULES.md's buckets of the local hour: night 0-6, morning 6-12, afternoon 12-18,
     evening 18-24."""
 
     night = "night"

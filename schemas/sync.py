@@ -25,7 +25,7 @@ from pydantic import (
 from schemas.envelope import Payload
 from schemas.time_zone import TimeZoneName
 
-# The 16-bit logical counter (docs/DOMAIN.md): its own field, never packed into the physical.
+# The 16-bit logical counter (docs/RULES.md): its own field, never packed into the physical.
 MAX_LOGICAL = 0xFFFF
 
 
@@ -158,7 +158,7 @@ class ProgressUpdate(Payload):
 
 # --- devices -----------------------------------------------------------------------------------
 
-# A device is online this long after its last heartbeat (docs/DOMAIN.md). Here rather than in the
+# A device is online this long after its last heartbeat (docs/RULES.md). Here rather than in the
 # presence rules because the gateway, which may not import agents, says online/offline too.
 ONLINE_TIMEOUT_S = 60
 

@@ -19,7 +19,7 @@ from agents.discovery.intent_rules import canonical_genres
 from schemas.content import MaturityRating
 from schemas.discovery import ParsedIntent, SearchFilters
 
-# docs/DOMAIN.md: filter inside the vector store when fewer than 10% of titles pass, else fetch
+# docs/RULES.md: filter inside the vector store when fewer than 10% of titles pass, else fetch
 # 3 x top_k nearest without a filter and filter those (HNSW walks slow down under a filter,
 # and a loose filter leaves enough of the over-fetch).
 SELECTIVITY_THRESHOLD = 0.1

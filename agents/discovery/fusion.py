@@ -1,7 +1,7 @@
 """One ranking from several: weighted reciprocal rank fusion, soft boosts, personalization.
 
 Each strategy that answered gives a ranked list; a title at rank r (from 1) in a list of
-weight w earns w / (60 + r) (docs/DOMAIN.md: RRF k = 60; weights vector .35, graph .30, keyword
+weight w earns w / (60 + r) (docs/RULES.md: RRF k = 60; weights vector .35, graph .30, keyword
 .20, popularity .15). A strategy that failed or found nothing is simply absent, and the others
 answer alone.
 
@@ -54,7 +54,7 @@ WEIGHTS: Mapping[Strategy, float] = {
     "keyword": 0.20,
     "popularity": 0.15,
 }
-PERSONALIZATION_BLEND = 0.25  # docs/DOMAIN.md: b
+PERSONALIZATION_BLEND = 0.25  # docs/RULES.md: b
 MOOD_BOOST = 1.10
 THEME_BOOST = 1.05
 THEME_BOOST_MAX = 1.15

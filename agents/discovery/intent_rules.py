@@ -1,6 +1,6 @@
 """The local intent parser: what a query asks for, read with word tables instead of an LLM.
 
-Used when there is no OpenAI key and whenever the LLM fails (docs/DOMAIN.md: confidence 0.5). The
+Used when there is no OpenAI key and whenever the LLM fails (docs/RULES.md: confidence 0.5). The
 vocabulary is the ingestion pipeline's: genre synonyms from agents.ingestion.genres, platform
 spellings through schemas.ingestion.normalize_platform, moods from agents.sona.moods.
 
@@ -37,7 +37,7 @@ from agreements.catalog_warnings import YEARS_AHEAD
 from schemas.discovery import YEAR_MAX, YEAR_MIN, IntentFilters, ParsedIntent, YearRange
 from schemas.ingestion import normalize_platform
 
-RULES_CONFIDENCE = 0.5  # docs/DOMAIN.md: the keyword fallback's confidence
+RULES_CONFIDENCE = 0.5  # docs/RULES.md: the keyword fallback's confidence
 
 # The platforms the ingestion pipeline has tables for, by canonical id.
 KNOWN_PLATFORMS: frozenset[str] = frozenset(PLATFORM_GENRES)

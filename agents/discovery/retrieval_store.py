@@ -128,7 +128,7 @@ class Retriever:
         if plan.vector.filter_in_store:
             flt = vector_filter(plan.filters, exclude)
         else:
-            # Loose filters: the nearest titles unfiltered, checked afterwards (docs/DOMAIN.md).
+            # Loose filters: the nearest titles unfiltered, checked afterwards (docs/RULES.md).
             flt = VectorFilter(exclude_ids=list(exclude)) if exclude else None
         found = await vectors.search(vector, plan.vector.fetch_k, flt)
         return found[: close_enough([p.score for p in found])]

@@ -1,6 +1,6 @@
 """How much of the catalog a search's filters let through, estimated from catalog counts.
 
-docs/DOMAIN.md: filter inside the vector store when fewer than 10% of titles pass, else over-fetch
+docs/RULES.md: filter inside the vector store when fewer than 10% of titles pass, else over-fetch
 and filter after (agents.discovery.filters.plan_vector_fetch). The store cannot count under a filter
 cheaply, so the discovery agent keeps a periodic snapshot of the catalog's counts per
 genre, platform, region and release year (CatalogStats) and multiplies the shares of the

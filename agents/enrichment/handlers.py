@@ -36,7 +36,7 @@ from schemas.content import CanonicalContent, MetadataEnriched
 from schemas.envelope import Envelope
 from topics.registry import CONTENT_INGESTED, CONTENT_METADATA_ENRICHED, CONTENT_UPDATED
 
-SWEEP_BATCH = 100  # docs/DOMAIN.md: enrichment in batches of 100
+SWEEP_BATCH = 100  # docs/RULES.md: enrichment in batches of 100
 # Besides the framework's: a remote embedder or vector store that is away is not the row's
 # fault, and must not quarantine it.
 ENRICHMENT_TRANSIENT: tuple[type[BaseException], ...] = (

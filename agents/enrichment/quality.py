@@ -1,4 +1,4 @@
-"""Data quality score of a canonical record, 0-1, with docs/DOMAIN.md's weights."""
+"""Data quality score of a canonical record, 0-1, with docs/RULES.md's weights."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Availability as rows, what changed between two versions, and what is about to expire.
 
-A row is one offer in one region: (platform, region, availability_type). docs/DOMAIN.md speaks of
+A row is one offer in one region: (platform, region, availability_type). docs/RULES.md speaks of
 rows per (content, platform, region); the offer type is part of the key here because the same region
 commonly has both a rental and a purchase offer (Prime Video, Apple TV), which one row per region
 could not hold.
@@ -63,7 +63,7 @@ class AvailabilityDiff:
     appeared: tuple[Slot, ...]
     changed: tuple[tuple[Slot, Slot], ...]  # (old, new)
     # No longer offered: the caller records them as expiring now (an empty region list in a
-    # feed lands here, as docs/DOMAIN.md asks).
+    # feed lands here, as docs/RULES.md asks).
     expired: tuple[Slot, ...]
 
     @property

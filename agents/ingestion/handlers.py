@@ -227,7 +227,7 @@ TIMERS = [
     TimerSpec(
         name="expiry-check",
         group="availability",
-        # docs/DOMAIN.md: every 15 minutes; notices are deduplicated, so a shorter one is harmless.
+        # docs/RULES.md: every 15 minutes; notices are deduplicated, so a shorter one is harmless.
         interval_s=15 * 60.0,
         run=check_expiring,
     )

@@ -34,7 +34,7 @@ from schemas.content import (
 )
 from schemas.ingestion import RawAvailability, RawCatalogItem
 
-# Per-platform deep-link and web templates. The app schemes follow docs/DOMAIN.md's netflix://title/{id}
+# Per-platform deep-link and web templates. The app schemes follow docs/RULES.md's netflix://title/{id}
 # style; they are this project's conventions, not verified partner specifications.
 DEEP_LINKS: dict[str, str] = {
     "netflix": "netflix://title/{id}",
@@ -44,7 +44,7 @@ DEEP_LINKS: dict[str, str] = {
     "hbo_max": "hbomax://watch/{id}",
     "apple_tv_plus": "appletv://watch/{id}",
 }
-# docs/DOMAIN.md's web fallback is https://{platform}.com/watch/{id}; platform ids such as
+# docs/RULES.md's web fallback is https://{platform}.com/watch/{id}; platform ids such as
 # prime_video are not host names, so known platforms get their real host.
 WEB_HOSTS: dict[str, str] = {
     "netflix": "netflix.com",

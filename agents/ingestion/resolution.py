@@ -1,6 +1,6 @@
 """Entity resolution: which canonical title is this platform item, if any?
 
-Order (docs/DOMAIN.md), first hit wins:
+Order (docs/RULES.md), first hit wins:
 1. EIDR                                  confidence 1.0
 2. IMDb, then TMDb, then TVDB            0.99  (TMDb/TVDB ids are per media kind: movie vs tv)
 3. this platform's own item id, seen before  0.99  (re-delivery of a known item)

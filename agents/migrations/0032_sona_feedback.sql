@@ -11,7 +11,7 @@ ALTER TABLE sona_viewings
     ADD COLUMN folded_weight double precision NOT NULL DEFAULT 0,
     ADD COLUMN folded_at     timestamptz;
 
--- Rows counted before: their engagement (docs/DOMAIN.md's label at a neutral rating) was folded in
+-- Rows counted before: their engagement (docs/RULES.md's label at a neutral rating) was folded in
 -- when they were counted, at the time they were watched.
 UPDATE sona_viewings
 SET engagement = 0.4 * (0.5 + (completion - 0.3) / 1.4) + 0.15 + CASE WHEN rewatch THEN 0.2 ELSE 0 END,

@@ -28,7 +28,7 @@ MAGIC = b"MGLA"
 FORMAT_VERSION = 1
 HEADER = struct.Struct("<4sHBBIIdQIIIII")
 DIGEST_SIZE = 16
-# docs/DOMAIN.md: a stored adapter comes back within 1e-3 of every weight.
+# docs/RULES.md: a stored adapter comes back within 1e-3 of every weight.
 TOLERANCE = 1e-3
 
 

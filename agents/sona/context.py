@@ -1,7 +1,7 @@
 """The moment a recommendation is asked for: time of day, device, mood, region, and how well a
 title fits it (the mix's "context" source, weight .10).
 
-Time buckets of the local hour (docs/DOMAIN.md): night 0-6, morning 6-12, afternoon 12-18, evening
+Time buckets of the local hour (docs/RULES.md): night 0-6, morning 6-12, afternoon 12-18, evening
 18-24, each start inclusive. Devices: a TV prefers runtimes >= 30 min, a phone or tablet
 <= 60 min; web and desktop have no preference. Mood -> genres comes from agents.sona.moods.
 """
@@ -132,7 +132,7 @@ class Context:
 
     @property
     def mood_genres(self) -> tuple[str, ...]:
-        """Genres the mood calls for; empty without a mood (docs/DOMAIN.md's default is for moods we
+        """Genres the mood calls for; empty without a mood (docs/RULES.md's default is for moods we
         do not know, not for requests that named none)."""
         return genres_for_mood(self.mood) if self.mood else ()
 

@@ -5,7 +5,7 @@ and keep every worker's adapter cache current.
 Training (`sona-train-progress`, on sync.progress): one unit of work per batch claims the
 batch's event ids (a redelivered event is skipped), turns progress reports into viewings
 (agents/sona/viewings.py), folds them into each user's profile, and once a user has
-`SONA_MIN_TRAINING_EVENTS` new viewings retrains their user layer (docs/DOMAIN.md's rule) and stores
+`SONA_MIN_TRAINING_EVENTS` new viewings retrains their user layer (docs/RULES.md's rule) and stores
 the next adapter version, announcing it on sona.adapter_trained through the outbox. All of it
 commits together, so a crash anywhere redoes the batch from the same stored state: the
 successor trains the same version with the same weights (training is deterministic).

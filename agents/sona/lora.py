@@ -28,7 +28,7 @@ RANK = 8
 ALPHA = 16.0
 BASE_SEED = 20_240_501
 EPOCHS = 5
-# The earlier design said 0.001 (docs/DOMAIN.md), which barely moves the user layer from its
+# The earlier design said 0.001 (docs/RULES.md), which barely moves the user layer from its
 # zero start (the adapter then added nothing measurable); 0.05 is what the validation split
 # chose (docs/SONA.md, "Quality").
 LEARNING_RATE = 0.05

@@ -1,4 +1,4 @@
-"""Moods and the canonical genres they call for (docs/DOMAIN.md, "Personalization", moods).
+"""Moods and the canonical genres they call for (docs/RULES.md, "Personalization", moods).
 
 Shared by the discovery intent parser (a query that says "something cheerful") and the
 recommendation context (a mood sent with the request). The original table names a few
@@ -31,7 +31,7 @@ MOOD_GENRES: dict[str, tuple[str, ...]] = {
     "curious": ("documentary", "mystery", "science_fiction"),
     "nostalgic": ("drama",),
 }
-# docs/DOMAIN.md: "any other mood: drama, comedy".
+# docs/RULES.md: "any other mood: drama, comedy".
 DEFAULT_MOOD_GENRES: tuple[str, ...] = ("drama", "comedy")
 
 _WORD_TO_MOOD = {word: mood for mood, words in MOOD_WORDS.items() for word in words}

@@ -1,6 +1,6 @@
 """A user's taste profile and the pure rules that fold one event at a time into it.
 
-Preference vector. docs/DOMAIN.md weighs each title by 0.95^(age_days / 30) x its weight (the
+Preference vector. docs/RULES.md weighs each title by 0.95^(age_days / 30) x its weight (the
 engagement, the rating, -0.5 for a dismissal: agents/sona/taste.py). The preference vector is
 the normalized sum
 
@@ -15,7 +15,7 @@ added already decayed. Either way the
 stored sum equals the formula above with T = newest timestamp, so the result is the same
 whatever order events arrive in (up to float rounding).
 
-Genre affinities follow docs/DOMAIN.md's moving average, new = 0.9 old + 0.1 engagement, which by
+Genre affinities follow docs/RULES.md's moving average, new = 0.9 old + 0.1 engagement, which by
 definition weighs the latest arrivals most: they are order-dependent, unlike the rest. The
 hourly histogram counts viewings by the hour on the user's own clock (`time_zone`, the zone
 the user's devices last reported).
@@ -57,7 +57,7 @@ def decay(age: timedelta) -> float:
 
 
 def event_weight(engagement: float, at: datetime, now: datetime) -> float:
-    """docs/DOMAIN.md's weight of one event at time `now`: 0.95^(age_days / 30) x engagement."""
+    """docs/RULES.md's weight of one event at time `now`: 0.95^(age_days / 30) x engagement."""
     return decay(now - at) * engagement
 
 

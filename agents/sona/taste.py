@@ -2,9 +2,9 @@
 title has a vector.
 
     weight = rating term    if the user rated the title      (1 star -1.0 ... 5 stars +1.0)
-           = engagement     else, if a session was counted   (docs/DOMAIN.md's label: 0.2 .. 0.9)
+           = engagement     else, if a session was counted   (docs/RULES.md's label: 0.2 .. 0.9)
            = 0              else
-           + DISMISS_WEIGHT if the user dismissed it          (docs/DOMAIN.md: -0.5)
+           + DISMISS_WEIGHT if the user dismissed it          (docs/RULES.md: -0.5)
 
 A rating says more than a completion: a film finished and rated one star pulls the taste away
 from it, where its completion alone would have pulled towards it. docs/SONA.md ("What was

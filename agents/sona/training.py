@@ -1,4 +1,4 @@
-"""What a viewing teaches the adapter: docs/DOMAIN.md's engagement label, the training examples, and
+"""What a viewing teaches the adapter: docs/RULES.md's engagement label, the training examples, and
 when a user has enough new events to retrain.
 
     c     = 0.5 + (completion - 0.3) / 1.4            (0.5 at 30 %, 1.0 at 100 %)
@@ -56,12 +56,12 @@ class Viewing:
 
 
 def completion_term(completion: float) -> float:
-    """docs/DOMAIN.md's c: 0.5 at the 30 % threshold, rising linearly to 1.0 at a finished title."""
+    """docs/RULES.md's c: 0.5 at the 30 % threshold, rising linearly to 1.0 at a finished title."""
     return 0.5 + (completion - MIN_COMPLETION) / 1.4
 
 
 def engagement_label(viewing: Viewing) -> float | None:
-    """docs/DOMAIN.md's label for one viewing, or None when the view is too short to count."""
+    """docs/RULES.md's label for one viewing, or None when the view is too short to count."""
     if viewing.completion < MIN_COMPLETION:
         return None
     rating = NEUTRAL_RATING if viewing.rating is None else viewing.rating
@@ -100,7 +100,7 @@ def train_on_examples(
     epochs: int = EPOCHS,
     lr: float = LEARNING_RATE,
 ) -> TrainingRun:
-    """docs/DOMAIN.md's training round: at least 10 usable events, else NotEnoughEvents."""
+    """docs/RULES.md's training round: at least 10 usable events, else NotEnoughEvents."""
     if len(examples) < MIN_TRAINING_EVENTS:
         raise NotEnoughEvents(len(examples))
     return train(adapter, examples, preference, epochs=epochs, lr=lr)

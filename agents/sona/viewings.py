@@ -5,7 +5,7 @@ in the user's taste.
 A device reports its position many times while a title plays; the profile and the training
 must see one viewing per session, not one per report. A session is counted once, when the
 title is finished (past 90 %, the sync slice's "complete") or stopped after at least 30 %
-(docs/DOMAIN.md's threshold; a shorter view says too little). Going back under 30 % after a counted
+(docs/RULES.md's threshold; a shorter view says too little). Going back under 30 % after a counted
 session starts a new one, and finishing a title finished before is a rewatch.
 
 A rating or a dismissal may come before, after or without any viewing: each only sets its own
@@ -44,7 +44,7 @@ class ViewingState:
     rewatch: bool = False
     rating: int | None = None
     watched_hour: int | None = None
-    # The best engagement (docs/DOMAIN.md's label without the rating term) of a counted session.
+    # The best engagement (docs/RULES.md's label without the rating term) of a counted session.
     engagement: float | None = None
     rated_at: datetime | None = None
     dismissed_at: datetime | None = None
@@ -71,7 +71,7 @@ class ViewingState:
     def label(self) -> float | None:
         """What the adapter's training scores this title towards, 0-1: 0 for a dismissal; the
         rating on the whole scale (1 star 0 ... 5 stars 1) for a rated title; the label of
-        docs/DOMAIN.md for a counted viewing without a rating; None when there is nothing to learn
+        docs/RULES.md for a counted viewing without a rating; None when there is nothing to learn
         (a short view, unrated). That label squeezes ratings into 0.4-0.7, too little contrast for
         the adapter to learn from (docs/SONA.md, "Quality")."""
         if self.dismissed:

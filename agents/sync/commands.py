@@ -1,6 +1,6 @@
 """Remote command routing rules: may this command go to its target device, and if not, why.
 
-Checks run in docs/DOMAIN.md's order and the first failure is the answer: expired, target unknown or
+Checks run in docs/RULES.md's order and the first failure is the answer: expired, target unknown or
 offline, target not remote controllable, cast_to prerequisites, then parameter ranges. Bad
 parameters are a routing outcome, not a broken record, so the schema lets them through.
 """

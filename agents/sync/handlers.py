@@ -206,7 +206,7 @@ def presence_sweep(clock: Clock = utcnow) -> Callable[[AgentContext], Any]:
 
 
 def command_router(clock: Clock = utcnow) -> Callable[[AgentContext, list[Envelope[Any]]], Any]:
-    """Validate each command against its user's devices (docs/DOMAIN.md's order), deliver it to its
+    """Validate each command against its user's devices (docs/RULES.md's order), deliver it to its
     target and its result to its sender; a command is decided once, whatever redelivers it."""
 
     async def route_commands(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:

@@ -1,6 +1,6 @@
 """Playback position per (user, title): a last-writer-wins register, and continue watching.
 
-The newer HLC wins, on a tie the larger device_id (docs/DOMAIN.md). Two different writes with the
+The newer HLC wins, on a tie the larger device_id (docs/RULES.md). Two different writes with the
 same clock and device should not happen; if a misbehaving device sends them anyway, the position
 values break the tie, so every replica still picks the same winner whatever the arrival order.
 """
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from agents.sync.clock import lww_key
 from schemas.sync import HLC, PlaybackState, ProgressUpdate
 
-# A title counts as watched above this share of its duration (docs/DOMAIN.md).
+# A title counts as watched above this share of its duration (docs/RULES.md).
 COMPLETE_ABOVE = 0.9
 
 

@@ -58,7 +58,7 @@ HTTP_REQUEST_SECONDS = Histogram(
     ["method", "route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-# docs/DOMAIN.md calls this active_connections; an ASGI app sees requests, not TCP connections,
+# docs/RULES.md calls this active_connections; an ASGI app sees requests, not TCP connections,
 # so it carries the conventional name for what it measures.
 HTTP_REQUESTS_IN_PROGRESS = Gauge(
     "http_requests_in_progress", "HTTP requests being handled right now"

@@ -42,7 +42,7 @@ CLOSED, HALF_OPEN, OPEN = "closed", "half_open", "open"
 STATE_VALUES = {CLOSED: 0, HALF_OPEN: 1, OPEN: 2}
 ACQUIRE, SUCCESS, FAILURE = "acquire", "success", "failure"
 
-# docs/DOMAIN.md: a breaker's state is kept in Redis for 1 h.
+# docs/RULES.md: a breaker's state is kept in Redis for 1 h.
 STATE_TTL_S = 3600
 # How often a process whose Redis is down tries it again (one call, not every call).
 DEFAULT_RECHECK_S = 5.0
@@ -59,7 +59,7 @@ class BreakerConfig:
 
 DEFAULT = "default"
 
-# The one table of thresholds. The first five are docs/DOMAIN.md's; the rest are ours:
+# The one table of thresholds. The first five are docs/RULES.md's; the rest are ours:
 # - openai: calls are slow (10 s client timeout) and billed, outages last minutes, and every
 #   caller has a fallback (keyword intents, cached embeddings): give up after 5 and wait 30 s.
 # - pubnub: fan-out of live updates, clients resync on reconnect: default count, 5 s pause.
@@ -79,7 +79,7 @@ THRESHOLDS: dict[str, BreakerConfig] = {
 
 
 def state_key(service: str, key_prefix: str = "") -> str:
-    """docs/DOMAIN.md's key, inside the deployment's Redis key prefix like every key we write."""
+    """docs/RULES.md's key, inside the deployment's Redis key prefix like every key we write."""
     key = f"circuit_breaker:{service}:state"
     return f"{key_prefix}:{key}" if key_prefix else key
 

@@ -41,7 +41,7 @@ class CommandRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     command: RemoteCommand
-    # How long the command may wait to be delivered; docs/DOMAIN.md's 5 s unless said otherwise.
+    # How long the command may wait to be delivered; docs/RULES.md's 5 s unless said otherwise.
     ttl_seconds: int = Field(default=COMMAND_TTL_S, ge=1, le=300)
 
 

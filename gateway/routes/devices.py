@@ -54,7 +54,7 @@ router = APIRouter(prefix="/api/v1/users/{user_id}/devices", tags=["devices"])
 
 
 class DeviceRegistration(BaseModel):
-    """docs/DOMAIN.md's DeviceInfo without the id (it is in the path)."""
+    """docs/RULES.md's DeviceInfo without the id (it is in the path)."""
 
     model_config = ConfigDict(extra="forbid")
 

@@ -45,7 +45,7 @@ async def test_results_miss_then_hit(make_engine: MakeEngine, redis_client: aior
     assert change(RESULTS_CACHE, before) == (0, 1)
     assert await redis_client.get(key) == first
     ttl_ms = await redis_client.pttl(key)
-    assert 1_700_000 < ttl_ms <= 1_800_000  # docs/DOMAIN.md's 30 minutes by default
+    assert 1_700_000 < ttl_ms <= 1_800_000  # docs/RULES.md's 30 minutes by default
     second = await engine.raw("scary movies")
     assert second == first
     assert change(RESULTS_CACHE, before) == (1, 1)

@@ -78,7 +78,7 @@ async def test_a_broker_known_down_is_refused_at_once(
     async with running_gateway(settings) as (_, http):
         assert (await http.post("/api/v1/content", json=content("Up"), headers=headers)).is_success
         os.kill(broker.process.pid, signal.SIGSTOP)
-        # The default breaker of docs/DOMAIN.md opens after 10 failures; they fail together in ~1 s.
+        # The default breaker of docs/RULES.md opens after 10 failures; they fail together in ~1 s.
         failed = await asyncio.gather(
             *(
                 http.post("/api/v1/content", json=content(f"D{n}"), headers=headers)

@@ -1,4 +1,4 @@
-"""Data quality score with docs/DOMAIN.md's weights."""
+"""Data quality score with docs/RULES.md's weights."""
 
 from __future__ import annotations
 

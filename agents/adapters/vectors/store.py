@@ -26,7 +26,7 @@ RELEASE_YEAR = "release_year"
 KEYWORD_FIELDS = (GENRES, PLATFORMS, REGIONS, CONTENT_TYPE)
 INTEGER_FIELDS = (RELEASE_YEAR,)
 
-# Search quality/speed trade-off of the HNSW graph walk (docs/DOMAIN.md: vector top_k 50, ef 64).
+# Search quality/speed trade-off of the HNSW graph walk (docs/RULES.md: vector top_k 50, ef 64).
 DEFAULT_HNSW_EF = 64
 
 

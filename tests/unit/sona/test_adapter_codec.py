@@ -102,7 +102,7 @@ def test_decoding_is_fast(adapter: UserLoRAAdapter) -> None:
     start = time.perf_counter()
     for _ in range(100):
         decode(blob)
-    # docs/DOMAIN.md: load by user in < 2 ms with the database round trip; decoding is a sliver.
+    # docs/RULES.md: load by user in < 2 ms with the database round trip; decoding is a sliver.
     assert (time.perf_counter() - start) / 100 < 0.0005
 
 

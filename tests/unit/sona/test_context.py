@@ -119,7 +119,7 @@ def test_moods_map_to_genres_through_the_shared_table() -> None:
         "family",
         "animation",
     )
-    # docs/DOMAIN.md: "any other mood: drama, comedy".
+    # docs/RULES.md: "any other mood: drama, comedy".
     assert build_context(at=at(20), mood="grumpy").mood_genres == ("drama", "comedy")
     assert build_context(at=at(20)).mood_genres == ()
 

@@ -186,7 +186,7 @@ def test_training_raises_comedy_scores_relative_to_horror(
         )
 
     before = gap(adapter)
-    run = train(adapter, examples, preference)  # docs/DOMAIN.md's defaults: 5 epochs, lr 0.001
+    run = train(adapter, examples, preference)  # docs/RULES.md's defaults: 5 epochs, lr 0.001
     after = gap(run.adapter)
 
     assert len(run.losses) == 5

@@ -1,4 +1,4 @@
-"""docs/DOMAIN.md's engagement labels, the skipped short views, and when to (re)train."""
+"""docs/RULES.md's engagement labels, the skipped short views, and when to (re)train."""
 
 from __future__ import annotations
 

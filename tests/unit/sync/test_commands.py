@@ -1,4 +1,4 @@
-"""Remote command validation: every error, in docs/DOMAIN.md's order, with an injected clock."""
+"""Remote command validation: every error, in docs/RULES.md's order, with an injected clock."""
 
 from __future__ import annotations
 

@@ -136,7 +136,7 @@ def fold(ops: Iterable[ProgressUpdate]) -> dict[uuid.UUID, Position]:
 
 
 def oracle(ops: list[ProgressUpdate]) -> dict[uuid.UUID, tuple[int, int, str]]:
-    """Per title, the (clock, device) of the winning write, straight from docs/DOMAIN.md's rule."""
+    """Per title, the (clock, device) of the winning write, straight from docs/RULES.md's rule."""
     best: dict[uuid.UUID, tuple[int, int, str]] = {}
     for op in ops:
         key = (op.timestamp.physical_us, op.timestamp.logical, op.device_id)
