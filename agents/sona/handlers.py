@@ -204,20 +204,39 @@ async def _after_commit(ctx: AgentContext, users: Collection[str], trained: dict
     await drop_recommendations(ctx.redis, ctx.prefix, set(users), ctx.settings.sona.cache_ttl_s)
 
 
+async def _claim_and_load(
+    ctx: AgentContext, conn: Any, batch: list[Envelope[Any]]
+) -> (
+    tuple[
+        list[Envelope[Any]],
+        dict[SessionKey, ViewingState],
+        dict[str, StoredProfile],
+        dict[str, str | None],
+    ]
+    | None
+):
+    """Lock the batch's users and claim its event ids; the events not applied before, their
+    rows, their users' profiles and zones; None when every event was applied before."""
+    await store.lock_users(conn, {env.payload.user_id for env in batch})
+    todo = await first_seen(conn, ctx.agent, batch)
+    if not todo:
+        return None
+    pairs = {(env.payload.user_id, env.payload.content_id) for env in todo}
+    states = await store.load_viewings(conn, pairs)
+    dim = ctx.settings.embedding.dimension
+    profiles = await store.load_profiles(conn, {env.payload.user_id for env in todo}, dim)
+    zones = {user: stored.profile.time_zone for user, stored in profiles.items()}
+    return todo, states, profiles, zones
+
+
 async def train_from_progress(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
     """Progress reports into viewings, profiles and, when due, a new adapter version."""
-    dim = ctx.settings.embedding.dimension
-    users = {env.payload.user_id for env in batch}
     async with unit_of_work(ctx) as uow:
         conn = uow.conn
-        await store.lock_users(conn, users)
-        todo = await first_seen(conn, ctx.agent, batch)
-        if not todo:
+        claimed = await _claim_and_load(ctx, conn, batch)
+        if claimed is None:
             return
-        pairs = {(env.payload.user_id, env.payload.content_id) for env in todo}
-        states = await store.load_viewings(conn, pairs)
-        profiles = await store.load_profiles(conn, {env.payload.user_id for env in todo}, dim)
-        zones = {user: stored.profile.time_zone for user, stored in profiles.items()}
+        todo, states, profiles, zones = claimed
         changed, counted, zones = sessions_of(todo, states, zones)
         facts = await store.title_facts(conn, {c.state.content_id for c in counted})
         devices = await store.device_types(
@@ -240,18 +259,12 @@ async def train_from_progress(ctx: AgentContext, batch: list[Envelope[Any]]) -> 
 async def train_from_feedback(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
     """Ratings and dismissals into rows, profiles and, when due, a new adapter version; a
     dismissed title leaves the user's answers at once (their cache is dropped)."""
-    dim = ctx.settings.embedding.dimension
-    users = {env.payload.user_id for env in batch}
     async with unit_of_work(ctx) as uow:
         conn = uow.conn
-        await store.lock_users(conn, users)
-        todo = await first_seen(conn, ctx.agent, batch)
-        if not todo:
+        claimed = await _claim_and_load(ctx, conn, batch)
+        if claimed is None:
             return
-        pairs = {(env.payload.user_id, env.payload.content_id) for env in todo}
-        states = await store.load_viewings(conn, pairs)
-        profiles = await store.load_profiles(conn, {env.payload.user_id for env in todo}, dim)
-        zones = {user: stored.profile.time_zone for user, stored in profiles.items()}
+        todo, states, profiles, zones = claimed
         changed, applied = feedback_of(todo, states, zones)
         if not applied:
             return
