@@ -13,7 +13,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_FILE_VARIABLE = "MGW_ENV_FILE"
@@ -167,13 +174,47 @@ class OpenAISettings(_Section):
 
 
 class PubNubSettings(_Section):
+    """PubNub mode is on when both the publish and the subscribe key are set (docs/REALTIME.md).
+
+    Access Manager: the secret key signs the gateway's grants and the delivery agent's publishes
+    and revocations; devices only ever hold tokens granting read on their user's channels. PubNub
+    mode without it would leave every channel open to anyone holding the subscribe key, so it
+    refuses to load unless `allow_open_channels` says the operator accepts that.
+    """
+
     model_config = SettingsConfigDict(env_prefix="PUBNUB_", extra="ignore")
 
     publish_key: str | None = None
     subscribe_key: str | None = None
+    secret_key: SecretStr | None = None
+    allow_open_channels: bool = False
+    # Longest life of a device's realtime token (PubNub counts token TTLs in minutes; a token
+    # never outlives the credential it was asked with either).
+    token_max_ttl_min: int = Field(default=1440, ge=1, le=1440)
     # host:port; a loopback origin in tests, PubNub's own by default.
     origin: str | None = None
     ssl: bool = True
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.publish_key and self.subscribe_key)
+
+    @property
+    def access_manager(self) -> bool:
+        """Grants are enforced: the channels need tokens (PubNub mode with a secret key)."""
+        return self.enabled and self.secret_key is not None
+
+    @model_validator(mode="after")
+    def _secret_key_or_open_channels(self) -> PubNubSettings:
+        if self.enabled and self.secret_key is None and not self.allow_open_channels:
+            raise ValueError(
+                "PUBNUB_SECRET_KEY is not set, but PUBNUB_PUBLISH_KEY and PUBNUB_SUBSCRIBE_KEY "
+                "are (PubNub mode): without Access Manager any client holding the subscribe key "
+                "can read every user's channels. Set PUBNUB_SECRET_KEY (the keyset's secret "
+                "key, Access Manager enabled), or PUBNUB_ALLOW_OPEN_CHANNELS=true to accept "
+                "open channels"
+            )
+        return self
 
 
 class LogSettings(_Section):
@@ -392,7 +433,10 @@ _SECTIONS: dict[str, type[_Section]] = {
 
 
 def _describe(section: type[_Section], error: dict[str, Any]) -> str:
-    field = str(error["loc"][0]) if error["loc"] else "?"
+    if not error["loc"]:
+        # A rule across fields (a model validator): its message names the variables itself.
+        return str(error["msg"]).removeprefix("Value error, ")
+    field = str(error["loc"][0])
     name = section.env_name(field)
     for alias_field, alias in section.aliases.items():
         if field == alias:
