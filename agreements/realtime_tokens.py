@@ -53,6 +53,13 @@ async def live(
     return [t.decode() if isinstance(t, bytes) else str(t) for t in raw]
 
 
+async def live_count(
+    redis: aioredis.Redis, prefix: str, user_id: str, device_id: str, now: float
+) -> int:
+    count: int = await redis.zcount(tokens_key(prefix, user_id, device_id), f"({now}", "+inf")
+    return count
+
+
 async def forget(
     redis: aioredis.Redis, prefix: str, user_id: str, device_id: str, tokens: list[str]
 ) -> None:

@@ -173,6 +173,15 @@ class OpenAISettings(_Section):
     timeout_s: float = Field(default=10.0, gt=0)
 
 
+# Logged at start by the gateway and the sync workers when PUBNUB_ALLOW_OPEN_CHANNELS lets
+# PubNub mode run without a secret key.
+OPEN_CHANNELS_WARNING = (
+    "PubNub mode without PUBNUB_SECRET_KEY (PUBNUB_ALLOW_OPEN_CHANNELS=true): channels are OPEN, "
+    "any client holding the subscribe key can read every user's sync, devices and notifications "
+    "channels, and publish on them"
+)
+
+
 class PubNubSettings(_Section):
     """PubNub mode is on when both the publish and the subscribe key are set (docs/REALTIME.md).
 
@@ -191,6 +200,9 @@ class PubNubSettings(_Section):
     # Longest life of a device's realtime token (PubNub counts token TTLs in minutes; a token
     # never outlives the credential it was asked with either).
     token_max_ttl_min: int = Field(default=1440, ge=1, le=1440)
+    # Live tokens one device may hold; past it the token route answers 429 (a client asking in a
+    # loop would grow the revocation record, and the work of a removal, without bound).
+    tokens_per_device: int = Field(default=10, ge=1, le=1000)
     # host:port; a loopback origin in tests, PubNub's own by default.
     origin: str | None = None
     ssl: bool = True

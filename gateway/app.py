@@ -12,7 +12,7 @@ from loguru import logger
 
 from assistant.mount import mount_mcp
 from core.broker_wakeup import BrokerWakeup, wakeup_channel
-from core.config import Settings
+from core.config import OPEN_CHANNELS_WARNING, Settings
 from core.publisher import Publisher
 from gateway.auth import routes as auth_routes
 from gateway.auth.dependencies import Authenticator
@@ -41,6 +41,7 @@ from gateway.routes import (
     problems,
     progress,
     realtime,
+    realtime_token,
     recommendations,
     watchlist,
 )
@@ -77,6 +78,7 @@ def create_app(settings: Settings) -> FastAPI:
                     yield
         finally:
             await realtime.close_hub(app)
+            await realtime_token.close_access(app)
             await publisher.stop()
             await app.state.redis.aclose()
 
@@ -88,6 +90,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.authenticator = Authenticator(settings.auth, settings.redis.key_prefix)
+    if settings.pubnub.enabled and not settings.pubnub.access_manager:
+        logger.warning(OPEN_CHANNELS_WARNING)
     if not app.state.authenticator.verifier.algorithms:
         logger.warning("no AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY: bearer tokens are refused")
     # Innermost first: the fast lane serves the hottest routes without FastAPI's router, inside
@@ -138,6 +142,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(commands.router)
     app.include_router(realtime.router)
+    app.include_router(realtime_token.router)
     app.include_router(suggest_routes.router)
     app.include_router(discovery_routes.router)
     app.include_router(recommendations.router)

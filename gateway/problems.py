@@ -92,6 +92,11 @@ TYPES: dict[str, ProblemType] = {
         "The caller's tier allows no more requests in this window; X-RateLimit-Reset and "
         "Retry-After say when to come back.",
     ),
+    "too_many_tokens": ProblemType(
+        "Too many realtime tokens",
+        "This device already holds PUBNUB_TOKENS_PER_DEVICE live realtime tokens; reuse the "
+        "newest until it nears its expires_at, then ask again.",
+    ),
     "headers_too_large": ProblemType(
         "Request headers too large",
         "The headers exceed GATEWAY_MAX_HEADER_BYTES; the connection is closed.",

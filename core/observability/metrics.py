@@ -38,6 +38,12 @@ AGENT_FAILURE_REPLIES = Counter(
 AUTH_FAILURES = Counter(
     "mgw_auth_failures_total", "Requests refused by authentication or authorization", ["reason"]
 )
+REALTIME_TOKENS = Counter(
+    "mgw_realtime_tokens_total",
+    "PubNub Access Manager tokens: granted to devices, refused (too many live for a device), "
+    "revoked after a device's removal",
+    ["outcome"],
+)
 RATE_LIMITED = Counter(
     "mgw_rate_limited_total", "Requests refused with 429, by caller tier", ["tier"]
 )

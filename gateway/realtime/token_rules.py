@@ -24,7 +24,9 @@ MIN_TTL_MIN = 1
 
 def granted_channels(user_id: str, scopes: Collection[str]) -> dict[str, str]:
     """The user's channels by name that a caller holding `scopes` may read."""
-    return {name: channel(user_id) for name, (channel, scope) in _CHANNELS.items() if scope in scopes}
+    return {
+        name: channel(user_id) for name, (channel, scope) in _CHANNELS.items() if scope in scopes
+    }
 
 
 def ttl_minutes(credential_expires_at: float | None, now: float, max_min: int) -> int:
