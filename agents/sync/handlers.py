@@ -20,20 +20,22 @@ import asyncpg
 from loguru import logger
 
 from agents.adapters.delivery.base import RealtimeSink
+from agents.adapters.delivery.pubnub_tokens import TokenRevoker
 from agents.framework.applied import first_seen, forget_before
 from agents.framework.context import AgentContext
 from agents.framework.resources import Resource
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
 from agents.sync import batches, store
-from agents.sync.devices import DeviceRecord, went_offline
+from agents.sync.devices import DeviceRecord, removed_by, went_offline
 from agents.sync.messages import message_id, realtime_event, to_deliver
 from agents.sync.presence import ONLINE_TIMEOUT_S
 from agents.sync.progress import is_complete
 from agents.sync.views import continue_watching_document, devices_document, watchlist_document
 from agreements.sync_documents import CONTINUE_WATCHING_MAX
+from core.config import OPEN_CHANNELS_WARNING
 from schemas.envelope import Envelope
-from schemas.sync import SyncView
+from schemas.sync import DeviceRemoved, SyncView
 from topics.registry import (
     SYNC_COMMANDS,
     SYNC_DEVICE_HEARTBEATS,
@@ -144,6 +146,20 @@ def _device_documents(
     }
 
 
+def _open_revoker(ctx: AgentContext) -> TokenRevoker:
+    return TokenRevoker(ctx.settings.pubnub, ctx.redis, ctx.prefix)
+
+
+async def _close_revoker(revoker: TokenRevoker) -> None:
+    await revoker.close()
+
+
+# Revokes removed devices' PubNub tokens (a no-op without PubNub Access Manager).
+TOKEN_REVOKER: Resource[TokenRevoker] = Resource(
+    "pubnub-token-revoker", open=_open_revoker, close=_close_revoker
+)
+
+
 def device_handler(clock: Clock = utcnow) -> Callable[[AgentContext, list[Envelope[Any]]], Any]:
     """Registrations, heartbeats or removals (one topic each) into the device records."""
 
@@ -166,6 +182,11 @@ def device_handler(clock: Clock = utcnow) -> Callable[[AgentContext, list[Envelo
             uow.add(merged.events)
         documents = _device_documents(devices, versions, now)
         await store.write_views(ctx.redis, ctx.prefix, SyncView.devices, documents)
+        # After the commit and the read model: the removal is durable and the token route no
+        # longer sees the device, so no token is granted after the ones revoked here.
+        removals = [env.payload for env in batch if isinstance(env.payload, DeviceRemoved)]
+        if removals:
+            await ctx.use(TOKEN_REVOKER).revoke_devices(removed_by(removals, devices))
         _log_merge(ctx.agent, batch, merged)
 
     return merge_devices
@@ -255,8 +276,11 @@ def _open_sink(ctx: AgentContext) -> RealtimeSink:
     fan-out over Redis (the embedded default, tests). Both use the same channel names and
     message bodies, so a client app works against either."""
     pubnub = ctx.settings.pubnub
-    if pubnub.publish_key and pubnub.subscribe_key:
+    if pubnub.enabled:
         from agents.adapters.delivery.pubnub import PubNubSink
+
+        if not pubnub.access_manager:
+            logger.warning(OPEN_CHANNELS_WARNING)
 
         return PubNubSink(pubnub, ctx.redis, ctx.prefix)
     from agents.adapters.delivery.fanout import RedisFanout
