@@ -30,8 +30,8 @@ from core.config import PubNubSettings
 from core.resilience import breakers
 from schemas.sync import RealtimeEvent
 
-# A publish normally takes milliseconds; past this the message is given up (see above).
-PUBLISH_TIMEOUT_S = 5
+# A publish normally takes milliseconds; past REQUEST_TIMEOUT_S (agreements/pubnub_access.py)
+# the message is given up (see above).
 # Status codes after which the same publish may succeed later.
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
