@@ -83,14 +83,18 @@ class PubNubAccess:
             raise ValueError("Access Manager needs PUBNUB_SECRET_KEY")
         self._pubnub = PubNubAsyncio(pubnub_config(settings, role))
 
-    async def grant_read(self, channels: list[str], ttl_min: int) -> str:
+    async def grant_read(self, channels: list[str], ttl_min: int, meta: dict[str, str]) -> str:
         """A token that may read (subscribe to) exactly `channels` for `ttl_min` minutes and
         write nowhere. No authorized user id: device ids are not unique across users and can be
-        longer than PubNub's user ids, and the token already grants one user's channels only."""
+        longer than PubNub's user ids, and the token already grants one user's channels only.
+        `meta` is carried in the token: it must make every token distinct (two devices granted
+        the same channels in the same second would otherwise get the same token, and revoking
+        one device's would revoke the other's)."""
         envelope = (
             await self._pubnub.grant_token()
             .channels([Channel.id(c).read() for c in channels])
             .ttl(ttl_min)
+            .meta(meta)
             .future()
         )
         if envelope.is_error():

@@ -62,6 +62,16 @@ class PamKeys:
 
 
 @dataclass(frozen=True)
+class Refusal:
+    """A request Access Manager refused: which kind, with which token, on which channels, why."""
+
+    kind: str
+    token: str | None
+    channels: tuple[str, ...]
+    reason: str
+
+
+@dataclass(frozen=True)
 class Published:
     channel: str
     payload: Any
@@ -78,6 +88,7 @@ class LoopbackPubNub:
         # Access Manager: every token issued, and the requests refused (403) by kind.
         self.grants: dict[str, Grant] = {}
         self.refused: dict[str, int] = {"subscribe": 0, "publish": 0, "presence": 0, "pam": 0}
+        self.refusals: list[Refusal] = []
         self.clock_offset_s = 0.0
         self._failures: list[int] = []
         self._last_tt = 0
@@ -290,7 +301,12 @@ class LoopbackPubNub:
         if why is None:
             return None
         self.refused[kind] += 1
+        self.refusals.append(Refusal(kind, request.query.get("auth"), tuple(channels), why))
         return web.json_response(forbidden(channels, f"Forbidden: {why}"), status=403)
+
+    def refused_token(self, token: str, kind: str = "subscribe") -> list[Refusal]:
+        """The requests of `kind` made with `token` that were refused."""
+        return [r for r in self.refusals if r.token == token and r.kind == kind]
 
     def _pam_refusal(self, request: web.Request, body: str) -> web.Response | None:
         if self.pam is None:

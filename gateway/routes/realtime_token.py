@@ -13,6 +13,7 @@ tokens (429), the credential's remaining life (401).
 
 from __future__ import annotations
 
+import secrets
 import time
 from datetime import UTC, datetime
 
@@ -129,7 +130,9 @@ async def realtime_token(request: Request) -> Response:
         )
     channels = granted_channels(user_id, principal.scopes)
     try:
-        token = await access_of(request.app).grant_read(sorted(channels.values()), ttl)
+        # A grant id of its own in every token: tokens are never shared (see grant_read).
+        meta = {"user": user_id, "device": device_id, "grant": secrets.token_hex(8)}
+        token = await access_of(request.app).grant_read(sorted(channels.values()), ttl, meta)
     except (AccessUnavailable, AccessRefused) as exc:
         logger.warning("realtime token for {} of {} not granted: {}", device_id, user_id, exc)
         return error_response(
