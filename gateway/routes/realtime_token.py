@@ -26,8 +26,8 @@ from agreements.pubnub_access import AccessRefused, AccessUnavailable, PubNubAcc
 from core.observability.metrics import REALTIME_TOKENS
 from gateway.auth.dependencies import own_user
 from gateway.auth.errors import Unauthorized
+from gateway.device_ownership import UNKNOWN_DEVICE, require_own_device
 from gateway.errors import error_response
-from gateway.realtime._device_shim import require_own_device
 from gateway.realtime.token_rules import MIN_TTL_MIN, granted_channels, ttl_minutes
 from gateway.request_parameters import ACTING_DEVICE, USER_ID
 from gateway.routes.user_routes import READ_RESPONSES, documented
@@ -53,10 +53,7 @@ TOKEN_RESPONSES = {
         "description": "no valid credential, or one that expires within a minute (too soon to "
         "hand on: refresh it first)"
     },
-    403: {
-        "description": "missing scope (devices:read), another user's id, or `unknown_device`: "
-        "X-Device-ID is not a device registered to this user"
-    },
+    403: {"description": f"missing scope (devices:read), another user's id; or {UNKNOWN_DEVICE}"},
     404: {
         "description": "this deployment has no PubNub Access Manager (the built-in stream, or "
         "PubNub with open channels): GET .../realtime says how to listen"
