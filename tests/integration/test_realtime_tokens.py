@@ -303,6 +303,7 @@ async def test_the_token_route_refuses_unregistered_devices_other_users_and_floo
     await register(rt.ctx, bob, "phone-1")
     unknown = await ask_token(rt, alice, "tv-9")
     assert unknown.status_code == 403 and unknown.json()["error"] == "unknown_device"
+    assert [f["field"] for f in unknown.json()["fields"]] == ["header.X-Device-ID"]
     # Bob's own device, named on Alice's path, with Bob's credential: not his user.
     other = await ask_token(rt, alice, "phone-1", as_user=bob)
     assert other.status_code == 403 and other.json()["error"] == "forbidden"
