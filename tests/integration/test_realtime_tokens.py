@@ -18,6 +18,7 @@ from typing import Any
 
 import httpx
 import pytest
+from loguru import logger
 from pubnub.pnconfiguration import PNConfiguration
 from pubnub.pubnub_asyncio import PubNubAsyncio
 from pydantic import SecretStr
@@ -366,6 +367,33 @@ def test_pubnub_mode_without_a_secret_key_refuses_to_load_unless_open_channels_a
     secured = settings_with({**service_env, **PUBNUB_MODE, "PUBNUB_SECRET_KEY": "sec-x"})
     assert secured.pubnub.access_manager
     assert "sec-x" not in repr(secured.pubnub)
+
+
+async def test_open_channels_start_with_a_warning_and_grant_no_tokens(
+    settings: Settings, topics_created: None
+) -> None:
+    opened = settings.model_copy(
+        update={
+            "pubnub": PubNubSettings(
+                publish_key="pub-x", subscribe_key="sub-x", allow_open_channels=True
+            )
+        }
+    )
+    logged: list[str] = []
+    sink = logger.add(lambda m: logged.append(str(m)), level="WARNING")
+    try:
+        async with running_gateway(opened) as (_, http):
+            alice = user()
+            headers = bearer(user_token(opened, subject=alice, scopes=SCOPES))
+            info = (await http.get(f"/api/v1/users/{alice}/realtime", headers=headers)).json()
+            token = await http.post(
+                f"/api/v1/users/{alice}/realtime/token", headers=headers | {"X-Device-ID": "tv-1"}
+            )
+    finally:
+        logger.remove(sink)
+    assert any("channels are OPEN" in line for line in logged)
+    assert info["transport"] == "pubnub" and info["pubnub_token_url"] is None
+    assert token.status_code == 404
 
 
 def test_the_gateway_process_refuses_to_start_without_a_secret_key(
