@@ -137,17 +137,19 @@ class StreamLeases:
         self._acquire: AsyncScript = redis.register_script(_ACQUIRE)
         self._refresh: AsyncScript = redis.register_script(_REFRESH)
         self._refresher: asyncio.Task[None] | None = None
+        self._open = 0
 
     @property
     def open(self) -> int:
-        return len(self._leases)
+        """Streams and sockets holding a lease of this process (until fully released)."""
+        return self._open
 
     async def acquire(
         self, user_id: str, device_id: str | None, kind: Kind, expires_at: float
     ) -> Lease:
         """A lease for a new stream or socket; CapRefused at a cap. Redis errors propagate
         (a stream cannot work without Redis anyway)."""
-        if len(self._leases) >= self.per_process:
+        if self._open >= self.per_process:
             REALTIME_REFUSED.labels("process").inc()
             raise CapRefused(
                 503,
@@ -158,17 +160,17 @@ class StreamLeases:
             )
         lease = Lease(uuid.uuid4().hex, user_id, device_id, kind, expires_at)
         # Counted here before the Redis round trip: concurrent opens cannot overshoot.
-        self._leases[lease.lease_id] = lease
+        self._open += 1
         try:
             count = await self._acquire(
                 keys=[leases_key(self._prefix, user_id)],
                 args=[lease.lease_id, self.per_user, self._ttl_ms],
             )
         except BaseException:
-            del self._leases[lease.lease_id]
+            self._open -= 1
             raise
         if int(count) < 0:
-            del self._leases[lease.lease_id]
+            self._open -= 1
             REALTIME_REFUSED.labels("user").inc()
             raise CapRefused(
                 429,
@@ -177,6 +179,7 @@ class StreamLeases:
                 "(REALTIME_STREAMS_PER_USER); close one first",
                 USER_RETRY_AFTER_S,
             )
+        self._leases[lease.lease_id] = lease
         REALTIME_OPEN.labels(kind).inc()
         if device_id is not None:
             self._by_device.setdefault((channel_segment(user_id), device_id), set()).add(lease)
@@ -190,7 +193,6 @@ class StreamLeases:
         """Give the lease back (idempotent). A Redis error leaves it to lapse on its own."""
         if self._leases.pop(lease.lease_id, None) is None:
             return
-        REALTIME_OPEN.labels(lease.kind).dec()
         if lease._timer is not None:
             lease._timer.cancel()
         if lease.device_id is not None:
@@ -204,6 +206,10 @@ class StreamLeases:
             await self._redis.zrem(leases_key(self._prefix, lease.user_id), lease.lease_id)
         except REDIS_ERRORS as exc:
             logger.warning("stream lease not released ({!r}); it lapses on its own", exc)
+        finally:
+            # Counted down last: once the process shows it closed, the user's slot is free too.
+            REALTIME_OPEN.labels(lease.kind).dec()
+            self._open -= 1
 
     def device_removed(self, segment: str, device_id: str) -> None:
         """The device `device_id` of the user whose channel segment is `segment` was removed:
