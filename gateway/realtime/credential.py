@@ -1,4 +1,4 @@
-"""When the credential of a request that opens a stream expires: the stream ends then.
+"""When the credential of a request that opens a stream or socket expires: it ends then.
 
 Only user tokens open streams (API keys never act for users), and by the time this is asked
 the authenticator has verified the token, so reading its `exp` claim without checking the
@@ -8,17 +8,22 @@ signature again is reading a verified value.
 from __future__ import annotations
 
 import jwt
-from fastapi import Request
+from starlette.requests import HTTPConnection
 
-from gateway.auth.dependencies import extract_credential
+from gateway.auth.dependencies import API_KEY_HEADER, extract_credential
 
 
-def credential_expiry(request: Request) -> float:
-    """The `exp` (epoch seconds) of the request's verified bearer token."""
+def token_expiry(token: str) -> float:
+    """The `exp` (epoch seconds) of a bearer token the authenticator already verified."""
+    claims = jwt.decode(token, options={"verify_signature": False})
+    return float(claims["exp"])
+
+
+def credential_expiry(conn: HTTPConnection) -> float:
+    """The `exp` of the verified bearer token in the request's (or WebSocket's) headers."""
     credential = extract_credential(
-        request.headers.get("authorization"), request.headers.get("x-api-key")
+        conn.headers.get("authorization"), conn.headers.get(API_KEY_HEADER)
     )
     if credential is None or credential.kind != "bearer":
         raise ValueError("only a bearer token opens a stream")
-    claims = jwt.decode(credential.value, options={"verify_signature": False})
-    return float(claims["exp"])
+    return token_expiry(credential.value)

@@ -1,10 +1,17 @@
 """What every open stream and socket goes through: the caps it counts against on open, and
 the signal that ends it (its credential expired, or its device was removed).
 
-    lease = await leases.acquire(user_id, device_id, "stream", credential_expires_at)
+    leases = leases_of(app)                      # gateway/routes/realtime.py, one per process
+    lease = await leases.acquire(user_id, device_id, "socket", credential_expires_at)
     lease.on_end(callback)          # called once, with "expired" or "revoked"
     ...
     await leases.release(lease)     # on close, however it closes
+
+or `async with leases.held(user_id, device_id, "socket", expires_at) as lease: ...`.
+`acquire` raises CapRefused (status 429 or 503, `code`, `detail`, `retry_after_s`) at a cap.
+The revocation comes from the process's realtime hub (`hub_of(app)`), which reports removals
+only for users it holds a subscription of: a stream or socket keeps its hub subscription
+open for as long as it holds its lease (both do anyway, to receive the user's messages).
 
 Caps (docs/SYNC.md):
 - per gateway process (REALTIME_STREAMS_PER_PROCESS): a count in this process, checked first
@@ -29,7 +36,8 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -188,6 +196,17 @@ class StreamLeases:
         if self._refresher is None or self._refresher.done():
             self._refresher = asyncio.create_task(self._refresh_forever(), name="stream-leases")
         return lease
+
+    @asynccontextmanager
+    async def held(
+        self, user_id: str, device_id: str | None, kind: Kind, expires_at: float
+    ) -> AsyncIterator[Lease]:
+        """`acquire` on entry, `release` on exit."""
+        lease = await self.acquire(user_id, device_id, kind, expires_at)
+        try:
+            yield lease
+        finally:
+            await self.release(lease)
 
     async def release(self, lease: Lease) -> None:
         """Give the lease back (idempotent). A Redis error leaves it to lapse on its own."""
