@@ -76,6 +76,9 @@ async def test_a_removed_devices_stream_ends_with_revoked_within_a_second(
                 return body.get("presence") == "removed" and body.get("device_id") == "tv-1"
 
             applied = await phone.inbox.wait_for(removal, wait_s=15)
+            # Only the removed device's stream ended: the phone's is still open.
+            assert phone._task is not None and not phone._task.done()
+            assert not [h for h in phone.inbox.heard if h.channel == "revoked"]
         finally:
             await tv.close()
             await phone.close()
