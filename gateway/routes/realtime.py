@@ -29,6 +29,7 @@ from agreements.sync_realtime import EVENT_ID_FORM, MAX_ID_PART, REPLAY_WINDOW_S
 from core.observability.metrics import AUTH_FAILURES, REALTIME_TICKETS
 from gateway.auth.dependencies import API_KEY_HEADER, own_user
 from gateway.auth.errors import BadAuthRequest, Forbidden, challenge
+from gateway.device_ownership import FROM_HEADER, UNKNOWN_DEVICE, require_own_device
 from gateway.errors import error_response
 from gateway.realtime.credential import credential_expiry
 from gateway.realtime.hub import HubUnavailable, RealtimeHub
@@ -49,6 +50,7 @@ from gateway.request_parameters import (
 )
 from gateway.routes.user_routes import (
     READ_RESPONSES,
+    device_checked,
     documented,
 )
 from gateway.sync_lookup import NO_STORE, json_document
@@ -244,7 +246,7 @@ class StreamTicket(BaseModel):
     response_model=StreamTicket,
     responses={
         401: {"description": "no valid credential"},
-        403: {"description": "another user's id, or (once checked) a device not registered"},
+        403: {"description": f"another user's id; or {UNKNOWN_DEVICE}"},
         422: {"description": "invalid path or X-Device-ID, each named with the reason"},
         503: {"description": "Redis cannot be reached; retry"},
     },
@@ -255,6 +257,7 @@ async def stream_ticket(request: Request) -> Response:
     Authorization header (`?ticket=`): for EventSource, which cannot send one."""
     principal, user_id = await own_user(request)
     device_id = ACTING_DEVICE.read(request)
+    await require_own_device(request, user_id, device_id)
     settings = request.app.state.settings
     issued = await issue_ticket(
         request.app.state.redis,
@@ -287,7 +290,7 @@ async def stream_ticket(request: Request) -> Response:
         },
         400: {"description": "both a ticket and a credential header were sent"},
         404: {"description": "this deployment delivers through PubNub (see .../realtime)"},
-        **READ_RESPONSES,
+        **device_checked(READ_RESPONSES),
         401: {
             "description": "no valid credential; or `invalid_ticket`: the ticket is "
             "malformed, unknown, already used, expired, or for another user"
@@ -375,6 +378,10 @@ async def stream(request: Request) -> Response:
         device_id = MAYBE_ACTING_DEVICE.read(request)
         last = _last_event_id(request)
         expires_at = credential_expiry(request)
+    if device_id is not None:
+        # Also for a ticket: the device may have been removed since it was issued.
+        named_by = "query.ticket" if "ticket" in request.query_params else FROM_HEADER
+        await require_own_device(request, user_id, device_id, named_by)
     if _pubnub(request):
         raise HTTPException(
             404,

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from core.config import RateLimitSettings, Settings
 from core.observability.metrics import REALTIME_ENDED, REALTIME_OPEN, REALTIME_REFUSED
 from gateway.realtime.lifecycle import CapRefused, StreamLeases, leases_key
-from tests.auth.helpers import bearer, user_token
+from tests.auth.helpers import bearer, register_devices, user_token
 from tests.edge.stream_clients import EventSourceLike, served_gateway
 from tests.edge.test_stream_tickets import counter, with_realtime
 
@@ -31,7 +31,9 @@ async def open_stream(base: str, http: httpx.AsyncClient, user: str, token: str)
     return source
 
 
-async def test_each_cap_crossing_is_answered_and_counted(settings: Settings) -> None:
+async def test_each_cap_crossing_is_answered_and_counted(
+    settings: Settings, topics_created: None
+) -> None:
     capped = with_realtime(settings, streams_per_user=2, streams_per_process=3)
     # Ticketed opens are anonymous requests (the rate limiter runs before the ticket is
     # redeemed): off here, so this loopback address's 5 per second do not answer first.
@@ -40,6 +42,8 @@ async def test_each_cap_crossing_is_answered_and_counted(settings: Settings) -> 
     tokens = {u: user_token(settings, subject=u, scopes=SCOPES) for u in (alice, bob, carol)}
     opened: list[EventSourceLike] = []
     async with served_gateway(capped) as (app, base), httpx.AsyncClient(base_url=base) as http:
+        for user in (alice, bob, carol):
+            await register_devices(http, settings, user, "d-1")
         try:
             for _ in range(2):
                 source = await open_stream(base, http, alice, tokens[alice])
@@ -120,10 +124,13 @@ async def test_the_user_cap_holds_across_processes_and_a_dead_ones_leases_lapse(
         await second.close()
 
 
-async def test_a_stream_ends_with_expired_when_its_token_does(settings: Settings) -> None:
+async def test_a_stream_ends_with_expired_when_its_token_does(
+    settings: Settings, topics_created: None
+) -> None:
     user = f"exp-{uuid.uuid4().hex[:6]}"
     ended_before = counter(REALTIME_ENDED, "expired")
     async with served_gateway(settings) as (app, base), httpx.AsyncClient(base_url=base) as http:
+        await register_devices(http, settings, user, "d-1")
         for how in ("ticket", "token"):
             token = user_token(settings, subject=user, scopes=SCOPES, ttl_s=3)
             expires_at = int(time.time()) + 3

@@ -14,7 +14,7 @@ import redis.asyncio as aioredis
 
 from core.config import ConfigError, GatewaySettings, RealtimeSettings, Settings, settings_with
 from core.observability.metrics import AUTH_FAILURES, REALTIME_TICKETS
-from tests.auth.helpers import bearer, user_token
+from tests.auth.helpers import bearer, register_devices, remove_device, user_token
 from tests.edge.stream_clients import EventSourceLike, served_gateway
 
 SCOPES = ["devices:read", "watchlist:read"]
@@ -53,11 +53,15 @@ async def refused(base: str, url: str) -> dict[str, object]:
 
 
 async def test_an_eventsource_opens_the_stream_with_a_ticket_once(
-    settings: Settings, redis_client: aioredis.Redis, log_messages: list[str]
+    settings: Settings,
+    topics_created: None,
+    redis_client: aioredis.Redis,
+    log_messages: list[str],
 ) -> None:
     user, other = f"web-{uuid.uuid4().hex[:8]}", f"web-{uuid.uuid4().hex[:8]}"
     token = user_token(settings, subject=user, scopes=SCOPES)
     async with served_gateway(settings) as (_, base), httpx.AsyncClient(base_url=base) as http:
+        await register_devices(http, settings, user, "web-1")
         issued_before = counter(REALTIME_TICKETS, "issued")
         ticket = await ticket_for(http, user, token)
         assert counter(REALTIME_TICKETS, "issued") == issued_before + 1
@@ -140,13 +144,12 @@ async def test_an_eventsource_opens_the_stream_with_a_ticket_once(
     assert log_messages and not any(secret in line for line in log_messages)
 
 
-async def test_an_expired_ticket_is_refused(
-    settings: Settings, redis_client: aioredis.Redis
-) -> None:
+async def test_an_expired_ticket_is_refused(settings: Settings, topics_created: None) -> None:
     user = f"web-{uuid.uuid4().hex[:8]}"
     token = user_token(settings, subject=user, scopes=SCOPES)
     quick = with_realtime(settings, ticket_ttl_s=1)
     async with served_gateway(quick) as (_, base), httpx.AsyncClient(base_url=base) as http:
+        await register_devices(http, settings, user, "web-1")
         ticket = await ticket_for(http, user, token)
         await asyncio.sleep(1.2)
         expired = await refused(base, str(ticket["stream_url"]))
@@ -155,11 +158,12 @@ async def test_an_expired_ticket_is_refused(
 
 
 async def test_a_ticket_carries_the_tokens_scopes_and_lives_no_longer_than_the_token(
-    settings: Settings,
+    settings: Settings, topics_created: None
 ) -> None:
     user = f"web-{uuid.uuid4().hex[:8]}"
     sync_only = user_token(settings, subject=user, scopes=["watchlist:read"], ttl_s=20)
     async with served_gateway(settings) as (_, base), httpx.AsyncClient(base_url=base) as http:
+        await register_devices(http, settings, user, "web-1")
         ticket = await ticket_for(http, user, sync_only)
         # The token has 20 s left: so has the ticket.
         assert int(ticket["expires_in_s"]) <= 20  # type: ignore[call-overload]
@@ -172,7 +176,9 @@ async def test_a_ticket_carries_the_tokens_scopes_and_lives_no_longer_than_the_t
     assert "devices:read" in answer.json()["detail"]
 
 
-async def test_cors_answers_the_configured_origins_only(settings: Settings) -> None:
+async def test_cors_answers_the_configured_origins_only(
+    settings: Settings, topics_created: None
+) -> None:
     origin = "https://app.example.com"
     with_cors = settings.model_copy(
         update={
@@ -188,6 +194,7 @@ async def test_cors_answers_the_configured_origins_only(settings: Settings) -> N
         "Access-Control-Request-Headers": "authorization, x-device-id",
     }
     async with served_gateway(with_cors) as (_, base), httpx.AsyncClient(base_url=base) as http:
+        await register_devices(http, settings, user, "web-1")
         preflight = await http.options(url, headers=preflight_headers)
         assert preflight.status_code == 200, preflight.text
         assert preflight.headers["access-control-allow-origin"] == origin
@@ -215,6 +222,37 @@ async def test_cors_answers_the_configured_origins_only(settings: Settings) -> N
         )
         assert plain.status_code == 200
         assert not [h for h in plain.headers if h.startswith("access-control-")]
+
+
+async def test_only_a_registered_device_gets_a_ticket_and_opens_its_stream(
+    settings: Settings, topics_created: None
+) -> None:
+    user = f"web-{uuid.uuid4().hex[:8]}"
+    token = user_token(settings, subject=user, scopes=SCOPES)
+    async with served_gateway(settings) as (_, base), httpx.AsyncClient(base_url=base) as http:
+        # (A device never registered needs the sync agent to say so; one removed is known
+        # from the register the gateway writes itself.)
+        await register_devices(http, settings, user, "web-1", "old-1")
+        await remove_device(http, settings, user, "old-1")
+        gone = await http.post(
+            f"/api/v1/users/{user}/stream/ticket",
+            headers={**bearer(token), "X-Device-ID": "old-1"},
+        )
+        assert gone.status_code == 403, gone.text
+        assert gone.json()["error"] == "unknown_device"
+        assert gone.json()["fields"][0]["field"] == "header.X-Device-ID"
+
+        ticket = await ticket_for(http, user, token)
+        await remove_device(http, settings, user, "web-1")
+        # Removed after its ticket was issued: the stream does not open.
+        source = EventSourceLike(base + str(ticket["stream_url"]))
+        try:
+            answer = await source.open()
+        finally:
+            await source.close()
+    assert answer.status_code == 403
+    assert answer.json()["error"] == "unknown_device"
+    assert answer.json()["fields"][0]["field"] == "query.ticket"
 
 
 def test_credentials_for_every_origin_are_refused_at_start() -> None:
