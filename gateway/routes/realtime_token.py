@@ -26,7 +26,7 @@ from agreements.pubnub_access import AccessRefused, AccessUnavailable, PubNubAcc
 from core.observability.metrics import REALTIME_TOKENS
 from gateway.auth.dependencies import own_user
 from gateway.auth.errors import Unauthorized
-from gateway.device_ownership import UNKNOWN_DEVICE, require_own_device
+from gateway.device_ownership import UNKNOWN_DEVICE, UnknownDevice, require_own_device
 from gateway.errors import error_response
 from gateway.realtime.token_rules import MIN_TTL_MIN, granted_channels, ttl_minutes
 from gateway.request_parameters import ACTING_DEVICE, USER_ID
@@ -145,7 +145,7 @@ async def realtime_token(request: Request) -> Response:
     # check again now that the token is on record (a removal applied later revokes it).
     try:
         await require_own_device(request, user_id, device_id)
-    except Exception:
+    except UnknownDevice:
         await access_of(request.app).revoke(token)
         await realtime_tokens.forget(redis, prefix, user_id, device_id, [token])
         raise
