@@ -16,11 +16,15 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.redaction import MASK, redact_text, redact_url
+
 ENV_FILE_VARIABLE = "MGW_ENV_FILE"
 
 
 class ConfigError(ValueError):
-    """Raised with one line per bad variable: its name, the reason and the value seen."""
+    """Raised with one line per bad variable: its name, the reason and the value seen (never a
+    secret's value, and URLs with their password masked: the message reaches logs and
+    terminals)."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
@@ -29,6 +33,11 @@ class ConfigError(ValueError):
 
 def _env_file() -> str:
     return os.environ.get(ENV_FILE_VARIABLE, ".env")
+
+
+def secret_value(secret: SecretStr | None) -> str | None:
+    """The value of an optional secret, for the one call that needs it in clear."""
+    return None if secret is None else secret.get_secret_value()
 
 
 class _Section(BaseSettings):
@@ -44,6 +53,17 @@ class _Section(BaseSettings):
         if field in cls.aliases:
             return cls.aliases[field]
         return (cls.model_config.get("env_prefix", "") + field).upper()
+
+    @classmethod
+    def is_secret(cls, field: str) -> bool:
+        info = cls.model_fields.get(field)
+        return info is not None and "SecretStr" in str(info.annotation)
+
+    def __repr_args__(self) -> Any:
+        # repr() and str() of settings reach logs and tracebacks: URLs with their password
+        # masked (secrets are SecretStr, which already print as **********).
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if isinstance(value, str) else value
 
 
 def _split_csv(value: Any) -> Any:
@@ -86,6 +106,10 @@ class KafkaSettings(_Section):
         if not value:
             raise ValueError("at least one host:port is required")
         for broker in value:
+            if "@" in broker or "://" in broker:
+                # The broker list is published (the AsyncAPI document's servers): it must
+                # never carry credentials.
+                raise ValueError(f"{redact_url(broker)!r} is not host:port (no credentials)")
             host, _, port = broker.rpartition(":")
             if not host or not port.isdigit():
                 raise ValueError(f"{broker!r} is not host:port")
@@ -143,7 +167,7 @@ class QdrantSettings(_Section):
 
     # A server URL selects qdrant-client; without one the in-process engine at `path` is used.
     url: str | None = None
-    api_key: str | None = None
+    api_key: SecretStr | None = None
     path: Path = Path(".mgw/qdrant")
     collection: str = "content"
 
@@ -159,7 +183,7 @@ class EmbeddingSettings(_Section):
 class OpenAISettings(_Section):
     model_config = SettingsConfigDict(env_prefix="OPENAI_", extra="ignore")
 
-    api_key: str | None = None
+    api_key: SecretStr | None = None
     base_url: str | None = None
     chat_model: str = "gpt-4o-mini"
     embedding_model: str = "text-embedding-3-small"
@@ -399,9 +423,23 @@ def _describe(section: type[_Section], error: dict[str, Any]) -> str:
             name = alias
             field = alias_field
     value = error.get("input")
-    shown = "" if isinstance(value, dict) else f" (got {value!r})"
-    reason = error["msg"].removeprefix("Value error, ")
+    if isinstance(value, dict):
+        shown = ""
+    elif section.is_secret(field):
+        shown = f" (got {MASK}: a secret's value is never shown)"
+    else:
+        # A URL, or a list of host:port, may embed a password: shown with it masked.
+        shown = f" (got {_masked(value)!r})"
+    reason = redact_text(error["msg"].removeprefix("Value error, "))
     return f"{name}: {reason}{shown}"
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_url(value) if "@" in value else value
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
 
 
 def load_settings(env_file: str | Path | None = None) -> Settings:

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.config import Settings
+from core.config import Settings, secret_value
 from core.observability.dependencies import (
     KAFKA,
     POSTGRES,
@@ -149,7 +149,9 @@ def standard_checker(
             checks[READ_MODEL] = read_model_check(redis_client, settings.redis.key_prefix)
     if QDRANT in needs:
         q = settings.qdrant
-        checks[QDRANT] = qdrant_check(q.url, q.api_key, timeout_s) if q.url else embedded_qdrant
+        checks[QDRANT] = (
+            qdrant_check(q.url, secret_value(q.api_key), timeout_s) if q.url else embedded_qdrant
+        )
     if PUBNUB in needs and settings.pubnub.subscribe_key:
         pn = settings.pubnub
         checks[PUBNUB] = pubnub_check(pn.origin or PUBNUB_ORIGIN, pn.ssl, timeout_s)
