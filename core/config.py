@@ -7,6 +7,7 @@ environment wins). Each section reads its own flat variables (`KAFKA_BROKERS`, n
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from functools import lru_cache
@@ -247,6 +248,26 @@ class GatewaySettings(_Section):
     # idempotency_lock_s (longer than any write takes; a crashed gateway's hold then lapses).
     idempotency_ttl_s: int = Field(default=86_400, ge=60, le=30 * 86_400)
     idempotency_lock_s: float = Field(default=60.0, gt=0, le=3600)
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (uvicorn's proxy headers):
+    # addresses or networks (10.0.0.0/8), or * for any. Empty (the default): none, and the
+    # client address is the socket peer's. Set it to the reverse proxy's addresses only: a
+    # trusted peer decides the address the rate limits, failed-auth budget and logs key on,
+    # so * lets any client pick its own (docs/OPERATIONS.md).
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    _split_forwarded = field_validator("forwarded_allow_ips", mode="before")(_split_csv)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_forwarded(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address, a network or *") from None
+        return value
 
     def worker_count(self) -> int:
         return self.workers or os.cpu_count() or 1
