@@ -194,7 +194,9 @@ class OpenAISettings(_Section):
 class PubNubSettings(_Section):
     model_config = SettingsConfigDict(env_prefix="PUBNUB_", extra="ignore")
 
-    publish_key: str | None = None
+    # The publish key lets its holder publish on every channel of the keyset: a secret. The
+    # subscribe key is handed to devices (GET .../realtime), so it is not one.
+    publish_key: SecretStr | None = None
     subscribe_key: str | None = None
     # host:port; a loopback origin in tests, PubNub's own by default.
     origin: str | None = None
