@@ -38,6 +38,7 @@ from core.observability.probes import (
     DEFAULT_TIMEOUT_S,
     PUBNUB_ORIGIN,
     Check,
+    CheckFailed,
     NotUsableYet,
     embedded_qdrant,
     kafka_check,
@@ -101,6 +102,8 @@ async def run_check(
     except NotUsableYet as exc:
         # Our own words (what the component is doing), safe to show.
         state, error = exc.state, str(exc)[:500]
+    except CheckFailed as exc:
+        error = str(exc)[:500]
     except Exception as exc:
         # The body is served on the public port: a short reason only. The exception's text
         # (hostnames, addresses, a driver's message) goes to the log.
