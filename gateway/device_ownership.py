@@ -9,7 +9,7 @@ devices document (gateway/sync_lookup.py), which asks the sync agent on a miss; 
 answer loads the register too, so the next request is on the hot path again.
 
 Registration and removal are 202-async: the gateway marks the device in the register as soon as
-the broker accepted the event (`note_registered`, `note_removed`), so the device can act the
+the broker accepted the event (`note_membership`), so the device can act the
 moment its registration is answered, and is refused the moment its removal is. docs/SYNC.md.
 """
 
