@@ -71,7 +71,11 @@ def device_checked(responses: dict[int | str, dict[str, Any]]) -> dict[int | str
     """`responses` whose 403 also names `unknown_device`: the operation names a device, which
     must be registered to the user (gateway/device_ownership.py)."""
     described = f"{responses[403]['description']}; or {UNKNOWN_DEVICE}"
-    return {**responses, 403: {"description": described}}
+    unloaded = (
+        f"{responses[503]['description']}; or `lookup_timeout`: the user's device register was "
+        "not in Redis and no sync agent answered in time"
+    )
+    return {**responses, 403: {"description": described}, 503: {"description": unloaded}}
 
 
 READ_RESPONSES: dict[int | str, dict[str, Any]] = {
