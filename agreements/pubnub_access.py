@@ -16,7 +16,7 @@ from pubnub.models.consumer.v3.channel import Channel
 from pubnub.pnconfiguration import PNConfiguration
 from pubnub.pubnub_asyncio import PubNubAsyncio
 
-from core.config import PubNubSettings
+from core.config import PubNubSettings, secret_value
 
 # A grant or revocation normally takes milliseconds; past this the request is given up.
 REQUEST_TIMEOUT_S = 5
@@ -27,7 +27,7 @@ RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 def pubnub_config(settings: PubNubSettings, role: str) -> PNConfiguration:
     """The configuration of a server-side client; `role` names it in PubNub's user ids."""
     config = PNConfiguration()
-    config.publish_key = settings.publish_key
+    config.publish_key = secret_value(settings.publish_key)
     config.subscribe_key = settings.subscribe_key
     if settings.secret_key is not None:
         # The SDK then signs every request (PAM v2 signatures, HMAC-SHA256 over the request).

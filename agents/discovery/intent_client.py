@@ -25,7 +25,7 @@ from prometheus_client import Counter
 from agents.discovery.cache_store import DiscoveryCache
 from agents.discovery.intent_llm import IntentReplyError, chat_request, parse_reply
 from agents.discovery.intent_rules import parse_intent
-from core.config import Settings
+from core.config import Settings, secret_value
 from core.resilience import CircuitOpen, breakers
 from schemas.discovery import ParsedIntent
 
@@ -56,7 +56,7 @@ class IntentResolver:
             # No retries of our own: the reply is awaited by a user, and the breaker decides
             # when to try again.
             self._client = AsyncOpenAI(
-                api_key=settings.openai.api_key,
+                api_key=secret_value(settings.openai.api_key),
                 base_url=settings.openai.base_url,
                 timeout=self._timeout_s,
                 max_retries=0,

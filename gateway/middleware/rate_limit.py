@@ -249,8 +249,8 @@ class RateLimiter:
 
 
 def client_identity(request: Request) -> str:
-    # The socket peer, not X-Forwarded-For: that header is the caller's to forge unless a
-    # trusted proxy sets it (not supported yet; see docs/AUTH.md).
+    # The socket peer; X-Forwarded-For only from the proxies GATEWAY_FORWARDED_ALLOW_IPS
+    # names (uvicorn rewrites the peer then; gateway/server.py), else the caller could forge it.
     return f"ip:{request.client.host if request.client else 'unknown'}"
 
 
