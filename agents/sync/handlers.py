@@ -32,6 +32,7 @@ from agents.sync.presence import ONLINE_TIMEOUT_S
 from agents.sync.progress import is_complete
 from agents.sync.views import continue_watching_document, devices_document, watchlist_document
 from agreements.sync_documents import CONTINUE_WATCHING_MAX
+from core.observability.metrics import BOUND_REFUSALS
 from schemas.envelope import Envelope
 from schemas.sync import SyncView
 from topics.registry import (
@@ -50,6 +51,21 @@ Clock = Callable[[], datetime]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _report_refused(agent: str, bound: str, merged: batches.Merged, limit: int) -> None:
+    """Operations dropped at a bound: they raced past the gateway's check (or came from a
+    producer that does not check); the metric and the log line are their only trace."""
+    for env in merged.refused:
+        BOUND_REFUSALS.labels(bound=bound, where="agent").inc()
+        logger.bind(agent=agent, correlation_id=env.correlation_id).warning(
+            "{}: {} of {} refused: past the bound {} = {}",
+            agent,
+            type(env.payload).__name__,
+            env.payload.user_id,
+            bound,
+            limit,
+        )
 
 
 def _log_merge(agent: str, batch: list[Envelope[Any]], merged: batches.Merged) -> None:
@@ -89,11 +105,14 @@ async def merge_watchlist(ctx: AgentContext, batch: list[Envelope[Any]]) -> None
         stored = await store.load_titles(
             uow.conn, [(env.payload.user_id, env.payload.content_id) for env in batch]
         )
-        merged = batches.watchlist(stored, batch)
+        sizes = await store.visible_counts(uow.conn, users)
+        limit = ctx.settings.sync.max_watchlist_size
+        merged = batches.watchlist(stored, batch, sizes, limit)
         await store.save_titles(uow.conn, list(merged.rows.values()))
         documents = await _render_watchlists(uow.conn, users, merged.changed_users)
         uow.add(merged.events)
     await store.write_views(ctx.redis, ctx.prefix, SyncView.watchlist, documents)
+    _report_refused(ctx.agent, "watchlist_size", merged, limit)
     _log_merge(ctx.agent, batch, merged)
 
 
@@ -158,7 +177,8 @@ def device_handler(clock: Clock = utcnow) -> Callable[[AgentContext, list[Envelo
                 for user, records in devices.items()
                 for device_id, record in records.items()
             }
-            merged = batches.devices(stored, batch, now)
+            limit = ctx.settings.sync.max_devices_per_user
+            merged = batches.devices(stored, batch, now, limit)
             await store.save_devices(uow.conn, list(merged.rows.values()))
             for (user, device_id), record in merged.rows.items():
                 devices.setdefault(user, {})[device_id] = record
@@ -166,6 +186,7 @@ def device_handler(clock: Clock = utcnow) -> Callable[[AgentContext, list[Envelo
             uow.add(merged.events)
         documents = _device_documents(devices, versions, now)
         await store.write_views(ctx.redis, ctx.prefix, SyncView.devices, documents)
+        _report_refused(ctx.agent, "devices_per_user", merged, limit)
         _log_merge(ctx.agent, batch, merged)
 
     return merge_devices

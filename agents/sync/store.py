@@ -121,6 +121,16 @@ async def save_titles(conn: asyncpg.Connection, rows: Sequence[TitleRow]) -> Non
     )
 
 
+async def visible_counts(conn: asyncpg.Connection, user_ids: Collection[str]) -> dict[str, int]:
+    """Titles on each user's watchlist now (for SYNC_MAX_WATCHLIST_SIZE)."""
+    rows = await conn.fetch(
+        "SELECT user_id, count(*) AS n FROM sync_watchlist "
+        "WHERE user_id = ANY($1::text[]) AND visible GROUP BY user_id",
+        sorted(set(user_ids)),
+    )
+    return {r["user_id"]: int(r["n"]) for r in rows}
+
+
 async def visible_titles(
     conn: asyncpg.Connection, user_id: str
 ) -> list[tuple[uuid.UUID, HLC, str | None, list[uuid.UUID]]]:
