@@ -327,8 +327,8 @@ class SyncSettings(_Section):
     # How long a watchlist tombstone (a removed add tag) is kept, from the stamp of the remove
     # that made it: long enough for a device offline that long to sync its edits. 30 days.
     tombstone_retention_s: float = Field(default=30 * 86_400.0, gt=0, le=3650 * 86_400)
-    # How often the sync agent compacts expired tombstones, and at most how many titles a run.
-    tombstone_compaction_interval_s: float = Field(default=3600.0, gt=0, le=7 * 86_400)
+    # At most this many titles are compacted per run of the sync agent's compaction timer
+    # (every 5 minutes); a title written to is compacted as it is written.
     tombstone_compaction_batch: int = Field(default=1000, ge=1, le=100_000)
 
 

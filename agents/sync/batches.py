@@ -22,7 +22,7 @@ from agents.sync.devices import DeviceChange, DeviceRecord
 from agents.sync.messages import command_events, message_id, realtime_event
 from agents.sync.progress import Position, merge
 from agents.sync.records import TitleState, decode_titles, encode_title
-from agents.sync.watchlist import WatchlistState, apply, contains
+from agents.sync.watchlist import WatchlistState, apply, compact_title, contains
 from schemas.envelope import Envelope
 from schemas.sync import (
     HLC,
@@ -63,6 +63,8 @@ class Merged:
     events: list[Outgoing] = field(default_factory=list)
     # Operations dropped because they would cross a bound (docs/OPERATIONS.md#bounds).
     refused: list[Envelope[Any]] = field(default_factory=list)
+    # Watchlist tombstones and clears dropped past their retention.
+    compacted: int = 0
 
 
 def _title_row(state: WatchlistState, content_id: uuid.UUID) -> TitleRow:
@@ -83,6 +85,7 @@ def watchlist(
     batch: Sequence[Envelope[WatchlistUpdate]],
     sizes: Mapping[str, int] | None = None,
     max_size: int | None = None,
+    compact_before_us: int | None = None,
 ) -> Merged:
     """OR-Set operations into the users' stored titles; rows keyed by (user, title).
 
@@ -92,7 +95,9 @@ def watchlist(
     nothing a device sees.
 
     `sizes` (titles on each user's list before the batch) and `max_size`: an add that would put
-    a new title on a list already holding `max_size` is refused (in `refused`, not applied)."""
+    a new title on a list already holding `max_size` is refused (in `refused`, not applied).
+    `compact_before_us`: tombstones and clears of the loaded titles stamped before it are
+    dropped (their rows rewritten), so a storm of removes on one title stays bounded."""
     states = {user: decode_titles(user, titles) for user, titles in stored.items()}
     counts = dict(sizes or {})
     out = Merged()
@@ -127,6 +132,13 @@ def watchlist(
                 env,
             )
         )
+    if compact_before_us is not None:
+        for state in states.values():
+            for cid in set(state.tombstones) | set(state.cleared):
+                dropped = compact_title(state, cid, compact_before_us)
+                if dropped:
+                    out.compacted += dropped
+                    out.rows[(state.user_id, cid)] = _title_row(state, cid)
     return out
 
 

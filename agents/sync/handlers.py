@@ -26,13 +26,15 @@ from agents.framework.resources import Resource
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
 from agents.sync import batches, store
+from agents.sync.clock import to_physical_us
 from agents.sync.devices import DeviceRecord, went_offline
 from agents.sync.messages import message_id, realtime_event, to_deliver
 from agents.sync.presence import ONLINE_TIMEOUT_S
 from agents.sync.progress import is_complete
+from agents.sync.records import is_empty
 from agents.sync.views import continue_watching_document, devices_document, watchlist_document
 from agreements.sync_documents import CONTINUE_WATCHING_MAX
-from core.observability.metrics import BOUND_REFUSALS
+from core.observability.metrics import BOUND_REFUSALS, TOMBSTONES_COMPACTED
 from schemas.envelope import Envelope
 from schemas.sync import SyncView
 from topics.registry import (
@@ -95,9 +97,22 @@ async def _render_watchlists(
     return out
 
 
+def _retention_cutoff(ctx: AgentContext) -> datetime:
+    return utcnow() - timedelta(seconds=ctx.settings.sync.tombstone_retention_s)
+
+
+async def _save_titles(conn: asyncpg.Connection, rows: list[batches.TitleRow]) -> None:
+    """Write the changed titles; a title compacted to nothing (not on the list, no tombstone,
+    no clear) loses its row, so removes of titles never added leave no trace past retention."""
+    empty = [r for r in rows if not r.visible and is_empty(r.state)]
+    await store.save_titles(conn, [r for r in rows if r.visible or not is_empty(r.state)])
+    await store.delete_titles(conn, [(r.user_id, r.content_id) for r in empty])
+
+
 async def merge_watchlist(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
     """OR-Set operations into each user's watchlist; one message per operation that changed it."""
     users = {env.payload.user_id for env in batch}
+    compact_before_us = to_physical_us(_retention_cutoff(ctx))
     async with unit_of_work(ctx) as uow:
         await store.lock_users(uow.conn, users)
         # A retry (same Idempotency-Key) is stamped anew at the gateway: only its id repeats.
@@ -107,13 +122,41 @@ async def merge_watchlist(ctx: AgentContext, batch: list[Envelope[Any]]) -> None
         )
         sizes = await store.visible_counts(uow.conn, users)
         limit = ctx.settings.sync.max_watchlist_size
-        merged = batches.watchlist(stored, batch, sizes, limit)
-        await store.save_titles(uow.conn, list(merged.rows.values()))
+        merged = batches.watchlist(stored, batch, sizes, limit, compact_before_us)
+        await _save_titles(uow.conn, list(merged.rows.values()))
         documents = await _render_watchlists(uow.conn, users, merged.changed_users)
         uow.add(merged.events)
     await store.write_views(ctx.redis, ctx.prefix, SyncView.watchlist, documents)
     _report_refused(ctx.agent, "watchlist_size", merged, limit)
+    TOMBSTONES_COMPACTED.inc(merged.compacted)
     _log_merge(ctx.agent, batch, merged)
+
+
+# A client's stamp may lead the server's clock by a minute (gateway/sync_clock.py): rows left
+# alone this much longer than the retention hold only expired stamps.
+_CLIENT_LEAD = timedelta(minutes=2)
+
+
+async def compact_tombstones(ctx: AgentContext) -> int:
+    """Compact the titles nobody wrote to for longer than SYNC_TOMBSTONE_RETENTION_S (the
+    merge compacts the titles it writes); how many tombstones and clears were dropped."""
+    cutoff = _retention_cutoff(ctx)
+    batch_size = ctx.settings.sync.tombstone_compaction_batch
+    keys = await store.titles_to_compact(ctx.pool, cutoff - _CLIENT_LEAD, batch_size)
+    if not keys:
+        return 0
+    async with unit_of_work(ctx) as uow:
+        await store.lock_users(uow.conn, {user for user, _ in keys})
+        stored = await store.load_titles(uow.conn, keys)
+        merged = batches.watchlist(stored, [], compact_before_us=to_physical_us(cutoff))
+        await _save_titles(uow.conn, list(merged.rows.values()))
+    TOMBSTONES_COMPACTED.inc(merged.compacted)
+    logger.info(
+        "watchlist compaction: {} tombstone(s) and clear(s) dropped from {} title(s)",
+        merged.compacted,
+        len(merged.rows),
+    )
+    return merged.compacted
 
 
 async def _render_progress(
@@ -410,4 +453,5 @@ TIMERS = [
         name="presence-sweep", group="sync", interval_s=5.0, run=presence_sweep(), at_start=True
     ),
     TimerSpec(name="command-prune", group="sync", interval_s=3600.0, run=prune_commands),
+    TimerSpec(name="tombstone-compaction", group="sync", interval_s=300.0, run=compact_tombstones),
 ]
