@@ -1,12 +1,15 @@
 """The gateway's checks of the per-user bounds of sync: devices per user and watchlist size.
 
-Both read the user's read-model document from Redis (one HGET; the gateway never reads
-PostgreSQL) and refuse with 409 what would cross the bound. The check is a courtesy with a
-clear answer, not the guarantee: two writes can pass it together, a document can be a moment
-old, and a user whose document is not in Redis yet is let through (asking the sync agent for it
-would make every write wait on a lookup). The sync agent, which holds each user's lock while
-it merges, enforces the same bound and drops what got past (agents/sync/batches.py). See
-docs/OPERATIONS.md#bounds.
+Both read Redis only (the gateway never reads PostgreSQL) and refuse with 409 what would cross
+the bound. Devices: the user's device register (agreements/device_register.py, one HGETALL),
+which the gateway marks as each registration is accepted, so a burst of registrations is
+counted before the agent applied them; while the register is not complete, the devices
+document adds what the agent last wrote. The watchlist: its read-model document (one HGET). The
+check is a courtesy with a clear answer, not the guarantee: two writes can pass it together, a
+document can be a moment old, and a user of whom Redis holds nothing is let through (asking
+the sync agent would make every write wait on a lookup). The sync agent, which holds each
+user's lock while it merges, enforces the same bound and drops what got past
+(agents/sync/batches.py). See docs/OPERATIONS.md#bounds.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import uuid
 import orjson
 from fastapi import Request, Response
 
+from agreements.device_register import COMPLETE, is_registered, register_key
 from agreements.sync_read_model import read_document
 from core.observability.metrics import BOUND_REFUSALS
 from gateway.errors import error_response
@@ -32,13 +36,29 @@ def registered_devices(document: bytes) -> set[str]:
     return {entry["device_id"] for entry in orjson.loads(document)["devices"]}
 
 
+async def _registered(request: Request, user_id: str) -> set[str]:
+    """The user's registered devices as far as Redis knows them."""
+    app = request.app
+    prefix = app.state.settings.redis.key_prefix
+    fields = await app.state.redis.hgetall(register_key(prefix, user_id))
+    complete = COMPLETE.encode() in fields
+    devices = {
+        name.decode()
+        for name, value in fields.items()
+        if name != COMPLETE.encode() and is_registered(value)
+    }
+    if not complete:
+        document = await _document(request, SyncView.devices, user_id)
+        if document is not None:
+            removed = {n.decode() for n, v in fields.items() if not is_registered(v)}
+            devices |= registered_devices(document) - removed
+    return devices
+
+
 async def device_limit(request: Request, user_id: str, device_id: str) -> Response | None:
     """409 `device_limit_reached` when `device_id` is new and the user has the most devices."""
     cap = request.app.state.settings.sync.max_devices_per_user
-    document = await _document(request, SyncView.devices, user_id)
-    if document is None:
-        return None
-    devices = registered_devices(document)
+    devices = await _registered(request, user_id)
     if device_id in devices or len(devices) < cap:
         return None
     BOUND_REFUSALS.labels(bound="devices_per_user", where="gateway").inc()

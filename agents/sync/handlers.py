@@ -33,6 +33,7 @@ from agents.sync.presence import ONLINE_TIMEOUT_S
 from agents.sync.progress import is_complete
 from agents.sync.records import is_empty
 from agents.sync.views import continue_watching_document, devices_document, watchlist_document
+from agreements.device_register import mark
 from agreements.sync_documents import CONTINUE_WATCHING_MAX
 from core.observability.metrics import BOUND_REFUSALS, TOMBSTONES_COMPACTED
 from schemas.envelope import Envelope
@@ -206,6 +207,17 @@ def _device_documents(
     }
 
 
+async def _unmark_refused(ctx: AgentContext, refused: list[Envelope[Any]]) -> None:
+    """The gateway marked each of these registrations in the device register when it accepted
+    it; the agent refused them, so each is marked removed at its own stamp (on equal stamps a
+    removal wins): the device is not the user's, for the ownership check and for the count."""
+    for env in refused:
+        event = env.payload
+        await mark(
+            ctx.redis, ctx.prefix, event.user_id, event.device.device_id, event.timestamp, False
+        )
+
+
 def device_handler(clock: Clock = utcnow) -> Callable[[AgentContext, list[Envelope[Any]]], Any]:
     """Registrations, heartbeats or removals (one topic each) into the device records."""
 
@@ -228,7 +240,10 @@ def device_handler(clock: Clock = utcnow) -> Callable[[AgentContext, list[Envelo
             versions = await store.versions(uow.conn, SyncView.devices, users, merged.changed_users)
             uow.add(merged.events)
         documents = _device_documents(devices, versions, now)
+        # The ownership check first: a device the document lists is never refused.
+        await store.write_device_register(ctx.redis, ctx.prefix, users, devices)
         await store.write_views(ctx.redis, ctx.prefix, SyncView.devices, documents)
+        await _unmark_refused(ctx, merged.refused)
         _report_refused(ctx.agent, "devices_per_user", merged, limit)
         _log_merge(ctx.agent, batch, merged)
 
@@ -370,6 +385,9 @@ async def _load_view(ctx: AgentContext, view: SyncView, user_id: str) -> tuple[i
         else:
             devices = await store.load_devices(conn, [user_id])
             doc = devices_document(user_id, version, devices.get(user_id, {}).values(), utcnow())
+    if view is SyncView.devices:
+        # Loaded for a miss: the gateway's ownership check gets the user's devices too.
+        await store.write_device_register(ctx.redis, ctx.prefix, [user_id], devices)
     return version, doc.model_dump_json().encode()
 
 

@@ -20,6 +20,7 @@ from core.publisher import Publisher
 from gateway.accepted import Accepted, accepted
 from gateway.auth.dependencies import own_user
 from gateway.bounds import watchlist_limit
+from gateway.device_ownership import require_own_device
 from gateway.idempotency import operation_id
 from gateway.json_body import openapi_body, optional_body
 from gateway.request_parameters import (
@@ -29,6 +30,7 @@ from gateway.request_parameters import (
 )
 from gateway.routes.user_routes import (
     READ_RESPONSES,
+    device_checked,
     documented,
     responses_with_rules,
 )
@@ -82,7 +84,7 @@ async def _publish(request: Request, update: WatchlistUpdate, event_id: uuid.UUI
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WatchlistAccepted,
     responses={
-        **responses_with_rules(CLOCK_RULE),
+        **device_checked(responses_with_rules(CLOCK_RULE)),
         409: {
             "description": "`watchlist_full`: a title not on the list, and the list already "
             "holds SYNC_MAX_WATCHLIST_SIZE (5000) titles; or `idempotency_in_flight`"
@@ -103,6 +105,8 @@ async def add_to_watchlist(request: Request) -> Response:
     content_id = CONTENT_ID.read(request)
     device_id = MAYBE_ACTING_DEVICE.read(request)
     body = await optional_body(request, AddBody)
+    if device_id is not None:
+        await require_own_device(request, user_id, device_id)
     refused = await watchlist_limit(request, user_id, content_id)
     if refused is not None:
         return refused
@@ -123,7 +127,7 @@ async def add_to_watchlist(request: Request) -> Response:
     "/{content_id}",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WatchlistAccepted,
-    responses=responses_with_rules(CLOCK_RULE),
+    responses=device_checked(responses_with_rules(CLOCK_RULE)),
     openapi_extra=documented(
         USER_ID,
         CONTENT_ID,
@@ -139,6 +143,8 @@ async def remove_from_watchlist(request: Request) -> Response:
     content_id = CONTENT_ID.read(request)
     device_id = MAYBE_ACTING_DEVICE.read(request)
     body = await optional_body(request, RemoveBody)
+    if device_id is not None:
+        await require_own_device(request, user_id, device_id)
     update = WatchlistUpdate(
         user_id=user_id,
         operation=WatchlistOperation.remove,

@@ -15,6 +15,7 @@ from prometheus_client import REGISTRY
 from agents.framework.context import AgentContext, ContextHolder
 from agents.sync.clock import to_physical_us
 from agents.sync.handlers import device_handler, merge_watchlist
+from agreements.device_register import mark
 from agreements.sync_read_model import read_document
 from core.config import Settings
 from schemas.envelope import Envelope, wrap
@@ -110,6 +111,16 @@ async def test_a_device_past_the_limit_is_refused_409_and_by_the_agent(
     listed = await document(ctx, SyncView.devices, user)
     assert sorted(d["device_id"] for d in listed["devices"]) == ["phone-0", "phone-1", "phone-2"]
     assert refusals("devices_per_user", "agent") == raced + 2
+    # A gateway marks a registration in the device register as it accepts it; the agent's
+    # refusal unmarks it, so the device counts for nothing and acts as nothing.
+    raced_again = [registration(user, "tv-c")]
+    await mark(ctx.redis, ctx.prefix, user, "tv-c", raced_again[0].payload.timestamp, True)
+    await merge(ctx, raced_again)
+    async with running_gateway(bounded) as (_, http):
+        acting = await http.post(
+            f"/api/v1/users/{user}/devices/tv-c/heartbeat", json={}, headers=headers
+        )
+    assert acting.status_code == 403 and acting.json()["error"] == "unknown_device"
 
 
 async def test_a_title_past_the_watchlist_size_is_refused_409_and_by_the_agent(
