@@ -40,19 +40,20 @@ async def _registered(request: Request, user_id: str) -> set[str]:
     """The user's registered devices as far as Redis knows them."""
     app = request.app
     prefix = app.state.settings.redis.key_prefix
-    fields = await app.state.redis.hgetall(register_key(prefix, user_id))
-    complete = COMPLETE.encode() in fields
-    devices = {
-        name.decode()
-        for name, value in fields.items()
-        if name != COMPLETE.encode() and is_registered(value)
-    }
+    raw = await app.state.redis.hgetall(register_key(prefix, user_id))
+    fields = {_text(name): value for name, value in raw.items()}
+    complete = fields.pop(COMPLETE, None) is not None
+    devices = {name for name, value in fields.items() if is_registered(value)}
     if not complete:
         document = await _document(request, SyncView.devices, user_id)
         if document is not None:
-            removed = {n.decode() for n, v in fields.items() if not is_registered(v)}
+            removed = set(fields) - devices
             devices |= registered_devices(document) - removed
     return devices
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 async def device_limit(request: Request, user_id: str, device_id: str) -> Response | None:

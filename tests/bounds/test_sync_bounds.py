@@ -162,3 +162,19 @@ async def test_a_user_without_a_document_is_let_through(bounded: Settings, user:
     async with running_gateway(bounded) as (_, http):
         answer = await http.put(f"/api/v1/users/{user}/watchlist/{uuid.uuid4()}", headers=headers)
     assert answer.status_code == 202
+
+
+async def test_a_burst_of_registrations_is_counted_before_the_agent_applies_it(
+    bounded: Settings, user: str
+) -> None:
+    # No agent runs: the gateway's own marks in the device register are what it counts.
+    headers = bearer(user_token(bounded, subject=user, scopes=["devices:write"]))
+    async with running_gateway(bounded) as (_, http):
+        answers = [
+            await http.put(
+                f"/api/v1/users/{user}/devices/phone-{i}", json=DEVICE_BODY, headers=headers
+            )
+            for i in range(MAX_DEVICES + 1)
+        ]
+    assert [a.status_code for a in answers] == [202] * MAX_DEVICES + [409]
+    assert answers[-1].json()["error"] == "device_limit_reached"
