@@ -30,6 +30,7 @@ from gateway.middleware.rate_limit import install_rate_limiting
 from gateway.middleware.response_cache import CachePolicy, ResponseCacheMiddleware
 from gateway.middleware.server_error import ServerErrorMiddleware
 from gateway.openapi_responses import install_common_responses
+from gateway.openapi_security import install_security
 from gateway.resources import edge_resources
 from gateway.routes import (
     commands,
@@ -196,6 +197,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(problems.router)
     install_body_schemas(app)
     install_common_responses(app)
+    install_security(app)
     if settings.mcp.enabled:
         mount_mcp(app, settings)  # /mcp for assistants (docs/MCP.md)
     return app

@@ -26,7 +26,7 @@ from agents.discovery.cache_store import DiscoveryCache
 from agents.discovery.intent_llm import IntentReplyError, chat_request, parse_reply
 from agents.discovery.intent_rules import parse_intent
 from agents.discovery.llm_budget import LlmBudget
-from core.config import Settings
+from core.config import Settings, secret_value
 from core.observability.metrics import LLM_BUDGET_EXHAUSTED
 from core.resilience import CircuitOpen, breakers
 from schemas.discovery import ParsedIntent
@@ -69,7 +69,7 @@ class IntentResolver:
             # No retries of our own: the reply is awaited by a user, and the breaker decides
             # when to try again.
             self._client = AsyncOpenAI(
-                api_key=settings.openai.api_key,
+                api_key=secret_value(settings.openai.api_key),
                 base_url=settings.openai.base_url,
                 timeout=self._timeout_s,
                 max_retries=0,

@@ -38,6 +38,12 @@ AGENT_FAILURE_REPLIES = Counter(
 AUTH_FAILURES = Counter(
     "mgw_auth_failures_total", "Requests refused by authentication or authorization", ["reason"]
 )
+DEVICE_CHECKS = Counter(
+    "mgw_device_checks_total",
+    "Device ownership checks of requests naming a device, by outcome: owned, unknown_device "
+    "(403), and register_not_loaded (decided from the devices document, a second round trip)",
+    ["outcome"],
+)
 RATE_LIMITED = Counter(
     "mgw_rate_limited_total", "Requests refused with 429, by caller tier", ["tier"]
 )

@@ -250,8 +250,8 @@ class RateLimiter:
 
 
 def client_address(scope: Scope) -> str:
-    # The ASGI client address, not X-Forwarded-For: that header is the caller's to forge; the
-    # server rewrites the client address itself when it is told to trust a proxy.
+    # The socket peer; X-Forwarded-For only from the proxies GATEWAY_FORWARDED_ALLOW_IPS
+    # names (uvicorn rewrites the peer then; gateway/server.py), else the caller could forge it.
     client = scope.get("client")
     return str(client[0]) if client else "unknown"
 
