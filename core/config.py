@@ -414,6 +414,10 @@ class RateLimitSettings(_Section):
     enabled: bool = True
     # While Redis is unreachable the in-process limiter counts; Redis is retried this often.
     redis_retry_s: float = Field(default=1.0, gt=0, le=300)
+    # Failed authentications (401) one client address may cause per minute in one gateway
+    # process; past it, requests carrying a credential get 429 before the credential is read
+    # (gateway/auth/failures.py). Counted in process: no Redis round trip for a bad credential.
+    auth_failures_per_minute: int = Field(default=30, ge=1, le=1_000_000)
 
 
 class ResponseCacheSettings(_Section):
@@ -453,6 +457,29 @@ class DiscoverySettings(_Section):
     search_timeout_s: float = Field(default=0.45, gt=0, le=120)
     # How long the gateway waits for the discovery agent to answer a result-cache miss (504 after).
     reply_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    # The global budget of LLM intent calls for searches without a credential, shared by every
+    # discovery worker through Redis (agents/discovery/llm_budget.py); past it the local rules
+    # read the query. 0 sends no anonymous query to the LLM.
+    anonymous_llm_per_minute: int = Field(default=60, ge=0, le=1_000_000)
+    anonymous_llm_per_day: int = Field(default=10_000, ge=0, le=100_000_000)
+
+
+class SyncSettings(_Section):
+    """Bounds on what one user can grow in cross-device sync (docs/OPERATIONS.md#bounds)."""
+
+    model_config = SettingsConfigDict(env_prefix="SYNC_", extra="ignore")
+
+    # Registered devices per user: the gateway refuses a new one past it (409), and the sync
+    # agent, the source of truth, ignores a registration that raced past the gateway's check.
+    max_devices_per_user: int = Field(default=20, ge=1, le=10_000)
+    # Titles on one watchlist; a re-add of a title already on it is always accepted.
+    max_watchlist_size: int = Field(default=5_000, ge=1, le=1_000_000)
+    # How long a watchlist tombstone (a removed add tag) is kept, from the stamp of the remove
+    # that made it: long enough for a device offline that long to sync its edits. 30 days.
+    tombstone_retention_s: float = Field(default=30 * 86_400.0, gt=0, le=3650 * 86_400)
+    # At most this many titles are compacted per run of the sync agent's compaction timer
+    # (every 5 minutes); a title written to is compacted as it is written.
+    tombstone_compaction_batch: int = Field(default=1000, ge=1, le=100_000)
 
 
 class SonaSettings(_Section):
@@ -520,6 +547,7 @@ class Settings(BaseModel):
     discovery: DiscoverySettings
     sona: SonaSettings
     mcp: McpSettings = Field(default_factory=McpSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
 
 
 _SECTIONS: dict[str, type[_Section]] = {
@@ -540,6 +568,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "discovery": DiscoverySettings,
     "sona": SonaSettings,
     "mcp": McpSettings,
+    "sync": SyncSettings,
 }
 
 

@@ -155,7 +155,12 @@ def create_app(settings: Settings) -> FastAPI:
     # routes, so requests with a credential, which the response cache never serves, are always
     # checked; anonymous cache hits are answered before it, uncounted (docs/AUTH.md).
     if settings.rate_limit.enabled:
-        install_rate_limiting(app, settings.redis.key_prefix, settings.rate_limit.redis_retry_s)
+        install_rate_limiting(
+            app,
+            settings.redis.key_prefix,
+            settings.rate_limit.redis_retry_s,
+            settings.rate_limit.auth_failures_per_minute,
+        )
     # Response cache and HTTP metrics inside the correlation id (Starlette makes the last
     # added middleware the outermost), so a cache hit is still logged with its request id.
     if settings.response_cache.enabled:
