@@ -458,7 +458,7 @@ class DiscoverySettings(_Section):
     # How long the gateway waits for the discovery agent to answer a result-cache miss (504 after).
     reply_timeout_s: float = Field(default=3.0, gt=0, le=60)
     # The global budget of LLM intent calls for searches without a credential, shared by every
-    # discovery worker through Redis (agents/discovery/llm_budget.py); past it the local rules
+    # discovery worker through Redis (agents/discovery/llm_budget_store.py); past it the local rules
     # read the query. 0 sends no anonymous query to the LLM.
     anonymous_llm_per_minute: int = Field(default=60, ge=0, le=1_000_000)
     anonymous_llm_per_day: int = Field(default=10_000, ge=0, le=100_000_000)

@@ -25,7 +25,7 @@ from prometheus_client import Counter
 from agents.discovery.cache_store import DiscoveryCache
 from agents.discovery.intent_llm import IntentReplyError, chat_request, parse_reply
 from agents.discovery.intent_rules import parse_intent
-from agents.discovery.llm_budget import LlmBudget
+from agents.discovery.llm_budget_store import LlmBudget
 from core.config import Settings, secret_value
 from core.observability.metrics import LLM_BUDGET_EXHAUSTED
 from core.resilience import CircuitOpen, breakers
