@@ -406,6 +406,31 @@ class AuthSettings(_Section):
     dev_mode: bool = False
     # Clock skew tolerated on exp/iat/nbf between the token issuer and this host.
     leeway_s: float = Field(default=30.0, ge=0, le=600)
+    # External OpenID Connect providers (docs/AUTH.md, "External providers"): their JWKS URLs,
+    # comma-separated, and the `iss` values a token verified by one of their keys may carry
+    # (none named: AUTH_ISSUER only).
+    jwks_url: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    trusted_issuers: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # How long a fetched JWKS is used before it is fetched again (a key the provider withdrew
+    # stops verifying by then), and the least time between two fetches forced by tokens naming
+    # a key we do not know (a stream of made-up `kid`s must not become a stream of fetches).
+    jwks_cache_s: float = Field(default=300.0, gt=0, le=86400)
+    jwks_refresh_cooldown_s: float = Field(default=10.0, ge=0, le=3600)
+    jwks_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    # How often each gateway process reads the built-in service's signing keys and the
+    # deny-list of revoked tokens from Redis: a revocation is refused everywhere within this
+    # (plus one Redis round trip). docs/AUTH.md, "Revocation".
+    revocation_poll_s: float = Field(default=0.5, gt=0, le=60)
+
+    _split_jwks = field_validator("jwks_url", "trusted_issuers", mode="before")(_split_csv)
+
+    @field_validator("jwks_url")
+    @classmethod
+    def _check_jwks(cls, value: list[str]) -> list[str]:
+        for url in value:
+            if not url.startswith(("https://", "http://")):
+                raise ValueError(f"{url!r} is not an http(s) URL")
+        return value
 
 
 class RateLimitSettings(_Section):

@@ -18,6 +18,7 @@ from core.publisher import Publisher
 from gateway.auth import routes as auth_routes
 from gateway.auth.dependencies import Authenticator
 from gateway.auth.errors import install_auth_error_handlers
+from gateway.auth.key_sync import key_sync
 from gateway.errors import install_error_handlers
 from gateway.fast_lane import FastLaneMiddleware
 from gateway.json_body import install_body_schemas
@@ -112,7 +113,15 @@ def create_app(settings: Settings) -> FastAPI:
         await publisher.start()
         app.state.publisher = publisher
         try:
-            async with edge_resources(app, settings):
+            async with (
+                edge_resources(app, settings),
+                key_sync(
+                    app.state.authenticator.verifier,
+                    app.state.redis,
+                    settings.redis.key_prefix,
+                    settings.auth.revocation_poll_s,
+                ),
+            ):
                 # Everything built at start (routes, schemas, pydantic validators) is moved out
                 # of the collector's reach: full collections walked it all, a tenth of the CPU
                 # per request at load (docs/GATEWAY_PERFORMANCE.md).
@@ -136,7 +145,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.authenticator = Authenticator(settings.auth, settings.redis.key_prefix)
     if settings.pubnub.enabled and not settings.pubnub.access_manager:
         logger.warning(OPEN_CHANNELS_WARNING)
-    if not app.state.authenticator.verifier.algorithms:
+    if not app.state.authenticator.verifier.accepts_tokens:
         logger.warning("no AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY: bearer tokens are refused")
     # Innermost first: the fast lane serves the hottest routes without FastAPI's router, inside
     # every middleware below (gateway/fast_lane.py).

@@ -74,7 +74,7 @@ class Authenticator:
     async def principal_for(self, credential: Credential, request: Request) -> Principal:
         if credential.kind == "bearer":
             try:
-                return self.verifier.verify(credential.value)
+                return await self.verifier.verify_async(credential.value)
             except InvalidToken as exc:
                 raise Unauthorized.invalid(str(exc)) from None
         try:

@@ -10,9 +10,11 @@ public key's PEM bytes become an HMAC secret), and `none` or any other algorithm
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey, RSAPublicKey
 
 from core.config import AuthSettings, ConfigError
+from gateway.auth.key_sets import ExternalJwks, SigningKey
 from gateway.auth.principal import GRANTABLE_TIERS, Principal, Tier
 
 HS256 = "HS256"
@@ -37,6 +40,23 @@ VERIFIED_CACHE_SIZE = 10_000
 
 class InvalidToken(ValueError):
     """A bearer token that must be refused; the message is safe to show the caller."""
+
+
+class UnknownSigningKey(InvalidToken):
+    """The token names (by `kid`) a key none of our key sets holds, yet."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    principal: Principal
+    valid_from: float
+    valid_until: float
+    jti: str | None
+    sid: str | None
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def _pem_bytes(value: str) -> bytes:
@@ -154,15 +174,26 @@ class TokenVerifier:
         leeway_s: float = 30.0,
         hs256_secret: str | None = None,
         rs256_public_key: RSAPublicKey | None = None,
+        external: ExternalJwks | None = None,
+        trusted_issuers: Iterable[str] = (),
     ) -> None:
         self.issuer = issuer
         self.audience = audience
         self.leeway_s = leeway_s
         self._keys: dict[str, Any] = {}
+        # Keys named by kid: external providers' (JWKS over HTTP) and the built-in token
+        # service's (published in Redis, kept here by gateway/auth/key_sync.py).
+        self.external = external
+        self.builtin_keys: dict[str, SigningKey] = {}
+        # Issuers a token verified by an external provider's key may name.
+        self.trusted_issuers = list(trusted_issuers) or [issuer]
+        # Revoked token ids (`jti`) and sessions (`sid`, a refresh-token family), from the
+        # Redis deny-list: checked on every request, cached or not (docs/AUTH.md, Revocation).
+        self.denied: frozenset[str] = frozenset()
         # Tokens already verified, with the window they are valid in: a client sends the same
         # token with every request, and a signature check per request was a tenth of the
         # gateway's time. Bounded; a token past its window is verified again (and refused).
-        self._verified: OrderedDict[str, tuple[Principal, float, float]] = OrderedDict()
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
         if hs256_secret:
             self._keys[HS256] = hs256_secret.encode()
         if rs256_public_key is not None:
@@ -176,45 +207,114 @@ class TokenVerifier:
             leeway_s=auth.leeway_s,
             hs256_secret=auth.jwt_secret.get_secret_value() if auth.jwt_secret else None,
             rs256_public_key=load_public_key(auth.jwt_public_key) if auth.jwt_public_key else None,
+            external=ExternalJwks(
+                auth.jwks_url,
+                cache_s=auth.jwks_cache_s,
+                cooldown_s=auth.jwks_refresh_cooldown_s,
+                timeout_s=auth.jwks_timeout_s,
+            )
+            if auth.jwks_url
+            else None,
+            trusted_issuers=auth.trusted_issuers,
         )
 
     @property
     def algorithms(self) -> list[str]:
+        """Algorithms of the keys configured one by one (kid-named keys come and go)."""
         return sorted(self._keys)
 
+    @property
+    def accepts_tokens(self) -> bool:
+        """Whether any bearer token could verify: a static key, a JWKS, or the built-in
+        service's keys (which the gateway learns from Redis after it starts)."""
+        return bool(self._keys) or self.external is not None or self.builtin_keys_expected
+
+    # Set by the app when the built-in token service's keys are read from Redis.
+    builtin_keys_expected = False
+
     def verify(self, token: str) -> Principal:
+        """The token's principal; raises InvalidToken (UnknownSigningKey when it names a key
+        not known yet: `verify_async` fetches the keys again and retries)."""
         cached = self._verified.get(token)
         if cached is not None:
-            principal, valid_from, valid_until = cached
-            if valid_from <= time.time() <= valid_until:
+            if cached.valid_from <= time.time() <= cached.valid_until:
+                self._refuse_revoked(cached)
                 self._verified.move_to_end(token)
-                return principal
+                return cached.principal
             del self._verified[token]
         principal, claims = self._verify_signed(token)
         nbf = claims.get("nbf", claims["iat"])
-        self._verified[token] = (principal, nbf - self.leeway_s, claims["exp"] + self.leeway_s)
+        entry = _Verified(
+            principal,
+            nbf - self.leeway_s,
+            claims["exp"] + self.leeway_s,
+            _text(claims.get("jti")),
+            _text(claims.get("sid")),
+        )
+        self._refuse_revoked(entry)
+        self._verified[token] = entry
         if len(self._verified) > VERIFIED_CACHE_SIZE:
             self._verified.popitem(last=False)
         return principal
 
+    async def verify_async(self, token: str) -> Principal:
+        """`verify`, fetching an external provider's JWKS again (off the event loop, at most
+        once per cooldown) when the token names a key we do not know: a provider's rotated
+        key is accepted with its first token."""
+        try:
+            return self.verify(token)
+        except UnknownSigningKey:
+            external = self.external
+            if external is None or not external.may_force():
+                raise
+            await asyncio.to_thread(external.refresh, forced=True)
+            return self.verify(token)
+
+    def _refuse_revoked(self, entry: _Verified) -> None:
+        denied = self.denied
+        if denied and (entry.jti in denied or entry.sid in denied):
+            raise InvalidToken("token revoked")
+
+    def _key_for(self, header: Mapping[str, Any]) -> tuple[Any, str, list[str]]:
+        """The key, its one algorithm and the issuers it may sign for."""
+        alg = header.get("alg")
+        kid = header.get("kid")
+        if isinstance(kid, str):
+            named = self.builtin_keys.get(kid)
+            issuers = [self.issuer]
+            if named is None and self.external is not None:
+                named = self.external.keys.get(kid)
+                issuers = self.trusted_issuers
+            if named is not None:
+                if alg != named.algorithm:
+                    raise InvalidToken(
+                        f"algorithm {alg!r} is not the one of key {kid!r} ({named.algorithm})"
+                    )
+                return named.key, named.algorithm, issuers
+        key = self._keys.get(alg) if isinstance(alg, str) else None
+        if key is not None:
+            return key, alg, [self.issuer]  # type: ignore[return-value]
+        if isinstance(kid, str) and (self.external is not None or self.builtin_keys_expected):
+            raise UnknownSigningKey("unknown signing key")
+        if not self.accepts_tokens:
+            raise InvalidToken("bearer tokens are not accepted: no signing key is configured")
+        raise InvalidToken(f"algorithm {alg!r} is not accepted (accepted: {self.algorithms})")
+
     def _verify_signed(self, token: str) -> tuple[Principal, dict[str, Any]]:
-        if not self._keys:
+        if not self.accepts_tokens:
             raise InvalidToken("bearer tokens are not accepted: no signing key is configured")
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise InvalidToken("malformed token") from None
-        alg = header.get("alg")
-        key = self._keys.get(alg) if isinstance(alg, str) else None
-        if key is None:
-            raise InvalidToken(f"algorithm {alg!r} is not accepted (accepted: {self.algorithms})")
+        key, alg, issuers = self._key_for(header)
         try:
             claims = jwt.decode(
                 token,
                 key,
                 algorithms=[alg],  # exactly one: the one this key belongs to
                 audience=self.audience,
-                issuer=self.issuer,
+                issuer=issuers[0] if len(issuers) == 1 else issuers,
                 leeway=self.leeway_s,
                 options={"require": list(REQUIRED_CLAIMS)},
             )

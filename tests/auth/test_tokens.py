@@ -82,6 +82,7 @@ def test_good_hs256_token_gives_the_user_principal() -> None:
         scopes=frozenset({"content:write", "watchlist:write"}),
         roles=frozenset({"admin"}),
         tier=Tier.pro,
+        expires_at=float(jwt.decode(tok, options={"verify_signature": False})["exp"]),
     )
 
 

@@ -1,0 +1,98 @@
+"""What the auth agents publish in Redis for every gateway process: the built-in token service's
+public signing keys and the deny-list of revoked tokens (docs/AUTH.md, "Signing keys" and
+"Revocation"). The gateway never reads PostgreSQL; this is all it knows of the service's state.
+
+- `{prefix}:auth:jwks`: a hash, kid -> the public JWK (JSON) with `exp_after`: the epoch second
+  after which no token it signed can still be valid (a retired key is deleted from the hash
+  by the agent once that time has passed; until then it keeps verifying).
+- `{prefix}:auth:denied:{id}`: one key per revoked token id (`jti`) or session (`sid`, a
+  refresh-token family), with the token's (or session's) remaining lifetime as TTL.
+- `{prefix}:auth:denied`: a sorted set of the same ids, scored by when they may be forgotten,
+  so a gateway loads the whole list in one call (it keeps it in memory: a cached token is
+  checked against it on every request).
+- `{prefix}:auth:version`: incremented after each change of the above. Each gateway process
+  reads it every AUTH_REVOCATION_POLL_S and reloads only when it moved: a revocation reaches
+  every process within that time, and a missed message cannot leave one behind.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import redis.asyncio as aioredis
+
+
+def jwks_key(prefix: str) -> str:
+    return f"{prefix}:auth:jwks"
+
+
+def denied_index_key(prefix: str) -> str:
+    return f"{prefix}:auth:denied"
+
+
+def denied_key(prefix: str, token_id: str) -> str:
+    return f"{prefix}:auth:denied:{token_id}"
+
+
+def version_key(prefix: str) -> str:
+    return f"{prefix}:auth:version"
+
+
+async def publish_key(redis: aioredis.Redis, prefix: str, jwk: Mapping[str, Any]) -> None:
+    """Publish (or republish with a new `exp_after`) one public key."""
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(jwks_key(prefix), jwk["kid"], json.dumps(dict(jwk), sort_keys=True))
+        pipe.incr(version_key(prefix))
+        await pipe.execute()
+
+
+async def withdraw_keys(redis: aioredis.Redis, prefix: str, kids: list[str]) -> None:
+    if not kids:
+        return
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hdel(jwks_key(prefix), *kids)
+        pipe.incr(version_key(prefix))
+        await pipe.execute()
+
+
+async def deny(
+    redis: aioredis.Redis, prefix: str, token_ids: Mapping[str, float], now: float | None = None
+) -> None:
+    """Deny each id until its epoch second (the token's `exp`); ids already past are skipped."""
+    now = time.time() if now is None else now
+    live = {tid: until for tid, until in token_ids.items() if until > now}
+    if not live:
+        return
+    async with redis.pipeline(transaction=True) as pipe:
+        for tid, until in live.items():
+            pipe.set(denied_key(prefix, tid), "1", ex=max(1, int(until - now) + 1))
+        pipe.zadd(denied_index_key(prefix), {tid: until for tid, until in live.items()})
+        pipe.zremrangebyscore(denied_index_key(prefix), "-inf", now)
+        pipe.incr(version_key(prefix))
+        await pipe.execute()
+
+
+async def read_version(redis: aioredis.Redis, prefix: str) -> bytes | None:
+    return await redis.get(version_key(prefix))  # type: ignore[no-any-return]
+
+
+async def read_state(
+    redis: aioredis.Redis, prefix: str, now: float | None = None
+) -> tuple[bytes | None, dict[str, dict[str, Any]], frozenset[str]]:
+    """The version, the published keys (kid -> JWK) and the denied ids, read at one moment."""
+    now = time.time() if now is None else now
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.get(version_key(prefix))
+        pipe.hgetall(jwks_key(prefix))
+        pipe.zrangebyscore(denied_index_key(prefix), now, "+inf")
+        version, raw_keys, denied = await pipe.execute()
+    keys: dict[str, dict[str, Any]] = {}
+    for kid, raw in raw_keys.items():
+        try:
+            keys[kid.decode() if isinstance(kid, bytes) else kid] = json.loads(raw)
+        except ValueError:
+            continue
+    return version, keys, frozenset(d.decode() if isinstance(d, bytes) else d for d in denied)

@@ -1,0 +1,83 @@
+"""Keeps each gateway process's verifier current: the built-in token service's public keys and
+the deny-list of revoked tokens from Redis (agreements/auth_state.py), and external providers'
+JWKS once they are older than AUTH_JWKS_CACHE_S.
+
+One cheap GET of the version every AUTH_REVOCATION_POLL_S, a full read only when it moved: so
+a revocation is refused by every process within that time, even for a token the process has
+already verified and cached, and the request path itself never waits on Redis for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+import redis.asyncio as aioredis
+from loguru import logger
+from redis.exceptions import RedisError
+
+from agreements.auth_state import read_state, read_version
+from gateway.auth.key_sets import signing_keys
+from gateway.auth.tokens import TokenVerifier
+
+BUILTIN = "built-in"
+
+
+class KeySync:
+    def __init__(
+        self, verifier: TokenVerifier, redis: aioredis.Redis, prefix: str, poll_s: float
+    ) -> None:
+        self.verifier = verifier
+        self.redis = redis
+        self.prefix = prefix
+        self.poll_s = poll_s
+        self._version: bytes | None = None
+        self._loaded = False
+        self._failing = False
+
+    async def once(self) -> None:
+        """One poll: reload the Redis state if its version moved; refetch stale JWKS."""
+        try:
+            version = await read_version(self.redis, self.prefix)
+            if not self._loaded or version != self._version:
+                version, keys, denied = await read_state(self.redis, self.prefix)
+                now = time.time()
+                live = {kid: jwk for kid, jwk in keys.items() if jwk.get("exp_after", now) >= now}
+                self.verifier.builtin_keys = signing_keys({"keys": list(live.values())}, BUILTIN)
+                self.verifier.denied = denied
+                self._version, self._loaded = version, True
+            if self._failing:
+                logger.info("auth state: Redis answers again")
+                self._failing = False
+        except (RedisError, OSError) as exc:
+            # The last known keys and deny-list stay in force.
+            if not self._failing:
+                logger.warning("auth state: Redis unreachable, last known keys kept: {}", exc)
+                self._failing = True
+        external = self.verifier.external
+        if external is not None and external.stale():
+            await asyncio.to_thread(external.refresh)
+
+    async def run(self) -> None:
+        while True:
+            await self.once()
+            await asyncio.sleep(self.poll_s)
+
+
+@contextlib.asynccontextmanager
+async def key_sync(
+    verifier: TokenVerifier, redis: aioredis.Redis, prefix: str, poll_s: float
+) -> AsyncIterator[KeySync]:
+    """Runs the poll for the lifespan of the app (the first poll before it serves)."""
+    sync = KeySync(verifier, redis, prefix, poll_s)
+    verifier.builtin_keys_expected = True
+    await sync.once()
+    task = asyncio.create_task(sync.run(), name="auth-key-sync")
+    try:
+        yield sync
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
