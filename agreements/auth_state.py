@@ -41,23 +41,6 @@ def version_key(prefix: str) -> str:
     return f"{prefix}:auth:version"
 
 
-async def publish_key(redis: aioredis.Redis, prefix: str, jwk: Mapping[str, Any]) -> None:
-    """Publish (or republish with a new `exp_after`) one public key."""
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(jwks_key(prefix), jwk["kid"], json.dumps(dict(jwk), sort_keys=True))
-        pipe.incr(version_key(prefix))
-        await pipe.execute()
-
-
-async def withdraw_keys(redis: aioredis.Redis, prefix: str, kids: list[str]) -> None:
-    if not kids:
-        return
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.hdel(jwks_key(prefix), *kids)
-        pipe.incr(version_key(prefix))
-        await pipe.execute()
-
-
 async def deny(
     redis: aioredis.Redis, prefix: str, token_ids: Mapping[str, float], now: float | None = None
 ) -> None:
@@ -96,3 +79,28 @@ async def read_state(
         except ValueError:
             continue
     return version, keys, frozenset(d.decode() if isinstance(d, bytes) else d for d in denied)
+
+
+async def sync_keys(
+    redis: aioredis.Redis, prefix: str, wanted: Mapping[str, Mapping[str, Any]]
+) -> bool:
+    """Make the published keys exactly `wanted` (kid -> JWK with `exp_after`); the version
+    moves only when something changed, so a periodic publication costs the gateways nothing."""
+    held = await redis.hgetall(jwks_key(prefix))
+    held_text = {
+        (k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+        for k, v in held.items()
+    }
+    encoded = {kid: json.dumps(dict(jwk), sort_keys=True) for kid, jwk in wanted.items()}
+    changed = {kid: text for kid, text in encoded.items() if held_text.get(kid) != text}
+    gone = [kid for kid in held_text if kid not in encoded]
+    if not changed and not gone:
+        return False
+    async with redis.pipeline(transaction=True) as pipe:
+        if changed:
+            pipe.hset(jwks_key(prefix), mapping=changed)
+        if gone:
+            pipe.hdel(jwks_key(prefix), *gone)
+        pipe.incr(version_key(prefix))
+        await pipe.execute()
+    return True

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from cli.auth_commands import keys_app, token_app
+from cli.auth_service_commands import auth_app
 from cli.console import err, out, settings_or_exit
 from cli.dlq import dlq_app
 from cli.k8s_manifests import ops_app
@@ -33,6 +34,7 @@ bench_app = typer.Typer(help="Benchmarks that print figures.", no_args_is_help=T
 app.add_typer(bench_app, name="bench")
 app.add_typer(keys_app, name="keys")
 app.add_typer(token_app, name="token")
+app.add_typer(auth_app, name="auth")
 register_topic_commands(topics_app)
 app.add_typer(dlq_app, name="dlq")
 app.add_typer(ops_app, name="ops")

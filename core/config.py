@@ -421,6 +421,8 @@ class AuthSettings(_Section):
     # deny-list of revoked tokens from Redis: a revocation is refused everywhere within this
     # (plus one Redis round trip). docs/AUTH.md, "Revocation".
     revocation_poll_s: float = Field(default=0.5, gt=0, le=60)
+    # How long the token and revocation endpoints wait for the auth agents' answer.
+    token_timeout_s: float = Field(default=5.0, gt=0, le=60)
 
     _split_jwks = field_validator("jwks_url", "trusted_issuers", mode="before")(_split_csv)
 

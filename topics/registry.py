@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from schemas.auth import RevocationRequested, SessionChanged, TokenRequested
 from schemas.content import (
     AvailabilityChanged,
     ContentExpiring,
@@ -300,6 +301,32 @@ SYNC_LOOKUP = TopicSpec(
     producers=("gateway: GET of a user's watchlist, progress or devices on a read-model miss",),
 )
 
+# The built-in token service (docs/AUTH.md, "The token service").
+AUTH_TOKEN_REQUESTS = TopicSpec(
+    name="auth.token.requests",
+    payload=TokenRequested,
+    key="the hash of the refresh token or device code, or the dev user",
+    # Someone waits a few seconds for each answer; an older request is worthless.
+    retention_ms=60 * 60 * 1000,
+    description="a client asks the token endpoint for tokens; answered over Redis pub/sub",
+    producers=("gateway: POST /api/v1/auth/token",),
+)
+AUTH_REVOCATIONS = TopicSpec(
+    name="auth.revocations",
+    payload=RevocationRequested,
+    key="the session id, or the hash of the refresh token",
+    retention_ms=60 * 60 * 1000,
+    description="a client signs out: revoke a session; answered over Redis pub/sub",
+    producers=("gateway: POST /api/v1/auth/revoke",),
+)
+AUTH_SESSIONS = TopicSpec(
+    name="auth.sessions",
+    payload=SessionChanged,
+    key="user_id",
+    description="a sign-in session began, was refreshed, revoked, or caught reusing a token",
+    producers=("agent: auth-tokens", "agent: auth-revocations"),
+)
+
 # Personalization (docs/SONA.md).
 SONA_RECOMMENDATIONS = TopicSpec(
     name="sona.recommendations",
@@ -356,6 +383,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     SYNC_COMMAND_RESULTS,
     SYNC_REALTIME,
     SYNC_LOOKUP,
+    AUTH_TOKEN_REQUESTS,
+    AUTH_REVOCATIONS,
+    AUTH_SESSIONS,
     SONA_RECOMMENDATIONS,
     SONA_RATINGS,
     SONA_DISMISSALS,

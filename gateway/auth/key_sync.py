@@ -36,8 +36,20 @@ class KeySync:
         self._version: bytes | None = None
         self._loaded = False
         self._failing = False
+        self._forced_at = float("-inf")
 
-    async def once(self) -> None:
+    async def reload(self) -> bool:
+        """Read the Redis state now (a token names a kid we do not know); at most once per
+        poll interval, so made-up kids cannot turn into a Redis read each."""
+        now = time.monotonic()
+        if now - self._forced_at < self.poll_s:
+            return False
+        self._forced_at = now
+        self._loaded = False
+        await self.once(external=False)
+        return True
+
+    async def once(self, external: bool = True) -> None:
         """One poll: reload the Redis state if its version moved; refetch stale JWKS."""
         try:
             version = await read_version(self.redis, self.prefix)
@@ -56,9 +68,9 @@ class KeySync:
             if not self._failing:
                 logger.warning("auth state: Redis unreachable, last known keys kept: {}", exc)
                 self._failing = True
-        external = self.verifier.external
-        if external is not None and external.stale():
-            await asyncio.to_thread(external.refresh)
+        jwks = self.verifier.external
+        if external and jwks is not None and jwks.stale():
+            await asyncio.to_thread(jwks.refresh)
 
     async def run(self) -> None:
         while True:
@@ -73,6 +85,7 @@ async def key_sync(
     """Runs the poll for the lifespan of the app (the first poll before it serves)."""
     sync = KeySync(verifier, redis, prefix, poll_s)
     verifier.builtin_keys_expected = True
+    verifier.reload_builtin = sync.reload
     await sync.once()
     task = asyncio.create_task(sync.run(), name="auth-key-sync")
     try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,13 @@ class _Verified:
     valid_until: float
     jti: str | None
     sid: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class TokenIds:
+    jti: str | None
+    sid: str | None
+    expires_at: float
 
 
 def _text(value: Any) -> str | None:
@@ -229,8 +236,10 @@ class TokenVerifier:
         service's keys (which the gateway learns from Redis after it starts)."""
         return bool(self._keys) or self.external is not None or self.builtin_keys_expected
 
-    # Set by the app when the built-in token service's keys are read from Redis.
+    # Set by gateway/auth/key_sync.py, which keeps the built-in service's keys from Redis:
+    # then a token naming an unknown kid may name a key created a moment ago.
     builtin_keys_expected = False
+    reload_builtin: Callable[[], Awaitable[bool]] | None = None
 
     def verify(self, token: str) -> Principal:
         """The token's principal; raises InvalidToken (UnknownSigningKey when it names a key
@@ -258,17 +267,30 @@ class TokenVerifier:
         return principal
 
     async def verify_async(self, token: str) -> Principal:
-        """`verify`, fetching an external provider's JWKS again (off the event loop, at most
-        once per cooldown) when the token names a key we do not know: a provider's rotated
-        key is accepted with its first token."""
+        """`verify`, reading the keys again when the token names one we do not know: the
+        built-in service's from Redis (a key it created a moment ago), an external provider's
+        JWKS off the event loop; each at most once per cooldown. A provider's rotated key is
+        so accepted with its first token."""
         try:
             return self.verify(token)
         except UnknownSigningKey:
+            reloaded = False
+            if self.reload_builtin is not None:
+                reloaded = await self.reload_builtin()
             external = self.external
-            if external is None or not external.may_force():
+            if external is not None and external.may_force():
+                await asyncio.to_thread(external.refresh, forced=True)
+                reloaded = True
+            if not reloaded:
                 raise
-            await asyncio.to_thread(external.refresh, forced=True)
             return self.verify(token)
+
+    def ids_of(self, token: str) -> TokenIds | None:
+        """The `jti`, `sid` and `exp` of a token `verify` accepted (None if it did not)."""
+        entry = self._verified.get(token)
+        if entry is None:
+            return None
+        return TokenIds(entry.jti, entry.sid, entry.valid_until - self.leeway_s)
 
     def _refuse_revoked(self, entry: _Verified) -> None:
         denied = self.denied

@@ -1,0 +1,1 @@
+"""The built-in token service: signing keys, sign-in sessions, refresh rotation, revocation."""

@@ -1,0 +1,150 @@
+"""The auth agents' tables (agents/migrations/0045_auth.sql): SQL only, no rules."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import asyncpg
+
+from agents.auth.grants import RefreshRow
+from agents.auth.keys import ALGORITHM, SigningKey, new_key
+
+
+def _key(row: asyncpg.Record) -> SigningKey:
+    jwk = row["public_jwk"]
+    return SigningKey(
+        row["kid"], row["private_pem"], json.loads(jwk) if isinstance(jwk, str) else jwk
+    )
+
+
+async def active_key(conn: asyncpg.Connection) -> tuple[SigningKey, bool]:
+    """The active signing key, created when there is none; True when this call created it."""
+    row = await conn.fetchrow(
+        "SELECT kid, private_pem, public_jwk FROM auth_signing_keys WHERE retired_at IS NULL"
+    )
+    if row is not None:
+        return _key(row), False
+    key = new_key()
+    # The unique index on active keys: if another agent created one meanwhile, use that.
+    inserted = await conn.fetchval(
+        """INSERT INTO auth_signing_keys (kid, algorithm, private_pem, public_jwk)
+           VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING kid""",
+        key.kid,
+        ALGORITHM,
+        key.private_pem,
+        # A dict: the pool's jsonb codec (agents/framework/db.py) encodes it.
+        key.public_jwk,
+    )
+    if inserted is None:
+        return await active_key(conn)
+    return key, True
+
+
+async def rotate_key(conn: asyncpg.Connection, verify_until: datetime) -> SigningKey:
+    """Retire the active key (it verifies until `verify_until`) and make a new one active."""
+    await conn.execute(
+        """UPDATE auth_signing_keys SET retired_at = now(), verify_until = $1
+           WHERE retired_at IS NULL""",
+        verify_until,
+    )
+    key, _ = await active_key(conn)
+    return key
+
+
+async def verifying_keys(
+    conn: asyncpg.Connection, now: datetime
+) -> list[tuple[dict[str, object], datetime | None]]:
+    """Public JWKs of the keys that still verify, each with its `verify_until` (None: active)."""
+    rows = await conn.fetch(
+        """SELECT public_jwk, verify_until FROM auth_signing_keys
+           WHERE retired_at IS NULL OR verify_until > $1 ORDER BY created_at""",
+        now,
+    )
+    out = []
+    for row in rows:
+        jwk = row["public_jwk"]
+        out.append((json.loads(jwk) if isinstance(jwk, str) else jwk, row["verify_until"]))
+    return out
+
+
+async def create_session(
+    conn: asyncpg.Connection,
+    *,
+    session_id: str,
+    user_id: str,
+    grant_type: str,
+    scope: str,
+    roles: list[str],
+    tier: str,
+) -> None:
+    await conn.execute(
+        """INSERT INTO auth_sessions (session_id, user_id, grant_type, scope, roles, tier)
+           VALUES ($1, $2, $3, $4, $5, $6)""",
+        session_id,
+        user_id,
+        grant_type,
+        scope,
+        roles,
+        tier,
+    )
+
+
+async def add_refresh_token(
+    conn: asyncpg.Connection, token_hash: str, session_id: str, expires_at: datetime
+) -> None:
+    await conn.execute(
+        "INSERT INTO auth_refresh_tokens (token_hash, session_id, expires_at) VALUES ($1, $2, $3)",
+        token_hash,
+        session_id,
+        expires_at,
+    )
+
+
+async def lock_refresh_token(
+    conn: asyncpg.Connection, token_hash: str
+) -> tuple[RefreshRow, asyncpg.Record] | None:
+    """The token and its session, locked: two concurrent uses of one token are serialised, so
+    the second sees the first's `used_at` and is caught as a reuse."""
+    row = await conn.fetchrow(
+        """SELECT t.session_id, t.expires_at, t.used_at, s.user_id, s.revoked_at, s.scope,
+                  s.roles, s.tier
+           FROM auth_refresh_tokens t JOIN auth_sessions s USING (session_id)
+           WHERE t.token_hash = $1
+           FOR UPDATE OF t, s""",
+        token_hash,
+    )
+    if row is None:
+        return None
+    return (
+        RefreshRow(
+            row["session_id"], row["user_id"], row["expires_at"], row["used_at"], row["revoked_at"]
+        ),
+        row,
+    )
+
+
+async def mark_used(conn: asyncpg.Connection, token_hash: str, now: datetime) -> None:
+    await conn.execute(
+        "UPDATE auth_refresh_tokens SET used_at = $2 WHERE token_hash = $1", token_hash, now
+    )
+
+
+async def revoke_session(
+    conn: asyncpg.Connection, session_id: str, reason: str, now: datetime
+) -> str | None:
+    """Revoke a session (first revocation kept); its user, None when there is no such session."""
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        """UPDATE auth_sessions SET revoked_at = COALESCE(revoked_at, $3),
+                  revoked_reason = COALESCE(revoked_reason, $2)
+           WHERE session_id = $1 RETURNING user_id""",
+        session_id,
+        reason,
+        now,
+    )
+
+
+async def session_of_refresh_token(conn: asyncpg.Connection, token_hash: str) -> str | None:
+    return await conn.fetchval(  # type: ignore[no-any-return]
+        "SELECT session_id FROM auth_refresh_tokens WHERE token_hash = $1", token_hash
+    )
