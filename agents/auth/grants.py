@@ -14,8 +14,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
+from agreements.scopes import SCOPES
 from core.config import AuthSettings
-from gateway.auth.principal import SCOPES
 
 # What a dev user is given when it asks for no scope: every user scope (no admin role).
 DEFAULT_USER_SCOPES = frozenset(
