@@ -423,6 +423,14 @@ class AuthSettings(_Section):
     revocation_poll_s: float = Field(default=0.5, gt=0, le=60)
     # How long the token and revocation endpoints wait for the auth agents' answer.
     token_timeout_s: float = Field(default=5.0, gt=0, le=60)
+    # TV sign-in (RFC 8628, docs/AUTH.md "TV sign-in"): a device code's life, the polling
+    # interval a TV is told, device codes one client address may ask for per minute (per
+    # gateway deployment: counted in Redis), and where the user types the code (default: this
+    # gateway's /activate).
+    device_code_ttl_s: int = Field(default=600, ge=30, le=3600)
+    device_poll_interval_s: int = Field(default=5, ge=1, le=60)
+    device_codes_per_minute: int = Field(default=10, ge=1, le=10_000)
+    device_verification_uri: str | None = None
 
     _split_jwks = field_validator("jwks_url", "trusted_issuers", mode="before")(_split_csv)
 

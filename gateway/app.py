@@ -15,8 +15,8 @@ from assistant.mount import mount_mcp
 from core.broker_wakeup import BrokerWakeup, wakeup_channel
 from core.config import OPEN_CHANNELS_WARNING, Settings
 from core.publisher import Publisher
+from gateway.auth import device_routes, token_routes
 from gateway.auth import routes as auth_routes
-from gateway.auth import token_routes
 from gateway.auth.dependencies import Authenticator
 from gateway.auth.errors import install_auth_error_handlers
 from gateway.auth.key_sync import key_sync
@@ -209,6 +209,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(feedback.router)
     app.include_router(auth_routes.router)
     app.include_router(token_routes.router)
+    app.include_router(device_routes.router)
     app.include_router(contracts_router)
     app.include_router(problems.router)
     install_body_schemas(app)

@@ -104,6 +104,11 @@ TYPES: dict[str, ProblemType] = {
         "This device already holds PUBNUB_TOKENS_PER_DEVICE live realtime tokens; reuse the "
         "newest until it nears its expires_at, then ask again.",
     ),
+    "invalid_user_code": ProblemType(
+        "No device waiting with this code",
+        "No TV is waiting for approval with this user code (RFC 8628): it expired, was "
+        "already approved or denied, or was mistyped. Ask the TV for a new code.",
+    ),
     "device_limit_reached": ProblemType(
         "Too many devices",
         "The user already has SYNC_MAX_DEVICES_PER_USER registered devices; remove one before "

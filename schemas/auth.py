@@ -14,7 +14,7 @@ from typing import Annotated, ClassVar
 from pydantic import Field
 
 from schemas.envelope import Payload
-from schemas.sync import UserId
+from schemas.sync import DeviceInfo, UserId
 
 Sha256Hex = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 ReplyChannel = Annotated[str, Field(min_length=1, max_length=300)]
@@ -76,3 +76,33 @@ class SessionChanged(Payload):
     session_id: str = Field(min_length=1, max_length=64)
     grant_type: GrantType | None = None
     at: datetime
+
+
+class DeviceAuthorizationRequested(Payload):
+    """A TV asks for a device code (RFC 8628 section 3.1): store it, pending, until a signed-in
+    user approves its user code or it expires. Answered over Redis pub/sub."""
+
+    event_type: ClassVar[str] = "auth.device_authorization.requested"
+
+    device_code_hash: Sha256Hex
+    user_code_hash: Sha256Hex
+    client_id: str = Field(min_length=1, max_length=200)
+    scope: str | None = Field(default=None, max_length=2000)
+    # The device as it will be registered to the approving user.
+    device: DeviceInfo
+    expires_in_s: int = Field(ge=1, le=3600)
+    interval_s: int = Field(ge=1, le=60)
+    reply_channel: ReplyChannel
+
+
+class DeviceApprovalRequested(Payload):
+    """A signed-in user approves (or denies) the device showing a user code. The TV's tokens
+    get the scopes it asked for that the approver holds. Answered over Redis pub/sub."""
+
+    event_type: ClassVar[str] = "auth.device_approval.requested"
+
+    user_code_hash: Sha256Hex
+    user_id: UserId
+    approved: bool
+    approver_scopes: list[str] = Field(default_factory=list, max_length=100)
+    reply_channel: ReplyChannel

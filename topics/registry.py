@@ -9,7 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from schemas.auth import RevocationRequested, SessionChanged, TokenRequested
+from schemas.auth import (
+    DeviceApprovalRequested,
+    DeviceAuthorizationRequested,
+    RevocationRequested,
+    SessionChanged,
+    TokenRequested,
+)
 from schemas.content import (
     AvailabilityChanged,
     ContentExpiring,
@@ -319,6 +325,22 @@ AUTH_REVOCATIONS = TopicSpec(
     description="a client signs out: revoke a session; answered over Redis pub/sub",
     producers=("gateway: POST /api/v1/auth/revoke",),
 )
+AUTH_DEVICE_AUTHORIZATIONS = TopicSpec(
+    name="auth.device.authorizations",
+    payload=DeviceAuthorizationRequested,
+    key="the hash of the device code",
+    retention_ms=60 * 60 * 1000,
+    description="a TV asks for a device code (RFC 8628); answered over Redis pub/sub",
+    producers=("gateway: POST /api/v1/auth/device/code",),
+)
+AUTH_DEVICE_APPROVALS = TopicSpec(
+    name="auth.device.approvals",
+    payload=DeviceApprovalRequested,
+    key="the hash of the user code",
+    retention_ms=60 * 60 * 1000,
+    description="a signed-in user approves or denies a TV's user code; answered over pub/sub",
+    producers=("gateway: POST /api/v1/auth/device/approve", "gateway: POST .../device/deny"),
+)
 AUTH_SESSIONS = TopicSpec(
     name="auth.sessions",
     payload=SessionChanged,
@@ -385,6 +407,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     SYNC_LOOKUP,
     AUTH_TOKEN_REQUESTS,
     AUTH_REVOCATIONS,
+    AUTH_DEVICE_AUTHORIZATIONS,
+    AUTH_DEVICE_APPROVALS,
     AUTH_SESSIONS,
     SONA_RECOMMENDATIONS,
     SONA_RATINGS,

@@ -17,7 +17,8 @@ import asyncpg
 import redis.asyncio as aioredis
 from loguru import logger
 
-from agents.auth import grants, keys, store
+from agents.auth import device_flow, grants, keys, store
+from agents.auth.device_flow import DeviceStatus, PollState
 from agents.auth.grants import Answer, RefreshState
 from agents.framework.context import AgentContext
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
@@ -25,6 +26,8 @@ from agents.framework.unit_of_work import UnitOfWork, unit_of_work
 from agreements.auth_state import deny, sync_keys
 from core.config import AuthSettings
 from schemas.auth import (
+    DeviceApprovalRequested,
+    DeviceAuthorizationRequested,
     GrantType,
     RevocationRequested,
     SessionChange,
@@ -32,7 +35,13 @@ from schemas.auth import (
     TokenRequested,
 )
 from schemas.envelope import Envelope
-from topics.registry import AUTH_REVOCATIONS, AUTH_SESSIONS, AUTH_TOKEN_REQUESTS
+from topics.registry import (
+    AUTH_DEVICE_APPROVALS,
+    AUTH_DEVICE_AUTHORIZATIONS,
+    AUTH_REVOCATIONS,
+    AUTH_SESSIONS,
+    AUTH_TOKEN_REQUESTS,
+)
 
 
 def utcnow() -> datetime:
@@ -106,34 +115,89 @@ async def _sign_in(ctx: AgentContext, env: Envelope[Any], request: TokenRequeste
     return await _new_session(ctx, env, request.username, " ".join(sorted(scopes)), request)
 
 
-async def _new_session(
-    ctx: AgentContext, env: Envelope[Any], user_id: str, scope: str, request: TokenRequested
-) -> Answer:
-    auth = ctx.settings.auth
-    now = utcnow()
+async def _open_session(
+    uow: UnitOfWork,
+    env: Envelope[Any],
+    auth: AuthSettings,
+    *,
+    user_id: str,
+    scope: str,
+    grant_type: GrantType,
+    now: datetime,
+) -> tuple[keys.SigningKey, bool, str, str]:
+    """A new session with its first refresh token: the signing key (and whether it was just
+    created), the session id and the refresh token."""
     session_id = grants.new_session_id()
     refresh, refresh_hash = grants.new_refresh_token()
-    async with unit_of_work(ctx) as uow:
-        key, created = await store.active_key(uow.conn)
-        await store.create_session(
-            uow.conn,
-            session_id=session_id,
-            user_id=user_id,
-            grant_type=request.grant_type.value,
-            scope=scope,
-            roles=[],
-            tier="free",
-        )
-        await store.add_refresh_token(
-            uow.conn, refresh_hash, session_id, now + timedelta(seconds=auth.refresh_ttl_s)
-        )
-        _event(uow, env, SessionChange.signed_in, user_id, session_id, request.grant_type, now)
+    key, created = await store.active_key(uow.conn)
+    await store.create_session(
+        uow.conn,
+        session_id=session_id,
+        user_id=user_id,
+        grant_type=grant_type.value,
+        scope=scope,
+        roles=[],
+        tier="free",
+    )
+    await store.add_refresh_token(
+        uow.conn, refresh_hash, session_id, now + timedelta(seconds=auth.refresh_ttl_s)
+    )
+    _event(uow, env, SessionChange.signed_in, user_id, session_id, grant_type, now)
+    return key, created, session_id, refresh
+
+
+async def _signed_in(
+    ctx: AgentContext,
+    opened: tuple[keys.SigningKey, bool, str, str],
+    user_id: str,
+    scope: str,
+    now: datetime,
+) -> Answer:
+    """The token response of a session opened (and committed): publish a new key first."""
+    auth = ctx.settings.auth
+    key, created, session_id, refresh = opened
     if created:
         await publish_keys(ctx)
     claims = grants.access_claims(
         auth, user_id=user_id, session_id=session_id, scope=scope, roles=[], tier="free", now=now
     )
     return grants.token_response(keys.sign(key, claims), refresh, auth, scope)
+
+
+async def _new_session(
+    ctx: AgentContext, env: Envelope[Any], user_id: str, scope: str, request: TokenRequested
+) -> Answer:
+    now = utcnow()
+    async with unit_of_work(ctx) as uow:
+        opened = await _open_session(
+            uow, env, ctx.settings.auth, user_id=user_id, scope=scope,
+            grant_type=request.grant_type, now=now,
+        )  # fmt: skip
+    return await _signed_in(ctx, opened, user_id, scope, now)
+
+
+async def _device_code(ctx: AgentContext, env: Envelope[Any], request: TokenRequested) -> Answer:
+    """A TV polls with its device code (RFC 8628 section 3.4/3.5)."""
+    code_hash = request.device_code_hash
+    if code_hash is None:
+        return grants.error("invalid_request", "field device_code: required by this grant")
+    now = utcnow()
+    opened = None
+    async with unit_of_work(ctx) as uow:
+        row = await store.lock_device_code(uow.conn, code_hash)
+        state = device_flow.poll_state(row, now)
+        if row is not None and state in (PollState.pending, PollState.slow_down):
+            step = device_flow.SLOW_DOWN_STEP_S if state is PollState.slow_down else 0
+            await store.record_poll(uow.conn, code_hash, now, row.interval_s + step)
+        if row is not None and state is PollState.approved and row.user_id is not None:
+            await store.consume_device_code(uow.conn, code_hash)
+            opened = await _open_session(
+                uow, env, ctx.settings.auth, user_id=row.user_id, scope=row.granted_scope or "",
+                grant_type=GrantType.device_code, now=now,
+            )  # fmt: skip
+    if opened is None or row is None or row.user_id is None:
+        return grants.error(*device_flow.POLL_ERRORS[state])
+    return await _signed_in(ctx, opened, row.user_id, row.granted_scope or "", now)
 
 
 async def _refresh(ctx: AgentContext, env: Envelope[Any], request: TokenRequested) -> Answer:
@@ -189,6 +253,8 @@ async def _grant(ctx: AgentContext, env: Envelope[Any]) -> Answer:
         return await _sign_in(ctx, env, request)
     if request.grant_type is GrantType.refresh_token:
         return await _refresh(ctx, env, request)
+    if request.grant_type is GrantType.device_code:
+        return await _device_code(ctx, env, request)
     return grants.error("unsupported_grant_type", f"grant type {request.grant_type.value!r}")
 
 
@@ -223,6 +289,62 @@ async def answer_revocations(ctx: AgentContext, batch: list[Envelope[Any]]) -> N
         await ctx.redis.publish(request.reply_channel, json.dumps(Answer(200).to_json()))
 
 
+async def answer_device_authorizations(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
+    """Store each new device code, pending (409 when its user code is taken: the gateway
+    makes another)."""
+    for env in batch:
+        request: DeviceAuthorizationRequested = env.payload
+        now = utcnow()
+        async with ctx.pool.acquire() as conn:
+            stored = await store.add_device_code(
+                conn,
+                device_code_hash=request.device_code_hash,
+                user_code_hash=request.user_code_hash,
+                client_id=request.client_id,
+                scope=request.scope,
+                device=request.device.model_dump(mode="json"),
+                expires_at=now + timedelta(seconds=request.expires_in_s),
+                interval_s=request.interval_s,
+            )
+        answer = Answer(200) if stored else grants.error("user_code_taken", "try another", 409)
+        await ctx.redis.publish(request.reply_channel, json.dumps(answer.to_json()))
+
+
+async def answer_device_approvals(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
+    """Approve or deny the pending code with this user code; answer with the device to
+    register (the gateway registers it, as its devices route does)."""
+    for env in batch:
+        request: DeviceApprovalRequested = env.payload
+        now = utcnow()
+        async with ctx.pool.acquire() as conn, conn.transaction():
+            found, scope = await store.pending_scope(conn, request.user_code_hash, now)
+            decided = None
+            if found:
+                granted = device_flow.granted_scope(scope, frozenset(request.approver_scopes))
+                decided = await store.decide_device_code(
+                    conn,
+                    request.user_code_hash,
+                    status=DeviceStatus.approved if request.approved else DeviceStatus.denied,
+                    user_id=request.user_id,
+                    granted_scope=granted,
+                    now=now,
+                )
+        if decided is None:
+            answer = grants.error(
+                "invalid_user_code", "no device is waiting with this code (expired or used?)"
+            )
+        else:
+            device, client_id = decided
+            answer = Answer(200, {"device": device, "client_id": client_id})
+        await ctx.redis.publish(request.reply_channel, json.dumps(answer.to_json()))
+
+
+async def prune_device_codes(ctx: AgentContext) -> int:
+    """Forget device codes a day after they expired (their user codes become free again)."""
+    async with ctx.pool.acquire() as conn:
+        return await store.prune_device_codes(conn, utcnow() - timedelta(days=1))
+
+
 AGENTS = [
     AgentSpec(
         name="auth-tokens",
@@ -242,6 +364,28 @@ AGENTS = [
     ),
 ]
 
+AGENTS += [
+    AgentSpec(
+        name="auth-device-authorizations",
+        group="auth",
+        topic=AUTH_DEVICE_AUTHORIZATIONS,
+        handler=answer_device_authorizations,
+        batch_within_s=TAKE_WHAT_IS_READY,
+        description="stores TVs' device codes (RFC 8628), pending approval",
+    ),
+    AgentSpec(
+        name="auth-device-approvals",
+        group="auth",
+        topic=AUTH_DEVICE_APPROVALS,
+        handler=answer_device_approvals,
+        batch_within_s=TAKE_WHAT_IS_READY,
+        description="approves or denies a TV's user code for the signed-in user",
+    ),
+]
+
 TIMERS = [
-    TimerSpec(name="auth-keys", group="auth", interval_s=60.0, run=publish_keys, at_start=True)
+    TimerSpec(name="auth-keys", group="auth", interval_s=60.0, run=publish_keys, at_start=True),
+    TimerSpec(
+        name="auth-device-code-prune", group="auth", interval_s=3600.0, run=prune_device_codes
+    ),
 ]

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import asyncpg
 
+from agents.auth.device_flow import DeviceCodeRow, DeviceStatus
 from agents.auth.grants import RefreshRow
 from agents.auth.keys import ALGORITHM, SigningKey, new_key
 
@@ -148,3 +149,111 @@ async def session_of_refresh_token(conn: asyncpg.Connection, token_hash: str) ->
     return await conn.fetchval(  # type: ignore[no-any-return]
         "SELECT session_id FROM auth_refresh_tokens WHERE token_hash = $1", token_hash
     )
+
+
+async def add_device_code(
+    conn: asyncpg.Connection,
+    *,
+    device_code_hash: str,
+    user_code_hash: str,
+    client_id: str,
+    scope: str | None,
+    device: dict[str, object],
+    expires_at: datetime,
+    interval_s: int,
+) -> bool:
+    """False when the user code is taken (by a code not yet pruned): the gateway makes another."""
+    inserted = await conn.fetchval(
+        """INSERT INTO auth_device_codes (device_code_hash, user_code_hash, client_id, scope,
+                                          device, expires_at, interval_s)
+           VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING 1""",
+        device_code_hash,
+        user_code_hash,
+        client_id,
+        scope,
+        device,
+        expires_at,
+        interval_s,
+    )
+    return inserted is not None
+
+
+def _device_row(row: asyncpg.Record) -> DeviceCodeRow:
+    return DeviceCodeRow(
+        DeviceStatus(row["status"]),
+        row["expires_at"],
+        row["interval_s"],
+        row["last_polled_at"],
+        row["user_id"],
+        row["granted_scope"],
+    )
+
+
+async def lock_device_code(conn: asyncpg.Connection, device_code_hash: str) -> DeviceCodeRow | None:
+    row = await conn.fetchrow(
+        "SELECT * FROM auth_device_codes WHERE device_code_hash = $1 FOR UPDATE", device_code_hash
+    )
+    return None if row is None else _device_row(row)
+
+
+async def record_poll(
+    conn: asyncpg.Connection, device_code_hash: str, now: datetime, interval_s: int
+) -> None:
+    await conn.execute(
+        """UPDATE auth_device_codes SET last_polled_at = $2, interval_s = $3
+           WHERE device_code_hash = $1""",
+        device_code_hash,
+        now,
+        interval_s,
+    )
+
+
+async def consume_device_code(conn: asyncpg.Connection, device_code_hash: str) -> None:
+    await conn.execute(
+        "UPDATE auth_device_codes SET status = 'consumed' WHERE device_code_hash = $1",
+        device_code_hash,
+    )
+
+
+async def decide_device_code(
+    conn: asyncpg.Connection,
+    user_code_hash: str,
+    *,
+    status: DeviceStatus,
+    user_id: str,
+    granted_scope: str | None,
+    now: datetime,
+) -> tuple[dict[str, object], str] | None:
+    """Approve or deny the pending, unexpired code; its device and client id, None if none."""
+    row = await conn.fetchrow(
+        """UPDATE auth_device_codes SET status = $2, user_id = $3, granted_scope = $4
+           WHERE user_code_hash = $1 AND status = 'pending' AND expires_at > $5
+           RETURNING device, client_id""",
+        user_code_hash,
+        status.value,
+        user_id,
+        granted_scope,
+        now,
+    )
+    if row is None:
+        return None
+    device = row["device"]
+    return (json.loads(device) if isinstance(device, str) else device), row["client_id"]
+
+
+async def prune_device_codes(conn: asyncpg.Connection, before: datetime) -> int:
+    done = await conn.execute("DELETE FROM auth_device_codes WHERE expires_at < $1", before)
+    return int(done.split()[-1])
+
+
+async def pending_scope(
+    conn: asyncpg.Connection, user_code_hash: str, now: datetime
+) -> tuple[bool, str | None]:
+    """Whether a pending, unexpired code has this user code (locked), and the scope it asked."""
+    row = await conn.fetchrow(
+        """SELECT scope FROM auth_device_codes
+           WHERE user_code_hash = $1 AND status = 'pending' AND expires_at > $2 FOR UPDATE""",
+        user_code_hash,
+        now,
+    )
+    return (False, None) if row is None else (True, row["scope"])

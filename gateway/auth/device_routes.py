@@ -1,0 +1,286 @@
+"""TV sign-in by the Device Authorization Grant (RFC 8628), docs/AUTH.md "TV sign-in":
+`POST /api/v1/auth/device/code` (the TV asks for codes), `POST /api/v1/auth/device/approve`
+and `/deny` (a signed-in phone decides). The TV then polls `POST /api/v1/auth/token` with
+grant_type `urn:ietf:params:oauth:grant-type:device_code` (gateway/auth/token_routes.py).
+
+The gateway makes the codes and publishes only their hashes; the auth agents store them and
+decide. An approval registers the TV as a device of the approving user: the gateway publishes
+the same DeviceRegistered event the devices route publishes, and marks it in the register
+(gateway/device_ownership.py), so the TV's first request naming its device is accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from redis.exceptions import RedisError
+
+from agreements.device_codes import (
+    new_device_code,
+    new_user_code,
+    normalize_user_code,
+    sha256_hex,
+)
+from core.publisher import Publisher
+from gateway.auth.dependencies import authenticate
+from gateway.auth.errors import Forbidden
+from gateway.auth.principal import Principal
+from gateway.auth.token_routes import (
+    FORM,
+    NO_STORE,
+    OAUTH_ERROR,
+    OAuthError,
+    read_form,
+    required,
+)
+from gateway.bounds import device_limit
+from gateway.device_ownership import note_membership
+from gateway.errors import error_response
+from gateway.json_body import json_body, openapi_body
+from gateway.lookup import LookupTimeout, new_reply_channel, request_reply
+from gateway.sync_clock import operation_stamp
+from schemas.auth import DeviceApprovalRequested, DeviceAuthorizationRequested
+from schemas.sync import DeviceInfo, DeviceRegistered
+from topics.registry import AUTH_DEVICE_APPROVALS, AUTH_DEVICE_AUTHORIZATIONS, SYNC_DEVICES
+
+router = APIRouter(prefix="/api/v1/auth/device", tags=["auth"])
+
+# A new pair when the agent says the user code is taken (about 1 in 10^10 per live code).
+USER_CODE_ATTEMPTS = 3
+
+
+def _rate_key(prefix: str, address: str) -> str:
+    return f"{prefix}:auth:device-code-rate:{{{address}}}"
+
+
+async def _count_request(request: Request) -> int | None:
+    """Seconds to wait when this client address asked for too many codes this minute."""
+    settings = request.app.state.settings
+    address = request.client.host if request.client else "unknown"
+    key = _rate_key(settings.redis.key_prefix, address)
+    redis = request.app.state.redis
+    try:
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.incr(key)
+            pipe.expire(key, 60, nx=True)
+            pipe.ttl(key)
+            count, _, ttl = await pipe.execute()
+    except (RedisError, OSError):
+        # The anonymous rate limit (which falls back to process memory) still holds.
+        return None
+    if count > settings.auth.device_codes_per_minute:
+        return max(1, int(ttl))
+    return None
+
+
+async def _ask(request: Request, topic: Any, payload: Any, key: str) -> dict[str, Any]:
+    try:
+        raw = await request_reply(
+            request.app.state.redis,
+            request.app.state.publisher,
+            topic,
+            payload,
+            key=key,
+            timeout_s=request.app.state.settings.auth.token_timeout_s,
+            unanswered=LookupTimeout("no auth agent answered"),
+            breaker="auth",
+        )
+    except LookupTimeout:
+        raise OAuthError(
+            "temporarily_unavailable", "the token service did not answer in time; retry", 503
+        ) from None
+    return json.loads(raw)  # type: ignore[no-any-return]
+
+
+@router.post(
+    "/code",
+    summary="A TV asks for a device code and a user code to show (RFC 8628 section 3.1)",
+    responses={
+        200: {"description": "device_code, user_code, verification_uri, expires_in, interval"},
+        400: {
+            "description": "invalid_request (field client_id missing, a field sent twice, "
+            "a bad device field; error_description names it) or invalid_scope",
+            **OAUTH_ERROR,
+        },
+        429: {"description": "slow_down: too many codes asked from this address this minute"},
+        503: {"description": "temporarily_unavailable: the auth agents did not answer"},
+    },
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                FORM: {
+                    "schema": {
+                        "type": "object",
+                        "required": ["client_id"],
+                        "properties": {
+                            "client_id": {"type": "string", "description": "the TV app"},
+                            "scope": {"type": "string"},
+                            "device_id": {"type": "string"},
+                            "device_name": {"type": "string", "default": "TV"},
+                            "platform": {"type": "string", "default": "tizen"},
+                            "app_version": {"type": "string", "default": "1.0"},
+                        },
+                    }
+                }
+            },
+        }
+    },
+)
+async def device_code(request: Request) -> Response:
+    try:
+        return await _device_code(request)
+    except OAuthError as exc:
+        return exc.response()
+
+
+async def _device_code(request: Request) -> Response:
+    fields = await read_form(request)
+    client_id = required(fields, "client_id")
+    wait = await _count_request(request)
+    if wait is not None:
+        refused = OAuthError("slow_down", "too many device codes from this address", 429)
+        answer = refused.response()
+        answer.headers["Retry-After"] = str(wait)
+        return answer
+    auth = request.app.state.settings.auth
+    try:
+        device = DeviceInfo(
+            device_id=fields.get("device_id") or f"tv-{uuid.uuid4().hex[:12]}",
+            device_type="tv",
+            platform=fields.get("platform") or "tizen",
+            app_version=fields.get("app_version") or "1.0",
+            device_name=fields.get("device_name") or "TV",
+        )
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise OAuthError("invalid_request", f"field {first['loc'][0]}: {first['msg']}") from None
+    scope = fields.get("scope") or None
+    for _ in range(USER_CODE_ATTEMPTS):
+        code, user_code = new_device_code(), new_user_code()
+        payload = DeviceAuthorizationRequested(
+            device_code_hash=sha256_hex(code),
+            user_code_hash=sha256_hex(normalize_user_code(user_code) or ""),
+            client_id=client_id[:200],
+            scope=scope,
+            device=device,
+            expires_in_s=auth.device_code_ttl_s,
+            interval_s=auth.device_poll_interval_s,
+            reply_channel=new_reply_channel(request.app.state.settings.redis.key_prefix),
+        )
+        answer = await _ask(request, AUTH_DEVICE_AUTHORIZATIONS, payload, payload.device_code_hash)
+        if answer["status"] == 200:
+            break
+    else:
+        raise OAuthError("temporarily_unavailable", "no free user code; retry", 503)
+    base = str(request.base_url).rstrip("/")
+    verification = auth.device_verification_uri or f"{base}/activate"
+    body = {
+        "device_code": code,
+        "user_code": user_code,
+        "verification_uri": verification,
+        "verification_uri_complete": f"{verification}?user_code={user_code}",
+        "expires_in": auth.device_code_ttl_s,
+        "interval": auth.device_poll_interval_s,
+        # Not in RFC 8628 (extra members are allowed): the id the TV is registered under, for
+        # its X-Device-ID once signed in.
+        "device_id": device.device_id,
+    }
+    return JSONResponse(body, headers=NO_STORE)
+
+
+class UserCode(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    user_code: str = Field(
+        min_length=1, max_length=32, description="the code the TV shows, e.g. WDJB-MJHT"
+    )
+
+    @field_validator("user_code")
+    @classmethod
+    def _well_formed(cls, value: str) -> str:
+        code = normalize_user_code(value)
+        if code is None:
+            raise ValueError("not a user code: 8 letters like WDJB-MJHT")
+        return code
+
+
+DECISION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "decided; on approval, the TV is registered as the user's device"},
+    400: {"description": "`invalid_user_code`: no TV waits with this code (expired, used)"},
+    403: {"description": "an API key (it acts for no user)"},
+    409: {"description": "`device_limit_reached`: the user has no room for another device"},
+    422: {"description": "`validation_failed`: user_code is not a well-formed code"},
+}
+
+
+async def _decide(request: Request, principal: Principal, approved: bool) -> Response:
+    if principal.kind != "user":
+        raise Forbidden.not_owner("API keys do not act for users; use the user's own token")
+    body = await json_body(request, UserCode)
+    payload = DeviceApprovalRequested(
+        user_code_hash=sha256_hex(body.user_code),
+        user_id=principal.subject,
+        approved=approved,
+        approver_scopes=sorted(principal.scopes),
+        reply_channel=new_reply_channel(request.app.state.settings.redis.key_prefix),
+    )
+    try:
+        answer = await _ask(request, AUTH_DEVICE_APPROVALS, payload, payload.user_code_hash)
+    except OAuthError:
+        raise LookupTimeout("the token service did not answer in time") from None
+    if answer["status"] != 200:
+        return error_response(
+            400,
+            "invalid_user_code",
+            answer["body"].get("error_description", "no device waits with this code"),
+            request,
+            fields=[{"field": "body.user_code", "reason": "no device waits with this code"}],
+        )
+    device = DeviceInfo.model_validate(answer["body"]["device"])
+    if not approved:
+        return JSONResponse({"status": "denied"}, headers=NO_STORE)
+    user_id = principal.subject
+    refused = await device_limit(request, user_id, device.device_id)
+    if refused is not None:
+        # Too many devices: the TV is told access_denied rather than left waiting.
+        deny = payload.model_copy(update={"approved": False})
+        await _ask(request, AUTH_DEVICE_APPROVALS, deny, deny.user_code_hash)
+        return refused
+    event = DeviceRegistered(
+        user_id=user_id, device=device, timestamp=await operation_stamp(request, user_id)
+    )
+    publisher: Publisher = request.app.state.publisher
+    await publisher.publish(SYNC_DEVICES, event, key=user_id)
+    # Known at once, as after PUT .../devices/{device_id}: the TV's first request may follow.
+    await note_membership(request, user_id, device.device_id, event.timestamp, registered=True)
+    return JSONResponse({"status": "approved", "device_id": device.device_id}, headers=NO_STORE)
+
+
+@router.post(
+    "/approve",
+    summary="A signed-in user approves the TV showing this user code (RFC 8628)",
+    responses=DECISION_RESPONSES,
+    openapi_extra=openapi_body(UserCode, "the code the TV shows"),
+)
+async def approve(
+    request: Request, principal: Annotated[Principal, Depends(authenticate)]
+) -> Response:
+    return await _decide(request, principal, approved=True)
+
+
+@router.post(
+    "/deny",
+    summary="A signed-in user refuses the TV showing this user code: it gets access_denied",
+    responses=DECISION_RESPONSES,
+    openapi_extra=openapi_body(UserCode, "the code the TV shows"),
+)
+async def deny(
+    request: Request, principal: Annotated[Principal, Depends(authenticate)]
+) -> Response:
+    return await _decide(request, principal, approved=False)
