@@ -427,7 +427,7 @@ class AuthSettings(_Section):
     # interval a TV is told, device codes one client address may ask for per minute (per
     # gateway deployment: counted in Redis), and where the user types the code (default: this
     # gateway's /activate).
-    device_code_ttl_s: int = Field(default=600, ge=30, le=3600)
+    device_code_ttl_s: int = Field(default=600, ge=1, le=3600)
     device_poll_interval_s: int = Field(default=5, ge=1, le=60)
     device_codes_per_minute: int = Field(default=10, ge=1, le=10_000)
     device_verification_uri: str | None = None

@@ -1,0 +1,141 @@
+"""TV sign-in by the Device Authorization Grant (RFC 8628) end to end: an auth and a sync
+worker and a gateway as processes. Each outcome of the TV's polling, the approval that
+registers the TV as the user's device, single use, expiry, and the per-address rate limit."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.auth.helpers import bearer, user_token
+from tests.conftest import Isolated
+
+pytestmark = pytest.mark.slow
+
+DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+PHONE_SCOPES = ["devices:read", "devices:write", "watchlist:read"]
+CODES_PER_MINUTE = 8
+
+
+@pytest.fixture
+async def gateway(spawn, isolated: Isolated) -> AsyncIterator[str]:  # type: ignore[no-untyped-def]
+    env = {
+        **isolated.env,
+        "RATE_LIMIT_ENABLED": "false",
+        "AUTH_DEVICE_CODE_TTL_S": "4",
+        "AUTH_DEVICE_POLL_INTERVAL_S": "1",
+        "AUTH_DEVICE_CODES_PER_MINUTE": str(CODES_PER_MINUTE),
+    }
+    spawn("worker", "auth", "sync", extra_env=env)
+    yield spawn("gateway", extra_env=env).url
+
+
+async def ask_codes(http: httpx.AsyncClient, **extra: str) -> httpx.Response:
+    return await http.post(
+        "/api/v1/auth/device/code", data={"client_id": "tv-app", **extra}, headers=FORM
+    )
+
+
+async def poll(http: httpx.AsyncClient, device_code: str) -> httpx.Response:
+    return await http.post(
+        "/api/v1/auth/token",
+        data={"grant_type": DEVICE_CODE, "device_code": device_code},
+        headers=FORM,
+    )
+
+
+def error_of(resp: httpx.Response) -> str:
+    assert resp.status_code == 400, resp.text
+    body: dict[str, Any] = resp.json()
+    return str(body["error"])
+
+
+async def test_a_tv_signs_in_by_device_code(gateway: str, isolated: Isolated) -> None:
+    user = f"viewer-{uuid.uuid4().hex[:6]}"
+    phone = bearer(user_token(isolated.settings, subject=user, scopes=PHONE_SCOPES))
+    async with httpx.AsyncClient(base_url=gateway, timeout=15) as http:
+        asked = await ask_codes(http, scope="devices:read watchlist:read progress:write")
+        assert asked.status_code == 200, asked.text
+        codes = asked.json()
+        assert re.fullmatch(
+            r"[BCDFGHJKLMNPQRSTVWXZ]{4}-[BCDFGHJKLMNPQRSTVWXZ]{4}", codes["user_code"]
+        )
+        assert codes["verification_uri"].endswith("/activate")
+        assert codes["verification_uri_complete"].endswith(f"?user_code={codes['user_code']}")
+        assert (codes["expires_in"], codes["interval"]) == (4, 1)
+        assert asked.headers["Cache-Control"] == "no-store"
+
+        assert error_of(await poll(http, codes["device_code"])) == "authorization_pending"
+        # Faster than the interval: slow_down (and the interval grows by 5 s).
+        assert error_of(await poll(http, codes["device_code"])) == "slow_down"
+
+        # The phone types it as people do: lower case, no hyphen.
+        typed = codes["user_code"].replace("-", "").lower()
+        approved = await http.post(
+            "/api/v1/auth/device/approve", json={"user_code": typed}, headers=phone
+        )
+        assert approved.status_code == 200, approved.text
+        assert approved.json() == {"status": "approved", "device_id": codes["device_id"]}
+
+        tokens = await poll(http, codes["device_code"])
+        assert tokens.status_code == 200, tokens.text
+        # What the TV asked for that the phone holds (progress:write it does not).
+        assert tokens.json()["scope"] == "devices:read watchlist:read"
+        tv = bearer(tokens.json()["access_token"])
+        me = await http.get("/api/v1/auth/whoami", headers=tv)
+        assert me.json()["subject"] == user
+        # The TV is a device of the user at once: its requests naming it are accepted.
+        listed = await http.get(
+            f"/api/v1/users/{user}/devices", headers={**tv, "X-Device-ID": codes["device_id"]}
+        )
+        assert listed.status_code == 200, listed.text
+
+        # Single use: the code is spent, and cannot be approved again.
+        assert error_of(await poll(http, codes["device_code"])) == "invalid_grant"
+        again = await http.post(
+            "/api/v1/auth/device/approve", json={"user_code": typed}, headers=phone
+        )
+        assert again.status_code == 400 and again.json()["error"] == "invalid_user_code"
+        assert error_of(await poll(http, "made-up-device-code")) == "invalid_grant"
+
+
+async def test_denied_expired_malformed_and_rate_limited(gateway: str, isolated: Isolated) -> None:
+    phone = bearer(user_token(isolated.settings, scopes=PHONE_SCOPES))
+    async with httpx.AsyncClient(base_url=gateway, timeout=15) as http:
+        denied = (await ask_codes(http)).json()
+        refused = await http.post(
+            "/api/v1/auth/device/deny", json={"user_code": denied["user_code"]}, headers=phone
+        )
+        assert refused.status_code == 200 and refused.json() == {"status": "denied"}
+        assert error_of(await poll(http, denied["device_code"])) == "access_denied"
+
+        late = (await ask_codes(http)).json()
+        await asyncio.sleep(4.2)
+        assert error_of(await poll(http, late["device_code"])) == "expired_token"
+        too_late = await http.post(
+            "/api/v1/auth/device/approve", json={"user_code": late["user_code"]}, headers=phone
+        )
+        assert too_late.status_code == 400 and too_late.json()["error"] == "invalid_user_code"
+
+        malformed = await http.post(
+            "/api/v1/auth/device/approve", json={"user_code": "AEIO-1234"}, headers=phone
+        )
+        assert malformed.status_code == 422
+        unsigned = await http.post("/api/v1/auth/device/approve", json={"user_code": "x"})
+        assert unsigned.status_code == 401
+        no_client = await http.post("/api/v1/auth/device/code", data={}, headers=FORM)
+        assert no_client.json()["error_description"] == "field client_id: required"
+
+        statuses = [(await ask_codes(http)).status_code for _ in range(CODES_PER_MINUTE)]
+        assert statuses.count(429) >= 1 and statuses[0] == 200
+        limited = await ask_codes(http)
+        assert limited.status_code == 429
+        assert limited.json()["error"] == "slow_down"
+        assert 1 <= int(limited.headers["Retry-After"]) <= 60
