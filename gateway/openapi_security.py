@@ -35,7 +35,8 @@ SCHEMES: dict[str, dict[str, Any]] = {
         "type": "http",
         "scheme": "bearer",
         "bearerFormat": "JWT",
-        "description": "a user's access token (HS256 or RS256; `mgw token dev` signs one)",
+        "description": "a user's access token (from POST /api/v1/auth/token, an OIDC "
+        "provider, or `mgw token dev`)",
     },
     API_KEY: {
         "type": "apiKey",

@@ -26,6 +26,7 @@ from agreements.device_codes import (
     normalize_user_code,
     sha256_hex,
 )
+from core.observability.metrics import BOUND_REFUSALS
 from core.publisher import Publisher
 from gateway.auth.dependencies import authenticate
 from gateway.auth.errors import Forbidden
@@ -144,6 +145,7 @@ async def _device_code(request: Request) -> Response:
     client_id = required(fields, "client_id")
     wait = await _count_request(request)
     if wait is not None:
+        BOUND_REFUSALS.labels(bound="device_codes", where="gateway").inc()
         refused = OAuthError("slow_down", "too many device codes from this address", 429)
         answer = refused.response()
         answer.headers["Retry-After"] = str(wait)
