@@ -147,7 +147,10 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.pubnub.enabled and not settings.pubnub.access_manager:
         logger.warning(OPEN_CHANNELS_WARNING)
     if not app.state.authenticator.verifier.accepts_tokens:
-        logger.warning("no AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY: bearer tokens are refused")
+        logger.warning(
+            "no AUTH_JWT_SECRET, AUTH_JWT_PUBLIC_KEY or AUTH_JWKS_URL: bearer tokens are refused"
+            " until the token service (worker group auth) publishes its keys"
+        )
     # Innermost first: the fast lane serves the hottest routes without FastAPI's router, inside
     # every middleware below (gateway/fast_lane.py).
     if settings.gateway.fast_lane:
