@@ -328,7 +328,8 @@ class DeviceSocket:
 
     async def _ack(self, frame: AckFrame) -> None:
         last = self.source.last
-        if last is None or newer(frame.id, last):
+        # Of this stream's lifetime (its epoch) and not past what the socket delivered.
+        if last is None or frame.id.split(":")[0] != last.split(":")[0] or newer(frame.id, last):
             await self._error(
                 422,
                 "validation_failed",
