@@ -54,6 +54,13 @@ TYPES: dict[str, ProblemType] = {
         "The credential is valid but lacks a scope the route needs, or the resource belongs "
         "to another user.",
     ),
+    "unknown_device": ProblemType(
+        "Device not registered to this user",
+        "The request names a device (X-Device-ID, or the device in the path) that is not "
+        "registered to this user: never registered, or removed. Register it first with "
+        "PUT /api/v1/users/{user_id}/devices/{device_id}, then retry; `fields` names where the "
+        "device id came from.",
+    ),
     "not_found": ProblemType(
         "Not found",
         "No route serves this path, or the resource it names does not exist (yet: a write "

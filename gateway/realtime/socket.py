@@ -57,6 +57,9 @@ from gateway.realtime.events import Ended, Event, EventSource
 from gateway.realtime.flood import Bucket
 from schemas.sync import wire_time
 
+# The `fields` reason of an unknown_device refusal, as over HTTP (gateway/errors.py).
+NOT_REGISTERED = "not a device registered to this user"
+
 CLOSE_NORMAL = 1000
 CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
@@ -306,7 +309,7 @@ class DeviceSocket:
                         code,
                         detail,
                         frame.ref,
-                        [{"field": "target_device_id", "reason": detail}],
+                        [{"field": "target_device_id", "reason": NOT_REGISTERED}],
                     )
                     return
             published, issued = await send_command(

@@ -18,8 +18,9 @@ from pydantic import BaseModel
 
 from gateway.accepted import accepted
 from gateway.auth.dependencies import own_user
-from gateway.device_operations import CommandRequest
+from gateway.device_operations import CommandRequest, self_command
 from gateway.device_operations import send_command as send_command_of
+from gateway.device_ownership import FROM_HEADER, FROM_PATH, require_own_devices
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
 from gateway.request_parameters import (
@@ -28,6 +29,7 @@ from gateway.request_parameters import (
     USER_ID,
 )
 from gateway.routes.user_routes import (
+    device_checked,
     documented,
     responses_with_rules,
 )
@@ -49,8 +51,10 @@ class CommandAccepted(BaseModel):
     "/{device_id}/commands",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=CommandAccepted,
-    responses=responses_with_rules(
-        "a `device_id` equal to X-Device-ID (a device does not command itself)"
+    responses=device_checked(
+        responses_with_rules(
+            "a `device_id` equal to X-Device-ID (a device does not command itself)"
+        )
     ),
     openapi_extra=documented(
         USER_ID,
@@ -65,6 +69,10 @@ async def send_command(request: Request) -> Response:
     target = DEVICE_ID.read(request)
     source = ACTING_DEVICE.read(request)
     body = await json_body(request, CommandRequest)
+    if source == target:
+        raise self_command(("path", "device_id"), target)
+    # Sender and target, in one Redis round trip.
+    await require_own_devices(request, user_id, {source or "": FROM_HEADER, target: FROM_PATH})
     # A retry with the same Idempotency-Key is the same command: the router decides it once.
     published, issued = await send_command_of(
         request.app, user_id, source, target, body, operation_id(request)

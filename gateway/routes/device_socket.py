@@ -30,13 +30,14 @@ from core.observability.metrics import DEVICE_SOCKET_CLOSES
 from gateway.auth.dependencies import PRINCIPAL_KEY, Credential, resolve_principal
 from gateway.auth.errors import AuthError, AuthUnavailable, Forbidden, Unauthorized
 from gateway.auth.principal import Principal
+from gateway.device_ownership import FROM_PATH, UnknownDevice, require_own_device
 from gateway.errors import field_errors
 from gateway.problems import MEDIA_TYPE, problem_bytes
 from gateway.realtime.device_frames import SUBPROTOCOL, bearer_of
 from gateway.realtime.events import EventSource, StreamRequest
 from gateway.realtime.flood import Budgets
 from gateway.realtime.hub import HubUnavailable
-from gateway.realtime.socket import DeviceSocket, SocketContext, acked
+from gateway.realtime.socket import NOT_REGISTERED, DeviceSocket, SocketContext, acked
 from gateway.request_parameters import DEVICE_ID, USER_ID
 from gateway.routes.realtime import (
     CHANNEL_NAMES,
@@ -111,20 +112,14 @@ async def _redeem(websocket: WebSocket, ticket: str) -> Principal:
     return redeemed  # type: ignore[no-any-return]
 
 
-def _owner_check(websocket: WebSocket, user_id: str) -> Callable[[str], Awaitable[Any]]:
-    """Whether a device is the user's (gateway/device_ownership.py when it is there): a
-    coroutine function returning None or the refusal (code, detail)."""
-    try:
-        from gateway import device_ownership  # type: ignore[attr-defined]
-    except ImportError:
-        device_ownership = None
+def _owner_check(websocket: WebSocket, user_id: str) -> Callable[..., Awaitable[Any]]:
+    """Whether a device is the user's (gateway/device_ownership.py): a coroutine function
+    returning None, or the refusal (code, detail)."""
 
-    async def check(device_id: str, field: str = "target_device_id") -> Any:
-        if device_ownership is None:
-            return None
+    async def check(device_id: str, field: str = "target_device_id") -> tuple[str, str] | None:
         try:
-            await device_ownership.require_own_device(websocket, user_id, device_id, field)
-        except device_ownership.UnknownDevice as exc:
+            await require_own_device(websocket, user_id, device_id, field)  # type: ignore[arg-type]
+        except UnknownDevice as exc:
             return ("unknown_device", str(exc))
         return None
 
@@ -156,11 +151,9 @@ async def _admit(websocket: WebSocket) -> tuple[EventSource, SocketContext]:
     except AuthUnavailable:
         raise Refused(503, "auth_unavailable", "credentials cannot be checked now; retry") from None
     check = _owner_check(websocket, user_id)
-    refused = await check(device_id, "path.device_id")
+    refused = await check(device_id, FROM_PATH)
     if refused is not None:
-        raise Refused(
-            403, refused[0], refused[1], None, [{"field": "path.device_id", "reason": refused[1]}]
-        )
+        raise Refused(403, *refused, None, [{"field": FROM_PATH, "reason": NOT_REGISTERED}])
     if _pubnub(websocket):  # type: ignore[arg-type]
         raise Refused(
             404,

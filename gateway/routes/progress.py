@@ -21,6 +21,7 @@ from gateway.accepted import accepted
 from gateway.auth.dependencies import own_user
 from gateway.device_operations import ProgressReport
 from gateway.device_operations import report_progress as report_progress_of
+from gateway.device_ownership import require_own_device
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
 from gateway.request_parameters import (
@@ -31,6 +32,7 @@ from gateway.request_parameters import (
 )
 from gateway.routes.user_routes import (
     READ_RESPONSES,
+    device_checked,
     documented,
     responses_with_rules,
 )
@@ -47,8 +49,10 @@ DEFAULT_LIMIT = 20
 @router.put(
     "/{content_id}",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=responses_with_rules(
-        CLOCK_RULE, "a `position_seconds` past `duration_seconds`", UNKNOWN_ZONE_RULE
+    responses=device_checked(
+        responses_with_rules(
+            CLOCK_RULE, "a `position_seconds` past `duration_seconds`", UNKNOWN_ZONE_RULE
+        )
     ),
     openapi_extra=documented(
         USER_ID,
@@ -63,6 +67,7 @@ async def report_progress(request: Request) -> Response:
     content_id = CONTENT_ID.read(request)
     device_id = ACTING_DEVICE.read(request)
     report = await json_body(request, ProgressReport)
+    await require_own_device(request, user_id, device_id)
     published, update = await report_progress_of(
         request.app, user_id, content_id, device_id, report, operation_id(request)
     )

@@ -19,6 +19,7 @@ from starlette.exceptions import HTTPException
 
 from agreements.sync_realtime import EVENT_ID_FORM, MAX_ID_PART, REPLAY_WINDOW_S, is_event_id
 from gateway.auth.dependencies import own_user
+from gateway.device_ownership import require_own_device
 from gateway.realtime.hub import HubUnavailable, RealtimeHub
 from gateway.realtime.sse import EventStream, StreamRequest
 from gateway.request_parameters import (
@@ -28,6 +29,7 @@ from gateway.request_parameters import (
 )
 from gateway.routes.user_routes import (
     READ_RESPONSES,
+    device_checked,
     documented,
 )
 from gateway.sync_lookup import NO_STORE, json_document
@@ -156,7 +158,7 @@ async def close_hub(app: FastAPI) -> None:
             "content": {"text/event-stream": {}},
         },
         404: {"description": "this deployment delivers through PubNub (see .../realtime)"},
-        **READ_RESPONSES,
+        **device_checked(READ_RESPONSES),
         503: {"description": "the fan-out cannot reach Redis; retry"},
     },
     openapi_extra=documented(
@@ -203,6 +205,8 @@ async def stream(request: Request) -> Response:
     _, user_id = await own_user(request, *scopes)
     device_id = MAYBE_ACTING_DEVICE.read(request)
     last = _last_event_id(request)
+    if device_id is not None:
+        await require_own_device(request, user_id, device_id)
     if _pubnub(request):
         raise HTTPException(
             404,
