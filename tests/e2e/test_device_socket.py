@@ -168,6 +168,9 @@ async def test_bad_frames_oversized_frames_and_floods_get_their_codes(
     assert spy.status == 403 and spy.refusal["error"] == "forbidden"
     nobody = await SocketDevice(base, alice.user_id, "not-a-token", "tv-1").start()
     assert nobody.status == 401 and nobody.refusal["error"] == "unauthorized"
+    stranger = await SocketDevice(base, alice.user_id, alice.token, "tv-9").start()
+    assert stranger.status == 403 and stranger.refusal["error"] == "unknown_device"
+    assert stranger.refusal["fields"][0]["field"] == "path.device_id"
 
     phone = await SocketDevice(base, alice.user_id, alice.token, "phone-1").start()
     try:
@@ -209,6 +212,10 @@ async def test_bad_frames_oversized_frames_and_floods_get_their_codes(
             assert reason in problem["fields"][0]["reason"], problem
             if isinstance(frame, dict):
                 assert error.event_id == frame["ref"]
+        await phone.command("tv-9", {"type": "play"}, ref="u1")
+        unknown = await phone.answers.wait_for(answer_to("u1"))
+        assert unknown.channel == "error" and unknown.body["data"]["error"] == "unknown_device"
+        assert unknown.body["data"]["fields"][0]["field"] == "target_device_id"
         # Still open and working after every refusal.
         await phone.send({"type": "heartbeat", "ref": "ok"})
         assert (await phone.answers.wait_for(answer_to("ok"))).channel == "accepted"
