@@ -148,6 +148,22 @@ TYPES: dict[str, ProblemType] = {
         "Credentials cannot be checked",
         "API keys cannot be checked because their store is unreachable; retry after Retry-After.",
     ),
+    "invalid_ticket": ProblemType(
+        "Stream ticket not valid",
+        "The stream ticket is malformed, unknown, already used, expired, or for another user "
+        "or device (tickets are single use and live 60 s); ask for a new one with POST "
+        ".../stream/ticket.",
+    ),
+    "too_many_streams": ProblemType(
+        "Too many open streams for this user",
+        "The user holds REALTIME_STREAMS_PER_USER open streams and sockets across the "
+        "gateways; close one (or wait for a dropped one to lapse) and retry after Retry-After.",
+    ),
+    "stream_capacity": ProblemType(
+        "This gateway holds all the streams it may",
+        "This gateway process holds REALTIME_STREAMS_PER_PROCESS open streams and sockets; "
+        "retry after Retry-After, or through another instance.",
+    ),
     "too_many_connections": ProblemType(
         "Too many connections",
         "This gateway process holds its limit of open connections (GATEWAY_MAX_CONNECTIONS); "

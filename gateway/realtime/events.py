@@ -12,8 +12,10 @@ Items, in order:
   Redis lost them), or the id the device resumed from is ahead of the stream: reload state
   with the GETs, then carry on;
 - `Idle`: nothing for KEEPALIVE_S (a transport may send a keep-alive);
-- `Ended`: the last item: Redis was lost while catching up, or the gateway shuts down. The
-  device resumes from its last id; nothing is missed.
+- `Ended`: the last item: Redis was lost while catching up, or the gateway shuts down (the
+  device resumes from its last id; nothing is missed); or the gateway ends the connection
+  through its lease (gateway/realtime/lifecycle.py): the credential `expired`, or the device
+  was removed (`revoked`).
 
 A command (and its result) is addressed to one device: only that device's source yields it; a
 source without a device id yields none.
@@ -33,6 +35,8 @@ from redis.exceptions import RedisError
 
 from agreements.sync_realtime import REPLAY_WINDOW_S, Delivered, newer, position, replay
 from gateway.realtime.hub import Closed, Gap, HubUnavailable, RealtimeHub, Subscription
+from gateway.realtime.hub import Ended as HubEnded
+from gateway.realtime.lifecycle import Lease
 
 KEEPALIVE_S = 15.0
 
@@ -59,9 +63,10 @@ class Idle:
 
 @dataclass(frozen=True, slots=True)
 class Ended:
-    """Why the source stops: Redis lost (`redis_unavailable`) or shutdown (`shutdown`)."""
+    """Why the source stops: Redis lost (`redis_unavailable`), shutdown (`shutdown`), or the
+    lease's end: `expired` (the credential) or `revoked` (the device removed)."""
 
-    cause: Literal["redis_unavailable", "shutdown"]
+    cause: Literal["redis_unavailable", "shutdown", "expired", "revoked"]
 
 
 Item = Event | Idle | Ended
@@ -78,8 +83,14 @@ class EventSource:
     """The events of one device's connection, as an async iterator of items."""
 
     def __init__(
-        self, hub: RealtimeHub, redis: aioredis.Redis, prefix: str, request: StreamRequest
+        self,
+        hub: RealtimeHub,
+        redis: aioredis.Redis,
+        prefix: str,
+        request: StreamRequest,
+        lease: Lease | None = None,
     ) -> None:
+        self._lease = lease
         self._hub = hub
         self._redis = redis
         self._prefix = prefix
@@ -89,6 +100,15 @@ class EventSource:
     @property
     def request(self) -> StreamRequest:
         return self._request
+
+    @property
+    def lease(self) -> Lease | None:
+        return self._lease
+
+    @property
+    def expires_at(self) -> float | None:
+        """When the credential this source was opened with expires (epoch seconds)."""
+        return self._lease.expires_at if self._lease is not None else None
 
     @property
     def last(self) -> str | None:
@@ -134,6 +154,9 @@ class EventSource:
     async def __aiter__(self) -> AsyncIterator[Item]:
         # Subscribed before reading the stream's position: nothing falls in between.
         sub: Subscription = self._hub.subscribe(self._request.user_id)
+        if self._lease is not None:
+            # Its end (expiry, removal) is queued behind what the source already has.
+            self._lease.on_end(sub.end)
         try:
             await self._hub.ready()
             for item in await self._opening():
@@ -155,6 +178,9 @@ class EventSource:
                 continue
             if isinstance(item, Closed):
                 yield Ended("shutdown")
+                return
+            if isinstance(item, HubEnded):
+                yield Ended("expired" if item.reason == "expired" else "revoked")
                 return
             if isinstance(item, Gap):
                 for caught in await self._catch_up():

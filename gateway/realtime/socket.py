@@ -12,7 +12,8 @@ window: a device that reconnects without `last_event_id` resumes from it.
 
 Close codes: 1000 the device closed; 1008 a flood (the device's frame budget); 1009 a frame
 over GATEWAY_SOCKET_MAX_FRAME_BYTES; 1011 Redis lost (a `problem` frame first); 1012 the
-gateway shuts down (a `problem` frame first).
+gateway shuts down (a `problem` frame first); 4001 the credential expired (an `expired` frame
+first); 4003 the device was removed (a `revoked` frame first).
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
+import orjson
 import redis.asyncio as aioredis
 from fastapi.exceptions import RequestValidationError
 from loguru import logger
@@ -65,6 +68,9 @@ CLOSE_POLICY = 1008
 CLOSE_TOO_BIG = 1009
 CLOSE_INTERNAL = 1011
 CLOSE_RESTART = 1012
+# Application codes (4000-4999, RFC 6455 7.4.2): the gateway ended the socket on purpose.
+CLOSE_EXPIRED = 4001  # the credential expired: reconnect with a fresh one
+CLOSE_REVOKED = 4003  # the device was removed: do not reconnect as it
 
 _OP_SCOPES = {
     "heartbeat": "devices:write",
@@ -179,6 +185,9 @@ class DeviceSocket:
                 # Idle: nothing; the WebSocket's own pings keep the connection alive.
 
     async def _end(self, item: Ended) -> None:
+        if item.cause in ("expired", "revoked"):
+            await self._ended_by_lease(item.cause)
+            return
         if item.cause == "shutdown":
             status, code, detail, close = (
                 503,
@@ -195,6 +204,18 @@ class DeviceSocket:
             )
         await self._send("problem", problem_frame(status, code, detail, self.ctx.instance))
         await self._close(close, code)
+
+    async def _ended_by_lease(self, cause: str) -> None:
+        """The SSE stream's `expired` / `revoked` event, then the close that says the same."""
+        if cause == "expired":
+            at = wire_time(datetime.fromtimestamp(self.source.expires_at or 0, UTC))
+            data = {"reason": "credential_expired", "expired_at": at}
+            close, reason = CLOSE_EXPIRED, "credential expired"
+        else:
+            data = {"reason": "device_removed", "device_id": self.ctx.device_id}
+            close, reason = CLOSE_REVOKED, "device removed"
+        await self._send(cause, event_frame(cause, orjson.dumps(data), None))
+        await self._close(close, reason)
 
     # --- in ------------------------------------------------------------------------------------
 

@@ -12,6 +12,11 @@ place in the user's stream. Besides messages:
   gateway shutting down); its data is the problem object every HTTP error has
   (gateway/problems.py). Reconnect after it with Last-Event-ID; nothing is missed. (Not named
   `error`: EventSource reserves that name for its own connection errors.)
+- `expired`: the stream ends because the credential it was opened with (the token, or the
+  token the ticket was issued with) expired; data `{"reason": "credential_expired",
+  "expired_at"}`. Reconnect with a fresh token (or ticket) and Last-Event-ID: nothing is missed.
+- `revoked`: the stream ends because its device was removed; data `{"reason":
+  "device_removed", "device_id"}`. Do not reconnect as that device.
 - comments (`: ping`) every 15 s keep proxies from closing an idle stream.
 
 A command (and its result) is addressed to one device: only the stream of that device
@@ -22,7 +27,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import aclosing
+from datetime import UTC, datetime
 
+import orjson
 import redis.asyncio as aioredis
 
 from core.observability import correlation
@@ -37,8 +44,18 @@ from gateway.realtime.events import (
     wanted,
 )
 from gateway.realtime.hub import RealtimeHub
+from gateway.realtime.lifecycle import EXPIRED, Lease
+from schemas.sync import wire_time
 
-__all__ = ["KEEPALIVE_S", "RETRY_MS", "EventStream", "StreamRequest", "event", "wanted"]
+__all__ = [
+    "KEEPALIVE_S",
+    "RETRY_MS",
+    "EventStream",
+    "StreamRequest",
+    "end_event",
+    "event",
+    "wanted",
+]
 
 RETRY_MS = 2000
 
@@ -71,13 +88,29 @@ def problem_event(request: StreamRequest, status: int, code: str, detail: str) -
     return event("problem", body)
 
 
+def end_event(reason: str, request: StreamRequest, expires_at: float | None) -> bytes:
+    """The last event of a stream the gateway ends (no id: the device resumes from the last
+    message it saw)."""
+    if reason == EXPIRED:
+        at = wire_time(datetime.fromtimestamp(expires_at or 0, UTC))
+        body = {"reason": "credential_expired", "expired_at": at}
+    else:
+        body = {"reason": "device_removed", "device_id": request.device_id}
+    return event(reason, orjson.dumps(body))
+
+
 class EventStream:
     """The generator behind one SSE response."""
 
     def __init__(
-        self, hub: RealtimeHub, redis: aioredis.Redis, prefix: str, request: StreamRequest
+        self,
+        hub: RealtimeHub,
+        redis: aioredis.Redis,
+        prefix: str,
+        request: StreamRequest,
+        lease: Lease | None = None,
     ) -> None:
-        self._source = EventSource(hub, redis, prefix, request)
+        self._source = EventSource(hub, redis, prefix, request, lease)
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
         yield f"retry: {RETRY_MS}\n\n".encode()
@@ -89,7 +122,11 @@ class EventStream:
                 elif isinstance(item, Idle):
                     yield b": ping\n\n"
                 elif isinstance(item, Ended):
-                    # The answer's status is long gone: the stream's last event says why.
-                    code, detail = _ENDINGS[item.cause]
-                    yield problem_event(self._source.request, 503, code, detail)
+                    request = self._source.request
+                    if item.cause in _ENDINGS:
+                        # The answer's status is long gone: the stream's last event says why.
+                        code, detail = _ENDINGS[item.cause]
+                        yield problem_event(request, 503, code, detail)
+                    else:
+                        yield end_event(item.cause, request, self._source.expires_at)
                     return

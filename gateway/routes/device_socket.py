@@ -17,27 +17,45 @@ The credential: the subprotocol list carries it for browsers (`new WebSocket(url
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 from loguru import logger
+from redis.exceptions import RedisError
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
-from core.observability.metrics import DEVICE_SOCKET_CLOSES
-from gateway.auth.dependencies import PRINCIPAL_KEY, Credential, resolve_principal
-from gateway.auth.errors import AuthError, AuthUnavailable, Forbidden, Unauthorized
+from core.observability.metrics import AUTH_FAILURES, DEVICE_SOCKET_CLOSES, REALTIME_TICKETS
+from gateway.auth.dependencies import (
+    API_KEY_HEADER,
+    PRINCIPAL_KEY,
+    Credential,
+    check_scopes,
+    resolve_principal,
+)
+from gateway.auth.errors import (
+    AuthError,
+    AuthUnavailable,
+    BadAuthRequest,
+    Forbidden,
+    Unauthorized,
+    challenge,
+)
 from gateway.auth.principal import Principal
 from gateway.device_ownership import FROM_PATH, UnknownDevice, require_own_device
 from gateway.errors import field_errors
 from gateway.problems import MEDIA_TYPE, problem_bytes
+from gateway.realtime.credential import credential_expiry, token_expiry
 from gateway.realtime.device_frames import SUBPROTOCOL, bearer_of
 from gateway.realtime.events import EventSource, StreamRequest
 from gateway.realtime.flood import Budgets
 from gateway.realtime.hub import HubUnavailable
+from gateway.realtime.lifecycle import CapRefused
 from gateway.realtime.socket import NOT_REGISTERED, DeviceSocket, SocketContext, acked
+from gateway.realtime.tickets import TicketRefused, redeem_ticket
 from gateway.request_parameters import DEVICE_ID, USER_ID
 from gateway.routes.realtime import (
     CHANNEL_NAMES,
@@ -46,6 +64,7 @@ from gateway.routes.realtime import (
     _last_event_id,
     _pubnub,
     hub_of,
+    leases_of,
 )
 
 router = APIRouter(prefix="/api/v1/users/{user_id}/devices", tags=["realtime"])
@@ -80,36 +99,86 @@ def _budgets(websocket: WebSocket) -> Budgets:
     return budgets
 
 
-async def _principal(websocket: WebSocket) -> Principal:
-    offered = list(websocket.scope.get("subprotocols") or [])
-    token = bearer_of(offered)
-    ticket = websocket.query_params.get("ticket")
-    if token is not None and ticket is not None:
-        raise Unauthorized.invalid("send one credential: a bearer subprotocol or a ticket")
-    if ticket is not None:
-        return await _redeem(websocket, ticket)
+@dataclass(frozen=True)
+class Credentials:
+    """What the socket may do, and until when: a token's or a ticket's."""
+
+    scopes: frozenset[str]
+    expires_at: float  # the credential's exp (epoch seconds): the socket ends then
+
+
+async def _bearer(websocket: WebSocket, user_id: str, scopes: tuple[str, ...]) -> Credentials:
+    """The bearer subprotocol, else the Authorization header: the caller, holding `scopes`,
+    acting on their own user id."""
+    token = bearer_of(list(websocket.scope.get("subprotocols") or []))
     if token is not None:
+        if websocket.headers.get("authorization") or websocket.headers.get(API_KEY_HEADER):
+            raise BadAuthRequest.because("send one credential: a bearer subprotocol or a header")
         authenticator = websocket.app.state.authenticator
-        principal: Principal = await authenticator.principal_for(
+        principal: Principal | None = await authenticator.principal_for(
             Credential("bearer", token),
             websocket,  # type: ignore[arg-type]
         )
         websocket.scope[PRINCIPAL_KEY] = principal
-        return principal
-    found = await resolve_principal(websocket)  # type: ignore[arg-type]
-    if found is None:
+    else:
+        principal = await resolve_principal(websocket)  # type: ignore[arg-type]
+    if principal is None:
         raise Unauthorized.missing()
-    return found
-
-
-async def _redeem(websocket: WebSocket, ticket: str) -> Principal:
-    """A stream ticket, single use (gateway/realtime/tickets.py, from the stream work)."""
+    check_scopes(principal, scopes)
+    if not principal.may_act_for(user_id):
+        if principal.kind == "api_key":
+            raise Forbidden.not_owner("API keys do not act for users; use the user's own token")
+        raise Forbidden.not_owner("a user may act on their own user id only")
     try:
-        from gateway.realtime import tickets  # type: ignore[attr-defined]
-    except ImportError:
-        raise Unauthorized.invalid("stream tickets are not available on this gateway") from None
-    redeemed: Any = await tickets.redeem_ticket(websocket, ticket)
-    return redeemed  # type: ignore[no-any-return]
+        expires_at = token_expiry(token) if token is not None else credential_expiry(websocket)
+    except ValueError as exc:
+        raise Unauthorized.invalid(str(exc)) from None
+    return Credentials(frozenset(principal.scopes), expires_at)
+
+
+async def _ticket(
+    websocket: WebSocket, user_id: str, device_id: str, scopes: tuple[str, ...]
+) -> Credentials:
+    """`?ticket=`, redeemed (single use) for this user and device."""
+    offered = list(websocket.scope.get("subprotocols") or [])
+    if (
+        bearer_of(offered) is not None
+        or websocket.headers.get("authorization")
+        or websocket.headers.get(API_KEY_HEADER)
+    ):
+        raise BadAuthRequest.because("send one credential: a ticket or a bearer")
+    settings = websocket.app.state.settings
+    try:
+        claims = await redeem_ticket(
+            websocket.app.state.redis,
+            settings.redis.key_prefix,
+            websocket.query_params["ticket"],
+            user_id,
+        )
+    except TicketRefused as exc:
+        REALTIME_TICKETS.labels(exc.reason).inc()
+        AUTH_FAILURES.labels(reason="invalid_ticket").inc()
+        raise Refused(
+            401,
+            "invalid_ticket",
+            exc.message,
+            {"WWW-Authenticate": challenge("invalid_token", exc.message)},
+            [{"field": "query.ticket", "reason": exc.message}],
+        ) from None
+    REALTIME_TICKETS.labels("redeemed").inc()
+    if claims.device_id != device_id:
+        reason = "the ticket was issued for another device"
+        raise Refused(
+            422,
+            "validation_failed",
+            "1 field(s) failed validation",
+            None,
+            [{"field": "path.device_id", "reason": reason}],
+        )
+    missing = [s for s in scopes if s not in claims.scopes]
+    if missing:
+        raise Forbidden.scope(missing)
+    return Credentials(claims.scopes, claims.credential_expires_at)
 
 
 def _owner_check(websocket: WebSocket, user_id: str) -> Callable[..., Awaitable[Any]]:
@@ -127,9 +196,15 @@ def _owner_check(websocket: WebSocket, user_id: str) -> Callable[..., Awaitable[
 
 
 async def _admit(websocket: WebSocket) -> tuple[EventSource, SocketContext]:
+    """Everything decided before the handshake; Refused with the HTTP answer otherwise. The
+    source holds a lease (gateway/realtime/lifecycle.py): release it when the socket ends."""
     try:
-        principal = await _principal(websocket)
+        with_ticket = "ticket" in websocket.query_params
+        if not with_ticket:
+            # As every route: the credential (401) before the parameters (422).
+            await _bearer_present(websocket)
         try:
+            # Every field is checked before a ticket is redeemed: a bad one must not use it up.
             channels = _channels(websocket)  # type: ignore[arg-type]
             user_id = USER_ID.read(websocket)  # type: ignore[arg-type]
             device_id = DEVICE_ID.read(websocket)  # type: ignore[arg-type]
@@ -139,18 +214,20 @@ async def _admit(websocket: WebSocket) -> tuple[EventSource, SocketContext]:
             raise Refused(
                 422, "validation_failed", f"{len(fields)} field(s) failed validation", None, fields
             ) from None
-        missing = principal.missing_scopes(tuple(sorted({CHANNEL_SCOPES[c] for c in channels})))
-        if missing:
-            raise Forbidden.scope(missing)
-        if not principal.may_act_for(user_id):
-            raise Forbidden.not_owner("a user may act on their own user id only")
+        scopes = tuple(sorted({CHANNEL_SCOPES[c] for c in channels}))
+        if with_ticket:
+            credentials = await _ticket(websocket, user_id, device_id, scopes)
+        else:
+            credentials = await _bearer(websocket, user_id, scopes)
     except AuthError as exc:
+        AUTH_FAILURES.labels(reason=exc.reason).inc()
         raise Refused(
             exc.status, exc.code, exc.message, {"WWW-Authenticate": exc.www_authenticate}
         ) from None
     except AuthUnavailable:
         raise Refused(503, "auth_unavailable", "credentials cannot be checked now; retry") from None
     check = _owner_check(websocket, user_id)
+    # Also for a ticket: the device may have been removed since it was issued.
     refused = await check(device_id, FROM_PATH)
     if refused is not None:
         raise Refused(403, *refused, None, [{"field": FROM_PATH, "reason": NOT_REGISTERED}])
@@ -172,6 +249,12 @@ async def _admit(websocket: WebSocket) -> tuple[EventSource, SocketContext]:
     if last is None:
         # A device that acknowledged events resumes after the last one it acknowledged.
         last = await acked(app.state.redis, prefix, user_id, device_id)
+    try:
+        lease = await leases_of(app).acquire(user_id, device_id, "socket", credentials.expires_at)
+    except CapRefused as exc:
+        raise Refused(
+            exc.status, exc.code, exc.detail, {"Retry-After": str(exc.retry_after_s)}
+        ) from None
     source = EventSource(
         hub,
         app.state.redis,
@@ -182,16 +265,26 @@ async def _admit(websocket: WebSocket) -> tuple[EventSource, SocketContext]:
             channels=frozenset(CHANNEL_NAMES[c](user_id) for c in channels),
             last_event_id=last,
         ),
+        lease,
     )
     context = SocketContext(
         user_id=user_id,
         device_id=device_id,
-        scopes=frozenset(principal.scopes),
+        scopes=credentials.scopes,
         instance=websocket.url.path,
         max_frame_bytes=settings.socket.max_frame_bytes,
         check_target=check,
     )
     return source, context
+
+
+async def _bearer_present(websocket: WebSocket) -> None:
+    """401 at once for a socket that brings no credential at all."""
+    offered = list(websocket.scope.get("subprotocols") or [])
+    if bearer_of(offered) is None and not (
+        websocket.headers.get("authorization") or websocket.headers.get(API_KEY_HEADER)
+    ):
+        raise Unauthorized.missing()
 
 
 async def _deny(websocket: WebSocket, refused: Refused) -> None:
@@ -214,6 +307,12 @@ async def device_socket(websocket: WebSocket) -> None:
     except Refused as refused:
         await _deny(websocket, refused)
         return
+    except RedisError:
+        await _deny(
+            websocket,
+            Refused(503, "redis_unavailable", "Redis is unavailable; retry", {"Retry-After": "2"}),
+        )
+        return
     except HTTPException as exc:  # pragma: no cover - the helpers above raise Refused
         await _deny(websocket, Refused(exc.status_code, "http_error", str(exc.detail)))
         return
@@ -226,4 +325,6 @@ async def device_socket(websocket: WebSocket) -> None:
         await DeviceSocket(websocket, source, context, bucket).run()
     finally:
         budgets.release(context.user_id, context.device_id)
+        if source.lease is not None:
+            await leases_of(websocket.app).release(source.lease)
         logger.debug("device socket of {}/{} ended", context.user_id, context.device_id)
