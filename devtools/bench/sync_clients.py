@@ -145,18 +145,22 @@ class SocketDevice:
         self,
         base_url: str,
         user_id: str,
-        token: str,
+        token: str | None,
         device_id: str,
         channels: str | None = None,
         last_event_id: str | None = None,
+        ticket: str | None = None,
     ) -> None:
+        """`token` goes in the `bearer.` subprotocol; None with a `ticket` (`?ticket=`)."""
         self.inbox = Inbox()
         self.answers = Inbox()
+        self.refusal: Any = None
         self.status: int | None = None
         self.close_code: int | None = None
         self.close_reason: str = ""
         self.last_event_id = last_event_id
-        query = {k: v for k, v in (("channels", channels), ("last_event_id", last_event_id)) if v}
+        params = (("channels", channels), ("last_event_id", last_event_id), ("ticket", ticket))
+        query = {k: v for k, v in params if v}
         url = (
             base_url.replace("http", "ws", 1)
             + f"/api/v1/users/{user_id}/devices/{device_id}/socket"
@@ -174,7 +178,8 @@ class SocketDevice:
         try:
             self._ws = await connect(
                 self._url,
-                subprotocols=[Subprotocol("mgw.v1"), Subprotocol(f"bearer.{self._token}")],
+                subprotocols=[Subprotocol("mgw.v1")]
+                + ([Subprotocol(f"bearer.{self._token}")] if self._token else []),
                 max_size=None,
                 compression=None,
                 open_timeout=10,

@@ -20,6 +20,7 @@ from tests.e2e.test_sync import Account, Stack, is_kind
 pytestmark = pytest.mark.slow
 
 BURST = 15
+USER_CAP = 3
 
 
 @pytest.fixture
@@ -32,6 +33,7 @@ async def stack(spawn, isolated: Isolated) -> AsyncIterator[Stack]:  # type: ign
             "RATE_LIMIT_ENABLED": "false",
             "GATEWAY_SOCKET_BURST": str(BURST),
             "GATEWAY_SOCKET_FRAMES_PER_S": "5",
+            "REALTIME_STREAMS_PER_USER": str(USER_CAP),
         },
     )
     async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as http:
@@ -91,6 +93,16 @@ async def test_a_phones_command_frame_reaches_the_tvs_socket(
         assert moved.body["content_id"] == title and moved.body["device_id"] == "phone-1"
         # The TV's socket carries what its SSE stream would: nothing addressed to the phone.
         assert tv.inbox.messages("command_result") == []
+
+        # Sockets count against the user's cap with streams: the third is the last one.
+        await alice.register("tablet-1", "tablet")
+        third = await SocketDevice(base, alice.user_id, alice.token, "tablet-1").start()
+        over = await SocketDevice(base, alice.user_id, alice.token, "tablet-1").start()
+        assert third.status == 101
+        assert over.status == 429 and over.refusal["error"] == "too_many_streams"
+        await third.close()
+        text = (await http.get("/metrics")).text
+        assert metric(text, "device_socket_closes_total", code="http_429") >= 1
     finally:
         await tv.close()
         await phone.close()
@@ -244,3 +256,43 @@ async def test_bad_frames_oversized_frames_and_floods_get_their_codes(
     assert metric(text, "device_socket_closes_total", code="http_403") >= 1
     assert metric(text, "device_socket_errors_total", code="validation_failed") >= 5
     assert metric(text, "device_socket_frames_total", direction="in", type="invalid") >= 2
+
+
+async def test_a_ticket_opens_its_devices_socket_once_and_removal_revokes_it(
+    stack: Stack, isolated: Isolated
+) -> None:
+    base, http = stack.url, stack.http
+    alice = Account(http, isolated, "alice")
+    await alice.register("web-1", "web")
+    await alice.register("tv-1", "tv")
+    await alice.wait_devices(2)
+
+    async def ticket(device_id: str) -> str:
+        issued = await http.post(
+            alice.url("/stream/ticket"), headers={**alice.headers, "X-Device-ID": device_id}
+        )
+        assert issued.status_code == 200, issued.text
+        return str(issued.json()["ticket"])
+
+    first = await ticket("web-1")
+    web = await SocketDevice(base, alice.user_id, None, "web-1", ticket=first).start()
+    try:
+        assert web.status == 101 and web.subprotocol == "mgw.v1"
+        again = await SocketDevice(base, alice.user_id, None, "web-1", ticket=first).start()
+        assert again.status == 401 and again.refusal["error"] == "invalid_ticket"
+        elsewhere = await SocketDevice(
+            base, alice.user_id, None, "tv-1", ticket=await ticket("web-1")
+        ).start()
+        assert elsewhere.status == 422
+        assert elsewhere.refusal["fields"][0]["field"] == "path.device_id"
+
+        # Removing the device ends its socket: a `revoked` frame, then 4003.
+        removed = await http.delete(alice.url("/devices/web-1"), headers=alice.headers)
+        assert removed.status_code == 202
+        end = await web.inbox.wait_for(lambda h: h.channel == "revoked", wait_s=15)
+        assert end.body == {"reason": "device_removed", "device_id": "web-1"}
+        assert await web.wait_closed() == 4003
+    finally:
+        await web.close()
+    gone = await SocketDevice(base, alice.user_id, alice.token, "web-1").start()
+    assert gone.status == 403 and gone.refusal["error"] == "unknown_device"
