@@ -41,8 +41,10 @@ from core.observability.metrics import (
     DEVICE_SOCKETS_OPEN,
 )
 from core.publisher import BrokerUnavailable, Published, PublishOutcomeUnknown
+from core.resilience import CircuitOpen
 from gateway.device_operations import report_progress, send_command, send_heartbeat
 from gateway.errors import field_errors
+from gateway.lookup import LookupTimeout
 from gateway.realtime.device_frames import (
     AckFrame,
     CommandFrame,
@@ -305,6 +307,17 @@ class DeviceSocket:
         except RedisError:
             await self._error(
                 503, "redis_unavailable", "Redis (users' clocks) is unavailable; retry", frame.ref
+            )
+        except LookupTimeout as exc:
+            # The ownership check's fallback asked the sync agent and had no answer in time.
+            await self._error(503, "lookup_timeout", f"{exc}; retry shortly", frame.ref)
+        except CircuitOpen as exc:
+            await self._error(
+                503,
+                "dependency_unavailable",
+                f"{exc.service} is failing; calls are paused, retry after "
+                f"{max(1, round(exc.retry_after_s))} s",
+                frame.ref,
             )
 
     async def _operate(self, frame: HeartbeatFrame | ProgressFrame | CommandFrame) -> None:
