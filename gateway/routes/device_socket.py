@@ -3,10 +3,12 @@
 
 Admission happens before the handshake is accepted, so a refused socket gets the HTTP answer
 any route would give, as problem+json (the WebSocket Denial Response extension, which uvicorn
-serves): 401 without a usable credential, 403 for a missing scope, another user's id or a
-device that is not the user's, 422 for a bad parameter, 404 in a PubNub deployment, 503 when
-the fan-out cannot reach Redis. A browser only sees that the handshake failed; every other
-client reads the status and the body.
+serves): 401 without a usable credential (`invalid_ticket` for a ticket), 400 for two
+credentials, 403 for a missing scope, another user's id or a device that is not the user's,
+422 for a bad parameter, 404 in a PubNub deployment, 429 / 503 at the user's / the process's
+cap of streams and sockets (gateway/realtime/lifecycle.py), 503 when Redis cannot be reached.
+A browser only sees that the handshake failed; every other client reads the status and the
+body. An admitted socket holds a lease until it ends, whatever ends it.
 
 The credential: the subprotocol list carries it for browsers (`new WebSocket(url, ["mgw.v1",
 "bearer." + token])`; the server accepts `mgw.v1` and never echoes the token), or an
@@ -24,7 +26,6 @@ from fastapi import APIRouter
 from fastapi.exceptions import RequestValidationError
 from loguru import logger
 from redis.exceptions import RedisError
-from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.websockets import WebSocket
 
@@ -47,6 +48,7 @@ from gateway.auth.errors import (
 from gateway.auth.principal import Principal
 from gateway.device_ownership import FROM_PATH, UnknownDevice, require_own_device
 from gateway.errors import field_errors
+from gateway.lookup import LookupTimeout
 from gateway.problems import MEDIA_TYPE, problem_bytes
 from gateway.realtime.credential import credential_expiry, token_expiry
 from gateway.realtime.device_frames import SUBPROTOCOL, bearer_of
@@ -313,15 +315,19 @@ async def device_socket(websocket: WebSocket) -> None:
             Refused(503, "redis_unavailable", "Redis is unavailable; retry", {"Retry-After": "2"}),
         )
         return
-    except HTTPException as exc:  # pragma: no cover - the helpers above raise Refused
-        await _deny(websocket, Refused(exc.status_code, "http_error", str(exc.detail)))
+    except LookupTimeout as exc:
+        # The ownership check's fallback asked the sync agent and had no answer in time.
+        await _deny(
+            websocket,
+            Refused(503, "lookup_timeout", f"{exc}; retry shortly", {"Retry-After": "1"}),
+        )
         return
-    offered = websocket.scope.get("subprotocols") or []
-    # Only the protocol's name is echoed: never the bearer entry.
-    await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
     budgets = _budgets(websocket)
     bucket = budgets.hold(context.user_id, context.device_id)
     try:
+        offered = websocket.scope.get("subprotocols") or []
+        # Only the protocol's name is echoed: never the bearer entry.
+        await websocket.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
         await DeviceSocket(websocket, source, context, bucket).run()
     finally:
         budgets.release(context.user_id, context.device_id)
