@@ -71,6 +71,14 @@ OUTBOUND: dict[str, tuple[str, Any]] = {
         "an inbound frame refused, with the HTTP route's problem",
         _outbound("error", _PROBLEM, {"ref": _REF_FIELD}),
     ),
+    "expired": (
+        "the credential the socket was opened with expired; close 4001 follows",
+        _outbound("expired", {"type": "object"}, {"id": _EVENT_ID}),
+    ),
+    "revoked": (
+        "the device was removed; close 4003 follows: do not reconnect as it",
+        _outbound("revoked", {"type": "object"}, {"id": _EVENT_ID}),
+    ),
     "problem": (
         "the socket ends (Redis lost, shutdown); resume with last_event_id",
         _outbound("problem", _PROBLEM),
