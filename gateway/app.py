@@ -13,7 +13,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from assistant.mount import mount_mcp
 from core.broker_wakeup import BrokerWakeup, wakeup_channel
-from core.config import Settings
+from core.config import OPEN_CHANNELS_WARNING, Settings
 from core.publisher import Publisher
 from gateway.auth import routes as auth_routes
 from gateway.auth.dependencies import Authenticator
@@ -30,6 +30,7 @@ from gateway.middleware.rate_limit import install_rate_limiting
 from gateway.middleware.response_cache import CachePolicy, ResponseCacheMiddleware
 from gateway.middleware.server_error import ServerErrorMiddleware
 from gateway.openapi_responses import install_common_responses
+from gateway.openapi_security import install_security
 from gateway.resources import edge_resources
 from gateway.routes import (
     commands,
@@ -43,6 +44,7 @@ from gateway.routes import (
     problems,
     progress,
     realtime,
+    realtime_token,
     recommendations,
     watchlist,
 )
@@ -121,6 +123,7 @@ def create_app(settings: Settings) -> FastAPI:
                     yield
         finally:
             await realtime.close_hub(app)
+            await realtime_token.close_access(app)
             await publisher.stop()
             await app.state.redis.aclose()
 
@@ -132,6 +135,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.authenticator = Authenticator(settings.auth, settings.redis.key_prefix)
+    if settings.pubnub.enabled and not settings.pubnub.access_manager:
+        logger.warning(OPEN_CHANNELS_WARNING)
     if not app.state.authenticator.verifier.algorithms:
         logger.warning("no AUTH_JWT_SECRET or AUTH_JWT_PUBLIC_KEY: bearer tokens are refused")
     # Innermost first: the fast lane serves the hottest routes without FastAPI's router, inside
@@ -151,7 +156,12 @@ def create_app(settings: Settings) -> FastAPI:
     # routes, so requests with a credential, which the response cache never serves, are always
     # checked; anonymous cache hits are answered before it, uncounted (docs/AUTH.md).
     if settings.rate_limit.enabled:
-        install_rate_limiting(app, settings.redis.key_prefix, settings.rate_limit.redis_retry_s)
+        install_rate_limiting(
+            app,
+            settings.redis.key_prefix,
+            settings.rate_limit.redis_retry_s,
+            settings.rate_limit.auth_failures_per_minute,
+        )
     # Response cache and HTTP metrics inside the correlation id (Starlette makes the last
     # added middleware the outermost), so a cache hit is still logged with its request id.
     if settings.response_cache.enabled:
@@ -184,6 +194,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(commands.router)
     app.include_router(realtime.router)
     app.include_router(device_socket.router)
+    app.include_router(realtime_token.router)
     app.include_router(suggest_routes.router)
     app.include_router(discovery_routes.router)
     app.include_router(recommendations.router)
@@ -193,6 +204,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(problems.router)
     install_body_schemas(app)
     install_common_responses(app)
+    install_security(app)
     if settings.mcp.enabled:
         mount_mcp(app, settings)  # /mcp for assistants (docs/MCP.md)
     return app

@@ -13,6 +13,7 @@ offline, being removed, or starting to play something else.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
@@ -192,3 +193,17 @@ def went_offline(record: DeviceRecord) -> DevicePresenceMessage:
     return DevicePresenceMessage(
         device_id=record.device_id, presence=Presence.offline, last_seen=record.last_seen
     )
+
+
+def removed_by(
+    removals: Iterable[DeviceRemoved], records: Mapping[str, Mapping[str, DeviceRecord]]
+) -> list[tuple[str, str]]:
+    """The (user, device) pairs of these removals that the stored records show removed: the
+    devices whose realtime tokens must be revoked. A removal outrun by a later registration
+    revokes nothing; a removal seen again (a redelivery) names its device again, harmlessly."""
+    out = []
+    for event in removals:
+        record = records.get(event.user_id, {}).get(event.device_id)
+        if record is not None and record.removed:
+            out.append((event.user_id, event.device_id))
+    return sorted(set(out))

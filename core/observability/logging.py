@@ -177,7 +177,16 @@ def init_logging(
     lowest = spec.lowest
     if fmt == "pretty":
         logger.configure(patcher=_pretty_patch, extra={"process": process} if process else {})
-        logger.add(out, format=_PRETTY, filter=_make_filter(spec), level=lowest, colorize=None)
+        # diagnose=False: loguru would print the value of every variable of a traceback's
+        # frames, secrets and connection URLs among them (docs/AUTH.md, secrets).
+        logger.add(
+            out,
+            format=_PRETTY,
+            filter=_make_filter(spec),
+            level=lowest,
+            colorize=None,
+            diagnose=False,
+        )
     else:
         logger.configure(patcher=_patch, extra={"process": process} if process else {})
         logger.add(_json_sink(out), filter=_make_filter(spec), level=lowest, format="{message}")

@@ -38,6 +38,18 @@ AGENT_FAILURE_REPLIES = Counter(
 AUTH_FAILURES = Counter(
     "mgw_auth_failures_total", "Requests refused by authentication or authorization", ["reason"]
 )
+REALTIME_TOKENS = Counter(
+    "mgw_realtime_tokens_total",
+    "PubNub Access Manager tokens: granted to devices, refused (too many live for a device), "
+    "revoked after a device's removal",
+    ["outcome"],
+)
+DEVICE_CHECKS = Counter(
+    "mgw_device_checks_total",
+    "Device ownership checks of requests naming a device, by outcome: owned, unknown_device "
+    "(403), and register_not_loaded (decided from the devices document, a second round trip)",
+    ["outcome"],
+)
 RATE_LIMITED = Counter(
     "mgw_rate_limited_total", "Requests refused with 429, by caller tier", ["tier"]
 )
@@ -147,6 +159,24 @@ DEVICE_SOCKET_CLOSES = Counter(
     "device_socket_closes_total",
     "Device WebSockets ended, by close code (a refused handshake: its HTTP status, e.g. http_403)",
     ["code"],
+)
+
+# --- bounds on what one client can grow (docs/OPERATIONS.md#bounds) ---
+BOUND_REFUSALS = Counter(
+    "mgw_bound_refusals_total",
+    "Requests or operations refused because a client crossed a bound, by bound and by where "
+    "it was enforced (gateway: the 4xx answer; agent: an operation that raced past the gateway)",
+    ["bound", "where"],
+)
+TOMBSTONES_COMPACTED = Counter(
+    "mgw_sync_tombstones_compacted_total",
+    "Watchlist tombstones dropped after SYNC_TOMBSTONE_RETENTION_S",
+)
+LLM_BUDGET_EXHAUSTED = Counter(
+    "mgw_discovery_llm_budget_exhausted_total",
+    "Anonymous searches read by the local rules because the LLM budget of this window "
+    "(minute, day) was spent",
+    ["window"],
 )
 
 # --- realtime streams and sockets (gateway/realtime/lifecycle.py, docs/SYNC.md) ---

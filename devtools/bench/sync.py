@@ -38,7 +38,7 @@ from cli.console import console_for, out
 from core.embedded import free_port
 from devtools.bench.services import bench_services, spawn_mgw, stop_process
 from devtools.bench.sync_clients import Heard, Inbox, PubNubDevice, SocketDevice, SseDevice
-from devtools.bench.sync_pubnub import LoopbackPubNub
+from devtools.bench.sync_pubnub import LoopbackPubNub, PamKeys
 
 console = console_for(stderr=True)
 
@@ -119,6 +119,17 @@ class Phone:
         if resp.status_code != 202:
             raise BenchError(f"registering {device_id}: {resp.status_code} {resp.text}")
 
+    async def token(self, device_id: str) -> str:
+        """The device's PubNub token (POST .../realtime/token)."""
+        resp = await self.http.post(
+            "/api/v1/users/bench-user/realtime/token",
+            headers={**self.headers, "X-Device-ID": device_id},
+        )
+        if resp.status_code != 200:
+            raise BenchError(f"realtime token for {device_id}: {resp.status_code} {resp.text}")
+        token: str = resp.json()["token"]
+        return token
+
     async def heartbeats(self, devices: list[str]) -> None:
         while True:
             await asyncio.sleep(20)
@@ -196,10 +207,12 @@ async def _run_path(
         env = dict(base_env)
         server: LoopbackPubNub | None = None
         if path == "pubnub":
-            server = await stack.enter_async_context(LoopbackPubNub())
+            keys = PamKeys("pub-bench", "sub-bench", f"sec-bench-{uuid.uuid4().hex}")
+            server = await stack.enter_async_context(LoopbackPubNub(keys))
             env |= {
-                "PUBNUB_PUBLISH_KEY": "pub-bench",
-                "PUBNUB_SUBSCRIBE_KEY": "sub-bench",
+                "PUBNUB_PUBLISH_KEY": keys.publish_key,
+                "PUBNUB_SUBSCRIBE_KEY": keys.subscribe_key,
+                "PUBNUB_SECRET_KEY": keys.secret_key,
                 "PUBNUB_ORIGIN": server.origin,
                 "PUBNUB_SSL": "false",
             }
@@ -242,8 +255,11 @@ async def _run_path(
             tv_inbox, tablet_inbox = sockets[0].inbox, sockets[1].inbox
             send_play = SocketPhone(sockets[2]).play
         elif server is not None:
-            tv = PubNubDevice(server.origin, "sub-bench", "tv-1")
-            tablet = PubNubDevice(server.origin, "sub-bench", "tablet-1")
+            # Each device subscribes with its own Access Manager token, as a real app would.
+            tv = PubNubDevice(server.origin, "sub-bench", "tv-1", token=await phone.token("tv-1"))
+            tablet = PubNubDevice(
+                server.origin, "sub-bench", "tablet-1", token=await phone.token("tablet-1")
+            )
             stack.push_async_callback(tv.close)
             stack.push_async_callback(tablet.close)
             tv.subscribe("user.bench-user.devices")

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 import httpx
 import orjson
 from pubnub.callbacks import SubscribeCallback
+from pubnub.enums import PNStatusCategory
 from pubnub.pnconfiguration import PNConfiguration
 from pubnub.pubnub_asyncio import PubNubAsyncio
 from websockets.asyncio.client import connect
@@ -255,9 +256,12 @@ class SocketDevice:
 class _Listener(SubscribeCallback):
     def __init__(self, inbox: Inbox) -> None:
         self.inbox = inbox
+        # Access Manager refused a subscribe (403): its statuses, for tests to see.
+        self.denied: list[Any] = []
 
     def status(self, pubnub: Any, status: Any) -> None:
-        pass
+        if status.category is PNStatusCategory.PNAccessDeniedCategory:
+            self.denied.append(status)
 
     def presence(self, pubnub: Any, presence: Any) -> None:
         pass
@@ -271,7 +275,15 @@ class _Listener(SubscribeCallback):
 class PubNubDevice:
     """One device subscribed to channels through the `pubnub` SDK."""
 
-    def __init__(self, origin: str, subscribe_key: str, device_id: str, *, ssl: bool = False):
+    def __init__(
+        self,
+        origin: str,
+        subscribe_key: str,
+        device_id: str,
+        *,
+        ssl: bool = False,
+        token: str | None = None,
+    ):
         config = PNConfiguration()
         config.subscribe_key = subscribe_key
         config.user_id = device_id
@@ -280,7 +292,11 @@ class PubNubDevice:
         config.disable_config_locking = False
         self.inbox = Inbox()
         self.client = PubNubAsyncio(config)
-        self.client.add_listener(_Listener(self.inbox))
+        # Access Manager: the token of POST .../realtime/token, sent as `auth` with each request.
+        if token is not None:
+            self.client.set_token(token)
+        self.listener = _Listener(self.inbox)
+        self.client.add_listener(self.listener)
 
     def subscribe(self, *channels: str) -> None:
         self.client.subscribe().channels(list(channels)).execute()

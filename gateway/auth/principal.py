@@ -50,6 +50,9 @@ class Principal:
     tier: Tier = Tier.free
     # The API key's name, for logs; None for users.
     name: str | None = None
+    # When the credential stops being valid (epoch seconds, the token's `exp`); None for API
+    # keys, which live until revoked. What a credential hands on (a realtime token) ends by then.
+    expires_at: float | None = None
 
     def missing_scopes(self, required: tuple[str, ...]) -> list[str]:
         return [s for s in required if s not in self.scopes]

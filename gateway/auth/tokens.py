@@ -120,6 +120,7 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
         scopes=parse_scopes(claims),
         roles=parse_roles(claims),
         tier=parse_tier(claims),
+        expires_at=float(claims["exp"]) if isinstance(claims.get("exp"), int | float) else None,
     )
 
 

@@ -6,8 +6,9 @@ or DELETE that carries the header, from an authenticated caller:
 - the first request claims the key (caller + key) in Redis for GATEWAY_IDEMPOTENCY_LOCK_S and
   runs; its answer, when final, is stored for GATEWAY_IDEMPOTENCY_TTL_S (24 h): the status, the
   headers that describe it (STORED_HEADERS) and the body;
-- a retry with the same key and the same request (method, path and query, and a SHA-256 of
-  the body) gets that answer again, with `Idempotent-Replayed: true`, and nothing runs;
+- a retry with the same key and the same request (method, path and query, the acting device
+  `X-Device-ID`, and a SHA-256 of the body) gets that answer again, with
+  `Idempotent-Replayed: true`, and nothing runs;
 - the same key with another request: 422 `idempotency_key_reused`, whatever its state;
 - a retry while the first still runs: 409 `idempotency_in_flight`, with Retry-After.
 
@@ -91,7 +92,11 @@ def storable(status: int) -> bool:
 
 def fingerprint(scope: Scope, body: bytes) -> str:
     digest = hashlib.sha256()
-    for part in (scope["method"], scope["path"], scope.get("query_string", b"").decode("latin-1")):
+    # The acting device is part of the request: the same body sent by another device (a
+    # command's sender, the device a realtime token is for) is another request, not a retry.
+    device = _header(scope, b"x-device-id") or ""
+    query = scope.get("query_string", b"").decode("latin-1")
+    for part in (scope["method"], scope["path"], query, device):
         digest.update(part.encode() + b"\n")
     digest.update(body)
     return digest.hexdigest()

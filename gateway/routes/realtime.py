@@ -1,7 +1,8 @@
 """Realtime: how a device hears its user's changes and commands.
 
 `GET .../realtime` says which transport this deployment uses and the channel names: PubNub
-(subscribe there with the given key) or the built-in fan-out, `GET .../stream`, a Server-Sent
+(subscribe there with the given key and a token from `POST .../realtime/token`, see
+gateway/routes/realtime_token.py) or the built-in fan-out, `GET .../stream`, a Server-Sent
 Events stream per device (gateway/realtime/sse.py). Both carry the same channels and bodies.
 
 Scopes per channel: `sync` (watchlist and progress) needs `watchlist:read`; `devices`
@@ -77,12 +78,14 @@ class RealtimeInfo(BaseModel):
     stream_url: str | None = None
     pubnub_subscribe_key: str | None = None
     pubnub_origin: str | None = None
+    # pubnub with Access Manager: where a device gets the token its subscriptions need.
+    pubnub_token_url: str | None = None
     replay_window_s: int | None = None
 
 
 def _pubnub(request: Request) -> bool:
-    pubnub = request.app.state.settings.pubnub
-    return bool(pubnub.publish_key and pubnub.subscribe_key)
+    pubnub: bool = request.app.state.settings.pubnub.enabled
+    return pubnub
 
 
 # What _channels accepts: known names, commas between, blanks around a name ignored.
@@ -143,6 +146,9 @@ async def realtime_info(request: Request) -> Response:
             channels=channels,
             pubnub_subscribe_key=pubnub.subscribe_key,
             pubnub_origin=pubnub.origin,
+            pubnub_token_url=(
+                f"/api/v1/users/{user_id}/realtime/token" if pubnub.access_manager else None
+            ),
         )
     else:
         info = RealtimeInfo(

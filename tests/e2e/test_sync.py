@@ -16,7 +16,7 @@ import pytest
 
 from agreements.sync_realtime import newer
 from devtools.bench.sync_clients import Heard, PubNubDevice, SseDevice
-from devtools.bench.sync_pubnub import LoopbackPubNub
+from devtools.bench.sync_pubnub import LoopbackPubNub, PamKeys
 from schemas.sync import devices_channel, notifications_channel, sync_channel
 from tests.auth.helpers import bearer, user_token
 from tests.conftest import Isolated
@@ -74,6 +74,13 @@ class Account:
             json={"command": body},
             headers={**self.headers, "X-Device-ID": source},
         )
+
+    async def realtime_token(self, device_id: str) -> dict[str, Any]:
+        resp = await self.http.post(
+            self.url("/realtime/token"), headers={**self.headers, "X-Device-ID": device_id}
+        )
+        assert resp.status_code == 200, resp.text
+        return resp.json()  # type: ignore[no-any-return]
 
     async def wait_devices(self, count: int) -> None:
         async def listed() -> bool:
@@ -330,11 +337,13 @@ async def test_through_pubnub_the_tv_hears_the_command_with_the_real_sdk(
     spawn,
     isolated: Isolated,  # type: ignore[no-untyped-def]
 ) -> None:
-    async with LoopbackPubNub() as server:
+    keys = PamKeys("pub-e2e", "sub-e2e", f"sec-e2e-{uuid.uuid4().hex}")
+    async with LoopbackPubNub(keys) as server:
         env = {
             **isolated.env,
-            "PUBNUB_PUBLISH_KEY": "pub-e2e",
-            "PUBNUB_SUBSCRIBE_KEY": "sub-e2e",
+            "PUBNUB_PUBLISH_KEY": keys.publish_key,
+            "PUBNUB_SUBSCRIBE_KEY": keys.subscribe_key,
+            "PUBNUB_SECRET_KEY": keys.secret_key,
             "PUBNUB_ORIGIN": server.origin,
             "PUBNUB_SSL": "false",
             "RATE_LIMIT_ENABLED": "false",
@@ -343,17 +352,27 @@ async def test_through_pubnub_the_tv_hears_the_command_with_the_real_sdk(
         await asyncio.to_thread(spawn, "worker", "sync", extra_env=env)
         gateway = await asyncio.to_thread(spawn, "gateway", extra_env=env)
         async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as http:
-            alice = Account(http, isolated, "alice")
+            alice, bob = Account(http, isolated, "alice"), Account(http, isolated, "bob")
             info = (await http.get(alice.url("/realtime"), headers=alice.headers)).json()
             assert info["transport"] == "pubnub" and info["pubnub_subscribe_key"] == "sub-e2e"
+            assert info["pubnub_token_url"] == alice.url("/realtime/token")
             assert (await http.get(alice.url("/stream"), headers=alice.headers)).status_code == 404
             await alice.register("phone-1", "phone")
             await alice.register("tv-1", "tv", remote_controllable=True)
+            await bob.register("phone-1", "phone")
             await alice.wait_devices(2)
-            tv = PubNubDevice(server.origin, "sub-e2e", "tv-1")
+            await bob.wait_devices(1)
+            tv_token = await alice.realtime_token("tv-1")
+            assert tv_token["channels"] == info["channels"]
+            tv = PubNubDevice(server.origin, "sub-e2e", "tv-1", token=tv_token["token"])
             tv.subscribe(info["channels"]["devices"])
+            # Bob's phone, with Bob's own token, tries Alice's devices channel: refused.
+            bobs = await bob.realtime_token("phone-1")
+            snoop = PubNubDevice(server.origin, "sub-e2e", "phone-1", token=bobs["token"])
+            snoop.subscribe(info["channels"]["devices"])
             try:
-                await wait_for(lambda: server.subscribes >= 2, timeout=5)
+                await wait_for(lambda: server.refused_token(bobs["token"]), timeout=5)
+                await wait_for(lambda: server.subscribes >= 3, timeout=5)
                 sent = await alice.command(
                     "phone-1", "tv-1", {"type": "seek", "position_seconds": 60}
                 )
@@ -367,5 +386,15 @@ async def test_through_pubnub_the_tv_hears_the_command_with_the_real_sdk(
                 await wait_for(lambda: server.messages(info["channels"]["notifications"]), 5)
                 results = server.messages(info["channels"]["notifications"])
                 assert results[-1]["status"] == "delivered"
+                assert snoop.inbox.heard == []
+
+                # Alice removes her TV: the sync worker revokes its token, and PubNub refuses
+                # the TV's subscription from then on.
+                removed = await http.delete(alice.url("/devices/tv-1"), headers=alice.headers)
+                assert removed.status_code == 202
+                await wait_for(lambda: server.grants[tv_token["token"]].revoked, timeout=20)
+                await wait_for(lambda: server.refused_token(tv_token["token"]), timeout=5)
+                assert not server.grants[bobs["token"]].revoked
             finally:
                 await tv.close()
+                await snoop.close()

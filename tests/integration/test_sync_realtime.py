@@ -14,15 +14,17 @@ import pytest
 from pubnub.callbacks import SubscribeCallback
 from pubnub.pnconfiguration import PNConfiguration
 from pubnub.pubnub_asyncio import PubNubAsyncio
+from pydantic import SecretStr
 
 from agents.adapters.delivery.base import RealtimeUnavailable
 from agents.adapters.delivery.fanout import RedisFanout
 from agents.adapters.delivery.pubnub import PubNubSink
 from agents.framework.context import AgentContext, ContextHolder
 from agents.sync.handlers import REALTIME_SINK, realtime_delivery
+from agreements.pubnub_access import PubNubAccess
 from agreements.sync_realtime import epoch_key, position, replay
 from core.config import PubNubSettings, Settings
-from devtools.bench.sync_pubnub import LoopbackPubNub
+from devtools.bench.sync_pubnub import LoopbackPubNub, PamKeys
 from gateway.realtime.hub import RealtimeHub
 from gateway.realtime.sse import EventStream, StreamRequest
 from schemas.envelope import wrap
@@ -178,7 +180,7 @@ class Listener(SubscribeCallback):
         self.messages.put_nowait((message.channel, message.message))
 
 
-def subscriber(server: LoopbackPubNub, device: str) -> tuple[PubNubAsyncio, Listener]:
+def subscriber(server: LoopbackPubNub, device: str, token: str) -> tuple[PubNubAsyncio, Listener]:
     config = PNConfiguration()
     config.subscribe_key = "sub-test"
     config.user_id = device
@@ -186,6 +188,7 @@ def subscriber(server: LoopbackPubNub, device: str) -> tuple[PubNubAsyncio, List
     config.ssl = False
     config.disable_config_locking = False
     client = PubNubAsyncio(config)
+    client.set_token(token)
     listener = Listener()
     client.add_listener(listener)
     return client, listener
@@ -201,14 +204,27 @@ async def drain(listener: Listener, count: int, wait_s: float = 5.0) -> list[tup
 async def test_pubnub_delivers_through_the_real_sdk_in_order_and_only_to_the_users_channels(
     settings: Settings, topics_created: None
 ) -> None:
-    async with LoopbackPubNub() as server:
+    # Access Manager on: the sink's publishes are signed with the secret key, and Alice's TV
+    # subscribes with a token granting read on her channels (the grant is the gateway's job,
+    # tests/integration/test_realtime_tokens.py; here the secret key grants it directly).
+    keys = PamKeys("pub-test", "sub-test", f"sec-{uuid.uuid4().hex}")
+    async with LoopbackPubNub(keys) as server:
         pubnub = PubNubSettings(
-            publish_key="pub-test", subscribe_key="sub-test", origin=server.origin, ssl=False
+            publish_key=keys.publish_key,
+            subscribe_key=keys.subscribe_key,
+            secret_key=SecretStr(keys.secret_key),
+            origin=server.origin,
+            ssl=False,
         )
         holder = ContextHolder(replace_settings(settings, pubnub), source="test")
         ctx = (await holder.get()).for_agent("realtime-pubnub-test")
         alice, bob = user(), user()
-        tv, listener = subscriber(server, "alice-tv")
+        access = PubNubAccess(pubnub, "test")
+        token = await access.grant_read(
+            [sync_channel(alice), devices_channel(alice)], 5, {"device": "alice-tv"}
+        )
+        await access.close()
+        tv, listener = subscriber(server, "alice-tv", token)
         try:
             tv.subscribe().channels([sync_channel(alice), devices_channel(alice)]).execute()
             await wait_subscribed(server)
@@ -237,6 +253,8 @@ async def test_pubnub_delivers_through_the_real_sdk_in_order_and_only_to_the_use
             assert listener.messages.empty()
             assert len(server.messages(sync_channel(alice))) == 6
             assert len(server.messages(sync_channel(bob))) == 1
+            # Every publish was signed and every subscribe carried a granting token.
+            assert server.refusals == []
         finally:
             await tv.stop()
             await holder.close()

@@ -15,25 +15,23 @@ than sent twice. Clients catch up from the read models (or PubNub's history) on 
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 from collections.abc import Sequence
 
 import httpx
 import redis.asyncio as aioredis
 from loguru import logger
 from pubnub.enums import PNStatusCategory
-from pubnub.pnconfiguration import PNConfiguration
 from pubnub.pubnub_asyncio import PubNubAsyncio
 
 from agents.adapters.delivery.base import DeliveryRejected, RealtimeUnavailable
+from agreements.pubnub_access import pubnub_config
 from agreements.sync_realtime import claim, release
 from core.config import PubNubSettings
 from core.resilience import breakers
 from schemas.sync import RealtimeEvent
 
-# A publish normally takes milliseconds; past this the message is given up (see above).
-PUBLISH_TIMEOUT_S = 5
+# A publish normally takes milliseconds; past REQUEST_TIMEOUT_S (agreements/pubnub_access.py)
+# the message is given up (see above).
 # Status codes after which the same publish may succeed later.
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
@@ -42,28 +40,12 @@ class _Unknown(RealtimeUnavailable):
     """Sent, perhaps: the claim stays, so it is never sent twice."""
 
 
-def _config(settings: PubNubSettings) -> PNConfiguration:
-    config = PNConfiguration()
-    config.publish_key = settings.publish_key
-    config.subscribe_key = settings.subscribe_key
-    # The SDK wants an id per client; one per worker process.
-    config.user_id = f"mgw-sync-{socket.gethostname()}-{os.getpid()}"
-    if settings.origin:
-        config.origin = settings.origin
-    config.ssl = settings.ssl
-    config.enable_subscribe = False
-    config.non_subscribe_request_timeout = PUBLISH_TIMEOUT_S
-    config.connect_timeout = PUBLISH_TIMEOUT_S
-    # Locked once the client is made (the SDK deprecates mutable configurations).
-    config.disable_config_locking = False
-    return config
-
-
 class PubNubSink:
     name = "pubnub"
 
     def __init__(self, settings: PubNubSettings, redis: aioredis.Redis, prefix: str) -> None:
-        self._pubnub = PubNubAsyncio(_config(settings))
+        # With the secret key: publishes are signed, which Access Manager lets through.
+        self._pubnub = PubNubAsyncio(pubnub_config(settings, "sync"))
         self._redis = redis
         self._prefix = prefix
 

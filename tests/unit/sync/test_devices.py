@@ -165,3 +165,12 @@ def test_membership_converges_in_any_order(order: list[Event]) -> None:
         reference.removed,
         reference.info,
     )
+
+
+def test_only_removals_the_records_show_removed_revoke_tokens() -> None:
+    tv = rules.remove(None, removed(5)).record
+    # The phone's removal was outrun by a later registration: it stays, its tokens too.
+    phone = rules.register(None, registered(9, "phone-1"), NOW).record
+    records = {USER: {"tv-1": tv, "phone-1": phone}}
+    removals = [removed(5), removed(5), removed(3, "phone-1"), removed(4, "tablet-1")]
+    assert rules.removed_by(removals, records) == [(USER, "tv-1")]
