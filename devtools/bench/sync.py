@@ -178,7 +178,18 @@ class SocketPhone:
         self.sent += 1
         ref = f"play-{self.sent}"
         await self.device.command("tv-1", {"type": "play"}, ref=ref)
-        answer = await self.device.answers.wait_for(lambda h: h.event_id == ref, wait_s=10)
+        try:
+            answer = await self.device.answers.wait_for(lambda h: h.event_id == ref, wait_s=10)
+        except TimeoutError:
+            closed = self.device.close_code
+            raise BenchError(
+                f"no answer to command frame {ref}"
+                + (
+                    f": the socket closed with {closed} {self.device.close_reason}"
+                    if closed
+                    else ""
+                )
+            ) from None
         if answer.channel != "accepted":
             raise BenchError(f"command frame refused: {answer.body}")
         return str(answer.body["data"]["command_id"])
@@ -366,6 +377,10 @@ def bench_sync(
                 "REDIS_KEY_PREFIX": prefix,
                 "AUTH_JWT_SECRET": secret,
                 "RATE_LIMIT_ENABLED": "false",
+                # The phone's socket sends a command per round trip, faster than a device's
+                # frame budget allows (docs/DEVICE_PROTOCOL.md): this measures latency.
+                "GATEWAY_SOCKET_FRAMES_PER_S": "10000",
+                "GATEWAY_SOCKET_BURST": "10000",
                 "LOG_LEVEL": "warning",
                 "LOG_FORMAT": "json",
                 "MGW_ENV_FILE": "/nonexistent/.env",
