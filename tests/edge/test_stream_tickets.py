@@ -140,6 +140,9 @@ async def test_an_eventsource_opens_the_stream_with_a_ticket_once(
         )
         assert keyed.json()["ticket"] != rekeyed.json()["ticket"]
         assert "idempotent-replayed" not in rekeyed.headers
+        document = (await http.get("/openapi.json")).json()
+        operation = document["paths"]["/api/v1/users/{user_id}/stream/ticket"]["post"]
+        assert "Idempotency-Key" not in [p["name"] for p in operation["parameters"]]
     # Never logged: not in any log line of the requests above.
     assert log_messages and not any(secret in line for line in log_messages)
 
