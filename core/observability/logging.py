@@ -177,7 +177,16 @@ def init_logging(
     lowest = spec.lowest
     if fmt == "pretty":
         logger.configure(patcher=_pretty_patch, extra={"process": process} if process else {})
-        logger.add(out, format=_PRETTY, filter=_make_filter(spec), level=lowest, colorize=None)
+        # diagnose=False: loguru's default writes every local's value into a traceback, and
+        # locals hold tokens, stream tickets and passwords.
+        logger.add(
+            out,
+            format=_PRETTY,
+            filter=_make_filter(spec),
+            level=lowest,
+            colorize=None,
+            diagnose=False,
+        )
     else:
         logger.configure(patcher=_patch, extra={"process": process} if process else {})
         logger.add(_json_sink(out), filter=_make_filter(spec), level=lowest, format="{message}")
