@@ -601,7 +601,8 @@ def test_a_traceback_shows_no_values_of_locals(fmt: str) -> None:
     init_logging("info", fmt, stream)
 
     def redeem(ticket: str) -> None:
-        raise ValueError("cannot redeem")
+        # loguru's diagnose would annotate `ticket` on this line with its value.
+        raise ValueError(f"cannot redeem a ticket of {len(ticket)} characters")
 
     secret = "tkt-" + "SECRET" * 3  # made at run time: no source line shows it
     try:
