@@ -29,7 +29,7 @@ from starlette.types import Receive, Scope, Send
 from agreements.sync_realtime import EVENT_ID_FORM, MAX_ID_PART, REPLAY_WINDOW_S, is_event_id
 from core.observability.metrics import AUTH_FAILURES, REALTIME_TICKETS
 from gateway.auth.dependencies import API_KEY_HEADER, own_user
-from gateway.auth.errors import BadAuthRequest, Forbidden, challenge
+from gateway.auth.errors import BadAuthRequest, Forbidden, Unauthorized, challenge
 from gateway.device_ownership import FROM_HEADER, UNKNOWN_DEVICE, require_own_device
 from gateway.errors import error_response
 from gateway.realtime.credential import credential_expiry
@@ -260,16 +260,21 @@ async def stream_ticket(request: Request) -> Response:
     device_id = ACTING_DEVICE.read(request)
     await require_own_device(request, user_id, device_id)
     settings = request.app.state.settings
-    issued = await issue_ticket(
-        request.app.state.redis,
-        settings.redis.key_prefix,
-        user_id=user_id,
-        device_id=device_id,
-        scopes=principal.scopes,
-        credential_expires_at=credential_expiry(request),
-        issued_by=principal.subject,
-        ttl_s=settings.realtime.ticket_ttl_s,
-    )
+    try:
+        issued = await issue_ticket(
+            request.app.state.redis,
+            settings.redis.key_prefix,
+            user_id=user_id,
+            device_id=device_id,
+            scopes=principal.scopes,
+            credential_expires_at=credential_expiry(request),
+            issued_by=principal.subject,
+            ttl_s=settings.realtime.ticket_ttl_s,
+        )
+    except TicketRefused:
+        # Within the verifier's clock-skew leeway, or a second from its end: a ticket would
+        # open a stream that ends at once.
+        raise Unauthorized.invalid("token expired (or expires within a second)") from None
     REALTIME_TICKETS.labels("issued").inc()
     body = StreamTicket(
         ticket=issued.ticket,
