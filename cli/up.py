@@ -57,6 +57,7 @@ from core.config import ConfigError, Settings, load_settings
 from core.embedded import ServiceProcess, start_postgres, start_redis
 from core.embedded.wheels import missing_wheels, missing_wheels_message
 from core.observability.logging import init_logging
+from core.redaction import redact_url
 from core.stack_file import (
     DEV_KEY_VARIABLE,
     GATEWAY_OPS_VARIABLE,
@@ -181,7 +182,8 @@ def run_stack(data_dir: str, gateway_port: int, durable: bool = False) -> int:
             for variable, name, label, start in embedded:
                 if os.environ.get(variable):
                     if name != OBJECT_STORE:
-                        rows.append((label.split(" ")[0], env[variable], "external"))
+                        # The banner is printed and logged: a password in the URL is not.
+                        rows.append((label.split(" ")[0], redact_url(env[variable]), "external"))
                     continue
                 status.update(f"starting {label}...")
                 # The broker where clients expect it (9092) when free; the others anywhere.
@@ -198,7 +200,7 @@ def run_stack(data_dir: str, gateway_port: int, durable: bool = False) -> int:
             rows.append(
                 (
                     "qdrant",
-                    env.get("QDRANT_URL") or f"local: {env['QDRANT_PATH']}",
+                    redact_url(env.get("QDRANT_URL") or f"local: {env['QDRANT_PATH']}"),
                     "external" if env.get("QDRANT_URL") else "embedded",
                 )
             )

@@ -7,6 +7,7 @@ environment wins). Each section reads its own flat variables (`KAFKA_BROKERS`, n
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -17,13 +18,17 @@ from typing import Annotated, Any, ClassVar, Literal
 from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from core.redaction import MASK, redact_text, redact_url
+
 ENV_FILE_VARIABLE = "MGW_ENV_FILE"
 # A browser origin: scheme, host, optional port; nothing after (no path, no trailing slash).
 _ORIGIN = r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?"
 
 
 class ConfigError(ValueError):
-    """Raised with one line per bad variable: its name, the reason and the value seen."""
+    """Raised with one line per bad variable: its name, the reason and the value seen (never a
+    secret's value, and URLs with their password masked: the message reaches logs and
+    terminals)."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
@@ -32,6 +37,11 @@ class ConfigError(ValueError):
 
 def _env_file() -> str:
     return os.environ.get(ENV_FILE_VARIABLE, ".env")
+
+
+def secret_value(secret: SecretStr | None) -> str | None:
+    """The value of an optional secret, for the one call that needs it in clear."""
+    return None if secret is None else secret.get_secret_value()
 
 
 class _Section(BaseSettings):
@@ -47,6 +57,17 @@ class _Section(BaseSettings):
         if field in cls.aliases:
             return cls.aliases[field]
         return (cls.model_config.get("env_prefix", "") + field).upper()
+
+    @classmethod
+    def is_secret(cls, field: str) -> bool:
+        info = cls.model_fields.get(field)
+        return info is not None and "SecretStr" in str(info.annotation)
+
+    def __repr_args__(self) -> Any:
+        # repr() and str() of settings reach logs and tracebacks: URLs with their password
+        # masked (secrets are SecretStr, which already print as **********).
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if isinstance(value, str) else value
 
 
 def _split_csv(value: Any) -> Any:
@@ -89,6 +110,10 @@ class KafkaSettings(_Section):
         if not value:
             raise ValueError("at least one host:port is required")
         for broker in value:
+            if "@" in broker or "://" in broker:
+                # The broker list is published (the AsyncAPI document's servers): it must
+                # never carry credentials.
+                raise ValueError(f"{redact_url(broker)!r} is not host:port (no credentials)")
             host, _, port = broker.rpartition(":")
             if not host or not port.isdigit():
                 raise ValueError(f"{broker!r} is not host:port")
@@ -146,7 +171,7 @@ class QdrantSettings(_Section):
 
     # A server URL selects qdrant-client; without one the in-process engine at `path` is used.
     url: str | None = None
-    api_key: str | None = None
+    api_key: SecretStr | None = None
     path: Path = Path(".mgw/qdrant")
     collection: str = "content"
 
@@ -162,7 +187,7 @@ class EmbeddingSettings(_Section):
 class OpenAISettings(_Section):
     model_config = SettingsConfigDict(env_prefix="OPENAI_", extra="ignore")
 
-    api_key: str | None = None
+    api_key: SecretStr | None = None
     base_url: str | None = None
     chat_model: str = "gpt-4o-mini"
     embedding_model: str = "text-embedding-3-small"
@@ -172,7 +197,9 @@ class OpenAISettings(_Section):
 class PubNubSettings(_Section):
     model_config = SettingsConfigDict(env_prefix="PUBNUB_", extra="ignore")
 
-    publish_key: str | None = None
+    # The publish key lets its holder publish on every channel of the keyset: a secret. The
+    # subscribe key is handed to devices (GET .../realtime), so it is not one.
+    publish_key: SecretStr | None = None
     subscribe_key: str | None = None
     # host:port; a loopback origin in tests, PubNub's own by default.
     origin: str | None = None
@@ -244,6 +271,27 @@ class GatewaySettings(_Section):
     # idempotency_lock_s (longer than any write takes; a crashed gateway's hold then lapses).
     idempotency_ttl_s: int = Field(default=86_400, ge=60, le=30 * 86_400)
     idempotency_lock_s: float = Field(default=60.0, gt=0, le=3600)
+    # Peers whose X-Forwarded-For / X-Forwarded-Proto are believed (uvicorn's proxy headers):
+    # addresses or networks (10.0.0.0/8), or * for any. Empty (the default): none, and the
+    # client address is the socket peer's. Set it to the reverse proxy's addresses only: a
+    # trusted peer decides the address the rate limits, failed-auth budget and logs key on,
+    # so * lets any client pick its own (docs/OPERATIONS.md).
+    forwarded_allow_ips: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    _split_forwarded = field_validator("forwarded_allow_ips", mode="before")(_split_csv)
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_forwarded(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            if entry == "*":
+                continue
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address, a network or *") from None
+        return value
+
     # CORS (gateway/app.py): the browser origins allowed to call the API, comma-separated
     # (`https://app.example.com`), or `*`; none (the default) sends no CORS headers at all.
     # Credentials (cookies) are never allowed with `*`: refused at start.
@@ -312,6 +360,10 @@ class RateLimitSettings(_Section):
     enabled: bool = True
     # While Redis is unreachable the in-process limiter counts; Redis is retried this often.
     redis_retry_s: float = Field(default=1.0, gt=0, le=300)
+    # Failed authentications (401) one client address may cause per minute in one gateway
+    # process; past it, requests carrying a credential get 429 before the credential is read
+    # (gateway/auth/failures.py). Counted in process: no Redis round trip for a bad credential.
+    auth_failures_per_minute: int = Field(default=30, ge=1, le=1_000_000)
 
 
 class ResponseCacheSettings(_Section):
@@ -351,6 +403,29 @@ class DiscoverySettings(_Section):
     search_timeout_s: float = Field(default=0.45, gt=0, le=120)
     # How long the gateway waits for the discovery agent to answer a result-cache miss (504 after).
     reply_timeout_s: float = Field(default=3.0, gt=0, le=60)
+    # The global budget of LLM intent calls for searches without a credential, shared by every
+    # discovery worker through Redis (agents/discovery/llm_budget.py); past it the local rules
+    # read the query. 0 sends no anonymous query to the LLM.
+    anonymous_llm_per_minute: int = Field(default=60, ge=0, le=1_000_000)
+    anonymous_llm_per_day: int = Field(default=10_000, ge=0, le=100_000_000)
+
+
+class SyncSettings(_Section):
+    """Bounds on what one user can grow in cross-device sync (docs/OPERATIONS.md#bounds)."""
+
+    model_config = SettingsConfigDict(env_prefix="SYNC_", extra="ignore")
+
+    # Registered devices per user: the gateway refuses a new one past it (409), and the sync
+    # agent, the source of truth, ignores a registration that raced past the gateway's check.
+    max_devices_per_user: int = Field(default=20, ge=1, le=10_000)
+    # Titles on one watchlist; a re-add of a title already on it is always accepted.
+    max_watchlist_size: int = Field(default=5_000, ge=1, le=1_000_000)
+    # How long a watchlist tombstone (a removed add tag) is kept, from the stamp of the remove
+    # that made it: long enough for a device offline that long to sync its edits. 30 days.
+    tombstone_retention_s: float = Field(default=30 * 86_400.0, gt=0, le=3650 * 86_400)
+    # At most this many titles are compacted per run of the sync agent's compaction timer
+    # (every 5 minutes); a title written to is compacted as it is written.
+    tombstone_compaction_batch: int = Field(default=1000, ge=1, le=100_000)
 
 
 class SonaSettings(_Section):
@@ -418,6 +493,7 @@ class Settings(BaseModel):
     discovery: DiscoverySettings
     sona: SonaSettings
     mcp: McpSettings = Field(default_factory=McpSettings)
+    sync: SyncSettings = Field(default_factory=SyncSettings)
 
 
 _SECTIONS: dict[str, type[_Section]] = {
@@ -438,6 +514,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "discovery": DiscoverySettings,
     "sona": SonaSettings,
     "mcp": McpSettings,
+    "sync": SyncSettings,
 }
 
 
@@ -449,9 +526,23 @@ def _describe(section: type[_Section], error: dict[str, Any]) -> str:
             name = alias
             field = alias_field
     value = error.get("input")
-    shown = "" if isinstance(value, dict) else f" (got {value!r})"
-    reason = error["msg"].removeprefix("Value error, ")
+    if isinstance(value, dict):
+        shown = ""
+    elif section.is_secret(field):
+        shown = f" (got {MASK}: a secret's value is never shown)"
+    else:
+        # A URL, or a list of host:port, may embed a password: shown with it masked.
+        shown = f" (got {_masked(value)!r})"
+    reason = redact_text(error["msg"].removeprefix("Value error, "))
     return f"{name}: {reason}{shown}"
+
+
+def _masked(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact_url(value) if "@" in value else value
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
 
 
 def load_settings(env_file: str | Path | None = None) -> Settings:

@@ -30,6 +30,7 @@ from gateway.middleware.rate_limit import install_rate_limiting
 from gateway.middleware.response_cache import CachePolicy, ResponseCacheMiddleware
 from gateway.middleware.server_error import ServerErrorMiddleware
 from gateway.openapi_responses import install_common_responses
+from gateway.openapi_security import install_security
 from gateway.resources import edge_resources
 from gateway.routes import (
     commands,
@@ -150,7 +151,12 @@ def create_app(settings: Settings) -> FastAPI:
     # routes, so requests with a credential, which the response cache never serves, are always
     # checked; anonymous cache hits are answered before it, uncounted (docs/AUTH.md).
     if settings.rate_limit.enabled:
-        install_rate_limiting(app, settings.redis.key_prefix, settings.rate_limit.redis_retry_s)
+        install_rate_limiting(
+            app,
+            settings.redis.key_prefix,
+            settings.rate_limit.redis_retry_s,
+            settings.rate_limit.auth_failures_per_minute,
+        )
     # Response cache and HTTP metrics inside the correlation id (Starlette makes the last
     # added middleware the outermost), so a cache hit is still logged with its request id.
     if settings.response_cache.enabled:
@@ -191,6 +197,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(problems.router)
     install_body_schemas(app)
     install_common_responses(app)
+    install_security(app)
     if settings.mcp.enabled:
         mount_mcp(app, settings)  # /mcp for assistants (docs/MCP.md)
     return app

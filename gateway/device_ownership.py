@@ -9,7 +9,7 @@ devices document (gateway/sync_lookup.py), which asks the sync agent on a miss; 
 answer loads the register too, so the next request is on the hot path again.
 
 Registration and removal are 202-async: the gateway marks the device in the register as soon as
-the broker accepted the event (`note_registered`, `note_removed`), so the device can act the
+the broker accepted the event (`note_membership`), so the device can act the
 moment its registration is answered, and is refused the moment its removal is. docs/SYNC.md.
 """
 
@@ -21,6 +21,7 @@ from redis.exceptions import RedisError
 
 from agreements.device_register import held, is_registered, mark
 from agreements.sync_documents import DevicesDocument
+from core.observability.metrics import DEVICE_CHECKS
 from gateway.sync_lookup import read_view
 from schemas.sync import HLC, SyncView
 
@@ -68,20 +69,27 @@ async def require_own_devices(request: Request, user_id: str, named: dict[str, s
     for device_id, value in zip(ids, values, strict=True):
         if value is not None:
             if not is_registered(value):
-                raise UnknownDevice(user_id, device_id, named[device_id])
+                raise _refused(user_id, device_id, named[device_id])
         elif complete:
-            raise UnknownDevice(user_id, device_id, named[device_id])
+            raise _refused(user_id, device_id, named[device_id])
         else:
             undecided.append(device_id)
     if undecided:
         # The register is not loaded: the devices document decides (the agent's on a miss).
+        DEVICE_CHECKS.labels("register_not_loaded").inc()
         document = DevicesDocument.model_validate_json(
             await read_view(request, SyncView.devices, user_id)
         )
         listed = {d.device_id for d in document.devices}
         for device_id in undecided:
             if device_id not in listed:
-                raise UnknownDevice(user_id, device_id, named[device_id])
+                raise _refused(user_id, device_id, named[device_id])
+    DEVICE_CHECKS.labels("owned").inc()
+
+
+def _refused(user_id: str, device_id: str, field: str) -> UnknownDevice:
+    DEVICE_CHECKS.labels("unknown_device").inc()
+    return UnknownDevice(user_id, device_id, field)
 
 
 async def note_membership(

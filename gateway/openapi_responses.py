@@ -25,8 +25,10 @@ from gateway.middleware.rate_limit import is_exempt
 from gateway.problems import MEDIA_TYPE, problem_schema
 
 RATE_LIMITED = {
-    "description": "rate limit exceeded: X-RateLimit-Limit, -Remaining and -Reset, and "
-    "Retry-After, say when to come back"
+    "description": "`rate_limited`: rate limit exceeded: X-RateLimit-Limit, -Remaining and "
+    "-Reset, and Retry-After, say when to come back; or `too_many_auth_failures`: this client "
+    "address sent more failing credentials in a minute than RATE_LIMIT_AUTH_FAILURES_PER_MINUTE, "
+    "and a request carrying a credential is refused unread until Retry-After"
 }
 BAD_CREDENTIAL = {"description": "a credential was sent and is not valid (expired, revoked...)"}
 TWO_CREDENTIALS = {"description": "Authorization and X-API-Key together: send one"}

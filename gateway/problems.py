@@ -99,6 +99,22 @@ TYPES: dict[str, ProblemType] = {
         "The caller's tier allows no more requests in this window; X-RateLimit-Reset and "
         "Retry-After say when to come back.",
     ),
+    "device_limit_reached": ProblemType(
+        "Too many devices",
+        "The user already has SYNC_MAX_DEVICES_PER_USER registered devices; remove one before "
+        "registering another (re-registering a device already registered is always accepted).",
+    ),
+    "watchlist_full": ProblemType(
+        "Watchlist full",
+        "The watchlist already holds SYNC_MAX_WATCHLIST_SIZE titles; remove one before adding "
+        "another (adding a title already on the list is always accepted).",
+    ),
+    "too_many_auth_failures": ProblemType(
+        "Too many failed authentications",
+        "This client address sent more failing credentials in the last minute than "
+        "RATE_LIMIT_AUTH_FAILURES_PER_MINUTE allows; requests carrying a credential are refused "
+        "unread until Retry-After.",
+    ),
     "headers_too_large": ProblemType(
         "Request headers too large",
         "The headers exceed GATEWAY_MAX_HEADER_BYTES; the connection is closed.",

@@ -30,7 +30,18 @@ def _options(settings: Settings) -> dict[str, Any]:
         # named by string so that the processes of --workers import it themselves.
         "http": "gateway.edge_protocol:EdgeHttpProtocol",
         "timeout_graceful_shutdown": 5,
+        **forwarded_options(settings.gateway.forwarded_allow_ips),
     }
+
+
+def forwarded_options(allow_ips: list[str]) -> dict[str, Any]:
+    """uvicorn's forwarded-header trust, from GATEWAY_FORWARDED_ALLOW_IPS alone: uvicorn's own
+    default believes X-Forwarded-For from 127.0.0.1 (or $FORWARDED_ALLOW_IPS), so any local
+    process, or a proxy on the host that passes the header through, could set the client
+    address the rate limits key on. Empty: the headers are ignored."""
+    if not allow_ips:
+        return {"proxy_headers": False, "forwarded_allow_ips": []}
+    return {"proxy_headers": True, "forwarded_allow_ips": list(allow_ips)}
 
 
 def run_gateway(settings: Settings, workers: int | None = None) -> None:

@@ -189,6 +189,9 @@ class SearchRequested(Payload):
     # With a user, results are personalized (and cached per user).
     user_id: str | None = Field(default=None, min_length=1, max_length=128)
     reply_channel: str = Field(min_length=1, max_length=300)
+    # Asked without a credential: an LLM reading of the query spends the global anonymous
+    # budget (DISCOVERY_ANONYMOUS_LLM_PER_MINUTE / _PER_DAY). Absent: counted as anonymous.
+    anonymous: bool = True
 
     @field_validator("query", mode="before")
     @classmethod

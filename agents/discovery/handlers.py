@@ -95,7 +95,7 @@ async def search(engine: Discovery, request: SearchRequested, key: str) -> bytes
         return cached
     clock = await engine.cache.results_clock()
     with timed(SEARCH_AGENT, "intent"):
-        resolved = await engine.intents.resolve(request.query)
+        resolved = await engine.intents.resolve(request.query, anonymous=request.anonymous)
     plan = plan_search(request, resolved.intent, engine.stats)
     with timed(SEARCH_AGENT, "retrieve"):
         retrieved = await engine.retriever.retrieve(plan)
@@ -108,6 +108,9 @@ async def search(engine: Discovery, request: SearchRequested, key: str) -> bytes
     # an empty one: no title is on it, so no title's change would drop it, and a title added
     # meanwhile is exactly what its asker is waiting for.
     complete = not (retrieved.partial or response.strategies_failed) and response.total_count > 0
+    # Nor one read by the rules because the anonymous LLM budget was spent: kept, it would be
+    # every caller's answer (signed-in ones too) long after the budget refilled.
+    complete = complete and resolved.origin != "rules_budget"
     lifetime_s = page_lifetime(
         engine.cache.settings.results_ttl_s,
         assembled.offers_change_in_s,

@@ -25,15 +25,18 @@ from prometheus_client import Counter
 from agents.discovery.cache_store import DiscoveryCache
 from agents.discovery.intent_llm import IntentReplyError, chat_request, parse_reply
 from agents.discovery.intent_rules import parse_intent
-from core.config import Settings
+from agents.discovery.llm_budget import LlmBudget
+from core.config import Settings, secret_value
+from core.observability.metrics import LLM_BUDGET_EXHAUSTED
 from core.resilience import CircuitOpen, breakers
 from schemas.discovery import ParsedIntent
 
-Origin = Literal["cache", "llm", "rules", "rules_fallback"]
+Origin = Literal["cache", "llm", "rules", "rules_fallback", "rules_budget"]
 
 INTENTS = Counter(
     "mgw_discovery_intents_total",
-    "Queries read, by where the reading came from (cache, llm, rules, rules_fallback)",
+    "Queries read, by where the reading came from (cache, llm, rules, rules_fallback, "
+    "rules_budget: an anonymous query past the LLM budget)",
     ["origin"],
 )
 
@@ -46,9 +49,19 @@ class Resolved:
 
 class IntentResolver:
     def __init__(
-        self, settings: Settings, cache: DiscoveryCache, client: AsyncOpenAI | None = None
+        self,
+        settings: Settings,
+        cache: DiscoveryCache,
+        client: AsyncOpenAI | None = None,
+        budget: LlmBudget | None = None,
     ) -> None:
         self._cache = cache
+        self._budget = budget or LlmBudget(
+            cache.redis,
+            cache.prefix,
+            settings.discovery.anonymous_llm_per_minute,
+            settings.discovery.anonymous_llm_per_day,
+        )
         self._model = settings.openai.chat_model
         self._timeout_s = settings.discovery.llm_timeout_s
         self._client = client
@@ -56,7 +69,7 @@ class IntentResolver:
             # No retries of our own: the reply is awaited by a user, and the breaker decides
             # when to try again.
             self._client = AsyncOpenAI(
-                api_key=settings.openai.api_key,
+                api_key=secret_value(settings.openai.api_key),
                 base_url=settings.openai.base_url,
                 timeout=self._timeout_s,
                 max_retries=0,
@@ -66,7 +79,8 @@ class IntentResolver:
     def uses_llm(self) -> bool:
         return self._client is not None
 
-    async def resolve(self, query: str) -> Resolved:
+    async def resolve(self, query: str, anonymous: bool = False) -> Resolved:
+        """`anonymous`: asked without a credential, so an LLM call spends the global budget."""
         cached = await self._cache.get_intent(query)
         if cached is not None:
             return self._done(Resolved(cached, "cache"))
@@ -74,6 +88,12 @@ class IntentResolver:
             intent = parse_intent(query)
             await self._cache.set_intent(query, intent)
             return self._done(Resolved(intent, "rules"))
+        if anonymous:
+            spent = await self._budget.take()
+            if spent is not None:
+                # Not cached: once the budget refills, the query gets the LLM's reading.
+                LLM_BUDGET_EXHAUSTED.labels(spent).inc()
+                return self._done(Resolved(parse_intent(query), "rules_budget"))
         try:
             intent = await self._ask(query)
         except CircuitOpen:

@@ -22,6 +22,7 @@ from loguru import logger
 
 from agents.framework.runtime import MAX_ERROR_CHARS, TRANSIENT_ERRORS
 from core.observability.metrics import QUARANTINED_ROWS, ROWS_QUARANTINED
+from core.observability.probes import CheckFailed
 
 T = TypeVar("T")
 
@@ -170,10 +171,8 @@ def quarantine_check(
             await conn.close(timeout=timeout_s)
         if not found:
             return {"rows": 0}
-        parts = [
-            f"{s.agent}: {s.rows} row(s), latest {s.entity_id} ({s.reason}: {s.error[:120]})"
-            for s in found
-        ]
-        raise RuntimeError("quarantined rows need an operator: " + "; ".join(parts))
+        # The reason code, not the error's text (`mgw` quarantine commands show it).
+        parts = [f"{s.agent}: {s.rows} row(s), latest {s.entity_id} ({s.reason})" for s in found]
+        raise CheckFailed("quarantined rows need an operator: " + "; ".join(parts))
 
     return check

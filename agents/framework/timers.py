@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core.observability.metrics import TIMER_CONSECUTIVE_FAILURES, TIMER_FAILURES
+from core.observability.probes import CheckFailed
 
 FAILING_AFTER = 3
 
@@ -62,9 +63,11 @@ class TimerHealth:
             if state.consecutive_failures >= FAILING_AFTER
         }
         if failing:
-            raise RuntimeError(
+            # Names and counts only: the errors themselves are logged at each failure, and
+            # their text (addresses, a driver's message) stays out of readiness bodies.
+            raise CheckFailed(
                 "; ".join(
-                    f"{name} failed {s.consecutive_failures} times in a row, last: {s.last_error}"
+                    f"{name} failed {s.consecutive_failures} times in a row (the log has why)"
                     for name, s in sorted(failing.items())
                 )
             )

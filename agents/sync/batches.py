@@ -22,7 +22,7 @@ from agents.sync.devices import DeviceChange, DeviceRecord
 from agents.sync.messages import command_events, message_id, realtime_event
 from agents.sync.progress import Position, merge
 from agents.sync.records import TitleState, decode_titles, encode_title
-from agents.sync.watchlist import WatchlistState, apply, contains
+from agents.sync.watchlist import WatchlistState, apply, compact_title, contains
 from schemas.envelope import Envelope
 from schemas.sync import (
     HLC,
@@ -33,6 +33,7 @@ from schemas.sync import (
     ProgressMessage,
     RemoteCommandIssued,
     WatchlistMessage,
+    WatchlistOperation,
     WatchlistUpdate,
 )
 from topics.registry import SYNC_COMMAND_RESULTS
@@ -60,6 +61,10 @@ class Merged:
     rows: dict[Any, Any] = field(default_factory=dict)
     changed_users: set[str] = field(default_factory=set)
     events: list[Outgoing] = field(default_factory=list)
+    # Operations dropped because they would cross a bound (docs/OPERATIONS.md#bounds).
+    refused: list[Envelope[Any]] = field(default_factory=list)
+    # Watchlist tombstones and clears dropped past their retention.
+    compacted: int = 0
 
 
 def _title_row(state: WatchlistState, content_id: uuid.UUID) -> TitleRow:
@@ -78,22 +83,41 @@ def _title_row(state: WatchlistState, content_id: uuid.UUID) -> TitleRow:
 def watchlist(
     stored: Mapping[str, Mapping[uuid.UUID, TitleState]],
     batch: Sequence[Envelope[WatchlistUpdate]],
+    sizes: Mapping[str, int] | None = None,
+    max_size: int | None = None,
+    compact_before_us: int | None = None,
 ) -> Merged:
     """OR-Set operations into the users' stored titles; rows keyed by (user, title).
 
     An operation that changes the stored state is stored; only one that changes what the list
     shows (the title's live adds) raises the version and is announced. A remove of a title not
     on the list is kept (an add stamped before it, arriving later, stays covered) but changes
-    nothing a device sees."""
+    nothing a device sees.
+
+    `sizes` (titles on each user's list before the batch) and `max_size`: an add that would put
+    a new title on a list already holding `max_size` is refused (in `refused`, not applied).
+    `compact_before_us`: tombstones and clears of the loaded titles stamped before it are
+    dropped (their rows rewritten), so a storm of removes on one title stays bounded."""
     states = {user: decode_titles(user, titles) for user, titles in stored.items()}
+    counts = dict(sizes or {})
     out = Merged()
     for env in batch:
         update = env.payload
         cid = update.content_id
         state = states.setdefault(update.user_id, WatchlistState(user_id=update.user_id))
         shown = dict(state.adds.get(cid, {}))
+        size = counts.get(update.user_id, 0)
+        if (
+            max_size is not None
+            and update.operation is WatchlistOperation.add
+            and not shown
+            and size >= max_size
+        ):
+            out.refused.append(env)
+            continue
         if not apply(state, update):
             continue
+        counts[update.user_id] = size + contains(state, cid) - bool(shown)
         out.rows[(update.user_id, cid)] = _title_row(state, cid)
         if state.adds.get(cid, {}) == shown:
             continue
@@ -108,6 +132,13 @@ def watchlist(
                 env,
             )
         )
+    if compact_before_us is not None:
+        for state in states.values():
+            for cid in set(state.tombstones) | set(state.cleared):
+                dropped = compact_title(state, cid, compact_before_us)
+                if dropped:
+                    out.compacted += dropped
+                    out.rows[(state.user_id, cid)] = _title_row(state, cid)
     return out
 
 
@@ -135,16 +166,39 @@ def progress(stored: Mapping[UserTitle, Position], batch: Sequence[Envelope[Any]
     return out
 
 
+def _active_devices(current: Mapping[UserDevice, DeviceRecord], user_id: str) -> int:
+    return sum(1 for (user, _), record in current.items() if user == user_id and record.active)
+
+
+def _past_device_limit(
+    current: Mapping[UserDevice, DeviceRecord], event: Any, max_devices: int | None
+) -> bool:
+    """A registration of a device not active now, for a user with `max_devices` active."""
+    if max_devices is None or not isinstance(event, DeviceRegistered):
+        return False
+    held = current.get((event.user_id, event.device.device_id))
+    if held is not None and held.active:
+        return False
+    return _active_devices(current, event.user_id) >= max_devices
+
+
 def devices(
     stored: Mapping[UserDevice, DeviceRecord],
     batch: Sequence[Envelope[DeviceRegistered | DeviceHeartbeat | DeviceRemoved]],
     now: datetime,
+    max_devices: int | None = None,
 ) -> Merged:
-    """Registrations, heartbeats or removals into the device records by (user, device)."""
+    """Registrations, heartbeats or removals into the device records by (user, device).
+
+    A registration of a new device for a user with `max_devices` active ones is refused (in
+    `refused`, not applied): the bound the gateway checks, held here under the user's lock."""
     current: dict[UserDevice, DeviceRecord] = dict(stored)
     out = Merged()
     for env in batch:
         event = env.payload
+        if _past_device_limit(current, event, max_devices):
+            out.refused.append(env)
+            continue
         change = _device_change(current, event, now)
         if not change.stored:
             continue

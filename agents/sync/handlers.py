@@ -26,12 +26,16 @@ from agents.framework.resources import Resource
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
 from agents.sync import batches, store
+from agents.sync.clock import to_physical_us
 from agents.sync.devices import DeviceRecord, went_offline
 from agents.sync.messages import message_id, realtime_event, to_deliver
 from agents.sync.presence import ONLINE_TIMEOUT_S
 from agents.sync.progress import is_complete
+from agents.sync.records import is_empty
 from agents.sync.views import continue_watching_document, devices_document, watchlist_document
+from agreements.device_register import mark
 from agreements.sync_documents import CONTINUE_WATCHING_MAX
+from core.observability.metrics import BOUND_REFUSALS, TOMBSTONES_COMPACTED
 from schemas.envelope import Envelope
 from schemas.sync import SyncView
 from topics.registry import (
@@ -50,6 +54,21 @@ Clock = Callable[[], datetime]
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def _report_refused(agent: str, bound: str, merged: batches.Merged, limit: int) -> None:
+    """Operations dropped at a bound: they raced past the gateway's check (or came from a
+    producer that does not check); the metric and the log line are their only trace."""
+    for env in merged.refused:
+        BOUND_REFUSALS.labels(bound=bound, where="agent").inc()
+        logger.bind(agent=agent, correlation_id=env.correlation_id).warning(
+            "{}: {} of {} refused: past the bound {} = {}",
+            agent,
+            type(env.payload).__name__,
+            env.payload.user_id,
+            bound,
+            limit,
+        )
 
 
 def _log_merge(agent: str, batch: list[Envelope[Any]], merged: batches.Merged) -> None:
@@ -79,9 +98,22 @@ async def _render_watchlists(
     return out
 
 
+def _retention_cutoff(ctx: AgentContext) -> datetime:
+    return utcnow() - timedelta(seconds=ctx.settings.sync.tombstone_retention_s)
+
+
+async def _save_titles(conn: asyncpg.Connection, rows: list[batches.TitleRow]) -> None:
+    """Write the changed titles; a title compacted to nothing (not on the list, no tombstone,
+    no clear) loses its row, so removes of titles never added leave no trace past retention."""
+    empty = [r for r in rows if not r.visible and is_empty(r.state)]
+    await store.save_titles(conn, [r for r in rows if r.visible or not is_empty(r.state)])
+    await store.delete_titles(conn, [(r.user_id, r.content_id) for r in empty])
+
+
 async def merge_watchlist(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
     """OR-Set operations into each user's watchlist; one message per operation that changed it."""
     users = {env.payload.user_id for env in batch}
+    compact_before_us = to_physical_us(_retention_cutoff(ctx))
     async with unit_of_work(ctx) as uow:
         await store.lock_users(uow.conn, users)
         # A retry (same Idempotency-Key) is stamped anew at the gateway: only its id repeats.
@@ -89,12 +121,43 @@ async def merge_watchlist(ctx: AgentContext, batch: list[Envelope[Any]]) -> None
         stored = await store.load_titles(
             uow.conn, [(env.payload.user_id, env.payload.content_id) for env in batch]
         )
-        merged = batches.watchlist(stored, batch)
-        await store.save_titles(uow.conn, list(merged.rows.values()))
+        sizes = await store.visible_counts(uow.conn, users)
+        limit = ctx.settings.sync.max_watchlist_size
+        merged = batches.watchlist(stored, batch, sizes, limit, compact_before_us)
+        await _save_titles(uow.conn, list(merged.rows.values()))
         documents = await _render_watchlists(uow.conn, users, merged.changed_users)
         uow.add(merged.events)
     await store.write_views(ctx.redis, ctx.prefix, SyncView.watchlist, documents)
+    _report_refused(ctx.agent, "watchlist_size", merged, limit)
+    TOMBSTONES_COMPACTED.inc(merged.compacted)
     _log_merge(ctx.agent, batch, merged)
+
+
+# A client's stamp may lead the server's clock by a minute (gateway/sync_clock.py): rows left
+# alone this much longer than the retention hold only expired stamps.
+_CLIENT_LEAD = timedelta(minutes=2)
+
+
+async def compact_tombstones(ctx: AgentContext) -> int:
+    """Compact the titles nobody wrote to for longer than SYNC_TOMBSTONE_RETENTION_S (the
+    merge compacts the titles it writes); how many tombstones and clears were dropped."""
+    cutoff = _retention_cutoff(ctx)
+    batch_size = ctx.settings.sync.tombstone_compaction_batch
+    keys = await store.titles_to_compact(ctx.pool, cutoff - _CLIENT_LEAD, batch_size)
+    if not keys:
+        return 0
+    async with unit_of_work(ctx) as uow:
+        await store.lock_users(uow.conn, {user for user, _ in keys})
+        stored = await store.load_titles(uow.conn, keys)
+        merged = batches.watchlist(stored, [], compact_before_us=to_physical_us(cutoff))
+        await _save_titles(uow.conn, list(merged.rows.values()))
+    TOMBSTONES_COMPACTED.inc(merged.compacted)
+    logger.info(
+        "watchlist compaction: {} tombstone(s) and clear(s) dropped from {} title(s)",
+        merged.compacted,
+        len(merged.rows),
+    )
+    return merged.compacted
 
 
 async def _render_progress(
@@ -144,6 +207,17 @@ def _device_documents(
     }
 
 
+async def _unmark_refused(ctx: AgentContext, refused: list[Envelope[Any]]) -> None:
+    """The gateway marked each of these registrations in the device register when it accepted
+    it; the agent refused them, so each is marked removed at its own stamp (on equal stamps a
+    removal wins): the device is not the user's, for the ownership check and for the count."""
+    for env in refused:
+        event = env.payload
+        await mark(
+            ctx.redis, ctx.prefix, event.user_id, event.device.device_id, event.timestamp, False
+        )
+
+
 def device_handler(clock: Clock = utcnow) -> Callable[[AgentContext, list[Envelope[Any]]], Any]:
     """Registrations, heartbeats or removals (one topic each) into the device records."""
 
@@ -158,7 +232,8 @@ def device_handler(clock: Clock = utcnow) -> Callable[[AgentContext, list[Envelo
                 for user, records in devices.items()
                 for device_id, record in records.items()
             }
-            merged = batches.devices(stored, batch, now)
+            limit = ctx.settings.sync.max_devices_per_user
+            merged = batches.devices(stored, batch, now, limit)
             await store.save_devices(uow.conn, list(merged.rows.values()))
             for (user, device_id), record in merged.rows.items():
                 devices.setdefault(user, {})[device_id] = record
@@ -168,6 +243,8 @@ def device_handler(clock: Clock = utcnow) -> Callable[[AgentContext, list[Envelo
         # The ownership check first: a device the document lists is never refused.
         await store.write_device_register(ctx.redis, ctx.prefix, users, devices)
         await store.write_views(ctx.redis, ctx.prefix, SyncView.devices, documents)
+        await _unmark_refused(ctx, merged.refused)
+        _report_refused(ctx.agent, "devices_per_user", merged, limit)
         _log_merge(ctx.agent, batch, merged)
 
     return merge_devices
@@ -394,4 +471,5 @@ TIMERS = [
         name="presence-sweep", group="sync", interval_s=5.0, run=presence_sweep(), at_start=True
     ),
     TimerSpec(name="command-prune", group="sync", interval_s=3600.0, run=prune_commands),
+    TimerSpec(name="tombstone-compaction", group="sync", interval_s=300.0, run=compact_tombstones),
 ]

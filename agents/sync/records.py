@@ -31,9 +31,28 @@ def encode_title(state: WatchlistState, content_id: uuid.UUID) -> TitleState:
             str(tag): [a.timestamp.physical_us, a.timestamp.logical, a.device_id]
             for tag, a in sorted(adds.items())
         },
-        "tombstones": sorted(str(tag) for tag in state.tombstones.get(content_id, ())),
+        "tombstones": {
+            str(tag): [at.physical_us, at.logical]
+            for tag, at in sorted(state.tombstones.get(content_id, {}).items())
+        },
         "cleared": [cleared.physical_us, cleared.logical] if cleared is not None else None,
     }
+
+
+# Rows written before tombstones carried stamps hold a list of tags: they count as stamped at
+# the epoch, so the first compaction drops them (docs/SYNC.md, "Tombstones").
+_UNSTAMPED = HLC(physical_us=0, logical=0)
+
+
+def _tombstones(stored: Any) -> dict[uuid.UUID, HLC]:
+    if isinstance(stored, dict):
+        return {uuid.UUID(tag): _hlc(at) for tag, at in stored.items()}
+    return {uuid.UUID(tag): _UNSTAMPED for tag in stored or ()}
+
+
+def is_empty(stored: TitleState) -> bool:
+    """A title that decides nothing any more (no adds, tombstones or clear): its row can go."""
+    return not stored.get("adds") and not stored.get("tombstones") and not stored.get("cleared")
 
 
 def decode_titles(user_id: str, titles: Mapping[uuid.UUID, TitleState]) -> WatchlistState:
@@ -46,7 +65,7 @@ def decode_titles(user_id: str, titles: Mapping[uuid.UUID, TitleState]) -> Watch
         }
         if adds:
             state.adds[content_id] = adds
-        tombstones = {uuid.UUID(tag) for tag in stored.get("tombstones", ())}
+        tombstones = _tombstones(stored.get("tombstones"))
         if tombstones:
             state.tombstones[content_id] = tombstones
         if stored.get("cleared"):

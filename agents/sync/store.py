@@ -122,6 +122,48 @@ async def save_titles(conn: asyncpg.Connection, rows: Sequence[TitleRow]) -> Non
     )
 
 
+async def delete_titles(conn: asyncpg.Connection, keys: Sequence[tuple[str, uuid.UUID]]) -> None:
+    """Rows of titles that decide nothing any more (compacted to empty, not on the list)."""
+    if not keys:
+        return
+    await conn.execute(
+        "DELETE FROM sync_watchlist w USING unnest($1::text[], $2::uuid[]) AS k(user_id, cid) "
+        "WHERE w.user_id = k.user_id AND w.content_id = k.cid AND NOT w.visible",
+        [u for u, _ in keys],
+        [c for _, c in keys],
+    )
+
+
+async def titles_to_compact(
+    conn: asyncpg.Connection | asyncpg.Pool, untouched_since: datetime, limit: int
+) -> list[tuple[str, uuid.UUID]]:
+    """Titles holding tombstones or a clear and not written since `untouched_since`, oldest
+    first. The caller passes a time two minutes before its retention cutoff: a client's stamp
+    leads the server's clock by a minute at most, so every stamp in them has expired."""
+    rows = await conn.fetch(
+        """
+        SELECT user_id, content_id FROM sync_watchlist
+        WHERE updated_at < $1
+          AND (state->'tombstones' NOT IN ('[]'::jsonb, '{}'::jsonb)
+               OR jsonb_typeof(state->'cleared') = 'array')
+        ORDER BY updated_at LIMIT $2
+        """,
+        untouched_since,
+        limit,
+    )
+    return [(r["user_id"], r["content_id"]) for r in rows]
+
+
+async def visible_counts(conn: asyncpg.Connection, user_ids: Collection[str]) -> dict[str, int]:
+    """Titles on each user's watchlist now (for SYNC_MAX_WATCHLIST_SIZE)."""
+    rows = await conn.fetch(
+        "SELECT user_id, count(*) AS n FROM sync_watchlist "
+        "WHERE user_id = ANY($1::text[]) AND visible GROUP BY user_id",
+        sorted(set(user_ids)),
+    )
+    return {r["user_id"]: int(r["n"]) for r in rows}
+
+
 async def visible_titles(
     conn: asyncpg.Connection, user_id: str
 ) -> list[tuple[uuid.UUID, HLC, str | None, list[uuid.UUID]]]:

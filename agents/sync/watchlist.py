@@ -1,8 +1,8 @@
 """A user's watchlist as an observed-remove set (OR-Set) of titles.
 
 Every add carries a fresh tag; a title is on the list while it has a tag no remove covers.
-- remove with removed_tags tombstones exactly those tags, for good: a tombstone that arrives
-  before its add still beats that add, and a re-add (a fresh tag) beats the remove.
+- remove with removed_tags tombstones exactly those tags: a tombstone that arrives before its
+  add still beats that add, and a re-add (a fresh tag) beats the remove.
 - remove with no tags clears the title: it covers every add stamped before the remove (HLC
   order), which is "every tag observed so far" when operations arrive in clock order, and the
   same answer in any other arrival order. An add stamped at the very same HLC survives
@@ -10,11 +10,19 @@ Every add carries a fresh tag; a title is on the list while it has a tag no remo
 
 The state keeps only what decides the outcome (live adds, tombstones, the latest clear per
 title), so replicas that saw the same operations in any order, with any duplicates, are equal.
+
+Tombstones and clears are kept for a retention, not forever (`compact`): each tombstone holds
+the stamp of the newest remove that named its tag (the maximum, so it is the same on every
+replica), and once that stamp is older than the retention the tombstone is dropped, as is a
+clear that old. Only an add stamped before the retention and arriving after it could tell the
+difference; a remove names tags its client saw, so their adds were written long before, and the
+gateway's retries are ignored by event id (docs/SYNC.md, "Tombstones").
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from agents.sync.clock import LwwKey, lww_key
@@ -46,7 +54,8 @@ class WatchlistState:
 
     user_id: str
     adds: dict[uuid.UUID, dict[uuid.UUID, Added]] = field(default_factory=dict)
-    tombstones: dict[uuid.UUID, set[uuid.UUID]] = field(default_factory=dict)
+    # title -> tag -> the stamp of the newest remove that named the tag
+    tombstones: dict[uuid.UUID, dict[uuid.UUID, HLC]] = field(default_factory=dict)
     cleared: dict[uuid.UUID, HLC] = field(default_factory=dict)
 
 
@@ -79,12 +88,16 @@ def _add(state: WatchlistState, content_id: uuid.UUID, tag: uuid.UUID, added: Ad
     return True
 
 
-def _tombstone(state: WatchlistState, content_id: uuid.UUID, tags: set[uuid.UUID]) -> bool:
-    known = state.tombstones.get(content_id, set())
-    fresh = tags - known
-    if not fresh:
+def _tombstone(state: WatchlistState, content_id: uuid.UUID, tags: Mapping[uuid.UUID, HLC]) -> bool:
+    known = state.tombstones.setdefault(content_id, {})
+    newer = {
+        tag: at for tag, at in tags.items() if tag not in known or known[tag].order() < at.order()
+    }
+    if not newer:
+        if not known:
+            del state.tombstones[content_id]
         return False
-    state.tombstones[content_id] = known | fresh
+    known.update(newer)
     _prune(state, content_id)
     return True
 
@@ -108,7 +121,7 @@ def apply(state: WatchlistState, update: WatchlistUpdate) -> bool:
             raise ValueError("an add needs a unique_tag")
         return _add(state, content_id, update.unique_tag, Added(update.timestamp, update.device_id))
     if update.removed_tags:
-        return _tombstone(state, content_id, set(update.removed_tags))
+        return _tombstone(state, content_id, dict.fromkeys(update.removed_tags, update.timestamp))
     return _clear(state, content_id, update.timestamp)
 
 
@@ -127,6 +140,31 @@ def merge(a: WatchlistState, b: WatchlistState) -> WatchlistState:
             for tag, added in adds.items():
                 _add(joined, content_id, tag, added)
     return joined
+
+
+def compact_title(state: WatchlistState, content_id: uuid.UUID, before_us: int) -> int:
+    """Drop the title's tombstones and clear stamped before `before_us` (physical time, in
+    microseconds); how many were dropped. What the list shows is unchanged: they buried their
+    adds already."""
+    dropped = 0
+    tags = state.tombstones.get(content_id, {})
+    expired = [tag for tag, at in tags.items() if at.physical_us < before_us]
+    for tag in expired:
+        del tags[tag]
+    dropped += len(expired)
+    if content_id in state.tombstones and not tags:
+        del state.tombstones[content_id]
+    clear = state.cleared.get(content_id)
+    if clear is not None and clear.physical_us < before_us:
+        del state.cleared[content_id]
+        dropped += 1
+    return dropped
+
+
+def compact(state: WatchlistState, before_us: int) -> int:
+    """compact_title for every title of the replica."""
+    titles = set(state.tombstones) | set(state.cleared)
+    return sum(compact_title(state, content_id, before_us) for content_id in titles)
 
 
 def live_tags(state: WatchlistState, content_id: uuid.UUID) -> set[uuid.UUID]:

@@ -1,11 +1,14 @@
 """Readiness: check each dependency a process uses, at once, each with its own timeout.
 
 The answer is `{"status": "healthy|degraded|unhealthy", "components": {name: {"status",
-"latency_ms", "error", "required"}}}`: unhealthy (HTTP 503) when a required dependency is
-down, degraded (200) when only optional ones are, healthy (200) otherwise. What is required
-for which process is declared in core/observability/dependencies.py. A component that answers
-but is not usable yet says what it is doing instead of "unhealthy" (the read model: "missing",
-"being rebuilt"; a check raises NotUsableYet).
+"latency_ms", "error", "required"}}, "failing": ["redis: unreachable", ...]}`: `error` is a
+short reason (core/observability/reasons.py), never an exception's text, which may name hosts
+and addresses (the body is served on the public port; the log has the text). Unhealthy
+(HTTP 503) when a required dependency is down, degraded (200) when only optional ones are,
+healthy (200) otherwise. What is required for which process is declared in
+core/observability/dependencies.py. A component that answers but is not usable yet says what
+it is doing instead of "unhealthy" (the read model: "missing", "being rebuilt"; a check raises
+NotUsableYet).
 
 The probe of each service (an async callable that raises when the dependency is not usable and
 may return extra fields for its component) is in core/observability/probes.py.
@@ -19,7 +22,9 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.config import Settings
+from loguru import logger
+
+from core.config import Settings, secret_value
 from core.observability.dependencies import (
     KAFKA,
     POSTGRES,
@@ -33,6 +38,7 @@ from core.observability.probes import (
     DEFAULT_TIMEOUT_S,
     PUBNUB_ORIGIN,
     Check,
+    CheckFailed,
     NotUsableYet,
     embedded_qdrant,
     kafka_check,
@@ -42,6 +48,8 @@ from core.observability.probes import (
     read_model_check,
     redis_check,
 )
+from core.observability.reasons import short_reason
+from core.redaction import redact_text
 from core.resilience.fastredis import fast_fail_client
 
 HEALTHY, DEGRADED, UNHEALTHY = "healthy", "degraded", "unhealthy"
@@ -75,7 +83,9 @@ def aggregate(results: list[ComponentResult]) -> tuple[int, dict[str, Any]]:
         status, code = DEGRADED, 200
     else:
         status, code = HEALTHY, 200
-    return code, {"status": status, "components": {r.name: r.as_dict() for r in results}}
+    failing = [f"{r.name}: {r.error}" for r in results if not r.ok]
+    components = {r.name: r.as_dict() for r in results}
+    return code, {"status": status, "components": components, "failing": failing}
 
 
 async def run_check(
@@ -90,14 +100,33 @@ async def run_check(
     except TimeoutError:
         error = f"no answer within {timeout_s:g} s"
     except NotUsableYet as exc:
+        # Our own words (what the component is doing), safe to show.
         state, error = exc.state, str(exc)[:500]
+    except CheckFailed as exc:
+        error = str(exc)[:500]
     except Exception as exc:
-        error = f"{type(exc).__name__}: {exc}"[:500]
+        # The body is served on the public port: a short reason only. The exception's text
+        # (hostnames, addresses, a driver's message) goes to the log.
+        error = short_reason(exc)
+        _log_failure(name, error, exc)
     else:
+        _failures.pop(name, None)
         elapsed = (time.perf_counter() - started) * 1000
         return ComponentResult(name, True, elapsed, required, None, dict(details or {}))
     elapsed = (time.perf_counter() - started) * 1000
     return ComponentResult(name, False, elapsed, required, error, state=state)
+
+
+# The last failure logged per component: a probe polled every few seconds logs a failure
+# when it starts or changes, not on every poll.
+_failures: dict[str, str] = {}
+
+
+def _log_failure(name: str, reason: str, exc: BaseException) -> None:
+    detail = redact_text(f"{type(exc).__name__}: {exc}")[:1000]
+    if _failures.get(name) != detail:
+        _failures[name] = detail
+        logger.warning("readiness: {} {} ({})", name, reason, detail)
 
 
 class HealthChecker:
@@ -149,7 +178,9 @@ def standard_checker(
             checks[READ_MODEL] = read_model_check(redis_client, settings.redis.key_prefix)
     if QDRANT in needs:
         q = settings.qdrant
-        checks[QDRANT] = qdrant_check(q.url, q.api_key, timeout_s) if q.url else embedded_qdrant
+        checks[QDRANT] = (
+            qdrant_check(q.url, secret_value(q.api_key), timeout_s) if q.url else embedded_qdrant
+        )
     if PUBNUB in needs and settings.pubnub.subscribe_key:
         pn = settings.pubnub
         checks[PUBNUB] = pubnub_check(pn.origin or PUBNUB_ORIGIN, pn.ssl, timeout_s)

@@ -177,8 +177,8 @@ def init_logging(
     lowest = spec.lowest
     if fmt == "pretty":
         logger.configure(patcher=_pretty_patch, extra={"process": process} if process else {})
-        # diagnose=False: loguru's default writes every local's value into a traceback, and
-        # locals hold tokens, stream tickets and passwords.
+        # diagnose=False: loguru would print the value of every variable of a traceback's
+        # frames, secrets and connection URLs among them (docs/AUTH.md, secrets).
         logger.add(
             out,
             format=_PRETTY,

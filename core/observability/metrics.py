@@ -38,6 +38,12 @@ AGENT_FAILURE_REPLIES = Counter(
 AUTH_FAILURES = Counter(
     "mgw_auth_failures_total", "Requests refused by authentication or authorization", ["reason"]
 )
+DEVICE_CHECKS = Counter(
+    "mgw_device_checks_total",
+    "Device ownership checks of requests naming a device, by outcome: owned, unknown_device "
+    "(403), and register_not_loaded (decided from the devices document, a second round trip)",
+    ["outcome"],
+)
 RATE_LIMITED = Counter(
     "mgw_rate_limited_total", "Requests refused with 429, by caller tier", ["tier"]
 )
@@ -129,6 +135,24 @@ INGEST_WARNINGS = Counter(
 )
 EMBEDDED_TEXTS = Counter(
     "mgw_embedded_texts_total", "Texts embedded by enrichment, by model", ["model"]
+)
+
+# --- bounds on what one client can grow (docs/OPERATIONS.md#bounds) ---
+BOUND_REFUSALS = Counter(
+    "mgw_bound_refusals_total",
+    "Requests or operations refused because a client crossed a bound, by bound and by where "
+    "it was enforced (gateway: the 4xx answer; agent: an operation that raced past the gateway)",
+    ["bound", "where"],
+)
+TOMBSTONES_COMPACTED = Counter(
+    "mgw_sync_tombstones_compacted_total",
+    "Watchlist tombstones dropped after SYNC_TOMBSTONE_RETENTION_S",
+)
+LLM_BUDGET_EXHAUSTED = Counter(
+    "mgw_discovery_llm_budget_exhausted_total",
+    "Anonymous searches read by the local rules because the LLM budget of this window "
+    "(minute, day) was spent",
+    ["window"],
 )
 
 # --- realtime streams and sockets (gateway/realtime/lifecycle.py, docs/SYNC.md) ---

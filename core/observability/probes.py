@@ -17,6 +17,12 @@ DEFAULT_TIMEOUT_S = 1.0
 PUBNUB_ORIGIN = "ps.pndsn.com"  # the SDK's default origin
 
 
+class CheckFailed(RuntimeError):
+    """Raised by a check with a reason in this code base's own words (no exception text, no
+    address), which the readiness body shows as it is; any other exception is reduced to a
+    short reason there (core/observability/reasons.py)."""
+
+
 class NotUsableYet(RuntimeError):
     """Raised by a check whose dependency answers but cannot serve yet: `state` is the
     component's status ("being rebuilt") in place of "unhealthy"."""
@@ -36,7 +42,7 @@ def kafka_check(bootstrap: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> Check:
             metadata = await client.fetch_all_metadata()
             brokers = len(metadata.brokers())
             if not brokers:
-                raise RuntimeError("metadata lists no brokers")
+                raise CheckFailed("metadata lists no brokers")
             return {"brokers": brokers}
         finally:
             await client.close()

@@ -25,9 +25,10 @@ from loguru import logger
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from core.observability.metrics import RATE_LIMIT_LOCAL_FALLBACK, RATE_LIMITED
-from gateway.auth.dependencies import resolve_principal
+from core.observability.metrics import BOUND_REFUSALS, RATE_LIMIT_LOCAL_FALLBACK, RATE_LIMITED
+from gateway.auth.dependencies import API_KEY_HEADER, resolve_principal
 from gateway.auth.errors import AuthError, AuthUnavailable, auth_error_response
+from gateway.auth.failures import FailedAuthentications
 from gateway.auth.principal import Tier
 from gateway.errors import error_response
 
@@ -248,10 +249,34 @@ class RateLimiter:
             RATE_LIMIT_LOCAL_FALLBACK.set(0)
 
 
+def client_address(scope: Scope) -> str:
+    # The socket peer; X-Forwarded-For only from the proxies GATEWAY_FORWARDED_ALLOW_IPS
+    # names (uvicorn rewrites the peer then; gateway/server.py), else the caller could forge it.
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
 def client_identity(request: Request) -> str:
-    # The socket peer, not X-Forwarded-For: that header is the caller's to forge unless a
-    # trusted proxy sets it (not supported yet; see docs/AUTH.md).
-    return f"ip:{request.client.host if request.client else 'unknown'}"
+    return f"ip:{client_address(request.scope)}"
+
+
+_CREDENTIAL_HEADERS = (b"authorization", API_KEY_HEADER.lower().encode())
+
+
+def carries_credential(scope: Scope) -> bool:
+    return any(name in _CREDENTIAL_HEADERS for name, _ in scope.get("headers", ()))
+
+
+def auth_failures_response(request: Request, retry_s: int, per_minute: int) -> Response:
+    BOUND_REFUSALS.labels(bound="auth_failures", where="gateway").inc()
+    return error_response(
+        429,
+        "too_many_auth_failures",
+        f"more than {per_minute} failed authentications from this address in a minute; "
+        f"credentials from it are refused unread for {retry_s}s",
+        request,
+        headers={"Retry-After": str(retry_s)},
+    )
 
 
 def rate_limited_response(request: Request, decision: Decision, tier: Tier) -> Response:
@@ -276,19 +301,30 @@ class RateLimitMiddleware:
     where the routes' `authenticate` dependencies find it.
     """
 
-    def __init__(self, app: ASGIApp, limiter: RateLimiter) -> None:
+    def __init__(self, app: ASGIApp, limiter: RateLimiter, failures: FailedAuthentications) -> None:
         self.app = app
         self.limiter = limiter
+        self.failures = failures
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or is_exempt(scope["path"]):
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        address = client_address(scope)
+        if carries_credential(scope):
+            # An address past its failure budget: refused before the credential is parsed.
+            retry_s = self.failures.retry_after_s(address)
+            if retry_s is not None:
+                response = auth_failures_response(request, retry_s, self.failures.per_minute)
+                await response(scope, receive, send)
+                return
         try:
             principal = await resolve_principal(request)
         except (AuthError, AuthUnavailable) as exc:
             # Refused before counting: a bad credential is the caller's 401 whatever its rate.
+            if isinstance(exc, AuthError):
+                self.failures.record(address)
             await auth_error_response(request, exc)(scope, receive, send)
             return
         if principal is None:
@@ -311,7 +347,9 @@ class RateLimitMiddleware:
         await self.app(scope, receive, send_with_headers)
 
 
-def install_rate_limiting(app: FastAPI, redis_prefix: str, retry_s: float) -> None:
+def install_rate_limiting(
+    app: FastAPI, redis_prefix: str, retry_s: float, auth_failures_per_minute: int = 30
+) -> None:
     """Add the limiter; it reads `app.state.redis` at each request (created by the lifespan).
 
     Call it before the other middleware is added (the first added runs innermost): it then sits
@@ -319,5 +357,7 @@ def install_rate_limiting(app: FastAPI, redis_prefix: str, retry_s: float) -> No
     and the HTTP metrics (its refusals are counted as requests).
     """
     limiter = RateLimiter(lambda: getattr(app.state, "redis", None), redis_prefix, retry_s)
+    failures = FailedAuthentications(auth_failures_per_minute)
     app.state.rate_limiter = limiter
-    app.add_middleware(RateLimitMiddleware, limiter=limiter)
+    app.state.auth_failures = failures
+    app.add_middleware(RateLimitMiddleware, limiter=limiter, failures=failures)

@@ -11,6 +11,7 @@ from gateway.fast_lane import MARKER as FAST_LANE
 from gateway.idempotency import PARAMETER as IDEMPOTENCY_PARAMETER
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
+from gateway.openapi_security import ANY_CREDENTIAL
 from schemas.content import CanonicalContent, ContentSubmitted
 from topics.registry import CONTENT_SUBMITTED
 
@@ -42,6 +43,8 @@ router = APIRouter(prefix="/api/v1/content", tags=["content"])
             "platform ids of platforms that feed the title stay theirs (docs/INGESTION.md)",
         ),
         "parameters": [IDEMPOTENCY_PARAMETER],
+        # An ingestion producer's API key or a user token, either holding content:write.
+        "security": ANY_CREDENTIAL,
         FAST_LANE: True,
     },
 )

@@ -17,6 +17,7 @@ from agreements.sync_documents import DevicesDocument
 from core.publisher import Publisher
 from gateway.accepted import accepted
 from gateway.auth.dependencies import own_user
+from gateway.bounds import device_limit
 from gateway.device_ownership import (
     FROM_PATH,
     note_membership,
@@ -87,7 +88,13 @@ async def _publish(request: Request, topic: TopicSpec, event: Payload, user_id: 
 @router.put(
     "/{device_id}",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=RESPONSES,
+    responses={
+        **RESPONSES,
+        409: {
+            "description": "`device_limit_reached`: a device not yet registered, and the user "
+            "already has SYNC_MAX_DEVICES_PER_USER (20) devices; or `idempotency_in_flight`"
+        },
+    },
     openapi_extra=documented(
         USER_ID,
         DEVICE_ID,
@@ -99,6 +106,9 @@ async def register_device(request: Request) -> Response:
     _, user_id = await own_user(request, "devices:write")
     device_id = DEVICE_ID.read(request)
     details = await json_body(request, DeviceRegistration)
+    refused = await device_limit(request, user_id, device_id)
+    if refused is not None:
+        return refused
     event = DeviceRegistered(
         user_id=user_id,
         device=DeviceInfo(device_id=device_id, **details.model_dump()),

@@ -19,6 +19,7 @@ from starlette.datastructures import QueryParams
 from agreements.discovery_cache import key_digest, read_results, request_results_key
 from agreements.read_model import reply_channel
 from core.resilience.fastredis import REDIS_ERRORS
+from gateway.auth.dependencies import resolve_principal
 from gateway.errors import error_response
 from gateway.fast_lane import MARKER as FAST_LANE
 from gateway.lookup import AGENT_FAILED_RESPONSE, request_reply
@@ -268,6 +269,10 @@ async def search(request: Request) -> Response:
     settings = request.app.state.settings
     prefix = settings.redis.key_prefix
     wanted = parse_search(request.query_params, reply_channel(prefix, uuid.uuid4()))
+    # Known already (the rate limiter resolved it); a signed-in caller's LLM readings are
+    # bounded by its tier, an anonymous one's by the global budget (docs/DISCOVERY.md).
+    if await resolve_principal(request) is not None:
+        wanted = wanted.model_copy(update={"anonymous": False})
     key = request_results_key(prefix, wanted)
     try:
         body = await read_results(request.app.state.redis, key)

@@ -32,7 +32,11 @@ async def live() -> dict[str, str]:
 async def ready(request: Request) -> JSONResponse:
     health = getattr(request.app.state, "health", None)
     if health is None:  # the lifespan has not run (or has ended)
-        body: dict[str, Any] = {"status": "unhealthy", "components": {}}
+        body: dict[str, Any] = {
+            "status": "unhealthy",
+            "components": {},
+            "failing": ["gateway: not started"],
+        }
         return JSONResponse(body, status_code=503)
     status, body = await health.ready()
     return JSONResponse(body, status_code=status)

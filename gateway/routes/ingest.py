@@ -17,6 +17,7 @@ from gateway.errors import error_response
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
 from gateway.lookup import AGENT_FAILED_RESPONSE, ask_item_mapping
+from gateway.openapi_security import API_KEY_ONLY
 from schemas.ingestion import ItemMapping, normalize_platform
 from topics.registry import CONTENT_RAW
 
@@ -68,9 +69,10 @@ async def producer_key(
         },
         503: {"description": "the broker did not acknowledge; nothing was accepted"},
     },
-    openapi_extra=openapi_body(
-        CatalogBatch, f"up to {MAX_BATCH_ITEMS} catalog items of one platform"
-    ),
+    openapi_extra={
+        **openapi_body(CatalogBatch, f"up to {MAX_BATCH_ITEMS} catalog items of one platform"),
+        "security": API_KEY_ONLY,
+    },
 )
 async def ingest_batch(
     platform: PlatformName,

@@ -22,6 +22,7 @@ from gateway.auth.errors import Forbidden
 from gateway.errors import error_response
 from gateway.fast_lane import MARKER as FAST_LANE
 from gateway.lookup import AGENT_FAILED_RESPONSE, request_reply
+from gateway.openapi_security import USER_TOKEN
 from gateway.query_params import query_error, unknown_parameters
 from schemas.sona import MAX_RECOMMENDATIONS, RecommendationsRequested, RecommendationsResponse
 from schemas.storable import is_date_time
@@ -163,6 +164,7 @@ def _answer(body: bytes, cache: str) -> Response:
             {"name": name, "in": "query", "required": False, "schema": schema, "description": d}
             for name, (schema, d) in PARAMETERS.items()
         ],
+        "security": USER_TOKEN,
         FAST_LANE: True,
     },
 )

@@ -16,6 +16,7 @@ from gateway.device_ownership import UNKNOWN_DEVICE
 from gateway.fast_lane import MARKER
 from gateway.idempotency import PARAMETER as IDEMPOTENCY_PARAMETER
 from gateway.lookup import AGENT_FAILED_RESPONSE
+from gateway.openapi_security import USER_TOKEN
 from gateway.request_parameters import DeviceHeader, PathParameter
 
 
@@ -24,15 +25,18 @@ def documented(
     device: DeviceHeader | None = None,
     write: bool = False,
     extra: dict[str, Any] | None = None,
+    security: list[dict[str, list[str]]] = USER_TOKEN,
 ) -> dict[str, Any]:
     """openapi_extra of a fast route: its path parameters, the X-Device-ID header (None: not
-    taken), the Idempotency-Key header of writes, and `extra` (a body, more parameters)."""
+    taken), the Idempotency-Key header of writes, `extra` (a body, more parameters), and the
+    credential it takes (a user's token: these routes act on a user's own data, which an API
+    key never does; gateway/openapi_security.py)."""
     parameters = [p.openapi() for p in path]
     if device is not None:
         parameters.append(device.openapi())
     if write:
         parameters.append(IDEMPOTENCY_PARAMETER)
-    out: dict[str, Any] = {"parameters": parameters}
+    out: dict[str, Any] = {"parameters": parameters, "security": security}
     for key, value in (extra or {}).items():
         if key == "parameters":
             out["parameters"].extend(value)
@@ -67,7 +71,11 @@ def device_checked(responses: dict[int | str, dict[str, Any]]) -> dict[int | str
     """`responses` whose 403 also names `unknown_device`: the operation names a device, which
     must be registered to the user (gateway/device_ownership.py)."""
     described = f"{responses[403]['description']}; or {UNKNOWN_DEVICE}"
-    return {**responses, 403: {"description": described}}
+    unloaded = (
+        f"{responses[503]['description']}; or `lookup_timeout`: the user's device register was "
+        "not in Redis and no sync agent answered in time"
+    )
+    return {**responses, 403: {"description": described}, 503: {"description": unloaded}}
 
 
 READ_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -19,6 +19,7 @@ from agreements.sync_documents import WatchlistDocument
 from core.publisher import Publisher
 from gateway.accepted import Accepted, accepted
 from gateway.auth.dependencies import own_user
+from gateway.bounds import watchlist_limit
 from gateway.device_ownership import require_own_device
 from gateway.idempotency import operation_id
 from gateway.json_body import openapi_body, optional_body
@@ -82,7 +83,13 @@ async def _publish(request: Request, update: WatchlistUpdate, event_id: uuid.UUI
     "/{content_id}",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WatchlistAccepted,
-    responses=device_checked(responses_with_rules(CLOCK_RULE)),
+    responses={
+        **device_checked(responses_with_rules(CLOCK_RULE)),
+        409: {
+            "description": "`watchlist_full`: a title not on the list, and the list already "
+            "holds SYNC_MAX_WATCHLIST_SIZE (5000) titles; or `idempotency_in_flight`"
+        },
+    },
     openapi_extra=documented(
         USER_ID,
         CONTENT_ID,
@@ -100,6 +107,9 @@ async def add_to_watchlist(request: Request) -> Response:
     body = await optional_body(request, AddBody)
     if device_id is not None:
         await require_own_device(request, user_id, device_id)
+    refused = await watchlist_limit(request, user_id, content_id)
+    if refused is not None:
+        return refused
     event_id = operation_id(request)
     update = WatchlistUpdate(
         user_id=user_id,

@@ -252,6 +252,7 @@ def matrix(alice: User, bob: User, lane: str) -> list[Case]:
     user_route("realtime", "GET", "/realtime", 200)
     by_header("stream", "GET", "/stream", 200, stream=True)
     user_route("stream, no device", "GET", "/stream", 200, stream=True)
+    by_header("stream ticket", "POST", "/stream/ticket", 200)
     # Recommendation feedback names only the user.
     user_route("rating", "PUT", f"/ratings/{uuid.uuid4()}", 202, json={"rating": 4})
     user_route("dismissal", "POST", f"/dismissals/{uuid.uuid4()}", 202)
@@ -310,7 +311,7 @@ async def test_every_route_refuses_other_users_and_devices_not_theirs(stack: Sta
     print(f"\ndevice matrix, per lane: {per_lane}; both lanes: {dict(counts)}")
     routes = {name.split(":")[0] for name in outcomes["fast"]}
     print(f"{len(routes)} operations x (own, other user, unknown devices)")
-    assert per_lane == {OWN: 17, FORBIDDEN: 21, UNKNOWN: 24}, per_lane
+    assert per_lane == {OWN: 18, FORBIDDEN: 23, UNKNOWN: 27}, per_lane
 
 
 async def test_a_device_acts_as_soon_as_registered_and_is_refused_as_soon_as_removed(

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import APIRouter, Request, Response
+from prometheus_client import REGISTRY
 
 from core.config import GatewaySettings, Settings
 from gateway.app import create_app
@@ -226,6 +227,10 @@ def templated_cases(settings: Settings, user: str) -> dict[str, dict[str, Any]]:
     }
 
 
+def _device_checks(outcome: str) -> float:
+    return REGISTRY.get_sample_value("mgw_device_checks_total", {"outcome": outcome}) or 0.0
+
+
 async def test_both_lanes_answer_alike_on_path_templates(settings: Settings) -> None:
     # One user for both lanes, so the second lane reads what the first one wrote.
     user = f"lanes-{uuid.uuid4().hex[:8]}"
@@ -241,6 +246,7 @@ async def test_both_lanes_answer_alike_on_path_templates(settings: Settings) -> 
         # Known to the gateway as soon as accepted: no sync agent runs here.
         await register_devices(client, settings, user, "phone-1", "gone-1")
         await remove_device(client, settings, user, "gone-1")
+    refused_before = _device_checks("unknown_device")
     answers: dict[bool, dict[str, tuple[int, Any, dict[str, str]]]] = {}
     for fast in (True, False):
         async with running_gateway(lane(quick, fast)) as (_, client):
@@ -274,6 +280,8 @@ async def test_both_lanes_answer_alike_on_path_templates(settings: Settings) -> 
         "content, no such title": 404,
         "content, not a UUID": 422,
     }
+    # Two refused cases on each lane, each counted once.
+    assert _device_checks("unknown_device") - refused_before == 4
     for name, field in (
         ("progress from a removed device", "header.X-Device-ID"),
         ("heartbeat of a removed device", "path.device_id"),

@@ -17,6 +17,7 @@ from core.config import (
     get_settings,
     load_settings,
 )
+from core.redaction import redact_url
 
 # Every variable a section could read: the developer's shell must not leak into these tests.
 _PREFIXES = (
@@ -253,7 +254,8 @@ def test_bad_variable_is_named_with_reason_and_value(
     [problem] = problems_of(excinfo)
     assert problem.startswith(f"{variable}: ")
     assert reason in problem
-    assert problem.endswith(f"(got {value!r})")
+    # A bare userinfo may be a password (redis://secret@host): the value is shown masked.
+    assert problem.endswith(f"(got {redact_url(value)!r})")
     assert problem in str(excinfo.value)
 
 

@@ -28,7 +28,7 @@ from pubnub.pubnub_asyncio import PubNubAsyncio
 
 from agents.adapters.delivery.base import DeliveryRejected, RealtimeUnavailable
 from agreements.sync_realtime import claim, release
-from core.config import PubNubSettings
+from core.config import PubNubSettings, secret_value
 from core.resilience import breakers
 from schemas.sync import RealtimeEvent
 
@@ -44,7 +44,7 @@ class _Unknown(RealtimeUnavailable):
 
 def _config(settings: PubNubSettings) -> PNConfiguration:
     config = PNConfiguration()
-    config.publish_key = settings.publish_key
+    config.publish_key = secret_value(settings.publish_key)
     config.subscribe_key = settings.subscribe_key
     # The SDK wants an id per client; one per worker process.
     config.user_id = f"mgw-sync-{socket.gethostname()}-{os.getpid()}"

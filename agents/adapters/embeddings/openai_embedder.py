@@ -6,7 +6,7 @@ import numpy as np
 from openai import AsyncOpenAI
 
 from agents.adapters.embeddings.base import normalize_rows
-from core.config import Settings
+from core.config import Settings, secret_value
 from core.resilience import breakers
 
 # The API takes at most 2048 inputs per request and ~300k tokens in all; the character
@@ -51,7 +51,7 @@ class OpenAIEmbedder:
         self.dimension = settings.embedding.dimension
         self._max_inputs = min(max_inputs_per_request, MAX_INPUTS_PER_REQUEST)
         self._client = client or AsyncOpenAI(
-            api_key=settings.openai.api_key,
+            api_key=secret_value(settings.openai.api_key),
             base_url=settings.openai.base_url,
             timeout=settings.openai.timeout_s,
         )

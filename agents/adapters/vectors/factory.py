@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from agents.adapters.vectors.store import VectorStore
-from core.config import Settings
+from core.config import Settings, secret_value
 
 
 def create_vector_store(settings: Settings, collection: str | None = None) -> VectorStore:
@@ -22,7 +22,9 @@ def create_vector_store(settings: Settings, collection: str | None = None) -> Ve
         # No version probe in the constructor: it is a blocking HTTP call (and only a warning
         # when it fails); ensure_collection() is the first request and fails loudly instead.
         client = AsyncQdrantClient(
-            url=settings.qdrant.url, api_key=settings.qdrant.api_key, check_compatibility=False
+            url=settings.qdrant.url,
+            api_key=secret_value(settings.qdrant.api_key),
+            check_compatibility=False,
         )
         from agents.adapters.vectors.guarded import BreakerGuardedStore
 

@@ -16,7 +16,7 @@ from core.config import Settings
 from core.observability.dependencies import KAFKA, OPTIONAL, dependencies_for, process_kind
 from core.observability.health import HealthChecker, standard_checker
 from core.observability.metrics import CONSUMER_LAG, DB_POOL_CONNECTIONS
-from core.observability.probes import DEFAULT_TIMEOUT_S, kafka_check
+from core.observability.probes import DEFAULT_TIMEOUT_S, CheckFailed, kafka_check
 from core.resilience.breaker import breakers
 
 TIMERS, QUARANTINE = "timers", "quarantine"
@@ -38,7 +38,7 @@ def worker_health(settings: Settings, app: faust.App, group_names: list[str]) ->
         except Exception:  # the consumer does not exist until the worker has started
             assigned = 0
         if not assigned:
-            raise RuntimeError("no partitions assigned to this worker yet")
+            raise CheckFailed("no partitions assigned to this worker yet")
         return {"assigned_partitions": assigned, **(await probe() or {})}
 
     # Besides services: the worker's own work. Optional, so a poison row or a failing sweep

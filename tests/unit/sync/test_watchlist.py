@@ -131,7 +131,7 @@ def test_merge_is_the_union_of_adds_and_tombstones() -> None:
     phone = applied(remove(MOVIE, [tag(1)], hlc(3)), add(DOC, tag(3), hlc(4), "phone-1"))
     merged = merge(tv, phone)
     assert [i.content_id for i in items(merged)] == [DOC, SHOW]
-    assert merged.tombstones == {MOVIE: {tag(1)}}
+    assert merged.tombstones == {MOVIE: {tag(1): hlc(3)}}
     # Inputs are left alone.
     assert contains(tv, MOVIE)
 
