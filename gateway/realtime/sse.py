@@ -37,7 +37,7 @@ from redis.exceptions import RedisError
 from agreements.sync_realtime import REPLAY_WINDOW_S, Delivered, newer, position, replay
 from core.observability import correlation
 from gateway.problems import problem_bytes
-from gateway.realtime.hub import Closed, Ended, Gap, HubUnavailable, RealtimeHub, Subscription
+from gateway.realtime.hub import Closed, Gap, HubUnavailable, LeaseEnded, RealtimeHub, Subscription
 from gateway.realtime.lifecycle import EXPIRED, Lease
 from schemas.sync import wire_time
 
@@ -180,7 +180,7 @@ class EventStream:
                     "this gateway is shutting down; reconnect with Last-Event-ID",
                 )
                 return
-            if isinstance(item, Ended):
+            if isinstance(item, LeaseEnded):
                 expires_at = self._lease.expires_at if self._lease is not None else None
                 yield end_event(item.reason, self._request, expires_at)
                 return
