@@ -1,0 +1,217 @@
+"""Planning the television part of a batch: episodes and season listings, with no I/O.
+
+Runs after the batch's other items were resolved (so a series arriving in the same batch as
+its episodes is known): each episode or season listing finds its series (series.series_probe
+through resolution.resolve, or the mapping of its platform parent id), then an episode finds
+itself inside the series (series.match_episode). What names no series found is parked by the
+agent until a series it names is mapped (docs/INGESTION.md, "Series").
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from collections.abc import Mapping as MappingT
+from dataclasses import dataclass, field
+
+from agents.ingestion.mappings import ItemKey, Mapping
+from agents.ingestion.normalize import NormalizedItem
+from agents.ingestion.pipeline import Assignment
+from agents.ingestion.resolution import CanonicalMatch, KnownTitleIndex, media_kind, resolve
+from agents.ingestion.series import (
+    KnownEpisode,
+    Numbers,
+    SeasonMap,
+    SeriesEpisodes,
+    is_season_listing,
+    known_from,
+    match_episode,
+    season_id,
+    series_probe,
+    to_canonical,
+    with_episode,
+)
+from agents.titles.names import normalize_title
+from schemas.content import CanonicalContent, ContentType
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeRow:
+    """One row of the `episodes` relation."""
+
+    canonical_id: uuid.UUID
+    series_id: uuid.UUID
+    season_id: uuid.UUID | None
+    season_number: int | None
+    episode_number: int | None
+    absolute_number: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SeasonListing:
+    """A platform's listing of a whole season (its offers hold for the season)."""
+
+    index: int
+    series_id: uuid.UUID
+    season_number: int  # canonical
+    match: CanonicalMatch
+
+
+@dataclass
+class ChildPlan:
+    assignments: list[Assignment] = field(default_factory=list)
+    items: dict[int, NormalizedItem] = field(default_factory=dict)  # with their series metadata
+    episodes: list[EpisodeRow] = field(default_factory=list)
+    season_maps: list[SeasonMap] = field(default_factory=list)
+    season_listings: list[SeasonListing] = field(default_factory=list)
+    parked: list[int] = field(default_factory=list)
+
+    @property
+    def series_ids(self) -> set[uuid.UUID]:
+        return {e.series_id for e in self.episodes} | {s.series_id for s in self.season_listings}
+
+
+def parent_keys(items: Iterable[NormalizedItem]) -> list[ItemKey]:
+    """The platform items the batch's children name as their parents (load their mappings)."""
+    return [
+        (i.platform, i.series_ref.parent_id)
+        for i in items
+        if i.series_ref is not None and i.series_ref.parent_id
+    ]
+
+
+def probes(items: Iterable[NormalizedItem]) -> list[NormalizedItem]:
+    """The series the children name, as items lookup_keys can load candidates for."""
+    return [p for i in items if (p := series_probe(i)) is not None]
+
+
+def find_series(
+    item: NormalizedItem, index: KnownTitleIndex, mappings: MappingT[ItemKey, Mapping]
+) -> CanonicalMatch | None:
+    probe = series_probe(item)
+    if probe is None:
+        return None
+    ref = item.series_ref
+    assert ref is not None
+    if ref.parent_id:
+        # The platform's parent is its series listing, or a season listing mapped to the series.
+        parent = mappings.get((item.platform, ref.parent_id))
+        held = index.get(parent.canonical_id) if parent else None
+        if held is not None and held.content_type is ContentType.series:
+            return CanonicalMatch(held.canonical_id, "parent_id", 0.99)
+    found = resolve(probe, index)
+    if found.canonical_id is None:
+        return None
+    held = index.get(found.canonical_id)
+    if held is None or held.content_type is not ContentType.series:
+        return None
+    return found
+
+
+def plan_children(
+    items: Sequence[NormalizedItem],
+    order: Iterable[int],
+    mappings: MappingT[ItemKey, Mapping],
+    index: KnownTitleIndex,
+    known_episodes: Iterable[KnownEpisode],
+    season_maps: Iterable[SeasonMap],
+) -> ChildPlan:
+    """Series and episode of each child (by index in the batch, fresh ones only, in order)."""
+    plan = ChildPlan()
+    episodes: dict[uuid.UUID, SeriesEpisodes] = {}
+    for known in known_episodes:
+        episodes.setdefault(known.series_id, SeriesEpisodes(known.series_id)).add(known)
+    maps: dict[uuid.UUID, dict[tuple[str, int], SeasonMap]] = {}
+    for m in season_maps:
+        maps.setdefault(m.series_id, {})[(m.platform, m.platform_season)] = m
+    for i in order:
+        item = items[i]
+        series = find_series(item, index, mappings)
+        if series is None or series.canonical_id is None:
+            plan.parked.append(i)
+            continue
+        sid = series.canonical_id
+        series_maps = maps.setdefault(sid, {})
+        if is_season_listing(item):
+            assert item.season_number is not None
+            mapped = to_canonical(
+                Numbers(item.season_number, None, None),
+                series_maps.get((item.platform, item.season_number)),
+            )
+            assert mapped.season is not None
+            plan.season_listings.append(SeasonListing(i, sid, mapped.season, series))
+            continue
+        known = episodes.setdefault(sid, SeriesEpisodes(sid))
+        match = match_episode(item, known, series_maps)
+        if match.learnt is not None:
+            series_maps[(match.learnt.platform, match.learnt.platform_season)] = match.learnt
+            plan.season_maps.append(match.learnt)
+        known.add(known_from(match.canonical_id, sid, item, match.numbers))
+        applied = mappings.get((item.platform, item.platform_item_id))
+        moved_from = (
+            applied.canonical_id
+            if applied is not None and applied.canonical_id != match.canonical_id
+            else None
+        )
+        resolution = CanonicalMatch(
+            match.canonical_id, f"episode_{match.method}", match.confidence
+        )
+        plan.assignments.append(Assignment(i, resolution, moved_from))
+        ref = item.series_ref
+        plan.items[i] = with_episode(item, sid, ref.title if ref else None, match.numbers)
+        n = match.numbers
+        plan.episodes.append(
+            EpisodeRow(
+                match.canonical_id,
+                sid,
+                season_id(sid, n.season) if n.season is not None else None,
+                n.season,
+                n.episode,
+                n.absolute,
+            )
+        )
+    return plan
+
+
+def series_keys(content: CanonicalContent) -> set[str]:
+    """The keys a parked episode may name this series by (pending_episodes.keys)."""
+    return _keys(
+        content.external_ids.eidr,
+        content.external_ids.imdb,
+        content.external_ids.tmdb,
+        content.external_ids.tvdb,
+        content.external_ids.platform_ids.items(),
+        [content.title, *content.alternate_titles],
+    )
+
+
+def listing_keys(platform: str, platform_item_id: str) -> set[str]:
+    """A season listing is a parent too: episodes may name it by its platform id."""
+    return {f"platform:{platform}:{platform_item_id}"}
+
+
+def wanted_keys(item: NormalizedItem) -> set[str]:
+    """The keys a parked child waits for: any one of them names its series."""
+    ref = item.series_ref
+    if ref is None:
+        return set()
+    ids = ref.external_ids
+    parents = [(item.platform, ref.parent_id)] if ref.parent_id else []
+    return _keys(ids.eidr, ids.imdb, ids.tmdb, ids.tvdb, parents, [ref.title] if ref.title else [])
+
+
+def _keys(
+    eidr: str | None,
+    imdb: str | None,
+    tmdb: str | None,
+    tvdb: str | None,
+    platform_ids: Iterable[tuple[str, str]],
+    titles: Iterable[str],
+) -> set[str]:
+    kind = media_kind(ContentType.series)
+    keys = {f"platform:{p}:{v}" for p, v in platform_ids}
+    keys |= {f"title:{normalize_title(t)}" for t in titles}
+    for name, value in (("eidr", eidr), ("imdb", imdb), ("tmdb", tmdb), ("tvdb", tvdb)):
+        if value:
+            keys.add(f"{name}:{kind}:{value}" if name in ("tmdb", "tvdb") else f"{name}:{value}")
+    return keys
