@@ -5,29 +5,47 @@ Each runs in its own worker group so operators scale them separately.
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping as MappingT
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import asyncpg
 from loguru import logger
 
 from agents.framework.context import AgentContext
 from agents.framework.resources import Resource
 from agents.framework.runtime import AgentSpec, TimerSpec
-from agents.framework.unit_of_work import unit_of_work
-from agents.ingestion import store
+from agents.framework.unit_of_work import UnitOfWork, unit_of_work
+from agents.ingestion import series_store, store
 from agents.ingestion.availability import diff_availability, expiring
 from agents.ingestion.events import availability_event, plan_events, with_platform_availability
-from agents.ingestion.normalize import availability_of, normalize_item
-from agents.ingestion.pipeline import Plan, merge_batch, resolve_batch
+from agents.ingestion.mappings import Mapping
+from agents.ingestion.normalize import NormalizedItem, availability_of, normalize_item
+from agents.ingestion.pipeline import Plan, Resolved, merge_batch, resolve_batch
 from agents.ingestion.resolution import lookup_keys
+from agents.ingestion.series import is_child, series_probe
+from agents.ingestion.series_plan import (
+    ChildPlan,
+    find_series,
+    listing_keys,
+    parent_keys,
+    plan_children,
+    probes,
+    season_listing_mappings,
+    series_keys,
+    wanted_keys,
+)
 from agents.titles.store import Versioned, fetch_contents, upsert_contents
 from agents.titles.versions import newest_per_key, supersedes
 from agreements.catalog_warnings import count_by_kind, offer_warnings
-from core.observability.metrics import INGEST_WARNINGS
+from core.observability.metrics import INGEST_WARNINGS, SERIES_ITEMS
 from core.observability.stages import timed
+from schemas.content import CanonicalContent, ContentType
 from schemas.envelope import Envelope, decode, encode
-from schemas.ingestion import AvailabilityReceived, RawAvailability
+from schemas.ingestion import AvailabilityReceived, CatalogItemReceived, RawAvailability
 from topics.registry import (
     AVAILABILITY_RAW,
     CONTENT_AVAILABILITY_CHANGED,
@@ -41,38 +59,52 @@ KNOWN_TITLES: Resource[store.KnownTitleCache] = Resource(
     "ingestion-known-titles", open=lambda ctx: store.KnownTitleCache()
 )
 EXPIRY_WINDOWS_DAYS = (7, 3, 1)
+TELEVISION = frozenset({ContentType.series, ContentType.episode})
 
 
 async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
     """Normalize, resolve, map genres, merge and upsert a batch; announce what changed."""
     with timed(ctx.agent, "normalize"):
         items = [normalize_item(env.payload.item) for env in batch]
+        # Episodes and season listings that name a series are resolved inside it.
+        children = {i for i, item in enumerate(items) if is_child(item) and series_probe(item)}
+        television = any(item.content_type in TELEVISION for item in items)
     now = datetime.now(UTC)
     async with unit_of_work(ctx) as uow:
         conn = uow.conn
         with timed(ctx.agent, "load"):
             await store.guard_pending_availability(conn, exclusive=False)
+            if television:
+                await series_store.guard_pending_episodes(conn)
             await store.lock_titles(conn, [i.normalized_title for i in items])
             mappings = await store.load_mappings(
-                conn, [(i.platform, i.platform_item_id) for i in items]
+                conn,
+                [(i.platform, i.platform_item_id) for i in items]
+                + parent_keys(items[i] for i in children),
             )
+            plain = [item for i, item in enumerate(items) if i not in children]
             candidates = await store.load_known_titles(
                 conn,
-                lookup_keys(items),
+                lookup_keys([*plain, *probes(items[i] for i in children)]),
                 [m.canonical_id for m in mappings.values()],
                 ctx.use(KNOWN_TITLES),
             )
         with timed(ctx.agent, "resolve"):
-            resolved = resolve_batch(items, mappings, candidates)
+            resolved = resolve_batch(items, mappings, candidates, children)
+            tv = await _plan_television(conn, items, resolved, mappings)
+            resolved = Resolved(resolved.assignments + tv.plan.assignments, resolved.skipped_stale)
+            items = [tv.plan.items.get(i, item) for i, item in enumerate(items)]
         with timed(ctx.agent, "load"):
             # Full records only of the stored titles the batch resolved to, not of every
             # candidate.
-            known = {c.canonical_id for c in candidates}
+            known = {c.canonical_id for c in candidates} | tv.known_episodes
             stored = await store.load_contents(conn, resolved.title_ids & known)
         with timed(ctx.agent, "merge"):
             plan = merge_batch(items, resolved, stored, mappings)
+            plan.mappings += season_listing_mappings(items, tv.plan)
         with timed(ctx.agent, "write"):
             await store.write_plan(conn, plan, [env.event_id for env in batch], now)
+            await _write_television(conn, items, batch, tv.plan, {**stored, **plan.written}, uow)
             # Availability that arrived before its item: back to availability-sync.
             parked = await store.take_pending_availability(
                 conn, [(m.platform, m.platform_item_id) for m in plan.mappings]
@@ -82,6 +114,90 @@ async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
             for raw in parked:
                 uow.forward(AVAILABILITY_RAW, decode(raw, AvailabilityReceived))
     _log_plan(plan, batch)
+    if tv.plan.parked:
+        SERIES_ITEMS.labels("parked").inc(len(tv.plan.parked))
+        logger.info(
+            "{} episode(s) or season(s) of series not known yet parked until the series "
+            "arrives, e.g. {}",
+            len(tv.plan.parked),
+            items[tv.plan.parked[0]].record_key,
+        )
+
+
+@dataclass(frozen=True)
+class _Television:
+    plan: ChildPlan
+    known_episodes: set[uuid.UUID]
+
+
+async def _plan_television(
+    conn: asyncpg.Connection,
+    items: Sequence[NormalizedItem],
+    resolved: Resolved,
+    mappings: MappingT[store.ItemKey, Mapping],
+) -> _Television:
+    """Find each child's series, load what the series hold, and place each child in its
+    series (series_plan.plan_children)."""
+    if not resolved.children or resolved.index is None:
+        return _Television(ChildPlan(), set())
+    series_ids = {
+        found.canonical_id
+        for i in resolved.children
+        if (found := find_series(items[i], resolved.index, mappings)) is not None
+        and found.canonical_id is not None
+    }
+    # Two batches placing episodes into one series serialize: both would mint S1E1's id.
+    await store.lock_titles(conn, [f"series:{sid}" for sid in series_ids])
+    episodes = await series_store.load_episodes(conn, series_ids)
+    maps = await series_store.load_season_maps(conn, series_ids)
+    child = plan_children(items, resolved.children, mappings, resolved.index, episodes, maps)
+    return _Television(child, {e.canonical_id for e in episodes})
+
+
+async def _write_television(
+    conn: asyncpg.Connection,
+    items: Sequence[NormalizedItem],
+    batch: Sequence[Envelope[Any]],
+    child: ChildPlan,
+    docs: MappingT[uuid.UUID, CanonicalContent],
+    uow: UnitOfWork,
+) -> None:
+    """Relations, season offers, and the parked children: those whose series was mapped now
+    go back to content.raw; those whose series is still unknown are parked."""
+    await series_store.write_episodes(conn, child.episodes, child.season_maps)
+    for listing in child.season_listings:
+        offers = items[listing.index].availability
+        if offers is not None:
+            await series_store.replace_season_offers(
+                conn,
+                listing.series_id,
+                listing.season_number,
+                items[listing.index].platform,
+                offers,
+            )
+    keys = set().union(
+        *(series_keys(doc) for doc in docs.values() if doc.content_type is ContentType.series),
+        *(
+            listing_keys(items[s.index].platform, items[s.index].platform_item_id)
+            for s in child.season_listings
+        ),
+    )
+    for raw in await series_store.take_pending_episodes(conn, keys):
+        uow.forward(CONTENT_RAW, decode(raw, CatalogItemReceived))
+    await series_store.park_episodes(
+        conn,
+        [
+            (
+                (items[i].platform, items[i].platform_item_id),
+                items[i].source_updated_at,
+                sorted(wanted_keys(items[i])),
+                encode(batch[i]),
+            )
+            for i in child.parked
+        ],
+    )
+    SERIES_ITEMS.labels("episode").inc(len(child.episodes))
+    SERIES_ITEMS.labels("season_listing").inc(len(child.season_listings))
 
 
 def _log_plan(plan: Plan, batch: Sequence[Envelope[Any]]) -> None:

@@ -224,7 +224,8 @@ def series_ref(raw: RawCatalogItem) -> SeriesRef | None:
     external = ExternalIds(eidr=ids.eidr, imdb=ids.imdb, tmdb=ids.tmdb, tvdb=ids.tvdb)
     has_ids = any((ids.eidr, ids.imdb, ids.tmdb, ids.tvdb))
     series_title = raw.series_title
-    if not series_title and raw.content_type is ContentType.series and raw.season_number is not None:
+    season_listing = raw.content_type is ContentType.series and raw.season_number is not None
+    if not series_title and season_listing:
         # A season listing without a series title: "The Office - Season 2" names its series.
         series_title = SEASON_SUFFIX.sub("", raw.title).strip() or raw.title
     if not (series_title or raw.parent_id or has_ids):

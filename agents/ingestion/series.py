@@ -328,7 +328,9 @@ def new_episode_id(episodes: SeriesEpisodes, item: NormalizedItem, numbers: Numb
     return cid
 
 
-def known_from(cid: uuid.UUID, series_id: uuid.UUID, item: NormalizedItem, n: Numbers) -> KnownEpisode:
+def known_from(
+    cid: uuid.UUID, series_id: uuid.UUID, item: NormalizedItem, n: Numbers
+) -> KnownEpisode:
     return KnownEpisode(
         cid, series_id, n.season, n.episode, n.absolute, item.external_ids, item.normalized_title
     )
@@ -349,11 +351,3 @@ def with_episode(
             series_title=series_title,
         ),
     )
-
-
-def season_maps_by_key(maps: Iterable[SeasonMap]) -> dict[uuid.UUID, dict[tuple[str, int], SeasonMap]]:
-    out: dict[uuid.UUID, dict[tuple[str, int], SeasonMap]] = {}
-    for m in maps:
-        out.setdefault(m.series_id, {})[(m.platform, m.platform_season)] = m
-    return out
-

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from collections.abc import Mapping as MappingT
 from dataclasses import dataclass, field
 
-from agents.ingestion.mappings import ItemKey, Mapping
+from agents.ingestion.mappings import ItemKey, Mapping, MappingRow
 from agents.ingestion.normalize import NormalizedItem
 from agents.ingestion.pipeline import Assignment
 from agents.ingestion.resolution import CanonicalMatch, KnownTitleIndex, media_kind, resolve
@@ -153,9 +153,7 @@ def plan_children(
             if applied is not None and applied.canonical_id != match.canonical_id
             else None
         )
-        resolution = CanonicalMatch(
-            match.canonical_id, f"episode_{match.method}", match.confidence
-        )
+        resolution = CanonicalMatch(match.canonical_id, f"episode_{match.method}", match.confidence)
         plan.assignments.append(Assignment(i, resolution, moved_from))
         ref = item.series_ref
         plan.items[i] = with_episode(item, sid, ref.title if ref else None, match.numbers)
@@ -215,3 +213,22 @@ def _keys(
         if value:
             keys.add(f"{name}:{kind}:{value}" if name in ("tmdb", "tvdb") else f"{name}:{value}")
     return keys
+
+
+def season_listing_mappings(items: Sequence[NormalizedItem], plan: ChildPlan) -> list[MappingRow]:
+    """A season listing's platform item maps to its series (method `season_listing`)."""
+    return [
+        MappingRow(
+            items[s.index].platform,
+            items[s.index].platform_item_id,
+            s.series_id,
+            f"season_{s.match.method}",
+            s.match.confidence,
+            items[s.index].source_updated_at,
+            items[s.index].warnings,
+            offers_as_of=items[s.index].source_updated_at
+            if items[s.index].availability is not None
+            else None,
+        )
+        for s in plan.season_listings
+    ]
