@@ -39,7 +39,7 @@ EPISODE_CONFIDENCE = {
 # then name different episodes (a season split differently that no map covers yet).
 TITLE_VETO = 0.5
 # Titles that name no episode: "Episode 5", "Chapter Five", "Ep. 5", "Folge 5", "5".
-_GENERIC = re.compile(r"^(?:(?:episode|ep|chapter|part|folge|capitulo|episodio)\s+\w+|\d+)$")
+_GENERIC = re.compile(r"^(?:(?:episode|ep|chapter|part|folge|capitulo|episodio)(?:\s+\w+)?|\d+)$")
 
 _ID_KINDS = ("eidr", "imdb", "tmdb", "tvdb")
 

@@ -16,13 +16,20 @@ from dataclasses import dataclass, field
 
 from agents.ingestion.mappings import ItemKey, Mapping, MappingRow
 from agents.ingestion.normalize import NormalizedItem
-from agents.ingestion.pipeline import Assignment
-from agents.ingestion.resolution import CanonicalMatch, KnownTitleIndex, media_kind, resolve
+from agents.ingestion.pipeline import Assignment, Plan, Resolved, merge_batch, resolve_batch
+from agents.ingestion.resolution import (
+    CanonicalMatch,
+    KnownTitle,
+    KnownTitleIndex,
+    media_kind,
+    resolve,
+)
 from agents.ingestion.series import (
     KnownEpisode,
     Numbers,
     SeasonMap,
     SeriesEpisodes,
+    is_child,
     is_season_listing,
     known_from,
     match_episode,
@@ -143,9 +150,13 @@ def plan_children(
             continue
         known = episodes.setdefault(sid, SeriesEpisodes(sid))
         match = match_episode(item, known, series_maps)
-        if match.learnt is not None:
-            series_maps[(match.learnt.platform, match.learnt.platform_season)] = match.learnt
-            plan.season_maps.append(match.learnt)
+        learnt = match.learnt
+        if (
+            learnt is not None
+            and series_maps.get((item.platform, learnt.platform_season)) != learnt
+        ):
+            series_maps[(learnt.platform, learnt.platform_season)] = learnt
+            plan.season_maps.append(learnt)
         known.add(known_from(match.canonical_id, sid, item, match.numbers))
         applied = mappings.get((item.platform, item.platform_item_id))
         moved_from = (
@@ -231,4 +242,46 @@ def season_listing_mappings(items: Sequence[NormalizedItem], plan: ChildPlan) ->
             else None,
         )
         for s in plan.season_listings
+    ]
+
+
+def plan_with_series(
+    items: Sequence[NormalizedItem],
+    mappings: MappingT[ItemKey, Mapping],
+    candidates: MappingT[uuid.UUID, CanonicalContent],
+    known_episodes: Iterable[KnownEpisode] = (),
+    season_maps: Iterable[SeasonMap] = (),
+) -> tuple[Plan, ChildPlan]:
+    """A whole batch, television included, from full records: the steps process-batch takes
+    with its loads in between (for tests and the sample catalog's checks)."""
+    children = {i for i, item in enumerate(items) if is_child(item) and series_probe(item)}
+    resolved = resolve_batch(
+        items, mappings, (KnownTitle.from_content(c) for c in candidates.values()), children
+    )
+    assert resolved.index is not None
+    child = plan_children(
+        items, resolved.children, mappings, resolved.index, known_episodes, season_maps
+    )
+    placed = [child.items.get(i, item) for i, item in enumerate(items)]
+    combined = Resolved(resolved.assignments + child.assignments, resolved.skipped_stale)
+    plan = merge_batch(placed, combined, candidates, mappings)
+    plan.mappings += season_listing_mappings(placed, child)
+    return plan, child
+
+
+def known_episodes_of(plan: Plan, child: ChildPlan) -> list[KnownEpisode]:
+    """The episodes a plan wrote, as the next batch would load them (series_store)."""
+    written = plan.written
+    return [
+        KnownEpisode(
+            e.canonical_id,
+            e.series_id,
+            e.season_number,
+            e.episode_number,
+            e.absolute_number,
+            written[e.canonical_id].external_ids,
+            normalize_title(written[e.canonical_id].title),
+        )
+        for e in {e.canonical_id: e for e in child.episodes}.values()
+        if e.canonical_id in written
     ]
