@@ -35,7 +35,7 @@ async def load_episodes(
     found = await conn.fetch(
         """
         SELECT e.canonical_id, e.series_id, e.season_number, e.episode_number,
-               e.absolute_number, c.doc->'external_ids' AS ids, c.title
+               e.absolute_number, (c.doc->'external_ids')::text AS ids, c.title
         FROM episodes e JOIN content c ON c.canonical_id = e.canonical_id
         WHERE e.series_id = ANY($1::uuid[])
         """,

@@ -43,7 +43,7 @@ async def refresh_series(
     if not wanted:
         return {}
     heads = await pool.fetch(
-        "SELECT canonical_id, title, doc->'availability' AS offers FROM content "
+        "SELECT canonical_id, title, (doc->'availability')::text AS offers FROM content "
         "WHERE canonical_id = ANY($1::uuid[])",
         wanted,
     )
