@@ -367,3 +367,43 @@ def test_a_replayed_episode_is_stale() -> None:
     mappings[("netflix", "e1")] = Mapping(next(iter(first.new)), T0, None)
     again, child = plan_with_series([ep], mappings, {**base.written, **first.written})
     assert again.skipped_stale == 1 and not child.assignments
+
+
+# --- the sample catalog's television ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_the_pure_pipeline_places_every_sample_episode_with_its_truth(seed: int) -> None:
+    from collections import defaultdict
+
+    from agents.ingestion.normalize import normalize_item
+    from devtools.sample_catalog import generate_sample
+    from schemas.ingestion import RawCatalogItem
+
+    sample = generate_sample(500, seed, episode_share=0.3)
+    items = [normalize_item(RawCatalogItem.model_validate(i)) for i in sample.items]
+    assert sum(i.content_type is ContentType.episode for i in items) > 300
+    assert any(i.season_number == 0 for i in items)  # specials
+    assert any(i.series_ref and i.series_ref.parent_id for i in items)
+    assert any(i.series_ref and i.series_ref.external_ids.imdb for i in items)
+    assert any(i.content_type is ContentType.episode and i.season_number is None for i in items)
+    plan, child = plan_with_series(items, {}, {})
+    assert not child.parked
+    assert child.season_maps, "some platform splits a season"
+    ids_of_truth: dict[int, set[uuid.UUID]] = defaultdict(set)
+    truths_of_id: dict[uuid.UUID, set[int]] = defaultdict(set)
+    for m in plan.mappings:
+        truth = sample.truth[f"{m.platform}:{m.platform_item_id}"]
+        ids_of_truth[truth].add(m.canonical_id)
+        truths_of_id[m.canonical_id].add(truth)
+    assert all(len(ids) == 1 for ids in ids_of_truth.values()), "a listing split off"
+    assert all(len(t) == 1 for t in truths_of_id.values()), "two titles or episodes merged"
+
+
+def test_without_an_episode_share_the_catalog_is_as_before() -> None:
+    from devtools.sample_catalog import generate_sample
+
+    plain = generate_sample(200, 5)
+    assert not any(i.get("season_number") is not None for i in plain.items)
+    with_tv = generate_sample(200, 5, episode_share=0.5)
+    assert with_tv.items[: len(plain.items)] == plain.items  # the titles come first, unchanged
