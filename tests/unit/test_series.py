@@ -407,3 +407,46 @@ def test_without_an_episode_share_the_catalog_is_as_before() -> None:
     assert not any(i.get("season_number") is not None for i in plain.items)
     with_tv = generate_sample(200, 5, episode_share=0.5)
     assert with_tv.items[: len(plain.items)] == plain.items  # the titles come first, unchanged
+
+
+# --- the series read model --------------------------------------------------------------------
+
+
+def test_the_series_document_counts_episodes_per_season_and_names_their_platforms() -> None:
+    import orjson
+
+    from agents.readmodel.series import EpisodeFact, series_document
+
+    s1, s2 = season_id(SERIES, 1), season_id(SERIES, 2)
+    document = orjson.loads(
+        series_document(
+            SERIES,
+            "The Office",
+            ["hulu"],  # the whole series on hulu
+            [(2, s2), (1, s1)],
+            [
+                EpisodeFact(SERIES, 1, frozenset({"netflix"})),
+                EpisodeFact(SERIES, 1, frozenset()),
+                EpisodeFact(SERIES, 2, frozenset({"hbo_max"})),
+                EpisodeFact(SERIES, 0, frozenset()),
+                EpisodeFact(SERIES, None, frozenset()),
+            ],
+            [(3, "prime_video")],  # a season listing ahead of its episodes
+        )
+    )
+    assert [s["season_number"] for s in document["seasons"]] == [0, 1, 2, 3, None]
+    by_number = {s["season_number"]: s for s in document["seasons"]}
+    assert by_number[1] == {
+        "season_number": 1,
+        "season_id": str(s1),
+        "episode_count": 2,
+        "platforms": ["hulu", "netflix"],
+    }
+    assert by_number[2]["platforms"] == ["hbo_max", "hulu"]
+    assert by_number[3] == {
+        "season_number": 3,
+        "season_id": None,
+        "episode_count": 0,
+        "platforms": ["hulu", "prime_video"],
+    }
+    assert document["season_count"] == 3 and document["episode_count"] == 5
