@@ -104,7 +104,9 @@ async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
             plan.mappings += season_listing_mappings(items, tv.plan)
         with timed(ctx.agent, "write"):
             await store.write_plan(conn, plan, [env.event_id for env in batch], now)
-            await _write_television(conn, items, batch, tv.plan, {**stored, **plan.written}, uow)
+            await _write_television(
+                conn, items, batch, tv.plan, {**stored, **plan.written}, mappings, uow
+            )
             # Availability that arrived before its item: back to availability-sync.
             parked = await store.take_pending_availability(
                 conn, [(m.platform, m.platform_item_id) for m in plan.mappings]
@@ -160,20 +162,32 @@ async def _write_television(
     batch: Sequence[Envelope[Any]],
     child: ChildPlan,
     docs: MappingT[uuid.UUID, CanonicalContent],
+    mappings: MappingT[store.ItemKey, Mapping],
     uow: UnitOfWork,
 ) -> None:
     """Relations, season offers, and the parked children: those whose series was mapped now
     go back to content.raw; those whose series is still unknown are parked."""
     await series_store.write_episodes(conn, child.episodes, child.season_maps)
+    await series_store.record_season_listings(
+        conn,
+        [
+            (
+                (items[s.index].platform, items[s.index].platform_item_id),
+                s.series_id,
+                s.season_number,
+            )
+            for s in child.season_listings
+        ],
+    )
     for listing in child.season_listings:
-        offers = items[listing.index].availability
-        if offers is not None:
+        item = items[listing.index]
+        applied = mappings.get((item.platform, item.platform_item_id))
+        # As for a title's offers: an availability-only update newer than the item wins.
+        if item.availability is not None and supersedes(
+            item.source_updated_at, applied.offers_as_of if applied else None
+        ):
             await series_store.replace_season_offers(
-                conn,
-                listing.series_id,
-                listing.season_number,
-                items[listing.index].platform,
-                offers,
+                conn, listing.series_id, listing.season_number, item.platform, item.availability
             )
     keys = set().union(
         *(series_keys(doc) for doc in docs.values() if doc.content_type is ContentType.series),
@@ -238,6 +252,7 @@ async def sync_availability(ctx: AgentContext, batch: list[Envelope[Any]]) -> No
         conn = uow.conn
         mappings = await store.load_mappings(conn, newest)
         unknown = [k for k in newest if k not in mappings]
+        seasons = await series_store.season_listings_of(conn, mappings)
         docs = await fetch_contents(conn, {m.canonical_id for m in mappings.values()}, lock=True)
         for key, env in newest.items():
             mapping = mappings.get(key)
@@ -246,6 +261,18 @@ async def sync_availability(ctx: AgentContext, batch: list[Envelope[Any]]) -> No
             update = env.payload
             if not supersedes(update.source_updated_at, mapping.offers_as_of):
                 continue  # replayed, or not newer than the offers applied (by either topic)
+            if key in seasons:
+                # A season listing's offers are the season's, not the series' (docs/INGESTION.md).
+                series_id, season = seasons[key]
+                await series_store.replace_season_offers(
+                    conn,
+                    series_id,
+                    season,
+                    update.platform,
+                    availability_of(update.platform, update.platform_item_id, update.availability),
+                )
+                await store.mark_availability_applied(conn, key, update.source_updated_at)
+                continue
             before = docs[mapping.canonical_id]
             _count_dropped(update.availability, env)
             offered = availability_of(update.platform, update.platform_item_id, update.availability)

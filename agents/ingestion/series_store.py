@@ -235,3 +235,41 @@ async def take_pending_episodes(conn: asyncpg.Connection, keys: Iterable[str]) -
 
 async def pending_episode_count(conn: asyncpg.Connection | asyncpg.Pool) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM pending_episodes"))
+
+
+async def record_season_listings(
+    conn: asyncpg.Connection, listings: Sequence[tuple[ItemKey, uuid.UUID, int]]
+) -> None:
+    if not listings:
+        return
+    await conn.executemany(
+        """
+        INSERT INTO season_listings (platform, platform_item_id, series_id, season_number)
+        VALUES ($1, $2, $3, $4)
+        ON CONFLICT (platform, platform_item_id) DO UPDATE SET
+            series_id = EXCLUDED.series_id, season_number = EXCLUDED.season_number
+        """,
+        [(k[0], k[1], sid, n) for k, sid, n in listings],
+    )
+
+
+async def season_listings_of(
+    conn: asyncpg.Connection, keys: Iterable[ItemKey]
+) -> dict[ItemKey, tuple[uuid.UUID, int]]:
+    """Which of these platform items list a season: (series, season number)."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    found = await conn.fetch(
+        """
+        SELECT s.platform, s.platform_item_id, s.series_id, s.season_number
+        FROM season_listings s
+        JOIN unnest($1::text[], $2::text[]) AS k(platform, item)
+          ON s.platform = k.platform AND s.platform_item_id = k.item
+        """,
+        [k[0] for k in wanted],
+        [k[1] for k in wanted],
+    )
+    return {
+        (r["platform"], r["platform_item_id"]): (r["series_id"], r["season_number"]) for r in found
+    }

@@ -30,6 +30,16 @@ CREATE TABLE season_maps (
     PRIMARY KEY (series_id, platform, platform_season)
 );
 
+-- Platform items that list a whole season: their offers are the season's, whichever topic
+-- brings them (a catalog item, or an availability-only update).
+CREATE TABLE season_listings (
+    platform          text    NOT NULL,
+    platform_item_id  text    NOT NULL,
+    series_id         uuid    NOT NULL REFERENCES content (canonical_id) ON DELETE CASCADE,
+    season_number     integer NOT NULL,
+    PRIMARY KEY (platform, platform_item_id)
+);
+
 -- Offers a platform makes for a whole season (a season listing): one row per offer and region,
 -- like platform_availability's rows for a title.
 CREATE TABLE season_availability (

@@ -7,19 +7,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
 
 from agents.framework.context import AgentContext, ContextHolder
-from agents.ingestion.handlers import process_raw
+from agents.ingestion.handlers import process_raw, sync_availability
 from agents.readmodel.handlers import project
 from agreements.read_model import series_key
 from schemas.content import ContentIngested
 from schemas.envelope import decode, wrap
-from schemas.ingestion import CatalogItemReceived, RawCatalogItem
+from schemas.ingestion import AvailabilityReceived, CatalogItemReceived, RawCatalogItem
 from tests.conftest import Isolated
 from tests.helpers import read_topic
 
@@ -210,6 +210,31 @@ async def test_a_show_on_three_platforms_with_its_episodes_parked_split_and_apar
         series_id,
     )
     assert [tuple(r) for r in offers] == [(1, "prime_video", 1499)]
+    # An availability-only update of the season listing changes the season's offers, not the
+    # series record's.
+    update = AvailabilityReceived(
+        platform="prime",
+        platform_item_id="p-season1",
+        source_updated_at=NOW + timedelta(hours=1),
+        availability=[
+            {
+                "availability_type": "purchase",
+                "price_cents": 999,
+                "currency": "USD",
+                "regions": ["US", "CA"],
+            }
+        ],
+    )
+    await sync_availability(ctx, [wrap(update, key=update.record_key, source="test")])
+    offers = await ctx.pool.fetch(
+        "SELECT region, price_cents FROM season_availability WHERE series_id = $1 ORDER BY region",
+        series_id,
+    )
+    assert [tuple(r) for r in offers] == [("CA", 999), ("US", 999)]
+    series_offers = await ctx.pool.fetchval(
+        "SELECT doc->'availability' FROM content WHERE canonical_id = $1", series_id
+    )
+    assert "prime_video" not in str(series_offers)
 
     # Another show's "Pilot" of the same year stays its own episode of its own series.
     await ingest(
