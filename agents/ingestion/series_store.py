@@ -157,8 +157,9 @@ async def replace_season_offers(
 ) -> None:
     """A season listing's offers replace its platform's offers of that season."""
     await conn.execute(
-        "INSERT INTO seasons (season_id, series_id, season_number) VALUES ($1, $2, $3) "
-        "ON CONFLICT (season_id) DO NOTHING",
+        "INSERT INTO seasons (season_id, series_id, season_number, offers_changed_at) "
+        "VALUES ($1, $2, $3, clock_timestamp()) "
+        "ON CONFLICT (season_id) DO UPDATE SET offers_changed_at = clock_timestamp()",
         season_id(series_id, season_number),
         series_id,
         season_number,

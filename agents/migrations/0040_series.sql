@@ -5,8 +5,14 @@ CREATE TABLE seasons (
     season_id      uuid    PRIMARY KEY,  -- uuid5 of (series, season number): stable on replay
     series_id      uuid    NOT NULL REFERENCES content (canonical_id) ON DELETE CASCADE,
     season_number  integer NOT NULL,     -- 0: specials
+    -- When a season listing last changed the season's offers, and when the series read model
+    -- last showed them: the read-model timer refreshes the series whose first is later.
+    offers_changed_at    timestamptz,
+    offers_projected_at  timestamptz,
     UNIQUE (series_id, season_number)
 );
+CREATE INDEX seasons_offers_pending_idx ON seasons (offers_changed_at)
+    WHERE offers_changed_at IS NOT NULL;
 
 CREATE TABLE episodes (
     canonical_id     uuid    PRIMARY KEY REFERENCES content (canonical_id) ON DELETE CASCADE,

@@ -24,6 +24,9 @@ from topics.registry import (
     CONTENT_UPDATED,
 )
 
+# Season listings' offers reach the series documents within this (no event announces them).
+SEASON_OFFERS_INTERVAL_S = 10.0
+
 
 def _content_id(env: Envelope[Any]) -> uuid.UUID:
     payload = env.payload
@@ -140,12 +143,24 @@ AGENTS = [
     ),
 ]
 
+
+async def project_season_offers(ctx: AgentContext) -> int:
+    """Series documents of seasons whose offers a season listing changed."""
+    return await series_read_model.refresh_changed_seasons(ctx.pool, ctx.redis, ctx.prefix)
+
+
 TIMERS = [
+    TimerSpec(
+        name="read-model-season-offers",
+        group="readmodel",
+        interval_s=SEASON_OFFERS_INTERVAL_S,
+        run=project_season_offers,
+    ),
     TimerSpec(
         name="read-model-guard",
         group="readmodel",
         interval_s=10.0,
         run=guard_read_model,
         at_start=True,
-    )
+    ),
 ]

@@ -90,3 +90,27 @@ async def refresh_series(
             pipe.delete(series_key(prefix, gone))
         await pipe.execute()
     return written
+
+
+async def refresh_changed_seasons(
+    pool: asyncpg.Pool, redis: aioredis.Redis, prefix: str, limit: int = 500
+) -> int:
+    """Refresh the series whose season offers a season listing changed since their document
+    last showed them (no content event announces those: docs/INGESTION.md, "Series")."""
+    rows = await pool.fetch(
+        "SELECT season_id, series_id, offers_changed_at FROM seasons "
+        "WHERE offers_changed_at > coalesce(offers_projected_at, '-infinity') "
+        "ORDER BY offers_changed_at LIMIT $1",
+        limit,
+    )
+    if not rows:
+        return 0
+    await refresh_series(pool, redis, prefix, [r["series_id"] for r in rows], own_only=True)
+    # Up to the change seen: a change made meanwhile is newer and is picked up next time.
+    await pool.execute(
+        "UPDATE seasons s SET offers_projected_at = c.seen "
+        "FROM unnest($1::uuid[], $2::timestamptz[]) AS c(id, seen) WHERE s.season_id = c.id",
+        [r["season_id"] for r in rows],
+        [r["offers_changed_at"] for r in rows],
+    )
+    return len({r["series_id"] for r in rows})

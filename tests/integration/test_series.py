@@ -15,7 +15,7 @@ import pytest
 
 from agents.framework.context import AgentContext, ContextHolder
 from agents.ingestion.handlers import process_raw, sync_availability
-from agents.readmodel.handlers import project
+from agents.readmodel.handlers import project, project_season_offers
 from agreements.read_model import series_key
 from schemas.content import ContentIngested
 from schemas.envelope import decode, wrap
@@ -279,3 +279,22 @@ async def test_a_show_on_three_platforms_with_its_episodes_parked_split_and_apar
     assert seasons[1]["episode_count"] == 6 and seasons[2]["episode_count"] == 1
     assert seasons[1]["platforms"] == ["hulu", "netflix", "prime_video"]
     assert seasons[2]["platforms"] == ["netflix"]
+
+    # A season listing alone (no content event): the read-model timer shows its offers.
+    await ingest(
+        ctx,
+        raw(
+            "hbo_max",
+            "m-office-s2",
+            "The Office: Season 2",
+            "season",
+            season_number=2,
+            series_title="The Office",
+            availability=SUB,
+        ),
+    )
+    assert await project_season_offers(ctx) == 1
+    assert await project_season_offers(ctx) == 0  # shown once
+    document = orjson.loads(await ctx.redis.get(series_key(ctx.prefix, series_id)))
+    seasons = {s["season_number"]: s for s in document["seasons"]}
+    assert seasons[2]["platforms"] == ["hbo_max", "netflix"]
