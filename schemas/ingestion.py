@@ -668,7 +668,7 @@ class RawCatalogItem(_Raw):
 
 
 # The spellings feeds use for the series fields (flat ids, TMDb's and Netflix's names).
-_SERIES_ALIASES = {
+SERIES_FIELD_ALIASES = {
     "series_name": "series_title",
     "show_title": "series_title",
     "show_name": "series_title",
@@ -680,7 +680,7 @@ _SERIES_ALIASES = {
     "parent_item_id": "parent_id",
     "series_platform_id": "parent_id",
 }
-_SERIES_ID_ALIASES = {
+SERIES_ID_ALIASES = {
     "series_eidr": "eidr",
     "series_imdb": "imdb",
     "series_imdb_id": "imdb",
@@ -694,10 +694,10 @@ _SERIES_ID_ALIASES = {
 def _series_aliases(data: dict[str, Any]) -> dict[str, Any]:
     """Other spellings of the series fields to ours; ours win when both are sent."""
     out = dict(data)
-    for alias, name in _SERIES_ALIASES.items():
+    for alias, name in SERIES_FIELD_ALIASES.items():
         if alias in out and name not in out:
             out[name] = out.pop(alias)
-    flat = {name: out.pop(alias) for alias, name in _SERIES_ID_ALIASES.items() if alias in out}
+    flat = {name: out.pop(alias) for alias, name in SERIES_ID_ALIASES.items() if alias in out}
     if flat:
         held = out.get("series_ids")
         out["series_ids"] = {**flat, **(held if isinstance(held, dict) else {})}

@@ -450,3 +450,20 @@ def test_the_series_document_counts_episodes_per_season_and_names_their_platform
         "platforms": ["hulu", "prime_video"],
     }
     assert document["season_count"] == 3 and document["episode_count"] == 5
+
+
+def test_series_fields_and_their_spellings_are_not_reported_as_unknown() -> None:
+    from agreements.catalog_warnings import unknown_fields
+
+    sent = {
+        "title": "Pilot",
+        "series_name": "The Office",
+        "season": 1,
+        "episode_no": 1,
+        "absolute_number": 1,
+        "parent_id": "p",
+        "series_imdb": "tt0386676",
+        "series_ids": {"tmdb": 2316, "imdb_id": "tt1"},
+        "season_numbr": 2,
+    }
+    assert sorted(w.field for w in unknown_fields(sent)) == ["season_numbr", "series_ids.imdb_id"]
