@@ -5,45 +5,34 @@ Each runs in its own worker group so operators scale them separately.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Mapping as MappingT
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import asyncpg
 from loguru import logger
 
 from agents.framework.context import AgentContext
 from agents.framework.resources import Resource
 from agents.framework.runtime import AgentSpec, TimerSpec
-from agents.framework.unit_of_work import UnitOfWork, unit_of_work
-from agents.ingestion import series_store, store
+from agents.framework.unit_of_work import unit_of_work
+from agents.ingestion import series_store, store, television
 from agents.ingestion.availability import diff_availability, expiring
 from agents.ingestion.events import availability_event, plan_events, with_platform_availability
-from agents.ingestion.mappings import Mapping
-from agents.ingestion.normalize import NormalizedItem, availability_of, normalize_item
+from agents.ingestion.normalize import availability_of, normalize_item
 from agents.ingestion.pipeline import Plan, Resolved, merge_batch, resolve_batch
 from agents.ingestion.resolution import lookup_keys
 from agents.ingestion.series import is_child, series_probe
 from agents.ingestion.series_plan import (
-    ChildPlan,
-    find_series,
-    listing_keys,
     parent_keys,
-    plan_children,
     probes,
     season_listing_mappings,
-    series_keys,
-    wanted_keys,
 )
 from agents.titles.store import Versioned, fetch_contents, upsert_contents
 from agents.titles.versions import newest_per_key, supersedes
 from agreements.catalog_warnings import count_by_kind, offer_warnings
 from core.observability.metrics import INGEST_WARNINGS, SERIES_ITEMS
 from core.observability.stages import timed
-from schemas.content import CanonicalContent, ContentType
+from schemas.content import ContentType
 from schemas.envelope import Envelope, decode, encode
 from schemas.ingestion import AvailabilityReceived, CatalogItemReceived, RawAvailability
 from topics.registry import (
@@ -68,13 +57,13 @@ async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
         items = [normalize_item(env.payload.item) for env in batch]
         # Episodes and season listings that name a series are resolved inside it.
         children = {i for i, item in enumerate(items) if is_child(item) and series_probe(item)}
-        television = any(item.content_type in TELEVISION for item in items)
+        has_tv = any(item.content_type in TELEVISION for item in items)
     now = datetime.now(UTC)
     async with unit_of_work(ctx) as uow:
         conn = uow.conn
         with timed(ctx.agent, "load"):
             await store.guard_pending_availability(conn, exclusive=False)
-            if television:
+            if has_tv:
                 await series_store.guard_pending_episodes(conn)
             await store.lock_titles(conn, [i.normalized_title for i in items])
             mappings = await store.load_mappings(
@@ -91,7 +80,7 @@ async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
             )
         with timed(ctx.agent, "resolve"):
             resolved = resolve_batch(items, mappings, candidates, children)
-            tv = await _plan_television(conn, items, resolved, mappings)
+            tv = await television.plan(conn, items, resolved, mappings)
             resolved = Resolved(resolved.assignments + tv.plan.assignments, resolved.skipped_stale)
             items = [tv.plan.items.get(i, item) for i, item in enumerate(items)]
         with timed(ctx.agent, "load"):
@@ -104,8 +93,8 @@ async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
             plan.mappings += season_listing_mappings(items, tv.plan)
         with timed(ctx.agent, "write"):
             await store.write_plan(conn, plan, [env.event_id for env in batch], now)
-            await _write_television(
-                conn, items, batch, tv.plan, {**stored, **plan.written}, mappings, uow
+            handed_back = await television.write(
+                conn, items, batch, tv.plan, {**stored, **plan.written}, mappings
             )
             # Availability that arrived before its item: back to availability-sync.
             parked = await store.take_pending_availability(
@@ -115,7 +104,12 @@ async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
             uow.add(plan_events(plan, batch, now))
             for raw in parked:
                 uow.forward(AVAILABILITY_RAW, decode(raw, AvailabilityReceived))
+            # Episodes that waited for a series this batch wrote: back to process-batch.
+            for raw in handed_back:
+                uow.forward(CONTENT_RAW, decode(raw, CatalogItemReceived))
     _log_plan(plan, batch)
+    SERIES_ITEMS.labels("episode").inc(len(tv.plan.episodes))
+    SERIES_ITEMS.labels("season_listing").inc(len(tv.plan.season_listings))
     if tv.plan.parked:
         SERIES_ITEMS.labels("parked").inc(len(tv.plan.parked))
         logger.info(
@@ -124,94 +118,6 @@ async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
             len(tv.plan.parked),
             items[tv.plan.parked[0]].record_key,
         )
-
-
-@dataclass(frozen=True)
-class _Television:
-    plan: ChildPlan
-    known_episodes: set[uuid.UUID]
-
-
-async def _plan_television(
-    conn: asyncpg.Connection,
-    items: Sequence[NormalizedItem],
-    resolved: Resolved,
-    mappings: MappingT[store.ItemKey, Mapping],
-) -> _Television:
-    """Find each child's series, load what the series hold, and place each child in its
-    series (series_plan.plan_children)."""
-    if not resolved.children or resolved.index is None:
-        return _Television(ChildPlan(), set())
-    series_ids = {
-        found.canonical_id
-        for i in resolved.children
-        if (found := find_series(items[i], resolved.index, mappings)) is not None
-        and found.canonical_id is not None
-    }
-    # Two batches placing episodes into one series serialize: both would mint S1E1's id.
-    await store.lock_titles(conn, [f"series:{sid}" for sid in series_ids])
-    episodes = await series_store.load_episodes(conn, series_ids)
-    maps = await series_store.load_season_maps(conn, series_ids)
-    child = plan_children(items, resolved.children, mappings, resolved.index, episodes, maps)
-    return _Television(child, {e.canonical_id for e in episodes})
-
-
-async def _write_television(
-    conn: asyncpg.Connection,
-    items: Sequence[NormalizedItem],
-    batch: Sequence[Envelope[Any]],
-    child: ChildPlan,
-    docs: MappingT[uuid.UUID, CanonicalContent],
-    mappings: MappingT[store.ItemKey, Mapping],
-    uow: UnitOfWork,
-) -> None:
-    """Relations, season offers, and the parked children: those whose series was mapped now
-    go back to content.raw; those whose series is still unknown are parked."""
-    await series_store.write_episodes(conn, child.episodes, child.season_maps)
-    await series_store.record_season_listings(
-        conn,
-        [
-            (
-                (items[s.index].platform, items[s.index].platform_item_id),
-                s.series_id,
-                s.season_number,
-            )
-            for s in child.season_listings
-        ],
-    )
-    for listing in child.season_listings:
-        item = items[listing.index]
-        applied = mappings.get((item.platform, item.platform_item_id))
-        # As for a title's offers: an availability-only update newer than the item wins.
-        if item.availability is not None and supersedes(
-            item.source_updated_at, applied.offers_as_of if applied else None
-        ):
-            await series_store.replace_season_offers(
-                conn, listing.series_id, listing.season_number, item.platform, item.availability
-            )
-    keys = set().union(
-        *(series_keys(doc) for doc in docs.values() if doc.content_type is ContentType.series),
-        *(
-            listing_keys(items[s.index].platform, items[s.index].platform_item_id)
-            for s in child.season_listings
-        ),
-    )
-    for raw in await series_store.take_pending_episodes(conn, keys):
-        uow.forward(CONTENT_RAW, decode(raw, CatalogItemReceived))
-    await series_store.park_episodes(
-        conn,
-        [
-            (
-                (items[i].platform, items[i].platform_item_id),
-                items[i].source_updated_at,
-                sorted(wanted_keys(items[i])),
-                encode(batch[i]),
-            )
-            for i in child.parked
-        ],
-    )
-    SERIES_ITEMS.labels("episode").inc(len(child.episodes))
-    SERIES_ITEMS.labels("season_listing").inc(len(child.season_listings))
 
 
 def _log_plan(plan: Plan, batch: Sequence[Envelope[Any]]) -> None:

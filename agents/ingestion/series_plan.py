@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Iterable, Sequence
 from collections.abc import Mapping as MappingT
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from agents.ingestion.mappings import ItemKey, Mapping, MappingRow
 from agents.ingestion.normalize import NormalizedItem
@@ -39,7 +40,8 @@ from agents.ingestion.series import (
     with_episode,
 )
 from agents.titles.names import normalize_title
-from schemas.content import CanonicalContent, ContentType
+from agents.titles.versions import supersedes
+from schemas.content import CanonicalContent, ContentType, PlatformAvailability
 
 
 @dataclass(frozen=True, slots=True)
@@ -284,4 +286,49 @@ def known_episodes_of(plan: Plan, child: ChildPlan) -> list[KnownEpisode]:
         )
         for e in {e.canonical_id: e for e in child.episodes}.values()
         if e.canonical_id in written
+    ]
+
+
+def season_offers(
+    items: Sequence[NormalizedItem], plan: ChildPlan, mappings: MappingT[ItemKey, Mapping]
+) -> list[tuple[uuid.UUID, int, str, tuple[PlatformAvailability, ...]]]:
+    """(series, season, platform, offers) each season listing replaces: those that state
+    offers, newer than the offers applied for the item (as for a title's offers: an
+    availability-only update newer than the item wins)."""
+    out = []
+    for listing in plan.season_listings:
+        item = items[listing.index]
+        applied = mappings.get((item.platform, item.platform_item_id))
+        if item.availability is not None and supersedes(
+            item.source_updated_at, applied.offers_as_of if applied else None
+        ):
+            out.append((listing.series_id, listing.season_number, item.platform, item.availability))
+    return out
+
+
+def release_keys(
+    docs: Iterable[CanonicalContent], items: Sequence[NormalizedItem], plan: ChildPlan
+) -> set[str]:
+    """The keys of the series a batch wrote or resolved to, and of its season listings: the
+    parked children naming any of them can be placed now."""
+    keys: set[str] = set()
+    for doc in docs:
+        if doc.content_type is ContentType.series:
+            keys |= series_keys(doc)
+    for s in plan.season_listings:
+        keys |= listing_keys(items[s.index].platform, items[s.index].platform_item_id)
+    return keys
+
+
+def parked_rows(
+    items: Sequence[NormalizedItem], plan: ChildPlan
+) -> list[tuple[ItemKey, datetime, list[str]]]:
+    """(item, clock, keys it waits for) of each parked child, in plan.parked's order."""
+    return [
+        (
+            (items[i].platform, items[i].platform_item_id),
+            items[i].source_updated_at,
+            sorted(wanted_keys(items[i])),
+        )
+        for i in plan.parked
     ]
