@@ -191,9 +191,6 @@ class SeriesMetadata(_Data):
     absolute_number: int | None = Field(
         default=None, ge=1, le=MAX_COUNT, description="the episode's number across all seasons"
     )
-    series_title: Text | None = Field(
-        default=None, max_length=500, description="an episode's series, by its title"
-    )
 
 
 class Credit(_Data):

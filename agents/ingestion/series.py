@@ -337,7 +337,7 @@ def known_from(
 
 
 def with_episode(
-    item: NormalizedItem, series_id: uuid.UUID, series_title: str | None, numbers: Numbers
+    item: NormalizedItem, series_id: uuid.UUID, numbers: Numbers
 ) -> NormalizedItem:
     """The item carrying its place in its series, in canonical numbers (what merge stores)."""
     return replace(
@@ -348,6 +348,5 @@ def with_episode(
             season_number=numbers.season,
             episode_number=numbers.episode,
             absolute_number=numbers.absolute,
-            series_title=series_title,
         ),
     )

@@ -168,8 +168,9 @@ def plan_children(
         )
         resolution = CanonicalMatch(match.canonical_id, f"episode_{match.method}", match.confidence)
         plan.assignments.append(Assignment(i, resolution, moved_from))
-        ref = item.series_ref
-        plan.items[i] = with_episode(item, sid, ref.title if ref else None, match.numbers)
+        # The series by its id only: each platform spells its title its own way, and a record
+        # that changed with every listing's spelling would be announced again and again.
+        plan.items[i] = with_episode(item, sid, match.numbers)
         n = match.numbers
         plan.episodes.append(
             EpisodeRow(

@@ -39,7 +39,6 @@ def episode_envelope() -> bytes:
             season_number=1,
             episode_number=1,
             absolute_number=1,
-            series_title="The Office",
         ),
         updated_at=T0,
     )
@@ -70,7 +69,7 @@ def test_the_series_fields_are_additive_within_version_1() -> None:
     for topic in ("content.ingested", "content.raw"):
         assert breaking_changes(before(topic), released[(topic, 1)]) == []
     series = released[("content.ingested", 1)]["$defs"]["SeriesMetadata"]["properties"]
-    assert {"season_id", "absolute_number", "series_title", "parent_id"} <= set(series)
+    assert {"season_id", "absolute_number", "parent_id"} <= set(series)
     item = released[("content.raw", 1)]["$defs"]["RawCatalogItem"]["properties"]
     assert {"series_title", "series_ids", "parent_id", "season_number", "absolute_number"} <= set(
         item
