@@ -97,6 +97,23 @@ def api_error(response: httpx.Response) -> ApiError:
     )
 
 
+# The assistant as one of the user's devices: it sends commands and edits, never obeys them.
+ASSISTANT = {
+    "device_type": "web",
+    "platform": "web",
+    "app_version": "mcp",
+    "device_name": "Assistant",
+    "capabilities": {"remote_controllable": False},
+}
+
+
+def _device_unknown(exc: ApiError) -> bool:
+    """The API refused the request's X-Device-ID: not a device registered to the user."""
+    return exc.error == "unknown_device" and any(
+        f.get("field") == "header.X-Device-ID" for f in exc.fields
+    )
+
+
 class GatewayApi:
     """The routes the tools use. `http` carries the gateway's base URL (over a socket, or an
     in-process ASGI transport when the server is mounted in the gateway itself)."""
@@ -104,7 +121,8 @@ class GatewayApi:
     def __init__(self, http: httpx.AsyncClient, device_id: str) -> None:
         self.http = http
         # The assistant's own device id: the sender of its remote commands and the device its
-        # watchlist edits are made on (the API does not require a sender to be registered).
+        # watchlist edits are made on. The API refuses a device that is not one of the user's
+        # registered devices, so the assistant registers it when refused (`_call`).
         self.device_id = device_id
 
     async def _call(
@@ -124,6 +142,29 @@ class GatewayApi:
         if request_id := correlation.get():
             headers["X-Request-ID"] = request_id
         query = {k: v for k, v in (params or {}).items() if v is not None and v != []}
+        try:
+            return await self._send(method, path, query, json, headers)
+        except ApiError as exc:
+            if not (device and _device_unknown(exc)):
+                raise
+        # The assistant's device is not registered to this user (yet, or any more): register
+        # it (the gateway knows it as soon as the registration is accepted) and send again.
+        if not isinstance(caller, Caller):  # device calls always name their user
+            raise TypeError("a device call needs the Caller, not a bare token")
+        await self._call("PUT", self._user(caller, self._device_path()), caller, json=ASSISTANT)
+        return await self._send(method, path, query, json, headers)
+
+    def _device_path(self) -> str:
+        return f"/devices/{quote(self.device_id, safe='')}"
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        query: dict[str, Any],
+        json: Any,
+        headers: dict[str, str],
+    ) -> Any:
         try:
             response = await self.http.request(
                 method, path, params=query, json=json, headers=headers

@@ -33,6 +33,9 @@ SCOPES = (
     "progress:read",
     "devices:read",
     "devices:command",
+    # The assistant registers itself as one of the user's devices before it first acts as one
+    # (the API refuses a device that is not registered: 403 unknown_device).
+    "devices:write",
     "recommendations:read",
 )
 # MCP's code for a resource that does not exist (the specification's "Resource not found").

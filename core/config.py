@@ -8,15 +8,18 @@ environment wins). Each section reads its own flat variables (`KAFKA_BROKERS`, n
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 ENV_FILE_VARIABLE = "MGW_ENV_FILE"
+# A browser origin: scheme, host, optional port; nothing after (no path, no trailing slash).
+_ORIGIN = r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?"
 
 
 class ConfigError(ValueError):
@@ -176,6 +179,24 @@ class PubNubSettings(_Section):
     ssl: bool = True
 
 
+class RealtimeSettings(_Section):
+    """The gateway's realtime streams (SSE, and the device socket): tickets and caps
+    (docs/SYNC.md, "Stream tickets, caps and ends")."""
+
+    model_config = SettingsConfigDict(env_prefix="REALTIME_", extra="ignore")
+
+    # A stream ticket (POST .../stream/ticket) may be redeemed once within this many seconds
+    # (never longer than the credential it stands for has left).
+    ticket_ttl_s: int = Field(default=60, ge=1, le=600)
+    # Open streams plus sockets: per user across every gateway process (429 beyond), and per
+    # gateway process (503 beyond).
+    streams_per_user: int = Field(default=10, ge=1, le=10_000)
+    streams_per_process: int = Field(default=10_000, ge=1, le=1_000_000)
+    # A stream's hold on its user's count in Redis lapses this long after its process last
+    # refreshed it (every third of it): a killed gateway's streams stop counting after this.
+    lease_ttl_s: float = Field(default=30.0, ge=1, le=3600)
+
+
 class LogSettings(_Section):
     model_config = SettingsConfigDict(env_prefix="LOG_", extra="ignore")
 
@@ -223,6 +244,33 @@ class GatewaySettings(_Section):
     # idempotency_lock_s (longer than any write takes; a crashed gateway's hold then lapses).
     idempotency_ttl_s: int = Field(default=86_400, ge=60, le=30 * 86_400)
     idempotency_lock_s: float = Field(default=60.0, gt=0, le=3600)
+    # CORS (gateway/app.py): the browser origins allowed to call the API, comma-separated
+    # (`https://app.example.com`), or `*`; none (the default) sends no CORS headers at all.
+    # Credentials (cookies) are never allowed with `*`: refused at start.
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cors_allow_credentials: bool = False
+
+    _split_origins = field_validator("cors_origins", mode="before")(_split_csv)
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _check_origins(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and re.fullmatch(_ORIGIN, origin) is None:
+                raise ValueError(
+                    f"{origin!r} is not an origin: scheme://host[:port], no path, or *"
+                )
+        return value
+
+    @field_validator("cors_allow_credentials")
+    @classmethod
+    def _no_credentials_with_any_origin(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and "*" in info.data.get("cors_origins", []):
+            raise ValueError(
+                "credentials cannot be allowed for every origin (GATEWAY_CORS_ORIGINS=*): "
+                "name the origins, or leave credentials off"
+            )
+        return value
 
     def worker_count(self) -> int:
         return self.workers or os.cpu_count() or 1
@@ -360,6 +408,7 @@ class Settings(BaseModel):
     embedding: EmbeddingSettings
     openai: OpenAISettings
     pubnub: PubNubSettings
+    realtime: RealtimeSettings = Field(default_factory=RealtimeSettings)
     log: LogSettings
     gateway: GatewaySettings
     metrics: MetricsSettings
@@ -379,6 +428,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "embedding": EmbeddingSettings,
     "openai": OpenAISettings,
     "pubnub": PubNubSettings,
+    "realtime": RealtimeSettings,
     "log": LogSettings,
     "gateway": GatewaySettings,
     "metrics": MetricsSettings,

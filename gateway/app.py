@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import redis.asyncio as aioredis
 from fastapi import FastAPI
 from loguru import logger
+from starlette.middleware.cors import CORSMiddleware
 
 from assistant.mount import mount_mcp
 from core.broker_wakeup import BrokerWakeup, wakeup_channel
@@ -48,6 +49,48 @@ from gateway.routes import discovery as discovery_routes
 from gateway.routes import suggest as suggest_routes
 from gateway.routes.contracts import router as contracts_router
 from gateway.shutdown import refuse_writes_on_exit_signals
+
+# What a browser app may send and read across origins (docs/HTTP_CONTRACT.md, CORS).
+CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+CORS_REQUEST_HEADERS = [
+    "Authorization",
+    "Content-Type",
+    "X-API-Key",
+    "X-Device-ID",
+    "Idempotency-Key",
+    "If-None-Match",
+    "Last-Event-ID",
+    "X-Request-ID",
+]
+CORS_EXPOSED_HEADERS = [
+    "X-Request-ID",
+    "Retry-After",
+    "ETag",
+    "Idempotent-Replayed",
+    "X-RateLimit-Limit",
+    "X-RateLimit-Remaining",
+    "X-RateLimit-Reset",
+    "WWW-Authenticate",
+]
+
+
+def install_cors(app: FastAPI, settings: Settings) -> None:
+    """CORS for GATEWAY_CORS_ORIGINS; none configured, no CORS header is ever sent. Outside
+    the rate limiter and the body limit, so a preflight is answered before either counts it,
+    and inside the request id, so it is logged. `*` with credentials is refused by the
+    settings (core/config.py) before this runs."""
+    gateway = settings.gateway
+    if not gateway.cors_origins:
+        return
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=gateway.cors_origins,
+        allow_credentials=gateway.cors_allow_credentials,
+        allow_methods=CORS_METHODS,
+        allow_headers=CORS_REQUEST_HEADERS,
+        expose_headers=CORS_EXPOSED_HEADERS,
+        max_age=600,
+    )
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -126,6 +169,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.gateway.max_body_bytes)
     # Just inside the request id: any exception of the layers below is a logged 500 problem.
     app.add_middleware(ServerErrorMiddleware)
+    install_cors(app, settings)
     app.add_middleware(CorrelationMiddleware)
     install_error_handlers(app)
     install_auth_error_handlers(app)

@@ -16,6 +16,7 @@ from starlette.routing import compile_path
 
 from core.publisher import BrokerUnavailable, PublishOutcomeUnknown
 from core.resilience import CircuitOpen
+from gateway.device_ownership import UnknownDevice
 from gateway.fast_lane import routes_of
 from gateway.lookup import AgentFailed, LookupTimeout
 from gateway.problems import MEDIA_TYPE, problem_bytes
@@ -94,6 +95,16 @@ def install_error_handlers(app: FastAPI) -> None:
             f"accepted; {advice}",
             request,
             headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    @app.exception_handler(UnknownDevice)
+    async def _unknown_device(request: Request, exc: UnknownDevice) -> Response:
+        return error_response(
+            403,
+            "unknown_device",
+            str(exc),
+            request,
+            fields=[{"field": exc.field, "reason": "not a device registered to this user"}],
         )
 
     @app.exception_handler(LookupTimeout)

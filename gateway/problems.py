@@ -54,6 +54,13 @@ TYPES: dict[str, ProblemType] = {
         "The credential is valid but lacks a scope the route needs, or the resource belongs "
         "to another user.",
     ),
+    "unknown_device": ProblemType(
+        "Device not registered to this user",
+        "The request names a device (X-Device-ID, or the device in the path) that is not "
+        "registered to this user: never registered, or removed. Register it first with "
+        "PUT /api/v1/users/{user_id}/devices/{device_id}, then retry; `fields` names where the "
+        "device id came from.",
+    ),
     "not_found": ProblemType(
         "Not found",
         "No route serves this path, or the resource it names does not exist (yet: a write "
@@ -140,6 +147,22 @@ TYPES: dict[str, ProblemType] = {
     "auth_unavailable": ProblemType(
         "Credentials cannot be checked",
         "API keys cannot be checked because their store is unreachable; retry after Retry-After.",
+    ),
+    "invalid_ticket": ProblemType(
+        "Stream ticket not valid",
+        "The stream ticket is malformed, unknown, already used, expired, or for another user "
+        "or device (tickets are single use and live 60 s); ask for a new one with POST "
+        ".../stream/ticket.",
+    ),
+    "too_many_streams": ProblemType(
+        "Too many open streams for this user",
+        "The user holds REALTIME_STREAMS_PER_USER open streams and sockets across the "
+        "gateways; close one (or wait for a dropped one to lapse) and retry after Retry-After.",
+    ),
+    "stream_capacity": ProblemType(
+        "This gateway holds all the streams it may",
+        "This gateway process holds REALTIME_STREAMS_PER_PROCESS open streams and sockets; "
+        "retry after Retry-After, or through another instance.",
     ),
     "too_many_connections": ProblemType(
         "Too many connections",

@@ -165,6 +165,8 @@ def device_handler(clock: Clock = utcnow) -> Callable[[AgentContext, list[Envelo
             versions = await store.versions(uow.conn, SyncView.devices, users, merged.changed_users)
             uow.add(merged.events)
         documents = _device_documents(devices, versions, now)
+        # The ownership check first: a device the document lists is never refused.
+        await store.write_device_register(ctx.redis, ctx.prefix, users, devices)
         await store.write_views(ctx.redis, ctx.prefix, SyncView.devices, documents)
         _log_merge(ctx.agent, batch, merged)
 
@@ -306,6 +308,9 @@ async def _load_view(ctx: AgentContext, view: SyncView, user_id: str) -> tuple[i
         else:
             devices = await store.load_devices(conn, [user_id])
             doc = devices_document(user_id, version, devices.get(user_id, {}).values(), utcnow())
+    if view is SyncView.devices:
+        # Loaded for a miss: the gateway's ownership check gets the user's devices too.
+        await store.write_device_register(ctx.redis, ctx.prefix, [user_id], devices)
     return version, doc.model_dump_json().encode()
 
 

@@ -21,6 +21,7 @@ from agents.sync.batches import TitleRow
 from agents.sync.devices import DeviceRecord
 from agents.sync.progress import Position
 from agents.sync.records import TitleState
+from agreements.device_register import mark_all
 from agreements.sync_read_model import write_documents
 from schemas.sync import (
     HLC,
@@ -372,3 +373,22 @@ async def write_views(
     redis: aioredis.Redis, prefix: str, view: SyncView, documents: Mapping[str, tuple[int, bytes]]
 ) -> dict[str, bytes]:
     return await write_documents(redis, prefix, view, dict(documents))
+
+
+async def write_device_register(
+    redis: aioredis.Redis,
+    prefix: str,
+    users: Collection[str],
+    devices: Mapping[str, Mapping[str, DeviceRecord]],
+) -> None:
+    """Every device of each user, removed ones included, into the gateway's ownership check
+    (agreements/device_register.py); a user without devices is written too (none owned)."""
+    await mark_all(
+        redis,
+        prefix,
+        users,
+        {
+            user: {d: (r.membership, r.active) for d, r in records.items()}
+            for user, records in devices.items()
+        },
+    )

@@ -136,3 +136,25 @@ SERIES_ITEMS = Counter(
 EMBEDDED_TEXTS = Counter(
     "mgw_embedded_texts_total", "Texts embedded by enrichment, by model", ["model"]
 )
+
+# --- realtime streams and sockets (gateway/realtime/lifecycle.py, docs/SYNC.md) ---
+REALTIME_OPEN = Gauge(
+    "mgw_realtime_open", "Streams and sockets open in this gateway process", ["kind"]
+)
+REALTIME_REFUSED = Counter(
+    "mgw_realtime_refused_total",
+    "Streams and sockets refused at a cap: user (429 too_many_streams, across the gateways) "
+    "or process (503 stream_capacity)",
+    ["cap"],
+)
+REALTIME_ENDED = Counter(
+    "mgw_realtime_ended_total",
+    "Streams and sockets the gateway ended: expired (the credential's time ran out) or "
+    "revoked (the device was removed)",
+    ["reason"],
+)
+REALTIME_TICKETS = Counter(
+    "mgw_realtime_tickets_total",
+    "Stream tickets issued, redeemed, or refused (malformed, unknown, other_user, expired)",
+    ["outcome"],
+)

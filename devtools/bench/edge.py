@@ -163,6 +163,22 @@ async def _stream_round(url: str, pid: int, tokens: list[tuple[str, str]]) -> St
     return StreamRound(len(writers), rss_open, _rss_mb(pid))
 
 
+async def _register_tvs(redis_url: str, prefix: str, users: list[str]) -> None:
+    """Each user's device register as the sync agent writes it (tv-1 registered): the bench
+    runs no agent, and the streams open on the gateway's one-HMGET path, as in production."""
+    import redis.asyncio as aioredis
+
+    from agreements.device_register import mark_all
+    from schemas.sync import HLC
+
+    registered = (HLC(physical_us=1, logical=0), True)
+    redis = aioredis.from_url(redis_url)
+    try:
+        await mark_all(redis, prefix, users, {user: {"tv-1": registered} for user in users})
+    finally:
+        await redis.aclose()
+
+
 def bench_edge(slow: int = 200, streams: int = 5000, rounds: int = 3) -> int:
     from core.config import settings_with
     from gateway.auth.tokens import issue_token
@@ -209,6 +225,8 @@ def bench_edge(slow: int = 200, streams: int = 5000, rounds: int = 3) -> int:
             (user, issue_token(settings.auth, subject=user, scopes=SCOPES, ttl_s=3600))
             for user in (f"edge-{n}" for n in range(streams))
         ]
+        # Each stream names its device (tv-1), which must be registered to its user.
+        asyncio.run(_register_tvs(redis_url, prefix, [user for user, _ in tokens]))
         rss_before = _rss_mb(gateway.pid)
         results: list[StreamRound] = []
         for n in range(rounds):

@@ -25,6 +25,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import orjson
@@ -33,6 +34,9 @@ from rich.table import Table
 
 from core.embedded import ServiceProcess, free_port, start_redis
 from devtools.bench.services import start_bench_broker
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 console = Console(stderr=True)
 
@@ -185,6 +189,16 @@ def _fixed_script(method: str, headers: dict[str, str], body: bytes | None = Non
 # ------------------------------------------------------------------ fixed offered rate
 
 
+async def register_bench_device(redis: aioredis.Redis, prefix: str) -> None:
+    """The device register the sync agent would write, with bench-tv registered to the bench
+    user: progress reports pass the ownership check on its one-HMGET path, as in production."""
+    from agreements.device_register import mark_all
+    from schemas.sync import HLC
+
+    registered = (HLC(physical_us=1, logical=0), True)
+    await mark_all(redis, prefix, [BENCH_USER], {BENCH_USER: {"bench-tv": registered}})
+
+
 async def _fixed_rate(url: str, token: str, rate: float, seconds: float) -> Run:
     """Offer `rate` POSTs/s on a schedule; each latency counts from when its request was due."""
     import aiohttp
@@ -324,6 +338,7 @@ async def _prepare(env: dict[str, str], content_id: uuid.UUID) -> tuple[str, str
         document = {"canonical_id": str(content_id), **CONTENT, "availability": []}
         await redis.set(document_key(prefix, content_id), orjson.dumps(document))
         await redis.set(state_key(prefix), STATE_READY)
+        await register_bench_device(redis, prefix)
     finally:
         await redis.aclose()
     return token, key.full

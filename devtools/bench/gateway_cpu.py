@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 # The record `mgw bench gateway` posts (main's checkout has it too, for a baseline run).
-from devtools.bench.gateway import CONTENT
+from devtools.bench.gateway import CONTENT, register_bench_device
 
 CONCURRENCY = 32
 WARM_UP = 300
@@ -54,6 +54,7 @@ async def _prepared_app(env: dict[str, str]) -> tuple[Any, str, uuid.UUID]:
         document = {"canonical_id": str(content_id), **CONTENT, "availability": []}
         await redis.set(document_key(prefix, content_id), orjson.dumps(document))
         await redis.set(state_key(prefix), STATE_READY)
+        await register_bench_device(redis, prefix)
     finally:
         await redis.aclose()
     return create_app(settings), token, content_id

@@ -64,6 +64,9 @@ STORED_HEADERS = frozenset(
         b"link",
     }
 )
+# Writes whose answer is a secret that must never be stored (a stream ticket is kept in Redis
+# only as its hash; a stored answer would hold it in clear): served as if no key were sent.
+NEVER_STORED = frozenset({"/api/v1/users/{user_id}/stream/ticket"})
 REPLAYED_HEADER = "Idempotent-Replayed"
 IN_FLIGHT_RETRY_AFTER_S = 1
 REDIS_RETRY_AFTER_S = 5
@@ -122,7 +125,9 @@ class IdempotencyMiddleware:
             self._writes = [
                 (compile_path(route.path)[0], frozenset(route.methods) & WRITE_METHODS)
                 for route in routes_of(scope["app"].routes)
-                if getattr(route, "methods", None) and getattr(route, "path", None)
+                if getattr(route, "methods", None)
+                and getattr(route, "path", None)
+                and route.path not in NEVER_STORED
             ]
         method, path = scope["method"], scope["path"]
         return any(method in methods and rx.match(path) for rx, methods in self._writes)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import orjson
 import redis.asyncio as aioredis
 from loguru import logger
 
@@ -33,7 +35,14 @@ class Closed:
     """The gateway is shutting down: end the stream."""
 
 
-Item = Delivered | Gap | Closed
+@dataclass(frozen=True, slots=True)
+class Ended:
+    """The gateway ends this stream: its credential `expired`, or its device was `revoked`."""
+
+    reason: str
+
+
+Item = Delivered | Gap | Closed | Ended
 GAP, CLOSED = Gap(), Closed()
 
 
@@ -51,6 +60,29 @@ class Subscription:
                 self.queue.get_nowait()
             self.queue.put_nowait(GAP)
 
+    def end(self, reason: str) -> None:
+        """Queue the end of the stream; what is queued before it is still sent when there is
+        room (a full queue is dropped: the stream ends anyway, and resumes by id)."""
+        if self.queue.full():
+            while not self.queue.empty():
+                self.queue.get_nowait()
+        self.queue.put_nowait(Ended(reason))
+
+
+def removed_device(item: Delivered) -> str | None:
+    """The device a `device_presence` `removed` message reports, else None (cheap for every
+    other message: most are ruled out without parsing)."""
+    if not item.channel.endswith(".devices") or b'"removed"' not in item.body:
+        return None
+    try:
+        body = orjson.loads(item.body)
+    except orjson.JSONDecodeError:
+        return None
+    if body.get("kind") == "device_presence" and body.get("presence") == "removed":
+        device = body.get("device_id")
+        return device if isinstance(device, str) else None
+    return None
+
 
 class HubUnavailable(ConnectionError):
     """The hub has no Redis subscription: a stream opened now could miss messages."""
@@ -63,6 +95,9 @@ class RealtimeHub:
         self._subscribers: dict[str, set[Subscription]] = {}
         self._listening = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Told (channel segment, device id) when a device of a user with local streams is
+        # removed (gateway/realtime/lifecycle.py ends its streams and sockets).
+        self.on_device_removed: Callable[[str, str], None] | None = None
 
     def subscribe(self, user_id: str) -> Subscription:
         sub = Subscription(channel_segment(user_id))
@@ -112,7 +147,8 @@ class RealtimeHub:
                     if message is None or message["type"] != "pmessage":
                         continue
                     channel = message["channel"].decode()
-                    subs = self._subscribers.get(segment_of(self._prefix, channel))
+                    segment = segment_of(self._prefix, channel)
+                    subs = self._subscribers.get(segment)
                     if not subs:
                         continue
                     try:
@@ -122,6 +158,10 @@ class RealtimeHub:
                         continue
                     for sub in list(subs):
                         sub.offer(item)
+                    if self.on_device_removed is not None:
+                        removed = removed_device(item)
+                        if removed is not None:
+                            self.on_device_removed(segment, removed)
             except asyncio.CancelledError:
                 raise
             except REDIS_ERRORS as exc:

@@ -11,6 +11,11 @@ it, and whose id is its place in the user's stream. Besides messages:
   gateway shutting down); its data is the problem object every HTTP error has
   (gateway/problems.py). Reconnect after it with Last-Event-ID; nothing is missed. (Not named
   `error`: EventSource reserves that name for its own connection errors.)
+- `expired`: the stream ends because the credential it was opened with (the token, or the
+  token the ticket was issued with) expired; data `{"reason": "credential_expired",
+  "expired_at"}`. Reconnect with a fresh token (or ticket) and Last-Event-ID: nothing is missed.
+- `revoked`: the stream ends because its device was removed; data `{"reason":
+  "device_removed", "device_id"}`. Do not reconnect as that device.
 - comments (`: ping`) every 15 s keep proxies from closing an idle stream.
 
 A command (and its result) is addressed to one device: only the stream of that device
@@ -22,6 +27,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import orjson
 import redis.asyncio as aioredis
@@ -31,7 +37,9 @@ from redis.exceptions import RedisError
 from agreements.sync_realtime import REPLAY_WINDOW_S, Delivered, newer, position, replay
 from core.observability import correlation
 from gateway.problems import problem_bytes
-from gateway.realtime.hub import Closed, Gap, HubUnavailable, RealtimeHub, Subscription
+from gateway.realtime.hub import Closed, Ended, Gap, HubUnavailable, RealtimeHub, Subscription
+from gateway.realtime.lifecycle import EXPIRED, Lease
+from schemas.sync import wire_time
 
 KEEPALIVE_S = 15.0
 RETRY_MS = 2000
@@ -61,6 +69,17 @@ def problem_event(request: StreamRequest, status: int, code: str, detail: str) -
     return event("problem", body)
 
 
+def end_event(reason: str, request: StreamRequest, expires_at: float | None) -> bytes:
+    """The last event of a stream the gateway ends (no id: the device resumes from the last
+    message it saw)."""
+    if reason == EXPIRED:
+        at = wire_time(datetime.fromtimestamp(expires_at or 0, UTC))
+        body = {"reason": "credential_expired", "expired_at": at}
+    else:
+        body = {"reason": "device_removed", "device_id": request.device_id}
+    return event(reason, orjson.dumps(body))
+
+
 def wanted(message: Delivered, channels: Collection[str], device_id: str | None) -> bool:
     if message.channel not in channels:
         return False
@@ -71,8 +90,14 @@ class EventStream:
     """The generator behind one SSE response."""
 
     def __init__(
-        self, hub: RealtimeHub, redis: aioredis.Redis, prefix: str, request: StreamRequest
+        self,
+        hub: RealtimeHub,
+        redis: aioredis.Redis,
+        prefix: str,
+        request: StreamRequest,
+        lease: Lease | None = None,
     ) -> None:
+        self._lease = lease
         self._hub = hub
         self._redis = redis
         self._prefix = prefix
@@ -119,6 +144,9 @@ class EventStream:
         yield f"retry: {RETRY_MS}\n\n".encode()
         # Subscribed before reading the stream's position: nothing falls in between.
         sub: Subscription = self._hub.subscribe(self._request.user_id)
+        if self._lease is not None:
+            # Its end (expiry, removal) is queued behind what the stream already has.
+            self._lease.on_end(sub.end)
         try:
             await self._hub.ready()
             for chunk in await self._opening():
@@ -151,6 +179,10 @@ class EventStream:
                     "service_unavailable",
                     "this gateway is shutting down; reconnect with Last-Event-ID",
                 )
+                return
+            if isinstance(item, Ended):
+                expires_at = self._lease.expires_at if self._lease is not None else None
+                yield end_event(item.reason, self._request, expires_at)
                 return
             if isinstance(item, Gap):
                 for chunk in await self._catch_up():

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from core.publisher import Publisher
 from gateway.accepted import accepted
 from gateway.auth.dependencies import own_user
+from gateway.device_ownership import FROM_HEADER, FROM_PATH, require_own_devices
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
 from gateway.request_parameters import (
@@ -28,6 +29,7 @@ from gateway.request_parameters import (
     invalid,
 )
 from gateway.routes.user_routes import (
+    device_checked,
     documented,
     responses_with_rules,
 )
@@ -58,8 +60,10 @@ class CommandAccepted(BaseModel):
     "/{device_id}/commands",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=CommandAccepted,
-    responses=responses_with_rules(
-        "a `device_id` equal to X-Device-ID (a device does not command itself)"
+    responses=device_checked(
+        responses_with_rules(
+            "a `device_id` equal to X-Device-ID (a device does not command itself)"
+        )
     ),
     openapi_extra=documented(
         USER_ID,
@@ -76,6 +80,8 @@ async def send_command(request: Request) -> Response:
     body = await json_body(request, CommandRequest)
     if source == target:
         raise invalid(("path", "device_id"), "a device does not send commands to itself", target)
+    # Sender and target, in one Redis round trip.
+    await require_own_devices(request, user_id, {source or "": FROM_HEADER, target: FROM_PATH})
     # A retry with the same Idempotency-Key is the same command: the router decides it once.
     command_id = operation_id(request)
     issued = RemoteCommandIssued(

@@ -17,6 +17,11 @@ from agreements.sync_documents import DevicesDocument
 from core.publisher import Publisher
 from gateway.accepted import accepted
 from gateway.auth.dependencies import own_user
+from gateway.device_ownership import (
+    FROM_PATH,
+    note_membership,
+    require_own_device,
+)
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body, optional_body
 from gateway.request_parameters import (
@@ -26,6 +31,7 @@ from gateway.request_parameters import (
 from gateway.routes.user_routes import (
     READ_RESPONSES,
     RESPONSES,
+    device_checked,
     documented,
 )
 from gateway.sync_clock import operation_stamp
@@ -98,13 +104,16 @@ async def register_device(request: Request) -> Response:
         device=DeviceInfo(device_id=device_id, **details.model_dump()),
         timestamp=await operation_stamp(request, user_id),
     )
-    return await _publish(request, SYNC_DEVICES, event, user_id)
+    answer = await _publish(request, SYNC_DEVICES, event, user_id)
+    # Known at once, not when the agent applies it: the device's next request may follow now.
+    await note_membership(request, user_id, device_id, event.timestamp, registered=True)
+    return answer
 
 
 @router.post(
     "/{device_id}/heartbeat",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=RESPONSES,
+    responses=device_checked(RESPONSES),
     openapi_extra=documented(
         USER_ID,
         DEVICE_ID,
@@ -118,6 +127,7 @@ async def heartbeat(request: Request) -> Response:
     _, user_id = await own_user(request, "devices:write")
     device_id = DEVICE_ID.read(request)
     body = await optional_body(request, Heartbeat)
+    await require_own_device(request, user_id, device_id, FROM_PATH)
     event = DeviceHeartbeat(
         user_id=user_id,
         device_id=device_id,
@@ -130,16 +140,22 @@ async def heartbeat(request: Request) -> Response:
 @router.delete(
     "/{device_id}",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=RESPONSES,
+    responses=device_checked(RESPONSES),
     openapi_extra=documented(USER_ID, DEVICE_ID, write=True),
 )
 async def remove_device(request: Request) -> Response:
     _, user_id = await own_user(request, "devices:write")
     device_id = DEVICE_ID.read(request)
+    # Removing a device that is not registered (never, or already removed) is refused like any
+    # other use of it: 403 unknown_device, not 404 (docs/SYNC.md).
+    await require_own_device(request, user_id, device_id, FROM_PATH)
     event = DeviceRemoved(
         user_id=user_id, device_id=device_id, timestamp=await operation_stamp(request, user_id)
     )
-    return await _publish(request, SYNC_DEVICE_REMOVALS, event, user_id)
+    answer = await _publish(request, SYNC_DEVICE_REMOVALS, event, user_id)
+    # Refused from now on, not only once the agent applied the removal.
+    await note_membership(request, user_id, device_id, event.timestamp, registered=False)
+    return answer
 
 
 @router.get(

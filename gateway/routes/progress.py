@@ -21,6 +21,7 @@ from agreements.sync_documents import (
 from core.publisher import Publisher
 from gateway.accepted import accepted
 from gateway.auth.dependencies import own_user
+from gateway.device_ownership import require_own_device
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
 from gateway.request_parameters import (
@@ -31,6 +32,7 @@ from gateway.request_parameters import (
 )
 from gateway.routes.user_routes import (
     READ_RESPONSES,
+    device_checked,
     documented,
     responses_with_rules,
 )
@@ -72,8 +74,10 @@ class ProgressReport(BaseModel):
 @router.put(
     "/{content_id}",
     status_code=status.HTTP_202_ACCEPTED,
-    responses=responses_with_rules(
-        CLOCK_RULE, "a `position_seconds` past `duration_seconds`", UNKNOWN_ZONE_RULE
+    responses=device_checked(
+        responses_with_rules(
+            CLOCK_RULE, "a `position_seconds` past `duration_seconds`", UNKNOWN_ZONE_RULE
+        )
     ),
     openapi_extra=documented(
         USER_ID,
@@ -88,6 +92,7 @@ async def report_progress(request: Request) -> Response:
     content_id = CONTENT_ID.read(request)
     device_id = ACTING_DEVICE.read(request)
     report = await json_body(request, ProgressReport)
+    await require_own_device(request, user_id, device_id)
     update = ProgressUpdate(
         user_id=user_id,
         content_id=content_id,

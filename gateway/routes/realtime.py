@@ -6,11 +6,19 @@ Events stream per device (gateway/realtime/sse.py). Both carry the same channels
 
 Scopes per channel: `sync` (watchlist and progress) needs `watchlist:read`; `devices`
 (presence and commands) and `notifications` (command results) need `devices:read`.
+
+Browsers: `POST .../stream/ticket` trades the token for a single-use, device-bound ticket
+(gateway/realtime/tickets.py), and `GET .../stream?ticket=...` opens the stream with no
+Authorization header, as `EventSource` must. Every stream holds a lease
+(gateway/realtime/lifecycle.py): the per-user and per-process caps, and its end when the
+credential expires (`expired`) or the device is removed (`revoked`).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
@@ -18,20 +26,35 @@ from pydantic import BaseModel
 from starlette.exceptions import HTTPException
 
 from agreements.sync_realtime import EVENT_ID_FORM, MAX_ID_PART, REPLAY_WINDOW_S, is_event_id
-from gateway.auth.dependencies import own_user
+from core.observability.metrics import AUTH_FAILURES, REALTIME_TICKETS
+from gateway.auth.dependencies import API_KEY_HEADER, own_user
+from gateway.auth.errors import BadAuthRequest, Forbidden, challenge
+from gateway.device_ownership import FROM_HEADER, UNKNOWN_DEVICE, require_own_device
+from gateway.errors import error_response
+from gateway.realtime.credential import credential_expiry
 from gateway.realtime.hub import HubUnavailable, RealtimeHub
+from gateway.realtime.lifecycle import CapRefused, Lease, StreamLeases
 from gateway.realtime.sse import EventStream, StreamRequest
+from gateway.realtime.tickets import (
+    TICKET_PATTERN,
+    TicketClaims,
+    TicketRefused,
+    issue_ticket,
+    redeem_ticket,
+)
 from gateway.request_parameters import (
+    ACTING_DEVICE,
     MAYBE_ACTING_DEVICE,
     USER_ID,
     invalid,
 )
 from gateway.routes.user_routes import (
     READ_RESPONSES,
+    device_checked,
     documented,
 )
 from gateway.sync_lookup import NO_STORE, json_document
-from schemas.sync import devices_channel, notifications_channel, sync_channel
+from schemas.sync import devices_channel, notifications_channel, sync_channel, wire_time
 
 router = APIRouter(prefix="/api/v1/users/{user_id}", tags=["realtime"])
 
@@ -136,8 +159,27 @@ def hub_of(app: FastAPI) -> RealtimeHub:
     if hub is None:
         settings = app.state.settings
         hub = RealtimeHub(settings.redis.require_url(), settings.redis.key_prefix)
+        # A removed device's streams and sockets end as the hub hears the removal.
+        hub.on_device_removed = leases_of(app).device_removed
         app.state.realtime_hub = hub
     return hub
+
+
+def leases_of(app: FastAPI) -> StreamLeases:
+    """The process's open streams and sockets (their caps and ends), made on first use."""
+    leases: StreamLeases | None = getattr(app.state, "stream_leases", None)
+    if leases is None:
+        settings = app.state.settings
+        rt = settings.realtime
+        leases = StreamLeases(
+            app.state.redis,
+            settings.redis.key_prefix,
+            per_user=rt.streams_per_user,
+            per_process=rt.streams_per_process,
+            lease_ttl_s=rt.lease_ttl_s,
+        )
+        app.state.stream_leases = leases
+    return leases
 
 
 async def close_hub(app: FastAPI) -> None:
@@ -145,6 +187,97 @@ async def close_hub(app: FastAPI) -> None:
     if hub is not None:
         await hub.close()
         app.state.realtime_hub = None
+    leases: StreamLeases | None = getattr(app.state, "stream_leases", None)
+    if leases is not None:
+        await leases.close()
+        app.state.stream_leases = None
+
+
+def cap_refused(request: Request, exc: CapRefused) -> Response:
+    return error_response(
+        exc.status,
+        exc.code,
+        exc.detail,
+        request,
+        headers={"Retry-After": str(exc.retry_after_s)},
+    )
+
+
+def ticket_refused(request: Request, exc: TicketRefused) -> Response:
+    """401 `invalid_ticket`; the ticket itself is never in the answer nor in a log line."""
+    REALTIME_TICKETS.labels(exc.reason).inc()
+    AUTH_FAILURES.labels(reason="invalid_ticket").inc()
+    return error_response(
+        401,
+        "invalid_ticket",
+        exc.message,
+        request,
+        fields=[{"field": "query.ticket", "reason": exc.message}],
+        headers={"WWW-Authenticate": challenge("invalid_token", exc.message)},
+    )
+
+
+async def ticket_claims(request: Request, user_id: str) -> TicketClaims:
+    """Redeem `?ticket=` for `user_id` (TicketRefused when it opens nothing). A request sends
+    a ticket or a credential header, not both."""
+    if request.headers.get("authorization") or request.headers.get(API_KEY_HEADER):
+        raise BadAuthRequest.because("send one credential: a ticket or a credential header")
+    settings = request.app.state.settings
+    return await redeem_ticket(
+        request.app.state.redis,
+        settings.redis.key_prefix,
+        request.query_params["ticket"],
+        user_id,
+    )
+
+
+class StreamTicket(BaseModel):
+    ticket: str
+    device_id: str
+    # RFC 3339: redeem it before then (at most REALTIME_TICKET_TTL_S, 60 s).
+    expires_at: str
+    expires_in_s: int
+    # The stream to open with it: `new EventSource(stream_url)` (add `&channels=...` if wanted).
+    stream_url: str
+
+
+@router.post(
+    "/stream/ticket",
+    response_model=StreamTicket,
+    responses={
+        401: {"description": "no valid credential"},
+        403: {"description": f"another user's id; or {UNKNOWN_DEVICE}"},
+        422: {"description": "invalid path or X-Device-ID, each named with the reason"},
+        503: {"description": "Redis cannot be reached; retry"},
+    },
+    openapi_extra=documented(USER_ID, device=ACTING_DEVICE),
+)
+async def stream_ticket(request: Request) -> Response:
+    """A single-use ticket, valid 60 s, that opens this device's stream without an
+    Authorization header (`?ticket=`): for EventSource, which cannot send one."""
+    principal, user_id = await own_user(request)
+    device_id = ACTING_DEVICE.read(request)
+    await require_own_device(request, user_id, device_id)
+    settings = request.app.state.settings
+    issued = await issue_ticket(
+        request.app.state.redis,
+        settings.redis.key_prefix,
+        user_id=user_id,
+        device_id=device_id,
+        scopes=principal.scopes,
+        credential_expires_at=credential_expiry(request),
+        issued_by=principal.subject,
+        ttl_s=settings.realtime.ticket_ttl_s,
+    )
+    REALTIME_TICKETS.labels("issued").inc()
+    body = StreamTicket(
+        ticket=issued.ticket,
+        device_id=device_id,
+        expires_at=wire_time(datetime.fromtimestamp(issued.expires_at, UTC)),
+        expires_in_s=int(issued.expires_at - datetime.now(UTC).timestamp()),
+        stream_url=f"/api/v1/users/{user_id}/stream?ticket={issued.ticket}",
+    )
+    return json_document(body.model_dump_json().encode())
 
 
 @router.get(
@@ -155,9 +288,21 @@ async def close_hub(app: FastAPI) -> None:
             "data: the message, id: its place in the stream), plus `ready` and `resync`",
             "content": {"text/event-stream": {}},
         },
+        400: {"description": "both a ticket and a credential header were sent"},
         404: {"description": "this deployment delivers through PubNub (see .../realtime)"},
-        **READ_RESPONSES,
-        503: {"description": "the fan-out cannot reach Redis; retry"},
+        **device_checked(READ_RESPONSES),
+        401: {
+            "description": "no valid credential; or `invalid_ticket`: the ticket is "
+            "malformed, unknown, already used, expired, or for another user"
+        },
+        429: {
+            "description": "`too_many_streams`: the user holds REALTIME_STREAMS_PER_USER "
+            "streams and sockets (Retry-After); or the caller's rate limit"
+        },
+        503: {
+            "description": "the fan-out cannot reach Redis; or `stream_capacity`: this "
+            "process holds REALTIME_STREAMS_PER_PROCESS streams and sockets (Retry-After)"
+        },
     },
     openapi_extra=documented(
         USER_ID,
@@ -174,6 +319,15 @@ async def close_hub(app: FastAPI) -> None:
                         "pattern": _CHANNELS_PATTERN,
                     },
                     "description": "comma-separated: sync, devices, notifications",
+                },
+                {
+                    "name": "ticket",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "pattern": TICKET_PATTERN},
+                    "description": "a stream ticket (POST .../stream/ticket) instead of the "
+                    "Authorization header, for EventSource: single use, 60 s, opens the "
+                    "stream of the device it was issued for",
                 },
                 {
                     "name": "Last-Event-ID",
@@ -200,9 +354,34 @@ async def close_hub(app: FastAPI) -> None:
 async def stream(request: Request) -> Response:
     channels = _channels(request)
     scopes = sorted({CHANNEL_SCOPES[c] for c in channels})
-    _, user_id = await own_user(request, *scopes)
-    device_id = MAYBE_ACTING_DEVICE.read(request)
-    last = _last_event_id(request)
+    if "ticket" in request.query_params:
+        # Every field is checked before the ticket is redeemed: a bad one must not use it up.
+        user_id = USER_ID.read(request)
+        last = _last_event_id(request)
+        header_device = MAYBE_ACTING_DEVICE.read(request)
+        try:
+            claims = await ticket_claims(request, user_id)
+        except TicketRefused as exc:
+            return ticket_refused(request, exc)
+        REALTIME_TICKETS.labels("redeemed").inc()
+        missing = [s for s in scopes if s not in claims.scopes]
+        if missing:
+            raise Forbidden.scope(missing)
+        device_id: str | None = claims.device_id
+        if header_device is not None and header_device != device_id:
+            raise invalid(
+                ("header", "X-Device-ID"), "the ticket was issued for another device", header_device
+            )
+        expires_at = claims.credential_expires_at
+    else:
+        _, user_id = await own_user(request, *scopes)
+        device_id = MAYBE_ACTING_DEVICE.read(request)
+        last = _last_event_id(request)
+        expires_at = credential_expiry(request)
+    if device_id is not None:
+        # Also for a ticket: the device may have been removed since it was issued.
+        named_by = "query.ticket" if "ticket" in request.query_params else FROM_HEADER
+        await require_own_device(request, user_id, device_id, named_by)
     if _pubnub(request):
         raise HTTPException(
             404,
@@ -214,6 +393,11 @@ async def stream(request: Request) -> Response:
         await hub.ready()
     except HubUnavailable as exc:
         raise HTTPException(503, str(exc), headers={"Retry-After": "2"}) from None
+    leases = leases_of(request.app)
+    try:
+        lease = await leases.acquire(user_id, device_id, "stream", expires_at)
+    except CapRefused as exc:
+        return cap_refused(request, exc)
     settings = request.app.state.settings
     events = EventStream(
         hub,
@@ -225,9 +409,21 @@ async def stream(request: Request) -> Response:
             channels=frozenset(CHANNEL_NAMES[c](user_id) for c in channels),
             last_event_id=last,
         ),
+        lease,
     )
     return StreamingResponse(
-        events.__aiter__(),
+        _released(events, leases, lease),
         media_type="text/event-stream",
         headers={**NO_STORE, "X-Accel-Buffering": "no"},
     )
+
+
+async def _released(
+    events: EventStream, leases: StreamLeases, lease: Lease
+) -> AsyncIterator[bytes]:
+    """The stream's events; its lease is given back however the stream ends."""
+    try:
+        async for chunk in events:
+            yield chunk
+    finally:
+        await leases.release(lease)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateway.device_ownership import UNKNOWN_DEVICE
 from gateway.fast_lane import MARKER
 from gateway.idempotency import PARAMETER as IDEMPOTENCY_PARAMETER
 from gateway.lookup import AGENT_FAILED_RESPONSE
@@ -60,6 +61,13 @@ def responses_with_rules(*rules: str) -> dict[int | str, dict[str, Any]]:
     server's clock, that the JSON Schema of a request cannot state (tests/edge/fuzz_rules.py)."""
     described = RESPONSES[422]["description"] + "; also refused: " + "; ".join(rules)
     return {**RESPONSES, 422: {"description": described}}
+
+
+def device_checked(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """`responses` whose 403 also names `unknown_device`: the operation names a device, which
+    must be registered to the user (gateway/device_ownership.py)."""
+    described = f"{responses[403]['description']}; or {UNKNOWN_DEVICE}"
+    return {**responses, 403: {"description": described}}
 
 
 READ_RESPONSES: dict[int | str, dict[str, Any]] = {

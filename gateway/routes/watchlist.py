@@ -19,6 +19,7 @@ from agreements.sync_documents import WatchlistDocument
 from core.publisher import Publisher
 from gateway.accepted import Accepted, accepted
 from gateway.auth.dependencies import own_user
+from gateway.device_ownership import require_own_device
 from gateway.idempotency import operation_id
 from gateway.json_body import openapi_body, optional_body
 from gateway.request_parameters import (
@@ -28,6 +29,7 @@ from gateway.request_parameters import (
 )
 from gateway.routes.user_routes import (
     READ_RESPONSES,
+    device_checked,
     documented,
     responses_with_rules,
 )
@@ -80,7 +82,7 @@ async def _publish(request: Request, update: WatchlistUpdate, event_id: uuid.UUI
     "/{content_id}",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WatchlistAccepted,
-    responses=responses_with_rules(CLOCK_RULE),
+    responses=device_checked(responses_with_rules(CLOCK_RULE)),
     openapi_extra=documented(
         USER_ID,
         CONTENT_ID,
@@ -96,6 +98,8 @@ async def add_to_watchlist(request: Request) -> Response:
     content_id = CONTENT_ID.read(request)
     device_id = MAYBE_ACTING_DEVICE.read(request)
     body = await optional_body(request, AddBody)
+    if device_id is not None:
+        await require_own_device(request, user_id, device_id)
     event_id = operation_id(request)
     update = WatchlistUpdate(
         user_id=user_id,
@@ -113,7 +117,7 @@ async def add_to_watchlist(request: Request) -> Response:
     "/{content_id}",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WatchlistAccepted,
-    responses=responses_with_rules(CLOCK_RULE),
+    responses=device_checked(responses_with_rules(CLOCK_RULE)),
     openapi_extra=documented(
         USER_ID,
         CONTENT_ID,
@@ -129,6 +133,8 @@ async def remove_from_watchlist(request: Request) -> Response:
     content_id = CONTENT_ID.read(request)
     device_id = MAYBE_ACTING_DEVICE.read(request)
     body = await optional_body(request, RemoveBody)
+    if device_id is not None:
+        await require_own_device(request, user_id, device_id)
     update = WatchlistUpdate(
         user_id=user_id,
         operation=WatchlistOperation.remove,

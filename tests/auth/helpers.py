@@ -67,3 +67,35 @@ def with_auth(settings: Settings, **updates: object) -> Settings:
     """Settings with some AUTH_* values replaced (validated, so strings become SecretStr)."""
     auth = AuthSettings.model_validate({**settings.auth.model_dump(), **updates})
     return settings.model_copy(update={"auth": auth})
+
+
+DEVICE_DETAILS = {
+    "device_type": "tv",
+    "platform": "tizen",
+    "app_version": "1.0",
+    "device_name": "a test device",
+    "capabilities": {"remote_controllable": True},
+}
+
+
+async def register_devices(
+    http: httpx.AsyncClient, settings: Settings, user_id: str, *device_ids: str
+) -> None:
+    """Register devices of `user_id` (with a token of their own holding `devices:write`): every
+    request that names a device must name a registered one (403 unknown_device otherwise). The
+    gateway knows a device as soon as its registration is accepted, agent or not."""
+    headers = bearer(user_token(settings, subject=user_id, scopes=["devices:write"]))
+    for device_id in device_ids:
+        resp = await http.put(
+            f"/api/v1/users/{user_id}/devices/{device_id}", json=DEVICE_DETAILS, headers=headers
+        )
+        assert resp.status_code == 202, resp.text
+
+
+async def remove_device(
+    http: httpx.AsyncClient, settings: Settings, user_id: str, device_id: str
+) -> None:
+    """Remove a device of `user_id`: refused from the moment the removal is accepted."""
+    headers = bearer(user_token(settings, subject=user_id, scopes=["devices:write"]))
+    resp = await http.delete(f"/api/v1/users/{user_id}/devices/{device_id}", headers=headers)
+    assert resp.status_code == 202, resp.text

@@ -23,7 +23,13 @@ from gateway.auth.key_store import KeyStore
 from schemas.envelope import decode
 from schemas.sync import WatchlistUpdate
 from tests.auth.conftest import KeyPair
-from tests.auth.helpers import bearer, running_gateway, user_token, with_auth
+from tests.auth.helpers import (
+    bearer,
+    register_devices,
+    running_gateway,
+    user_token,
+    with_auth,
+)
 from tests.helpers import read_topic
 
 CHALLENGE = 'Bearer realm="media-gateway"'
@@ -273,6 +279,7 @@ async def test_user_writes_own_watchlist_and_the_event_is_published(
     content_id = uuid.uuid4()
     token = user_token(settings, subject=alice, scopes=["watchlist:write"])
     url = f"/api/v1/users/{alice}/watchlist/{content_id}"
+    await register_devices(gw, settings, alice, "tv-1")
     added = await gw.put(url, headers={**bearer(token), "X-Device-ID": "tv-1"})
     assert added.status_code == 202, added.text
     tag = added.json()["unique_tag"]

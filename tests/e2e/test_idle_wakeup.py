@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from devtools.bench.sync_clients import SseDevice
-from tests.auth.helpers import bearer, user_token
+from tests.auth.helpers import bearer, register_devices, user_token
 from tests.conftest import Isolated, Proc
 
 pytestmark = pytest.mark.slow
@@ -32,6 +32,8 @@ async def test_a_write_after_a_quiet_spell_wakes_the_idle_worker(
     token = user_token(
         isolated.settings, subject=user, scopes=["watchlist:read", "watchlist:write"]
     )
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as http:
+        await register_devices(http, isolated.settings, user, "tv-1", "phone-1")
     tv = await SseDevice(gateway.url, user, token, "tv-1", channels="sync").start()
     try:
         assert tv.status == 200

@@ -216,8 +216,13 @@ async def test_over_http_every_tool_answers_for_the_tokens_user(stack: Stack) ->
         ok(await client.call_tool("watchlist_remove", {"content_id": str(SHREK)}))
         await until(client, "watchlist", lambda b: b["items"] == [])
 
-        devices = await until(client, "devices", lambda b: b["devices"])
-        [tv] = devices["devices"]
+        # The assistant registered its own device when the API first refused it (its watchlist
+        # edit): listed beside the TV, and never a target of commands.
+        devices = await until(client, "devices", lambda b: len(b["devices"]) == 2)
+        by_id = {d["device_id"]: d for d in devices["devices"]}
+        assert set(by_id) == {"assistant", "tv-1"}
+        assert not by_id["assistant"]["remote_controllable"]
+        tv = by_id["tv-1"]
         assert (tv["device_id"], tv["is_online"], tv["remote_controllable"]) == ("tv-1", True, True)
 
         async with httpx.AsyncClient(base_url=stack.url) as http:

@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from agents.adapters.vectors.edge import EdgeVectorStore
-from tests.auth.helpers import bearer, user_token
+from tests.auth.helpers import bearer, register_devices, user_token
 from tests.conftest import Isolated
 from tests.helpers import wait_for
 from tests.sona_catalog import BY_GENRE, GENRE_OF, seed
@@ -55,6 +55,7 @@ async def test_finishing_comedies_ranks_comedies_higher(spawn, isolated: Isolate
         assert again.content == before.content
 
         watched = BY_GENRE["comedy"][:12]
+        await register_devices(http, isolated.settings, user, "tv-1")
         for title in watched:
             resp = await http.put(
                 f"/api/v1/users/{user}/progress/{title.canonical_id}",

@@ -140,11 +140,16 @@ async def test_a_phone_plays_on_the_tv_and_nobody_else_acts_on_it(
         assert spy.status == 403
         await spy.close()
 
-        # A rejected command reaches only the sender, with its typed error.
-        unknown = await alice.command("phone-1", "tv-9", {"type": "play"})
+        # A device that is not hers is refused at the gateway, as target or as sender.
+        for source, target in (("phone-1", "tv-9"), ("tv-9", "tv-1")):
+            unknown = await alice.command(source, target, {"type": "play"})
+            assert (unknown.status_code, unknown.json()["error"]) == (403, "unknown_device")
+        # A rejected command reaches only the sender, with its typed error: tv-2 cannot cast.
+        cast = {"type": "cast_to", "target_device_id": "tv-1", "content_id": str(uuid.uuid4())}
+        not_cast = await alice.command("phone-1", "tv-2", cast)
         rejected = await phone.inbox.wait_for(is_kind("command_result"))
-        assert rejected.body["command_id"] == unknown.json()["command_id"]
-        assert rejected.body["error"] == "device_offline"
+        assert rejected.body["command_id"] == not_cast.json()["command_id"]
+        assert rejected.body["error"] == "not_supported"
 
         # A watchlist add on the phone reaches the TV.
         title = uuid.uuid4()
@@ -176,6 +181,9 @@ async def test_a_device_that_reconnects_gets_what_it_missed(
 ) -> None:
     base, http = stack.url, stack.http
     alice = Account(http, isolated, "alice")
+    # Known to the gateway as soon as accepted: no wait for the agent.
+    await alice.register("phone-1", "phone")
+    await alice.register("tv-1", "tv")
     headers = {**alice.headers, "X-Device-ID": "phone-1"}
     tv = await SseDevice(base, alice.user_id, alice.token, "tv-1", channels="sync").start()
     observer = await SseDevice(base, alice.user_id, alice.token, "phone-1", channels="sync").start()

@@ -16,7 +16,14 @@ from core.config import GatewaySettings, Settings
 from gateway.app import create_app
 from gateway.fast_lane import MARKER, fast_routes
 from gateway.problems import MEDIA_TYPE
-from tests.auth.helpers import auth_headers, bearer, running_gateway, user_token
+from tests.auth.helpers import (
+    auth_headers,
+    bearer,
+    register_devices,
+    remove_device,
+    running_gateway,
+    user_token,
+)
 
 # Differ from request to request whatever the lane: ids and where the broker put the event.
 VOLATILE_FIELDS = {
@@ -178,6 +185,17 @@ def templated_cases(settings: Settings, user: str) -> dict[str, dict[str, Any]]:
             "headers": {**own, **device},
             "json": progress,
         },
+        "progress from a removed device": {
+            "method": "PUT",
+            "url": f"{users}/progress/{title}",
+            "headers": {**own, "X-Device-ID": "gone-1"},
+            "json": progress,
+        },
+        "heartbeat of a removed device": {
+            "method": "POST",
+            "url": f"{users}/devices/gone-1/heartbeat",
+            "headers": own,
+        },
         "progress without device": {
             "method": "PUT",
             "url": f"{users}/progress/{title}",
@@ -219,6 +237,10 @@ async def test_both_lanes_answer_alike_on_path_templates(settings: Settings) -> 
         }
     )
     cases = templated_cases(settings, user)
+    async with running_gateway(quick) as (_, client):
+        # Known to the gateway as soon as accepted: no sync agent runs here.
+        await register_devices(client, settings, user, "phone-1", "gone-1")
+        await remove_device(client, settings, user, "gone-1")
     answers: dict[bool, dict[str, tuple[int, Any, dict[str, str]]]] = {}
     for fast in (True, False):
         async with running_gateway(lane(quick, fast)) as (_, client):
@@ -241,6 +263,8 @@ async def test_both_lanes_answer_alike_on_path_templates(settings: Settings) -> 
         "missing scope": 403,
         "no credential": 401,
         "progress": 202,
+        "progress from a removed device": 403,
+        "heartbeat of a removed device": 403,
         "progress without device": 422,
         "progress past the end": 422,
         "heartbeat, no body": 202,
@@ -250,3 +274,9 @@ async def test_both_lanes_answer_alike_on_path_templates(settings: Settings) -> 
         "content, no such title": 404,
         "content, not a UUID": 422,
     }
+    for name, field in (
+        ("progress from a removed device", "header.X-Device-ID"),
+        ("heartbeat of a removed device", "path.device_id"),
+    ):
+        body = answers[True][name][1]
+        assert body["error"] == "unknown_device" and body["fields"][0]["field"] == field, name

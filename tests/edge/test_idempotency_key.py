@@ -7,7 +7,7 @@ from __future__ import annotations
 import uuid
 
 from core.config import Settings
-from tests.auth.helpers import bearer, running_gateway, user_token
+from tests.auth.helpers import bearer, register_devices, running_gateway, user_token
 
 
 async def test_a_retried_write_is_the_same_operation_and_others_are_not(
@@ -20,6 +20,8 @@ async def test_a_retried_write_is_the_same_operation_and_others_are_not(
         return {**bearer(token), "Idempotency-Key": key, "X-Device-ID": "phone-1"}
 
     async with running_gateway(settings) as (_, http):
+        for user in ("alice", "bob"):
+            await register_devices(http, settings, user, "phone-1")
 
         async def add(user: str, key: str) -> dict[str, str]:
             resp = await http.put(

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import pytest
 
 from core.config import Settings
-from tests.auth.helpers import bearer, running_gateway, user_token
+from tests.auth.helpers import bearer, register_devices, running_gateway, user_token
 
 # Each number of a Redis stream id is an unsigned 64-bit integer.
 MAX_ID_PART = 2**64 - 1
@@ -83,6 +83,7 @@ async def test_a_commands_expiry_is_written_in_the_form_of_the_stream(settings: 
         "X-Device-ID": "phone-1",
     }
     async with running_gateway(settings) as (_, http):
+        await register_devices(http, settings, user, "phone-1", "tv-1")
         answer = await http.post(
             f"/api/v1/users/{user}/devices/tv-1/commands",
             json={"command": {"type": "play"}},

@@ -21,6 +21,7 @@ from agents.sync.handlers import (
     merge_watchlist,
     presence_sweep,
 )
+from agreements.device_register import COMPLETE, mark, membership, register_key
 from agreements.read_model import reply_channel
 from agreements.sync_read_model import read_document
 from core.config import Settings
@@ -387,3 +388,58 @@ async def test_a_retried_operation_restamped_by_the_gateway_is_applied_once(
         ctx, [env(first.payload.model_copy(update={"timestamp": stamp(3)}), user)]
     )
     assert len([m for m in await realtime(ctx, user) if m.message.kind == "watchlist"]) == 2
+
+
+# --- the device register (the gateway's ownership check) -----------------------------------------
+
+
+async def register_fields(ctx: AgentContext, user: str) -> dict[str, str]:
+    raw = await ctx.redis.hgetall(register_key(ctx.prefix, user))
+    return {k.decode(): v.decode() for k, v in raw.items()}
+
+
+async def test_the_register_follows_the_merge_and_keeps_a_newer_gateway_mark(
+    ctx: AgentContext, user: str
+) -> None:
+    await register(ctx, user, info("tv-1"), 0)
+    await register(ctx, user, info("phone-1"), 1)
+    removal = DeviceRemoved(user_id=user, device_id="phone-1", timestamp=stamp(2))
+    await device_handler(lambda: T0 + timedelta(seconds=2))(ctx, [env(removal, user)])
+    fields = await register_fields(ctx, user)
+    assert fields == {
+        COMPLETE: "1",
+        "tv-1": membership(stamp(0), registered=True),
+        "phone-1": membership(stamp(2), registered=False),
+    }
+    # The gateway marked a registration at 5 s that the agent has not merged; the agent's next
+    # full write (a heartbeat of the TV) still holds phone-1 removed at 2 s: the newer mark stays.
+    await mark(ctx.redis, ctx.prefix, user, "phone-1", stamp(5), registered=True)
+    beat = DeviceHeartbeat(user_id=user, device_id="tv-1", timestamp=stamp(6))
+    await device_handler(lambda: T0 + timedelta(seconds=6))(ctx, [env(beat, user)])
+    assert (await register_fields(ctx, user))["phone-1"] == membership(stamp(5), True)
+    # An older mark never wins; on equal stamps the removal does (as the merge decides).
+    await mark(ctx.redis, ctx.prefix, user, "tv-1", stamp(-1), registered=False)
+    assert (await register_fields(ctx, user))["tv-1"] == membership(stamp(0), True)
+    await mark(ctx.redis, ctx.prefix, user, "tv-1", stamp(0), registered=False)
+    assert (await register_fields(ctx, user))["tv-1"] == membership(stamp(0), False)
+
+
+async def test_a_devices_lookup_loads_the_register(ctx: AgentContext, user: str) -> None:
+    await register(ctx, user, info("tv-1"), 0)
+    # Redis lost the register: a devices lookup (the gateway's fallback) writes it back.
+    await ctx.redis.delete(register_key(ctx.prefix, user))
+    request = SyncLookupRequested(
+        user_id=user, view="devices", reply_channel=reply_channel(ctx.prefix, uuid.uuid4())
+    )
+    await answer_lookups(ctx, [env(request, user)])
+    assert await register_fields(ctx, user) == {
+        COMPLETE: "1",
+        "tv-1": membership(stamp(0), registered=True),
+    }
+    # A user without devices gets a complete, empty register: every device is unknown.
+    nobody = f"nobody-{uuid.uuid4().hex[:6]}"
+    request = SyncLookupRequested(
+        user_id=nobody, view="devices", reply_channel=reply_channel(ctx.prefix, uuid.uuid4())
+    )
+    await answer_lookups(ctx, [env(request, nobody)])
+    assert await register_fields(ctx, nobody) == {COMPLETE: "1"}
