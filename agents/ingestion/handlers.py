@@ -15,7 +15,7 @@ from agents.framework.context import AgentContext
 from agents.framework.resources import Resource
 from agents.framework.runtime import AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
-from agents.ingestion import series_store, store, television
+from agents.ingestion import series_store, store
 from agents.ingestion.availability import diff_availability, expiring
 from agents.ingestion.events import availability_event, plan_events, with_platform_availability
 from agents.ingestion.normalize import availability_of, normalize_item
@@ -80,7 +80,7 @@ async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
             )
         with timed(ctx.agent, "resolve"):
             resolved = resolve_batch(items, mappings, candidates, children)
-            tv = await television.plan(conn, items, resolved, mappings)
+            tv = await series_store.plan_television(conn, items, resolved, mappings)
             resolved = Resolved(resolved.assignments + tv.plan.assignments, resolved.skipped_stale)
             items = [tv.plan.items.get(i, item) for i, item in enumerate(items)]
         with timed(ctx.agent, "load"):
@@ -93,7 +93,7 @@ async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
             plan.mappings += season_listing_mappings(items, tv.plan)
         with timed(ctx.agent, "write"):
             await store.write_plan(conn, plan, [env.event_id for env in batch], now)
-            handed_back = await television.write(
+            handed_back = await series_store.write_television(
                 conn, items, batch, tv.plan, {**stored, **plan.written}, mappings
             )
             # Availability that arrived before its item: back to availability-sync.

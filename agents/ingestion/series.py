@@ -336,9 +336,7 @@ def known_from(
     )
 
 
-def with_episode(
-    item: NormalizedItem, series_id: uuid.UUID, numbers: Numbers
-) -> NormalizedItem:
+def with_episode(item: NormalizedItem, series_id: uuid.UUID, numbers: Numbers) -> NormalizedItem:
     """The item carrying its place in its series, in canonical numbers (what merge stores)."""
     return replace(
         item,

@@ -1,20 +1,37 @@
-"""PostgreSQL reads and writes of series, seasons and episodes (migration 0040)."""
+"""PostgreSQL reads and writes of series, seasons and episodes (migration 0040), and
+process-batch's television step around the pure rules (series_plan.py, series.py): place
+episodes and season listings in their series, write the relations, park and release."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from collections.abc import Mapping as MappingT
+from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import orjson
 
 from agents.ingestion.availability import rows
-from agents.ingestion.mappings import ItemKey
+from agents.ingestion.mappings import ItemKey, Mapping
+from agents.ingestion.normalize import NormalizedItem
+from agents.ingestion.pipeline import Resolved
 from agents.ingestion.series import KnownEpisode, SeasonMap, season_id
-from agents.ingestion.series_plan import EpisodeRow
+from agents.ingestion.series_plan import (
+    ChildPlan,
+    EpisodeRow,
+    find_series,
+    parked_rows,
+    plan_children,
+    release_keys,
+    season_offers,
+)
+from agents.ingestion.store import lock_titles
 from agents.titles.names import normalize_title
-from schemas.content import ExternalIds, PlatformAvailability
+from schemas.content import CanonicalContent, ExternalIds, PlatformAvailability
+from schemas.envelope import Envelope, encode
 
 # Parking an episode and mapping its series exclude each other (one exclusive transaction
 # lock, taken first by every batch that carries television items): whichever commits second
@@ -234,6 +251,22 @@ async def take_pending_episodes(conn: asyncpg.Connection, keys: Iterable[str]) -
     return [bytes(r["envelope"]) for r in sorted(found, key=lambda r: r["source_updated_at"])]
 
 
+async def drop_parked(conn: asyncpg.Connection, keys: Iterable[ItemKey]) -> None:
+    """Placed items leave the parking: an older version parked earlier is stale now."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return
+    await conn.execute(
+        """
+        DELETE FROM pending_episodes p
+        USING unnest($1::text[], $2::text[]) AS k(platform, item)
+        WHERE p.platform = k.platform AND p.platform_item_id = k.item
+        """,
+        [k[0] for k in wanted],
+        [k[1] for k in wanted],
+    )
+
+
 async def pending_episode_count(conn: asyncpg.Connection | asyncpg.Pool) -> int:
     return int(await conn.fetchval("SELECT count(*) FROM pending_episodes"))
 
@@ -274,3 +307,79 @@ async def season_listings_of(
     return {
         (r["platform"], r["platform_item_id"]): (r["series_id"], r["season_number"]) for r in found
     }
+
+
+# -- process-batch's television step ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Television:
+    plan: ChildPlan
+    known_episodes: set[uuid.UUID]  # stored episodes of the series the batch touches
+
+
+async def plan_television(
+    conn: asyncpg.Connection,
+    items: Sequence[NormalizedItem],
+    resolved: Resolved,
+    mappings: MappingT[ItemKey, Mapping],
+) -> Television:
+    """Find each child's series, load what the series hold, and place each child in it."""
+    if not resolved.children or resolved.index is None:
+        return Television(ChildPlan(), set())
+    series_ids = {
+        found.canonical_id
+        for i in resolved.children
+        if (found := find_series(items[i], resolved.index, mappings)) is not None
+        and found.canonical_id is not None
+    }
+    # Two batches placing episodes into one series serialize: both would mint S1E1's id.
+    await lock_titles(conn, [f"series:{sid}" for sid in series_ids])
+    episodes = await load_episodes(conn, series_ids)
+    maps = await load_season_maps(conn, series_ids)
+    child = plan_children(items, resolved.children, mappings, resolved.index, episodes, maps)
+    return Television(child, {e.canonical_id for e in episodes})
+
+
+async def write_television(
+    conn: asyncpg.Connection,
+    items: Sequence[NormalizedItem],
+    batch: Sequence[Envelope[Any]],
+    child: ChildPlan,
+    docs: MappingT[uuid.UUID, CanonicalContent],
+    mappings: MappingT[ItemKey, Mapping],
+) -> list[bytes]:
+    """Write the relations and season offers, park the children whose series is unknown, and
+    return the parked envelopes a series in `docs` (or a season listing) now releases."""
+    await write_episodes(conn, child.episodes, child.season_maps)
+    await record_season_listings(
+        conn,
+        [
+            (
+                (items[s.index].platform, items[s.index].platform_item_id),
+                s.series_id,
+                s.season_number,
+            )
+            for s in child.season_listings
+        ],
+    )
+    for series_id, season, platform, offers in season_offers(items, child, mappings):
+        await replace_season_offers(conn, series_id, season, platform, offers)
+    await drop_parked(
+        conn,
+        [(items[a.index].platform, items[a.index].platform_item_id) for a in child.assignments]
+        + [
+            (items[s.index].platform, items[s.index].platform_item_id)
+            for s in child.season_listings
+        ],
+    )
+    # Taken before this batch parks its own: what it parks waits for a later series.
+    released = await take_pending_episodes(conn, release_keys(docs.values(), items, child))
+    await park_episodes(
+        conn,
+        [
+            (key, clock, keys, encode(batch[i]))
+            for i, (key, clock, keys) in zip(child.parked, parked_rows(items, child), strict=True)
+        ],
+    )
+    return released

@@ -298,3 +298,51 @@ async def test_a_show_on_three_platforms_with_its_episodes_parked_split_and_apar
     document = orjson.loads(await ctx.redis.get(series_key(ctx.prefix, series_id)))
     seasons = {s["season_number"]: s for s in document["seasons"]}
     assert seasons[2]["platforms"] == ["hbo_max", "netflix"]
+
+
+async def test_a_parked_episode_sent_again_with_its_series_leaves_the_parking(
+    ctx: AgentContext,
+) -> None:
+    await ingest(
+        ctx,
+        raw("netflix", "n-dark", "Dark", "series", year=2017, external_ids={"imdb": "tt5753856"}),
+    )
+    # Named by a title no series has: parked.
+    await ingest(
+        ctx,
+        raw(
+            "hulu",
+            "h-dark-2",
+            "Lies",
+            "episode",
+            series_title="Dark (German)",
+            season_number=1,
+            episode_number=2,
+        ),
+    )
+    parked = "SELECT count(*) FROM pending_episodes WHERE platform_item_id = 'h-dark-2'"
+    assert await ctx.pool.fetchval(parked) == 1
+    # A newer version names the series by its IMDb id: placed, and the old one is dropped.
+    await ingest(
+        ctx,
+        raw(
+            "hulu",
+            "h-dark-2",
+            "Lies",
+            "episode",
+            series_ids={"imdb": "tt5753856"},
+            season_number=1,
+            episode_number=2,
+            source_updated_at=(NOW + timedelta(hours=1)).isoformat(),
+        ),
+    )
+    series_id, _ = await mapped(ctx, "netflix", "n-dark")  # type: ignore[misc]
+    episode_id, method = await mapped(ctx, "hulu", "h-dark-2")  # type: ignore[misc]
+    assert method == "episode_new"
+    assert (
+        await ctx.pool.fetchval(
+            "SELECT series_id FROM episodes WHERE canonical_id = $1", episode_id
+        )
+        == series_id
+    )
+    assert await ctx.pool.fetchval(parked) == 0
