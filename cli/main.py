@@ -269,12 +269,21 @@ def sample_catalog(
     ] = 2000,
     seed: Annotated[int, typer.Option(help="Same seed, same file.")] = 7,
     invalid: Annotated[float, typer.Option(min=0, max=1, help="Fraction of broken items.")] = 0.01,
+    episodes: Annotated[
+        float,
+        typer.Option(
+            min=0, max=1, help="Share of the series given seasons, episodes and season listings."
+        ),
+    ] = 0.2,
 ) -> None:
     """Write a messy multi-platform catalog file for demos, tests and benchmarks."""
     from cli.ingest import write_sample
 
-    count = write_sample(out_file, titles, seed, invalid)
-    out.print(f"{count} items for {titles} titles written to {out_file}")
+    count, tv = write_sample(out_file, titles, seed, invalid, episodes)
+    out.print(
+        f"{count} items for {titles} titles written to {out_file} "
+        f"({tv['episode']} episode listings, {tv['season']} season listings)"
+    )
 
 
 @db_app.command("reindex-search")

@@ -139,6 +139,12 @@ INGEST_WARNINGS = Counter(
     "What normalization dropped or changed of valid catalog items, by kind",
     ["kind"],
 )
+SERIES_ITEMS = Counter(
+    "mgw_ingest_series_items_total",
+    "Television items placed by process-batch: episodes placed in their series, season "
+    "listings, and items parked until their series arrives",
+    ["kind"],
+)
 EMBEDDED_TEXTS = Counter(
     "mgw_embedded_texts_total", "Texts embedded by enrichment, by model", ["model"]
 )

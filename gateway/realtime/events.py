@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 
 from agreements.sync_realtime import REPLAY_WINDOW_S, Delivered, newer, position, replay
 from gateway.realtime.hub import Closed, Gap, HubUnavailable, RealtimeHub, Subscription
-from gateway.realtime.hub import Ended as HubEnded
+from gateway.realtime.hub import LeaseEnded as HubEnded
 from gateway.realtime.lifecycle import Lease
 
 KEEPALIVE_S = 15.0
