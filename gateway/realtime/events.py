@@ -34,8 +34,7 @@ from loguru import logger
 from redis.exceptions import RedisError
 
 from agreements.sync_realtime import REPLAY_WINDOW_S, Delivered, newer, position, replay
-from gateway.realtime.hub import Closed, Gap, HubUnavailable, RealtimeHub, Subscription
-from gateway.realtime.hub import LeaseEnded as HubEnded
+from gateway.realtime.hub import Closed, Gap, HubUnavailable, LeaseEnded, RealtimeHub, Subscription
 from gateway.realtime.lifecycle import Lease
 
 KEEPALIVE_S = 15.0
@@ -179,7 +178,7 @@ class EventSource:
             if isinstance(item, Closed):
                 yield Ended("shutdown")
                 return
-            if isinstance(item, HubEnded):
+            if isinstance(item, LeaseEnded):
                 yield Ended("expired" if item.reason == "expired" else "revoked")
                 return
             if isinstance(item, Gap):
