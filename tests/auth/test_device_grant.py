@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from tests.auth.helpers import bearer, user_token
+from tests.auth.test_token_service import answering
 from tests.conftest import Isolated
 
 pytestmark = pytest.mark.slow
@@ -34,7 +35,9 @@ async def gateway(spawn, isolated: Isolated) -> AsyncIterator[str]:  # type: ign
         "AUTH_DEVICE_CODES_PER_MINUTE": str(CODES_PER_MINUTE),
     }
     spawn("worker", "auth", "sync", extra_env=env)
-    yield spawn("gateway", extra_env=env).url
+    base = spawn("gateway", extra_env=env).url
+    await answering(base)
+    yield base
 
 
 async def ask_codes(http: httpx.AsyncClient, **extra: str) -> httpx.Response:

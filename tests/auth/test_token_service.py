@@ -32,7 +32,19 @@ async def gateways(spawn, isolated: Isolated) -> AsyncIterator[tuple[str, str, P
     worker = spawn("worker", "auth", extra_env=env)
     first = spawn("gateway", extra_env=env)
     second = spawn("gateway", extra_env=env)
+    await answering(first.url)
     yield first.url, second.url, worker
+
+
+async def answering(base: str) -> None:
+    """Until the auth agents answer (a worker is ready before its consumers hold partitions:
+    a request before then times out as 503 temporarily_unavailable)."""
+
+    async def answered() -> bool:
+        async with httpx.AsyncClient(base_url=base, timeout=15) as http:
+            return (await refresh(http, "warm-up")).status_code == 400
+
+    await wait_for(answered, timeout=90, interval=0.5)
 
 
 async def sign_in(http: httpx.AsyncClient, user: str, **extra: str) -> httpx.Response:
