@@ -10,6 +10,7 @@ from collections.abc import Iterable
 
 from schemas.accounts import ProfileLimits
 from schemas.content import MaturityRating
+from schemas.discovery import SearchFilters
 
 # One scale across the film and TV systems, by the youngest audience each admits.
 MATURITY_LEVEL: dict[MaturityRating, int] = {
@@ -55,3 +56,27 @@ def limits_tag(limits: ProfileLimits | None) -> str:
         return "-"
     rating = limits.content_rating_limit.value if limits.content_rating_limit else ""
     return f"{rating}/{','.join(limits.blocked_genres)}"
+
+
+def stricter_limit(
+    asked: MaturityRating | None, profile: MaturityRating | None
+) -> MaturityRating | None:
+    """The lower of two maturity limits (None: no limit)."""
+    if asked is None or profile is None:
+        return profile if asked is None else asked
+    return asked if MATURITY_LEVEL[asked] <= MATURITY_LEVEL[profile] else profile
+
+
+def within_limits(filters: SearchFilters, limits: ProfileLimits | None) -> SearchFilters:
+    """A search's filters under the acting profile's limits: a client may narrow them (a lower
+    maturity limit, more blocked genres), never widen them."""
+    if limits is None or not limits.restricts:
+        return filters
+    return filters.model_copy(
+        update={
+            "content_rating_limit": stricter_limit(
+                filters.content_rating_limit, limits.content_rating_limit
+            ),
+            "blocked_genres": sorted({*filters.blocked_genres, *limits.blocked_genres}),
+        }
+    )

@@ -31,6 +31,7 @@ from gateway.middleware.response_cache import CachePolicy, ResponseCacheMiddlewa
 from gateway.middleware.server_error import ServerErrorMiddleware
 from gateway.openapi_responses import install_common_responses
 from gateway.openapi_security import install_security
+from gateway.profiles import install_profile_handlers
 from gateway.resources import edge_resources
 from gateway.routes import (
     commands,
@@ -59,6 +60,7 @@ CORS_REQUEST_HEADERS = [
     "Content-Type",
     "X-API-Key",
     "X-Device-ID",
+    "X-Profile-ID",
     "Idempotency-Key",
     "If-None-Match",
     "Last-Event-ID",
@@ -183,6 +185,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(CorrelationMiddleware)
     install_error_handlers(app)
     install_auth_error_handlers(app)
+    install_profile_handlers(app)
     app.include_router(health.router)
     app.include_router(content.router)
     app.include_router(content_read.router)
