@@ -15,15 +15,19 @@ import time
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from agreements.suggest_index import SuggestIndex, index_key, index_version_key
+from agreements.parental_controls import refusal
+from agreements.suggest_index import MAX_SUGGESTIONS, SuggestIndex, index_key, index_version_key
 from core.resilience.fastredis import REDIS_ERRORS
 from gateway.errors import error_response
+from gateway.profiles import HEADER_PARAMETER, UNKNOWN_PROFILE_RESPONSE, acting_limits
 from gateway.query_params import query_error, unknown_parameters
 from schemas.discovery import MAX_SUGGEST_QUERY_LENGTH, Suggestion, SuggestResponse
 
 router = APIRouter(prefix="/api/v1", tags=["discovery"])
 
 CHECK_INTERVAL_S = 1.0
+# A limited profile's suggestions are filtered from this many times the usual list.
+RESTRICTED_DEPTH = 5
 PARAMETERS = {
     "q": (
         {"type": "string", "minLength": 1, "maxLength": MAX_SUGGEST_QUERY_LENGTH},
@@ -83,12 +87,22 @@ def _holder(request: Request) -> SuggestHolder:
             "the discovery agents have published their first index"
         },
         422: {"description": "`q` missing, empty or too long, or an unknown parameter"},
+        **UNKNOWN_PROFILE_RESPONSE,
         503: {"description": "Redis is unavailable; retry"},
     },
     openapi_extra={
         "parameters": [
-            {"name": name, "in": "query", "required": True, "schema": schema, "description": text}
-            for name, (schema, text) in PARAMETERS.items()
+            HEADER_PARAMETER,
+            *(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": True,
+                    "schema": schema,
+                    "description": text,
+                }
+                for name, (schema, text) in PARAMETERS.items()
+            ),
         ]
     },
 )
@@ -114,7 +128,19 @@ async def suggest(request: Request) -> Response:
             request,
             headers={"Retry-After": "1"},
         )
-    found = index.suggest(query) if index is not None else []
+    limits = await acting_limits(request)
+    if index is None:
+        found = []
+    elif limits is None:
+        found = index.suggest(query)
+    else:
+        # Parental controls: titles above the profile's limits are left out, from a deeper
+        # list so the box still fills; people are names, not titles, and stay.
+        found = [
+            e
+            for e in index.suggest(query, MAX_SUGGESTIONS * RESTRICTED_DEPTH)
+            if e.kind != "title" or refusal(e.maturity_rating, e.genres, limits) is None
+        ][:MAX_SUGGESTIONS]
     body = SuggestResponse(
         query=query,
         suggestions=[
