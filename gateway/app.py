@@ -34,6 +34,7 @@ from gateway.openapi_security import install_security
 from gateway.profiles import install_profile_handlers
 from gateway.resources import edge_resources
 from gateway.routes import (
+    admin_keys,
     commands,
     content,
     content_read,
@@ -42,6 +43,7 @@ from gateway.routes import (
     health,
     ingest,
     problems,
+    profiles,
     progress,
     realtime,
     realtime_token,
@@ -201,6 +203,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(recommendations.router)
     app.include_router(feedback.router)
     app.include_router(auth_routes.router)
+    app.include_router(profiles.router)
+    app.include_router(admin_keys.router)
     app.include_router(contracts_router)
     app.include_router(problems.router)
     install_body_schemas(app)
