@@ -29,6 +29,7 @@ SELECTIVITY_THRESHOLD = 0.1
 OVERFETCH_FACTOR = 3
 VECTOR_TOP_K = 50
 
+
 def _strings(value: object) -> set[str]:
     if isinstance(value, str):
         return {value}
