@@ -14,6 +14,7 @@ from gateway.fast_lane import MARKER as FAST_LANE
 from gateway.lookup import AGENT_FAILED_RESPONSE, ask_agent
 from gateway.profiles import HEADER_PARAMETER, RESTRICTED_RESPONSE, acting_limits, restricted
 from gateway.request_parameters import TypedParameter
+from schemas.accounts import ProfileLimits
 
 router = APIRouter(prefix="/api/v1/content", tags=["content"])
 
@@ -25,6 +26,13 @@ VALIDATION_ERROR = {
         "application/json": {"schema": {"$ref": "#/components/schemas/HTTPValidationError"}}
     },
 }
+
+
+def restriction_of(document: bytes, limits: ProfileLimits) -> str | None:
+    """Why a limited profile may not read this read-model document (a CanonicalContent as
+    JSON); None when it may. Parsed only for a limited profile: others pass it unread."""
+    title = orjson.loads(document)
+    return refusal(title.get("maturity_rating"), title.get("genres") or (), limits)
 
 
 @router.get(
@@ -57,9 +65,7 @@ async def get_content(request: Request) -> Response:
         raise HTTPException(404, f"no content with id {content_id}")
     limits = await acting_limits(request)
     if limits is not None:
-        # Parental controls: read only for a limited profile (one parse; others pass unread).
-        title = orjson.loads(document)
-        reason = refusal(title.get("maturity_rating"), title.get("genres") or (), limits)
+        reason = restriction_of(document, limits)
         if reason is not None:
             raise restricted(reason)
     # Already JSON in Redis: hand the bytes through rather than parse and re-encode them.

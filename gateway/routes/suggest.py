@@ -16,11 +16,18 @@ from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 
 from agreements.parental_controls import refusal
-from agreements.suggest_index import MAX_SUGGESTIONS, SuggestIndex, index_key, index_version_key
+from agreements.suggest_index import (
+    MAX_SUGGESTIONS,
+    Entry,
+    SuggestIndex,
+    index_key,
+    index_version_key,
+)
 from core.resilience.fastredis import REDIS_ERRORS
 from gateway.errors import error_response
 from gateway.profiles import HEADER_PARAMETER, UNKNOWN_PROFILE_RESPONSE, acting_limits
 from gateway.query_params import query_error, unknown_parameters
+from schemas.accounts import ProfileLimits
 from schemas.discovery import MAX_SUGGEST_QUERY_LENGTH, Suggestion, SuggestResponse
 
 router = APIRouter(prefix="/api/v1", tags=["discovery"])
@@ -66,6 +73,18 @@ class SuggestHolder:
         # Building the lookup structures of 100,000 titles takes a second of CPU: off the loop.
         self.index = await asyncio.to_thread(SuggestIndex.decode, data)
         self.version = version
+
+
+def suggestions_for(index: SuggestIndex, query: str, limits: ProfileLimits | None) -> list[Entry]:
+    """What the box shows: under a profile's limits, titles beyond them are left out, from a
+    deeper list so the box still fills; people are names, not titles, and stay."""
+    if limits is None:
+        return index.suggest(query)
+    return [
+        e
+        for e in index.suggest(query, MAX_SUGGESTIONS * RESTRICTED_DEPTH)
+        if e.kind != "title" or refusal(e.maturity_rating, e.genres, limits) is None
+    ][:MAX_SUGGESTIONS]
 
 
 def _holder(request: Request) -> SuggestHolder:
@@ -129,18 +148,7 @@ async def suggest(request: Request) -> Response:
             headers={"Retry-After": "1"},
         )
     limits = await acting_limits(request)
-    if index is None:
-        found = []
-    elif limits is None:
-        found = index.suggest(query)
-    else:
-        # Parental controls: titles above the profile's limits are left out, from a deeper
-        # list so the box still fills; people are names, not titles, and stay.
-        found = [
-            e
-            for e in index.suggest(query, MAX_SUGGESTIONS * RESTRICTED_DEPTH)
-            if e.kind != "title" or refusal(e.maturity_rating, e.genres, limits) is None
-        ][:MAX_SUGGESTIONS]
+    found = suggestions_for(index, query, limits) if index is not None else []
     body = SuggestResponse(
         query=query,
         suggestions=[
