@@ -75,7 +75,13 @@ _PLATFORMS = {"type": "array", "items": {"type": "string", "pattern": _PLATFORM_
 PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
     "q": (
         # \S: the text is trimmed, and an empty one is refused.
-        {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_LENGTH, "pattern": r"\S"},
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_QUERY_LENGTH,
+            # Python's whitespace, which the text is trimmed of, is ECMAScript's \s and more.
+            "pattern": r"[^\s\x1c-\x1f\x85]",
+        },
         "what to find, in plain words: 'something funny and animated like Shrek on Netflix "
         "from the 2000s'",
     ),
@@ -248,7 +254,8 @@ def _answer(body: bytes, cache: str) -> Response:
         },
         422: {
             "description": "a bad parameter: each one named, with the reason; also refused: "
-            "`rating_min` above `rating_max`, `year_from` after `year_to`"
+            "`rating_min` above `rating_max`, `year_from` after `year_to`, more than "
+            f"{MAX_BLOCKED_GENRES} `blocked_genres` with the acting profile's own"
         },
         **UNKNOWN_PROFILE_RESPONSE,
         503: {"description": "Redis or the discovery agents are unavailable; retry"},

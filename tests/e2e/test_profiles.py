@@ -193,7 +193,7 @@ async def test_admins_manage_api_keys_over_http(spawn, isolated: Isolated) -> No
             json={"name": "feed", "scopes": ["ingest:wrote"]},
             headers=admin,
         )
-        assert bad.status_code == 422 and bad.json()["fields"][0]["field"] == "scopes"
+        assert bad.status_code == 422 and bad.json()["fields"][0]["field"].startswith("scopes")
 
         issued = await http.post(
             "/api/v1/admin/api-keys",
