@@ -120,6 +120,11 @@ TYPES: dict[str, ProblemType] = {
         "RATE_LIMIT_AUTH_FAILURES_PER_MINUTE allows; requests carrying a credential are refused "
         "unread until Retry-After.",
     ),
+    "profile_limit_reached": ProblemType(
+        "Too many profiles",
+        "The account already holds AUTH_MAX_PROFILES profiles; remove one before creating "
+        "another (replacing a profile that exists is always accepted).",
+    ),
     "restricted": ProblemType(
         "Restricted for this profile",
         "The title is above the acting profile's maximum maturity rating (or unrated), or has "

@@ -16,8 +16,6 @@ UserId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-
 # A profile id is chosen by the client (PUT creates or replaces): short, URL-safe.
 ProfileId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 GenreId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
-# An account holds at most this many profiles (a household, not a directory).
-MAX_PROFILES = 10
 MAX_BLOCKED_GENRES = 18
 
 

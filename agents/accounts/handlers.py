@@ -30,7 +30,8 @@ from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
 from agreements.api_key_mirror import index_key, listing_json, mirror_key, record_json
 from agreements.profiles_read_model import render_profiles
 from agreements.sona_cache import drop_recommendations
-from schemas.accounts import MAX_PROFILES, ApiKeyChanged, ProfileChanged
+from core.observability.metrics import BOUND_REFUSALS
+from schemas.accounts import ApiKeyChanged, ProfileChanged
 from schemas.envelope import Envelope
 from topics.registry import ACCOUNTS_API_KEYS, ACCOUNTS_PROFILES
 
@@ -42,6 +43,7 @@ async def notify_limits_changed(ctx: AgentContext, user_ids: Collection[str]) ->
 
 async def apply_profiles(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
     touched: set[str] = set()
+    cap = ctx.settings.auth.max_profiles
     async with ctx.pool.acquire() as conn, conn.transaction():
         for env in batch:
             change: ProfileChanged = env.payload
@@ -49,7 +51,7 @@ async def apply_profiles(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
                 "SELECT pg_advisory_xact_lock(hashtext('account_profiles'), hashtext($1))",
                 change.user_id,
             )
-            if not change.removed and await store.count_live(conn, change.user_id) >= MAX_PROFILES:
+            if not change.removed and await store.count_live(conn, change.user_id) >= cap:
                 exists = await conn.fetchval(
                     "SELECT NOT removed FROM account_profiles "
                     "WHERE user_id = $1 AND profile_id = $2",
@@ -57,10 +59,11 @@ async def apply_profiles(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
                     change.profile_id,
                 )
                 if not exists:
+                    BOUND_REFUSALS.labels(bound="profiles_per_account", where="agent").inc()
                     logger.warning(
                         "account {} already has {} profiles: {} not created",
                         change.user_id,
-                        MAX_PROFILES,
+                        cap,
                         change.profile_id,
                     )
                     continue

@@ -16,16 +16,17 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agreements.genres import CANONICAL_GENRES
 from agreements.profiles_read_model import read_profiles
+from core.observability.metrics import BOUND_REFUSALS
 from core.publisher import Publisher
 from gateway.accepted import Accepted, accepted
 from gateway.auth.dependencies import own_user
+from gateway.errors import error_response
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
 from gateway.profiles import HEADER_PARAMETER, acting_profile, restricted
 from gateway.request_parameters import USER_ID, TextParameter
 from gateway.routes.user_routes import READ_RESPONSES, RESPONSES, documented
 from schemas.accounts import (
-    MAX_PROFILES,
     ProfileChanged,
     ProfileKind,
     ProfileLimits,
@@ -107,7 +108,11 @@ async def list_profiles(request: Request) -> Response:
         422: {
             "description": f"{RESPONSES[422]['description']}; also refused: a kids profile "
             "without `limits.content_rating_limit`, a blocked genre that is not a canonical "
-            f"genre id, an account's {MAX_PROFILES + 1}th profile"
+            "genre id"
+        },
+        409: {
+            "description": "`profile_limit_reached`: a new profile, and the account has "
+            "AUTH_MAX_PROFILES already"
         },
     },
     openapi_extra=documented(
@@ -135,9 +140,18 @@ async def put_profile(request: Request) -> Response:
             "limits.content_rating_limit", "a kids profile needs a maximum maturity rating"
         )
     settings = request.app.state.settings
+    cap = settings.auth.max_profiles
     existing = await read_profiles(request.app.state.redis, settings.redis.key_prefix, user_id)
-    if len(existing) >= MAX_PROFILES and profile_id not in {p.profile_id for p in existing}:
-        raise _invalid("kind", f"the account has {MAX_PROFILES} profiles already: remove one")
+    if len(existing) >= cap and profile_id not in {p.profile_id for p in existing}:
+        # A courtesy with a clear answer: the accounts agent enforces the bound itself.
+        BOUND_REFUSALS.labels(bound="profiles_per_account", where="gateway").inc()
+        return error_response(
+            409,
+            "profile_limit_reached",
+            f"the account already has {len(existing)} profiles (at most {cap}); remove one first",
+            request,
+            fields=[{"field": "profile_id", "reason": f"a new profile past the limit of {cap}"}],
+        )
     change = ProfileChanged(
         user_id=user_id,
         profile_id=profile_id,

@@ -31,7 +31,6 @@ DOCUMENTED_RULES: tuple[tuple[str, str, str], ...] = (
     ("GET /api/v1/search", r"query\.blocked_genres", "genres already"),
     (PROFILE, r"limits\.content_rating_limit", "a kids profile needs"),
     (PROFILE, r"limits\.blocked_genres", "is not a canonical genre id"),
-    (PROFILE, "kind", "profiles already"),
 )
 # A catalog batch is validated item by item (one bad item does not sink the others): a batch
 # of objects the document allows, none of them a valid item, is answered 422 with the reasons.
