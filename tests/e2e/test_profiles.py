@@ -53,8 +53,9 @@ async def profile_applied(
 
 async def test_a_kids_profile_never_gets_an_adult_title(spawn, isolated: Isolated) -> None:
     await seeded(isolated)
-    spawn("worker", "accounts", "discovery", "sona", "readmodel", extra_env=isolated.env)
-    gateway = spawn("gateway", extra_env={**isolated.env, "RATE_LIMIT_ENABLED": "false"})
+    bounded = {**isolated.env, "AUTH_MAX_PROFILES": "2"}
+    spawn("worker", "accounts", "discovery", "sona", "readmodel", extra_env=bounded)
+    gateway = spawn("gateway", extra_env={**bounded, "RATE_LIMIT_ENABLED": "false"})
     settings, prefix = isolated.settings, isolated.settings.redis.key_prefix
     user = f"parent-{uuid.uuid4().hex[:8]}"
     parent = bearer(user_token(settings, subject=user, scopes=SCOPES))
@@ -154,6 +155,23 @@ async def test_a_kids_profile_never_gets_an_adult_title(spawn, isolated: Isolate
         assert swap.status_code == 403 and swap.json()["error"] == "unknown_profile"
         bound_read = await http.get(f"/api/v1/content/{shining}", headers=bearer(bound))
         assert bound_read.status_code == 403
+
+        # At most AUTH_MAX_PROFILES (2 here) profiles: a third is refused, a replacement is not.
+        teen = {"kind": "adult", "name": "Teen"}
+        assert (
+            await http.put(f"/api/v1/users/{user}/profiles/teen", json=teen, headers=parent)
+        ).status_code == 202
+
+        async def two() -> bool:
+            listed = await http.get(f"/api/v1/users/{user}/profiles", headers=parent)
+            return len(listed.json()["profiles"]) == 2
+
+        await wait_for(two, timeout=20)
+        third = await http.put(f"/api/v1/users/{user}/profiles/third", json=teen, headers=parent)
+        assert third.status_code == 409 and third.json()["error"] == "profile_limit_reached"
+        assert third.json()["fields"][0]["field"] == "profile_id"
+        again = await http.put(f"/api/v1/users/{user}/profiles/teen", json=teen, headers=parent)
+        assert again.status_code == 202
 
         # The MCP tools call the API with the token: a bound token's limits hold there too.
         api = GatewayApi(http, "assistant")
