@@ -25,6 +25,8 @@ from agreements.genres import classify_genres
 from agreements.text import title_year
 from schemas.content import AvailabilityType, MaturityRating, VideoQuality
 from schemas.ingestion import (
+    SERIES_FIELD_ALIASES,
+    SERIES_ID_ALIASES,
     RawAvailability,
     RawCatalogItem,
     RawCredit,
@@ -255,11 +257,12 @@ def item_warnings(item: RawCatalogItem) -> list[ItemWarning]:
 
 # Names each part of an item accepts besides its fields (aliases its validators read).
 _ALIASES: dict[type, frozenset[str]] = {
-    RawCatalogItem: frozenset({"overview"}),
+    RawCatalogItem: frozenset({"overview", *SERIES_FIELD_ALIASES, *SERIES_ID_ALIASES}),
     RawAvailability: frozenset({"price"}),
 }
 _NESTED: dict[str, type] = {
     "external_ids": RawExternalIds,
+    "series_ids": RawExternalIds,
     "images": RawImages,
 }
 _NESTED_LISTS: dict[str, type] = {

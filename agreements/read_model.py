@@ -17,6 +17,11 @@ def document_key(prefix: str, canonical_id: uuid.UUID | str) -> str:
     return f"{prefix}:content:{canonical_id}"
 
 
+def series_key(prefix: str, series_id: uuid.UUID | str) -> str:
+    """A series' seasons, episode counts and platforms (agents/readmodel/series.py)."""
+    return f"{prefix}:series:{series_id}"
+
+
 def state_key(prefix: str) -> str:
     return f"{prefix}:readmodel:state"
 

@@ -206,14 +206,23 @@ async def warnings_report(
     return len(rows)
 
 
-def write_sample(path: Path, titles: int, seed: int, invalid: float) -> int:
-    from devtools.sample_catalog import generate_catalog
+def write_sample(
+    path: Path, titles: int, seed: int, invalid: float, episodes: float = 0.0
+) -> tuple[int, dict[str, int]]:
+    """Items written, and how many of them are episode and season listings."""
+    from devtools.sample_catalog import generate_sample
 
-    items = generate_catalog(titles, seed, invalid_fraction=invalid)
+    items = generate_sample(titles, seed, invalid_fraction=invalid, episode_share=episodes).items
+    tv = {"episode": 0, "season": 0}
     with path.open("wb") as handle:
         for item in items:
             handle.write(orjson.dumps(item) + b"\n")
-    return len(items)
+            kind = str(item.get("content_type", "")).casefold()
+            if kind == "season":
+                tv["season"] += 1
+            elif kind in ("episode", "tv episode"):
+                tv["episode"] += 1
+    return len(items), tv
 
 
 async def rebuild_read_model(settings: Settings) -> int:

@@ -269,12 +269,21 @@ def sample_catalog(
     ] = 2000,
     seed: Annotated[int, typer.Option(help="Same seed, same file.")] = 7,
     invalid: Annotated[float, typer.Option(min=0, max=1, help="Fraction of broken items.")] = 0.01,
+    episodes: Annotated[
+        float,
+        typer.Option(
+            min=0, max=1, help="Share of the series given seasons, episodes and season listings."
+        ),
+    ] = 0.2,
 ) -> None:
     """Write a messy multi-platform catalog file for demos, tests and benchmarks."""
     from cli.ingest import write_sample
 
-    count = write_sample(out_file, titles, seed, invalid)
-    out.print(f"{count} items for {titles} titles written to {out_file}")
+    count, tv = write_sample(out_file, titles, seed, invalid, episodes)
+    out.print(
+        f"{count} items for {titles} titles written to {out_file} "
+        f"({tv['episode']} episode listings, {tv['season']} season listings)"
+    )
 
 
 @db_app.command("reindex-search")
@@ -374,7 +383,7 @@ def bench_sync_command(
     count: Annotated[int, typer.Option(min=50, help="Commands and watchlist adds, each.")] = 1000,
     path: Annotated[
         list[str] | None,
-        typer.Option(help="Delivery path(s): fanout, pubnub (default: both)."),
+        typer.Option(help="Delivery path(s): fanout, pubnub, socket (default: fanout, pubnub)."),
     ] = None,
     durable: Annotated[
         bool, typer.Option(help="The broker durable on an object store, as `mgw up --durable`.")
@@ -385,9 +394,9 @@ def bench_sync_command(
     from devtools.bench.sync import bench_sync
 
     paths = tuple(path or ("fanout", "pubnub"))
-    unknown = [p for p in paths if p not in ("fanout", "pubnub")]
+    unknown = [p for p in paths if p not in ("fanout", "pubnub", "socket")]
     if unknown:
-        out.print(f"[red]unknown path(s) {', '.join(unknown)}; use fanout or pubnub[/red]")
+        out.print(f"[red]unknown path(s) {', '.join(unknown)}; use fanout, pubnub or socket[/red]")
         raise typer.Exit(2)
     raise typer.Exit(bench_sync(count, paths, durable))
 
@@ -512,6 +521,18 @@ def bench_edge_command(
     from devtools.bench.edge import bench_edge
 
     raise typer.Exit(bench_edge(slow, streams, rounds))
+
+
+@bench_app.command("sockets")
+def bench_sockets_command(
+    sockets: Annotated[int, typer.Option(min=1, help="Device WebSockets held at once.")] = 1000,
+    hold: Annotated[float, typer.Option(min=1, help="Seconds they are held.")] = 60.0,
+) -> None:
+    """One gateway process holding many device WebSockets: its memory (RSS) before, while
+    held and after, against the per-socket budget of docs/DEVICE_PROTOCOL.md."""
+    from devtools.bench.sockets import bench_sockets
+
+    raise typer.Exit(bench_sockets(sockets, hold))
 
 
 @bench_app.command("idle")

@@ -35,13 +35,14 @@ def contracts(
     ] = None,
 ) -> None:
     """Write the AsyncAPI 3 document, a JSON Schema per topic version and a readable page."""
+    from gateway.realtime.socket_asyncapi import with_device_socket
     from topics.published import write_contracts
 
     if prefix is None or bootstrap is None:
         kafka = settings_or_exit().kafka
         prefix = kafka.topic_prefix if prefix is None else prefix
         bootstrap = kafka.bootstrap if bootstrap is None else bootstrap
-    written = write_contracts(out_dir, consumer_index(), prefix, bootstrap)
+    written = write_contracts(out_dir, consumer_index(), prefix, bootstrap, with_device_socket)
     schemas = sum(1 for p in written if p.suffix == ".json" and p.name != "asyncapi.json")
     out.print(
         f"{len(written)} files in {out_dir}: asyncapi.json, index.html, TOPICS.md and "

@@ -532,6 +532,22 @@ class McpSettings(_Section):
     _split = field_validator("authorization_servers", mode="before")(_split_csv)
 
 
+class DeviceSocketSettings(_Section):
+    """The device WebSocket (gateway/realtime/socket.py, docs/DEVICE_PROTOCOL.md)."""
+
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_SOCKET_", extra="ignore")
+
+    # A frame larger than this closes the socket with 1009 (the server refuses to read it).
+    max_frame_bytes: int = Field(default=64 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # Inbound frames per device (all its sockets on one process): a token bucket refilled at
+    # frames_per_s, holding at most burst; a frame past it closes the socket with 1008.
+    frames_per_s: float = Field(default=20.0, gt=0, le=10_000)
+    burst: int = Field(default=40, ge=1, le=100_000)
+    # permessage-deflate: off by default, as the frames are small JSON and each compressed
+    # socket holds a zlib context (tens of KiB) for its whole life.
+    compression: bool = False
+
+
 class Settings(BaseModel):
     kafka: KafkaSettings
     postgres: PostgresSettings
@@ -550,6 +566,7 @@ class Settings(BaseModel):
     discovery: DiscoverySettings
     sona: SonaSettings
     mcp: McpSettings = Field(default_factory=McpSettings)
+    socket: DeviceSocketSettings = Field(default_factory=DeviceSocketSettings)
     sync: SyncSettings = Field(default_factory=SyncSettings)
 
 
@@ -571,6 +588,7 @@ _SECTIONS: dict[str, type[_Section]] = {
     "discovery": DiscoverySettings,
     "sona": SonaSettings,
     "mcp": McpSettings,
+    "socket": DeviceSocketSettings,
     "sync": SyncSettings,
 }
 

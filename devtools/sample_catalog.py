@@ -33,6 +33,7 @@ from rapidfuzz import fuzz, process
 
 from agents.ingestion.resolution import title_numbers
 from agents.titles.names import normalize_title
+from devtools.sample_series import Listing, generate_episodes
 
 BASE_TIME = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -419,7 +420,12 @@ def generate_catalog(
     return generate_sample(n_titles, seed, invalid_fraction=invalid_fraction).items
 
 
-def generate_sample(n_titles: int, seed: int, *, invalid_fraction: float = 0.0) -> SampleCatalog:
+def generate_sample(
+    n_titles: int, seed: int, *, invalid_fraction: float = 0.0, episode_share: float = 0.0
+) -> SampleCatalog:
+    """`episode_share`: the share of series that get seasons, episodes and season listings
+    (devtools/sample_series.py), delivered after the titles; their truth indexes follow the
+    titles' (a season listing's is its series')."""
     if n_titles < 0:
         raise ValueError("n_titles must be >= 0")
     if not 0.0 <= invalid_fraction <= 1.0:
@@ -443,9 +449,49 @@ def generate_sample(n_titles: int, seed: int, *, invalid_fraction: float = 0.0) 
         for item in rng.sample(items, count):
             _break(rng, item)
             invalid.append(f"{item['_platform']}:{item['platform_item_id']}")
+    listings = _series_listings(masters, items, set(invalid)) if episode_share > 0 else []
     for item in items:
-        del item["_platform"]
+        del item["_platform"], item["_master"]
+    if listings:
+        tv = generate_episodes(listings, seed, episode_share, first_index=n_titles)
+        items += tv.items
+        truth.update(tv.truth)
     return SampleCatalog(items=items, truth=truth, invalid=frozenset(invalid))
+
+
+def _series_listings(
+    masters: list[_Master], items: list[dict[str, Any]], invalid: set[str]
+) -> list[Listing]:
+    """Each valid listing of a series master, with the ids it actually carried (an episode
+    naming its series by an id nobody sent could never find it)."""
+    from schemas.ingestion import RawCatalogItem
+
+    series = {m.index: m for m in masters if m.content_type == "series"}
+    counts: dict[str, int] = {}
+    for m in series.values():
+        counts[normalize_title(m.title)] = counts.get(normalize_title(m.title), 0) + 1
+    by_key = {f"{i['_platform']}:{i['platform_item_id']}": i for i in items}
+    out: list[Listing] = []
+    for key, item in by_key.items():
+        if key in invalid:
+            continue
+        raw = RawCatalogItem.model_validate(item)
+        master = series.get(item["_master"])
+        if master is None:
+            continue
+        out.append(
+            Listing(
+                master=master.index,
+                title=master.title,
+                year=master.year,
+                imdb=raw.external_ids.imdb,
+                tmdb=raw.external_ids.tmdb,
+                platform=raw.platform,
+                item_id=raw.platform_item_id,
+                unique_title=counts[normalize_title(master.title)] == 1,
+            )
+        )
+    return sorted(out, key=lambda listing: (listing.master, listing.platform))
 
 
 def _masters(rng: random.Random, n: int) -> list[_Master]:
@@ -756,6 +802,7 @@ def _listing(
     updated = BASE_TIME - timedelta(minutes=rng.randint(0, 60 * 24 * 90))
     item: dict[str, Any] = {
         "_platform": platform,
+        "_master": master.index,
         "platform": rng.choice(_PLATFORM_SPELLINGS[platform]),
         "platform_item_id": item_id,
         "title": _variant_title(rng, master, first),

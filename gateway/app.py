@@ -38,6 +38,7 @@ from gateway.routes import (
     commands,
     content,
     content_read,
+    device_socket,
     devices,
     feedback,
     health,
@@ -197,6 +198,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(devices.router)
     app.include_router(commands.router)
     app.include_router(realtime.router)
+    app.include_router(device_socket.router)
     app.include_router(realtime_token.router)
     app.include_router(suggest_routes.router)
     app.include_router(discovery_routes.router)

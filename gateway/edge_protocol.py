@@ -173,6 +173,15 @@ class EdgeHttpProtocol(HttpToolsProtocol):
                 )
             )
 
+    def handle_websocket_upgrade(self) -> None:
+        # The connection leaves this protocol for the WebSocket's: no deadline of ours may fire
+        # on it, and it is counted as a device socket (device_sockets_open), no longer here.
+        self._disarm()
+        if self._counted:
+            HTTP_CONNECTIONS_OPEN.dec()
+            self._counted = False
+        super().handle_websocket_upgrade()
+
     # --- parser callbacks ------------------------------------------------------------------
 
     def on_message_begin(self) -> None:

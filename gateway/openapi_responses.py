@@ -20,7 +20,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from gateway.idempotency import PARAMETER as IDEMPOTENCY_PARAMETER
-from gateway.middleware.idempotency import REPLAYED_HEADER, WRITE_METHODS
+from gateway.middleware.idempotency import NEVER_STORED, REPLAYED_HEADER, WRITE_METHODS
 from gateway.middleware.rate_limit import is_exempt
 from gateway.problems import MEDIA_TYPE, problem_schema
 
@@ -70,7 +70,7 @@ def install_common_responses(app: FastAPI) -> None:
             for method, operation in item.items():
                 if method in _METHODS:
                     _add_common(path, operation)
-                    if method.upper() in WRITE_METHODS:
+                    if method.upper() in WRITE_METHODS and path not in NEVER_STORED:
                         _add_idempotency(operation)
                     _as_problems(operation)
         schemas = document.setdefault("components", {}).setdefault("schemas", {})

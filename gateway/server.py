@@ -30,6 +30,11 @@ def _options(settings: Settings) -> dict[str, Any]:
         # named by string so that the processes of --workers import it themselves.
         "http": "gateway.edge_protocol:EdgeHttpProtocol",
         "timeout_graceful_shutdown": 5,
+        # The device WebSocket (docs/DEVICE_PROTOCOL.md): websockets' sans-I/O protocol closes
+        # a frame over the limit with 1009 before it is buffered whole.
+        "ws": "websockets-sansio",
+        "ws_max_size": settings.socket.max_frame_bytes,
+        "ws_per_message_deflate": settings.socket.compression,
         **forwarded_options(settings.gateway.forwarded_allow_ips),
     }
 

@@ -18,6 +18,8 @@ returning user starts from Redis's time, which is past every stamp the clock eve
 
 from __future__ import annotations
 
+from typing import Any
+
 import redis.asyncio as aioredis
 from fastapi import Request
 
@@ -91,19 +93,25 @@ async def stamp(redis: aioredis.Redis, prefix: str, user_id: str, client: HLC | 
     return HLC(physical_us=physical, logical=logical)
 
 
-async def operation_stamp(request: Request, user_id: str, client: HLC | None = None) -> HLC:
-    """A request's operation stamp: the client's own (offline edits keep when they were made),
-    or the next of the user's clock; a client stamp too far ahead is a 422 on `timestamp`."""
+async def app_stamp(
+    app: Any, user_id: str, client: HLC | None = None, loc: tuple[str, ...] = ("body", "timestamp")
+) -> HLC:
+    """An operation's stamp from the app's Redis (any transport): the client's own (offline
+    edits keep when they were made), or the next of the user's clock; a client stamp too far
+    ahead is a 422 on `loc`."""
     try:
-        return await stamp(
-            request.app.state.redis, request.app.state.settings.redis.key_prefix, user_id, client
-        )
+        return await stamp(app.state.redis, app.state.settings.redis.key_prefix, user_id, client)
     except ClockTooFarAhead as exc:
         # Integers only: a stamp may be any size, too large for a float.
         seconds, micros = divmod(exc.ahead_us, 1_000_000)
         raise invalid(
-            ("body", "timestamp"),
+            loc,
             f"is {seconds}.{micros // 100_000} s ahead of the server's clock (at most "
             f"{MAX_CLOCK_AHEAD_S} s tolerated); fix the device's clock",
             client.model_dump() if client else None,
         ) from None
+
+
+async def operation_stamp(request: Request, user_id: str, client: HLC | None = None) -> HLC:
+    """A request's operation stamp (app_stamp of the request's app)."""
+    return await app_stamp(request.app, user_id, client)

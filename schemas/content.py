@@ -176,11 +176,21 @@ class PlatformAvailability(_Data):
 
 
 class SeriesMetadata(_Data):
+    """Of a series: its counts. Of an episode: where it sits in its series, in the catalog's
+    canonical numbering (docs/INGESTION.md, "Series"); season 0 holds the specials."""
+
     season_count: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     episode_count: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     season_number: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     episode_number: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    # An episode's series (its canonical id).
     parent_id: uuid.UUID | None = None
+    season_id: uuid.UUID | None = Field(
+        default=None, description="an episode's season: its canonical id"
+    )
+    absolute_number: int | None = Field(
+        default=None, ge=1, le=MAX_COUNT, description="the episode's number across all seasons"
+    )
 
 
 class Credit(_Data):

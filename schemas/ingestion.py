@@ -128,6 +128,7 @@ PLATFORM_ALIASES: dict[str, str] = {
 
 _EIDR = re.compile(r"^10\.5240/(?:[0-9A-F]{4}-){5}[0-9A-Z]$")
 _IMDB_IN_TEXT = re.compile(r"(?:^|[^0-9a-z])(tt\d{5,10})(?:$|[^0-9])|^(\d{5,10})$")
+_NUMBER_TEXT = re.compile(r"^[sSeE]?0*(\d{1,6})$")
 _YEAR_TEXT = re.compile(r"^(\d{4})(?:\s*[-\u2013\u2014]\s*(?:\d{4})?)?$")
 _CLOCK = re.compile(r"^(\d+):([0-5]\d)(?::([0-5]\d))?$")
 _ISO_DURATION = re.compile(r"^pt(?=\d)(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
@@ -503,6 +504,24 @@ class RawCatalogItem(_Raw):
     season_count: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     episode_count: int | None = Field(default=None, ge=0, le=MAX_COUNT)
     external_ids: RawExternalIds = Field(default_factory=RawExternalIds)
+    # Television (docs/INGESTION.md, "Series"): an episode, or a season listing (content type
+    # series or "season" with a season_number), names its series by these; the episode's own
+    # ids stay in external_ids.
+    series_title: Text | None = Field(default=None, max_length=500)
+    series_ids: RawExternalIds = Field(
+        default_factory=RawExternalIds,
+        description="the series' own ids (EIDR, IMDb tt of the series, TMDb tv id, TVDB)",
+    )
+    parent_id: Text | None = Field(
+        default=None,
+        max_length=200,
+        description="this platform's own item id of the series (or season) the item belongs to",
+    )
+    season_number: int | None = Field(default=None, ge=0, le=MAX_COUNT, description="0: specials")
+    episode_number: int | None = Field(default=None, ge=0, le=MAX_COUNT)
+    absolute_number: int | None = Field(
+        default=None, ge=1, le=MAX_COUNT, description="the episode's number across all seasons"
+    )
     # Left out (or null): the item says nothing of its offers, and the platform's offers of the
     # title stay as they are (a metadata-only update). `[]`: the title left the platform.
     availability: list[RawAvailability] | None = Field(
@@ -525,6 +544,8 @@ class RawCatalogItem(_Raw):
         # "overview" is TMDb's name for the description; accept it rather than lose the text.
         if isinstance(data, dict) and "description" not in data and "overview" in data:
             data = {**data, "description": data["overview"]}
+        if isinstance(data, dict):
+            data = _series_aliases(data)
         return data
 
     @field_validator("platform", mode="before")
@@ -539,10 +560,31 @@ class RawCatalogItem(_Raw):
             return str(value)
         return value
 
-    @field_validator("title", "original_title", mode="before")
+    @field_validator("title", "original_title", "series_title", mode="before")
     @classmethod
     def _title(cls, value: object) -> object:
         return " ".join(value.split()) if isinstance(value, str) else value
+
+    @field_validator("season_number", "episode_number", "absolute_number", mode="before")
+    @classmethod
+    def _blank_number(cls, value: object) -> object:
+        # Feeds send "", "N/A" or "02" for numbers; "02" is read as 2 by pydantic's lax mode.
+        if _is_blank(value):
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, str) and (number := _NUMBER_TEXT.match(value.strip())):
+            return int(number.group(1))  # "S02", "e5", "02"
+        return value.strip() if isinstance(value, str) else value
+
+    @field_validator("parent_id", mode="before")
+    @classmethod
+    def _parent_id(cls, value: object) -> object:
+        if _is_blank(value):
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            return str(value)
+        return value
 
     @field_validator("original_title", "description", "maturity_rating", mode="before")
     @classmethod
@@ -599,7 +641,7 @@ class RawCatalogItem(_Raw):
     def _lists(cls, value: object) -> object:
         return _string_list(value)
 
-    @field_validator("external_ids", "images", mode="before")
+    @field_validator("external_ids", "series_ids", "images", mode="before")
     @classmethod
     def _none_object(cls, value: object) -> object:
         return {} if value is None else value
@@ -623,6 +665,43 @@ class RawCatalogItem(_Raw):
     def record_key(self) -> str:
         """The Kafka key on `content.raw`: all versions of one platform item share a partition."""
         return f"{self.platform}:{self.platform_item_id}"
+
+
+# The spellings feeds use for the series fields (flat ids, TMDb's and Netflix's names).
+SERIES_FIELD_ALIASES = {
+    "series_name": "series_title",
+    "show_title": "series_title",
+    "show_name": "series_title",
+    "season": "season_number",
+    "season_no": "season_number",
+    "episode": "episode_number",
+    "episode_no": "episode_number",
+    "absolute_episode_number": "absolute_number",
+    "parent_item_id": "parent_id",
+    "series_platform_id": "parent_id",
+}
+SERIES_ID_ALIASES = {
+    "series_eidr": "eidr",
+    "series_imdb": "imdb",
+    "series_imdb_id": "imdb",
+    "series_tmdb": "tmdb",
+    "series_tmdb_id": "tmdb",
+    "tmdb_tv_id": "tmdb",
+    "series_tvdb": "tvdb",
+}
+
+
+def _series_aliases(data: dict[str, Any]) -> dict[str, Any]:
+    """Other spellings of the series fields to ours; ours win when both are sent."""
+    out = dict(data)
+    for alias, name in SERIES_FIELD_ALIASES.items():
+        if alias in out and name not in out:
+            out[name] = out.pop(alias)
+    flat = {name: out.pop(alias) for alias, name in SERIES_ID_ALIASES.items() if alias in out}
+    if flat:
+        held = out.get("series_ids")
+        out["series_ids"] = {**flat, **(held if isinstance(held, dict) else {})}
+    return out
 
 
 class CatalogItemReceived(Payload):

@@ -5,10 +5,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from topics.asyncapi import build_asyncapi
+from topics.asyncapi import Document, build_asyncapi
 from topics.compatibility import Problem, check, release, schema_text
 from topics.consumers import INDEX_PATH, ConsumerIndex, index_json
 from topics.json_schema import all_schemas
@@ -22,11 +23,18 @@ TOPICS_DOC = CHECKOUT / "docs" / "TOPICS.md"
 
 
 def write_contracts(
-    out_dir: Path, consumers: ConsumerIndex, prefix: str, bootstrap: str
+    out_dir: Path,
+    consumers: ConsumerIndex,
+    prefix: str,
+    bootstrap: str,
+    extend: Callable[[Document], Document] | None = None,
 ) -> list[Path]:
-    """asyncapi.json, index.html (the readable page), TOPICS.md and schemas/TOPIC/vN.json."""
+    """asyncapi.json, index.html (the readable page), TOPICS.md and schemas/TOPIC/vN.json.
+    `extend` adds what topics/ cannot know (the gateway's device socket)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     document = build_asyncapi(consumers, prefix=prefix, bootstrap=bootstrap)
+    if extend is not None:
+        document = extend(document)
     markdown = topics_markdown(consumers)
     files = {
         out_dir / "asyncapi.json": json.dumps(document, indent=2, ensure_ascii=False) + "\n",

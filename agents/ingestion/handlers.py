@@ -15,19 +15,26 @@ from agents.framework.context import AgentContext
 from agents.framework.resources import Resource
 from agents.framework.runtime import AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
-from agents.ingestion import store
+from agents.ingestion import series_store, store
 from agents.ingestion.availability import diff_availability, expiring
 from agents.ingestion.events import availability_event, plan_events, with_platform_availability
 from agents.ingestion.normalize import availability_of, normalize_item
-from agents.ingestion.pipeline import Plan, merge_batch, resolve_batch
+from agents.ingestion.pipeline import Plan, Resolved, merge_batch, resolve_batch
 from agents.ingestion.resolution import lookup_keys
+from agents.ingestion.series import is_child, series_probe
+from agents.ingestion.series_plan import (
+    parent_keys,
+    probes,
+    season_listing_mappings,
+)
 from agents.titles.store import Versioned, fetch_contents, upsert_contents
 from agents.titles.versions import newest_per_key, supersedes
 from agreements.catalog_warnings import count_by_kind, offer_warnings
-from core.observability.metrics import INGEST_WARNINGS
+from core.observability.metrics import INGEST_WARNINGS, SERIES_ITEMS
 from core.observability.stages import timed
+from schemas.content import ContentType
 from schemas.envelope import Envelope, decode, encode
-from schemas.ingestion import AvailabilityReceived, RawAvailability
+from schemas.ingestion import AvailabilityReceived, CatalogItemReceived, RawAvailability
 from topics.registry import (
     AVAILABILITY_RAW,
     CONTENT_AVAILABILITY_CHANGED,
@@ -41,38 +48,54 @@ KNOWN_TITLES: Resource[store.KnownTitleCache] = Resource(
     "ingestion-known-titles", open=lambda ctx: store.KnownTitleCache()
 )
 EXPIRY_WINDOWS_DAYS = (7, 3, 1)
+TELEVISION = frozenset({ContentType.series, ContentType.episode})
 
 
 async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
     """Normalize, resolve, map genres, merge and upsert a batch; announce what changed."""
     with timed(ctx.agent, "normalize"):
         items = [normalize_item(env.payload.item) for env in batch]
+        # Episodes and season listings that name a series are resolved inside it.
+        children = {i for i, item in enumerate(items) if is_child(item) and series_probe(item)}
+        has_tv = any(item.content_type in TELEVISION for item in items)
     now = datetime.now(UTC)
     async with unit_of_work(ctx) as uow:
         conn = uow.conn
         with timed(ctx.agent, "load"):
             await store.guard_pending_availability(conn, exclusive=False)
+            if has_tv:
+                await series_store.guard_pending_episodes(conn)
             await store.lock_titles(conn, [i.normalized_title for i in items])
             mappings = await store.load_mappings(
-                conn, [(i.platform, i.platform_item_id) for i in items]
+                conn,
+                [(i.platform, i.platform_item_id) for i in items]
+                + parent_keys(items[i] for i in children),
             )
+            plain = [item for i, item in enumerate(items) if i not in children]
             candidates = await store.load_known_titles(
                 conn,
-                lookup_keys(items),
+                lookup_keys([*plain, *probes(items[i] for i in children)]),
                 [m.canonical_id for m in mappings.values()],
                 ctx.use(KNOWN_TITLES),
             )
         with timed(ctx.agent, "resolve"):
-            resolved = resolve_batch(items, mappings, candidates)
+            resolved = resolve_batch(items, mappings, candidates, children)
+            tv = await series_store.plan_television(conn, items, resolved, mappings)
+            resolved = Resolved(resolved.assignments + tv.plan.assignments, resolved.skipped_stale)
+            items = [tv.plan.items.get(i, item) for i, item in enumerate(items)]
         with timed(ctx.agent, "load"):
             # Full records only of the stored titles the batch resolved to, not of every
             # candidate.
-            known = {c.canonical_id for c in candidates}
+            known = {c.canonical_id for c in candidates} | tv.known_episodes
             stored = await store.load_contents(conn, resolved.title_ids & known)
         with timed(ctx.agent, "merge"):
             plan = merge_batch(items, resolved, stored, mappings)
+            plan.mappings += season_listing_mappings(items, tv.plan)
         with timed(ctx.agent, "write"):
             await store.write_plan(conn, plan, [env.event_id for env in batch], now)
+            handed_back = await series_store.write_television(
+                conn, items, batch, tv.plan, {**stored, **plan.written}, mappings
+            )
             # Availability that arrived before its item: back to availability-sync.
             parked = await store.take_pending_availability(
                 conn, [(m.platform, m.platform_item_id) for m in plan.mappings]
@@ -81,7 +104,20 @@ async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
             uow.add(plan_events(plan, batch, now))
             for raw in parked:
                 uow.forward(AVAILABILITY_RAW, decode(raw, AvailabilityReceived))
+            # Episodes that waited for a series this batch wrote: back to process-batch.
+            for raw in handed_back:
+                uow.forward(CONTENT_RAW, decode(raw, CatalogItemReceived))
     _log_plan(plan, batch)
+    SERIES_ITEMS.labels("episode").inc(len(tv.plan.episodes))
+    SERIES_ITEMS.labels("season_listing").inc(len(tv.plan.season_listings))
+    if tv.plan.parked:
+        SERIES_ITEMS.labels("parked").inc(len(tv.plan.parked))
+        logger.info(
+            "{} episode(s) or season(s) of series not known yet parked until the series "
+            "arrives, e.g. {}",
+            len(tv.plan.parked),
+            items[tv.plan.parked[0]].record_key,
+        )
 
 
 def _log_plan(plan: Plan, batch: Sequence[Envelope[Any]]) -> None:
@@ -122,6 +158,7 @@ async def sync_availability(ctx: AgentContext, batch: list[Envelope[Any]]) -> No
         conn = uow.conn
         mappings = await store.load_mappings(conn, newest)
         unknown = [k for k in newest if k not in mappings]
+        seasons = await series_store.season_listings_of(conn, mappings)
         docs = await fetch_contents(conn, {m.canonical_id for m in mappings.values()}, lock=True)
         for key, env in newest.items():
             mapping = mappings.get(key)
@@ -130,6 +167,18 @@ async def sync_availability(ctx: AgentContext, batch: list[Envelope[Any]]) -> No
             update = env.payload
             if not supersedes(update.source_updated_at, mapping.offers_as_of):
                 continue  # replayed, or not newer than the offers applied (by either topic)
+            if key in seasons:
+                # A season listing's offers are the season's, not the series' (docs/INGESTION.md).
+                series_id, season = seasons[key]
+                await series_store.replace_season_offers(
+                    conn,
+                    series_id,
+                    season,
+                    update.platform,
+                    availability_of(update.platform, update.platform_item_id, update.availability),
+                )
+                await store.mark_availability_applied(conn, key, update.source_updated_at)
+                continue
             before = docs[mapping.canonical_id]
             _count_dropped(update.availability, env)
             offered = availability_of(update.platform, update.platform_item_id, update.availability)

@@ -8,6 +8,7 @@ the gateway returns to the producer), which the agent counts and keeps with the 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -56,6 +57,25 @@ WEB_HOSTS: dict[str, str] = {
 }
 
 
+# "The Office: Season 2", "The Office - Series 2", "The Office (Season 2)", "The Office S2".
+SEASON_SUFFIX = re.compile(
+    r"\s*(?:[:\-\u2013(,]\s*)?(?:season|series|staffel|saison|temporada)\s*\d+\)?\s*$"
+    r"|\s+s\d{1,3}\s*$",
+    re.IGNORECASE,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesRef:
+    """The series an episode or season listing names (agents/ingestion/series.py)."""
+
+    title: str | None
+    normalized_title: str | None
+    external_ids: ExternalIds  # the series' global ids, no platform ids
+    parent_id: str | None  # the platform's own id of the series (or season)
+    year: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class NormalizedItem:
     platform: str
@@ -83,6 +103,11 @@ class NormalizedItem:
     series: SeriesMetadata | None
     source_updated_at: datetime
     warnings: tuple[ItemWarning, ...] = ()
+    # Television: the series named, and the item's own numbers (the platform's numbering).
+    series_ref: SeriesRef | None = None
+    season_number: int | None = None
+    episode_number: int | None = None
+    absolute_number: int | None = None
 
     @property
     def record_key(self) -> str:
@@ -160,6 +185,10 @@ def normalize_item(raw: RawCatalogItem) -> NormalizedItem:
     if raw.season_count is not None or raw.episode_count is not None:
         series = SeriesMetadata(season_count=raw.season_count, episode_count=raw.episode_count)
     return NormalizedItem(
+        series_ref=series_ref(raw),
+        season_number=raw.season_number,
+        episode_number=raw.episode_number,
+        absolute_number=raw.absolute_number,
         platform=raw.platform,
         platform_item_id=raw.platform_item_id,
         content_type=raw.content_type,
@@ -186,6 +215,27 @@ def normalize_item(raw: RawCatalogItem) -> NormalizedItem:
         series=series,
         source_updated_at=raw.source_updated_at,
         warnings=tuple(item_warnings(raw)),
+    )
+
+
+def series_ref(raw: RawCatalogItem) -> SeriesRef | None:
+    """What the item says of its series; None when it names none."""
+    ids = raw.series_ids
+    external = ExternalIds(eidr=ids.eidr, imdb=ids.imdb, tmdb=ids.tmdb, tvdb=ids.tvdb)
+    has_ids = any((ids.eidr, ids.imdb, ids.tmdb, ids.tvdb))
+    series_title = raw.series_title
+    season_listing = raw.content_type is ContentType.series and raw.season_number is not None
+    if not series_title and season_listing:
+        # A season listing without a series title: "The Office - Season 2" names its series.
+        series_title = SEASON_SUFFIX.sub("", raw.title).strip() or raw.title
+    if not (series_title or raw.parent_id or has_ids):
+        return None
+    title = clean_display_title(series_title)[0] if series_title else None
+    return SeriesRef(
+        title=title,
+        normalized_title=normalize_title(title) if title else None,
+        external_ids=external,
+        parent_id=raw.parent_id,
     )
 
 

@@ -9,7 +9,7 @@ Keeping the decisions here lets unit tests check them without a database.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from collections.abc import Mapping as MappingT
 from dataclasses import dataclass, field, replace
 
@@ -80,6 +80,10 @@ class Assignment:
 class Resolved:
     assignments: list[Assignment]
     skipped_stale: int
+    # The fresh items left to series_plan (episodes, season listings), by index, in order.
+    children: list[int] = field(default_factory=list)
+    # The index after the batch's titles were assigned: the children's series are found in it.
+    index: KnownTitleIndex | None = None
 
     @property
     def title_ids(self) -> set[uuid.UUID]:
@@ -93,16 +97,21 @@ def resolve_batch(
     items: Sequence[NormalizedItem],
     mappings: MappingT[ItemKey, Mapping],
     candidates: Iterable[KnownTitle],
+    children: Collection[int] = (),
 ) -> Resolved:
     """Resolve every fresh item, in batch order, against the candidates and each other.
 
     Resolution looks at candidates' names, ids and years only, never at their full records, so
     the agent can load full records for the titles actually resolved to and nothing else.
+    `children` (episodes and season listings naming a series) are only sorted out: they are
+    resolved inside their series afterwards (series_plan.plan_children).
     """
     order, skipped = fresh_items(items, mappings)
     index = KnownTitleIndex(candidates)
     assignments = []
     for i in order:
+        if i in children:
+            continue
         resolution = assign(items[i], index)
         assert resolution.canonical_id is not None  # assign always settles on an id
         applied = mappings.get((items[i].platform, items[i].platform_item_id))
@@ -111,7 +120,7 @@ def resolve_batch(
         before = applied.canonical_id if applied is not None else resolution.previous_id
         moved_from = before if before != resolution.canonical_id else None
         assignments.append(Assignment(i, resolution, moved_from))
-    return Resolved(assignments, skipped)
+    return Resolved(assignments, skipped, [i for i in order if i in children], index)
 
 
 def merge_batch(

@@ -340,6 +340,10 @@ def _resolve(
         held = index.get(previous)
         if held is not None and not _conflicts(held.external_ids, ids, _STRENGTH):
             return CanonicalMatch(previous, "platform_id", 0.99)
+    if item.content_type is ContentType.episode:
+        # Episode titles ("Pilot") name nothing outside their series: an episode is matched by
+        # its ids here, or inside its series (agents/ingestion/series.py), never by title.
+        return CanonicalMatch(None, "none", 0.0)
     return _resolve_by_title(item, index)
 
 

@@ -10,6 +10,7 @@ from loguru import logger
 
 from agents.framework.context import AgentContext
 from agents.framework.runtime import AgentSpec, TimerSpec
+from agents.readmodel import series_store as series_read_model
 from agents.readmodel import store as read_model
 from agreements.read_model import ABSENT_TTL_S, STATE_READY, absent_key, read_state
 from agreements.response_cache import invalidate_content
@@ -23,6 +24,9 @@ from topics.registry import (
     CONTENT_UPDATED,
 )
 
+# Season listings' offers reach the series documents within this (no event announces them).
+SEASON_OFFERS_INTERVAL_S = 10.0
+
 
 def _content_id(env: Envelope[Any]) -> uuid.UUID:
     payload = env.payload
@@ -34,6 +38,8 @@ async def project(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
     """Refresh the read-model documents of the titles these events touched."""
     ids = [_content_id(env) for env in batch]
     await read_model.refresh(ctx.pool, ctx.redis, ctx.prefix, ids)
+    # A changed episode or series changes its series' document (seasons, counts, platforms).
+    await series_read_model.refresh_series(ctx.pool, ctx.redis, ctx.prefix, ids)
     await invalidate_responses(ctx, ids)
     for env in batch:
         logger.bind(correlation_id=env.correlation_id).debug(
@@ -137,12 +143,24 @@ AGENTS = [
     ),
 ]
 
+
+async def project_season_offers(ctx: AgentContext) -> int:
+    """Series documents of seasons whose offers a season listing changed."""
+    return await series_read_model.refresh_changed_seasons(ctx.pool, ctx.redis, ctx.prefix)
+
+
 TIMERS = [
+    TimerSpec(
+        name="read-model-season-offers",
+        group="readmodel",
+        interval_s=SEASON_OFFERS_INTERVAL_S,
+        run=project_season_offers,
+    ),
     TimerSpec(
         name="read-model-guard",
         group="readmodel",
         interval_s=10.0,
         run=guard_read_model,
         at_start=True,
-    )
+    ),
 ]

@@ -18,6 +18,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from agents.framework.quarantine import Poison, poison_of, quarantine
+from agents.readmodel.series_store import refresh_series
 from agreements.read_model import (
     STATE_READY,
     STATE_REBUILDING,
@@ -142,6 +143,8 @@ async def _rebuild(
     # On failure the state stays `rebuilding` until a rebuild finishes (the guard retries).
     async for ids in _all_ids(pool, chunk):
         done += len(await refresh(pool, redis, prefix, ids))
+        # Each series once: by its own id, which is in exactly one chunk.
+        await refresh_series(pool, redis, prefix, ids, own_only=True)
         if on_progress:
             on_progress(done, total)
     await redis.set(state_key(prefix), STATE_READY)

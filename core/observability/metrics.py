@@ -139,8 +139,32 @@ INGEST_WARNINGS = Counter(
     "What normalization dropped or changed of valid catalog items, by kind",
     ["kind"],
 )
+SERIES_ITEMS = Counter(
+    "mgw_ingest_series_items_total",
+    "Television items placed by process-batch: episodes placed in their series, season "
+    "listings, and items parked until their series arrives",
+    ["kind"],
+)
 EMBEDDED_TEXTS = Counter(
     "mgw_embedded_texts_total", "Texts embedded by enrichment, by model", ["model"]
+)
+
+# The device WebSocket (gateway/realtime/socket.py).
+DEVICE_SOCKETS_OPEN = Gauge("device_sockets_open", "Device WebSockets open on this process")
+DEVICE_SOCKET_FRAMES = Counter(
+    "device_socket_frames_total",
+    "Frames on device WebSockets, by direction (in, out) and frame type",
+    ["direction", "type"],
+)
+DEVICE_SOCKET_ERRORS = Counter(
+    "device_socket_errors_total",
+    "`error` frames sent to devices (an inbound frame refused), by problem code",
+    ["code"],
+)
+DEVICE_SOCKET_CLOSES = Counter(
+    "device_socket_closes_total",
+    "Device WebSockets ended, by close code (a refused handshake: its HTTP status, e.g. http_403)",
+    ["code"],
 )
 
 # --- bounds on what one client can grow (docs/OPERATIONS.md#bounds) ---

@@ -4,8 +4,10 @@ a second device, on both realtime paths, against the transport's own floor.
 Each path runs a sync worker and a gateway as processes on a broker, PostgreSQL and Redis of
 the benchmark's own (PostgreSQL and Redis from DATABASE_URL / REDIS_URL when set). A phone and
 a TV register; the TV (and a tablet) listen: over Server-Sent Events from the gateway (the
-built-in fan-out), or through the real `pubnub` SDK against a loopback PubNub server (the
-PubNub path: the figures show this system's share, not PubNub's network). Then one request
+built-in fan-out), over device WebSockets (the socket path: the phone sends its command as a
+frame on its own socket too, docs/DEVICE_PROTOCOL.md), or through the real `pubnub` SDK
+against a loopback PubNub server (the PubNub path: the figures show this system's share, not
+PubNub's network). Then one request
 at a time, each latency runs from just before the HTTP request to the moment the listening
 device has the message.
 
@@ -35,7 +37,7 @@ from rich.table import Table
 from cli.console import console_for, out
 from core.embedded import free_port
 from devtools.bench.services import bench_services, spawn_mgw, stop_process
-from devtools.bench.sync_clients import Heard, Inbox, PubNubDevice, SseDevice
+from devtools.bench.sync_clients import Heard, Inbox, PubNubDevice, SocketDevice, SseDevice
 from devtools.bench.sync_pubnub import LoopbackPubNub, PamKeys
 
 console = console_for(stderr=True)
@@ -165,6 +167,34 @@ class Phone:
         return title
 
 
+class SocketPhone:
+    """The phone on its own WebSocket: a `command` frame, its id from the `accepted` answer."""
+
+    def __init__(self, device: SocketDevice) -> None:
+        self.device = device
+        self.sent = 0
+
+    async def play(self) -> str:
+        self.sent += 1
+        ref = f"play-{self.sent}"
+        await self.device.command("tv-1", {"type": "play"}, ref=ref)
+        try:
+            answer = await self.device.answers.wait_for(lambda h: h.event_id == ref, wait_s=10)
+        except TimeoutError:
+            closed = self.device.close_code
+            raise BenchError(
+                f"no answer to command frame {ref}"
+                + (
+                    f": the socket closed with {closed} {self.device.close_reason}"
+                    if closed
+                    else ""
+                )
+            ) from None
+        if answer.channel != "accepted":
+            raise BenchError(f"command frame refused: {answer.body}")
+        return str(answer.body["data"]["command_id"])
+
+
 async def _timed(
     count: int, send: Callable[[], Awaitable[str]], inbox: Inbox, key: str
 ) -> list[float]:
@@ -221,7 +251,21 @@ async def _run_path(
         beats = asyncio.create_task(phone.heartbeats(["phone-1", "tv-1", "tablet-1"]))
         stack.callback(beats.cancel)
 
-        if server is not None:
+        send_play = phone.play
+        if path == "socket":
+            sockets = [
+                await SocketDevice(base, "bench-user", token, device_id, channels=channels).start()
+                for device_id, channels in (
+                    ("tv-1", "devices"),
+                    ("tablet-1", "sync"),
+                    ("phone-1", "notifications"),
+                )
+            ]
+            for device in sockets:
+                stack.push_async_callback(device.close)
+            tv_inbox, tablet_inbox = sockets[0].inbox, sockets[1].inbox
+            send_play = SocketPhone(sockets[2]).play
+        elif server is not None:
             # Each device subscribes with its own Access Manager token, as a real app would.
             tv = PubNubDevice(server.origin, "sub-bench", "tv-1", token=await phone.token("tv-1"))
             tablet = PubNubDevice(
@@ -243,10 +287,10 @@ async def _run_path(
             tv_inbox, tablet_inbox = sse_tv.inbox, sse_tablet.inbox
 
         with console.status(f"{path}: warming up..."):
-            await _timed(WARMUP, phone.play, tv_inbox, "command_id")
+            await _timed(WARMUP, send_play, tv_inbox, "command_id")
             await _timed(WARMUP, phone.add, tablet_inbox, "content_id")
         with console.status(f"{path}: {count} commands, phone -> TV..."):
-            commands = await _timed(count, phone.play, tv_inbox, "command_id")
+            commands = await _timed(count, send_play, tv_inbox, "command_id")
         with console.status(f"{path}: {count} watchlist adds, phone -> tablet..."):
             adds = await _timed(count, phone.add, tablet_inbox, "content_id")
         return [
@@ -333,6 +377,10 @@ def bench_sync(
                 "REDIS_KEY_PREFIX": prefix,
                 "AUTH_JWT_SECRET": secret,
                 "RATE_LIMIT_ENABLED": "false",
+                # The phone's socket sends a command per round trip, faster than a device's
+                # frame budget allows (docs/DEVICE_PROTOCOL.md): this measures latency.
+                "GATEWAY_SOCKET_FRAMES_PER_S": "10000",
+                "GATEWAY_SOCKET_BURST": "10000",
                 "LOG_LEVEL": "warning",
                 "LOG_FORMAT": "json",
                 "MGW_ENV_FILE": "/nonexistent/.env",

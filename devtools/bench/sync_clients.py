@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import orjson
@@ -20,6 +21,9 @@ from pubnub.callbacks import SubscribeCallback
 from pubnub.enums import PNStatusCategory
 from pubnub.pnconfiguration import PNConfiguration
 from pubnub.pubnub_asyncio import PubNubAsyncio
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Subprotocol
 
 
 @dataclass(frozen=True)
@@ -131,6 +135,122 @@ class SseDevice:
             with contextlib.suppress(asyncio.CancelledError, httpx.HTTPError):
                 await self._task
         await self._client.aclose()
+
+
+class SocketDevice:
+    """One device on its WebSocket (GET /api/v1/users/{user}/devices/{device}/socket): what
+    the socket delivers lands in `inbox` (messages by channel, `ready` / `resync` by name),
+    the answers to its own frames (`accepted`, `error`) in `answers`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        user_id: str,
+        token: str | None,
+        device_id: str,
+        channels: str | None = None,
+        last_event_id: str | None = None,
+        ticket: str | None = None,
+    ) -> None:
+        """`token` goes in the `bearer.` subprotocol; None with a `ticket` (`?ticket=`)."""
+        self.inbox = Inbox()
+        self.answers = Inbox()
+        self.refusal: Any = None
+        self.status: int | None = None
+        self.close_code: int | None = None
+        self.close_reason: str = ""
+        self.last_event_id = last_event_id
+        params = (("channels", channels), ("last_event_id", last_event_id), ("ticket", ticket))
+        query = {k: v for k, v in params if v}
+        url = (
+            base_url.replace("http", "ws", 1)
+            + f"/api/v1/users/{user_id}/devices/{device_id}/socket"
+        )
+        self._url = url + (f"?{urlencode(query)}" if query else "")
+        self._token = token
+        self._ws: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._ready = asyncio.Event()
+        self.closed = asyncio.Event()
+
+    async def start(self) -> SocketDevice:
+        """Connect; returns once the socket said `ready`, or the handshake was refused (see
+        `status`)."""
+        try:
+            self._ws = await connect(
+                self._url,
+                subprotocols=[Subprotocol("mgw.v1")]
+                + ([Subprotocol(f"bearer.{self._token}")] if self._token else []),
+                max_size=None,
+                compression=None,
+                open_timeout=10,
+            )
+        except InvalidStatus as exc:
+            self.status = exc.response.status_code
+            self.refusal = orjson.loads(exc.response.body) if exc.response.body else None
+            self.closed.set()
+            return self
+        self.status = 101
+        self._task = asyncio.create_task(self._read())
+        await asyncio.wait_for(self._ready.wait(), 10.0)
+        return self
+
+    @property
+    def subprotocol(self) -> str | None:
+        return self._ws.subprotocol if self._ws is not None else None
+
+    async def _read(self) -> None:
+        try:
+            async for raw in self._ws:
+                frame = orjson.loads(raw)
+                now = time.perf_counter()
+                kind = frame["type"]
+                if kind in ("accepted", "error"):
+                    self.answers.put(Heard(kind, frame, frame.get("ref"), now))
+                    continue
+                event_id = frame.get("id")
+                if event_id is not None:
+                    self.last_event_id = event_id
+                channel = frame["channel"] if kind == "message" else kind
+                self.inbox.put(Heard(channel, frame.get("data"), event_id, now))
+                if kind == "ready":
+                    self._ready.set()
+        except ConnectionClosed:
+            pass
+        finally:
+            if self._ws is not None and self._ws.close_code is not None:
+                self.close_code = self._ws.close_code
+                self.close_reason = self._ws.close_reason or ""
+            self._ready.set()
+            self.closed.set()
+
+    async def send(self, frame: dict[str, Any] | str | bytes) -> None:
+        await self._ws.send(
+            frame if isinstance(frame, (str, bytes)) else orjson.dumps(frame).decode()
+        )
+
+    async def command(self, target: str, command: dict[str, Any], ref: str) -> None:
+        await self.send(
+            {
+                "type": "command",
+                "ref": ref,
+                "target_device_id": target,
+                "body": {"command": command},
+            }
+        )
+
+    async def wait_closed(self, wait_s: float = 10.0) -> int | None:
+        await asyncio.wait_for(self.closed.wait(), wait_s)
+        return self.close_code
+
+    async def close(self) -> None:
+        if self._ws is not None:
+            with contextlib.suppress(Exception):
+                await self._ws.close()
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
 
 
 class _Listener(SubscribeCallback):

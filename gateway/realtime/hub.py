@@ -36,13 +36,13 @@ class Closed:
 
 
 @dataclass(frozen=True, slots=True)
-class Ended:
+class LeaseEnded:
     """The gateway ends this stream: its credential `expired`, or its device was `revoked`."""
 
     reason: str
 
 
-Item = Delivered | Gap | Closed | Ended
+Item = Delivered | Gap | Closed | LeaseEnded
 GAP, CLOSED = Gap(), Closed()
 
 
@@ -66,7 +66,7 @@ class Subscription:
         if self.queue.full():
             while not self.queue.empty():
                 self.queue.get_nowait()
-        self.queue.put_nowait(Ended(reason))
+        self.queue.put_nowait(LeaseEnded(reason))
 
 
 def removed_device(item: Delivered) -> str | None:

@@ -53,6 +53,8 @@ Kind = Literal["stream", "socket"]
 EXPIRED, REVOKED = "expired", "revoked"
 USER_RETRY_AFTER_S = 5
 PROCESS_RETRY_AFTER_S = 2
+# Users whose leases one pipeline refreshes (see `refresh`).
+REFRESH_CHUNK = 200
 
 # KEYS[1]: the user's leases. ARGV: lease id, cap, ttl ms. Returns the count after adding, or
 # -1 when the user is at the cap.
@@ -237,18 +239,22 @@ class StreamLeases:
             lease.end(REVOKED)
 
     async def refresh(self) -> None:
-        """Push every lease of this process a TTL further (one script per user)."""
+        """Push every lease of this process a TTL further (one script per user), in pipelines
+        of REFRESH_CHUNK users: the event loop serves the streams between two of them (all
+        10,000 of a full process at once held it ~1.6 s on a loaded 2-core machine)."""
         users: dict[str, list[str]] = {}
         for lease in self._leases.values():
             users.setdefault(lease.user_id, []).append(lease.lease_id)
-        if not users:
-            return
-        pipe = self._redis.pipeline(transaction=False)
-        for user_id, ids in users.items():
-            await self._refresh(
-                keys=[leases_key(self._prefix, user_id)], args=[self._ttl_ms, *ids], client=pipe
-            )
-        await pipe.execute()
+        batch = list(users.items())
+        for start in range(0, len(batch), REFRESH_CHUNK):
+            pipe = self._redis.pipeline(transaction=False)
+            for user_id, ids in batch[start : start + REFRESH_CHUNK]:
+                await self._refresh(
+                    keys=[leases_key(self._prefix, user_id)],
+                    args=[self._ttl_ms, *ids],
+                    client=pipe,
+                )
+            await pipe.execute()
 
     async def _refresh_forever(self) -> None:
         while self._leases:

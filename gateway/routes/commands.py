@@ -11,14 +11,15 @@ invalid_parameters) to the sender, as a command_result on the user's notificatio
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from fastapi import APIRouter, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
-from core.publisher import Publisher
 from gateway.accepted import accepted
 from gateway.auth.dependencies import own_user
+from gateway.device_operations import CommandRequest, self_command
+from gateway.device_operations import send_command as send_command_of
 from gateway.device_ownership import FROM_HEADER, FROM_PATH, require_own_devices
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
@@ -26,25 +27,15 @@ from gateway.request_parameters import (
     ACTING_DEVICE,
     DEVICE_ID,
     USER_ID,
-    invalid,
 )
 from gateway.routes.user_routes import (
     device_checked,
     documented,
     responses_with_rules,
 )
-from schemas.sync import COMMAND_TTL_S, RemoteCommand, RemoteCommandIssued, wire_time
-from topics.registry import SYNC_COMMANDS
+from schemas.sync import wire_time
 
 router = APIRouter(prefix="/api/v1/users/{user_id}/devices", tags=["commands"])
-
-
-class CommandRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    command: RemoteCommand
-    # How long the command may wait to be delivered; docs/RULES.md's 5 s unless said otherwise.
-    ttl_seconds: int = Field(default=COMMAND_TTL_S, ge=1, le=300)
 
 
 class CommandAccepted(BaseModel):
@@ -79,22 +70,13 @@ async def send_command(request: Request) -> Response:
     source = ACTING_DEVICE.read(request)
     body = await json_body(request, CommandRequest)
     if source == target:
-        raise invalid(("path", "device_id"), "a device does not send commands to itself", target)
+        raise self_command(("path", "device_id"), target)
     # Sender and target, in one Redis round trip.
     await require_own_devices(request, user_id, {source or "": FROM_HEADER, target: FROM_PATH})
     # A retry with the same Idempotency-Key is the same command: the router decides it once.
-    command_id = operation_id(request)
-    issued = RemoteCommandIssued(
-        command_id=command_id,
-        user_id=user_id,
-        source_device_id=source or "",
-        target_device_id=target,
-        command=body.command,
-        issued_at=datetime.now(UTC),
-        ttl_seconds=body.ttl_seconds,
+    published, issued = await send_command_of(
+        request.app, user_id, source, target, body, operation_id(request)
     )
-    publisher: Publisher = request.app.state.publisher
-    published = await publisher.publish(SYNC_COMMANDS, issued, key=user_id, event_id=command_id)
     return accepted(
         published, command_id=str(issued.command_id), expires_at=wire_time(issued.expires_at)
     )

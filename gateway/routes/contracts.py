@@ -13,6 +13,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
 from gateway.errors import error_response
+from gateway.realtime.socket_asyncapi import with_device_socket
 from topics.asyncapi import build_asyncapi
 from topics.consumers import load_index
 from topics.json_schema import all_schemas
@@ -25,7 +26,7 @@ router = APIRouter(tags=["contracts"])
 
 @functools.cache
 def _document(prefix: str, bootstrap: str) -> bytes:
-    document = build_asyncapi(load_index(), prefix=prefix, bootstrap=bootstrap)
+    document = with_device_socket(build_asyncapi(load_index(), prefix=prefix, bootstrap=bootstrap))
     return json.dumps(document, ensure_ascii=False).encode()
 
 

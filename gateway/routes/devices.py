@@ -18,6 +18,7 @@ from core.publisher import Publisher
 from gateway.accepted import accepted
 from gateway.auth.dependencies import own_user
 from gateway.bounds import device_limit
+from gateway.device_operations import Heartbeat, send_heartbeat
 from gateway.device_ownership import (
     FROM_PATH,
     note_membership,
@@ -41,17 +42,14 @@ from schemas.envelope import Payload
 from schemas.sync import (
     ONLINE_TIMEOUT_S,
     DeviceCapabilities,
-    DeviceHeartbeat,
     DeviceInfo,
     DevicePlatform,
     DeviceRegistered,
     DeviceRemoved,
     DeviceType,
-    NowPlaying,
     SyncView,
 )
 from topics.registry import (
-    SYNC_DEVICE_HEARTBEATS,
     SYNC_DEVICE_REMOVALS,
     SYNC_DEVICES,
     TopicSpec,
@@ -70,13 +68,6 @@ class DeviceRegistration(BaseModel):
     capabilities: DeviceCapabilities = Field(default_factory=DeviceCapabilities)
     app_version: str = Field(min_length=1, max_length=64)
     device_name: str = Field(min_length=1, max_length=200)
-
-
-class Heartbeat(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    # What the device plays now; absent or null: nothing.
-    now_playing: NowPlaying | None = None
 
 
 async def _publish(request: Request, topic: TopicSpec, event: Payload, user_id: str) -> Response:
@@ -138,13 +129,9 @@ async def heartbeat(request: Request) -> Response:
     device_id = DEVICE_ID.read(request)
     body = await optional_body(request, Heartbeat)
     await require_own_device(request, user_id, device_id, FROM_PATH)
-    event = DeviceHeartbeat(
-        user_id=user_id,
-        device_id=device_id,
-        timestamp=await operation_stamp(request, user_id),
-        now_playing=body.now_playing,
+    return accepted(
+        await send_heartbeat(request.app, user_id, device_id, body, operation_id(request))
     )
-    return await _publish(request, SYNC_DEVICE_HEARTBEATS, event, user_id)
 
 
 @router.delete(

@@ -11,16 +11,16 @@ from __future__ import annotations
 import uuid
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agreements.sync_documents import (
     CONTINUE_WATCHING_MAX,
     ContinueWatchingDocument,
     ProgressEntry,
 )
-from core.publisher import Publisher
 from gateway.accepted import accepted
 from gateway.auth.dependencies import own_user
+from gateway.device_operations import ProgressReport
+from gateway.device_operations import report_progress as report_progress_of
 from gateway.device_ownership import require_own_device
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
@@ -36,39 +36,14 @@ from gateway.routes.user_routes import (
     documented,
     responses_with_rules,
 )
-from gateway.sync_clock import CLOCK_RULE, operation_stamp
+from gateway.sync_clock import CLOCK_RULE
 from gateway.sync_lookup import json_document, read_view
-from schemas.sync import HLC, PlaybackState, ProgressUpdate, SyncView
-from schemas.time_zone import UNKNOWN_ZONE_RULE, TimeZoneName
-from topics.registry import SYNC_PROGRESS
+from schemas.sync import SyncView
+from schemas.time_zone import UNKNOWN_ZONE_RULE
 
 router = APIRouter(prefix="/api/v1/users/{user_id}/progress", tags=["progress"])
 
 DEFAULT_LIMIT = 20
-
-
-class ProgressReport(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    position_seconds: float = Field(ge=0, allow_inf_nan=False)
-    duration_seconds: float = Field(gt=0, allow_inf_nan=False)
-    state: PlaybackState
-    # The device's own stamp, for reports queued while it was offline; else the gateway's.
-    timestamp: HLC | None = None
-    time_zone: TimeZoneName | None = Field(
-        default=None,
-        description="the device's zone: an IANA name (Europe/Paris) or an offset (+01:00); "
-        "recommendations learn the user's viewing hours on their own clock",
-    )
-
-    @model_validator(mode="after")
-    def _within_duration(self) -> ProgressReport:
-        if self.position_seconds > self.duration_seconds:
-            raise ValueError(
-                f"position_seconds ({self.position_seconds}) is past the end of the title "
-                f"(duration_seconds {self.duration_seconds})"
-            )
-        return self
 
 
 @router.put(
@@ -93,19 +68,8 @@ async def report_progress(request: Request) -> Response:
     device_id = ACTING_DEVICE.read(request)
     report = await json_body(request, ProgressReport)
     await require_own_device(request, user_id, device_id)
-    update = ProgressUpdate(
-        user_id=user_id,
-        content_id=content_id,
-        position_seconds=report.position_seconds,
-        duration_seconds=report.duration_seconds,
-        state=report.state,
-        timestamp=await operation_stamp(request, user_id, report.timestamp),
-        device_id=device_id,
-        time_zone=report.time_zone,
-    )
-    publisher: Publisher = request.app.state.publisher
-    published = await publisher.publish(
-        SYNC_PROGRESS, update, key=user_id, event_id=operation_id(request)
+    published, update = await report_progress_of(
+        request.app, user_id, content_id, device_id, report, operation_id(request)
     )
     return accepted(published, timestamp=update.timestamp.model_dump())
 

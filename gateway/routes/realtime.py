@@ -18,23 +18,24 @@ credential expires (`expired`) or the device is removed (`revoked`).
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
 
 from agreements.sync_realtime import EVENT_ID_FORM, MAX_ID_PART, REPLAY_WINDOW_S, is_event_id
 from core.observability.metrics import AUTH_FAILURES, REALTIME_TICKETS
 from gateway.auth.dependencies import API_KEY_HEADER, own_user
-from gateway.auth.errors import BadAuthRequest, Forbidden, challenge
+from gateway.auth.errors import BadAuthRequest, Forbidden, Unauthorized, challenge
 from gateway.device_ownership import FROM_HEADER, UNKNOWN_DEVICE, require_own_device
 from gateway.errors import error_response
 from gateway.realtime.credential import credential_expiry
 from gateway.realtime.hub import HubUnavailable, RealtimeHub
-from gateway.realtime.lifecycle import CapRefused, Lease, StreamLeases
+from gateway.realtime.lifecycle import CapRefused, StreamLeases
 from gateway.realtime.sse import EventStream, StreamRequest
 from gateway.realtime.tickets import (
     TICKET_PATTERN,
@@ -265,16 +266,21 @@ async def stream_ticket(request: Request) -> Response:
     device_id = ACTING_DEVICE.read(request)
     await require_own_device(request, user_id, device_id)
     settings = request.app.state.settings
-    issued = await issue_ticket(
-        request.app.state.redis,
-        settings.redis.key_prefix,
-        user_id=user_id,
-        device_id=device_id,
-        scopes=principal.scopes,
-        credential_expires_at=credential_expiry(request),
-        issued_by=principal.subject,
-        ttl_s=settings.realtime.ticket_ttl_s,
-    )
+    try:
+        issued = await issue_ticket(
+            request.app.state.redis,
+            settings.redis.key_prefix,
+            user_id=user_id,
+            device_id=device_id,
+            scopes=principal.scopes,
+            credential_expires_at=credential_expiry(request),
+            issued_by=principal.subject,
+            ttl_s=settings.realtime.ticket_ttl_s,
+        )
+    except TicketRefused:
+        # Within the verifier's clock-skew leeway, or a second from its end: a ticket would
+        # open a stream that ends at once.
+        raise Unauthorized.invalid("token expired (or expires within a second)") from None
     REALTIME_TICKETS.labels("issued").inc()
     body = StreamTicket(
         ticket=issued.ticket,
@@ -417,19 +423,32 @@ async def stream(request: Request) -> Response:
         ),
         lease,
     )
-    return StreamingResponse(
-        _released(events, leases, lease),
+    return LeasedStream(
+        events.__aiter__(),
+        release=lambda: leases.release(lease),
         media_type="text/event-stream",
         headers={**NO_STORE, "X-Accel-Buffering": "no"},
     )
 
 
-async def _released(
-    events: EventStream, leases: StreamLeases, lease: Lease
-) -> AsyncIterator[bytes]:
-    """The stream's events; its lease is given back however the stream ends."""
-    try:
-        async for chunk in events:
-            yield chunk
-    finally:
-        await leases.release(lease)
+class LeasedStream(StreamingResponse):
+    """A streaming answer that gives its stream's lease back however it ends: also when the
+    client left before the first byte (the body's generator then never starts, so a
+    `finally` inside it would never run and the user's slot would stay taken)."""
+
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        *,
+        release: Callable[[], Awaitable[None]],
+        media_type: str,
+        headers: dict[str, str],
+    ) -> None:
+        super().__init__(content, media_type=media_type, headers=headers)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._release()

@@ -28,6 +28,6 @@ async def test_each_operation_naming_a_device_documents_unknown_device(
             if "unknown_device" in operation["responses"].get("403", {}).get("description", ""):
                 documented.add((path, method))
     assert naming - documented == {REGISTRATION}
-    # Watchlist add and remove, progress, heartbeat, removal, commands, the stream and its
-    # ticket.
-    assert len(documented) == 8, sorted(documented)
+    # Watchlist add and remove, progress, heartbeat, removal, commands, the stream, its ticket
+    # and the PubNub token.
+    assert len(documented) == 9, sorted(documented)

@@ -74,7 +74,10 @@ def refused(v: TokenVerifier, tok: str) -> str:
 
 
 def test_good_hs256_token_gives_the_user_principal() -> None:
-    tok = token(scopes=["content:write", "watchlist:write"], roles=["admin"], tier="pro")
+    now = time.time()
+    tok = token(
+        scopes=["content:write", "watchlist:write"], roles=["admin"], tier="pro", now=now, ttl_s=600
+    )
     p = verifier().verify(tok)
     assert p == Principal(
         kind="user",
@@ -82,6 +85,8 @@ def test_good_hs256_token_gives_the_user_principal() -> None:
         scopes=frozenset({"content:write", "watchlist:write"}),
         roles=frozenset({"admin"}),
         tier=Tier.pro,
+        # The token's exp: streams end there, PubNub grants and tickets live no longer.
+        expires_at=float(int(now) + 600),
     )
 
 

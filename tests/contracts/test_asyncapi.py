@@ -15,6 +15,8 @@ import pytest
 
 from agents.groups import ALL_AGENTS
 from cli.topic_commands import consumer_index
+from gateway.realtime.socket_asyncapi import CHANNEL as SOCKET_CHANNEL
+from gateway.realtime.socket_asyncapi import INBOUND, OUTBOUND, with_device_socket
 from tests.helpers import run_cli
 from topics.asyncapi import build_asyncapi, channel_id
 from topics.json_schema import DIALECT, component_name
@@ -40,7 +42,9 @@ def errors(document: Document) -> list[str]:
 
 @cache
 def document() -> Document:
-    return build_asyncapi(consumer_index(), prefix="mgw", bootstrap="kafka:9092")
+    return with_device_socket(
+        build_asyncapi(consumer_index(), prefix="mgw", bootstrap="kafka:9092")
+    )
 
 
 def test_the_document_is_valid_asyncapi_3() -> None:
@@ -95,12 +99,32 @@ def test_consumers_are_the_agents_with_their_consumer_groups() -> None:
     receive = {
         (op["channel"]["$ref"].rsplit("/", 1)[-1], op["x-consumer-group"])
         for op in doc["operations"].values()
-        if op["action"] == "receive"
+        if op["action"] == "receive" and op["channel"]["$ref"] != f"#/channels/{SOCKET_CHANNEL}"
     }
     expected = {(channel_id(a.topic.name), f"mgw-{a.group}") for a in ALL_AGENTS}
     assert receive == expected
     sends = {op["channel"]["$ref"] for op in doc["operations"].values() if op["action"] == "send"}
-    assert sends == {f"#/channels/{channel_id(s.name)}" for s in all_topics()}
+    socket = f"#/channels/{SOCKET_CHANNEL}"
+    assert sends == {f"#/channels/{channel_id(s.name)}" for s in all_topics()} | {socket}
+
+
+def test_the_device_socket_is_a_channel_with_every_frame() -> None:
+    doc = document()
+    channel = doc["channels"][SOCKET_CHANNEL]
+    assert channel["address"] == "/api/v1/users/{user_id}/devices/{device_id}/socket"
+    assert doc["servers"]["gateway"]["protocol"] == "wss"
+    names = {
+        doc["components"]["messages"][m.rsplit("/", 1)[-1]]["name"]
+        for m in (r["$ref"] for r in channel["messages"].values())
+    }
+    assert names == set(INBOUND) | set(OUTBOUND)
+    # The inbound frames' schemas are the socket's validation models: a command's body is
+    # the HTTP route's CommandRequest.
+    command = doc["components"]["schemas"]["DeviceSocket_in_command"]
+    assert set(command["required"]) >= {"type", "target_device_id", "body"}
+    assert (
+        command["properties"]["body"]["$ref"] == "#/components/schemas/DeviceSocket_CommandRequest"
+    )
 
 
 async def test_mgw_topics_contracts_writes_a_valid_document_and_schemas(tmp_path: Path) -> None:

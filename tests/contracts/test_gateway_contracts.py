@@ -34,8 +34,14 @@ def test_the_gateway_serves_the_asyncapi_document(client: TestClient, settings: 
     prefix = document["channels"]["content_raw"]["parameters"]["prefix"]["default"]
     assert prefix == settings.kafka.topic_prefix
     # Consumers come from the committed index (the gateway does not import the agents).
-    receivers = [op for op in document["operations"].values() if op["action"] == "receive"]
+    # The agents' receive operations (the device socket's is the gateway's own).
+    receivers = [
+        op
+        for op in document["operations"].values()
+        if op["action"] == "receive" and "x-consumer-group" in op
+    ]
     assert receivers and all(op["x-consumer-group"].startswith(f"{prefix}-") for op in receivers)
+    assert "device_socket" in document["channels"]
 
 
 def test_the_gateway_serves_a_readable_page_of_every_topic(client: TestClient) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import time
 import uuid
 
 import httpx
@@ -14,6 +15,7 @@ import redis.asyncio as aioredis
 
 from core.config import ConfigError, GatewaySettings, RealtimeSettings, Settings, settings_with
 from core.observability.metrics import AUTH_FAILURES, REALTIME_TICKETS
+from gateway.realtime.tickets import TicketClaims, TicketRefused, issue_ticket, redeem_ticket
 from tests.auth.helpers import bearer, register_devices, remove_device, user_token
 from tests.edge.stream_clients import EventSourceLike, served_gateway
 
@@ -140,6 +142,9 @@ async def test_an_eventsource_opens_the_stream_with_a_ticket_once(
         )
         assert keyed.json()["ticket"] != rekeyed.json()["ticket"]
         assert "idempotent-replayed" not in rekeyed.headers
+        document = (await http.get("/openapi.json")).json()
+        operation = document["paths"]["/api/v1/users/{user_id}/stream/ticket"]["post"]
+        assert "Idempotency-Key" not in [p["name"] for p in operation["parameters"]]
     # Never logged: not in any log line of the requests above.
     assert log_messages and not any(secret in line for line in log_messages)
 
@@ -265,3 +270,58 @@ def test_credentials_for_every_origin_are_refused_at_start() -> None:
     assert "GATEWAY_CORS_ORIGINS" in str(path.value)
     ok = GatewaySettings(cors_origins="https://a.example, http://localhost:3000")  # type: ignore[arg-type]
     assert ok.cors_origins == ["https://a.example", "http://localhost:3000"]
+
+
+async def test_two_redemptions_racing_one_ticket_open_one_stream(
+    settings: Settings, redis_client: aioredis.Redis
+) -> None:
+    prefix, user = settings.redis.key_prefix, f"race-{uuid.uuid4().hex[:8]}"
+    for _ in range(20):
+        issued = await issue_ticket(
+            redis_client,
+            prefix,
+            user_id=user,
+            device_id="web-1",
+            scopes=frozenset({"devices:read"}),
+            credential_expires_at=time.time() + 600,
+            issued_by=user,
+            ttl_s=60,
+        )
+        outcomes = await asyncio.gather(
+            *(redeem_ticket(redis_client, prefix, issued.ticket, user) for _ in range(5)),
+            return_exceptions=True,
+        )
+        won = [o for o in outcomes if isinstance(o, TicketClaims)]
+        lost = [o for o in outcomes if isinstance(o, TicketRefused)]
+        assert len(won) == 1 and len(lost) == 4, outcomes
+        assert won[0].device_id == "web-1" and won[0].scopes == {"devices:read"}
+        assert {o.reason for o in lost} == {"unknown"}
+    # A token about to expire gets no ticket (it would open a stream that ends at once).
+    with pytest.raises(TicketRefused):
+        await issue_ticket(
+            redis_client,
+            prefix,
+            user_id=user,
+            device_id="web-1",
+            scopes=frozenset(),
+            credential_expires_at=time.time() + 0.5,
+            issued_by=user,
+            ttl_s=60,
+        )
+
+
+async def test_a_token_in_its_last_second_gets_no_ticket(
+    settings: Settings, topics_created: None
+) -> None:
+    user = f"web-{uuid.uuid4().hex[:8]}"
+    # Expired 5 s ago: still inside the verifier's 30 s leeway for clock skew.
+    stale = user_token(settings, subject=user, scopes=SCOPES, now=time.time() - 65, ttl_s=60)
+    async with served_gateway(settings) as (_, base), httpx.AsyncClient(base_url=base) as http:
+        await register_devices(http, settings, user, "web-1")
+        answer = await http.post(
+            f"/api/v1/users/{user}/stream/ticket",
+            headers={**bearer(stale), "X-Device-ID": "web-1"},
+        )
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["error"] == "unauthorized"
+    assert "expire" in answer.json()["detail"]

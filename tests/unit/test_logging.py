@@ -592,3 +592,23 @@ def test_pretty_exception_includes_the_traceback() -> None:
     assert "pretty failure" in text
     assert "Traceback" in text
     assert "ZeroDivisionError" in text
+
+
+@pytest.mark.parametrize("fmt", ["pretty", "json"])
+def test_a_traceback_shows_no_values_of_locals(fmt: str) -> None:
+    """A secret in a local (a token, a stream ticket) stays out of a logged traceback."""
+    stream = io.StringIO()
+    init_logging("info", fmt, stream)
+
+    def redeem(ticket: str) -> None:
+        # loguru's diagnose would annotate `ticket` on this line with its value.
+        raise ValueError(f"cannot redeem a ticket of {len(ticket)} characters")
+
+    secret = "tkt-" + "SECRET" * 3  # made at run time: no source line shows it
+    try:
+        redeem(secret)
+    except ValueError:
+        logger.exception("redeeming failed")
+    written = stream.getvalue()
+    assert "cannot redeem" in written and "redeem(" in written
+    assert "SECRETSECRET" not in written
