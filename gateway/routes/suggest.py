@@ -139,6 +139,7 @@ async def suggest(request: Request) -> Response:
     prefix = request.app.state.settings.redis.key_prefix
     try:
         index = await _holder(request).current(request.app.state.redis, prefix)
+        limits = await acting_limits(request)
     except REDIS_ERRORS as exc:
         return error_response(
             503,
@@ -147,7 +148,6 @@ async def suggest(request: Request) -> Response:
             request,
             headers={"Retry-After": "1"},
         )
-    limits = await acting_limits(request)
     found = suggestions_for(index, query, limits) if index is not None else []
     body = SuggestResponse(
         query=query,
