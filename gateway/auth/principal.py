@@ -34,6 +34,8 @@ SCOPES: dict[str, str] = {
     "devices:command": "send remote commands to one's own devices",
     "recommendations:read": "read one's own personalized recommendations",
     "recommendations:write": "rate titles and dismiss them, for one's own recommendations",
+    "profiles:read": "list one's own account's profiles",
+    "profiles:write": "create, change and remove one's own account's profiles (adult only)",
 }
 
 # Users with this role may act on other users' resources (support tooling); see docs/AUTH.md.
@@ -53,6 +55,9 @@ class Principal:
     # When the credential stops being valid (epoch seconds, the token's `exp`); None for API
     # keys, which live until revoked. What a credential hands on (a realtime token) ends by then.
     expires_at: float | None = None
+    # The token's `profile` claim: the account's profile it is bound to (its parental limits
+    # apply on every read path); None: the request may name one in X-Profile-ID.
+    profile: str | None = None
 
     def missing_scopes(self, required: tuple[str, ...]) -> list[str]:
         return [s for s in required if s not in self.scopes]
