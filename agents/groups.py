@@ -3,6 +3,7 @@ this joins them. Each group is its own consumer group and scales on its own."""
 
 from __future__ import annotations
 
+from agents.accounts import handlers as accounts
 from agents.auth import handlers as auth
 from agents.discovery import handlers as discovery
 from agents.enrichment import handlers as enrichment
@@ -13,7 +14,7 @@ from agents.sona import handlers as sona
 from agents.sync import handlers as sync
 from agents.titles import handlers as titles
 
-SLICES = (titles, readmodel, ingestion, enrichment, sync, discovery, sona, auth)
+SLICES = (titles, readmodel, ingestion, enrichment, sync, discovery, sona, accounts, auth)
 ALL_AGENTS: tuple[AgentSpec, ...] = tuple(spec for s in SLICES for spec in s.AGENTS)
 ALL_TIMERS: tuple[TimerSpec, ...] = tuple(timer for s in SLICES for timer in s.TIMERS)
 ALL_BROADCASTS: tuple[BroadcastSpec, ...] = tuple(

@@ -17,4 +17,6 @@ SCOPES: dict[str, str] = {
     "devices:command": "send remote commands to one's own devices",
     "recommendations:read": "read one's own personalized recommendations",
     "recommendations:write": "rate titles and dismiss them, for one's own recommendations",
+    "profiles:read": "list one's own account's profiles",
+    "profiles:write": "create, change and remove one's own account's profiles (adult only)",
 }

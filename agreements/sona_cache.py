@@ -2,7 +2,8 @@
 (writes, drops).
 
 One hash per user, `{prefix}:sona:recs:{user_id}`, one field per request context (device,
-mood, region, time bucket, limit), each an answer as JSON. Dropping a user's recommendations
+mood, region, time bucket, limit, the acting profile's parental limits), each an answer as
+JSON. Dropping a user's recommendations
 deletes the hash and bumps `{prefix}:sona:recs-drop:{user_id}`; an agent stores an answer only
 if that counter still holds the value it read before computing, so an answer computed from the
 taste a training round just replaced is never stored after the drop.
@@ -14,6 +15,7 @@ from datetime import datetime
 
 import redis.asyncio as aioredis
 
+from agreements.parental_controls import limits_tag
 from core.observability.metrics import CACHE_HITS, CACHE_MISSES
 from schemas.sona import RecommendationsRequested, TimeBucket
 
@@ -48,6 +50,8 @@ def context_field(request: RecommendationsRequested) -> str:
             request.region or "-",
             bucket_at(request.at).value,
             str(request.limit),
+            # A limited profile's answers are its own: never an adult's cached field.
+            limits_tag(request.limits),
         )
     )
 

@@ -25,7 +25,8 @@ from rapidfuzz.distance import OSA
 
 from agreements.typo_rules import allowed_typos, is_number, matching_form
 
-INDEX_VERSION = 1
+# 2: titles carry their maturity rating and genres (parental controls filter suggestions).
+INDEX_VERSION = 2
 MAX_SUGGESTIONS = 10
 # Completions of the last word considered, shortest first ("s" alone has thousands).
 MAX_COMPLETIONS = 200
@@ -53,11 +54,24 @@ class Entry:
     canonical_id: str | None = None  # a title's
     release_year: int | None = None  # a title's
     titles: int | None = None  # a person's credited titles
+    # A title's maturity rating and genres: suggestions to a limited profile are filtered by
+    # them (agreements/parental_controls.py); an index without them shows such a profile none.
+    maturity_rating: str | None = None
+    genres: tuple[str, ...] = ()
 
 
 def encode(entries: Iterable[Entry]) -> bytes:
     rows = [
-        [e.kind, e.text, round(e.popularity, 3), e.canonical_id, e.release_year, e.titles]
+        [
+            e.kind,
+            e.text,
+            round(e.popularity, 3),
+            e.canonical_id,
+            e.release_year,
+            e.titles,
+            e.maturity_rating,
+            list(e.genres),
+        ]
         for e in entries
     ]
     return zlib.compress(json.dumps(rows, separators=(",", ":")).encode(), 6)
@@ -98,7 +112,7 @@ class SuggestIndex:
     @classmethod
     def decode(cls, data: bytes) -> SuggestIndex:
         rows = json.loads(zlib.decompress(data))
-        return cls([Entry(*row) for row in rows])
+        return cls([Entry(*row[:7], tuple(row[7]) if len(row) > 7 else ()) for row in rows])
 
     def _within_typos(self, typed: str) -> dict[str, int]:
         limit = allowed_typos(typed)

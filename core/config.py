@@ -406,6 +406,9 @@ class AuthSettings(_Section):
     dev_mode: bool = False
     # Clock skew tolerated on exp/iat/nbf between the token issuer and this host.
     leeway_s: float = Field(default=30.0, ge=0, le=600)
+    # Profiles one account may hold (a household, not a directory): the gateway answers 409
+    # `profile_limit_reached` past it, the accounts agent drops what got past (docs/AUTH.md).
+    max_profiles: int = Field(default=10, ge=1, le=100)
     # External OpenID Connect providers (docs/AUTH.md, "External providers"): their JWKS URLs,
     # comma-separated, and the `iss` values a token verified by one of their keys may carry
     # (none named: AUTH_ISSUER only).

@@ -33,8 +33,10 @@ from gateway.middleware.response_cache import CachePolicy, ResponseCacheMiddlewa
 from gateway.middleware.server_error import ServerErrorMiddleware
 from gateway.openapi_responses import install_common_responses
 from gateway.openapi_security import install_security
+from gateway.profiles import install_profile_handlers
 from gateway.resources import edge_resources
 from gateway.routes import (
+    admin_keys,
     commands,
     content,
     content_read,
@@ -44,6 +46,7 @@ from gateway.routes import (
     health,
     ingest,
     problems,
+    profiles,
     progress,
     realtime,
     realtime_token,
@@ -62,6 +65,7 @@ CORS_REQUEST_HEADERS = [
     "Content-Type",
     "X-API-Key",
     "X-Device-ID",
+    "X-Profile-ID",
     "Idempotency-Key",
     "If-None-Match",
     "Last-Event-ID",
@@ -197,6 +201,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.add_middleware(CorrelationMiddleware)
     install_error_handlers(app)
     install_auth_error_handlers(app)
+    install_profile_handlers(app)
     app.include_router(health.router)
     app.include_router(content.router)
     app.include_router(content_read.router)
@@ -215,6 +220,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(auth_routes.router)
     app.include_router(token_routes.router)
     app.include_router(device_routes.router)
+    app.include_router(profiles.router)
+    app.include_router(admin_keys.router)
     app.include_router(contracts_router)
     app.include_router(problems.router)
     install_body_schemas(app)

@@ -125,6 +125,23 @@ TYPES: dict[str, ProblemType] = {
         "RATE_LIMIT_AUTH_FAILURES_PER_MINUTE allows; requests carrying a credential are refused "
         "unread until Retry-After.",
     ),
+    "profile_limit_reached": ProblemType(
+        "Too many profiles",
+        "The account already holds AUTH_MAX_PROFILES profiles; remove one before creating "
+        "another (replacing a profile that exists is always accepted).",
+    ),
+    "restricted": ProblemType(
+        "Restricted for this profile",
+        "The title is above the acting profile's maximum maturity rating (or unrated), or has "
+        "a genre the profile blocks; `detail` gives the reason. Parental controls: only a "
+        "request without that profile (an adult's) may read it.",
+    ),
+    "unknown_profile": ProblemType(
+        "Unknown profile",
+        "The request names a profile (the token's `profile` claim or X-Profile-ID) that is not "
+        "one of the account's, or one the token is not bound to; `fields` says where it came "
+        "from. List the account's profiles with GET /api/v1/users/{user_id}/profiles.",
+    ),
     "headers_too_large": ProblemType(
         "Request headers too large",
         "The headers exceed GATEWAY_MAX_HEADER_BYTES; the connection is closed.",

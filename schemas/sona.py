@@ -10,6 +10,7 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
+from schemas.accounts import ProfileLimits
 from schemas.content import region_code
 from schemas.envelope import Payload
 
@@ -76,6 +77,9 @@ class RecommendationsRequested(Payload):
     at: AwareDatetime
     limit: int = Field(default=MAX_RECOMMENDATIONS, ge=1, le=MAX_RECOMMENDATIONS)
     reply_channel: str = Field(min_length=1, max_length=300)
+    # The acting profile's parental limits (docs/AUTH.md): set by the gateway, never by the
+    # client; no title beyond them is recommended. None: no limits.
+    limits: ProfileLimits | None = None
 
     @field_validator("region", mode="before")
     @classmethod

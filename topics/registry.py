@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from schemas.accounts import ApiKeyChanged, ProfileChanged
 from schemas.auth import (
     DeviceApprovalRequested,
     DeviceAuthorizationRequested,
@@ -384,6 +385,24 @@ SONA_ADAPTER_TRAINED = TopicSpec(
     producers=("agents sona-train-progress (group sona)",),
 )
 
+# Accounts: profiles and parental controls, API keys issued over HTTP (docs/AUTH.md).
+ACCOUNTS_PROFILES = TopicSpec(
+    name="accounts.profiles",
+    payload=ProfileChanged,
+    key="user_id",
+    # Keyed by account: one account's profile changes apply in the order they were made.
+    description="a profile of an account created, replaced or removed (its parental limits)",
+    producers=("gateway: PUT/DELETE /api/v1/users/{user_id}/profiles/{profile_id}",),
+)
+ACCOUNTS_API_KEYS = TopicSpec(
+    name="accounts.api_keys",
+    payload=ApiKeyChanged,
+    key="key_id",
+    partitions=1,
+    description="an admin issued or revoked an API key (its hash, never its secret)",
+    producers=("gateway: POST /api/v1/admin/api-keys, DELETE /api/v1/admin/api-keys/{key_id}",),
+)
+
 TOPICS: tuple[TopicSpec, ...] = (
     CONTENT_RAW,
     AVAILABILITY_RAW,
@@ -414,6 +433,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     SONA_RATINGS,
     SONA_DISMISSALS,
     SONA_ADAPTER_TRAINED,
+    ACCOUNTS_PROFILES,
+    ACCOUNTS_API_KEYS,
 )
 
 

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from agents.discovery.intent_rules import canonical_genres
-from schemas.content import MaturityRating
+
+# The scale lives with the parental-control rules every path shares; re-exported here.
+from agreements.parental_controls import MATURITY_LEVEL as MATURITY_LEVEL
+from agreements.parental_controls import maturity_allowed
 from schemas.discovery import ParsedIntent, SearchFilters
 
 # docs/RULES.md: filter inside the vector store when fewer than 10% of titles pass, else fetch
@@ -25,21 +28,6 @@ from schemas.discovery import ParsedIntent, SearchFilters
 SELECTIVITY_THRESHOLD = 0.1
 OVERFETCH_FACTOR = 3
 VECTOR_TOP_K = 50
-
-# One scale across the film and TV systems, by the youngest audience each admits.
-MATURITY_LEVEL: dict[MaturityRating, int] = {
-    MaturityRating.G: 0,
-    MaturityRating.TV_Y: 0,
-    MaturityRating.TV_G: 0,
-    MaturityRating.TV_Y7: 1,
-    MaturityRating.PG: 2,
-    MaturityRating.TV_PG: 2,
-    MaturityRating.PG_13: 3,
-    MaturityRating.TV_14: 3,
-    MaturityRating.R: 4,
-    MaturityRating.TV_MA: 4,
-    MaturityRating.NC_17: 5,
-}
 
 
 def _strings(value: object) -> set[str]:
@@ -98,16 +86,6 @@ def _within(value: float | None, bounds: tuple[float, float] | None) -> bool:
     return value is not None and bounds[0] <= value <= bounds[1]
 
 
-def _maturity_allowed(value: object, limit: MaturityRating | None) -> bool:
-    if limit is None:
-        return True
-    try:
-        rating = MaturityRating(value)
-    except ValueError:
-        return False  # unrated or unknown: not shown under a limit (parental controls)
-    return MATURITY_LEVEL[rating] <= MATURITY_LEVEL[limit]
-
-
 def matches(candidate: Mapping[str, Any], filters: SearchFilters) -> bool:
     """Whether the title passes every filter set; blocked genres always block."""
     genres = set(payload_genres(candidate))
@@ -125,7 +103,7 @@ def matches(candidate: Mapping[str, Any], filters: SearchFilters) -> bool:
         return False
     if not _within(_number(candidate.get("average_rating")), filters.rating_range):
         return False
-    return _maturity_allowed(candidate.get("maturity_rating"), filters.content_rating_limit)
+    return maturity_allowed(candidate.get("maturity_rating"), filters.content_rating_limit)
 
 
 def merge_filters(request: SearchFilters, intent: ParsedIntent) -> SearchFilters:

@@ -22,7 +22,11 @@ from agreements.suggest_index import Entry, encode, index_key, index_version_key
 SUGGEST_INTERVAL_S = 15.0
 
 _FINGERPRINT = "SELECT count(*) || ':' || coalesce(max(updated_at)::text, '') FROM content"
-_TITLES = "SELECT canonical_id, title, release_year, popularity FROM content"
+_TITLES = (
+    "SELECT canonical_id, title, release_year, popularity, doc->>'maturity_rating' AS maturity, "
+    "ARRAY(SELECT jsonb_array_elements_text(coalesce(doc->'genres', '[]'::jsonb))) AS genres "
+    "FROM content"
+)
 # One entry per name, with how many titles credit it and the most popular of them.
 _PEOPLE = """
 SELECT min(p.name) AS name, count(DISTINCT p.canonical_id) AS titles,
@@ -42,7 +46,13 @@ async def build_index(pool: asyncpg.Pool) -> bytes:
         people = await conn.fetch(_PEOPLE)
     entries = [
         Entry(
-            "title", r["title"], float(r["popularity"]), str(r["canonical_id"]), r["release_year"]
+            "title",
+            r["title"],
+            float(r["popularity"]),
+            str(r["canonical_id"]),
+            r["release_year"],
+            maturity_rating=r["maturity"],
+            genres=tuple(r["genres"]),
         )
         for r in titles
     ]

@@ -33,7 +33,8 @@ _COLUMNS = """
     coalesce((SELECT t.viewers FROM sona_title_viewers t WHERE t.content_id = c.canonical_id), 0)
         AS viewers,
     ARRAY(SELECT jsonb_array_elements_text(coalesce(c.doc->'genres', '[]'::jsonb))) AS genres,
-    (c.doc->>'runtime_minutes')::int AS runtime_minutes
+    (c.doc->>'runtime_minutes')::int AS runtime_minutes,
+    c.doc->>'maturity_rating' AS maturity_rating
 """
 _BY_GENRES = f"""
 SELECT {_COLUMNS} FROM content c
@@ -114,6 +115,7 @@ def _row(record: asyncpg.Record) -> TitleRow:
         viewers=int(record["viewers"] or 0),
         genres=tuple(record["genres"]),
         runtime_minutes=record["runtime_minutes"],
+        maturity_rating=record["maturity_rating"],
     )
 
 

@@ -52,7 +52,9 @@ from agents.sona.taste import unfolded
 from agents.sona.title_vectors_store import TitleVectors
 from agents.sona.training import NotEnoughEvents, train_on_examples
 from agents.sona.viewings import ViewingState
+from agreements.parental_controls import refusal
 from agreements.sona_cache import drop_generation, drop_recommendations, store_recommendations
+from schemas.accounts import ProfileLimits
 from schemas.envelope import Envelope
 from schemas.sona import AdapterTrained, RecommendationsRequested, RecommendationsResponse
 from topics.registry import (
@@ -346,6 +348,10 @@ async def _nothing(value: T) -> T:
     return value
 
 
+def allowed(row: sources.TitleRow, limits: ProfileLimits) -> bool:
+    return refusal(row.maturity_rating, row.genres, limits) is None
+
+
 async def recommendations_for(
     ctx: AgentContext, request: RecommendationsRequested
 ) -> RecommendationsResponse:
@@ -412,6 +418,9 @@ async def recommendations_for(
         rows.setdefault(r.canonical_id, r)
     for cid, r in others.items():
         rows.setdefault(cid, r)
+    if request.limits is not None:
+        # Parental controls: the acting profile never gets a title beyond its limits.
+        rows = {cid: r for cid, r in rows.items() if allowed(r, request.limits)}
     rows = sources.mood_first(rows, context.mood_genres, request.limit)
     vectors = await ctx.use(TITLE_VECTORS).get(
         await ctx.vectors(), [*rows, *(t.content_id for t in liked), *names]

@@ -43,6 +43,8 @@ class TitleRow:
     runtime_minutes: int | None
     # Users of this system who like it (sona_title_viewers).
     viewers: int = 0
+    # Its maturity rating (G ... NC-17, TV-Y ... TV-MA), for parental controls; None: unrated.
+    maturity_rating: str | None = None
 
 
 def relative(scores: Mapping[uuid.UUID, float]) -> dict[uuid.UUID, float]:

@@ -14,29 +14,15 @@ environment) runs on a broker and Redis of the benchmark's own. Then:
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 import statistics
-import tempfile
 import time
-import uuid
-from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
-import psutil
 from rich.table import Table
 
 from cli.console import console_for, out
-from core.embedded import free_port, start_redis
-from devtools.bench.services import (
-    NotReady,
-    spawn_mgw,
-    start_bench_broker,
-    stop_process,
-    wait_ready,
-)
+from devtools.bench.services import NotReady, lone_gateway, rss_mb
 
 console = console_for(stderr=True)
 
@@ -131,10 +117,6 @@ async def _open_stream(host: str, port: int, user: str, token: str) -> asyncio.S
     return writer
 
 
-def _rss_mb(pid: int) -> float:
-    return psutil.Process(pid).memory_info().rss / 2**20
-
-
 async def _stream_round(url: str, pid: int, tokens: list[tuple[str, str]]) -> StreamRound:
     host, port = url.removeprefix("http://").split(":")
     gate = asyncio.Semaphore(OPENING_AT_ONCE)
@@ -154,13 +136,13 @@ async def _stream_round(url: str, pid: int, tokens: list[tuple[str, str]]) -> St
 
     writers = await asyncio.gather(*(open_one(user, token) for user, token in tokens))
     await asyncio.sleep(2)
-    rss_open = _rss_mb(pid)
+    rss_open = rss_mb(pid)
     for writer in writers:
         writer.close()
     # The gateway notices each closed stream at its next write (a keep-alive comment at the
     # latest, every 15 s): wait until every stream is gone, then a moment more.
     await asyncio.sleep(20)
-    return StreamRound(len(writers), rss_open, _rss_mb(pid))
+    return StreamRound(len(writers), rss_open, rss_mb(pid))
 
 
 async def _register_tvs(redis_url: str, prefix: str, users: list[str]) -> None:
@@ -183,55 +165,28 @@ def bench_edge(slow: int = 200, streams: int = 5000, rounds: int = 3) -> int:
     from core.config import settings_with
     from gateway.auth.tokens import issue_token
 
-    with tempfile.TemporaryDirectory(prefix="mgw-bench-edge-") as tmp, ExitStack() as stack:
-        workdir = Path(tmp)
-        services = start_bench_broker(workdir)
-        redis_url = os.environ.get("REDIS_URL")
-        if not redis_url:
-            redis = start_redis(workdir / "redis")
-            services.append(redis)
-            redis_url = redis.url
-        for service in reversed(services):
-            stack.callback(service.stop)
-        port, prefix = free_port(), f"bedge{uuid.uuid4().hex[:6]}"
-        env = {
-            "KAFKA_BROKERS": next(s.url for s in services if s.name == "broker"),
-            "KAFKA_TOPIC_PREFIX": prefix,
-            "REDIS_URL": redis_url,
-            "REDIS_KEY_PREFIX": prefix,
-            "AUTH_JWT_SECRET": secrets.token_urlsafe(48),
-            "RATE_LIMIT_ENABLED": "false",
-            "GATEWAY_PORT": str(port),
-            "GATEWAY_WORKERS": "1",
-            "METRICS_PORT": "0",
-            "LOG_LEVEL": "warning",
-            "LOG_FORMAT": "json",
-            "MGW_ENV_FILE": "/nonexistent/.env",
-        }
-        settings = settings_with(env)
-        log = workdir / "gateway.log"
-        gateway = spawn_mgw(["gateway"], env, log)
-        stack.callback(stop_process, gateway)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(f"{url}/health/ready", gateway, log, 60)
-        except NotReady as exc:
-            console.print(f"[red]{exc}[/red]")
-            return 2
-        limit_s = settings.gateway.header_timeout_s + 10
-        with console.status(f"slowloris: {slow} connections, one header byte a second..."):
-            loris = asyncio.run(_slowloris(url, slow, limit_s))
-        tokens = [
-            (user, issue_token(settings.auth, subject=user, scopes=SCOPES, ttl_s=3600))
-            for user in (f"edge-{n}" for n in range(streams))
-        ]
-        # Each stream names its device (tv-1), which must be registered to its user.
-        asyncio.run(_register_tvs(redis_url, prefix, [user for user, _ in tokens]))
-        rss_before = _rss_mb(gateway.pid)
-        results: list[StreamRound] = []
-        for n in range(rounds):
-            with console.status(f"streams: round {n + 1} of {rounds}, {streams} streams..."):
-                results.append(asyncio.run(_stream_round(url, gateway.pid, tokens)))
+    try:
+        with lone_gateway("edge") as gateway:
+            settings = settings_with(gateway.env)
+            limit_s = settings.gateway.header_timeout_s + 10
+            with console.status(f"slowloris: {slow} connections, one header byte a second..."):
+                loris = asyncio.run(_slowloris(gateway.url, slow, limit_s))
+            tokens = [
+                (user, issue_token(settings.auth, subject=user, scopes=SCOPES, ttl_s=3600))
+                for user in (f"edge-{n}" for n in range(streams))
+            ]
+            # Each stream names its device (tv-1), which must be registered to its user.
+            asyncio.run(
+                _register_tvs(gateway.redis_url, gateway.prefix, [user for user, _ in tokens])
+            )
+            rss_before = rss_mb(gateway.pid)
+            results: list[StreamRound] = []
+            for n in range(rounds):
+                with console.status(f"streams: round {n + 1} of {rounds}, {streams} streams..."):
+                    results.append(asyncio.run(_stream_round(gateway.url, gateway.pid, tokens)))
+    except NotReady as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
     out.print(slowloris_table(loris, settings.gateway.header_timeout_s))
     out.print(streams_table(rss_before, results))
     kept = loris.answered_408 == loris.connections and max(loris.closed_after_s) < limit_s

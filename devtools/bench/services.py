@@ -13,7 +13,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +23,7 @@ from rich.console import Console
 from core.embedded import (
     ServiceProcess,
     endpoint_of,
+    free_port,
     start_broker,
     start_object_store,
     start_postgres,
@@ -136,3 +137,61 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, limit_s: f
             pass
         time.sleep(0.1)
     raise NotReady(f"{url} not ready after {limit_s:g} s; see {log}")
+
+
+@dataclass(frozen=True)
+class LoneGateway:
+    """One `mgw gateway` process on a broker and Redis prefix of its own."""
+
+    url: str
+    pid: int
+    env: dict[str, str]
+    redis_url: str
+    prefix: str
+
+
+@contextmanager
+def lone_gateway(stem: str, extra_env: dict[str, str] | None = None) -> Iterator[LoneGateway]:
+    """A single-process gateway, no worker, rate limits off, for the benches that measure the
+    gateway's own holding of connections (edge, sockets); NotReady when it does not start.
+    The broker and (without REDIS_URL) Redis are started here and stopped on exit."""
+    import secrets
+
+    with tempfile.TemporaryDirectory(prefix=f"mgw-bench-{stem}-") as tmp, ExitStack() as stack:
+        workdir = Path(tmp)
+        services = start_bench_broker(workdir)
+        redis_url = os.environ.get("REDIS_URL")
+        if not redis_url:
+            redis = start_redis(workdir / "redis")
+            services.append(redis)
+            redis_url = redis.url
+        for service in reversed(services):
+            stack.callback(service.stop)
+        port, prefix = free_port(), f"b{stem}{uuid.uuid4().hex[:6]}"
+        env = {
+            "KAFKA_BROKERS": next(s.url for s in services if s.name == "broker"),
+            "KAFKA_TOPIC_PREFIX": prefix,
+            "REDIS_URL": redis_url,
+            "REDIS_KEY_PREFIX": prefix,
+            "AUTH_JWT_SECRET": secrets.token_urlsafe(48),
+            "RATE_LIMIT_ENABLED": "false",
+            "GATEWAY_PORT": str(port),
+            "GATEWAY_WORKERS": "1",
+            "METRICS_PORT": "0",
+            "LOG_LEVEL": "warning",
+            "LOG_FORMAT": "json",
+            "MGW_ENV_FILE": "/nonexistent/.env",
+            **(extra_env or {}),
+        }
+        log = workdir / "gateway.log"
+        gateway = spawn_mgw(["gateway"], env, log)
+        stack.callback(stop_process, gateway)
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(f"{url}/health/ready", gateway, log, 60)
+        yield LoneGateway(url, gateway.pid, env, redis_url, prefix)
+
+
+def rss_mb(pid: int) -> float:
+    import psutil
+
+    return psutil.Process(pid).memory_info().rss / 2**20

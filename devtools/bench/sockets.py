@@ -12,28 +12,14 @@ docs/DEVICE_PROTOCOL.md) is checked against the RSS grown per socket.
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
-import tempfile
 import time
-import uuid
-from contextlib import ExitStack
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
-import psutil
 from rich.table import Table
 
 from cli.console import console_for, out
-from core.embedded import free_port, start_redis
-from devtools.bench.services import (
-    NotReady,
-    spawn_mgw,
-    start_bench_broker,
-    stop_process,
-    wait_ready,
-)
+from devtools.bench.services import NotReady, lone_gateway, rss_mb
 from devtools.bench.sync_clients import SocketDevice
 
 console = console_for(stderr=True)
@@ -60,10 +46,6 @@ class Held:
     def per_socket_kib(self) -> float:
         grown = max(self.rss_peak_mb, self.rss_open_mb) - self.rss_before_mb
         return grown * 1024 / max(1, self.opened)
-
-
-def _rss_mb(pid: int) -> float:
-    return psutil.Process(pid).memory_info().rss / 2**20
 
 
 async def _register(url: str, users: list[tuple[str, str]]) -> None:
@@ -94,7 +76,7 @@ async def _hold(url: str, pid: int, users: list[tuple[str, str]], hold_s: float)
     warm = await SocketDevice(url, users[0][0], users[0][1], "tv-1").start()
     await warm.close()
     await asyncio.sleep(1)
-    before = _rss_mb(pid)
+    before = rss_mb(pid)
     devices: list[SocketDevice] = []
     started = time.perf_counter()
     for n in range(0, len(users), AT_ONCE):
@@ -102,70 +84,40 @@ async def _hold(url: str, pid: int, users: list[tuple[str, str]], hold_s: float)
         devices += await asyncio.gather(*(d.start() for d in batch))
     open_s = time.perf_counter() - started
     opened = sum(1 for d in devices if d.status == 101)
-    rss_open = peak = _rss_mb(pid)
+    rss_open = peak = rss_mb(pid)
     deadline = time.monotonic() + hold_s
     while time.monotonic() < deadline:
         await asyncio.sleep(min(2.0, max(0.0, deadline - time.monotonic())))
-        peak = max(peak, _rss_mb(pid))
+        peak = max(peak, rss_mb(pid))
     still_open = sum(1 for d in devices if d.status == 101 and not d.closed.is_set())
     for n in range(0, len(devices), AT_ONCE):
         await asyncio.gather(*(d.close() for d in devices[n : n + AT_ONCE]))
     await asyncio.sleep(2)
     return Held(
-        len(users), opened, open_s, before, rss_open, peak, _rss_mb(pid), still_open, hold_s
+        len(users), opened, open_s, before, rss_open, peak, rss_mb(pid), still_open, hold_s
     )
 
 
 def bench_sockets(sockets: int = 1000, hold_s: float = 60.0) -> int:
     from core.config import settings_with
     from gateway.auth.tokens import issue_token
+    from topics.admin import create_topics
 
-    with tempfile.TemporaryDirectory(prefix="mgw-bench-sockets-") as tmp, ExitStack() as stack:
-        workdir = Path(tmp)
-        services = start_bench_broker(workdir)
-        redis_url = os.environ.get("REDIS_URL")
-        if not redis_url:
-            redis = start_redis(workdir / "redis")
-            services.append(redis)
-            redis_url = redis.url
-        for service in reversed(services):
-            stack.callback(service.stop)
-        port, prefix = free_port(), f"bsock{uuid.uuid4().hex[:6]}"
-        env = {
-            "KAFKA_BROKERS": next(s.url for s in services if s.name == "broker"),
-            "KAFKA_TOPIC_PREFIX": prefix,
-            "REDIS_URL": redis_url,
-            "REDIS_KEY_PREFIX": prefix,
-            "AUTH_JWT_SECRET": secrets.token_urlsafe(48),
-            "RATE_LIMIT_ENABLED": "false",
-            "GATEWAY_PORT": str(port),
-            "GATEWAY_WORKERS": "1",
-            "METRICS_PORT": "0",
-            "LOG_LEVEL": "warning",
-            "LOG_FORMAT": "json",
-            "MGW_ENV_FILE": "/nonexistent/.env",
-        }
-        settings = settings_with(env)
-        from topics.admin import create_topics
-
-        asyncio.run(create_topics(settings.kafka.bootstrap, settings.kafka.topic_prefix))
-        log = workdir / "gateway.log"
-        gateway = spawn_mgw(["gateway"], env, log)
-        stack.callback(stop_process, gateway)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            wait_ready(f"{url}/health/ready", gateway, log, 60)
-        except NotReady as exc:
-            console.print(f"[red]{exc}[/red]")
-            return 2
-        users = [
-            (user, issue_token(settings.auth, subject=user, scopes=SCOPES, ttl_s=3600))
-            for user in (f"sock-{n}" for n in range(sockets))
-        ]
-        with console.status(f"registering {sockets} devices..."):
-            asyncio.run(_register(url, users))
-        with console.status(f"{sockets} sockets open, held {hold_s:g} s..."):
-            held = asyncio.run(_hold(url, gateway.pid, users, hold_s))
+    try:
+        with lone_gateway("sock") as gateway:
+            settings = settings_with(gateway.env)
+            asyncio.run(create_topics(settings.kafka.bootstrap, settings.kafka.topic_prefix))
+            users = [
+                (user, issue_token(settings.auth, subject=user, scopes=SCOPES, ttl_s=3600))
+                for user in (f"sock-{n}" for n in range(sockets))
+            ]
+            with console.status(f"registering {sockets} devices..."):
+                asyncio.run(_register(gateway.url, users))
+            with console.status(f"{sockets} sockets open, held {hold_s:g} s..."):
+                held = asyncio.run(_hold(gateway.url, gateway.pid, users, hold_s))
+    except NotReady as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 2
     out.print(sockets_table(held))
     kept = held.still_open == sockets and held.per_socket_kib <= SOCKET_BUDGET_KIB
     return 0 if kept else 1

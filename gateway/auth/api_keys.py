@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from agreements.api_key_mirror import mirror_key
 from gateway.auth.principal import GRANTABLE_TIERS, Principal, Tier
 
 KEY_PREFIX = "mgw"
@@ -61,7 +62,8 @@ def parse_key(presented: str) -> tuple[str, str]:
 
 
 def redis_key(prefix: str, secret_hash: str) -> str:
-    return f"{prefix}:apikey:{secret_hash}"
+    # The agents write it too: agreements/api_key_mirror.py names it for both.
+    return mirror_key(prefix, secret_hash)
 
 
 def check_scopes(scopes: Iterable[str], known: Iterable[str]) -> list[str]:

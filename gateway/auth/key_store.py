@@ -16,6 +16,7 @@ from datetime import datetime
 import asyncpg
 import redis.asyncio as aioredis
 
+from agreements.api_key_mirror import index_key, listing_json
 from core.config import Settings
 from gateway.auth.api_keys import ApiKeyRecord, generate_key, redis_key
 from gateway.auth.principal import GRANTABLE_TIERS, Tier
@@ -36,6 +37,12 @@ class StoredKey:
     @property
     def record(self) -> ApiKeyRecord:
         return ApiKeyRecord(self.key_id, self.name, self.scopes, self.tier)
+
+    @property
+    def listing(self) -> bytes:
+        return listing_json(
+            self.key_id, self.name, self.scopes, self.tier, self.created_at, self.revoked_at
+        )
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,7 @@ class KeyStore:
             )
             stored = _stored(row)
             await self._redis.set(self._mirror_key(stored.hash), stored.record.to_json())
+            await self._redis.hset(index_key(self._prefix), stored.key_id, stored.listing)
         return stored, new.full
 
     async def list_keys(self, include_revoked: bool = True) -> list[StoredKey]:
@@ -120,6 +128,7 @@ class KeyStore:
                 return None
             stored = _stored(row)
             await self._redis.delete(self._mirror_key(stored.hash))
+            await self._redis.hset(index_key(self._prefix), stored.key_id, stored.listing)
         return stored
 
     async def sync(self) -> SyncResult:
@@ -127,11 +136,16 @@ class KeyStore:
 
         Redis keeps nothing on disk: run this after Redis restarts (`mgw up` does it itself).
         """
-        live = await self.list_keys(include_revoked=False)
+        every = await self.list_keys()
+        live = [k for k in every if k.revoked_at is None]
         wanted = {self._mirror_key(k.hash): k for k in live}
         async with self._redis.pipeline(transaction=False) as pipe:
             for name, key in wanted.items():
                 pipe.set(name, key.record.to_json())
+            # The admin listing (GET /api/v1/admin/api-keys) is rebuilt whole.
+            pipe.delete(index_key(self._prefix))
+            for key in every:
+                pipe.hset(index_key(self._prefix), key.key_id, key.listing)
             await pipe.execute()
         stale = [
             name.decode() if isinstance(name, bytes) else name

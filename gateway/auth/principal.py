@@ -40,6 +40,9 @@ class Principal:
     # When the credential stops being valid (epoch seconds, the token's `exp`); None for API
     # keys, which live until revoked. What a credential hands on (a realtime token) ends by then.
     expires_at: float | None = None
+    # The token's `profile` claim: the account's profile it is bound to (its parental limits
+    # apply on every read path); None: the request may name one in X-Profile-ID.
+    profile: str | None = None
 
     def missing_scopes(self, required: tuple[str, ...]) -> list[str]:
         return [s for s in required if s not in self.scopes]

@@ -11,6 +11,7 @@ public key's PEM bytes become an HMAC secret), and `none` or any other algorithm
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Mapping
@@ -148,7 +149,22 @@ def principal_from_claims(claims: Mapping[str, Any]) -> Principal:
         roles=parse_roles(claims),
         tier=parse_tier(claims),
         expires_at=float(claims["exp"]) if isinstance(claims.get("exp"), int | float) else None,
+        profile=parse_profile(claims),
     )
+
+
+_PROFILE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def parse_profile(claims: dict[str, Any]) -> str | None:
+    """The claim `profile`: the account's profile this token acts as (docs/AUTH.md, Profiles).
+    A malformed one refuses the token: read as absent, it would lift the profile's limits."""
+    value = claims.get("profile")
+    if value is None:
+        return None
+    if not isinstance(value, str) or _PROFILE.match(value) is None:
+        raise InvalidToken("claim profile must be a profile id (1-64 of A-Z a-z 0-9 _ -)")
+    return value
 
 
 def _describe(exc: jwt.PyJWTError) -> str:

@@ -70,7 +70,9 @@ RedisSource = Callable[[], aioredis.Redis | None]
 # A route asking for these keeps its own caching rules; no-cache (store, but revalidate every
 # time) would be lost behind our max-age, so it is not stored either.
 UNSTORABLE_DIRECTIVES = frozenset({"no-store", "private", "no-cache"})
-CREDENTIAL_HEADERS = (b"authorization", b"x-api-key")
+# X-Profile-ID too: a request acting as a profile is answered under its parental limits (or
+# refused), never from a page cached for whoever asked without one (gateway/profiles.py).
+CREDENTIAL_HEADERS = (b"authorization", b"x-api-key", b"x-profile-id")
 
 
 @dataclass(frozen=True)

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import uuid
 
+import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
 
+from agreements.parental_controls import refusal
 from agreements.read_model import read_document
 from gateway.fast_lane import MARKER as FAST_LANE
 from gateway.lookup import AGENT_FAILED_RESPONSE, ask_agent
+from gateway.profiles import HEADER_PARAMETER, RESTRICTED_RESPONSE, acting_limits, restricted
 from gateway.request_parameters import TypedParameter
+from schemas.accounts import ProfileLimits
 
 router = APIRouter(prefix="/api/v1/content", tags=["content"])
 
@@ -24,16 +28,24 @@ VALIDATION_ERROR = {
 }
 
 
+def restriction_of(document: bytes, limits: ProfileLimits) -> str | None:
+    """Why a limited profile may not read this read-model document (a CanonicalContent as
+    JSON); None when it may. Parsed only for a limited profile: others pass it unread."""
+    title = orjson.loads(document)
+    return refusal(title.get("maturity_rating"), title.get("genres") or (), limits)
+
+
 @router.get(
     "/{content_id}",
     responses={
         200: {"description": "the title's canonical record, availability and quality score"},
+        **RESTRICTED_RESPONSE,
         404: {"description": "no such title"},
         503: {"description": "not in the read model and no agent answered; retry"},
         **AGENT_FAILED_RESPONSE,
         422: VALIDATION_ERROR,
     },
-    openapi_extra={"parameters": [CONTENT_ID.openapi()], FAST_LANE: True},
+    openapi_extra={"parameters": [CONTENT_ID.openapi(), HEADER_PARAMETER], FAST_LANE: True},
 )
 async def get_content(request: Request) -> Response:
     content_id: uuid.UUID = CONTENT_ID.read(request)
@@ -51,5 +63,10 @@ async def get_content(request: Request) -> Response:
         )
     if document is None:
         raise HTTPException(404, f"no content with id {content_id}")
+    limits = await acting_limits(request)
+    if limits is not None:
+        reason = restriction_of(document, limits)
+        if reason is not None:
+            raise restricted(reason)
     # Already JSON in Redis: hand the bytes through rather than parse and re-encode them.
     return Response(document, media_type="application/json")

@@ -17,12 +17,14 @@ from pydantic import ValidationError
 from starlette.datastructures import QueryParams
 
 from agreements.discovery_cache import key_digest, read_results, request_results_key
+from agreements.parental_controls import within_limits
 from agreements.read_model import reply_channel
 from core.resilience.fastredis import REDIS_ERRORS
 from gateway.auth.dependencies import resolve_principal
 from gateway.errors import error_response
 from gateway.fast_lane import MARKER as FAST_LANE
 from gateway.lookup import AGENT_FAILED_RESPONSE, request_reply
+from gateway.profiles import HEADER_PARAMETER, UNKNOWN_PROFILE_RESPONSE, acting_limits
 from gateway.query_params import any_case, query_error, unknown_parameters
 from schemas.content import MaturityRating
 from schemas.discovery import (
@@ -73,7 +75,13 @@ _PLATFORMS = {"type": "array", "items": {"type": "string", "pattern": _PLATFORM_
 PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
     "q": (
         # \S: the text is trimmed, and an empty one is refused.
-        {"type": "string", "minLength": 1, "maxLength": MAX_QUERY_LENGTH, "pattern": r"\S"},
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": MAX_QUERY_LENGTH,
+            # Python's whitespace, which the text is trimmed of, is ECMAScript's \s and more.
+            "pattern": r"[^\s\x1c-\x1f\x85]",
+        },
         "what to find, in plain words: 'something funny and animated like Shrek on Netflix "
         "from the 2000s'",
     ),
@@ -116,6 +124,8 @@ PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
     ),
 }
 _LISTS = ("genres", "platforms", "blocked_genres")
+# SearchFilters' bound on blocked genres (every canonical genre).
+MAX_BLOCKED_GENRES = 18
 _INTS = ("year_from", "year_to", "page", "page_size")
 _FLOATS = ("rating_min", "rating_max")
 # Where a field of SearchRequested comes from, for errors that name what the client sent.
@@ -244,23 +254,28 @@ def _answer(body: bytes, cache: str) -> Response:
         },
         422: {
             "description": "a bad parameter: each one named, with the reason; also refused: "
-            "`rating_min` above `rating_max`, `year_from` after `year_to`"
+            "`rating_min` above `rating_max`, `year_from` after `year_to`, more than "
+            f"{MAX_BLOCKED_GENRES} `blocked_genres` with the acting profile's own"
         },
+        **UNKNOWN_PROFILE_RESPONSE,
         503: {"description": "Redis or the discovery agents are unavailable; retry"},
         504: {"description": "no discovery agent answered in time; retry"},
         **AGENT_FAILED_RESPONSE,
     },
     openapi_extra={
         "parameters": [
-            {
-                "name": name,
-                "in": "query",
-                "required": name == "q",
-                "schema": schema,
-                "description": description,
-                **({"style": "form", "explode": True} if name in _LISTS else {}),
-            }
-            for name, (schema, description) in PARAMETERS.items()
+            HEADER_PARAMETER,
+            *(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": name == "q",
+                    "schema": schema,
+                    "description": description,
+                    **({"style": "form", "explode": True} if name in _LISTS else {}),
+                }
+                for name, (schema, description) in PARAMETERS.items()
+            ),
         ],
         FAST_LANE: True,
     },
@@ -269,6 +284,22 @@ async def search(request: Request) -> Response:
     settings = request.app.state.settings
     prefix = settings.redis.key_prefix
     wanted = parse_search(request.query_params, reply_channel(prefix, uuid.uuid4()))
+    # Parental controls: the acting profile's limits join the filters, so the agent applies
+    # them and the page is cached under them (a kids profile never reads an adult's page).
+    limits = await acting_limits(request)
+    if limits is not None:
+        filters = within_limits(wanted.filters, limits)
+        if len(filters.blocked_genres) > MAX_BLOCKED_GENRES:
+            raise RequestValidationError(
+                [
+                    query_error(
+                        "blocked_genres",
+                        f"this profile blocks {len(limits.blocked_genres)} genres already: at "
+                        f"most {MAX_BLOCKED_GENRES} in all",
+                    )
+                ]
+            )
+        wanted = wanted.model_copy(update={"filters": filters})
     # Known already (the rate limiter resolved it); a signed-in caller's LLM readings are
     # bounded by its tier, an anonymous one's by the global budget (docs/DISCOVERY.md).
     if await resolve_principal(request) is not None:

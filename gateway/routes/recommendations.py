@@ -23,6 +23,7 @@ from gateway.errors import error_response
 from gateway.fast_lane import MARKER as FAST_LANE
 from gateway.lookup import AGENT_FAILED_RESPONSE, request_reply
 from gateway.openapi_security import USER_TOKEN
+from gateway.profiles import HEADER_PARAMETER, acting_limits
 from gateway.query_params import query_error, unknown_parameters
 from schemas.sona import MAX_RECOMMENDATIONS, RecommendationsRequested, RecommendationsResponse
 from schemas.storable import is_date_time
@@ -150,7 +151,10 @@ def _answer(body: bytes, cache: str) -> Response:
             "SONA agent (miss)"
         },
         401: {"description": "no or a bad credential"},
-        403: {"description": f"the token lacks `{SCOPE}`, or it is an API key (no user)"},
+        403: {
+            "description": f"the token lacks `{SCOPE}`, or it is an API key (no user); or "
+            "`unknown_profile`: the profile named is not the account's"
+        },
         422: {
             "description": "a bad parameter: each one named, with the reason; also refused: "
             + UNKNOWN_ZONE_RULE.replace("`time_zone`", "`tz`")
@@ -161,8 +165,17 @@ def _answer(body: bytes, cache: str) -> Response:
     },
     openapi_extra={
         "parameters": [
-            {"name": name, "in": "query", "required": False, "schema": schema, "description": d}
-            for name, (schema, d) in PARAMETERS.items()
+            HEADER_PARAMETER,
+            *(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": False,
+                    "schema": schema,
+                    "description": d,
+                }
+                for name, (schema, d) in PARAMETERS.items()
+            ),
         ],
         "security": USER_TOKEN,
         FAST_LANE: True,
@@ -175,6 +188,11 @@ async def recommendations(request: Request) -> Response:
     settings = request.app.state.settings
     prefix = settings.redis.key_prefix
     wanted = parse_request(request, principal.subject, reply_channel(prefix, uuid.uuid4()))
+    limits = await acting_limits(request)
+    if limits is not None:
+        # Parental controls: the SONA agent leaves out what the profile may not see, and the
+        # answer is cached under these limits.
+        wanted = wanted.model_copy(update={"limits": limits})
     try:
         body = await read_recommendations(request.app.state.redis, prefix, wanted)
         if body is not None:

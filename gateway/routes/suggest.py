@@ -15,15 +15,26 @@ import time
 from fastapi import APIRouter, Request, Response
 from fastapi.exceptions import RequestValidationError
 
-from agreements.suggest_index import SuggestIndex, index_key, index_version_key
+from agreements.parental_controls import refusal
+from agreements.suggest_index import (
+    MAX_SUGGESTIONS,
+    Entry,
+    SuggestIndex,
+    index_key,
+    index_version_key,
+)
 from core.resilience.fastredis import REDIS_ERRORS
 from gateway.errors import error_response
+from gateway.profiles import HEADER_PARAMETER, UNKNOWN_PROFILE_RESPONSE, acting_limits
 from gateway.query_params import query_error, unknown_parameters
+from schemas.accounts import ProfileLimits
 from schemas.discovery import MAX_SUGGEST_QUERY_LENGTH, Suggestion, SuggestResponse
 
 router = APIRouter(prefix="/api/v1", tags=["discovery"])
 
 CHECK_INTERVAL_S = 1.0
+# A limited profile's suggestions are filtered from this many times the usual list.
+RESTRICTED_DEPTH = 5
 PARAMETERS = {
     "q": (
         {"type": "string", "minLength": 1, "maxLength": MAX_SUGGEST_QUERY_LENGTH},
@@ -64,6 +75,18 @@ class SuggestHolder:
         self.version = version
 
 
+def suggestions_for(index: SuggestIndex, query: str, limits: ProfileLimits | None) -> list[Entry]:
+    """What the box shows: under a profile's limits, titles beyond them are left out, from a
+    deeper list so the box still fills; people are names, not titles, and stay."""
+    if limits is None:
+        return index.suggest(query)
+    return [
+        e
+        for e in index.suggest(query, MAX_SUGGESTIONS * RESTRICTED_DEPTH)
+        if e.kind != "title" or refusal(e.maturity_rating, e.genres, limits) is None
+    ][:MAX_SUGGESTIONS]
+
+
 def _holder(request: Request) -> SuggestHolder:
     state = request.app.state
     holder = getattr(state, "suggest_index", None)
@@ -83,12 +106,22 @@ def _holder(request: Request) -> SuggestHolder:
             "the discovery agents have published their first index"
         },
         422: {"description": "`q` missing, empty or too long, or an unknown parameter"},
+        **UNKNOWN_PROFILE_RESPONSE,
         503: {"description": "Redis is unavailable; retry"},
     },
     openapi_extra={
         "parameters": [
-            {"name": name, "in": "query", "required": True, "schema": schema, "description": text}
-            for name, (schema, text) in PARAMETERS.items()
+            HEADER_PARAMETER,
+            *(
+                {
+                    "name": name,
+                    "in": "query",
+                    "required": True,
+                    "schema": schema,
+                    "description": text,
+                }
+                for name, (schema, text) in PARAMETERS.items()
+            ),
         ]
     },
 )
@@ -106,6 +139,7 @@ async def suggest(request: Request) -> Response:
     prefix = request.app.state.settings.redis.key_prefix
     try:
         index = await _holder(request).current(request.app.state.redis, prefix)
+        limits = await acting_limits(request)
     except REDIS_ERRORS as exc:
         return error_response(
             503,
@@ -114,7 +148,7 @@ async def suggest(request: Request) -> Response:
             request,
             headers={"Retry-After": "1"},
         )
-    found = index.suggest(query) if index is not None else []
+    found = suggestions_for(index, query, limits) if index is not None else []
     body = SuggestResponse(
         query=query,
         suggestions=[

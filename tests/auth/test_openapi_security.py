@@ -30,6 +30,8 @@ PATH_VALUES = {
     "topic": "content.raw",
     "version": "1",
     "code": "unauthorized",
+    "profile_id": "kid",
+    "key_id": "0123456789ab",
 }
 BAD_TOKEN = bearer("not.a.token")
 

@@ -13,6 +13,7 @@ from typing import Any
 
 import schemathesis
 
+PROFILE = "PUT /api/v1/users/{user_id}/profiles/{profile_id}"
 # (operation, the field the 422 names (a regular expression), words of its reason)
 DOCUMENTED_RULES: tuple[tuple[str, str, str], ...] = (
     ("GET /api/v1/search", r"query\.rating_min/rating_max", "rating_range"),
@@ -27,6 +28,9 @@ DOCUMENTED_RULES: tuple[tuple[str, str, str], ...] = (
     ("*", "timestamp", "ahead of the server's clock"),
     ("*", "given_at", "ahead of the server's clock"),
     ("*", r"time_zone|query\.tz", "unknown time zone"),
+    ("GET /api/v1/search", r"query\.blocked_genres", "genres already"),
+    (PROFILE, r"limits\.content_rating_limit", "a kids profile needs"),
+    (PROFILE, r"limits\.blocked_genres", "is not a canonical genre id"),
 )
 # A catalog batch is validated item by item (one bad item does not sink the others): a batch
 # of objects the document allows, none of them a valid item, is answered 422 with the reasons.

@@ -1,0 +1,1 @@
+"""Accounts: an account's profiles and their parental limits, and API keys issued over HTTP."""

@@ -1,0 +1,107 @@
+"""Which profile of the account a request acts as, and its parental limits (docs/AUTH.md,
+"Profiles and parental controls").
+
+The profile comes from the token's `profile` claim when it has one (a token bound to a kids
+profile cannot shed it: X-Profile-ID naming another is refused), else from the X-Profile-ID
+header; without either the account acts as itself, without limits. A named profile is looked
+up in the profiles read model the accounts agents render in Redis; one not found there is
+refused (403 `unknown_profile`), never taken as "no limits".
+
+The limits found travel in the request events (search filters, recommendation requests), so
+the agents apply them; the gateway itself applies them only to what it answers from Redis
+without an agent: a title read directly, and suggestions.
+"""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request, Response
+
+from agreements.profiles_read_model import read_profile
+from gateway.auth.dependencies import resolve_principal
+from gateway.errors import error_response
+from schemas.accounts import Profile, ProfileLimits
+
+PROFILE_HEADER = "X-Profile-ID"
+_ACTING_KEY = "mgw.profile"
+
+HEADER_PARAMETER = {
+    "name": PROFILE_HEADER,
+    "in": "header",
+    "required": False,
+    "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,64}$"},
+    "description": "the account's profile this request acts as (its parental limits apply); "
+    "a token with a `profile` claim is bound to that profile already",
+}
+RESTRICTED_RESPONSE = {
+    403: {
+        "description": "`restricted`: the title is above the acting profile's maturity limit "
+        "(or unrated) or of a genre it blocks; or `unknown_profile`: the profile named is not "
+        "the account's"
+    }
+}
+UNKNOWN_PROFILE_RESPONSE = {
+    403: {"description": "`unknown_profile`: the profile named is not the account's"}
+}
+
+
+class ProfileRefused(Exception):
+    """A request refused for its profile: 403 with a problem code and the field it names."""
+
+    def __init__(self, code: str, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.field = field
+
+
+def restricted(reason: str) -> ProfileRefused:
+    return ProfileRefused("restricted", f"restricted for this profile: {reason}")
+
+
+async def acting_profile(request: Request) -> Profile | None:
+    """The profile this request acts as; None: the account itself (or an anonymous caller)."""
+    scope = request.scope
+    if _ACTING_KEY in scope:
+        return scope[_ACTING_KEY]  # type: ignore[no-any-return]
+    named = request.headers.get(PROFILE_HEADER)
+    principal = await resolve_principal(request)
+    field = f"header.{PROFILE_HEADER}"
+    profile: Profile | None = None
+    if principal is None or principal.kind != "user":
+        if named is not None:
+            raise ProfileRefused(
+                "unknown_profile", "profiles belong to a signed-in user's account", field
+            )
+    else:
+        if principal.profile is not None:
+            if named is not None and named != principal.profile:
+                raise ProfileRefused(
+                    "unknown_profile",
+                    "the token is bound to another profile of the account",
+                    field,
+                )
+            named, field = principal.profile, "token.profile"
+        if named is not None:
+            settings = request.app.state.settings
+            profile = await read_profile(
+                request.app.state.redis, settings.redis.key_prefix, principal.subject, named
+            )
+            if profile is None:
+                raise ProfileRefused("unknown_profile", "no such profile in the account", field)
+    scope[_ACTING_KEY] = profile
+    return profile
+
+
+async def acting_limits(request: Request) -> ProfileLimits | None:
+    """The acting profile's limits when it has any; None: nothing is restricted."""
+    profile = await acting_profile(request)
+    if profile is None or not profile.limits.restricts:
+        return None
+    return profile.limits
+
+
+def install_profile_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ProfileRefused)
+    async def _refused(request: Request, exc: ProfileRefused) -> Response:
+        fields = [{"field": exc.field, "reason": exc.message}] if exc.field else None
+        return error_response(403, exc.code, exc.message, request, fields=fields)
