@@ -37,6 +37,7 @@ class KeySync:
         self._loaded = False
         self._failing = False
         self._forced_at = float("-inf")
+        self.stopped = False
 
     async def reload(self) -> bool:
         """Read the Redis state now (a token names a kid we do not know); at most once per
@@ -73,7 +74,7 @@ class KeySync:
             await asyncio.to_thread(jwks.refresh)
 
     async def run(self) -> None:
-        while True:
+        while not self.stopped:
             await self.once()
             await asyncio.sleep(self.poll_s)
 
@@ -91,6 +92,11 @@ async def key_sync(
     try:
         yield sync
     finally:
+        # The flag as well as the cancel: a cancel that lands inside a poll's Redis call was
+        # seen swallowed there (the task went back to sleep, "cancelling", and the app's
+        # shutdown waited on it forever). Bounded wait: shutdown never hangs on this poll.
+        sync.stopped = True
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        done, _ = await asyncio.wait({task}, timeout=sync.poll_s + 2.0)
+        if not done:
+            logger.warning("auth key sync did not stop in time; left to end at its next poll")
