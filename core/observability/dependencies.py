@@ -45,6 +45,9 @@ PROCESS_DEPENDENCIES: dict[str, dict[str, Need]] = {
     "worker:sync": {KAFKA: REQUIRED, POSTGRES: REQUIRED, REDIS: REQUIRED, PUBNUB: OPTIONAL},
     # Preference vectors fall back to content-only recommendations without Qdrant.
     "worker:sona": {KAFKA: REQUIRED, POSTGRES: REQUIRED, QDRANT: OPTIONAL, REDIS: OPTIONAL},
+    # The token service and the accounts own their tables and publish their state to Redis.
+    "worker:auth": {KAFKA: REQUIRED, POSTGRES: REQUIRED, REDIS: REQUIRED},
+    "worker:accounts": {KAFKA: REQUIRED, POSTGRES: REQUIRED, REDIS: REQUIRED},
 }
 
 
