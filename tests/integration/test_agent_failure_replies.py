@@ -21,16 +21,33 @@ from agents.groups import ALL_AGENTS
 from agreements.agent_reply import failure_of
 from agreements.read_model import reply_channel
 from gateway.lookup import AgentFailed, request_reply
+from schemas.auth import (
+    DeviceApprovalRequested,
+    DeviceAuthorizationRequested,
+    GrantType,
+    RevocationRequested,
+    TokenRequested,
+)
 from schemas.content import ContentLookupRequested
 from schemas.discovery import SearchRequested
 from schemas.envelope import Envelope, Payload
 from schemas.ingestion import ItemMappingRequested
 from schemas.sona import RecommendationsRequested
-from schemas.sync import SyncLookupRequested, SyncView
+from schemas.sync import (
+    DeviceInfo,
+    DevicePlatform,
+    DeviceType,
+    SyncLookupRequested,
+    SyncView,
+)
 from tests.auth.helpers import bearer, running_gateway, user_token
 from tests.conftest import Isolated
 from tests.helpers import read_topic
 from topics.registry import (
+    AUTH_DEVICE_APPROVALS,
+    AUTH_DEVICE_AUTHORIZATIONS,
+    AUTH_REVOCATIONS,
+    AUTH_TOKEN_REQUESTS,
     CONTENT_ITEM_LOOKUP,
     CONTENT_LOOKUP,
     DISCOVERY_SEARCH,
@@ -72,6 +89,42 @@ REQUESTS: dict[str, tuple[TopicSpec, Callable[[], Payload]]] = {
         SONA_RECOMMENDATIONS,
         lambda: RecommendationsRequested(
             user_id="u-1", at=datetime.now(UTC), reply_channel=_channel()
+        ),
+    ),
+    "token": (
+        AUTH_TOKEN_REQUESTS,
+        lambda: TokenRequested(
+            grant_type=GrantType.refresh_token,
+            refresh_token_hash="0" * 64,
+            reply_channel=_channel(),
+        ),
+    ),
+    "revocation": (
+        AUTH_REVOCATIONS,
+        lambda: RevocationRequested(refresh_token_hash="0" * 64, reply_channel=_channel()),
+    ),
+    "device authorization": (
+        AUTH_DEVICE_AUTHORIZATIONS,
+        lambda: DeviceAuthorizationRequested(
+            device_code_hash="1" * 64,
+            user_code_hash="2" * 64,
+            client_id="tv-app",
+            device=DeviceInfo(
+                device_id="tv-1",
+                device_type=DeviceType.tv,
+                platform=DevicePlatform.tizen,
+                app_version="1.0",
+                device_name="TV",
+            ),
+            expires_in_s=600,
+            interval_s=5,
+            reply_channel=_channel(),
+        ),
+    ),
+    "device approval": (
+        AUTH_DEVICE_APPROVALS,
+        lambda: DeviceApprovalRequested(
+            user_code_hash="2" * 64, user_id="u-1", approved=True, reply_channel=_channel()
         ),
     ),
 }
