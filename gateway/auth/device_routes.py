@@ -21,6 +21,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from redis.exceptions import RedisError
 
 from agreements.device_codes import (
+    USER_CODE_ALPHABET,
+    USER_CODE_LENGTH,
     new_device_code,
     new_user_code,
     normalize_user_code,
@@ -108,8 +110,14 @@ async def _ask(request: Request, topic: Any, payload: Any, key: str) -> dict[str
             "a bad device field; error_description names it) or invalid_scope",
             **OAUTH_ERROR,
         },
-        429: {"description": "slow_down: too many codes asked from this address this minute"},
-        503: {"description": "temporarily_unavailable: the auth agents did not answer"},
+        429: {
+            "description": "slow_down: too many codes asked from this address this minute",
+            **OAUTH_ERROR,
+        },
+        503: {
+            "description": "temporarily_unavailable: the auth agents did not answer",
+            **OAUTH_ERROR,
+        },
     },
     openapi_extra={
         "requestBody": {
@@ -196,11 +204,20 @@ async def _device_code(request: Request) -> Response:
     return JSONResponse(body, headers=NO_STORE)
 
 
+# What normalize_user_code accepts, stated for the OpenAPI document: the code's letters in
+# either case, with spaces and dashes anywhere.
+_LETTER = f"[{USER_CODE_ALPHABET}{USER_CODE_ALPHABET.lower()}]"
+USER_CODE_PATTERN = rf"^[ -]*(?:{_LETTER}[ -]*){{{USER_CODE_LENGTH}}}$"
+
+
 class UserCode(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     user_code: str = Field(
-        min_length=1, max_length=32, description="the code the TV shows, e.g. WDJB-MJHT"
+        min_length=1,
+        max_length=32,
+        pattern=USER_CODE_PATTERN,
+        description="the code the TV shows, e.g. WDJB-MJHT (any case; spaces and dashes ignored)",
     )
 
     @field_validator("user_code")

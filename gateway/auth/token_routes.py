@@ -9,7 +9,6 @@ it serves are the ones the agents published in Redis.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 from urllib.parse import parse_qsl
@@ -19,6 +18,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
 from agreements.auth_state import jwks_key
+from agreements.device_codes import sha256_hex
 from gateway.auth.principal import SCOPES
 from gateway.auth.tokens import InvalidToken
 from gateway.lookup import LookupTimeout, new_reply_channel, request_reply
@@ -57,7 +57,10 @@ TOKEN_RESPONSES: dict[int | str, dict[str, Any]] = {
         "slow_down, expired_token, access_denied",
         **OAUTH_ERROR,
     },
-    503: {"description": "temporarily_unavailable: the auth agents did not answer in time"},
+    503: {
+        "description": "temporarily_unavailable: the auth agents did not answer in time",
+        **OAUTH_ERROR,
+    },
 }
 
 
@@ -71,10 +74,6 @@ class OAuthError(Exception):
     def response(self) -> JSONResponse:
         body = {"error": self.error, "error_description": self.description}
         return JSONResponse(body, status_code=self.status, headers=NO_STORE)
-
-
-def sha256_hex(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 async def read_form(request: Request) -> dict[str, str]:
@@ -195,10 +194,15 @@ async def _token(request: Request) -> Response:
 @router.post(
     "/api/v1/auth/revoke",
     summary="Sign out (RFC 7009): revoke the session of a refresh or access token",
+    # RFC 7009 2.2: the answer is a bare 200, no body.
+    response_class=Response,
     responses={
         200: {"description": "revoked, or the token was not one of ours (RFC 7009 2.2)"},
         400: {"description": "invalid_request: field token missing", **OAUTH_ERROR},
-        503: {"description": "temporarily_unavailable: the auth agents did not answer"},
+        503: {
+            "description": "temporarily_unavailable: the auth agents did not answer",
+            **OAUTH_ERROR,
+        },
     },
     openapi_extra={
         "requestBody": {

@@ -46,9 +46,29 @@ def _by_rule(operation: str, error: dict[str, Any]) -> bool:
     )
 
 
+# Answers to a secret the fuzzer cannot know (a refresh token, a device code, a user code it
+# made up): RFC 6749 5.2 and RFC 8628 3.5 errors, and a user code no TV waits with; and the dev
+# grant, listed in the document but served only with AUTH_DEV_MODE (unsupported_grant_type).
+UNKNOWN_SECRET = {
+    "POST /api/v1/auth/token": {
+        "unsupported_grant_type",
+        "invalid_grant",
+        "invalid_scope",
+        "authorization_pending",
+        "slow_down",
+        "expired_token",
+        "access_denied",
+    },
+    "POST /api/v1/auth/device/approve": {"invalid_user_code"},
+    "POST /api/v1/auth/device/deny": {"invalid_user_code"},
+}
+
+
 def refused_by_documented_rule(operation: str, status: int, body: Any) -> bool:
     if not isinstance(body, dict):
         return False
+    if status == 400 and body.get("error") in UNKNOWN_SECRET.get(operation, ()):
+        return True
     # One credential per request (docs/AUTH.md): the fuzzer's Authorization header beside a
     # drawn `?ticket=` on the stream is the documented 400.
     if status == 400 and body.get("error") == "invalid_request":
