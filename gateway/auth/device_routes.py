@@ -11,7 +11,6 @@ the same DeviceRegistered event the devices route publishes, and marks it in the
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Annotated, Any
 
@@ -38,6 +37,7 @@ from gateway.auth.token_routes import (
     NO_STORE,
     OAUTH_ERROR,
     OAuthError,
+    ask_agents,
     read_form,
     required,
 )
@@ -45,7 +45,7 @@ from gateway.bounds import device_limit
 from gateway.device_ownership import note_membership
 from gateway.errors import error_response
 from gateway.json_body import json_body, openapi_body
-from gateway.lookup import LookupTimeout, new_reply_channel, request_reply
+from gateway.lookup import LookupTimeout, new_reply_channel
 from gateway.sync_clock import operation_stamp
 from schemas.auth import DeviceApprovalRequested, DeviceAuthorizationRequested
 from schemas.sync import DeviceInfo, DeviceRegistered
@@ -79,25 +79,6 @@ async def _count_request(request: Request) -> int | None:
     if count > settings.auth.device_codes_per_minute:
         return max(1, int(ttl))
     return None
-
-
-async def _ask(request: Request, topic: Any, payload: Any, key: str) -> dict[str, Any]:
-    try:
-        raw = await request_reply(
-            request.app.state.redis,
-            request.app.state.publisher,
-            topic,
-            payload,
-            key=key,
-            timeout_s=request.app.state.settings.auth.token_timeout_s,
-            unanswered=LookupTimeout("no auth agent answered"),
-            breaker="auth",
-        )
-    except LookupTimeout:
-        raise OAuthError(
-            "temporarily_unavailable", "the token service did not answer in time; retry", 503
-        ) from None
-    return json.loads(raw)  # type: ignore[no-any-return]
 
 
 @router.post(
@@ -183,7 +164,9 @@ async def _device_code(request: Request) -> Response:
             interval_s=auth.device_poll_interval_s,
             reply_channel=new_reply_channel(request.app.state.settings.redis.key_prefix),
         )
-        answer = await _ask(request, AUTH_DEVICE_AUTHORIZATIONS, payload, payload.device_code_hash)
+        answer = await ask_agents(
+            request, AUTH_DEVICE_AUTHORIZATIONS, payload, payload.device_code_hash
+        )
         if answer["status"] == 200:
             break
     else:
@@ -250,7 +233,7 @@ async def _decide(request: Request, principal: Principal, approved: bool) -> Res
         reply_channel=new_reply_channel(request.app.state.settings.redis.key_prefix),
     )
     try:
-        answer = await _ask(request, AUTH_DEVICE_APPROVALS, payload, payload.user_code_hash)
+        answer = await ask_agents(request, AUTH_DEVICE_APPROVALS, payload, payload.user_code_hash)
     except OAuthError:
         raise LookupTimeout("the token service did not answer in time") from None
     if answer["status"] != 200:
@@ -269,7 +252,7 @@ async def _decide(request: Request, principal: Principal, approved: bool) -> Res
     if refused is not None:
         # Too many devices: the TV is told access_denied rather than left waiting.
         deny = payload.model_copy(update={"approved": False})
-        await _ask(request, AUTH_DEVICE_APPROVALS, deny, deny.user_code_hash)
+        await ask_agents(request, AUTH_DEVICE_APPROVALS, deny, deny.user_code_hash)
         return refused
     event = DeviceRegistered(
         user_id=user_id, device=device, timestamp=await operation_stamp(request, user_id)

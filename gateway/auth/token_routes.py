@@ -104,9 +104,10 @@ def required(fields: dict[str, str], name: str) -> str:
     return value
 
 
-async def ask(request: Request, topic: TopicSpec, payload: Payload, key: str) -> JSONResponse:
-    """Publish `payload` and relay the agents' answer (`{"status", "body"}`)."""
-    settings = request.app.state.settings
+async def ask_agents(
+    request: Request, topic: TopicSpec, payload: Payload, key: str
+) -> dict[str, Any]:
+    """Publish `payload` and wait for the auth agents' answer (`{"status", "body"}`)."""
     try:
         raw = await request_reply(
             request.app.state.redis,
@@ -114,7 +115,7 @@ async def ask(request: Request, topic: TopicSpec, payload: Payload, key: str) ->
             topic,
             payload,
             key=key,
-            timeout_s=settings.auth.token_timeout_s,
+            timeout_s=request.app.state.settings.auth.token_timeout_s,
             unanswered=LookupTimeout("no auth agent answered"),
             breaker="auth",
         )
@@ -122,7 +123,12 @@ async def ask(request: Request, topic: TopicSpec, payload: Payload, key: str) ->
         raise OAuthError(
             "temporarily_unavailable", "the token service did not answer in time; retry", 503
         ) from None
-    answer = json.loads(raw)
+    return json.loads(raw)  # type: ignore[no-any-return]
+
+
+async def ask(request: Request, topic: TopicSpec, payload: Payload, key: str) -> JSONResponse:
+    """The agents' answer, relayed as it is."""
+    answer = await ask_agents(request, topic, payload, key)
     return JSONResponse(answer["body"], status_code=int(answer["status"]), headers=NO_STORE)
 
 
