@@ -51,16 +51,29 @@ def test_two_processes_serve_one_port_and_stop_together(
     assert not [p.cmdline() for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
 
 
+def _a_free_port_whose_next_is_held() -> tuple[int, socket.socket]:
+    # The port after a free one may belong to another test's process: try again until both fit.
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+            other = socket.socket()
+            try:
+                other.bind(("127.0.0.1", base + 1))
+            except OSError:
+                other.close()
+                continue
+        other.listen()
+        return base, other
+    raise AssertionError("no free port whose next port is free in 50 tries")
+
+
 def test_every_process_serves_an_ops_port_when_one_of_the_range_is_taken(
     spawn: Callable[..., Proc], tmp_path: Path
 ) -> None:
     # Another program holds the second port of the range METRICS_PORT .. METRICS_PORT+1.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        base = probe.getsockname()[1]
-    with socket.socket() as other:
-        other.bind(("127.0.0.1", base + 1))
-        other.listen()
+    base, other = _a_free_port_whose_next_is_held()
+    with other:
         gateway = spawn(
             "gateway",
             "--workers",
