@@ -267,6 +267,14 @@ def carries_credential(scope: Scope) -> bool:
     return any(name in _CREDENTIAL_HEADERS for name, _ in scope.get("headers", ()))
 
 
+def carries_stream_ticket(scope: Scope) -> bool:
+    """A stream opened by `?ticket=` (EventSource cannot send a header): a credential too."""
+    if not scope["path"].endswith("/stream"):
+        return False
+    query: bytes = scope.get("query_string", b"")
+    return any(part.partition(b"=")[0] == b"ticket" for part in query.split(b"&"))
+
+
 def auth_failures_response(request: Request, retry_s: int, per_minute: int) -> Response:
     BOUND_REFUSALS.labels(bound="auth_failures", where="gateway").inc()
     return error_response(
@@ -312,7 +320,8 @@ class RateLimitMiddleware:
             return
         request = Request(scope)
         address = client_address(scope)
-        if carries_credential(scope):
+        ticket = carries_stream_ticket(scope)
+        if ticket or carries_credential(scope):
             # An address past its failure budget: refused before the credential is parsed.
             retry_s = self.failures.retry_after_s(address)
             if retry_s is not None:
@@ -326,6 +335,12 @@ class RateLimitMiddleware:
             if isinstance(exc, AuthError):
                 self.failures.record(address)
             await auth_error_response(request, exc)(scope, receive, send)
+            return
+        if principal is None and ticket:
+            # Its issuance was counted against the user who asked for it; counting the stream
+            # again against its address would let one household's reconnects 429 another's.
+            # A refused ticket counts as a failed authentication of the address instead.
+            await self.app(scope, receive, send)
             return
         if principal is None:
             tier, identity = Tier.anonymous, client_identity(request)

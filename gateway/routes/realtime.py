@@ -33,6 +33,7 @@ from gateway.auth.dependencies import API_KEY_HEADER, own_user
 from gateway.auth.errors import BadAuthRequest, Forbidden, Unauthorized, challenge
 from gateway.device_ownership import FROM_HEADER, UNKNOWN_DEVICE, require_own_device
 from gateway.errors import error_response
+from gateway.middleware.rate_limit import client_address
 from gateway.realtime.credential import credential_expiry
 from gateway.realtime.hub import HubUnavailable, RealtimeHub
 from gateway.realtime.lifecycle import CapRefused, StreamLeases
@@ -214,6 +215,9 @@ def ticket_refused(request: Request, exc: TicketRefused) -> Response:
     """401 `invalid_ticket`; the ticket itself is never in the answer nor in a log line."""
     REALTIME_TICKETS.labels(exc.reason).inc()
     AUTH_FAILURES.labels(reason="invalid_ticket").inc()
+    failures = getattr(request.app.state, "auth_failures", None)  # absent without rate limits
+    if failures is not None:
+        failures.record(client_address(request.scope))
     return error_response(
         401,
         "invalid_ticket",

@@ -10,7 +10,7 @@ import uuid
 import httpx
 import redis.asyncio as aioredis
 
-from core.config import RateLimitSettings, Settings
+from core.config import Settings
 from core.observability.metrics import REALTIME_ENDED, REALTIME_OPEN, REALTIME_REFUSED
 from gateway.realtime.lifecycle import CapRefused, StreamLeases, leases_key
 from tests.auth.helpers import bearer, register_devices, user_token
@@ -35,9 +35,6 @@ async def test_each_cap_crossing_is_answered_and_counted(
     settings: Settings, topics_created: None
 ) -> None:
     capped = with_realtime(settings, streams_per_user=2, streams_per_process=3)
-    # Ticketed opens are anonymous requests (the rate limiter runs before the ticket is
-    # redeemed): off here, so this loopback address's 5 per second do not answer first.
-    capped = capped.model_copy(update={"rate_limit": RateLimitSettings(enabled=False)})
     alice, bob, carol = (f"cap-{n}-{uuid.uuid4().hex[:6]}" for n in ("a", "b", "c"))
     tokens = {u: user_token(settings, subject=u, scopes=SCOPES) for u in (alice, bob, carol)}
     opened: list[EventSourceLike] = []

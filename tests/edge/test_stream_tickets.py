@@ -325,3 +325,40 @@ async def test_a_token_in_its_last_second_gets_no_ticket(
     assert answer.status_code == 401, answer.text
     assert answer.json()["error"] == "unauthorized"
     assert "expire" in answer.json()["detail"]
+
+
+async def test_ticketed_opens_spend_no_anonymous_budget_and_bad_tickets_spend_the_failure_one(
+    settings: Settings, topics_created: None
+) -> None:
+    user = f"web-{uuid.uuid4().hex[:8]}"
+    token = user_token(settings, subject=user, scopes=SCOPES)
+    # Three failed authentications a minute per address, instead of 30, to reach the bound.
+    limits = settings.rate_limit.model_copy(update={"auth_failures_per_minute": 3})
+    strict = settings.model_copy(update={"rate_limit": limits})
+    async with served_gateway(strict) as (_, base), httpx.AsyncClient(base_url=base) as http:
+        await register_devices(http, settings, user, "web-1")
+        tickets = [await ticket_for(http, user, token) for _ in range(8)]
+        # More opens from this address within a second than the anonymous 5 per second: each
+        # ticket was counted once, against its user, when it was issued.
+        sources = [EventSourceLike(base + str(t["stream_url"])) for t in tickets]
+        try:
+            answers = await asyncio.gather(*(s.open() for s in sources))
+            assert [a.status_code for a in answers] == [200] * 8
+            assert all("x-ratelimit-limit" not in a.headers for a in answers)
+        finally:
+            await asyncio.gather(*(s.close() for s in sources))
+
+        good = await ticket_for(http, user, token)
+        wrong = f"/api/v1/users/{user}/stream?ticket=not-a-ticket"
+        for _ in range(3):
+            assert (await refused(base, wrong))["error"] == "invalid_ticket"
+        # The address is past its failure budget: refused before the ticket is read, even a
+        # good one, as any credential from it would be.
+        for url in (wrong, str(good["stream_url"])):
+            source = EventSourceLike(base + url)
+            try:
+                answer = await source.open()
+                assert answer.status_code == 429, answer.text
+                assert answer.json()["error"] == "too_many_auth_failures"
+            finally:
+                await source.close()
