@@ -54,6 +54,7 @@ class ProgressEntry(_Document):
     series_id: uuid.UUID | None = None
     season_number: int | None = None
     episode_number: int | None = None
+    absolute_number: int | None = None
     # True when this is the episode after one the user finished (the position is where to
     # start it: 0 when not started); `timestamp` and `device_id` are then the finished one's.
     up_next: bool = False

@@ -401,8 +401,10 @@ class UpNextEpisode(_Data):
 
     series_id: uuid.UUID
     content_id: uuid.UUID
-    season_number: int
-    episode_number: int
+    # The catalog's numbers; an episode listed by its absolute number alone has no season.
+    season_number: int | None
+    episode_number: int | None
+    absolute_number: int | None = None
 
 
 class ProgressMessage(_Data):

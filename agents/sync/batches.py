@@ -186,14 +186,14 @@ def finished_titles(batch: Sequence[Envelope[Any]]) -> set[uuid.UUID]:
 
 
 def _up_next(episode: Episode | None) -> UpNextEpisode | None:
-    place = episode.place() if episode else None
-    if episode is None or place is None:
+    if episode is None:
         return None
     return UpNextEpisode(
         series_id=episode.series_id,
         content_id=episode.content_id,
-        season_number=place[0],
-        episode_number=place[1],
+        season_number=episode.season_number,
+        episode_number=episode.episode_number,
+        absolute_number=episode.absolute_number,
     )
 
 

@@ -195,7 +195,7 @@ async def _continue_watching(
     runtimes = await series_store.runtimes_s(
         conn, [line.episode.content_id for line in lines if line.finished and line.position is None]
     )
-    placed = frozenset(e.content_id for _, e in watched if e.place() is not None)
+    placed = frozenset(e.content_id for _, e in watched if e.in_order())
     return continue_watching_document(
         user, version, positions, SeriesProgress(lines, placed, runtimes)
     )

@@ -1,19 +1,22 @@
 """Which episode of a series comes after the one just finished, and continue watching per series
 (no I/O; docs/SYNC.md, "Series in continue watching").
 
-An episode has a place when it has a season (1 or more) and an episode number. Specials (season
-0) and episodes without numbers have none: they are not "next" after anything, and finishing one
-does not move the series on (they stay standalone titles in continue watching). The next episode
+An episode has a place when it has a season (1 or more) and an episode number. The next episode
 is the first placed episode after the finished one in (season, episode) order, so a gap in the
 numbers (E4 missing) goes on to E5, a season's end to the next season's first listed episode, and
-the last episode of the series gives none.
+the last episode of the series gives none. An episode listed only by its absolute number (how
+anime and daily shows are listed, docs/INGESTION.md "Missing numbers") is followed by the next
+absolute number. Specials (season 0) and episodes without numbers are in neither order: they are
+never "next", and finishing one does not move the series on (they stay titles of their own in
+continue watching).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from agents.sync.progress import Position, is_complete
 
@@ -26,6 +29,7 @@ class Episode:
     series_id: uuid.UUID
     season_number: int | None
     episode_number: int | None
+    absolute_number: int | None = None
 
     def place(self) -> tuple[int, int] | None:
         """(season, episode), or None for a special or an episode missing a number."""
@@ -33,23 +37,35 @@ class Episode:
             return None
         return (self.season_number, self.episode_number)
 
+    def absolute(self) -> int | None:
+        """The number across the series, for an episode not a special."""
+        return None if self.season_number == 0 else self.absolute_number
+
+    def in_order(self) -> bool:
+        """Whether the episode has a next one to look for (and so speaks for its series)."""
+        return self.place() is not None or self.absolute() is not None
+
 
 def next_episode(finished: Episode, episodes: Iterable[Episode]) -> Episode | None:
     """The episode to play after `finished`, among its series' `episodes` (any order)."""
-    after = finished.place()
+    # The finished episode's own numbering decides: seasons when it has them, else absolute.
+    key: Callable[[Episode], Any] = Episode.place
+    after: Any = finished.place()
+    if after is None:
+        key, after = Episode.absolute, finished.absolute()
     if after is None:
         return None
-    placed = [
-        (place, e.content_id.int, e)
+    later = [
+        (k, e.content_id.int, e)
         for e in episodes
         if e.series_id == finished.series_id
         and e.content_id != finished.content_id
-        and (place := e.place()) is not None
-        and place > after
+        and (k := key(e)) is not None
+        and k > after
     ]
     # Two episodes sharing a place (a feed that numbers a two-parter alike): the content id
     # orders them, so every replica names the same one.
-    return min(placed, key=lambda t: (t[0], t[1]))[2] if placed else None
+    return min(later, key=lambda t: (t[0], t[1]))[2] if later else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,10 +111,11 @@ def series_lines(
 def latest_per_series(
     positions: Iterable[tuple[Position, Episode]],
 ) -> dict[uuid.UUID, tuple[Position, Episode]]:
-    """The newest write per series among placed episodes (specials and unnumbered ones skipped)."""
+    """The newest write per series among episodes in order (specials and unnumbered ones
+    skipped)."""
     latest: dict[uuid.UUID, tuple[Position, Episode]] = {}
     for position, episode in positions:
-        if episode.place() is None:
+        if not episode.in_order():
             continue
         held = latest.get(episode.series_id)
         if held is None or _rank(position) > _rank(held[0]):

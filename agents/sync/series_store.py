@@ -21,6 +21,7 @@ def _episode(r: Mapping[str, Any]) -> Episode:
         series_id=r["series_id"],
         season_number=r["season_number"],
         episode_number=r["episode_number"],
+        absolute_number=r["absolute_number"],
     )
 
 
@@ -32,7 +33,7 @@ async def episode_lists_of(
         return {}
     rows = await conn.fetch(
         """
-        SELECT e.canonical_id, e.series_id, e.season_number, e.episode_number
+        SELECT e.canonical_id, e.series_id, e.season_number, e.episode_number, e.absolute_number
         FROM episodes e
         WHERE e.series_id IN (SELECT series_id FROM episodes WHERE canonical_id = ANY($1::uuid[]))
         """,
@@ -50,7 +51,8 @@ async def series_episodes(
     if not series_ids:
         return {}
     rows = await conn.fetch(
-        "SELECT canonical_id, series_id, season_number, episode_number FROM episodes "
+        "SELECT canonical_id, series_id, season_number, episode_number, absolute_number "
+        "FROM episodes "
         "WHERE series_id = ANY($1::uuid[])",
         list(series_ids),
     )
@@ -67,7 +69,8 @@ async def episode_positions(
     what moves its series on."""
     rows = await conn.fetch(
         """
-        SELECT p.*, e.canonical_id, e.series_id, e.season_number, e.episode_number
+        SELECT p.*, e.canonical_id, e.series_id, e.season_number, e.episode_number,
+               e.absolute_number
         FROM sync_progress p JOIN episodes e ON e.canonical_id = p.content_id
         WHERE p.user_id = $1
         """,

@@ -32,7 +32,8 @@ class SeriesProgress:
 
     # One line per series (agents/sync/next_episode.py, series_lines).
     lines: Sequence[UpNext]
-    # Every title of the user's positions that is a placed episode: listed only via its series.
+    # Every title of the user's positions that is an episode in order: listed only via its
+    # series (specials and unnumbered episodes are titles of their own).
     placed: frozenset[uuid.UUID] = frozenset()
     # Catalog runtimes (seconds) of the episodes to play next, where known.
     runtimes_s: dict[uuid.UUID, float] = field(default_factory=dict)
@@ -76,6 +77,7 @@ def _episode_fields(episode: Episode | None) -> dict[str, Any]:
         "series_id": episode.series_id,
         "season_number": episode.season_number,
         "episode_number": episode.episode_number,
+        "absolute_number": episode.absolute_number,
     }
 
 

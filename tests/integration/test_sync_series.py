@@ -177,6 +177,7 @@ async def test_finishing_s2e3_on_the_phone_puts_s2e4_in_continue_watching_on_eve
             "content_id": str(series[(2, 4)]),
             "season_number": 2,
             "episode_number": 4,
+            "absolute_number": None,
         }
         assert heard[0]["up_next"] is None, "a half-watched episode announces no next one"
     finally:

@@ -64,6 +64,19 @@ def test_a_gap_in_the_numbers_goes_on_to_the_next_listed_episode() -> None:
     assert place(next_episode(ep(1, 3), gappy)) == (1, 5)
 
 
+def test_an_episode_listed_by_its_absolute_number_is_followed_by_the_next_number() -> None:
+    def abs_ep(n: int, season: int | None = None) -> Episode:
+        return Episode(uuid.UUID(int=900 + n), SERIES, season, None, n)
+
+    daily = [abs_ep(1), abs_ep(2), abs_ep(4), abs_ep(3, season=0)]
+    assert next_episode(abs_ep(2), daily) == abs_ep(4)  # 3 is a special, not next
+    assert next_episode(abs_ep(4), daily) is None
+    assert next_episode(abs_ep(3, season=0), daily) is None
+    # An episode with a season follows the seasons, even when it has an absolute number too.
+    seasoned = Episode(uuid.UUID(int=950), SERIES, 1, 1, 1)
+    assert next_episode(seasoned, [*daily, ep(1, 2)]) == ep(1, 2)
+
+
 def test_episodes_of_other_series_are_not_next() -> None:
     assert next_episode(ep(1, 1), [ep(1, 2, OTHER_SERIES)]) is None
 
