@@ -49,12 +49,22 @@ class ProgressEntry(_Document):
     device_id: str
     # The wall time of `timestamp`, for display.
     updated_at: datetime
+    # An episode of a series (docs/SYNC.md, "Series in continue watching"): the series stands
+    # once in the list, as the episode to play. Null for a film or any title outside a series.
+    series_id: uuid.UUID | None = None
+    season_number: int | None = None
+    episode_number: int | None = None
+    absolute_number: int | None = None
+    # True when this is the episode after one the user finished (the position is where to
+    # start it: 0 when not started); `timestamp` and `device_id` are then the finished one's.
+    up_next: bool = False
 
 
 class ContinueWatchingDocument(_Document):
     user_id: str
     version: int = Field(ge=0)
-    # The latest position per title, newest first, without completed titles.
+    # The latest position per title, newest first, without completed titles; a series once,
+    # as its latest episode or the one after it.
     items: list[ProgressEntry]
 
 

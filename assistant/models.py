@@ -98,6 +98,12 @@ class ProgressItem(BaseModel):
     state: str
     device_id: str
     updated_at: datetime
+    # A series is listed once, as the episode to play (docs/SYNC.md, "Series in continue
+    # watching"): an assistant can say "S2E4 of <series> is next".
+    series_id: uuid.UUID | None = None
+    season_number: int | None = None
+    episode_number: int | None = None
+    up_next: bool = Field(default=False, description="the episode after one the user finished")
 
 
 class Progress(BaseModel):

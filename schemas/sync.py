@@ -396,6 +396,17 @@ class WatchlistMessage(_Data):
         )
 
 
+class UpNextEpisode(_Data):
+    """The episode of a series to play after the one a report finished (docs/SYNC.md)."""
+
+    series_id: uuid.UUID
+    content_id: uuid.UUID
+    # The catalog's numbers; an episode listed by its absolute number alone has no season.
+    season_number: int | None
+    episode_number: int | None
+    absolute_number: int | None = None
+
+
 class ProgressMessage(_Data):
     kind: Literal["progress"] = "progress"
     content_id: uuid.UUID
@@ -404,9 +415,13 @@ class ProgressMessage(_Data):
     state: PlaybackState
     timestamp: HLC
     device_id: str
+    # Set when this report finished an episode that has a next one: every device can put it in
+    # continue watching at once (the read model has it too). Null otherwise, and at a
+    # series' end.
+    up_next: UpNextEpisode | None = None
 
     @classmethod
-    def of(cls, update: ProgressUpdate) -> ProgressMessage:
+    def of(cls, update: ProgressUpdate, up_next: UpNextEpisode | None = None) -> ProgressMessage:
         return cls(
             content_id=update.content_id,
             position_seconds=update.position_seconds,
@@ -414,6 +429,7 @@ class ProgressMessage(_Data):
             state=update.state,
             timestamp=update.timestamp,
             device_id=update.device_id,
+            up_next=up_next,
         )
 
 

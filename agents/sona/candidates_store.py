@@ -36,14 +36,22 @@ _COLUMNS = """
     (c.doc->>'runtime_minutes')::int AS runtime_minutes,
     c.doc->>'maturity_rating' AS maturity_rating
 """
+# A series is recommended as itself, never as its episodes (docs/SONA.md, "Series"): the
+# catalog queries skip episodes, and the other sources' episodes become their series.
 _BY_GENRES = f"""
 SELECT {_COLUMNS} FROM content c
-WHERE ($5::text[] IS NULL OR c.doc->'genres' ?| $5) AND {_AVAILABLE_AND_FITTING}
+WHERE ($5::text[] IS NULL OR c.doc->'genres' ?| $5) AND c.content_type <> 'episode'
+  AND {_AVAILABLE_AND_FITTING}
 ORDER BY c.popularity DESC, c.canonical_id LIMIT $6
 """
-# The titles most users here like (sona_title_viewers), fitting the context.
+# The titles most users here like (sona_title_viewers), fitting the context; a liked episode
+# counts for its series (a series liked through several episodes comes back once per episode:
+# the handler keeps the first, which keeps the index-ordered scan of a plain LIMIT).
 _MOST_LIKED = f"""
-SELECT {_COLUMNS} FROM sona_title_viewers t JOIN content c ON c.canonical_id = t.content_id
+SELECT {_COLUMNS}
+FROM sona_title_viewers t
+LEFT JOIN episodes e ON e.canonical_id = t.content_id
+JOIN content c ON c.canonical_id = coalesce(e.series_id, t.content_id)
 WHERE t.viewers > 0 AND {_AVAILABLE_AND_FITTING}
 ORDER BY t.viewers DESC, t.content_id LIMIT $5
 """
@@ -170,6 +178,19 @@ async def titles_by_ids(
         return {}
     rows = await db.fetch(_BY_IDS, *_fit_args(region, RuntimePreference(), excluded), list(ids))
     return {r["canonical_id"]: _row(r) for r in rows}
+
+
+async def series_of(
+    db: asyncpg.Pool | asyncpg.Connection, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID]:
+    """The series of each of `ids` that is an episode (migration 0040)."""
+    if not ids:
+        return {}
+    rows = await db.fetch(
+        "SELECT canonical_id, series_id FROM episodes WHERE canonical_id = ANY($1::uuid[])",
+        list(ids),
+    )
+    return {r["canonical_id"]: r["series_id"] for r in rows}
 
 
 async def bucket_genres(

@@ -399,6 +399,10 @@ async def recommendations_for(
         store.liked_titles(pool, user, ANCHORS) if taste else _nothing([]),
         store.title_names(pool, watchlist),
     )
+    # Episodes the vector search or the co-watching found stand for their series.
+    series_of = await candidates_store.series_of(pool, set(similar) | set(co_watched))
+    similar = sources.to_series(similar, series_of)
+    co_watched = sources.to_series(co_watched, series_of)
     favourite = sources.favourite_genres(sources.genre_weights(bucket, profile.genre_affinities))
     rows: dict[uuid.UUID, sources.TitleRow] = {}
     for r in [*by_mood, *liked_here, *popular]:

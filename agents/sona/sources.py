@@ -47,6 +47,18 @@ class TitleRow:
     maturity_rating: str | None = None
 
 
+def to_series(
+    scores: Mapping[uuid.UUID, float], series_of: Mapping[uuid.UUID, uuid.UUID]
+) -> dict[uuid.UUID, float]:
+    """Scores of episodes given to their series (the best episode's), so a series is one
+    candidate however many of its episodes a source found."""
+    out: dict[uuid.UUID, float] = {}
+    for cid, score in scores.items():
+        key = series_of.get(cid, cid)
+        out[key] = max(score, out.get(key, score))
+    return out
+
+
 def relative(scores: Mapping[uuid.UUID, float]) -> dict[uuid.UUID, float]:
     """Scores divided by the largest; non-positive scores become 0."""
     top = max(scores.values(), default=0.0)

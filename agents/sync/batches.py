@@ -20,7 +20,8 @@ from agents.sync.clock import wall_time
 from agents.sync.commands import decide
 from agents.sync.devices import DeviceChange, DeviceRecord
 from agents.sync.messages import command_events, message_id, realtime_event
-from agents.sync.progress import Position, merge
+from agents.sync.next_episode import Episode, next_episode
+from agents.sync.progress import Position, is_complete, merge
 from agents.sync.records import TitleState, decode_titles, encode_title
 from agents.sync.watchlist import WatchlistState, apply, compact_title, contains
 from schemas.envelope import Envelope
@@ -32,6 +33,7 @@ from schemas.sync import (
     DeviceRemoved,
     ProgressMessage,
     RemoteCommandIssued,
+    UpNextEpisode,
     WatchlistMessage,
     WatchlistOperation,
     WatchlistUpdate,
@@ -142,9 +144,17 @@ def watchlist(
     return out
 
 
-def progress(stored: Mapping[UserTitle, Position], batch: Sequence[Envelope[Any]]) -> Merged:
-    """Progress updates into the registers; rows are the winning Positions by (user, title)."""
+def progress(
+    stored: Mapping[UserTitle, Position],
+    batch: Sequence[Envelope[Any]],
+    episode_lists: Mapping[uuid.UUID, Sequence[Episode]] | None = None,
+) -> Merged:
+    """Progress updates into the registers; rows are the winning Positions by (user, title).
+
+    `episode_lists`: the episode list of each series a finished title of the batch belongs to
+    (finished_titles); a winning report that finishes an episode announces the next one."""
     current: dict[UserTitle, Position] = dict(stored)
+    episodes = {e.content_id: e for es in (episode_lists or {}).values() for e in es}
     out = Merged()
     for env in batch:
         update = env.payload
@@ -154,16 +164,37 @@ def progress(stored: Mapping[UserTitle, Position], batch: Sequence[Envelope[Any]
             continue
         current[key] = out.rows[key] = result.winner
         out.changed_users.add(update.user_id)
+        up_next = None
+        if is_complete(result.winner) and update.content_id in episodes:
+            finished = episodes[update.content_id]
+            up_next = _up_next(next_episode(finished, episode_lists[finished.series_id]))
         out.events.append(
             realtime_event(
                 update.user_id,
-                ProgressMessage.of(update),
+                ProgressMessage.of(update, up_next),
                 message_id(env.event_id, str(update.content_id)),
                 wall_time(update.timestamp),
                 env,
             )
         )
     return out
+
+
+def finished_titles(batch: Sequence[Envelope[Any]]) -> set[uuid.UUID]:
+    """The titles a report of the batch finishes: only their series need loading."""
+    return {env.payload.content_id for env in batch if is_complete(Position.of(env.payload))}
+
+
+def _up_next(episode: Episode | None) -> UpNextEpisode | None:
+    if episode is None:
+        return None
+    return UpNextEpisode(
+        series_id=episode.series_id,
+        content_id=episode.content_id,
+        season_number=episode.season_number,
+        episode_number=episode.episode_number,
+        absolute_number=episode.absolute_number,
+    )
 
 
 def _active_devices(current: Mapping[UserDevice, DeviceRecord], user_id: str) -> int:

@@ -26,16 +26,22 @@ from agents.framework.context import AgentContext
 from agents.framework.resources import Resource
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
-from agents.sync import batches, store
+from agents.sync import batches, series_store, store
 from agents.sync.clock import to_physical_us
 from agents.sync.devices import DeviceRecord, removed_by, went_offline
 from agents.sync.messages import message_id, realtime_event, to_deliver
+from agents.sync.next_episode import latest_per_series, series_lines
 from agents.sync.presence import ONLINE_TIMEOUT_S
 from agents.sync.progress import is_complete
 from agents.sync.records import is_empty
-from agents.sync.views import continue_watching_document, devices_document, watchlist_document
+from agents.sync.views import (
+    SeriesProgress,
+    continue_watching_document,
+    devices_document,
+    watchlist_document,
+)
 from agreements.device_register import mark
-from agreements.sync_documents import CONTINUE_WATCHING_MAX
+from agreements.sync_documents import CONTINUE_WATCHING_MAX, ContinueWatchingDocument
 from core.config import OPEN_CHANNELS_WARNING
 from core.observability.metrics import BOUND_REFUSALS, TOMBSTONES_COMPACTED
 from schemas.envelope import Envelope
@@ -168,10 +174,31 @@ async def _render_progress(
     versions = await store.versions(conn, SyncView.progress, users, changed)
     out = {}
     for user in users:
-        positions = await store.open_positions(conn, user, CONTINUE_WATCHING_MAX)
-        document = continue_watching_document(user, versions[user], positions)
+        document = await _continue_watching(conn, user, versions[user])
         out[user] = (versions[user], document.model_dump_json().encode())
     return out
+
+
+async def _continue_watching(
+    conn: asyncpg.Connection, user: str, version: int
+) -> ContinueWatchingDocument:
+    """The user's continue watching, each series once (agents/sync/next_episode.py)."""
+    positions = await store.open_positions(conn, user, CONTINUE_WATCHING_MAX)
+    watched = await series_store.episode_positions(conn, user)
+    if not watched:
+        return continue_watching_document(user, version, positions)
+    latest = latest_per_series(watched)
+    ended = [series for series, (p, _) in latest.items() if is_complete(p)]
+    episode_lists = await series_store.series_episodes(conn, ended)
+    started = {p.content_id: p for p, _ in watched if not is_complete(p)}
+    lines = series_lines(latest, episode_lists, started)
+    runtimes = await series_store.runtimes_s(
+        conn, [line.episode.content_id for line in lines if line.finished and line.position is None]
+    )
+    placed = frozenset(e.content_id for _, e in watched if e.in_order())
+    return continue_watching_document(
+        user, version, positions, SeriesProgress(lines, placed, runtimes)
+    )
 
 
 async def merge_progress(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
@@ -183,7 +210,9 @@ async def merge_progress(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
         stored = await store.load_positions(
             uow.conn, [(env.payload.user_id, env.payload.content_id) for env in batch]
         )
-        merged = batches.progress(stored, batch)
+        finished = batches.finished_titles(batch)
+        episode_lists = await series_store.episode_lists_of(uow.conn, finished)
+        merged = batches.progress(stored, batch, episode_lists)
         winners = list(merged.rows.values())
         await store.save_positions(uow.conn, winners, [is_complete(p) for p in winners])
         documents = await _render_progress(uow.conn, users, merged.changed_users)
@@ -404,8 +433,7 @@ async def _load_view(ctx: AgentContext, view: SyncView, user_id: str) -> tuple[i
         if view is SyncView.watchlist:
             doc = watchlist_document(user_id, version, await store.visible_titles(conn, user_id))
         elif view is SyncView.progress:
-            positions = await store.open_positions(conn, user_id, CONTINUE_WATCHING_MAX)
-            doc = continue_watching_document(user_id, version, positions)
+            doc = await _continue_watching(conn, user_id, version)
         else:
             devices = await store.load_devices(conn, [user_id])
             doc = devices_document(user_id, version, devices.get(user_id, {}).values(), utcnow())

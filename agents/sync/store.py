@@ -191,7 +191,7 @@ async def visible_titles(
 # --- progress ------------------------------------------------------------------------------------
 
 
-def _position(r: Mapping[str, Any]) -> Position:
+def position_of(r: Mapping[str, Any]) -> Position:
     return Position(
         user_id=r["user_id"],
         content_id=r["content_id"],
@@ -215,7 +215,7 @@ async def load_positions(
         [u for u, _ in pairs],
         [c for _, c in pairs],
     )
-    return {(r["user_id"], r["content_id"]): _position(r) for r in rows}
+    return {(r["user_id"], r["content_id"]): position_of(r) for r in rows}
 
 
 async def save_positions(
@@ -258,7 +258,7 @@ async def open_positions(conn: asyncpg.Connection, user_id: str, limit: int) -> 
         user_id,
         limit,
     )
-    return [_position(r) for r in rows]
+    return [position_of(r) for r in rows]
 
 
 # --- devices -------------------------------------------------------------------------------------

@@ -89,7 +89,8 @@ def _limit(request: Request) -> int:
         200: {
             "model": ContinueWatchingDocument,
             "description": "continue watching: the latest position per title, newest first, "
-            "without completed titles",
+            "without completed titles; a series once, as its latest episode or, after a "
+            "finished one, the next (`up_next`)",
         },
         **READ_RESPONSES,
     },
@@ -126,7 +127,10 @@ async def continue_watching(request: Request) -> Response:
     "/{content_id}",
     responses={
         200: {"model": ProgressEntry, "description": "where to resume this title"},
-        404: {"description": "no open progress for this title (never started, or completed)"},
+        404: {
+            "description": "no open progress for this title (never started, or completed; "
+            "an episode only while continue watching lists it for its series)"
+        },
         **READ_RESPONSES,
     },
     openapi_extra=documented(USER_ID, CONTENT_ID),
