@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from agents.discovery.filters import payload_platforms
-from agents.discovery.fusion import Hit
-from schemas.discovery import STRATEGIES, MatchedEpisode, SeasonAvailability, Strategy
+from agents.discovery.fusion import WEIGHTS, Hit, rrf_term
+from schemas.discovery import MatchedEpisode, SeasonAvailability, Strategy
 
 # A series found through many episodes ("the office" in the text of every episode) names the
 # best-ranked few: enough to say why, short enough to read.
@@ -86,17 +86,17 @@ def matched_episodes(
     parents: Mapping[uuid.UUID, uuid.UUID],
     payloads: Mapping[uuid.UUID, Mapping[str, Any]],
 ) -> dict[uuid.UUID, list[MatchedEpisode]]:
-    """Per series, the episodes the strategies found, the best-ranked first (rank in any list,
-    then the strategies' fixed order), at most MAX_MATCHED_EPISODES."""
-    best: dict[uuid.UUID, tuple[int, int]] = {}
-    for order, strategy in enumerate(STRATEGIES):
-        for rank, hit in enumerate(rankings.get(strategy, ())):
+    """Per series, the episodes the strategies found, in the order fusion would rank them
+    (each list's weight over 60 + its rank), at most MAX_MATCHED_EPISODES."""
+    fused: dict[uuid.UUID, float] = {}
+    for strategy, hits in rankings.items():
+        for rank, hit in enumerate(hits, start=1):
             if hit.canonical_id in parents:
-                best[hit.canonical_id] = min(
-                    best.get(hit.canonical_id, (rank, order)), (rank, order)
+                fused[hit.canonical_id] = fused.get(hit.canonical_id, 0.0) + rrf_term(
+                    WEIGHTS[strategy], rank
                 )
     out: dict[uuid.UUID, list[MatchedEpisode]] = {}
-    for cid in sorted(best, key=lambda c: (*best[c], str(c))):
+    for cid in sorted(fused, key=lambda c: (-fused[c], str(c))):
         episodes = out.setdefault(parents[cid], [])
         if len(episodes) < MAX_MATCHED_EPISODES:
             episodes.append(matched_episode(cid, payloads[cid]))
