@@ -130,8 +130,9 @@ class SearchFilters(_Data):
     # The highest maturity rating allowed; unrated titles do not pass a limit.
     content_rating_limit: MaturityRating | None = None
     blocked_genres: list[str] = Field(default_factory=list, max_length=18)
-    # Only titles of these content types (SEARCHABLE_CONTENT_TYPES); empty: any.
-    content_types: list[str] = Field(default_factory=list, max_length=len(ContentType))
+    # Only titles of these content types (SEARCHABLE_CONTENT_TYPES); empty: any. No length
+    # bound: the validator makes it a set of at most those five, however often one is sent.
+    content_types: list[str] = Field(default_factory=list)
 
     @field_validator("genres", "blocked_genres")
     @classmethod

@@ -129,8 +129,8 @@ PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
         {"type": "array", "items": {"type": "string", "pattern": _CONTENT_TYPE}},
         "only titles of one of these content types: "
         + ", ".join(SEARCHABLE_CONTENT_TYPES)
-        + " (a series is found by its own title and its episodes'; episodes are never "
-        "results of their own)",
+        + " (a series is found by its own title and by its episodes', which are shown as "
+        "their series)",
     ),
     "page": ({"type": "integer", "minimum": 1, "default": 1}, "page number, from 1"),
     "page_size": (
