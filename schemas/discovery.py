@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from schemas.content import MaturityRating, checked_region, region_code
+from schemas.content import ContentType, MaturityRating, checked_region, region_code
 from schemas.envelope import Payload
 from schemas.ingestion import normalize_platform
 
@@ -33,6 +33,12 @@ STRATEGIES: tuple[Strategy, ...] = ("vector", "keyword", "popularity", "graph")
 
 YearRange = tuple[int, int]
 RatingRange = tuple[float, float]
+
+# The content types a search can ask for: every type of the catalog but `episode`, since an
+# episode is shown as its series (docs/DISCOVERY.md, "Series and episodes").
+SEARCHABLE_CONTENT_TYPES: tuple[str, ...] = tuple(
+    t.value for t in ContentType if t is not ContentType.episode
+)
 
 _ID = re.compile(r"^[a-z0-9_]+$")
 _ID_SEPARATORS = re.compile(r"[\s\-]+")
@@ -124,6 +130,9 @@ class SearchFilters(_Data):
     # The highest maturity rating allowed; unrated titles do not pass a limit.
     content_rating_limit: MaturityRating | None = None
     blocked_genres: list[str] = Field(default_factory=list, max_length=18)
+    # Only titles of these content types (SEARCHABLE_CONTENT_TYPES); empty: any. No length
+    # bound: the validator makes it a set of at most those five, however often one is sent.
+    content_types: list[str] = Field(default_factory=list)
 
     @field_validator("genres", "blocked_genres")
     @classmethod
@@ -134,6 +143,19 @@ class SearchFilters(_Data):
     @classmethod
     def _platforms(cls, value: list[str]) -> list[str]:
         return _ids("platforms", value, platforms=True)
+
+    @field_validator("content_types")
+    @classmethod
+    def _content_types(cls, value: list[str]) -> list[str]:
+        # Any case ('Movie'); a set, sorted, for the cache key like the other lists.
+        wanted = {v.strip().casefold() for v in value}
+        for kind in sorted(wanted):
+            if kind not in SEARCHABLE_CONTENT_TYPES:
+                raise ValueError(
+                    f"content_types: {kind!r} is not one of {', '.join(SEARCHABLE_CONTENT_TYPES)}"
+                    + (" (an episode is found as its series)" if kind == "episode" else "")
+                )
+        return sorted(wanted)
 
     @field_validator("region", mode="before")
     @classmethod
@@ -209,6 +231,26 @@ class StrategyScores(_Data):
     graph: float | None = Field(default=None, ge=0)
 
 
+class SeasonAvailability(_Data):
+    """Where one season of a series result can be watched now."""
+
+    # 0: the specials; None: episodes a feed gave no season for.
+    season_number: int | None = Field(default=None, ge=0)
+    episode_count: int = Field(default=0, ge=0)
+    # Platforms offering the whole series, this season, or any of its episodes (in the asked
+    # region only, when one was given).
+    platforms: list[str] = Field(default_factory=list)
+
+
+class MatchedEpisode(_Data):
+    """The episode whose own title (or text) a series result was found by."""
+
+    canonical_id: uuid.UUID
+    title: str = Field(min_length=1, max_length=500)
+    season_number: int | None = Field(default=None, ge=0)
+    episode_number: int | None = Field(default=None, ge=0)
+
+
 class SearchResult(_Data):
     canonical_id: uuid.UUID
     title: str = Field(min_length=1, max_length=500)
@@ -218,6 +260,13 @@ class SearchResult(_Data):
     relevance_score: float = Field(ge=0)
     match_reasons: list[str] = Field(default_factory=list)
     strategy_scores: StrategyScores = Field(default_factory=StrategyScores)
+    # The catalog's content type (movie, series, ...); None from an older agent.
+    content_type: str | None = None
+    # Of a series: each season, in order (specials first, unnumbered episodes last), with
+    # where it can be watched; None for other titles.
+    seasons: list[SeasonAvailability] | None = None
+    # Of a series found through episodes: the best-ranked of them (its title, S/E numbers).
+    matched_episodes: list[MatchedEpisode] = Field(default_factory=list)
 
 
 class Facets(_Data):

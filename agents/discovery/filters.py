@@ -88,6 +88,8 @@ def _within(value: float | None, bounds: tuple[float, float] | None) -> bool:
 
 def matches(candidate: Mapping[str, Any], filters: SearchFilters) -> bool:
     """Whether the title passes every filter set; blocked genres always block."""
+    if filters.content_types and candidate.get("content_type") not in filters.content_types:
+        return False
     genres = set(payload_genres(candidate))
     if filters.blocked_genres and genres & set(filters.blocked_genres):
         return False
@@ -121,6 +123,7 @@ def merge_filters(request: SearchFilters, intent: ParsedIntent) -> SearchFilters
         rating_range=request.rating_range,
         content_rating_limit=request.content_rating_limit,
         blocked_genres=canonical_genres(request.blocked_genres),
+        content_types=request.content_types,
     )
 
 

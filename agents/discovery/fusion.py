@@ -41,8 +41,10 @@ from agents.titles.names import normalize_title
 from agreements.typo_rules import is_number
 from schemas.discovery import (
     STRATEGIES,
+    MatchedEpisode,
     ParsedIntent,
     SearchResult,
+    SeasonAvailability,
     Strategy,
     StrategyScores,
 )
@@ -94,6 +96,10 @@ class SearchHit:
     genres: tuple[str, ...] = ()
     platforms: tuple[str, ...] = ()
     keywords: tuple[str, ...] = ()
+    content_type: str | None = None
+    # Of a series: its seasons and the episodes the search found it by (agents/discovery/series.py).
+    seasons: tuple[SeasonAvailability, ...] | None = None
+    matched_episodes: tuple[MatchedEpisode, ...] = ()
 
     @classmethod
     def from_payload(
@@ -102,6 +108,7 @@ class SearchHit:
         """From a read-model document or a vector payload (see agents.discovery.filters)."""
         year = payload.get("release_year")
         keywords = payload.get("keywords")
+        kind = payload.get("content_type")
         return cls(
             canonical_id=canonical_id,
             title=str(payload.get("title") or ""),
@@ -111,6 +118,7 @@ class SearchHit:
             keywords=tuple(k for k in keywords if isinstance(k, str))
             if isinstance(keywords, list)
             else (),
+            content_type=kind if isinstance(kind, str) else None,
         )
 
 
@@ -278,6 +286,9 @@ def fuse(
             relevance_score=relevance,
             match_reasons=list(dict.fromkeys(reasons)),
             strategy_scores=StrategyScores(**per_strategy),
+            content_type=candidate.content_type,
+            seasons=list(candidate.seasons) if candidate.seasons is not None else None,
+            matched_episodes=list(candidate.matched_episodes),
         )
         results.append((relevance, fused, result))
     results.sort(key=lambda r: (-r[0], -r[1], str(r[2].canonical_id)))

@@ -51,6 +51,10 @@ def changed_subjects(change: Change) -> list[str]:
     elif isinstance(change, ContentUpdated):
         content = change.content
         subjects = [title_subject(content.canonical_id)]
+        # An episode is shown as its series, whose seasons show where the episode plays: a
+        # page showing the series depends on it (agents/discovery/series.py).
+        if content.series is not None and content.series.parent_id is not None:
+            subjects.append(title_subject(content.series.parent_id))
         # No list of changed fields: nothing says the offers stayed as they were.
         if not change.changed_fields or "availability" in change.changed_fields:
             subjects += [platform_subject(offer.platform) for offer in content.availability]

@@ -13,16 +13,24 @@ from __future__ import annotations
 import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from agents.discovery.facets import facet_counts
 from agents.discovery.filters import matches
 from agents.discovery.fusion import Hit, SearchHit, fuse
 from agents.discovery.plan import SearchPlan
+from agents.discovery.series import (
+    collapse_hits,
+    collapse_ids,
+    matched_episodes,
+    season_availability,
+    series_of,
+)
 from schemas.discovery import (
     STRATEGIES,
     Facets,
+    MatchedEpisode,
     ParsedIntent,
     SearchRequested,
     SearchResponse,
@@ -157,9 +165,46 @@ def shown(
     return lists, found
 
 
+def collapse_episodes(
+    retrieved: Retrieved,
+) -> tuple[Retrieved, dict[uuid.UUID, list[MatchedEpisode]]]:
+    """What the strategies found with every episode replaced by its series (its reason naming
+    the episode), each series once at its best rank, and per series the episodes found
+    (agents/discovery/series.py). Page-independent, so the pages of one query still cut one
+    result, and the total and facets count a series once."""
+    payloads = retrieved.payloads
+    parents = {cid: sid for cid, p in payloads.items() if (sid := series_of(p)) is not None}
+    if not parents:
+        return retrieved, {}
+    rankings = {
+        strategy: collapse_hits(hits, parents, payloads)
+        for strategy, hits in retrieved.rankings.items()
+    }
+    # An episode whose series was not read cannot be shown; word_order keeps only what can.
+    shown_parents = {cid: sid for cid, sid in parents.items() if sid in payloads}
+    collapsed = replace(
+        retrieved,
+        rankings=rankings,
+        word_order=collapse_ids(
+            (c for c in retrieved.word_order if c not in parents or c in shown_parents),
+            shown_parents,
+        ),
+        typed_titles=collapse_ids(
+            (c for c in retrieved.typed_titles if c not in parents or c in shown_parents),
+            shown_parents,
+        ),
+    )
+    return collapsed, matched_episodes(retrieved.rankings, shown_parents, payloads)
+
+
 def _earliest(seconds: Iterable[object]) -> float | None:
     found = [float(s) for s in seconds if isinstance(s, int | float) and not isinstance(s, bool)]
     return min(found, default=None)
+
+
+def _seasons(payload: Mapping[str, Any], region: str | None) -> tuple[Any, ...] | None:
+    seasons = season_availability(payload, region)
+    return tuple(seasons) if seasons is not None else None
 
 
 def assemble(
@@ -169,6 +214,7 @@ def assemble(
     retrieved: Retrieved,
     search_time_ms: float,
 ) -> Assembled:
+    retrieved, episodes = collapse_episodes(retrieved)
     lists, found = shown(retrieved, plan)
     failed = set(retrieved.failed)
     browse = retrieved.browse
@@ -179,7 +225,12 @@ def assemble(
             lists["popularity"] = popularity_ranking(found, retrieved.payloads)
     region = plan.filters.region
     candidates = {
-        cid: SearchHit.from_payload(cid, retrieved.payloads[cid], region) for cid in found
+        cid: replace(
+            SearchHit.from_payload(cid, retrieved.payloads[cid], region),
+            seasons=_seasons(retrieved.payloads[cid], region),
+            matched_episodes=tuple(episodes.get(cid, ())),
+        )
+        for cid in found
     }
     reference_genres = {
         name: [str(g) for g in retrieved.payloads[cid].get("genres") or ()]

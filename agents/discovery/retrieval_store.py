@@ -91,6 +91,11 @@ def vector_filter(filters: SearchFilters, exclude: Sequence[uuid.UUID] = ()) -> 
         year_max=years[1] if years else None,
         exclude_ids=list(exclude),
         exclude_genres=filters.blocked_genres,
+        # An episode stands for its series (agents/discovery/series.py).
+        content_types=[
+            *filters.content_types,
+            *(["episode"] if "series" in filters.content_types else []),
+        ],
     )
 
 

@@ -19,6 +19,7 @@ from agents.discovery.facets import facets_of_counts
 from agents.discovery.filters import MATURITY_LEVEL
 from agents.discovery.ranking import BrowsePage
 from agents.discovery.selectivity import CatalogStats
+from agents.discovery.series import series_of, series_payload
 from agents.discovery.words import (
     PREFIX_COMPLETIONS,
     WordCandidates,
@@ -56,43 +57,52 @@ AND ($5::text[] IS NULL OR c.open_offer_keys && $5 OR (c.timed_offer_keys && $5 
           AND ($7::text IS NULL OR o->'regions' ? $7))))
 AND ($8::float8 IS NULL OR (c.doc->>'average_rating')::float8 BETWEEN $8 AND $9)
 AND ($10::text[] IS NULL OR c.doc->>'maturity_rating' = ANY($10))
+AND ($11::text[] IS NULL OR c.content_type = ANY($11))
 """
+# A browse lists series, never their episodes (docs/DISCOVERY.md, "Series and episodes").
+_BROWSABLE = f"c.content_type <> 'episode' AND {_FILTERS}"
+# The searches by words find episodes too, whatever the filters: an episode stands for its
+# series, which the filter test then judges by the series' own record and every offer of its
+# seasons and episodes (agents/discovery/series.py); an episode's own offers or genres do not
+# decide. Unless the filter asks for content types without series.
+_SEARCHABLE = f"""((c.content_type = 'episode' AND ($11::text[] IS NULL OR 'series' = ANY($11)))
+    OR ({_FILTERS}))"""
 
 # Two candidate sets, each bounded, then joined:
 # - the words, ORed ("funny animated shrek" finds titles with any of them; more of them rank
 #   higher), each stemmed by the english configuration. A common word matches thousands of
 #   titles, and ranking them all would cost more than the whole search may take: at most
-#   $14 matches are ranked, those the index yields first;
+#   $15 matches are ranked, those the index yields first;
 # - titles closest to the words by trigram distance (typos: "shawshank redemtion"), nearest
 #   first straight from the GiST index, only when the words are short enough to be a title.
 _KEYWORD = f"""
 WITH q AS (
-    SELECT replace(plainto_tsquery('english', $11)::text, ' & ', ' | ')::tsquery AS words
+    SELECT replace(plainto_tsquery('english', $12)::text, ' & ', ' | ')::tsquery AS words
 ),
 text_hits AS (
     SELECT c.canonical_id, ts_rank(c.search_document, q.words, 1) AS score
     FROM content c, q
-    WHERE c.search_document @@ q.words AND {_FILTERS}
-    LIMIT $14
+    WHERE c.search_document @@ q.words AND {_SEARCHABLE}
+    LIMIT $15
 ),
 title_hits AS (
-    SELECT c.canonical_id, similarity(c.normalized_title, $12) AS score
+    SELECT c.canonical_id, similarity(c.normalized_title, $13) AS score
     FROM content c
-    WHERE $12 <> '' AND c.normalized_title % $12 AND {_FILTERS}
-    ORDER BY c.normalized_title <-> $12
-    LIMIT $13
+    WHERE $13 <> '' AND c.normalized_title % $13 AND {_SEARCHABLE}
+    ORDER BY c.normalized_title <-> $13
+    LIMIT $14
 )
 SELECT canonical_id, coalesce(t.score, 0) + coalesce(n.score, 0) AS score
 FROM text_hits t FULL OUTER JOIN title_hits n USING (canonical_id)
 ORDER BY score DESC, canonical_id
-LIMIT $13
+LIMIT $14
 """
 # Words matching more titles than this are ranked among the first this many the index yields.
 TEXT_RANK_CAP = 2000
 
 # A browse ("on Netflix", "drama"): every title passing the filters, most popular first. Two
-# queries run at once, each one scan of the matching titles: the page ($11 titles after the
-# first $12) and how many there are, which a browse always answers exactly; and the facets
+# queries run at once, each one scan of the matching titles: the page ($12 titles after the
+# first $13) and how many there are, which a browse always answers exactly; and the facets
 # over all of them (as agents.discovery.facets counts a result set: genres and
 # platforms once per title, platforms where the title is offered now, in the region when one
 # is asked) and when an offer of one of them starts or ends next. Only columns are read (the
@@ -100,15 +110,15 @@ TEXT_RANK_CAP = 2000
 # offer window; the facets are counted in one aggregate over (kind, value) pairs.
 _BROWSE_PAGE = f"""
 SELECT
-    (SELECT count(*) FROM content c WHERE {_FILTERS}) AS total,
-    ARRAY(SELECT c.canonical_id FROM content c WHERE {_FILTERS}
-          ORDER BY c.popularity DESC, c.canonical_id LIMIT $11 OFFSET $12) AS page
+    (SELECT count(*) FROM content c WHERE {_BROWSABLE}) AS total,
+    ARRAY(SELECT c.canonical_id FROM content c WHERE {_BROWSABLE}
+          ORDER BY c.popularity DESC, c.canonical_id LIMIT $12 OFFSET $13) AS page
 """
 _BROWSE_COUNTS = f"""
 WITH matching AS MATERIALIZED (
     SELECT c.canonical_id, c.popularity, c.release_year, c.genre_keys, c.open_offer_keys,
            CASE WHEN c.timed_offer_keys <> '{{}}' THEN c.doc->'availability' END AS timed
-    FROM content c WHERE {_FILTERS}
+    FROM content c WHERE {_BROWSABLE}
 ),
 open_platforms AS (
     SELECT canonical_id, timed IS NOT NULL AS has_timed, split_part(k, '@', 1) AS platform
@@ -151,7 +161,7 @@ _WORD_VARIANTS = "SELECT variant, word FROM search_word_variants WHERE variant =
 _COMPLETIONS = """
 SELECT word FROM search_words WHERE word LIKE $1 ORDER BY length(word), word LIMIT $2
 """
-# Titles holding one candidate of every required query word (one `&&` per word, $11 on,
+# Titles holding one candidate of every required query word (one `&&` per word, $12 on,
 # answered by the GIN index of title_words), the query's own title first, then the shortest.
 _TITLES_WITH_WORDS = """
 SELECT c.canonical_id, c.normalized_title, c.popularity
@@ -163,7 +173,7 @@ LIMIT ${limit}
 """
 # Whether a title passing the filters is named exactly so (its matching form).
 _TITLE_NAMED = f"""
-SELECT EXISTS (SELECT 1 FROM content c WHERE c.normalized_title = $11 AND {_FILTERS})
+SELECT EXISTS (SELECT 1 FROM content c WHERE c.normalized_title = $12 AND {_SEARCHABLE})
 """
 # Titles whose credits hold a name with one candidate of every required query word.
 _PEOPLE_WITH_WORDS = """
@@ -198,6 +208,10 @@ CROSS JOIN LATERAL (
 _PAYLOADS = f"""
 SELECT c.canonical_id, jsonb_build_object(
     'title', c.doc->'title',
+    'content_type', c.content_type,
+    'series_id', e.series_id,
+    'season_number', e.season_number,
+    'episode_number', e.episode_number,
     'release_year', c.doc->'release_year',
     'genres', c.doc->'genres',
     'keywords', c.doc->'keywords',
@@ -214,7 +228,26 @@ SELECT c.canonical_id, jsonb_build_object(
         SELECT extract(epoch FROM min(b.at) - now())
         FROM {_OFFER_CHANGES.format(offers="c.doc->'availability'")})
 ) AS payload
-FROM content c WHERE c.canonical_id = ANY($1::uuid[])
+FROM content c LEFT JOIN episodes e USING (canonical_id)
+WHERE c.canonical_id = ANY($1::uuid[])
+"""
+# Of each series: how many episodes each season has, and the offers current now of each
+# season (its season listings' and its episodes'), one row per (season, platform, region).
+_SEASON_EPISODES = """
+SELECT series_id, season_number, count(*) AS n FROM episodes
+WHERE series_id = ANY($1::uuid[]) GROUP BY series_id, season_number
+"""
+_SEASON_OFFERS = f"""
+SELECT a.series_id, a.season_number, a.platform, a.region
+FROM season_availability a
+WHERE a.series_id = ANY($1::uuid[])
+  AND (a.available_from IS NULL OR a.available_from <= now())
+  AND (a.expires_at IS NULL OR a.expires_at > now())
+UNION
+SELECT e.series_id, e.season_number, o->>'platform', r
+FROM episodes e JOIN content c USING (canonical_id),
+     jsonb_array_elements(c.doc->'availability') o, jsonb_array_elements_text(o->'regions') r
+WHERE e.series_id = ANY($1::uuid[]) AND {_OFFER_NOW}
 """
 
 _STATS_TOTAL = "SELECT count(*) FROM content"
@@ -270,6 +303,7 @@ def filter_args(filters: SearchFilters) -> list[Any]:
         ratings[0] if ratings else None,
         ratings[1] if ratings else None,
         allowed,
+        filters.content_types or None,
     ]
 
 
@@ -343,8 +377,36 @@ async def resolve_references(
 
 
 async def payloads(pool: asyncpg.Pool, ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, dict[str, Any]]:
+    """The payloads of these titles, and of the series of the episodes among them (an episode
+    is shown as its series); a series' payload holds its seasons (agents/discovery/series.py)."""
     if not ids:
         return {}
+    found = await _payloads(pool, ids)
+    parents = {sid for p in found.values() if (sid := series_of(p)) is not None} - set(found)
+    if parents:
+        found.update(await _payloads(pool, sorted(parents)))
+    shows = [cid for cid, p in found.items() if p.get("content_type") == "series"]
+    if not shows:
+        return found
+    async with pool.acquire() as conn:
+        counts = await conn.fetch(_SEASON_EPISODES, shows)
+        offers = await conn.fetch(_SEASON_OFFERS, shows)
+    for sid in shows:
+        found[sid] = series_payload(
+            found[sid],
+            {r["season_number"]: int(r["n"]) for r in counts if r["series_id"] == sid},
+            [
+                (r["season_number"], r["platform"], r["region"])
+                for r in offers
+                if r["series_id"] == sid
+            ],
+        )
+    return found
+
+
+async def _payloads(
+    pool: asyncpg.Pool, ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, Any]]:
     rows = await pool.fetch(_PAYLOADS, list(ids))
     return {r["canonical_id"]: r["payload"] for r in rows}
 
@@ -393,7 +455,7 @@ async def titles_with_words(
     if not groups:
         return []
     n = len(args) + len(groups)
-    sql = _TITLES_WITH_WORDS.format(words=words, filters=_FILTERS, form=n + 1, limit=n + 2)
+    sql = _TITLES_WITH_WORDS.format(words=words, filters=_SEARCHABLE, form=n + 1, limit=n + 2)
     rows = await pool.fetch(sql, *args, *groups, form, limit)
     return [(r["canonical_id"], r["normalized_title"], float(r["popularity"])) for r in rows]
 
@@ -412,7 +474,7 @@ async def people_with_words(
     if not groups:
         return []
     n = len(args) + len(groups)
-    sql = _PEOPLE_WITH_WORDS.format(words=words, filters=_FILTERS, roles=n + 1, limit=n + 2)
+    sql = _PEOPLE_WITH_WORDS.format(words=words, filters=_SEARCHABLE, roles=n + 1, limit=n + 2)
     rows = await pool.fetch(sql, *args, *groups, list(roles) if roles else None, limit)
     return [
         (r["canonical_id"], r["name"], r["role"], r["name_form"], float(r["popularity"]))

@@ -33,6 +33,7 @@ from schemas.discovery import (
     MAX_QUERY_LENGTH,
     RATING_MAX,
     RATING_MIN,
+    SEARCHABLE_CONTENT_TYPES,
     YEAR_MAX,
     YEAR_MIN,
     SearchRequested,
@@ -65,7 +66,14 @@ _GENRE_IDS = (
 )
 
 
+# Comma-separated content types in any case (blank items skipped, as in the other lists).
+_ONE_TYPE = any_case(SEARCHABLE_CONTENT_TYPES).removeprefix("^").removesuffix("$")
+_CONTENT_TYPE = rf"^ *(?:{_ONE_TYPE})? *(?:, *(?:{_ONE_TYPE})? *)*$"
+
 _LIST_ITEMS = {
+    "content_type": "content types, any case: "
+    + ", ".join(SEARCHABLE_CONTENT_TYPES)
+    + " (an episode is found as its series)",
     "genres": _GENRE_IDS,
     "blocked_genres": _GENRE_IDS,
     "platforms": "platform names of letters, digits, _, -, + and spaces (Disney+ is disney_plus)",
@@ -117,13 +125,20 @@ PARAMETERS: dict[str, tuple[dict[str, Any], str]] = {
         + "; unrated titles are not shown under a limit",
     ),
     "blocked_genres": (_GENRES, "never titles of these genres"),
+    "content_type": (
+        {"type": "array", "items": {"type": "string", "pattern": _CONTENT_TYPE}},
+        "only titles of one of these content types: "
+        + ", ".join(SEARCHABLE_CONTENT_TYPES)
+        + " (a series is found by its own title and by its episodes', which are shown as "
+        "their series)",
+    ),
     "page": ({"type": "integer", "minimum": 1, "default": 1}, "page number, from 1"),
     "page_size": (
         {"type": "integer", "minimum": 1, "maximum": MAX_PAGE_SIZE, "default": DEFAULT_PAGE_SIZE},
         "results per page",
     ),
 }
-_LISTS = ("genres", "platforms", "blocked_genres")
+_LISTS = ("genres", "platforms", "blocked_genres", "content_type")
 # SearchFilters' bound on blocked genres (every canonical genre).
 MAX_BLOCKED_GENRES = 18
 _INTS = ("year_from", "year_to", "page", "page_size")
@@ -138,6 +153,7 @@ _SOURCE = {
     "filters.year_range": "year_from/year_to",
     "filters.rating_range": "rating_min/rating_max",
     "filters.content_rating_limit": "content_rating_limit",
+    "filters.content_types": "content_type",
     "page": "page",
     "page_size": "page_size",
 }
@@ -189,6 +205,7 @@ def parse_search(params: QueryParams, channel: str) -> SearchRequested:
     if errors:
         raise RequestValidationError(errors)
     filters: dict[str, Any] = {name: _list(params, name) for name in _LISTS}
+    filters["content_types"] = filters.pop("content_type")
     for name in ("region", "content_rating_limit"):
         # Sent empty is refused like any bad value, not taken as absent.
         if name in params:

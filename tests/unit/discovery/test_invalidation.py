@@ -89,6 +89,14 @@ def test_an_update_touches_offers_only_when_they_changed() -> None:
     assert platform_subject("netflix") in changed_subjects(ContentUpdated(content=offered))
 
 
+def test_an_episode_update_touches_its_series_shown_in_its_place() -> None:
+    ep = content(content_type="episode", series={"parent_id": str(B), "season_number": 1})
+    assert changed_subjects(ContentUpdated(content=ep, changed_fields=["title"])) == [
+        title_subject(A),
+        title_subject(B),
+    ]
+
+
 def test_an_enrichment_touches_its_title() -> None:
     enriched = MetadataEnriched(
         canonical_id=B,

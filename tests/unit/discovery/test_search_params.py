@@ -111,7 +111,24 @@ def test_every_parameter_is_documented() -> None:
         "rating_max",
         "content_rating_limit",
         "blocked_genres",
+        "content_type",
         "page",
         "page_size",
     }
     assert all(description for _, description in PARAMETERS.values())
+
+
+def test_content_type_in_any_case_as_a_list() -> None:
+    wanted = parse("q=office&content_type=Series&content_type=movie,%20MOVIE")
+    assert wanted.filters.content_types == ["movie", "series"]
+    assert parse("q=office").filters.content_types == []
+    pattern = PARAMETERS["content_type"][0]["items"]["pattern"]
+    assert all(re.search(pattern, v) for v in ("movie", "Series,documentary", "short, special"))
+    assert not any(re.search(pattern, v) for v in ("episode", "movies", "tv", "movie;series"))
+
+
+@pytest.mark.parametrize("value", ["episode", "tv", "films"])
+def test_an_unknown_content_type_is_named(value: str) -> None:
+    found = errors(f"q=office&content_type={value}")
+    assert "query.content_type" in found, found
+    assert "movie, series" in found["query.content_type"]
