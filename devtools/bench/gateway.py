@@ -674,13 +674,18 @@ def _load_runs(
     generator: str,
 ) -> list[Run]:
     """Each chosen run in SCENARIOS' order; a run with a bearer token once per token kind,
-    back to back, so the kinds meet the same moment of a noisy machine."""
+    back to back, so the kinds meet the same moment of a noisy machine, and in turns (HS256
+    first, then JWKS first for the next run...) so neither kind always runs second."""
     httpx.get(f"{base}/api/v1/content/{content_id}", timeout=5.0)  # fills the response cache
     runs: list[Run] = []
+    turns = 0
     for name in SCENARIOS:
         if name not in only:
             continue
-        kinds = list(tokens) if name in TOKEN_SCENARIOS else list(tokens)[:1]
+        kinds = list(tokens)[:1]
+        if name in TOKEN_SCENARIOS:
+            kinds = list(tokens) if turns % 2 == 0 else list(reversed(tokens))
+            turns += 1
         for kind in kinds:
             suffix = AUTH_SUFFIX[kind] if name in TOKEN_SCENARIOS else ""
             token = tokens[kind]
