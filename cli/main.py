@@ -471,9 +471,16 @@ def bench_gateway_command(
     durable: Annotated[
         bool, typer.Option(help="The broker durable on an object store, as `mgw up --durable`.")
     ] = False,
+    auth: Annotated[
+        str,
+        typer.Option(
+            help="Bearer tokens verified by: hs256 (a dev token), jwks (a loopback provider's "
+            "JWKS, ES256), or both (each authenticated run twice, back to back)."
+        ),
+    ] = "hs256",
 ) -> None:
     """Gateway requests/s and latencies (wrk) against a raw producer's rate, in one run."""
-    from devtools.bench.gateway import GENERATORS, SCENARIOS, bench_gateway
+    from devtools.bench.gateway import AUTH_CHOICES, GENERATORS, SCENARIOS, bench_gateway
 
     chosen = frozenset(only or SCENARIOS)
     if unknown := chosen - set(SCENARIOS):
@@ -483,6 +490,9 @@ def bench_gateway_command(
         raise typer.Exit(2)
     if generator is not None and generator not in GENERATORS:
         err.print(f"unknown generator {generator!r}: choose from {', '.join(GENERATORS)}")
+        raise typer.Exit(2)
+    if auth not in AUTH_CHOICES:
+        err.print(f"unknown --auth {auth!r}: choose from {', '.join(AUTH_CHOICES)}")
         raise typer.Exit(2)
     code = bench_gateway(
         seconds,
@@ -495,6 +505,7 @@ def bench_gateway_command(
         near_ttl,
         generator,
         durable,
+        AUTH_CHOICES[auth],
     )
     raise typer.Exit(code)
 

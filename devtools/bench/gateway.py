@@ -9,6 +9,11 @@ offers a fixed 500 requests/s and measures each latency from the moment its requ
 so a stall is not hidden by the load backing off. Last, in the same run, an aiokafka producer
 with the same number of concurrent awaited sends measures what the broker takes without the
 gateway: the ratio is the gateway's share.
+
+`--auth jwks` has the gateway verify its tokens through an external provider's JWKS (a loopback
+OpenID Connect provider, devtools/oidc_provider.py, ES256), `--auth both` runs every
+authenticated run twice back to back, HS256 dev token then JWKS token, on the same gateway, and
+prints them side by side with the verified-token cache's misses.
 """
 
 from __future__ import annotations
@@ -23,7 +28,8 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +40,7 @@ from rich.table import Table
 
 from core.embedded import ServiceProcess, free_port, start_redis
 from devtools.bench.services import start_bench_broker
+from devtools.oidc_provider import LoopbackOidcProvider, serving_in_thread
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -51,6 +58,12 @@ RAW_RUN = "raw producer"
 # What --only chooses from, in the order they run.
 SCENARIOS = ("post", "batch", "read", "hit", "sync", "fixed", "raw")
 GENERATORS = ("wrk", "built-in")
+# How the gateway verifies the bearer tokens of the authenticated runs (--auth).
+AUTH_CHOICES = {"hs256": ("hs256",), "jwks": ("jwks",), "both": ("hs256", "jwks")}
+# Appended to a run's name: the HS256 run keeps today's name (its target, the ratio row).
+AUTH_SUFFIX = {"hs256": "", "jwks": ", JWKS ES256"}
+TOKEN_SCENARIOS = frozenset({"post", "read", "sync", "fixed"})
+TOKEN_SCOPES = ["content:write", "content:read", "progress:write"]
 BATCH_ITEMS = 50
 PLATFORM = "netflix"
 # The user whose playback progress the sync run reports (the token's subject).
@@ -77,6 +90,7 @@ class Run:
     failed: int
     requests: int
     items_per_request: int = 1
+    authenticated: bool = False  # sent a bearer token (the verified-token cache's figures)
 
 
 class BenchError(RuntimeError):
@@ -199,7 +213,7 @@ async def register_bench_device(redis: aioredis.Redis, prefix: str) -> None:
     await mark_all(redis, prefix, [BENCH_USER], {BENCH_USER: {"bench-tv": registered}})
 
 
-async def _fixed_rate(url: str, token: str, rate: float, seconds: float) -> Run:
+async def _fixed_rate(url: str, token: str, rate: float, seconds: float, suffix: str = "") -> Run:
     """Offer `rate` POSTs/s on a schedule; each latency counts from when its request was due."""
     import aiohttp
 
@@ -247,7 +261,7 @@ async def _fixed_rate(url: str, token: str, rate: float, seconds: float) -> Run:
     if not latencies:
         raise BenchError("no request of the fixed-rate run succeeded")
     return Run(
-        f"POST content, fixed {rate:g}/s",
+        f"POST content, fixed {rate:g}/s{suffix}",
         len(latencies) / elapsed,
         latencies[len(latencies) // 2] * 1000,
         latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
@@ -322,12 +336,7 @@ async def _prepare(env: dict[str, str], content_id: uuid.UUID) -> tuple[str, str
     os.environ.update(env)
     settings = load_settings()
     await create_topics(settings.kafka.bootstrap, settings.kafka.topic_prefix)
-    token = issue_token(
-        settings.auth,
-        subject=BENCH_USER,
-        scopes=["content:write", "content:read", "progress:write"],
-        ttl_s=3600,
-    )
+    token = issue_token(settings.auth, subject=BENCH_USER, scopes=TOKEN_SCOPES, ttl_s=3600)
     key = generate_key()
     prefix = settings.redis.key_prefix
     redis = aioredis.from_url(settings.redis.require_url())
@@ -347,9 +356,9 @@ async def _prepare(env: dict[str, str], content_id: uuid.UUID) -> tuple[str, str
 def _start_gateway(
     env: dict[str, str], workdir: Path, workers: int, code_dir: Path | None
 ) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "cli.main", "gateway"]
-    if workers > 1:
-        cmd += ["--workers", str(workers)]
+    # Always named: without it `mgw gateway` runs one process per core, and "1 process" in the
+    # title would be two on a two-core machine.
+    cmd = [sys.executable, "-m", "cli.main", "gateway", "--workers", str(workers)]
     child_env = {**os.environ, **env}
     if code_dir is not None:
         # Another checkout's gateway (e.g. an older commit), run with this environment.
@@ -426,6 +435,7 @@ def bench_gateway(
     near_ttl_s: float = 0.0,
     generator: str | None = None,
     durable: bool = False,
+    auth: tuple[str, ...] = AUTH_CHOICES["hs256"],
 ) -> int:
     if generator is None:
         generator = "wrk" if shutil.which("wrk") else "built-in"
@@ -443,7 +453,8 @@ def bench_gateway(
     services: list[ServiceProcess] = []
     gateway: subprocess.Popen[bytes] | None = None
     runs: list[Run] = []
-    with tempfile.TemporaryDirectory(prefix="mgw-bench-gw-") as tmp:
+    verified = VerifiedCache(None, 0, 0)
+    with tempfile.TemporaryDirectory(prefix="mgw-bench-gw-") as tmp, ExitStack() as stack:
         workdir = Path(tmp)
         try:
             services.extend(start_bench_broker(workdir, durable))
@@ -468,8 +479,18 @@ def bench_gateway(
                 "LOG_LEVEL": "warning",
                 "LOG_FORMAT": "json",
             }
+            idp: LoopbackOidcProvider | None = None
+            if "jwks" in auth:
+                # Up before the gateway, which fetches the JWKS at start; kept up for its
+                # refetches. The HS256 secret stays configured, so `both` shares one gateway.
+                idp = stack.enter_context(serving_in_thread(LoopbackOidcProvider()))
+                env |= {"AUTH_JWKS_URL": idp.jwks_url, "AUTH_TRUSTED_ISSUERS": idp.issuer}
             content_id = uuid.uuid4()
-            token, api_key = asyncio.run(_prepare(env, content_id))
+            hs256_token, api_key = asyncio.run(_prepare(env, content_id))
+            tokens = {
+                kind: hs256_token if idp is None or kind == "hs256" else _provider_token(idp)
+                for kind in auth
+            }
             base = f"http://127.0.0.1:{port}"
             gateway = _start_gateway(env, workdir, workers, code_dir)
             with console.status("starting the gateway..."):
@@ -478,7 +499,7 @@ def bench_gateway(
             try:
                 runs = _load_runs(
                     base,
-                    token,
+                    tokens,
                     api_key,
                     content_id,
                     workdir,
@@ -491,6 +512,12 @@ def bench_gateway(
             finally:
                 if profiler is not None:
                     _stop_profiler(profiler, profile)
+            authenticated = sum(r.requests for r in runs if r.authenticated)
+            verified = VerifiedCache(
+                _signature_checks(base) if workers == 1 else None,
+                authenticated,
+                idp.jwks_fetches if idp is not None else 0,
+            )
             if "raw" in only:
                 topic = f"{prefix}.content.submitted"
                 runs.append(asyncio.run(_raw_producer(broker.url, topic, connections, seconds)))
@@ -499,16 +526,60 @@ def bench_gateway(
                 _stop(gateway)
             for service in reversed(services):
                 service.stop()
+    auth_label = " + ".join("HS256" if kind == "hs256" else "JWKS ES256" for kind in auth)
     title = (
         f"mgw bench gateway ({workers} process{'es' if workers > 1 else ''}, "
         f"{'wrk ' + str(threads) + ' threads' if generator == 'wrk' else 'built-in client'} x "
         f"{connections} connections, {seconds:g} s per run, "
         f"near cache {f'{near_ttl_s:g} s' if near_ttl_s else 'off'}, "
-        f"broker {'durable' if durable else 'in memory'})"
+        f"broker {'durable' if durable else 'in memory'}, tokens {auth_label})"
     )
     # Wide enough for the table when piped, so no figure is cut.
-    Console(width=max(120, shutil.get_terminal_size().columns)).print(results_table(runs, title))
+    out = Console(width=max(120, shutil.get_terminal_size().columns))
+    out.print(results_table(runs, title))
+    if len(auth) > 1:
+        out.print(auth_table(runs))
+    if auth != AUTH_CHOICES["hs256"]:
+        out.print(verified.describe(workers))
     return 1 if any(r.failed for r in runs) else 0
+
+
+def _provider_token(idp: LoopbackOidcProvider) -> str:
+    """The bench user's token from the loopback provider: same subject and scopes as the
+    HS256 one, so only the key that verifies it differs."""
+    return idp.token(BENCH_USER, ttl_s=3600, scope=" ".join(TOKEN_SCOPES))
+
+
+@dataclass(frozen=True)
+class VerifiedCache:
+    """What the gateway's verified-token cache did over the runs."""
+
+    signature_checks: int | None  # its misses, from /metrics (None: not read)
+    authenticated_requests: int
+    jwks_fetches: int
+
+    def describe(self, workers: int) -> str:
+        fetches = f"the provider's JWKS was fetched {self.jwks_fetches} time(s)"
+        if self.signature_checks is None:
+            why = "read from one process only" if workers > 1 else "not readable"
+            return f"verified-token cache: misses {why}; {fetches}"
+        hits = max(0, self.authenticated_requests - self.signature_checks)
+        share = hits / self.authenticated_requests if self.authenticated_requests else 0.0
+        return (
+            f"verified-token cache: {self.signature_checks} signature checks (misses) over "
+            f"{self.authenticated_requests:,} authenticated requests: {hits:,} hits "
+            f"({share:.4%}); {fetches}"
+        )
+
+
+def _signature_checks(base: str) -> int | None:
+    """The gateway's `cache_misses_total{cache="verified_token"}`: signature checks made."""
+    try:
+        text = httpx.get(f"{base}/metrics", timeout=5.0).text
+    except httpx.HTTPError:
+        return None
+    found = re.search(r'^cache_misses_total\{cache="verified_token"\} ([\d.e+]+)$', text, re.M)
+    return int(float(found.group(1))) if found else None
 
 
 @dataclass(frozen=True)
@@ -538,18 +609,10 @@ class Load:
         return self.body
 
 
-def _load_runs(
-    base: str,
-    token: str,
-    api_key: str,
-    content_id: uuid.UUID,
-    workdir: Path,
-    seconds: float,
-    connections: int,
-    threads: int,
-    only: frozenset[str],
-    generator: str,
-) -> list[Run]:
+def _loads(
+    base: str, token: str, api_key: str, content_id: uuid.UUID, suffix: str
+) -> dict[str, Load]:
+    """The closed-loop runs, those with a bearer token presenting `token`."""
     batch = orjson.dumps(
         {
             "items": [
@@ -568,10 +631,13 @@ def _load_runs(
     json_type = {"Content-Type": "application/json"}
     auth = {"Authorization": f"Bearer {token}"}
     read = f"{base}/api/v1/content/{content_id}"
-    httpx.get(read, timeout=5.0)  # fills the response cache for the anonymous run
-    loads = {
+    return {
         "post": Load(
-            POST_RUN, "POST", f"{base}/api/v1/content", {**json_type, **auth}, unique_ids=True
+            POST_RUN + suffix,
+            "POST",
+            f"{base}/api/v1/content",
+            {**json_type, **auth},
+            unique_ids=True,
         ),
         "batch": Load(
             f"POST ingest batch ({BATCH_ITEMS} items)",
@@ -581,33 +647,61 @@ def _load_runs(
             batch,
             items=BATCH_ITEMS,
         ),
-        "read": Load("GET read model (auth)", "GET", read, auth),
+        "read": Load("GET read model (auth)" + suffix, "GET", read, auth),
         "hit": Load(CACHE_HIT_RUN, "GET", read, {}),
         # The hottest sync write: every playing device reports every few seconds. It stamps
         # from the user's clock in Redis, then publishes.
         "sync": Load(
-            "PUT progress (sync write)",
+            "PUT progress (sync write)" + suffix,
             "PUT",
             f"{base}/api/v1/users/{BENCH_USER}/progress/{content_id}",
             {**json_type, **auth, "X-Device-ID": "bench-tv"},
             orjson.dumps(PROGRESS),
         ),
     }
+
+
+def _load_runs(
+    base: str,
+    tokens: dict[str, str],
+    api_key: str,
+    content_id: uuid.UUID,
+    workdir: Path,
+    seconds: float,
+    connections: int,
+    threads: int,
+    only: frozenset[str],
+    generator: str,
+) -> list[Run]:
+    """Each chosen run in SCENARIOS' order; a run with a bearer token once per token kind,
+    back to back, so the kinds meet the same moment of a noisy machine, and in turns (HS256
+    first, then JWKS first for the next run...) so neither kind always runs second."""
+    httpx.get(f"{base}/api/v1/content/{content_id}", timeout=5.0)  # fills the response cache
     runs: list[Run] = []
+    turns = 0
     for name in SCENARIOS:
         if name not in only:
             continue
-        if name == "fixed":
-            runs.append(
-                asyncio.run(_fixed_rate(f"{base}/api/v1/content", token, FIXED_RATE, seconds))
-            )
-        elif name in loads and generator == "wrk":
-            load = loads[name]
-            script = load.wrk_script()
-            args = (workdir, seconds, connections, threads, load.items)
-            runs.append(_wrk(load.name, load.url, script, *args))
-        elif name in loads:
-            runs.append(asyncio.run(_closed_loop(loads[name], seconds, connections)))
+        kinds = list(tokens)[:1]
+        if name in TOKEN_SCENARIOS:
+            kinds = list(tokens) if turns % 2 == 0 else list(reversed(tokens))
+            turns += 1
+        for kind in kinds:
+            suffix = AUTH_SUFFIX[kind] if name in TOKEN_SCENARIOS else ""
+            token = tokens[kind]
+            run: Run | None = None
+            if name == "fixed":
+                url = f"{base}/api/v1/content"
+                run = asyncio.run(_fixed_rate(url, token, FIXED_RATE, seconds, suffix))
+            elif name != "raw":
+                load = _loads(base, token, api_key, content_id, suffix)[name]
+                if generator == "wrk":
+                    args = (workdir, seconds, connections, threads, load.items)
+                    run = _wrk(load.name, load.url, load.wrk_script(), *args)
+                else:
+                    run = asyncio.run(_closed_loop(load, seconds, connections))
+            if run is not None:
+                runs.append(replace(run, authenticated=name in TOKEN_SCENARIOS))
     return runs
 
 
@@ -687,5 +781,34 @@ def results_table(runs: list[Run], title: str) -> Table:
         ratio = post.requests_per_s / raw.requests_per_s
         table.add_row(
             f"ratio {POST_RUN} / {RAW_RUN}", f"{ratio:.2f}", "", "", "", "", f">= {TARGET_RATIO:g}"
+        )
+    return table
+
+
+def auth_table(runs: list[Run]) -> Table:
+    """Each authenticated run with the HS256 token beside the same run with the JWKS token."""
+    table = Table(
+        "run",
+        "HS256 req/s",
+        "JWKS req/s",
+        "JWKS / HS256",
+        "p50 ms HS256 / JWKS",
+        "p99 ms HS256 / JWKS",
+        title="token verification: HS256 secret vs an external provider's JWKS (ES256)",
+    )
+    by_name = {run.name: run for run in runs}
+    suffix = AUTH_SUFFIX["jwks"]
+    for jwks in runs:
+        hs256 = by_name.get(jwks.name.removesuffix(suffix)) if jwks.name.endswith(suffix) else None
+        if hs256 is None:
+            continue
+        ratio = jwks.requests_per_s / hs256.requests_per_s if hs256.requests_per_s else 0.0
+        table.add_row(
+            hs256.name,
+            f"{hs256.requests_per_s:,.0f}",
+            f"{jwks.requests_per_s:,.0f}",
+            f"{ratio:.2f}",
+            f"{hs256.p50_ms:.2f} / {jwks.p50_ms:.2f}",
+            f"{hs256.p99_ms:.2f} / {jwks.p99_ms:.2f}",
         )
     return table

@@ -6,6 +6,11 @@ less than requests/s over sockets does (docs/GATEWAY_PERFORMANCE.md), so it is w
 two versions of the request path. For a baseline, run this file from another checkout, with
 that checkout as PYTHONPATH: `cd /tmp/base && PYTHONPATH=$PWD python
 /path/to/devtools/bench/gateway_cpu.py 3000` (it needs only `create_app` and the settings).
+
+`python -m devtools.bench.gateway_cpu 3000 --jwks` also configures a loopback provider's JWKS
+(devtools/oidc_provider.py) and measures each authenticated route with its ES256 token too, in
+turns with the HS256 token (three rounds, which runs first alternating): the cost of verifying
+through JWKS, cached, beside today's.
 """
 
 from __future__ import annotations
@@ -95,31 +100,72 @@ async def _call(app: Any, method: str, path: str, headers: Headers, body: bytes)
     return status
 
 
-async def measure(env: dict[str, str], requests: int) -> dict[str, float]:
-    """µs of CPU per request of each route."""
-    app, token, content_id = await _prepared_app(env)
+def _cases(
+    token: str, content_id: uuid.UUID, suffix: str = "", anonymous: bool = True
+) -> dict[str, tuple[str, str, Headers, Callable[[], bytes]]]:
     auth: Headers = [(b"authorization", f"Bearer {token}".encode())]
     json_type: Headers = [(b"content-type", b"application/json")]
     cases: dict[str, tuple[str, str, Headers, Callable[[], bytes]]] = {
-        "POST content": (
+        "POST content" + suffix: (
             "POST",
             "/api/v1/content",
             auth + json_type,
             lambda: orjson.dumps({"canonical_id": str(uuid.uuid4()), **CONTENT}),
         ),
-        "GET read model (auth)": ("GET", f"/api/v1/content/{content_id}", auth, lambda: b""),
-        "GET cache hit (anonymous)": ("GET", f"/api/v1/content/{content_id}", [], lambda: b""),
-        "PUT progress": (
+        "GET read model (auth)" + suffix: (
+            "GET",
+            f"/api/v1/content/{content_id}",
+            auth,
+            lambda: b"",
+        ),
+        "PUT progress" + suffix: (
             "PUT",
             f"/api/v1/users/bench/progress/{content_id}",
             [*auth, *json_type, (b"x-device-id", b"bench-tv")],
             lambda: orjson.dumps(PROGRESS),
         ),
     }
+    if anonymous:
+        cases["GET cache hit (anonymous)"] = (
+            "GET",
+            f"/api/v1/content/{content_id}",
+            [],
+            lambda: b"",
+        )
+    return cases
+
+
+async def measure(env: dict[str, str], requests: int) -> dict[str, float]:
+    """µs of CPU per request of each route."""
+    app, token, content_id = await _prepared_app(env)
+    cases = _cases(token, content_id)
     async with app.router.lifespan_context(app):
         return {
             name: await _cpu_per_request(app, name, *case, requests) for name, case in cases.items()
         }
+
+
+JWKS_ROUNDS = 3
+
+
+async def measure_jwks(
+    env: dict[str, str], requests: int, provider_token: str
+) -> dict[str, list[float]]:
+    """µs of CPU per request of each authenticated route, with the HS256 token and with the
+    provider's, in turns: each round runs both, which one first alternating by round."""
+    app, token, content_id = await _prepared_app(env)
+    kinds = [
+        _cases(token, content_id, anonymous=False),
+        _cases(provider_token, content_id, ", JWKS ES256", anonymous=False),
+    ]
+    figures: dict[str, list[float]] = {}
+    async with app.router.lifespan_context(app):
+        for round_ in range(JWKS_ROUNDS):
+            for pair in zip(*(kind.items() for kind in kinds), strict=True):
+                for name, case in pair if round_ % 2 == 0 else reversed(pair):
+                    micros = await _cpu_per_request(app, name, *case, requests)
+                    figures.setdefault(name, []).append(micros)
+    return figures
 
 
 async def _cpu_per_request(
@@ -145,11 +191,13 @@ async def _cpu_per_request(
     return (time.process_time() - started) / requests * 1e6
 
 
-def main(requests: int = 3000) -> None:
+def main(requests: int = 3000, jwks: bool = False) -> None:
+    from contextlib import ExitStack
+
     from core.embedded import start_redis
     from devtools.bench.services import start_bench_broker
 
-    with tempfile.TemporaryDirectory(prefix="mgw-bench-gwcpu-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="mgw-bench-gwcpu-") as tmp, ExitStack() as stack:
         services = list(start_bench_broker(Path(tmp), False))
         redis = start_redis(Path(tmp) / "redis")
         services.append(redis)
@@ -165,6 +213,18 @@ def main(requests: int = 3000) -> None:
             "METRICS_PORT": "0",
         }
         try:
+            if jwks:
+                from devtools.bench.gateway import BENCH_USER, TOKEN_SCOPES
+                from devtools.oidc_provider import LoopbackOidcProvider, serving_in_thread
+
+                idp = stack.enter_context(serving_in_thread(LoopbackOidcProvider()))
+                env |= {"AUTH_JWKS_URL": idp.jwks_url, "AUTH_TRUSTED_ISSUERS": idp.issuer}
+                token = idp.token(BENCH_USER, ttl_s=3600, scope=" ".join(TOKEN_SCOPES))
+                rounds = asyncio.run(measure_jwks(env, requests, token))
+                for name, each in rounds.items():
+                    listed = " / ".join(f"{m:.0f}" for m in each)
+                    print(f"{name}: {listed} µs of CPU per request ({requests} requests a round)")
+                return
             figures = asyncio.run(measure(env, requests))
         finally:
             for service in reversed(services):
@@ -178,4 +238,5 @@ if __name__ == "__main__":
     # would hide the gateway package.
     here = Path(__file__).resolve().parent
     sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 3000)
+    numbers = [a for a in sys.argv[1:] if a.isdigit()]
+    main(int(numbers[0]) if numbers else 3000, jwks="--jwks" in sys.argv[1:])

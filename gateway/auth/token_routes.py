@@ -203,7 +203,13 @@ async def _token(request: Request) -> Response:
     # RFC 7009 2.2: the answer is a bare 200, no body.
     response_class=Response,
     responses={
-        200: {"description": "revoked, or the token was not one of ours (RFC 7009 2.2)"},
+        200: {
+            "description": "revoked, or the token was not one of ours (RFC 7009 2.2). "
+            "This is the sign-out (there is no separate logout): a refresh token revokes its "
+            "session, every refresh token of its family with it; an access token (ours, with "
+            "a sid) revokes its session the same way and denies its jti, so the access token "
+            "is refused by every gateway within AUTH_REVOCATION_POLL_S"
+        },
         400: {"description": "invalid_request: field token missing", **OAUTH_ERROR},
         503: {
             "description": "temporarily_unavailable: the auth agents did not answer",

@@ -1,5 +1,5 @@
 """External OpenID Connect providers: tokens verified through the provider's JWKS, fetched over
-real HTTP from a loopback provider (tests/fakes/oidc_server.py), through the gateway."""
+real HTTP from a loopback provider (devtools/oidc_provider.py), through the gateway."""
 
 from __future__ import annotations
 
@@ -10,12 +10,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from core.config import AuthSettings, Settings
+from devtools.oidc_provider import LoopbackOidcProvider
 from gateway.auth.tokens import InvalidToken, TokenVerifier, UnknownSigningKey
 from tests.auth.helpers import bearer, running_gateway, with_auth
-from tests.fakes.oidc_server import FakeOidcProvider
 
 
-def verifier_for(idp: FakeOidcProvider, **overrides: Any) -> TokenVerifier:
+def verifier_for(idp: LoopbackOidcProvider, **overrides: Any) -> TokenVerifier:
     values: dict[str, Any] = {
         "jwt_secret": None,
         "jwt_public_key": None,
@@ -29,7 +29,7 @@ def verifier_for(idp: FakeOidcProvider, **overrides: Any) -> TokenVerifier:
 
 
 async def test_a_providers_token_is_accepted_and_a_rotated_key_with_its_first_token() -> None:
-    async with FakeOidcProvider() as idp:
+    async with LoopbackOidcProvider() as idp:
         v = verifier_for(idp)
         first = await v.verify_async(idp.token("alice"))
         assert first.subject == "alice" and first.scopes == {"watchlist:read"}
@@ -44,7 +44,7 @@ async def test_a_providers_token_is_accepted_and_a_rotated_key_with_its_first_to
 
 
 async def test_unknown_key_wrong_issuer_and_alg_mismatch_are_refused() -> None:
-    async with FakeOidcProvider() as idp:
+    async with LoopbackOidcProvider() as idp:
         v = verifier_for(idp)
         stranger = ec.generate_private_key(ec.SECP256R1())
         with pytest.raises(UnknownSigningKey, match="unknown signing key"):
@@ -58,7 +58,7 @@ async def test_unknown_key_wrong_issuer_and_alg_mismatch_are_refused() -> None:
 
 
 async def test_a_key_the_provider_withdrew_stops_verifying_at_the_next_fetch() -> None:
-    async with FakeOidcProvider() as idp:
+    async with LoopbackOidcProvider() as idp:
         v = verifier_for(idp)
         await v.verify_async(idp.token("alice"))
         unseen = idp.token("alice", ttl_s=601)  # signed by the same key, not verified yet
@@ -71,7 +71,7 @@ async def test_a_key_the_provider_withdrew_stops_verifying_at_the_next_fetch() -
 
 
 async def test_unknown_kids_force_at_most_one_fetch_per_cooldown() -> None:
-    async with FakeOidcProvider() as idp:
+    async with LoopbackOidcProvider() as idp:
         v = verifier_for(idp, jwks_refresh_cooldown_s=60)
         await v.verify_async(idp.token("alice"))  # the first, forced fetch starts the cooldown
         for n in range(5):
@@ -83,7 +83,7 @@ async def test_unknown_kids_force_at_most_one_fetch_per_cooldown() -> None:
 async def test_the_gateway_accepts_a_providers_token_beside_its_own_secret(
     settings: Settings,
 ) -> None:
-    async with FakeOidcProvider() as idp:
+    async with LoopbackOidcProvider() as idp:
         configured = with_auth(settings, jwks_url=[idp.jwks_url], trusted_issuers=[idp.issuer])
         async with running_gateway(configured) as (_, http):
             ok = await http.get("/api/v1/auth/whoami", headers=bearer(idp.token("dana")))

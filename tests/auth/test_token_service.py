@@ -175,13 +175,28 @@ async def test_logout_reaches_every_gateway_process_within_a_second(
         await wait_for(refused_by_the_other, timeout=5, interval=0.02)
         assert time.monotonic() - answered < 1.0
         assert oauth_error(await refresh(http, tokens["refresh_token"]))[1] == "invalid_grant"
-        # Revoking by the access token works too, and an unknown token is still a 200.
+        # Signing out with the access token (what a client holding only that sends) revokes
+        # the same session: the access token is refused everywhere within a second, and the
+        # session's refresh token no longer refreshes. An unknown token is still a 200.
         again = (await sign_in(http, "u-again")).json()
+        assert (
+            await http2.get("/api/v1/auth/whoami", headers=bearer(again["access_token"]))
+        ).status_code == 200
         by_access = await http.post(
             "/api/v1/auth/revoke", data={"token": again["access_token"]}, headers=FORM
         )
         assert by_access.status_code == 200
-        await wait_for(lambda: _refused(http2, again["access_token"]), timeout=1.0, interval=0.02)
+        answered = time.monotonic()
+        for client in (http, http2):
+            await wait_for(
+                lambda c=client: _refused(c, again["access_token"]), timeout=1.0, interval=0.02
+            )
+        assert time.monotonic() - answered < 1.0
+        assert oauth_error(await refresh(http, again["refresh_token"])) == (
+            400,
+            "invalid_grant",
+            "refresh token revoked",
+        )
         assert (
             await http.post("/api/v1/auth/revoke", data={"token": "nothing"}, headers=FORM)
         ).status_code == 200

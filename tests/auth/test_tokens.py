@@ -353,3 +353,22 @@ def test_challenges_follow_rfc_6750() -> None:
     )
     assert challenge("insufficient_scope", "missing", "a b").endswith('scope="a b"')
     assert Unauthorized.missing().www_authenticate == 'Bearer realm="media-gateway"'
+
+
+def test_only_a_verified_token_cache_miss_counts_as_a_signature_check() -> None:
+    from core.observability.metrics import CACHE_MISSES
+
+    def checks() -> float:
+        return CACHE_MISSES.labels("verified_token")._value.get()
+
+    verifier = TokenVerifier.from_settings(auth())
+    token = issue_token(auth(), subject="alice")
+    before = checks()
+    for _ in range(5):
+        assert verifier.verify(token).subject == "alice"
+    assert checks() == before + 1
+    # A refused token is checked (and counted) each time: nothing of it is cached.
+    for _ in range(2):
+        with pytest.raises(InvalidToken):
+            verifier.verify(token[:-4] + "AAAA")
+    assert checks() == before + 3

@@ -45,3 +45,33 @@ async def test_bench_gateway_prints_rates_latencies_and_the_ratio() -> None:
     ratio = _row(out, "ratio POST content / raw producer")
     assert _number(ratio[0]) == pytest.approx(_number(post[0]) / _number(raw[0]), abs=0.006)
     assert "built-in client x 8 connections" in out
+
+
+@pytest.mark.asyncio
+async def test_bench_gateway_puts_jwks_verification_beside_hs256() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "REDIS_"))}
+    env.update(COLUMNS="200", LOG_LEVEL="warning")
+    args = ["bench", "gateway", "--seconds", "1", "--generator", "built-in", "--connections", "8"]
+    args += ["--auth", "both", "--only", "post", "--only", "read"]
+    code, out, err = await run_cli(*args, env=env, limit_s=240)
+    assert code == 0, err[-3000:] + out[-3000:]
+
+    for label in ("POST content ", "POST content, JWKS ES256", "GET read model (auth), JWKS"):
+        rate, _items, p50, p99, failed = _row(out, label)[:5]
+        assert _number(rate) > 0 and failed == "0" and _number(p50) <= _number(p99)
+    # The side-by-side table: HS256 req/s, JWKS req/s, their ratio.
+    side = _row(out.split("token verification: HS256")[1], "GET read model (auth) ")
+    assert len(side) == 5 and _number(side[2]) == pytest.approx(
+        _number(side[1]) / _number(side[0]), abs=0.006
+    )
+    # One gateway process: one signature check per token (HS256, JWKS), every other request a
+    # hit of the verified-token cache; the provider's JWKS fetched once, at start.
+    verified = re.search(
+        r"verified-token cache: (\d+) signature checks \(misses\) over ([\d,]+) authenticated "
+        r"requests.*JWKS was fetched (\d+) time",
+        " ".join(out.split()),
+    )
+    assert verified, out
+    assert int(verified.group(1)) == 2 and _number(verified.group(2)) > 100
+    assert verified.group(3) == "1"
+    assert "tokens HS256 + JWKS ES256" in " ".join(out.split())

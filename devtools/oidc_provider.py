@@ -1,18 +1,26 @@
 """A loopback OpenID Connect provider: its discovery document, its JWKS, and tokens signed with
-its keys, for the gateway's JWKS verification to fetch from over real HTTP.
+its keys, for the gateway's JWKS verification to fetch from over real HTTP. Shared by the tests
+(tests/auth/test_jwks_provider.py) and `mgw bench gateway --auth jwks`.
 
-    async with FakeOidcProvider() as idp:
+    async with LoopbackOidcProvider() as idp:
         idp.token(sub="alice")          # signed with the current key (ES256)
         idp.rotate()                    # a new current key; the old one stays published
         idp.retire_old_keys()           # only the current key is published
         idp.jwks_fetches                # how many times the JWKS was fetched
+
+    with serving_in_thread(LoopbackOidcProvider()) as idp:   # for synchronous callers
+        ...
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import jwt
@@ -21,7 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 
-class FakeOidcProvider:
+class LoopbackOidcProvider:
     def __init__(self, audience: str = "media-gateway-api") -> None:
         self.audience = audience
         self.port = 0
@@ -71,7 +79,7 @@ class FakeOidcProvider:
             body, key or current, algorithm="ES256", headers={"kid": kid or current_kid}
         )
 
-    async def __aenter__(self) -> FakeOidcProvider:
+    async def __aenter__(self) -> LoopbackOidcProvider:
         app = web.Application()
         app.router.add_get("/jwks", self._jwks)
         app.router.add_get("/.well-known/openid-configuration", self._discovery)
@@ -92,3 +100,23 @@ class FakeOidcProvider:
 
     async def _discovery(self, request: web.Request) -> web.Response:
         return web.json_response({"issuer": self.issuer, "jwks_uri": self.jwks_url})
+
+
+@contextmanager
+def serving_in_thread(provider: LoopbackOidcProvider) -> Iterator[LoopbackOidcProvider]:
+    """The provider answering from an event loop of its own, in a daemon thread: a synchronous
+    caller (the gateway bench, which blocks on wrk) keeps it reachable for the gateway's fetches
+    while it waits."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="oidc-provider", daemon=True)
+    thread.start()
+    try:
+        asyncio.run_coroutine_threadsafe(provider.__aenter__(), loop).result(timeout=10)
+        try:
+            yield provider
+        finally:
+            asyncio.run_coroutine_threadsafe(provider.__aexit__(), loop).result(timeout=10)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout=10)
+        loop.close()
