@@ -19,7 +19,7 @@ from fastapi import FastAPI, Request, Response
 from agreements.profiles_read_model import read_profile
 from gateway.auth.dependencies import resolve_principal
 from gateway.errors import error_response
-from schemas.accounts import Profile, ProfileLimits
+from schemas.accounts import Profile, ProfileKind, ProfileLimits
 
 PROFILE_HEADER = "X-Profile-ID"
 _ACTING_KEY = "mgw.profile"
@@ -56,6 +56,24 @@ class ProfileRefused(Exception):
 
 def restricted(reason: str) -> ProfileRefused:
     return ProfileRefused("restricted", f"restricted for this profile: {reason}")
+
+
+def device_profile(acting: Profile | None, bound: bool, asked: str | None) -> str | None:
+    """The profile a TV approved by this request is bound to (docs/AUTH.md, "TV sign-in"):
+    the one asked for, else the approver's acting profile (None: unbound, the account). A
+    kids profile, or a token bound to a profile, approves only for that same profile: the TV
+    never gets more than its approver has. Whether an asked profile exists is the caller's
+    look-up, made only past this rule (a kid learns nothing of the account's other profiles)."""
+    if asked is None:
+        return None if acting is None else acting.profile_id
+    if acting is not None and asked != acting.profile_id:
+        if acting.kind is ProfileKind.kids or bound:
+            raise ProfileRefused(
+                "restricted",
+                f"acting as profile {acting.profile_id!r}, a TV can be approved for it only",
+                "body.profile_id",
+            )
+    return asked
 
 
 async def acting_profile(request: Request) -> Profile | None:

@@ -13,6 +13,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import Field
 
+from schemas.accounts import ProfileId
 from schemas.envelope import Payload
 from schemas.sync import DeviceInfo, UserId
 
@@ -41,6 +42,8 @@ class TokenRequested(Payload):
     # dev: the user to sign in, and the scopes asked for (space-separated; none: the defaults).
     username: UserId | None = None
     scope: str | None = Field(default=None, max_length=2000)
+    # dev: the account's profile the tokens are bound to (their `profile` claim); none: unbound.
+    profile: ProfileId | None = None
     reply_channel: ReplyChannel
 
 
@@ -97,7 +100,9 @@ class DeviceAuthorizationRequested(Payload):
 
 class DeviceApprovalRequested(Payload):
     """A signed-in user approves (or denies) the device showing a user code. The TV's tokens
-    get the scopes it asked for that the approver holds. Answered over Redis pub/sub."""
+    get the scopes it asked for that the approver holds, and are bound to `profile_id` when
+    there is one (their `profile` claim, which the gateway checked is the approver's to give).
+    Answered over Redis pub/sub."""
 
     event_type: ClassVar[str] = "auth.device_approval.requested"
 
@@ -105,4 +110,5 @@ class DeviceApprovalRequested(Payload):
     user_id: UserId
     approved: bool
     approver_scopes: list[str] = Field(default_factory=list, max_length=100)
+    profile_id: ProfileId | None = None
     reply_channel: ReplyChannel

@@ -37,6 +37,8 @@ class DeviceCodeRow:
     last_polled_at: datetime | None
     user_id: str | None
     granted_scope: str | None
+    # The account's profile the TV is bound to (its tokens' `profile` claim); None: unbound.
+    profile_id: str | None = None
 
 
 def poll_state(row: DeviceCodeRow | None, now: datetime) -> PollState:

@@ -112,9 +112,12 @@ def access_claims(
     roles: list[str],
     tier: str,
     now: datetime,
+    profile: str | None = None,
 ) -> dict[str, Any]:
+    """An access token's claims; `profile` binds it to that profile of the account (the
+    gateway then refuses any other, docs/AUTH.md "Which profile a request acts as")."""
     issued = int(now.timestamp())
-    return {
+    claims: dict[str, Any] = {
         "iss": auth.issuer,
         "aud": auth.audience,
         "sub": user_id,
@@ -127,6 +130,9 @@ def access_claims(
         "roles": roles,
         "tier": tier,
     }
+    if profile is not None:
+        claims["profile"] = profile
+    return claims
 
 
 def token_response(access_token: str, refresh_token: str, auth: AuthSettings, scope: str) -> Answer:

@@ -124,9 +124,10 @@ async def _open_session(
     scope: str,
     grant_type: GrantType,
     now: datetime,
+    profile: str | None = None,
 ) -> tuple[keys.SigningKey, bool, str, str]:
     """A new session with its first refresh token: the signing key (and whether it was just
-    created), the session id and the refresh token."""
+    created), the session id and the refresh token. A profile binds the whole family."""
     session_id = grants.new_session_id()
     refresh, refresh_hash = grants.new_refresh_token()
     key, created = await store.active_key(uow.conn)
@@ -138,6 +139,7 @@ async def _open_session(
         scope=scope,
         roles=[],
         tier="free",
+        profile_id=profile,
     )
     await store.add_refresh_token(
         uow.conn, refresh_hash, session_id, now + timedelta(seconds=auth.refresh_ttl_s)
@@ -152,6 +154,7 @@ async def _signed_in(
     user_id: str,
     scope: str,
     now: datetime,
+    profile: str | None = None,
 ) -> Answer:
     """The token response of a session opened (and committed): publish a new key first."""
     auth = ctx.settings.auth
@@ -159,8 +162,9 @@ async def _signed_in(
     if created:
         await publish_keys(ctx)
     claims = grants.access_claims(
-        auth, user_id=user_id, session_id=session_id, scope=scope, roles=[], tier="free", now=now
-    )
+        auth, user_id=user_id, session_id=session_id, scope=scope, roles=[], tier="free",
+        now=now, profile=profile,
+    )  # fmt: skip
     return grants.token_response(keys.sign(key, claims), refresh, auth, scope)
 
 
@@ -171,9 +175,9 @@ async def _new_session(
     async with unit_of_work(ctx) as uow:
         opened = await _open_session(
             uow, env, ctx.settings.auth, user_id=user_id, scope=scope,
-            grant_type=request.grant_type, now=now,
+            grant_type=request.grant_type, now=now, profile=request.profile,
         )  # fmt: skip
-    return await _signed_in(ctx, opened, user_id, scope, now)
+    return await _signed_in(ctx, opened, user_id, scope, now, request.profile)
 
 
 async def _device_code(ctx: AgentContext, env: Envelope[Any], request: TokenRequested) -> Answer:
@@ -193,11 +197,11 @@ async def _device_code(ctx: AgentContext, env: Envelope[Any], request: TokenRequ
             await store.consume_device_code(uow.conn, code_hash)
             opened = await _open_session(
                 uow, env, ctx.settings.auth, user_id=row.user_id, scope=row.granted_scope or "",
-                grant_type=GrantType.device_code, now=now,
+                grant_type=GrantType.device_code, now=now, profile=row.profile_id,
             )  # fmt: skip
     if opened is None or row is None or row.user_id is None:
         return grants.error(*device_flow.POLL_ERRORS[state])
-    return await _signed_in(ctx, opened, row.user_id, row.granted_scope or "", now)
+    return await _signed_in(ctx, opened, row.user_id, row.granted_scope or "", now, row.profile_id)
 
 
 async def _refresh(ctx: AgentContext, env: Envelope[Any], request: TokenRequested) -> Answer:
@@ -243,6 +247,7 @@ async def _refresh(ctx: AgentContext, env: Envelope[Any], request: TokenRequeste
         roles=list(record["roles"]),
         tier=record["tier"],
         now=now,
+        profile=record["profile_id"],
     )
     return grants.token_response(keys.sign(key, claims), refresh, auth, record["scope"])
 
@@ -312,7 +317,8 @@ async def answer_device_authorizations(ctx: AgentContext, batch: list[Envelope[A
 
 async def answer_device_approvals(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
     """Approve or deny the pending code with this user code; answer with the device to
-    register (the gateway registers it, as its devices route does)."""
+    register (the gateway registers it, as its devices route does). The profile the TV is
+    bound to is stored with the code, checked already by the gateway (it reads profiles)."""
     for env in batch:
         request: DeviceApprovalRequested = env.payload
         now = utcnow()
@@ -328,6 +334,7 @@ async def answer_device_approvals(ctx: AgentContext, batch: list[Envelope[Any]])
                     user_id=request.user_id,
                     granted_scope=granted,
                     now=now,
+                    profile_id=request.profile_id if request.approved else None,
                 )
         if decided is None:
             answer = grants.error(

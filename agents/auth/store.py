@@ -1,4 +1,4 @@
-"""The auth agents' tables (agents/migrations/0045_auth.sql): SQL only, no rules."""
+"""The auth agents' tables (agents/migrations/0045_auth.sql, 0046, 0051): SQL only, no rules."""
 
 from __future__ import annotations
 
@@ -78,16 +78,19 @@ async def create_session(
     scope: str,
     roles: list[str],
     tier: str,
+    profile_id: str | None = None,
 ) -> None:
     await conn.execute(
-        """INSERT INTO auth_sessions (session_id, user_id, grant_type, scope, roles, tier)
-           VALUES ($1, $2, $3, $4, $5, $6)""",
+        """INSERT INTO auth_sessions (session_id, user_id, grant_type, scope, roles, tier,
+                                      profile_id)
+           VALUES ($1, $2, $3, $4, $5, $6, $7)""",
         session_id,
         user_id,
         grant_type,
         scope,
         roles,
         tier,
+        profile_id,
     )
 
 
@@ -109,7 +112,7 @@ async def lock_refresh_token(
     the second sees the first's `used_at` and is caught as a reuse."""
     row = await conn.fetchrow(
         """SELECT t.session_id, t.expires_at, t.used_at, s.user_id, s.revoked_at, s.scope,
-                  s.roles, s.tier
+                  s.roles, s.tier, s.profile_id
            FROM auth_refresh_tokens t JOIN auth_sessions s USING (session_id)
            WHERE t.token_hash = $1
            FOR UPDATE OF t, s""",
@@ -186,6 +189,7 @@ def _device_row(row: asyncpg.Record) -> DeviceCodeRow:
         row["last_polled_at"],
         row["user_id"],
         row["granted_scope"],
+        row["profile_id"],
     )
 
 
@@ -223,10 +227,12 @@ async def decide_device_code(
     user_id: str,
     granted_scope: str | None,
     now: datetime,
+    profile_id: str | None = None,
 ) -> tuple[dict[str, object], str] | None:
     """Approve or deny the pending, unexpired code; its device and client id, None if none."""
     row = await conn.fetchrow(
-        """UPDATE auth_device_codes SET status = $2, user_id = $3, granted_scope = $4
+        """UPDATE auth_device_codes SET status = $2, user_id = $3, granted_scope = $4,
+                  profile_id = $6
            WHERE user_code_hash = $1 AND status = 'pending' AND expires_at > $5
            RETURNING device, client_id""",
         user_code_hash,
@@ -234,6 +240,7 @@ async def decide_device_code(
         user_id,
         granted_scope,
         now,
+        profile_id,
     )
     if row is None:
         return None

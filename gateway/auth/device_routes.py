@@ -27,6 +27,7 @@ from agreements.device_codes import (
     normalize_user_code,
     sha256_hex,
 )
+from agreements.profiles_read_model import read_profile
 from core.observability.metrics import BOUND_REFUSALS
 from core.publisher import Publisher
 from gateway.auth.dependencies import authenticate
@@ -46,7 +47,9 @@ from gateway.device_ownership import note_membership
 from gateway.errors import error_response
 from gateway.json_body import json_body, openapi_body
 from gateway.lookup import LookupTimeout, new_reply_channel
+from gateway.profiles import HEADER_PARAMETER, ProfileRefused, acting_profile, device_profile
 from gateway.sync_clock import operation_stamp
+from schemas.accounts import ProfileId
 from schemas.auth import DeviceApprovalRequested, DeviceAuthorizationRequested
 from schemas.sync import DeviceInfo, DeviceRegistered
 from topics.registry import AUTH_DEVICE_APPROVALS, AUTH_DEVICE_AUTHORIZATIONS, SYNC_DEVICES
@@ -212,6 +215,15 @@ class UserCode(BaseModel):
         return code
 
 
+class Approval(UserCode):
+    profile_id: ProfileId | None = Field(
+        default=None,
+        description="bind the TV to this profile of the account (its tokens carry the "
+        "`profile` claim: a kids TV can never act as the parent); none: the approver's acting "
+        "profile (token `profile` claim or X-Profile-ID), else the account unbound",
+    )
+
+
 DECISION_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "decided; on approval, the TV is registered as the user's device"},
     400: {"description": "`invalid_user_code`: no TV waits with this code (expired, used)"},
@@ -219,17 +231,46 @@ DECISION_RESPONSES: dict[int | str, dict[str, Any]] = {
     409: {"description": "`device_limit_reached`: the user has no room for another device"},
     422: {"description": "`validation_failed`: user_code is not a well-formed code"},
 }
+APPROVAL_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **DECISION_RESPONSES,
+    403: {
+        "description": "an API key (it acts for no user); `unknown_profile`: profile_id (or "
+        "X-Profile-ID) is not a profile of the account; `restricted`: the approver acts as a "
+        "kids profile (or its token is bound to a profile) and profile_id names another"
+    },
+    422: {"description": "`validation_failed`: user_code or profile_id is malformed"},
+}
+
+
+async def _tv_profile(request: Request, principal: Principal, asked: str | None) -> str | None:
+    """The profile the approved TV is bound to, checked against the profiles read model."""
+    acting = await acting_profile(request)
+    chosen = device_profile(acting, principal.profile is not None, asked)
+    if chosen is not None and (acting is None or chosen != acting.profile_id):
+        settings = request.app.state.settings
+        found = await read_profile(
+            request.app.state.redis, settings.redis.key_prefix, principal.subject, chosen
+        )
+        if found is None:
+            raise ProfileRefused(
+                "unknown_profile", "no such profile in the account", "body.profile_id"
+            )
+    return chosen
 
 
 async def _decide(request: Request, principal: Principal, approved: bool) -> Response:
     if principal.kind != "user":
         raise Forbidden.not_owner("API keys do not act for users; use the user's own token")
-    body = await json_body(request, UserCode)
+    body = await json_body(request, Approval if approved else UserCode)
+    profile_id = None
+    if isinstance(body, Approval):
+        profile_id = await _tv_profile(request, principal, body.profile_id)
     payload = DeviceApprovalRequested(
         user_code_hash=sha256_hex(body.user_code),
         user_id=principal.subject,
         approved=approved,
         approver_scopes=sorted(principal.scopes),
+        profile_id=profile_id,
         reply_channel=new_reply_channel(request.app.state.settings.redis.key_prefix),
     )
     try:
@@ -267,8 +308,11 @@ async def _decide(request: Request, principal: Principal, approved: bool) -> Res
 @router.post(
     "/approve",
     summary="A signed-in user approves the TV showing this user code (RFC 8628)",
-    responses=DECISION_RESPONSES,
-    openapi_extra=openapi_body(UserCode, "the code the TV shows"),
+    responses=APPROVAL_RESPONSES,
+    openapi_extra={
+        **openapi_body(Approval, "the code the TV shows, and the profile to bind the TV to"),
+        "parameters": [HEADER_PARAMETER],
+    },
 )
 async def approve(
     request: Request, principal: Annotated[Principal, Depends(authenticate)]

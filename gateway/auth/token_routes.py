@@ -154,6 +154,11 @@ def _reply_channel(request: Request) -> str:
                             "device_code": {"type": "string"},
                             "username": {"type": "string", "description": "dev grant only"},
                             "scope": {"type": "string"},
+                            "profile": {
+                                "type": "string",
+                                "description": "dev grant only: bind the tokens to this "
+                                "profile of the account (their `profile` claim)",
+                            },
                         },
                     }
                 }
@@ -189,6 +194,7 @@ async def _token(request: Request) -> Response:
             raise OAuthError("unsupported_grant_type", "the dev grant needs AUTH_DEV_MODE=true")
         values["username"] = key = required(fields, "username")
         values["scope"] = fields.get("scope") or None
+        values["profile"] = fields.get("profile") or None
     try:
         payload = TokenRequested.model_validate(values)
     except ValidationError as exc:
