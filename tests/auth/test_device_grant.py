@@ -1,6 +1,7 @@
 """TV sign-in by the Device Authorization Grant (RFC 8628) end to end: an auth and a sync
 worker and a gateway as processes. Each outcome of the TV's polling, the approval that
-registers the TV as the user's device, single use, expiry, and the per-address rate limit."""
+registers the TV as the user's device, single use, expiry, the per-address rate limit, and
+a TV bound to the kids profile it was approved for."""
 
 from __future__ import annotations
 
@@ -11,11 +12,15 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import jwt
 import pytest
 
 from tests.auth.helpers import bearer, user_token
-from tests.auth.test_token_service import answering
+from tests.auth.test_token_service import answering, refresh, sign_in
 from tests.conftest import Isolated
+from tests.e2e.test_profiles import ADULT_ONLY, KIDS, titles
+from tests.e2e.test_search import seeded
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -142,3 +147,92 @@ async def test_denied_expired_malformed_and_rate_limited(gateway: str, isolated:
         assert limited.status_code == 429
         assert limited.json()["error"] == "slow_down"
         assert 1 <= int(limited.headers["Retry-After"]) <= 60
+
+
+def claims_of(tokens: httpx.Response) -> dict[str, Any]:
+    assert tokens.status_code == 200, tokens.text
+    # The gateway verifies it below; here only its claims are read.
+    found: dict[str, Any] = jwt.decode(
+        tokens.json()["access_token"], options={"verify_signature": False}
+    )
+    return found
+
+
+async def test_a_tv_approved_for_the_kids_profile_is_bound_to_it(
+    spawn,  # type: ignore[no-untyped-def]
+    isolated: Isolated,
+) -> None:
+    """The parent signs the child's TV in for the kids profile: every token of its session
+    carries `"profile": "kid"`, so its searches are the kid's and it can never act as the
+    parent. A profile not of the account, or one a kids approver may not give, is refused."""
+    await seeded(isolated)
+    env = {**isolated.env, "RATE_LIMIT_ENABLED": "false", "AUTH_DEV_MODE": "true"}
+    spawn("worker", "auth", "sync", "accounts", "discovery", extra_env=env)
+    base = spawn("gateway", extra_env=env).url
+    await answering(base)
+    user = f"parent-{uuid.uuid4().hex[:8]}"
+    scopes = [*PHONE_SCOPES, "profiles:read", "profiles:write"]
+    parent = bearer(user_token(isolated.settings, subject=user, scopes=scopes))
+    kid_phone = {**parent, "X-Profile-ID": "kid"}
+    async with httpx.AsyncClient(base_url=base, timeout=15) as http:
+        for profile_id, profile in (("kid", KIDS), ("mom", {"name": "Mom", "kind": "adult"})):
+            put = await http.put(
+                f"/api/v1/users/{user}/profiles/{profile_id}", json=profile, headers=parent
+            )
+            assert put.status_code == 202, put.text
+
+        async def both_applied() -> bool:
+            listed = await http.get(f"/api/v1/users/{user}/profiles", headers=parent)
+            return {p["profile_id"] for p in listed.json()["profiles"]} == {"kid", "mom"}
+
+        await wait_for(both_applied, timeout=20)
+
+        async def approve(code: str, headers: dict[str, str], **extra: str) -> httpx.Response:
+            return await http.post(
+                "/api/v1/auth/device/approve", json={"user_code": code, **extra}, headers=headers
+            )
+
+        codes = (await ask_codes(http)).json()
+        ghost = await approve(codes["user_code"], parent, profile_id="nobody")
+        assert ghost.status_code == 403 and ghost.json()["error"] == "unknown_profile"
+        assert ghost.json()["fields"][0]["field"] == "body.profile_id"
+        # Acting as the kid, the phone cannot sign a TV in as the parent's adult profile.
+        upward = await approve(codes["user_code"], kid_phone, profile_id="mom")
+        assert upward.status_code == 403 and upward.json()["error"] == "restricted"
+        # Both refusals left the code waiting: the parent approves it for the kid.
+        approved = await approve(codes["user_code"], parent, profile_id="kid")
+        assert approved.status_code == 200, approved.text
+        tokens = await poll(http, codes["device_code"])
+        assert claims_of(tokens)["profile"] == "kid"
+        tv = bearer(tokens.json()["access_token"])
+
+        query = {"q": "horror movies"}
+        adult = await http.get("/api/v1/search", params=query, headers=parent)
+        assert adult.status_code == 200 and titles(adult.json()) & ADULT_ONLY
+        child = await http.get("/api/v1/search", params=query, headers=tv)
+        assert child.status_code == 200, child.text
+        assert titles(child.json()) and not titles(child.json()) & ADULT_ONLY
+        as_mom = await http.get(
+            "/api/v1/search", params=query, headers={**tv, "X-Profile-ID": "mom"}
+        )
+        assert as_mom.status_code == 403 and as_mom.json()["error"] == "unknown_profile"
+
+        # A refresh keeps the binding, for the whole family.
+        refreshed = await refresh(http, tokens.json()["refresh_token"])
+        assert claims_of(refreshed)["profile"] == "kid"
+        again = await refresh(http, refreshed.json()["refresh_token"])
+        assert claims_of(again)["profile"] == "kid"
+
+        # Without profile_id the TV inherits the approver's acting profile: never more.
+        inherited = (await ask_codes(http)).json()
+        assert (await approve(inherited["user_code"], kid_phone)).status_code == 200
+        assert claims_of(await poll(http, inherited["device_code"]))["profile"] == "kid"
+        # And the parent acting as the account signs an unbound TV in, as before.
+        unbound = (await ask_codes(http)).json()
+        assert (await approve(unbound["user_code"], parent)).status_code == 200
+        assert "profile" not in claims_of(await poll(http, unbound["device_code"]))
+
+        # The dev grant binds its tokens the same way.
+        dev = await sign_in(http, user, profile="kid")
+        assert claims_of(dev)["profile"] == "kid"
+        assert claims_of(await refresh(http, dev.json()["refresh_token"]))["profile"] == "kid"
