@@ -211,7 +211,11 @@ async def test_a_tv_approved_for_the_kids_profile_is_bound_to_it(
         assert adult.status_code == 200 and titles(adult.json()) & ADULT_ONLY
         child = await http.get("/api/v1/search", params=query, headers=tv)
         assert child.status_code == 200, child.text
-        assert titles(child.json()) and not titles(child.json()) & ADULT_ONLY
+        assert not titles(child.json()) & ADULT_ONLY
+        browse = await http.get(
+            "/api/v1/search", params={"q": "movies", "page_size": 100}, headers=tv
+        )
+        assert titles(browse.json()) and not titles(browse.json()) & ADULT_ONLY
         as_mom = await http.get(
             "/api/v1/search", params=query, headers={**tv, "X-Profile-ID": "mom"}
         )
