@@ -189,8 +189,26 @@ async def refold(conn: asyncpg.Connection, refolded: Refolded) -> None:
         [r.confidence for r, _ in moves],
         [g for _, g in moves],
     )
+    left = await conn.fetch(
+        "DELETE FROM episodes WHERE canonical_id = ANY($1::uuid[]) "
+        "RETURNING series_id, season_number",
+        sorted(refolded.gone),
+    )
+    # A season only those episodes made (the platform's own number of a split half) is no
+    # season of the series: nothing else names it (no episode, season listing or offer).
     await conn.execute(
-        "DELETE FROM episodes WHERE canonical_id = ANY($1::uuid[])", sorted(refolded.gone)
+        """
+        DELETE FROM seasons s
+        USING unnest($1::uuid[], $2::int[]) AS g(series_id, season_number)
+        WHERE s.series_id = g.series_id AND s.season_number = g.season_number
+          AND NOT EXISTS (SELECT 1 FROM episodes e WHERE e.season_id = s.season_id)
+          AND NOT EXISTS (SELECT 1 FROM season_listings l
+                          WHERE l.series_id = s.series_id AND l.season_number = s.season_number)
+          AND NOT EXISTS (SELECT 1 FROM season_availability a
+                          WHERE a.series_id = s.series_id AND a.season_number = s.season_number)
+        """,
+        [r["series_id"] for r in left],
+        [r["season_number"] for r in left],
     )
 
 

@@ -443,6 +443,17 @@ async def test_a_split_seasons_second_half_before_the_episode_that_teaches_the_m
         for r in await read_topic(bootstrap, f"{prefix}.content.updated")
     }
     assert {netflix[6], netflix[7], *early.values()} <= updated
+    # The series read model counts canonical episodes: 8 in season 1, on both platforms.
+    await project(
+        ctx,
+        [
+            decode(r.value, ContentUpdated)
+            for r in await read_topic(bootstrap, f"{prefix}.content.updated")
+        ],
+    )
+    document = orjson.loads(await ctx.redis.get(series_key(ctx.prefix, series_id)))
+    assert document["episode_count"] == 8 and document["season_count"] == 1
+    assert document["seasons"][0]["platforms"] == ["netflix", "prime_video"]
 
     # A newer version of a moved listing stays where it moved (its platform id finds it).
     await ingest(ctx, part_two(2, source_updated_at=(NOW + timedelta(hours=1)).isoformat()))
