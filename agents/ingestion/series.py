@@ -149,6 +149,10 @@ def to_canonical(numbers: Numbers, season_map: SeasonMap | None) -> Numbers:
     if season_map is None or numbers.season is None:
         return numbers
     episode = numbers.episode + season_map.offset if numbers.episode is not None else None
+    if episode is not None and episode < 1:
+        # Before the map's first episode: a map learnt from the second half of a season that
+        # the split platform's numbering created does not cover the first half.
+        return numbers
     return Numbers(season_map.canonical_season, episode, numbers.absolute)
 
 
