@@ -25,7 +25,9 @@ from agents.ingestion.series import is_child, series_probe
 from agents.ingestion.series_plan import (
     parent_keys,
     probes,
+    refold_items,
     season_listing_mappings,
+    settle_refolds,
 )
 from agents.titles.store import Versioned, fetch_contents, upsert_contents
 from agents.titles.versions import newest_per_key, supersedes
@@ -87,14 +89,19 @@ async def process_raw(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
             # Full records only of the stored titles the batch resolved to, not of every
             # candidate.
             known = {c.canonical_id for c in candidates} | tv.known_episodes
-            stored = await store.load_contents(conn, resolved.title_ids & known)
+            stored = await store.load_contents(
+                conn, (resolved.title_ids | tv.plan.refold_ids) & known
+            )
         with timed(ctx.agent, "merge"):
+            # Listings placed before their season's map was learnt move to the episode it names.
+            items, resolved = refold_items(items, resolved, tv.plan, stored)
             plan = merge_batch(items, resolved, stored, mappings)
+            refolded = settle_refolds(plan, tv.plan, len(batch))
             plan.mappings += season_listing_mappings(items, tv.plan)
         with timed(ctx.agent, "write"):
             await store.write_plan(conn, plan, [env.event_id for env in batch], now)
             handed_back = await series_store.write_television(
-                conn, items, batch, tv.plan, {**stored, **plan.written}, mappings
+                conn, items, batch, tv.plan, {**stored, **plan.written}, mappings, refolded
             )
             # Availability that arrived before its item: back to availability-sync.
             parked = await store.take_pending_availability(

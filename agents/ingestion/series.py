@@ -149,6 +149,10 @@ def to_canonical(numbers: Numbers, season_map: SeasonMap | None) -> Numbers:
     if season_map is None or numbers.season is None:
         return numbers
     episode = numbers.episode + season_map.offset if numbers.episode is not None else None
+    if episode is not None and episode < 1:
+        # Before the map's first episode: a map learnt from the second half of a season that
+        # the split platform's numbering created does not cover the first half.
+        return numbers
     return Numbers(season_map.canonical_season, episode, numbers.absolute)
 
 
@@ -196,6 +200,13 @@ class SeriesEpisodes:
             )
         if episode.absolute_number is not None:
             self._absolute.setdefault(episode.absolute_number, episode.canonical_id)
+
+    def remove(self, canonical_id: uuid.UUID) -> None:
+        """Forget an episode (its listing moved to another one): no lookup finds it again."""
+        self.by_id.pop(canonical_id, None)
+        self._ids = {k: v for k, v in self._ids.items() if v != canonical_id}
+        self._numbers = {k: v for k, v in self._numbers.items() if v != canonical_id}
+        self._absolute = {k: v for k, v in self._absolute.items() if v != canonical_id}
 
     def by_key(self, kind: str, value: str) -> KnownEpisode | None:
         cid = self._ids.get((kind, value))
@@ -298,6 +309,53 @@ def match_episode(
             return found(known, "number")  # type: ignore[arg-type]
     cid = new_episode_id(episodes, item, mapped)
     return EpisodeMatch(cid, "new", 1.0, mapped)
+
+
+def misplaced(
+    episodes: SeriesEpisodes, learnt: SeasonMap, maps: Mapping[tuple[str, int], SeasonMap]
+) -> list[tuple[KnownEpisode, KnownEpisode]]:
+    """(episode, the episode it is) for each episode a listing of the learnt map's season
+    created before the map existed, now that the map names the canonical episode it is.
+
+    Such an episode was placed in the platform's own numbering (no map then): its numbers are
+    the platform's, and the map turns them into the canonical ones. Only an episode the
+    platform alone lists qualifies (any other listing would be evidence of its own), and only
+    when no map of the platform leads into that season number (its numbers could then be
+    mapped ones already). The target passes the guards of a match by number: no conflicting
+    ids, no other item of the platform, no different absolute number, no disagreeing titles.
+    `maps`: the platform's maps known before this one (series_maps of plan_children).
+    """
+    season = learnt.platform_season
+    if season == SPECIALS or any(
+        m.platform == learnt.platform and m.canonical_season == season and m != learnt
+        for m in maps.values()
+    ):
+        return []
+    found = []
+    for gone in sorted(episodes.by_id.values(), key=lambda e: str(e.canonical_id)):
+        platform_ids = gone.external_ids.platform_ids
+        if (
+            set(platform_ids) != {learnt.platform}
+            or gone.season_number != season
+            or gone.episode_number is None
+        ):
+            continue
+        target = episodes.at(learnt.canonical_season, gone.episode_number + learnt.offset)
+        if target is None or target.canonical_id == gone.canonical_id:
+            continue
+        if (
+            _conflicting_ids(target.external_ids, gone.external_ids)
+            or learnt.platform in target.external_ids.platform_ids
+            or (
+                gone.absolute_number is not None
+                and target.absolute_number is not None
+                and gone.absolute_number != target.absolute_number
+            )
+            or _titles_disagree(gone.normalized_title, target.normalized_title)
+        ):
+            continue
+        found.append((gone, target))
+    return found
 
 
 def _titles_disagree(a: str, b: str) -> bool:

@@ -12,10 +12,11 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from collections.abc import Mapping as MappingT
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from agents.ingestion.mappings import ItemKey, Mapping, MappingRow
+from agents.ingestion.merge import platform_offers
 from agents.ingestion.normalize import NormalizedItem
 from agents.ingestion.pipeline import Assignment, Plan, Resolved, merge_batch, resolve_batch
 from agents.ingestion.resolution import (
@@ -26,6 +27,7 @@ from agents.ingestion.resolution import (
     resolve,
 )
 from agents.ingestion.series import (
+    EPISODE_CONFIDENCE,
     KnownEpisode,
     Numbers,
     SeasonMap,
@@ -34,6 +36,7 @@ from agents.ingestion.series import (
     is_season_listing,
     known_from,
     match_episode,
+    misplaced,
     season_id,
     series_probe,
     to_canonical,
@@ -66,6 +69,22 @@ class SeasonListing:
     match: CanonicalMatch
 
 
+@dataclass(frozen=True, slots=True)
+class Refold:
+    """A stored episode that one platform item alone lists, created in the platform's own
+    numbering before the map of its season was learnt: the listing moves to `target`, the
+    episode the map names (docs/INGESTION.md, "Renumbered and split seasons")."""
+
+    gone: uuid.UUID
+    target: uuid.UUID
+    platform: str
+    platform_item_id: str
+    cause: int  # the batch item whose episode taught the map
+
+
+REFOLD = CanonicalMatch(None, "episode_refold", EPISODE_CONFIDENCE["number"])
+
+
 @dataclass
 class ChildPlan:
     assignments: list[Assignment] = field(default_factory=list)
@@ -74,6 +93,12 @@ class ChildPlan:
     season_maps: list[SeasonMap] = field(default_factory=list)
     season_listings: list[SeasonListing] = field(default_factory=list)
     parked: list[int] = field(default_factory=list)
+    refolds: list[Refold] = field(default_factory=list)
+
+    @property
+    def refold_ids(self) -> set[uuid.UUID]:
+        """The stored episodes the refolds read and write."""
+        return {r.gone for r in self.refolds} | {r.target for r in self.refolds}
 
     @property
     def series_ids(self) -> set[uuid.UUID]:
@@ -128,6 +153,8 @@ def plan_children(
     """Series and episode of each child (by index in the batch, fresh ones only, in order)."""
     plan = ChildPlan()
     episodes: dict[uuid.UUID, SeriesEpisodes] = {}
+    known_episodes = list(known_episodes)
+    stored = {k.canonical_id for k in known_episodes}
     for known in known_episodes:
         episodes.setdefault(known.series_id, SeriesEpisodes(known.series_id)).add(known)
     maps: dict[uuid.UUID, dict[tuple[str, int], SeasonMap]] = {}
@@ -153,10 +180,12 @@ def plan_children(
         known = episodes.setdefault(sid, SeriesEpisodes(sid))
         match = match_episode(item, known, series_maps)
         learnt = match.learnt
+        first_map = False
         if (
             learnt is not None
             and series_maps.get((item.platform, learnt.platform_season)) != learnt
         ):
+            first_map = (item.platform, learnt.platform_season) not in series_maps
             series_maps[(learnt.platform, learnt.platform_season)] = learnt
             plan.season_maps.append(learnt)
         known.add(known_from(match.canonical_id, sid, item, match.numbers))
@@ -182,7 +211,169 @@ def plan_children(
                 n.absolute,
             )
         )
+        if first_map and learnt is not None:
+            _refold(plan, items, known, learnt, series_maps, stored, i)
     return plan
+
+
+def _refold(
+    plan: ChildPlan,
+    items: Sequence[NormalizedItem],
+    known: SeriesEpisodes,
+    learnt: SeasonMap,
+    series_maps: MappingT[tuple[str, int], SeasonMap],
+    stored: set[uuid.UUID],
+    cause: int,
+) -> None:
+    """Move the listings placed before `learnt` existed onto the episodes it names.
+
+    A stored episode becomes a Refold (merged after the records are loaded: refold_items); an
+    episode this batch created a moment ago is its item placed again. An episode this batch
+    lists again, or that two of its items made, is left as it is: a missed merge, never a
+    wrong one.
+    """
+    for gone, target in misplaced(known, learnt, series_maps):
+        item_id = gone.external_ids.platform_ids[learnt.platform]
+        placed = [
+            n
+            for n, a in enumerate(plan.assignments)
+            if a.resolution.canonical_id == gone.canonical_id
+        ]
+        if gone.canonical_id in stored:
+            if placed:
+                continue
+            plan.refolds.append(
+                Refold(gone.canonical_id, target.canonical_id, learnt.platform, item_id, cause)
+            )
+        else:
+            if len(placed) != 1:
+                continue
+            before = plan.assignments[placed[0]]
+            j = before.index
+            numbers = Numbers(
+                target.season_number,
+                target.episode_number,
+                target.absolute_number
+                if target.absolute_number is not None
+                else gone.absolute_number,
+            )
+            moved_from = before.moved_from if before.moved_from != target.canonical_id else None
+            plan.assignments[placed[0]] = Assignment(
+                j, replace(REFOLD, canonical_id=target.canonical_id), moved_from
+            )
+            plan.items[j] = with_episode(items[j], known.series_id, numbers)
+            plan.episodes = [e for e in plan.episodes if e.canonical_id != gone.canonical_id]
+            plan.episodes.append(
+                EpisodeRow(
+                    target.canonical_id,
+                    known.series_id,
+                    season_id(known.series_id, numbers.season)
+                    if numbers.season is not None
+                    else None,
+                    numbers.season,
+                    numbers.episode,
+                    numbers.absolute,
+                )
+            )
+        known.remove(gone.canonical_id)
+        # The listing's ids now find the target (add folds them into the episode held).
+        known.add(
+            replace(
+                gone,
+                canonical_id=target.canonical_id,
+                season_number=None,
+                episode_number=None,
+                absolute_number=None,
+                normalized_title="",
+            )
+        )
+
+
+def listing_of(record: CanonicalContent, platform: str, item_id: str) -> NormalizedItem:
+    """The platform's listing as the record it alone made holds it: an item merge_batch can
+    move onto another title like any item that resolves elsewhere."""
+    return NormalizedItem(
+        platform=platform,
+        platform_item_id=item_id,
+        content_type=record.content_type,
+        title=record.title,
+        normalized_title=normalize_title(record.title),
+        original_title=record.original_title,
+        year=record.release_year,
+        release_date=record.release_date,
+        runtime_minutes=record.runtime_minutes,
+        raw_genres=tuple(record.genres),
+        description=record.description,
+        maturity_rating=record.maturity_rating,
+        average_rating=record.average_rating,
+        rating_count=record.rating_count,
+        popularity=record.popularity_score,
+        original_language=record.original_language,
+        external_ids=record.external_ids,
+        availability=platform_offers(record, platform),
+        keywords=tuple(record.keywords),
+        credits=tuple(record.credits),
+        images=record.images,
+        # The target keeps its place; the listing's numbers were the platform's own.
+        series=None,
+        source_updated_at=record.updated_at,
+    )
+
+
+def refold_items(
+    items: Sequence[NormalizedItem],
+    resolved: Resolved,
+    child: ChildPlan,
+    stored: MappingT[uuid.UUID, CanonicalContent],
+) -> tuple[list[NormalizedItem], Resolved]:
+    """The batch with each refold as one more item (after the batch's own), resolved to the
+    target and moving from the episode it made: merge_batch then moves its platform id and
+    offers like those of any item that resolves to another title."""
+    out = list(items)
+    assignments = list(resolved.assignments)
+    for r in child.refolds:
+        record = stored.get(r.gone)
+        if record is None or r.target not in stored:
+            continue
+        if record.external_ids.platform_ids.get(r.platform) != r.platform_item_id:
+            continue
+        out.append(listing_of(record, r.platform, r.platform_item_id))
+        match = replace(REFOLD, canonical_id=r.target)
+        assignments.append(Assignment(len(out) - 1, match, r.gone))
+    return out, Resolved(assignments, resolved.skipped_stale, resolved.children, resolved.index)
+
+
+@dataclass(frozen=True)
+class Refolded:
+    """What the refolds of a merged plan write besides it: the mappings of the moved listings
+    (written whatever their clock: no newer item moved them), each with the episode it leaves,
+    which is no episode of the series any more."""
+
+    moves: list[tuple[MappingRow, uuid.UUID]]
+
+    @property
+    def gone(self) -> list[uuid.UUID]:
+        return [g for _, g in self.moves]
+
+
+def settle_refolds(plan: Plan, child: ChildPlan, batch_size: int) -> Refolded:
+    """Take the refolds' mapping rows out of `plan` (their clock is not newer than the one
+    applied, so the plan's conditional upsert would skip them) and charge what they changed
+    to the item that taught the map (the event's cause)."""
+    causes = {(r.platform, r.platform_item_id): r for r in child.refolds}
+    # Only the refolds' own rows: an item of the batch placed again (_refold) is newer than
+    # what was applied and goes through the plan like any item.
+    moved = [
+        m
+        for m in plan.mappings
+        if m.method == REFOLD.method and (m.platform, m.platform_item_id) in causes
+    ]
+    plan.mappings = [m for m in plan.mappings if m not in moved]
+    by_cid = {r.target: r.cause for r in child.refolds} | {r.gone: r.cause for r in child.refolds}
+    for cid, index in list(plan.cause.items()):
+        if index >= batch_size:
+            plan.cause[cid] = by_cid.get(cid, 0)
+    return Refolded([(m, causes[(m.platform, m.platform_item_id)].gone) for m in moved])
 
 
 def series_keys(content: CanonicalContent) -> set[str]:
@@ -267,8 +458,12 @@ def plan_with_series(
     )
     placed = [child.items.get(i, item) for i, item in enumerate(items)]
     combined = Resolved(resolved.assignments + child.assignments, resolved.skipped_stale)
+    placed, combined = refold_items(placed, combined, child, candidates)
     plan = merge_batch(placed, combined, candidates, mappings)
+    refolded = settle_refolds(plan, child, len(items))
     plan.mappings += season_listing_mappings(placed, child)
+    # Written apart by the agent (series_store.remap); here the plan shows every mapping.
+    plan.mappings += [row for row, _ in refolded.moves]
     return plan, child
 
 

@@ -22,6 +22,7 @@ from agents.ingestion.series import KnownEpisode, SeasonMap, season_id
 from agents.ingestion.series_plan import (
     ChildPlan,
     EpisodeRow,
+    Refolded,
     find_series,
     parked_rows,
     plan_children,
@@ -163,6 +164,52 @@ async def write_episodes(
             [m.canonical_season for m in ms],
             [m.offset for m in ms],
         )
+
+
+async def refold(conn: asyncpg.Connection, refolded: Refolded) -> None:
+    """Point the moved listings at their episodes, whatever the clock applied (no newer item
+    moved them), only where they still point at the episode they left; that episode is no
+    episode of its series any more (its record stays, without the listing, like any title an
+    item moved away from)."""
+    if not refolded.moves:
+        return
+    moves = sorted(refolded.moves, key=lambda m: (m[0].platform, m[0].platform_item_id))
+    await conn.execute(
+        """
+        UPDATE entity_mappings m SET canonical_id = u.c, method = u.m, confidence = u.f,
+            updated_at = now()
+        FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::real[], $6::uuid[])
+            AS u(p, i, c, m, f, g)
+        WHERE m.platform = u.p AND m.platform_item_id = u.i AND m.canonical_id = u.g
+        """,
+        [r.platform for r, _ in moves],
+        [r.platform_item_id for r, _ in moves],
+        [r.canonical_id for r, _ in moves],
+        [r.method for r, _ in moves],
+        [r.confidence for r, _ in moves],
+        [g for _, g in moves],
+    )
+    left = await conn.fetch(
+        "DELETE FROM episodes WHERE canonical_id = ANY($1::uuid[]) "
+        "RETURNING series_id, season_number",
+        sorted(refolded.gone),
+    )
+    # A season only those episodes made (the platform's own number of a split half) is no
+    # season of the series: nothing else names it (no episode, season listing or offer).
+    await conn.execute(
+        """
+        DELETE FROM seasons s
+        USING unnest($1::uuid[], $2::int[]) AS g(series_id, season_number)
+        WHERE s.series_id = g.series_id AND s.season_number = g.season_number
+          AND NOT EXISTS (SELECT 1 FROM episodes e WHERE e.season_id = s.season_id)
+          AND NOT EXISTS (SELECT 1 FROM season_listings l
+                          WHERE l.series_id = s.series_id AND l.season_number = s.season_number)
+          AND NOT EXISTS (SELECT 1 FROM season_availability a
+                          WHERE a.series_id = s.series_id AND a.season_number = s.season_number)
+        """,
+        [r["series_id"] for r in left],
+        [r["season_number"] for r in left],
+    )
 
 
 async def replace_season_offers(
@@ -348,10 +395,13 @@ async def write_television(
     child: ChildPlan,
     docs: MappingT[uuid.UUID, CanonicalContent],
     mappings: MappingT[ItemKey, Mapping],
+    refolded: Refolded | None = None,
 ) -> list[bytes]:
     """Write the relations and season offers, park the children whose series is unknown, and
     return the parked envelopes a series in `docs` (or a season listing) now releases."""
     await write_episodes(conn, child.episodes, child.season_maps)
+    if refolded is not None:
+        await refold(conn, refolded)
     await record_season_listings(
         conn,
         [

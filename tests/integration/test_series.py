@@ -17,7 +17,7 @@ from agents.framework.context import AgentContext, ContextHolder
 from agents.ingestion.handlers import process_raw, sync_availability
 from agents.readmodel.handlers import project, project_season_offers
 from agreements.read_model import series_key
-from schemas.content import ContentIngested
+from schemas.content import ContentIngested, ContentUpdated
 from schemas.envelope import decode, wrap
 from schemas.ingestion import AvailabilityReceived, CatalogItemReceived, RawCatalogItem
 from tests.conftest import Isolated
@@ -346,3 +346,116 @@ async def test_a_parked_episode_sent_again_with_its_series_leaves_the_parking(
         == series_id
     )
     assert await ctx.pool.fetchval(parked) == 0
+
+
+async def test_a_split_seasons_second_half_before_the_episode_that_teaches_the_map(
+    ctx: AgentContext, isolated: Isolated
+) -> None:
+    prefix, bootstrap = isolated.settings.kafka.topic_prefix, isolated.settings.kafka.bootstrap
+    await ingest(
+        ctx,
+        raw("netflix", "n-tides", "Stranger Tides", "series", year=2016),
+        *(
+            raw(
+                "netflix",
+                f"n-s1e{e}",
+                f"Chapter {e}",
+                "episode",
+                parent_id="n-tides",
+                season_number=1,
+                episode_number=e,
+                absolute_number=e,
+                availability=SUB,
+            )
+            for e in range(1, 9)
+        ),
+    )
+    series_id, _ = await mapped(ctx, "netflix", "n-tides")  # type: ignore[misc]
+    netflix = {e: (await mapped(ctx, "netflix", f"n-s1e{e}"))[0] for e in range(1, 9)}  # type: ignore[index]
+
+    def part_two(e: int, **fields: Any) -> RawCatalogItem:
+        # Prime sells season 1 in two parts: its season 2 is episodes 5-8.
+        return raw(
+            "prime",
+            f"p-s2e{e}",
+            f"Episode {e}",
+            "episode",
+            series_title="Stranger Tides",
+            season_number=2,
+            episode_number=e,
+            availability=SUB,
+            **fields,
+        )
+
+    # Records of different keys are not ordered across partitions: two episodes of the second
+    # half are consumed before the one that teaches the map. Nothing identifies them yet.
+    await ingest(ctx, part_two(2))
+    await ingest(ctx, part_two(3))
+    early = {e: (await mapped(ctx, "prime_video", f"p-s2e{e}"))[0] for e in (2, 3)}  # type: ignore[index]
+    assert set(early.values()).isdisjoint(netflix.values())
+    # The episode that teaches the map: its absolute number says it is netflix's episode 5.
+    await ingest(ctx, part_two(1, absolute_number=5))
+    season_map = await ctx.pool.fetchrow(
+        "SELECT canonical_season, episode_offset FROM season_maps WHERE series_id = $1 "
+        "AND platform = 'prime_video' AND platform_season = 2",
+        series_id,
+    )
+    assert tuple(season_map) == (1, 4)
+
+    # Each episode is one canonical episode with both platforms' listings and offers.
+    for e, canonical in ((1, 5), (2, 6), (3, 7)):
+        cid, method = await mapped(ctx, "prime_video", f"p-s2e{e}")  # type: ignore[misc]
+        assert cid == netflix[canonical]
+        assert method == ("episode_absolute" if e == 1 else "episode_refold")
+        doc = orjson.loads(
+            await ctx.pool.fetchval("SELECT doc::text FROM content WHERE canonical_id = $1", cid)
+        )
+        assert doc["external_ids"]["platform_ids"] == {
+            "netflix": f"n-s1e{canonical}",
+            "prime_video": f"p-s2e{e}",
+        }
+        assert doc["source_platforms"] == ["netflix", "prime_video"]
+        assert doc["series"]["season_number"] == 1 and doc["series"]["episode_number"] == canonical
+        offered = await ctx.pool.fetch(
+            "SELECT DISTINCT platform FROM platform_availability WHERE canonical_id = $1 "
+            "ORDER BY platform",
+            cid,
+        )
+        assert [r["platform"] for r in offered] == ["netflix", "prime_video"]
+    relations = await ctx.pool.fetch(
+        "SELECT canonical_id FROM episodes WHERE series_id = $1", series_id
+    )
+    assert {r["canonical_id"] for r in relations} == set(netflix.values())
+    # The episodes made too early keep no listing, no offer and no place in the series.
+    for cid in early.values():
+        doc = orjson.loads(
+            await ctx.pool.fetchval("SELECT doc::text FROM content WHERE canonical_id = $1", cid)
+        )
+        assert doc["source_platforms"] == [] and doc["availability"] == []
+        # Its offer rows end now, as when any item moves away (the expiry check sees them go).
+        ends = await ctx.pool.fetch(
+            "SELECT expires_at FROM platform_availability WHERE canonical_id = $1", cid
+        )
+        assert ends and all(r["expires_at"] <= datetime.now(UTC) for r in ends)
+    # Subscribers hear of it like any listing that moved: both titles announced.
+    updated = {
+        decode(r.value, ContentUpdated).payload.content.canonical_id
+        for r in await read_topic(bootstrap, f"{prefix}.content.updated")
+    }
+    assert {netflix[6], netflix[7], *early.values()} <= updated
+    # The series read model counts canonical episodes: 8 in season 1, on both platforms.
+    await project(
+        ctx,
+        [
+            decode(r.value, ContentUpdated)
+            for r in await read_topic(bootstrap, f"{prefix}.content.updated")
+        ],
+    )
+    document = orjson.loads(await ctx.redis.get(series_key(ctx.prefix, series_id)))
+    assert document["episode_count"] == 8 and document["season_count"] == 1
+    assert document["seasons"][0]["platforms"] == ["netflix", "prime_video"]
+
+    # A newer version of a moved listing stays where it moved (its platform id finds it).
+    await ingest(ctx, part_two(2, source_updated_at=(NOW + timedelta(hours=1)).isoformat()))
+    cid, method = await mapped(ctx, "prime_video", "p-s2e2")  # type: ignore[misc]
+    assert cid == netflix[6] and method == "episode_platform_id"
