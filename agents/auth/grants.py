@@ -17,11 +17,10 @@ from typing import Any
 from agreements.scopes import SCOPES
 from core.config import AuthSettings
 
-# What a dev user is given when it asks for no scope: every user scope (no admin role).
-DEFAULT_USER_SCOPES = frozenset(
-    s for s in SCOPES if s.split(":")[0] in {"content", "watchlist", "progress", "devices",
-                                             "recommendations"} and s != "content:write"
-)  # fmt: skip
+# What a dev user is given when it asks for no scope: every user scope (no admin role). The
+# producers' scopes are the ones left out, so a scope added for users is a user's by default.
+PRODUCER_SCOPES = frozenset({"content:write", "ingest:write"})
+DEFAULT_USER_SCOPES = frozenset(SCOPES) - PRODUCER_SCOPES
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from agents.auth.grants import access_claims
+from agents.auth.grants import DEFAULT_USER_SCOPES, PRODUCER_SCOPES, access_claims
+from agreements.scopes import SCOPES
 from gateway.auth.tokens import parse_profile
 from gateway.profiles import ProfileRefused, device_profile
 from schemas.accounts import Profile, ProfileKind, ProfileLimits
@@ -70,3 +71,10 @@ def test_a_restricted_approver_approves_only_for_its_own_profile(
         device_profile(acting, bound, asked)
     assert refused.value.code == "restricted"
     assert refused.value.field == "body.profile_id"
+
+
+def test_a_dev_user_without_a_scope_asked_gets_every_user_scope_and_no_producer_scope() -> None:
+    # The README's dev user creates a kids profile, then approves a TV for it.
+    assert {"profiles:read", "profiles:write", "devices:command"} <= DEFAULT_USER_SCOPES
+    assert not {"content:write", "ingest:write"} & DEFAULT_USER_SCOPES
+    assert DEFAULT_USER_SCOPES | PRODUCER_SCOPES == set(SCOPES)
