@@ -152,6 +152,19 @@ async def release(redis: aioredis.Redis, prefix: str, user_id: str, message_id: 
     await redis.delete(claim_key(prefix, user_id, message_id))
 
 
+async def claimed(
+    redis: aioredis.Redis, prefix: str, messages: list[tuple[str, uuid.UUID]]
+) -> set[uuid.UUID]:
+    """Which of these (user, message id) were claimed: sent, or being sent, on either path."""
+    if not messages:
+        return set()
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id, message_id in messages:
+            pipe.exists(claim_key(prefix, user_id, message_id))
+        found = await pipe.execute()
+    return {message_id for (_, message_id), n in zip(messages, found, strict=True) if n}
+
+
 # --- the reading side (gateway) -----------------------------------------------------------------
 
 
