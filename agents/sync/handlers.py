@@ -320,9 +320,10 @@ def command_router(clock: Clock = utcnow) -> Callable[[AgentContext, list[Envelo
             routed = batches.commands(batch, devices, decided, clock())
             await store.save_decisions(uow.conn, routed.decisions)
             uow.add(routed.events)
-        # Committed and on `sync.realtime`: sent now rather than one Kafka hop later (the
-        # realtime-deliver agent then finds the ids claimed; if this fails, it sends them).
-        await _deliver_now(ctx, routed.messages, clock())
+            # Once committed, sent at once, while the outbox publishes the same messages on
+            # `sync.realtime` (the change feed): one Kafka hop less to the device. The
+            # realtime-deliver agent then finds their ids claimed, or sends what failed here.
+            uow.then(lambda: _deliver_now(ctx, routed.messages, clock()))
         for issued, result in routed.decisions:
             logger.bind(command_id=str(issued.command_id)).info(
                 "command {} {} -> {}: {}{}",

@@ -125,39 +125,52 @@ async def test_a_failed_direct_delivery_is_made_by_the_deliver_agent_once(
     ]
 
 
-async def test_a_worker_stopping_after_the_commit_leaves_the_command_to_the_outbox(
+async def test_what_was_neither_published_nor_delivered_after_the_commit_the_sweep_delivers(
     ctx: AgentContext, user: str
 ) -> None:
     await phone_and_tv(ctx, user)
     start = await position(ctx.redis, ctx.prefix, user)
-    command = issue(user, {"type": "play"}, "tv-1", NOW)
-    # The worker is going away: the decision commits, the publish is refused, so the handler
-    # fails before it delivers anything (as a process killed after the commit would).
+    lost, direct = (issue(user, {"type": "play"}, "tv-1", NOW) for _ in range(2))
+    # The worker is going away: the decisions commit, the publish is refused, so the handler
+    # fails (the loop will retry the batch) and the outbox rows stay.
     stopping = Publisher(ctx.settings.kafka, source="test")
     stopping.refuse_from_now("the worker is stopping")
+    unreachable = aioredis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.5)
+    # `lost`: Redis is cut off too, so nothing follows the commit (as when the process dies
+    # right after it). `direct`: the direct delivery still goes out.
+    crashed = AgentContext(ctx.settings, ctx.pool, stopping, unreachable, "command-router")
+    try:
+        with pytest.raises(BrokerUnavailable):
+            await command_router(lambda: NOW)(crashed, [env(lost, user)])
+    finally:
+        await unreachable.aclose()
     with pytest.raises(BrokerUnavailable):
         await command_router(lambda: NOW)(
-            dataclasses.replace(ctx, publisher=stopping), [env(command, user)]
+            dataclasses.replace(ctx, publisher=stopping), [env(direct, user)]
         )
-    assert await stream(ctx, user, start) == []
-    assert await ctx.pool.fetchval(
-        "SELECT status FROM sync_commands WHERE command_id = $1", command.command_id
-    )
-    # The batch is retried: the command was decided, so it is neither decided nor sent again.
-    await command_router(lambda: NOW)(ctx, [env(command, user)])
-    assert await stream(ctx, user, start) == []
+    assert [(k, b["command_id"]) for k, b in await stream(ctx, user, start)] == [
+        ("command", str(direct.command_id)),
+        ("command_result", str(direct.command_id)),
+    ]
+    decided = "SELECT count(*) FROM sync_commands WHERE command_id = ANY($1::uuid[])"
+    assert await ctx.pool.fetchval(decided, [lost.command_id, direct.command_id]) == 2
+    # The batches are retried: decided before, so neither decided nor sent again.
+    await command_router(lambda: NOW)(ctx, [env(lost, user), env(direct, user)])
+    assert len(await stream(ctx, user, start)) == 2
 
     # The outbox sweep publishes rows older than SWEEP_MIN_AGE_S (aged here, not waited for).
     await ctx.pool.execute(
         "UPDATE outbox SET created_at = created_at - interval '1 minute' WHERE key = $1", user
     )
-    assert await outbox.sweep(ctx.pool, ctx.publisher) >= 3
+    assert await outbox.sweep(ctx.pool, ctx.publisher) >= 6
     await deliver_staged(ctx, user, NOW + timedelta(seconds=1))
     await deliver_staged(ctx, user, NOW + timedelta(seconds=1))
     sent = await stream(ctx, user, start)
     assert [(kind, b["command_id"], b.get("status")) for kind, b in sent] == [
-        ("command", str(command.command_id), None),
-        ("command_result", str(command.command_id), "delivered"),
+        ("command", str(direct.command_id), None),
+        ("command_result", str(direct.command_id), "delivered"),
+        ("command", str(lost.command_id), None),
+        ("command_result", str(lost.command_id), "delivered"),
     ]
 
 
