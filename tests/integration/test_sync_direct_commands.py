@@ -21,6 +21,8 @@ from pydantic import SecretStr
 from agents.adapters.delivery.fanout import RedisFanout
 from agents.framework import outbox
 from agents.framework.context import AgentContext, ContextHolder
+from agents.framework.unit_of_work import unit_of_work
+from agents.sync.commands import decide
 from agents.sync.handlers import REALTIME_SINK, command_router, realtime_delivery
 from agreements.sync_realtime import live_channel, position, replay
 from core.config import PubNubSettings, Settings
@@ -29,6 +31,7 @@ from devtools.bench.sync_pubnub import LoopbackPubNub, PamKeys
 from schemas.envelope import wrap
 from schemas.sync import devices_channel, notifications_channel
 from tests.integration.test_sync_agents import T0, env, info, issue, realtime, register
+from topics.registry import SYNC_COMMAND_RESULTS
 
 NOW = T0 + timedelta(seconds=2)
 
@@ -213,3 +216,26 @@ async def test_on_pubnub_a_refused_direct_publish_is_sent_once_by_the_deliver_ag
             assert server.refusals == []
         finally:
             await holder.close()
+
+
+async def test_a_failing_step_after_the_commit_does_not_keep_the_events_from_the_topic(
+    ctx: AgentContext, user: str
+) -> None:
+    # The framework's side of it (agents/framework/unit_of_work.py): a step failing outside its
+    # own handling is logged, the unit's events are published all the same.
+    ran: list[str] = []
+
+    async def fails() -> None:
+        raise ConnectionError("the devices cannot be reached")
+
+    async def succeeds() -> None:
+        ran.append("step")
+
+    command = issue(user, {"type": "play"}, "tv-1", NOW)
+    result = decide(command, {}, NOW)
+    async with unit_of_work(ctx) as uow:
+        uow.emit(SYNC_COMMAND_RESULTS, result, key=user)
+        uow.then(fails)
+        uow.then(succeeds)
+    assert uow.published == 1 and ran == ["step"]
+    assert await ctx.pool.fetchval("SELECT count(*) FROM outbox WHERE key = $1", user) == 0
