@@ -239,3 +239,43 @@ async def test_a_failing_step_after_the_commit_does_not_keep_the_events_from_the
         uow.then(succeeds)
     assert uow.published == 1 and ran == ["step"]
     assert await ctx.pool.fetchval("SELECT count(*) FROM outbox WHERE key = $1", user) == 0
+
+
+async def test_on_pubnub_the_agent_sends_no_result_while_the_router_publishes_its_command(
+    settings: Settings, topics_created: None, user: str
+) -> None:
+    keys = PamKeys("pub-test", "sub-test", f"sec-{uuid.uuid4().hex}")
+    async with LoopbackPubNub(keys) as server:
+        pubnub = PubNubSettings(
+            publish_key=keys.publish_key,
+            subscribe_key=keys.subscribe_key,
+            secret_key=SecretStr(keys.secret_key),
+            origin=server.origin,
+            ssl=False,
+        )
+        holder = ContextHolder(settings.model_copy(update={"pubnub": pubnub}), source="test")
+        ctx = (await holder.get()).for_agent("command-router")
+        try:
+            await phone_and_tv(ctx, user)
+            command = issue(user, {"type": "play"}, "tv-1", NOW)
+            # PubNub is slow: the router's publish of the command waits.
+            server.hold()
+            routing = asyncio.create_task(command_router(lambda: NOW)(ctx, [env(command, user)]))
+            outbox_rows = "SELECT count(*) FROM outbox WHERE key = $1"
+            for _ in range(200):
+                if server.publishes_waiting and not await ctx.pool.fetchval(outbox_rows, user):
+                    break
+                await asyncio.sleep(0.02)
+            # The staged copies reach the agent meanwhile: the router holds both claims (the
+            # result's too), so the agent sends neither, and does not wait on PubNub.
+            await asyncio.wait_for(deliver_staged(ctx, user, NOW + timedelta(seconds=1)), 5)
+            server.let_go()
+            await asyncio.wait_for(routing, 10)
+            ours = [p for p in server.published if p.channel.startswith(f"user.{user}.")]
+            assert [(p.channel, p.payload["kind"]) for p in ours] == [
+                (devices_channel(user), "command"),
+                (notifications_channel(user), "command_result"),
+            ]
+        finally:
+            server.let_go()
+            await holder.close()
