@@ -140,16 +140,42 @@ async def publish(redis: aioredis.Redis, prefix: str, messages: list[Outbound]) 
     return [r.decode() if isinstance(r, bytes) else None for r in results]
 
 
-async def claim(redis: aioredis.Redis, prefix: str, user_id: str, message_id: uuid.UUID) -> bool:
-    """For deliveries outside Redis (PubNub): True if this message was not claimed before."""
-    return bool(
-        await redis.set(claim_key(prefix, user_id, message_id), b"1", nx=True, ex=CLAIM_TTL_S)
-    )
+async def claim_all(
+    redis: aioredis.Redis, prefix: str, user_id: str, message_ids: list[uuid.UUID]
+) -> list[bool]:
+    """Claim several messages of one user in one transaction (MULTI; one slot, the user's hash
+    tag): per message, True if this call claimed it. Two senders of the same messages (the
+    command router and the delivery agent) cannot split them: the first takes every one it
+    asks for that was free, so a command's result is never sent by the one while the other is
+    still sending the command."""
+    if not message_ids:
+        return []
+    async with redis.pipeline(transaction=True) as pipe:
+        for message_id in message_ids:
+            pipe.set(claim_key(prefix, user_id, message_id), b"1", nx=True, ex=CLAIM_TTL_S)
+        results = await pipe.execute()
+    return [bool(r) for r in results]
 
 
-async def release(redis: aioredis.Redis, prefix: str, user_id: str, message_id: uuid.UUID) -> None:
-    """Undo a claim whose delivery certainly failed, so a retry may send the message."""
-    await redis.delete(claim_key(prefix, user_id, message_id))
+async def release(
+    redis: aioredis.Redis, prefix: str, user_id: str, message_ids: list[uuid.UUID]
+) -> None:
+    """Undo claims whose delivery certainly failed (or was never tried), so a retry sends them."""
+    if message_ids:
+        await redis.delete(*(claim_key(prefix, user_id, m) for m in message_ids))
+
+
+async def claimed(
+    redis: aioredis.Redis, prefix: str, messages: list[tuple[str, uuid.UUID]]
+) -> set[uuid.UUID]:
+    """Which of these (user, message id) were claimed: sent, or being sent, on either path."""
+    if not messages:
+        return set()
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id, message_id in messages:
+            pipe.exists(claim_key(prefix, user_id, message_id))
+        found = await pipe.execute()
+    return {message_id for (_, message_id), n in zip(messages, found, strict=True) if n}
 
 
 # --- the reading side (gateway) -----------------------------------------------------------------

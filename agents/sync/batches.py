@@ -32,6 +32,7 @@ from schemas.sync import (
     DeviceRegistered,
     DeviceRemoved,
     ProgressMessage,
+    RealtimeEvent,
     RemoteCommandIssued,
     UpNextEpisode,
     WatchlistMessage,
@@ -271,6 +272,12 @@ class Routed:
 
     decisions: list[tuple[RemoteCommandIssued, CommandResult]] = field(default_factory=list)
     events: list[Outgoing] = field(default_factory=list)
+
+    @property
+    def messages(self) -> list[RealtimeEvent]:
+        """The realtime messages among the events (commands and results, in order): the router
+        sends them itself once committed, ahead of their copies on `sync.realtime`."""
+        return [e.payload for e in self.events if isinstance(e.payload, RealtimeEvent)]
 
 
 def commands(

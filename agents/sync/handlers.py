@@ -29,7 +29,7 @@ from agents.framework.unit_of_work import unit_of_work
 from agents.sync import batches, series_store, store
 from agents.sync.clock import to_physical_us
 from agents.sync.devices import DeviceRecord, removed_by, went_offline
-from agents.sync.messages import message_id, realtime_event, to_deliver
+from agents.sync.messages import expired_commands, message_id, realtime_event, to_deliver
 from agents.sync.next_episode import latest_per_series, series_lines
 from agents.sync.presence import ONLINE_TIMEOUT_S
 from agents.sync.progress import is_complete
@@ -45,7 +45,7 @@ from agreements.sync_documents import CONTINUE_WATCHING_MAX, ContinueWatchingDoc
 from core.config import OPEN_CHANNELS_WARNING
 from core.observability.metrics import BOUND_REFUSALS, TOMBSTONES_COMPACTED
 from schemas.envelope import Envelope
-from schemas.sync import DeviceRemoved, SyncView
+from schemas.sync import DeviceRemoved, RealtimeEvent, SyncView
 from topics.registry import (
     SYNC_COMMANDS,
     SYNC_DEVICE_HEARTBEATS,
@@ -349,6 +349,10 @@ def command_router(clock: Clock = utcnow) -> Callable[[AgentContext, list[Envelo
             routed = batches.commands(batch, devices, decided, clock())
             await store.save_decisions(uow.conn, routed.decisions)
             uow.add(routed.events)
+            # Once committed, sent at once, while the outbox publishes the same messages on
+            # `sync.realtime` (the change feed): one Kafka hop less to the device. The
+            # realtime-deliver agent then finds their ids claimed, or sends what failed here.
+            uow.then(lambda: _deliver_now(ctx, routed.messages, clock()))
         for issued, result in routed.decisions:
             logger.bind(command_id=str(issued.command_id)).info(
                 "command {} {} -> {}: {}{}",
@@ -407,13 +411,39 @@ REALTIME_SINK: Resource[RealtimeSink] = Resource(
 )
 
 
+async def _deliver_now(ctx: AgentContext, events: list[RealtimeEvent], now: datetime) -> None:
+    """The command router's own delivery of what it just committed and staged, through the
+    same sink and claims as the realtime-deliver agent. A failure is left to that agent, which
+    gets the staged copies from the outbox: a claim is released (or never taken) when a
+    message certainly was not sent, so it sends them once; a message whose fate is unknown
+    keeps its claim and may be lost, never doubled (docs/SYNC.md, "At most once")."""
+    if not events:
+        return
+    try:
+        await ctx.use(REALTIME_SINK).deliver(to_deliver(events, now))
+    except Exception as exc:
+        logger.bind(agent=ctx.agent).warning(
+            "direct delivery of {} command message(s) failed ({}: {}); realtime-deliver sends "
+            "them from sync.realtime",
+            len(events),
+            type(exc).__name__,
+            exc,
+        )
+
+
 def realtime_delivery(clock: Clock = utcnow) -> Callable[[AgentContext, list[Envelope[Any]]], Any]:
     async def deliver_realtime(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
-        events = to_deliver([env.payload for env in batch], clock())
-        if len(events) < len(batch):
+        now = clock()
+        staged = [env.payload for env in batch]
+        # An expired command the router sent itself in time is no expired command: ask Redis
+        # only when the batch holds expired ones (a lagging agent, an outbox sweep).
+        late = expired_commands(staged, now)
+        sent = await store.claimed_messages(ctx.redis, ctx.prefix, late) if late else set()
+        events = to_deliver(staged, now, sent)
+        if len(late) > len(sent):
             logger.warning(
                 "{} command(s) expired before delivery; their senders hear `expired`",
-                len(batch) - len(events),
+                len(late) - len(sent),
             )
         await ctx.use(REALTIME_SINK).deliver(events)
 

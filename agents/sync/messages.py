@@ -9,6 +9,7 @@ has sent); a command's message id is the command id itself.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
@@ -80,16 +81,36 @@ def command_events(
     return out
 
 
-def to_deliver(events: list[RealtimeEvent], now: datetime) -> list[RealtimeEvent]:
+def expired_commands(events: list[RealtimeEvent], now: datetime) -> list[tuple[str, uuid.UUID]]:
+    """(user, command id) of the batch's command messages past `expires_at`: the delivery agent
+    asks which of them the router already sent directly (`to_deliver`'s `sent`)."""
+    return [
+        (event.user_id, event.message.command_id)
+        for event in events
+        if isinstance(event.message, CommandMessage) and event.message.expires_at < now
+    ]
+
+
+def to_deliver(
+    events: list[RealtimeEvent], now: datetime, sent: Collection[uuid.UUID] = ()
+) -> list[RealtimeEvent]:
     """The batch as it goes out: a command that expired before it could be sent is dropped,
     and its sender hears `expired` instead of the router's `delivered` (the result follows its
     command in the user's order, so it is in this batch or a later one; a later one is not
-    corrected: the window is the delivery agent's batch boundary)."""
+    corrected: the window is the delivery agent's batch boundary).
+
+    `sent`: command ids already sent (the router delivers a command itself right after its
+    commit; this batch is then the change feed's copy). Such a command reached its target in
+    time, so neither it nor its result is touched: their claims skip them both."""
     out: list[RealtimeEvent] = []
     expired: dict[uuid.UUID, datetime] = {}
     for event in events:
         message = event.message
-        if isinstance(message, CommandMessage) and message.expires_at < now:
+        if (
+            isinstance(message, CommandMessage)
+            and message.expires_at < now
+            and message.command_id not in sent
+        ):
             expired[message.command_id] = message.expires_at
             continue
         if isinstance(message, CommandResultMessage) and message.command_id in expired:

@@ -23,6 +23,7 @@ from agents.sync.progress import Position
 from agents.sync.records import TitleState
 from agreements.device_register import mark_all
 from agreements.sync_read_model import write_documents
+from agreements.sync_realtime import claimed
 from schemas.sync import (
     HLC,
     CommandResult,
@@ -434,3 +435,10 @@ async def write_device_register(
             for user, records in devices.items()
         },
     )
+
+
+async def claimed_messages(
+    redis: aioredis.Redis, prefix: str, messages: list[tuple[str, uuid.UUID]]
+) -> set[uuid.UUID]:
+    """Which of these (user, message id) were sent already (their delivery claim is held)."""
+    return await claimed(redis, prefix, messages)

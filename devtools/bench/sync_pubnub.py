@@ -91,6 +91,10 @@ class LoopbackPubNub:
         self.refusals: list[Refusal] = []
         self.clock_offset_s = 0.0
         self._failures: list[int] = []
+        # Cleared: publishes wait (a slow PubNub) until `let_go`.
+        self._open = asyncio.Event()
+        self._open.set()
+        self.publishes_waiting = 0
         self._last_tt = 0
         self._news = asyncio.Condition()
         self._runner: web.AppRunner | None = None
@@ -103,6 +107,13 @@ class LoopbackPubNub:
 
     def fail_next(self, status: int, times: int = 1) -> None:
         self._failures.extend([status] * times)
+
+    def hold(self) -> None:
+        """Keep publishes waiting (each is answered once `let_go` is called)."""
+        self._open.clear()
+
+    def let_go(self) -> None:
+        self._open.set()
 
     def messages(self, channel: str) -> list[Any]:
         return [p.payload for p in self.published if p.channel == channel]
@@ -146,6 +157,10 @@ class LoopbackPubNub:
         if self._failures:
             status = self._failures.pop(0)
             return web.json_response([0, "Loopback failure", str(self._timetoken())], status=status)
+        if not self._open.is_set():
+            self.publishes_waiting += 1
+            await self._open.wait()
+            self.publishes_waiting -= 1
         info = request.match_info
         async with self._news:
             tt = self._timetoken()

@@ -6,15 +6,20 @@ messages are not tried: the batch fails as a transient error, the agent loop ret
 the messages already sent are skipped by their claims. So a retry never reorders a user's
 messages.
 
-At most once: a message id is claimed in Redis before its publish. A publish PubNub certainly
-did not take (an error status, no connection) releases the claim so the retry sends it; one
-whose fate is unknown (a timeout after sending) keeps it, and the message may be lost rather
-than sent twice. Clients catch up from the read models (or PubNub's history) on a resync.
+At most once: a user's message ids are claimed in Redis, in one transaction, before the first
+publish. A publish PubNub certainly did not take (an error status, no connection) releases its
+claim and the claims of the user's later messages (not tried), so the retry sends them; one
+whose fate is unknown (a timeout after sending) keeps its own, and that message may be lost
+rather than sent twice. Clients catch up from the read models (or PubNub's history) on a
+resync. Claiming them together matters when two senders hold the same messages (the command
+router sends a command and its result itself, the delivery agent gets the staged copies): the
+first takes both, so the other never publishes the result while the command is on its way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Sequence
 
 import httpx
@@ -25,7 +30,7 @@ from pubnub.pubnub_asyncio import PubNubAsyncio
 
 from agents.adapters.delivery.base import DeliveryRejected, RealtimeUnavailable
 from agreements.pubnub_access import pubnub_config
-from agreements.sync_realtime import claim, release
+from agreements.sync_realtime import claim_all, release
 from core.config import PubNubSettings
 from core.resilience import breakers
 from schemas.sync import RealtimeEvent
@@ -34,6 +39,10 @@ from schemas.sync import RealtimeEvent
 # the message is given up (see above).
 # Status codes after which the same publish may succeed later.
 _RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+
+
+def _ids(events: list[RealtimeEvent]) -> list[uuid.UUID]:
+    return [event.message_id for event in events]
 
 
 class _Unknown(RealtimeUnavailable):
@@ -65,10 +74,10 @@ class PubNubSink:
         return sum(o for o in outcomes if isinstance(o, int))
 
     async def _deliver_user(self, events: list[RealtimeEvent]) -> int:
-        sent = 0
-        for event in events:
-            if not await claim(self._redis, self._prefix, event.user_id, event.message_id):
-                continue
+        user_id = events[0].user_id
+        claims = await claim_all(self._redis, self._prefix, user_id, [e.message_id for e in events])
+        mine = [event for event, claimed in zip(events, claims, strict=True) if claimed]
+        for n, event in enumerate(mine):
             try:
                 async with breakers.get("pubnub").guard(ignore=(DeliveryRejected,)):
                     await self._publish(event)
@@ -79,12 +88,12 @@ class PubNubSink:
                     event.message_id,
                     event.channel,
                 )
+                await release(self._redis, self._prefix, user_id, _ids(mine[n + 1 :]))
                 raise
             except BaseException:
-                await release(self._redis, self._prefix, event.user_id, event.message_id)
+                await release(self._redis, self._prefix, user_id, _ids(mine[n:]))
                 raise
-            sent += 1
-        return sent
+        return len(mine)
 
     async def _publish(self, event: RealtimeEvent) -> None:
         body = event.message.model_dump(mode="json")

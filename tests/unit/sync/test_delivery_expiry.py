@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from agents.sync.messages import command_events, message_id, to_deliver
+from agents.sync.messages import command_events, expired_commands, message_id, to_deliver
 from schemas.sync import (
     CommandErrorCode,
     CommandMessage,
@@ -62,3 +62,16 @@ def test_expired_on_the_way_the_command_is_dropped_and_the_sender_hears_expired(
         assert event.message_id == message_id(result.command_id, "expired")
         assert event.message_id != original.message_id
     assert not any(isinstance(e.message, CommandMessage) for e in out)
+
+
+def test_a_command_the_router_sent_in_time_is_neither_dropped_nor_corrected() -> None:
+    # The router delivered it directly; the staged copies reach the delivery agent late.
+    events = routed(T0 + timedelta(seconds=1))
+    late = T0 + timedelta(seconds=30)
+    command = events[0].message
+    assert isinstance(command, CommandMessage)
+    assert expired_commands(events, late) == [("alice", command.command_id)]
+    assert to_deliver(events, late, sent={command.command_id}) == events
+    # Another command's claim says nothing about this one.
+    assert len(to_deliver(events, late, sent={uuid.uuid4()})) == 1
+    assert expired_commands(events, T0 + timedelta(seconds=4)) == []
