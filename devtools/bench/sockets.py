@@ -93,9 +93,7 @@ async def _hold(url: str, pid: int, users: list[tuple[str, str]], hold_s: float)
     for n in range(0, len(devices), AT_ONCE):
         await asyncio.gather(*(d.close() for d in devices[n : n + AT_ONCE]))
     await asyncio.sleep(2)
-    return Held(
-        len(users), opened, open_s, before, rss_open, peak, rss_mb(pid), still_open, hold_s
-    )
+    return Held(len(users), opened, open_s, before, rss_open, peak, rss_mb(pid), still_open, hold_s)
 
 
 def bench_sockets(sockets: int = 1000, hold_s: float = 60.0) -> int:

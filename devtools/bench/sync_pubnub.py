@@ -35,7 +35,9 @@ from typing import Any
 from urllib.parse import unquote
 
 from aiohttp import web
+from pydantic import SecretStr
 
+from core.config import PubNubSettings
 from devtools.bench.pubnub_pam import (
     READ,
     SIGNATURE_SKEW_S,
@@ -104,6 +106,19 @@ class LoopbackPubNub:
     @property
     def origin(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    def client_settings(self, **extra: Any) -> PubNubSettings:
+        """What points the real SDK at this server, with its Access Manager keys."""
+        if self.pam is None:
+            raise ValueError("a server without Access Manager keys has no keys to hand out")
+        return PubNubSettings(
+            publish_key=self.pam.publish_key,
+            subscribe_key=self.pam.subscribe_key,
+            secret_key=SecretStr(self.pam.secret_key),
+            origin=self.origin,
+            ssl=False,
+            **extra,
+        )
 
     def fail_next(self, status: int, times: int = 1) -> None:
         self._failures.extend([status] * times)

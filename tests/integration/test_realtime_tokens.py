@@ -21,7 +21,6 @@ import pytest
 from loguru import logger
 from pubnub.pnconfiguration import PNConfiguration
 from pubnub.pubnub_asyncio import PubNubAsyncio
-from pydantic import SecretStr
 
 from agents.adapters.delivery.pubnub import PubNubSink
 from agents.framework.context import AgentContext, ContextHolder
@@ -59,15 +58,7 @@ class Realtime:
 
 
 def pam_settings(settings: Settings, server: LoopbackPubNub, keys: PamKeys) -> Settings:
-    pubnub = PubNubSettings(
-        publish_key=keys.publish_key,
-        subscribe_key=keys.subscribe_key,
-        secret_key=SecretStr(keys.secret_key),
-        origin=server.origin,
-        ssl=False,
-        tokens_per_device=3,
-    )
-    return settings.model_copy(update={"pubnub": pubnub})
+    return settings.model_copy(update={"pubnub": server.client_settings(tokens_per_device=3)})
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from typing import Any
 import orjson
 import pytest
 import redis.asyncio as aioredis
-from pydantic import SecretStr
 
 from agents.adapters.delivery.fanout import RedisFanout
 from agents.framework import outbox
@@ -25,7 +24,7 @@ from agents.framework.unit_of_work import unit_of_work
 from agents.sync.commands import decide
 from agents.sync.handlers import REALTIME_SINK, command_router, realtime_delivery
 from agreements.sync_realtime import live_channel, position, replay
-from core.config import PubNubSettings, Settings
+from core.config import Settings
 from core.publisher import BrokerUnavailable, Publisher
 from devtools.bench.sync_pubnub import LoopbackPubNub, PamKeys
 from schemas.envelope import wrap
@@ -182,13 +181,7 @@ async def test_on_pubnub_a_refused_direct_publish_is_sent_once_by_the_deliver_ag
 ) -> None:
     keys = PamKeys("pub-test", "sub-test", f"sec-{uuid.uuid4().hex}")
     async with LoopbackPubNub(keys) as server:
-        pubnub = PubNubSettings(
-            publish_key=keys.publish_key,
-            subscribe_key=keys.subscribe_key,
-            secret_key=SecretStr(keys.secret_key),
-            origin=server.origin,
-            ssl=False,
-        )
+        pubnub = server.client_settings()
         holder = ContextHolder(settings.model_copy(update={"pubnub": pubnub}), source="test")
         ctx = (await holder.get()).for_agent("command-router")
         try:
@@ -246,13 +239,7 @@ async def test_on_pubnub_the_agent_sends_no_result_while_the_router_publishes_it
 ) -> None:
     keys = PamKeys("pub-test", "sub-test", f"sec-{uuid.uuid4().hex}")
     async with LoopbackPubNub(keys) as server:
-        pubnub = PubNubSettings(
-            publish_key=keys.publish_key,
-            subscribe_key=keys.subscribe_key,
-            secret_key=SecretStr(keys.secret_key),
-            origin=server.origin,
-            ssl=False,
-        )
+        pubnub = server.client_settings()
         holder = ContextHolder(settings.model_copy(update={"pubnub": pubnub}), source="test")
         ctx = (await holder.get()).for_agent("command-router")
         try:

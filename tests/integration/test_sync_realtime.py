@@ -14,7 +14,6 @@ import pytest
 from pubnub.callbacks import SubscribeCallback
 from pubnub.pnconfiguration import PNConfiguration
 from pubnub.pubnub_asyncio import PubNubAsyncio
-from pydantic import SecretStr
 
 from agents.adapters.delivery.base import RealtimeUnavailable
 from agents.adapters.delivery.fanout import RedisFanout
@@ -209,13 +208,7 @@ async def test_pubnub_delivers_through_the_real_sdk_in_order_and_only_to_the_use
     # tests/integration/test_realtime_tokens.py; here the secret key grants it directly).
     keys = PamKeys("pub-test", "sub-test", f"sec-{uuid.uuid4().hex}")
     async with LoopbackPubNub(keys) as server:
-        pubnub = PubNubSettings(
-            publish_key=keys.publish_key,
-            subscribe_key=keys.subscribe_key,
-            secret_key=SecretStr(keys.secret_key),
-            origin=server.origin,
-            ssl=False,
-        )
+        pubnub = server.client_settings()
         holder = ContextHolder(replace_settings(settings, pubnub), source="test")
         ctx = (await holder.get()).for_agent("realtime-pubnub-test")
         alice, bob = user(), user()

@@ -7,14 +7,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 import pytest
 
 from agents.framework.context import AgentContext, ContextHolder
-from agents.sync.clock import to_physical_us
 from agents.sync.handlers import answer_lookups, merge_progress, merge_watchlist, realtime_delivery
 from agreements.read_model import reply_channel
 from agreements.sync_read_model import read_document
@@ -22,19 +20,16 @@ from agreements.sync_realtime import position
 from core.config import Settings
 from gateway.realtime.hub import RealtimeHub
 from gateway.realtime.sse import EventStream, StreamRequest
-from schemas.envelope import Envelope, decode, wrap
+from schemas.envelope import Envelope
 from schemas.sync import (
-    HLC,
     ProgressUpdate,
-    RealtimeEvent,
     SyncLookupRequested,
     SyncView,
     WatchlistUpdate,
     sync_channel,
 )
-from tests.helpers import read_topic
+from tests.integration.test_sync_agents import env, realtime, stamp
 
-T0 = datetime.now(UTC).replace(microsecond=0)
 RUNTIME_MIN = 42
 
 
@@ -99,14 +94,6 @@ async def series(ctx: AgentContext) -> AsyncIterator[dict[tuple[int, int], uuid.
     )
 
 
-def stamp(seconds: float) -> HLC:
-    return HLC(physical_us=to_physical_us(T0 + timedelta(seconds=seconds)))
-
-
-def env(payload: Any, user: str) -> Envelope[Any]:
-    return wrap(payload, key=user, source="test", correlation_id=f"corr-{user}")
-
-
 def report(user: str, cid: uuid.UUID, pos: float, at: float, device: str) -> Envelope[Any]:
     update = ProgressUpdate(
         user_id=user,
@@ -125,12 +112,6 @@ async def continue_watching(ctx: AgentContext, user: str) -> list[dict[str, Any]
     assert raw is not None
     items: list[dict[str, Any]] = orjson.loads(raw)["items"]
     return items
-
-
-async def realtime(ctx: AgentContext, user: str) -> list[RealtimeEvent]:
-    topic = f"{ctx.settings.kafka.topic_prefix}.sync.realtime"
-    records = await read_topic(ctx.settings.kafka.bootstrap, topic, settle_s=0.3)
-    return [decode(r.value, RealtimeEvent).payload for r in records if r.key == user.encode()]
 
 
 async def test_finishing_s2e3_on_the_phone_puts_s2e4_in_continue_watching_on_every_device(
