@@ -1,0 +1,211 @@
+"""Watchlist alerts end to end: the sync and notifications workers and a gateway as processes
+on the real broker, PostgreSQL and Redis. A title on Alice's watchlist arriving on her service
+in her region notifies her once, in her inbox and on her device's stream; Bob (another region,
+another service) hears nothing; a redelivered availability event notifies nobody again."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+
+from core.publisher import Publisher
+from devtools.bench.sync_clients import SseDevice
+from schemas.content import AvailabilityChanged, AvailabilityRow, AvailabilityType
+from schemas.envelope import wrap
+from schemas.sync import notifications_channel
+from tests.auth.helpers import bearer, user_token
+from tests.conftest import Isolated
+from tests.helpers import wait_for
+from topics.registry import CONTENT_AVAILABILITY_CHANGED
+
+pytestmark = pytest.mark.slow
+
+SCOPES = [
+    "devices:read",
+    "devices:write",
+    "watchlist:read",
+    "watchlist:write",
+    "notifications:read",
+    "notifications:write",
+]
+
+
+@dataclass
+class Stack:
+    http: httpx.AsyncClient
+    url: str
+    publisher: Publisher
+
+
+@pytest.fixture
+async def stack(spawn, isolated: Isolated) -> AsyncIterator[Stack]:  # type: ignore[no-untyped-def]
+    spawn("worker", "sync", "notifications", extra_env=isolated.env)
+    gateway = spawn("gateway", extra_env={**isolated.env, "RATE_LIMIT_ENABLED": "false"})
+    publisher = Publisher(isolated.settings.kafka, source="test-catalog")
+    await publisher.start()
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as http:
+        yield Stack(http, gateway.url, publisher)
+    await publisher.stop()
+
+
+class Account:
+    def __init__(self, stack: Stack, isolated: Isolated, name: str) -> None:
+        self.http = stack.http
+        self.user_id = f"{name}-{uuid.uuid4().hex[:6]}"
+        self.token = user_token(isolated.settings, subject=self.user_id, scopes=SCOPES)
+        self.headers = bearer(self.token)
+
+    def url(self, path: str) -> str:
+        return f"/api/v1/users/{self.user_id}{path}"
+
+    async def prefer(self, **preferences: Any) -> None:
+        put = await self.http.put(self.url("/preferences"), json=preferences, headers=self.headers)
+        assert put.status_code == 202, put.text
+
+        async def applied() -> bool:
+            got = await self.http.get(self.url("/preferences"), headers=self.headers)
+            return (
+                got.status_code == 200
+                and got.json()["preferences"]["region"] == (preferences["region"])
+            )
+
+        await wait_for(applied, timeout=20, interval=0.1)
+
+    async def watch(self, content_id: uuid.UUID) -> None:
+        put = await self.http.put(self.url(f"/watchlist/{content_id}"), headers=self.headers)
+        assert put.status_code == 202, put.text
+
+        async def listed() -> bool:
+            got = await self.http.get(self.url("/watchlist"), headers=self.headers)
+            return got.status_code == 200 and str(content_id) in {
+                i["content_id"] for i in got.json()["items"]
+            }
+
+        await wait_for(listed, timeout=20, interval=0.1)
+
+    async def inbox(self) -> dict[str, Any]:
+        got = await self.http.get(self.url("/notifications"), headers=self.headers)
+        assert got.status_code == 200, got.text
+        return got.json()  # type: ignore[no-any-return]
+
+
+def arrived(content_id: uuid.UUID, platform: str, region: str) -> AvailabilityChanged:
+    row = AvailabilityRow(
+        platform=platform, region=region, availability_type=AvailabilityType.subscription
+    )
+    return AvailabilityChanged(canonical_id=content_id, platform=platform, appeared=[row])
+
+
+def notices(device: SseDevice) -> list[dict[str, Any]]:
+    return [m["notification"] for m in device.inbox.messages("notification")]
+
+
+async def test_a_title_arriving_on_her_service_notifies_alice_once_and_not_bob(
+    stack: Stack, isolated: Isolated
+) -> None:
+    alice, bob = Account(stack, isolated, "alice"), Account(stack, isolated, "bob")
+    title = uuid.uuid4()
+    await alice.prefer(services=["netflix", "max"], region="US", time_zone="America/New_York")
+    await bob.prefer(services=["hulu"], region="FR")
+    for account in (alice, bob):
+        await account.watch(title)
+        register = await account.http.put(
+            account.url("/devices/tv-1"),
+            json={
+                "device_type": "tv",
+                "platform": "tizen",
+                "app_version": "1.0",
+                "device_name": "tv",
+            },
+            headers=account.headers,
+        )
+        assert register.status_code == 202, register.text
+    alice_tv = await SseDevice(
+        stack.url, alice.user_id, alice.token, "tv-1", channels="notifications"
+    ).start()
+    bob_tv = await SseDevice(
+        stack.url, bob.user_id, bob.token, "tv-1", channels="notifications"
+    ).start()
+    try:
+        cause = wrap(arrived(title, "netflix", "US"), key=str(title), source="test-catalog")
+        await stack.publisher.send_envelope(CONTENT_AVAILABILITY_CHANGED, cause)
+        heard = await alice_tv.inbox.wait_for(
+            lambda h: isinstance(h.body, dict) and h.body.get("kind") == "notification", 20
+        )
+        assert heard.channel == notifications_channel(alice.user_id)
+        note = heard.body["notification"]
+        assert (note["kind"], note["content_id"], note["platform"], note["region"]) == (
+            "arrived",
+            str(title),
+            "netflix",
+            "US",
+        )
+        inbox = await alice.inbox()
+        assert inbox["unread"] == 1
+        assert [i["notification_id"] for i in inbox["items"]] == [note["notification_id"]]
+
+        # Redelivered (a producer's retry, a replay): the same cause notifies nobody again.
+        # Then, on the same partition (same key), the title arrives on her other service: once
+        # that alert is here, the redelivery was handled before it.
+        await stack.publisher.send_envelope(CONTENT_AVAILABILITY_CHANGED, cause)
+        other = wrap(arrived(title, "max", "US"), key=str(title), source="test-catalog")
+        await stack.publisher.send_envelope(CONTENT_AVAILABILITY_CHANGED, other)
+        await wait_for(lambda: len(notices(alice_tv)) >= 2, timeout=20)
+        assert sorted(n["platform"] for n in notices(alice_tv)) == ["max", "netflix"]
+        inbox = await alice.inbox()
+        assert inbox["unread"] == 2 and len(inbox["items"]) == 2
+        # Newest first, paged.
+        first = await alice.http.get(
+            alice.url("/notifications"), params={"limit": 1}, headers=alice.headers
+        )
+        assert first.json()["items"][0]["platform"] == "max"
+        rest = await alice.http.get(
+            alice.url("/notifications"),
+            params={"limit": 1, "cursor": first.json()["next_cursor"]},
+            headers=alice.headers,
+        )
+        assert [i["platform"] for i in rest.json()["items"]] == ["netflix"]
+        assert rest.json()["next_cursor"] is None
+
+        async with isolated.pool.acquire() as conn:
+            rows = await conn.fetchval(
+                "SELECT count(*) FROM notifications WHERE content_id = $1", title
+            )
+        assert rows == 2  # Alice's two, none of Bob's
+        assert notices(bob_tv) == [] and (await bob.inbox())["items"] == []
+
+        # Read: the unread count drops.
+        read = await alice.http.post(
+            alice.url(f"/notifications/{note['notification_id']}/read"), headers=alice.headers
+        )
+        assert read.status_code == 202, read.text
+        await wait_for(lambda: _unread(alice, 1), timeout=20, interval=0.1)
+    finally:
+        await alice_tv.close()
+        await bob_tv.close()
+
+
+async def _unread(account: Account, count: int) -> bool:
+    return (await account.inbox())["unread"] == count
+
+
+async def test_bad_preferences_are_refused_naming_the_field(
+    stack: Stack, isolated: Isolated
+) -> None:
+    alice = Account(stack, isolated, "alice")
+    for body, field in (
+        ({"services": ["netflix"], "region": "usa"}, "region"),
+        ({"region": "US", "time_zone": "Mars/Olympus"}, "time_zone"),
+        ({"region": "US", "alerts": ["everything"]}, "alerts.0"),
+        ({"region": "US", "quiet_hours": {"start": "25:00", "end": "07:00"}}, "quiet_hours.start"),
+    ):
+        put = await alice.http.put(alice.url("/preferences"), json=body, headers=alice.headers)
+        assert put.status_code == 422, put.text
+        assert field in {f["field"] for f in put.json()["fields"]}, put.text
+    missing = await alice.http.get(alice.url("/preferences"), headers=alice.headers)
+    assert missing.status_code == 404

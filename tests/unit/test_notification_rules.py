@@ -1,0 +1,136 @@
+"""The pure rules of watchlist alerts: which alerts an event raises, whom they concern, under
+which id, and when quiet hours let them through (agents/notifications/rules.py, quiet.py)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, time
+
+import pytest
+from pydantic import ValidationError
+
+from agents.notifications import rules
+from agents.notifications.quiet import release_at
+from schemas.content import AvailabilityChanged, AvailabilityRow, AvailabilityType, ContentExpiring
+from schemas.notifications import AlertKind, NotificationPreferences, QuietHours
+
+TITLE = uuid.UUID(int=7)
+NOW = datetime(2026, 12, 6, 20, 0, tzinfo=UTC)
+
+
+def row(region: str, kind: AvailabilityType = AvailabilityType.subscription) -> AvailabilityRow:
+    return AvailabilityRow(platform="netflix", region=region, availability_type=kind)
+
+
+def prefs(**kw: object) -> NotificationPreferences:
+    base: dict[str, object] = {"services": ["netflix"], "region": "US"}
+    return NotificationPreferences.model_validate({**base, **kw})
+
+
+def test_rows_that_appeared_raise_one_arrived_alert_per_region() -> None:
+    event = AvailabilityChanged(
+        canonical_id=TITLE,
+        platform="netflix",
+        appeared=[row("US"), row("US", AvailabilityType.rental), row("FR")],
+        changed=[row("DE")],
+    )
+    alerts = rules.alerts_of_change(event)
+    assert [(a.kind, a.region, a.offer_types) for a in alerts] == [
+        (AlertKind.arrived, "FR", (AvailabilityType.subscription,)),
+        (AlertKind.arrived, "US", (AvailabilityType.rental, AvailabilityType.subscription)),
+    ]
+
+
+def test_an_expiry_notice_raises_leaving_soon_for_its_offer() -> None:
+    notice = ContentExpiring(
+        canonical_id=TITLE,
+        platform="netflix",
+        region="US",
+        expires_at=NOW,
+        window_days=7,
+        availability_type=AvailabilityType.subscription,
+    )
+    [alert] = rules.alerts_of_expiry(notice)
+    assert alert.kind is AlertKind.leaving_soon
+    assert alert.offer_types == (AvailabilityType.subscription,)
+    assert alert.expires_at == NOW
+
+
+def test_an_alert_reaches_only_users_whose_preferences_want_it() -> None:
+    [alert] = rules.alerts_of_change(
+        AvailabilityChanged(canonical_id=TITLE, platform="netflix", appeared=[row("US")])
+    )
+    assert rules.for_user(alert, prefs()) == alert
+    assert rules.for_user(alert, prefs(region="FR")) is None
+    assert rules.for_user(alert, prefs(services=["hulu"])) is None
+    assert rules.for_user(alert, prefs(alerts=["leaving_soon"])) is None
+    assert rules.for_user(alert, prefs(offer_types=["rental"])) is None
+
+
+def test_offer_types_are_narrowed_to_the_users() -> None:
+    [alert] = rules.alerts_of_change(
+        AvailabilityChanged(
+            canonical_id=TITLE,
+            platform="netflix",
+            appeared=[row("US"), row("US", AvailabilityType.rental)],
+        )
+    )
+    narrowed = rules.for_user(alert, prefs(offer_types=["subscription"]))
+    assert narrowed is not None and narrowed.offer_types == (AvailabilityType.subscription,)
+
+
+def test_one_id_per_user_title_platform_kind_and_window() -> None:
+    [alert] = rules.alerts_of_change(
+        AvailabilityChanged(canonical_id=TITLE, platform="netflix", appeared=[row("US")])
+    )
+    first = rules.notification("alice", alert, "Dune", NOW, NOW)
+    # The same cause handled again later: the same notification.
+    again = rules.notification("alice", alert, "Dune", NOW, datetime(2027, 1, 1, tzinfo=UTC))
+    assert first.notification_id == again.notification_id
+    assert rules.notification("bob", alert, "Dune", NOW, NOW).notification_id != (
+        first.notification_id
+    )
+    later = datetime.fromtimestamp(NOW.timestamp() + rules.NOTIFY_WINDOW_DAYS * 86_400, tz=UTC)
+    assert rules.window_of(later) == rules.window_of(NOW) + 1
+    assert rules.notification("alice", alert, "Dune", later, later).notification_id != (
+        first.notification_id
+    )
+
+
+@pytest.mark.parametrize(
+    ("now", "expected"),
+    [
+        # 20:00 UTC is 21:00 in Paris (winter): before 22:00, deliver now.
+        (datetime(2026, 12, 6, 20, 0, tzinfo=UTC), None),
+        # 23:30 Paris: held until 07:00 Paris the next day, 06:00 UTC.
+        (datetime(2026, 12, 6, 22, 30, tzinfo=UTC), datetime(2026, 12, 7, 6, 0, tzinfo=UTC)),
+        # 03:00 Paris: held until 07:00 Paris that day.
+        (datetime(2026, 12, 7, 2, 0, tzinfo=UTC), datetime(2026, 12, 7, 6, 0, tzinfo=UTC)),
+        # 07:00 Paris sharp: the span is over.
+        (datetime(2026, 12, 7, 6, 0, tzinfo=UTC), None),
+    ],
+)
+def test_quiet_hours_across_midnight_in_local_time(
+    now: datetime, expected: datetime | None
+) -> None:
+    quiet = QuietHours(start=time(22, 0), end=time(7, 0))
+    assert release_at(now, "Europe/Paris", quiet) == expected
+
+
+def test_quiet_hours_within_a_day_and_none() -> None:
+    quiet = QuietHours(start=time(13, 0), end=time(14, 0))
+    at = datetime(2026, 12, 6, 13, 30, tzinfo=UTC)
+    assert release_at(at, "UTC", quiet) == datetime(2026, 12, 6, 14, 0, tzinfo=UTC)
+    assert release_at(at, "UTC", None) is None
+
+
+def test_preferences_refuse_unknown_fields_zones_and_kinds() -> None:
+    for bad in (
+        {"region": "usa"},
+        {"time_zone": "Mars/Olympus"},
+        {"alerts": ["everything"]},
+        {"quiet_hours": {"start": "22:00:30", "end": "07:00"}},
+        {"colour": "red"},
+    ):
+        with pytest.raises(ValidationError):
+            prefs(**bad)
