@@ -24,7 +24,7 @@ MAX_SERVICES = 50
 class AlertKind(StrEnum):
     arrived = "arrived"  # a watchlisted title appeared on a platform in the user's region
     leaving_soon = "leaving_soon"  # it leaves one within 7, 3 or 1 day(s)
-    price_drop = "price_drop"  # accepted in preferences; no rule raises it yet
+    price_drop = "price_drop"  # a rental or purchase of it costs less than before
     new_season = "new_season"  # accepted in preferences; no rule raises it yet
 
 

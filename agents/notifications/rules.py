@@ -14,7 +14,12 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from schemas.content import AvailabilityChanged, AvailabilityType, ContentExpiring
+from schemas.content import (
+    AvailabilityChanged,
+    AvailabilityRow,
+    AvailabilityType,
+    ContentExpiring,
+)
 from schemas.notifications import AlertKind, Notification, NotificationPreferences
 
 # One notification per (user, title, platform, kind) per window of this many days.
@@ -39,16 +44,32 @@ def window_of(at: datetime) -> int:
     return int(at.timestamp()) // (_EPOCH_DAY_S * NOTIFY_WINDOW_DAYS)
 
 
+def _dropped(before: AvailabilityRow, after: AvailabilityRow) -> bool:
+    """A lower price in the same currency (a paid offer turned free counts too)."""
+    if before.price_cents is None or before.availability_type != after.availability_type:
+        return False
+    if after.availability_type is AvailabilityType.free:
+        return False
+    if after.price_cents is None or after.currency != before.currency:
+        return False
+    return after.price_cents < before.price_cents
+
+
 def alerts_of_change(event: AvailabilityChanged) -> list[Alert]:
-    """`arrived` per region where rows appeared. Changed rows raise nothing (the event does not
-    carry the old price, so a price drop cannot be told from a rise); expired rows neither:
-    `content.expiring` warned before."""
-    by_region: dict[str, set[AvailabilityType]] = {}
+    """`arrived` per region where rows appeared; `price_drop` per region where a changed row
+    costs less than the row it replaced (`previous`; events without it raise none). Expired
+    rows raise nothing: `content.expiring` warned before."""
+    by_kind: dict[tuple[AlertKind, str], set[AvailabilityType]] = {}
     for row in event.appeared:
-        by_region.setdefault(row.region, set()).add(row.availability_type)
+        by_kind.setdefault((AlertKind.arrived, row.region), set()).add(row.availability_type)
+    if len(event.previous) == len(event.changed):
+        for before, after in zip(event.previous, event.changed, strict=True):
+            if before.region == after.region and _dropped(before, after):
+                key = (AlertKind.price_drop, after.region)
+                by_kind.setdefault(key, set()).add(after.availability_type)
     return [
-        Alert(AlertKind.arrived, event.canonical_id, event.platform, region, tuple(sorted(types)))
-        for region, types in sorted(by_region.items())
+        Alert(kind, event.canonical_id, event.platform, region, tuple(sorted(types)))
+        for (kind, region), types in sorted(by_kind.items())
     ]
 
 

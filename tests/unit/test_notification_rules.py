@@ -134,3 +134,29 @@ def test_preferences_refuse_unknown_fields_zones_and_kinds() -> None:
     ):
         with pytest.raises(ValidationError):
             prefs(**bad)
+
+
+def priced(region: str, cents: int | None, kind: AvailabilityType) -> AvailabilityRow:
+    return AvailabilityRow(
+        platform="netflix",
+        region=region,
+        availability_type=kind,
+        price_cents=cents,
+        currency="USD" if cents is not None else None,
+    )
+
+
+def test_a_lower_price_raises_price_drop_and_a_higher_one_nothing() -> None:
+    rental = AvailabilityType.rental
+    event = AvailabilityChanged(
+        canonical_id=TITLE,
+        platform="netflix",
+        changed=[priced("US", 299, rental), priced("FR", 599, rental)],
+        previous=[priced("US", 399, rental), priced("FR", 499, rental)],
+    )
+    assert [(a.kind, a.region) for a in rules.alerts_of_change(event)] == [
+        (AlertKind.price_drop, "US")
+    ]
+    # An event written before `previous` existed: no price is known, no alert.
+    legacy = event.model_copy(update={"previous": []})
+    assert rules.alerts_of_change(legacy) == []
