@@ -8,11 +8,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from agents.framework.context import ContextHolder
+from agents.notifications.handlers import releaser
 from core.publisher import Publisher
 from devtools.bench.sync_clients import SseDevice
 from schemas.content import AvailabilityChanged, AvailabilityRow, AvailabilityType
@@ -209,3 +212,41 @@ async def test_bad_preferences_are_refused_naming_the_field(
         assert field in {f["field"] for f in put.json()["fields"]}, put.text
     missing = await alice.http.get(alice.url("/preferences"), headers=alice.headers)
     assert missing.status_code == 404
+
+
+async def test_an_alert_in_quiet_hours_waits_until_they_end(
+    stack: Stack, isolated: Isolated
+) -> None:
+    alice = Account(stack, isolated, "alice")
+    title = uuid.uuid4()
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    quiet = {
+        "start": (now - timedelta(hours=1)).strftime("%H:%M"),
+        "end": (now + timedelta(hours=1)).strftime("%H:%M"),
+    }
+    await alice.prefer(services=["netflix"], region="US", time_zone="UTC", quiet_hours=quiet)
+    await alice.watch(title)
+    await stack.publisher.send_envelope(
+        CONTENT_AVAILABILITY_CHANGED,
+        wrap(arrived(title, "netflix", "US"), key=str(title), source="test-catalog"),
+    )
+
+    async def queued() -> datetime | None:
+        async with isolated.pool.acquire() as conn:
+            return await conn.fetchval(  # type: ignore[no-any-return]
+                "SELECT deliver_at FROM notifications WHERE user_id = $1", alice.user_id
+            )
+
+    release = await wait_for(queued, timeout=20, interval=0.1)
+    assert release == now + timedelta(hours=1)
+    assert (await alice.inbox())["items"] == []
+
+    holder = ContextHolder(isolated.settings, source="test")
+    ctx = (await holder.get()).for_agent("notifications-release")
+    try:
+        assert await releaser(lambda: now + timedelta(minutes=59))(ctx) == 0
+        assert await releaser(lambda: now + timedelta(hours=1))(ctx) == 1
+    finally:
+        await holder.close()
+    await wait_for(lambda: _unread(alice, 1), timeout=20, interval=0.1)
+    assert await queued() is None
