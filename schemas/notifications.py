@@ -32,19 +32,24 @@ class _Data(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
 
 
+_WALL_TIME = r"^(?:[01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
 class QuietHours(_Data):
-    """A span of the user's local day without alerts; `start` after `end` spans midnight
-    (22:00-07:00). Alerts raised inside it are delivered when it ends."""
+    """A span of the user's local day without alerts, as wall times `HH:MM`; `start` after
+    `end` spans midnight (22:00-07:00), equal times are no span. Alerts raised inside it are
+    delivered when it ends."""
 
-    start: time
-    end: time
+    start: str = Field(pattern=_WALL_TIME, examples=["22:00"])
+    end: str = Field(pattern=_WALL_TIME, examples=["07:00"])
 
-    @field_validator("start", "end")
-    @classmethod
-    def _minutes(cls, value: time) -> time:
-        if value.tzinfo is not None or value.second or value.microsecond:
-            raise ValueError("a local wall time HH:MM, without seconds or offset")
-        return value
+    @property
+    def start_time(self) -> time:
+        return time.fromisoformat(self.start)
+
+    @property
+    def end_time(self) -> time:
+        return time.fromisoformat(self.end)
 
 
 class NotificationPreferences(_Data):

@@ -8,12 +8,12 @@ from schemas.notifications import QuietHours
 from schemas.time_zone import zone_of
 
 
-def _inside(local: time, quiet: QuietHours) -> bool:
-    if quiet.start == quiet.end:
+def _inside(local: time, start: time, end: time) -> bool:
+    if start == end:
         return False  # an empty span, not the whole day
-    if quiet.start < quiet.end:
-        return quiet.start <= local < quiet.end
-    return local >= quiet.start or local < quiet.end  # spans midnight
+    if start < end:
+        return start <= local < end
+    return local >= start or local < end  # spans midnight
 
 
 def release_at(now: datetime, time_zone: str, quiet: QuietHours | None) -> datetime | None:
@@ -27,10 +27,11 @@ def release_at(now: datetime, time_zone: str, quiet: QuietHours | None) -> datet
     zone = zone_of(time_zone)
     local = now.astimezone(zone)
     wall = local.time().replace(tzinfo=None)
-    if not _inside(wall, quiet):
+    start, end_time = quiet.start_time, quiet.end_time
+    if not _inside(wall, start, end_time):
         return None
     day = local.date()
-    if wall >= quiet.end:  # past today's end: the span ends tomorrow
+    if wall >= end_time:  # past today's end: the span ends tomorrow
         day += timedelta(days=1)
-    end = datetime.combine(day, quiet.end, tzinfo=zone)
+    end = datetime.combine(day, end_time, tzinfo=zone)
     return end.astimezone(UTC)

@@ -44,8 +44,8 @@ async def apply_preferences(conn: asyncpg.Connection, change: PreferencesChanged
         list(p.services),
         p.region,
         p.time_zone,
-        quiet.start if quiet else None,
-        quiet.end if quiet else None,
+        quiet.start_time if quiet else None,
+        quiet.end_time if quiet else None,
         [a.value for a in p.alerts],
         [t.value for t in p.offer_types],
         change.changed_at,
@@ -55,7 +55,9 @@ async def apply_preferences(conn: asyncpg.Connection, change: PreferencesChanged
 def _preferences(row: asyncpg.Record) -> NotificationPreferences:
     quiet = None
     if row["quiet_start"] is not None:
-        quiet = QuietHours(start=row["quiet_start"], end=row["quiet_end"])
+        quiet = QuietHours(
+            start=row["quiet_start"].strftime("%H:%M"), end=row["quiet_end"].strftime("%H:%M")
+        )
     return NotificationPreferences(
         services=list(row["services"]),
         region=row["region"],

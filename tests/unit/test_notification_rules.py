@@ -4,7 +4,7 @@ which id, and when quiet hours let them through (agents/notifications/rules.py, 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, time
+from datetime import UTC, datetime
 
 import pytest
 from pydantic import ValidationError
@@ -113,12 +113,12 @@ def test_one_id_per_user_title_platform_kind_and_window() -> None:
 def test_quiet_hours_across_midnight_in_local_time(
     now: datetime, expected: datetime | None
 ) -> None:
-    quiet = QuietHours(start=time(22, 0), end=time(7, 0))
+    quiet = QuietHours(start="22:00", end="07:00")
     assert release_at(now, "Europe/Paris", quiet) == expected
 
 
 def test_quiet_hours_within_a_day_and_none() -> None:
-    quiet = QuietHours(start=time(13, 0), end=time(14, 0))
+    quiet = QuietHours(start="13:00", end="14:00")
     at = datetime(2026, 12, 6, 13, 30, tzinfo=UTC)
     assert release_at(at, "UTC", quiet) == datetime(2026, 12, 6, 14, 0, tzinfo=UTC)
     assert release_at(at, "UTC", None) is None
@@ -130,6 +130,7 @@ def test_preferences_refuse_unknown_fields_zones_and_kinds() -> None:
         {"time_zone": "Mars/Olympus"},
         {"alerts": ["everything"]},
         {"quiet_hours": {"start": "22:00:30", "end": "07:00"}},
+        {"quiet_hours": {"start": "24:00", "end": "07:00"}},
         {"colour": "red"},
     ):
         with pytest.raises(ValidationError):
