@@ -92,6 +92,20 @@ async def add_to_inbox(
     return bool(added)
 
 
+async def has_inbox(redis: aioredis.Redis, prefix: str, user_id: str) -> bool:
+    return bool(await redis.exists(_inbox(prefix, user_id)[0]))
+
+
+async def restore_inbox(
+    redis: aioredis.Redis, prefix: str, user_id: str, entries: Iterable[tuple[Notification, bool]]
+) -> None:
+    """Put back (notification, read) entries, oldest first, after Redis lost the inbox."""
+    for notification, read in entries:
+        await add_to_inbox(redis, prefix, user_id, notification)
+        if read:
+            await mark_read(redis, prefix, user_id, str(notification.notification_id))
+
+
 async def mark_read(redis: aioredis.Redis, prefix: str, user_id: str, notification_id: str) -> None:
     await redis.srem(_inbox(prefix, user_id)[2], notification_id)
 

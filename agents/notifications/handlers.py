@@ -7,7 +7,8 @@
   whose preferences may want each (the reverse index, 500 users a page, one transaction per
   page), store one notification per user (a unique key: never twice per window) and publish
   it on notifications.raised, or queue it until the user's quiet hours end (quiet.py).
-- `notifications-deliver` (notifications.raised): add it to the user's inbox read model, then
+- `notifications-deliver` (notifications.raised): add it to the user's inbox read model (refilled
+  from PostgreSQL first when Redis has none for the user), then
   send it as a realtime message on `user.{id}.notifications` through sync.realtime; its
   message id is the notification id, so the delivery agent sends it at most once.
 - `notifications-read` (notifications.read): mark an inbox entry read.
@@ -28,7 +29,14 @@ from agents.framework.unit_of_work import unit_of_work
 from agents.notifications import rules, store
 from agents.notifications.quiet import release_at
 from agents.sync.messages import realtime_event
-from agreements.notifications_read_model import add_to_inbox, mark_read, write_preferences
+from agreements.notifications_read_model import (
+    INBOX_KEPT,
+    add_to_inbox,
+    has_inbox,
+    mark_read,
+    restore_inbox,
+    write_preferences,
+)
 from schemas.content import AvailabilityChanged, ContentExpiring
 from schemas.envelope import Envelope, utcnow
 from schemas.notifications import NotificationRaised, NotificationRead, PreferencesChanged
@@ -137,6 +145,11 @@ async def deliver(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
     for env in batch:
         raised: NotificationRaised = env.payload
         note = raised.notification
+        if not await has_inbox(ctx.redis, ctx.prefix, raised.user_id):
+            # New, expired, or lost with Redis: refill it from PostgreSQL first, so the unread
+            # count is not only this alert.
+            kept = await store.inbox(ctx.pool, raised.user_id, INBOX_KEPT)
+            await restore_inbox(ctx.redis, ctx.prefix, raised.user_id, kept)
         await add_to_inbox(ctx.redis, ctx.prefix, raised.user_id, note)
         event = realtime_event(
             raised.user_id,

@@ -174,6 +174,19 @@ async def release_due(
     return [(r["user_id"], Notification.model_validate(r["body"])) for r in rows]
 
 
+async def inbox(
+    db: asyncpg.Pool | asyncpg.Connection, user_id: str, limit: int
+) -> list[tuple[Notification, bool]]:
+    """The user's newest delivered notifications, oldest first, each with whether it was read."""
+    rows = await db.fetch(
+        "SELECT body, read_at IS NOT NULL AS read FROM notifications "
+        "WHERE user_id = $1 AND deliver_at IS NULL ORDER BY created_at DESC LIMIT $2",
+        user_id,
+        limit,
+    )
+    return [(Notification.model_validate(r["body"]), r["read"]) for r in reversed(rows)]
+
+
 async def mark_read(
     conn: asyncpg.Connection, user_id: str, notification_id: uuid.UUID, at: datetime
 ) -> bool:

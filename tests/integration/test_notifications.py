@@ -1,7 +1,8 @@
 """Watchlist alerts end to end: the sync and notifications workers and a gateway as processes
 on the real broker, PostgreSQL and Redis. A title on Alice's watchlist arriving on her service
 in her region notifies her once, in her inbox and on her device's stream; Bob (another region,
-another service) hears nothing; a redelivered availability event notifies nobody again."""
+another service) hears nothing; a redelivered availability event notifies nobody again; an inbox
+Redis lost is refilled from PostgreSQL; an alert in quiet hours waits for their end."""
 
 from __future__ import annotations
 
@@ -13,18 +14,24 @@ from typing import Any
 
 import httpx
 import pytest
+import redis.asyncio as aioredis
 
 from agents.framework.context import ContextHolder
 from agents.notifications.handlers import releaser
 from core.publisher import Publisher
 from devtools.bench.sync_clients import SseDevice
-from schemas.content import AvailabilityChanged, AvailabilityRow, AvailabilityType
+from schemas.content import (
+    AvailabilityChanged,
+    AvailabilityRow,
+    AvailabilityType,
+    ContentExpiring,
+)
 from schemas.envelope import wrap
 from schemas.sync import notifications_channel
 from tests.auth.helpers import bearer, user_token
 from tests.conftest import Isolated
 from tests.helpers import wait_for
-from topics.registry import CONTENT_AVAILABILITY_CHANGED
+from topics.registry import CONTENT_AVAILABILITY_CHANGED, CONTENT_EXPIRING
 
 pytestmark = pytest.mark.slow
 
@@ -188,6 +195,41 @@ async def test_a_title_arriving_on_her_service_notifies_alice_once_and_not_bob(
         )
         assert read.status_code == 202, read.text
         await wait_for(lambda: _unread(alice, 1), timeout=20, interval=0.1)
+
+        # Redis loses her inbox; the next alert (the title leaves netflix) refills it from
+        # PostgreSQL, the read one still read.
+        prefix = isolated.settings.redis.key_prefix
+        redis = aioredis.from_url(isolated.settings.redis.require_url())
+        try:
+            await redis.delete(
+                *(
+                    f"{prefix}:notify:{part}:{alice.user_id}"
+                    for part in ("inbox", "items", "unread")
+                )
+            )
+        finally:
+            await redis.aclose()
+        assert (await alice.inbox())["items"] == []
+        leaving = ContentExpiring(
+            canonical_id=title,
+            platform="netflix",
+            region="US",
+            expires_at=datetime.now(UTC) + timedelta(days=7),
+            window_days=7,
+            availability_type=AvailabilityType.subscription,
+        )
+        await stack.publisher.send_envelope(
+            CONTENT_EXPIRING, wrap(leaving, key=str(title), source="test-catalog")
+        )
+        await wait_for(lambda: len(notices(alice_tv)) >= 3, timeout=20)
+        assert notices(alice_tv)[-1]["kind"] == "leaving_soon"
+        inbox = await alice.inbox()
+        assert [(i["kind"], i["platform"], i["read"]) for i in inbox["items"]] == [
+            ("leaving_soon", "netflix", False),
+            ("arrived", "max", False),
+            ("arrived", "netflix", True),
+        ]
+        assert inbox["unread"] == 2
     finally:
         await alice_tv.close()
         await bob_tv.close()
