@@ -108,14 +108,18 @@ class Notification(_Data):
     created_at: AwareDatetime
 
 
+MAX_DIGEST = 500
+
+
 class NotificationRaised(Payload):
-    """A notification is due for delivery now (quiet hours over); keyed by user_id. Its id is
-    fixed by its cause, so a redelivered record is delivered once."""
+    """Notifications of one user due for delivery now; keyed by user_id. One, as raised; or
+    several released together (a burst, or what quiet hours held), which devices get as one
+    digest message. Each id is fixed by its cause, so a redelivered record is delivered once."""
 
     event_type: ClassVar[str] = "notifications.raised"
 
     user_id: UserId
-    notification: Notification
+    notifications: list[Notification] = Field(min_length=1, max_length=MAX_DIGEST)
 
 
 class NotificationRead(Payload):

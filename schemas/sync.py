@@ -502,13 +502,22 @@ class NotificationMessage(_Data):
     notification: Notification
 
 
+class NotificationDigestMessage(_Data):
+    """Several watchlist alerts released together (a burst, or the end of quiet hours): one
+    message rather than many (docs/NOTIFICATIONS.md)."""
+
+    kind: Literal["notification_digest"] = "notification_digest"
+    notifications: list[Notification]
+
+
 RealtimeMessage = Annotated[
     WatchlistMessage
     | ProgressMessage
     | DevicePresenceMessage
     | CommandMessage
     | CommandResultMessage
-    | NotificationMessage,
+    | NotificationMessage
+    | NotificationDigestMessage,
     Field(discriminator="kind"),
 ]
 REALTIME_MESSAGE: TypeAdapter[RealtimeMessage] = TypeAdapter(RealtimeMessage)
@@ -561,6 +570,7 @@ _CHANNEL_OF_KIND = {
     "command": devices_channel,
     "command_result": notifications_channel,
     "notification": notifications_channel,
+    "notification_digest": notifications_channel,
 }
 
 

@@ -6,19 +6,23 @@
   (content.expiring): turn the event into alerts (rules.py), page through the title's watchers
   whose preferences may want each (the reverse index, 500 users a page, one transaction per
   page), store one notification per user (a unique key: never twice per window) and publish
-  it on notifications.raised, or queue it until the user's quiet hours end (quiet.py).
+  it on notifications.raised, or hold it until the user's quiet hours end (quiet.py) or, for
+  a user in a burst of alerts, to the end of the burst's slot (bursts.py).
 - `notifications-deliver` (notifications.raised): add it to the user's inbox read model (refilled
   from PostgreSQL first when Redis has none for the user), then
   send it as a realtime message on `user.{id}.notifications` through sync.realtime; its
   message id is the notification id, so the delivery agent sends it at most once.
 - `notifications-read` (notifications.read): mark an inbox entry read.
-- timer `notifications-release`: publish queued notifications whose quiet hours are over.
+- timer `notifications-release`: publish held notifications whose time came, one event per
+  user (several: one digest message).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
+from itertools import groupby
+from operator import itemgetter
 from typing import Any
 
 from loguru import logger
@@ -26,7 +30,7 @@ from loguru import logger
 from agents.framework.context import AgentContext
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
-from agents.notifications import rules, store
+from agents.notifications import bursts, rules, store
 from agents.notifications.quiet import release_at
 from agents.sync.messages import realtime_event
 from agreements.notifications_read_model import (
@@ -40,7 +44,7 @@ from agreements.notifications_read_model import (
 from schemas.content import AvailabilityChanged, ContentExpiring
 from schemas.envelope import Envelope, utcnow
 from schemas.notifications import NotificationRaised, NotificationRead, PreferencesChanged
-from schemas.sync import NotificationMessage
+from schemas.sync import NotificationDigestMessage, NotificationMessage, RealtimeMessage
 from topics.registry import (
     CONTENT_AVAILABILITY_CHANGED,
     CONTENT_EXPIRING,
@@ -94,13 +98,16 @@ async def _raise(
                     PAGE,
                 )
                 now = clock()
+                since = now - timedelta(seconds=bursts.WINDOW_S)
+                recent = await store.recent_counts(uow.conn, [w.user_id for w in page], since)
                 for watcher in page:
                     wanted = rules.for_user(alert, watcher.preferences)
                     if wanted is None:
                         continue
                     note = rules.notification(watcher.user_id, wanted, title, env.time, now)
                     prefs = watcher.preferences
-                    later = release_at(now, prefs.time_zone, prefs.quiet_hours)
+                    quiet_end = release_at(now, prefs.time_zone, prefs.quiet_hours)
+                    later = bursts.held_until(now, recent.get(watcher.user_id, 0), quiet_end)
                     window = rules.window_of(env.time)
                     if not await store.insert(uow.conn, watcher.user_id, note, window, later):
                         continue  # this alert was raised for them already
@@ -108,7 +115,7 @@ async def _raise(
                     if later is None:
                         uow.emit(
                             NOTIFICATIONS_RAISED,
-                            NotificationRaised(user_id=watcher.user_id, notification=note),
+                            NotificationRaised(user_id=watcher.user_id, notifications=[note]),
                             key=watcher.user_id,
                             cause=env,
                         )
@@ -141,23 +148,25 @@ def _of_expiry(event: ContentExpiring) -> list[rules.Alert]:
 
 async def deliver(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
     """Inbox first, then the device message: a device told of an alert finds it in the inbox.
-    Both are idempotent, so a redelivered record adds nothing and sends nothing twice."""
+    Both are idempotent, so a redelivered record adds nothing and sends nothing twice. Several
+    notifications released together go to devices as one digest."""
     for env in batch:
         raised: NotificationRaised = env.payload
-        note = raised.notification
-        if not await has_inbox(ctx.redis, ctx.prefix, raised.user_id):
+        user_id, notes = raised.user_id, raised.notifications
+        if not await has_inbox(ctx.redis, ctx.prefix, user_id):
             # New, expired, or lost with Redis: refill it from PostgreSQL first, so the unread
             # count is not only this alert.
-            kept = await store.inbox(ctx.pool, raised.user_id, INBOX_KEPT)
-            await restore_inbox(ctx.redis, ctx.prefix, raised.user_id, kept)
-        await add_to_inbox(ctx.redis, ctx.prefix, raised.user_id, note)
-        event = realtime_event(
-            raised.user_id,
-            NotificationMessage(notification=note),
-            note.notification_id,
-            note.created_at,
-            env,
-        )
+            kept = await store.inbox(ctx.pool, user_id, INBOX_KEPT)
+            await restore_inbox(ctx.redis, ctx.prefix, user_id, kept)
+        for note in notes:
+            await add_to_inbox(ctx.redis, ctx.prefix, user_id, note)
+        if len(notes) == 1:
+            message: RealtimeMessage = NotificationMessage(notification=notes[0])
+            ident = notes[0].notification_id
+        else:
+            message = NotificationDigestMessage(notifications=notes)
+            ident = bursts.digest_id([n.notification_id for n in notes])
+        event = realtime_event(user_id, message, ident, max(n.created_at for n in notes), env)
         await ctx.publisher.publish(event.topic, event.payload, event.key, event.correlation_id)
 
 
@@ -176,10 +185,11 @@ def releaser(clock: Callable[[], datetime] = utcnow) -> Callable[[AgentContext],
     async def release(ctx: AgentContext) -> int:
         async with unit_of_work(ctx) as uow:
             due = await store.release_due(uow.conn, clock(), RELEASE_BATCH)
-            for user_id, note in due:
+            # One event per user: what quiet hours or a burst held goes out as one digest.
+            for user_id, group in groupby(due, key=itemgetter(0)):
                 uow.emit(
                     NOTIFICATIONS_RAISED,
-                    NotificationRaised(user_id=user_id, notification=note),
+                    NotificationRaised(user_id=user_id, notifications=[n for _, n in group]),
                     key=user_id,
                 )
         return len(due)

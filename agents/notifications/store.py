@@ -156,6 +156,19 @@ async def insert(
     return bool(inserted)
 
 
+async def recent_counts(
+    conn: asyncpg.Connection, user_ids: list[str], since: datetime
+) -> dict[str, int]:
+    """How many alerts each of these users was raised since `since` (a burst's measure)."""
+    rows = await conn.fetch(
+        "SELECT user_id, count(*) AS n FROM notifications "
+        "WHERE user_id = ANY($1::text[]) AND created_at > $2 GROUP BY user_id",
+        user_ids,
+        since,
+    )
+    return {r["user_id"]: int(r["n"]) for r in rows}
+
+
 async def release_due(
     conn: asyncpg.Connection, now: datetime, limit: int
 ) -> list[tuple[str, Notification]]:
@@ -167,11 +180,12 @@ async def release_due(
         "  WHERE deliver_at IS NOT NULL AND deliver_at <= $1 "
         "  ORDER BY deliver_at LIMIT $2 FOR UPDATE SKIP LOCKED) due "
         "WHERE n.user_id = due.user_id AND n.notification_id = due.notification_id "
-        "RETURNING n.user_id, n.body",
+        "RETURNING n.user_id, n.body, n.created_at",
         now,
         limit,
     )
-    return [(r["user_id"], Notification.model_validate(r["body"])) for r in rows]
+    ordered = sorted(rows, key=lambda r: (r["user_id"], r["created_at"]))
+    return [(r["user_id"], Notification.model_validate(r["body"])) for r in ordered]
 
 
 async def inbox(

@@ -7,7 +7,7 @@ Redis lost is refilled from PostgreSQL; an alert in quiet hours waits for their 
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,6 +17,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from agents.framework.context import ContextHolder
+from agents.notifications import bursts
 from agents.notifications.handlers import releaser
 from core.publisher import Publisher
 from devtools.bench.sync_clients import SseDevice
@@ -98,6 +99,13 @@ class Account:
 
         await wait_for(listed, timeout=20, interval=0.1)
 
+    async def register(self, device_id: str) -> None:
+        body = {"device_type": "tv", "platform": "tizen", "app_version": "1.0", "device_name": "tv"}
+        put = await self.http.put(
+            self.url(f"/devices/{device_id}"), json=body, headers=self.headers
+        )
+        assert put.status_code == 202, put.text
+
     async def inbox(self) -> dict[str, Any]:
         got = await self.http.get(self.url("/notifications"), headers=self.headers)
         assert got.status_code == 200, got.text
@@ -111,6 +119,12 @@ def arrived(content_id: uuid.UUID, platform: str, region: str) -> AvailabilityCh
     return AvailabilityChanged(canonical_id=content_id, platform=platform, appeared=[row])
 
 
+def _priced(cents: int, kind: AvailabilityType) -> AvailabilityRow:
+    return AvailabilityRow(
+        platform="netflix", region="US", availability_type=kind, price_cents=cents, currency="USD"
+    )
+
+
 def notices(device: SseDevice) -> list[dict[str, Any]]:
     return [m["notification"] for m in device.inbox.messages("notification")]
 
@@ -120,21 +134,16 @@ async def test_a_title_arriving_on_her_service_notifies_alice_once_and_not_bob(
 ) -> None:
     alice, bob = Account(stack, isolated, "alice"), Account(stack, isolated, "bob")
     title = uuid.uuid4()
-    await alice.prefer(services=["netflix", "max"], region="US", time_zone="America/New_York")
+    await alice.prefer(
+        services=["netflix", "max"],
+        region="US",
+        time_zone="America/New_York",
+        alerts=["arrived", "leaving_soon", "price_drop"],
+    )
     await bob.prefer(services=["hulu"], region="FR")
     for account in (alice, bob):
         await account.watch(title)
-        register = await account.http.put(
-            account.url("/devices/tv-1"),
-            json={
-                "device_type": "tv",
-                "platform": "tizen",
-                "app_version": "1.0",
-                "device_name": "tv",
-            },
-            headers=account.headers,
-        )
-        assert register.status_code == 202, register.text
+        await account.register("tv-1")
     alice_tv = await SseDevice(
         stack.url, alice.user_id, alice.token, "tv-1", channels="notifications"
     ).start()
@@ -230,6 +239,31 @@ async def test_a_title_arriving_on_her_service_notifies_alice_once_and_not_bob(
             ("arrived", "netflix", True),
         ]
         assert inbox["unread"] == 2
+
+        # A fourth alert within the burst window is held to the end of the slot (then released
+        # with whatever else the burst brings, as one digest: the test below).
+        rental = AvailabilityType.rental
+        cheaper = AvailabilityChanged(
+            canonical_id=title,
+            platform="netflix",
+            changed=[_priced(299, rental)],
+            previous=[_priced(399, rental)],
+        )
+        await stack.publisher.send_envelope(
+            CONTENT_AVAILABILITY_CHANGED, wrap(cheaper, key=str(title), source="test-catalog")
+        )
+
+        async def held() -> list[Any]:
+            async with isolated.pool.acquire() as conn:
+                return await conn.fetch(  # type: ignore[no-any-return]
+                    "SELECT created_at, deliver_at FROM notifications "
+                    "WHERE user_id = $1 AND kind = 'price_drop'",
+                    alice.user_id,
+                )
+
+        [row] = await wait_for(held, timeout=20, interval=0.1)
+        assert row["deliver_at"] == bursts.slot_end(row["created_at"])
+        assert len(notices(alice_tv)) == 3
     finally:
         await alice_tv.close()
         await bob_tv.close()
@@ -256,7 +290,7 @@ async def test_bad_preferences_are_refused_naming_the_field(
     assert missing.status_code == 404
 
 
-async def test_an_alert_in_quiet_hours_waits_until_they_end(
+async def test_alerts_in_quiet_hours_wait_until_they_end_and_come_as_one_digest(
     stack: Stack, isolated: Isolated
 ) -> None:
     alice = Account(stack, isolated, "alice")
@@ -266,29 +300,51 @@ async def test_an_alert_in_quiet_hours_waits_until_they_end(
         "start": (now - timedelta(hours=1)).strftime("%H:%M"),
         "end": (now + timedelta(hours=1)).strftime("%H:%M"),
     }
-    await alice.prefer(services=["netflix"], region="US", time_zone="UTC", quiet_hours=quiet)
+    await alice.prefer(services=["netflix", "max"], region="US", time_zone="UTC", quiet_hours=quiet)
     await alice.watch(title)
-    await stack.publisher.send_envelope(
-        CONTENT_AVAILABILITY_CHANGED,
-        wrap(arrived(title, "netflix", "US"), key=str(title), source="test-catalog"),
-    )
-
-    async def queued() -> datetime | None:
-        async with isolated.pool.acquire() as conn:
-            return await conn.fetchval(  # type: ignore[no-any-return]
-                "SELECT deliver_at FROM notifications WHERE user_id = $1", alice.user_id
+    await alice.register("tv-1")
+    tv = await SseDevice(
+        stack.url, alice.user_id, alice.token, "tv-1", channels="notifications"
+    ).start()
+    try:
+        for platform in ("netflix", "max"):
+            await stack.publisher.send_envelope(
+                CONTENT_AVAILABILITY_CHANGED,
+                wrap(arrived(title, platform, "US"), key=str(title), source="test-catalog"),
             )
 
-    release = await wait_for(queued, timeout=20, interval=0.1)
-    assert release == now + timedelta(hours=1)
-    assert (await alice.inbox())["items"] == []
+        async def queued() -> list[datetime | None]:
+            async with isolated.pool.acquire() as conn:
+                rows = await conn.fetch(
+                    "SELECT deliver_at FROM notifications WHERE user_id = $1", alice.user_id
+                )
+            return [r["deliver_at"] for r in rows]
 
-    holder = ContextHolder(isolated.settings, source="test")
-    ctx = (await holder.get()).for_agent("notifications-release")
-    try:
-        assert await releaser(lambda: now + timedelta(minutes=59))(ctx) == 0
-        assert await releaser(lambda: now + timedelta(hours=1))(ctx) == 1
+        held = await wait_for(lambda: _count(queued, 2), timeout=20, interval=0.1)
+        assert held == [now + timedelta(hours=1)] * 2
+        assert (await alice.inbox())["items"] == [] and tv.inbox.messages() == []
+
+        holder = ContextHolder(isolated.settings, source="test")
+        ctx = (await holder.get()).for_agent("notifications-release")
+        try:
+            assert await releaser(lambda: now + timedelta(minutes=59))(ctx) == 0
+            assert await releaser(lambda: now + timedelta(hours=1))(ctx) == 2
+        finally:
+            await holder.close()
+        digest = await tv.inbox.wait_for(
+            lambda h: isinstance(h.body, dict) and h.body.get("kind") == "notification_digest",
+            20,
+        )
+        assert sorted(n["platform"] for n in digest.body["notifications"]) == ["max", "netflix"]
+        await wait_for(lambda: _unread(alice, 2), timeout=20, interval=0.1)
+        assert await queued() == [None, None]
+        assert tv.inbox.messages("notification") == []  # not also one by one
     finally:
-        await holder.close()
-    await wait_for(lambda: _unread(alice, 1), timeout=20, interval=0.1)
-    assert await queued() is None
+        await tv.close()
+
+
+async def _count(
+    rows: Callable[[], Awaitable[list[datetime | None]]], n: int
+) -> list[datetime | None] | None:
+    found = await rows()
+    return found if len(found) == n else None

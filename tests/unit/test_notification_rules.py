@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from pydantic import ValidationError
 
-from agents.notifications import rules
+from agents.notifications import bursts, rules
 from agents.notifications.quiet import release_at
 from schemas.content import AvailabilityChanged, AvailabilityRow, AvailabilityType, ContentExpiring
 from schemas.notifications import AlertKind, NotificationPreferences, QuietHours
@@ -161,3 +161,20 @@ def test_a_lower_price_raises_price_drop_and_a_higher_one_nothing() -> None:
     # An event written before `previous` existed: no price is known, no alert.
     legacy = event.model_copy(update={"previous": []})
     assert rules.alerts_of_change(legacy) == []
+
+
+def test_a_burst_is_held_to_the_end_of_its_slot_and_quiet_hours_win_when_later() -> None:
+    at = datetime(2026, 12, 6, 20, 3, 20, tzinfo=UTC)
+    slot = datetime(2026, 12, 6, 20, 10, tzinfo=UTC)
+    assert bursts.held_until(at, bursts.BURST - 1, None) is None
+    assert bursts.held_until(at, bursts.BURST, None) == slot
+    later = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+    assert bursts.held_until(at, bursts.BURST, later) == later
+    assert bursts.held_until(at, 0, later) == later
+    # Every alert of the burst waits for the same instant.
+    assert bursts.slot_end(datetime(2026, 12, 6, 20, 9, 59, tzinfo=UTC)) == slot
+
+
+def test_a_digest_id_is_fixed_by_what_it_holds() -> None:
+    a, b = uuid.uuid4(), uuid.uuid4()
+    assert bursts.digest_id([a, b]) == bursts.digest_id([b, a]) != bursts.digest_id([a])
