@@ -25,7 +25,7 @@ class AlertKind(StrEnum):
     arrived = "arrived"  # a watchlisted title appeared on a platform in the user's region
     leaving_soon = "leaving_soon"  # it leaves one within 7, 3 or 1 day(s)
     price_drop = "price_drop"  # a rental or purchase of it costs less than before
-    new_season = "new_season"  # accepted in preferences; no rule raises it yet
+    new_season = "new_season"  # an episode of a later season of a watchlisted series appeared
 
 
 class _Data(BaseModel):
@@ -105,6 +105,8 @@ class Notification(_Data):
     offer_types: list[AvailabilityType]
     # leaving_soon: when the offer ends.
     expires_at: AwareDatetime | None = None
+    # new_season: which season (content_id is then the series).
+    season_number: int | None = Field(default=None, ge=0)
     created_at: AwareDatetime
 
 

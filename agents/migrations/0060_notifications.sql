@@ -28,7 +28,7 @@ CREATE TABLE notifications (
     kind             text        NOT NULL,
     content_id       uuid        NOT NULL,
     platform         text        NOT NULL,
-    -- The dedup window the alert falls in (days since the epoch / NOTIFY_WINDOW_DAYS).
+    -- The dedup window: days since the epoch / NOTIFY_WINDOW_DAYS; for new_season, the season.
     window_no        integer     NOT NULL,
     body             jsonb       NOT NULL,
     created_at       timestamptz NOT NULL,

@@ -19,7 +19,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from itertools import groupby
 from operator import itemgetter
@@ -108,7 +108,7 @@ async def _raise(
                     prefs = watcher.preferences
                     quiet_end = release_at(now, prefs.time_zone, prefs.quiet_hours)
                     later = bursts.held_until(now, recent.get(watcher.user_id, 0), quiet_end)
-                    window = rules.window_of(env.time)
+                    window = rules.window_for(wanted, env.time)
                     if not await store.insert(uow.conn, watcher.user_id, note, window, later):
                         continue  # this alert was raised for them already
                     raised += 1
@@ -125,24 +125,33 @@ async def _raise(
     return raised
 
 
+Alerts = Callable[[AgentContext, Any], Awaitable[list[rules.Alert]]]
+
+
 def alert_agent(
-    of: Callable[[Any], list[rules.Alert]], clock: Callable[[], datetime] = utcnow
+    of: Alerts, clock: Callable[[], datetime] = utcnow
 ) -> Callable[[AgentContext, list[Envelope[Any]]], Any]:
     async def raise_alerts(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
         raised = 0
         for env in batch:
-            raised += await _raise(ctx, env, of(env.payload), clock)
+            raised += await _raise(ctx, env, await of(ctx, env.payload), clock)
         if raised:
             logger.info("{} notification(s) raised from {} event(s)", raised, len(batch))
 
     return raise_alerts
 
 
-def _of_change(event: AvailabilityChanged) -> list[rules.Alert]:
-    return rules.alerts_of_change(event)
+async def _of_change(ctx: AgentContext, event: AvailabilityChanged) -> list[rules.Alert]:
+    alerts = rules.alerts_of_change(event)
+    if event.appeared:
+        async with ctx.pool.acquire() as conn:
+            episode = await store.episode_of(conn, event.canonical_id)
+        if episode is not None:
+            alerts += rules.alerts_of_new_season(event, *episode)
+    return alerts
 
 
-def _of_expiry(event: ContentExpiring) -> list[rules.Alert]:
+async def _of_expiry(ctx: AgentContext, event: ContentExpiring) -> list[rules.Alert]:
     return rules.alerts_of_expiry(event)
 
 
@@ -212,8 +221,8 @@ AGENTS = [
         topic=CONTENT_AVAILABILITY_CHANGED,
         handler=alert_agent(_of_change),
         batch_within_s=TAKE_WHAT_IS_READY,
-        description="raises `arrived` alerts for the watchers of a title that appeared on "
-        "their service in their region",
+        description="raises `arrived`, `price_drop` and `new_season` alerts for the watchers of "
+        "a title (or an episode's series) on their service in their region",
     ),
     AgentSpec(
         name="notifications-expiring",

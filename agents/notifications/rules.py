@@ -37,11 +37,21 @@ class Alert:
     region: str
     offer_types: tuple[AvailabilityType, ...]
     expires_at: datetime | None = None
+    # new_season: the season whose episode appeared (the alert is about its series).
+    season_number: int | None = None
 
 
 def window_of(at: datetime) -> int:
     """The dedup window an instant falls in."""
     return int(at.timestamp()) // (_EPOCH_DAY_S * NOTIFY_WINDOW_DAYS)
+
+
+def window_for(alert: Alert, caused_at: datetime) -> int:
+    """The dedup window of an alert: for a new season the season itself (one alert per season
+    and platform, however many weeks its episodes take to arrive), else the time window."""
+    if alert.kind is AlertKind.new_season and alert.season_number is not None:
+        return alert.season_number
+    return window_of(caused_at)
 
 
 def _dropped(before: AvailabilityRow, after: AvailabilityRow) -> bool:
@@ -70,6 +80,29 @@ def alerts_of_change(event: AvailabilityChanged) -> list[Alert]:
     return [
         Alert(kind, event.canonical_id, event.platform, region, tuple(sorted(types)))
         for (kind, region), types in sorted(by_kind.items())
+    ]
+
+
+def alerts_of_new_season(
+    event: AvailabilityChanged, series_id: uuid.UUID, season_number: int | None
+) -> list[Alert]:
+    """`new_season` for the series, per region where an episode of a season after the first
+    appeared (the first season arriving is the series arriving: `arrived` on the series)."""
+    if season_number is None or season_number < 2:
+        return []
+    by_region: dict[str, set[AvailabilityType]] = {}
+    for row in event.appeared:
+        by_region.setdefault(row.region, set()).add(row.availability_type)
+    return [
+        Alert(
+            AlertKind.new_season,
+            series_id,
+            event.platform,
+            region,
+            tuple(sorted(types)),
+            season_number=season_number,
+        )
+        for region, types in sorted(by_region.items())
     ]
 
 
@@ -109,7 +142,7 @@ def notification(
     """The notification of `alert` for a user; its window is that of its cause, so a
     redelivery of the cause, however late, lands on the same id."""
     return Notification(
-        notification_id=notification_id(user_id, alert, window_of(caused_at)),
+        notification_id=notification_id(user_id, alert, window_for(alert, caused_at)),
         kind=alert.kind,
         content_id=alert.content_id,
         title=title,
@@ -117,5 +150,6 @@ def notification(
         region=alert.region,
         offer_types=list(alert.offer_types),
         expires_at=alert.expires_at,
+        season_number=alert.season_number,
         created_at=now,
     )

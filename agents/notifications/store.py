@@ -125,6 +125,16 @@ async def watchers(
     return [Watcher(r["user_id"], _preferences(r)) for r in rows]
 
 
+async def episode_of(
+    conn: asyncpg.Connection, content_id: uuid.UUID
+) -> tuple[uuid.UUID, int | None] | None:
+    """(series, season number) when the title is an episode (migration 0040), else None."""
+    row = await conn.fetchrow(
+        "SELECT series_id, season_number FROM episodes WHERE canonical_id = $1", content_id
+    )
+    return None if row is None else (row["series_id"], row["season_number"])
+
+
 async def title_of(conn: asyncpg.Connection, content_id: uuid.UUID) -> str:
     value = await conn.fetchval("SELECT title FROM content WHERE canonical_id = $1", content_id)
     return str(value or "")

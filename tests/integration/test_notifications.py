@@ -348,3 +348,58 @@ async def _count(
 ) -> list[datetime | None] | None:
     found = await rows()
     return found if len(found) == n else None
+
+
+async def test_a_later_season_arriving_alerts_the_watchers_of_its_series_once(
+    stack: Stack, isolated: Isolated
+) -> None:
+    alice = Account(stack, isolated, "alice")
+    series = uuid.uuid4()
+    episodes = {(2, 1): uuid.uuid4(), (2, 2): uuid.uuid4(), (3, 1): uuid.uuid4()}
+    async with isolated.pool.acquire() as conn:
+        for cid, kind, title in [
+            (series, "series", "The Long Series"),
+            *[(e, "episode", f"S{s}E{n}") for (s, n), e in episodes.items()],
+        ]:
+            await conn.execute(
+                "INSERT INTO content (canonical_id, content_type, title, doc, "
+                "source_updated_at, last_event_id) VALUES ($1, $2, $3, $4, now(), $1)",
+                cid,
+                kind,
+                title,
+                {},
+            )
+        for (season, number), episode in episodes.items():
+            await conn.execute(
+                "INSERT INTO episodes (canonical_id, series_id, season_number, episode_number) "
+                "VALUES ($1, $2, $3, $4)",
+                episode,
+                series,
+                season,
+                number,
+            )
+    await alice.prefer(services=["netflix"], region="US", alerts=["new_season"])
+    await alice.watch(series)
+    # Season 2 arrives an episode at a time, then season 3: one alert per season. Keyed by
+    # the series here (the catalog keys by title) so all three share a partition: once the
+    # season 3 alert is in, the second episode of season 2 was handled before it.
+    for key in [(2, 1), (2, 2), (3, 1)]:
+        await stack.publisher.send_envelope(
+            CONTENT_AVAILABILITY_CHANGED,
+            wrap(arrived(episodes[key], "netflix", "US"), key=str(series), source="test-catalog"),
+        )
+
+    async def two() -> list[Any] | None:
+        items = (await alice.inbox())["items"]
+        return items if len(items) == 2 else None
+
+    items = await wait_for(two, timeout=20, interval=0.1)
+    assert sorted((i["kind"], i["season_number"], i["content_id"], i["title"]) for i in items) == [
+        ("new_season", 2, str(series), "The Long Series"),
+        ("new_season", 3, str(series), "The Long Series"),
+    ]
+    async with isolated.pool.acquire() as conn:
+        count = await conn.fetchval(
+            "SELECT count(*) FROM notifications WHERE user_id = $1", alice.user_id
+        )
+    assert count == 2

@@ -178,3 +178,23 @@ def test_a_burst_is_held_to_the_end_of_its_slot_and_quiet_hours_win_when_later()
 def test_a_digest_id_is_fixed_by_what_it_holds() -> None:
     a, b = uuid.uuid4(), uuid.uuid4()
     assert bursts.digest_id([a, b]) == bursts.digest_id([b, a]) != bursts.digest_id([a])
+
+
+def test_an_episode_of_a_later_season_raises_new_season_for_its_series_once_per_season() -> None:
+    series = uuid.UUID(int=99)
+    event = AvailabilityChanged(canonical_id=TITLE, platform="netflix", appeared=[row("US")])
+    assert rules.alerts_of_new_season(event, series, 1) == []
+    assert rules.alerts_of_new_season(event, series, None) == []
+    [alert] = rules.alerts_of_new_season(event, series, 2)
+    assert (alert.kind, alert.content_id, alert.season_number) == (
+        AlertKind.new_season,
+        series,
+        2,
+    )
+    # The season is the window: weeks apart, the same notification.
+    later = datetime.fromtimestamp(NOW.timestamp() + 30 * 86_400, tz=UTC)
+    first = rules.notification("alice", alert, "S", NOW, NOW)
+    assert rules.notification("alice", alert, "S", later, later).notification_id == (
+        first.notification_id
+    )
+    assert first.season_number == 2
