@@ -10,7 +10,7 @@ gateway (read) (docs/NOTIFICATIONS.md):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 import redis.asyncio as aioredis
 
@@ -75,35 +75,39 @@ def score_of(notification: Notification) -> int:
     return int(notification.created_at.timestamp() * 1_000_000)
 
 
-async def add_to_inbox(
-    redis: aioredis.Redis, prefix: str, user_id: str, notification: Notification
-) -> bool:
-    """True when the notification was new to the inbox."""
-    added = await redis.eval(
-        _ADD,
-        3,
-        *_inbox(prefix, user_id),
-        str(notification.notification_id),
-        score_of(notification),
-        notification.model_dump_json(),
-        INBOX_KEPT,
-        TTL_S,
-    )
-    return bool(added)
+async def missing_inboxes(
+    redis: aioredis.Redis, prefix: str, user_ids: Collection[str]
+) -> set[str]:
+    """Those of these users Redis holds no inbox for (new, expired, or lost)."""
+    users = list(user_ids)
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id in users:
+            pipe.exists(_inbox(prefix, user_id)[0])
+        found = await pipe.execute()
+    return {u for u, n in zip(users, found, strict=True) if not n}
 
 
-async def has_inbox(redis: aioredis.Redis, prefix: str, user_id: str) -> bool:
-    return bool(await redis.exists(_inbox(prefix, user_id)[0]))
-
-
-async def restore_inbox(
-    redis: aioredis.Redis, prefix: str, user_id: str, entries: Iterable[tuple[Notification, bool]]
+async def add_many(
+    redis: aioredis.Redis, prefix: str, entries: Iterable[tuple[str, Notification, bool]]
 ) -> None:
-    """Put back (notification, read) entries, oldest first, after Redis lost the inbox."""
-    for notification, read in entries:
-        await add_to_inbox(redis, prefix, user_id, notification)
-        if read:
-            await mark_read(redis, prefix, user_id, str(notification.notification_id))
+    """Add (user, notification, read) entries in order, in one round trip; each is added once
+    (`_ADD`), and one marked read is taken out of the unread set."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id, notification, read in entries:
+            keys = _inbox(prefix, user_id)
+            pipe.eval(
+                _ADD,
+                3,
+                *keys,
+                str(notification.notification_id),
+                score_of(notification),
+                notification.model_dump_json(),
+                INBOX_KEPT,
+                TTL_S,
+            )
+            if read:
+                pipe.srem(keys[2], str(notification.notification_id))
+        await pipe.execute()
 
 
 async def mark_read(redis: aioredis.Redis, prefix: str, user_id: str, notification_id: str) -> None:

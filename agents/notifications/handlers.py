@@ -35,10 +35,9 @@ from agents.notifications.quiet import release_at
 from agents.sync.messages import realtime_event
 from agreements.notifications_read_model import (
     INBOX_KEPT,
-    add_to_inbox,
-    has_inbox,
+    add_many,
     mark_read,
-    restore_inbox,
+    missing_inboxes,
     write_preferences,
 )
 from schemas.content import AvailabilityChanged, ContentExpiring
@@ -100,6 +99,7 @@ async def _raise(
                 now = clock()
                 since = now - timedelta(seconds=bursts.WINDOW_S)
                 recent = await store.recent_counts(uow.conn, [w.user_id for w in page], since)
+                planned: list[store.Raised] = []
                 for watcher in page:
                     wanted = rules.for_user(alert, watcher.preferences)
                     if wanted is None:
@@ -109,14 +109,18 @@ async def _raise(
                     quiet_end = release_at(now, prefs.time_zone, prefs.quiet_hours)
                     later = bursts.held_until(now, recent.get(watcher.user_id, 0), quiet_end)
                     window = rules.window_for(wanted, env.time)
-                    if not await store.insert(uow.conn, watcher.user_id, note, window, later):
-                        continue  # this alert was raised for them already
+                    planned.append(store.Raised(watcher.user_id, note, window, later))
+                # Those raised for them already (a redelivery) are not stored again.
+                stored = await store.insert(uow.conn, planned)
+                for r in planned:
+                    if r.notification.notification_id not in stored:
+                        continue
                     raised += 1
-                    if later is None:
+                    if r.deliver_at is None:
                         uow.emit(
                             NOTIFICATIONS_RAISED,
-                            NotificationRaised(user_id=watcher.user_id, notifications=[note]),
-                            key=watcher.user_id,
+                            NotificationRaised(user_id=r.user_id, notifications=[r.notification]),
+                            key=r.user_id,
                             cause=env,
                         )
             if len(page) < PAGE:
@@ -156,19 +160,20 @@ async def _of_expiry(ctx: AgentContext, event: ContentExpiring) -> list[rules.Al
 
 
 async def deliver(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
-    """Inbox first, then the device message: a device told of an alert finds it in the inbox.
+    """Inbox first, then the device messages: a device told of an alert finds it in the inbox.
     Both are idempotent, so a redelivered record adds nothing and sends nothing twice. Several
-    notifications released together go to devices as one digest."""
+    notifications released together go to devices as one digest. One Redis round trip for
+    the batch's inboxes and one broker round trip for its messages."""
+    users = {env.payload.user_id for env in batch}
+    # New, expired, or lost with Redis: refill those inboxes from PostgreSQL first, so the
+    # unread count is not only this alert.
+    missing = await missing_inboxes(ctx.redis, ctx.prefix, users)
+    entries = await store.inboxes(ctx.pool, missing, INBOX_KEPT) if missing else []
+    outgoing = []
     for env in batch:
         raised: NotificationRaised = env.payload
         user_id, notes = raised.user_id, raised.notifications
-        if not await has_inbox(ctx.redis, ctx.prefix, user_id):
-            # New, expired, or lost with Redis: refill it from PostgreSQL first, so the unread
-            # count is not only this alert.
-            kept = await store.inbox(ctx.pool, user_id, INBOX_KEPT)
-            await restore_inbox(ctx.redis, ctx.prefix, user_id, kept)
-        for note in notes:
-            await add_to_inbox(ctx.redis, ctx.prefix, user_id, note)
+        entries.extend((user_id, note, False) for note in notes)
         if len(notes) == 1:
             message: RealtimeMessage = NotificationMessage(notification=notes[0])
             ident = notes[0].notification_id
@@ -176,7 +181,10 @@ async def deliver(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
             message = NotificationDigestMessage(notifications=notes)
             ident = bursts.digest_id([n.notification_id for n in notes])
         event = realtime_event(user_id, message, ident, max(n.created_at for n in notes), env)
-        await ctx.publisher.publish(event.topic, event.payload, event.key, event.correlation_id)
+        envelope = ctx.publisher.build_envelope(event.payload, event.key, event.correlation_id)
+        outgoing.append((event.topic, envelope))
+    await add_many(ctx.redis, ctx.prefix, entries)
+    await ctx.publisher.send_envelopes(outgoing)
 
 
 async def apply_read(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:

@@ -140,30 +140,40 @@ async def title_of(conn: asyncpg.Connection, content_id: uuid.UUID) -> str:
     return str(value or "")
 
 
-async def insert(
-    conn: asyncpg.Connection,
-    user_id: str,
-    notification: Notification,
-    window: int,
-    deliver_at: datetime | None,
-) -> bool:
-    """Store a notification; False when (user, title, platform, kind, window) has one: a
-    redelivery, or the same alert again within the window."""
-    inserted = await conn.fetchval(
+@dataclass(frozen=True)
+class Raised:
+    user_id: str
+    notification: Notification
+    window: int
+    # Not before this (quiet hours, a burst); None: deliver now.
+    deliver_at: datetime | None
+
+
+async def insert(conn: asyncpg.Connection, raised: list[Raised]) -> set[uuid.UUID]:
+    """Store a page's notifications in one statement; the ids of those stored. One whose (user,
+    title, platform, kind, window) has one already is not: a redelivery, or the same alert
+    again within the window."""
+    if not raised:
+        return set()
+    n = [r.notification for r in raised]
+    rows = await conn.fetch(
         "INSERT INTO notifications (user_id, notification_id, kind, content_id, platform, "
-        "window_no, body, created_at, deliver_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
-        "ON CONFLICT DO NOTHING RETURNING true",
-        user_id,
-        notification.notification_id,
-        notification.kind.value,
-        notification.content_id,
-        notification.platform,
-        window,
-        notification.model_dump(mode="json"),
-        notification.created_at,
-        deliver_at,
+        "window_no, body, created_at, deliver_at) "
+        "SELECT u, i, k, c, p, w, b::jsonb, t, d FROM unnest($1::text[], $2::uuid[], "
+        "$3::text[], $4::uuid[], $5::text[], $6::int[], $7::text[], $8::timestamptz[], "
+        "$9::timestamptz[]) AS x(u, i, k, c, p, w, b, t, d) "
+        "ON CONFLICT DO NOTHING RETURNING notification_id",
+        [r.user_id for r in raised],
+        [x.notification_id for x in n],
+        [x.kind.value for x in n],
+        [x.content_id for x in n],
+        [x.platform for x in n],
+        [r.window for r in raised],
+        [x.model_dump_json() for x in n],
+        [x.created_at for x in n],
+        [r.deliver_at for r in raised],
     )
-    return bool(inserted)
+    return {r["notification_id"] for r in rows}
 
 
 async def recent_counts(
@@ -198,17 +208,20 @@ async def release_due(
     return [(r["user_id"], Notification.model_validate(r["body"])) for r in ordered]
 
 
-async def inbox(
-    db: asyncpg.Pool | asyncpg.Connection, user_id: str, limit: int
-) -> list[tuple[Notification, bool]]:
-    """The user's newest delivered notifications, oldest first, each with whether it was read."""
+async def inboxes(
+    db: asyncpg.Pool | asyncpg.Connection, user_ids: Collection[str], limit: int
+) -> list[tuple[str, Notification, bool]]:
+    """Each user's newest `limit` delivered notifications, oldest first, with whether read."""
     rows = await db.fetch(
-        "SELECT body, read_at IS NOT NULL AS read FROM notifications "
-        "WHERE user_id = $1 AND deliver_at IS NULL ORDER BY created_at DESC LIMIT $2",
-        user_id,
+        "SELECT user_id, body, read FROM ("
+        "  SELECT user_id, body, read_at IS NOT NULL AS read, created_at, row_number() OVER ("
+        "    PARTITION BY user_id ORDER BY created_at DESC) AS rn FROM notifications"
+        "  WHERE user_id = ANY($1::text[]) AND deliver_at IS NULL) t "
+        "WHERE rn <= $2 ORDER BY user_id, created_at",
+        list(user_ids),
         limit,
     )
-    return [(Notification.model_validate(r["body"]), r["read"]) for r in reversed(rows)]
+    return [(r["user_id"], Notification.model_validate(r["body"]), r["read"]) for r in rows]
 
 
 async def mark_read(
