@@ -9,12 +9,24 @@ from agents.discovery import handlers as discovery
 from agents.enrichment import handlers as enrichment
 from agents.framework.runtime import AgentSpec, BroadcastSpec, TimerSpec
 from agents.ingestion import handlers as ingestion
+from agents.notifications import handlers as notifications
 from agents.readmodel import handlers as readmodel
 from agents.sona import handlers as sona
 from agents.sync import handlers as sync
 from agents.titles import handlers as titles
 
-SLICES = (titles, readmodel, ingestion, enrichment, sync, discovery, sona, accounts, auth)
+SLICES = (
+    titles,
+    readmodel,
+    ingestion,
+    enrichment,
+    sync,
+    discovery,
+    sona,
+    accounts,
+    auth,
+    notifications,
+)
 ALL_AGENTS: tuple[AgentSpec, ...] = tuple(spec for s in SLICES for spec in s.AGENTS)
 ALL_TIMERS: tuple[TimerSpec, ...] = tuple(timer for s in SLICES for timer in s.TIMERS)
 ALL_BROADCASTS: tuple[BroadcastSpec, ...] = tuple(

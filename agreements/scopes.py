@@ -19,4 +19,6 @@ SCOPES: dict[str, str] = {
     "recommendations:write": "rate titles and dismiss them, for one's own recommendations",
     "profiles:read": "list one's own account's profiles",
     "profiles:write": "create, change and remove one's own account's profiles (adult only)",
+    "notifications:read": "read one's own notification preferences and inbox",
+    "notifications:write": "set one's own notification preferences, mark notifications read",
 }

@@ -45,6 +45,7 @@ from gateway.routes import (
     feedback,
     health,
     ingest,
+    notifications,
     problems,
     profiles,
     progress,
@@ -221,6 +222,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(token_routes.router)
     app.include_router(device_routes.router)
     app.include_router(profiles.router)
+    app.include_router(notifications.router)
     app.include_router(admin_keys.router)
     app.include_router(contracts_router)
     app.include_router(problems.router)

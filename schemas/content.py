@@ -287,6 +287,11 @@ class AvailabilityChanged(Payload):
     appeared: list[AvailabilityRow] = Field(default_factory=list)
     changed: list[AvailabilityRow] = Field(default_factory=list)
     expired: list[AvailabilityRow] = Field(default_factory=list)
+    previous: list[AvailabilityRow] = Field(
+        default_factory=list,
+        description="the rows `changed` replaced, in the same order (a price before and "
+        "after); empty in events written before it existed",
+    )
 
 
 class MetadataEnriched(Payload):

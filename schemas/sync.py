@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from schemas.envelope import Payload
+from schemas.notifications import Notification
 from schemas.time_zone import TimeZoneName
 
 # The 16-bit logical counter (docs/RULES.md): its own field, never packed into the physical.
@@ -494,12 +495,29 @@ class CommandResultMessage(_Data):
         )
 
 
+class NotificationMessage(_Data):
+    """A watchlist alert for the person (docs/NOTIFICATIONS.md): every device of the user."""
+
+    kind: Literal["notification"] = "notification"
+    notification: Notification
+
+
+class NotificationDigestMessage(_Data):
+    """Several watchlist alerts released together (a burst, or the end of quiet hours): one
+    message rather than many (docs/NOTIFICATIONS.md)."""
+
+    kind: Literal["notification_digest"] = "notification_digest"
+    notifications: list[Notification]
+
+
 RealtimeMessage = Annotated[
     WatchlistMessage
     | ProgressMessage
     | DevicePresenceMessage
     | CommandMessage
-    | CommandResultMessage,
+    | CommandResultMessage
+    | NotificationMessage
+    | NotificationDigestMessage,
     Field(discriminator="kind"),
 ]
 REALTIME_MESSAGE: TypeAdapter[RealtimeMessage] = TypeAdapter(RealtimeMessage)
@@ -540,7 +558,8 @@ def devices_channel(user_id: str) -> str:
 
 
 def notifications_channel(user_id: str) -> str:
-    """Outcomes addressed to a person rather than a replica: remote command results."""
+    """Outcomes addressed to a person rather than a replica: remote command results, and
+    watchlist alerts."""
     return f"user.{channel_segment(user_id)}.notifications"
 
 
@@ -550,6 +569,8 @@ _CHANNEL_OF_KIND = {
     "device_presence": devices_channel,
     "command": devices_channel,
     "command_result": notifications_channel,
+    "notification": notifications_channel,
+    "notification_digest": notifications_channel,
 }
 
 

@@ -29,6 +29,7 @@ from schemas.content import (
 from schemas.discovery import SearchRequested
 from schemas.envelope import Payload
 from schemas.ingestion import AvailabilityReceived, CatalogItemReceived, ItemMappingRequested
+from schemas.notifications import NotificationRaised, NotificationRead, PreferencesChanged
 from schemas.sona import (
     AdapterTrained,
     ContentDismissed,
@@ -403,6 +404,34 @@ ACCOUNTS_API_KEYS = TopicSpec(
     producers=("gateway: POST /api/v1/admin/api-keys, DELETE /api/v1/admin/api-keys/{key_id}",),
 )
 
+# Watchlist alerts (docs/NOTIFICATIONS.md): keyed by user, so one user's changes stay in order.
+NOTIFICATIONS_PREFERENCES = TopicSpec(
+    name="notifications.preferences",
+    payload=PreferencesChanged,
+    key="user_id",
+    description="a user replaced their notification preferences (services, region, quiet "
+    "hours, alert kinds)",
+    producers=("gateway: PUT /api/v1/users/{user_id}/preferences",),
+)
+NOTIFICATIONS_RAISED = TopicSpec(
+    name="notifications.raised",
+    payload=NotificationRaised,
+    key="user_id",
+    description="a watchlist alert due for one user now (stored, deduplicated, quiet hours "
+    "over); delivered to their devices and inbox",
+    producers=(
+        "agents notifications-availability, notifications-expiring",
+        "timer notifications-release",
+    ),
+)
+NOTIFICATIONS_READ = TopicSpec(
+    name="notifications.read",
+    payload=NotificationRead,
+    key="user_id",
+    description="a user read a notification of their inbox",
+    producers=("gateway: POST /api/v1/users/{user_id}/notifications/{notification_id}/read",),
+)
+
 TOPICS: tuple[TopicSpec, ...] = (
     CONTENT_RAW,
     AVAILABILITY_RAW,
@@ -435,6 +464,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     SONA_ADAPTER_TRAINED,
     ACCOUNTS_PROFILES,
     ACCOUNTS_API_KEYS,
+    NOTIFICATIONS_PREFERENCES,
+    NOTIFICATIONS_RAISED,
+    NOTIFICATIONS_READ,
 )
 
 

@@ -8,8 +8,8 @@ they were computed under the limits that just changed. Search pages need no drop
 key holds the limits they were computed under (agreements/discovery_cache.py), so a changed
 limit asks for other pages.
 
-Notifications do not exist yet (another issue): `notify_limits_changed` below is where they
-will learn that a profile's limits changed, to filter what they send it.
+Notifications (agents/notifications) are per account and do not filter by profile yet:
+`notify_limits_changed` below is where they would learn that a profile's limits changed.
 
 API keys (`accounts-api-keys`, on accounts.api_keys): the row is written and the Redis mirror
 set (issued) or deleted (revoked) inside the transaction, which commits only after Redis took
@@ -37,8 +37,8 @@ from topics.registry import ACCOUNTS_API_KEYS, ACCOUNTS_PROFILES
 
 
 async def notify_limits_changed(ctx: AgentContext, user_ids: Collection[str]) -> None:
-    """Hook for notifications (not built yet): they must filter by the acting profile's limits
-    as every read path does. Nothing to tell today."""
+    """Hook for notifications: they would filter by a profile's limits as every read path
+    does; alerts are per account today (docs/NOTIFICATIONS.md, Limits). Nothing to tell."""
 
 
 async def apply_profiles(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:

@@ -42,6 +42,7 @@ def availability_event(
         platform=platform,
         appeared=[_row(s) for s in diff.appeared],
         changed=[_row(new) for _, new in diff.changed],
+        previous=[_row(old) for old, _ in diff.changed],
         # What left the feed expires now (docs/RULES.md: an empty region list expires the title
         # there), unless it had ended already.
         expired=[_row(s, expires_at=ended_at(s.expires_at, now)) for s in diff.expired],

@@ -48,6 +48,9 @@ PROCESS_DEPENDENCIES: dict[str, dict[str, Need]] = {
     # The token service and the accounts own their tables and publish their state to Redis.
     "worker:auth": {KAFKA: REQUIRED, POSTGRES: REQUIRED, REDIS: REQUIRED},
     "worker:accounts": {KAFKA: REQUIRED, POSTGRES: REQUIRED, REDIS: REQUIRED},
+    # Watchlists and preferences are in Postgres; the inbox and the devices' messages go
+    # through Redis, without which an alert cannot be delivered.
+    "worker:notifications": {KAFKA: REQUIRED, POSTGRES: REQUIRED, REDIS: REQUIRED},
 }
 
 

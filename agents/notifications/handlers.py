@@ -1,0 +1,271 @@
+"""Handlers of notifications (group notifications): watchlist alerts (docs/NOTIFICATIONS.md).
+
+- `notifications-preferences` (notifications.preferences): store each user's preferences,
+  then render their read model in Redis.
+- `notifications-availability` (content.availability_changed) and `notifications-expiring`
+  (content.expiring): turn the event into alerts (rules.py), page through the title's watchers
+  whose preferences may want each (the reverse index, 500 users a page, one transaction per
+  page), store one notification per user (a unique key: never twice per window) and publish
+  it on notifications.raised, or hold it until the user's quiet hours end (quiet.py) or, for
+  a user in a burst of alerts, to the end of the burst's slot (bursts.py).
+- `notifications-deliver` (notifications.raised): add it to the user's inbox read model (refilled
+  from PostgreSQL first when Redis has none for the user), then
+  send it as a realtime message on `user.{id}.notifications` through sync.realtime; its
+  message id is the notification id, so the delivery agent sends it at most once.
+- `notifications-read` (notifications.read): mark an inbox entry read.
+- timer `notifications-release`: publish held notifications whose time came, one event per
+  user (several: one digest message).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from itertools import groupby
+from operator import itemgetter
+from typing import Any
+
+from loguru import logger
+
+from agents.framework.context import AgentContext
+from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
+from agents.framework.unit_of_work import unit_of_work
+from agents.notifications import bursts, rules, store
+from agents.notifications.quiet import release_at
+from agents.sync.messages import realtime_event
+from agreements.notifications_read_model import (
+    INBOX_KEPT,
+    add_many,
+    mark_read,
+    missing_inboxes,
+    write_preferences,
+)
+from schemas.content import AvailabilityChanged, ContentExpiring
+from schemas.envelope import Envelope, utcnow
+from schemas.notifications import NotificationRaised, NotificationRead, PreferencesChanged
+from schemas.sync import NotificationDigestMessage, NotificationMessage, RealtimeMessage
+from topics.registry import (
+    CONTENT_AVAILABILITY_CHANGED,
+    CONTENT_EXPIRING,
+    NOTIFICATIONS_PREFERENCES,
+    NOTIFICATIONS_RAISED,
+    NOTIFICATIONS_READ,
+)
+
+GROUP = "notifications"
+# Watchers per page (and per transaction): bounds memory and lock time for a popular title.
+PAGE = 500
+RELEASE_BATCH = 500
+
+
+async def apply_preferences(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
+    touched: set[str] = set()
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        for env in batch:
+            change: PreferencesChanged = env.payload
+            await store.apply_preferences(conn, change)
+            touched.add(change.user_id)
+    await write_preferences(ctx.redis, ctx.prefix, await store.documents(ctx.pool, touched))
+
+
+async def render_all_preferences(ctx: AgentContext) -> int:
+    """Render every user's preferences, a page at a time: Redis keeps nothing on disk."""
+    after, count = "", 0
+    while page := await store.documents(ctx.pool, after=after, limit=1000):
+        await write_preferences(ctx.redis, ctx.prefix, page)
+        after, count = page[-1].user_id, count + len(page)
+    return count
+
+
+async def _raise(
+    ctx: AgentContext, env: Envelope[Any], alerts: list[rules.Alert], clock: Callable[[], datetime]
+) -> int:
+    raised = 0
+    for alert in alerts:
+        after, title = "", None
+        while True:
+            async with unit_of_work(ctx) as uow:
+                if title is None:
+                    title = await store.title_of(uow.conn, alert.content_id)
+                page = await store.watchers(
+                    uow.conn,
+                    alert.content_id,
+                    alert.platform,
+                    alert.region,
+                    alert.kind.value,
+                    after,
+                    PAGE,
+                )
+                now = clock()
+                since = now - timedelta(seconds=bursts.WINDOW_S)
+                recent = await store.recent_counts(uow.conn, [w.user_id for w in page], since)
+                planned: list[store.Raised] = []
+                for watcher in page:
+                    wanted = rules.for_user(alert, watcher.preferences)
+                    if wanted is None:
+                        continue
+                    note = rules.notification(watcher.user_id, wanted, title, env.time, now)
+                    prefs = watcher.preferences
+                    quiet_end = release_at(now, prefs.time_zone, prefs.quiet_hours)
+                    later = bursts.held_until(now, recent.get(watcher.user_id, 0), quiet_end)
+                    window = rules.window_for(wanted, env.time)
+                    planned.append(store.Raised(watcher.user_id, note, window, later))
+                # Those raised for them already (a redelivery) are not stored again.
+                stored = await store.insert(uow.conn, planned)
+                for r in planned:
+                    if r.notification.notification_id not in stored:
+                        continue
+                    raised += 1
+                    if r.deliver_at is None:
+                        uow.emit(
+                            NOTIFICATIONS_RAISED,
+                            NotificationRaised(user_id=r.user_id, notifications=[r.notification]),
+                            key=r.user_id,
+                            cause=env,
+                        )
+            if len(page) < PAGE:
+                break
+            after = page[-1].user_id
+    return raised
+
+
+Alerts = Callable[[AgentContext, Any], Awaitable[list[rules.Alert]]]
+
+
+def alert_agent(
+    of: Alerts, clock: Callable[[], datetime] = utcnow
+) -> Callable[[AgentContext, list[Envelope[Any]]], Any]:
+    async def raise_alerts(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
+        raised = 0
+        for env in batch:
+            raised += await _raise(ctx, env, await of(ctx, env.payload), clock)
+        if raised:
+            logger.info("{} notification(s) raised from {} event(s)", raised, len(batch))
+
+    return raise_alerts
+
+
+async def _of_change(ctx: AgentContext, event: AvailabilityChanged) -> list[rules.Alert]:
+    alerts = rules.alerts_of_change(event)
+    if event.appeared:
+        async with ctx.pool.acquire() as conn:
+            episode = await store.episode_of(conn, event.canonical_id)
+        if episode is not None:
+            alerts += rules.alerts_of_new_season(event, *episode)
+    return alerts
+
+
+async def _of_expiry(ctx: AgentContext, event: ContentExpiring) -> list[rules.Alert]:
+    return rules.alerts_of_expiry(event)
+
+
+async def deliver(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
+    """Inbox first, then the device messages: a device told of an alert finds it in the inbox.
+    Both are idempotent, so a redelivered record adds nothing and sends nothing twice. Several
+    notifications released together go to devices as one digest. One Redis round trip for
+    the batch's inboxes and one broker round trip for its messages."""
+    users = {env.payload.user_id for env in batch}
+    # New, expired, or lost with Redis: refill those inboxes from PostgreSQL first, so the
+    # unread count is not only this alert.
+    missing = await missing_inboxes(ctx.redis, ctx.prefix, users)
+    entries = await store.inboxes(ctx.pool, missing, INBOX_KEPT) if missing else []
+    outgoing = []
+    for env in batch:
+        raised: NotificationRaised = env.payload
+        user_id, notes = raised.user_id, raised.notifications
+        entries.extend((user_id, note, False) for note in notes)
+        if len(notes) == 1:
+            message: RealtimeMessage = NotificationMessage(notification=notes[0])
+            ident = notes[0].notification_id
+        else:
+            message = NotificationDigestMessage(notifications=notes)
+            ident = bursts.digest_id([n.notification_id for n in notes])
+        event = realtime_event(user_id, message, ident, max(n.created_at for n in notes), env)
+        envelope = ctx.publisher.build_envelope(event.payload, event.key, event.correlation_id)
+        outgoing.append((event.topic, envelope))
+    await add_many(ctx.redis, ctx.prefix, entries)
+    await ctx.publisher.send_envelopes(outgoing)
+
+
+async def apply_read(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        for env in batch:
+            read: NotificationRead = env.payload
+            await store.mark_read(conn, read.user_id, read.notification_id, read.read_at)
+    for env in batch:
+        await mark_read(
+            ctx.redis, ctx.prefix, env.payload.user_id, str(env.payload.notification_id)
+        )
+
+
+def releaser(clock: Callable[[], datetime] = utcnow) -> Callable[[AgentContext], Any]:
+    async def release(ctx: AgentContext) -> int:
+        async with unit_of_work(ctx) as uow:
+            due = await store.release_due(uow.conn, clock(), RELEASE_BATCH)
+            # One event per user: what quiet hours or a burst held goes out as one digest.
+            for user_id, group in groupby(due, key=itemgetter(0)):
+                uow.emit(
+                    NOTIFICATIONS_RAISED,
+                    NotificationRaised(user_id=user_id, notifications=[n for _, n in group]),
+                    key=user_id,
+                )
+        return len(due)
+
+    return release
+
+
+AGENTS = [
+    AgentSpec(
+        name="notifications-preferences",
+        group=GROUP,
+        topic=NOTIFICATIONS_PREFERENCES,
+        handler=apply_preferences,
+        batch_within_s=TAKE_WHAT_IS_READY,
+        description="stores users' notification preferences and renders their read model",
+    ),
+    AgentSpec(
+        name="notifications-availability",
+        group=GROUP,
+        topic=CONTENT_AVAILABILITY_CHANGED,
+        handler=alert_agent(_of_change),
+        batch_within_s=TAKE_WHAT_IS_READY,
+        description="raises `arrived`, `price_drop` and `new_season` alerts for the watchers of "
+        "a title (or an episode's series) on their service in their region",
+    ),
+    AgentSpec(
+        name="notifications-expiring",
+        group=GROUP,
+        topic=CONTENT_EXPIRING,
+        handler=alert_agent(_of_expiry),
+        batch_within_s=TAKE_WHAT_IS_READY,
+        description="raises `leaving_soon` alerts for the watchers of a title leaving their "
+        "service",
+    ),
+    AgentSpec(
+        name="notifications-deliver",
+        group=GROUP,
+        topic=NOTIFICATIONS_RAISED,
+        handler=deliver,
+        batch_within_s=TAKE_WHAT_IS_READY,
+        description="adds each notification to the user's inbox and sends it to their devices",
+    ),
+    AgentSpec(
+        name="notifications-read",
+        group=GROUP,
+        topic=NOTIFICATIONS_READ,
+        handler=apply_read,
+        batch_within_s=TAKE_WHAT_IS_READY,
+        description="marks inbox entries read",
+    ),
+]
+
+TIMERS = [
+    TimerSpec(
+        name="notifications-preferences-render",
+        group=GROUP,
+        interval_s=3600.0,
+        run=render_all_preferences,
+        at_start=True,
+    ),
+    TimerSpec(name="notifications-release", group=GROUP, interval_s=30.0, run=releaser()),
+]

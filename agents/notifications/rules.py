@@ -1,0 +1,155 @@
+"""Which alerts an availability event raises, whom they concern and under which id (no I/O).
+
+An event becomes *alerts*: one per (title, platform, region, kind), carrying the offer types
+that caused it. A watcher gets an alert only if it matches their preferences (region,
+services, alert kinds, offer types, narrowed to the types they want). A notification's id is
+fixed by (user, title, platform, kind, window), the same key PostgreSQL keeps unique: a
+redelivered event, or another event about the same thing within the window, is the same
+notification, stored once and delivered once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from schemas.content import (
+    AvailabilityChanged,
+    AvailabilityRow,
+    AvailabilityType,
+    ContentExpiring,
+)
+from schemas.notifications import AlertKind, Notification, NotificationPreferences
+
+# One notification per (user, title, platform, kind) per window of this many days.
+NOTIFY_WINDOW_DAYS = 7
+# Fixed namespace of notification ids (uuid5): changing it would deliver alerts again.
+NOTIFICATION_IDS = uuid.UUID("6a1d2b8e-43f0-4c55-9b1e-2f7d9e0c5a17")
+_EPOCH_DAY_S = 86_400
+
+
+@dataclass(frozen=True)
+class Alert:
+    kind: AlertKind
+    content_id: uuid.UUID
+    platform: str
+    region: str
+    offer_types: tuple[AvailabilityType, ...]
+    expires_at: datetime | None = None
+    # new_season: the season whose episode appeared (the alert is about its series).
+    season_number: int | None = None
+
+
+def window_of(at: datetime) -> int:
+    """The dedup window an instant falls in."""
+    return int(at.timestamp()) // (_EPOCH_DAY_S * NOTIFY_WINDOW_DAYS)
+
+
+def window_for(alert: Alert, caused_at: datetime) -> int:
+    """The dedup window of an alert: for a new season the season itself (one alert per season
+    and platform, however many weeks its episodes take to arrive), else the time window."""
+    if alert.kind is AlertKind.new_season and alert.season_number is not None:
+        return alert.season_number
+    return window_of(caused_at)
+
+
+def _dropped(before: AvailabilityRow, after: AvailabilityRow) -> bool:
+    """A lower price in the same currency (a paid offer turned free counts too)."""
+    if before.price_cents is None or before.availability_type != after.availability_type:
+        return False
+    if after.availability_type is AvailabilityType.free:
+        return False
+    if after.price_cents is None or after.currency != before.currency:
+        return False
+    return after.price_cents < before.price_cents
+
+
+def alerts_of_change(event: AvailabilityChanged) -> list[Alert]:
+    """`arrived` per region where rows appeared; `price_drop` per region where a changed row
+    costs less than the row it replaced (`previous`; events without it raise none). Expired
+    rows raise nothing: `content.expiring` warned before."""
+    by_kind: dict[tuple[AlertKind, str], set[AvailabilityType]] = {}
+    for row in event.appeared:
+        by_kind.setdefault((AlertKind.arrived, row.region), set()).add(row.availability_type)
+    if len(event.previous) == len(event.changed):
+        for before, after in zip(event.previous, event.changed, strict=True):
+            if before.region == after.region and _dropped(before, after):
+                key = (AlertKind.price_drop, after.region)
+                by_kind.setdefault(key, set()).add(after.availability_type)
+    return [
+        Alert(kind, event.canonical_id, event.platform, region, tuple(sorted(types)))
+        for (kind, region), types in sorted(by_kind.items())
+    ]
+
+
+def alerts_of_new_season(
+    event: AvailabilityChanged, series_id: uuid.UUID, season_number: int | None
+) -> list[Alert]:
+    """`new_season` for the series, per region where an episode of a season after the first
+    appeared (the first season arriving is the series arriving: `arrived` on the series)."""
+    if season_number is None or season_number < 2:
+        return []
+    by_region: dict[str, set[AvailabilityType]] = {}
+    for row in event.appeared:
+        by_region.setdefault(row.region, set()).add(row.availability_type)
+    return [
+        Alert(
+            AlertKind.new_season,
+            series_id,
+            event.platform,
+            region,
+            tuple(sorted(types)),
+            season_number=season_number,
+        )
+        for region, types in sorted(by_region.items())
+    ]
+
+
+def alerts_of_expiry(event: ContentExpiring) -> list[Alert]:
+    """`leaving_soon` for the offer named (a notice without its offer type counts as any)."""
+    types = (event.availability_type,) if event.availability_type else tuple(AvailabilityType)
+    return [
+        Alert(
+            AlertKind.leaving_soon,
+            event.canonical_id,
+            event.platform,
+            event.region,
+            tuple(sorted(types)),
+            event.expires_at,
+        )
+    ]
+
+
+def for_user(alert: Alert, prefs: NotificationPreferences) -> Alert | None:
+    """The alert as this user should get it (offer types narrowed to theirs), or None."""
+    if alert.kind not in prefs.alerts or alert.region != prefs.region:
+        return None
+    if alert.platform not in prefs.services:
+        return None
+    wanted = tuple(t for t in alert.offer_types if t in prefs.offer_types)
+    return replace(alert, offer_types=wanted) if wanted else None
+
+
+def notification_id(user_id: str, alert: Alert, window: int) -> uuid.UUID:
+    key = f"{user_id}\x1f{alert.content_id}\x1f{alert.platform}\x1f{alert.kind}\x1f{window}"
+    return uuid.uuid5(NOTIFICATION_IDS, key)
+
+
+def notification(
+    user_id: str, alert: Alert, title: str, caused_at: datetime, now: datetime
+) -> Notification:
+    """The notification of `alert` for a user; its window is that of its cause, so a
+    redelivery of the cause, however late, lands on the same id."""
+    return Notification(
+        notification_id=notification_id(user_id, alert, window_for(alert, caused_at)),
+        kind=alert.kind,
+        content_id=alert.content_id,
+        title=title,
+        platform=alert.platform,
+        region=alert.region,
+        offer_types=list(alert.offer_types),
+        expires_at=alert.expires_at,
+        season_number=alert.season_number,
+        created_at=now,
+    )

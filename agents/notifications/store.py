@@ -1,0 +1,237 @@
+"""The notifications slice's tables (migration 0060): preferences, the notifications raised
+(the inbox's truth and the "never twice" key), and the watchers of a title through the
+reverse index on sync_watchlist."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from schemas.notifications import (
+    Notification,
+    NotificationPreferences,
+    PreferencesChanged,
+    PreferencesDocument,
+    QuietHours,
+)
+
+_UPSERT = """
+INSERT INTO notification_preferences
+    (user_id, services, region, time_zone, quiet_start, quiet_end, alerts, offer_types,
+     changed_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+ON CONFLICT (user_id) DO UPDATE SET
+    services = EXCLUDED.services, region = EXCLUDED.region, time_zone = EXCLUDED.time_zone,
+    quiet_start = EXCLUDED.quiet_start, quiet_end = EXCLUDED.quiet_end,
+    alerts = EXCLUDED.alerts, offer_types = EXCLUDED.offer_types,
+    changed_at = EXCLUDED.changed_at
+-- A change made before the stored one arrived late: the stored one stands.
+WHERE notification_preferences.changed_at <= EXCLUDED.changed_at
+"""
+_COLUMNS = "user_id, services, region, time_zone, quiet_start, quiet_end, alerts, offer_types"
+
+
+async def apply_preferences(conn: asyncpg.Connection, change: PreferencesChanged) -> None:
+    p = change.preferences
+    quiet = p.quiet_hours
+    await conn.execute(
+        _UPSERT,
+        change.user_id,
+        list(p.services),
+        p.region,
+        p.time_zone,
+        quiet.start_time if quiet else None,
+        quiet.end_time if quiet else None,
+        [a.value for a in p.alerts],
+        [t.value for t in p.offer_types],
+        change.changed_at,
+    )
+
+
+def _preferences(row: asyncpg.Record) -> NotificationPreferences:
+    quiet = None
+    if row["quiet_start"] is not None:
+        quiet = QuietHours(
+            start=row["quiet_start"].strftime("%H:%M"), end=row["quiet_end"].strftime("%H:%M")
+        )
+    return NotificationPreferences(
+        services=list(row["services"]),
+        region=row["region"],
+        time_zone=row["time_zone"],
+        quiet_hours=quiet,
+        alerts=list(row["alerts"]),
+        offer_types=list(row["offer_types"]),
+    )
+
+
+async def documents(
+    db: asyncpg.Pool | asyncpg.Connection,
+    user_ids: Collection[str] | None = None,
+    after: str = "",
+    limit: int = 1000,
+) -> list[PreferencesDocument]:
+    """The stored preferences of these users (None: of every user, a page after `after`)."""
+    rows = await db.fetch(
+        f"SELECT {_COLUMNS}, changed_at FROM notification_preferences "
+        "WHERE ($1::text[] IS NULL OR user_id = ANY($1::text[])) AND user_id > $2 "
+        "ORDER BY user_id LIMIT $3",
+        None if user_ids is None else list(user_ids),
+        after,
+        limit,
+    )
+    return [
+        PreferencesDocument(
+            user_id=r["user_id"], preferences=_preferences(r), changed_at=r["changed_at"]
+        )
+        for r in rows
+    ]
+
+
+@dataclass(frozen=True)
+class Watcher:
+    user_id: str
+    preferences: NotificationPreferences
+
+
+async def watchers(
+    conn: asyncpg.Connection,
+    content_id: uuid.UUID,
+    platform: str,
+    region: str,
+    kind: str,
+    after: str,
+    limit: int,
+) -> list[Watcher]:
+    """A page of the users with the title on their watchlist whose preferences may want this
+    alert, after `after` in user order: the index (content_id, user_id) gives them in order,
+    and only users with preferences join (no preferences, no alerts)."""
+    rows = await conn.fetch(
+        f"SELECT {', '.join('p.' + c for c in _COLUMNS.split(', '))} "
+        "FROM sync_watchlist w JOIN notification_preferences p USING (user_id) "
+        "WHERE w.content_id = $1 AND w.visible AND w.user_id > $2 "
+        "AND p.region = $3 AND $4 = ANY(p.services) AND $5 = ANY(p.alerts) "
+        "ORDER BY w.user_id LIMIT $6",
+        content_id,
+        after,
+        region,
+        platform,
+        kind,
+        limit,
+    )
+    return [Watcher(r["user_id"], _preferences(r)) for r in rows]
+
+
+async def episode_of(
+    conn: asyncpg.Connection, content_id: uuid.UUID
+) -> tuple[uuid.UUID, int | None] | None:
+    """(series, season number) when the title is an episode (migration 0040), else None."""
+    row = await conn.fetchrow(
+        "SELECT series_id, season_number FROM episodes WHERE canonical_id = $1", content_id
+    )
+    return None if row is None else (row["series_id"], row["season_number"])
+
+
+async def title_of(conn: asyncpg.Connection, content_id: uuid.UUID) -> str:
+    value = await conn.fetchval("SELECT title FROM content WHERE canonical_id = $1", content_id)
+    return str(value or "")
+
+
+@dataclass(frozen=True)
+class Raised:
+    user_id: str
+    notification: Notification
+    window: int
+    # Not before this (quiet hours, a burst); None: deliver now.
+    deliver_at: datetime | None
+
+
+async def insert(conn: asyncpg.Connection, raised: list[Raised]) -> set[uuid.UUID]:
+    """Store a page's notifications in one statement; the ids of those stored. One whose (user,
+    title, platform, kind, window) has one already is not: a redelivery, or the same alert
+    again within the window."""
+    if not raised:
+        return set()
+    n = [r.notification for r in raised]
+    rows = await conn.fetch(
+        "INSERT INTO notifications (user_id, notification_id, kind, content_id, platform, "
+        "window_no, body, created_at, deliver_at) "
+        "SELECT u, i, k, c, p, w, b::jsonb, t, d FROM unnest($1::text[], $2::uuid[], "
+        "$3::text[], $4::uuid[], $5::text[], $6::int[], $7::text[], $8::timestamptz[], "
+        "$9::timestamptz[]) AS x(u, i, k, c, p, w, b, t, d) "
+        "ON CONFLICT DO NOTHING RETURNING notification_id",
+        [r.user_id for r in raised],
+        [x.notification_id for x in n],
+        [x.kind.value for x in n],
+        [x.content_id for x in n],
+        [x.platform for x in n],
+        [r.window for r in raised],
+        [x.model_dump_json() for x in n],
+        [x.created_at for x in n],
+        [r.deliver_at for r in raised],
+    )
+    return {r["notification_id"] for r in rows}
+
+
+async def recent_counts(
+    conn: asyncpg.Connection, user_ids: list[str], since: datetime
+) -> dict[str, int]:
+    """How many alerts each of these users was raised since `since` (a burst's measure)."""
+    rows = await conn.fetch(
+        "SELECT user_id, count(*) AS n FROM notifications "
+        "WHERE user_id = ANY($1::text[]) AND created_at > $2 GROUP BY user_id",
+        user_ids,
+        since,
+    )
+    return {r["user_id"]: int(r["n"]) for r in rows}
+
+
+async def release_due(
+    conn: asyncpg.Connection, now: datetime, limit: int
+) -> list[tuple[str, Notification]]:
+    """Queued notifications whose quiet hours are over, taken for delivery (deliver_at
+    cleared); SKIP LOCKED lets two workers share the work."""
+    rows = await conn.fetch(
+        "UPDATE notifications n SET deliver_at = NULL FROM ("
+        "  SELECT user_id, notification_id FROM notifications "
+        "  WHERE deliver_at IS NOT NULL AND deliver_at <= $1 "
+        "  ORDER BY deliver_at LIMIT $2 FOR UPDATE SKIP LOCKED) due "
+        "WHERE n.user_id = due.user_id AND n.notification_id = due.notification_id "
+        "RETURNING n.user_id, n.body, n.created_at",
+        now,
+        limit,
+    )
+    ordered = sorted(rows, key=lambda r: (r["user_id"], r["created_at"]))
+    return [(r["user_id"], Notification.model_validate(r["body"])) for r in ordered]
+
+
+async def inboxes(
+    db: asyncpg.Pool | asyncpg.Connection, user_ids: Collection[str], limit: int
+) -> list[tuple[str, Notification, bool]]:
+    """Each user's newest `limit` delivered notifications, oldest first, with whether read."""
+    rows = await db.fetch(
+        "SELECT user_id, body, read FROM ("
+        "  SELECT user_id, body, read_at IS NOT NULL AS read, created_at, row_number() OVER ("
+        "    PARTITION BY user_id ORDER BY created_at DESC) AS rn FROM notifications"
+        "  WHERE user_id = ANY($1::text[]) AND deliver_at IS NULL) t "
+        "WHERE rn <= $2 ORDER BY user_id, created_at",
+        list(user_ids),
+        limit,
+    )
+    return [(r["user_id"], Notification.model_validate(r["body"]), r["read"]) for r in rows]
+
+
+async def mark_read(
+    conn: asyncpg.Connection, user_id: str, notification_id: uuid.UUID, at: datetime
+) -> bool:
+    done = await conn.fetchval(
+        "UPDATE notifications SET read_at = coalesce(read_at, $3) "
+        "WHERE user_id = $1 AND notification_id = $2 RETURNING true",
+        user_id,
+        notification_id,
+        at,
+    )
+    return bool(done)

@@ -1,0 +1,137 @@
+"""The notifications read models in Redis, shared by the notifications agents (write) and the
+gateway (read) (docs/NOTIFICATIONS.md):
+
+- `{prefix}:notify:prefs:{user_id}`: the user's `PreferencesDocument` as JSON;
+- `{prefix}:notify:inbox:{user_id}`: a sorted set of notification ids, scored by creation time
+  in microseconds (the paging cursor), at most `INBOX_KEPT` kept;
+- `{prefix}:notify:items:{user_id}`: a hash notification id -> the `Notification` JSON;
+- `{prefix}:notify:unread:{user_id}`: the set of unread notification ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Iterable
+
+import redis.asyncio as aioredis
+
+from schemas.notifications import (
+    InboxEntry,
+    InboxPage,
+    Notification,
+    PreferencesDocument,
+)
+
+INBOX_KEPT = 200
+# Keyed per user; a user who hears nothing for this long reloads nothing (the inbox is
+# a convenience view: PostgreSQL keeps every notification).
+TTL_S = 30 * 86_400
+
+
+def prefs_key(prefix: str, user_id: str) -> str:
+    return f"{prefix}:notify:prefs:{user_id}"
+
+
+def _inbox(prefix: str, user_id: str) -> tuple[str, str, str]:
+    base = f"{prefix}:notify"
+    return f"{base}:inbox:{user_id}", f"{base}:items:{user_id}", f"{base}:unread:{user_id}"
+
+
+async def write_preferences(
+    redis: aioredis.Redis, prefix: str, documents: Iterable[PreferencesDocument]
+) -> None:
+    async with redis.pipeline(transaction=False) as pipe:
+        for doc in documents:
+            pipe.set(prefs_key(prefix, doc.user_id), doc.model_dump_json())
+        await pipe.execute()
+
+
+async def read_preferences(
+    redis: aioredis.Redis, prefix: str, user_id: str
+) -> PreferencesDocument | None:
+    raw = await redis.get(prefs_key(prefix, user_id))
+    return None if raw is None else PreferencesDocument.model_validate_json(raw)
+
+
+# Add a notification once: a redelivered one (already in the hash) changes nothing, so a
+# notification read in between does not come back unread. KEYS: inbox, items, unread.
+# ARGV: id, score, json, kept, ttl.
+_ADD = """
+if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[3]) == 0 then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+local n = redis.call('ZCARD', KEYS[1])
+if n > tonumber(ARGV[4]) then
+  local old = redis.call('ZRANGE', KEYS[1], 0, n - tonumber(ARGV[4]) - 1)
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - tonumber(ARGV[4]) - 1)
+  redis.call('HDEL', KEYS[2], unpack(old))
+  redis.call('SREM', KEYS[3], unpack(old))
+end
+for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
+return 1
+"""
+
+
+def score_of(notification: Notification) -> int:
+    return int(notification.created_at.timestamp() * 1_000_000)
+
+
+async def missing_inboxes(
+    redis: aioredis.Redis, prefix: str, user_ids: Collection[str]
+) -> set[str]:
+    """Those of these users Redis holds no inbox for (new, expired, or lost)."""
+    users = list(user_ids)
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id in users:
+            pipe.exists(_inbox(prefix, user_id)[0])
+        found = await pipe.execute()
+    return {u for u, n in zip(users, found, strict=True) if not n}
+
+
+async def add_many(
+    redis: aioredis.Redis, prefix: str, entries: Iterable[tuple[str, Notification, bool]]
+) -> None:
+    """Add (user, notification, read) entries in order, in one round trip; each is added once
+    (`_ADD`), and one marked read is taken out of the unread set."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id, notification, read in entries:
+            keys = _inbox(prefix, user_id)
+            pipe.eval(
+                _ADD,
+                3,
+                *keys,
+                str(notification.notification_id),
+                score_of(notification),
+                notification.model_dump_json(),
+                INBOX_KEPT,
+                TTL_S,
+            )
+            if read:
+                pipe.srem(keys[2], str(notification.notification_id))
+        await pipe.execute()
+
+
+async def mark_read(redis: aioredis.Redis, prefix: str, user_id: str, notification_id: str) -> None:
+    await redis.srem(_inbox(prefix, user_id)[2], notification_id)
+
+
+async def read_inbox(
+    redis: aioredis.Redis, prefix: str, user_id: str, limit: int, before: int | None
+) -> InboxPage:
+    """Newest first, `limit` entries scored below `before` (None: from the newest)."""
+    inbox, items, unread = _inbox(prefix, user_id)
+    top = f"({before}" if before is not None else "+inf"
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.zrevrangebyscore(inbox, top, "-inf", start=0, num=limit + 1, withscores=True)
+        pipe.scard(unread)
+        ranked, unread_count = await pipe.execute()
+    page = ranked[:limit]
+    ids = [member for member, _ in page]
+    bodies = await redis.hmget(items, ids) if ids else []
+    flags = await redis.smismember(unread, ids) if ids else []
+    entries = [
+        InboxEntry(**Notification.model_validate_json(body).model_dump(), read=not flag)
+        for body, flag in zip(bodies, flags, strict=True)
+        if body is not None
+    ]
+    cursor = str(int(page[-1][1])) if len(ranked) > limit else None
+    return InboxPage(user_id=user_id, unread=unread_count, items=entries, next_cursor=cursor)

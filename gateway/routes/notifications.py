@@ -1,0 +1,161 @@
+"""Watchlist alerts (docs/NOTIFICATIONS.md): a user's notification preferences, written
+through notifications.preferences and read from the Redis read model the notifications agents
+render; their inbox, read from Redis, and marking an entry read through notifications.read.
+The gateway never reads PostgreSQL.
+
+Scopes: `notifications:read` (GETs) and `notifications:write` (PUT, POST .../read).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from fastapi import APIRouter, Request, Response, status
+
+from agreements.notifications_read_model import read_inbox, read_preferences
+from core.publisher import Publisher
+from gateway.accepted import Accepted, accepted
+from gateway.auth.dependencies import own_user
+from gateway.errors import error_response
+from gateway.idempotency import operation_id
+from gateway.json_body import json_body, openapi_body
+from gateway.request_parameters import USER_ID, UuidParameter, invalid
+from gateway.routes.user_routes import READ_RESPONSES, RESPONSES, documented
+from schemas.notifications import (
+    InboxPage,
+    NotificationPreferences,
+    NotificationRead,
+    PreferencesChanged,
+    PreferencesDocument,
+)
+from topics.registry import NOTIFICATIONS_PREFERENCES, NOTIFICATIONS_READ
+
+router = APIRouter(prefix="/api/v1/users/{user_id}", tags=["notifications"])
+
+NOTIFICATION_ID = UuidParameter("notification_id", "a notification of the user's inbox")
+DEFAULT_LIMIT, MAX_LIMIT = 20, 100
+_NO_PREFERENCES = {404: {"description": "`not_found`: the user has set no preferences"}}
+
+
+def _json(body: str) -> Response:
+    return Response(body, media_type="application/json", headers={"Cache-Control": "no-store"})
+
+
+@router.put(
+    "/preferences",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses=RESPONSES,
+    openapi_extra=documented(
+        USER_ID,
+        write=True,
+        extra=openapi_body(
+            NotificationPreferences,
+            "the user's notification preferences, replaced whole: services (platform ids), "
+            "region, time zone and quiet hours in local time, alert kinds, offer types",
+        ),
+    ),
+    summary="Replace the user's notification preferences",
+)
+async def put_preferences(request: Request) -> Response:
+    _, user_id = await own_user(request, "notifications:write")
+    body = await json_body(request, NotificationPreferences)
+    change = PreferencesChanged(user_id=user_id, preferences=body, changed_at=datetime.now(UTC))
+    publisher: Publisher = request.app.state.publisher
+    published = await publisher.publish(
+        NOTIFICATIONS_PREFERENCES, change, key=user_id, event_id=operation_id(request)
+    )
+    return accepted(published)
+
+
+@router.get(
+    "/preferences",
+    responses={
+        200: {"model": PreferencesDocument, "description": "the preferences applied"},
+        **_NO_PREFERENCES,
+        **READ_RESPONSES,
+    },
+    openapi_extra=documented(USER_ID),
+    summary="The user's notification preferences",
+)
+async def get_preferences(request: Request) -> Response:
+    _, user_id = await own_user(request, "notifications:read")
+    prefix = request.app.state.settings.redis.key_prefix
+    document = await read_preferences(request.app.state.redis, prefix, user_id)
+    if document is None:
+        return error_response(
+            404, "not_found", "no notification preferences for this user", request
+        )
+    return _json(document.model_dump_json())
+
+
+def _page_query(request: Request) -> tuple[int, int | None]:
+    raw = request.query_params.get("limit", str(DEFAULT_LIMIT))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        raise invalid(("query", "limit"), f"must be a whole number from 1 to {MAX_LIMIT}", raw)
+    cursor = request.query_params.get("cursor")
+    if cursor is not None and (not cursor.isdigit() or len(cursor) > 19):
+        raise invalid(("query", "cursor"), "must be a `next_cursor` of a previous page", cursor)
+    return int(raw), None if cursor is None else int(cursor)
+
+
+@router.get(
+    "/notifications",
+    responses={
+        200: {"model": InboxPage, "description": "the inbox, newest first, and the unread count"},
+        **READ_RESPONSES,
+    },
+    openapi_extra=documented(
+        USER_ID,
+        extra={
+            "parameters": [
+                {
+                    "name": "limit",
+                    "in": "query",
+                    "required": False,
+                    "schema": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "maximum": MAX_LIMIT,
+                        "default": DEFAULT_LIMIT,
+                    },
+                },
+                {
+                    "name": "cursor",
+                    "in": "query",
+                    "required": False,
+                    "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
+                    "description": "the `next_cursor` of the previous page",
+                },
+            ]
+        },
+    ),
+    summary="The user's notifications (inbox), newest first",
+)
+async def list_notifications(request: Request) -> Response:
+    _, user_id = await own_user(request, "notifications:read")
+    limit, before = _page_query(request)
+    prefix = request.app.state.settings.redis.key_prefix
+    page = await read_inbox(request.app.state.redis, prefix, user_id, limit, before)
+    return _json(page.model_dump_json())
+
+
+@router.post(
+    "/notifications/{notification_id}/read",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
+    responses=RESPONSES,
+    openapi_extra=documented(USER_ID, NOTIFICATION_ID, write=True),
+    summary="Mark a notification read",
+)
+async def read_notification(request: Request) -> Response:
+    _, user_id = await own_user(request, "notifications:write")
+    notification_id = NOTIFICATION_ID.read(request)
+    change = NotificationRead(
+        user_id=user_id, notification_id=notification_id, read_at=datetime.now(UTC)
+    )
+    publisher: Publisher = request.app.state.publisher
+    published = await publisher.publish(
+        NOTIFICATIONS_READ, change, key=user_id, event_id=operation_id(request)
+    )
+    return accepted(published)
