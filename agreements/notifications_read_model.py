@@ -10,7 +10,7 @@ gateway (read) (docs/NOTIFICATIONS.md):
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 import redis.asyncio as aioredis
 
@@ -135,3 +135,40 @@ async def read_inbox(
     ]
     cursor = str(int(page[-1][1])) if len(ranked) > limit else None
     return InboxPage(user_id=user_id, unread=unread_count, items=entries, next_cursor=cursor)
+
+
+async def read_inbox_allowed(
+    redis: aioredis.Redis,
+    prefix: str,
+    user_id: str,
+    limit: int,
+    before: int | None,
+    allowed: Callable[[Notification], bool],
+) -> InboxPage:
+    """As read_inbox, of only the notifications `allowed` passes (a profile's parental
+    controls): the inbox holds at most INBOX_KEPT, so it is read whole and filtered before it
+    is paged. Pages, cursors and the unread count are then those of the allowed entries."""
+    inbox, items, unread = _inbox(prefix, user_id)
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.zrevrangebyscore(inbox, "+inf", "-inf", withscores=True)
+        pipe.hgetall(items)
+        pipe.smembers(unread)
+        ranked, bodies, unread_ids = await pipe.execute()
+    shown: list[tuple[InboxEntry, int]] = []
+    unread_count = 0
+    for member, score in ranked:
+        body = bodies.get(member)
+        if body is None:
+            continue
+        note = Notification.model_validate_json(body)
+        if not allowed(note):
+            continue
+        flag = member in unread_ids
+        unread_count += flag
+        if before is None or score < before:
+            shown.append((InboxEntry(**note.model_dump(), read=not flag), int(score)))
+    page = shown[:limit]
+    cursor = str(page[-1][1]) if len(shown) > limit else None
+    return InboxPage(
+        user_id=user_id, unread=unread_count, items=[e for e, _ in page], next_cursor=cursor
+    )

@@ -15,6 +15,7 @@ without an agent: a title read directly, and suggestions.
 from __future__ import annotations
 
 from fastapi import FastAPI, Request, Response
+from starlette.requests import HTTPConnection
 
 from agreements.profiles_read_model import read_profile
 from gateway.auth.dependencies import resolve_principal
@@ -108,6 +109,22 @@ async def acting_profile(request: Request) -> Profile | None:
                 raise ProfileRefused("unknown_profile", "no such profile in the account", field)
     scope[_ACTING_KEY] = profile
     return profile
+
+
+async def limits_of(
+    request: HTTPConnection, user_id: str, profile_id: str | None, field: str
+) -> ProfileLimits | None:
+    """The limits of a profile named earlier (a stream ticket's claim), read once; None: no
+    profile, or one without limits. A profile gone since is refused, never taken as none."""
+    if profile_id is None:
+        return None
+    settings = request.app.state.settings
+    profile = await read_profile(
+        request.app.state.redis, settings.redis.key_prefix, user_id, profile_id
+    )
+    if profile is None:
+        raise ProfileRefused("unknown_profile", "no such profile in the account", field)
+    return profile.limits if profile.limits.restricts else None
 
 
 async def acting_limits(request: Request) -> ProfileLimits | None:

@@ -11,7 +11,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from schemas.content import AvailabilityType
+from schemas.content import AvailabilityType, MaturityRating
 from schemas.envelope import Payload
 from schemas.time_zone import TimeZoneName
 
@@ -100,6 +100,14 @@ class Notification(_Data):
     kind: AlertKind
     content_id: uuid.UUID
     title: str = Field(default="", max_length=500)
+    # What parental controls judge the title by (agreements/parental_controls.py): its
+    # maturity rating (null: unrated) and canonical genres. `genres` null means the facts are
+    # unknown (a notification raised before they were carried): never shown to a limited
+    # profile.
+    content_rating: MaturityRating | None = None
+    genres: list[Annotated[str, Field(min_length=1, max_length=64)]] | None = Field(
+        default=None, max_length=50
+    )
     platform: PlatformId
     region: str = Field(pattern=r"^[A-Z]{2}$")
     offer_types: list[AvailabilityType]

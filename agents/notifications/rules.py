@@ -19,6 +19,7 @@ from schemas.content import (
     AvailabilityRow,
     AvailabilityType,
     ContentExpiring,
+    MaturityRating,
 )
 from schemas.notifications import AlertKind, Notification, NotificationPreferences
 
@@ -39,6 +40,31 @@ class Alert:
     expires_at: datetime | None = None
     # new_season: the season whose episode appeared (the alert is about its series).
     season_number: int | None = None
+
+
+@dataclass(frozen=True)
+class TitleFacts:
+    """What a notification says of its title: the name, and what parental controls judge it
+    by (docs/AUTH.md, "Profiles and parental controls")."""
+
+    title: str
+    content_rating: MaturityRating | None
+    genres: list[str]
+
+
+MAX_GENRES = 50
+
+
+def title_facts(title: object, rating: object, genres: object) -> TitleFacts:
+    """The facts as the catalog row holds them: a rating outside the scale is unrated (a
+    limited profile never sees it), genres other than short strings are left out."""
+    try:
+        maturity = MaturityRating(rating) if rating is not None else None  # type: ignore[arg-type]
+    except ValueError:
+        maturity = None
+    names = genres if isinstance(genres, list) else []
+    kept = sorted({g for g in names if isinstance(g, str) and 0 < len(g.strip()) <= 64})
+    return TitleFacts(str(title or "")[:500], maturity, kept[:MAX_GENRES])
 
 
 def window_of(at: datetime) -> int:
@@ -137,15 +163,18 @@ def notification_id(user_id: str, alert: Alert, window: int) -> uuid.UUID:
 
 
 def notification(
-    user_id: str, alert: Alert, title: str, caused_at: datetime, now: datetime
+    user_id: str, alert: Alert, title: TitleFacts | str, caused_at: datetime, now: datetime
 ) -> Notification:
     """The notification of `alert` for a user; its window is that of its cause, so a
     redelivery of the cause, however late, lands on the same id."""
+    facts = title if isinstance(title, TitleFacts) else TitleFacts(title, None, [])
     return Notification(
         notification_id=notification_id(user_id, alert, window_for(alert, caused_at)),
         kind=alert.kind,
         content_id=alert.content_id,
-        title=title,
+        title=facts.title,
+        content_rating=facts.content_rating,
+        genres=facts.genres,
         platform=alert.platform,
         region=alert.region,
         offer_types=list(alert.offer_types),

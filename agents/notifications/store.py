@@ -11,6 +11,7 @@ from datetime import datetime
 
 import asyncpg
 
+from agents.notifications import rules
 from schemas.notifications import (
     Notification,
     NotificationPreferences,
@@ -135,9 +136,16 @@ async def episode_of(
     return None if row is None else (row["series_id"], row["season_number"])
 
 
-async def title_of(conn: asyncpg.Connection, content_id: uuid.UUID) -> str:
-    value = await conn.fetchval("SELECT title FROM content WHERE canonical_id = $1", content_id)
-    return str(value or "")
+async def title_of(conn: asyncpg.Connection, content_id: uuid.UUID) -> rules.TitleFacts:
+    """The title's name and what parental controls judge it by (rating, genres)."""
+    row = await conn.fetchrow(
+        "SELECT title, doc->>'maturity_rating' AS rating, doc->'genres' AS genres "
+        "FROM content WHERE canonical_id = $1",
+        content_id,
+    )
+    if row is None:
+        return rules.TitleFacts("", None, [])
+    return rules.title_facts(row["title"], row["rating"], row["genres"])
 
 
 @dataclass(frozen=True)

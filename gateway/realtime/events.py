@@ -18,7 +18,9 @@ Items, in order:
   was removed (`revoked`).
 
 A command (and its result) is addressed to one device: only that device's source yields it; a
-source without a device id yields none.
+source without a device id yields none. A source acting as a profile with parental limits
+yields no notification of a title they refuse (a digest loses its refused entries); its id is
+passed all the same, so a resumed source does not see it either.
 """
 
 from __future__ import annotations
@@ -33,9 +35,11 @@ import redis.asyncio as aioredis
 from loguru import logger
 from redis.exceptions import RedisError
 
+from agreements.notification_controls import visible_body
 from agreements.sync_realtime import REPLAY_WINDOW_S, Delivered, newer, position, replay
 from gateway.realtime.hub import Closed, Gap, HubUnavailable, LeaseEnded, RealtimeHub, Subscription
 from gateway.realtime.lifecycle import Lease
+from schemas.accounts import ProfileLimits
 
 KEEPALIVE_S = 15.0
 
@@ -46,6 +50,9 @@ class StreamRequest:
     device_id: str | None
     channels: frozenset[str]
     last_event_id: str | None
+    # The acting profile's parental limits (read once at open); None: none. A notification
+    # of a title they refuse is not sent (agreements/notification_controls.py).
+    limits: ProfileLimits | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +128,10 @@ class EventSource:
         self._last = message.event_id
         if not wanted(message, self._request.channels, self._request.device_id):
             return None
-        return Event(message.channel, message.body, message.event_id)
+        body = visible_body(message.body, self._request.limits)
+        if body is None:
+            return None
+        return Event(message.channel, body, message.event_id)
 
     async def _resync(self, reason: str) -> Event:
         self._last = await position(self._redis, self._prefix, self._request.user_id)

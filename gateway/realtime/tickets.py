@@ -13,7 +13,8 @@ issues an opaque ticket (`secrets.token_urlsafe`, 256 bits). It is:
   backups) cannot open a stream; the ticket itself is never logged.
 
 The claims it carries are what the token showed when it was issued: the scopes (the stream
-checks its channels' scopes against them) and the token's expiry (the stream ends then).
+checks its channels' scopes against them), the token's expiry (the stream ends then), and the
+profile the issuing request acted as (its parental limits apply to the stream).
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class TicketClaims:
     credential_expires_at: float
     # Who asked for it (the token's subject: the user, or an admin acting for them).
     issued_by: str
+    # The profile the issuing request acted as (token `profile` claim, else X-Profile-ID);
+    # None: the account itself. The stream applies that profile's limits.
+    profile_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +80,7 @@ async def issue_ticket(
     credential_expires_at: float,
     issued_by: str,
     ttl_s: int,
+    profile_id: str | None = None,
     now: float | None = None,
 ) -> IssuedTicket:
     """Store a new ticket's claims under its hash and return the ticket (shown once)."""
@@ -90,6 +95,7 @@ async def issue_ticket(
         "s": sorted(scopes),
         "x": credential_expires_at,
         "b": issued_by,
+        "p": profile_id,
     }
     # NX: a collision of 256-bit random values will not happen, but must never overwrite.
     await redis.set(
@@ -121,6 +127,8 @@ async def redeem_ticket(
         scopes=frozenset(str(s) for s in data["s"]),
         credential_expires_at=float(data["x"]),
         issued_by=str(data["b"]),
+        # Tickets issued before profiles were carried have none: the account's (they live 60 s).
+        profile_id=None if data.get("p") is None else str(data["p"]),
     )
     if claims.user_id != user_id:
         raise TicketRefused("other_user", "the ticket was issued for another user")

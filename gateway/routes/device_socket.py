@@ -50,6 +50,7 @@ from gateway.device_ownership import FROM_PATH, UnknownDevice, require_own_devic
 from gateway.errors import field_errors
 from gateway.lookup import LookupTimeout
 from gateway.problems import MEDIA_TYPE, problem_bytes
+from gateway.profiles import ProfileRefused, acting_limits, limits_of
 from gateway.realtime.credential import credential_expiry, token_expiry
 from gateway.realtime.device_frames import SUBPROTOCOL, bearer_of
 from gateway.realtime.events import EventSource, StreamRequest
@@ -68,6 +69,7 @@ from gateway.routes.realtime import (
     hub_of,
     leases_of,
 )
+from schemas.accounts import ProfileLimits
 
 router = APIRouter(prefix="/api/v1/users/{user_id}/devices", tags=["realtime"])
 
@@ -107,6 +109,8 @@ class Credentials:
 
     scopes: frozenset[str]
     expires_at: float  # the credential's exp (epoch seconds): the socket ends then
+    # The acting profile's parental limits (gateway/profiles.py), read once here.
+    limits: ProfileLimits | None = None
 
 
 async def _bearer(websocket: WebSocket, user_id: str, scopes: tuple[str, ...]) -> Credentials:
@@ -135,7 +139,8 @@ async def _bearer(websocket: WebSocket, user_id: str, scopes: tuple[str, ...]) -
         expires_at = token_expiry(token) if token is not None else credential_expiry(websocket)
     except ValueError as exc:
         raise Unauthorized.invalid(str(exc)) from None
-    return Credentials(frozenset(principal.scopes), expires_at)
+    limits = await acting_limits(websocket)  # type: ignore[arg-type]
+    return Credentials(frozenset(principal.scopes), expires_at, limits)
 
 
 async def _ticket(
@@ -180,7 +185,8 @@ async def _ticket(
     missing = [s for s in scopes if s not in claims.scopes]
     if missing:
         raise Forbidden.scope(missing)
-    return Credentials(claims.scopes, claims.credential_expires_at)
+    limits = await limits_of(websocket, user_id, claims.profile_id, "query.ticket")
+    return Credentials(claims.scopes, claims.credential_expires_at, limits)
 
 
 def _owner_check(websocket: WebSocket, user_id: str) -> Callable[..., Awaitable[Any]]:
@@ -228,6 +234,9 @@ async def _admit(websocket: WebSocket) -> tuple[EventSource, SocketContext]:
         ) from None
     except AuthUnavailable:
         raise Refused(503, "auth_unavailable", "credentials cannot be checked now; retry") from None
+    except ProfileRefused as exc:
+        fields = [{"field": exc.field, "reason": exc.message}] if exc.field else None
+        raise Refused(403, exc.code, exc.message, None, fields) from None
     check = _owner_check(websocket, user_id)
     # Also for a ticket: the device may have been removed since it was issued.
     refused = await check(device_id, FROM_PATH)
@@ -266,6 +275,7 @@ async def _admit(websocket: WebSocket) -> tuple[EventSource, SocketContext]:
             device_id=device_id,
             channels=frozenset(CHANNEL_NAMES[c](user_id) for c in channels),
             last_event_id=last,
+            limits=credentials.limits,
         ),
         lease,
     )

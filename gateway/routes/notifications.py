@@ -12,13 +12,15 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request, Response, status
 
-from agreements.notifications_read_model import read_inbox, read_preferences
+from agreements.notification_controls import notification_allowed
+from agreements.notifications_read_model import read_inbox, read_inbox_allowed, read_preferences
 from core.publisher import Publisher
 from gateway.accepted import Accepted, accepted
 from gateway.auth.dependencies import own_user
 from gateway.errors import error_response
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
+from gateway.profiles import HEADER_PARAMETER, UNKNOWN_PROFILE_RESPONSE, acting_limits
 from gateway.request_parameters import USER_ID, UuidParameter, invalid
 from gateway.routes.user_routes import READ_RESPONSES, RESPONSES, documented
 from schemas.notifications import (
@@ -102,8 +104,16 @@ def _page_query(request: Request) -> tuple[int, int | None]:
 @router.get(
     "/notifications",
     responses={
-        200: {"model": InboxPage, "description": "the inbox, newest first, and the unread count"},
+        200: {
+            "model": InboxPage,
+            "description": "the inbox, newest first, and the unread count; for a profile "
+            "with parental limits, only the notifications of titles they allow",
+        },
         **READ_RESPONSES,
+        403: {
+            "description": f"{READ_RESPONSES[403]['description']}; or "
+            f"{UNKNOWN_PROFILE_RESPONSE[403]['description']}"
+        },
     },
     openapi_extra=documented(
         USER_ID,
@@ -127,6 +137,7 @@ def _page_query(request: Request) -> tuple[int, int | None]:
                     "schema": {"type": "string", "pattern": "^[0-9]{1,19}$"},
                     "description": "the `next_cursor` of the previous page",
                 },
+                HEADER_PARAMETER,
             ]
         },
     ),
@@ -135,8 +146,17 @@ def _page_query(request: Request) -> tuple[int, int | None]:
 async def list_notifications(request: Request) -> Response:
     _, user_id = await own_user(request, "notifications:read")
     limit, before = _page_query(request)
+    limits = await acting_limits(request)
     prefix = request.app.state.settings.redis.key_prefix
-    page = await read_inbox(request.app.state.redis, prefix, user_id, limit, before)
+    redis = request.app.state.redis
+    if limits is None:
+        page = await read_inbox(redis, prefix, user_id, limit, before)
+    else:
+        # Filtered before paging: a limited profile's pages, cursors and unread count are
+        # those of the notifications its limits allow.
+        page = await read_inbox_allowed(
+            redis, prefix, user_id, limit, before, lambda n: notification_allowed(n, limits)
+        )
     return _json(page.model_dump_json())
 
 

@@ -34,6 +34,13 @@ from gateway.auth.errors import BadAuthRequest, Forbidden, Unauthorized, challen
 from gateway.device_ownership import FROM_HEADER, UNKNOWN_DEVICE, require_own_device
 from gateway.errors import error_response
 from gateway.middleware.rate_limit import client_address
+from gateway.profiles import (
+    HEADER_PARAMETER,
+    UNKNOWN_PROFILE_RESPONSE,
+    acting_limits,
+    acting_profile,
+    limits_of,
+)
 from gateway.realtime.credential import credential_expiry
 from gateway.realtime.hub import HubUnavailable, RealtimeHub
 from gateway.realtime.lifecycle import CapRefused, StreamLeases
@@ -257,18 +264,27 @@ class StreamTicket(BaseModel):
     response_model=StreamTicket,
     responses={
         401: {"description": "no valid credential"},
-        403: {"description": f"another user's id; or {UNKNOWN_DEVICE}"},
+        403: {
+            "description": f"another user's id; or {UNKNOWN_DEVICE}; or "
+            f"{UNKNOWN_PROFILE_RESPONSE[403]['description']}"
+        },
         422: {"description": "invalid path or X-Device-ID, each named with the reason"},
         503: {"description": "Redis cannot be reached; retry"},
     },
-    openapi_extra=documented(USER_ID, device=ACTING_DEVICE),
+    openapi_extra=documented(
+        USER_ID, device=ACTING_DEVICE, extra={"parameters": [HEADER_PARAMETER]}
+    ),
 )
 async def stream_ticket(request: Request) -> Response:
     """A single-use ticket, valid 60 s, that opens this device's stream without an
-    Authorization header (`?ticket=`): for EventSource, which cannot send one."""
+    Authorization header (`?ticket=`): for EventSource, which cannot send one. The stream
+    acts as this request's profile (token `profile` claim, else X-Profile-ID): notifications
+    of titles its parental limits refuse are not sent on it."""
     principal, user_id = await own_user(request)
     device_id = ACTING_DEVICE.read(request)
     await require_own_device(request, user_id, device_id)
+    # The stream it opens acts as the same profile (its parental limits apply there).
+    acting = await acting_profile(request)
     settings = request.app.state.settings
     try:
         issued = await issue_ticket(
@@ -280,6 +296,7 @@ async def stream_ticket(request: Request) -> Response:
             credential_expires_at=credential_expiry(request),
             issued_by=principal.subject,
             ttl_s=settings.realtime.ticket_ttl_s,
+            profile_id=None if acting is None else acting.profile_id,
         )
     except TicketRefused:
         # Within the verifier's clock-skew leeway, or a second from its end: a ticket would
@@ -307,6 +324,11 @@ async def stream_ticket(request: Request) -> Response:
         400: {"description": "both a ticket and a credential header were sent"},
         404: {"description": "this deployment delivers through PubNub (see .../realtime)"},
         **device_checked(READ_RESPONSES),
+        403: {
+            "description": f"{device_checked(READ_RESPONSES)[403]['description']}; or "
+            f"{UNKNOWN_PROFILE_RESPONSE[403]['description']} (the token's, X-Profile-ID, or "
+            "the ticket's profile, removed since)"
+        },
         401: {
             "description": "no valid credential; or `invalid_ticket`: the ticket is "
             "malformed, unknown, already used, expired, or for another user"
@@ -345,6 +367,7 @@ async def stream_ticket(request: Request) -> Response:
                     "Authorization header, for EventSource: single use, 60 s, opens the "
                     "stream of the device it was issued for",
                 },
+                HEADER_PARAMETER,
                 {
                     "name": "Last-Event-ID",
                     "in": "header",
@@ -389,11 +412,13 @@ async def stream(request: Request) -> Response:
                 ("header", "X-Device-ID"), "the ticket was issued for another device", header_device
             )
         expires_at = claims.credential_expires_at
+        limits = await limits_of(request, user_id, claims.profile_id, "query.ticket")
     else:
         _, user_id = await own_user(request, *scopes)
         device_id = MAYBE_ACTING_DEVICE.read(request)
         last = _last_event_id(request)
         expires_at = credential_expiry(request)
+        limits = await acting_limits(request)
     if device_id is not None:
         # Also for a ticket: the device may have been removed since it was issued.
         named_by = "query.ticket" if "ticket" in request.query_params else FROM_HEADER
@@ -424,6 +449,7 @@ async def stream(request: Request) -> Response:
             device_id=device_id,
             channels=frozenset(CHANNEL_NAMES[c](user_id) for c in channels),
             last_event_id=last,
+            limits=limits,
         ),
         lease,
     )
