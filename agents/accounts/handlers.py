@@ -8,8 +8,9 @@ they were computed under the limits that just changed. Search pages need no drop
 key holds the limits they were computed under (agreements/discovery_cache.py), so a changed
 limit asks for other pages.
 
-Notifications (agents/notifications) are per account and do not filter by profile yet:
-`notify_limits_changed` below is where they would learn that a profile's limits changed.
+Notifications (agents/notifications) are raised per account and filtered by the acting
+profile where they are read (the inbox GET, a stream or socket as it opens: docs/AUTH.md),
+so `notify_limits_changed` below has nothing to tell them.
 
 API keys (`accounts-api-keys`, on accounts.api_keys): the row is written and the Redis mirror
 set (issued) or deleted (revoked) inside the transaction, which commits only after Redis took
@@ -37,8 +38,9 @@ from topics.registry import ACCOUNTS_API_KEYS, ACCOUNTS_PROFILES
 
 
 async def notify_limits_changed(ctx: AgentContext, user_ids: Collection[str]) -> None:
-    """Hook for notifications: they would filter by a profile's limits as every read path
-    does; alerts are per account today (docs/NOTIFICATIONS.md, Limits). Nothing to tell."""
+    """Hook for notifications. Nothing to tell: the gateway filters alerts by the acting
+    profile's limits as it reads them (the inbox on every GET; a stream or socket with the
+    limits read when it opened, kept until it reconnects: docs/NOTIFICATIONS.md, Limits)."""
 
 
 async def apply_profiles(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:

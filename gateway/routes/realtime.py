@@ -13,6 +13,10 @@ Browsers: `POST .../stream/ticket` trades the token for a single-use, device-bou
 Authorization header, as `EventSource` must. Every stream holds a lease
 (gateway/realtime/lifecycle.py): the per-user and per-process caps, and its end when the
 credential expires (`expired`) or the device is removed (`revoked`).
+
+A stream acting as a profile with parental limits (the token's `profile` claim, X-Profile-ID,
+or the profile the ticket was issued acting as) reads the limits once as it opens and is not
+sent the notifications they refuse (docs/AUTH.md, "Profiles and parental controls").
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 
 from agreements.notifications_read_model import add_many
 from core.publisher import Publisher
-from devtools.bench.sync_clients import SseDevice
+from devtools.bench.sync_clients import SocketDevice, SseDevice
 from schemas.envelope import wrap
 from schemas.notifications import AlertKind, Notification
 from tests.auth.helpers import bearer, user_token
@@ -97,33 +97,53 @@ async def test_a_kids_stream_and_inbox_never_get_an_r_rated_titles_alert(
     await alice.prefer(services=["netflix"], region="US")
     for title in (shining, shrek):
         await alice.watch(title)
-    for device in ("tv-adult", "tv-kid", "tv-browser"):
+    for device in ("tv-adult", "tv-kid", "tv-browser", "tv-socket", "tv-socket-ticket"):
         await alice.register(device)
     asked = await stack.http.post(
         alice.url("/stream/ticket"), headers={**as_kid, "X-Device-ID": "tv-browser"}
     )
     assert asked.status_code == 200, asked.text
+    # A ticket asked for with the bound token carries its profile too.
+    socket_ticket = await stack.http.post(
+        alice.url("/stream/ticket"),
+        headers={**bearer(kid_token), "X-Device-ID": "tv-socket-ticket"},
+    )
+    assert socket_ticket.status_code == 200, socket_ticket.text
     adult_tv = SseDevice(stack.url, alice.user_id, alice.token, "tv-adult", "notifications")
     kid_tv = SseDevice(stack.url, alice.user_id, kid_token, "tv-kid", "notifications")
     kid_browser = _ticket_stream(stack, alice.user_id, asked.json()["ticket"])
-    devices = [adult_tv, kid_tv, kid_browser]
-    for device in devices:
-        await device.start()
-        assert device.status == 200
+    streams = [adult_tv, kid_tv, kid_browser]
+    for stream in streams:
+        await stream.start()
+        assert stream.status == 200
+    kid_socket = SocketDevice(stack.url, alice.user_id, kid_token, "tv-socket", "notifications")
+    kid_ticket_socket = SocketDevice(
+        stack.url,
+        alice.user_id,
+        None,
+        "tv-socket-ticket",
+        "notifications",
+        ticket=socket_ticket.json()["ticket"],
+    )
+    sockets = [kid_socket, kid_ticket_socket]
+    for socket in sockets:
+        await socket.start()
+        assert socket.status == 101, socket.refusal
+    devices: list[SseDevice | SocketDevice] = [*streams, *sockets]
     try:
         # One key: the R-rated title's alert is handled (and passed over) before the PG one.
         for title in (shining, shrek):
             cause = wrap(arrived(title, "netflix", "US"), key="one", source="test-catalog")
             await stack.publisher.send_envelope(CONTENT_AVAILABILITY_CHANGED, cause)
 
-        def heard(device: SseDevice) -> list[str]:
+        def heard(device: SseDevice | SocketDevice) -> list[str]:
             return [m["notification"]["title"] for m in device.inbox.messages("notification")]
 
         await wait_for(lambda: len(heard(adult_tv)) >= 2, timeout=20)
         assert heard(adult_tv) == ["The Shining", "Shrek"]
         note = adult_tv.inbox.messages("notification")[0]["notification"]
         assert (note["content_rating"], note["genres"]) == ("R", ["horror", "thriller"])
-        for kid_device in (kid_tv, kid_browser):
+        for kid_device in (kid_tv, kid_browser, *sockets):
             await wait_for(lambda d=kid_device: heard(d), timeout=20)
             assert heard(kid_device) == ["Shrek"]
 
