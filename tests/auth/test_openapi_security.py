@@ -32,6 +32,7 @@ PATH_VALUES = {
     "code": "unauthorized",
     "profile_id": "kid",
     "key_id": "0123456789ab",
+    "notification_id": str(uuid.uuid4()),
 }
 BAD_TOKEN = bearer("not.a.token")
 
