@@ -11,7 +11,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from schemas.content import AvailabilityType, MaturityRating
+from schemas.content import AvailabilityType, MaturityRating, checked_region, region_code
 from schemas.envelope import Payload
 from schemas.time_zone import TimeZoneName
 
@@ -57,7 +57,10 @@ class NotificationPreferences(_Data):
     subscribe to (platform ids), in their region, of these offer types and alert kinds."""
 
     services: list[PlatformId] = Field(default_factory=list, max_length=MAX_SERVICES)
-    region: str = Field(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 alpha-2, upper case")
+    region: str = Field(
+        pattern=r"^[A-Z]{2}$",
+        description="ISO 3166-1 alpha-2; sent in any case, kept upper case ('uk' is GB)",
+    )
     time_zone: TimeZoneName = "UTC"
     quiet_hours: QuietHours | None = None
     alerts: list[AlertKind] = Field(
@@ -68,6 +71,17 @@ class NotificationPreferences(_Data):
         description="which offers count: a title arriving to rent only is no alert for a "
         "user who wants subscription titles",
     )
+
+    @field_validator("region", mode="before")
+    @classmethod
+    def _region(cls, value: object) -> object:
+        # The one region rule (schemas.content.region_code), as offers and searches spell it.
+        if not isinstance(value, str):
+            return value
+        try:
+            return checked_region(region_code(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 code such as 'US'") from None
 
     @field_validator("services", "alerts", "offer_types")
     @classmethod

@@ -198,3 +198,11 @@ def test_an_episode_of_a_later_season_raises_new_season_for_its_series_once_per_
         first.notification_id
     )
     assert first.season_number == 2
+
+
+def test_a_preferences_region_follows_the_one_region_rule() -> None:
+    # As offers and searches spell it: a user in 'uk' hears of titles a feed sent for UK.
+    assert [prefs(region=r).region for r in ("us", " uk ", "Gb", "EL")] == ["US", "GB", "GB", "GR"]
+    for bad in ("USA", "u", "Ä1", ""):
+        with pytest.raises(ValidationError, match="ISO 3166-1 alpha-2"):
+            prefs(region=bad)
