@@ -94,6 +94,19 @@ def checked_region(region: str) -> str:
     return region
 
 
+def asked_region(value: object, label: str = "") -> object:
+    """A region a client sends, as a before-validator takes it: by the one rule ('uk' -> 'GB'),
+    or an error saying what a region is. Non-strings are left to the field's own type check."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return checked_region(region_code(value))
+    except ValueError:
+        raise ValueError(
+            f"{label}{value!r} is not an ISO 3166-1 alpha-2 code such as 'US'"
+        ) from None
+
+
 def checked_regions(regions: list[str]) -> list[str]:
     """ISO 3166-1 alpha-2 codes, deduplicated and sorted; anything else is an error."""
     return sorted({checked_region(region) for region in regions})

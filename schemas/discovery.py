@@ -13,7 +13,7 @@ from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from schemas.content import ContentType, MaturityRating, checked_region, region_code
+from schemas.content import ContentType, MaturityRating, asked_region
 from schemas.envelope import Payload
 from schemas.ingestion import normalize_platform
 
@@ -160,15 +160,8 @@ class SearchFilters(_Data):
     @field_validator("region", mode="before")
     @classmethod
     def _region(cls, value: object) -> object:
-        # The rule offers are stored by (schemas.content.region_code): 'uk' asks for GB.
-        if not isinstance(value, str):
-            return value
-        try:
-            return checked_region(region_code(value))
-        except ValueError:
-            raise ValueError(
-                f"region: {value!r} is not an ISO 3166-1 alpha-2 code such as 'US'"
-            ) from None
+        # The rule offers are stored by: 'uk' asks for GB.
+        return asked_region(value, "region: ")
 
     @field_validator("content_rating_limit", mode="before")
     @classmethod

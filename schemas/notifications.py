@@ -11,7 +11,7 @@ from typing import Annotated, ClassVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
-from schemas.content import AvailabilityType, MaturityRating, checked_region, region_code
+from schemas.content import AvailabilityType, MaturityRating, asked_region
 from schemas.envelope import Payload
 from schemas.time_zone import TimeZoneName
 
@@ -75,13 +75,8 @@ class NotificationPreferences(_Data):
     @field_validator("region", mode="before")
     @classmethod
     def _region(cls, value: object) -> object:
-        # The one region rule (schemas.content.region_code), as offers and searches spell it.
-        if not isinstance(value, str):
-            return value
-        try:
-            return checked_region(region_code(value))
-        except ValueError:
-            raise ValueError(f"{value!r} is not an ISO 3166-1 alpha-2 code such as 'US'") from None
+        # As offers and searches spell it.
+        return asked_region(value)
 
     @field_validator("services", "alerts", "offer_types")
     @classmethod
