@@ -99,6 +99,26 @@ class TypedParameter:
 PathParameter = TextParameter | UuidParameter | TypedParameter
 
 
+@dataclass(frozen=True)
+class LimitParameter:
+    """`?limit=`: how many items a page holds, a whole number from 1 to `maximum`."""
+
+    maximum: int
+    default: int
+
+    def openapi(self) -> dict[str, Any]:
+        schema = {"type": "integer", "minimum": 1, "maximum": self.maximum, "default": self.default}
+        return {"name": "limit", "in": "query", "required": False, "schema": schema}
+
+    def read(self, request: Request) -> int:
+        raw = request.query_params.get("limit", str(self.default))
+        if not raw.isdigit() or not 1 <= int(raw) <= self.maximum:
+            raise invalid(
+                ("query", "limit"), f"must be a whole number from 1 to {self.maximum}", raw
+            )
+        return int(raw)
+
+
 def _path_parameter(name: str, schema: dict[str, Any], of: PathParameter) -> dict[str, Any]:
     return {
         "name": name,

@@ -21,7 +21,7 @@ from gateway.errors import error_response
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
 from gateway.profiles import HEADER_PARAMETER, UNKNOWN_PROFILE_RESPONSE, acting_limits
-from gateway.request_parameters import USER_ID, UuidParameter, invalid
+from gateway.request_parameters import USER_ID, LimitParameter, UuidParameter, invalid
 from gateway.routes.user_routes import READ_RESPONSES, RESPONSES, documented
 from schemas.notifications import (
     InboxPage,
@@ -91,14 +91,15 @@ async def get_preferences(request: Request) -> Response:
     return _json(document.model_dump_json())
 
 
+LIMIT = LimitParameter(maximum=MAX_LIMIT, default=DEFAULT_LIMIT)
+
+
 def _page_query(request: Request) -> tuple[int, int | None]:
-    raw = request.query_params.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        raise invalid(("query", "limit"), f"must be a whole number from 1 to {MAX_LIMIT}", raw)
+    limit = LIMIT.read(request)
     cursor = request.query_params.get("cursor")
     if cursor is not None and (not cursor.isdigit() or len(cursor) > 19):
         raise invalid(("query", "cursor"), "must be a `next_cursor` of a previous page", cursor)
-    return int(raw), None if cursor is None else int(cursor)
+    return limit, None if cursor is None else int(cursor)
 
 
 @router.get(
@@ -119,17 +120,7 @@ def _page_query(request: Request) -> tuple[int, int | None]:
         USER_ID,
         extra={
             "parameters": [
-                {
-                    "name": "limit",
-                    "in": "query",
-                    "required": False,
-                    "schema": {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": MAX_LIMIT,
-                        "default": DEFAULT_LIMIT,
-                    },
-                },
+                LIMIT.openapi(),
                 {
                     "name": "cursor",
                     "in": "query",

@@ -28,7 +28,7 @@ from gateway.request_parameters import (
     ACTING_DEVICE,
     CONTENT_ID,
     USER_ID,
-    invalid,
+    LimitParameter,
 )
 from gateway.routes.user_routes import (
     READ_RESPONSES,
@@ -74,13 +74,7 @@ async def report_progress(request: Request) -> Response:
     return accepted(published, timestamp=update.timestamp.model_dump())
 
 
-def _limit(request: Request) -> int:
-    raw = request.query_params.get("limit", str(DEFAULT_LIMIT))
-    if not raw.isdigit() or not 1 <= int(raw) <= CONTINUE_WATCHING_MAX:
-        raise invalid(
-            ("query", "limit"), f"must be a whole number from 1 to {CONTINUE_WATCHING_MAX}", raw
-        )
-    return int(raw)
+LIMIT = LimitParameter(maximum=CONTINUE_WATCHING_MAX, default=DEFAULT_LIMIT)
 
 
 @router.get(
@@ -96,26 +90,12 @@ def _limit(request: Request) -> int:
     },
     openapi_extra=documented(
         USER_ID,
-        extra={
-            "parameters": [
-                {
-                    "name": "limit",
-                    "in": "query",
-                    "required": False,
-                    "schema": {
-                        "type": "integer",
-                        "minimum": 1,
-                        "maximum": CONTINUE_WATCHING_MAX,
-                        "default": DEFAULT_LIMIT,
-                    },
-                }
-            ]
-        },
+        extra={"parameters": [LIMIT.openapi()]},
     ),
 )
 async def continue_watching(request: Request) -> Response:
     _, user_id = await own_user(request, "progress:read")
-    limit = _limit(request)
+    limit = LIMIT.read(request)
     document = ContinueWatchingDocument.model_validate_json(
         await read_view(request, SyncView.progress, user_id)
     )
