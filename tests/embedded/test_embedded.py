@@ -17,6 +17,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.errors import KafkaConnectionError
 
 from core import embedded
 from core.embedded import (
@@ -125,10 +126,20 @@ async def _send_and_read_back(bootstrap: str, topic: str, value: bytes) -> bytes
 
 
 async def _read_at(bootstrap: str, tp: TopicPartition, offset: int) -> bytes | None:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
-    )
-    await consumer.start()
+    # Tansu just restarted on S3 may close connections for a few seconds (as `mgw up` allows
+    # for): bootstrap again within 30 s, as a client would.
+    for attempt in range(30):
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        )
+        try:
+            await consumer.start()
+            break
+        except KafkaConnectionError:
+            await consumer.stop()
+            if attempt == 29:
+                raise
+            await asyncio.sleep(1.0)
     try:
         consumer.assign([tp])
         consumer.seek(tp, offset)
