@@ -2,6 +2,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 STAMP  := $(VENV)/.installed
+BROWSER := $(VENV)/.browser
 
 .PHONY: up test lint bench clean contracts
 
@@ -18,8 +19,16 @@ $(STAMP): pyproject.toml
 up: $(STAMP)
 	$(VENV)/bin/mgw up
 
+# The browser tests drive Debian's Chromium through Playwright (never a downloaded browser):
+# install the package when the machine lacks it (as root, or through sudo).
+$(BROWSER):
+	@command -v chromium >/dev/null 2>&1 || { \
+	  SUDO=$$(test "$$(id -u)" = 0 || echo sudo); \
+	  $$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+	@command -v chromium >/dev/null 2>&1 && touch $(BROWSER)
+
 ## Run the test suite (starts its own broker; uses the machine's PostgreSQL and Redis).
-test: $(STAMP)
+test: $(STAMP) $(BROWSER)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/python -m pytest -q $(PYTEST_ARGS)
 
