@@ -5,7 +5,7 @@ another path, the sweep, claimed its title, so the lag alone would say "done" to
 
 Lag is the group's committed offset against the partition's end. The end comes from the fetch
 high watermark of a group-less consumer that follows every partition's end, not ListOffsets,
-which under-reports on Tansu (docs/ARCHITECTURE.md); committed offsets come from the admin
+which under-reports on Tansu (docs/GUARANTEES.md); committed offsets come from the admin
 client, with the partitions named (Tansu needs them).
 
 A committed offset beyond the end is not a lag of 0 but a fault: the broker lost records the

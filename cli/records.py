@@ -1,7 +1,7 @@
 """Reading a topic as a subscriber's tool does: no consumer group, no commits, every partition.
 
 Shared by `mgw tail` and `mgw dlq`. Ends of partitions come from the fetch high watermark, not
-ListOffsets, which under-reports on Tansu (docs/ARCHITECTURE.md).
+ListOffsets, which under-reports on Tansu (docs/GUARANTEES.md).
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ def _position(consumer: Any, tp: Any) -> int | None:
 
 class GaugeUpdater:
     """Consumer lag per partition (from the fetch high watermark, not ListOffsets, which
-    under-reports on Tansu: docs/ARCHITECTURE.md) and the PostgreSQL pool's connections."""
+    under-reports on Tansu: docs/GUARANTEES.md) and the PostgreSQL pool's connections."""
 
     def __init__(
         self, app: faust.App, holder: ContextHolder, group: str, topic_prefix: str
