@@ -48,6 +48,23 @@ def _find_running_stack(ctx: typer.Context) -> None:
         from core.stack_file import apply_running_stack
 
         apply_running_stack()
+    _log_for_people()
+
+
+def _log_for_people() -> None:
+    """A tool's log lines, readable, at LOG_LEVEL (info by default): without this loguru would
+    print its debug lines, and the values of a traceback's variables. `up`, `worker` and
+    `gateway` configure their own logging when they start."""
+    from pydantic import ValidationError
+
+    from core.config import LogSettings
+    from core.observability.logging import init_logging
+
+    try:
+        level = LogSettings().level
+    except ValidationError:
+        level = LogSettings.model_fields["level"].default  # the command reports the bad setting
+    init_logging(level, "pretty", process="mgw")
 
 
 @app.command()

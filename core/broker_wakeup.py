@@ -56,6 +56,12 @@ class BrokerWakeup:
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
+    async def flush(self) -> None:
+        """Wait for the calls under way: the last one before a producer stops must go out, or
+        its records wait for the idle fetch interval."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
     async def _publish(self) -> None:
         try:
             async with asyncio.timeout(_PUBLISH_TIMEOUT_S):

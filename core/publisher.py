@@ -110,6 +110,8 @@ class Publisher:
         self._refusing = reason
 
     async def stop(self) -> None:
+        if self._wakeup is not None:
+            await self._wakeup.flush()
         async with self._lock:
             if self._producer is not None:
                 producer, self._producer = self._producer, None
