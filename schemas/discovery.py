@@ -86,11 +86,19 @@ class IntentFilters(_Data):
     genres: list[str] = Field(default_factory=list, max_length=18)
     platforms: list[str] = Field(default_factory=list, max_length=32)
     year_range: YearRange | None = None
+    # "comedy series", "tv shows", "movies from the 80s": the kinds of title asked for
+    # (SEARCHABLE_CONTENT_TYPES); empty: any.
+    content_types: list[str] = Field(default_factory=list, max_length=5)
 
     @field_validator("genres")
     @classmethod
     def _genres(cls, value: list[str]) -> list[str]:
         return _ids("genres", value)
+
+    @field_validator("content_types")
+    @classmethod
+    def _content_types(cls, value: list[str]) -> list[str]:
+        return sorted({v for v in value if v in SEARCHABLE_CONTENT_TYPES})
 
     @field_validator("platforms")
     @classmethod

@@ -123,7 +123,7 @@ def merge_filters(request: SearchFilters, intent: ParsedIntent) -> SearchFilters
         rating_range=request.rating_range,
         content_rating_limit=request.content_rating_limit,
         blocked_genres=canonical_genres(request.blocked_genres),
-        content_types=request.content_types,
+        content_types=request.content_types or wanted.content_types,
     )
 
 

@@ -128,6 +128,14 @@ STOP_WORDS: frozenset[str] = frozenset(
     """.split()
 )
 
+# Words naming a kind of title. They are stop words (never searched for), and become a filter
+# only in a query with no other words to search for ("comedy series", "tv shows", "90s
+# movies"): in "Series 7: The Contenders" or "movies like Heat" they stay plain words.
+_SERIES_WORDS = frozenset({"series", "shows", "miniseries"})
+_FILM_WORDS = frozenset({"movie", "movies", "film", "films"})
+# A film is any kind of title but a series: shorts, documentaries and specials are films too.
+FILM_CONTENT_TYPES = ("documentary", "movie", "short", "special")
+
 # "the eighties"
 _DECADE_WORDS = {
     "twenties": 1920,
@@ -593,15 +601,33 @@ def parse_intent(query: str, this_year: int | None = None) -> ParsedIntent:
     year_range = years.year_range()
     platforms = _read_platforms(tokens)
     moods, genres = _read_moods_and_genres(tokens)
+    themes = _read_themes(tokens)
+    kinds = [] if themes or references else _read_content_types(tokens)
     return ParsedIntent(
         mood=moods,
-        themes=_read_themes(tokens)[:20],
+        themes=themes[:20],
         references=references[:10],
-        filters=IntentFilters(genres=genres, platforms=platforms, year_range=year_range),
+        filters=IntentFilters(
+            genres=genres, platforms=platforms, year_range=year_range, content_types=kinds
+        ),
         fallback_query=_fallback_query(text, tokens)[:500],
         confidence=RULES_CONFIDENCE,
         source="rules",
     )
+
+
+def _read_content_types(tokens: Sequence[_Token]) -> list[str]:
+    """The kind of title the words ask for: series ("series", "shows", "tv show"), films
+    ("movies", "films"), or either when they name both ("movies and shows"): no filter."""
+    words = {t.word for t in tokens if t.free and t.is_word}
+    series = bool(words & _SERIES_WORDS) or any(
+        t.word == "tv" and n.word in ("show", "shows", "series")
+        for t, n in zip(tokens, tokens[1:], strict=False)
+    )
+    films = bool(words & _FILM_WORDS)
+    if series == films:
+        return []
+    return ["series"] if series else list(FILM_CONTENT_TYPES)
 
 
 def only_filter_words(text: str, genres: Collection[str], platforms: Collection[str]) -> bool:

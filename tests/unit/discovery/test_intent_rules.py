@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from agents.discovery.filters import merge_filters
 from agents.discovery.intent_rules import (
     KNOWN_PLATFORMS,
     RULES_CONFIDENCE,
@@ -12,7 +13,7 @@ from agents.discovery.intent_rules import (
     parse_intent,
     platform_id,
 )
-from schemas.discovery import YEAR_MAX, YEAR_MIN
+from schemas.discovery import YEAR_MAX, YEAR_MIN, SearchFilters
 
 
 def test_the_issue_example() -> None:
@@ -344,3 +345,36 @@ def test_vocabulary_helpers() -> None:
         "comedy",
         "made_up",
     ]
+
+
+FILMS = ["documentary", "movie", "short", "special"]
+
+
+@pytest.mark.parametrize(
+    ("query", "kinds"),
+    [
+        ("series", ["series"]),
+        ("tv shows", ["series"]),
+        ("a TV show", ["series"]),
+        ("comedy series on netflix", ["series"]),
+        ("90s movies", FILMS),
+        ("crime films from the 80s", FILMS),
+        # Words left to search for: the kind word is a plain word, never a filter.
+        ("Series 7: The Contenders", []),
+        ("breaking bad series", []),
+        ("movies like Heat", []),
+        # Both kinds named, or none.
+        ("movies and shows", []),
+        ("show me comedies", []),
+        ("drama", []),
+    ],
+)
+def test_a_query_made_of_filters_asks_for_a_kind_of_title(query: str, kinds: list[str]) -> None:
+    assert parse_intent(query).filters.content_types == kinds
+
+
+def test_the_request_s_content_types_win_over_the_query_s() -> None:
+    intent = parse_intent("tv shows")
+    asked = merge_filters(SearchFilters(content_types=["movie"]), intent)
+    assert asked.content_types == ["movie"]
+    assert merge_filters(SearchFilters(), intent).content_types == ["series"]
