@@ -266,7 +266,9 @@ async def test_through_pubnub_a_kids_tv_never_hears_an_r_rated_titles_facts(
             "RATE_LIMIT_ENABLED": "false",
         }
         # In a thread: readiness probes the loopback PubNub, which runs on this event loop.
-        await asyncio.to_thread(spawn, "worker", "sync", "notifications", "accounts", extra_env=env)
+        await asyncio.to_thread(
+            spawn, "worker", "sync", "notifications", "accounts", extra_env=env, ready_timeout=120
+        )
         gateway = await asyncio.to_thread(spawn, "gateway", extra_env=env)
         publisher = Publisher(isolated.settings.kafka, source="test-catalog")
         await publisher.start()
