@@ -1,6 +1,7 @@
 """Parental controls on watchlist notifications (docs/AUTH.md, "Profiles and parental
 controls"; docs/NOTIFICATIONS.md): which alerts a profile with limits may see, in its inbox
-and on its stream or socket. Pure: the title rule is agreements/parental_controls.py.
+and on its stream or socket, and what PubNub may carry to every device of an account. Pure:
+the title rule is agreements/parental_controls.py.
 
 A notification carries its title's maturity rating and genres. One without them (`genres`
 null: raised before they were carried) is unknown, and unknown is never shown under limits.
@@ -8,13 +9,21 @@ null: raised before they were carried) is unknown, and unknown is never shown un
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
 from agreements.parental_controls import refusal
-from schemas.accounts import ProfileLimits
+from schemas.accounts import Profile, ProfileLimits
 from schemas.notifications import Notification
+from schemas.sync import (
+    NotificationDigestMessage,
+    NotificationMessage,
+    NotificationPingMessage,
+    NotificationRef,
+    RealtimeMessage,
+)
 
 # Only these realtime messages name a title a profile may be refused.
 _KINDS = (b'"notification"', b'"notification_digest"')
@@ -69,3 +78,36 @@ def visible_body(body: bytes, limits: ProfileLimits | None) -> bytes | None:
             return body
         return orjson.dumps({**message, "notifications": kept})
     return body
+
+
+def names_titles(message: RealtimeMessage) -> bool:
+    """Whether the message carries alerts with their titles' facts."""
+    return isinstance(message, NotificationMessage | NotificationDigestMessage)
+
+
+def pubnub_message(
+    message: RealtimeMessage, profiles: Sequence[Profile] | None
+) -> RealtimeMessage | NotificationPingMessage:
+    """The message as PubNub may carry it on the account's channel, which every device of the
+    account hears whatever profile it acts as (PubNub filters nothing per device): unchanged
+    unless it holds an alert some profile of the account (`profiles`; None: unknown) may not
+    see, then a ping naming the alerts without their titles (the device reads its inbox,
+    filtered by its profile). Unknown profiles ping: a limit is never assumed away."""
+    if not isinstance(message, NotificationMessage | NotificationDigestMessage):
+        return message
+    notes = (
+        [message.notification]
+        if isinstance(message, NotificationMessage)
+        else message.notifications
+    )
+    if not notes:
+        return message  # names no title
+    if profiles is not None:
+        limits = [p.limits for p in profiles if p.limits.restricts]
+        if all(notification_allowed(n, lim) for n in notes for lim in limits):
+            return message
+    return NotificationPingMessage(
+        notifications=[
+            NotificationRef(notification_id=n.notification_id, kind=n.kind) for n in notes
+        ]
+    )

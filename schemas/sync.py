@@ -23,7 +23,7 @@ from pydantic import (
 )
 
 from schemas.envelope import Payload
-from schemas.notifications import Notification
+from schemas.notifications import AlertKind, Notification
 from schemas.time_zone import TimeZoneName
 
 # The 16-bit logical counter (docs/RULES.md): its own field, never packed into the physical.
@@ -508,6 +508,26 @@ class NotificationDigestMessage(_Data):
 
     kind: Literal["notification_digest"] = "notification_digest"
     notifications: list[Notification]
+
+
+class NotificationRef(_Data):
+    """An alert named without its title: which one and of what kind, nothing a profile's
+    limits could refuse."""
+
+    notification_id: uuid.UUID
+    kind: AlertKind
+
+
+class NotificationPingMessage(_Data):
+    """What PubNub carries instead of a `notification` or `notification_digest` that a profile
+    of the account may not see (docs/NOTIFICATIONS.md, "Parental controls"): the alerts' ids
+    and kinds, none of their titles' facts; the device reads them from its inbox, which the
+    gateway filters by the profile it acts as. Rendered by the PubNub delivery adapter only
+    (the built-in stream and socket filter each message per profile), so it is no
+    `RealtimeMessage` and never on the `sync.realtime` topic."""
+
+    kind: Literal["notification_ping"] = "notification_ping"
+    notifications: list[NotificationRef] = Field(min_length=1)
 
 
 RealtimeMessage = Annotated[

@@ -3,23 +3,34 @@ the sync, notifications and accounts workers and a gateway as processes on the r
 PostgreSQL and Redis. Alice's watchlist holds an R-rated horror title and a PG one; both
 arrive on her service. Her own stream hears both; a stream bound to her kids profile (a token
 with the `profile` claim, or a ticket issued acting as that profile) hears only the PG one,
-and the kids inbox lists only it (an alert stored without its title's facts neither)."""
+and the kids inbox lists only it (an alert stored without its title's facts neither).
+
+Through PubNub (the real SDK against the loopback server, Access Manager on, each TV with the
+token the gateway granted it): the account's channel is heard by every TV of the account, so
+the R-rated title's alert goes out as a `notification_ping` naming it without its title; the
+kids TV never hears the title's facts, the parent's TV finds the alert in its inbox. Bob, whose
+account has no limited profile, hears the same title's alert whole."""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
+import orjson
 import pytest
 import redis.asyncio as aioredis
 
 from agreements.notifications_read_model import add_many
 from core.publisher import Publisher
-from devtools.bench.sync_clients import SocketDevice, SseDevice
+from devtools.bench.sync_clients import PubNubDevice, SocketDevice, SseDevice
+from devtools.bench.sync_pubnub import LoopbackPubNub, PamKeys
 from schemas.envelope import wrap
 from schemas.notifications import AlertKind, Notification
+from schemas.sync import notifications_channel
 from tests.auth.helpers import bearer, user_token
 from tests.conftest import Isolated
 from tests.helpers import wait_for
@@ -187,3 +198,133 @@ async def test_a_kids_stream_and_inbox_never_get_an_r_rated_titles_alert(
     finally:
         for device in devices:
             await device.close()
+
+
+async def _with_kid(stack: Stack, isolated: Isolated, name: str) -> tuple[Account, str]:
+    """An account with every scope and a kids profile `kid`, and a token bound to `kid`."""
+    account = Account(stack, isolated, name)
+    account.token = user_token(isolated.settings, subject=account.user_id, scopes=ALL_SCOPES)
+    account.headers = bearer(account.token)
+    kid_token = user_token(
+        isolated.settings,
+        subject=account.user_id,
+        scopes=ALL_SCOPES,
+        extra_claims={"profile": "kid"},
+    )
+    put = await stack.http.put(account.url("/profiles/kid"), json=KIDS, headers=account.headers)
+    assert put.status_code == 202, put.text
+
+    async def kid_applied() -> bool:
+        got = await stack.http.get(account.url("/profiles"), headers=account.headers)
+        return any(p["profile_id"] == "kid" for p in got.json()["profiles"])
+
+    await wait_for(kid_applied, timeout=20, interval=0.1)
+    return account, kid_token
+
+
+async def _pubnub_tv(
+    stack: Stack, server: LoopbackPubNub, account: Account, device: str, token: str
+) -> PubNubDevice:
+    """A TV of `account` registered, granted a PubNub token with `token` (its credential) and
+    subscribed to the account's notifications channel."""
+    await account.register(device)
+
+    async def registered() -> bool:
+        got = await stack.http.get(account.url("/devices"), headers=account.headers)
+        return device in {d["device_id"] for d in got.json()["devices"]}
+
+    await wait_for(registered, timeout=20, interval=0.1)
+    granted = await stack.http.post(
+        account.url("/realtime/token"), headers={**bearer(token), "X-Device-ID": device}
+    )
+    assert granted.status_code == 200, granted.text
+    channel = granted.json()["channels"]["notifications"]
+    assert channel == notifications_channel(account.user_id)
+    body = granted.json()
+    tv = PubNubDevice(server.origin, body["subscribe_key"], device, token=body["token"])
+    tv.subscribe(channel)
+    return tv
+
+
+def _bodies(tv: PubNubDevice) -> list[dict[str, Any]]:
+    return [h.body for h in tv.inbox.heard if isinstance(h.body, dict)]
+
+
+async def test_through_pubnub_a_kids_tv_never_hears_an_r_rated_titles_facts(
+    spawn,  # type: ignore[no-untyped-def]
+    isolated: Isolated,
+) -> None:
+    keys = PamKeys("pub-kids", "sub-kids", f"sec-kids-{uuid.uuid4().hex}")
+    async with LoopbackPubNub(keys) as server:
+        env = {
+            **isolated.env,
+            "PUBNUB_PUBLISH_KEY": keys.publish_key,
+            "PUBNUB_SUBSCRIBE_KEY": keys.subscribe_key,
+            "PUBNUB_SECRET_KEY": keys.secret_key,
+            "PUBNUB_ORIGIN": server.origin,
+            "PUBNUB_SSL": "false",
+            "RATE_LIMIT_ENABLED": "false",
+        }
+        # In a thread: readiness probes the loopback PubNub, which runs on this event loop.
+        await asyncio.to_thread(
+            spawn, "worker", "sync", "notifications", "accounts", extra_env=env, ready_timeout=120
+        )
+        gateway = await asyncio.to_thread(spawn, "gateway", extra_env=env)
+        publisher = Publisher(isolated.settings.kafka, source="test-catalog")
+        await publisher.start()
+        tvs: list[PubNubDevice] = []
+        try:
+            async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as http:
+                stack = Stack(http, gateway.url, publisher)
+                shining, shrek = await _titles(isolated)
+                alice, kid_token = await _with_kid(stack, isolated, "alice")
+                bob = Account(stack, isolated, "bob")
+                for account in (alice, bob):
+                    await account.prefer(services=["netflix"], region="US")
+                    for title in (shining, shrek):
+                        await account.watch(title)
+                adult_tv = await _pubnub_tv(stack, server, alice, "tv-adult", alice.token)
+                tvs.append(adult_tv)
+                kid_tv = await _pubnub_tv(stack, server, alice, "tv-kid", kid_token)
+                tvs.append(kid_tv)
+                bob_tv = await _pubnub_tv(stack, server, bob, "tv-bob", bob.token)
+                tvs.append(bob_tv)
+                # Each TV's handshake and first long-poll: from here on each hears every publish.
+                await wait_for(lambda: server.subscribes >= 2 * len(tvs), timeout=10)
+
+                for title in (shining, shrek):
+                    cause = wrap(arrived(title, "netflix", "US"), key="one", source="test-catalog")
+                    await publisher.send_envelope(CONTENT_AVAILABILITY_CHANGED, cause)
+                for tv in tvs:
+                    await wait_for(lambda tv=tv: len(_bodies(tv)) >= 2, timeout=30)
+                await asyncio.sleep(0.5)  # nothing more is on its way
+
+                # Bob's account has no limited profile: both alerts whole, facts and all.
+                bobs = [b["notification"]["title"] for b in _bodies(bob_tv)]
+                assert sorted(bobs) == ["Shrek", "The Shining"]
+                # Alice's TVs share her channel: the same two messages reach both.
+                heard = _bodies(kid_tv)
+                assert heard == _bodies(adult_tv) and len(heard) == 2
+                kinds = {b["kind"]: b for b in heard}
+                assert set(kinds) == {"notification", "notification_ping"}
+                # The PG title every profile may see comes whole...
+                assert kinds["notification"]["notification"]["title"] == "Shrek"
+                # ...the R-rated one only by its id and kind.
+                wire = orjson.dumps(heard).decode()
+                for fact in ("Shining", "horror", "thriller", str(shining), '"R"'):
+                    assert fact not in wire, fact
+                (ping,) = kinds["notification_ping"]["notifications"]
+                assert ping["kind"] == "arrived"
+                # The parent's inbox has it with its facts; the kid's inbox leaves it out.
+                adult = {i["notification_id"]: i for i in (await alice.inbox())["items"]}
+                assert adult[ping["notification_id"]]["title"] == "The Shining"
+                assert adult[ping["notification_id"]]["content_rating"] == "R"
+                kid = await http.get(alice.url("/notifications"), headers=bearer(kid_token))
+                assert kid.status_code == 200, kid.text
+                assert [i["title"] for i in kid.json()["items"]] == ["Shrek"]
+                # Every publish was signed and every subscribe carried its granted token.
+                assert server.refusals == []
+        finally:
+            for tv in tvs:
+                await tv.close()
+            await publisher.stop()

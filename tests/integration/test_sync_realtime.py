@@ -1,5 +1,6 @@
 """Realtime delivery on both paths: the built-in fan-out in the real Redis, and PubNub through
-the real `pubnub` SDK against a loopback server speaking PubNub's HTTP protocol."""
+the real `pubnub` SDK against a loopback server speaking PubNub's HTTP protocol (which pings the
+alerts a profile of the account may not see)."""
 
 from __future__ import annotations
 
@@ -20,19 +21,25 @@ from agents.adapters.delivery.fanout import RedisFanout
 from agents.adapters.delivery.pubnub import PubNubSink
 from agents.framework.context import AgentContext, ContextHolder
 from agents.sync.handlers import REALTIME_SINK, realtime_delivery
+from agreements.profiles_read_model import profiles_key, render_profiles
 from agreements.pubnub_access import PubNubAccess
 from agreements.sync_realtime import epoch_key, position, replay
 from core.config import PubNubSettings, Settings
 from devtools.bench.sync_pubnub import LoopbackPubNub, PamKeys
 from gateway.realtime.hub import RealtimeHub
 from gateway.realtime.sse import EventStream, StreamRequest
+from schemas.accounts import Profile, ProfileKind, ProfileLimits
+from schemas.content import MaturityRating
 from schemas.envelope import wrap
+from schemas.notifications import AlertKind, Notification
 from schemas.sync import (
     HLC,
     CommandMessage,
+    NotificationMessage,
     ProgressMessage,
     RealtimeEvent,
     devices_channel,
+    notifications_channel,
     sync_channel,
 )
 
@@ -264,3 +271,64 @@ async def wait_subscribed(server: LoopbackPubNub) -> None:
             return
         await asyncio.sleep(0.02)
     raise TimeoutError("the subscriber never long-polled")
+
+
+def alert_event(user_id: str, rating: MaturityRating) -> RealtimeEvent:
+    note = Notification(
+        notification_id=uuid.uuid4(),
+        kind=AlertKind.arrived,
+        content_id=uuid.uuid4(),
+        title=f"Rated {rating.value}",
+        content_rating=rating,
+        genres=["drama"],
+        platform="netflix",
+        region="US",
+        offer_types=["subscription"],
+        created_at=NOW,
+    )
+    message = NotificationMessage(notification=note)
+    return RealtimeEvent(
+        user_id=user_id, message_id=note.notification_id, message=message, occurred_at=NOW
+    )
+
+
+async def test_pubnub_pings_alerts_a_profile_of_the_account_may_not_see(
+    settings: Settings, topics_created: None
+) -> None:
+    # The sink reads each account's profiles from the read model the accounts agents write:
+    # Alice has a kids profile, Bob none, Carol one this code cannot read.
+    keys = PamKeys("pub-test", "sub-test", f"sec-{uuid.uuid4().hex}")
+    async with LoopbackPubNub(keys) as server:
+        holder = ContextHolder(replace_settings(settings, server.client_settings()), source="test")
+        ctx = (await holder.get()).for_agent("realtime-pubnub-kids-test")
+        alice, bob, carol = user(), user(), user()
+        kids = ProfileLimits(content_rating_limit=MaturityRating.PG)
+        kid = Profile(profile_id="kid", kind=ProfileKind.kids, limits=kids)
+        await render_profiles(ctx.redis, ctx.prefix, {alice: [kid]})
+        await ctx.redis.hset(profiles_key(ctx.prefix, carol), "kid", b'{"profile_id": 7}')
+        try:
+            sink = ctx.use(REALTIME_SINK)
+            assert isinstance(sink, PubNubSink)
+            sent = {
+                who: [alert_event(who, MaturityRating.R), alert_event(who, MaturityRating.G)]
+                for who in (alice, bob, carol)
+            }
+            assert await sink.deliver([e for events in sent.values() for e in events]) == 6
+
+            def ping(event: RealtimeEvent) -> dict[str, Any]:
+                return {
+                    "kind": "notification_ping",
+                    "notifications": [
+                        {"notification_id": str(event.message_id), "kind": "arrived"}
+                    ],
+                }
+
+            def whole(event: RealtimeEvent) -> Any:
+                return orjson.loads(event.message.model_dump_json())
+
+            r_rated, rated_g = sent[alice]
+            assert server.messages(notifications_channel(alice)) == [ping(r_rated), whole(rated_g)]
+            assert server.messages(notifications_channel(bob)) == [whole(e) for e in sent[bob]]
+            assert server.messages(notifications_channel(carol)) == [ping(e) for e in sent[carol]]
+        finally:
+            await holder.close()

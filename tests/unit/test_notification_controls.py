@@ -2,7 +2,9 @@
 in the inbox or as a realtime message, passes a profile's limits exactly when its title does
 (agreements/parental_controls.refusal); one without its title's facts (raised before they
 were carried) never passes limits; a digest keeps only what passes, and goes when none does;
-every other message, and every message without limits, passes untouched."""
+every other message, and every message without limits, passes untouched. On PubNub, whose
+channel every device of the account hears, an alert goes whole exactly when every profile of
+the account may see it, and otherwise as a ping that names it without its title."""
 
 from __future__ import annotations
 
@@ -15,12 +17,22 @@ from hypothesis import strategies as st
 
 from agents.notifications import rules
 from agreements.genres import CANONICAL_GENRES
-from agreements.notification_controls import notification_allowed, visible_body
+from agreements.notification_controls import (
+    notification_allowed,
+    pubnub_message,
+    visible_body,
+)
 from agreements.parental_controls import refusal
-from schemas.accounts import ProfileLimits
+from schemas.accounts import Profile, ProfileKind, ProfileLimits
 from schemas.content import MaturityRating
 from schemas.notifications import AlertKind, Notification
-from schemas.sync import NotificationDigestMessage, NotificationMessage
+from schemas.sync import (
+    HLC,
+    NotificationDigestMessage,
+    NotificationMessage,
+    NotificationPingMessage,
+    ProgressMessage,
+)
 
 NOW = datetime(2026, 12, 1, tzinfo=UTC)
 KIDS = ProfileLimits(content_rating_limit=MaturityRating.PG, blocked_genres=["horror"])
@@ -115,3 +127,72 @@ def test_the_agent_fills_in_the_titles_facts() -> None:
     made = rules.notification("alice", alert, facts, NOW, NOW)
     assert (made.content_rating, made.genres) == (MaturityRating.R, ["horror", "thriller"])
     assert not notification_allowed(made, KIDS)
+
+
+def profile(limits: ProfileLimits, kind: ProfileKind = ProfileKind.kids) -> Profile:
+    return Profile(profile_id=f"p{uuid.uuid4().hex[:6]}", kind=kind, limits=limits)
+
+
+PARENT = Profile(profile_id="parent", kind=ProfileKind.adult)
+# The title facts a ping could leak, spelled as they would appear in its JSON.
+FACTS = ("title", "content_id", "content_rating", "genres", "platform", "region")
+
+
+def assert_ping_of(sent: object, notes: list[Notification]) -> None:
+    assert isinstance(sent, NotificationPingMessage)
+    wire = sent.model_dump_json()
+    assert not any(f'"{fact}"' in wire for fact in FACTS)
+    assert orjson.loads(wire) == {
+        "kind": "notification_ping",
+        "notifications": [
+            {"notification_id": str(n.notification_id), "kind": n.kind.value} for n in notes
+        ],
+    }
+
+
+@given(RATINGS, GENRES, st.lists(LIMITS, max_size=3))
+def test_pubnub_carries_an_alert_whole_exactly_when_every_profile_may_see_it(
+    rating: MaturityRating | None, genres: list[str], limits: list[ProfileLimits]
+) -> None:
+    n = note(rating, genres)
+    profiles = [PARENT, *(profile(lim) for lim in limits)]
+    message = NotificationMessage(notification=n)
+    everyone = all(notification_allowed(n, lim) for lim in limits)
+    sent = pubnub_message(message, profiles)
+    if everyone:
+        assert sent is message
+    else:
+        assert_ping_of(sent, [n])
+
+
+def test_pubnub_pings_a_digest_with_any_refused_entry_and_when_profiles_are_unknown() -> None:
+    ok, r_rated = note(MaturityRating.G, ["family"]), note(MaturityRating.R, ["horror"])
+    kids = [PARENT, profile(KIDS)]
+    assert_ping_of(
+        pubnub_message(NotificationDigestMessage(notifications=[ok, r_rated]), kids),
+        [ok, r_rated],
+    )
+    whole = NotificationDigestMessage(notifications=[ok])
+    assert pubnub_message(whole, kids) is whole
+    # An account without limited profiles (or without any) hears everything whole.
+    for profiles in ([], [PARENT], [profile(ProfileLimits(), ProfileKind.adult)]):
+        single = NotificationMessage(notification=r_rated)
+        assert pubnub_message(single, profiles) is single
+    # Profiles that could not be read: even an alert every limit allows is pinged.
+    assert_ping_of(pubnub_message(NotificationMessage(notification=ok), None), [ok])
+    # An alert whose facts are unknown is refused by any limit, so it pings.
+    legacy = note(None, None)
+    assert_ping_of(pubnub_message(NotificationMessage(notification=legacy), kids), [legacy])
+
+
+def test_pubnub_carries_other_messages_unchanged_whatever_the_profiles() -> None:
+    progress = ProgressMessage(
+        content_id=uuid.uuid4(),
+        position_seconds=1.0,
+        duration_seconds=100.0,
+        state="playing",
+        timestamp=HLC(physical_us=1),
+        device_id="tv-1",
+    )
+    assert pubnub_message(progress, None) is progress
+    assert pubnub_message(progress, [profile(KIDS)]) is progress

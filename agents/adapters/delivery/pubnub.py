@@ -14,6 +14,12 @@ rather than sent twice. Clients catch up from the read models (or PubNub's histo
 resync. Claiming them together matters when two senders hold the same messages (the command
 router sends a command and its result itself, the delivery agent gets the staged copies): the
 first takes both, so the other never publishes the result while the command is on its way.
+
+Parental limits: a user's channel is heard by every device of the account, whatever profile it
+acts as, so an alert some profile of the account may not see goes out as a
+`notification_ping` without its title (agreements/notification_controls.pubnub_message). The
+account's profiles are read from their Redis read model as the user's messages are sent, once
+per user and batch, and only when an alert is among them.
 """
 
 from __future__ import annotations
@@ -27,12 +33,16 @@ import redis.asyncio as aioredis
 from loguru import logger
 from pubnub.enums import PNStatusCategory
 from pubnub.pubnub_asyncio import PubNubAsyncio
+from pydantic import ValidationError
 
 from agents.adapters.delivery.base import DeliveryRejected, RealtimeUnavailable
+from agreements.notification_controls import names_titles, pubnub_message
+from agreements.profiles_read_model import read_profiles
 from agreements.pubnub_access import pubnub_config
 from agreements.sync_realtime import claim_all, release
 from core.config import PubNubSettings
 from core.resilience import breakers
+from schemas.accounts import Profile
 from schemas.sync import RealtimeEvent
 
 # A publish normally takes milliseconds; past REQUEST_TIMEOUT_S (agreements/pubnub_access.py)
@@ -73,14 +83,27 @@ class PubNubSink:
             raise (rejected or failures)[0]
         return sum(o for o in outcomes if isinstance(o, int))
 
+    async def _profiles(self, user_id: str, events: list[RealtimeEvent]) -> list[Profile] | None:
+        """The account's profiles when an alert is among its messages (else none are needed);
+        None when the read model holds one this code cannot read (then every alert pings)."""
+        if not any(names_titles(e.message) for e in events):
+            return []
+        try:
+            return await read_profiles(self._redis, self._prefix, user_id)
+        except ValidationError as exc:
+            logger.error("profiles of {} unreadable, alerts go out as pings: {}", user_id, exc)
+            return None
+
     async def _deliver_user(self, events: list[RealtimeEvent]) -> int:
         user_id = events[0].user_id
+        # Read before claiming: a Redis failure here leaves nothing claimed for the retry.
+        profiles = await self._profiles(user_id, events)
         claims = await claim_all(self._redis, self._prefix, user_id, [e.message_id for e in events])
         mine = [event for event, claimed in zip(events, claims, strict=True) if claimed]
         for n, event in enumerate(mine):
             try:
                 async with breakers.get("pubnub").guard(ignore=(DeliveryRejected,)):
-                    await self._publish(event)
+                    await self._publish(event, profiles)
             except _Unknown:
                 logger.warning(
                     "PubNub publish of message {} to {} timed out; not sent again (at most "
@@ -95,8 +118,8 @@ class PubNubSink:
                 raise
         return len(mine)
 
-    async def _publish(self, event: RealtimeEvent) -> None:
-        body = event.message.model_dump(mode="json")
+    async def _publish(self, event: RealtimeEvent, profiles: list[Profile] | None) -> None:
+        body = pubnub_message(event.message, profiles).model_dump(mode="json")
         envelope = await self._pubnub.publish().channel(event.channel).message(body).future()
         if not envelope.is_error():
             return
