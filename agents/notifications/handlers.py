@@ -17,6 +17,8 @@
   read model from PostgreSQL and answer over Redis pub/sub (as `sync-lookup` does).
 - timer `notifications-release`: publish held notifications whose time came, one event per
   user (several: one digest message).
+- timer `notifications-overdue`: the gauge `mgw_notifications_overdue_seconds`, how late the
+  oldest due one is (the alert MgwNotificationsOverdue).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from agreements.notifications_read_model import (
     remember_no_inbox,
     write_preferences,
 )
+from core.observability.metrics import NOTIFICATIONS_OVERDUE
 from schemas.content import AvailabilityChanged, ContentExpiring
 from schemas.envelope import Envelope, utcnow
 from schemas.notifications import (
@@ -311,4 +314,24 @@ AGENTS.append(
         batch_within_s=TAKE_WHAT_IS_READY,
         description="refills a user's inbox read model from PostgreSQL on the gateway's miss",
     )
+)
+
+
+def overdue_gauge(clock: Callable[[], datetime] = utcnow) -> Callable[[AgentContext], Any]:
+    """Set how long the oldest due notification has waited past its deliver_at: the release
+    timer publishes 500 every 30 s, so a quiet hour ending for many users at once queues up
+    behind it, and lag cannot show it (held rows are in PostgreSQL, not on a topic)."""
+
+    async def measure(ctx: AgentContext) -> float:
+        now = clock()
+        oldest = await store.oldest_due(ctx.pool, now)
+        waited = 0.0 if oldest is None else (now - oldest).total_seconds()
+        NOTIFICATIONS_OVERDUE.set(waited)
+        return waited
+
+    return measure
+
+
+TIMERS.append(
+    TimerSpec(name="notifications-overdue", group=GROUP, interval_s=30.0, run=overdue_gauge())
 )
