@@ -2,7 +2,8 @@
 on the real broker, PostgreSQL and Redis. A title on Alice's watchlist arriving on her service
 in her region notifies her once, in her inbox and on her device's stream; Bob (another region,
 another service) hears nothing; a redelivered availability event notifies nobody again; an inbox
-Redis lost is refilled from PostgreSQL; an alert in quiet hours waits for their end."""
+Redis lost is refilled from PostgreSQL (on the next GET, or the next alert); an alert in quiet
+hours waits for their end."""
 
 from __future__ import annotations
 
@@ -205,20 +206,29 @@ async def test_a_title_arriving_on_her_service_notifies_alice_once_and_not_bob(
         assert read.status_code == 202, read.text
         await wait_for(lambda: _unread(alice, 1), timeout=20, interval=0.1)
 
-        # Redis loses her inbox; the next alert (the title leaves netflix) refills it from
-        # PostgreSQL, the read one still read.
+        # Redis loses her inbox: her next GET has the agents refill it from PostgreSQL
+        # (notifications.lookup), the read one still read.
         prefix = isolated.settings.redis.key_prefix
         redis = aioredis.from_url(isolated.settings.redis.require_url())
+        inbox_keys = [
+            f"{prefix}:notify:{part}:{alice.user_id}" for part in ("inbox", "items", "unread")
+        ]
         try:
-            await redis.delete(
-                *(
-                    f"{prefix}:notify:{part}:{alice.user_id}"
-                    for part in ("inbox", "items", "unread")
-                )
-            )
+            await redis.delete(*inbox_keys)
+            refilled = await alice.inbox()
+            assert [(i["platform"], i["read"]) for i in refilled["items"]] == [
+                ("max", False),
+                ("netflix", True),
+            ]
+            assert refilled["unread"] == 1
+            # Bob was never notified: the agents said so, and his GETs stop asking a while.
+            assert (await bob.inbox())["items"] == []
+            assert await redis.exists(f"{prefix}:notify:none:{bob.user_id}")
+            # Lost again: the next alert (the title leaves netflix) refills it before it adds
+            # itself.
+            await redis.delete(*inbox_keys)
         finally:
             await redis.aclose()
-        assert (await alice.inbox())["items"] == []
         leaving = ContentExpiring(
             canonical_id=title,
             platform="netflix",
