@@ -19,7 +19,8 @@ import redis.asyncio as aioredis
 
 from agents.framework.context import ContextHolder
 from agents.notifications import bursts
-from agents.notifications.handlers import releaser
+from agents.notifications.handlers import overdue_gauge, releaser
+from core.observability.metrics import NOTIFICATIONS_OVERDUE
 from core.publisher import Publisher
 from devtools.bench.sync_clients import SseDevice
 from schemas.content import (
@@ -337,6 +338,10 @@ async def test_alerts_in_quiet_hours_wait_until_they_end_and_come_as_one_digest(
         holder = ContextHolder(isolated.settings, source="test")
         ctx = (await holder.get()).for_agent("notifications-release")
         try:
+            # Not due yet: nothing overdue; due 5 minutes ago and not released: 300 s late.
+            assert await overdue_gauge(lambda: now + timedelta(minutes=59))(ctx) == 0
+            late = await overdue_gauge(lambda: now + timedelta(hours=1, minutes=5))(ctx)
+            assert late == 300 and NOTIFICATIONS_OVERDUE._value.get() == 300
             assert await releaser(lambda: now + timedelta(minutes=59))(ctx) == 0
             assert await releaser(lambda: now + timedelta(hours=1))(ctx) == 2
         finally:
