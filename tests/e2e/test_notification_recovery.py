@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 import uuid
 from collections import Counter
 
@@ -83,6 +84,7 @@ async def test_a_worker_killed_mid_fan_out_notifies_every_eligible_user_exactly_
     assert 0 < at_kill < ELIGIBLE, at_kill
 
     await asyncio.to_thread(spawn, "worker", "notifications", extra_env=isolated.env)
+    restarted = time.perf_counter()
     redis = aioredis.from_url(settings.redis.require_url())
     try:
 
@@ -93,6 +95,9 @@ async def test_a_worker_killed_mid_fan_out_notifies_every_eligible_user_exactly_
             return heard if all(heard.values()) else None
 
         heard = await wait_for(all_delivered, timeout=180, interval=1)
+        # The figure (pytest -s shows it): where the kill fell, how long the successor took.
+        took = time.perf_counter() - restarted
+        print(f"killed at {at_kill}/{ELIGIBLE} stored; all delivered {took:.1f} s after restart")
         # Let anything still in flight (a redelivered batch) land before counting.
         await asyncio.sleep(3)
         heard = await _notifications_heard(redis, prefix, users)
