@@ -172,3 +172,31 @@ async def read_inbox_allowed(
     return InboxPage(
         user_id=user_id, unread=unread_count, items=[e for e, _ in page], next_cursor=cursor
     )
+
+
+# "This user has no delivered notification", remembered briefly after an agent looked: a user
+# never notified has no inbox in Redis either, and without it every GET of theirs would ask
+# the agents again. Short, so an inbox lost right after still comes back within a minute
+# (an inbox written meanwhile is read first: the mark only answers for a missing one).
+NO_INBOX_TTL_S = 60
+
+
+def no_inbox_key(prefix: str, user_id: str) -> str:
+    return f"{prefix}:notify:none:{user_id}"
+
+
+async def inbox_known(redis: aioredis.Redis, prefix: str, user_id: str) -> bool:
+    """Whether Redis can answer for this user's inbox: it holds it, or an agent found the
+    user has none a moment ago. False: not loaded (lost, expired), ask the agents."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.exists(_inbox(prefix, user_id)[0])
+        pipe.exists(no_inbox_key(prefix, user_id))
+        held, none = await pipe.execute()
+    return bool(held or none)
+
+
+async def remember_no_inbox(redis: aioredis.Redis, prefix: str, user_ids: Iterable[str]) -> None:
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id in user_ids:
+            pipe.set(no_inbox_key(prefix, user_id), b"1", ex=NO_INBOX_TTL_S)
+        await pipe.execute()

@@ -151,6 +151,25 @@ class NotificationRead(Payload):
     read_at: AwareDatetime
 
 
+class InboxLookupRequested(Payload):
+    """The gateway found no inbox for this user in Redis: load it from PostgreSQL into the
+    read model and answer on `reply_channel` (Redis pub/sub) with how many entries it holds
+    (`InboxLoaded`); keyed by user_id."""
+
+    event_type: ClassVar[str] = "notifications.lookup.requested"
+
+    user_id: UserId
+    reply_channel: str = Field(min_length=1, max_length=300)
+
+
+class InboxLoaded(_Data):
+    """The answer to an `InboxLookupRequested`: the entries now in the user's inbox read
+    model (0: the user has none delivered)."""
+
+    user_id: UserId
+    entries: int = Field(ge=0)
+
+
 class InboxEntry(Notification):
     read: bool
 

@@ -29,7 +29,12 @@ from schemas.content import (
 from schemas.discovery import SearchRequested
 from schemas.envelope import Payload
 from schemas.ingestion import AvailabilityReceived, CatalogItemReceived, ItemMappingRequested
-from schemas.notifications import NotificationRaised, NotificationRead, PreferencesChanged
+from schemas.notifications import (
+    InboxLookupRequested,
+    NotificationRaised,
+    NotificationRead,
+    PreferencesChanged,
+)
 from schemas.sona import (
     AdapterTrained,
     ContentDismissed,
@@ -431,6 +436,16 @@ NOTIFICATIONS_READ = TopicSpec(
     description="a user read a notification of their inbox",
     producers=("gateway: POST /api/v1/users/{user_id}/notifications/{notification_id}/read",),
 )
+NOTIFICATIONS_LOOKUP = TopicSpec(
+    name="notifications.lookup",
+    payload=InboxLookupRequested,
+    key="user_id",
+    # Someone waits a second for each answer; an older request is worthless.
+    retention_ms=60 * 60 * 1000,
+    description="the gateway found no inbox read model for a user; answered over Redis pub/sub "
+    "once the agent refilled it from PostgreSQL",
+    producers=("gateway: GET /api/v1/users/{user_id}/notifications on a read-model miss",),
+)
 
 TOPICS: tuple[TopicSpec, ...] = (
     CONTENT_RAW,
@@ -467,6 +482,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     NOTIFICATIONS_PREFERENCES,
     NOTIFICATIONS_RAISED,
     NOTIFICATIONS_READ,
+    NOTIFICATIONS_LOOKUP,
 )
 
 

@@ -243,3 +243,14 @@ async def mark_read(
         at,
     )
     return bool(done)
+
+
+async def oldest_due(db: asyncpg.Pool | asyncpg.Connection, now: datetime) -> datetime | None:
+    """The earliest deliver_at of the held notifications already due (the partial index
+    notifications_queued answers it from its first entry)."""
+    found: datetime | None = await db.fetchval(
+        "SELECT min(deliver_at) FROM notifications "
+        "WHERE deliver_at IS NOT NULL AND deliver_at <= $1",
+        now,
+    )
+    return found

@@ -134,6 +134,12 @@ TIMER_CONSECUTIVE_FAILURES = Gauge(
     "Runs of a periodic task that raised since its last success",
     ["timer"],
 )
+# Watchlist alerts (docs/NOTIFICATIONS.md): held ones whose time came but that are not out yet.
+NOTIFICATIONS_OVERDUE = Gauge(
+    "mgw_notifications_overdue_seconds",
+    "Age of the oldest notification held (quiet hours, a burst) whose deliver_at passed and "
+    "that the release timer has not published yet; 0 when none",
+)
 INGEST_WARNINGS = Counter(
     "mgw_ingest_warnings_total",
     "What normalization dropped or changed of valid catalog items, by kind",

@@ -1,7 +1,8 @@
 """Watchlist alerts (docs/NOTIFICATIONS.md): a user's notification preferences, written
 through notifications.preferences and read from the Redis read model the notifications agents
-render; their inbox, read from Redis, and marking an entry read through notifications.read.
-The gateway never reads PostgreSQL.
+render; their inbox, read from Redis (on a miss, refilled by the agents over
+`notifications.lookup` first, as sync reads are: gateway/sync_lookup.py), and marking an entry
+read through notifications.read. The gateway never reads PostgreSQL.
 
 Scopes: `notifications:read` (GETs) and `notifications:write` (PUT, POST .../read).
 """
@@ -13,24 +14,31 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request, Response, status
 
 from agreements.notification_controls import notification_allowed
-from agreements.notifications_read_model import read_inbox, read_inbox_allowed, read_preferences
+from agreements.notifications_read_model import (
+    inbox_known,
+    read_inbox,
+    read_inbox_allowed,
+    read_preferences,
+)
 from core.publisher import Publisher
 from gateway.accepted import Accepted, accepted
 from gateway.auth.dependencies import own_user
 from gateway.errors import error_response
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
+from gateway.lookup import LookupTimeout, new_reply_channel, request_reply
 from gateway.profiles import HEADER_PARAMETER, UNKNOWN_PROFILE_RESPONSE, acting_limits
 from gateway.request_parameters import USER_ID, LimitParameter, UuidParameter, invalid
 from gateway.routes.user_routes import READ_RESPONSES, RESPONSES, documented
 from schemas.notifications import (
+    InboxLookupRequested,
     InboxPage,
     NotificationPreferences,
     NotificationRead,
     PreferencesChanged,
     PreferencesDocument,
 )
-from topics.registry import NOTIFICATIONS_PREFERENCES, NOTIFICATIONS_READ
+from topics.registry import NOTIFICATIONS_LOOKUP, NOTIFICATIONS_PREFERENCES, NOTIFICATIONS_READ
 
 router = APIRouter(prefix="/api/v1/users/{user_id}", tags=["notifications"])
 
@@ -140,15 +148,43 @@ async def list_notifications(request: Request) -> Response:
     limits = await acting_limits(request)
     prefix = request.app.state.settings.redis.key_prefix
     redis = request.app.state.redis
-    if limits is None:
-        page = await read_inbox(redis, prefix, user_id, limit, before)
-    else:
+
+    async def read() -> InboxPage:
+        if limits is None:
+            return await read_inbox(redis, prefix, user_id, limit, before)
         # Filtered before paging: a limited profile's pages, cursors and unread count are
         # those of the notifications its limits allow.
-        page = await read_inbox_allowed(
+        return await read_inbox_allowed(
             redis, prefix, user_id, limit, before, lambda n: notification_allowed(n, limits)
         )
+
+    page = await read()
+    # Only an empty first page can be a miss: a page with entries, or a cursor, means the
+    # inbox is there. Checked only then, so a GET that finds its inbox costs nothing more.
+    if not page.items and before is None and not await inbox_known(redis, prefix, user_id):
+        settings = request.app.state.settings
+        if settings.gateway.lookup_on_miss:
+            await _refill(request, user_id, settings.gateway.lookup_timeout_s)
+            page = await read()
     return _json(page.model_dump_json())
+
+
+async def _refill(request: Request, user_id: str, timeout_s: float) -> None:
+    """Have the notifications agents load the user's inbox read model from PostgreSQL (the
+    gateway never reads it) and wait for their answer (gateway/lookup.py)."""
+    app = request.app
+    prefix = app.state.settings.redis.key_prefix
+    await request_reply(
+        app.state.redis,
+        app.state.publisher,
+        NOTIFICATIONS_LOOKUP,
+        InboxLookupRequested(user_id=user_id, reply_channel=new_reply_channel(prefix)),
+        key=user_id,
+        timeout_s=timeout_s,
+        unanswered=LookupTimeout(
+            f"no notifications agent answered for the inbox of {user_id} in {timeout_s:g} s"
+        ),
+    )
 
 
 @router.post(

@@ -2,7 +2,8 @@
 on the real broker, PostgreSQL and Redis. A title on Alice's watchlist arriving on her service
 in her region notifies her once, in her inbox and on her device's stream; Bob (another region,
 another service) hears nothing; a redelivered availability event notifies nobody again; an inbox
-Redis lost is refilled from PostgreSQL; an alert in quiet hours waits for their end."""
+Redis lost is refilled from PostgreSQL (on the next GET, or the next alert); an alert in quiet
+hours waits for their end."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ import redis.asyncio as aioredis
 
 from agents.framework.context import ContextHolder
 from agents.notifications import bursts
-from agents.notifications.handlers import releaser
+from agents.notifications.handlers import overdue_gauge, releaser
+from core.observability.metrics import NOTIFICATIONS_OVERDUE
 from core.publisher import Publisher
 from devtools.bench.sync_clients import SseDevice
 from schemas.content import (
@@ -205,20 +207,29 @@ async def test_a_title_arriving_on_her_service_notifies_alice_once_and_not_bob(
         assert read.status_code == 202, read.text
         await wait_for(lambda: _unread(alice, 1), timeout=20, interval=0.1)
 
-        # Redis loses her inbox; the next alert (the title leaves netflix) refills it from
-        # PostgreSQL, the read one still read.
+        # Redis loses her inbox: her next GET has the agents refill it from PostgreSQL
+        # (notifications.lookup), the read one still read.
         prefix = isolated.settings.redis.key_prefix
         redis = aioredis.from_url(isolated.settings.redis.require_url())
+        inbox_keys = [
+            f"{prefix}:notify:{part}:{alice.user_id}" for part in ("inbox", "items", "unread")
+        ]
         try:
-            await redis.delete(
-                *(
-                    f"{prefix}:notify:{part}:{alice.user_id}"
-                    for part in ("inbox", "items", "unread")
-                )
-            )
+            await redis.delete(*inbox_keys)
+            refilled = await alice.inbox()
+            assert [(i["platform"], i["read"]) for i in refilled["items"]] == [
+                ("max", False),
+                ("netflix", True),
+            ]
+            assert refilled["unread"] == 1
+            # Bob was never notified: the agents said so, and his GETs stop asking a while.
+            assert (await bob.inbox())["items"] == []
+            assert await redis.exists(f"{prefix}:notify:none:{bob.user_id}")
+            # Lost again: the next alert (the title leaves netflix) refills it before it adds
+            # itself.
+            await redis.delete(*inbox_keys)
         finally:
             await redis.aclose()
-        assert (await alice.inbox())["items"] == []
         leaving = ContentExpiring(
             canonical_id=title,
             platform="netflix",
@@ -327,6 +338,10 @@ async def test_alerts_in_quiet_hours_wait_until_they_end_and_come_as_one_digest(
         holder = ContextHolder(isolated.settings, source="test")
         ctx = (await holder.get()).for_agent("notifications-release")
         try:
+            # Not due yet: nothing overdue; due 5 minutes ago and not released: 300 s late.
+            assert await overdue_gauge(lambda: now + timedelta(minutes=59))(ctx) == 0
+            late = await overdue_gauge(lambda: now + timedelta(hours=1, minutes=5))(ctx)
+            assert late == 300 and NOTIFICATIONS_OVERDUE._value.get() == 300
             assert await releaser(lambda: now + timedelta(minutes=59))(ctx) == 0
             assert await releaser(lambda: now + timedelta(hours=1))(ctx) == 2
         finally:
