@@ -23,6 +23,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import pairwise
 
 from agents.ingestion.genres import (
     CANONICAL_GENRES,
@@ -621,8 +622,7 @@ def _read_content_types(tokens: Sequence[_Token]) -> list[str]:
     ("movies", "films"), or either when they name both ("movies and shows"): no filter."""
     words = {t.word for t in tokens if t.free and t.is_word}
     series = bool(words & _SERIES_WORDS) or any(
-        t.word == "tv" and n.word in ("show", "shows", "series")
-        for t, n in zip(tokens, tokens[1:], strict=False)
+        t.word == "tv" and n.word in ("show", "shows", "series") for t, n in pairwise(tokens)
     )
     films = bool(words & _FILM_WORDS)
     if series == films:

@@ -223,13 +223,7 @@ async def _run_path(
         if path == "pubnub":
             keys = PamKeys("pub-bench", "sub-bench", f"sec-bench-{uuid.uuid4().hex}")
             server = await stack.enter_async_context(LoopbackPubNub(keys))
-            env |= {
-                "PUBNUB_PUBLISH_KEY": keys.publish_key,
-                "PUBNUB_SUBSCRIBE_KEY": keys.subscribe_key,
-                "PUBNUB_SECRET_KEY": keys.secret_key,
-                "PUBNUB_ORIGIN": server.origin,
-                "PUBNUB_SSL": "false",
-            }
+            env |= server.client_env()
         worker_port, gateway_port = free_port(), free_port()
         worker_log, gateway_log = workdir / f"worker-{path}.log", workdir / f"gateway-{path}.log"
         worker = spawn_mgw(

@@ -120,6 +120,18 @@ class LoopbackPubNub:
             **extra,
         )
 
+    def client_env(self) -> dict[str, str]:
+        """`client_settings` as the variables of a worker or gateway process started here."""
+        if self.pam is None:
+            raise ValueError("a server without Access Manager keys has no keys to hand out")
+        return {
+            "PUBNUB_PUBLISH_KEY": self.pam.publish_key,
+            "PUBNUB_SUBSCRIBE_KEY": self.pam.subscribe_key,
+            "PUBNUB_SECRET_KEY": self.pam.secret_key,
+            "PUBNUB_ORIGIN": self.origin,
+            "PUBNUB_SSL": "false",
+        }
+
     def fail_next(self, status: int, times: int = 1) -> None:
         self._failures.extend([status] * times)
 

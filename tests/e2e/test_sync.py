@@ -341,11 +341,7 @@ async def test_through_pubnub_the_tv_hears_the_command_with_the_real_sdk(
     async with LoopbackPubNub(keys) as server:
         env = {
             **isolated.env,
-            "PUBNUB_PUBLISH_KEY": keys.publish_key,
-            "PUBNUB_SUBSCRIBE_KEY": keys.subscribe_key,
-            "PUBNUB_SECRET_KEY": keys.secret_key,
-            "PUBNUB_ORIGIN": server.origin,
-            "PUBNUB_SSL": "false",
+            **server.client_env(),
             "RATE_LIMIT_ENABLED": "false",
         }
         # In a thread: readiness probes the loopback PubNub, which runs on this event loop.

@@ -258,11 +258,7 @@ async def test_through_pubnub_a_kids_tv_never_hears_an_r_rated_titles_facts(
     async with LoopbackPubNub(keys) as server:
         env = {
             **isolated.env,
-            "PUBNUB_PUBLISH_KEY": keys.publish_key,
-            "PUBNUB_SUBSCRIBE_KEY": keys.subscribe_key,
-            "PUBNUB_SECRET_KEY": keys.secret_key,
-            "PUBNUB_ORIGIN": server.origin,
-            "PUBNUB_SSL": "false",
+            **server.client_env(),
             "RATE_LIMIT_ENABLED": "false",
         }
         # In a thread: readiness probes the loopback PubNub, which runs on this event loop.
