@@ -165,6 +165,14 @@ export async function api(method, path, opts = {}) {
     await refresh();
     response = await attempt();
   }
+  // A read past the rate limit waits the Retry-After the gateway names and asks again (a
+  // read is safe to repeat); a write, or a long wait, is the person's to retry.
+  for (let tries = 0; method === "GET" && response.status === 429 && tries < 3; tries += 1) {
+    const wait = Number(response.headers.get("Retry-After")) || 1;
+    if (wait > 5) break;
+    await new Promise((resolve) => setTimeout(resolve, wait * 1000));
+    response = await attempt();
+  }
   if (!response.ok) throw await readError(response);
   if (response.status === 204) return null;
   return response.json();

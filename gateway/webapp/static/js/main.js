@@ -23,6 +23,7 @@ import {
   h,
   intentWords,
   notify,
+  offer,
   platform,
   price,
   progressBar,
@@ -60,10 +61,7 @@ export function startSocket() {
     el.textContent = event.detail.text;
     el.dataset.live = event.detail.live ? "yes" : "no";
   });
-  socket.addEventListener("revoked", () => {
-    notify("This browser was removed from your devices. Sign in again to use it.");
-    endSession();
-  });
+  socket.addEventListener("revoked", () => endSession("This browser was removed from your devices. Sign in again to use it."));
   // The result of a command this device sent: said in words, wherever the user is.
   socket.addEventListener("command_result", (event) => {
     const result = event.detail;
@@ -79,17 +77,18 @@ function deviceName(id) {
   return deviceNames.get(id) || id;
 }
 
-function endSession() {
+// A message for the next page: the route change clears the notices of the page left.
+let carried = null;
+
+function endSession(message) {
+  carried = message || null;
   if (socket) socket.close();
   socket = null;
   renderHeader();
   location.hash = session() && session().mode === "tv" ? "#/tv" : "#/signin";
 }
 
-events.addEventListener("expired", () => {
-  notify("Your session has ended. Please sign in again.");
-  endSession();
-});
+events.addEventListener("expired", () => endSession("Your session has ended. Please sign in again."));
 
 function parseRoute() {
   const raw = location.hash.replace(/^#/, "") || "/";
@@ -129,6 +128,8 @@ async function route() {
   cleanups.forEach((fn) => fn());
   cleanups = [];
   clearNotice();
+  if (carried) notify(carried);
+  carried = null;
   renderHeader();
   const { parts, params } = parseRoute();
   const current = session();
@@ -230,6 +231,13 @@ function titleLink(contentId, fallback) {
   return link;
 }
 
+// A watchlist message says whether the title is on the list after the merge (in_watchlist):
+// the list is kept from it, with no read (docs/SYNC.md, "Channels and messages").
+export function applyWatchlist(ids, message) {
+  const rest = ids.filter((id) => id !== message.content_id);
+  return message.in_watchlist ? [message.content_id, ...rest] : rest;
+}
+
 export function progressItem(entry) {
   const label = entry.up_next ? "Up next" : `${clock(entry.position_seconds)} of ${clock(entry.duration_seconds)}`;
   return h(
@@ -281,15 +289,18 @@ async function homePage(main) {
       showError(error);
     }
   };
+  let watching = [];
+  const drawWatchlist = () =>
+    replace(
+      watchList,
+      watching.length
+        ? watching.map((id) => h("li", { "data-content": id }, titleLink(id)))
+        : h("li", { class: "muted" }, "Your watchlist is empty. Find something with Search."),
+    );
   const loadWatchlist = async () => {
     try {
-      const doc = await api("GET", userPath("/watchlist"));
-      replace(
-        watchList,
-        doc.items.length
-          ? doc.items.map((item) => h("li", { "data-content": item.content_id }, titleLink(item.content_id)))
-          : h("li", { class: "muted" }, "Your watchlist is empty. Find something with Search."),
-      );
+      watching = (await api("GET", userPath("/watchlist"))).items.map((i) => i.content_id);
+      drawWatchlist();
     } catch (error) {
       showError(error);
     }
@@ -331,7 +342,10 @@ async function homePage(main) {
     });
     drawProgress();
   });
-  listen("watchlist", loadWatchlist);
+  listen("watchlist", (message) => {
+    watching = applyWatchlist(watching, message);
+    drawWatchlist();
+  });
   listen("resync", () => Promise.all([loadProgress(), loadWatchlist()]));
   await Promise.all([loadProgress(), loadWatchlist(), loadRecommendations()]);
 }
@@ -541,7 +555,7 @@ async function titlePage(main, parts) {
                   "tr",
                   {},
                   h("td", {}, a.web_url ? h("a", { href: a.web_url, rel: "noopener", target: "_blank" }, platform(a.platform)) : platform(a.platform)),
-                  h("td", {}, a.availability_type),
+                  h("td", {}, offer(a.availability_type)),
                   h("td", {}, price(a.price_cents, a.currency) || (a.availability_type === "subscription" ? "included" : "—")),
                   h("td", {}, date(a.available_until) || "—"),
                 ),
@@ -576,7 +590,15 @@ async function titlePage(main, parts) {
       watchButton.disabled = false;
     }
   });
-  listen("watchlist", (message) => message.content_id === id && loadWatchlist());
+  listen("watchlist", (message) => {
+    if (message.content_id !== id) return;
+    // The live tags follow the merge: the add's tag joins, a remove's observed tags leave.
+    const kept = (tags || []).filter((t) => !(message.removed_tags || []).includes(t));
+    if (message.unique_tag && message.in_watchlist) kept.push(message.unique_tag);
+    tags = message.in_watchlist ? kept : null;
+    watchButton.textContent = tags ? "Remove from watchlist" : "Add to watchlist";
+    watchButton.disabled = false;
+  });
   try {
     const doc = await api("GET", userPath("/devices"));
     const tvs = doc.devices.filter((d) => d.capabilities.remote_controllable && d.device_id !== current.device_id);

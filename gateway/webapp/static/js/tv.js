@@ -3,7 +3,7 @@
 // its progress over the device socket.
 
 import { api, claims, deviceCode, registerDevice, saveSession, session, title, tokenRequest, userPath } from "./api.js";
-import { currentSocket, listen, onLeave, progressItem, startSocket } from "./main.js";
+import { applyWatchlist, currentSocket, listen, onLeave, startSocket } from "./main.js";
 import { clock, h, notify, progressBar, replace, showError } from "./ui.js";
 
 const REPORT_EVERY_S = 2; // progress reports while playing: the phone's bar moves this often
@@ -252,11 +252,15 @@ async function tvHome(main) {
       showError(error);
     }
   };
+  let watching = [];
+  const drawWatchlist = () => {
+    replace(watchRow, watching.length ? watching.map((id) => tile(id)) : empty("Add titles from your phone."));
+    fillTitles(watchRow);
+  };
   const loadWatchlist = async () => {
     try {
-      const doc = await api("GET", userPath("/watchlist"));
-      replace(watchRow, doc.items.length ? doc.items.map((i) => tile(i.content_id)) : empty("Add titles from your phone."));
-      fillTitles(watchRow);
+      watching = (await api("GET", userPath("/watchlist"))).items.map((i) => i.content_id);
+      drawWatchlist();
     } catch (error) {
       showError(error);
     }
@@ -272,7 +276,10 @@ async function tvHome(main) {
       showError(error);
     }
   };
-  listen("watchlist", loadWatchlist);
+  listen("watchlist", (message) => {
+    watching = applyWatchlist(watching, message);
+    drawWatchlist();
+  });
   listen("progress", (message) => {
     const entry = progress.find((e) => e.content_id === message.content_id);
     if (!entry || message.up_next) return loadContinue();

@@ -81,6 +81,12 @@ export function platform(id) {
   return PLATFORM_NAMES[id] || String(id).replace(/_/g, " ");
 }
 
+const OFFER_WORDS = { subscription: "Subscription", rent: "Rent", purchase: "Buy", free: "Free", ads: "Free with ads" };
+
+export function offer(type) {
+  return OFFER_WORDS[type] || type;
+}
+
 export function price(cents, currency) {
   if (cents === null || cents === undefined || !currency) return null;
   return new Intl.NumberFormat(undefined, { style: "currency", currency }).format(cents / 100);
