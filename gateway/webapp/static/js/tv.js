@@ -105,6 +105,8 @@ async function tvHome(main) {
   const nowTitle = h("p", { id: "now-title", class: "now-title" });
   const nowState = h("p", { id: "now-state" });
   const nowBar = h("div", { id: "now-bar" });
+  // What the remote last asked, so a person sees the TV obeyed (and `mgw bench web` times it).
+  const remoteSaid = h("p", { id: "remote-said", class: "muted", "aria-live": "polite" });
   const playPause = h("button", { type: "button", "data-row": "0" }, "Play");
   const controls = h(
     "div",
@@ -114,7 +116,7 @@ async function tvHome(main) {
     h("button", { type: "button", "data-row": "0", onclick: () => seek(player.position + 30) }, "Forward 30 s"),
     h("button", { type: "button", "data-row": "0", onclick: () => setState("stopped") }, "Stop"),
   );
-  const nowPanel = h("section", { id: "now-playing", "aria-labelledby": "h-now", class: "card" }, h("h2", { id: "h-now" }, "Now playing"), nowTitle, nowState, nowBar, controls);
+  const nowPanel = h("section", { id: "now-playing", "aria-labelledby": "h-now", class: "card" }, h("h2", { id: "h-now" }, "Now playing"), nowTitle, nowState, nowBar, remoteSaid, controls);
   const continueRow = h("ul", { id: "continue", class: "tv-row tiles" });
   const watchRow = h("ul", { id: "watchlist", class: "tv-row tiles" });
   const recRow = h("ul", { id: "recommendations", class: "tv-row tiles" });
@@ -200,6 +202,8 @@ async function tvHome(main) {
     // A command is void after expires_at (docs/SYNC.md, "Remote commands").
     if (Date.parse(message.expires_at) < Date.now()) return;
     const command = message.command;
+    remoteSaid.dataset.command = message.command_id;
+    remoteSaid.textContent = `Remote: ${command.type.replace(/_/g, " ")}`;
     switch (command.type) {
       case "play":
         return setState("playing");
