@@ -68,6 +68,12 @@ export function startSocket() {
     if (result.status === "delivered") notify(`Sent to ${deviceName(result.target_device_id)}.`, "ok");
     else notify(result.message || `The command was not delivered (${result.error}).`);
   });
+  // A watchlist alert (docs/NOTIFICATIONS.md): said where the user is, whatever the page.
+  socket.addEventListener("notification", (event) => {
+    const n = event.detail.notification;
+    const words = { arrived: "is now on", leaving_soon: "is leaving", price_drop: "costs less on" };
+    notify(`${n.title} ${words[n.kind] || "changed on"} ${platform(n.platform)}.`, "ok");
+  });
   socket.open();
   return socket;
 }
