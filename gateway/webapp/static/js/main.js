@@ -91,7 +91,7 @@ function endSession(message) {
   if (socket) socket.close();
   socket = null;
   renderHeader();
-  location.hash = session() && session().mode === "tv" ? "#/tv" : "#/signin";
+  location.hash = document.body.classList.contains("tv") ? "#/tv" : "#/signin";
 }
 
 events.addEventListener("expired", () => endSession("Your session has ended. Please sign in again."));
@@ -496,10 +496,10 @@ async function searchPage(main, _parts, params) {
             )
           : h("li", { class: "muted" }, "Nothing found. Try fewer words or other filters."),
       );
+      go.disabled = false;
     } catch (error) {
-      showError(error, go);
-    } finally {
-      if (!(go.disabled && document.querySelector(".notice.error"))) go.disabled = false;
+      go.disabled = false;
+      showError(error, go); // a 429 disables it again for its Retry-After
     }
   }
 
@@ -592,8 +592,8 @@ async function titlePage(main, parts) {
       watchButton.textContent = tags ? "Removing…" : "Adding…";
       // The button settles when the merged change comes back on the realtime channel.
     } catch (error) {
-      showError(error, watchButton);
       watchButton.disabled = false;
+      showError(error, watchButton);
     }
   });
   listen("watchlist", (message) => {
@@ -642,6 +642,18 @@ async function devicesPage(main) {
   replace(main, heading("Your devices"), list);
   let doc = null;
   const positions = new Map();
+  const nowPlayingLine = (d) => {
+    const np = d.now_playing;
+    const where = positions.get(d.device_id);
+    if (!np) return h("p", { class: "now-playing muted" }, "Nothing playing");
+    return h(
+      "p",
+      { class: "now-playing" },
+      `${np.state === "playing" ? "Playing" : np.state === "paused" ? "Paused" : "Stopped"}: `,
+      titleLink(np.content_id),
+      where ? ` · ${clock(where.position_seconds)} of ${clock(where.duration_seconds)}` : "",
+    );
+  };
   const draw = () =>
     replace(
       list,
@@ -663,15 +675,7 @@ async function devicesPage(main) {
           { class: "device", "data-device": d.device_id },
           h("h2", {}, d.device_name, self ? " (this browser)" : ""),
           h("p", {}, h("span", { class: `presence ${d.is_online ? "on" : "off"}` }, d.is_online ? "Online" : "Offline"), ` · ${d.device_type} · ${d.platform}`),
-          np
-            ? h(
-                "p",
-                { class: "now-playing" },
-                `${np.state === "playing" ? "Playing" : np.state === "paused" ? "Paused" : "Stopped"}: `,
-                titleLink(np.content_id),
-                where ? ` · ${clock(where.position_seconds)} of ${clock(where.duration_seconds)}` : "",
-              )
-            : h("p", { class: "muted" }, "Nothing playing"),
+          nowPlayingLine(d),
           remote
             ? h(
                 "div",
@@ -707,8 +711,12 @@ async function devicesPage(main) {
     if (!doc) return;
     positions.set(message.device_id, message);
     const d = doc.devices.find((x) => x.device_id === message.device_id);
-    if (d) d.now_playing = { content_id: message.content_id, position_seconds: message.position_seconds, state: message.state };
-    draw();
+    if (!d) return;
+    d.now_playing = { content_id: message.content_id, position_seconds: message.position_seconds, state: message.state };
+    // Only the line moves: the remote's buttons keep their focus between reports.
+    const line = list.querySelector(`li[data-device="${CSS.escape(d.device_id)}"] .now-playing`);
+    if (line) line.replaceWith(nowPlayingLine(d));
+    else draw();
   });
   listen("resync", load);
   await load();
