@@ -8,8 +8,10 @@ session (sign-in itself is not what is timed). One command at a time, Play and P
 the time runs from just before the phone's button is clicked (read in the phone's page) to the
 moment the TV's page has written the command into its DOM (read in the TV's page by a
 MutationObserver); both pages read one clock, `performance.timeOrigin + performance.now()`.
-Then the same gateway and worker are timed with two plain WebSocket clients, the phone's
-`command` frame to the TV's socket: the browser's and the app's share is the difference.
+Each browser command is followed by the same command between two plain WebSocket clients
+(another phone and TV of the user, `mgw bench sync --path socket`'s path) on the same gateway
+and worker, so both paths see the same load: the browser's and the app's share is the
+difference.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from devtools.bench.sync import (
     BenchError,
     Figures,
     Phone,
-    SocketPhone,
     _timed,
     _wait_ok,
 )
@@ -102,54 +103,69 @@ def _session(token: str, device_id: str, kind: str) -> str:
     return f"sessionStorage.setItem('mgw.session', {text});"
 
 
-async def _browser_path(base: str, token: str, count: int) -> list[float]:
+class _Sockets:
+    """The same command without a browser: tv-2 and phone-2 as plain WebSocket clients."""
+
+    def __init__(self, tv: SocketDevice, phone: SocketDevice) -> None:
+        self.tv, self.phone, self.sent = tv, phone, 0
+
+    async def play(self) -> str:
+        self.sent += 1
+        ref = f"play-{self.sent}"
+        await self.phone.command("tv-2", {"type": "play"}, ref=ref)
+        try:
+            answer = await self.phone.answers.wait_for(lambda h: h.event_id == ref, wait_s=10)
+        except TimeoutError:
+            raise BenchError(f"no answer to command frame {ref}") from None
+        if answer.channel != "accepted":
+            raise BenchError(f"command frame refused: {answer.body}")
+        return str(answer.body["data"]["command_id"])
+
+
+async def _both_paths(base: str, token: str, count: int) -> tuple[list[float], list[float]]:
+    """One browser command, then one socket command, in turn: both paths see the same load
+    (the machine's, which moves during a run)."""
     from playwright.async_api import async_playwright
 
-    async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True)
-        try:
-            tv_ctx = await browser.new_context(
-                base_url=base, viewport={"width": 1920, "height": 1080}
-            )
-            await tv_ctx.add_init_script(_session(token, "tv-1", "tv"))
-            tv = await tv_ctx.new_page()
-            await tv.goto("/app/#/tv")
-            await tv.wait_for_function("document.getElementById('live')?.textContent === 'Live'")
-            await tv.evaluate(OBSERVE)
-
-            phone_ctx = await browser.new_context(
-                base_url=base, viewport={"width": 390, "height": 844}
-            )
-            await phone_ctx.add_init_script(_session(token, "phone-1", "phone"))
-            phone = await phone_ctx.new_page()
-            await phone.goto("/app/#/devices")
-            await phone.wait_for_function("document.getElementById('live')?.textContent === 'Live'")
-            await phone.locator('li.device[data-device="tv-1"] .remote button').first.wait_for()
-
-            samples: list[float] = []
-            for n in range(WARMUP + count):
-                clicked = await phone.evaluate(CLICK, "Play" if n % 2 == 0 else "Pause")
-                try:
-                    await tv.wait_for_function(f"window.__heard.length > {n}", timeout=10_000)
-                except Exception as exc:  # playwright's TimeoutError, named by its module
-                    raise BenchError(f"the TV page never showed command {n + 1}") from exc
-                heard = await tv.evaluate(f"window.__heard[{n}].at")
-                if n >= WARMUP:
-                    samples.append(heard - clicked)
-            return samples
-        finally:
-            await browser.close()
-
-
-async def _socket_path(base: str, token: str, count: int) -> list[float]:
     async with AsyncExitStack() as stack:
-        tv = await SocketDevice(base, USER, token, "tv-1", channels="devices").start()
-        stack.push_async_callback(tv.close)
-        phone = await SocketDevice(base, USER, token, "phone-1", channels="notifications").start()
-        stack.push_async_callback(phone.close)
-        play = SocketPhone(phone).play
-        await _timed(WARMUP, play, tv.inbox, "command_id")
-        return await _timed(count, play, tv.inbox, "command_id")
+        tv_socket = await SocketDevice(base, USER, token, "tv-2", channels="devices").start()
+        stack.push_async_callback(tv_socket.close)
+        phone_socket = await SocketDevice(
+            base, USER, token, "phone-2", channels="notifications"
+        ).start()
+        stack.push_async_callback(phone_socket.close)
+        sockets = _Sockets(tv_socket, phone_socket)
+
+        p = await stack.enter_async_context(async_playwright())
+        browser = await p.chromium.launch(executable_path=CHROMIUM, headless=True)
+        stack.push_async_callback(browser.close)
+        tv_ctx = await browser.new_context(base_url=base, viewport={"width": 1920, "height": 1080})
+        await tv_ctx.add_init_script(_session(token, "tv-1", "tv"))
+        tv = await tv_ctx.new_page()
+        await tv.goto("/app/#/tv")
+        await tv.wait_for_function("document.getElementById('live')?.textContent === 'Live'")
+        await tv.evaluate(OBSERVE)
+        phone_ctx = await browser.new_context(base_url=base, viewport={"width": 390, "height": 844})
+        await phone_ctx.add_init_script(_session(token, "phone-1", "phone"))
+        phone = await phone_ctx.new_page()
+        await phone.goto("/app/#/devices")
+        await phone.wait_for_function("document.getElementById('live')?.textContent === 'Live'")
+        await phone.locator('li.device[data-device="tv-1"] .remote button').first.wait_for()
+
+        clicks: list[float] = []
+        frames: list[float] = []
+        for n in range(WARMUP + count):
+            clicked = await phone.evaluate(CLICK, "Play" if n % 2 == 0 else "Pause")
+            try:
+                await tv.wait_for_function(f"window.__heard.length > {n}", timeout=10_000)
+            except Exception as exc:  # playwright's TimeoutError, named by its module
+                raise BenchError(f"the TV page never showed command {n + 1}") from exc
+            heard = await tv.evaluate(f"window.__heard[{n}].at")
+            frame = await _timed(1, sockets.play, tv_socket.inbox, "command_id")
+            if n >= WARMUP:
+                clicks.append(heard - clicked)
+                frames += frame
+        return clicks, frames
 
 
 async def _run(env: dict[str, str], token: str, count: int, workdir: Path) -> list[Figures]:
@@ -171,15 +187,14 @@ async def _run(env: dict[str, str], token: str, count: int, workdir: Path) -> li
         await _wait_ok(f"http://127.0.0.1:{worker_port}/health/ready", worker, worker_log, 90)
         http = await stack.enter_async_context(httpx.AsyncClient(base_url=base, timeout=10))
         phone = Phone(http, token)
-        for device_id, kind in (("phone-1", "phone"), ("tv-1", "tv")):
-            await phone.put_device(device_id, kind)
-        await phone.wait_devices(2)
-        beats = asyncio.create_task(phone.heartbeats(["phone-1", "tv-1"]))
+        devices = ["phone-1", "tv-1", "phone-2", "tv-2"]
+        for device_id in devices:
+            await phone.put_device(device_id, device_id.split("-")[0])
+        await phone.wait_devices(len(devices))
+        beats = asyncio.create_task(phone.heartbeats(devices))
         stack.callback(beats.cancel)
-        with console.status(f"browser: {count} clicks, phone page -> TV page..."):
-            browser = await _browser_path(base, token, count)
-        with console.status(f"no browser: {count} command frames, phone socket -> TV socket..."):
-            sockets = await _socket_path(base, token, count)
+        with console.status(f"{count} commands on each path, in turn..."):
+            browser, sockets = await _both_paths(base, token, count)
         return [
             Figures("browser", "click on the phone page -> the TV page shows it", browser),
             Figures("socket", "command frame -> TV socket (mgw bench sync --path socket)", sockets),
