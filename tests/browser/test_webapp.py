@@ -249,6 +249,7 @@ def test_every_page_fits_the_width(tabs: Tabs, stack: Stack, width: int) -> None
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0, f"the TV page at 390 px scrolls sideways by {overflow} px"
+        shot(tabs.tv, "tv-390")
     finally:
         tabs.tv.set_viewport_size(TV)
 
@@ -280,7 +281,11 @@ def test_errors_are_said_in_words(tabs: Tabs, browser: Browser, stack: Stack) ->
     context = browser.new_context(base_url=stack.gateway, viewport=PHONE)
     page = context.new_page()
     page.on("pageerror", lambda error: tabs.errors.append(f"errors: uncaught {error}"))
+    page.set_viewport_size(TV)
     page.goto("/app/")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    shot(page, "sign-in-1920")
+    page.set_viewport_size(PHONE)
     page.get_by_label("Your name").fill(stack.user())
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#live")).to_have_text("Live", timeout=WAIT_MS)
@@ -288,6 +293,21 @@ def test_errors_are_said_in_words(tabs: Tabs, browser: Browser, stack: Stack) ->
     page.goto("/app/#/title/00000000-0000-4000-8000-000000000000")
     expect(page.get_by_role("heading", name="Title not found")).to_be_visible(timeout=WAIT_MS)
     expect(page.locator("main")).to_contain_text("no content with id")
+    # A 429 says how long to wait, and the button that caused it waits as long. The answer
+    # is the gateway's own shape (docs/HTTP_CONTRACT.md), given by the browser's router.
+    page.route(
+        "**/api/v1/search?*",
+        lambda route: route.fulfill(
+            status=429,
+            headers={"Retry-After": "7", "Content-Type": "application/problem+json"},
+            body='{"type":"/problems/rate_limited","title":"Too many requests","status":429,'
+            '"detail":"rate limit exceeded","error":"rate_limited"}',
+        ),
+    )
+    page.goto("/app/#/search?q=heat")
+    expect(page.get_by_role("alert")).to_contain_text("Please wait 7 s")
+    expect(page.get_by_role("button", name="Search")).to_be_disabled()
+    page.unroute("**/api/v1/search?*")
     # An expired session that cannot be renewed: the app says so and asks to sign in again.
     page.evaluate(
         """() => {
