@@ -15,7 +15,7 @@ export class DeviceSocket extends EventTarget {
     this.ref = 0;
     this.closed = false;
     this.failures = 0;
-    this.nowPlaying = null;
+    this.nowPlaying = undefined; // a phone never says what it plays: its heartbeats carry no body
     this.heartbeat = null;
     this.live = false;
   }
