@@ -72,9 +72,14 @@ class Stack:
     gateway: str
     key: str
     ids: dict[str, str] = field(default_factory=dict)
+    fresh: bool = True  # a stack of this run's own, not WEBAPP_TEST_GATEWAY's
 
     def user(self) -> str:
-        """A user of its own per test: the stack outlives one test's state."""
+        """A user of its own per use; on a fresh stack the first is alice, so the screenshots
+        show a name rather than a random one."""
+        if self.fresh:
+            self.fresh = False
+            return "alice"
         return f"u{uuid.uuid4().hex[:10]}"
 
 
@@ -114,7 +119,7 @@ def seed(gateway: str, key: str) -> dict[str, str]:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if os.environ.get("WEBAPP_TEST_GATEWAY"):
         gateway, key = os.environ["WEBAPP_TEST_GATEWAY"], os.environ["WEBAPP_TEST_KEY"]
-        yield Stack(gateway, key, seed(gateway, key))
+        yield Stack(gateway, key, seed(gateway, key), fresh=False)
         return
     with running_up(tmp_path_factory.mktemp("webapp"), env={"KAFKA_TOPIC_PREFIX": "web"}) as up:
         yield Stack(up.gateway, up.key, seed(up.gateway, up.key))
