@@ -420,6 +420,17 @@ def bench_sync_command(
     raise typer.Exit(bench_sync(count, paths, durable))
 
 
+@bench_app.command("web")
+def bench_web_command(
+    count: Annotated[int, typer.Option(min=50, help="Remote commands, each path.")] = 200,
+) -> None:
+    """The web app in Chromium: a click on the phone's remote -> the TV page shows it,
+    p50/p95/p99, beside the same command without a browser (docs/WEB_APP.md)."""
+    from devtools.bench.web import bench_web
+
+    raise typer.Exit(bench_web(count))
+
+
 @bench_app.command("sona")
 def bench_sona_command(
     users: Annotated[int, typer.Option(min=10, help="Users trained, each with an adapter.")] = 300,

@@ -58,6 +58,7 @@ from gateway.routes import discovery as discovery_routes
 from gateway.routes import suggest as suggest_routes
 from gateway.routes.contracts import router as contracts_router
 from gateway.shutdown import refuse_writes_on_exit_signals
+from gateway.webapp import mount_webapp
 
 # What a browser app may send and read across origins (docs/HTTP_CONTRACT.md, CORS).
 CORS_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
@@ -231,4 +232,5 @@ def create_app(settings: Settings) -> FastAPI:
     install_security(app)
     if settings.mcp.enabled:
         mount_mcp(app, settings)  # /mcp for assistants (docs/MCP.md)
+    mount_webapp(app)  # /app/, the reference web app's static files (docs/WEB_APP.md)
     return app

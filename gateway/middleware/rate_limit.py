@@ -50,7 +50,16 @@ TIER_LIMITS: dict[Tier, Limits] = {
     Tier.enterprise: Limits(200, 5000),
 }
 
-EXEMPT_PREFIXES = ("/health/", "/metrics", "/docs", "/redoc", "/openapi.json", "/problems")
+# /app/: the web app's static files, which cost no Redis call and are not the API.
+EXEMPT_PREFIXES = (
+    "/health/",
+    "/metrics",
+    "/docs",
+    "/redoc",
+    "/openapi.json",
+    "/problems",
+    "/app/",
+)
 
 
 def is_exempt(path: str) -> bool:
