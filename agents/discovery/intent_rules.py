@@ -603,7 +603,8 @@ def parse_intent(query: str, this_year: int | None = None) -> ParsedIntent:
     platforms = _read_platforms(tokens)
     moods, genres = _read_moods_and_genres(tokens)
     themes = _read_themes(tokens)
-    kinds = [] if themes or references else _read_content_types(tokens)
+    words_left = themes or references or any(_is_number_word(t) for t in tokens)
+    kinds = [] if words_left else _read_content_types(tokens)
     return ParsedIntent(
         mood=moods,
         themes=themes[:20],
@@ -615,6 +616,11 @@ def parse_intent(query: str, this_year: int | None = None) -> ParsedIntent:
         confidence=RULES_CONFIDENCE,
         source="rules",
     )
+
+
+def _is_number_word(token: _Token) -> bool:
+    """A number left over ("Series 7", "Creepshow 2"): part of a title, not a filter."""
+    return token.free and token.is_word and token.word.isdigit()
 
 
 def _read_content_types(tokens: Sequence[_Token]) -> list[str]:

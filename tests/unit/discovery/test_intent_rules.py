@@ -361,6 +361,7 @@ FILMS = ["documentary", "movie", "short", "special"]
         ("crime films from the 80s", FILMS),
         # Words left to search for: the kind word is a plain word, never a filter.
         ("Series 7: The Contenders", []),
+        ("series 7", []),
         ("breaking bad series", []),
         ("movies like Heat", []),
         # Both kinds named, or none.
