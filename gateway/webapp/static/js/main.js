@@ -460,12 +460,41 @@ async function searchPage(main, _parts, params) {
     search();
   };
 
+  const resultItem = (r) =>
+    h(
+      "li",
+      {},
+      h("a", { href: `#/title/${r.canonical_id}` }, r.title),
+      h("span", { class: "muted" }, ` ${[r.release_year, r.genres.map(genre).join(", "), r.platforms.map(platform).join(", ")].filter(Boolean).join(" · ")}`),
+    );
+  // Every page of a search is reachable: "More results" appends the next page of the same
+  // query and filters (the pages of one query are stable, docs/DISCOVERY.md).
+  let shown = 0;
+  const more = h("button", { type: "button", hidden: true, onclick: () => nextPage() }, "More results");
+  let lastQuery = null;
+  async function nextPage() {
+    if (!lastQuery) return;
+    more.disabled = true;
+    try {
+      const page = lastQuery.page + 1;
+      const answer = await api("GET", "/api/v1/search", { query: { ...lastQuery, page } });
+      lastQuery = { ...lastQuery, page };
+      answer.results.forEach((r) => results.append(resultItem(r)));
+      shown += answer.results.length;
+      more.hidden = !answer.results.length || shown >= answer.total_count;
+      more.disabled = false;
+    } catch (error) {
+      more.disabled = false;
+      showError(error, more);
+    }
+  }
+
   async function search() {
     closeList();
     const q = input.value.trim();
     if (!q) return;
     go.disabled = true;
-    const query = { q, genres: filters.genres.join(",") || null, platforms: filters.platforms.join(",") || null, region: session().region || "US" };
+    const query = { q, genres: filters.genres.join(",") || null, platforms: filters.platforms.join(",") || null, region: session().region || "US", page: 1 };
     if (filters.decade) {
       const start = Number.parseInt(filters.decade, 10);
       Object.assign(query, { year_from: start, year_to: start + 9 });
@@ -486,16 +515,12 @@ async function searchPage(main, _parts, params) {
       replace(
         results,
         answer.results.length
-          ? answer.results.map((r) =>
-              h(
-                "li",
-                {},
-                h("a", { href: `#/title/${r.canonical_id}` }, r.title),
-                h("span", { class: "muted" }, ` ${[r.release_year, r.genres.map(genre).join(", "), r.platforms.map(platform).join(", ")].filter(Boolean).join(" · ")}`),
-              ),
-            )
+          ? answer.results.map(resultItem)
           : h("li", { class: "muted" }, "Nothing found. Try fewer words or other filters."),
       );
+      lastQuery = query;
+      shown = answer.results.length;
+      more.hidden = shown >= answer.total_count;
       go.disabled = false;
     } catch (error) {
       go.disabled = false;
@@ -510,7 +535,7 @@ async function searchPage(main, _parts, params) {
     h("div", { class: "combo" }, input, list),
     go,
   );
-  replace(main, heading("Search"), form, intent, h("div", { class: "split" }, facets, results));
+  replace(main, heading("Search"), form, intent, h("div", { class: "split" }, facets, h("div", {}, results, more)));
   input.focus();
   if (input.value) search();
 }

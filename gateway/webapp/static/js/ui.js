@@ -119,6 +119,8 @@ export function intentWords(parsed) {
   if (!parsed) return "";
   const f = parsed.filters || {};
   const words = [];
+  const kinds = f.content_types || [];
+  if (kinds.length) words.push(kinds.includes("series") ? (kinds.length === 1 ? "series" : kinds.join(", ")) : "films");
   (f.genres || []).forEach((g) => words.push(genre(g)));
   if (f.year_range) words.push(`${f.year_range[0]}–${f.year_range[1]}`);
   (f.platforms || []).forEach((p) => words.push(`on ${platform(p)}`));
