@@ -14,8 +14,8 @@ public signing keys and the deny-list of revoked tokens (docs/AUTH.md, "Signing 
   pub/sub channel `{prefix}:auth:changed` in the same transaction. Each gateway process
   reloads when an announcement comes and reads the version after (re)subscribing and every
   few seconds besides; while it cannot subscribe it reads it every AUTH_REVOCATION_POLL_S. It
-  reloads only when the version moved: a revocation reaches every process at once, within
-  AUTH_REVOCATION_POLL_S at worst, and a missed message cannot leave one behind.
+  reloads only when the version moved: a revocation reaches every process at once, and a
+  missed message cannot leave one behind (gateway/auth/key_sync.py).
 """
 
 from __future__ import annotations

@@ -5,9 +5,10 @@ JWKS once they are older than AUTH_JWKS_CACHE_S.
 A cheap GET of the version, and a full read only when it moved: when the auth agents announce
 a change (agreements/auth_state.py, `{prefix}:auth:changed`), right after (re)subscribing to
 those announcements, every QUIET_POLL_S besides, and every AUTH_REVOCATION_POLL_S while no
-subscription holds. So a revocation is refused by every process at once, within
-AUTH_REVOCATION_POLL_S at worst, even for a token the process has already verified and cached,
-and the request path itself never waits on Redis for it. (A GET every 0.5 s in each process
+subscription holds. So a revocation is refused by every process at once (within
+AUTH_REVOCATION_POLL_S while it cannot subscribe, QUIET_POLL_S if its subscription died without
+an error), even for a token the process has already verified and cached, and the request path
+itself never waits on Redis for it. (A GET every 0.5 s in each process
 was most of an idle gateway's own work: docs/OPERATIONS.md, "An idle stack".)
 """
 

@@ -69,9 +69,7 @@ async def test_a_gated_fetch_cancelled_while_waiting_reports_no_records() -> Non
     assert sent == ["request"]
 
 
-async def test_an_installed_gate_counts_answers_and_slows_the_idle_fetch_routine() -> (
-    None
-):
+async def test_an_installed_gate_counts_answers_and_slows_the_idle_fetch_routine() -> None:
     gate = FetchGate(idle_interval_s=3.0, awake_s=30)
 
     async def fetch(assignment: object, node_id: int, request: object) -> bool:
