@@ -10,9 +10,12 @@ public signing keys and the deny-list of revoked tokens (docs/AUTH.md, "Signing 
 - `{prefix}:auth:denied`: a sorted set of the same ids, scored by when they may be forgotten,
   so a gateway loads the whole list in one call (it keeps it in memory: a cached token is
   checked against it on every request).
-- `{prefix}:auth:version`: incremented after each change of the above. Each gateway process
-  reads it every AUTH_REVOCATION_POLL_S and reloads only when it moved: a revocation reaches
-  every process within that time, and a missed message cannot leave one behind.
+- `{prefix}:auth:version`: incremented after each change of the above, and announced on the
+  pub/sub channel `{prefix}:auth:changed` in the same transaction. Each gateway process
+  reloads when an announcement comes and reads the version after (re)subscribing and every
+  few seconds besides; while it cannot subscribe it reads it every AUTH_REVOCATION_POLL_S. It
+  reloads only when the version moved: a revocation reaches every process at once, and a
+  missed message cannot leave one behind (gateway/auth/key_sync.py).
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ def version_key(prefix: str) -> str:
     return f"{prefix}:auth:version"
 
 
+def changes_channel(prefix: str) -> str:
+    return f"{prefix}:auth:changed"
+
+
 async def deny(
     redis: aioredis.Redis, prefix: str, token_ids: Mapping[str, float], now: float | None = None
 ) -> None:
@@ -55,6 +62,7 @@ async def deny(
         pipe.zadd(denied_index_key(prefix), {tid: until for tid, until in live.items()})
         pipe.zremrangebyscore(denied_index_key(prefix), "-inf", now)
         pipe.incr(version_key(prefix))
+        pipe.publish(changes_channel(prefix), "1")
         await pipe.execute()
 
 
@@ -102,5 +110,6 @@ async def sync_keys(
         if gone:
             pipe.hdel(jwks_key(prefix), *gone)
         pipe.incr(version_key(prefix))
+        pipe.publish(changes_channel(prefix), "1")
         await pipe.execute()
     return True

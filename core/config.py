@@ -420,9 +420,9 @@ class AuthSettings(_Section):
     jwks_cache_s: float = Field(default=300.0, gt=0, le=86400)
     jwks_refresh_cooldown_s: float = Field(default=10.0, ge=0, le=3600)
     jwks_timeout_s: float = Field(default=3.0, gt=0, le=60)
-    # How often each gateway process reads the built-in service's signing keys and the
-    # deny-list of revoked tokens from Redis: a revocation is refused everywhere within this
-    # (plus one Redis round trip). docs/AUTH.md, "Revocation".
+    # The bound on how long a revocation takes to reach every gateway process when the auth
+    # agents' announcement (Redis pub/sub) cannot reach it: a process that cannot subscribe
+    # reads the signing keys and deny-list version this often. docs/AUTH.md, "Revocation".
     revocation_poll_s: float = Field(default=0.5, gt=0, le=60)
     # How long the token and revocation endpoints wait for the auth agents' answer.
     token_timeout_s: float = Field(default=5.0, gt=0, le=60)

@@ -128,6 +128,7 @@ def create_app(settings: Settings) -> FastAPI:
                     app.state.redis,
                     settings.redis.key_prefix,
                     settings.auth.revocation_poll_s,
+                    settings.redis.require_url(),
                 ),
             ):
                 # Everything built at start (routes, schemas, pydantic validators) is moved out

@@ -2,9 +2,14 @@
 the deny-list of revoked tokens from Redis (agreements/auth_state.py), and external providers'
 JWKS once they are older than AUTH_JWKS_CACHE_S.
 
-One cheap GET of the version every AUTH_REVOCATION_POLL_S, a full read only when it moved: so
-a revocation is refused by every process within that time, even for a token the process has
-already verified and cached, and the request path itself never waits on Redis for it.
+A cheap GET of the version, and a full read only when it moved: when the auth agents announce
+a change (agreements/auth_state.py, `{prefix}:auth:changed`), right after (re)subscribing to
+those announcements, every QUIET_POLL_S besides, and every AUTH_REVOCATION_POLL_S while no
+subscription holds. So a revocation is refused by every process at once (within
+AUTH_REVOCATION_POLL_S while it cannot subscribe, QUIET_POLL_S if its subscription died without
+an error), even for a token the process has already verified and cached, and the request path
+itself never waits on Redis for it. (A GET every 0.5 s in each process
+was most of an idle gateway's own work: docs/OPERATIONS.md, "An idle stack".)
 """
 
 from __future__ import annotations
@@ -18,21 +23,34 @@ import redis.asyncio as aioredis
 from loguru import logger
 from redis.exceptions import RedisError
 
-from agreements.auth_state import read_state, read_version
+from agreements.auth_state import changes_channel, read_state, read_version
 from gateway.auth.key_sets import signing_keys
 from gateway.auth.tokens import TokenVerifier
 
 BUILTIN = "built-in"
+# The poll beside the announcements: bounds what a subscription that died without an error
+# (a half-open connection) could leave unseen.
+QUIET_POLL_S = 5.0
 
 
 class KeySync:
     def __init__(
-        self, verifier: TokenVerifier, redis: aioredis.Redis, prefix: str, poll_s: float
+        self,
+        verifier: TokenVerifier,
+        redis: aioredis.Redis,
+        prefix: str,
+        poll_s: float,
+        url: str | None = None,
+        quiet_poll_s: float = QUIET_POLL_S,
     ) -> None:
         self.verifier = verifier
         self.redis = redis
         self.prefix = prefix
         self.poll_s = poll_s
+        # Where to subscribe to the announcements (None: poll every poll_s only).
+        self.url = url
+        self.quiet_poll_s = max(poll_s, quiet_poll_s)
+        self.subscribed = False
         self._version: bytes | None = None
         self._loaded = False
         self._failing = False
@@ -75,16 +93,46 @@ class KeySync:
 
     async def run(self) -> None:
         while not self.stopped:
+            if self.url is not None:
+                try:
+                    await self._listen(self.url)
+                except (RedisError, OSError):
+                    pass  # polled every poll_s below until the subscription holds again
+                finally:
+                    self.subscribed = False
+                if self.stopped:
+                    return
             await self.once()
             await asyncio.sleep(self.poll_s)
+
+    async def _listen(self, url: str) -> None:
+        """Reload on each announcement while subscribed; poll every quiet_poll_s besides."""
+        # A connection of its own without a socket timeout: it idles between messages.
+        client = aioredis.from_url(url, socket_connect_timeout=2.0)
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(changes_channel(self.prefix))
+            self.subscribed = True
+            # What changed before the subscription took (or while it was down) is read now.
+            await self.once()
+            while not self.stopped:
+                await pubsub.get_message(ignore_subscribe_messages=True, timeout=self.quiet_poll_s)
+                await self.once()
+        finally:
+            await pubsub.aclose()
+            await client.aclose()
 
 
 @contextlib.asynccontextmanager
 async def key_sync(
-    verifier: TokenVerifier, redis: aioredis.Redis, prefix: str, poll_s: float
+    verifier: TokenVerifier,
+    redis: aioredis.Redis,
+    prefix: str,
+    poll_s: float,
+    url: str | None = None,
 ) -> AsyncIterator[KeySync]:
-    """Runs the poll for the lifespan of the app (the first poll before it serves)."""
-    sync = KeySync(verifier, redis, prefix, poll_s)
+    """Runs the sync for the lifespan of the app (the first poll before it serves)."""
+    sync = KeySync(verifier, redis, prefix, poll_s, url)
     verifier.builtin_keys_expected = True
     verifier.reload_builtin = sync.reload
     await sync.once()

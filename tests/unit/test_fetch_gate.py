@@ -67,3 +67,24 @@ async def test_a_gated_fetch_cancelled_while_waiting_reports_no_records() -> Non
     gate.wake()
     assert await gated(None, 0, "request") is True
     assert sent == ["request"]
+
+
+async def test_an_installed_gate_counts_answers_and_slows_the_idle_fetch_routine() -> None:
+    gate = FetchGate(idle_interval_s=3.0, awake_s=30)
+
+    async def fetch(assignment: object, node_id: int, request: object) -> bool:
+        return False
+
+    class Fetcher:
+        _fetcher_timeout = 0.2  # aiokafka's default (consumer_timeout_ms=200)
+        _proc_fetch_request = staticmethod(fetch)
+
+    class Consumer:
+        _fetcher = Fetcher()
+
+    consumer = Consumer()
+    gate.install(consumer)  # type: ignore[arg-type]
+    assert consumer._fetcher._fetcher_timeout == 3.0
+    assert gate.answers == 0
+    await consumer._fetcher._proc_fetch_request(None, 0, "request")
+    assert gate.answers == 1

@@ -16,10 +16,11 @@ Here that alone would still lose records silently, twice over:
 
 So the worker checks for itself, the way `auto.offset.reset=earliest` would: right after each
 assignment (once Faust has sought to the committed offsets, before any record reaches an
-agent) and every second while it runs, a partition whose committed or read offset is beyond
-its fetch high watermark (not ListOffsets, which under-reports on Tansu) is moved back to the
-log start, in aiokafka and in Faust; the log start is committed; the fault is logged as an
-error with the numbers and counted in mgw_consumer_offset_resets_total (alert
+agent) and every second while it runs (while its consumers are idle, only after a fetch
+answered, since nothing else can move a high watermark), a partition whose committed or read
+offset is beyond its fetch high watermark (not ListOffsets, which under-reports on Tansu) is
+moved back to the log start, in aiokafka and in Faust; the log start is committed; the fault
+is logged as an error with the numbers and counted in mgw_consumer_offset_resets_total (alert
 MgwOffsetsPastLogEnd, docs/OPERATIONS.md). Records from the log start on are processed again
 (effects are idempotent); the ones the broker lost are gone.
 
@@ -41,6 +42,7 @@ from aiokafka.structs import OffsetAndMetadata, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from loguru import logger
 
+from agents.framework.kafka.fetch_wait import FetchGate
 from core.observability.metrics import CONSUMER_OFFSET_RESETS
 
 # How often a running worker compares its offsets with the high watermarks (memory reads).
@@ -80,9 +82,11 @@ def _highwater(consumer: Any, tp: Any) -> int | None:
 class OffsetGuard:
     """The check of one worker's consumer (a Faust consumer: its private offsets are used)."""
 
-    def __init__(self, group: str, topic_prefix: str) -> None:
+    def __init__(self, group: str, topic_prefix: str, gate: FetchGate | None = None) -> None:
         self.group = group
         self._prefix = f"{topic_prefix}." if topic_prefix else ""
+        self._gate = gate
+        self._answers_checked = -1
 
     async def after_seek(self, consumer: Any) -> None:
         """Right after Faust sought the assigned partitions to their committed offsets."""
@@ -114,6 +118,15 @@ class OffsetGuard:
         """While running: Faust's read or committed offset beyond the last high watermark."""
         if not getattr(consumer, "flow_active", False):  # rebalancing: after_seek's turn
             return
+        gate = self._gate
+        if gate is not None:
+            # A high watermark only changes with a fetch's answer, and an offset only moves
+            # past one with records a fetch brought: with no answer since the last check,
+            # while idle, there is nothing new to compare (a walk of every partition saved).
+            answers = gate.answers
+            if answers == self._answers_checked and gate.idle():
+                return
+            self._answers_checked = answers
         offsets = {}
         ends = {}
         for tp in consumer.assignment():
@@ -178,10 +191,13 @@ async def _perform_seek_then_check(self: Any) -> None:
         await _guard.after_seek(self)
 
 
-def install_offset_guard(app: faust.App, group: str, topic_prefix: str) -> OffsetGuard:
-    """Check this process's Faust consumer after every assignment and every second."""
+def install_offset_guard(
+    app: faust.App, group: str, topic_prefix: str, gate: FetchGate | None = None
+) -> OffsetGuard:
+    """Check this process's Faust consumer after every assignment and every second (while
+    idle, after each fetch answered: `gate`)."""
     global _guard
-    guard = _guard = OffsetGuard(group, topic_prefix)
+    guard = _guard = OffsetGuard(group, topic_prefix, gate)
     faust_aiokafka.Consumer.perform_seek = _perform_seek_then_check  # type: ignore[method-assign]
 
     @app.timer(CHECK_INTERVAL_S)

@@ -7,6 +7,7 @@ from loguru import logger
 
 from agents.framework.kafka.app import consumer_group, create_app
 from agents.framework.kafka.fetch_wait import use_fetch_max_wait
+from agents.framework.kafka.livelock import pace_livelock_detector
 from agents.framework.kafka.offset_guard import install_offset_guard
 from agents.framework.kafka.ops import install_worker_ops, worker_health
 from agents.framework.runtime import AgentSpec, BroadcastSpec, TimerSpec
@@ -36,7 +37,11 @@ def run_worker(
     health = worker_health(settings, app, sorted({spec.group for spec in specs}))
     gauges = install_worker_ops(app, holder, settings, consumer_group(settings, group_names))
     # Offsets past the end of their log are read again from the start, and said so.
-    install_offset_guard(app, consumer_group(settings, group_names), settings.kafka.topic_prefix)
+    install_offset_guard(
+        app, consumer_group(settings, group_names), settings.kafka.topic_prefix, gate
+    )
+    # Faust's stall detector walks every partition; its thresholds are minutes.
+    pace_livelock_detector()
     ops = OpsServer(
         settings.metrics.host,
         settings.metrics.port,
