@@ -30,7 +30,7 @@ from agents.framework.context import AgentContext
 from agents.framework.resources import Resource
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, BroadcastSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
-from agents.sona import candidates_store, sources, store
+from agents.sona import candidates_store, pairs, sources, store
 from agents.sona.adapter_cache import AdapterCache
 from agents.sona.context import BUCKET_HOURS, Context, context_of
 from agents.sona.folding import (
@@ -127,8 +127,23 @@ async def _retrain(
     settings = ctx.settings
     dim = settings.embedding.dimension
     rows = await store.training_rows(conn, user, settings.sona.max_training_examples)
-    vectors = await _vectors(ctx, [r.content_id for r in rows])
-    examples = training_examples_of(rows, vectors)
+    negatives: list[uuid.UUID] = []
+    if pairs.PAIRWISE:
+        popular = await store.most_liked_titles(conn, pairs.NEGATIVE_POOL)
+        liked = sum(1 for r in rows if r.taste_weight > 0)
+        # Seeded by the user and the round, so a retried batch draws the same negatives.
+        negatives = pairs.sample_negatives(
+            popular,
+            {r.content_id for r in rows},
+            liked * pairs.NEGATIVES_PER_LIKED,
+            user_seed(user) + len(rows) + stored.profile.events_applied,
+        )
+    vectors = await _vectors(ctx, {*(r.content_id for r in rows), *negatives})
+    examples = (
+        pairs.pairwise_examples(rows, vectors, negatives)
+        if pairs.PAIRWISE
+        else training_examples_of(rows, vectors)
+    )
     latest = await store.latest_adapter(conn, user, expected_dim=dim)
     start = (
         latest.adapter if latest is not None else UserLoRAAdapter.fresh(dim, seed=user_seed(user))

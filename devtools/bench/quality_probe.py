@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
+from typing import Any
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -31,7 +32,26 @@ from devtools.bench import movielens as ml
 from devtools.bench.recommend_quality import _canonical_cases, _user_id
 
 
-async def _probe(split: str, users: int, seed: int, adapter_off: bool) -> None:
+async def _retrain_fresh(ctx: Any, users: list[str], rounds: int) -> None:
+    """Each user's adapter trained again from a fresh start by this checkout's training code,
+    `rounds` rounds on their stored rows (the replay trained every 10 events, each round
+    continuing from the last): for comparing training designs on one kept state."""
+    from agents.sona import store
+    from agents.sona.handlers import _retrain
+
+    dim = ctx.settings.embedding.dimension
+    started = time.perf_counter()
+    for user in users:
+        async with ctx.pool.acquire() as conn:
+            await conn.execute("DELETE FROM lora_adapters WHERE user_id = $1", user)
+            for _ in range(rounds):
+                stored = (await store.load_profiles(conn, {user}, dim))[user]
+                await _retrain(ctx, conn, user, stored)
+    took = time.perf_counter() - started
+    print(f"retrained {len(users)} users x {rounds} rounds in {took:.0f} s")
+
+
+async def _probe(split: str, users: int, seed: int, adapter_off: bool, retrain: int = 0) -> None:
     from agents.framework.context import AgentContext
     from agents.framework.db import create_pool
     from agents.sona.handlers import recommendations_for
@@ -66,6 +86,8 @@ async def _probe(split: str, users: int, seed: int, adapter_off: bool) -> None:
         redis=redis,
     )
     off = replace(ctx, settings=settings_with({**env, "SONA_ADAPTER_ENABLED": "false"}))
+    if retrain:
+        await _retrain_fresh(ctx, [_user_id(c.user) for c in picked], retrain)
     answers: dict[str, dict[int, list[uuid.UUID]]] = {"sona": {}, "profile": {}}
     times: list[float] = []
     for case in picked:
@@ -121,6 +143,14 @@ def main() -> None:
         help="Override a constant of agents.sona.MODULE (a Python literal), e.g. "
         "candidates_store.PEERS=100",
     )
+    parser.add_argument(
+        "--retrain",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="Train the sampled users' adapters again, from fresh, with this checkout's code "
+        "(ROUNDS rounds each) before asking; the kept database's adapters are replaced.",
+    )
     args = parser.parse_args()
     for assignment in args.set:
         target, value = assignment.split("=", 1)
@@ -129,7 +159,7 @@ def main() -> None:
         if not hasattr(found, name):
             parser.error(f"agents.sona.{module} has no {name}")
         setattr(found, name, ast.literal_eval(value))
-    asyncio.run(_probe(args.split, args.users, args.seed, not args.no_adapter_off))
+    asyncio.run(_probe(args.split, args.users, args.seed, not args.no_adapter_off, args.retrain))
 
 
 if __name__ == "__main__":
