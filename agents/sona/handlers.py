@@ -50,7 +50,7 @@ from agents.sona.profile import StoredProfile, UserProfile, decay
 from agents.sona.ranking import recommend
 from agents.sona.taste import unfolded
 from agents.sona.title_vectors_store import TitleVectors
-from agents.sona.training import NotEnoughEvents, train_on_examples
+from agents.sona.training import MIN_TRAINING_EVENTS, NotEnoughEvents, train_on_examples
 from agents.sona.viewings import ViewingState
 from agreements.parental_controls import refusal
 from agreements.sona_cache import drop_generation, drop_recommendations, store_recommendations
@@ -139,11 +139,11 @@ async def _retrain(
             user_seed(user) + len(rows) + stored.profile.events_applied,
         )
     vectors = await _vectors(ctx, {*(r.content_id for r in rows), *negatives})
-    examples = (
-        pairs.pairwise_examples(rows, vectors, negatives)
-        if pairs.PAIRWISE
-        else training_examples_of(rows, vectors)
-    )
+    examples = pairs.pairwise_examples(rows, vectors, negatives) if pairs.PAIRWISE else []
+    if len(examples) < MIN_TRAINING_EVENTS:
+        # Too few titles liked by others to contrast with (a new deployment, a lone user):
+        # the user's own titles towards their ratings, as before pairs.
+        examples = training_examples_of(rows, vectors)
     latest = await store.latest_adapter(conn, user, expected_dim=dim)
     start = (
         latest.adapter if latest is not None else UserLoRAAdapter.fresh(dim, seed=user_seed(user))
