@@ -45,7 +45,7 @@ from agents.sona.folding import (
     settle_rows,
     training_examples_of,
 )
-from agents.sona.lora import EPOCHS, UserLoRAAdapter, user_seed
+from agents.sona.lora import EPOCHS, LEARNING_RATE, UserLoRAAdapter, user_seed
 from agents.sona.profile import StoredProfile, UserProfile, decay
 from agents.sona.ranking import recommend
 from agents.sona.taste import unfolded
@@ -140,10 +140,12 @@ async def _retrain(
         )
     vectors = await _vectors(ctx, {*(r.content_id for r in rows), *negatives})
     examples = pairs.pairwise_examples(rows, vectors, negatives) if pairs.PAIRWISE else []
+    learning_rate = pairs.LEARNING_RATE
     if len(examples) < MIN_TRAINING_EVENTS:
         # Too few titles liked by others to contrast with (a new deployment, a lone user):
         # the user's own titles towards their ratings, as before pairs.
         examples = training_examples_of(rows, vectors)
+        learning_rate = LEARNING_RATE
     latest = await store.latest_adapter(conn, user, expected_dim=dim)
     start = (
         latest.adapter if latest is not None else UserLoRAAdapter.fresh(dim, seed=user_seed(user))
@@ -153,7 +155,9 @@ async def _retrain(
         logger.debug("{}: not training yet: no taste to train against", user)
         return None
     try:
-        run = await asyncio.to_thread(train_on_examples, start, examples, preference)
+        run = await asyncio.to_thread(
+            train_on_examples, start, examples, preference, lr=learning_rate
+        )
     except NotEnoughEvents as exc:
         logger.debug("{}: not training yet: {}", user, exc)
         return None

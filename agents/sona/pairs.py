@@ -35,6 +35,8 @@ NEGATIVES_PER_LIKED = 1
 # False: the earlier pointwise training on the user's own titles (folding.training_examples_of),
 # kept to compare against on the validation split.
 PAIRWISE = True
+# The pairs' SGD step size (lora.train); the pointwise training keeps lora.LEARNING_RATE.
+LEARNING_RATE = 0.05
 
 F32 = npt.NDArray[np.float32]
 
