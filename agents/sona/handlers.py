@@ -139,7 +139,11 @@ async def _retrain(
             user_seed(user) + len(rows) + stored.profile.events_applied,
         )
     vectors = await _vectors(ctx, {*(r.content_id for r in rows), *negatives})
-    examples = pairs.pairwise_examples(rows, vectors, negatives) if pairs.PAIRWISE else []
+    examples = (
+        pairs.pairwise_examples(rows, vectors, negatives, pairs.NEGATIVES_PER_LIKED)
+        if pairs.PAIRWISE
+        else []
+    )
     learning_rate = pairs.LEARNING_RATE
     if len(examples) < MIN_TRAINING_EVENTS:
         # Too few titles liked by others to contrast with (a new deployment, a lone user):
