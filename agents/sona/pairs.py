@@ -1,9 +1,9 @@
-"""What the adapter is trained on: pairs, not the user's own titles alone (docs/SONA.md, "Quality").
+"""Pairs the adapter can be trained on instead of the user's own titles (docs/SONA.md, "Quality").
 
 Trained pointwise on the user's own titles towards their ratings, the adapter learned which of
 the titles they watched they rated higher, a second copy of the taste the profile already holds,
 and added nothing measurable over it. What a recommendation has to get right is which unseen
-title the user takes next, so the adapter ranks (Bayesian personalized ranking):
+title the user takes next, so here the adapter ranks (Bayesian personalized ranking):
 
     for each title the user likes (taste weight > 0), in the order they took them:
         a title others here like that this user never touched, drawn in proportion to its
@@ -32,9 +32,13 @@ from agents.sona.viewings import ViewingState
 # obscure to tell anything about a taste.
 NEGATIVE_POOL = 2000
 NEGATIVES_PER_LIKED = 1
-# False: the earlier pointwise training on the user's own titles (folding.training_examples_of),
-# kept to compare against on the validation split.
-PAIRWISE = True
+# Off by default: on the validation split the pairs added no more over the profile than the
+# pointwise training on the user's own titles (folding.training_examples_of) did, none of the
+# variants tried measurably (docs/SONA.md, "Quality", third pass), and their negatives depend on
+# what other users liked when the round ran, so a replay (a worker's successor after a crash)
+# would not train the same adapter. Kept for the probe (`--set pairs.PAIRWISE=True`) and for a
+# population-trained base layer, which would train on the same pairs across users.
+PAIRWISE = False
 # The pairs' SGD step size (lora.train); the pointwise training keeps lora.LEARNING_RATE.
 LEARNING_RATE = 0.05
 
