@@ -30,7 +30,7 @@ from agents.framework.context import AgentContext
 from agents.framework.resources import Resource
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, BroadcastSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
-from agents.sona import candidates_store, sources, store
+from agents.sona import candidates_store, pairs, sources, store
 from agents.sona.adapter_cache import AdapterCache
 from agents.sona.context import BUCKET_HOURS, Context, context_of
 from agents.sona.folding import (
@@ -45,12 +45,12 @@ from agents.sona.folding import (
     settle_rows,
     training_examples_of,
 )
-from agents.sona.lora import EPOCHS, UserLoRAAdapter, user_seed
+from agents.sona.lora import EPOCHS, LEARNING_RATE, UserLoRAAdapter, user_seed
 from agents.sona.profile import StoredProfile, UserProfile, decay
 from agents.sona.ranking import recommend
 from agents.sona.taste import unfolded
 from agents.sona.title_vectors_store import TitleVectors
-from agents.sona.training import NotEnoughEvents, train_on_examples
+from agents.sona.training import MIN_TRAINING_EVENTS, NotEnoughEvents, train_on_examples
 from agents.sona.viewings import ViewingState
 from agreements.parental_controls import refusal
 from agreements.sona_cache import drop_generation, drop_recommendations, store_recommendations
@@ -127,8 +127,29 @@ async def _retrain(
     settings = ctx.settings
     dim = settings.embedding.dimension
     rows = await store.training_rows(conn, user, settings.sona.max_training_examples)
-    vectors = await _vectors(ctx, [r.content_id for r in rows])
-    examples = training_examples_of(rows, vectors)
+    negatives: list[uuid.UUID] = []
+    if pairs.PAIRWISE:
+        popular = await store.most_liked_titles(conn, pairs.NEGATIVE_POOL)
+        liked = sum(1 for r in rows if r.taste_weight > 0)
+        # Seeded by the user and the round, so a retried batch draws the same negatives.
+        negatives = pairs.sample_negatives(
+            popular,
+            {r.content_id for r in rows},
+            liked * pairs.NEGATIVES_PER_LIKED,
+            user_seed(user) + len(rows) + stored.profile.events_applied,
+        )
+    vectors = await _vectors(ctx, {*(r.content_id for r in rows), *negatives})
+    examples = (
+        pairs.pairwise_examples(rows, vectors, negatives, pairs.NEGATIVES_PER_LIKED)
+        if pairs.PAIRWISE
+        else []
+    )
+    learning_rate = pairs.LEARNING_RATE
+    if len(examples) < MIN_TRAINING_EVENTS:
+        # Too few titles liked by others to contrast with (a new deployment, a lone user):
+        # the user's own titles towards their ratings, as before pairs.
+        examples = training_examples_of(rows, vectors)
+        learning_rate = LEARNING_RATE
     latest = await store.latest_adapter(conn, user, expected_dim=dim)
     start = (
         latest.adapter if latest is not None else UserLoRAAdapter.fresh(dim, seed=user_seed(user))
@@ -138,7 +159,9 @@ async def _retrain(
         logger.debug("{}: not training yet: no taste to train against", user)
         return None
     try:
-        run = await asyncio.to_thread(train_on_examples, start, examples, preference)
+        run = await asyncio.to_thread(
+            train_on_examples, start, examples, preference, lr=learning_rate
+        )
     except NotEnoughEvents as exc:
         logger.debug("{}: not training yet: {}", user, exc)
         return None

@@ -40,6 +40,9 @@ WEIGHTS: dict[str, float] = {
 }
 COLD_START_WEIGHTS: dict[str, float] = {"popularity": 0.60, "context": 0.40}
 ADAPTER_BOOST = 0.3
+# Probe switch (docs/SONA.md, "Quality"): the adapter's scores less their mean over the request's
+# candidates, so only its differences between them rerank.
+ADAPTER_CENTRED = False
 MMR_LAMBDA = 0.7
 # A source names itself as a reason when it scored the title at least this well.
 REASON_MIN_SCORE = 0.5
@@ -244,6 +247,8 @@ def recommend(
     adapter_scores = np.zeros(len(pool), dtype=np.float32)
     if adapter is not None and profile is not None and has_history:
         adapter_scores = adapter.score_many(vectors, profile.preference)
+        if ADAPTER_CENTRED:
+            adapter_scores = adapter_scores - adapter_scores.mean()
         # A title without a vector has a zero row, which scores 0: no boost, no penalty.
         scores = scores * (1.0 + ADAPTER_BOOST * adapter_scores.astype(np.float64))
 

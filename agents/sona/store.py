@@ -330,6 +330,17 @@ async def unfolded_rows(
     return {(r["user_id"], r["content_id"]): _viewing_state(r) for r in rows}
 
 
+async def most_liked_titles(db: Db, limit: int) -> list[tuple[uuid.UUID, int]]:
+    """The titles most users here like, with how many: what the adapter's negatives are drawn
+    from (agents/sona/pairs.py). An index scan (sona_title_viewers_most)."""
+    rows = await db.fetch(
+        "SELECT content_id, viewers FROM sona_title_viewers WHERE viewers > 0 "
+        "ORDER BY viewers DESC, content_id LIMIT $1",
+        limit,
+    )
+    return [(r["content_id"], r["viewers"]) for r in rows]
+
+
 async def adjust_viewers(conn: asyncpg.Connection, changes: LikingChanges) -> None:
     """Add to each title's count of users who like it and to each user's count of titles they
     like (agents/sona/folding.liking_changes)."""

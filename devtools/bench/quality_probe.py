@@ -16,12 +16,15 @@ import argparse
 import ast
 import asyncio
 import importlib
+import json
 import os
 import random
 import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import redis.asyncio as aioredis
@@ -31,7 +34,44 @@ from devtools.bench import movielens as ml
 from devtools.bench.recommend_quality import _canonical_cases, _user_id
 
 
-async def _probe(split: str, users: int, seed: int, adapter_off: bool) -> None:
+def _read_answers(path: Path | None) -> dict[int, list[uuid.UUID]] | None:
+    if path is None or not path.exists():
+        return None
+    saved = json.loads(path.read_text())
+    return {int(u): [uuid.UUID(c) for c in ids] for u, ids in saved.items()}
+
+
+def _write_answers(path: Path, answers: Mapping[int, list[uuid.UUID]]) -> None:
+    path.write_text(json.dumps({u: [str(c) for c in ids] for u, ids in answers.items()}))
+
+
+async def _retrain_fresh(ctx: Any, users: list[str], rounds: int) -> None:
+    """Each user's adapter trained again from a fresh start by this checkout's training code,
+    `rounds` rounds on their stored rows (the replay trained every 10 events, each round
+    continuing from the last): for comparing training designs on one kept state."""
+    from agents.sona import store
+    from agents.sona.handlers import _retrain
+
+    dim = ctx.settings.embedding.dimension
+    started = time.perf_counter()
+    for user in users:
+        async with ctx.pool.acquire() as conn:
+            await conn.execute("DELETE FROM lora_adapters WHERE user_id = $1", user)
+            for _ in range(rounds):
+                stored = (await store.load_profiles(conn, {user}, dim))[user]
+                await _retrain(ctx, conn, user, stored)
+    took = time.perf_counter() - started
+    print(f"retrained {len(users)} users x {rounds} rounds in {took:.0f} s")
+
+
+async def _probe(
+    split: str,
+    users: int,
+    seed: int,
+    adapter_off: bool,
+    retrain: int = 0,
+    profile_answers: Path | None = None,
+) -> None:
     from agents.framework.context import AgentContext
     from agents.framework.db import create_pool
     from agents.sona.handlers import recommendations_for
@@ -66,19 +106,28 @@ async def _probe(split: str, users: int, seed: int, adapter_off: bool) -> None:
         redis=redis,
     )
     off = replace(ctx, settings=settings_with({**env, "SONA_ADAPTER_ENABLED": "false"}))
+    if retrain:
+        await _retrain_fresh(ctx, [_user_id(c.user) for c in picked], retrain)
     answers: dict[str, dict[int, list[uuid.UUID]]] = {"sona": {}, "profile": {}}
     times: list[float] = []
+    # The answers without the adapter do not depend on how it is trained: asked once per state.
+    known_profile = _read_answers(profile_answers)
     for case in picked:
         request = RecommendationsRequested(
             user_id=_user_id(case.user), at=case.asked_at, limit=10, reply_channel="probe"
         )
         for label, c in (("sona", ctx), ("profile", off))[: 2 if adapter_off else 1]:
+            if label == "profile" and known_profile is not None:
+                answers[label][case.user] = known_profile[case.user]
+                continue
             started = time.perf_counter()
             response = await recommendations_for(c, request)
             if label == "sona":
                 times.append((time.perf_counter() - started) * 1000)
             answers[label][case.user] = [r.canonical_id for r in response.recommendations]
     await redis.aclose()
+    if profile_answers is not None and known_profile is None and adapter_off:
+        _write_answers(profile_answers, answers["profile"])
     await pool.close()
     for label, films_of in (
         ("co-occurrence", ml.co_occurrence(cases)),
@@ -121,6 +170,21 @@ def main() -> None:
         help="Override a constant of agents.sona.MODULE (a Python literal), e.g. "
         "candidates_store.PEERS=100",
     )
+    parser.add_argument(
+        "--retrain",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="Train the sampled users' adapters again, from fresh, with this checkout's code "
+        "(ROUNDS rounds each) before asking; the kept database's adapters are replaced.",
+    )
+    parser.add_argument(
+        "--profile-answers",
+        type=Path,
+        default=None,
+        help="A JSON file of the answers without the adapter: read when it exists (those "
+        "answers are not asked again), else written.",
+    )
     args = parser.parse_args()
     for assignment in args.set:
         target, value = assignment.split("=", 1)
@@ -129,7 +193,16 @@ def main() -> None:
         if not hasattr(found, name):
             parser.error(f"agents.sona.{module} has no {name}")
         setattr(found, name, ast.literal_eval(value))
-    asyncio.run(_probe(args.split, args.users, args.seed, not args.no_adapter_off))
+    asyncio.run(
+        _probe(
+            args.split,
+            args.users,
+            args.seed,
+            not args.no_adapter_off,
+            args.retrain,
+            args.profile_answers,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import pytest
 
 from agents.framework.context import AgentContext, ContextHolder
 from agents.framework.kafka.broadcast import BroadcastReader
-from agents.sona import store
+from agents.sona import pairs, store
 from agents.sona.adapter_cache import CachedAdapter
 from agents.sona.handlers import (
     ADAPTERS,
@@ -241,3 +241,40 @@ async def test_an_answer_is_published_cached_and_dropped_when_taste_changes(
     assert cached == message["data"]
     await watch(ctx, user, BY_GENRE["comedy"][:3], hour=20)
     assert await read_recommendations(ctx.redis, ctx.prefix, wanted) is None
+
+
+async def test_pairwise_training_contrasts_with_titles_others_like(
+    ctx: AgentContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pairs, "PAIRWISE", True)
+    monkeypatch.setattr(pairs, "NEGATIVES_PER_LIKED", 2)
+
+    async def examples_of(user: str) -> int:
+        return int(
+            await ctx.pool.fetchval(
+                "SELECT training_examples FROM lora_adapters WHERE user_id = $1", user
+            )
+        )
+
+    # The first user: nobody else likes anything yet, so no pairs: their own titles.
+    await watch(ctx, "u-documentaries", BY_GENRE["documentary"][:12], hour=20)
+    assert await examples_of("u-documentaries") == 12
+    # The next: each liked comedy against two documentaries the first user likes.
+    user = "u-comedies"
+    await watch(ctx, user, BY_GENRE["comedy"][:12], hour=20)
+    assert await examples_of(user) == 24
+    dim = ctx.settings.embedding.dimension
+    latest = await store.latest_adapter(ctx.pool, user, expected_dim=dim)
+    profiles = await store.load_profiles(ctx.pool, {user}, dim)
+    assert latest is not None
+    found = await (await ctx.vectors()).get(
+        [t.canonical_id for t in BY_GENRE["comedy"][12:] + BY_GENRE["documentary"][12:]]
+    )
+    unseen = {cid: vector for cid, (vector, _) in found.items()}
+    scores = latest.adapter.score_many(
+        np.stack(list(unseen.values())), profiles[user].profile.preference
+    )
+    by_genre: dict[str, list[float]] = {}
+    for cid, score in zip(unseen, scores, strict=True):
+        by_genre.setdefault(GENRE_OF[cid], []).append(float(score))
+    assert np.mean(by_genre["comedy"]) > np.mean(by_genre["documentary"]) + 0.1, by_genre
