@@ -580,11 +580,15 @@ def bench_notify_command(
         int, typer.Option(min=1, help="Notifications workers of the second run (1 first).")
     ] = 2,
     devices: Annotated[int, typer.Option(min=1, help="Connected devices listening.")] = 1000,
+    profile: Annotated[
+        Path | None,
+        typer.Option(help="py-spy the (first) notifications worker into PROFILE.<n>w.txt."),
+    ] = None,
 ) -> None:
     """Watchlist alerts at scale: one title arriving for WATCHERS of USERS users."""
     from devtools.bench.notify import bench_notify
 
-    raise typer.Exit(bench_notify(users, watchers, workers, devices))
+    raise typer.Exit(bench_notify(users, watchers, workers, devices, profile))
 
 
 @bench_app.command("worker", hidden=True)

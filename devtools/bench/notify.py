@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from contextlib import ExitStack
@@ -79,12 +82,21 @@ class Run:
     devices_heard: int = 0
     devices: int = 0
     rss_mb: dict[int, list[float]] = field(default_factory=dict)
+    # CPU seconds (user + system) the notifications workers, and the sync worker, spent.
+    cpu_s: float = 0.0
+    sync_cpu_s: float = 0.0
 
     @property
     def rate_per_worker(self) -> float | None:
         if not self.inbox_s:
             return None
         return self.watchers / self.inbox_s / self.workers
+
+    @property
+    def per_cpu_s(self) -> float | None:
+        """Notifications per CPU second of the notifications workers: what the machine's
+        other load does not change (much)."""
+        return self.watchers / self.cpu_s if self.cpu_s else None
 
 
 async def _seed(url: str, users: int, watchers: int, title: uuid.UUID) -> float:
@@ -129,6 +141,7 @@ async def _watch(
     env: dict[str, str],
     users: int,
     pids: list[int],
+    sync_pid: int,
     title: uuid.UUID,
     devices: int,
 ) -> None:
@@ -145,6 +158,15 @@ async def _watch(
     pubsub = listener.pubsub()
     db = await asyncpg.connect(env["DATABASE_URL"])
     procs = [psutil.Process(p) for p in pids]
+    sync_proc = psutil.Process(sync_pid)
+
+    def cpu() -> tuple[float, float]:
+        def one(p: psutil.Process) -> float:
+            t = p.cpu_times()
+            return t.user + t.system
+
+        return sum(one(p) for p in procs), one(sync_proc)
+
     heard: dict[str, float] = {}
     sent = 0.0
 
@@ -165,6 +187,7 @@ async def _watch(
         listening = asyncio.create_task(listen())
         sampling = asyncio.create_task(sample())
         await asyncio.sleep(1.0)
+        cpu_before = cpu()
         sent = await _publish_arrival(env, title)
         remaining = [f"{prefix}:notify:inbox:{u}" for u in watcher_ids]
         deadline = sent + LIMIT_S
@@ -189,6 +212,9 @@ async def _watch(
             if run.stored_s is not None and not remaining and len(heard) >= len(device_users):
                 break
             await asyncio.sleep(0.1)
+        cpu_after = cpu()
+        run.cpu_s = cpu_after[0] - cpu_before[0]
+        run.sync_cpu_s = cpu_after[1] - cpu_before[1]
         listening.cancel()
         sampling.cancel()
     finally:
@@ -203,7 +229,13 @@ async def _watch(
 
 
 def _one_run(
-    services: object, users: int, run: Run, title: uuid.UUID, devices: int, workdir: Path
+    services: object,
+    users: int,
+    run: Run,
+    title: uuid.UUID,
+    devices: int,
+    workdir: Path,
+    profile: Path | None,
 ) -> None:
     prefix = f"bn{uuid.uuid4().hex[:6]}"
     env = {
@@ -231,8 +263,33 @@ def _one_run(
         # Two workers: the group settles on its partitions after both joined.
         time.sleep(3.0 if run.workers > 1 else 1.0)
         pids = [p.pid for name, p, _, _ in procs if name.startswith("notifications")]
+        if profile is not None:
+            spy = subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("py-spy")),
+                    "record",
+                    "--format",
+                    "raw",
+                    "--rate",
+                    "50",
+                    "--pid",
+                    str(pids[0]),
+                    "-o",
+                    str(profile.with_suffix(f".{run.workers}w.txt")),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            stack.callback(_stop_spy, spy)
+        sync_pid = next(p.pid for name, p, _, _ in procs if name == "sync")
         with console.status(f"{run.workers} worker(s): {run.watchers} notifications..."):
-            asyncio.run(_watch(run, env, users, pids, title, devices))
+            asyncio.run(_watch(run, env, users, pids, sync_pid, title, devices))
+
+
+def _stop_spy(spy: subprocess.Popen[bytes]) -> None:
+    # py-spy writes its file on SIGINT.
+    spy.send_signal(signal.SIGINT)
+    spy.wait(30)
 
 
 async def _create_topics(env: dict[str, str]) -> None:
@@ -269,12 +326,12 @@ def _table(runs: list[Run], users: int, seeded_s: float) -> Table:
         ("last device delivery", [_fmt(r.last_device_s) for r in runs]),
         ("devices heard", [f"{r.devices_heard}/{r.devices}" for r in runs]),
         ("into the inbox /s /worker", [_fmt(r.rate_per_worker, "") for r in runs]),
+        ("notifications workers' CPU", [_fmt(r.cpu_s) for r in runs]),
+        ("notifications per CPU second", [_fmt(r.per_cpu_s, "") for r in runs]),
+        ("sync worker's CPU", [_fmt(r.sync_cpu_s) for r in runs]),
         (
             "worker RSS MB (start -> max)",
-            [
-                ", ".join(f"{s[0]:.0f}->{max(s):.0f}" for s in r.rss_mb.values() if s)
-                for r in runs
-            ],
+            [", ".join(f"{s[0]:.0f}->{max(s):.0f}" for s in r.rss_mb.values() if s) for r in runs],
         ),
     ]
     for name, values in rows:
@@ -282,7 +339,9 @@ def _table(runs: list[Run], users: int, seeded_s: float) -> Table:
     return table
 
 
-def bench_notify(users: int, watchers: int, workers: int, devices: int) -> int:
+def bench_notify(
+    users: int, watchers: int, workers: int, devices: int, profile: Path | None = None
+) -> int:
     watchers = min(watchers, users)
     title = uuid.uuid4()
     runs = [Run(w, watchers) for w in sorted({1, workers})]
@@ -291,7 +350,7 @@ def bench_notify(users: int, watchers: int, workers: int, devices: int) -> int:
             seeded = asyncio.run(_seed(services.database_url, users, watchers, title))
         for run in runs:
             asyncio.run(_clear(services.database_url))
-            _one_run(services, users, run, title, devices, services.workdir)
+            _one_run(services, users, run, title, devices, services.workdir, profile)
     out.print(_table(runs, users, seeded))
     if len(runs) > 1 and runs[0].inbox_s and runs[-1].inbox_s:
         out.print(
