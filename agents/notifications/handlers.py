@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from itertools import groupby
@@ -27,6 +28,7 @@ from typing import Any
 
 from loguru import logger
 
+from agents.framework import outbox
 from agents.framework.context import AgentContext
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
@@ -53,8 +55,9 @@ from topics.registry import (
 )
 
 GROUP = "notifications"
-# Watchers per page (and per transaction): bounds memory and lock time for a popular title.
-PAGE = 500
+# Watchers per page (and per transaction): bounds memory and lock time for a popular title;
+# a page of thousands keeps the per-statement round trips a small share of the work.
+PAGE = 5000
 RELEASE_BATCH = 500
 
 
@@ -81,52 +84,50 @@ async def _raise(
     ctx: AgentContext, env: Envelope[Any], alerts: list[rules.Alert], clock: Callable[[], datetime]
 ) -> int:
     raised = 0
-    for alert in alerts:
-        after, title = "", None
-        while True:
-            async with unit_of_work(ctx) as uow:
-                if title is None:
-                    title = await store.title_of(uow.conn, alert.content_id)
-                page = await store.watchers(
-                    uow.conn,
-                    alert.content_id,
-                    alert.platform,
-                    alert.region,
-                    alert.kind.value,
-                    after,
-                    PAGE,
-                )
+    # A page's events are published while the next page is read and stored: the broker's
+    # acknowledgement and the SQL overlap. At most one flush in flight bounds what is held.
+    flushing: asyncio.Task[int] | None = None
+    try:
+        for alert in alerts:
+            after, title = "", None
+            window = rules.window_for(alert, env.time)
+            while True:
                 now = clock()
                 since = now - timedelta(seconds=bursts.WINDOW_S)
-                recent = await store.recent_counts(uow.conn, [w.user_id for w in page], since)
-                planned: list[store.Raised] = []
-                for watcher in page:
-                    wanted = rules.for_user(alert, watcher.preferences)
-                    if wanted is None:
-                        continue
-                    note = rules.notification(watcher.user_id, wanted, title, env.time, now)
-                    prefs = watcher.preferences
-                    quiet_end = release_at(now, prefs.time_zone, prefs.quiet_hours)
-                    later = bursts.held_until(now, recent.get(watcher.user_id, 0), quiet_end)
-                    window = rules.window_for(wanted, env.time)
-                    planned.append(store.Raised(watcher.user_id, note, window, later))
-                # Those raised for them already (a redelivery) are not stored again.
-                stored = await store.insert(uow.conn, planned)
-                for r in planned:
-                    if r.notification.notification_id not in stored:
-                        continue
-                    raised += 1
-                    if r.deliver_at is None:
-                        uow.emit(
-                            NOTIFICATIONS_RAISED,
-                            NotificationRaised(user_id=r.user_id, notifications=[r.notification]),
-                            key=r.user_id,
-                            cause=env,
-                        )
-            if len(page) < PAGE:
-                break
-            after = page[-1].user_id
+                async with ctx.pool.acquire() as conn, conn.transaction():
+                    if title is None:
+                        title = await store.title_of(conn, alert.content_id)
+                    page = await store.candidates(conn, alert, after, PAGE, since, bursts.BURST)
+                    render = rules.PageRenderer(
+                        alert, title, env.time, now, ctx.agent, env.correlation_id
+                    )
+                    planned = [
+                        render.plan(c, window, bursts.held_until(now, c.recent, _quiet_end(now, c)))
+                        for c in page
+                    ]
+                    # Those raised for them already (a redelivery) are neither stored nor
+                    # staged again.
+                    stored, staged = await store.store_and_stage(
+                        conn, alert, window, now, planned, NOTIFICATIONS_RAISED, env.correlation_id
+                    )
+                raised += stored
+                if flushing is not None:
+                    await flushing
+                flushing = asyncio.create_task(outbox.flush(ctx.pool, ctx.publisher, staged))
+                if len(page) < PAGE:
+                    break
+                after = page[-1].user_id
+    finally:
+        # What a failed flush left in the outbox the sweep publishes.
+        if flushing is not None:
+            await flushing
     return raised
+
+
+def _quiet_end(now: datetime, candidate: rules.Candidate) -> datetime | None:
+    if candidate.quiet_hours is None:
+        return None
+    return release_at(now, candidate.time_zone, candidate.quiet_hours)
 
 
 Alerts = Callable[[AgentContext, Any], Awaitable[list[rules.Alert]]]
