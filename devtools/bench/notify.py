@@ -262,6 +262,11 @@ def _one_run(
             wait_ready(f"http://127.0.0.1:{port}/health/ready", proc, log, 120)
         # Two workers: the group settles on its partitions after both joined.
         time.sleep(3.0 if run.workers > 1 else 1.0)
+        # A worker renders every user's preferences into Redis as it starts (the timer
+        # notifications-preferences-render): a fan-out timed meanwhile would share the CPU
+        # with it. Rendered in user order, so done when the last user's is there.
+        with console.status(f"{run.workers} worker(s): rendering {users:,} preferences..."):
+            asyncio.run(_rendered(env, user_of(users)))
         pids = [p.pid for name, p, _, _ in procs if name.startswith("notifications")]
         if profile is not None:
             spy = subprocess.Popen(
@@ -284,6 +289,21 @@ def _one_run(
         sync_pid = next(p.pid for name, p, _, _ in procs if name == "sync")
         with console.status(f"{run.workers} worker(s): {run.watchers} notifications..."):
             asyncio.run(_watch(run, env, users, pids, sync_pid, title, devices))
+
+
+async def _rendered(env: dict[str, str], last_user: str) -> None:
+    from agreements.notifications_read_model import prefs_key
+
+    redis = aioredis.from_url(env["REDIS_URL"])
+    try:
+        key = prefs_key(env["REDIS_KEY_PREFIX"], last_user)
+        deadline = time.monotonic() + LIMIT_S
+        while time.monotonic() < deadline:
+            if await redis.exists(key):
+                return
+            await asyncio.sleep(0.2)
+    finally:
+        await redis.aclose()
 
 
 def _stop_spy(spy: subprocess.Popen[bytes]) -> None:
