@@ -84,6 +84,9 @@ class Run:
     rss_mb: dict[int, list[float]] = field(default_factory=dict)
     # CPU seconds (user + system) the notifications workers, and the sync worker, spent.
     cpu_s: float = 0.0
+    # ... of which until the last notification was stored (raising, and what was delivered
+    # meanwhile).
+    cpu_stored_s: float | None = None
     sync_cpu_s: float = 0.0
 
     @property
@@ -199,6 +202,7 @@ async def _watch(
                 )
                 if count >= run.watchers:
                     run.stored_s = now - sent
+                    run.cpu_stored_s = cpu()[0] - cpu_before[0]
             if remaining:
                 found = []
                 for i in range(0, len(remaining), 10_000):
@@ -347,6 +351,7 @@ def _table(runs: list[Run], users: int, seeded_s: float) -> Table:
         ("devices heard", [f"{r.devices_heard}/{r.devices}" for r in runs]),
         ("into the inbox /s /worker", [_fmt(r.rate_per_worker, "") for r in runs]),
         ("notifications workers' CPU", [_fmt(r.cpu_s) for r in runs]),
+        ("... until the last stored", [_fmt(r.cpu_stored_s) for r in runs]),
         ("notifications per CPU second", [_fmt(r.per_cpu_s, "") for r in runs]),
         ("sync worker's CPU", [_fmt(r.sync_cpu_s) for r in runs]),
         (
