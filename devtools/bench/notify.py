@@ -12,12 +12,17 @@ published:
   live pub/sub channels, the sink `realtime-deliver` writes to and the gateway's SSE streams and
   device sockets read (agreements/sync_realtime.py), so the gateway's own hop is not in it;
 - notifications per second into the inbox, per notifications worker;
+- the CPU seconds the notifications workers and the sync worker spent (on a shared machine
+  the rate per CPU second is the figure other load changes least);
 - the resident memory of each notifications worker, sampled every 0.2 s while it runs.
 
-The users are seeded by one server-side `INSERT ... SELECT generate_series` per table (faster
-than a COPY from the client: nothing crosses the socket). Each user has one other title on their
-watchlist; every (USERS / WATCHERS)-th user also has the title, and all of them want the alert
-(region US, netflix, `arrived`): the index range the agent pages through is the title's.
+The users are seeded once the workers are up (a worker renders every user's preferences into
+Redis as it starts, which is not the fan-out), afresh for each run, by one server-side
+`INSERT ... SELECT generate_series` per table (faster than a COPY from the client: nothing
+crosses the socket). Each user has one other title on their watchlist; every
+(USERS / WATCHERS)-th user also has the title, and all of them want the alert (region US,
+netflix, `arrived`). `--profile FILE` records the first notifications worker with py-spy
+(collapsed stacks in FILE.<n>w.txt).
 """
 
 from __future__ import annotations
