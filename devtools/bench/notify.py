@@ -371,8 +371,11 @@ def _table(runs: list[Run], users: int, seeded_s: float) -> Table:
         ("notifications per CPU second", [_fmt(r.per_cpu_s, "") for r in runs]),
         ("sync worker's CPU", [_fmt(r.sync_cpu_s) for r in runs]),
         (
-            "worker RSS MB (start -> max)",
-            [", ".join(f"{s[0]:.0f}->{max(s):.0f}" for s in r.rss_mb.values() if s) for r in runs],
+            "worker RSS MB (start, max, end)",
+            [
+                "; ".join(f"{s[0]:.0f}, {max(s):.0f}, {s[-1]:.0f}" for s in r.rss_mb.values() if s)
+                for r in runs
+            ],
         ),
     ]
     for name, values in rows:
