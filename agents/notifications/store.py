@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
-from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
@@ -95,40 +94,6 @@ async def documents(
         )
         for r in rows
     ]
-
-
-@dataclass(frozen=True)
-class Watcher:
-    user_id: str
-    preferences: NotificationPreferences
-
-
-async def watchers(
-    conn: asyncpg.Connection,
-    content_id: uuid.UUID,
-    platform: str,
-    region: str,
-    kind: str,
-    after: str,
-    limit: int,
-) -> list[Watcher]:
-    """A page of the users with the title on their watchlist whose preferences may want this
-    alert, after `after` in user order: the index (content_id, user_id) gives them in order,
-    and only users with preferences join (no preferences, no alerts)."""
-    rows = await conn.fetch(
-        f"SELECT {', '.join('p.' + c for c in _COLUMNS.split(', '))} "
-        "FROM sync_watchlist w JOIN notification_preferences p USING (user_id) "
-        "WHERE w.content_id = $1 AND w.visible AND w.user_id > $2 "
-        "AND p.region = $3 AND $4 = ANY(p.services) AND $5 = ANY(p.alerts) "
-        "ORDER BY w.user_id LIMIT $6",
-        content_id,
-        after,
-        region,
-        platform,
-        kind,
-        limit,
-    )
-    return [Watcher(r["user_id"], _preferences(r)) for r in rows]
 
 
 _CANDIDATES = """
@@ -291,55 +256,6 @@ async def title_of(conn: asyncpg.Connection, content_id: uuid.UUID) -> rules.Tit
     if row is None:
         return rules.TitleFacts("", None, [])
     return rules.title_facts(row["title"], row["rating"], row["genres"])
-
-
-@dataclass(frozen=True)
-class Raised:
-    user_id: str
-    notification: Notification
-    window: int
-    # Not before this (quiet hours, a burst); None: deliver now.
-    deliver_at: datetime | None
-
-
-async def insert(conn: asyncpg.Connection, raised: list[Raised]) -> set[uuid.UUID]:
-    """Store a page's notifications in one statement; the ids of those stored. One whose (user,
-    title, platform, kind, window) has one already is not: a redelivery, or the same alert
-    again within the window."""
-    if not raised:
-        return set()
-    n = [r.notification for r in raised]
-    rows = await conn.fetch(
-        "INSERT INTO notifications (user_id, notification_id, kind, content_id, platform, "
-        "window_no, body, created_at, deliver_at) "
-        "SELECT u, i, k, c, p, w, b::jsonb, t, d FROM unnest($1::text[], $2::uuid[], "
-        "$3::text[], $4::uuid[], $5::text[], $6::int[], $7::text[], $8::timestamptz[], "
-        "$9::timestamptz[]) AS x(u, i, k, c, p, w, b, t, d) "
-        "ON CONFLICT DO NOTHING RETURNING notification_id",
-        [r.user_id for r in raised],
-        [x.notification_id for x in n],
-        [x.kind.value for x in n],
-        [x.content_id for x in n],
-        [x.platform for x in n],
-        [r.window for r in raised],
-        [x.model_dump_json() for x in n],
-        [x.created_at for x in n],
-        [r.deliver_at for r in raised],
-    )
-    return {r["notification_id"] for r in rows}
-
-
-async def recent_counts(
-    conn: asyncpg.Connection, user_ids: list[str], since: datetime
-) -> dict[str, int]:
-    """How many alerts each of these users was raised since `since` (a burst's measure)."""
-    rows = await conn.fetch(
-        "SELECT user_id, count(*) AS n FROM notifications "
-        "WHERE user_id = ANY($1::text[]) AND created_at > $2 GROUP BY user_id",
-        user_ids,
-        since,
-    )
-    return {r["user_id"]: int(r["n"]) for r in rows}
 
 
 async def release_due(
