@@ -598,6 +598,27 @@ def bench_idle_command(
     raise typer.Exit(bench_idle(seconds, settle, durable))
 
 
+@bench_app.command("notify")
+def bench_notify_command(
+    users: Annotated[int, typer.Option(min=1, help="Users seeded in PostgreSQL.")] = 1_000_000,
+    watchers: Annotated[
+        int, typer.Option(min=1, help="Of them, those with the title on their watchlist.")
+    ] = 100_000,
+    workers: Annotated[
+        int, typer.Option(min=1, help="Notifications workers of the second run (1 first).")
+    ] = 2,
+    devices: Annotated[int, typer.Option(min=1, help="Connected devices listening.")] = 1000,
+    profile: Annotated[
+        Path | None,
+        typer.Option(help="py-spy the (first) notifications worker into PROFILE.<n>w.txt."),
+    ] = None,
+) -> None:
+    """Watchlist alerts at scale: one title arriving for WATCHERS of USERS users."""
+    from devtools.bench.notify import bench_notify
+
+    raise typer.Exit(bench_notify(users, watchers, workers, devices, profile))
+
+
 @bench_app.command("worker", hidden=True)
 def bench_worker_command(mode: str, expected: int, result_file: Path) -> None:
     """(internal) One timed benchmark worker."""

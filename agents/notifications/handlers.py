@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -32,6 +33,7 @@ from typing import Any
 
 from loguru import logger
 
+from agents.framework import outbox
 from agents.framework.context import AgentContext
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
@@ -67,9 +69,13 @@ from topics.registry import (
 )
 
 GROUP = "notifications"
-# Watchers per page (and per transaction): bounds memory and lock time for a popular title.
-PAGE = 500
+# Watchers per page (and per transaction): bounds memory and lock time for a popular title;
+# a page of thousands keeps the per-statement round trips a small share of the work. The
+# first page of an alert is small, so the first users hear it within a second.
+PAGE = 5000
+FIRST_PAGE = 500
 RELEASE_BATCH = 500
+DELIVER_BATCH = 2000
 
 
 async def apply_preferences(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
@@ -95,52 +101,50 @@ async def _raise(
     ctx: AgentContext, env: Envelope[Any], alerts: list[rules.Alert], clock: Callable[[], datetime]
 ) -> int:
     raised = 0
-    for alert in alerts:
-        after, title = "", None
-        while True:
-            async with unit_of_work(ctx) as uow:
-                if title is None:
-                    title = await store.title_of(uow.conn, alert.content_id)
-                page = await store.watchers(
-                    uow.conn,
-                    alert.content_id,
-                    alert.platform,
-                    alert.region,
-                    alert.kind.value,
-                    after,
-                    PAGE,
-                )
+    # A page's events are published while the next page is read and stored: the broker's
+    # acknowledgement and the SQL overlap. At most one flush in flight bounds what is held.
+    flushing: asyncio.Task[int] | None = None
+    try:
+        for alert in alerts:
+            after, title, size = "", None, FIRST_PAGE
+            window = rules.window_for(alert, env.time)
+            while True:
                 now = clock()
                 since = now - timedelta(seconds=bursts.WINDOW_S)
-                recent = await store.recent_counts(uow.conn, [w.user_id for w in page], since)
-                planned: list[store.Raised] = []
-                for watcher in page:
-                    wanted = rules.for_user(alert, watcher.preferences)
-                    if wanted is None:
-                        continue
-                    note = rules.notification(watcher.user_id, wanted, title, env.time, now)
-                    prefs = watcher.preferences
-                    quiet_end = release_at(now, prefs.time_zone, prefs.quiet_hours)
-                    later = bursts.held_until(now, recent.get(watcher.user_id, 0), quiet_end)
-                    window = rules.window_for(wanted, env.time)
-                    planned.append(store.Raised(watcher.user_id, note, window, later))
-                # Those raised for them already (a redelivery) are not stored again.
-                stored = await store.insert(uow.conn, planned)
-                for r in planned:
-                    if r.notification.notification_id not in stored:
-                        continue
-                    raised += 1
-                    if r.deliver_at is None:
-                        uow.emit(
-                            NOTIFICATIONS_RAISED,
-                            NotificationRaised(user_id=r.user_id, notifications=[r.notification]),
-                            key=r.user_id,
-                            cause=env,
-                        )
-            if len(page) < PAGE:
-                break
-            after = page[-1].user_id
+                async with ctx.pool.acquire() as conn, conn.transaction():
+                    if title is None:
+                        title = await store.title_of(conn, alert.content_id)
+                    page = await store.candidates(conn, alert, after, size, since, bursts.BURST)
+                    render = rules.PageRenderer(
+                        alert, title, env.time, now, ctx.agent, env.correlation_id
+                    )
+                    planned = [
+                        render.plan(c, window, bursts.held_until(now, c.recent, _quiet_end(now, c)))
+                        for c in page
+                    ]
+                    # Those raised for them already (a redelivery) are neither stored nor
+                    # staged again.
+                    stored, staged = await store.store_and_stage(
+                        conn, alert, window, now, planned, NOTIFICATIONS_RAISED, env.correlation_id
+                    )
+                raised += stored
+                if flushing is not None:
+                    await flushing
+                flushing = asyncio.create_task(outbox.flush(ctx.pool, ctx.publisher, staged))
+                if len(page) < size:
+                    break
+                after, size = page[-1].user_id, PAGE
+    finally:
+        # What a failed flush left in the outbox the sweep publishes.
+        if flushing is not None:
+            await flushing
     return raised
+
+
+def _quiet_end(now: datetime, candidate: rules.Candidate) -> datetime | None:
+    if candidate.quiet_hours is None:
+        return None
+    return release_at(now, candidate.time_zone, candidate.quiet_hours)
 
 
 Alerts = Callable[[AgentContext, Any], Awaitable[list[rules.Alert]]]
@@ -261,6 +265,9 @@ AGENTS = [
         topic=NOTIFICATIONS_RAISED,
         handler=deliver,
         batch_within_s=TAKE_WHAT_IS_READY,
+        # A fan-out's records come by the thousand: fewer, larger Redis pipelines and produce
+        # batches per record.
+        batch_size=DELIVER_BATCH,
         description="adds each notification to the user's inbox and sends it to their devices",
     ),
     AgentSpec(

@@ -10,8 +10,9 @@ notification, stored once and delivered once.
 
 from __future__ import annotations
 
+import re
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from schemas.content import (
@@ -21,7 +22,14 @@ from schemas.content import (
     ContentExpiring,
     MaturityRating,
 )
-from schemas.notifications import AlertKind, Notification, NotificationPreferences
+from schemas.envelope import encode, wrap
+from schemas.notifications import (
+    AlertKind,
+    Notification,
+    NotificationPreferences,
+    NotificationRaised,
+    QuietHours,
+)
 
 # One notification per (user, title, platform, kind) per window of this many days.
 NOTIFY_WINDOW_DAYS = 7
@@ -182,3 +190,108 @@ def notification(
         season_number=alert.season_number,
         created_at=now,
     )
+
+
+# --- a page of notifications rendered once, stamped per user ----------------------------------
+#
+# A popular title's page holds thousands of users who get the same alert: the same notification
+# but for its id, the same notifications.raised envelope but for the user, the notification id
+# and the event id. Building and serialising one pydantic model per user was most of the cost of
+# raising (docs/NOTIFICATIONS.md, "Scale"), so each page renders them once per offer types and
+# stamps the three per-user values into the JSON. The marks are valid values of their fields, so
+# the template passes the same validation as any notification; a template in which a mark does
+# not occur exactly where expected (a title that happens to contain one) is not used.
+
+_USER_MARK = "@notify-user-mark@"
+_NOTE_MARK = "00000000-0000-4000-8000-0000000a1e47"
+_EVENT_MARK = "00000000-0000-4000-8000-0000000e7e47"
+# User ids as preferences accept them (schemas.notifications.UserId): nothing JSON escapes.
+_PLAIN_USER = re.compile(r"[A-Za-z0-9._:@|-]{1,128}")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A watcher the SQL found wanting the alert: the offer types they want of it, and what
+    decides when it may reach them."""
+
+    user_id: str
+    offer_types: tuple[AvailabilityType, ...]
+    time_zone: str
+    quiet_hours: QuietHours | None
+    # Alerts raised for them within the burst window (at most bursts.BURST counted).
+    recent: int
+
+
+@dataclass(frozen=True)
+class Planned:
+    user_id: str
+    notification_id: uuid.UUID
+    body: str  # the Notification's JSON
+    # Not before this (quiet hours, a burst); None: deliver now.
+    deliver_at: datetime | None
+    event_id: uuid.UUID
+    envelope: bytes  # the notifications.raised envelope, staged if stored and due now
+
+
+@dataclass
+class PageRenderer:
+    """Plans a page's notifications of one alert, rendering the JSON once per offer types."""
+
+    alert: Alert
+    title: TitleFacts
+    caused_at: datetime
+    now: datetime
+    source: str
+    correlation_id: str | None
+    _templates: dict[tuple[AvailabilityType, ...], tuple[str, str] | None] = field(
+        default_factory=dict
+    )
+
+    def _render(
+        self, user_id: str, wanted: Alert, note_id: uuid.UUID, event_id: uuid.UUID
+    ) -> tuple[Notification, str, str]:
+        note = notification(user_id, wanted, self.title, self.caused_at, self.now)
+        note = note.model_copy(update={"notification_id": note_id})
+        envelope = wrap(
+            NotificationRaised(user_id=user_id, notifications=[note]),
+            key=user_id,
+            source=self.source,
+            correlation_id=self.correlation_id,
+            event_id=event_id,
+        )
+        return note, note.model_dump_json(), encode(envelope).decode()
+
+    def _template(self, wanted: Alert) -> tuple[str, str] | None:
+        types = wanted.offer_types
+        if types not in self._templates:
+            _, body, envelope = self._render(
+                _USER_MARK, wanted, uuid.UUID(_NOTE_MARK), uuid.UUID(_EVENT_MARK)
+            )
+            usable = (
+                body.count(_NOTE_MARK) == 1
+                and _USER_MARK not in body
+                and _EVENT_MARK not in body
+                and envelope.count(_USER_MARK) == 2
+                and envelope.count(_NOTE_MARK) == 1
+                and envelope.count(_EVENT_MARK) == 1
+            )
+            self._templates[types] = (body, envelope) if usable else None
+        return self._templates[types]
+
+    def plan(self, c: Candidate, window: int, deliver_at: datetime | None) -> Planned:
+        wanted = replace(self.alert, offer_types=c.offer_types)
+        note_id = notification_id(c.user_id, wanted, window)
+        event_id = uuid.uuid4()
+        template = self._template(wanted) if _PLAIN_USER.fullmatch(c.user_id) else None
+        if template is None:
+            _, body, envelope = self._render(c.user_id, wanted, note_id, event_id)
+        else:
+            note, ev = str(note_id), str(event_id)
+            body = template[0].replace(_NOTE_MARK, note)
+            envelope = (
+                template[1]
+                .replace(_USER_MARK, c.user_id)
+                .replace(_NOTE_MARK, note)
+                .replace(_EVENT_MARK, ev)
+            )
+        return Planned(c.user_id, note_id, body, deliver_at, event_id, envelope.encode())

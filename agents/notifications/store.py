@@ -6,19 +6,23 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
-from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
 
+from agents.framework import outbox
 from agents.notifications import rules
+from core.publisher import headers_for
+from schemas.content import AvailabilityType
 from schemas.notifications import (
     Notification,
     NotificationPreferences,
+    NotificationRaised,
     PreferencesChanged,
     PreferencesDocument,
     QuietHours,
 )
+from topics.registry import TopicSpec
 
 _UPSERT = """
 INSERT INTO notification_preferences
@@ -92,38 +96,144 @@ async def documents(
     ]
 
 
-@dataclass(frozen=True)
-class Watcher:
-    user_id: str
-    preferences: NotificationPreferences
+_CANDIDATES = """
+SELECT w.user_id, p.time_zone, p.quiet_start, p.quiet_end,
+       -- The alert's offer types the user wants, in the alert's order (rules.for_user).
+       ARRAY(SELECT t FROM unnest($6::text[]) WITH ORDINALITY AS a(t, i)
+             WHERE t = ANY(p.offer_types) ORDER BY i) AS wanted,
+       -- A burst's measure: alerts raised for them within the window, counted up to $9.
+       (SELECT count(*) FROM (SELECT 1 FROM notifications n
+                              WHERE n.user_id = w.user_id AND n.created_at > $8 LIMIT $9) r)
+           AS recent
+FROM sync_watchlist w JOIN notification_preferences p USING (user_id)
+WHERE w.content_id = $1 AND w.visible AND w.user_id > $2
+  AND p.region = $3 AND $4 = ANY(p.services) AND $5 = ANY(p.alerts)
+  AND p.offer_types && $6::text[]
+ORDER BY w.user_id LIMIT $7
+"""
 
 
-async def watchers(
+async def candidates(
     conn: asyncpg.Connection,
-    content_id: uuid.UUID,
-    platform: str,
-    region: str,
-    kind: str,
+    alert: rules.Alert,
     after: str,
     limit: int,
-) -> list[Watcher]:
-    """A page of the users with the title on their watchlist whose preferences may want this
-    alert, after `after` in user order: the index (content_id, user_id) gives them in order,
-    and only users with preferences join (no preferences, no alerts)."""
+    since: datetime,
+    burst: int,
+) -> list[rules.Candidate]:
+    """A page of the title's watchers, after `after` in user order, who want this alert as
+    `rules.for_user` decides it (region, service, alert kind, offer types: here in SQL, so the
+    users who do not are never sent back), with their quiet hours and burst count. The index
+    (content_id, user_id) gives them in order, so the page is a keyset: the next one starts
+    after its last user."""
     rows = await conn.fetch(
-        f"SELECT {', '.join('p.' + c for c in _COLUMNS.split(', '))} "
-        "FROM sync_watchlist w JOIN notification_preferences p USING (user_id) "
-        "WHERE w.content_id = $1 AND w.visible AND w.user_id > $2 "
-        "AND p.region = $3 AND $4 = ANY(p.services) AND $5 = ANY(p.alerts) "
-        "ORDER BY w.user_id LIMIT $6",
-        content_id,
+        _CANDIDATES,
+        alert.content_id,
         after,
-        region,
-        platform,
-        kind,
+        alert.region,
+        alert.platform,
+        alert.kind.value,
+        [t.value for t in alert.offer_types],
         limit,
+        since,
+        burst,
     )
-    return [Watcher(r["user_id"], _preferences(r)) for r in rows]
+    return [
+        rules.Candidate(
+            user_id=r["user_id"],
+            offer_types=tuple(AvailabilityType(t) for t in r["wanted"]),
+            time_zone=r["time_zone"],
+            quiet_hours=None
+            if r["quiet_start"] is None
+            else QuietHours(
+                start=r["quiet_start"].strftime("%H:%M"), end=r["quiet_end"].strftime("%H:%M")
+            ),
+            recent=int(r["recent"]),
+        )
+        for r in rows
+    ]
+
+
+# One statement per page: store the notifications (never twice: the unique key), and stage in
+# the outbox the event of each one stored that is due now, in the same transaction.
+_STORE_AND_STAGE = """
+WITH page AS (
+    SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::timestamptz[], $5::bytea[],
+                         $6::uuid[]) AS x(user_id, notification_id, body, deliver_at,
+                                          envelope, event_id)
+), stored AS (
+    INSERT INTO notifications (user_id, notification_id, kind, content_id, platform,
+                               window_no, body, created_at, deliver_at)
+    SELECT user_id, notification_id, $7, $8, $9, $10, body::jsonb, $11, deliver_at FROM page
+    ON CONFLICT DO NOTHING
+    RETURNING user_id, notification_id, deliver_at
+), staged AS (
+    INSERT INTO outbox (topic, key, envelope, event_id, event_type, version, correlation_id)
+    SELECT $12, page.user_id, page.envelope, page.event_id, $13, $14, $15
+    FROM stored JOIN page USING (user_id, notification_id)
+    WHERE stored.deliver_at IS NULL
+    RETURNING id, event_id
+)
+SELECT (SELECT count(*) FROM stored) AS stored, s.id, s.event_id
+FROM (SELECT 1) one LEFT JOIN staged s ON true
+"""
+
+
+async def store_and_stage(
+    conn: asyncpg.Connection,
+    alert: rules.Alert,
+    window: int,
+    now: datetime,
+    planned: list[rules.Planned],
+    topic: TopicSpec,
+    correlation_id: str | None,
+) -> tuple[int, list[outbox.Staged]]:
+    """Store a page's notifications and stage the events of those stored and due now (call
+    inside a transaction; `outbox.flush` them once committed): how many were stored, and what
+    to flush. One already stored (a redelivery, or the same alert within the window) is
+    neither stored nor staged again."""
+    if not planned:
+        return 0, []
+    rows = await conn.fetch(
+        _STORE_AND_STAGE,
+        [p.user_id for p in planned],
+        [p.notification_id for p in planned],
+        [p.body for p in planned],
+        [p.deliver_at for p in planned],
+        [p.envelope for p in planned],
+        [p.event_id for p in planned],
+        alert.kind.value,
+        alert.content_id,
+        alert.platform,
+        window,
+        now,
+        topic.name,
+        NotificationRaised.event_type,
+        NotificationRaised.version,
+        correlation_id,
+    )
+    by_event = {p.event_id: p for p in planned}
+    staged = []
+    for r in rows:
+        if r["id"] is None:
+            continue
+        p = by_event[r["event_id"]]
+        staged.append(
+            outbox.Staged(
+                r["id"],
+                topic,
+                p.user_id.encode(),
+                p.envelope,
+                headers_for(
+                    p.event_id,
+                    NotificationRaised.event_type,
+                    NotificationRaised.version,
+                    correlation_id,
+                ),
+                str(p.event_id),
+            )
+        )
+    return int(rows[0]["stored"]) if rows else 0, staged
 
 
 async def episode_of(
@@ -146,55 +256,6 @@ async def title_of(conn: asyncpg.Connection, content_id: uuid.UUID) -> rules.Tit
     if row is None:
         return rules.TitleFacts("", None, [])
     return rules.title_facts(row["title"], row["rating"], row["genres"])
-
-
-@dataclass(frozen=True)
-class Raised:
-    user_id: str
-    notification: Notification
-    window: int
-    # Not before this (quiet hours, a burst); None: deliver now.
-    deliver_at: datetime | None
-
-
-async def insert(conn: asyncpg.Connection, raised: list[Raised]) -> set[uuid.UUID]:
-    """Store a page's notifications in one statement; the ids of those stored. One whose (user,
-    title, platform, kind, window) has one already is not: a redelivery, or the same alert
-    again within the window."""
-    if not raised:
-        return set()
-    n = [r.notification for r in raised]
-    rows = await conn.fetch(
-        "INSERT INTO notifications (user_id, notification_id, kind, content_id, platform, "
-        "window_no, body, created_at, deliver_at) "
-        "SELECT u, i, k, c, p, w, b::jsonb, t, d FROM unnest($1::text[], $2::uuid[], "
-        "$3::text[], $4::uuid[], $5::text[], $6::int[], $7::text[], $8::timestamptz[], "
-        "$9::timestamptz[]) AS x(u, i, k, c, p, w, b, t, d) "
-        "ON CONFLICT DO NOTHING RETURNING notification_id",
-        [r.user_id for r in raised],
-        [x.notification_id for x in n],
-        [x.kind.value for x in n],
-        [x.content_id for x in n],
-        [x.platform for x in n],
-        [r.window for r in raised],
-        [x.model_dump_json() for x in n],
-        [x.created_at for x in n],
-        [r.deliver_at for r in raised],
-    )
-    return {r["notification_id"] for r in rows}
-
-
-async def recent_counts(
-    conn: asyncpg.Connection, user_ids: list[str], since: datetime
-) -> dict[str, int]:
-    """How many alerts each of these users was raised since `since` (a burst's measure)."""
-    rows = await conn.fetch(
-        "SELECT user_id, count(*) AS n FROM notifications "
-        "WHERE user_id = ANY($1::text[]) AND created_at > $2 GROUP BY user_id",
-        user_ids,
-        since,
-    )
-    return {r["user_id"]: int(r["n"]) for r in rows}
 
 
 async def release_due(

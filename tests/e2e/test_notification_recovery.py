@@ -15,6 +15,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
+from agents.notifications.handlers import FIRST_PAGE, PAGE
 from agreements.sync_realtime import log_key
 from core.publisher import Publisher
 from schemas.content import AvailabilityChanged, AvailabilityRow, AvailabilityType
@@ -24,9 +25,10 @@ from topics.registry import CONTENT_AVAILABILITY_CHANGED
 
 pytestmark = pytest.mark.slow
 
-# Ten pages of 500 (agents/notifications/handlers.py PAGE): a fan-out of several seconds on
-# this machine, so the kill lands between pages, with some delivered and some not yet raised.
-ELIGIBLE = 5000
+# A first page of FIRST_PAGE and two of PAGE (agents/notifications/handlers.py): a fan-out of
+# seconds on this machine, so the kill lands between pages, with some delivered and some not
+# yet raised.
+ELIGIBLE = FIRST_PAGE + 2 * PAGE
 ELSEWHERE = 1000
 
 _SEED_PREFERENCES = """
@@ -94,7 +96,7 @@ async def test_a_worker_killed_mid_fan_out_notifies_every_eligible_user_exactly_
             heard = await _notifications_heard(redis, prefix, users)
             return heard if all(heard.values()) else None
 
-        heard = await wait_for(all_delivered, timeout=180, interval=1)
+        heard = await wait_for(all_delivered, timeout=300, interval=1)
         # The figure (pytest -s shows it): where the kill fell, how long the successor took.
         took = time.perf_counter() - restarted
         print(f"killed at {at_kill}/{ELIGIBLE} stored; all delivered {took:.1f} s after restart")
