@@ -72,6 +72,27 @@ class BenchError(RuntimeError):
 # --- processes -----------------------------------------------------------------------------------
 
 
+async def start_sync_stack(
+    stack: AsyncExitStack, env: dict[str, str], workdir: Path, label: str
+) -> str:
+    """A sync worker and a gateway as processes, stopped with `stack`, once both are ready;
+    the gateway's base URL."""
+    worker_port, gateway_port = free_port(), free_port()
+    worker_log, gateway_log = workdir / f"worker-{label}.log", workdir / f"gateway-{label}.log"
+    worker = spawn_mgw(["worker", "sync"], {**env, "METRICS_PORT": str(worker_port)}, worker_log)
+    stack.callback(stop_process, worker)
+    gateway = spawn_mgw(
+        ["gateway"],
+        {**env, "GATEWAY_PORT": str(gateway_port), "METRICS_PORT": "0"},
+        gateway_log,
+    )
+    stack.callback(stop_process, gateway)
+    base = f"http://127.0.0.1:{gateway_port}"
+    await _wait_ok(f"{base}/health/live", gateway, gateway_log, 60)
+    await _wait_ok(f"http://127.0.0.1:{worker_port}/health/ready", worker, worker_log, 90)
+    return base
+
+
 async def _wait_ok(url: str, proc: subprocess.Popen[bytes], log: Path, limit_s: float) -> None:
     deadline = time.monotonic() + limit_s
     async with httpx.AsyncClient(timeout=1) as http:
@@ -224,21 +245,7 @@ async def _run_path(
             keys = PamKeys("pub-bench", "sub-bench", f"sec-bench-{uuid.uuid4().hex}")
             server = await stack.enter_async_context(LoopbackPubNub(keys))
             env |= server.client_env()
-        worker_port, gateway_port = free_port(), free_port()
-        worker_log, gateway_log = workdir / f"worker-{path}.log", workdir / f"gateway-{path}.log"
-        worker = spawn_mgw(
-            ["worker", "sync"], {**env, "METRICS_PORT": str(worker_port)}, worker_log
-        )
-        stack.callback(stop_process, worker)
-        gateway = spawn_mgw(
-            ["gateway"],
-            {**env, "GATEWAY_PORT": str(gateway_port), "METRICS_PORT": "0"},
-            gateway_log,
-        )
-        stack.callback(stop_process, gateway)
-        base = f"http://127.0.0.1:{gateway_port}"
-        await _wait_ok(f"{base}/health/live", gateway, gateway_log, 60)
-        await _wait_ok(f"http://127.0.0.1:{worker_port}/health/ready", worker, worker_log, 90)
+        base = await start_sync_stack(stack, env, workdir, path)
 
         http = await stack.enter_async_context(httpx.AsyncClient(base_url=base, timeout=10))
         phone = Phone(http, token)

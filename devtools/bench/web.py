@@ -28,15 +28,14 @@ import orjson
 from rich.table import Table
 
 from cli.console import console_for, out
-from core.embedded import free_port
-from devtools.bench.services import bench_services, spawn_mgw, stop_process
+from devtools.bench.services import bench_services
 from devtools.bench.sync import (
     WARMUP,
     BenchError,
     Figures,
     Phone,
     _timed,
-    _wait_ok,
+    start_sync_stack,
 )
 from devtools.bench.sync_clients import SocketDevice
 
@@ -170,21 +169,7 @@ async def _both_paths(base: str, token: str, count: int) -> tuple[list[float], l
 
 async def _run(env: dict[str, str], token: str, count: int, workdir: Path) -> list[Figures]:
     async with AsyncExitStack() as stack:
-        worker_port, gateway_port = free_port(), free_port()
-        worker_log, gateway_log = workdir / "worker-web.log", workdir / "gateway-web.log"
-        worker = spawn_mgw(
-            ["worker", "sync"], {**env, "METRICS_PORT": str(worker_port)}, worker_log
-        )
-        stack.callback(stop_process, worker)
-        gateway = spawn_mgw(
-            ["gateway"],
-            {**env, "GATEWAY_PORT": str(gateway_port), "METRICS_PORT": "0"},
-            gateway_log,
-        )
-        stack.callback(stop_process, gateway)
-        base = f"http://127.0.0.1:{gateway_port}"
-        await _wait_ok(f"{base}/health/live", gateway, gateway_log, 60)
-        await _wait_ok(f"http://127.0.0.1:{worker_port}/health/ready", worker, worker_log, 90)
+        base = await start_sync_stack(stack, env, workdir, "web")
         http = await stack.enter_async_context(httpx.AsyncClient(base_url=base, timeout=10))
         phone = Phone(http, token)
         devices = ["phone-1", "tv-1", "phone-2", "tv-2"]
