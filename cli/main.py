@@ -64,7 +64,9 @@ def _log_for_people() -> None:
         level = LogSettings().level
     except ValidationError:
         level = LogSettings.model_fields["level"].default  # the command reports the bad setting
-    init_logging(level, "pretty", process="mgw")
+    # httpx logs each request at info: a tool's own requests are not news to its user.
+    quiet = "" if "httpx=" in level else ",httpx=warning"
+    init_logging(level + quiet, "pretty", process="mgw")
 
 
 @app.command()

@@ -275,6 +275,8 @@ def _one_run(
     }
     asyncio.run(_create_topics(env))
     with ExitStack() as stack:
+        # A Redis of REDIS_URL is shared: leave nothing of the run's million users in it.
+        stack.callback(lambda: asyncio.run(_forget_keys(env["REDIS_URL"], prefix)))
         procs = []
         for name, groups in [("sync", ["sync"])] + [
             (f"notifications-{i}", ["notifications"]) for i in range(run.workers)
@@ -315,6 +317,21 @@ def _one_run(
         with console.status(f"{run.workers} worker(s): {run.watchers} notifications..."):
             asyncio.run(_watch(run, env, users, pids, sync_pid, title, devices))
     return seeded
+
+
+async def _forget_keys(redis_url: str, prefix: str) -> None:
+    redis = aioredis.from_url(redis_url)
+    try:
+        batch: list[bytes] = []
+        async for key in redis.scan_iter(match=f"{prefix}:*", count=10_000):
+            batch.append(key)
+            if len(batch) >= 10_000:
+                await redis.unlink(*batch)
+                batch.clear()
+        if batch:
+            await redis.unlink(*batch)
+    finally:
+        await redis.aclose()
 
 
 def _stop_spy(spy: subprocess.Popen[bytes]) -> None:
