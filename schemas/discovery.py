@@ -98,7 +98,8 @@ class IntentFilters(_Data):
     @field_validator("content_types")
     @classmethod
     def _content_types(cls, value: list[str]) -> list[str]:
-        return sorted({v for v in value if v in SEARCHABLE_CONTENT_TYPES})
+        # A kind this version does not know (a model's "tv show") is dropped, never a 422.
+        return sorted({v.strip().casefold() for v in value} & set(SEARCHABLE_CONTENT_TYPES))
 
     @field_validator("platforms")
     @classmethod

@@ -16,11 +16,12 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from agents.discovery.intent_rules import KNOWN_PLATFORMS, platform_id
+from agents.discovery.intent_rules import FILM_CONTENT_TYPES, KNOWN_PLATFORMS, platform_id
 from agents.ingestion.genres import CANONICAL_GENRES, map_one
 from agents.sona.moods import MOOD_GENRES, mood_of
 from schemas.discovery import (
     MAX_QUERY_LENGTH,
+    SEARCHABLE_CONTENT_TYPES,
     YEAR_MAX,
     YEAR_MIN,
     IntentFilters,
@@ -39,10 +40,13 @@ _MAX_THEMES = 10
 _MAX_REFERENCES = 5
 _MAX_ITEM_LENGTH = 200
 
+_FILMS = json.dumps(list(FILM_CONTENT_TYPES))
+
 SYSTEM_PROMPT = f"""\
 You read search queries for a streaming guide and return what they ask for as one JSON object:
 {{"mood": [string], "themes": [string], "references": [string],
- "filters": {{"genres": [string], "platforms": [string], "year_range": [int|null, int|null]|null}},
+ "filters": {{"genres": [string], "platforms": [string], "year_range": [int|null, int|null]|null,
+             "content_types": [string]}},
  "fallback_query": string, "confidence": number}}
 
 Rules:
@@ -52,6 +56,9 @@ Rules:
 - filters.platforms: only from: {", ".join(sorted(KNOWN_PLATFORMS))}.
 - filters.year_range: inclusive release years; "the 90s" is [1990, 1999], "after 2010" is
   [2011, null], "before 1980" is [null, 1979]; null when the query names no time.
+- filters.content_types: only when the query asks for a kind of title and names nothing else to
+  search for: "comedy series" is ["series"], "90s movies" is {_FILMS}; from:
+  {", ".join(SEARCHABLE_CONTENT_TYPES)}. "Series 7" or "movies like Heat" give [].
 - references: titles the user compares with: "like Shrek" gives ["Shrek"].
 - themes: subjects and motifs, such as "time travel" or "revenge".
 - fallback_query: the query without its platform and year words, for keyword search.
@@ -168,6 +175,7 @@ def parse_reply(text: str, *, query: str = "") -> ParsedIntent:
         genres=_mapped(_strings(_first(filters, "genres", "genre"), 18), lambda g: map_one("", g)),
         platforms=_mapped(_strings(_first(filters, "platforms", "platform"), 32), platform_id),
         year_range=_year_range(_first(filters, "year_range", "years")),
+        content_types=_strings(_first(filters, "content_types", "content_type"), 5),
     )
     moods = _mapped(_strings(_first(data, "mood", "moods"), 16), mood_of)
     themes = _strings(data.get("themes"), _MAX_THEMES)

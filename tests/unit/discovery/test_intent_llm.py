@@ -188,3 +188,9 @@ def test_unusable_replies_raise(text: str) -> None:
 def test_intent_reply_error_is_a_value_error() -> None:
     with pytest.raises(ValueError, match="not JSON"):
         parse_reply("{oops")
+
+
+def test_the_kind_of_title_the_model_read_is_kept_and_an_unknown_kind_dropped() -> None:
+    reply = {"filters": {"genres": ["comedy"], "content_types": ["Series", "tv show"]}}
+    assert parse_reply(json.dumps(reply)).filters.content_types == ["series"]
+    assert '"comedy series" is ["series"]' in SYSTEM_PROMPT
