@@ -115,7 +115,10 @@ def seed(gateway: str, key: str) -> dict[str, str]:
         time.sleep(0.5)
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API runs an event loop in the main thread while
+# it is open, and every asyncio test after it would find that loop running; and the stack's
+# `mgw up` must not outlive these tests.
+@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     if os.environ.get("WEBAPP_TEST_GATEWAY"):
         gateway, key = os.environ["WEBAPP_TEST_GATEWAY"], os.environ["WEBAPP_TEST_KEY"]
@@ -125,7 +128,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         yield Stack(up.gateway, up.key, seed(up.gateway, up.key))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     if not shutil.which(CHROMIUM) and not Path(CHROMIUM).exists():
         pytest.fail(f"no Chromium at {CHROMIUM}: `make test` installs Debian's chromium package")
