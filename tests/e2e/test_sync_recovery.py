@@ -135,8 +135,12 @@ async def test_a_killed_sync_worker_loses_nothing_and_repeats_nothing(
             entries = await isolated_redis_range(settings.redis.require_url(), isolated, user)
             out[user] = entries
         sent = sum(1 for es in out.values() for e in es if e["kind"] == "command")
+        # Commands reach the TV one hop sooner than watchlist messages (the router sends them
+        # itself; an add goes through sync.realtime): wait for both.
+        adds = sum(1 for es in out.values() for e in es if e["kind"] == "watchlist")
         pending = await pool.fetchval("SELECT count(*) FROM outbox")
-        return out if sent >= total_commands and pending == 0 else None
+        done = sent >= total_commands and adds >= total_titles and pending == 0
+        return out if done else None
 
     streams = await wait_for(delivered, timeout=90, interval=1)
     alive.cancel()

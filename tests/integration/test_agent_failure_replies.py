@@ -32,6 +32,7 @@ from schemas.content import ContentLookupRequested
 from schemas.discovery import SearchRequested
 from schemas.envelope import Envelope, Payload
 from schemas.ingestion import ItemMappingRequested
+from schemas.notifications import InboxLookupRequested
 from schemas.sona import RecommendationsRequested
 from schemas.sync import (
     DeviceInfo,
@@ -51,6 +52,7 @@ from topics.registry import (
     CONTENT_ITEM_LOOKUP,
     CONTENT_LOOKUP,
     DISCOVERY_SEARCH,
+    NOTIFICATIONS_LOOKUP,
     SONA_RECOMMENDATIONS,
     SYNC_LOOKUP,
     TOPICS,
@@ -84,6 +86,10 @@ REQUESTS: dict[str, tuple[TopicSpec, Callable[[], Payload]]] = {
         lambda: SyncLookupRequested(
             user_id="u-1", view=SyncView.watchlist, reply_channel=_channel()
         ),
+    ),
+    "inbox lookup": (
+        NOTIFICATIONS_LOOKUP,
+        lambda: InboxLookupRequested(user_id="u-1", reply_channel=_channel()),
     ),
     "recommendations": (
         SONA_RECOMMENDATIONS,
