@@ -39,7 +39,7 @@ from rich.table import Table
 
 from cli.console import console_for, out
 from core.embedded import free_port
-from devtools.bench.services import bench_services, spawn_mgw, stop_process
+from devtools.bench.services import BenchServices, bench_services, spawn_mgw, stop_process
 from devtools.bench.sync_clients import Heard, Inbox, PubNubDevice, SocketDevice, SseDevice
 from devtools.bench.sync_pubnub import LoopbackPubNub, PamKeys
 
@@ -70,6 +70,29 @@ class BenchError(RuntimeError):
 
 
 # --- processes -----------------------------------------------------------------------------------
+
+
+def latency_env(services: BenchServices, prefix: str, secret: str) -> dict[str, str]:
+    """A sync worker's and gateway's settings for a latency bench on `services`: topics and
+    keys of `prefix`, quick rebalances, no rate limit."""
+    return {
+        "KAFKA_BROKERS": services.broker_url,
+        "KAFKA_TOPIC_PREFIX": prefix,
+        "KAFKA_SESSION_TIMEOUT_S": "6",
+        "KAFKA_REBALANCE_TIMEOUT_S": "6",
+        "DATABASE_URL": services.database_url,
+        "REDIS_URL": services.redis_url,
+        "REDIS_KEY_PREFIX": prefix,
+        "AUTH_JWT_SECRET": secret,
+        "RATE_LIMIT_ENABLED": "false",
+        # A phone's socket sends a command per round trip, faster than a device's frame
+        # budget allows (docs/DEVICE_PROTOCOL.md): this measures latency.
+        "GATEWAY_SOCKET_FRAMES_PER_S": "10000",
+        "GATEWAY_SOCKET_BURST": "10000",
+        "LOG_LEVEL": "warning",
+        "LOG_FORMAT": "json",
+        "MGW_ENV_FILE": "/nonexistent/.env",
+    }
 
 
 async def start_sync_stack(
@@ -378,24 +401,7 @@ def bench_sync(
         secret = secrets.token_urlsafe(48)
         for path in paths:
             prefix = f"bsync{uuid.uuid4().hex[:6]}"
-            env = {
-                "KAFKA_BROKERS": services.broker_url,
-                "KAFKA_TOPIC_PREFIX": prefix,
-                "KAFKA_SESSION_TIMEOUT_S": "6",
-                "KAFKA_REBALANCE_TIMEOUT_S": "6",
-                "DATABASE_URL": services.database_url,
-                "REDIS_URL": services.redis_url,
-                "REDIS_KEY_PREFIX": prefix,
-                "AUTH_JWT_SECRET": secret,
-                "RATE_LIMIT_ENABLED": "false",
-                # The phone's socket sends a command per round trip, faster than a device's
-                # frame budget allows (docs/DEVICE_PROTOCOL.md): this measures latency.
-                "GATEWAY_SOCKET_FRAMES_PER_S": "10000",
-                "GATEWAY_SOCKET_BURST": "10000",
-                "LOG_LEVEL": "warning",
-                "LOG_FORMAT": "json",
-                "MGW_ENV_FILE": "/nonexistent/.env",
-            }
+            env = latency_env(services, prefix, secret)
             token = asyncio.run(_prepare(env))
             figures += asyncio.run(_run_path(path, env, token, count, workdir))
         with console.status("baselines: the same hops without the system..."):

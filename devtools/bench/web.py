@@ -35,6 +35,7 @@ from devtools.bench.sync import (
     Figures,
     Phone,
     _timed,
+    latency_env,
     start_sync_stack,
 )
 from devtools.bench.sync_clients import SocketDevice
@@ -193,24 +194,7 @@ def bench_web(count: int = 200) -> int:
     try:
         with bench_services("web", console) as services:
             prefix = f"bweb{uuid.uuid4().hex[:6]}"
-            env = {
-                "KAFKA_BROKERS": services.broker_url,
-                "KAFKA_TOPIC_PREFIX": prefix,
-                "KAFKA_SESSION_TIMEOUT_S": "6",
-                "KAFKA_REBALANCE_TIMEOUT_S": "6",
-                "DATABASE_URL": services.database_url,
-                "REDIS_URL": services.redis_url,
-                "REDIS_KEY_PREFIX": prefix,
-                "AUTH_JWT_SECRET": secrets.token_urlsafe(48),
-                "RATE_LIMIT_ENABLED": "false",
-                # One command per round trip is faster than a device's frame budget allows
-                # (docs/DEVICE_PROTOCOL.md): this measures latency, as `mgw bench sync` does.
-                "GATEWAY_SOCKET_FRAMES_PER_S": "10000",
-                "GATEWAY_SOCKET_BURST": "10000",
-                "LOG_LEVEL": "warning",
-                "LOG_FORMAT": "json",
-                "MGW_ENV_FILE": "/nonexistent/.env",
-            }
+            env = latency_env(services, prefix, secrets.token_urlsafe(48))
             token = asyncio.run(_prepare(env))
             figures = asyncio.run(_run(env, token, count, services.workdir))
     except BenchError as exc:
