@@ -232,6 +232,40 @@ def releaser(clock: Callable[[], datetime] = utcnow) -> Callable[[AgentContext],
     return release
 
 
+async def answer_inbox_lookups(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
+    """The gateway found no inbox in Redis for these users: load each from PostgreSQL (the
+    newest INBOX_KEPT delivered, read ones read) into the read model, then answer each asker
+    with the count. A user with none is remembered briefly, so their GETs stop asking.
+    Adding is idempotent (`add_many`), so a delivery refilling the same inbox meanwhile, or a
+    redelivered request, adds nothing twice."""
+    users = {env.payload.user_id for env in batch}
+    entries = await store.inboxes(ctx.pool, users, INBOX_KEPT)
+    await add_many(ctx.redis, ctx.prefix, entries)
+    counts = Counter(user_id for user_id, _, _ in entries)
+    await remember_no_inbox(ctx.redis, ctx.prefix, users - counts.keys())
+    async with ctx.redis.pipeline(transaction=False) as pipe:
+        for env in batch:
+            request: InboxLookupRequested = env.payload
+            answer = InboxLoaded(user_id=request.user_id, entries=counts[request.user_id])
+            pipe.publish(request.reply_channel, answer.model_dump_json())
+        await pipe.execute()
+
+
+def overdue_gauge(clock: Callable[[], datetime] = utcnow) -> Callable[[AgentContext], Any]:
+    """Set how long the oldest due notification has waited past its deliver_at: the release
+    timer publishes 500 every 30 s, so a quiet hour ending for many users at once queues up
+    behind it, and lag cannot show it (held rows are in PostgreSQL, not on a topic)."""
+
+    async def measure(ctx: AgentContext) -> float:
+        now = clock()
+        oldest = await store.oldest_due(ctx.pool, now)
+        waited = 0.0 if oldest is None else (now - oldest).total_seconds()
+        NOTIFICATIONS_OVERDUE.set(waited)
+        return waited
+
+    return measure
+
+
 AGENTS = [
     AgentSpec(
         name="notifications-preferences",
@@ -278,6 +312,14 @@ AGENTS = [
         batch_within_s=TAKE_WHAT_IS_READY,
         description="marks inbox entries read",
     ),
+    AgentSpec(
+        name="notifications-lookup",
+        group=GROUP,
+        topic=NOTIFICATIONS_LOOKUP,
+        handler=answer_inbox_lookups,
+        batch_within_s=TAKE_WHAT_IS_READY,
+        description="refills a user's inbox read model from PostgreSQL on the gateway's miss",
+    ),
 ]
 
 TIMERS = [
@@ -289,56 +331,5 @@ TIMERS = [
         at_start=True,
     ),
     TimerSpec(name="notifications-release", group=GROUP, interval_s=30.0, run=releaser()),
+    TimerSpec(name="notifications-overdue", group=GROUP, interval_s=30.0, run=overdue_gauge()),
 ]
-
-
-async def answer_inbox_lookups(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
-    """The gateway found no inbox in Redis for these users: load each from PostgreSQL (the
-    newest INBOX_KEPT delivered, read ones read) into the read model, then answer each asker
-    with the count. A user with none is remembered briefly, so their GETs stop asking.
-    Adding is idempotent (`add_many`), so a delivery refilling the same inbox meanwhile, or a
-    redelivered request, adds nothing twice."""
-    users = {env.payload.user_id for env in batch}
-    entries = await store.inboxes(ctx.pool, users, INBOX_KEPT)
-    await add_many(ctx.redis, ctx.prefix, entries)
-    counts = Counter(user_id for user_id, _, _ in entries)
-    await remember_no_inbox(ctx.redis, ctx.prefix, users - counts.keys())
-    async with ctx.redis.pipeline(transaction=False) as pipe:
-        for env in batch:
-            request: InboxLookupRequested = env.payload
-            answer = InboxLoaded(user_id=request.user_id, entries=counts[request.user_id])
-            pipe.publish(request.reply_channel, answer.model_dump_json())
-        await pipe.execute()
-
-
-# Appended rather than written into AGENTS above, so the fan-out's handlers stay untouched.
-AGENTS.append(
-    AgentSpec(
-        name="notifications-lookup",
-        group=GROUP,
-        topic=NOTIFICATIONS_LOOKUP,
-        handler=answer_inbox_lookups,
-        batch_within_s=TAKE_WHAT_IS_READY,
-        description="refills a user's inbox read model from PostgreSQL on the gateway's miss",
-    )
-)
-
-
-def overdue_gauge(clock: Callable[[], datetime] = utcnow) -> Callable[[AgentContext], Any]:
-    """Set how long the oldest due notification has waited past its deliver_at: the release
-    timer publishes 500 every 30 s, so a quiet hour ending for many users at once queues up
-    behind it, and lag cannot show it (held rows are in PostgreSQL, not on a topic)."""
-
-    async def measure(ctx: AgentContext) -> float:
-        now = clock()
-        oldest = await store.oldest_due(ctx.pool, now)
-        waited = 0.0 if oldest is None else (now - oldest).total_seconds()
-        NOTIFICATIONS_OVERDUE.set(waited)
-        return waited
-
-    return measure
-
-
-TIMERS.append(
-    TimerSpec(name="notifications-overdue", group=GROUP, interval_s=30.0, run=overdue_gauge())
-)
