@@ -1,7 +1,8 @@
 """The notifications read models in Redis, shared by the notifications agents (write) and the
 gateway (read) (docs/NOTIFICATIONS.md):
 
-- `{prefix}:notify:prefs:{user_id}`: the user's `PreferencesDocument` as JSON;
+- `{prefix}:notify:prefs:{user_id}`: the user's `PreferencesDocument` as JSON, rendered when a
+  change is applied and, when Redis lost it, on the gateway's miss (`notifications.lookup`);
 - `{prefix}:notify:inbox:{user_id}`: a sorted set of notification ids, scored by creation time
   in microseconds (the paging cursor), at most `INBOX_KEPT` kept;
 - `{prefix}:notify:items:{user_id}`: a hash notification id -> the `Notification` JSON;
@@ -37,26 +38,42 @@ def _inbox(prefix: str, user_id: str) -> tuple[str, str, str]:
 
 
 async def write_preferences(
-    redis: aioredis.Redis, prefix: str, documents: Iterable[PreferencesDocument]
+    redis: aioredis.Redis,
+    prefix: str,
+    documents: Iterable[PreferencesDocument],
+    *,
+    only_missing: bool = False,
 ) -> None:
+    """`only_missing` for a refill: what it read from the table may be older than a change
+    applied meanwhile, which has then written its document already; a change always writes."""
     async with redis.pipeline(transaction=False) as pipe:
         for doc in documents:
-            pipe.set(prefs_key(prefix, doc.user_id), doc.model_dump_json())
+            pipe.set(prefs_key(prefix, doc.user_id), doc.model_dump_json(), nx=only_missing)
         await pipe.execute()
 
 
 async def read_preferences(
     redis: aioredis.Redis, prefix: str, user_id: str
-) -> PreferencesDocument | None:
-    raw = await redis.get(prefs_key(prefix, user_id))
-    return None if raw is None else PreferencesDocument.model_validate_json(raw)
+) -> tuple[PreferencesDocument | None, bool]:
+    """The user's preferences and whether Redis can answer for them: False when it holds
+    none and no agent found, a moment ago, that the user has set none (lost or never
+    rendered: ask the agents, as for the inbox)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.get(prefs_key(prefix, user_id))
+        pipe.exists(no_preferences_key(prefix, user_id))
+        raw, none = await pipe.execute()
+    if raw is None:
+        return None, bool(none)
+    return PreferencesDocument.model_validate_json(raw), True
 
 
 # Add a notification once: a redelivered one (already in the hash) changes nothing, so a
-# notification read in between does not come back unread. KEYS: inbox, items, unread.
-# ARGV: id, score, json, kept, ttl.
+# notification read in between does not come back unread. The "no inbox" mark goes: it was
+# true before this notification, and an inbox lost after it must be refilled, not answered
+# empty. KEYS: inbox, items, unread, the mark. ARGV: id, score, json, kept, ttl.
 _ADD = """
 if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[3]) == 0 then return 0 end
+redis.call('DEL', KEYS[4])
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 redis.call('SADD', KEYS[3], ARGV[1])
 local n = redis.call('ZCARD', KEYS[1])
@@ -97,8 +114,9 @@ async def add_many(
             keys = _inbox(prefix, user_id)
             pipe.eval(
                 _ADD,
-                3,
+                4,
                 *keys,
+                no_inbox_key(prefix, user_id),
                 str(notification.notification_id),
                 score_of(notification),
                 notification.model_dump_json(),
@@ -199,4 +217,18 @@ async def remember_no_inbox(redis: aioredis.Redis, prefix: str, user_ids: Iterab
     async with redis.pipeline(transaction=False) as pipe:
         for user_id in user_ids:
             pipe.set(no_inbox_key(prefix, user_id), b"1", ex=NO_INBOX_TTL_S)
+        await pipe.execute()
+
+
+def no_preferences_key(prefix: str, user_id: str) -> str:
+    """The same brief mark as `no_inbox_key`, for a user who has set no preferences."""
+    return f"{prefix}:notify:noprefs:{user_id}"
+
+
+async def remember_no_preferences(
+    redis: aioredis.Redis, prefix: str, user_ids: Iterable[str]
+) -> None:
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id in user_ids:
+            pipe.set(no_preferences_key(prefix, user_id), b"1", ex=NO_INBOX_TTL_S)
         await pipe.execute()

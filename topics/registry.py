@@ -442,9 +442,12 @@ NOTIFICATIONS_LOOKUP = TopicSpec(
     key="user_id",
     # Someone waits a second for each answer; an older request is worthless.
     retention_ms=60 * 60 * 1000,
-    description="the gateway found no inbox read model for a user; answered over Redis pub/sub "
-    "once the agent refilled it from PostgreSQL",
-    producers=("gateway: GET /api/v1/users/{user_id}/notifications on a read-model miss",),
+    description="the gateway found no inbox or no preferences read model for a user; answered "
+    "over Redis pub/sub once the agent refilled both from PostgreSQL",
+    producers=(
+        "gateway: GET /api/v1/users/{user_id}/notifications on a read-model miss",
+        "gateway: GET /api/v1/users/{user_id}/preferences on a read-model miss",
+    ),
 )
 
 TOPICS: tuple[TopicSpec, ...] = (

@@ -13,8 +13,10 @@
   send it as a realtime message on `user.{id}.notifications` through sync.realtime; its
   message id is the notification id, so the delivery agent sends it at most once.
 - `notifications-read` (notifications.read): mark an inbox entry read.
-- `notifications-lookup` (notifications.lookup): the gateway's inbox miss; refill the inbox
-  read model from PostgreSQL and answer over Redis pub/sub (as `sync-lookup` does).
+- `notifications-lookup` (notifications.lookup): the gateway's miss of an inbox or of
+  preferences; refill both read models from PostgreSQL and answer over Redis pub/sub (as
+  `sync-lookup` does). Redis keeps nothing on disk: this is how both come back after it lost
+  them.
 - timer `notifications-release`: publish held notifications whose time came, one event per
   user (several: one digest message).
 - timer `notifications-overdue`: the gauge `mgw_notifications_overdue_seconds`, how late the
@@ -46,6 +48,7 @@ from agreements.notifications_read_model import (
     mark_read,
     missing_inboxes,
     remember_no_inbox,
+    remember_no_preferences,
     write_preferences,
 )
 from core.observability.metrics import NOTIFICATIONS_OVERDUE
@@ -86,15 +89,6 @@ async def apply_preferences(ctx: AgentContext, batch: list[Envelope[Any]]) -> No
             await store.apply_preferences(conn, change)
             touched.add(change.user_id)
     await write_preferences(ctx.redis, ctx.prefix, await store.documents(ctx.pool, touched))
-
-
-async def render_all_preferences(ctx: AgentContext) -> int:
-    """Render every user's preferences, a page at a time: Redis keeps nothing on disk."""
-    after, count = "", 0
-    while page := await store.documents(ctx.pool, after=after, limit=1000):
-        await write_preferences(ctx.redis, ctx.prefix, page)
-        after, count = page[-1].user_id, count + len(page)
-    return count
 
 
 async def _raise(
@@ -232,17 +226,23 @@ def releaser(clock: Callable[[], datetime] = utcnow) -> Callable[[AgentContext],
     return release
 
 
-async def answer_inbox_lookups(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
-    """The gateway found no inbox in Redis for these users: load each from PostgreSQL (the
-    newest INBOX_KEPT delivered, read ones read) into the read model, then answer each asker
-    with the count. A user with none is remembered briefly, so their GETs stop asking.
-    Adding is idempotent (`add_many`), so a delivery refilling the same inbox meanwhile, or a
-    redelivered request, adds nothing twice."""
+async def answer_lookups(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
+    """The gateway found no inbox or no preferences in Redis for these users: load both from
+    PostgreSQL into the read models (the newest INBOX_KEPT delivered, read ones read), then
+    answer each asker with the inbox's count. A user with none of either is remembered
+    briefly, so their GETs stop asking. Adding is idempotent (`add_many`), and preferences are
+    written whole from the table, so a delivery or a change applied meanwhile, or a
+    redelivered request, changes nothing twice."""
     users = {env.payload.user_id for env in batch}
     entries = await store.inboxes(ctx.pool, users, INBOX_KEPT)
     await add_many(ctx.redis, ctx.prefix, entries)
     counts = Counter(user_id for user_id, _, _ in entries)
     await remember_no_inbox(ctx.redis, ctx.prefix, users - counts.keys())
+    preferences = await store.documents(ctx.pool, users)
+    await write_preferences(ctx.redis, ctx.prefix, preferences, only_missing=True)
+    await remember_no_preferences(
+        ctx.redis, ctx.prefix, users - {doc.user_id for doc in preferences}
+    )
     async with ctx.redis.pipeline(transaction=False) as pipe:
         for env in batch:
             request: InboxLookupRequested = env.payload
@@ -316,20 +316,14 @@ AGENTS = [
         name="notifications-lookup",
         group=GROUP,
         topic=NOTIFICATIONS_LOOKUP,
-        handler=answer_inbox_lookups,
+        handler=answer_lookups,
         batch_within_s=TAKE_WHAT_IS_READY,
-        description="refills a user's inbox read model from PostgreSQL on the gateway's miss",
+        description="refills a user's inbox and preferences read models from PostgreSQL on the "
+        "gateway's miss",
     ),
 ]
 
 TIMERS = [
-    TimerSpec(
-        name="notifications-preferences-render",
-        group=GROUP,
-        interval_s=3600.0,
-        run=render_all_preferences,
-        at_start=True,
-    ),
     TimerSpec(name="notifications-release", group=GROUP, interval_s=30.0, run=releaser()),
     TimerSpec(name="notifications-overdue", group=GROUP, interval_s=30.0, run=overdue_gauge()),
 ]

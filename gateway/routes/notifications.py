@@ -1,7 +1,7 @@
 """Watchlist alerts (docs/NOTIFICATIONS.md): a user's notification preferences, written
 through notifications.preferences and read from the Redis read model the notifications agents
-render; their inbox, read from Redis (on a miss, refilled by the agents over
-`notifications.lookup` first, as sync reads are: gateway/sync_lookup.py), and marking an entry
+render, and their inbox, both read from Redis (on a miss, refilled by the agents over
+`notifications.lookup` first, as sync reads are: gateway/sync_lookup.py); marking an entry
 read through notifications.read. The gateway never reads PostgreSQL.
 
 Scopes: `notifications:read` (GETs) and `notifications:write` (PUT, POST .../read).
@@ -91,7 +91,12 @@ async def put_preferences(request: Request) -> Response:
 async def get_preferences(request: Request) -> Response:
     _, user_id = await own_user(request, "notifications:read")
     prefix = request.app.state.settings.redis.key_prefix
-    document = await read_preferences(request.app.state.redis, prefix, user_id)
+    redis = request.app.state.redis
+    document, known = await read_preferences(redis, prefix, user_id)
+    settings = request.app.state.settings
+    if document is None and not known and settings.gateway.lookup_on_miss:
+        await _refill(request, user_id, settings.gateway.lookup_timeout_s)
+        document, _ = await read_preferences(redis, prefix, user_id)
     if document is None:
         return error_response(
             404, "not_found", "no notification preferences for this user", request
@@ -170,8 +175,8 @@ async def list_notifications(request: Request) -> Response:
 
 
 async def _refill(request: Request, user_id: str, timeout_s: float) -> None:
-    """Have the notifications agents load the user's inbox read model from PostgreSQL (the
-    gateway never reads it) and wait for their answer (gateway/lookup.py)."""
+    """Have the notifications agents load the user's inbox and preferences read models from
+    PostgreSQL (the gateway never reads it) and wait for their answer (gateway/lookup.py)."""
     app = request.app
     prefix = app.state.settings.redis.key_prefix
     await request_reply(

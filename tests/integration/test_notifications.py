@@ -225,6 +225,11 @@ async def test_a_title_arriving_on_her_service_notifies_alice_once_and_not_bob(
             # Bob was never notified: the agents said so, and his GETs stop asking a while.
             assert (await bob.inbox())["items"] == []
             assert await redis.exists(f"{prefix}:notify:none:{bob.user_id}")
+            # Redis loses her preferences too: her GET has the agents render them again.
+            await redis.delete(f"{prefix}:notify:prefs:{alice.user_id}")
+            again = await alice.http.get(alice.url("/preferences"), headers=alice.headers)
+            assert again.status_code == 200, again.text
+            assert sorted(again.json()["preferences"]["services"]) == ["max", "netflix"]
             # Lost again: the next alert (the title leaves netflix) refills it before it adds
             # itself.
             await redis.delete(*inbox_keys)
@@ -299,6 +304,13 @@ async def test_bad_preferences_are_refused_naming_the_field(
         assert field in {f["field"] for f in put.json()["fields"]}, put.text
     missing = await alice.http.get(alice.url("/preferences"), headers=alice.headers)
     assert missing.status_code == 404
+    # The agents were asked and found none: the next GETs answer from the mark, not them.
+    redis = aioredis.from_url(isolated.settings.redis.require_url())
+    try:
+        prefix = isolated.settings.redis.key_prefix
+        assert await redis.exists(f"{prefix}:notify:noprefs:{alice.user_id}")
+    finally:
+        await redis.aclose()
 
 
 async def test_alerts_in_quiet_hours_wait_until_they_end_and_come_as_one_digest(
