@@ -18,6 +18,7 @@ from typing import Any
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agreements.command_parameters import parameter_problem
 from core.publisher import Published, Publisher
 from gateway.request_parameters import invalid
 from gateway.sync_clock import app_stamp
@@ -132,9 +133,13 @@ async def send_command(
     body: CommandRequest,
     command_id: uuid.UUID,
     target_loc: Loc = ("path", "device_id"),
+    body_loc: Loc = ("body",),
 ) -> tuple[Published, RemoteCommandIssued]:
     if source == target:
         raise self_command(target_loc, target)
+    problem = parameter_problem(body.command, target)
+    if problem is not None:
+        raise invalid((*body_loc, "command", problem.field), problem.reason, problem.value)
     issued = RemoteCommandIssued(
         command_id=command_id,
         user_id=user_id,

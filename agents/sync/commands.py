@@ -12,15 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from agents.sync.presence import ONLINE_TIMEOUT_S, DeviceState
+from agreements.command_parameters import parameter_problem
 from schemas.sync import (
     CastTo,
     CommandErrorCode,
     CommandResult,
     CommandStatus,
-    LoadContent,
     RemoteCommandIssued,
-    Seek,
-    VolumeSet,
     wire_time,
 )
 
@@ -65,29 +63,10 @@ def _cast_error(
 
 
 def _parameter_error(command: RemoteCommandIssued) -> CommandError | None:
-    match command.command:
-        case VolumeSet(level=level) if not 0.0 <= level <= 1.0:
-            return CommandError(
-                CommandErrorCode.invalid_parameters,
-                f"volume_set level {level} is outside 0-1 (0 is silent, 1 is full volume)",
-            )
-        case Seek(position_seconds=position) if position < 0:
-            return CommandError(
-                CommandErrorCode.invalid_parameters,
-                f"seek position_seconds {position} is negative; positions start at 0",
-            )
-        case LoadContent(start_position=start) if start < 0:
-            return CommandError(
-                CommandErrorCode.invalid_parameters,
-                f"load_content start_position {start} is negative; positions start at 0",
-            )
-        case CastTo(target_device_id=cast_target) if cast_target == command.target_device_id:
-            return CommandError(
-                CommandErrorCode.invalid_parameters,
-                f"cast_to target_device_id {cast_target!r} is the device receiving the "
-                "command; name another device to cast to",
-            )
-    return None
+    problem = parameter_problem(command.command, command.target_device_id)
+    if problem is None:
+        return None
+    return CommandError(CommandErrorCode.invalid_parameters, problem.reason)
 
 
 def validate(

@@ -354,6 +354,9 @@ class DeviceSocket:
                 frame.body,
                 event_id,
                 ("target_device_id",),
+                # The first "body" is where (dropped from field names, as for HTTP); the
+                # second the frame's field that holds the command.
+                ("body", "body"),
             )
             extra |= {
                 "command_id": str(issued.command_id),

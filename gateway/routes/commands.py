@@ -4,8 +4,9 @@ play, pause, seek, ... (a RemoteCommandIssued on sync.commands).
 Needs `devices:command`, on one's own user id only: a user cannot command another user's
 devices (403), and device ids are looked up among the caller's own devices. The answer is 202
 with the command id once the broker has the command; the command router then delivers it to
-the target device and the outcome (delivered, or expired / device_offline / not_supported /
-invalid_parameters) to the sender, as a command_result on the user's notifications channel.
+the target device and the outcome (delivered, or expired / device_offline / not_supported) to
+the sender, as a command_result on the user's notifications channel. Parameters out of their
+range are refused here, 422 naming the field (agreements/command_parameters.py).
 """
 
 from __future__ import annotations
@@ -53,7 +54,10 @@ class CommandAccepted(BaseModel):
     response_model=CommandAccepted,
     responses=device_checked(
         responses_with_rules(
-            "a `device_id` equal to X-Device-ID (a device does not command itself)"
+            "a `device_id` equal to X-Device-ID (a device does not command itself); a "
+            "parameter out of its range (`volume_set` level outside 0-1, a negative `seek` "
+            "position or `load_content` start, `cast_to` naming the commanded device), "
+            "the field `command.<parameter>`"
         )
     ),
     openapi_extra=documented(

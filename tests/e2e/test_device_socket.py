@@ -210,6 +210,16 @@ async def test_bad_frames_oversized_frames_and_floods_get_their_codes(
                 "does not send commands to itself",
             ),
             (
+                {
+                    "type": "command",
+                    "ref": "r4b",
+                    "target_device_id": "tv-1",
+                    "body": {"command": {"type": "seek", "position_seconds": -5}},
+                },
+                "body.command.position_seconds",
+                "is negative; positions start at 0",
+            ),
+            (
                 {"type": "heartbeat", "ref": "r5", "body": {"now_playing": 5}},
                 "body.now_playing",
                 "",

@@ -14,16 +14,16 @@ from typing import Any
 import schemathesis
 
 PROFILE = "PUT /api/v1/users/{user_id}/profiles/{profile_id}"
+COMMANDS = "POST /api/v1/users/{user_id}/devices/{device_id}/commands"
 # (operation, the field the 422 names (a regular expression), words of its reason)
 DOCUMENTED_RULES: tuple[tuple[str, str, str], ...] = (
     ("GET /api/v1/search", r"query\.rating_min/rating_max", "rating_range"),
     ("GET /api/v1/search", r"query\.year_from/year_to", "year_range"),
     ("PUT /api/v1/users/{user_id}/progress/{content_id}", r"\(body\)", "past the end"),
-    (
-        "POST /api/v1/users/{user_id}/devices/{device_id}/commands",
-        r"path\.device_id",
-        "does not send commands to itself",
-    ),
+    (COMMANDS, r"path\.device_id", "does not send commands to itself"),
+    (COMMANDS, r"command\.level", "is outside 0-1"),
+    (COMMANDS, r"command\.(position_seconds|start_position)", "is negative"),
+    (COMMANDS, r"command\.target_device_id", "is the device receiving the command"),
     ("POST /api/v1/content", r"availability\.\d+", "available_until is before available_from"),
     ("*", "timestamp", "ahead of the server's clock"),
     ("*", "given_at", "ahead of the server's clock"),

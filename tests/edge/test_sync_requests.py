@@ -93,3 +93,40 @@ async def test_a_commands_expiry_is_written_in_the_form_of_the_stream(settings: 
     expires_at = answer.json()["expires_at"]
     # The form of the message on the stream (pydantic's JSON of an aware UTC datetime).
     assert expires_at.endswith("Z") and datetime.fromisoformat(expires_at).utcoffset() == ZERO
+
+
+@pytest.mark.parametrize(
+    ("command", "field", "reason"),
+    [
+        ({"type": "seek", "position_seconds": -5}, "position_seconds", "is negative"),
+        ({"type": "volume_set", "level": 1.5}, "level", "is outside 0-1"),
+        (
+            {"type": "load_content", "content_id": str(uuid.uuid4()), "start_position": -1},
+            "start_position",
+            "is negative",
+        ),
+        (
+            {"type": "cast_to", "target_device_id": "tv-1", "content_id": str(uuid.uuid4())},
+            "target_device_id",
+            "is the device receiving the command",
+        ),
+    ],
+)
+async def test_a_command_parameter_out_of_range_is_422_naming_it(
+    settings: Settings, command: dict[str, object], field: str, reason: str
+) -> None:
+    user = f"cmd-{uuid.uuid4().hex[:8]}"
+    headers = {
+        **bearer(user_token(settings, subject=user, scopes=["devices:command"])),
+        "X-Device-ID": "phone-1",
+    }
+    async with running_gateway(settings) as (_, http):
+        await register_devices(http, settings, user, "phone-1", "tv-1")
+        answer = await http.post(
+            f"/api/v1/users/{user}/devices/tv-1/commands",
+            json={"command": command},
+            headers=headers,
+        )
+    assert answer.status_code == 422, answer.text
+    (error,) = answer.json()["fields"]
+    assert error["field"] == f"command.{field}" and reason in error["reason"], error
