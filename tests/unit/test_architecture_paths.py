@@ -39,13 +39,13 @@ class Step:
 
 
 @dataclass
-class Path_:
+class Walk:
     title: str
     claimed: int
     steps: list[Step]
 
 
-def parse(text: str) -> list[Path_]:
+def parse(text: str) -> list[Walk]:
     heads = list(HEADING.finditer(text))
     paths = []
     for i, head in enumerate(heads):
@@ -64,7 +64,7 @@ def parse(text: str) -> list[Path_]:
                     list(dict.fromkeys(PY_PATH.findall(rules_part))),
                 )
             )
-        paths.append(Path_(head.group(1), int(head.group(2)), steps))
+        paths.append(Walk(head.group(1), int(head.group(2)), steps))
     return paths
 
 
@@ -86,7 +86,7 @@ def test_the_page_has_both_paths() -> None:
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.title.split(":")[0])
-def test_counts_add_up(path: Path_) -> None:
+def test_counts_add_up(path: Walk) -> None:
     counted: list[str] = []
     for step in path.steps:
         assert step.claimed == len(step.counted), step.text
@@ -96,7 +96,7 @@ def test_counts_add_up(path: Path_) -> None:
 
 
 @pytest.mark.parametrize("path", PATHS, ids=lambda p: p.title.split(":")[0])
-def test_counted_files_do_io_and_rules_do_not(path: Path_) -> None:
+def test_counted_files_do_io_and_rules_do_not(path: Walk) -> None:
     known = {str(p.relative_to(ROOT)) for p in modules().values()}
     for step in path.steps:
         for file in [*step.counted, *step.rules]:
