@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from fastapi import Response
 from pydantic import BaseModel
 
-from core.publisher import Published
+if TYPE_CHECKING:
+    # Only its shape: the 202 is built without reaching the broker client (a pure module).
+    from core.publisher import Published
 
 
 class Accepted(BaseModel):

@@ -27,8 +27,7 @@ from typing import Any
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 
-from gateway.auth.dependencies import PRINCIPAL_KEY
-from gateway.auth.principal import Principal
+from gateway.auth.principal import PRINCIPAL_KEY, Principal
 
 HEADER = "idempotency-key"
 MAX_LENGTH = 255

@@ -29,7 +29,7 @@ from agents.ingestion.series_plan import (
     season_listing_mappings,
     settle_refolds,
 )
-from agents.titles.store import Versioned, fetch_contents, upsert_contents
+from agents.titles.store import Versioned, apply_availability, fetch_contents, upsert_contents
 from agents.titles.versions import newest_per_key, supersedes
 from agreements.catalog_warnings import count_by_kind, offer_warnings
 from core.observability.metrics import INGEST_WARNINGS, SERIES_ITEMS
@@ -196,7 +196,7 @@ async def sync_availability(ctx: AgentContext, batch: list[Envelope[Any]]) -> No
                 continue
             docs[mapping.canonical_id] = after
             await upsert_contents(conn, [Versioned(after, env.event_id)], same_version_merges=True)
-            await store.apply_availability(conn, mapping.canonical_id, diff, now)
+            await apply_availability(conn, mapping.canonical_id, diff, now)
             uow.emit(
                 CONTENT_AVAILABILITY_CHANGED,
                 availability_event(mapping.canonical_id, update.platform, diff, now),

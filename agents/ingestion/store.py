@@ -1,4 +1,6 @@
-"""PostgreSQL reads and writes of the ingestion pipeline: mappings, candidates, availability."""
+"""PostgreSQL reads and writes of the ingestion pipeline: mappings, candidates, parked
+availability updates, expiry notices. A title's row and its offers' rows are written through
+agents/titles/store.py, which the content-store writes them with too."""
 
 from __future__ import annotations
 
@@ -11,20 +13,13 @@ from datetime import datetime
 import asyncpg
 import orjson
 
-from agents.ingestion.availability import (
-    SAME_EXPIRY,
-    AvailabilityDiff,
-    AvailabilityRow,
-    ExpiryNotice,
-    Slot,
-    ended_at,
-)
+from agents.ingestion.availability import SAME_EXPIRY, AvailabilityRow, ExpiryNotice
 from agents.ingestion.mappings import ItemKey, Mapping, MappingRow
 from agents.ingestion.pipeline import Plan
 from agents.ingestion.resolution import KnownTitle, LookupKeys, normalized_originals
 from agents.ingestion.title_match import people
 from agents.titles.names import normalize_title, title_words
-from agents.titles.store import Versioned, upsert_contents
+from agents.titles.store import Versioned, apply_availability_diffs, upsert_contents
 from agreements.catalog_warnings import ItemWarning, parse_warnings
 from schemas.content import (
     AvailabilityType,
@@ -69,21 +64,6 @@ async def load_mappings(
         )
         for r in rows
     }
-
-
-async def fed_platforms(
-    conn: asyncpg.Connection, ids: Iterable[uuid.UUID]
-) -> dict[uuid.UUID, set[str]]:
-    """The platforms feeding each title: those with a platform item mapped to it."""
-    rows = await conn.fetch(
-        "SELECT DISTINCT canonical_id, platform FROM entity_mappings "
-        "WHERE canonical_id = ANY($1::uuid[])",
-        sorted(set(ids)),
-    )
-    out: dict[uuid.UUID, set[str]] = {}
-    for r in rows:
-        out.setdefault(r["canonical_id"], set()).add(r["platform"])
-    return out
 
 
 # Who an item of the batch could resolve to: ids, exact titles, and titles sharing a word and
@@ -350,74 +330,6 @@ async def mark_availability_applied(
         key[1],
         source_updated_at,
     )
-
-
-def _slot_rows(content_id: uuid.UUID, slots: Iterable[Slot]) -> list[AvailabilityRow]:
-    return [s.of(content_id) for s in slots]
-
-
-async def apply_availability(
-    conn: asyncpg.Connection, content_id: uuid.UUID, diff: AvailabilityDiff, now: datetime
-) -> None:
-    """Write one platform's diff: upsert what appeared or changed, expire what left (now)."""
-    await apply_availability_diffs(conn, [(content_id, diff)], now)
-
-
-async def apply_availability_diffs(
-    conn: asyncpg.Connection,
-    diffs: Iterable[tuple[uuid.UUID, AvailabilityDiff]],
-    now: datetime,
-) -> None:
-    """Write many diffs in two statements (a round trip per diff was most of a batch's wait).
-
-    Each (title, platform) diff touches its own rows, so one statement may carry them all.
-    """
-    current: list[AvailabilityRow] = []
-    expired: list[AvailabilityRow] = []
-    for content_id, diff in diffs:
-        current += _slot_rows(content_id, [*diff.appeared, *(new for _, new in diff.changed)])
-        expired += _slot_rows(content_id, diff.expired)
-    if current:
-        await conn.execute(
-            """
-            INSERT INTO platform_availability AS a
-                (canonical_id, platform, region, availability_type, price_cents, currency,
-                 deep_link, web_fallback, available_from, expires_at)
-            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[],
-                                 $6::text[], $7::text[], $8::text[], $9::timestamptz[],
-                                 $10::timestamptz[])
-            ON CONFLICT (canonical_id, platform, region, availability_type) DO UPDATE SET
-                price_cents = EXCLUDED.price_cents, currency = EXCLUDED.currency,
-                deep_link = EXCLUDED.deep_link, web_fallback = EXCLUDED.web_fallback,
-                available_from = EXCLUDED.available_from, expires_at = EXCLUDED.expires_at,
-                updated_at = now()
-            """,
-            [r.content_id for r in current],
-            [r.platform for r in current],
-            [r.region for r in current],
-            [r.availability_type.value for r in current],
-            [r.price_cents for r in current],
-            [r.currency for r in current],
-            [r.deep_link for r in current],
-            [r.web_fallback for r in current],
-            [r.available_from for r in current],
-            [r.expires_at for r in current],
-        )
-    if expired:
-        await conn.execute(
-            """
-            UPDATE platform_availability AS a SET expires_at = e.ended, updated_at = now()
-            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
-                AS e(c, p, r, t, ended)
-            WHERE a.canonical_id = e.c AND a.platform = e.p AND a.region = e.r
-              AND a.availability_type = e.t AND a.expires_at IS DISTINCT FROM e.ended
-            """,
-            [r.content_id for r in expired],
-            [r.platform for r in expired],
-            [r.region for r in expired],
-            [r.availability_type.value for r in expired],
-            [ended_at(r.expires_at, now) for r in expired],
-        )
 
 
 async def rows_expiring_within(

@@ -10,11 +10,16 @@ from loguru import logger
 from agents.framework.context import AgentContext
 from agents.framework.runtime import AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
-from agents.ingestion import store as offers_store
 from agents.ingestion.availability import platform_diffs
 from agents.ingestion.events import availability_event
 from agents.ingestion.merge import changed_fields, content_changed, merge_submitted
-from agents.titles.store import Versioned, fetch_contents, upsert_contents
+from agents.titles.store import (
+    Versioned,
+    apply_availability_diffs,
+    fed_platforms,
+    fetch_contents,
+    upsert_contents,
+)
 from agents.titles.versions import newest_per_key
 from schemas.content import ContentIngested, ContentUpdated
 from schemas.envelope import Envelope
@@ -39,7 +44,7 @@ async def store_submitted(ctx: AgentContext, batch: list[Envelope[Any]]) -> None
     )
     async with unit_of_work(ctx) as uow:
         before = await fetch_contents(uow.conn, by_id, lock=True)
-        fed = await offers_store.fed_platforms(uow.conn, before)
+        fed = await fed_platforms(uow.conn, before)
         after = {
             cid: merge_submitted(before.get(cid), env.payload.content, fed.get(cid, set()))
             for cid, env in by_id.items()
@@ -83,7 +88,7 @@ async def store_submitted(ctx: AgentContext, batch: list[Envelope[Any]]) -> None
                     key=str(cid),
                     cause=by_id[cid],
                 )
-        await offers_store.apply_availability_diffs(uow.conn, diffs, now)
+        await apply_availability_diffs(uow.conn, diffs, now)
     changed = set(outcome.inserted) | set(outcome.updated)
     for cid, env in by_id.items():
         log = logger.bind(correlation_id=env.correlation_id, event_id=str(env.event_id))

@@ -1,13 +1,18 @@
-"""PostgreSQL reads and writes of the canonical catalog (the `content` table)."""
+"""PostgreSQL reads and writes of the canonical catalog: the titles (`content`), their offers
+as rows (`platform_availability`, what the expiry check reads), and which platforms feed each
+title (read from ingestion's `entity_mappings`). Both writers of titles use it: the
+content-store (agents/titles/handlers.py) and the ingestion pipeline (agents/ingestion/)."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import asyncpg
 
+from agents.ingestion.availability import AvailabilityDiff, AvailabilityRow, Slot, ended_at
 from agents.titles.names import normalize_title
 from agents.titles.versions import newest_per_key
 from schemas.content import CanonicalContent
@@ -116,3 +121,86 @@ async def fetch_content(
     conn: asyncpg.Connection | asyncpg.Pool, canonical_id: uuid.UUID
 ) -> CanonicalContent | None:
     return (await fetch_contents(conn, [canonical_id])).get(canonical_id)
+
+
+async def fed_platforms(
+    conn: asyncpg.Connection, ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, set[str]]:
+    """The platforms feeding each title: those with a platform item mapped to it."""
+    rows = await conn.fetch(
+        "SELECT DISTINCT canonical_id, platform FROM entity_mappings "
+        "WHERE canonical_id = ANY($1::uuid[])",
+        sorted(set(ids)),
+    )
+    out: dict[uuid.UUID, set[str]] = {}
+    for r in rows:
+        out.setdefault(r["canonical_id"], set()).add(r["platform"])
+    return out
+
+
+def _slot_rows(content_id: uuid.UUID, slots: Iterable[Slot]) -> list[AvailabilityRow]:
+    return [s.of(content_id) for s in slots]
+
+
+async def apply_availability(
+    conn: asyncpg.Connection, content_id: uuid.UUID, diff: AvailabilityDiff, now: datetime
+) -> None:
+    """Write one platform's diff: upsert what appeared or changed, expire what left (now)."""
+    await apply_availability_diffs(conn, [(content_id, diff)], now)
+
+
+async def apply_availability_diffs(
+    conn: asyncpg.Connection,
+    diffs: Iterable[tuple[uuid.UUID, AvailabilityDiff]],
+    now: datetime,
+) -> None:
+    """Write many diffs in two statements (a round trip per diff was most of a batch's wait).
+
+    Each (title, platform) diff touches its own rows, so one statement may carry them all.
+    """
+    current: list[AvailabilityRow] = []
+    expired: list[AvailabilityRow] = []
+    for content_id, diff in diffs:
+        current += _slot_rows(content_id, [*diff.appeared, *(new for _, new in diff.changed)])
+        expired += _slot_rows(content_id, diff.expired)
+    if current:
+        await conn.execute(
+            """
+            INSERT INTO platform_availability AS a
+                (canonical_id, platform, region, availability_type, price_cents, currency,
+                 deep_link, web_fallback, available_from, expires_at)
+            SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::int[],
+                                 $6::text[], $7::text[], $8::text[], $9::timestamptz[],
+                                 $10::timestamptz[])
+            ON CONFLICT (canonical_id, platform, region, availability_type) DO UPDATE SET
+                price_cents = EXCLUDED.price_cents, currency = EXCLUDED.currency,
+                deep_link = EXCLUDED.deep_link, web_fallback = EXCLUDED.web_fallback,
+                available_from = EXCLUDED.available_from, expires_at = EXCLUDED.expires_at,
+                updated_at = now()
+            """,
+            [r.content_id for r in current],
+            [r.platform for r in current],
+            [r.region for r in current],
+            [r.availability_type.value for r in current],
+            [r.price_cents for r in current],
+            [r.currency for r in current],
+            [r.deep_link for r in current],
+            [r.web_fallback for r in current],
+            [r.available_from for r in current],
+            [r.expires_at for r in current],
+        )
+    if expired:
+        await conn.execute(
+            """
+            UPDATE platform_availability AS a SET expires_at = e.ended, updated_at = now()
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                AS e(c, p, r, t, ended)
+            WHERE a.canonical_id = e.c AND a.platform = e.p AND a.region = e.r
+              AND a.availability_type = e.t AND a.expires_at IS DISTINCT FROM e.ended
+            """,
+            [r.content_id for r in expired],
+            [r.platform for r in expired],
+            [r.region for r in expired],
+            [r.availability_type.value for r in expired],
+            [ended_at(r.expires_at, now) for r in expired],
+        )

@@ -25,12 +25,11 @@ from gateway.auth.api_keys import (
     verify_record,
 )
 from gateway.auth.errors import AuthUnavailable, BadAuthRequest, Forbidden, Unauthorized
-from gateway.auth.principal import Principal
+from gateway.auth.principal import PRINCIPAL_KEY, Principal
 from gateway.auth.tokens import InvalidToken, TokenVerifier
 from gateway.request_parameters import USER_ID
 
 API_KEY_HEADER = "X-API-Key"
-PRINCIPAL_KEY = "mgw.principal"
 
 
 @dataclass(frozen=True)

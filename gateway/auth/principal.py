@@ -8,7 +8,12 @@ from typing import Literal
 
 from agreements.scopes import SCOPES
 
-__all__ = ["ADMIN_ROLE", "GRANTABLE_TIERS", "SCOPES", "Principal", "Tier"]
+__all__ = ["ADMIN_ROLE", "GRANTABLE_TIERS", "PRINCIPAL_KEY", "SCOPES", "Principal", "Tier"]
+
+# Where a request keeps its Principal once authenticated (its ASGI scope), so that whoever reads
+# the caller (the rate limiter, the route, the Idempotency-Key) needs this module only, not the
+# authentication that put it there (gateway/auth/dependencies.py).
+PRINCIPAL_KEY = "mgw.principal"
 
 
 class Tier(StrEnum):

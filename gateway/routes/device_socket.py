@@ -32,7 +32,6 @@ from starlette.websockets import WebSocket
 from core.observability.metrics import AUTH_FAILURES, DEVICE_SOCKET_CLOSES, REALTIME_TICKETS
 from gateway.auth.dependencies import (
     API_KEY_HEADER,
-    PRINCIPAL_KEY,
     Credential,
     check_scopes,
     resolve_principal,
@@ -45,7 +44,7 @@ from gateway.auth.errors import (
     Unauthorized,
     challenge,
 )
-from gateway.auth.principal import Principal
+from gateway.auth.principal import PRINCIPAL_KEY, Principal
 from gateway.device_ownership import FROM_PATH, UnknownDevice, require_own_device
 from gateway.errors import field_errors
 from gateway.lookup import LookupTimeout
