@@ -9,6 +9,7 @@ import time
 import uuid
 from datetime import datetime, timedelta
 
+import httpx
 import pytest
 
 from core.config import Settings
@@ -76,7 +77,7 @@ async def test_the_document_states_the_bounds_of_a_resume_id(settings: Settings)
             assert not pattern.search(refused), refused
 
 
-async def test_a_commands_expiry_is_written_in_the_form_of_the_stream(settings: Settings) -> None:
+async def _phone_commands_tv(settings: Settings, command: dict[str, object]) -> httpx.Response:
     user = f"cmd-{uuid.uuid4().hex[:8]}"
     headers = {
         **bearer(user_token(settings, subject=user, scopes=["devices:command"])),
@@ -84,11 +85,15 @@ async def test_a_commands_expiry_is_written_in_the_form_of_the_stream(settings: 
     }
     async with running_gateway(settings) as (_, http):
         await register_devices(http, settings, user, "phone-1", "tv-1")
-        answer = await http.post(
+        return await http.post(
             f"/api/v1/users/{user}/devices/tv-1/commands",
-            json={"command": {"type": "play"}},
+            json={"command": command},
             headers=headers,
         )
+
+
+async def test_a_commands_expiry_is_written_in_the_form_of_the_stream(settings: Settings) -> None:
+    answer = await _phone_commands_tv(settings, {"type": "play"})
     assert answer.status_code == 202, answer.text
     expires_at = answer.json()["expires_at"]
     # The form of the message on the stream (pydantic's JSON of an aware UTC datetime).
@@ -115,18 +120,7 @@ async def test_a_commands_expiry_is_written_in_the_form_of_the_stream(settings: 
 async def test_a_command_parameter_out_of_range_is_422_naming_it(
     settings: Settings, command: dict[str, object], field: str, reason: str
 ) -> None:
-    user = f"cmd-{uuid.uuid4().hex[:8]}"
-    headers = {
-        **bearer(user_token(settings, subject=user, scopes=["devices:command"])),
-        "X-Device-ID": "phone-1",
-    }
-    async with running_gateway(settings) as (_, http):
-        await register_devices(http, settings, user, "phone-1", "tv-1")
-        answer = await http.post(
-            f"/api/v1/users/{user}/devices/tv-1/commands",
-            json={"command": command},
-            headers=headers,
-        )
+    answer = await _phone_commands_tv(settings, command)
     assert answer.status_code == 422, answer.text
     (error,) = answer.json()["fields"]
     assert error["field"] == f"command.{field}" and reason in error["reason"], error
