@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import bisect
 import heapq
-import itertools
 import json
 import zlib
 from collections.abc import Iterable, Sequence
@@ -42,6 +41,9 @@ READY_WORDS_FROM = 2000
 # union of the completions' sets: an entry checked costs about as much as this many set elements
 # copied (measured, devtools.bench.suggest_lookup).
 CHECK_COST = 1
+# Typos in all the words of a suggestion at most: beyond, what was typed is not a name (and a
+# query of 16 words of 9 letters would otherwise have 3**16 combinations of typos to try).
+MAX_TYPOS = 4
 
 
 def index_key(prefix: str) -> str:
@@ -315,29 +317,41 @@ class _Lookup:
         found = heapq.nsmallest(limit, exact)
         if len(found) == limit:
             return found
-        # With typos: the combinations of each word's typos by increasing total, each an
-        # intersection of sets (the smallest first); within a total, fewer words first.
+        # With typos: the combinations of each word's typos by increasing total (at most
+        # MAX_TYPOS in all), each an intersection of sets (the smallest first) built word by word
+        # and given up once empty; within a total, fewer words first.
         self._with_typos()
-        choices = [
-            [c for c in range(3) if lv[c] or (n == last and c == 0 and completes)]
-            for n, lv in enumerate(self.levels)
-        ]
-        by_total: dict[int, list[tuple[int, ...]]] = {}
-        for combo in itertools.product(*choices):
-            if sum(combo):
-                by_total.setdefault(sum(combo), []).append(combo)
         seen = taken | exact
         extra = self.index.extra
-        for total in sorted(by_total):
+        for total in range(1, MAX_TYPOS + 1):
             at_total: set[int] = set()
-            for combo in by_total[total]:
-                sets = [lv[c] for lv, c in zip(self.levels, combo, strict=True) if lv[c]]
-                at_total |= self._matching(sets, completes and combo[last] == 0) - seen
+            self._gather(0, None, total, completes, at_total)
+            at_total -= seen
             found += heapq.nsmallest(limit - len(found), at_total, key=lambda e: (extra[e], e))
             if len(found) == limit:
                 break
             seen |= at_total
         return found
+
+    def _gather(
+        self, n: int, held: frozenset[int] | None, left: int, completes: bool, into: set[int]
+    ) -> None:
+        """Into `into`, the entries matching words n.. with exactly `left` typos among them
+        and holding `held` (the entries words ..n-1 matched; None: no word yet)."""
+        last = len(self.words) - 1
+        for typos in range(min(left, 2) + 1):
+            level = self.levels[n][typos]
+            if n == last:
+                if typos != left:
+                    continue
+                if typos == 0 and completes:
+                    into |= self._matching([] if held is None else [held], completed=True)
+                elif level:
+                    into |= level if held is None else held & level
+            elif level:
+                narrowed = level if held is None else held & level
+                if narrowed:
+                    self._gather(n + 1, narrowed, left - typos, completes, into)
 
 
 def _union(sets: list[frozenset[int]]) -> frozenset[int]:

@@ -120,7 +120,8 @@ def _by_the_rules(index: SuggestIndex, query: str, limit: int) -> list[str]:
                 break
             total += best
         else:
-            ranked.append((total, form.count(" ") if total else 0, i))
+            if total <= suggest_index.MAX_TYPOS:
+                ranked.append((total, form.count(" ") if total else 0, i))
     found = first + [i for *_, i in sorted(ranked)][: limit - len(first)]
     return [index.entries[i].text for i in found]
 
@@ -144,6 +145,8 @@ def test_ready_answers_and_sets_follow_the_rules(monkeypatch: pytest.MonkeyPatch
     assert len(index.ready_names) > 10 and len(index.ready_words) > 10
     queries = ["the", "the s", "star w", "wtaer", "godfahter n", "night k", "kinght", "a", "t"]
     queries += ["interstelar", "darker 2", "stars 3", "of the", "the nights o", "love l"]
+    # Typos in three words: 3 + 2 + 1 > MAX_TYPOS for a few, which are then not suggested.
+    queries += ["godmothre interstate nihgt", "intrestellar godfathr kinght w"]
     queries += [" ".join(rng.choice(vocabulary)[: rng.randint(1, 6)] for _ in range(2))]
     queries += [rng.choice(names)[: rng.randint(1, 20)] for _ in range(150)]
     for query in queries:
