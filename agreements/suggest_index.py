@@ -8,7 +8,7 @@ must match a word of the entry, within the typos the engines allow (0 under 5 le
 5, 2 from 9, a transposition one typo, numbers never), and the last word also as a prefix.
 Entries whose whole text starts with the query come first (one equal to it, then the more
 popular), then those holding every word without a typo (the more popular first), then those
-with typos (fewer typos, then fewer words, first).
+with typos (fewer typos, then fewer words, first; 4 typos in all at most).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ READY_NAMES_FROM = 256
 READY_WORDS_FROM = 2000
 # Checking an entry's name for a word starting with a prefix (a substring search) against a
 # union of the completions' sets: an entry checked costs about as much as this many set elements
-# copied (measured, devtools.bench.suggest_lookup).
+# copied (85-250 ns against 70-230 ns, measured at 100,000 titles on a loaded 2-core VM).
 CHECK_COST = 1
 # Typos in all the words of a suggestion at most: beyond, what was typed is not a name (and a
 # query of 16 words of 9 letters would otherwise have 3**16 combinations of typos to try).
