@@ -1,6 +1,6 @@
 """The keyword strategy's PostgreSQL query alone (`store.keyword_search`), on `mgw bench
 search`'s synthetic catalog and queries, with and without an index, in alternate rounds on the
-same scratch database: what migration 0061's partial index of episodes is worth.
+same scratch database: what migration 0041's partial index of episodes is worth.
 
     python -m devtools.bench.keyword_sql SERVER_URL [--titles 100000] [--rounds 2]
 
