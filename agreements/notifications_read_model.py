@@ -10,9 +10,12 @@ gateway (read) (docs/NOTIFICATIONS.md):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from schemas.notifications import (
     InboxEntry,
@@ -72,19 +75,12 @@ return 1
 
 
 def score_of(notification: Notification) -> int:
-    return int(notification.created_at.timestamp() * 1_000_000)
+    return score_at(notification.created_at)
 
 
-async def missing_inboxes(
-    redis: aioredis.Redis, prefix: str, user_ids: Collection[str]
-) -> set[str]:
-    """Those of these users Redis holds no inbox for (new, expired, or lost)."""
-    users = list(user_ids)
-    async with redis.pipeline(transaction=False) as pipe:
-        for user_id in users:
-            pipe.exists(_inbox(prefix, user_id)[0])
-        found = await pipe.execute()
-    return {u for u, n in zip(users, found, strict=True) if not n}
+def score_at(created_at: datetime) -> int:
+    """The inbox score of a notification created then (microseconds)."""
+    return int(created_at.timestamp() * 1_000_000)
 
 
 async def add_many(
@@ -108,6 +104,79 @@ async def add_many(
             if read:
                 pipe.srem(keys[2], str(notification.notification_id))
         await pipe.execute()
+
+
+# A page of entries in one call (EVALSHA: the script is not sent each time), each added as `_ADD`
+# adds one. With ONLY_PRESENT, an entry whose user has no inbox (new, expired, lost) is not
+# added but returned (its index): that inbox is refilled from PostgreSQL first, so the unread
+# count is not only this alert, and asking in the same call saves the EXISTS round trip.
+# KEYS: inbox, items, unread per entry. ARGV: kept, ttl, only_present, then id, score, json,
+# read per entry.
+_ADD_PAGE = """
+local kept, ttl, only = tonumber(ARGV[1]), ARGV[2], ARGV[3] == '1'
+local missing = {}
+for i = 0, #KEYS / 3 - 1 do
+  local inbox, items, unread = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
+  local id, read = ARGV[4 * i + 4], ARGV[4 * i + 7] == '1'
+  if only and redis.call('EXISTS', inbox) == 0 then
+    missing[#missing + 1] = i
+  elseif redis.call('HSETNX', items, id, ARGV[4 * i + 6]) == 1 then
+    redis.call('ZADD', inbox, ARGV[4 * i + 5], id)
+    if not read then redis.call('SADD', unread, id) end
+    local n = redis.call('ZCARD', inbox)
+    if n > kept then
+      local old = redis.call('ZRANGE', inbox, 0, n - kept - 1)
+      redis.call('ZREMRANGEBYRANK', inbox, 0, n - kept - 1)
+      redis.call('HDEL', items, unpack(old))
+      redis.call('SREM', unread, unpack(old))
+    end
+    redis.call('EXPIRE', inbox, ttl)
+    redis.call('EXPIRE', items, ttl)
+    redis.call('EXPIRE', unread, ttl)
+  elseif read then
+    redis.call('SREM', unread, id)
+  end
+end
+return missing
+"""
+_ADD_PAGE_SHA = hashlib.sha1(_ADD_PAGE.encode()).hexdigest()
+# Entries per call: a call runs alone in Redis, so a page of thousands is cut into a few.
+PAGE_CALL = 1000
+
+# (user id, notification id, score, the Notification's JSON, read)
+RawEntry = tuple[str, str, int, str | bytes, bool]
+
+
+def raw_entry(user_id: str, notification: Notification, read: bool = False) -> RawEntry:
+    return (
+        user_id,
+        str(notification.notification_id),
+        score_of(notification),
+        notification.model_dump_json(),
+        read,
+    )
+
+
+async def add_page(
+    redis: aioredis.Redis, prefix: str, entries: Sequence[RawEntry], only_present: bool
+) -> set[str]:
+    """Add (user, id, score, json, read) entries in order, a thousand per script call; each
+    is added once, and one marked read is taken out of the unread set. `only_present`: those
+    of users with no inbox are left out, and their users returned."""
+    missing: set[str] = set()
+    for start in range(0, len(entries), PAGE_CALL):
+        chunk = entries[start : start + PAGE_CALL]
+        keys: list[str] = []
+        args: list[str | bytes | int] = [INBOX_KEPT, TTL_S, "1" if only_present else "0"]
+        for user_id, note_id, score, body, read in chunk:
+            keys.extend(_inbox(prefix, user_id))
+            args.extend((note_id, score, body, "1" if read else "0"))
+        try:
+            left = await redis.evalsha(_ADD_PAGE_SHA, len(keys), *keys, *args)
+        except NoScriptError:
+            left = await redis.eval(_ADD_PAGE, len(keys), *keys, *args)
+        missing.update(chunk[int(i)][0] for i in left)
+    return missing
 
 
 async def mark_read(redis: aioredis.Redis, prefix: str, user_id: str, notification_id: str) -> None:

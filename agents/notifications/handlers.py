@@ -42,10 +42,12 @@ from agents.notifications.quiet import release_at
 from agents.sync.messages import realtime_event
 from agreements.notifications_read_model import (
     INBOX_KEPT,
-    add_many,
+    RawEntry,
+    add_page,
     mark_read,
-    missing_inboxes,
+    raw_entry,
     remember_no_inbox,
+    score_at,
     write_preferences,
 )
 from core.observability.metrics import NOTIFICATIONS_OVERDUE
@@ -66,6 +68,7 @@ from topics.registry import (
     NOTIFICATIONS_PREFERENCES,
     NOTIFICATIONS_RAISED,
     NOTIFICATIONS_READ,
+    SYNC_REALTIME,
 )
 
 GROUP = "notifications"
@@ -101,9 +104,10 @@ async def _raise(
     ctx: AgentContext, env: Envelope[Any], alerts: list[rules.Alert], clock: Callable[[], datetime]
 ) -> int:
     raised = 0
-    # A page's events are published while the next page is read and stored: the broker's
-    # acknowledgement and the SQL overlap. At most one flush in flight bounds what is held.
-    flushing: asyncio.Task[int] | None = None
+    # A page's inboxes and device messages go out while the next page is read and stored: the
+    # Redis script, the broker's acknowledgement and the SQL overlap. At most one page in
+    # flight bounds what is held.
+    delivering: asyncio.Task[None] | None = None
     try:
         for alert in alerts:
             after, title, size = "", None, FIRST_PAGE
@@ -125,20 +129,54 @@ async def _raise(
                     # Those raised for them already (a redelivery) are neither stored nor
                     # staged again.
                     stored, staged = await store.store_and_stage(
-                        conn, alert, window, now, planned, NOTIFICATIONS_RAISED, env.correlation_id
+                        conn, alert, window, now, planned, SYNC_REALTIME, env.correlation_id
                     )
                 raised += stored
-                if flushing is not None:
-                    await flushing
-                flushing = asyncio.create_task(outbox.flush(ctx.pool, ctx.publisher, staged))
+                if delivering is not None:
+                    await delivering
+                # Fewer stored than planned: some were stored by an earlier try of this cause
+                # (a worker killed mid-fan-out) and may have missed their inbox; all of the
+                # page's delivered ones are added again (adding is idempotent).
+                again = planned if stored < len(planned) else []
+                delivering = asyncio.create_task(_deliver_page(ctx, now, staged, again))
                 if len(page) < size:
                     break
                 after, size = page[-1].user_id, PAGE
     finally:
         # What a failed flush left in the outbox the sweep publishes.
-        if flushing is not None:
-            await flushing
+        if delivering is not None:
+            await delivering
     return raised
+
+
+async def _deliver_page(
+    ctx: AgentContext,
+    now: datetime,
+    staged: list[tuple[outbox.Staged, rules.Planned]],
+    again: list[rules.Planned],
+) -> None:
+    """Inbox first, then the device messages (a device told of an alert finds it in the
+    inbox): the page's inboxes by a script call per thousand, then its staged sync.realtime
+    events in one produce batch. Straight from the raise, not through a notifications.raised
+    record per user (docs/NOTIFICATIONS.md, "Scale")."""
+    if again:
+        entries = await store.delivered_of(ctx.pool, again)
+    else:
+        score = score_at(now)
+        entries = [(p.user_id, str(p.notification_id), score, p.body, False) for _, p in staged]
+    await _add_to_inboxes(ctx, entries)
+    if staged:
+        await outbox.flush(ctx.pool, ctx.publisher, [s for s, _ in staged])
+
+
+async def _add_to_inboxes(ctx: AgentContext, entries: list[RawEntry]) -> None:
+    """Add to the inboxes Redis holds; those it holds none for (new, expired, or lost with
+    Redis) are refilled from PostgreSQL instead, which has these entries too (committed
+    before), so the unread count is not only this alert."""
+    missing = await add_page(ctx.redis, ctx.prefix, entries, only_present=True)
+    if missing:
+        refill = await store.inbox_entries(ctx.pool, missing, INBOX_KEPT)
+        await add_page(ctx.redis, ctx.prefix, refill, only_present=False)
 
 
 def _quiet_end(now: datetime, candidate: rules.Candidate) -> datetime | None:
@@ -178,20 +216,17 @@ async def _of_expiry(ctx: AgentContext, event: ContentExpiring) -> list[rules.Al
 
 
 async def deliver(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
-    """Inbox first, then the device messages: a device told of an alert finds it in the inbox.
-    Both are idempotent, so a redelivered record adds nothing and sends nothing twice. Several
+    """The notifications held (quiet hours, a burst) and released by the timer: inbox first,
+    then the device messages, a device told of an alert finds it in the inbox. Both are
+    idempotent, so a redelivered record adds nothing and sends nothing twice. Several
     notifications released together go to devices as one digest. One Redis round trip for
     the batch's inboxes and one broker round trip for its messages."""
-    users = {env.payload.user_id for env in batch}
-    # New, expired, or lost with Redis: refill those inboxes from PostgreSQL first, so the
-    # unread count is not only this alert.
-    missing = await missing_inboxes(ctx.redis, ctx.prefix, users)
-    entries = await store.inboxes(ctx.pool, missing, INBOX_KEPT) if missing else []
+    entries: list[RawEntry] = []
     outgoing = []
     for env in batch:
         raised: NotificationRaised = env.payload
         user_id, notes = raised.user_id, raised.notifications
-        entries.extend((user_id, note, False) for note in notes)
+        entries.extend(raw_entry(user_id, note) for note in notes)
         if len(notes) == 1:
             message: RealtimeMessage = NotificationMessage(notification=notes[0])
             ident = notes[0].notification_id
@@ -201,7 +236,7 @@ async def deliver(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
         event = realtime_event(user_id, message, ident, max(n.created_at for n in notes), env)
         envelope = ctx.publisher.build_envelope(event.payload, event.key, event.correlation_id)
         outgoing.append((event.topic, envelope))
-    await add_many(ctx.redis, ctx.prefix, entries)
+    await _add_to_inboxes(ctx, entries)
     await ctx.publisher.send_envelopes(outgoing)
 
 
@@ -236,12 +271,12 @@ async def answer_inbox_lookups(ctx: AgentContext, batch: list[Envelope[Any]]) ->
     """The gateway found no inbox in Redis for these users: load each from PostgreSQL (the
     newest INBOX_KEPT delivered, read ones read) into the read model, then answer each asker
     with the count. A user with none is remembered briefly, so their GETs stop asking.
-    Adding is idempotent (`add_many`), so a delivery refilling the same inbox meanwhile, or a
+    Adding is idempotent (`add_page`), so a delivery refilling the same inbox meanwhile, or a
     redelivered request, adds nothing twice."""
     users = {env.payload.user_id for env in batch}
-    entries = await store.inboxes(ctx.pool, users, INBOX_KEPT)
-    await add_many(ctx.redis, ctx.prefix, entries)
-    counts = Counter(user_id for user_id, _, _ in entries)
+    entries = await store.inbox_entries(ctx.pool, users, INBOX_KEPT)
+    await add_page(ctx.redis, ctx.prefix, entries, only_present=False)
+    counts = Counter(entry[0] for entry in entries)
     await remember_no_inbox(ctx.redis, ctx.prefix, users - counts.keys())
     async with ctx.redis.pipeline(transaction=False) as pipe:
         for env in batch:

@@ -27,9 +27,9 @@ from schemas.notifications import (
     AlertKind,
     Notification,
     NotificationPreferences,
-    NotificationRaised,
     QuietHours,
 )
+from schemas.sync import NotificationMessage, RealtimeEvent
 
 # One notification per (user, title, platform, kind) per window of this many days.
 NOTIFY_WINDOW_DAYS = 7
@@ -195,10 +195,11 @@ def notification(
 # --- a page of notifications rendered once, stamped per user ----------------------------------
 #
 # A popular title's page holds thousands of users who get the same alert: the same notification
-# but for its id, the same notifications.raised envelope but for the user, the notification id
-# and the event id. Building and serialising one pydantic model per user was most of the cost of
-# raising (docs/NOTIFICATIONS.md, "Scale"), so each page renders them once per offer types and
-# stamps the three per-user values into the JSON. The marks are valid values of their fields, so
+# but for its id, the same device message (the sync.realtime envelope, whose message id is the
+# notification id) but for the user, the notification id and the event id. Building and
+# serialising one pydantic model per user was most of the cost of raising (docs/NOTIFICATIONS.md,
+# "Scale"), so each page renders them once per offer types and stamps the three per-user values
+# into the JSON. The marks are valid values of their fields, so
 # the template passes the same validation as any notification; a template in which a mark does
 # not occur exactly where expected (a title that happens to contain one) is not used.
 
@@ -230,7 +231,8 @@ class Planned:
     # Not before this (quiet hours, a burst); None: deliver now.
     deliver_at: datetime | None
     event_id: uuid.UUID
-    envelope: bytes  # the notifications.raised envelope, staged if stored and due now
+    # The device message (the sync.realtime envelope), staged if stored and due now.
+    envelope: bytes
 
 
 @dataclass
@@ -252,8 +254,14 @@ class PageRenderer:
     ) -> tuple[Notification, str, str]:
         note = notification(user_id, wanted, self.title, self.caused_at, self.now)
         note = note.model_copy(update={"notification_id": note_id})
+        message = RealtimeEvent(
+            user_id=user_id,
+            message_id=note_id,
+            message=NotificationMessage(notification=note),
+            occurred_at=note.created_at,
+        )
         envelope = wrap(
-            NotificationRaised(user_id=user_id, notifications=[note]),
+            message,
             key=user_id,
             source=self.source,
             correlation_id=self.correlation_id,
@@ -272,7 +280,7 @@ class PageRenderer:
                 and _USER_MARK not in body
                 and _EVENT_MARK not in body
                 and envelope.count(_USER_MARK) == 2
-                and envelope.count(_NOTE_MARK) == 1
+                and envelope.count(_NOTE_MARK) == 2
                 and envelope.count(_EVENT_MARK) == 1
             )
             self._templates[types] = (body, envelope) if usable else None

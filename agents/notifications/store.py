@@ -12,12 +12,12 @@ import asyncpg
 
 from agents.framework import outbox
 from agents.notifications import rules
+from agreements.notifications_read_model import RawEntry, score_at
 from core.publisher import headers_for
 from schemas.content import AvailabilityType
 from schemas.notifications import (
     Notification,
     NotificationPreferences,
-    NotificationRaised,
     PreferencesChanged,
     PreferencesDocument,
     QuietHours,
@@ -187,13 +187,16 @@ async def store_and_stage(
     planned: list[rules.Planned],
     topic: TopicSpec,
     correlation_id: str | None,
-) -> tuple[int, list[outbox.Staged]]:
-    """Store a page's notifications and stage the events of those stored and due now (call
-    inside a transaction; `outbox.flush` them once committed): how many were stored, and what
-    to flush. One already stored (a redelivery, or the same alert within the window) is
-    neither stored nor staged again."""
+) -> tuple[int, list[tuple[outbox.Staged, rules.Planned]]]:
+    """Store a page's notifications and stage the events (`Planned.envelope`, of `topic`) of
+    those stored and due now (call inside a transaction; `outbox.flush` them once committed):
+    how many were stored, and what to flush with what it was planned from. One already stored
+    (a redelivery, or the same alert within the window) is neither stored nor staged again."""
     if not planned:
         return 0, []
+    payload = topic.payload
+    if payload is None:
+        raise ValueError(f"{topic.name} carries no events")
     rows = await conn.fetch(
         _STORE_AND_STAGE,
         [p.user_id for p in planned],
@@ -208,8 +211,8 @@ async def store_and_stage(
         window,
         now,
         topic.name,
-        NotificationRaised.event_type,
-        NotificationRaised.version,
+        payload.event_type,
+        payload.version,
         correlation_id,
     )
     by_event = {p.event_id: p for p in planned}
@@ -219,18 +222,16 @@ async def store_and_stage(
             continue
         p = by_event[r["event_id"]]
         staged.append(
-            outbox.Staged(
-                r["id"],
-                topic,
-                p.user_id.encode(),
-                p.envelope,
-                headers_for(
-                    p.event_id,
-                    NotificationRaised.event_type,
-                    NotificationRaised.version,
-                    correlation_id,
+            (
+                outbox.Staged(
+                    r["id"],
+                    topic,
+                    p.user_id.encode(),
+                    p.envelope,
+                    headers_for(p.event_id, payload.event_type, payload.version, correlation_id),
+                    str(p.event_id),
                 ),
-                str(p.event_id),
+                p,
             )
         )
     return int(rows[0]["stored"]) if rows else 0, staged
@@ -277,20 +278,43 @@ async def release_due(
     return [(r["user_id"], Notification.model_validate(r["body"])) for r in ordered]
 
 
-async def inboxes(
+async def inbox_entries(
     db: asyncpg.Pool | asyncpg.Connection, user_ids: Collection[str], limit: int
-) -> list[tuple[str, Notification, bool]]:
-    """Each user's newest `limit` delivered notifications, oldest first, with whether read."""
+) -> list[RawEntry]:
+    """Each user's newest `limit` delivered notifications, oldest first, with whether read:
+    the JSON as stored (no model built: a page refills thousands of users)."""
     rows = await db.fetch(
-        "SELECT user_id, body, read FROM ("
-        "  SELECT user_id, body, read_at IS NOT NULL AS read, created_at, row_number() OVER ("
-        "    PARTITION BY user_id ORDER BY created_at DESC) AS rn FROM notifications"
-        "  WHERE user_id = ANY($1::text[]) AND deliver_at IS NULL) t "
+        "SELECT user_id, notification_id, created_at, body::text AS body, read FROM ("
+        "  SELECT user_id, notification_id, body, read_at IS NOT NULL AS read, created_at,"
+        "    row_number() OVER (PARTITION BY user_id ORDER BY created_at DESC) AS rn"
+        "  FROM notifications WHERE user_id = ANY($1::text[]) AND deliver_at IS NULL) t "
         "WHERE rn <= $2 ORDER BY user_id, created_at",
         list(user_ids),
         limit,
     )
-    return [(r["user_id"], Notification.model_validate(r["body"]), r["read"]) for r in rows]
+    return [
+        (r["user_id"], str(r["notification_id"]), score_at(r["created_at"]), r["body"], r["read"])
+        for r in rows
+    ]
+
+
+async def delivered_of(
+    db: asyncpg.Pool | asyncpg.Connection, planned: list[rules.Planned]
+) -> list[RawEntry]:
+    """Those of a page's notifications stored before (a redelivered cause) and delivered:
+    their inbox entries as stored."""
+    rows = await db.fetch(
+        "SELECT n.user_id, n.notification_id, n.created_at, n.body::text AS body,"
+        "  n.read_at IS NOT NULL AS read"
+        " FROM notifications n JOIN unnest($1::text[], $2::uuid[]) AS p(user_id, notification_id)"
+        "  USING (user_id, notification_id) WHERE n.deliver_at IS NULL",
+        [p.user_id for p in planned],
+        [p.notification_id for p in planned],
+    )
+    return [
+        (r["user_id"], str(r["notification_id"]), score_at(r["created_at"]), r["body"], r["read"])
+        for r in rows
+    ]
 
 
 async def mark_read(
