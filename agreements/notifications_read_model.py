@@ -14,6 +14,7 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
+import orjson
 import redis.asyncio as aioredis
 from redis.exceptions import NoScriptError
 
@@ -110,18 +111,23 @@ async def add_many(
 # adds one. With ONLY_PRESENT, an entry whose user has no inbox (new, expired, lost) is not
 # added but returned (its index): that inbox is refilled from PostgreSQL first, so the unread
 # count is not only this alert, and asking in the same call saves the EXISTS round trip.
-# KEYS: inbox, items, unread per entry. ARGV: kept, ttl, only_present, then id, score, json,
-# read per entry.
+# The entries come as one JSON array (encoded by orjson, decoded by Redis's cjson), not as
+# seven arguments each: redis-py packs every argument in Python, which cost more than the
+# script. So the script derives its keys from the prefix (`_inbox`) rather than declaring
+# them: a standalone Redis, as the read models use, not a Redis Cluster.
+# ARGV: prefix, kept, ttl, only_present, [[user, id, score, json, read], ...].
 _ADD_PAGE = """
-local kept, ttl, only = tonumber(ARGV[1]), ARGV[2], ARGV[3] == '1'
+local prefix, kept, ttl, only = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4] == '1'
 local missing = {}
-for i = 0, #KEYS / 3 - 1 do
-  local inbox, items, unread = KEYS[3 * i + 1], KEYS[3 * i + 2], KEYS[3 * i + 3]
-  local id, read = ARGV[4 * i + 4], ARGV[4 * i + 7] == '1'
+for i, e in ipairs(cjson.decode(ARGV[5])) do
+  local inbox = prefix .. ':notify:inbox:' .. e[1]
+  local items = prefix .. ':notify:items:' .. e[1]
+  local unread = prefix .. ':notify:unread:' .. e[1]
+  local id, read = e[2], e[5]
   if only and redis.call('EXISTS', inbox) == 0 then
-    missing[#missing + 1] = i
-  elseif redis.call('HSETNX', items, id, ARGV[4 * i + 6]) == 1 then
-    redis.call('ZADD', inbox, ARGV[4 * i + 5], id)
+    missing[#missing + 1] = i - 1
+  elseif redis.call('HSETNX', items, id, e[4]) == 1 then
+    redis.call('ZADD', inbox, e[3], id)
     if not read then redis.call('SADD', unread, id) end
     local n = redis.call('ZCARD', inbox)
     if n > kept then
@@ -144,7 +150,7 @@ _ADD_PAGE_SHA = hashlib.sha1(_ADD_PAGE.encode()).hexdigest()
 PAGE_CALL = 1000
 
 # (user id, notification id, score, the Notification's JSON, read)
-RawEntry = tuple[str, str, int, str | bytes, bool]
+RawEntry = tuple[str, str, int, str, bool]
 
 
 def raw_entry(user_id: str, notification: Notification, read: bool = False) -> RawEntry:
@@ -166,15 +172,17 @@ async def add_page(
     missing: set[str] = set()
     for start in range(0, len(entries), PAGE_CALL):
         chunk = entries[start : start + PAGE_CALL]
-        keys: list[str] = []
-        args: list[str | bytes | int] = [INBOX_KEPT, TTL_S, "1" if only_present else "0"]
-        for user_id, note_id, score, body, read in chunk:
-            keys.extend(_inbox(prefix, user_id))
-            args.extend((note_id, score, body, "1" if read else "0"))
+        page = orjson.dumps(
+            [
+                (user_id, note_id, str(score), body, read)
+                for user_id, note_id, score, body, read in chunk
+            ]
+        )
+        args = (prefix, INBOX_KEPT, TTL_S, "1" if only_present else "0", page)
         try:
-            left = await redis.evalsha(_ADD_PAGE_SHA, len(keys), *keys, *args)
+            left = await redis.evalsha(_ADD_PAGE_SHA, 0, *args)
         except NoScriptError:
-            left = await redis.eval(_ADD_PAGE, len(keys), *keys, *args)
+            left = await redis.eval(_ADD_PAGE, 0, *args)
         missing.update(chunk[int(i)][0] for i in left)
     return missing
 

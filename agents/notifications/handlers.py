@@ -33,7 +33,6 @@ from typing import Any
 
 from loguru import logger
 
-from agents.framework import outbox
 from agents.framework.context import AgentContext
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
@@ -51,16 +50,23 @@ from agreements.notifications_read_model import (
     write_preferences,
 )
 from core.observability.metrics import NOTIFICATIONS_OVERDUE
+from core.publisher import headers_for
 from schemas.content import AvailabilityChanged, ContentExpiring
 from schemas.envelope import Envelope, utcnow
 from schemas.notifications import (
     InboxLoaded,
     InboxLookupRequested,
+    Notification,
     NotificationRaised,
     NotificationRead,
     PreferencesChanged,
 )
-from schemas.sync import NotificationDigestMessage, NotificationMessage, RealtimeMessage
+from schemas.sync import (
+    NotificationDigestMessage,
+    NotificationMessage,
+    RealtimeEvent,
+    RealtimeMessage,
+)
 from topics.registry import (
     CONTENT_AVAILABILITY_CHANGED,
     CONTENT_EXPIRING,
@@ -69,6 +75,7 @@ from topics.registry import (
     NOTIFICATIONS_RAISED,
     NOTIFICATIONS_READ,
     SYNC_REALTIME,
+    TopicSpec,
 )
 
 GROUP = "notifications"
@@ -108,6 +115,12 @@ async def _raise(
     # Redis script, the broker's acknowledgement and the SQL overlap. At most one page in
     # flight bounds what is held.
     delivering: asyncio.Task[None] | None = None
+    # An earlier try of this cause, killed after a page's commit and before its sends: send
+    # those pages now (the paging below finds their users notified and stores nothing).
+    for page_id, entries in await store.unsent_of(ctx.pool, env.event_id):
+        await _add_to_inboxes(ctx, entries)
+        await ctx.publisher.send_envelopes(_resent(ctx, env, entries))
+        await store.sent(ctx.pool, page_id)
     try:
         for alert in alerts:
             after, title, size = "", None, FIRST_PAGE
@@ -126,24 +139,25 @@ async def _raise(
                         render.plan(c, window, bursts.held_until(now, c.recent, _quiet_end(now, c)))
                         for c in page
                     ]
-                    # Those raised for them already (a redelivery) are neither stored nor
-                    # staged again.
-                    stored, staged = await store.store_and_stage(
-                        conn, alert, window, now, planned, SYNC_REALTIME, env.correlation_id
-                    )
+                    # Those raised for them already (a redelivery) are not stored again.
+                    stored, due, first = await store.store_page(conn, alert, window, now, planned)
+                    unsent = None
+                    if due:
+                        users = [p.user_id for p in due]
+                        unsent = await store.mark_unsent(
+                            conn, env.event_id, alert, window, now, users
+                        )
                 raised += stored
                 if delivering is not None:
                     await delivering
-                # Fewer stored than planned: some were stored by an earlier try of this cause
-                # (a worker killed mid-fan-out) and may have missed their inbox; all of the
-                # page's delivered ones are added again (adding is idempotent).
-                again = planned if stored < len(planned) else []
-                delivering = asyncio.create_task(_deliver_page(ctx, now, staged, again))
+                if unsent is not None:
+                    delivering = asyncio.create_task(
+                        _deliver_page(ctx, env, now, due, first, unsent)
+                    )
                 if len(page) < size:
                     break
                 after, size = page[-1].user_id, PAGE
     finally:
-        # What a failed flush left in the outbox the sweep publishes.
         if delivering is not None:
             await delivering
     return raised
@@ -151,28 +165,59 @@ async def _raise(
 
 async def _deliver_page(
     ctx: AgentContext,
+    cause: Envelope[Any],
     now: datetime,
-    staged: list[tuple[outbox.Staged, rules.Planned]],
-    again: list[rules.Planned],
+    due: list[rules.Planned],
+    first: set[str],
+    unsent: int,
 ) -> None:
     """Inbox first, then the device messages (a device told of an alert finds it in the
-    inbox): the page's inboxes by a script call per thousand, then its staged sync.realtime
-    events in one produce batch. Straight from the raise, not through a notifications.raised
-    record per user (docs/NOTIFICATIONS.md, "Scale")."""
-    if again:
-        entries = await store.delivered_of(ctx.pool, again)
-    else:
-        score = score_at(now)
-        entries = [(p.user_id, str(p.notification_id), score, p.body, False) for _, p in staged]
-    await _add_to_inboxes(ctx, entries)
-    if staged:
-        await outbox.flush(ctx.pool, ctx.publisher, [s for s, _ in staged])
+    inbox): the page's inboxes by a script call per thousand, then its sync.realtime events
+    in one produce batch. Straight from the raise, not through a notifications.raised record
+    per user, nor an outbox row each (docs/NOTIFICATIONS.md, "Scale"): the page's mark
+    (`store.mark_unsent`, committed with it) is deleted once sent, and a cause redelivered
+    after a crash before that sends the marked pages again (`_raise`)."""
+    score = score_at(now)
+    entries = [(p.user_id, str(p.notification_id), score, p.body, False) for p in due]
+    # A user's first notification is their whole inbox: added as it is, with no look for an
+    # inbox to refill (a title's fan-out is mostly these, or users whose inbox Redis holds).
+    await add_page(ctx.redis, ctx.prefix, [e for e in entries if e[0] in first], False)
+    await _add_to_inboxes(ctx, [e for e in entries if e[0] not in first])
+    name = ctx.publisher.topic_name(SYNC_REALTIME)
+    await ctx.publisher.send_raw(
+        (
+            name,
+            p.user_id.encode(),
+            p.envelope,
+            headers_for(
+                p.event_id, RealtimeEvent.event_type, RealtimeEvent.version, cause.correlation_id
+            ),
+            str(p.event_id),
+        )
+        for p in due
+    )
+    await store.sent(ctx.pool, unsent)
+
+
+def _resent(
+    ctx: AgentContext, cause: Envelope[Any], entries: list[RawEntry]
+) -> list[tuple[TopicSpec, Envelope[Any]]]:
+    out: list[tuple[TopicSpec, Envelope[Any]]] = []
+    for user_id, _, _, body, _ in entries:
+        note = Notification.model_validate_json(body)
+        message = NotificationMessage(notification=note)
+        event = realtime_event(user_id, message, note.notification_id, note.created_at, cause)
+        envelope = ctx.publisher.build_envelope(event.payload, event.key, event.correlation_id)
+        out.append((event.topic, envelope))
+    return out
 
 
 async def _add_to_inboxes(ctx: AgentContext, entries: list[RawEntry]) -> None:
     """Add to the inboxes Redis holds; those it holds none for (new, expired, or lost with
     Redis) are refilled from PostgreSQL instead, which has these entries too (committed
     before), so the unread count is not only this alert."""
+    if not entries:
+        return
     missing = await add_page(ctx.redis, ctx.prefix, entries, only_present=True)
     if missing:
         refill = await store.inbox_entries(ctx.pool, missing, INBOX_KEPT)

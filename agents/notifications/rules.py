@@ -10,6 +10,8 @@ notification, stored once and delivered once.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import uuid
 from dataclasses import dataclass, field, replace
@@ -35,6 +37,7 @@ from schemas.sync import NotificationMessage, RealtimeEvent
 NOTIFY_WINDOW_DAYS = 7
 # Fixed namespace of notification ids (uuid5): changing it would deliver alerts again.
 NOTIFICATION_IDS = uuid.UUID("6a1d2b8e-43f0-4c55-9b1e-2f7d9e0c5a17")
+_ID_NAMESPACE = NOTIFICATION_IDS.bytes
 _EPOCH_DAY_S = 86_400
 
 
@@ -166,8 +169,12 @@ def for_user(alert: Alert, prefs: NotificationPreferences) -> Alert | None:
 
 
 def notification_id(user_id: str, alert: Alert, window: int) -> uuid.UUID:
-    key = f"{user_id}\x1f{alert.content_id}\x1f{alert.platform}\x1f{alert.kind}\x1f{window}"
-    return uuid.uuid5(NOTIFICATION_IDS, key)
+    return uuid.uuid5(NOTIFICATION_IDS, user_id + _id_suffix(alert, window))
+
+
+def _id_suffix(alert: Alert, window: int) -> str:
+    """What a notification's id key adds to the user's id: the same for a whole page."""
+    return f"\x1f{alert.content_id}\x1f{alert.platform}\x1f{alert.kind}\x1f{window}"
 
 
 def notification(
@@ -248,6 +255,11 @@ class PageRenderer:
     _templates: dict[tuple[AvailabilityType, ...], tuple[str, str] | None] = field(
         default_factory=dict
     )
+    _wanted: dict[tuple[AvailabilityType, ...], Alert] = field(default_factory=dict)
+    _suffix: dict[int, str] = field(default_factory=dict)
+    # Random bytes for the event ids, drawn a page at a time (one urandom call, not one each).
+    _random: bytes = b""
+    _drawn: int = 0
 
     def _render(
         self, user_id: str, wanted: Alert, note_id: uuid.UUID, event_id: uuid.UUID
@@ -286,10 +298,23 @@ class PageRenderer:
             self._templates[types] = (body, envelope) if usable else None
         return self._templates[types]
 
+    def _event_id(self) -> uuid.UUID:
+        if self._drawn >= len(self._random):
+            self._random, self._drawn = os.urandom(16 * 1024), 0
+        self._drawn += 16
+        return uuid.UUID(bytes=self._random[self._drawn - 16 : self._drawn], version=4)
+
     def plan(self, c: Candidate, window: int, deliver_at: datetime | None) -> Planned:
-        wanted = replace(self.alert, offer_types=c.offer_types)
-        note_id = notification_id(c.user_id, wanted, window)
-        event_id = uuid.uuid4()
+        wanted = self._wanted.get(c.offer_types)
+        if wanted is None:
+            wanted = self._wanted[c.offer_types] = replace(self.alert, offer_types=c.offer_types)
+        suffix = self._suffix.get(window)
+        if suffix is None:
+            suffix = self._suffix[window] = _id_suffix(self.alert, window)
+        # uuid.uuid5 without re-reading the namespace's bytes each time: the same id.
+        digest = hashlib.sha1(_ID_NAMESPACE + (c.user_id + suffix).encode()).digest()
+        note_id = uuid.UUID(bytes=digest[:16], version=5)
+        event_id = self._event_id()
         template = self._template(wanted) if _PLAIN_USER.fullmatch(c.user_id) else None
         if template is None:
             _, body, envelope = self._render(c.user_id, wanted, note_id, event_id)
