@@ -4,14 +4,16 @@
   then render their read model in Redis.
 - `notifications-availability` (content.availability_changed) and `notifications-expiring`
   (content.expiring): turn the event into alerts (rules.py), page through the title's watchers
-  whose preferences may want each (the reverse index, 500 users a page, one transaction per
-  page), store one notification per user (a unique key: never twice per window) and publish
-  it on notifications.raised, or hold it until the user's quiet hours end (quiet.py) or, for
-  a user in a burst of alerts, to the end of the burst's slot (bursts.py).
-- `notifications-deliver` (notifications.raised): add it to the user's inbox read model (refilled
-  from PostgreSQL first when Redis has none for the user), then
-  send it as a realtime message on `user.{id}.notifications` through sync.realtime; its
-  message id is the notification id, so the delivery agent sends it at most once.
+  whose preferences may want each (the reverse index, 500 then 5,000 users a page, one
+  transaction per page), store one notification per user (a unique key: never twice per
+  window) and, once the page committed, add it to the user's inbox read model and send it as
+  a realtime message on `user.{id}.notifications` through sync.realtime (its message id is
+  the notification id, so the delivery agent sends it at most once); or hold it until the
+  user's quiet hours end (quiet.py) or, for a user in a burst of alerts, to the end of the
+  burst's slot (bursts.py).
+- `notifications-deliver` (notifications.raised): the held ones, released: add them to the
+  user's inbox read model (refilled from PostgreSQL first when Redis has none for the user),
+  then send them (several: one digest) through sync.realtime.
 - `notifications-read` (notifications.read): mark an inbox entry read.
 - `notifications-lookup` (notifications.lookup): the gateway's inbox miss; refill the inbox
   read model from PostgreSQL and answer over Redis pub/sub (as `sync-lookup` does).
