@@ -425,7 +425,7 @@ NOTIFICATIONS_RAISED = TopicSpec(
     key="user_id",
     description="watchlist alerts held for one user (quiet hours, a burst) and due now; "
     "delivered to their devices and inbox. Alerts due when raised go to the inbox and "
-    "sync.realtime from the raise itself (docs/NOTIFICATIONS.md, \"Scale\")",
+    'sync.realtime from the raise itself (docs/NOTIFICATIONS.md, "Scale")',
     producers=("timer notifications-release",),
 )
 NOTIFICATIONS_READ = TopicSpec(

@@ -113,37 +113,47 @@ async def _raise(
     ctx: AgentContext, env: Envelope[Any], alerts: list[rules.Alert], clock: Callable[[], datetime]
 ) -> int:
     raised = 0
-    # A page's inboxes and device messages go out while the next page is read and stored: the
-    # Redis script, the broker's acknowledgement and the SQL overlap. At most one page in
-    # flight bounds what is held.
+    # Three stages overlap: the next page's watchers are read while this page is stored, and
+    # a stored page's inboxes and device messages go out (the Redis script, the broker's
+    # acknowledgement) while the next is. At most one page read ahead and one in flight bound
+    # what is held.
     delivering: asyncio.Task[None] | None = None
+    reading: asyncio.Task[list[rules.Candidate]] | None = None
     # An earlier try of this cause, killed after a page's commit and before its sends: send
     # those pages now (the paging below finds their users notified and stores nothing).
     for page_id, entries in await store.unsent_of(ctx.pool, env.event_id):
         await _add_to_inboxes(ctx, entries)
         await ctx.publisher.send_envelopes(_resent(ctx, env, entries))
         await store.sent(ctx.pool, page_id)
+
+    def read(alert: rules.Alert, after: str, size: int) -> asyncio.Task[list[rules.Candidate]]:
+        since = clock() - timedelta(seconds=bursts.WINDOW_S)
+        return asyncio.create_task(
+            store.candidates(ctx.pool, alert, after, size, since, bursts.BURST)
+        )
+
     try:
         for alert in alerts:
-            after, title, size = "", None, FIRST_PAGE
             window = rules.window_for(alert, env.time)
-            while True:
+            title = await store.title_of(ctx.pool, alert.content_id)
+            size, reading = FIRST_PAGE, read(alert, "", FIRST_PAGE)
+            while reading is not None:
+                page = await reading
+                # Full: there may be more, read them meanwhile.
+                reading = read(alert, page[-1].user_id, PAGE) if len(page) == size else None
+                size = PAGE
                 now = clock()
-                since = now - timedelta(seconds=bursts.WINDOW_S)
+                render = rules.PageRenderer(
+                    alert, title, env.time, now, ctx.agent, env.correlation_id
+                )
+                planned = [
+                    render.plan(c, window, bursts.held_until(now, c.recent, _quiet_end(now, c)))
+                    for c in page
+                ]
+                unsent = None
                 async with ctx.pool.acquire() as conn, conn.transaction():
-                    if title is None:
-                        title = await store.title_of(conn, alert.content_id)
-                    page = await store.candidates(conn, alert, after, size, since, bursts.BURST)
-                    render = rules.PageRenderer(
-                        alert, title, env.time, now, ctx.agent, env.correlation_id
-                    )
-                    planned = [
-                        render.plan(c, window, bursts.held_until(now, c.recent, _quiet_end(now, c)))
-                        for c in page
-                    ]
                     # Those raised for them already (a redelivery) are not stored again.
                     stored, due, first = await store.store_page(conn, alert, window, now, planned)
-                    unsent = None
                     if due:
                         users = [p.user_id for p in due]
                         unsent = await store.mark_unsent(
@@ -152,14 +162,14 @@ async def _raise(
                 raised += stored
                 if delivering is not None:
                     await delivering
+                    delivering = None
                 if unsent is not None:
                     delivering = asyncio.create_task(
                         _deliver_page(ctx, env, now, due, first, unsent)
                     )
-                if len(page) < size:
-                    break
-                after, size = page[-1].user_id, PAGE
     finally:
+        if reading is not None:
+            reading.cancel()
         if delivering is not None:
             await delivering
     return raised

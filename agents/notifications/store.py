@@ -111,7 +111,7 @@ ORDER BY w.user_id LIMIT $7
 
 
 async def candidates(
-    conn: asyncpg.Connection,
+    conn: asyncpg.Pool | asyncpg.Connection,
     alert: rules.Alert,
     after: str,
     limit: int,
@@ -210,7 +210,9 @@ async def episode_of(
     return None if row is None else (row["series_id"], row["season_number"])
 
 
-async def title_of(conn: asyncpg.Connection, content_id: uuid.UUID) -> rules.TitleFacts:
+async def title_of(
+    conn: asyncpg.Pool | asyncpg.Connection, content_id: uuid.UUID
+) -> rules.TitleFacts:
     """The title's name and what parental controls judge it by (rating, genres)."""
     row = await conn.fetchrow(
         "SELECT title, doc->>'maturity_rating' AS rating, doc->'genres' AS genres "
