@@ -11,9 +11,13 @@ gateway (read) (docs/NOTIFICATIONS.md):
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Iterable
+import hashlib
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 
+import orjson
 import redis.asyncio as aioredis
+from redis.exceptions import NoScriptError
 
 from schemas.notifications import (
     InboxEntry,
@@ -67,65 +71,97 @@ async def read_preferences(
     return PreferencesDocument.model_validate_json(raw), True
 
 
-# Add a notification once: a redelivered one (already in the hash) changes nothing, so a
-# notification read in between does not come back unread. The "no inbox" mark goes: it was
-# true before this notification, and an inbox lost after it must be refilled, not answered
-# empty. KEYS: inbox, items, unread, the mark. ARGV: id, score, json, kept, ttl.
-_ADD = """
-if redis.call('HSETNX', KEYS[2], ARGV[1], ARGV[3]) == 0 then return 0 end
-redis.call('DEL', KEYS[4])
-redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-redis.call('SADD', KEYS[3], ARGV[1])
-local n = redis.call('ZCARD', KEYS[1])
-if n > tonumber(ARGV[4]) then
-  local old = redis.call('ZRANGE', KEYS[1], 0, n - tonumber(ARGV[4]) - 1)
-  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - tonumber(ARGV[4]) - 1)
-  redis.call('HDEL', KEYS[2], unpack(old))
-  redis.call('SREM', KEYS[3], unpack(old))
-end
-for i = 1, 3 do redis.call('EXPIRE', KEYS[i], ARGV[5]) end
-return 1
-"""
-
-
 def score_of(notification: Notification) -> int:
-    return int(notification.created_at.timestamp() * 1_000_000)
+    return score_at(notification.created_at)
 
 
-async def missing_inboxes(
-    redis: aioredis.Redis, prefix: str, user_ids: Collection[str]
+def score_at(created_at: datetime) -> int:
+    """The inbox score of a notification created then (microseconds)."""
+    return int(created_at.timestamp() * 1_000_000)
+
+
+# A page of entries in one call (EVALSHA: the script is not sent each time). Each is added
+# once: a redelivered one (already in the hash) changes nothing, so a notification read in
+# between does not come back unread. The user's "no inbox" mark goes when one is added: it was
+# true before, and an inbox lost after it must be refilled, not answered empty. With
+# ONLY_PRESENT, an entry whose user has no inbox (new, expired, lost) is not added but returned
+# (its index): that inbox is refilled from PostgreSQL first, so the unread count is not only
+# this alert, and asking in the same call saves the EXISTS round trip.
+# The entries come as one JSON array (encoded by orjson, decoded by Redis's cjson), not as
+# seven arguments each: redis-py packs every argument in Python, which cost more than the
+# script. So the script derives its keys from the prefix (`_inbox`) rather than declaring
+# them: a standalone Redis, as the read models use, not a Redis Cluster.
+# ARGV: prefix, kept, ttl, only_present, [[user, id, score, json, read], ...].
+_ADD_PAGE = """
+local prefix, kept, ttl, only = ARGV[1], tonumber(ARGV[2]), ARGV[3], ARGV[4] == '1'
+local missing = {}
+for i, e in ipairs(cjson.decode(ARGV[5])) do
+  local inbox = prefix .. ':notify:inbox:' .. e[1]
+  local items = prefix .. ':notify:items:' .. e[1]
+  local unread = prefix .. ':notify:unread:' .. e[1]
+  local id, read = e[2], e[5]
+  if only and redis.call('EXISTS', inbox) == 0 then
+    missing[#missing + 1] = i - 1
+  elseif redis.call('HSETNX', items, id, e[4]) == 1 then
+    redis.call('DEL', prefix .. ':notify:none:' .. e[1])
+    redis.call('ZADD', inbox, e[3], id)
+    if not read then redis.call('SADD', unread, id) end
+    local n = redis.call('ZCARD', inbox)
+    if n > kept then
+      local old = redis.call('ZRANGE', inbox, 0, n - kept - 1)
+      redis.call('ZREMRANGEBYRANK', inbox, 0, n - kept - 1)
+      redis.call('HDEL', items, unpack(old))
+      redis.call('SREM', unread, unpack(old))
+    end
+    redis.call('EXPIRE', inbox, ttl)
+    redis.call('EXPIRE', items, ttl)
+    redis.call('EXPIRE', unread, ttl)
+  elseif read then
+    redis.call('SREM', unread, id)
+  end
+end
+return missing
+"""
+_ADD_PAGE_SHA = hashlib.sha1(_ADD_PAGE.encode()).hexdigest()
+# Entries per call: a call runs alone in Redis, so a page of thousands is cut into a few.
+PAGE_CALL = 1000
+
+# (user id, notification id, score, the Notification's JSON, read)
+RawEntry = tuple[str, str, int, str, bool]
+
+
+def raw_entry(user_id: str, notification: Notification, read: bool = False) -> RawEntry:
+    return (
+        user_id,
+        str(notification.notification_id),
+        score_of(notification),
+        notification.model_dump_json(),
+        read,
+    )
+
+
+async def add_page(
+    redis: aioredis.Redis, prefix: str, entries: Sequence[RawEntry], only_present: bool
 ) -> set[str]:
-    """Those of these users Redis holds no inbox for (new, expired, or lost)."""
-    users = list(user_ids)
-    async with redis.pipeline(transaction=False) as pipe:
-        for user_id in users:
-            pipe.exists(_inbox(prefix, user_id)[0])
-        found = await pipe.execute()
-    return {u for u, n in zip(users, found, strict=True) if not n}
-
-
-async def add_many(
-    redis: aioredis.Redis, prefix: str, entries: Iterable[tuple[str, Notification, bool]]
-) -> None:
-    """Add (user, notification, read) entries in order, in one round trip; each is added once
-    (`_ADD`), and one marked read is taken out of the unread set."""
-    async with redis.pipeline(transaction=False) as pipe:
-        for user_id, notification, read in entries:
-            keys = _inbox(prefix, user_id)
-            pipe.eval(
-                _ADD,
-                4,
-                *keys,
-                no_inbox_key(prefix, user_id),
-                str(notification.notification_id),
-                score_of(notification),
-                notification.model_dump_json(),
-                INBOX_KEPT,
-                TTL_S,
-            )
-            if read:
-                pipe.srem(keys[2], str(notification.notification_id))
-        await pipe.execute()
+    """Add (user, id, score, json, read) entries in order, a thousand per script call; each
+    is added once, and one marked read is taken out of the unread set. `only_present`: those
+    of users with no inbox are left out, and their users returned."""
+    missing: set[str] = set()
+    for start in range(0, len(entries), PAGE_CALL):
+        chunk = entries[start : start + PAGE_CALL]
+        page = orjson.dumps(
+            [
+                (user_id, note_id, str(score), body, read)
+                for user_id, note_id, score, body, read in chunk
+            ]
+        )
+        args = (prefix, INBOX_KEPT, TTL_S, "1" if only_present else "0", page)
+        try:
+            left = await redis.evalsha(_ADD_PAGE_SHA, 0, *args)
+        except NoScriptError:
+            left = await redis.eval(_ADD_PAGE, 0, *args)
+        missing.update(chunk[int(i)][0] for i in left)
+    return missing
 
 
 async def mark_read(redis: aioredis.Redis, prefix: str, user_id: str, notification_id: str) -> None:

@@ -302,6 +302,7 @@ SYNC_REALTIME = TopicSpec(
     "after the change it reports was committed; the typed change feed of sync",
     producers=(
         "agents sync-watchlist, sync-progress, sync-device-*, command-router",
+        "agents notifications-availability, notifications-expiring, notifications-deliver",
         "timer presence-sweep",
     ),
 )
@@ -422,12 +423,10 @@ NOTIFICATIONS_RAISED = TopicSpec(
     name="notifications.raised",
     payload=NotificationRaised,
     key="user_id",
-    description="a watchlist alert due for one user now (stored, deduplicated, quiet hours "
-    "over); delivered to their devices and inbox",
-    producers=(
-        "agents notifications-availability, notifications-expiring",
-        "timer notifications-release",
-    ),
+    description="watchlist alerts held for one user (quiet hours, a burst) and due now; "
+    "delivered to their devices and inbox. Alerts due when raised go to the inbox and "
+    'sync.realtime from the raise itself (docs/NOTIFICATIONS.md, "Scale")',
+    producers=("timer notifications-release",),
 )
 NOTIFICATIONS_READ = TopicSpec(
     name="notifications.read",

@@ -4,14 +4,16 @@
   then render their read model in Redis.
 - `notifications-availability` (content.availability_changed) and `notifications-expiring`
   (content.expiring): turn the event into alerts (rules.py), page through the title's watchers
-  whose preferences may want each (the reverse index, 500 users a page, one transaction per
-  page), store one notification per user (a unique key: never twice per window) and publish
-  it on notifications.raised, or hold it until the user's quiet hours end (quiet.py) or, for
-  a user in a burst of alerts, to the end of the burst's slot (bursts.py).
-- `notifications-deliver` (notifications.raised): add it to the user's inbox read model (refilled
-  from PostgreSQL first when Redis has none for the user), then
-  send it as a realtime message on `user.{id}.notifications` through sync.realtime; its
-  message id is the notification id, so the delivery agent sends it at most once.
+  whose preferences may want each (the reverse index, 500 then 5,000 users a page, one
+  transaction per page), store one notification per user (a unique key: never twice per
+  window) and, once the page committed, add it to the user's inbox read model and send it as
+  a realtime message on `user.{id}.notifications` through sync.realtime (its message id is
+  the notification id, so the delivery agent sends it at most once); or hold it until the
+  user's quiet hours end (quiet.py) or, for a user in a burst of alerts, to the end of the
+  burst's slot (bursts.py).
+- `notifications-deliver` (notifications.raised): the held ones, released: add them to the
+  user's inbox read model (refilled from PostgreSQL first when Redis has none for the user),
+  then send them (several: one digest) through sync.realtime.
 - `notifications-read` (notifications.read): mark an inbox entry read.
 - `notifications-lookup` (notifications.lookup): the gateway's miss of an inbox or of
   preferences; refill both read models from PostgreSQL and answer over Redis pub/sub (as
@@ -35,7 +37,6 @@ from typing import Any
 
 from loguru import logger
 
-from agents.framework import outbox
 from agents.framework.context import AgentContext
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
@@ -44,24 +45,33 @@ from agents.notifications.quiet import release_at
 from agents.sync.messages import realtime_event
 from agreements.notifications_read_model import (
     INBOX_KEPT,
-    add_many,
+    RawEntry,
+    add_page,
     mark_read,
-    missing_inboxes,
+    raw_entry,
     remember_no_inbox,
     remember_no_preferences,
+    score_at,
     write_preferences,
 )
 from core.observability.metrics import NOTIFICATIONS_OVERDUE
+from core.publisher import headers_for
 from schemas.content import AvailabilityChanged, ContentExpiring
 from schemas.envelope import Envelope, utcnow
 from schemas.notifications import (
     InboxLoaded,
     InboxLookupRequested,
+    Notification,
     NotificationRaised,
     NotificationRead,
     PreferencesChanged,
 )
-from schemas.sync import NotificationDigestMessage, NotificationMessage, RealtimeMessage
+from schemas.sync import (
+    NotificationDigestMessage,
+    NotificationMessage,
+    RealtimeEvent,
+    RealtimeMessage,
+)
 from topics.registry import (
     CONTENT_AVAILABILITY_CHANGED,
     CONTENT_EXPIRING,
@@ -69,6 +79,8 @@ from topics.registry import (
     NOTIFICATIONS_PREFERENCES,
     NOTIFICATIONS_RAISED,
     NOTIFICATIONS_READ,
+    SYNC_REALTIME,
+    TopicSpec,
 )
 
 GROUP = "notifications"
@@ -95,44 +107,127 @@ async def _raise(
     ctx: AgentContext, env: Envelope[Any], alerts: list[rules.Alert], clock: Callable[[], datetime]
 ) -> int:
     raised = 0
-    # A page's events are published while the next page is read and stored: the broker's
-    # acknowledgement and the SQL overlap. At most one flush in flight bounds what is held.
-    flushing: asyncio.Task[int] | None = None
+    # Three stages overlap: the next page's watchers are read while this page is stored, and
+    # a stored page's inboxes and device messages go out (the Redis script, the broker's
+    # acknowledgement) while the next is. At most one page read ahead and one in flight bound
+    # what is held.
+    delivering: asyncio.Task[None] | None = None
+    reading: asyncio.Task[list[rules.Candidate]] | None = None
+    # An earlier try of this cause, killed after a page's commit and before its sends: send
+    # those pages now (the paging below finds their users notified and stores nothing).
+    for page_id, entries in await store.unsent_of(ctx.pool, env.event_id):
+        await _add_to_inboxes(ctx, entries)
+        await ctx.publisher.send_envelopes(_resent(ctx, env, entries))
+        await store.sent(ctx.pool, page_id)
+
+    def read(alert: rules.Alert, after: str, size: int) -> asyncio.Task[list[rules.Candidate]]:
+        since = clock() - timedelta(seconds=bursts.WINDOW_S)
+        return asyncio.create_task(
+            store.candidates(ctx.pool, alert, after, size, since, bursts.BURST)
+        )
+
     try:
         for alert in alerts:
-            after, title, size = "", None, FIRST_PAGE
             window = rules.window_for(alert, env.time)
-            while True:
+            title = await store.title_of(ctx.pool, alert.content_id)
+            size, reading = FIRST_PAGE, read(alert, "", FIRST_PAGE)
+            while reading is not None:
+                page = await reading
+                # Full: there may be more, read them meanwhile.
+                reading = read(alert, page[-1].user_id, PAGE) if len(page) == size else None
+                size = PAGE
                 now = clock()
-                since = now - timedelta(seconds=bursts.WINDOW_S)
+                render = rules.PageRenderer(
+                    alert, title, env.time, now, ctx.agent, env.correlation_id
+                )
+                planned = [
+                    render.plan(c, window, bursts.held_until(now, c.recent, _quiet_end(now, c)))
+                    for c in page
+                ]
+                unsent = None
                 async with ctx.pool.acquire() as conn, conn.transaction():
-                    if title is None:
-                        title = await store.title_of(conn, alert.content_id)
-                    page = await store.candidates(conn, alert, after, size, since, bursts.BURST)
-                    render = rules.PageRenderer(
-                        alert, title, env.time, now, ctx.agent, env.correlation_id
-                    )
-                    planned = [
-                        render.plan(c, window, bursts.held_until(now, c.recent, _quiet_end(now, c)))
-                        for c in page
-                    ]
-                    # Those raised for them already (a redelivery) are neither stored nor
-                    # staged again.
-                    stored, staged = await store.store_and_stage(
-                        conn, alert, window, now, planned, NOTIFICATIONS_RAISED, env.correlation_id
-                    )
+                    # Those raised for them already (a redelivery) are not stored again.
+                    stored, due, first = await store.store_page(conn, alert, window, now, planned)
+                    if due:
+                        users = [p.user_id for p in due]
+                        unsent = await store.mark_unsent(
+                            conn, env.event_id, alert, window, now, users
+                        )
                 raised += stored
-                if flushing is not None:
-                    await flushing
-                flushing = asyncio.create_task(outbox.flush(ctx.pool, ctx.publisher, staged))
-                if len(page) < size:
-                    break
-                after, size = page[-1].user_id, PAGE
+                if delivering is not None:
+                    await delivering
+                    delivering = None
+                if unsent is not None:
+                    delivering = asyncio.create_task(
+                        _deliver_page(ctx, env, now, due, first, unsent)
+                    )
     finally:
-        # What a failed flush left in the outbox the sweep publishes.
-        if flushing is not None:
-            await flushing
+        if reading is not None:
+            reading.cancel()
+        if delivering is not None:
+            await delivering
     return raised
+
+
+async def _deliver_page(
+    ctx: AgentContext,
+    cause: Envelope[Any],
+    now: datetime,
+    due: list[rules.Planned],
+    first: set[str],
+    unsent: int,
+) -> None:
+    """Inbox first, then the device messages (a device told of an alert finds it in the
+    inbox): the page's inboxes by a script call per thousand, then its sync.realtime events
+    in one produce batch. Straight from the raise, not through a notifications.raised record
+    per user, nor an outbox row each (docs/NOTIFICATIONS.md, "Scale"): the page's mark
+    (`store.mark_unsent`, committed with it) is deleted once sent, and a cause redelivered
+    after a crash before that sends the marked pages again (`_raise`)."""
+    score = score_at(now)
+    entries = [(p.user_id, str(p.notification_id), score, p.body, False) for p in due]
+    # A user's first notification is their whole inbox: added as it is, with no look for an
+    # inbox to refill (a title's fan-out is mostly these, or users whose inbox Redis holds).
+    await add_page(ctx.redis, ctx.prefix, [e for e in entries if e[0] in first], False)
+    await _add_to_inboxes(ctx, [e for e in entries if e[0] not in first])
+    name = ctx.publisher.topic_name(SYNC_REALTIME)
+    await ctx.publisher.send_raw(
+        (
+            name,
+            p.user_id.encode(),
+            p.envelope,
+            headers_for(
+                p.event_id, RealtimeEvent.event_type, RealtimeEvent.version, cause.correlation_id
+            ),
+            str(p.event_id),
+        )
+        for p in due
+    )
+    await store.sent(ctx.pool, unsent)
+
+
+def _resent(
+    ctx: AgentContext, cause: Envelope[Any], entries: list[RawEntry]
+) -> list[tuple[TopicSpec, Envelope[Any]]]:
+    out: list[tuple[TopicSpec, Envelope[Any]]] = []
+    for user_id, _, _, body, _ in entries:
+        note = Notification.model_validate_json(body)
+        message = NotificationMessage(notification=note)
+        event = realtime_event(user_id, message, note.notification_id, note.created_at, cause)
+        envelope = ctx.publisher.build_envelope(event.payload, event.key, event.correlation_id)
+        out.append((event.topic, envelope))
+    return out
+
+
+async def _add_to_inboxes(ctx: AgentContext, entries: list[RawEntry]) -> None:
+    """Add to the inboxes Redis holds; those it holds none for (new, expired, or lost with
+    Redis) are refilled from PostgreSQL instead, which has these entries too (committed
+    before), so the unread count is not only this alert."""
+    if not entries:
+        return
+    missing = await add_page(ctx.redis, ctx.prefix, entries, only_present=True)
+    if missing:
+        refill = await store.inbox_entries(ctx.pool, missing, INBOX_KEPT)
+        await add_page(ctx.redis, ctx.prefix, refill, only_present=False)
 
 
 def _quiet_end(now: datetime, candidate: rules.Candidate) -> datetime | None:
@@ -172,20 +267,17 @@ async def _of_expiry(ctx: AgentContext, event: ContentExpiring) -> list[rules.Al
 
 
 async def deliver(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
-    """Inbox first, then the device messages: a device told of an alert finds it in the inbox.
-    Both are idempotent, so a redelivered record adds nothing and sends nothing twice. Several
+    """The notifications held (quiet hours, a burst) and released by the timer: inbox first,
+    then the device messages, a device told of an alert finds it in the inbox. Both are
+    idempotent, so a redelivered record adds nothing and sends nothing twice. Several
     notifications released together go to devices as one digest. One Redis round trip for
     the batch's inboxes and one broker round trip for its messages."""
-    users = {env.payload.user_id for env in batch}
-    # New, expired, or lost with Redis: refill those inboxes from PostgreSQL first, so the
-    # unread count is not only this alert.
-    missing = await missing_inboxes(ctx.redis, ctx.prefix, users)
-    entries = await store.inboxes(ctx.pool, missing, INBOX_KEPT) if missing else []
+    entries: list[RawEntry] = []
     outgoing = []
     for env in batch:
         raised: NotificationRaised = env.payload
         user_id, notes = raised.user_id, raised.notifications
-        entries.extend((user_id, note, False) for note in notes)
+        entries.extend(raw_entry(user_id, note) for note in notes)
         if len(notes) == 1:
             message: RealtimeMessage = NotificationMessage(notification=notes[0])
             ident = notes[0].notification_id
@@ -195,7 +287,7 @@ async def deliver(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
         event = realtime_event(user_id, message, ident, max(n.created_at for n in notes), env)
         envelope = ctx.publisher.build_envelope(event.payload, event.key, event.correlation_id)
         outgoing.append((event.topic, envelope))
-    await add_many(ctx.redis, ctx.prefix, entries)
+    await _add_to_inboxes(ctx, entries)
     await ctx.publisher.send_envelopes(outgoing)
 
 
@@ -230,13 +322,13 @@ async def answer_lookups(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
     """The gateway found no inbox or no preferences in Redis for these users: load both from
     PostgreSQL into the read models (the newest INBOX_KEPT delivered, read ones read), then
     answer each asker with the inbox's count. A user with none of either is remembered
-    briefly, so their GETs stop asking. Adding is idempotent (`add_many`), and preferences are
-    written whole from the table, so a delivery or a change applied meanwhile, or a
+    briefly, so their GETs stop asking. Adding is idempotent (`add_page`), and preferences are
+    written only where Redis still has none, so a delivery or a change applied meanwhile, or a
     redelivered request, changes nothing twice."""
     users = {env.payload.user_id for env in batch}
-    entries = await store.inboxes(ctx.pool, users, INBOX_KEPT)
-    await add_many(ctx.redis, ctx.prefix, entries)
-    counts = Counter(user_id for user_id, _, _ in entries)
+    entries = await store.inbox_entries(ctx.pool, users, INBOX_KEPT)
+    await add_page(ctx.redis, ctx.prefix, entries, only_present=False)
+    counts = Counter(entry[0] for entry in entries)
     await remember_no_inbox(ctx.redis, ctx.prefix, users - counts.keys())
     preferences = await store.documents(ctx.pool, users)
     await write_preferences(ctx.redis, ctx.prefix, preferences, only_missing=True)

@@ -10,6 +10,8 @@ notification, stored once and delivered once.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import uuid
 from dataclasses import dataclass, field, replace
@@ -27,14 +29,15 @@ from schemas.notifications import (
     AlertKind,
     Notification,
     NotificationPreferences,
-    NotificationRaised,
     QuietHours,
 )
+from schemas.sync import NotificationMessage, RealtimeEvent
 
 # One notification per (user, title, platform, kind) per window of this many days.
 NOTIFY_WINDOW_DAYS = 7
 # Fixed namespace of notification ids (uuid5): changing it would deliver alerts again.
 NOTIFICATION_IDS = uuid.UUID("6a1d2b8e-43f0-4c55-9b1e-2f7d9e0c5a17")
+_ID_NAMESPACE = NOTIFICATION_IDS.bytes
 _EPOCH_DAY_S = 86_400
 
 
@@ -166,8 +169,12 @@ def for_user(alert: Alert, prefs: NotificationPreferences) -> Alert | None:
 
 
 def notification_id(user_id: str, alert: Alert, window: int) -> uuid.UUID:
-    key = f"{user_id}\x1f{alert.content_id}\x1f{alert.platform}\x1f{alert.kind}\x1f{window}"
-    return uuid.uuid5(NOTIFICATION_IDS, key)
+    return uuid.uuid5(NOTIFICATION_IDS, user_id + _id_suffix(alert, window))
+
+
+def _id_suffix(alert: Alert, window: int) -> str:
+    """What a notification's id key adds to the user's id: the same for a whole page."""
+    return f"\x1f{alert.content_id}\x1f{alert.platform}\x1f{alert.kind}\x1f{window}"
 
 
 def notification(
@@ -195,10 +202,11 @@ def notification(
 # --- a page of notifications rendered once, stamped per user ----------------------------------
 #
 # A popular title's page holds thousands of users who get the same alert: the same notification
-# but for its id, the same notifications.raised envelope but for the user, the notification id
-# and the event id. Building and serialising one pydantic model per user was most of the cost of
-# raising (docs/NOTIFICATIONS.md, "Scale"), so each page renders them once per offer types and
-# stamps the three per-user values into the JSON. The marks are valid values of their fields, so
+# but for its id, the same device message (the sync.realtime envelope, whose message id is the
+# notification id) but for the user, the notification id and the event id. Building and
+# serialising one pydantic model per user was most of the cost of raising (docs/NOTIFICATIONS.md,
+# "Scale"), so each page renders them once per offer types and stamps the three per-user values
+# into the JSON. The marks are valid values of their fields, so
 # the template passes the same validation as any notification; a template in which a mark does
 # not occur exactly where expected (a title that happens to contain one) is not used.
 
@@ -230,7 +238,8 @@ class Planned:
     # Not before this (quiet hours, a burst); None: deliver now.
     deliver_at: datetime | None
     event_id: uuid.UUID
-    envelope: bytes  # the notifications.raised envelope, staged if stored and due now
+    # The device message (the sync.realtime envelope), staged if stored and due now.
+    envelope: bytes
 
 
 @dataclass
@@ -246,14 +255,25 @@ class PageRenderer:
     _templates: dict[tuple[AvailabilityType, ...], tuple[str, str] | None] = field(
         default_factory=dict
     )
+    _wanted: dict[tuple[AvailabilityType, ...], Alert] = field(default_factory=dict)
+    _suffix: dict[int, str] = field(default_factory=dict)
+    # Random bytes for the event ids, drawn a page at a time (one urandom call, not one each).
+    _random: bytes = b""
+    _drawn: int = 0
 
     def _render(
         self, user_id: str, wanted: Alert, note_id: uuid.UUID, event_id: uuid.UUID
     ) -> tuple[Notification, str, str]:
         note = notification(user_id, wanted, self.title, self.caused_at, self.now)
         note = note.model_copy(update={"notification_id": note_id})
+        message = RealtimeEvent(
+            user_id=user_id,
+            message_id=note_id,
+            message=NotificationMessage(notification=note),
+            occurred_at=note.created_at,
+        )
         envelope = wrap(
-            NotificationRaised(user_id=user_id, notifications=[note]),
+            message,
             key=user_id,
             source=self.source,
             correlation_id=self.correlation_id,
@@ -272,16 +292,29 @@ class PageRenderer:
                 and _USER_MARK not in body
                 and _EVENT_MARK not in body
                 and envelope.count(_USER_MARK) == 2
-                and envelope.count(_NOTE_MARK) == 1
+                and envelope.count(_NOTE_MARK) == 2
                 and envelope.count(_EVENT_MARK) == 1
             )
             self._templates[types] = (body, envelope) if usable else None
         return self._templates[types]
 
+    def _event_id(self) -> uuid.UUID:
+        if self._drawn >= len(self._random):
+            self._random, self._drawn = os.urandom(16 * 1024), 0
+        self._drawn += 16
+        return uuid.UUID(bytes=self._random[self._drawn - 16 : self._drawn], version=4)
+
     def plan(self, c: Candidate, window: int, deliver_at: datetime | None) -> Planned:
-        wanted = replace(self.alert, offer_types=c.offer_types)
-        note_id = notification_id(c.user_id, wanted, window)
-        event_id = uuid.uuid4()
+        wanted = self._wanted.get(c.offer_types)
+        if wanted is None:
+            wanted = self._wanted[c.offer_types] = replace(self.alert, offer_types=c.offer_types)
+        suffix = self._suffix.get(window)
+        if suffix is None:
+            suffix = self._suffix[window] = _id_suffix(self.alert, window)
+        # uuid.uuid5 without re-reading the namespace's bytes each time: the same id.
+        digest = hashlib.sha1(_ID_NAMESPACE + (c.user_id + suffix).encode()).digest()
+        note_id = uuid.UUID(bytes=digest[:16], version=5)
+        event_id = self._event_id()
         template = self._template(wanted) if _PLAIN_USER.fullmatch(c.user_id) else None
         if template is None:
             _, body, envelope = self._render(c.user_id, wanted, note_id, event_id)

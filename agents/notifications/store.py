@@ -10,19 +10,16 @@ from datetime import datetime
 
 import asyncpg
 
-from agents.framework import outbox
 from agents.notifications import rules
-from core.publisher import headers_for
+from agreements.notifications_read_model import RawEntry, score_at
 from schemas.content import AvailabilityType
 from schemas.notifications import (
     Notification,
     NotificationPreferences,
-    NotificationRaised,
     PreferencesChanged,
     PreferencesDocument,
     QuietHours,
 )
-from topics.registry import TopicSpec
 
 _UPSERT = """
 INSERT INTO notification_preferences
@@ -114,7 +111,7 @@ ORDER BY w.user_id LIMIT $7
 
 
 async def candidates(
-    conn: asyncpg.Connection,
+    conn: asyncpg.Pool | asyncpg.Connection,
     alert: rules.Alert,
     after: str,
     limit: int,
@@ -154,86 +151,53 @@ async def candidates(
     ]
 
 
-# One statement per page: store the notifications (never twice: the unique key), and stage in
-# the outbox the event of each one stored that is due now, in the same transaction.
-_STORE_AND_STAGE = """
-WITH page AS (
-    SELECT * FROM unnest($1::text[], $2::uuid[], $3::text[], $4::timestamptz[], $5::bytea[],
-                         $6::uuid[]) AS x(user_id, notification_id, body, deliver_at,
-                                          envelope, event_id)
-), stored AS (
-    INSERT INTO notifications (user_id, notification_id, kind, content_id, platform,
-                               window_no, body, created_at, deliver_at)
-    SELECT user_id, notification_id, $7, $8, $9, $10, body::jsonb, $11, deliver_at FROM page
-    ON CONFLICT DO NOTHING
-    RETURNING user_id, notification_id, deliver_at
-), staged AS (
-    INSERT INTO outbox (topic, key, envelope, event_id, event_type, version, correlation_id)
-    SELECT $12, page.user_id, page.envelope, page.event_id, $13, $14, $15
-    FROM stored JOIN page USING (user_id, notification_id)
-    WHERE stored.deliver_at IS NULL
-    RETURNING id, event_id
-)
-SELECT (SELECT count(*) FROM stored) AS stored, s.id, s.event_id
-FROM (SELECT 1) one LEFT JOIN staged s ON true
+# One statement per page: store the notifications, never twice (the unique key). No outbox row
+# per notification: what a page stored that is due now is sent after the commit, and a cause
+# redelivered after a crash in between sends again the pages marked unsent (`mark_unsent`).
+_STORE = """
+INSERT INTO notifications (user_id, notification_id, kind, content_id, platform,
+                           window_no, body, created_at, deliver_at)
+SELECT user_id, notification_id, $5, $6, $7, $8, body::jsonb, $9, deliver_at
+FROM unnest($1::text[], $2::uuid[], $3::text[], $4::timestamptz[])
+    AS x(user_id, notification_id, body, deliver_at)
+ON CONFLICT DO NOTHING
+RETURNING notification_id, deliver_at IS NULL AS due,
+    -- Whether the user has another delivered one (RETURNING sees the table as it was before
+    -- the statement): if not, their inbox is this one alone, nothing to refill it from.
+    EXISTS (SELECT 1 FROM notifications o WHERE o.user_id = notifications.user_id
+            AND o.notification_id <> notifications.notification_id
+            AND o.deliver_at IS NULL) AS has_others
 """
 
 
-async def store_and_stage(
+async def store_page(
     conn: asyncpg.Connection,
     alert: rules.Alert,
     window: int,
     now: datetime,
     planned: list[rules.Planned],
-    topic: TopicSpec,
-    correlation_id: str | None,
-) -> tuple[int, list[outbox.Staged]]:
-    """Store a page's notifications and stage the events of those stored and due now (call
-    inside a transaction; `outbox.flush` them once committed): how many were stored, and what
-    to flush. One already stored (a redelivery, or the same alert within the window) is
-    neither stored nor staged again."""
+) -> tuple[int, list[rules.Planned], set[str]]:
+    """Store a page's notifications: how many were stored, those of them due now (to send
+    once committed), and the users of those who had no other delivered notification (their
+    inbox is the new one alone). One already stored (a redelivery, or the same alert within
+    the window) is not stored again."""
     if not planned:
-        return 0, []
+        return 0, [], set()
     rows = await conn.fetch(
-        _STORE_AND_STAGE,
+        _STORE,
         [p.user_id for p in planned],
         [p.notification_id for p in planned],
         [p.body for p in planned],
         [p.deliver_at for p in planned],
-        [p.envelope for p in planned],
-        [p.event_id for p in planned],
         alert.kind.value,
         alert.content_id,
         alert.platform,
         window,
         now,
-        topic.name,
-        NotificationRaised.event_type,
-        NotificationRaised.version,
-        correlation_id,
     )
-    by_event = {p.event_id: p for p in planned}
-    staged = []
-    for r in rows:
-        if r["id"] is None:
-            continue
-        p = by_event[r["event_id"]]
-        staged.append(
-            outbox.Staged(
-                r["id"],
-                topic,
-                p.user_id.encode(),
-                p.envelope,
-                headers_for(
-                    p.event_id,
-                    NotificationRaised.event_type,
-                    NotificationRaised.version,
-                    correlation_id,
-                ),
-                str(p.event_id),
-            )
-        )
-    return int(rows[0]["stored"]) if rows else 0, staged
+    by_id = {p.notification_id: p for p in planned}
+    due = [(by_id[r["notification_id"]], r["has_others"]) for r in rows if r["due"]]
+    return len(rows), [p for p, _ in due], {p.user_id for p, others in due if not others}
 
 
 async def episode_of(
@@ -246,7 +210,9 @@ async def episode_of(
     return None if row is None else (row["series_id"], row["season_number"])
 
 
-async def title_of(conn: asyncpg.Connection, content_id: uuid.UUID) -> rules.TitleFacts:
+async def title_of(
+    conn: asyncpg.Pool | asyncpg.Connection, content_id: uuid.UUID
+) -> rules.TitleFacts:
     """The title's name and what parental controls judge it by (rating, genres)."""
     row = await conn.fetchrow(
         "SELECT title, doc->>'maturity_rating' AS rating, doc->'genres' AS genres "
@@ -277,20 +243,92 @@ async def release_due(
     return [(r["user_id"], Notification.model_validate(r["body"])) for r in ordered]
 
 
-async def inboxes(
+async def inbox_entries(
     db: asyncpg.Pool | asyncpg.Connection, user_ids: Collection[str], limit: int
-) -> list[tuple[str, Notification, bool]]:
-    """Each user's newest `limit` delivered notifications, oldest first, with whether read."""
+) -> list[RawEntry]:
+    """Each user's newest `limit` delivered notifications, oldest first, with whether read:
+    the JSON as stored (no model built: a page refills thousands of users)."""
     rows = await db.fetch(
-        "SELECT user_id, body, read FROM ("
-        "  SELECT user_id, body, read_at IS NOT NULL AS read, created_at, row_number() OVER ("
-        "    PARTITION BY user_id ORDER BY created_at DESC) AS rn FROM notifications"
-        "  WHERE user_id = ANY($1::text[]) AND deliver_at IS NULL) t "
+        "SELECT user_id, notification_id, created_at, body::text AS body, read FROM ("
+        "  SELECT user_id, notification_id, body, read_at IS NOT NULL AS read, created_at,"
+        "    row_number() OVER (PARTITION BY user_id ORDER BY created_at DESC) AS rn"
+        "  FROM notifications WHERE user_id = ANY($1::text[]) AND deliver_at IS NULL) t "
         "WHERE rn <= $2 ORDER BY user_id, created_at",
         list(user_ids),
         limit,
     )
-    return [(r["user_id"], Notification.model_validate(r["body"]), r["read"]) for r in rows]
+    return [
+        (r["user_id"], str(r["notification_id"]), score_at(r["created_at"]), r["body"], r["read"])
+        for r in rows
+    ]
+
+
+async def mark_unsent(
+    conn: asyncpg.Connection,
+    cause_id: uuid.UUID,
+    alert: rules.Alert,
+    window: int,
+    now: datetime,
+    users: list[str],
+) -> int:
+    """Record, in the page's transaction, that its notifications due now (of these users,
+    created `now`) are not sent yet; `sent` deletes the mark."""
+    marked: int = await conn.fetchval(
+        "INSERT INTO notification_pages_unsent (cause_id, content_id, platform, kind,"
+        " window_no, created_at, first_user, last_user)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id",
+        cause_id,
+        alert.content_id,
+        alert.platform,
+        alert.kind.value,
+        window,
+        now,
+        min(users),
+        max(users),
+    )
+    return marked
+
+
+async def sent(db: asyncpg.Pool | asyncpg.Connection, page: int) -> None:
+    await db.execute("DELETE FROM notification_pages_unsent WHERE id = $1", page)
+
+
+async def unsent_of(
+    db: asyncpg.Pool | asyncpg.Connection, cause_id: uuid.UUID
+) -> list[tuple[int, list[RawEntry]]]:
+    """The pages an earlier try of this cause stored and may not have sent (it was killed
+    between), each with its delivered notifications' inbox entries as stored."""
+    pages = await db.fetch(
+        "SELECT * FROM notification_pages_unsent WHERE cause_id = $1 ORDER BY id", cause_id
+    )
+    out = []
+    for page in pages:
+        rows = await db.fetch(
+            "SELECT user_id, notification_id, created_at, body::text AS body,"
+            "  read_at IS NOT NULL AS read FROM notifications"
+            " WHERE user_id BETWEEN $1 AND $2 AND content_id = $3 AND platform = $4"
+            "  AND kind = $5 AND window_no = $6 AND created_at = $7 AND deliver_at IS NULL"
+            " ORDER BY user_id",
+            page["first_user"],
+            page["last_user"],
+            page["content_id"],
+            page["platform"],
+            page["kind"],
+            page["window_no"],
+            page["created_at"],
+        )
+        entries = [
+            (
+                r["user_id"],
+                str(r["notification_id"]),
+                score_at(r["created_at"]),
+                r["body"],
+                r["read"],
+            )
+            for r in rows
+        ]
+        out.append((page["id"], entries))
+    return out
 
 
 async def mark_read(

@@ -356,7 +356,8 @@ async def _clear(url: str) -> None:
     conn = await asyncpg.connect(url)
     try:
         await conn.execute(
-            "TRUNCATE notifications, notification_preferences, sync_watchlist; DELETE FROM outbox"
+            "TRUNCATE notifications, notification_pages_unsent, notification_preferences,"
+            " sync_watchlist; DELETE FROM outbox"
         )
     finally:
         await conn.close()

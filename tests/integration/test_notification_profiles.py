@@ -24,7 +24,7 @@ import orjson
 import pytest
 import redis.asyncio as aioredis
 
-from agreements.notifications_read_model import add_many
+from agreements.notifications_read_model import add_page, raw_entry
 from core.publisher import Publisher
 from devtools.bench.sync_clients import PubNubDevice, SocketDevice, SseDevice
 from devtools.bench.sync_pubnub import LoopbackPubNub, PamKeys
@@ -172,8 +172,11 @@ async def test_a_kids_stream_and_inbox_never_get_an_r_rated_titles_alert(
         )
         redis = aioredis.from_url(isolated.settings.redis.require_url())
         try:
-            await add_many(
-                redis, isolated.settings.redis.key_prefix, [(alice.user_id, legacy, False)]
+            await add_page(
+                redis,
+                isolated.settings.redis.key_prefix,
+                [raw_entry(alice.user_id, legacy)],
+                only_present=False,
             )
         finally:
             await redis.aclose()

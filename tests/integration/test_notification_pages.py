@@ -1,0 +1,122 @@
+"""A fan-out page is sent (inboxes, device messages) after its commit, with no outbox row per
+notification: a mark per page (migration 0061) committed with it says it is not sent yet. A
+try killed between the commit and the sends leaves the mark, and the redelivered cause sends
+those notifications, once; a replay of the cause, or another cause of the same alert within the
+window, sends nobody anything again (docs/NOTIFICATIONS.md, "Scale")."""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from agents.framework.context import AgentContext, ContextHolder
+from agents.notifications.handlers import _of_change, alert_agent
+from core.config import Settings
+from schemas.content import AvailabilityChanged, AvailabilityRow, AvailabilityType
+from schemas.envelope import Envelope, wrap
+from tests.integration.test_sync_agents import realtime
+
+NOW = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+USERS = 3
+
+_SEED_PREFERENCES = """
+INSERT INTO notification_preferences
+    (user_id, services, region, time_zone, alerts, offer_types, changed_at)
+SELECT $1 || g, '{netflix}', 'US', 'UTC', '{arrived}', '{subscription}', now()
+FROM generate_series(1, $2) g
+"""
+_SEED_WATCHLISTS = """
+INSERT INTO sync_watchlist (user_id, content_id, state, visible)
+SELECT $1 || g, $2, '{}'::jsonb, true FROM generate_series(1, $3) g
+"""
+
+
+@pytest.fixture
+async def ctx(settings: Settings, topics_created: None) -> AsyncIterator[AgentContext]:
+    holder = ContextHolder(settings, source="test")
+    yield (await holder.get()).for_agent("notifications-availability")
+    await holder.close()
+
+
+def arrival(title: uuid.UUID) -> Envelope[AvailabilityChanged]:
+    row = AvailabilityRow(
+        platform="netflix", region="US", availability_type=AvailabilityType.subscription
+    )
+    event = AvailabilityChanged(canonical_id=title, platform="netflix", appeared=[row])
+    return wrap(event, key=str(title), source="test-catalog")
+
+
+async def inbox(ctx: AgentContext, user: str) -> list[bytes]:
+    return list(await ctx.redis.zrange(f"{ctx.prefix}:notify:inbox:{user}", 0, -1))
+
+
+async def test_a_page_committed_but_not_sent_is_sent_once_by_the_redelivered_cause(
+    ctx: AgentContext,
+) -> None:
+    title, run = uuid.uuid4(), f"pg{uuid.uuid4().hex[:6]}-"
+    users = [f"{run}{g}" for g in range(1, USERS + 1)]
+    await ctx.pool.execute(_SEED_PREFERENCES, run, USERS)
+    await ctx.pool.execute(_SEED_WATCHLISTS, run, title, USERS)
+    raise_alerts = alert_agent(_of_change, lambda: NOW)
+    cause = arrival(title)
+
+    # The try that dies after the commit: Redis is cut off, so neither the inboxes nor the
+    # device messages (which follow them) go out.
+    unreachable = aioredis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.5)
+    crashed = AgentContext(ctx.settings, ctx.pool, ctx.publisher, unreachable, ctx.agent)
+    try:
+        with pytest.raises(RedisConnectionError):
+            await raise_alerts(crashed, [cause])
+    finally:
+        await unreachable.aclose()
+    stored = await ctx.pool.fetchval(
+        "SELECT count(*) FROM notifications WHERE content_id = $1", title
+    )
+    marks = await ctx.pool.fetchval(
+        "SELECT count(*) FROM notification_pages_unsent WHERE cause_id = $1", cause.event_id
+    )
+    assert (stored, marks) == (USERS, 1)
+    assert [await inbox(ctx, u) for u in users] == [[]] * USERS
+
+    # The redelivered cause sends the marked page; a replay of it, and another cause of the
+    # same alert within the window, send nothing again.
+    await raise_alerts(ctx, [cause])
+    await raise_alerts(ctx, [cause])
+    await raise_alerts(ctx, [arrival(title)])
+
+    assert not await ctx.pool.fetchval(
+        "SELECT count(*) FROM notification_pages_unsent WHERE cause_id = $1", cause.event_id
+    )
+    ids = {
+        r["user_id"]: str(r["notification_id"]).encode()
+        for r in await ctx.pool.fetch(
+            "SELECT user_id, notification_id FROM notifications WHERE content_id = $1", title
+        )
+    }
+    for user in users:
+        assert await inbox(ctx, user) == [ids[user]]
+        sent = Counter(str(e.message_id) for e in await realtime(ctx, user))
+        assert sent == Counter({ids[user].decode(): 1}), (user, sent)
+
+
+async def test_a_page_sent_leaves_no_mark_and_a_replay_sends_nothing(ctx: AgentContext) -> None:
+    title, run = uuid.uuid4(), f"pg{uuid.uuid4().hex[:6]}-"
+    users = [f"{run}{g}" for g in range(1, USERS + 1)]
+    await ctx.pool.execute(_SEED_PREFERENCES, run, USERS)
+    await ctx.pool.execute(_SEED_WATCHLISTS, run, title, USERS)
+    raise_alerts = alert_agent(_of_change, lambda: NOW)
+    cause = arrival(title)
+    await raise_alerts(ctx, [cause])
+    assert not await ctx.pool.fetchval(
+        "SELECT count(*) FROM notification_pages_unsent WHERE cause_id = $1", cause.event_id
+    )
+    await raise_alerts(ctx, [cause])
+    for user in users:
+        assert len(await inbox(ctx, user)) == 1
+        assert len(await realtime(ctx, user)) == 1
