@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import orjson
 from loguru import logger
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware, get_access_token
 from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
@@ -36,9 +37,9 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assistant.gateway_api import ApiError, Caller, GatewayApi, correlation
+from assistant.gateway_api import ApiError, Caller, GatewayApi, api_error, correlation
 from assistant.server import SCOPES, build_server
 from core.config import Settings
 
@@ -128,6 +129,76 @@ class McpEndpoint:
             correlation.reset(bound)
 
 
+# JSON-RPC's range for errors a server defines: a refusal of the HTTP request, not of a method.
+REFUSED = -32000
+
+
+def jsonrpc_refusal(status: int, problem: bytes, request_id: str | None) -> bytes:
+    """A problem document of the gateway's own layers as the JSON-RPC error of the request it
+    refused: the message is the problem's detail, `data` the reason as the tools report one."""
+    try:
+        body = orjson.loads(problem)
+    except orjson.JSONDecodeError:
+        body = None
+    response = httpx.Response(
+        status,
+        json=body if isinstance(body, dict) else None,
+        headers={"x-request-id": request_id} if request_id else None,
+    )
+    reason = api_error(response)
+    error = {"code": REFUSED, "message": str(reason), "data": reason.reason()}
+    return orjson.dumps({"jsonrpc": "2.0", "id": None, "error": error})
+
+
+class JsonRpcRefusals:
+    """Before /mcp is reached, the gateway's own layers may refuse the request: the rate limit
+    (429), the body limit (413), an expired token at the limiter (401), a 5xx. They answer a
+    problem document, which the SDK's client does not read: an assistant sees "Server returned
+    an error response" (-32603) and neither the reason nor when to retry. The SDK does read a
+    JSON-RPC error at any status, so such an answer becomes one (status and headers kept,
+    Retry-After included)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH:
+            await self.app(scope, receive, send)
+            return
+        held: Message | None = None
+        chunks: list[bytes] = []
+
+        async def rewrite(message: Message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start":
+                headers = dict(message.get("headers", []))
+                problem = headers.get(b"content-type", b"").startswith(b"application/problem+json")
+                if message["status"] >= 400 and problem:
+                    held = message
+                    return
+            if held is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            headers = [
+                (k, v)
+                for k, v in held.get("headers", [])
+                if k.lower() not in (b"content-type", b"content-length")
+            ]
+            request_id = dict(headers).get(b"x-request-id", b"").decode() or None
+            body = jsonrpc_refusal(held["status"], b"".join(chunks), request_id)
+            headers += [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            await send({**held, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, rewrite)
+
+
 def mount_mcp(app: Starlette, settings: Settings) -> None:
     """Serve /mcp and the metadata on `app`, and run the session manager in its lifespan."""
     http = httpx.AsyncClient(
@@ -155,6 +226,8 @@ def mount_mcp(app: Starlette, settings: Settings) -> None:
     )
     for path in (WELL_KNOWN, f"{WELL_KNOWN}{PATH}"):
         app.router.routes.append(Route(path, metadata.endpoint, methods=["GET"]))
+    # Outermost, so it sees every layer's refusal of /mcp (added after the gateway's own).
+    app.add_middleware(JsonRpcRefusals)
 
     outer = app.router.lifespan_context
 
