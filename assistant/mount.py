@@ -47,6 +47,14 @@ PATH = "/mcp"
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
 
 
+class TokenNotChecked(Exception):
+    """The gateway did not say whether a token is good: its refusal of the check."""
+
+    def __init__(self, refusal: ApiError) -> None:
+        super().__init__(str(refusal))
+        self.refusal = refusal
+
+
 class WhoAmIVerifier:
     """A bearer token is good when the gateway says so: `GET /api/v1/auth/whoami` with it. The
     gateway's own verification (signature, expiry, issuer, audience) is the only one."""
@@ -58,9 +66,12 @@ class WhoAmIVerifier:
         try:
             me = await self.api.whoami(token)
         except ApiError as exc:
-            if exc.status != 401:
-                logger.warning("mcp: the gateway could not check a token: {}", exc)
-            return None
+            if exc.status == 401:
+                return None
+            # Not a verdict on the token (the user's rate limit, the gateway busy): answered
+            # as what it is, since a 401 would have the client drop a good token.
+            logger.warning("mcp: the gateway could not check a token: {}", exc)
+            raise TokenNotChecked(exc) from None
         if me.get("kind") != "user":
             return None  # the tools act for a user; API keys never do (docs/AUTH.md)
         return AccessToken(
@@ -125,6 +136,8 @@ class McpEndpoint:
         bound = correlation.set(scope.get("state", {}).get("request_id"))
         try:
             await inner(scope, receive, send)
+        except TokenNotChecked as exc:
+            await refusal_response(exc.refusal)(scope, receive, send)
         finally:
             correlation.reset(bound)
 
@@ -145,9 +158,24 @@ def jsonrpc_refusal(status: int, problem: bytes, request_id: str | None) -> byte
         json=body if isinstance(body, dict) else None,
         headers={"x-request-id": request_id} if request_id else None,
     )
-    reason = api_error(response)
-    error = {"code": REFUSED, "message": str(reason), "data": reason.reason()}
+    return jsonrpc_error(api_error(response))
+
+
+def jsonrpc_error(refusal: ApiError) -> bytes:
+    # `id` null: the request was refused unread; the SDK's client puts its own request's id.
+    error = {"code": REFUSED, "message": str(refusal), "data": refusal.reason()}
     return orjson.dumps({"jsonrpc": "2.0", "id": None, "error": error})
+
+
+def refusal_response(refusal: ApiError) -> Response:
+    """A refusal of the API as the JSON-RPC error answering the /mcp request, at its status."""
+    headers = {"Retry-After": refusal.retry_after} if refusal.retry_after else None
+    return Response(
+        jsonrpc_error(refusal),
+        status_code=refusal.status,
+        headers=headers,
+        media_type="application/json",
+    )
 
 
 class JsonRpcRefusals:

@@ -108,3 +108,35 @@ async def test_a_refusal_on_mcp_is_a_jsonrpc_error_with_the_problems_headers(
         assert answer["error"]["data"]["error"] == "rate_limited"
         # Answers that are not refusals are the SDK's own, untouched.
         assert answers[0].status_code == 200 and "result" in answers[0].json()
+
+
+async def test_a_token_check_refused_by_the_rate_limit_is_a_429_not_an_invalid_token(
+    settings: Settings, topics_created: None
+) -> None:
+    """/mcp checks the token with the API (whoami), which counts against the user's limit: a
+    POST that passes the limiter with one request left has its check refused. That was
+    answered 401 invalid_token, which tells a client to drop a good token."""
+    token = user_token(settings, scopes=["watchlist:read"])
+    body = b'{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}'
+    mcp_headers = {
+        **bearer(token),
+        "content-type": "application/json",
+        "accept": "application/json, text/event-stream",
+    }
+    async with running_gateway(settings) as (_, http):
+        for _ in range(5):  # a window that rolls over mid-way leaves budget: try again
+            remaining = "?"
+            while remaining not in ("1", "0"):
+                spent = await http.get("/api/v1/auth/whoami", headers=bearer(token))
+                remaining = spent.headers["x-ratelimit-remaining"]
+            if remaining == "0":
+                continue
+            answer = await http.post("/mcp", content=body, headers=mcp_headers)
+            if answer.status_code != 200:
+                break
+        assert answer.status_code == 429, answer.text
+        assert answer.headers["retry-after"]
+        error = answer.json()["error"]
+        assert error["code"] == -32000
+        assert error["data"]["error"] == "rate_limited"
+        assert "www-authenticate" not in answer.headers
