@@ -16,7 +16,12 @@ from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from agreements.catalog_warnings import ItemWarning, item_warnings, unknown_fields
+from agreements.catalog_warnings import (
+    SUPERSEDED_IN_BATCH,
+    ItemWarning,
+    item_warnings,
+    unknown_fields,
+)
 from core.publisher import Published, Publisher
 from schemas.ingestion import CatalogItemReceived, RawCatalogItem, normalize_platform
 from topics.registry import CONTENT_RAW
@@ -125,7 +130,38 @@ def validate_items(
             )
             continue
         valid.append(Checked(index, parsed, [*ignored, *item_warnings(parsed)]))
+    superseded_in_batch(valid)
     return valid, rejected
+
+
+def superseded_in_batch(valid: Sequence[Checked]) -> None:
+    """Warn each item that another item of the batch, of the same platform item, supersedes.
+
+    Both are accepted and published, but the ingestion agent stores one version per platform
+    item: the newest `source_updated_at`, the first of a tie (agents/titles/versions.py). A feed
+    that sends one item twice, or two edits of it with one clock, was told "accepted" for each
+    and never learnt that all but one change nothing.
+    """
+    winners: dict[str, Checked] = {}
+    for checked in valid:
+        best = winners.get(checked.item.record_key)
+        if best is None or checked.item.source_updated_at > best.item.source_updated_at:
+            winners[checked.item.record_key] = checked
+    for checked in valid:
+        winner = winners[checked.item.record_key]
+        if winner is checked:
+            continue
+        clock, theirs = checked.item.source_updated_at, winner.item.source_updated_at
+        why = "a newer source_updated_at" if theirs > clock else "the same source_updated_at, first"
+        checked.warnings.append(
+            ItemWarning(
+                SUPERSEDED_IN_BATCH,
+                "platform_item_id",
+                f"item {winner.index} of this batch is the same platform item "
+                f"({checked.item.record_key}) with {why}: it is the version stored, "
+                "not this one; give a correction a newer source_updated_at",
+            )
+        )
 
 
 def _json_type(value: object) -> str:
