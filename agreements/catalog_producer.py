@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import ValidationError
@@ -27,6 +28,9 @@ from schemas.ingestion import CatalogItemReceived, RawCatalogItem, normalize_pla
 from topics.registry import CONTENT_RAW
 
 MAX_BATCH_ITEMS = 1000
+# How far ahead of the receiving clock an item's source_updated_at may be: a day covers clock
+# skew and a local time sent without its offset (read as UTC, up to 14 hours early).
+CLOCK_AHEAD_MAX = timedelta(days=1)
 
 # What an accepted item's availability was understood as (schemas/ingestion.py):
 # - replaced: its platform's offers of the title become the item's;
@@ -84,16 +88,20 @@ def problems_of(exc: ValidationError) -> list[FieldProblem]:
 
 
 def validate_items(
-    items: Sequence[Mapping[str, Any] | RawCatalogItem], platform: str | None = None
+    items: Sequence[Mapping[str, Any] | RawCatalogItem],
+    platform: str | None = None,
+    now: datetime | None = None,
 ) -> tuple[list[Checked], list[ItemResult]]:
     """Split into valid items (with their index and warnings) and rejections naming each field
     and reason.
 
     `platform`: the platform the batch was sent for, in any spelling an item may use
-    ("prime", "Disney+"); items may omit it, and must not name another one.
+    ("prime", "Disney+"); items may omit it, and must not name another one. `now`: the
+    receiving clock, which a `source_updated_at` may not run ahead of by more than a day.
     """
     if platform is not None:
         platform = normalize_platform(platform)
+    latest = (now or datetime.now(UTC)) + CLOCK_AHEAD_MAX
     valid: list[Checked] = []
     rejected: list[ItemResult] = []
     for index, item in enumerate(items):
@@ -128,6 +136,17 @@ def validate_items(
                     ],
                 )
             )
+            continue
+        if parsed.source_updated_at > latest:
+            # The newest clock wins for good: an item from the future would make every later,
+            # true version of it change nothing (agents/titles/versions.py).
+            problem = FieldProblem(
+                "source_updated_at",
+                f"{parsed.source_updated_at.isoformat()} is more than a day ahead of this "
+                f"clock ({(latest - CLOCK_AHEAD_MAX).isoformat(timespec='seconds')}); it would "
+                "win over every later version of the item: send when the item last changed",
+            )
+            rejected.append(ItemResult(index, "rejected", errors=[problem]))
             continue
         valid.append(Checked(index, parsed, [*ignored, *item_warnings(parsed)]))
     superseded_in_batch(valid)

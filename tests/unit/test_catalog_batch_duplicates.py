@@ -1,7 +1,13 @@
-"""Two items of one platform item in one batch: both are accepted, one is stored. The others
-are told so (a `superseded_in_batch` warning naming the item that wins), not just "accepted"."""
+"""What a producer is told of a batch beyond each item's own schema: two items of one platform
+item (both accepted, one stored: the others get a `superseded_in_batch` warning naming the
+winner), a clock far in the future (rejected: it would win for good), a title of only
+invisible characters (rejected: it was stored as a title nobody can see)."""
 
 from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
 
 from agreements.catalog_producer import validate_items
 from agreements.catalog_warnings import SUPERSEDED_IN_BATCH
@@ -50,3 +56,36 @@ def test_one_item_id_spelt_as_a_number_and_a_string_is_one_platform_item() -> No
 
 def test_distinct_items_are_not_warned() -> None:
     assert superseded([item("a", "A"), item("b", "B"), item("c", "C", LATER)]) == {}
+
+
+def test_a_clock_more_than_a_day_ahead_is_rejected_naming_the_field() -> None:
+    now = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+    batch = [
+        item("soon", "Skewed", "2026-12-07T20:00:00"),  # local time read as UTC: kept
+        item("typo", "Typo", "2062-12-01T00:00:00Z"),
+    ]
+    valid, rejected = validate_items(batch, "netflix", now=now)
+    assert [checked.index for checked in valid] == [0]
+    (refused,) = rejected
+    assert refused.index == 1 and refused.errors[0].field == "source_updated_at"
+    assert "more than a day ahead" in refused.errors[0].reason
+
+
+@pytest.mark.parametrize("title", ["\u200b\u200b", "\u200e \ufeff", "\u2060"])
+def test_a_title_of_only_invisible_characters_is_rejected(title: str) -> None:
+    valid, rejected = validate_items([item("zw", title)], "netflix")
+    assert not valid
+    (error,) = rejected[0].errors
+    assert error.field == "title" and "no visible character" in error.reason
+
+
+def test_zero_width_joiners_inside_a_visible_title_are_kept() -> None:
+    family = "Family \U0001f468\u200d\U0001f469\u200d\U0001f467"
+    valid, _ = validate_items([item("zwj", family)], "netflix")
+    assert valid[0].item.title == family
+
+
+def test_an_invisible_original_title_is_no_original_title() -> None:
+    raw = {**item("ot", "Visible"), "original_title": "\u200b"}
+    (checked,), _ = validate_items([raw], "netflix")
+    assert checked.item.original_title is None
