@@ -3,6 +3,7 @@ work from a shell."""
 
 from __future__ import annotations
 
+import codecs
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -34,6 +35,10 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, parsed value or the parse error text) of each non-blank line."""
     with path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
+            if number == 1:
+                # Files saved by Windows tools (Excel, PowerShell, Notepad) open with a UTF-8
+                # byte order mark, which JSON forbids: the first item was rejected for it.
+                line = line.removeprefix(codecs.BOM_UTF8)
             if not line.strip():
                 continue
             try:
