@@ -12,16 +12,25 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from agreements.catalog_warnings import ItemWarning, item_warnings, unknown_fields
+from agreements.catalog_warnings import (
+    SUPERSEDED_IN_BATCH,
+    ItemWarning,
+    item_warnings,
+    unknown_fields,
+)
 from core.publisher import Published, Publisher
 from schemas.ingestion import CatalogItemReceived, RawCatalogItem, normalize_platform
 from topics.registry import CONTENT_RAW
 
 MAX_BATCH_ITEMS = 1000
+# How far ahead of the receiving clock an item's source_updated_at may be: a day covers clock
+# skew and a local time sent without its offset (read as UTC, up to 14 hours early).
+CLOCK_AHEAD_MAX = timedelta(days=1)
 
 # What an accepted item's availability was understood as (schemas/ingestion.py):
 # - replaced: its platform's offers of the title become the item's;
@@ -79,16 +88,20 @@ def problems_of(exc: ValidationError) -> list[FieldProblem]:
 
 
 def validate_items(
-    items: Sequence[Mapping[str, Any] | RawCatalogItem], platform: str | None = None
+    items: Sequence[Mapping[str, Any] | RawCatalogItem],
+    platform: str | None = None,
+    now: datetime | None = None,
 ) -> tuple[list[Checked], list[ItemResult]]:
     """Split into valid items (with their index and warnings) and rejections naming each field
     and reason.
 
     `platform`: the platform the batch was sent for, in any spelling an item may use
-    ("prime", "Disney+"); items may omit it, and must not name another one.
+    ("prime", "Disney+"); items may omit it, and must not name another one. `now`: the
+    receiving clock, which a `source_updated_at` may not run ahead of by more than a day.
     """
     if platform is not None:
         platform = normalize_platform(platform)
+    latest = (now or datetime.now(UTC)) + CLOCK_AHEAD_MAX
     valid: list[Checked] = []
     rejected: list[ItemResult] = []
     for index, item in enumerate(items):
@@ -124,8 +137,50 @@ def validate_items(
                 )
             )
             continue
+        if parsed.source_updated_at > latest:
+            # The newest clock wins for good: an item from the future would make every later,
+            # true version of it change nothing (agents/titles/versions.py).
+            problem = FieldProblem(
+                "source_updated_at",
+                f"{parsed.source_updated_at.isoformat()} is more than a day ahead of this "
+                f"clock ({(latest - CLOCK_AHEAD_MAX).isoformat(timespec='seconds')}); it would "
+                "win over every later version of the item: send when the item last changed",
+            )
+            rejected.append(ItemResult(index, "rejected", errors=[problem]))
+            continue
         valid.append(Checked(index, parsed, [*ignored, *item_warnings(parsed)]))
+    superseded_in_batch(valid)
     return valid, rejected
+
+
+def superseded_in_batch(valid: Sequence[Checked]) -> None:
+    """Warn each item that another item of the batch, of the same platform item, supersedes.
+
+    Both are accepted and published, but the ingestion agent stores one version per platform
+    item: the newest `source_updated_at`, the first of a tie (agents/titles/versions.py). A feed
+    that sends one item twice, or two edits of it with one clock, was told "accepted" for each
+    and never learnt that all but one change nothing.
+    """
+    winners: dict[str, Checked] = {}
+    for checked in valid:
+        best = winners.get(checked.item.record_key)
+        if best is None or checked.item.source_updated_at > best.item.source_updated_at:
+            winners[checked.item.record_key] = checked
+    for checked in valid:
+        winner = winners[checked.item.record_key]
+        if winner is checked:
+            continue
+        clock, theirs = checked.item.source_updated_at, winner.item.source_updated_at
+        why = "a newer source_updated_at" if theirs > clock else "the same source_updated_at, first"
+        checked.warnings.append(
+            ItemWarning(
+                SUPERSEDED_IN_BATCH,
+                "platform_item_id",
+                f"item {winner.index} of this batch is the same platform item "
+                f"({checked.item.record_key}) with {why}: it is the version stored, "
+                "not this one; give a correction a newer source_updated_at",
+            )
+        )
 
 
 def _json_type(value: object) -> str:

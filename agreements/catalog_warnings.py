@@ -48,6 +48,8 @@ PRICE_DROPPED = "price_dropped"
 DESCRIPTION_CUT = "description_cut"
 IMPLAUSIBLE_YEAR = "implausible_year"
 YEAR_DISAGREES = "year_disagrees"
+# Two items of one platform item in one batch: only one of them can be the stored version.
+SUPERSEDED_IN_BATCH = "superseded_in_batch"
 KINDS = (
     UNKNOWN_FIELD,
     UNKNOWN_GENRE,
@@ -57,7 +59,11 @@ KINDS = (
     DESCRIPTION_CUT,
     IMPLAUSIBLE_YEAR,
     YEAR_DISAGREES,
+    SUPERSEDED_IN_BATCH,
 )
+# Named when an item is sent (the batch endpoint, `mgw ingest`), never kept with a stored
+# item: the pipeline sees neither the fields the schema ignores nor the batch an item came in.
+SENT_ONLY = (UNKNOWN_FIELD, SUPERSEDED_IN_BATCH)
 
 
 @dataclass(frozen=True, slots=True)

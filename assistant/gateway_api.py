@@ -38,6 +38,8 @@ class ApiError(Exception):
     message: str
     fields: list[dict[str, str]] = field(default_factory=list)
     request_id: str | None = None
+    # The refusal's Retry-After (a 429, a 503), for an answer that passes it on.
+    retry_after: str | None = None
 
     def __str__(self) -> str:
         where = "; ".join(f"{f.get('field')}: {f.get('reason')}" for f in self.fields)
@@ -94,6 +96,7 @@ def api_error(response: httpx.Response) -> ApiError:
         message,
         _fields(body.get("fields")),
         _text(body.get("request_id")) or request_id,
+        response.headers.get("retry-after"),
     )
 
 

@@ -22,6 +22,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import orjson
 from loguru import logger
 from mcp.server.auth.middleware.auth_context import AuthContextMiddleware, get_access_token
 from mcp.server.auth.middleware.bearer_auth import BearerAuthBackend, RequireAuthMiddleware
@@ -36,14 +37,22 @@ from starlette.middleware.authentication import AuthenticationMiddleware
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assistant.gateway_api import ApiError, Caller, GatewayApi, correlation
+from assistant.gateway_api import ApiError, Caller, GatewayApi, api_error, correlation
 from assistant.server import SCOPES, build_server
 from core.config import Settings
 
 PATH = "/mcp"
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
+
+
+class TokenNotChecked(Exception):
+    """The gateway did not say whether a token is good: its refusal of the check."""
+
+    def __init__(self, refusal: ApiError) -> None:
+        super().__init__(str(refusal))
+        self.refusal = refusal
 
 
 class WhoAmIVerifier:
@@ -57,9 +66,12 @@ class WhoAmIVerifier:
         try:
             me = await self.api.whoami(token)
         except ApiError as exc:
-            if exc.status != 401:
-                logger.warning("mcp: the gateway could not check a token: {}", exc)
-            return None
+            if exc.status == 401:
+                return None
+            # Not a verdict on the token (the user's rate limit, the gateway busy): answered
+            # as what it is, since a 401 would have the client drop a good token.
+            logger.warning("mcp: the gateway could not check a token: {}", exc)
+            raise TokenNotChecked(exc) from None
         if me.get("kind") != "user":
             return None  # the tools act for a user; API keys never do (docs/AUTH.md)
         return AccessToken(
@@ -124,8 +136,95 @@ class McpEndpoint:
         bound = correlation.set(scope.get("state", {}).get("request_id"))
         try:
             await inner(scope, receive, send)
+        except TokenNotChecked as exc:
+            await refusal_response(exc.refusal)(scope, receive, send)
         finally:
             correlation.reset(bound)
+
+
+# JSON-RPC's range for errors a server defines: a refusal of the HTTP request, not of a method.
+REFUSED = -32000
+
+
+def jsonrpc_refusal(status: int, problem: bytes, request_id: str | None) -> bytes:
+    """A problem document of the gateway's own layers as the JSON-RPC error of the request it
+    refused: the message is the problem's detail, `data` the reason as the tools report one."""
+    try:
+        body = orjson.loads(problem)
+    except orjson.JSONDecodeError:
+        body = None
+    response = httpx.Response(
+        status,
+        json=body if isinstance(body, dict) else None,
+        headers={"x-request-id": request_id} if request_id else None,
+    )
+    return jsonrpc_error(api_error(response))
+
+
+def jsonrpc_error(refusal: ApiError) -> bytes:
+    # `id` null: the request was refused unread; the SDK's client puts its own request's id.
+    error = {"code": REFUSED, "message": str(refusal), "data": refusal.reason()}
+    return orjson.dumps({"jsonrpc": "2.0", "id": None, "error": error})
+
+
+def refusal_response(refusal: ApiError) -> Response:
+    """A refusal of the API as the JSON-RPC error answering the /mcp request, at its status."""
+    headers = {"Retry-After": refusal.retry_after} if refusal.retry_after else None
+    return Response(
+        jsonrpc_error(refusal),
+        status_code=refusal.status,
+        headers=headers,
+        media_type="application/json",
+    )
+
+
+class JsonRpcRefusals:
+    """Before /mcp is reached, the gateway's own layers may refuse the request: the rate limit
+    (429), the body limit (413), an expired token at the limiter (401), a 5xx. They answer a
+    problem document, which the SDK's client does not read: an assistant sees "Server returned
+    an error response" (-32603) and neither the reason nor when to retry. The SDK does read a
+    JSON-RPC error at any status, so such an answer becomes one (status and headers kept,
+    Retry-After included)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH:
+            await self.app(scope, receive, send)
+            return
+        held: Message | None = None
+        chunks: list[bytes] = []
+
+        async def rewrite(message: Message) -> None:
+            nonlocal held
+            if message["type"] == "http.response.start":
+                headers = dict(message.get("headers", []))
+                problem = headers.get(b"content-type", b"").startswith(b"application/problem+json")
+                if message["status"] >= 400 and problem:
+                    held = message
+                    return
+            if held is None or message["type"] != "http.response.body":
+                await send(message)
+                return
+            chunks.append(message.get("body", b""))
+            if message.get("more_body"):
+                return
+            headers = [
+                (k, v)
+                for k, v in held.get("headers", [])
+                if k.lower() not in (b"content-type", b"content-length")
+            ]
+            request_id = dict(headers).get(b"x-request-id", b"").decode() or None
+            body = jsonrpc_refusal(held["status"], b"".join(chunks), request_id)
+            headers += [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+            ]
+            await send({**held, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+
+        await self.app(scope, receive, rewrite)
 
 
 def mount_mcp(app: Starlette, settings: Settings) -> None:
@@ -155,6 +254,8 @@ def mount_mcp(app: Starlette, settings: Settings) -> None:
     )
     for path in (WELL_KNOWN, f"{WELL_KNOWN}{PATH}"):
         app.router.routes.append(Route(path, metadata.endpoint, methods=["GET"]))
+    # Outermost, so it sees every layer's refusal of /mcp (added after the gateway's own).
+    app.add_middleware(JsonRpcRefusals)
 
     outer = app.router.lifespan_context
 

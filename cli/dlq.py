@@ -35,6 +35,19 @@ def _refs(refs: list[str]) -> set[tuple[int | None, int]]:
 # -- commands -------------------------------------------------------------------------------
 
 
+# Why an agent sets a record aside: the `dlq.reason` header (docs/TOPICS.md).
+REASONS = ("undecodable", "invalid", "processing_failed")
+
+
+def _known_reason(reason: str | None) -> None:
+    """A --reason no dead letter can carry is a typo: said, not answered "nothing matches"."""
+    if reason is not None and reason not in REASONS:
+        err.print(
+            f"[red]unknown reason {escape(reason)!r}; the reasons: {', '.join(REASONS)}[/red]"
+        )
+        raise typer.Exit(2)
+
+
 def _settings_and_names(topic: str) -> tuple[str, str, TopicSpec, str]:
     from cli.dead_letters import topics_for
     from cli.records import UnknownTopic
@@ -63,12 +76,14 @@ def _read(bootstrap: str, dlq_topic: str) -> list[DeadLetterRecord]:
 def list_command(
     topic: Annotated[str, typer.Argument(help="The original topic (content.raw) or its .dlq.")],
     reason: Annotated[
-        str | None, typer.Option(help="Only this reason (undecodable, invalid, ...).")
+        str | None,
+        typer.Option(help="Only this reason: undecodable, invalid, processing_failed."),
     ] = None,
     limit: Annotated[int, typer.Option(min=1, help="Show the newest N.")] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="JSON lines instead of a table.")] = False,
 ) -> None:
     """The dead letters of a topic, newest last, with their reasons and a count by reason."""
+    _known_reason(reason)
     bootstrap, _, _, dlq_topic = _settings_and_names(topic)
     letters = _read(bootstrap, dlq_topic)
     counts = Counter(letter.reason for letter in letters)
@@ -163,6 +178,7 @@ def replay_command(
     if not refs and not every and reason is None:
         err.print("[red]choose what to replay: OFFSET..., --all or --reason[/red]")
         raise typer.Exit(2)
+    _known_reason(reason)
     patch = None
     if merge is not None:
         try:

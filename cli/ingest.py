@@ -3,6 +3,7 @@ work from a shell."""
 
 from __future__ import annotations
 
+import codecs
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +20,7 @@ from agreements.catalog_producer import (
     ItemResult,
     summarize,
 )
-from agreements.catalog_warnings import KINDS, UNKNOWN_FIELD
+from agreements.catalog_warnings import KINDS, SENT_ONLY
 from cli.console import console_for, out
 from core.broker_wakeup import BrokerWakeup, wakeup_channel
 from core.config import Settings
@@ -34,6 +35,10 @@ def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
     """(line number, parsed value or the parse error text) of each non-blank line."""
     with path.open("rb") as handle:
         for number, line in enumerate(handle, start=1):
+            if number == 1:
+                # Files saved by Windows tools (Excel, PowerShell, Notepad) open with a UTF-8
+                # byte order mark, which JSON forbids: the first item was rejected for it.
+                line = line.removeprefix(codecs.BOM_UTF8)
             if not line.strip():
                 continue
             try:
@@ -135,8 +140,8 @@ async def ingest_file(settings: Settings, path: Path, batch_size: int) -> tuple[
         console.print(
             f"[yellow]{warned_items} accepted item(s) with warnings[/] "
             "(what the pipeline drops or changes; `mgw ingest-report` lists them once stored, "
-            f"all but {UNKNOWN_FIELD}: fields the schema ignores never reach the pipeline, so "
-            "they are named here only):"
+            f"all but {' and '.join(SENT_ONLY)}: the fields the schema ignores never reach the "
+            "pipeline, nor does the batch an item came in, so they are named here only):"
         )
         for kind, n in warned.most_common():
             console.print(f"  {n:>6} x {kind}")
@@ -155,11 +160,11 @@ def report_filters(platform: str | None, kind: str | None) -> tuple[str | None, 
     rule as the items' own field), a kind checked against the kinds there are."""
     if kind is not None and kind not in KINDS:
         raise ReportFilterError(f"unknown warning kind {kind!r}; the kinds: {', '.join(KINDS)}")
-    if kind == UNKNOWN_FIELD:
+    if kind in SENT_ONLY:
         raise ReportFilterError(
-            f"{UNKNOWN_FIELD} warnings are named only when an item is sent (`mgw ingest`, the "
-            "batch endpoint's answer): the fields the schema ignores never reach the pipeline, "
-            "so no stored item keeps them"
+            f"{kind} warnings are named only when an item is sent (`mgw ingest`, the batch "
+            "endpoint's answer): the fields the schema ignores never reach the pipeline, nor "
+            "does the batch an item came in, so no stored item keeps them"
         )
     return (normalize_platform(platform) if platform is not None else None), kind
 

@@ -31,6 +31,9 @@ WORKER_OPS_VARIABLE = "MGW_WORKER_OPS_URL"
 GATEWAY_OPS_VARIABLE = "MGW_GATEWAY_OPS_URLS"
 SUPERVISOR_OPS_VARIABLE = "MGW_SUPERVISOR_URL"
 PORTS_DIR_VARIABLE = "MGW_PORTS_DIR"
+# The directory `mgw up` names in MGW_PORTS_DIR: `run` beside the stack file (cli/up.py).
+PORTS_DIR_NAME = "run"
+GATEWAY_OPS_ROLE = "gateway-ops"
 
 
 def stack_file() -> Path | None:
@@ -81,6 +84,12 @@ def running_stack(path: Path | None = None) -> dict[str, str]:
         return {}
     except PermissionError:  # alive, someone else's
         pass
+    # The gateway's ops ports as its live processes hold them: the file has the ports of the
+    # first ones, and a gateway the supervisor restarted serves on others (each process takes
+    # the first free port of 9100..), which the file went on naming, dead.
+    live = recorded_ports(path.parent / PORTS_DIR_NAME, GATEWAY_OPS_ROLE)
+    if live and GATEWAY_OPS_VARIABLE in values:
+        values[GATEWAY_OPS_VARIABLE] = ",".join(f"http://127.0.0.1:{port}" for port in live)
     return values
 
 

@@ -113,7 +113,9 @@ def decode(raw: bytes, payload_type: type[P], older: Sequence[type[Payload]] = (
             head = orjson.loads(raw)
         except orjson.JSONDecodeError:
             raise exc from None
-        if isinstance(head, dict):
+        # Only a record that names an event type can be of another topic or a newer version;
+        # one without ({"hello": 1}) is no envelope, and its missing fields say so.
+        if isinstance(head, dict) and head.get("event_type") is not None:
             _check_type_and_version(head.get("event_type"), head.get("version"), payload_type)
         raise
     _check_type_and_version(envelope.event_type, envelope.version, payload_type)

@@ -289,6 +289,12 @@ def parse_numeric_id(value: object, name: str) -> str | None:
     return text.lstrip("0") or "0"
 
 
+def visible(text: str) -> bool:
+    """Whether a text shows anything: a character that is neither whitespace nor a format
+    character (Unicode category Cf: zero-width spaces and joiners, direction marks, BOM)."""
+    return any(not c.isspace() and unicodedata.category(c) != "Cf" for c in text)
+
+
 def _as_utc(value: datetime) -> datetime:
     # Feeds that omit the offset almost always mean UTC; mixing naive and aware datetimes would
     # make every later comparison raise.
@@ -562,8 +568,21 @@ class RawCatalogItem(_Raw):
 
     @field_validator("title", "original_title", "series_title", mode="before")
     @classmethod
-    def _title(cls, value: object) -> object:
-        return " ".join(value.split()) if isinstance(value, str) else value
+    def _title(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        collapsed = " ".join(value.split())
+        if collapsed and not visible(collapsed):
+            # Zero-width and other format characters are not whitespace to str.split(), so a
+            # title of only U+200B passed as a title and was stored as one nobody can see.
+            if info.field_name != "title":
+                return None
+            raise ValueError(
+                "the title has no visible character (only "
+                + ", ".join(sorted({f"U+{ord(c):04X}" for c in collapsed if c != " "}))
+                + ")"
+            )
+        return collapsed
 
     @field_validator("season_number", "episode_number", "absolute_number", mode="before")
     @classmethod

@@ -47,8 +47,36 @@ OAUTH_ERROR = {
         }
     }
 }
+# What every grant answers (agents/auth/grants.py `token_response`); documented here because
+# the route passes the auth agent's answer through, and FastAPI then documented it as {}.
+TOKENS: dict[str, Any] = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["access_token", "token_type", "expires_in", "refresh_token", "scope"],
+                "properties": {
+                    "access_token": {"type": "string", "description": "a signed JWT"},
+                    "token_type": {"type": "string", "const": "Bearer"},
+                    "expires_in": {
+                        "type": "integer",
+                        "description": "the access token's life in seconds",
+                    },
+                    "refresh_token": {
+                        "type": "string",
+                        "description": "single use: each refresh answers a new one",
+                    },
+                    "scope": {"type": "string", "description": "the scopes granted, spaced"},
+                },
+            }
+        }
+    }
+}
 TOKEN_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "tokens (RFC 6749 section 5.1): access_token, refresh_token, ..."},
+    200: {
+        "description": "tokens (RFC 6749 section 5.1): access_token, refresh_token, ...",
+        **TOKENS,
+    },
     400: {
         "description": "an RFC 6749 section 5.2 error: invalid_request (a field missing, "
         "repeated, or the body not form-encoded; error_description names the field), "

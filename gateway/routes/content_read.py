@@ -4,9 +4,11 @@ a miss is asked of the catalog agent (gateway/lookup.py)."""
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
+from pydantic import ConfigDict, Field
 
 from agreements.parental_controls import refusal
 from agreements.read_model import read_document
@@ -15,6 +17,7 @@ from gateway.lookup import AGENT_FAILED_RESPONSE, ask_agent
 from gateway.profiles import HEADER_PARAMETER, RESTRICTED_RESPONSE, acting_limits, restricted
 from gateway.request_parameters import TypedParameter
 from schemas.accounts import ProfileLimits
+from schemas.content import CanonicalContent
 
 router = APIRouter(prefix="/api/v1/content", tags=["content"])
 
@@ -28,6 +31,23 @@ VALIDATION_ERROR = {
 }
 
 
+class ContentDocument(CanonicalContent):
+    """What GET /api/v1/content/{id} answers: the read model's document of a title
+    (agents/readmodel/store.py `to_document`), the canonical record and what the catalog adds.
+    Declared for the OpenAPI document only: the route hands Redis's bytes through unparsed."""
+
+    # Open, as a client should read it: a field added to the record is no breaking change.
+    model_config = ConfigDict(extra="allow")
+
+    data_quality_score: float | None = Field(
+        default=None, ge=0, le=1, description="set once the title was enriched"
+    )
+    enriched_at: datetime | None = Field(
+        default=None, description="when the enrichment agent last scored and embedded it"
+    )
+    stored_at: datetime = Field(description="when PostgreSQL last changed this title's row")
+
+
 def restriction_of(document: bytes, limits: ProfileLimits) -> str | None:
     """Why a limited profile may not read this read-model document (a CanonicalContent as
     JSON); None when it may. Parsed only for a limited profile: others pass it unread."""
@@ -38,7 +58,10 @@ def restriction_of(document: bytes, limits: ProfileLimits) -> str | None:
 @router.get(
     "/{content_id}",
     responses={
-        200: {"description": "the title's canonical record, availability and quality score"},
+        200: {
+            "model": ContentDocument,
+            "description": "the title's canonical record, availability and quality score",
+        },
         **RESTRICTED_RESPONSE,
         404: {"description": "no such title"},
         503: {"description": "not in the read model and no agent answered; retry"},

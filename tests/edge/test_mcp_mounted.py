@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import httpx
 import httpx2
+import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 
 from core.config import Settings
 from tests.auth.helpers import bearer, running_gateway, user_token
@@ -46,3 +48,95 @@ async def test_switched_off_the_gateway_serves_no_mcp(
         assert (await http.get("/.well-known/oauth-protected-resource")).status_code == 200
         missing: httpx.Response = await http.post("/mcp", json={})
         assert missing.status_code == 401
+
+
+async def test_a_rate_limited_mcp_request_tells_the_assistant_why_and_when_to_retry(
+    settings: Settings, topics_created: None
+) -> None:
+    """The limiter refuses /mcp itself with a problem document; the SDK's client reads only a
+    JSON-RPC error, so without one the assistant saw "Server returned an error response"."""
+    token = user_token(settings, scopes=["watchlist:read"])
+    async with running_gateway(settings) as (app, _):
+        transport = httpx2.ASGITransport(app=app)
+        async with (
+            httpx2.AsyncClient(transport=transport, headers=bearer(token), timeout=30) as http,
+            Client(streamable_http_client("http://gateway/mcp", http_client=http)) as client,
+        ):
+            # Spend the user's budget of the window on the API, as another app of theirs would.
+            spent = [(await http.get("http://gateway/api/v1/auth/whoami")).status_code]
+            while spent[-1] != 429:
+                spent.append((await http.get("http://gateway/api/v1/auth/whoami")).status_code)
+            with pytest.raises(MCPError) as refused:
+                await client.call_tool("watchlist", {})
+        error = refused.value.error
+        assert "rate limit of the" in error.message
+        assert "retry after" in error.message
+        assert isinstance(error.data, dict)
+        assert error.data["status"] == 429 and error.data["error"] == "rate_limited"
+        assert error.data["request_id"]
+
+
+async def test_a_refusal_on_mcp_is_a_jsonrpc_error_with_the_problems_headers(
+    settings: Settings, topics_created: None
+) -> None:
+    token = user_token(settings, scopes=["watchlist:read"])
+    async with running_gateway(settings) as (_, http):
+        body = b'{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}'
+        answers = []
+        for _ in range(300):  # the test token is enterprise tier: 200 a window
+            answers.append(
+                await http.post(
+                    "/mcp",
+                    content=body,
+                    headers={
+                        **bearer(token),
+                        "content-type": "application/json",
+                        "accept": "application/json, text/event-stream",
+                    },
+                )
+            )
+            if answers[-1].status_code == 429:
+                break
+        refused = answers[-1]
+        assert refused.status_code == 429
+        assert refused.headers["content-type"] == "application/json"
+        assert refused.headers["retry-after"]
+        assert refused.headers["x-ratelimit-remaining"] == "0"
+        answer = refused.json()
+        assert answer["jsonrpc"] == "2.0" and answer["id"] is None
+        assert answer["error"]["code"] == -32000
+        assert answer["error"]["data"]["error"] == "rate_limited"
+        # Answers that are not refusals are the SDK's own, untouched.
+        assert answers[0].status_code == 200 and "result" in answers[0].json()
+
+
+async def test_a_token_check_refused_by_the_rate_limit_is_a_429_not_an_invalid_token(
+    settings: Settings, topics_created: None
+) -> None:
+    """/mcp checks the token with the API (whoami), which counts against the user's limit: a
+    POST that passes the limiter with one request left has its check refused. That was
+    answered 401 invalid_token, which tells a client to drop a good token."""
+    token = user_token(settings, scopes=["watchlist:read"])
+    body = b'{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}'
+    mcp_headers = {
+        **bearer(token),
+        "content-type": "application/json",
+        "accept": "application/json, text/event-stream",
+    }
+    async with running_gateway(settings) as (_, http):
+        for _ in range(5):  # a window that rolls over mid-way leaves budget: try again
+            remaining = "?"
+            while remaining not in ("1", "0"):
+                spent = await http.get("/api/v1/auth/whoami", headers=bearer(token))
+                remaining = spent.headers["x-ratelimit-remaining"]
+            if remaining == "0":
+                continue
+            answer = await http.post("/mcp", content=body, headers=mcp_headers)
+            if answer.status_code != 200:
+                break
+        assert answer.status_code == 429, answer.text
+        assert answer.headers["retry-after"]
+        error = answer.json()["error"]
+        assert error["code"] == -32000
+        assert error["data"]["error"] == "rate_limited"
+        assert "www-authenticate" not in answer.headers

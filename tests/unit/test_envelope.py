@@ -211,3 +211,13 @@ def test_envelope_is_immutable() -> None:
     with pytest.raises(ValidationError):
         envelope.key = "other"  # type: ignore[misc]
     assert isinstance(envelope, Envelope)
+
+
+def test_a_record_that_is_no_envelope_is_named_by_its_missing_fields() -> None:
+    # It was dead-lettered as "event_type None does not belong on this topic", which sent the
+    # operator looking for another topic's producer instead of one that sends no envelope.
+    with pytest.raises(ValidationError) as excinfo:
+        decode(orjson.dumps({"hello": 1}), ContentIngested)
+
+    missing = {e["loc"][0] for e in excinfo.value.errors() if e["type"] == "missing"}
+    assert {"event_type", "version", "payload"} <= missing

@@ -68,3 +68,21 @@ def test_none_reads_no_file_and_only_the_writer_removes_it(
 def test_a_value_with_a_line_break_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="AUTH_JWT_SECRET"):
         write_stack_file(tmp_path / "stack.env", {"AUTH_JWT_SECRET": "a\nDATABASE_URL=evil"})
+
+
+def test_the_gateway_ops_ports_are_those_its_live_processes_hold(tmp_path: Path) -> None:
+    """A gateway restarted by `mgw up` serves its ops port on another port than the one the
+    stack file was written with; `mgw stack` named the dead one."""
+    path = tmp_path / "stack.env"
+    write_stack_file(path, {"MGW_GATEWAY_OPS_URLS": "http://127.0.0.1:35693"})
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / f"gateway-ops.{os.getpid()}").write_text("9101")
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    (run / f"gateway-ops.{gone}").write_text("35693")  # the process that died
+    assert running_stack(path)["MGW_GATEWAY_OPS_URLS"] == "http://127.0.0.1:9101"
