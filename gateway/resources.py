@@ -54,7 +54,9 @@ async def _start_ops(settings: Settings, ready: ReadyCheck) -> OpsServer | None:
             logger.debug("gateway ops port {}:{} unavailable: {}", settings.metrics.host, port, exc)
             continue
         if port == 0 and 0 not in wanted:
-            logger.error(
+            # A warning: the process serves and is scraped where `mgw up` records it; only a
+            # static scrape config of the range misses it.
+            logger.warning(
                 "gateway ops ports {} on {} are all taken; serving /metrics and /health on {} "
                 "instead (a scrape config naming the range misses this process)",
                 ", ".join(map(str, wanted)),

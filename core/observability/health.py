@@ -165,6 +165,10 @@ def standard_checker(
     timeout_s: float = DEFAULT_TIMEOUT_S,
 ) -> HealthChecker:
     """Checks built from settings for the dependencies in `needs`; `overrides` win."""
+    if PUBNUB in needs and not settings.pubnub.subscribe_key:
+        # Without its keys the sync workers deliver through the built-in fan-out: PubNub is
+        # then no dependency of this process, not a missing one that makes it "degraded".
+        needs = {name: need for name, need in needs.items() if name != PUBNUB}
     checks: dict[str, Check] = {}
     redis_client = None
     if KAFKA in needs:
