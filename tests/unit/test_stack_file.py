@@ -68,3 +68,18 @@ def test_none_reads_no_file_and_only_the_writer_removes_it(
 def test_a_value_with_a_line_break_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="AUTH_JWT_SECRET"):
         write_stack_file(tmp_path / "stack.env", {"AUTH_JWT_SECRET": "a\nDATABASE_URL=evil"})
+
+
+def test_the_embedded_brokers_partition_cap_comes_only_with_its_broker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "stack.env"
+    write_stack_file(path, {"KAFKA_BROKERS": "127.0.0.1:1", "KAFKA_TOPIC_PARTITIONS_MAX": "1"})
+    monkeypatch.setenv("MGW_STACK_FILE", str(path))
+    env: dict[str, str] = {}
+    apply_running_stack(env)
+    assert env["KAFKA_TOPIC_PARTITIONS_MAX"] == "1"
+    # A broker of yours named in the environment gets the catalog's partition counts.
+    env = {"KAFKA_BROKERS": "kafka.example:9092"}
+    taken = apply_running_stack(env)
+    assert "KAFKA_TOPIC_PARTITIONS_MAX" not in taken and "KAFKA_TOPIC_PARTITIONS_MAX" not in env
