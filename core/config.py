@@ -110,7 +110,7 @@ class KafkaSettings(_Section):
     # (core/broker_wakeup.py). 0: always fetch (Apache Kafka, which answers as records arrive).
     idle_fetch_interval_ms: int = Field(default=3000, ge=0, le=60_000)
     # At most this many partitions per topic where this code creates topics (`mgw topics
-    # create`, `mgw up`), and what `mgw topics check|plan` expect. Unset: the catalog's counts
+    # create`, `mgw up`), and what `mgw topics list|plan` expect. Unset: the catalog's counts
     # (production). `mgw up` sets 1 for its embedded broker: one worker process reads every
     # partition anyway, and each idle consumer's fetch names every partition it holds
     # (docs/OPERATIONS.md, "An idle stack").
