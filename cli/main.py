@@ -168,7 +168,12 @@ def topics_create() -> None:
     s = settings_or_exit()
     try:
         states = asyncio.run(
-            create_topics(s.kafka.bootstrap, s.kafka.topic_prefix, s.kafka.replication_factor)
+            create_topics(
+                s.kafka.bootstrap,
+                s.kafka.topic_prefix,
+                s.kafka.replication_factor,
+                partitions_max=s.kafka.topic_partitions_max,
+            )
         )
     except Exception as exc:
         err.print(f"[red]cannot create topics on {s.kafka.bootstrap}: {exc}[/red]")
@@ -187,7 +192,11 @@ def topics_list() -> None:
 
     s = settings_or_exit()
     try:
-        states = asyncio.run(describe_topics(s.kafka.bootstrap, s.kafka.topic_prefix))
+        states = asyncio.run(
+            describe_topics(
+                s.kafka.bootstrap, s.kafka.topic_prefix, partitions_max=s.kafka.topic_partitions_max
+            )
+        )
     except Exception as exc:
         err.print(f"[red]cannot reach the broker at {s.kafka.bootstrap}: {exc}[/red]")
         raise typer.Exit(1) from None

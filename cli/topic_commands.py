@@ -100,7 +100,7 @@ def plan_command(
     except Exception as exc:
         err.print(f"[red]cannot reach the broker at {kafka.bootstrap}: {exc}[/red]")
         raise typer.Exit(1) from None
-    actions = plan(all_topics(), kafka.topic_prefix, broker)
+    actions = plan(all_topics(), kafka.topic_prefix, broker, kafka.topic_partitions_max)
     if not actions:
         out.print(f"the broker at {kafka.bootstrap} matches the catalog: nothing to do")
         return

@@ -76,6 +76,7 @@ from core.stack_file import (
 STACK_VARIABLES = (
     "KAFKA_BROKERS",
     "KAFKA_TOPIC_PREFIX",
+    "KAFKA_TOPIC_PARTITIONS_MAX",
     "DATABASE_URL",
     "REDIS_URL",
     "REDIS_KEY_PREFIX",
@@ -86,6 +87,16 @@ STACK_VARIABLES = (
 # `mgw up` runs one worker process with every group (the local vector store belongs to one
 # process, docs/VECTORS.md): one consumer group.
 UP_WORKER_GROUPS = ("all",)
+
+# The embedded broker's topics have one partition each (KAFKA_TOPIC_PARTITIONS_MAX; a broker of
+# yours keeps the catalog's counts): the one worker process reads them all anyway, and an idle
+# consumer's fetch and the broker's answer grow with the partitions it names (docs/OPERATIONS.md,
+# "An idle stack").
+EMBEDDED_PARTITIONS_MAX = 1
+# One gateway process unless GATEWAY_WORKERS says otherwise: a second serves only beyond a core
+# this machine's broker, database and worker share, and costs a server's ticks and uvicorn's
+# supervisor while idle (docs/OPERATIONS.md, "An idle stack").
+UP_GATEWAY_WORKERS = 1
 
 console = console_for(stderr=True)
 
@@ -208,6 +219,10 @@ def run_stack(data_dir: str, gateway_port: int, durable: bool = False) -> int:
             os.environ.update({k: env[k] for k in ("KAFKA_BROKERS", "DATABASE_URL", "REDIS_URL")})
             os.environ.update({k: env[k] for k in ("AUTH_DEV_MODE", "AUTH_JWT_SECRET") if k in env})
             settings = load_settings()
+            if defaults := _up_defaults(settings, embedded_broker is not None):
+                env.update(defaults)
+                os.environ.update(defaults)
+                settings = load_settings()
             status.update("creating topics and applying migrations...")
             _prepare(settings)
             key_guard = KeyMirrorGuard(settings)
@@ -524,6 +539,16 @@ def _report_broker_death(worker_metrics_url: str, metrics: SupervisorMetrics) ->
     )
 
 
+def _up_defaults(settings: Settings, embedded_broker: bool) -> dict[str, str]:
+    """`mgw up`'s own defaults, for what neither the environment nor the .env file sets."""
+    defaults: dict[str, str] = {}
+    if not settings.gateway.workers:  # 0: unset (one per core elsewhere)
+        defaults["GATEWAY_WORKERS"] = str(UP_GATEWAY_WORKERS)
+    if embedded_broker and settings.kafka.topic_partitions_max is None:
+        defaults["KAFKA_TOPIC_PARTITIONS_MAX"] = str(EMBEDDED_PARTITIONS_MAX)
+    return defaults
+
+
 def _worker_lag(metrics_url: str) -> dict[str, int] | None:
     """mgw_consumer_lag of a worker, summed per topic; None when it does not answer."""
     try:
@@ -599,7 +624,12 @@ def _create_topics(settings: Settings, patience_s: float = BROKER_ANSWER_PATIENC
     while True:
         try:
             asyncio.run(
-                create_topics(kafka.bootstrap, kafka.topic_prefix, kafka.replication_factor)
+                create_topics(
+                    kafka.bootstrap,
+                    kafka.topic_prefix,
+                    kafka.replication_factor,
+                    partitions_max=kafka.topic_partitions_max,
+                )
             )
             return
         except KafkaError as exc:

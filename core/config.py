@@ -109,6 +109,16 @@ class KafkaSettings(_Section):
     # after this long: the bound on the delay of records from producers outside this code base
     # (core/broker_wakeup.py). 0: always fetch (Apache Kafka, which answers as records arrive).
     idle_fetch_interval_ms: int = Field(default=3000, ge=0, le=60_000)
+    # At most this many partitions per topic where this code creates topics (`mgw topics
+    # create`, `mgw up`), and what `mgw topics list|plan` expect. Unset: the catalog's counts
+    # (production). `mgw up` sets 1 for its embedded broker: one worker process reads every
+    # partition anyway, and each idle consumer's fetch names every partition it holds
+    # (docs/OPERATIONS.md, "An idle stack").
+    topic_partitions_max: int | None = Field(default=None, ge=1)
+
+    def partitions(self, declared: int) -> int:
+        """The partitions a topic the catalog declares with `declared` has on this broker."""
+        return min(declared, self.topic_partitions_max or declared)
 
     _split = field_validator("brokers", mode="before")(_split_csv)
 

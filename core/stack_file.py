@@ -34,6 +34,10 @@ PORTS_DIR_VARIABLE = "MGW_PORTS_DIR"
 # The directory `mgw up` names in MGW_PORTS_DIR: `run` beside the stack file (cli/up.py).
 PORTS_DIR_NAME = "run"
 GATEWAY_OPS_ROLE = "gateway-ops"
+# Variables that describe one of the stack's services, taken only along with it: the embedded
+# broker's partition cap must never reach a broker the environment names (`mgw topics create`
+# would make one-partition topics on it).
+BOUND_TO_SERVICE = {"KAFKA_TOPIC_PARTITIONS_MAX": "KAFKA_BROKERS"}
 
 
 def stack_file() -> Path | None:
@@ -100,6 +104,9 @@ def apply_running_stack(environ: MutableMapping[str, str] | None = None) -> dict
     taken = {
         name: value for name, value in running_stack().items() if name not in env and name.isupper()
     }
+    for name, service in BOUND_TO_SERVICE.items():
+        if service not in taken:
+            taken.pop(name, None)
     env.update(taken)
     return taken
 

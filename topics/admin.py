@@ -33,8 +33,17 @@ async def _broker_partitions(admin: KafkaAdmin, names: list[str]) -> dict[str, i
     return {d["topic"]: len(d["partitions"]) for d in described if not d.get("error_code")}
 
 
+def declared_partitions(spec: TopicSpec, partitions_max: int | None) -> int:
+    """The catalog's count, capped by KAFKA_TOPIC_PARTITIONS_MAX (`mgw up`'s embedded broker)."""
+    return min(spec.partitions, partitions_max or spec.partitions)
+
+
 async def create_topics(
-    bootstrap: str, prefix: str, replication_factor: int = 1, client_id: str = "media-gateway"
+    bootstrap: str,
+    prefix: str,
+    replication_factor: int = 1,
+    client_id: str = "media-gateway",
+    partitions_max: int | None = None,
 ) -> list[TopicState]:
     """Create every missing topic; existing ones are left alone and reported as such."""
     specs = all_topics()
@@ -52,7 +61,7 @@ async def create_topics(
                     [
                         NewTopic(
                             name=name,
-                            num_partitions=spec.partitions,
+                            num_partitions=declared_partitions(spec, partitions_max),
                             replication_factor=replication_factor,
                             topic_configs=spec.broker_config(),
                         )
@@ -69,7 +78,7 @@ async def create_topics(
             spec=s,
             name=s.full_name(prefix),
             status="created" if s.full_name(prefix) in created else "exists",
-            declared_partitions=s.partitions,
+            declared_partitions=declared_partitions(s, partitions_max),
             broker_partitions=after.get(s.full_name(prefix)),
         )
         for s in specs
@@ -77,7 +86,10 @@ async def create_topics(
 
 
 async def describe_topics(
-    bootstrap: str, prefix: str, client_id: str = "media-gateway"
+    bootstrap: str,
+    prefix: str,
+    client_id: str = "media-gateway",
+    partitions_max: int | None = None,
 ) -> list[TopicState]:
     specs = all_topics()
     admin = _admin(bootstrap, client_id)
@@ -90,11 +102,13 @@ async def describe_topics(
     for spec in specs:
         name = spec.full_name(prefix)
         partitions = found.get(name)
+        declared = declared_partitions(spec, partitions_max)
         if partitions is None:
             status: Status = "missing"
-        elif partitions != spec.partitions:
+        elif not declared <= partitions <= spec.partitions:
+            # Under a cap, more partitions (up to the catalog's) are in step, as in the plan.
             status = "mismatch"
         else:
             status = "ok"
-        states.append(TopicState(spec, name, status, spec.partitions, partitions))
+        states.append(TopicState(spec, name, status, declared, partitions))
     return states

@@ -65,9 +65,14 @@ class Outcome:
 
 
 def plan(
-    specs: Iterable[TopicSpec], prefix: str, broker: Mapping[str, BrokerTopic]
+    specs: Iterable[TopicSpec],
+    prefix: str,
+    broker: Mapping[str, BrokerTopic],
+    partitions_max: int | None = None,
 ) -> list[Action]:
-    """Every step from `broker` (full name -> what the broker has) to the catalog; pure."""
+    """Every step from `broker` (full name -> what the broker has) to the catalog; pure.
+    `partitions_max` (KAFKA_TOPIC_PARTITIONS_MAX) caps the counts wanted: a broker holding
+    more, up to the catalog's, is in step."""
     actions: list[Action] = []
     declared = set()
     for spec in specs:
@@ -75,27 +80,28 @@ def plan(
         declared.add(name)
         have = broker.get(name)
         wanted = spec.broker_config()
+        count = min(spec.partitions, partitions_max or spec.partitions)
         if have is None:
             actions.append(
                 Action(
                     name,
                     "create",
-                    f"{spec.partitions} partitions, "
+                    f"{count} partitions, "
                     + ", ".join(f"{k}={v}" for k, v in sorted(wanted.items())),
                     spec,
-                    spec.partitions,
+                    count,
                     wanted,
                 )
             )
             continue
-        if have.partitions < spec.partitions:
+        if have.partitions < count:
             actions.append(
                 Action(
                     name,
                     "add_partitions",
-                    f"{have.partitions} -> {spec.partitions} partitions; {KEY_ORDER_WARNING}",
+                    f"{have.partitions} -> {count} partitions; {KEY_ORDER_WARNING}",
                     spec,
-                    spec.partitions,
+                    count,
                 )
             )
         elif have.partitions > spec.partitions:

@@ -79,3 +79,46 @@ async def test_plan_and_apply_on_the_broker(settings: Settings) -> None:
     assert f"{prefix}.retired.topic" in state, "plan deleted a topic"
     left = {a.kind for a in plan(all_topics(), prefix, state)}
     assert left == {"add_partitions", "set_config", "unknown"}
+
+
+def test_a_partition_cap_is_what_the_plan_wants() -> None:
+    """KAFKA_TOPIC_PARTITIONS_MAX (`mgw up`'s embedded broker: 1): a topic at the cap, or
+    between it and the catalog's count, is in step; a missing one is created at the cap."""
+    prefix = "p"
+    assert CONTENT_RAW.partitions > 2
+    broker = {
+        CONTENT_RAW.full_name(prefix): BrokerTopic(1, CONTENT_RAW.broker_config()),
+        CONTENT_SUBMITTED.full_name(prefix): BrokerTopic(2, CONTENT_SUBMITTED.broker_config()),
+    }
+    actions = plan(all_topics(), prefix, broker, partitions_max=1)
+    assert not [a for a in actions if a.topic in broker], actions
+    creates = [a for a in actions if a.kind == "create"]
+    assert creates and {a.partitions for a in creates} == {1}
+    # Without the cap, the same broker is short of partitions.
+    uncapped = {(a.topic, a.kind) for a in plan(all_topics(), prefix, broker)}
+    assert (CONTENT_RAW.full_name(prefix), "add_partitions") in uncapped
+
+
+async def test_topics_created_under_a_cap_are_in_step(settings: Settings) -> None:
+    prefix = f"cap{uuid.uuid4().hex[:6]}"
+    bootstrap = settings.kafka.bootstrap
+    env = {**os.environ, "KAFKA_BROKERS": bootstrap, "KAFKA_TOPIC_PREFIX": prefix}
+    env |= {"MGW_ENV_FILE": "/nonexistent/.env", "COLUMNS": "250"}
+    env["KAFKA_TOPIC_PARTITIONS_MAX"] = "1"
+
+    code, _, err = await run_cli("topics", "create", env=env)
+    assert code == 0, err
+    state = await broker_state(bootstrap, prefix)
+    assert {s.full_name(prefix) for s in all_topics()} == set(state)
+    assert {t.partitions for t in state.values()} == {1}
+    code, out, err = await run_cli("topics", "plan", env=env)
+    assert code == 0, err
+    assert "matches the catalog" in out
+    code, out, err = await run_cli("topics", "list", env=env)
+    assert code == 0, err
+    assert "mismatch" not in out and " ok" in out
+    # The catalog's counts (production) see the same broker short of partitions.
+    del env["KAFKA_TOPIC_PARTITIONS_MAX"]
+    code, out, err = await run_cli("topics", "list", env=env)
+    assert code == 0, err
+    assert "mismatch" in out

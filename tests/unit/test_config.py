@@ -336,3 +336,31 @@ def test_require_url_returns_the_configured_url(monkeypatch: pytest.MonkeyPatch)
 
     assert settings.postgres.require_url() == "postgresql://u@db/mgw"
     assert settings.redis.require_url() == "unix:///run/redis.sock"
+
+
+# --- `mgw up`'s own defaults ----------------------------------------------------------------
+
+
+def test_up_defaults_fill_only_what_nobody_set(
+    monkeypatch: pytest.MonkeyPatch, isolated_env: Path
+) -> None:
+    from cli.up import EMBEDDED_PARTITIONS_MAX, UP_GATEWAY_WORKERS, _up_defaults
+
+    assert load_settings().kafka.topic_partitions_max is None  # production: the catalog's
+    assert _up_defaults(load_settings(), embedded_broker=True) == {
+        "GATEWAY_WORKERS": str(UP_GATEWAY_WORKERS),
+        "KAFKA_TOPIC_PARTITIONS_MAX": str(EMBEDDED_PARTITIONS_MAX),
+    }
+    # A broker of yours keeps the catalog's partition counts.
+    assert _up_defaults(load_settings(), embedded_broker=False) == {
+        "GATEWAY_WORKERS": str(UP_GATEWAY_WORKERS)
+    }
+    # What the .env file or the environment says stands.
+    monkeypatch.setenv(
+        ENV_FILE_VARIABLE, str(write_env(isolated_env / "up.env", GATEWAY_WORKERS="3"))
+    )
+    monkeypatch.setenv("KAFKA_TOPIC_PARTITIONS_MAX", "4")
+    settings = load_settings()
+    assert settings.gateway.worker_count() == 3 and settings.kafka.partitions(8) == 4
+    assert settings.kafka.partitions(1) == 1
+    assert _up_defaults(settings, embedded_broker=True) == {}

@@ -86,3 +86,18 @@ def test_the_gateway_ops_ports_are_those_its_live_processes_hold(tmp_path: Path)
     ).stdout.strip()
     (run / f"gateway-ops.{gone}").write_text("35693")  # the process that died
     assert running_stack(path)["MGW_GATEWAY_OPS_URLS"] == "http://127.0.0.1:9101"
+
+
+def test_the_embedded_brokers_partition_cap_comes_only_with_its_broker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "stack.env"
+    write_stack_file(path, {"KAFKA_BROKERS": "127.0.0.1:1", "KAFKA_TOPIC_PARTITIONS_MAX": "1"})
+    monkeypatch.setenv("MGW_STACK_FILE", str(path))
+    env: dict[str, str] = {}
+    apply_running_stack(env)
+    assert env["KAFKA_TOPIC_PARTITIONS_MAX"] == "1"
+    # A broker of yours named in the environment gets the catalog's partition counts.
+    env = {"KAFKA_BROKERS": "kafka.example:9092"}
+    taken = apply_running_stack(env)
+    assert "KAFKA_TOPIC_PARTITIONS_MAX" not in taken and "KAFKA_TOPIC_PARTITIONS_MAX" not in env

@@ -58,7 +58,7 @@ def create_app(
             spec.topic.full_name(kafka.topic_prefix),
             key_serializer="raw",
             value_serializer="raw",
-            partitions=spec.topic.partitions,
+            partitions=kafka.partitions(spec.topic.partitions),
         )
         app.agent(topic, name=spec.name)(_agent_fn(spec, holder))
     for timer in [*timers, OUTBOX_SWEEP]:
