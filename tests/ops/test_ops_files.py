@@ -145,18 +145,31 @@ def test_each_worker_group_has_a_service() -> None:
 def scrape_targets() -> dict[str, dict[str, str]]:
     """Each target of prometheus.yml with the labels it adds to every series scraped there."""
     config = load_yaml("ops/prometheus/prometheus.yml")
-    return {
-        target: static.get("labels", {})
-        for job in config["scrape_configs"]
-        for static in job.get("static_configs", [])
-        for target in static["targets"]
-    }
+    targets = {}
+    for job in config["scrape_configs"]:
+        for static in job.get("static_configs", []):
+            targets |= {target: static.get("labels", {}) for target in static["targets"]}
+        # Found by DNS (every replica of a scaled service); labels set by relabelling.
+        labels = {r["target_label"]: r["replacement"] for r in job.get("relabel_configs", [])}
+        for lookup in job.get("dns_sd_configs", []):
+            assert lookup["type"] == "A", job["job_name"]
+            targets |= {f"{name}:{lookup['port']}": labels for name in lookup["names"]}
+    return targets
 
 
 def test_prometheus_scrapes_every_process() -> None:
     targets = scrape_targets()
     for name in ("gateway", *worker_services(compose()["services"])):
         assert f"{name}:9090" in targets, f"prometheus.yml does not scrape {name}"
+
+
+def test_every_replica_of_a_scaled_service_is_scraped() -> None:
+    # `docker compose up --scale worker-ingestion=3`: a static target resolves to one replica
+    # at random per scrape; a DNS lookup of the service name lists them all.
+    config = load_yaml("ops/prometheus/prometheus.yml")
+    for job in config["scrape_configs"]:
+        if job["job_name"] != "prometheus":
+            assert "static_configs" not in job and job["dns_sd_configs"], job["job_name"]
 
 
 def test_prometheus_scrapes_every_gateway_process() -> None:
