@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from agents.sona.context import Context, ContextFit, context_fit, habit_of
 from agents.sona.lora import DimensionMismatch, UserLoRAAdapter
+from agents.sona.population import PopulationLayer
 from agents.sona.profile import UserProfile
 from schemas.sona import MAX_RECOMMENDATIONS, Recommendation
 
@@ -43,6 +44,12 @@ ADAPTER_BOOST = 0.3
 # Probe switch (docs/SONA.md, "Quality"): the adapter's scores less their mean over the request's
 # candidates, so only its differences between them rerank.
 ADAPTER_CENTRED = False
+# Probe switches (docs/SONA.md, "Quality", fourth pass): a population-trained layer's scores,
+# standardized over the request's candidates, rerank the mix by (1 + weight x tanh(z)); with
+# POPULATION_TOP_N > 0 only the mix's top N are reranked, the rest keep their order below them.
+POPULATION: PopulationLayer | None = None
+POPULATION_WEIGHT = 0.0
+POPULATION_TOP_N = 0
 MMR_LAMBDA = 0.7
 # A source names itself as a reason when it scored the title at least this well.
 REASON_MIN_SCORE = 0.5
@@ -211,6 +218,30 @@ def _reasons(
     return reasons or [FALLBACK_REASON]
 
 
+def _population_rerank(
+    scores: npt.NDArray[np.float64], layer: npt.ArrayLike
+) -> npt.NDArray[np.float64]:
+    raw = np.asarray(layer, dtype=np.float64)
+    keep = np.ones(len(scores), dtype=bool)
+    if POPULATION_TOP_N and len(scores) > POPULATION_TOP_N:
+        keep[:] = False
+        keep[np.argsort(-scores, kind="stable")[:POPULATION_TOP_N]] = True
+    picked = raw[keep]
+    sd = float(picked.std())
+    z = np.zeros(len(scores))
+    if sd > 1e-12:
+        z[keep] = (picked - picked.mean()) / sd
+    out = scores * (1.0 + POPULATION_WEIGHT * np.tanh(z))
+    if POPULATION_TOP_N and len(scores) > POPULATION_TOP_N:
+        # The reranked top stays above the rest: a rerank, not a new blend.
+        floor = float(out[keep].min())
+        rest = ~keep
+        top_rest = float(scores[rest].max()) if rest.any() else 0.0
+        if top_rest > 0:
+            out[rest] = scores[rest] / top_rest * floor * 0.999
+    return out
+
+
 def recommend(
     candidates: Iterable[Candidate],
     *,
@@ -251,6 +282,8 @@ def recommend(
             adapter_scores = adapter_scores - adapter_scores.mean()
         # A title without a vector has a zero row, which scores 0: no boost, no penalty.
         scores = scores * (1.0 + ADAPTER_BOOST * adapter_scores.astype(np.float64))
+    if POPULATION is not None and POPULATION_WEIGHT and profile is not None and has_history:
+        scores = _population_rerank(scores, POPULATION.scores(vectors, profile.preference))
 
     # Best first, ties by id: MMR breaks ties by position, and the answer must not depend on
     # the order the sources happened to return titles in.
