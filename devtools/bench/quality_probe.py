@@ -64,12 +64,13 @@ async def _retrain_fresh(ctx: Any, users: list[str], rounds: int) -> None:
     print(f"retrained {len(users)} users x {rounds} rounds in {took:.0f} s")
 
 
-async def _train_population(ctx: Any, path: Path, options: Mapping[str, Any], seed: int) -> None:
-    """Train the population layer (agents/sona/population.py) on every user's stored rows of
-    the kept state (their training histories: the split's held-out films never reached them),
-    save it to `path`, and print its pairwise accuracy against plain cosine on the last liked
-    title of each user, held out of its training."""
-    from agents.sona import population
+async def _train_population(ctx: Any, options: Mapping[str, Any], seed: int) -> None:
+    """Print the population layer's (agents/sona/population.py) pairwise accuracy against plain
+    cosine on each user's last liked title, held out of a layer trained on the rest; then train
+    the layer answers use on every user's stored rows of the kept state (their training
+    histories: the split's held-out films never reached them) and store it, as the
+    `sona-population` timer does."""
+    from agents.sona import handlers, population
 
     rows = await ctx.pool.fetch(
         "SELECT user_id, content_id, taste_weight FROM sona_viewings"
@@ -113,7 +114,8 @@ async def _train_population(ctx: Any, path: Path, options: Mapping[str, Any], se
         f"{population.pairwise_accuracy(layer, held):.3f} (cosine "
         f"{population.pairwise_accuracy(None, held):.3f}, {len(held.positive)} triples)"
     )
-    layer.save(str(path))
+    version = await handlers.train_population(ctx, force=True)
+    print(f"population layer v{version} stored (every user's rows)")
 
 
 def _last_liked_triples(
@@ -159,7 +161,7 @@ async def _probe(
     adapter_off: bool,
     retrain: int = 0,
     profile_answers: Path | None = None,
-    population_train: Path | None = None,
+    population_train: bool = False,
     population_options: Mapping[str, Any] | None = None,
 ) -> None:
     from agents.framework.context import AgentContext
@@ -196,8 +198,8 @@ async def _probe(
         redis=redis,
     )
     off = replace(ctx, settings=settings_with({**env, "SONA_ADAPTER_ENABLED": "false"}))
-    if population_train is not None:
-        await _train_population(ctx, population_train, population_options or {}, seed)
+    if population_train:
+        await _train_population(ctx, population_options or {}, seed)
         await redis.aclose()
         await pool.close()
         return
@@ -282,9 +284,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--population-train",
-        type=Path,
-        default=None,
-        help="Train the population layer on the kept state, save it here (.npz) and stop.",
+        action="store_true",
+        help="Train the population layer on the kept state, store it (answers then use it "
+        "while the adapter is on) and stop.",
     )
     parser.add_argument(
         "--population-option",
@@ -293,18 +295,7 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="An option of population.train (rank, epochs, lr, l2) or per_positive.",
     )
-    parser.add_argument(
-        "--population",
-        type=Path,
-        default=None,
-        help="A trained population layer (.npz) for ranking.POPULATION; weigh it with "
-        "--set ranking.POPULATION_WEIGHT=...",
-    )
     args = parser.parse_args()
-    if args.population is not None:
-        from agents.sona import population, ranking
-
-        ranking.POPULATION = population.PopulationLayer.load(str(args.population))
     for assignment in args.set:
         target, value = assignment.split("=", 1)
         module, name = target.rsplit(".", 1)
