@@ -513,7 +513,7 @@ async def _population_trained(settings: Settings) -> None:
         async def trained() -> int:
             return int(await conn.fetchval("SELECT count(*) FROM sona_population_layers"))
 
-        await _until("population layer trained (sona-population)", 1, trained, REPLAY_TIMEOUT_S)
+        await _until("population layer trained (sona-population)", 1, trained, 900.0)
     finally:
         await conn.close()
 

@@ -41,7 +41,8 @@ async def test_bench_recommend_quality_prints_every_method_and_its_verdicts() ->
             assert 0 <= ndcg <= hr <= 1 or (hr == 0 and ndcg == 0), (method, rows)
             assert 0 <= coverage <= 1 and 0 <= diversity <= 1, (method, rows)
     # Every stage said how far it got.
-    for stage in ("films embedded", "events folded in", "recommendations asked (adapter off)"):
+    stages = ("films embedded", "events folded in", "population layer trained")
+    for stage in (*stages, "recommendations asked (adapter off)"):
         assert stage in err, err[-2000:]
     verdicts = re.findall(r"│ (ok|MISSED)\s*│\s*$", out, re.MULTILINE)
     assert len(verdicts) == 3, out
