@@ -591,6 +591,9 @@ async def train_population(ctx: AgentContext, force: bool = False) -> int | None
 
 
 async def retrain_population(ctx: AgentContext) -> int | None:
+    # Nothing reads the layer while the adapter is off; a worker started with it on trains at once.
+    if not ctx.settings.sona.adapter_enabled:
+        return None
     return await train_population(ctx)
 
 

@@ -446,10 +446,11 @@ def bench_recommend_quality(
         # The population layer trains as a worker starts (the `sona-population` timer) when
         # none younger than its interval exists: restarted now, with any layer its first start
         # trained forgotten, it trains on all the replayed rows.
-        worker.stop()
-        asyncio.run(_forget_population(settings))
-        worker.start("as configured")
-        asyncio.run(_population_trained(settings))
+        if settings.sona.adapter_enabled:
+            worker.stop()
+            asyncio.run(_forget_population(settings))
+            worker.start("as configured")
+            asyncio.run(_population_trained(settings))
         evaluated = _canonical_cases(cases, canonical)
         answers = {
             SONA: asyncio.run(_ask(settings, base_url, evaluated, "as configured", concurrency))
