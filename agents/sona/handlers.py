@@ -14,10 +14,11 @@ successor trains the same version with the same weights (training is determinist
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 import uuid
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -30,7 +31,7 @@ from agents.framework.context import AgentContext
 from agents.framework.resources import Resource
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, BroadcastSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
-from agents.sona import candidates_store, pairs, sources, store
+from agents.sona import candidates_store, pairs, population, sources, store
 from agents.sona.adapter_cache import AdapterCache
 from agents.sona.context import BUCKET_HOURS, Context, context_of
 from agents.sona.folding import (
@@ -46,6 +47,7 @@ from agents.sona.folding import (
     training_examples_of,
 )
 from agents.sona.lora import EPOCHS, LEARNING_RATE, UserLoRAAdapter, user_seed
+from agents.sona.population import PopulationLayer
 from agents.sona.profile import StoredProfile, UserProfile, decay
 from agents.sona.ranking import recommend
 from agents.sona.taste import unfolded
@@ -385,10 +387,11 @@ async def recommendations_for(
     pool = ctx.pool
     # The independent reads go out together (each on a connection of its own), in two waves:
     # what the user is, then every source; then what depends on the sources.
-    stored, cached, (watchlist, finished) = await asyncio.gather(
+    stored, cached, (watchlist, finished), shared = await asyncio.gather(
         store.load_profiles(pool, [user], dim),
         adapters_of(ctx).load(user),
         store.excluded_titles(pool, user),
+        population_of(ctx) if settings.sona.adapter_enabled else _nothing(None),
     )
     profile = stored[user].profile
     excluded = watchlist | finished
@@ -468,6 +471,7 @@ async def recommendations_for(
         context=context,
         profile=profile,
         adapter=cached.adapter if settings.sona.adapter_enabled else None,
+        population=shared,
         watchlist=watchlist,
         finished=finished,
         limit=request.limit,
@@ -503,6 +507,94 @@ async def answer_recommendations(ctx: AgentContext, batch: list[Envelope[Any]]) 
             response.adapter_version,
             (time.perf_counter() - started) * 1000,
         )
+
+
+# --- the population layer ------------------------------------------------------------------------
+
+# Retrained hourly from every user's rows; each worker re-reads the latest version this often.
+POPULATION_INTERVAL_S = 3600.0
+POPULATION_REFRESH_S = 60.0
+POPULATION_KEEP = 3
+# A user's latest titles it trains on (as a per-user round: SONA_MAX_TRAINING_EXAMPLES' default).
+POPULATION_ROWS_PER_USER = 200
+# Drawn titles per liked title; the titles most liked here they are drawn from.
+POPULATION_NEGATIVES = 4
+POPULATION_POOL = 5000
+# Any two workers' timers: one trains, the other sees the lock taken and skips.
+_POPULATION_LOCK = 0x50_4F_50_4C  # "POPL"
+
+
+@dataclass
+class _PopulationHeld:
+    stored: store.StoredPopulation | None = None
+    read_at: float = -math.inf
+
+
+POPULATION: Resource[_PopulationHeld] = Resource(
+    "sona-population", open=lambda ctx: _PopulationHeld()
+)
+
+
+async def population_of(ctx: AgentContext) -> PopulationLayer | None:
+    """The latest population layer, re-read at most every POPULATION_REFRESH_S."""
+    held = ctx.use(POPULATION)
+    now = time.monotonic()
+    if now - held.read_at >= POPULATION_REFRESH_S:
+        held.stored = await store.latest_population(ctx.pool, ctx.settings.embedding.dimension)
+        held.read_at = now
+    return held.stored.layer if held.stored is not None else None
+
+
+async def train_population(ctx: AgentContext, force: bool = False) -> int | None:
+    """Train the population layer on every user's rows and store it as the next version; None
+    when another worker holds the lock, or (unless `force`) the latest is younger than the
+    interval. The training itself runs in a thread: the worker keeps answering meanwhile."""
+    dim = ctx.settings.embedding.dimension
+    async with ctx.pool.acquire() as conn:
+        if not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _POPULATION_LOCK):
+            return None
+        try:
+            latest = await store.latest_population(conn, dim)
+            age = (datetime.now(UTC) - latest.trained_at).total_seconds() if latest else None
+            if not force and age is not None and age < POPULATION_INTERVAL_S * 0.9:
+                return None
+            started = time.perf_counter()
+            histories = await store.population_histories(conn, POPULATION_ROWS_PER_USER)
+            likers = dict(await store.most_liked_titles(conn, POPULATION_POOL))
+            ids = {c for rows in histories.values() for c, _ in rows} | set(likers)
+            vectors: dict[uuid.UUID, np.ndarray] = {}
+            chunk = list(ids)
+            for i in range(0, len(chunk), 1000):
+                vectors.update(await _vectors(ctx, chunk[i : i + 1000]))
+            if not likers or not vectors:
+                return None
+            data = await asyncio.to_thread(
+                population.triples, histories, vectors, likers, POPULATION_NEGATIVES, 0
+            )
+            if len(data.positive) == 0:
+                return None
+            layer = await asyncio.to_thread(population.train, data)
+            version = await store.save_population(
+                conn, layer, len(data.positive), len(histories), POPULATION_KEEP
+            )
+            logger.info(
+                "population layer v{} trained on {} triples of {} users in {:.1f} s",
+                version,
+                len(data.positive),
+                len(histories),
+                time.perf_counter() - started,
+            )
+            ctx.use(POPULATION).read_at = -math.inf
+            return version
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _POPULATION_LOCK)
+
+
+async def retrain_population(ctx: AgentContext) -> int | None:
+    # Nothing reads the layer while the adapter is off; a worker started with it on trains at once.
+    if not ctx.settings.sona.adapter_enabled:
+        return None
+    return await train_population(ctx)
 
 
 # --- housekeeping --------------------------------------------------------------------------------
@@ -563,6 +655,15 @@ AGENTS = [
 
 TIMERS = [
     TimerSpec(name="sona-event-prune", group="sona", interval_s=3600.0, run=prune_applied_events),
+    # At start too: a worker (re)started after the rows grew trains at once, unless a layer
+    # younger than the interval is there (another worker's, or this one's before a restart).
+    TimerSpec(
+        name="sona-population",
+        group="sona",
+        interval_s=POPULATION_INTERVAL_S,
+        run=retrain_population,
+        at_start=True,
+    ),
 ]
 
 BROADCASTS = [

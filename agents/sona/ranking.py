@@ -1,7 +1,7 @@
 """The recommendation mix: blend the sources, apply the user's adapter, diversify with MMR.
 
     mixed = .35 collaborative + .25 content + .30 graph + .10 context
-    final = mixed x (1 + 0.3 x adapter score)
+    final = mixed x (1 + 0.1 x tanh(z of the population layer's score))
 
 Weights are not renormalized. A source missing for a title contributes 0, so a title several
 sources agree on outranks one that a single source found; a source missing for the whole
@@ -28,6 +28,7 @@ import numpy.typing as npt
 
 from agents.sona.context import Context, ContextFit, context_fit, habit_of
 from agents.sona.lora import DimensionMismatch, UserLoRAAdapter
+from agents.sona.population import PopulationLayer
 from agents.sona.profile import UserProfile
 from schemas.sona import MAX_RECOMMENDATIONS, Recommendation
 
@@ -39,10 +40,22 @@ WEIGHTS: dict[str, float] = {
     "context": 0.10,
 }
 COLD_START_WEIGHTS: dict[str, float] = {"popularity": 0.60, "context": 0.40}
-ADAPTER_BOOST = 0.3
+# The user layer's boost. 0: on the validation split it took away what the population layer
+# added (NDCG@10 0.0730 with it at 0.3, 0.0766 without, profile alone 0.0688; docs/SONA.md,
+# "Quality", fourth pass); the user layers are still trained and stored, so turning it back
+# on needs no backfill.
+ADAPTER_BOOST = 0.0
 # Probe switch (docs/SONA.md, "Quality"): the adapter's scores less their mean over the request's
 # candidates, so only its differences between them rerank.
 ADAPTER_CENTRED = False
+# The population layer (agents/sona/population.py): its scores, standardized over the request's
+# candidates, rerank the mix by (1 + weight x tanh(z)). 0.1 is what the validation split chose
+# of 0.1, 0.2, 0.35 and 0.5 (docs/SONA.md, "Quality", fourth pass). POPULATION_TOP_N > 0 (a
+# probe switch) reranks only the mix's top N, the rest kept below them.
+POPULATION_WEIGHT = 0.1
+POPULATION_TOP_N = 0
+# A title the layer ranks this many standard deviations above the request's others says so.
+POPULATION_REASON_MIN_Z = 1.5
 MMR_LAMBDA = 0.7
 # A source names itself as a reason when it scored the title at least this well.
 REASON_MIN_SCORE = 0.5
@@ -56,6 +69,7 @@ SOURCE_REASONS: dict[str, str] = {
     "popularity": "popular with viewers here",
 }
 ADAPTER_REASON = "fits what your ratings taught us"
+POPULATION_REASON = "often chosen next by viewers with tastes like yours"
 FALLBACK_REASON = "recommended for you"
 
 _SOURCES = ("collaborative", "content", "graph", "popularity")
@@ -188,6 +202,7 @@ def _reasons(
     context_reasons: tuple[str, ...],
     adapter_score: float,
     cold: bool,
+    population_z: float = 0.0,
 ) -> list[str]:
     reasons: list[str] = []
     if cold:
@@ -205,10 +220,38 @@ def _reasons(
         reasons.extend(
             source_reason(candidate, name, context) for _, name in sorted(strong, reverse=True)
         )
+        if population_z >= POPULATION_REASON_MIN_Z:
+            reasons.append(POPULATION_REASON)
         if adapter_score >= ADAPTER_REASON_MIN_SCORE:
             reasons.append(ADAPTER_REASON)
     reasons.extend(context_reasons)
     return reasons or [FALLBACK_REASON]
+
+
+def _population_rerank(
+    scores: npt.NDArray[np.float64], layer: npt.ArrayLike
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """The scores reranked by the layer's, and each title's z (its standard deviations above
+    the request's mean; 0 for a title left out of a top-N rerank)."""
+    raw = np.asarray(layer, dtype=np.float64)
+    keep = np.ones(len(scores), dtype=bool)
+    if POPULATION_TOP_N and len(scores) > POPULATION_TOP_N:
+        keep[:] = False
+        keep[np.argsort(-scores, kind="stable")[:POPULATION_TOP_N]] = True
+    picked = raw[keep]
+    sd = float(picked.std())
+    z = np.zeros(len(scores))
+    if sd > 1e-12:
+        z[keep] = (picked - picked.mean()) / sd
+    out = scores * (1.0 + POPULATION_WEIGHT * np.tanh(z))
+    if POPULATION_TOP_N and len(scores) > POPULATION_TOP_N:
+        # The reranked top stays above the rest: a rerank, not a new blend.
+        floor = float(out[keep].min())
+        rest = ~keep
+        top_rest = float(scores[rest].max()) if rest.any() else 0.0
+        if top_rest > 0:
+            out[rest] = scores[rest] / top_rest * floor * 0.999
+    return out, z
 
 
 def recommend(
@@ -217,12 +260,14 @@ def recommend(
     context: Context,
     profile: UserProfile | None = None,
     adapter: UserLoRAAdapter | None = None,
+    population: PopulationLayer | None = None,
     watchlist: Collection[uuid.UUID] = frozenset(),
     finished: Collection[uuid.UUID] = frozenset(),
     limit: int = MAX_RECOMMENDATIONS,
 ) -> list[Recommendation]:
     """The ranked, diversified answer. Titles on the watchlist or already finished are left
-    out; so is a repeated title. Deterministic for the same inputs."""
+    out; so is a repeated title. Deterministic for the same inputs. `population` is the
+    adapter's population-trained layer (None: the adapter is off, or none trained yet)."""
     if not 1 <= limit <= MAX_RECOMMENDATIONS:
         raise ValueError(f"limit must be 1-{MAX_RECOMMENDATIONS}, got {limit}")
     pool = _unique(candidates, set(watchlist) | set(finished))
@@ -251,6 +296,11 @@ def recommend(
             adapter_scores = adapter_scores - adapter_scores.mean()
         # A title without a vector has a zero row, which scores 0: no boost, no penalty.
         scores = scores * (1.0 + ADAPTER_BOOST * adapter_scores.astype(np.float64))
+    population_z = np.zeros(len(pool))
+    if population is not None and POPULATION_WEIGHT and profile is not None and profile.has_taste:
+        scores, population_z = _population_rerank(
+            scores, population.scores(vectors, profile.preference)
+        )
 
     # Best first, ties by id: MMR breaks ties by position, and the answer must not depend on
     # the order the sources happened to return titles in.
@@ -270,7 +320,12 @@ def recommend(
                 title=candidate.title,
                 score=float(scores[i]),
                 reasons=_reasons(
-                    candidate, context, fits[i].reasons, float(adapter_scores[i]), cold
+                    candidate,
+                    context,
+                    fits[i].reasons,
+                    float(adapter_scores[i]),
+                    cold,
+                    float(population_z[i]),
                 ),
             )
         )

@@ -21,6 +21,7 @@ from agents.sona.adapter_cache import AdapterCache, CachedAdapter
 from agents.sona.adapter_codec import WeightDtype, decode, encode
 from agents.sona.folding import LikingChanges
 from agents.sona.lora import UserLoRAAdapter
+from agents.sona.population import PopulationLayer
 from agents.sona.profile import StoredProfile, UserProfile
 from agents.sona.viewings import ViewingState
 
@@ -467,3 +468,72 @@ async def excluded_titles(db: Db, user_id: str) -> tuple[set[uuid.UUID], set[uui
         user_id,
     )
     return {r["content_id"] for r in watchlist}, {r["content_id"] for r in finished}
+
+
+# --- the population layer ------------------------------------------------------------------------
+
+
+async def population_histories(db: Db, per_user: int) -> dict[str, list[tuple[uuid.UUID, float]]]:
+    """Every user's titles with a taste weight, oldest first, at most the latest `per_user`:
+    what the population layer trains on (agents/sona/population.py)."""
+    rows = await db.fetch(
+        "SELECT user_id, content_id, taste_weight FROM ("
+        " SELECT user_id, content_id, taste_weight, watched_at, row_number() OVER"
+        "  (PARTITION BY user_id ORDER BY watched_at DESC, content_id) AS latest"
+        " FROM sona_viewings WHERE taste_weight <> 0) r"
+        " WHERE latest <= $1 ORDER BY user_id, watched_at, content_id",
+        per_user,
+    )
+    histories: dict[str, list[tuple[uuid.UUID, float]]] = {}
+    for r in rows:
+        histories.setdefault(r["user_id"], []).append((r["content_id"], float(r["taste_weight"])))
+    return histories
+
+
+@dataclass(frozen=True, slots=True)
+class StoredPopulation:
+    version: int
+    layer: PopulationLayer
+    trained_at: datetime
+
+
+def _population_blob(layer: PopulationLayer) -> bytes:
+    parts = (layer.a.ravel(), layer.b.ravel(), layer.bias.ravel())
+    return b"".join(np.asarray(p, dtype="<f4").tobytes() for p in parts)
+
+
+async def save_population(
+    conn: asyncpg.Connection, layer: PopulationLayer, triples: int, users: int, keep: int
+) -> int:
+    """Store a new version; versions before the latest `keep` are pruned."""
+    rank, dim = layer.a.shape
+    version: int = await conn.fetchval(
+        "INSERT INTO sona_population_layers (dim, rank, weights, triples, users)"
+        " VALUES ($1, $2, $3, $4, $5) RETURNING version",
+        dim,
+        rank,
+        _population_blob(layer),
+        triples,
+        users,
+    )
+    await conn.execute("DELETE FROM sona_population_layers WHERE version <= $1", version - keep)
+    return version
+
+
+async def latest_population(db: Db, dim: int) -> StoredPopulation | None:
+    """The latest layer of this dimension (None: none trained yet, or the embedder changed)."""
+    row = await db.fetchrow(
+        "SELECT version, rank, weights, trained_at FROM sona_population_layers"
+        " WHERE dim = $1 ORDER BY version DESC LIMIT 1",
+        dim,
+    )
+    if row is None:
+        return None
+    rank = int(row["rank"])
+    flat = np.frombuffer(row["weights"], dtype="<f4").astype(np.float32)
+    if flat.size != 2 * rank * dim + dim or not np.isfinite(flat).all():
+        raise ValueError(f"population layer v{row['version']} is corrupt ({flat.size} weights)")
+    a = flat[: rank * dim].reshape(rank, dim)
+    b = flat[rank * dim : 2 * rank * dim].reshape(rank, dim)
+    layer = PopulationLayer(a=a, b=b, bias=flat[2 * rank * dim :])
+    return StoredPopulation(int(row["version"]), layer, row["trained_at"])

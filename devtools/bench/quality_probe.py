@@ -64,6 +64,96 @@ async def _retrain_fresh(ctx: Any, users: list[str], rounds: int) -> None:
     print(f"retrained {len(users)} users x {rounds} rounds in {took:.0f} s")
 
 
+async def _train_population(ctx: Any, options: Mapping[str, Any], seed: int) -> None:
+    """Print the population layer's (agents/sona/population.py) pairwise accuracy against plain
+    cosine on each user's last liked title, held out of a layer trained on the rest; then train
+    the layer answers use on every user's stored rows of the kept state (their training
+    histories: the split's held-out films never reached them) and store it, as the
+    `sona-population` timer does."""
+    from agents.sona import handlers, population
+
+    rows = await ctx.pool.fetch(
+        "SELECT user_id, content_id, taste_weight FROM sona_viewings"
+        " ORDER BY user_id, watched_at, content_id"
+    )
+    histories: dict[str, list[tuple[uuid.UUID, float]]] = {}
+    for r in rows:
+        histories.setdefault(r["user_id"], []).append((r["content_id"], float(r["taste_weight"])))
+    likers = {
+        r["content_id"]: int(r["viewers"])
+        for r in await ctx.pool.fetch("SELECT content_id, viewers FROM sona_title_viewers")
+    }
+    ids = list({c for h in histories.values() for c, _ in h} | set(likers))
+    store = await ctx.vectors()
+    vectors: dict[uuid.UUID, Any] = {}
+    for start in range(0, len(ids), 1000):
+        for cid, (vector, _payload) in (await store.get(ids[start : start + 1000])).items():
+            vectors[cid] = np.asarray(vector, dtype=np.float32)
+    # Check set: each user's last liked title, as the split holds out the last positives.
+    fit: dict[str, list[tuple[uuid.UUID, float]]] = {}
+    check: dict[str, list[tuple[uuid.UUID, float]]] = {}
+    for user, history in histories.items():
+        liked_at = [i for i, (c, w) in enumerate(history) if w > 0 and c in vectors]
+        if len(liked_at) < 3:
+            fit[user] = history
+            continue
+        last = liked_at[-1]
+        fit[user] = history[:last] + history[last + 1 :]
+        check[user] = history
+    started = time.perf_counter()
+    per = int(options.get("per_positive", 4))
+    data = population.triples(fit, vectors, likers, per, seed)
+    train_options = {k: v for k, v in options.items() if k != "per_positive"}
+    layer = population.train(data, seed=seed, **train_options)
+    held = _last_liked_triples(check, vectors, likers, seed + 1)
+    print(
+        f"population layer: {len(data.positive)} triples, trained in "
+        f"{time.perf_counter() - started:.0f} s; pairwise accuracy on fit "
+        f"{population.pairwise_accuracy(layer, data):.3f} (cosine "
+        f"{population.pairwise_accuracy(None, data):.3f}); on each user's last liked title "
+        f"{population.pairwise_accuracy(layer, held):.3f} (cosine "
+        f"{population.pairwise_accuracy(None, held):.3f}, {len(held.positive)} triples)"
+    )
+    version = await handlers.train_population(ctx, force=True)
+    print(f"population layer v{version} stored (every user's rows)")
+
+
+def _last_liked_triples(
+    histories: Mapping[str, list[tuple[uuid.UUID, float]]],
+    vectors: Mapping[uuid.UUID, Any],
+    likers: Mapping[uuid.UUID, int],
+    seed: int,
+) -> Any:
+    from agents.sona import population
+
+    prefs, pos, neg = [], [], []
+    rng = np.random.default_rng(seed)
+    pool = [c for c, n in likers.items() if n > 0 and c in vectors]
+    weights = np.array([likers[c] for c in pool], dtype=np.float64)
+    weights /= weights.sum()
+    for _, history in sorted(histories.items()):
+        kept = [(c, w) for c, w in history if c in vectors and w != 0]
+        last = max(i for i, (c, w) in enumerate(kept) if w > 0)
+        target = kept[last][0]
+        rest = [x for i, x in enumerate(kept) if i != last]
+        total = sum(w * vectors[c].astype(np.float64) for c, w in rest)
+        norm = float(np.linalg.norm(total))
+        if norm < 1e-9:
+            continue
+        mine = {c for c, _ in kept}
+        for i in rng.choice(len(pool), size=40, p=weights):
+            if pool[i] in mine:
+                continue
+            prefs.append(total / norm)
+            pos.append(vectors[target])
+            neg.append(vectors[pool[i]])
+    return population.Triples(
+        np.asarray(prefs, dtype=np.float32),
+        np.asarray(pos, dtype=np.float32),
+        np.asarray(neg, dtype=np.float32),
+    )
+
+
 async def _probe(
     split: str,
     users: int,
@@ -71,6 +161,8 @@ async def _probe(
     adapter_off: bool,
     retrain: int = 0,
     profile_answers: Path | None = None,
+    population_train: bool = False,
+    population_options: Mapping[str, Any] | None = None,
 ) -> None:
     from agents.framework.context import AgentContext
     from agents.framework.db import create_pool
@@ -106,6 +198,11 @@ async def _probe(
         redis=redis,
     )
     off = replace(ctx, settings=settings_with({**env, "SONA_ADAPTER_ENABLED": "false"}))
+    if population_train:
+        await _train_population(ctx, population_options or {}, seed)
+        await redis.aclose()
+        await pool.close()
+        return
     if retrain:
         await _retrain_fresh(ctx, [_user_id(c.user) for c in picked], retrain)
     answers: dict[str, dict[int, list[uuid.UUID]]] = {"sona": {}, "profile": {}}
@@ -185,6 +282,19 @@ def main() -> None:
         help="A JSON file of the answers without the adapter: read when it exists (those "
         "answers are not asked again), else written.",
     )
+    parser.add_argument(
+        "--population-train",
+        action="store_true",
+        help="Train the population layer on the kept state, store it (answers then use it "
+        "while the adapter is on) and stop.",
+    )
+    parser.add_argument(
+        "--population-option",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="An option of population.train (rank, epochs, lr, l2) or per_positive.",
+    )
     args = parser.parse_args()
     for assignment in args.set:
         target, value = assignment.split("=", 1)
@@ -201,6 +311,8 @@ def main() -> None:
             not args.no_adapter_off,
             args.retrain,
             args.profile_answers,
+            args.population_train,
+            {k: ast.literal_eval(v) for k, v in (o.split("=", 1) for o in args.population_option)},
         )
     )
 

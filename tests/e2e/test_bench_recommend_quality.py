@@ -30,7 +30,13 @@ def _rows(out: str, method: str) -> list[list[float]]:
 
 async def test_bench_recommend_quality_prints_every_method_and_its_verdicts() -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "REDIS_"))}
-    env.update(DATABASE_URL=_base_database_url(), COLUMNS="200", LOG_LEVEL="warning")
+    # The adapter on (off by default), so the population layer is trained and used end to end.
+    env.update(
+        DATABASE_URL=_base_database_url(),
+        COLUMNS="200",
+        LOG_LEVEL="warning",
+        SONA_ADAPTER_ENABLED="true",
+    )
     args = ["bench", "recommend-quality", "--users", "12", "--seed", "3"]
     code, out, err = await run_cli(*args, env=env, limit_s=600)
     assert code in (0, 1), err[-3000:] + out[-3000:]
@@ -41,7 +47,8 @@ async def test_bench_recommend_quality_prints_every_method_and_its_verdicts() ->
             assert 0 <= ndcg <= hr <= 1 or (hr == 0 and ndcg == 0), (method, rows)
             assert 0 <= coverage <= 1 and 0 <= diversity <= 1, (method, rows)
     # Every stage said how far it got.
-    for stage in ("films embedded", "events folded in", "recommendations asked (adapter off)"):
+    stages = ("films embedded", "events folded in", "population layer trained")
+    for stage in (*stages, "recommendations asked (adapter off)"):
         assert stage in err, err[-2000:]
     verdicts = re.findall(r"│ (ok|MISSED)\s*│\s*$", out, re.MULTILINE)
     assert len(verdicts) == 3, out

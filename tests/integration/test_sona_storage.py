@@ -13,6 +13,7 @@ from agents.sona import store
 from agents.sona.adapter_cache import AdapterCache
 from agents.sona.adapter_codec import TOLERANCE, AdapterBlobError
 from agents.sona.lora import DimensionMismatch, TrainingExample, UserLoRAAdapter, train
+from agents.sona.population import PopulationLayer
 from agents.sona.profile import UserProfile
 from tests.conftest import Isolated
 from tests.unit.sona.factories import DIM, random_unit
@@ -142,3 +143,44 @@ async def test_profiles_round_trip_and_events_are_claimed_once(isolated: Isolate
     assert dict(loaded["u6"].profile.genre_affinities) == {"comedy": 0.42}
     assert loaded["u6"].events_since_training == 4
     assert not loaded["new"].profile.has_history
+
+
+async def test_the_population_layer_comes_back_exactly_and_old_versions_are_pruned(
+    isolated: Isolated,
+) -> None:
+    rng = np.random.default_rng(9)
+
+    def layer() -> PopulationLayer:
+        return PopulationLayer(
+            a=rng.standard_normal((4, DIM)).astype(np.float32),
+            b=rng.standard_normal((4, DIM)).astype(np.float32),
+            bias=rng.standard_normal(DIM).astype(np.float32),
+        )
+
+    assert await store.latest_population(isolated.pool, DIM) is None
+    layers = [layer() for _ in range(4)]
+    async with isolated.pool.acquire() as conn:
+        versions = [await store.save_population(conn, x, 100, 5, keep=2) for x in layers]
+    latest = await store.latest_population(isolated.pool, DIM)
+    assert latest is not None and latest.version == versions[-1]
+    for got, want in zip(
+        (latest.layer.a, latest.layer.b, latest.layer.bias),
+        (layers[-1].a, layers[-1].b, layers[-1].bias),
+        strict=True,
+    ):
+        assert np.array_equal(got, want)
+    kept = await isolated.pool.fetch("SELECT version FROM sona_population_layers ORDER BY 1")
+    assert [r["version"] for r in kept] == versions[-2:]
+    # Another embedder's dimension has no layer yet.
+    assert await store.latest_population(isolated.pool, DIM + 1) is None
+
+
+async def test_a_truncated_population_layer_is_refused(isolated: Isolated) -> None:
+    await isolated.pool.execute(
+        "INSERT INTO sona_population_layers (dim, rank, weights, triples, users)"
+        " VALUES ($1, 4, $2, 1, 1)",
+        DIM,
+        b"\x00" * 16,
+    )
+    with pytest.raises(ValueError, match="corrupt"):
+        await store.latest_population(isolated.pool, DIM)

@@ -10,8 +10,10 @@ from datetime import UTC, datetime
 import numpy as np
 import pytest
 
+from agents.sona import ranking
 from agents.sona.context import build_context
 from agents.sona.lora import DimensionMismatch, UserLoRAAdapter
+from agents.sona.population import PopulationLayer
 from agents.sona.profile import UserProfile, WatchEvent, apply_watch, fold_taste
 from agents.sona.ranking import (
     FALLBACK_REASON,
@@ -77,7 +79,9 @@ def test_source_scores_outside_zero_to_one_are_refused() -> None:
         candidate(1, content=float("nan"))
 
 
-def test_each_score_is_boosted_by_the_adapter() -> None:
+def test_each_score_is_boosted_by_the_adapter(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Off by default (the population layer does better alone); the boost still works when set.
+    monkeypatch.setattr(ranking, "ADAPTER_BOOST", 0.3)
     rng = np.random.default_rng(3)
     vectors = [random_unit(rng) for _ in range(5)]
     profile = profile_with_history(*vectors[:2])
@@ -235,3 +239,44 @@ def test_no_candidates_no_recommendations() -> None:
     assert recommend([], context=build_context(at=EVENING)) == []
     only_seen = [candidate(1, content=1.0)]
     assert recommend(only_seen, context=build_context(at=EVENING), finished={cid(1)}) == []
+
+
+def test_the_population_layer_reranks_by_its_standardized_score_and_says_so() -> None:
+    rng = np.random.default_rng(5)
+    vectors = [random_unit(rng) for _ in range(6)]
+    profile = profile_with_history(*vectors[:2])
+    # A layer whose score is the item term alone: the first basis direction.
+    layer = PopulationLayer(
+        a=np.zeros((2, DIM), dtype=np.float32),
+        b=np.zeros((2, DIM), dtype=np.float32),
+        bias=basis(0).astype(np.float32),
+    )
+    pool = [candidate(i, v, content=0.5) for i, v in enumerate(vectors)]
+    context = build_context(at=EVENING)
+
+    plain = recommend(pool, context=context, profile=profile)
+    answer = recommend(pool, context=context, profile=profile, population=layer)
+
+    raw = np.array([v[0] for v in vectors], dtype=np.float64)
+    z = (raw - raw.mean()) / raw.std()
+    by_id = {r.canonical_id: r for r in answer}
+    base = {r.canonical_id: r.score for r in plain}
+    for i in range(6):
+        expected = base[cid(i)] * (1 + ranking.POPULATION_WEIGHT * np.tanh(z[i]))
+        assert by_id[cid(i)].score == pytest.approx(expected, rel=1e-5)
+        said = ranking.POPULATION_REASON in by_id[cid(i)].reasons
+        assert said == (z[i] >= ranking.POPULATION_REASON_MIN_Z)
+    # Equal mixes: the layer alone decides the order.
+    assert answer[0].canonical_id == cid(int(np.argmax(raw)))
+
+
+def test_the_population_layer_leaves_a_user_without_taste_alone() -> None:
+    layer = PopulationLayer(
+        a=np.zeros((2, DIM), dtype=np.float32),
+        b=np.zeros((2, DIM), dtype=np.float32),
+        bias=basis(0).astype(np.float32),
+    )
+    pool = [candidate(i, basis(i), popularity=0.1 * (i + 1)) for i in range(3)]
+    context = build_context(at=EVENING)
+    cold = recommend(pool, context=context, profile=UserProfile.empty(DIM), population=layer)
+    assert cold == recommend(pool, context=context, profile=UserProfile.empty(DIM))
