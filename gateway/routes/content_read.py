@@ -55,21 +55,6 @@ def restriction_of(document: bytes, limits: ProfileLimits) -> str | None:
     return refusal(title.get("maturity_rating"), title.get("genres") or (), limits)
 
 
-@router.get(
-    "/{content_id}",
-    responses={
-        200: {
-            "model": ContentDocument,
-            "description": "the title's canonical record, availability and quality score",
-        },
-        **RESTRICTED_RESPONSE,
-        404: {"description": "no such title"},
-        503: {"description": "not in the read model and no agent answered; retry"},
-        **AGENT_FAILED_RESPONSE,
-        422: VALIDATION_ERROR,
-    },
-    openapi_extra={"parameters": [CONTENT_ID.openapi(), HEADER_PARAMETER], FAST_LANE: True},
-)
 async def find_content(request: Request, content_id: uuid.UUID) -> bytes | None:
     """The title's read-model document, asked of the catalog agent on a miss; None when the
     catalog has no such title. One Redis GET when the read model has it. Raises LookupTimeout
@@ -91,6 +76,21 @@ async def find_content(request: Request, content_id: uuid.UUID) -> bytes | None:
     return document
 
 
+@router.get(
+    "/{content_id}",
+    responses={
+        200: {
+            "model": ContentDocument,
+            "description": "the title's canonical record, availability and quality score",
+        },
+        **RESTRICTED_RESPONSE,
+        404: {"description": "no such title"},
+        503: {"description": "not in the read model and no agent answered; retry"},
+        **AGENT_FAILED_RESPONSE,
+        422: VALIDATION_ERROR,
+    },
+    openapi_extra={"parameters": [CONTENT_ID.openapi(), HEADER_PARAMETER], FAST_LANE: True},
+)
 async def get_content(request: Request) -> Response:
     content_id: uuid.UUID = CONTENT_ID.read(request)
     document = await find_content(request, content_id)
