@@ -121,6 +121,7 @@ async def in_catalog(settings: Settings, ids: list[uuid.UUID]) -> None:
                     canonical_id=title,
                     content_type="movie",
                     title=f"Test title {title.hex[:6]}",
+                    genres=["drama"],
                     updated_at=datetime(2026, 1, 1, tzinfo=UTC),
                 )
                 key = document_key(settings.redis.key_prefix, title)
