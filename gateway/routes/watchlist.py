@@ -10,7 +10,8 @@ offline keep their time); merging them into the OR-Set is the sync agent's job (
 An add names a title the catalog has: the same check GET /api/v1/content/{id} makes (the read
 model in Redis, the catalog agent on a miss), else 404 `not_found` on `path.content_id`. A
 remove is not checked: taking off what is not there stays a harmless, idempotent no-op (and a
-title the catalog dropped must still be removable). See docs/SYNC.md#watchlist.
+title the catalog dropped must still be removable). See docs/SYNC.md, "Watchlist adds name a
+title of the catalog".
 """
 
 from __future__ import annotations
