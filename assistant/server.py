@@ -164,7 +164,12 @@ def add_tools(server: MCPServer, api: GatewayApi, caller: Callers) -> None:
         answer = await api.watchlist_edit(await caller(), content_id, add)
         return models.Accepted(content_id=content_id, event_id=answer["event_id"], in_watchlist=add)
 
-    @server.tool(description="Add a title to the user's watchlist.")
+    @server.tool(
+        description=(
+            "Add a title to the user's watchlist; an id the catalog does not have is refused "
+            "(not_found): find the title with search_titles first."
+        )
+    )
     @api_tool
     async def watchlist_add(content_id: ContentId) -> models.Accepted:
         return await edit_watchlist(content_id, add=True)

@@ -30,6 +30,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -37,11 +38,13 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.table import Table
 
+from agreements.read_model import document_key
 from cli.console import console_for, out
 from core.embedded import free_port
 from devtools.bench.services import BenchServices, bench_services, spawn_mgw, stop_process
 from devtools.bench.sync_clients import Heard, Inbox, PubNubDevice, SocketDevice, SseDevice
 from devtools.bench.sync_pubnub import LoopbackPubNub, PamKeys
+from schemas.content import CanonicalContent
 
 console = console_for(stderr=True)
 
@@ -147,10 +150,44 @@ async def _prepare(env: dict[str, str]) -> str:
 # --- one delivery path ---------------------------------------------------------------------------
 
 
+async def _catalog_titles(redis_url: str, prefix: str, count: int) -> list[str]:
+    """Fresh ids of titles the content read model holds (no catalog agent runs here): a
+    watchlist add of a title the catalog does not have is refused 404 (docs/SYNC.md)."""
+    ids = [uuid.uuid4() for _ in range(count)]
+    redis = aioredis.from_url(redis_url)
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            for title in ids:
+                content = CanonicalContent(
+                    canonical_id=title,
+                    content_type="movie",
+                    title=f"Bench title {title.hex[:6]}",
+                    genres=["drama"],
+                    updated_at=datetime(2026, 1, 1, tzinfo=UTC),
+                )
+                # Expiring, should the bench die before it deletes them.
+                pipe.set(document_key(prefix, title), content.model_dump_json(), ex=3600)
+            await pipe.execute()
+    finally:
+        await redis.aclose()
+    return [str(title) for title in ids]
+
+
+async def _forget_titles(redis_url: str, prefix: str, titles: list[str]) -> None:
+    redis = aioredis.from_url(redis_url)
+    try:
+        await redis.delete(*(document_key(prefix, title) for title in titles))
+    finally:
+        await redis.aclose()
+
+
 class Phone:
-    def __init__(self, http: httpx.AsyncClient, token: str) -> None:
+    def __init__(
+        self, http: httpx.AsyncClient, token: str, titles: list[str] | None = None
+    ) -> None:
         self.http = http
         self.headers = {"Authorization": f"Bearer {token}"}
+        self.titles = titles or []  # one per add: a title already listed would announce nothing
 
     async def put_device(self, device_id: str, kind: str) -> None:
         body = {
@@ -204,7 +241,7 @@ class Phone:
         return str(resp.json()["command_id"])
 
     async def add(self) -> str:
-        title = str(uuid.uuid4())
+        title = self.titles.pop()
         resp = await self.http.put(
             f"/api/v1/users/bench-user/watchlist/{title}",
             headers={**self.headers, "X-Device-ID": "phone-1"},
@@ -271,7 +308,10 @@ async def _run_path(
         base = await start_sync_stack(stack, env, workdir, path)
 
         http = await stack.enter_async_context(httpx.AsyncClient(base_url=base, timeout=10))
-        phone = Phone(http, token)
+        redis_url, prefix = env["REDIS_URL"], env["REDIS_KEY_PREFIX"]
+        titles = await _catalog_titles(redis_url, prefix, WARMUP + count)
+        stack.push_async_callback(_forget_titles, redis_url, prefix, list(titles))
+        phone = Phone(http, token, titles)
         for device_id, kind in (("phone-1", "phone"), ("tv-1", "tv"), ("tablet-1", "tablet")):
             await phone.put_device(device_id, kind)
         await phone.wait_devices(3)

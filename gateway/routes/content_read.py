@@ -55,6 +55,27 @@ def restriction_of(document: bytes, limits: ProfileLimits) -> str | None:
     return refusal(title.get("maturity_rating"), title.get("genres") or (), limits)
 
 
+async def find_content(request: Request, content_id: uuid.UUID) -> bytes | None:
+    """The title's read-model document, asked of the catalog agent on a miss; None when the
+    catalog has no such title. One Redis GET when the read model has it. Raises LookupTimeout
+    or AgentFailed (gateway/errors.py: 503, 502) when the miss could not be settled. Used by
+    every route that must know a title exists (this one, a watchlist add)."""
+    settings = request.app.state.settings
+    redis, prefix = request.app.state.redis, settings.redis.key_prefix
+    document = await read_document(redis, prefix, content_id)
+    if document is None and settings.gateway.lookup_on_miss:
+        # The read model may lag (a rebuild, a late event, a Redis that lost its keys):
+        # PostgreSQL has the last word.
+        document = await ask_agent(
+            redis,
+            request.app.state.publisher,
+            prefix,
+            content_id,
+            settings.gateway.lookup_timeout_s,
+        )
+    return document
+
+
 @router.get(
     "/{content_id}",
     responses={
@@ -72,18 +93,7 @@ def restriction_of(document: bytes, limits: ProfileLimits) -> str | None:
 )
 async def get_content(request: Request) -> Response:
     content_id: uuid.UUID = CONTENT_ID.read(request)
-    settings = request.app.state.settings
-    redis, prefix = request.app.state.redis, settings.redis.key_prefix
-    document = await read_document(redis, prefix, content_id)
-    if document is None and settings.gateway.lookup_on_miss:
-        # The read model may lag (a rebuild, a late event): PostgreSQL has the last word.
-        document = await ask_agent(
-            redis,
-            request.app.state.publisher,
-            prefix,
-            content_id,
-            settings.gateway.lookup_timeout_s,
-        )
+    document = await find_content(request, content_id)
     if document is None:
         raise HTTPException(404, f"no content with id {content_id}")
     limits = await acting_limits(request)

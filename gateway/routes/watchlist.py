@@ -6,11 +6,18 @@ Only the user themselves (or an admin) may touch a watchlist: `watchlist:write` 
 client has seen (none: every tag seen so far). The gateway stamps operations from the user's
 hybrid logical clock (gateway/sync_clock.py) unless the client sends its own stamp (edits made
 offline keep their time); merging them into the OR-Set is the sync agent's job (agents/sync).
+
+An add names a title the catalog has: the same check GET /api/v1/content/{id} makes (the read
+model in Redis, the catalog agent on a miss), else 404 `not_found` on `path.content_id`. A
+remove is not checked: taking off what is not there stays a harmless, idempotent no-op (and a
+title the catalog dropped must still be removable). See docs/SYNC.md, "Watchlist adds name a
+title of the catalog".
 """
 
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,13 +28,16 @@ from gateway.accepted import Accepted, accepted
 from gateway.auth.dependencies import own_user
 from gateway.bounds import watchlist_limit
 from gateway.device_ownership import require_own_device
+from gateway.errors import error_response
 from gateway.idempotency import operation_id
 from gateway.json_body import openapi_body, optional_body
+from gateway.lookup import AGENT_FAILED_RESPONSE
 from gateway.request_parameters import (
     CONTENT_ID,
     MAYBE_ACTING_DEVICE,
     USER_ID,
 )
+from gateway.routes.content_read import find_content
 from gateway.routes.user_routes import (
     READ_RESPONSES,
     device_checked,
@@ -40,6 +50,25 @@ from schemas.sync import HLC, SyncView, WatchlistOperation, WatchlistUpdate
 from topics.registry import SYNC_WATCHLIST
 
 router = APIRouter(prefix="/api/v1/users/{user_id}/watchlist", tags=["watchlist"])
+
+UNKNOWN_TITLE = "no title with this id in the catalog"
+_ADD_CHECKED = device_checked(responses_with_rules(CLOCK_RULE))
+ADD_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_ADD_CHECKED,
+    404: {
+        "description": f"`not_found`: {UNKNOWN_TITLE} (`fields` names `path.content_id`); an "
+        "id made up or mistyped is refused rather than kept on the list for good"
+    },
+    409: {
+        "description": "`watchlist_full`: a title not on the list, and the list already "
+        "holds SYNC_MAX_WATCHLIST_SIZE (5000) titles; or `idempotency_in_flight`"
+    },
+    503: {
+        "description": f"{_ADD_CHECKED[503]['description']}; or the title is not in the read "
+        "model and no catalog agent answered whether it exists: retry"
+    },
+    **AGENT_FAILED_RESPONSE,
+}
 
 
 class WatchlistAccepted(Accepted):
@@ -83,13 +112,7 @@ async def _publish(request: Request, update: WatchlistUpdate, event_id: uuid.UUI
     "/{content_id}",
     status_code=status.HTTP_202_ACCEPTED,
     response_model=WatchlistAccepted,
-    responses={
-        **device_checked(responses_with_rules(CLOCK_RULE)),
-        409: {
-            "description": "`watchlist_full`: a title not on the list, and the list already "
-            "holds SYNC_MAX_WATCHLIST_SIZE (5000) titles; or `idempotency_in_flight`"
-        },
-    },
+    responses=ADD_RESPONSES,
     openapi_extra=documented(
         USER_ID,
         CONTENT_ID,
@@ -107,6 +130,15 @@ async def add_to_watchlist(request: Request) -> Response:
     body = await optional_body(request, AddBody)
     if device_id is not None:
         await require_own_device(request, user_id, device_id)
+    # Before the bound: an unknown title is refused as such, whatever the list's size.
+    if await find_content(request, content_id) is None:
+        return error_response(
+            404,
+            "not_found",
+            f"no title with id {content_id} in the catalog",
+            request,
+            fields=[{"field": "path.content_id", "reason": UNKNOWN_TITLE}],
+        )
     refused = await watchlist_limit(request, user_id, content_id)
     if refused is not None:
         return refused

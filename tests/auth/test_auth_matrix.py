@@ -30,7 +30,7 @@ from tests.auth.helpers import (
     user_token,
     with_auth,
 )
-from tests.helpers import read_topic
+from tests.helpers import catalog_title, read_topic
 
 CHALLENGE = 'Bearer realm="media-gateway"'
 
@@ -276,7 +276,7 @@ async def test_user_writes_own_watchlist_and_the_event_is_published(
     gw: httpx.AsyncClient, settings: Settings
 ) -> None:
     alice = new_user()
-    content_id = uuid.uuid4()
+    content_id = await catalog_title(settings)
     token = user_token(settings, subject=alice, scopes=["watchlist:write"])
     url = f"/api/v1/users/{alice}/watchlist/{content_id}"
     await register_devices(gw, settings, alice, "tv-1")
@@ -309,9 +309,8 @@ async def test_user_writes_own_watchlist_and_the_event_is_published(
 
 async def test_admin_may_act_for_another_user(gw: httpx.AsyncClient, settings: Settings) -> None:
     token = user_token(settings, subject=new_user(), scopes=["watchlist:write"], roles=["admin"])
-    resp = await gw.put(
-        f"/api/v1/users/{new_user()}/watchlist/{uuid.uuid4()}", headers=bearer(token)
-    )
+    title = await catalog_title(settings)
+    resp = await gw.put(f"/api/v1/users/{new_user()}/watchlist/{title}", headers=bearer(token))
     assert resp.status_code == 202, resp.text
 
 

@@ -23,7 +23,7 @@ import pytest
 from agreements.device_register import COMPLETE, register_key
 from tests.auth.helpers import DEVICE_DETAILS, bearer, user_token
 from tests.conftest import Isolated
-from tests.helpers import wait_for
+from tests.helpers import catalog_titles, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -90,6 +90,8 @@ class Stack:
     alice: User
     bob: User
     redis_prefix: str
+    # Titles the catalog has: a watchlist add of any other is 404.
+    titles: tuple[uuid.UUID, uuid.UUID]
 
 
 async def _devices(http: httpx.AsyncClient, user: User) -> set[str]:
@@ -130,12 +132,14 @@ async def stack(spawn, isolated: Isolated, redis_client) -> AsyncIterator[Stack]
             await _set_up(http, user, [f"spare-{lane}" for lane in LANES])
             # The agent wrote the whole register: the check is decided by one HMGET.
             assert await redis_client.hget(register_key(prefix, user.user_id), COMPLETE)
-    yield Stack(dict(zip(LANES, (fast.url, slow.url), strict=True)), alice, bob, prefix)
+    title, other = await catalog_titles(isolated.settings, 2)
+    lanes = dict(zip(LANES, (fast.url, slow.url), strict=True))
+    yield Stack(lanes, alice, bob, prefix, (title, other))
 
 
-def matrix(alice: User, bob: User, lane: str) -> list[Case]:
+def matrix(alice: User, bob: User, lane: str, titles: tuple[uuid.UUID, uuid.UUID]) -> list[Case]:
     """Every route under /api/v1/users/{user_id}, called as alice."""
-    title = uuid.uuid4()
+    title, other = titles
     own_device = {"X-Device-ID": alice.phone}
     cases: list[Case] = []
 
@@ -193,7 +197,7 @@ def matrix(alice: User, bob: User, lane: str) -> list[Case]:
     # Watchlist and progress: the acting device in X-Device-ID.
     by_header("watchlist add", "PUT", f"/watchlist/{title}", 202)
     by_header("watchlist remove", "DELETE", f"/watchlist/{title}", 202)
-    user_route("watchlist add, no device", "PUT", f"/watchlist/{uuid.uuid4()}", 202)
+    user_route("watchlist add, no device", "PUT", f"/watchlist/{other}", 202)
     user_route("watchlist read", "GET", "/watchlist", 200)
     by_header("progress report", "PUT", f"/progress/{title}", 202, json=PROGRESS)
     user_route("continue watching", "GET", "/progress", 200)
@@ -300,7 +304,7 @@ async def test_every_route_refuses_other_users_and_devices_not_theirs(stack: Sta
     for lane, url in stack.lanes.items():
         outcomes[lane] = {}
         async with httpx.AsyncClient(base_url=url, timeout=10) as http:
-            for case in matrix(stack.alice, stack.bob, lane):
+            for case in matrix(stack.alice, stack.bob, lane, stack.titles):
                 status, body = await _call(http, stack.alice, case)
                 _check(case, status, body)
                 outcomes[lane][case.name] = (status, body.get("error"))

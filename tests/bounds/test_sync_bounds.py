@@ -21,6 +21,7 @@ from core.config import Settings
 from schemas.envelope import Envelope, wrap
 from schemas.sync import HLC, DeviceInfo, DeviceRegistered, SyncView, WatchlistUpdate
 from tests.auth.helpers import bearer, running_gateway, user_token
+from tests.helpers import catalog_title, catalog_titles
 
 MAX_DEVICES, MAX_TITLES = 3, 3
 DEVICE_BODY = {"device_type": "phone", "platform": "ios", "app_version": "1", "device_name": "p"}
@@ -126,12 +127,13 @@ async def test_a_device_past_the_limit_is_refused_409_and_by_the_agent(
 async def test_a_title_past_the_watchlist_size_is_refused_409_and_by_the_agent(
     ctx: AgentContext, bounded: Settings, user: str
 ) -> None:
-    titles = [uuid.uuid4() for _ in range(MAX_TITLES)]
+    titles = await catalog_titles(bounded, MAX_TITLES)
     await merge_watchlist(ctx, [add(user, t) for t in titles])
     headers = bearer(user_token(bounded, subject=user, scopes=["watchlist:write"]))
     before = refusals("watchlist_size", "gateway")
+    new = await catalog_title(bounded)
     async with running_gateway(bounded) as (_, http):
-        refused = await http.put(f"/api/v1/users/{user}/watchlist/{uuid.uuid4()}", headers=headers)
+        refused = await http.put(f"/api/v1/users/{user}/watchlist/{new}", headers=headers)
         again = await http.put(f"/api/v1/users/{user}/watchlist/{titles[0]}", headers=headers)
         removed = await http.delete(f"/api/v1/users/{user}/watchlist/{titles[1]}", headers=headers)
     assert refused.status_code == 409, refused.text
@@ -159,8 +161,9 @@ async def test_a_title_past_the_watchlist_size_is_refused_409_and_by_the_agent(
 async def test_a_user_without_a_document_is_let_through(bounded: Settings, user: str) -> None:
     # No document in Redis: the gateway does not wait on a lookup; the agent decides.
     headers = bearer(user_token(bounded, subject=user, scopes=["watchlist:write"]))
+    title = await catalog_title(bounded)
     async with running_gateway(bounded) as (_, http):
-        answer = await http.put(f"/api/v1/users/{user}/watchlist/{uuid.uuid4()}", headers=headers)
+        answer = await http.put(f"/api/v1/users/{user}/watchlist/{title}", headers=headers)
     assert answer.status_code == 202
 
 

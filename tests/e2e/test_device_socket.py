@@ -16,6 +16,7 @@ from devtools.bench.sync_clients import Heard, SocketDevice
 from schemas.sync import devices_channel, notifications_channel, sync_channel
 from tests.conftest import Isolated
 from tests.e2e.test_sync import Account, Stack, is_kind
+from tests.helpers import catalog_titles
 
 pytestmark = pytest.mark.slow
 
@@ -118,7 +119,7 @@ async def test_a_socket_resumes_with_exactly_what_it_missed(
         await alice.register(device_id, kind)
     await alice.wait_devices(3)  # and so the sync worker is consuming
     tv = await SocketDevice(base, alice.user_id, alice.token, "tv-1", channels="sync").start()
-    first, second, third, fourth = (str(uuid.uuid4()) for _ in range(4))
+    first, second, third, fourth = map(str, await catalog_titles(isolated.settings, 4))
     await http.put(alice.url(f"/watchlist/{first}"), headers=headers)
     seen = await tv.inbox.wait_for(is_kind("watchlist"))
     assert seen.body["content_id"] == first

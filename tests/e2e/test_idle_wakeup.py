@@ -15,6 +15,7 @@ import pytest
 from devtools.bench.sync_clients import SseDevice
 from tests.auth.helpers import bearer, register_devices, user_token
 from tests.conftest import Isolated, Proc
+from tests.helpers import catalog_title
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +43,7 @@ async def test_a_write_after_a_quiet_spell_wakes_the_idle_worker(
                 # Quiet for longer than a consumer stays awake (AWAKE_S): the worker's next
                 # fetch waits for a wake-up call.
                 await asyncio.sleep(3)
-                title = str(uuid.uuid4())
+                title = str(await catalog_title(isolated.settings))
                 began = time.perf_counter()
                 added = await http.put(
                     f"/api/v1/users/{user}/watchlist/{title}",

@@ -261,6 +261,16 @@ async def test_refusals_carry_the_apis_reason(stack: Stack) -> None:
         assert raised.value.error.code == -32002
         assert raised.value.error.data["status"] == 404  # type: ignore[index]
 
+    _, writer = stack.user()
+    async with stack.http_client(writer) as client:
+        # An id the model made up: told so, and nothing lands on the watchlist.
+        invented = refused(await client.call_tool("watchlist_add", {"content_id": str(HEAT_LIKE)}))
+        assert (invented["status"], invented["error"]) == (404, "not_found")
+        assert invented["fields"] == [
+            {"field": "path.content_id", "reason": "no title with this id in the catalog"}
+        ]
+        assert ok(await client.call_tool("watchlist", {}))["items"] == []
+
     _, commander = stack.user("devices:command")
     async with stack.http_client(commander) as client:
         # A command to the assistant's own device id: the API's 422 names the field.

@@ -20,7 +20,7 @@ from devtools.bench.sync_pubnub import LoopbackPubNub, PamKeys
 from schemas.sync import devices_channel, notifications_channel, sync_channel
 from tests.auth.helpers import bearer, user_token
 from tests.conftest import Isolated
-from tests.helpers import wait_for
+from tests.helpers import catalog_title, catalog_titles, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -159,7 +159,7 @@ async def test_a_phone_plays_on_the_tv_and_nobody_else_acts_on_it(
         assert rejected.body["error"] == "not_supported"
 
         # A watchlist add on the phone reaches the TV.
-        title = uuid.uuid4()
+        title = await catalog_title(isolated.settings)
         added = await http.put(
             alice.url(f"/watchlist/{title}"), headers={**alice.headers, "X-Device-ID": "phone-1"}
         )
@@ -194,7 +194,7 @@ async def test_a_device_that_reconnects_gets_what_it_missed(
     headers = {**alice.headers, "X-Device-ID": "phone-1"}
     tv = await SseDevice(base, alice.user_id, alice.token, "tv-1", channels="sync").start()
     observer = await SseDevice(base, alice.user_id, alice.token, "phone-1", channels="sync").start()
-    first, second, third, fourth = (uuid.uuid4() for _ in range(4))
+    first, second, third, fourth = await catalog_titles(isolated.settings, 4)
     await http.put(alice.url(f"/watchlist/{first}"), headers=headers)
     seen = await tv.inbox.wait_for(is_kind("watchlist"))
     assert seen.body["content_id"] == str(first)
@@ -288,7 +288,7 @@ async def test_one_users_skewed_clock_moves_no_other_users_stamps(
         await bob.register("marker", "tv")
         await bob.wait_devices(1)
 
-        skewed = uuid.uuid4()
+        skewed, bobs, sentinel = await catalog_titles(isolated.settings, 3)
         ahead = {"physical_us": time.time_ns() // 1000 + 55_000_000, "logical": 0}
         await send(
             first,
@@ -301,7 +301,6 @@ async def test_one_users_skewed_clock_moves_no_other_users_stamps(
         for phone in phones:
             await bob.register(phone, "phone")
             await send(second, "DELETE", bob.url(f"/devices/{phone}"), headers=bob.headers)
-        bobs = uuid.uuid4()
         await send(first, "PUT", bob.url(f"/watchlist/{bobs}"), headers=bob.headers)
         await send(second, "DELETE", bob.url(f"/watchlist/{bobs}"), headers=bob.headers)
         await send(second, "DELETE", alice.url(f"/watchlist/{skewed}"), headers=alice.headers)
@@ -312,7 +311,6 @@ async def test_one_users_skewed_clock_moves_no_other_users_stamps(
         await send(
             second, "PUT", bob.url("/devices/last"), json=device_body("tv"), headers=bob.headers
         )
-        sentinel = uuid.uuid4()
         for account in (alice, bob):
             await send(
                 second, "PUT", account.url(f"/watchlist/{sentinel}"), headers=account.headers

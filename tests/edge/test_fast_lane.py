@@ -25,6 +25,7 @@ from tests.auth.helpers import (
     running_gateway,
     user_token,
 )
+from tests.helpers import catalog_title
 
 # Differ from request to request whatever the lane: ids and where the broker put the event.
 VOLATILE_FIELDS = {
@@ -154,15 +155,15 @@ async def test_both_lanes_answer_alike(settings: Settings) -> None:
     }
 
 
-def templated_cases(settings: Settings, user: str) -> dict[str, dict[str, Any]]:
-    """Requests to templated fast routes: accepted, refused at each check, and the misses."""
+def templated_cases(settings: Settings, user: str, title: uuid.UUID) -> dict[str, dict[str, Any]]:
+    """Requests to templated fast routes: accepted, refused at each check, and the misses;
+    `title` is one the catalog has (a watchlist add of another is 404)."""
     token = user_token(
         settings,
         subject=user,
         scopes=["watchlist:write", "progress:write", "progress:read", "devices:write"],
     )
     own, device = bearer(token), {"X-Device-ID": "phone-1"}
-    title = uuid.uuid4()
     progress = {"position_seconds": 10, "duration_seconds": 100, "state": "playing"}
     users = f"/api/v1/users/{user}"
     return {
@@ -241,7 +242,7 @@ async def test_both_lanes_answer_alike_on_path_templates(settings: Settings) -> 
             )
         }
     )
-    cases = templated_cases(settings, user)
+    cases = templated_cases(settings, user, await catalog_title(settings))
     async with running_gateway(quick) as (_, client):
         # Known to the gateway as soon as accepted: no sync agent runs here.
         await register_devices(client, settings, user, "phone-1", "gone-1")

@@ -4,16 +4,15 @@ the key on another request is refused (tests/edge/test_idempotent_replay.py has 
 
 from __future__ import annotations
 
-import uuid
-
 from core.config import Settings
 from tests.auth.helpers import bearer, register_devices, running_gateway, user_token
+from tests.helpers import catalog_title
 
 
 async def test_a_retried_write_is_the_same_operation_and_others_are_not(
     settings: Settings,
 ) -> None:
-    title = uuid.uuid4()
+    title = await catalog_title(settings)
 
     def headers(user: str, key: str) -> dict[str, str]:
         token = user_token(settings, subject=user, scopes=["watchlist:write"])
@@ -53,7 +52,7 @@ async def test_a_retried_write_is_the_same_operation_and_others_are_not(
 async def test_without_a_key_every_request_is_a_new_operation(settings: Settings) -> None:
     token = user_token(settings, subject="carol", scopes=["watchlist:write"])
     async with running_gateway(settings) as (_, http):
-        url = f"/api/v1/users/carol/watchlist/{uuid.uuid4()}"
+        url = f"/api/v1/users/carol/watchlist/{await catalog_title(settings)}"
         one = (await http.put(url, headers=bearer(token))).json()
         two = (await http.put(url, headers=bearer(token))).json()
     assert one["event_id"] != two["event_id"] and one["unique_tag"] != two["unique_tag"]

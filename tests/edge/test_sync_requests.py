@@ -14,6 +14,7 @@ import pytest
 
 from core.config import Settings
 from tests.auth.helpers import bearer, register_devices, running_gateway, user_token
+from tests.helpers import catalog_title
 
 # Each number of a Redis stream id is an unsigned 64-bit integer.
 MAX_ID_PART = 2**64 - 1
@@ -27,11 +28,12 @@ async def test_a_client_stamp_too_far_ahead_is_422_however_far(
 ) -> None:
     user = f"clock-{uuid.uuid4().hex[:8]}"
     headers = bearer(user_token(settings, subject=user, scopes=["watchlist:write"]))
+    title = await catalog_title(settings)
     async with running_gateway(settings) as (_, http):
         # Just before the request: time passing shrinks the lead.
         stamp = {"physical_us": time.time_ns() // 1000 + ahead_us, "logical": 0}
         answer = await http.put(
-            f"/api/v1/users/{user}/watchlist/{uuid.uuid4()}",
+            f"/api/v1/users/{user}/watchlist/{title}",
             json={"timestamp": stamp},
             headers=headers,
         )

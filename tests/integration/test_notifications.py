@@ -33,7 +33,7 @@ from schemas.envelope import wrap
 from schemas.sync import notifications_channel
 from tests.auth.helpers import bearer, user_token
 from tests.conftest import Isolated
-from tests.helpers import wait_for
+from tests.helpers import in_catalog, wait_for
 from topics.registry import CONTENT_AVAILABILITY_CHANGED, CONTENT_EXPIRING
 
 pytestmark = pytest.mark.slow
@@ -72,6 +72,7 @@ class Account:
         self.user_id = f"{name}-{uuid.uuid4().hex[:6]}"
         self.token = user_token(isolated.settings, subject=self.user_id, scopes=SCOPES)
         self.headers = bearer(self.token)
+        self.settings = isolated.settings
 
     def url(self, path: str) -> str:
         return f"/api/v1/users/{self.user_id}{path}"
@@ -90,6 +91,8 @@ class Account:
         await wait_for(applied, timeout=20, interval=0.1)
 
     async def watch(self, content_id: uuid.UUID) -> None:
+        # No catalog agent runs here: the title is put into the read model the add checks.
+        await in_catalog(self.settings, [content_id])
         put = await self.http.put(self.url(f"/watchlist/{content_id}"), headers=self.headers)
         assert put.status_code == 202, put.text
 

@@ -1,0 +1,90 @@
+"""A watchlist add names a title the catalog has: a gateway, the readmodel agent (which answers
+`content.lookup`) and the sync agent as processes, the title in PostgreSQL, its read model in
+Redis (or not)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+import redis.asyncio as aioredis
+
+from agents.titles.store import Versioned, upsert_contents
+from agreements.read_model import document_key
+from schemas.content import CanonicalContent
+from tests.auth.helpers import bearer, user_token
+from tests.conftest import Isolated
+from tests.helpers import read_topic, wait_for
+
+pytestmark = pytest.mark.slow
+
+
+async def lookups(isolated: Isolated) -> int:
+    topic = f"{isolated.settings.kafka.topic_prefix}.content.lookup"
+    return len(await read_topic(isolated.settings.kafka.bootstrap, topic, settle_s=0.5))
+
+
+async def stored_title(isolated: Isolated, name: str) -> uuid.UUID:
+    content = CanonicalContent(
+        canonical_id=uuid.uuid4(),
+        content_type="movie",
+        title=name,
+        genres=["drama"],
+        updated_at=datetime(2026, 11, 1, tzinfo=UTC),
+    )
+    await upsert_contents(isolated.pool, [Versioned(content, uuid.uuid4())])
+    return content.canonical_id
+
+
+async def test_an_add_of_an_unknown_title_is_404_and_a_known_one_is_accepted(
+    spawn, isolated: Isolated, redis_client: aioredis.Redis
+) -> None:
+    known = await stored_title(isolated, "Stalker")
+    lost = await stored_title(isolated, "Solaris")
+    spawn("worker", "readmodel", extra_env=isolated.env)
+    spawn("worker", "sync", extra_env=isolated.env)
+    gateway = spawn("gateway", extra_env={**isolated.env, "RATE_LIMIT_ENABLED": "false"})
+    user = f"alice-{uuid.uuid4().hex[:6]}"
+    token = user_token(
+        isolated.settings, subject=user, scopes=["watchlist:read", "watchlist:write"]
+    )
+    prefix = isolated.settings.redis.key_prefix
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10, headers=bearer(token)) as http:
+        # Both titles into the read model (a read of each asks the agent, which writes it)...
+        for title in (known, lost):
+            assert (await http.get(f"/api/v1/content/{title}")).status_code == 200
+        # ... then Redis loses one of them: the add must still find it, by asking the agent.
+        assert await redis_client.delete(document_key(prefix, lost)) == 1
+
+        made_up = uuid.uuid4()
+        refused = await http.put(f"/api/v1/users/{user}/watchlist/{made_up}")
+        assert refused.status_code == 404, refused.text
+        assert refused.headers["content-type"].startswith("application/problem+json")
+        problem = refused.json()
+        assert problem["error"] == "not_found" and str(made_up) in problem["detail"]
+        assert problem["fields"] == [
+            {"field": "path.content_id", "reason": "no title with this id in the catalog"}
+        ]
+
+        asked = await lookups(isolated)
+        added = await http.put(f"/api/v1/users/{user}/watchlist/{known}")
+        assert added.status_code == 202, added.text
+        # In the read model: no agent asked.
+        assert await lookups(isolated) == asked
+        relooked = await http.put(f"/api/v1/users/{user}/watchlist/{lost}")
+        assert relooked.status_code == 202, relooked.text
+        assert await lookups(isolated) == asked + 1
+
+        # Taking off what was never there stays allowed (idempotent).
+        removed = await http.delete(f"/api/v1/users/{user}/watchlist/{uuid.uuid4()}")
+        assert removed.status_code == 202, removed.text
+
+        async def listed() -> bool:
+            resp = await http.get(f"/api/v1/users/{user}/watchlist")
+            return resp.status_code == 200 and len(resp.json()["items"]) == 2
+
+        await wait_for(listed, timeout=20, interval=0.1)
+        items = (await http.get(f"/api/v1/users/{user}/watchlist")).json()["items"]
+        assert {item["content_id"] for item in items} == {str(known), str(lost)}
