@@ -29,12 +29,17 @@ async def test_a_tool_call_passes_the_limiter_and_keeps_the_requests_correlation
         ):
             # No agent runs here: a refusal by the route itself is the answer to look at.
             denied = await client.call_tool("devices", {})
+            # Refused by the MCP server itself, before the API is asked: the same id.
+            seek = await client.call_tool("send_command", {"device_id": "tv-1", "action": "seek"})
         assert denied.is_error and denied.structured_content is not None
         # Through the limiter (no 429) to the route, which wants a scope the token lacks.
         assert denied.structured_content["status"] == 403
         assert denied.structured_content["message"] == "missing scope: devices:read"
         # The API call the tool made was logged, and answered, under the /mcp request's id.
         assert denied.structured_content["request_id"] == "mcp-call-1"
+        assert seek.is_error and seek.structured_content is not None
+        assert seek.structured_content["status"] == 422
+        assert seek.structured_content["request_id"] == "mcp-call-1"
 
 
 async def test_switched_off_the_gateway_serves_no_mcp(
