@@ -39,7 +39,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from assistant.gateway_api import ApiError, Caller, GatewayApi, api_error, correlation
+from assistant.gateway_api import (
+    UNCOUNTED,
+    ApiError,
+    Caller,
+    GatewayApi,
+    api_error,
+    correlation,
+)
 from assistant.server import SCOPES, build_server
 from core.config import Settings
 
@@ -227,13 +234,31 @@ class JsonRpcRefusals:
         await self.app(scope, receive, rewrite)
 
 
-def mount_mcp(app: Starlette, settings: Settings) -> None:
-    """Serve /mcp and the metadata on `app`, and run the session manager in its lifespan."""
-    http = httpx.AsyncClient(
+class OwnChecks:
+    """The app as the token check reaches it: every request marked UNCOUNTED. Only the check's
+    client goes through here; the tools' API calls count as any app's would."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.app({**scope, UNCOUNTED: True}, receive, send)
+
+
+def _client(app: ASGIApp) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
         transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
         base_url="http://gateway.internal",
         timeout=30,
     )
+
+
+def mount_mcp(app: Starlette, settings: Settings) -> None:
+    """Serve /mcp and the metadata on `app`, and run the session manager in its lifespan."""
+    http = _client(app)
+    # The token check of each /mcp request: the server's own call, which the limiter does not
+    # count (the /mcp request it checks was counted).
+    checks = _client(OwnChecks(app))
     api = GatewayApi(http, settings.mcp.device_id)
     server = build_server(api, request_caller)
     # Builds the session manager (the Starlette app it returns is not used: /mcp is the
@@ -247,7 +272,7 @@ def mount_mcp(app: Starlette, settings: Settings) -> None:
     )
     manager = server.session_manager
     metadata = Metadata(settings)
-    backend = BearerAuthBackend(WhoAmIVerifier(api))
+    backend = BearerAuthBackend(WhoAmIVerifier(GatewayApi(checks, settings.mcp.device_id)))
 
     app.router.routes.append(
         Route(PATH, endpoint=McpEndpoint(manager.handle_request, metadata, backend))
@@ -269,6 +294,7 @@ def mount_mcp(app: Starlette, settings: Settings) -> None:
                 stop.set()
                 await running
                 await http.aclose()
+                await checks.aclose()
 
     app.router.lifespan_context = lifespan
 

@@ -24,7 +24,8 @@ from mcp.types import INTERNAL_ERROR, INVALID_PARAMS, CallToolResult, TextConten
 from pydantic import Field
 
 from assistant import models
-from assistant.gateway_api import ApiError, Caller, GatewayApi
+from assistant.gateway_api import ApiError, Caller, GatewayApi, correlation
+from core.observability.correlation import new_id
 
 # The scopes the tools use, each as its route checks it (docs/AUTH.md).
 SCOPES = (
@@ -218,7 +219,13 @@ def add_tools(server: MCPServer, api: GatewayApi, caller: Callers) -> None:
             # Refused before the API is asked, in the API's own words for a missing field.
             name, why = command
             fields = [{"field": name, "reason": why}]
-            raise ApiError(422, "validation_failed", "1 field(s) failed validation", fields)
+            # Under the /mcp request's id when the gateway serves it (as the API's refusals
+            # are); from `mgw mcp`, no request reached the gateway: an id of its own, so the
+            # refusal still carries one a log line or a report can name.
+            request_id = correlation.get() or new_id()
+            raise ApiError(
+                422, "validation_failed", "1 field(s) failed validation", fields, request_id
+            )
         answer = await api.command(await caller(), device_id, command)
         return models.CommandSent(
             command_id=answer["command_id"],

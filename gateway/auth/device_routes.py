@@ -60,6 +60,71 @@ router = APIRouter(prefix="/api/v1/auth/device", tags=["auth"])
 USER_CODE_ATTEMPTS = 3
 
 
+# What _device_code answers (RFC 8628 section 3.2), documented here because the route builds
+# its JSONResponse by hand, and FastAPI then documented it as {}.
+DEVICE_CODES: dict[str, Any] = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": [
+                    "device_code",
+                    "user_code",
+                    "verification_uri",
+                    "verification_uri_complete",
+                    "expires_in",
+                    "interval",
+                    "device_id",
+                ],
+                "properties": {
+                    "device_code": {
+                        "type": "string",
+                        "description": "secret: the TV polls POST /api/v1/auth/token with it",
+                    },
+                    "user_code": {
+                        "type": "string",
+                        "description": "what the TV shows the user, e.g. WDJB-MJHT",
+                    },
+                    "verification_uri": {"type": "string", "description": "where to enter it"},
+                    "verification_uri_complete": {
+                        "type": "string",
+                        "description": "verification_uri with the user code filled in",
+                    },
+                    "expires_in": {"type": "integer", "description": "the codes' life, s"},
+                    "interval": {"type": "integer", "description": "seconds between polls"},
+                    "device_id": {
+                        "type": "string",
+                        "description": "not in RFC 8628: the id the TV is registered under, "
+                        "for its X-Device-ID once signed in",
+                    },
+                },
+            }
+        }
+    }
+}
+
+
+def _decision(*statuses: str, device_id: bool = False) -> dict[str, Any]:
+    """The body of a 200 of /approve or /deny (_decide builds it by hand)."""
+    properties: dict[str, Any] = {"status": {"type": "string", "enum": list(statuses)}}
+    if device_id:
+        properties["device_id"] = {
+            "type": "string",
+            "description": "the TV, now a registered device of the approver",
+        }
+    return {
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": list(properties),
+                    "properties": properties,
+                }
+            }
+        }
+    }
+
+
 def _rate_key(prefix: str, address: str) -> str:
     return f"{prefix}:auth:device-code-rate:{{{address}}}"
 
@@ -88,7 +153,10 @@ async def _count_request(request: Request) -> int | None:
     "/code",
     summary="A TV asks for a device code and a user code to show (RFC 8628 section 3.1)",
     responses={
-        200: {"description": "device_code, user_code, verification_uri, expires_in, interval"},
+        200: {
+            "description": "device_code, user_code, verification_uri, expires_in, interval",
+            **DEVICE_CODES,
+        },
         400: {
             "description": "invalid_request (field client_id missing, a field sent twice, "
             "a bad device field; error_description names it) or invalid_scope",
@@ -225,7 +293,7 @@ class Approval(UserCode):
 
 
 DECISION_RESPONSES: dict[int | str, dict[str, Any]] = {
-    200: {"description": "decided; on approval, the TV is registered as the user's device"},
+    200: {"description": "refused: the TV polling gets access_denied", **_decision("denied")},
     400: {"description": "`invalid_user_code`: no TV waits with this code (expired, used)"},
     403: {"description": "an API key (it acts for no user)"},
     409: {"description": "`device_limit_reached`: the user has no room for another device"},
@@ -233,6 +301,10 @@ DECISION_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 APPROVAL_RESPONSES: dict[int | str, dict[str, Any]] = {
     **DECISION_RESPONSES,
+    200: {
+        "description": "approved: the TV is registered as the user's device",
+        **_decision("approved", device_id=True),
+    },
     403: {
         "description": "an API key (it acts for no user); `unknown_profile`: profile_id (or "
         "X-Profile-ID) is not a profile of the account; `restricted`: the approver acts as a "

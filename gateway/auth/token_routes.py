@@ -295,7 +295,78 @@ async def revoke(request: Request) -> Response:
     return Response(status_code=answer.status_code, headers=NO_STORE)
 
 
-@router.get("/.well-known/jwks.json", summary="The token service's public signing keys")
+def _json(schema: dict[str, Any], description: str) -> dict[int | str, dict[str, Any]]:
+    return {200: {"description": description, "content": {"application/json": {"schema": schema}}}}
+
+
+# The two documents below are built by hand (JSONResponse), so FastAPI documented them as {}.
+JWKS_RESPONSES = _json(
+    {
+        "type": "object",
+        "required": ["keys"],
+        "properties": {
+            "keys": {
+                "type": "array",
+                "description": "the keys a token may be signed with (RFC 7517), by kid",
+                "items": {
+                    # Open: a JWK's members depend on its kty (OKP: crv and x).
+                    "type": "object",
+                    "required": ["kty", "kid"],
+                    "properties": {
+                        "kty": {"type": "string"},
+                        "kid": {"type": "string"},
+                        "alg": {"type": "string"},
+                        "use": {"type": "string", "const": "sig"},
+                        "crv": {"type": "string"},
+                        "x": {"type": "string"},
+                    },
+                },
+            }
+        },
+    },
+    "a JSON Web Key Set (RFC 7517 section 5); cache for at most 60 s",
+)
+_URL = {"type": "string"}
+_NAMES = {"type": "array", "items": {"type": "string"}}
+DISCOVERY_RESPONSES = _json(
+    {
+        "type": "object",
+        "required": [
+            "issuer",
+            "jwks_uri",
+            "token_endpoint",
+            "revocation_endpoint",
+            "device_authorization_endpoint",
+            "grant_types_supported",
+            "token_endpoint_auth_methods_supported",
+            "response_types_supported",
+            "subject_types_supported",
+            "id_token_signing_alg_values_supported",
+            "scopes_supported",
+        ],
+        "properties": {
+            "issuer": {"type": "string"},
+            "jwks_uri": _URL,
+            "token_endpoint": _URL,
+            "revocation_endpoint": _URL,
+            "device_authorization_endpoint": _URL,
+            "grant_types_supported": _NAMES,
+            "token_endpoint_auth_methods_supported": _NAMES,
+            "response_types_supported": _NAMES,
+            "subject_types_supported": _NAMES,
+            "id_token_signing_alg_values_supported": _NAMES,
+            "scopes_supported": _NAMES,
+        },
+    },
+    "OpenID Provider Metadata (OpenID Connect Discovery 1.0 section 3)",
+)
+
+
+@router.get(
+    "/.well-known/jwks.json",
+    summary="The token service's public signing keys",
+    responses=JWKS_RESPONSES,
+)
 async def jwks(request: Request) -> Response:
     prefix = request.app.state.settings.redis.key_prefix
     held = await request.app.state.redis.hgetall(jwks_key(prefix))
@@ -309,7 +380,11 @@ async def jwks(request: Request) -> Response:
     return JSONResponse({"keys": keys}, headers={"Cache-Control": "public, max-age=60"})
 
 
-@router.get("/.well-known/openid-configuration", summary="OpenID Connect discovery")
+@router.get(
+    "/.well-known/openid-configuration",
+    summary="OpenID Connect discovery",
+    responses=DISCOVERY_RESPONSES,
+)
 async def openid_configuration(request: Request) -> Response:
     base = str(request.base_url).rstrip("/")
     auth = request.app.state.settings.auth

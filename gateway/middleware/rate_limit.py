@@ -25,6 +25,7 @@ from loguru import logger
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from assistant.gateway_api import UNCOUNTED
 from core.observability.metrics import BOUND_REFUSALS, RATE_LIMIT_LOCAL_FALLBACK, RATE_LIMITED
 from gateway.auth.dependencies import API_KEY_HEADER, resolve_principal
 from gateway.auth.errors import AuthError, AuthUnavailable, auth_error_response
@@ -328,6 +329,9 @@ class RateLimitMiddleware:
             await self.app(scope, receive, send)
             return
         request = Request(scope)
+        if scope.get(UNCOUNTED):
+            await self._uncounted(request, scope, receive, send)
+            return
         address = client_address(scope)
         ticket = carries_stream_ticket(scope)
         if ticket or carries_credential(scope):
@@ -369,6 +373,21 @@ class RateLimitMiddleware:
             await response(scope, receive, send_with_headers)
             return
         await self.app(scope, receive, send_with_headers)
+
+    async def _uncounted(
+        self, request: Request, scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        """The MCP server's check of the token of a /mcp request (assistant/mount.py), made in
+        process: that request was authenticated and counted here already, so the check is
+        neither counted nor, when the token is bad, a failure of the address (the in-process
+        client's, which would block every caller's checks). Still authenticated: the route
+        reads the principal resolved here."""
+        try:
+            await resolve_principal(request)
+        except (AuthError, AuthUnavailable) as exc:
+            await auth_error_response(request, exc)(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
 
 
 def install_rate_limiting(

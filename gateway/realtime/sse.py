@@ -28,6 +28,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from contextlib import aclosing
 from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 import redis.asyncio as aioredis
@@ -50,6 +51,7 @@ from schemas.sync import wire_time
 __all__ = [
     "KEEPALIVE_S",
     "RETRY_MS",
+    "STREAM_CONTENT",
     "EventStream",
     "StreamRequest",
     "end_event",
@@ -130,3 +132,70 @@ class EventStream:
                     else:
                         yield end_event(item.cause, request, self._source.expires_at)
                     return
+
+
+def _data(required: dict[str, Any]) -> dict[str, Any]:
+    return {"type": "object", "required": list(required), "properties": required}
+
+
+_STRING = {"type": "string"}
+_CHANNELS = {"type": "array", "items": _STRING}
+# What each non-message event's data holds (the JSON the generator above writes); a message's
+# data is its channel's message, as the AsyncAPI document (/asyncapi.json) describes it. Ids:
+# a message has one, `ready` on a fresh start (where the device stands), `resync` (where to
+# carry on); the ends have none.
+EVENT_DATA: dict[str, dict[str, Any]] = {
+    "ready": _data(
+        {
+            "channels": _CHANNELS,
+            "device_id": {"type": ["string", "null"]},
+            "replay_window_s": {"type": "integer"},
+        }
+    ),
+    "resync": _data({"reason": _STRING, "replay_window_s": {"type": "integer"}}),
+    "problem": _data(
+        {
+            "type": _STRING,
+            "title": _STRING,
+            "status": {"type": "integer"},
+            "detail": _STRING,
+            "error": _STRING,
+        }
+    ),
+    "expired": _data({"reason": {"const": "credential_expired"}, "expired_at": _STRING}),
+    "revoked": _data({"reason": {"const": "device_removed"}, "device_id": _STRING}),
+}
+
+# The OpenAPI content of GET .../stream's 200. OpenAPI 3.1 cannot describe the items of a
+# stream (3.2's itemSchema can; FastAPI writes 3.1): the body is a string in the SSE wire
+# format, the events are listed under x-events with their data's schema, and the example is
+# written by the same functions that write the stream.
+STREAM_CONTENT: dict[str, Any] = {
+    "text/event-stream": {
+        "schema": {
+            "type": "string",
+            "description": "Server-Sent Events (WHATWG HTML section 9.2): `retry:` first, then "
+            "events of `id:` (a message's place in the user's stream, for Last-Event-ID), "
+            "`event:` (a channel name such as user.{user_id}.sync, or ready, resync, problem, "
+            "expired, revoked) and one `data:` line of JSON, each ended by a blank line; "
+            f"`: ping` comments every {KEEPALIVE_S:g} s",
+        },
+        "example": (
+            f"retry: {RETRY_MS}\n\n".encode()
+            + event(
+                "ready",
+                b'{"channels":["sync"],"device_id":"tv-1","replay_window_s":3600}',
+                "0:1765090000000-0",
+            )
+            + event("user.u-1.sync", b'{"type":"progress_updated"}', "0:1765090000001-0")
+            + b": ping\n\n"
+        ).decode(),
+        "x-events": {
+            "{channel name}": {
+                "data": "the message, as PubNub subscribers get it (see /asyncapi.json)",
+                "id": "always",
+            },
+            **{name: {"data": schema} for name, schema in EVENT_DATA.items()},
+        },
+    }
+}

@@ -23,6 +23,29 @@ from topics.registry import TOPICS
 
 router = APIRouter(tags=["contracts"])
 
+# Both are documents whose own specifications give their shape; stated here is what every one
+# served holds (the fields _document and all_schemas always write), not {}.
+ASYNCAPI_DOCUMENT = {
+    "type": "object",
+    "required": ["asyncapi", "info", "channels", "operations", "components"],
+    "properties": {
+        "asyncapi": {"type": "string", "pattern": "^3\\."},
+        "info": {"type": "object"},
+        "channels": {"type": "object"},
+        "operations": {"type": "object"},
+        "components": {"type": "object"},
+    },
+}
+JSON_SCHEMA_DOCUMENT = {
+    "type": "object",
+    "required": ["$schema", "$id", "type", "properties"],
+    "properties": {
+        "$schema": {"const": "https://json-schema.org/draft/2020-12/schema"},
+        "$id": {"type": "string"},
+        "x-topic": {"type": "string"},
+    },
+}
+
 
 @functools.cache
 def _document(prefix: str, bootstrap: str) -> bytes:
@@ -47,7 +70,12 @@ def _schemas() -> dict[tuple[str, int], bytes]:
     "/asyncapi.json",
     summary="AsyncAPI 3 document of every topic",
     response_class=Response,
-    responses={200: {"content": {"application/json": {}}}},
+    responses={
+        200: {
+            "description": "the AsyncAPI 3 document (its own specification says the rest)",
+            "content": {"application/json": {"schema": ASYNCAPI_DOCUMENT}},
+        }
+    },
 )
 async def asyncapi_document(request: Request) -> Response:
     kafka = request.app.state.settings.kafka
@@ -66,7 +94,10 @@ async def asyncapi_page() -> HTMLResponse:
     summary="JSON Schema (draft 2020-12) of one topic version's envelope",
     response_class=Response,
     responses={
-        200: {"content": {"application/schema+json": {}}},
+        200: {
+            "description": "a JSON Schema (draft 2020-12) of the topic version's envelope",
+            "content": {"application/schema+json": {"schema": JSON_SCHEMA_DOCUMENT}},
+        },
         404: {"description": "no such topic, or no such version of it"},
     },
 )

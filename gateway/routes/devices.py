@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agreements.sync_documents import DevicesDocument
 from core.publisher import Publisher
-from gateway.accepted import accepted
+from gateway.accepted import Accepted, accepted
 from gateway.auth.dependencies import own_user
 from gateway.bounds import device_limit
 from gateway.device_operations import Heartbeat, send_heartbeat
@@ -79,6 +79,7 @@ async def _publish(request: Request, topic: TopicSpec, event: Payload, user_id: 
 @router.put(
     "/{device_id}",
     status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
     responses={
         **RESPONSES,
         409: {
@@ -114,6 +115,7 @@ async def register_device(request: Request) -> Response:
 @router.post(
     "/{device_id}/heartbeat",
     status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
     responses=device_checked(RESPONSES),
     openapi_extra=documented(
         USER_ID,
@@ -137,6 +139,7 @@ async def heartbeat(request: Request) -> Response:
 @router.delete(
     "/{device_id}",
     status_code=status.HTTP_202_ACCEPTED,
+    response_model=Accepted,
     responses=device_checked(RESPONSES),
     openapi_extra=documented(USER_ID, DEVICE_ID, write=True),
 )

@@ -17,7 +17,7 @@ from agreements.sync_documents import (
     ContinueWatchingDocument,
     ProgressEntry,
 )
-from gateway.accepted import accepted
+from gateway.accepted import Accepted, accepted
 from gateway.auth.dependencies import own_user
 from gateway.device_operations import ProgressReport
 from gateway.device_operations import report_progress as report_progress_of
@@ -38,7 +38,7 @@ from gateway.routes.user_routes import (
 )
 from gateway.sync_clock import CLOCK_RULE
 from gateway.sync_lookup import json_document, read_view
-from schemas.sync import SyncView
+from schemas.sync import HLC, SyncView
 from schemas.time_zone import UNKNOWN_ZONE_RULE
 
 router = APIRouter(prefix="/api/v1/users/{user_id}/progress", tags=["progress"])
@@ -46,9 +46,16 @@ router = APIRouter(prefix="/api/v1/users/{user_id}/progress", tags=["progress"])
 DEFAULT_LIMIT = 20
 
 
+class ProgressAccepted(Accepted):
+    """The 202 of a progress report: where the event is, and the stamp it won or lost by."""
+
+    timestamp: HLC
+
+
 @router.put(
     "/{content_id}",
     status_code=status.HTTP_202_ACCEPTED,
+    response_model=ProgressAccepted,
     responses=device_checked(
         responses_with_rules(
             CLOCK_RULE, "a `position_seconds` past `duration_seconds`", UNKNOWN_ZONE_RULE

@@ -48,7 +48,7 @@ from gateway.profiles import (
 from gateway.realtime.credential import credential_expiry
 from gateway.realtime.hub import HubUnavailable, RealtimeHub
 from gateway.realtime.lifecycle import CapRefused, StreamLeases
-from gateway.realtime.sse import EventStream, StreamRequest
+from gateway.realtime.sse import STREAM_CONTENT, EventStream, StreamRequest
 from gateway.realtime.tickets import (
     TICKET_PATTERN,
     TicketClaims,
@@ -71,6 +71,13 @@ from gateway.sync_lookup import NO_STORE, json_document
 from schemas.sync import devices_channel, notifications_channel, sync_channel, wire_time
 
 router = APIRouter(prefix="/api/v1/users/{user_id}", tags=["realtime"])
+
+
+class EventStreamResponse(StreamingResponse):
+    """For the OpenAPI document only (the route answers a LeasedStream): the 200's media type."""
+
+    media_type = "text/event-stream"
+
 
 CHANNEL_NAMES = {
     "sync": sync_channel,
@@ -319,11 +326,13 @@ async def stream_ticket(request: Request) -> Response:
 
 @router.get(
     "/stream",
+    # Documents the 200 as text/event-stream only (the default would add application/json).
+    response_class=EventStreamResponse,
     responses={
         200: {
             "description": "text/event-stream: one event per message (type: the channel name, "
             "data: the message, id: its place in the stream), plus `ready` and `resync`",
-            "content": {"text/event-stream": {}},
+            "content": STREAM_CONTENT,
         },
         400: {"description": "both a ticket and a credential header were sent"},
         404: {"description": "this deployment delivers through PubNub (see .../realtime)"},

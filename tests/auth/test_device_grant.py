@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import jsonschema
 import jwt
 import pytest
 
@@ -59,6 +60,14 @@ async def poll(http: httpx.AsyncClient, device_code: str) -> httpx.Response:
     )
 
 
+async def as_documented(http: httpx.AsyncClient, path: str, answer: httpx.Response) -> None:
+    """The 200 matches the schema the gateway's OpenAPI document gives it (it was {})."""
+    document = (await http.get("/openapi.json")).json()
+    media = document["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]
+    assert media["schema"], f"POST {path}: no schema"
+    jsonschema.Draft202012Validator(media["schema"]).validate(answer.json())
+
+
 def error_of(resp: httpx.Response) -> str:
     assert resp.status_code == 400, resp.text
     body: dict[str, Any] = resp.json()
@@ -79,6 +88,7 @@ async def test_a_tv_signs_in_by_device_code(gateway: str, isolated: Isolated) ->
         assert codes["verification_uri_complete"].endswith(f"?user_code={codes['user_code']}")
         assert (codes["expires_in"], codes["interval"]) == (4, 1)
         assert asked.headers["Cache-Control"] == "no-store"
+        await as_documented(http, "/api/v1/auth/device/code", asked)
 
         assert error_of(await poll(http, codes["device_code"])) == "authorization_pending"
         # Faster than the interval: slow_down (and the interval grows by 5 s).
@@ -91,6 +101,7 @@ async def test_a_tv_signs_in_by_device_code(gateway: str, isolated: Isolated) ->
         )
         assert approved.status_code == 200, approved.text
         assert approved.json() == {"status": "approved", "device_id": codes["device_id"]}
+        await as_documented(http, "/api/v1/auth/device/approve", approved)
 
         tokens = await poll(http, codes["device_code"])
         assert tokens.status_code == 200, tokens.text
@@ -122,6 +133,7 @@ async def test_denied_expired_malformed_and_rate_limited(gateway: str, isolated:
             "/api/v1/auth/device/deny", json={"user_code": denied["user_code"]}, headers=phone
         )
         assert refused.status_code == 200 and refused.json() == {"status": "denied"}
+        await as_documented(http, "/api/v1/auth/device/deny", refused)
         assert error_of(await poll(http, denied["device_code"])) == "access_denied"
 
         late = (await ask_codes(http)).json()

@@ -285,6 +285,8 @@ async def test_refusals_carry_the_apis_reason(stack: Stack) -> None:
         assert seek["fields"] == [
             {"field": "position_seconds", "reason": seek["fields"][0]["reason"]}
         ]
+        # Like every refusal, it names a request (it was null: refused before any was made).
+        assert seek["request_id"]
 
 
 async def test_without_a_token_mcp_points_at_its_metadata(stack: Stack) -> None:

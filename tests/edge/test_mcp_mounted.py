@@ -4,6 +4,8 @@ under the /mcp request's correlation id, and MCP_ENABLED=false leaving no route 
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
 import httpx2
 import pytest
@@ -12,6 +14,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from core.config import Settings
+from gateway.auth.principal import Tier
+from gateway.middleware.rate_limit import TIER_LIMITS, counter_keys
 from tests.auth.helpers import bearer, running_gateway, user_token
 
 
@@ -29,12 +33,58 @@ async def test_a_tool_call_passes_the_limiter_and_keeps_the_requests_correlation
         ):
             # No agent runs here: a refusal by the route itself is the answer to look at.
             denied = await client.call_tool("devices", {})
+            # Refused by the MCP server itself, before the API is asked: the same id.
+            seek = await client.call_tool("send_command", {"device_id": "tv-1", "action": "seek"})
         assert denied.is_error and denied.structured_content is not None
         # Through the limiter (no 429) to the route, which wants a scope the token lacks.
         assert denied.structured_content["status"] == 403
         assert denied.structured_content["message"] == "missing scope: devices:read"
         # The API call the tool made was logged, and answered, under the /mcp request's id.
         assert denied.structured_content["request_id"] == "mcp-call-1"
+        assert seek.is_error and seek.structured_content is not None
+        assert seek.structured_content["status"] == 422
+        assert seek.structured_content["request_id"] == "mcp-call-1"
+
+
+async def test_a_tool_call_costs_its_mcp_request_and_its_api_calls_not_the_token_check(
+    settings: Settings, topics_created: None
+) -> None:
+    """Each /mcp request makes the server check its token (GET /api/v1/auth/whoami, in
+    process). That check counted against the user's limit as well: a tool call cost 3 hits,
+    and a free-tier user (10 a second) got 3 tool calls a second. The check is the server's own
+    call on a request counted already: a tool call costs the /mcp request and the API call."""
+    subject = f"mcp-budget-{uuid.uuid4().hex[:8]}"
+    token = user_token(settings, subject, scopes=["watchlist:read"], tier="free")
+    prefix = settings.redis.key_prefix
+    minute = counter_keys(prefix, f"user:{subject}", TIER_LIMITS[Tier.free])[1]
+    posts: list[str] = []
+
+    async def seen(request: httpx2.Request) -> None:
+        if request.url.path == "/mcp":
+            posts.append(request.method)
+
+    async with running_gateway(settings) as (app, _):
+        redis = app.state.redis
+        transport = httpx2.ASGITransport(app=app)
+        async with (
+            httpx2.AsyncClient(
+                transport=transport,
+                headers=bearer(token),
+                timeout=30,
+                event_hooks={"request": [seen]},
+            ) as http,
+            Client(streamable_http_client("http://gateway/mcp", http_client=http)) as client,
+        ):
+            # The first call may fetch the tools' list (the client validates their output).
+            await client.call_tool("devices", {})
+            before, posts[:] = int(await redis.get(minute) or 0), []
+            for _ in range(3):
+                denied = await client.call_tool("devices", {})
+                assert denied.is_error and denied.structured_content is not None
+                assert denied.structured_content["status"] == 403  # the route's: not a 429
+            spent = int(await redis.get(minute) or 0) - before
+    # Each /mcp POST, and the one API call each tool call made; no check of the token.
+    assert posts and spent == len(posts) + 3, (posts, spent)
 
 
 async def test_switched_off_the_gateway_serves_no_mcp(
@@ -110,12 +160,13 @@ async def test_a_refusal_on_mcp_is_a_jsonrpc_error_with_the_problems_headers(
         assert answers[0].status_code == 200 and "result" in answers[0].json()
 
 
-async def test_a_token_check_refused_by_the_rate_limit_is_a_429_not_an_invalid_token(
+async def test_a_post_with_one_request_left_is_served_its_token_check_uncounted(
     settings: Settings, topics_created: None
 ) -> None:
-    """/mcp checks the token with the API (whoami), which counts against the user's limit: a
-    POST that passes the limiter with one request left has its check refused. That was
-    answered 401 invalid_token, which tells a client to drop a good token."""
+    """/mcp checks the token with the API (whoami). That check counted against the user's
+    limit, so a POST that passed the limiter with one request left had its check refused (a
+    429, and before that a 401 invalid_token that told a client to drop a good token). The
+    check is the server's own call on a request counted already: the POST is served."""
     token = user_token(settings, scopes=["watchlist:read"])
     body = b'{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}'
     mcp_headers = {
@@ -132,11 +183,8 @@ async def test_a_token_check_refused_by_the_rate_limit_is_a_429_not_an_invalid_t
             if remaining == "0":
                 continue
             answer = await http.post("/mcp", content=body, headers=mcp_headers)
-            if answer.status_code != 200:
-                break
-        assert answer.status_code == 429, answer.text
-        assert answer.headers["retry-after"]
-        error = answer.json()["error"]
-        assert error["code"] == -32000
-        assert error["data"]["error"] == "rate_limited"
-        assert "www-authenticate" not in answer.headers
+            if answer.headers.get("x-ratelimit-remaining") == "0":
+                break  # passed the limiter as the window's last request
+        assert answer.headers["x-ratelimit-remaining"] == "0"
+        assert answer.status_code == 200, answer.text
+        assert "tools" in answer.json()["result"]
