@@ -8,15 +8,12 @@ import subprocess
 import sys
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
-from agreements.read_model import document_key
 from core.config import Settings
-from schemas.content import CanonicalContent
+from devtools.placeholder_titles import place_titles
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -103,32 +100,11 @@ def wait_for_up_banner(proc: subprocess.Popen[bytes], log_path: Path, timeout: f
     return text
 
 
-# Long enough for any test; then Redis forgets what a test put there.
-_TITLE_TTL_S = 3600
-
-
 async def in_catalog(settings: Settings, ids: list[uuid.UUID]) -> None:
-    """Make these ids titles the catalog's read model has (a document under each id in the
-    Redis of `settings`): what a watchlist add checks (404 for a title the catalog does not
-    have). For tests that need titles, not a catalog agent; the keys expire after an hour. An
-    agent's later write of the same title replaces the placeholder."""
+    """Make these ids titles the catalog's read model has (devtools/placeholder_titles.py), in
+    the Redis of `settings`: what a watchlist add checks."""
     assert settings.redis.url is not None
-    client = aioredis.from_url(settings.redis.url)
-    try:
-        async with client.pipeline(transaction=False) as pipe:
-            for title in ids:
-                content = CanonicalContent(
-                    canonical_id=title,
-                    content_type="movie",
-                    title=f"Test title {title.hex[:6]}",
-                    genres=["drama"],
-                    updated_at=datetime(2026, 1, 1, tzinfo=UTC),
-                )
-                key = document_key(settings.redis.key_prefix, title)
-                pipe.set(key, content.model_dump_json(), ex=_TITLE_TTL_S, nx=True)
-            await pipe.execute()
-    finally:
-        await client.aclose()
+    await place_titles(settings.redis.url, settings.redis.key_prefix, ids, "Test title")
 
 
 async def catalog_titles(settings: Settings, count: int = 1) -> list[uuid.UUID]:

@@ -30,7 +30,6 @@ import uuid
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, ExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -44,7 +43,7 @@ from core.embedded import free_port
 from devtools.bench.services import BenchServices, bench_services, spawn_mgw, stop_process
 from devtools.bench.sync_clients import Heard, Inbox, PubNubDevice, SocketDevice, SseDevice
 from devtools.bench.sync_pubnub import LoopbackPubNub, PamKeys
-from schemas.content import CanonicalContent
+from devtools.placeholder_titles import place_titles
 
 console = console_for(stderr=True)
 
@@ -154,22 +153,7 @@ async def _catalog_titles(redis_url: str, prefix: str, count: int) -> list[str]:
     """Fresh ids of titles the content read model holds (no catalog agent runs here): a
     watchlist add of a title the catalog does not have is refused 404 (docs/SYNC.md)."""
     ids = [uuid.uuid4() for _ in range(count)]
-    redis = aioredis.from_url(redis_url)
-    try:
-        async with redis.pipeline(transaction=False) as pipe:
-            for title in ids:
-                content = CanonicalContent(
-                    canonical_id=title,
-                    content_type="movie",
-                    title=f"Bench title {title.hex[:6]}",
-                    genres=["drama"],
-                    updated_at=datetime(2026, 1, 1, tzinfo=UTC),
-                )
-                # Expiring, should the bench die before it deletes them.
-                pipe.set(document_key(prefix, title), content.model_dump_json(), ex=3600)
-            await pipe.execute()
-    finally:
-        await redis.aclose()
+    await place_titles(redis_url, prefix, ids, "Bench title")
     return [str(title) for title in ids]
 
 

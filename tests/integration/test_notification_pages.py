@@ -56,13 +56,18 @@ async def inbox(ctx: AgentContext, user: str) -> list[bytes]:
     return list(await ctx.redis.zrange(f"{ctx.prefix}:notify:inbox:{user}", 0, -1))
 
 
+async def _watchers(ctx: AgentContext) -> tuple[uuid.UUID, list[str]]:
+    """A title and USERS new users with it on their watchlist who want its arrival."""
+    title, run = uuid.uuid4(), f"pg{uuid.uuid4().hex[:6]}-"
+    await ctx.pool.execute(_SEED_PREFERENCES, run, USERS)
+    await ctx.pool.execute(_SEED_WATCHLISTS, run, title, USERS)
+    return title, [f"{run}{g}" for g in range(1, USERS + 1)]
+
+
 async def test_a_page_committed_but_not_sent_is_sent_once_by_the_redelivered_cause(
     ctx: AgentContext,
 ) -> None:
-    title, run = uuid.uuid4(), f"pg{uuid.uuid4().hex[:6]}-"
-    users = [f"{run}{g}" for g in range(1, USERS + 1)]
-    await ctx.pool.execute(_SEED_PREFERENCES, run, USERS)
-    await ctx.pool.execute(_SEED_WATCHLISTS, run, title, USERS)
+    title, users = await _watchers(ctx)
     raise_alerts = alert_agent(_of_change, lambda: NOW)
     cause = arrival(title)
 
@@ -106,10 +111,7 @@ async def test_a_page_committed_but_not_sent_is_sent_once_by_the_redelivered_cau
 
 
 async def test_a_page_sent_leaves_no_mark_and_a_replay_sends_nothing(ctx: AgentContext) -> None:
-    title, run = uuid.uuid4(), f"pg{uuid.uuid4().hex[:6]}-"
-    users = [f"{run}{g}" for g in range(1, USERS + 1)]
-    await ctx.pool.execute(_SEED_PREFERENCES, run, USERS)
-    await ctx.pool.execute(_SEED_WATCHLISTS, run, title, USERS)
+    title, users = await _watchers(ctx)
     raise_alerts = alert_agent(_of_change, lambda: NOW)
     cause = arrival(title)
     await raise_alerts(ctx, [cause])
