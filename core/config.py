@@ -84,6 +84,11 @@ def _split_csv(value: Any) -> Any:
     return value
 
 
+def capped_partitions(declared: int, partitions_max: int | None) -> int:
+    """A topic's partitions under KAFKA_TOPIC_PARTITIONS_MAX (None: the catalog's count)."""
+    return min(declared, partitions_max or declared)
+
+
 class KafkaSettings(_Section):
     model_config = SettingsConfigDict(env_prefix="KAFKA_", extra="ignore")
 
@@ -118,7 +123,7 @@ class KafkaSettings(_Section):
 
     def partitions(self, declared: int) -> int:
         """The partitions a topic the catalog declares with `declared` has on this broker."""
-        return min(declared, self.topic_partitions_max or declared)
+        return capped_partitions(declared, self.topic_partitions_max)
 
     _split = field_validator("brokers", mode="before")(_split_csv)
 

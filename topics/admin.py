@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from core.config import capped_partitions
 from core.kafka import KafkaAdmin, NewTopic, TopicAlreadyExistsError, new_admin
 from topics.registry import TopicSpec, all_topics
 
@@ -35,7 +36,7 @@ async def _broker_partitions(admin: KafkaAdmin, names: list[str]) -> dict[str, i
 
 def declared_partitions(spec: TopicSpec, partitions_max: int | None) -> int:
     """The catalog's count, capped by KAFKA_TOPIC_PARTITIONS_MAX (`mgw up`'s embedded broker)."""
-    return min(spec.partitions, partitions_max or spec.partitions)
+    return capped_partitions(spec.partitions, partitions_max)
 
 
 async def create_topics(

@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+from core.config import capped_partitions
 from core.kafka import (
     ConfigResource,
     ConfigResourceType,
@@ -80,7 +81,7 @@ def plan(
         declared.add(name)
         have = broker.get(name)
         wanted = spec.broker_config()
-        count = min(spec.partitions, partitions_max or spec.partitions)
+        count = capped_partitions(spec.partitions, partitions_max)
         if have is None:
             actions.append(
                 Action(
