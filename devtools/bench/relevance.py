@@ -188,7 +188,6 @@ async def _ask(
         return embedder
 
     engine = Discovery(
-        pool=pool,
         cache=cache,
         intents=IntentResolver(settings, cache),
         retriever=Retriever(pool, get_vectors, get_embedder, cache, discovery_settings),
