@@ -166,19 +166,26 @@ EVENT_DATA: dict[str, dict[str, Any]] = {
     "revoked": _data({"reason": {"const": "device_removed"}, "device_id": _STRING}),
 }
 
-# The OpenAPI content of GET .../stream's 200. OpenAPI 3.1 cannot describe the items of a
-# stream (3.2's itemSchema can; FastAPI writes 3.1): the body is a string in the SSE wire
-# format, the events are listed under x-events with their data's schema, and the example is
-# written by the same functions that write the stream.
+# The OpenAPI content of GET .../stream's 200. Before OpenAPI 3.2 (FastAPI writes 3.1) the
+# `schema` of text/event-stream is read as the schema of each event, its fields parsed from
+# the wire (what 3.2 calls itemSchema; schemathesis checks every event against it). Each
+# event's data is JSON whose schema depends on its name: listed under x-events. The example,
+# the stream on the wire, is written by the same functions that write the stream.
 STREAM_CONTENT: dict[str, Any] = {
     "text/event-stream": {
         "schema": {
-            "type": "string",
-            "description": "Server-Sent Events (WHATWG HTML section 9.2): `retry:` first, then "
-            "events of `id:` (a message's place in the user's stream, for Last-Event-ID), "
-            "`event:` (a channel name such as user.{user_id}.sync, or ready, resync, problem, "
-            "expired, revoked) and one `data:` line of JSON, each ended by a blank line; "
-            f"`: ping` comments every {KEEPALIVE_S:g} s",
+            "type": "object",
+            "description": "One Server-Sent Event (WHATWG HTML section 9.2): the stream starts "
+            "with `retry:`, then events of `id:` (a message's place in the user's stream, for "
+            "Last-Event-ID), `event:` (a channel name such as user.{user_id}.sync, or ready, "
+            "resync, problem, expired, revoked) and one `data:` line of JSON, each ended by a "
+            f"blank line; `: ping` comments every {KEEPALIVE_S:g} s",
+            "properties": {
+                "event": {"type": "string", "minLength": 1},
+                "data": {"type": "string", "description": "JSON: x-events gives its schema"},
+                "id": {"type": "string"},
+                "retry": {"type": "integer", "minimum": 0},
+            },
         },
         "example": (
             f"retry: {RETRY_MS}\n\n".encode()
