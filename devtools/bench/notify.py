@@ -45,7 +45,7 @@ from rich.table import Table
 
 from cli.console import console_for, out
 from core.embedded import free_port
-from devtools.bench.services import bench_services, spawn_mgw, stop_process, wait_ready
+from devtools.bench.services import bench_services, forget_keys, spawn_mgw, stop_process, wait_ready
 
 console = console_for(stderr=True)
 
@@ -276,7 +276,7 @@ def _one_run(
     asyncio.run(_create_topics(env))
     with ExitStack() as stack:
         # A Redis of REDIS_URL is shared: leave nothing of the run's million users in it.
-        stack.callback(lambda: asyncio.run(_forget_keys(env["REDIS_URL"], prefix)))
+        stack.callback(lambda: asyncio.run(forget_keys(env["REDIS_URL"], prefix)))
         procs = []
         for name, groups in [("sync", ["sync"])] + [
             (f"notifications-{i}", ["notifications"]) for i in range(run.workers)
@@ -317,21 +317,6 @@ def _one_run(
         with console.status(f"{run.workers} worker(s): {run.watchers} notifications..."):
             asyncio.run(_watch(run, env, users, pids, sync_pid, title, devices))
     return seeded
-
-
-async def _forget_keys(redis_url: str, prefix: str) -> None:
-    redis = aioredis.from_url(redis_url)
-    try:
-        batch: list[bytes] = []
-        async for key in redis.scan_iter(match=f"{prefix}:*", count=10_000):
-            batch.append(key)
-            if len(batch) >= 10_000:
-                await redis.unlink(*batch)
-                batch.clear()
-        if batch:
-            await redis.unlink(*batch)
-    finally:
-        await redis.aclose()
 
 
 def _stop_spy(spy: subprocess.Popen[bytes]) -> None:

@@ -52,6 +52,7 @@ from agents.titles.store import Versioned, upsert_contents
 from agreements.discovery_cache import request_results_key
 from core.config import DiscoverySettings, OpenAISettings, load_settings
 from devtools.bench.relevance_catalog import Film, Query, draw_queries, load_films
+from devtools.bench.services import forget_keys
 from devtools.scratch_db import create_database, drop_database
 from schemas.discovery import SearchRequested, SearchResponse
 
@@ -137,7 +138,10 @@ async def _run(films: list[Film], queries: list[Query], page_size: int) -> dict[
     base = os.environ.get("DATABASE_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
     name = f"mgw_bench_relevance_{uuid.uuid4().hex[:8]}"
     url = await create_database(base, name)
-    redis = aioredis.from_url(os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0")
+    redis_url = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0"
+    redis = aioredis.from_url(redis_url)
+    # The run's keys in that Redis (often the machine's shared one), all removed after.
+    prefix = f"mgw-bench-relevance-{uuid.uuid4().hex[:8]}"
     embedder = LocalEmbedder()
     try:
         await migrate_url(url)
@@ -152,13 +156,14 @@ async def _run(films: list[Film], queries: list[Query], page_size: int) -> dict[
                 f"catalog of {len(films)} films ready in {time.perf_counter() - started:.0f} s"
             )
             try:
-                return await _ask(pool, vectors, embedder, redis, films, queries, page_size)
+                return await _ask(pool, vectors, embedder, redis, prefix, films, queries, page_size)
             finally:
                 await vectors.close()
                 await pool.close()
     finally:
         await embedder.close()
         await redis.aclose()
+        await forget_keys(redis_url, prefix)
         await drop_database(base, name)
 
 
@@ -167,6 +172,7 @@ async def _ask(
     vectors: VectorStore,
     embedder: LocalEmbedder,
     redis: aioredis.Redis,
+    prefix: str,
     films: list[Film],
     queries: list[Query],
     page_size: int,
@@ -178,7 +184,6 @@ async def _ask(
     settings = settings.model_copy(
         update={"discovery": discovery_settings, "openai": OpenAISettings(api_key=None)}
     )
-    prefix = f"mgw-bench-relevance-{uuid.uuid4().hex[:8]}"
     cache = DiscoveryCache(redis, prefix, discovery_settings)
 
     async def get_vectors() -> VectorStore:

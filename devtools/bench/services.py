@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import redis.asyncio as aioredis
 from rich.console import Console
 
 from core.embedded import (
@@ -195,3 +196,20 @@ def rss_mb(pid: int) -> float:
     import psutil
 
     return psutil.Process(pid).memory_info().rss / 2**20
+
+
+async def forget_keys(redis_url: str, prefix: str) -> None:
+    """Remove every key under `prefix` from the Redis at `redis_url`: a bench that writes into a
+    shared Redis leaves nothing behind."""
+    redis = aioredis.from_url(redis_url)
+    try:
+        batch: list[bytes] = []
+        async for key in redis.scan_iter(match=f"{prefix}:*", count=10_000):
+            batch.append(key)
+            if len(batch) >= 10_000:
+                await redis.unlink(*batch)
+                batch.clear()
+        if batch:
+            await redis.unlink(*batch)
+    finally:
+        await redis.aclose()

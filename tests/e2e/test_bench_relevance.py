@@ -8,6 +8,7 @@ import os
 import re
 
 import pytest
+import redis
 
 from tests.conftest import _base_database_url
 from tests.helpers import run_cli
@@ -17,8 +18,19 @@ pytestmark = pytest.mark.slow
 KINDS = ("exact title", "one typo", "prefix")
 
 
-async def test_bench_relevance_prints_each_kind_beside_its_baseline() -> None:
+def _bench_keys(redis_url: str) -> int:
+    client = redis.Redis.from_url(redis_url)
+    try:
+        return sum(1 for _ in client.scan_iter(match="mgw-bench-relevance-*", count=10_000))
+    finally:
+        client.close()
+
+
+async def test_bench_relevance_prints_each_kind_beside_its_baseline(redis_url: str) -> None:
+    # The bench writes its result cache into the Redis of REDIS_URL: the tests' own.
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "REDIS_"))}
+    env["REDIS_URL"] = redis_url
+    before = _bench_keys(env["REDIS_URL"])
     env.update(DATABASE_URL=_base_database_url(), COLUMNS="200", LOG_LEVEL="warning")
     args = ["bench", "relevance", "--titles", "300", "--queries", "10", "--seed", "3"]
     code, out, err = await run_cli(*args, env=env, limit_s=600)
@@ -31,3 +43,5 @@ async def test_bench_relevance_prints_each_kind_beside_its_baseline() -> None:
         assert 0.0 <= project <= 1.0 and 0.0 <= baseline <= 1.0, cells
     missed = "MISSED" in out
     assert code == (1 if missed else 0), out[-3000:]
+    # It leaves nothing in a Redis it may share.
+    assert _bench_keys(env["REDIS_URL"]) == before
