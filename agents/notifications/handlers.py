@@ -208,14 +208,26 @@ async def _deliver_page(
 def _resent(
     ctx: AgentContext, cause: Envelope[Any], entries: list[RawEntry]
 ) -> list[tuple[TopicSpec, Envelope[Any]]]:
-    out: list[tuple[TopicSpec, Envelope[Any]]] = []
-    for user_id, _, _, body, _ in entries:
-        note = Notification.model_validate_json(body)
-        message = NotificationMessage(notification=note)
-        event = realtime_event(user_id, message, note.notification_id, note.created_at, cause)
-        envelope = ctx.publisher.build_envelope(event.payload, event.key, event.correlation_id)
-        out.append((event.topic, envelope))
-    return out
+    return [
+        _outgoing(ctx, cause, user_id, [Notification.model_validate_json(body)])
+        for user_id, _, _, body, _ in entries
+    ]
+
+
+def _outgoing(
+    ctx: AgentContext, cause: Envelope[Any], user_id: str, notes: list[Notification]
+) -> tuple[TopicSpec, Envelope[Any]]:
+    """The sync.realtime record telling the user's devices of these notifications: one as
+    itself, several as one digest (its id derived from theirs, so sent at most once)."""
+    if len(notes) == 1:
+        message: RealtimeMessage = NotificationMessage(notification=notes[0])
+        ident = notes[0].notification_id
+    else:
+        message = NotificationDigestMessage(notifications=notes)
+        ident = bursts.digest_id([n.notification_id for n in notes])
+    event = realtime_event(user_id, message, ident, max(n.created_at for n in notes), cause)
+    envelope = ctx.publisher.build_envelope(event.payload, event.key, event.correlation_id)
+    return event.topic, envelope
 
 
 async def _add_to_inboxes(ctx: AgentContext, entries: list[RawEntry]) -> None:
@@ -278,15 +290,7 @@ async def deliver(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
         raised: NotificationRaised = env.payload
         user_id, notes = raised.user_id, raised.notifications
         entries.extend(raw_entry(user_id, note) for note in notes)
-        if len(notes) == 1:
-            message: RealtimeMessage = NotificationMessage(notification=notes[0])
-            ident = notes[0].notification_id
-        else:
-            message = NotificationDigestMessage(notifications=notes)
-            ident = bursts.digest_id([n.notification_id for n in notes])
-        event = realtime_event(user_id, message, ident, max(n.created_at for n in notes), env)
-        envelope = ctx.publisher.build_envelope(event.payload, event.key, event.correlation_id)
-        outgoing.append((event.topic, envelope))
+        outgoing.append(_outgoing(ctx, env, user_id, notes))
     await _add_to_inboxes(ctx, entries)
     await ctx.publisher.send_envelopes(outgoing)
 
