@@ -33,7 +33,6 @@ from gateway.accepted import Accepted, accepted
 from gateway.auth.dependencies import own_user
 from gateway.bounds import watchlist_limit
 from gateway.device_ownership import require_own_device
-from gateway.errors import error_response
 from gateway.idempotency import operation_id
 from gateway.json_body import openapi_body, optional_body
 from gateway.lookup import AGENT_FAILED_RESPONSE
@@ -43,7 +42,12 @@ from gateway.request_parameters import (
     MAYBE_ACTING_DEVICE,
     USER_ID,
 )
-from gateway.routes.content_read import find_content, restriction_of
+from gateway.routes.content_read import (
+    UNKNOWN_TITLE_RESPONSE,
+    find_content,
+    restriction_of,
+    unknown_title,
+)
 from gateway.routes.user_routes import (
     READ_RESPONSES,
     device_checked,
@@ -57,7 +61,6 @@ from topics.registry import SYNC_WATCHLIST
 
 router = APIRouter(prefix="/api/v1/users/{user_id}/watchlist", tags=["watchlist"])
 
-UNKNOWN_TITLE = "no title with this id in the catalog"
 _ADD_CHECKED = device_checked(responses_with_rules(CLOCK_RULE))
 ADD_RESPONSES: dict[int | str, dict[str, Any]] = {
     **_ADD_CHECKED,
@@ -65,10 +68,7 @@ ADD_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": f"{_ADD_CHECKED[403]['description']}; "
         f"{RESTRICTED_RESPONSE[403]['description']}"
     },
-    404: {
-        "description": f"`not_found`: {UNKNOWN_TITLE} (`fields` names `path.content_id`); an "
-        "id made up or mistyped is refused rather than kept on the list for good"
-    },
+    **UNKNOWN_TITLE_RESPONSE,
     409: {
         "description": "`watchlist_full`: a title not on the list, and the list already "
         "holds SYNC_MAX_WATCHLIST_SIZE (5000) titles; or `idempotency_in_flight`"
@@ -146,13 +146,7 @@ async def add_to_watchlist(request: Request) -> Response:
     # Before the bound: an unknown title is refused as such, whatever the list's size.
     document = await find_content(request, content_id)
     if document is None:
-        return error_response(
-            404,
-            "not_found",
-            f"no title with id {content_id} in the catalog",
-            request,
-            fields=[{"field": "path.content_id", "reason": UNKNOWN_TITLE}],
-        )
+        return unknown_title(request, content_id)
     # A kids profile may not put on the account's list what it may not read (the same rule
     # and reason as GET /api/v1/content/{id}); an unknown profile raises unknown_profile.
     limits = await acting_limits(request)

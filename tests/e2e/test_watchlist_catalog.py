@@ -153,3 +153,31 @@ async def test_a_kids_profile_cannot_add_a_title_beyond_its_limits(
         await wait_for(both, timeout=20, interval=0.1)
         items = (await http.get(f"/api/v1/users/{user}/watchlist", headers=parent)).json()
         assert {i["content_id"] for i in items["items"]} == {str(family), str(rated_r)}
+
+
+async def test_feedback_on_a_title_the_catalog_lacks_is_404(spawn, isolated: Isolated) -> None:
+    """Found by hand: a rating or a dismissal of a made-up id was accepted (202) and folded into
+    the user's taste, where the watchlist add of the same id is 404. Both now ask the catalog
+    as the add does; feedback on a title it has is accepted."""
+    known = await stored_title(isolated, "Stalker")
+    spawn("worker", "readmodel", extra_env=isolated.env)
+    gateway = spawn("gateway", extra_env={**isolated.env, "RATE_LIMIT_ENABLED": "false"})
+    user = f"critic-{uuid.uuid4().hex[:6]}"
+    token = user_token(isolated.settings, subject=user, scopes=["recommendations:write"])
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10, headers=bearer(token)) as http:
+        made_up = uuid.uuid4()
+        for method, path, body in (
+            ("PUT", f"/api/v1/users/{user}/ratings/{made_up}", {"rating": 4}),
+            ("POST", f"/api/v1/users/{user}/dismissals/{made_up}", None),
+        ):
+            refused = await http.request(method, path, json=body)
+            assert refused.status_code == 404, refused.text
+            assert refused.headers["content-type"].startswith("application/problem+json")
+            assert refused.json()["error"] == "not_found"
+            assert refused.json()["fields"] == [
+                {"field": "path.content_id", "reason": "no title with this id in the catalog"}
+            ]
+        rated = await http.put(f"/api/v1/users/{user}/ratings/{known}", json={"rating": 5})
+        assert rated.status_code == 202, rated.text
+        dismissed = await http.post(f"/api/v1/users/{user}/dismissals/{known}")
+        assert dismissed.status_code == 202, dismissed.text
