@@ -25,6 +25,7 @@ from agreements.catalog_warnings import (
 )
 from core.publisher import Published, Publisher
 from schemas.ingestion import CatalogItemReceived, RawCatalogItem, normalize_platform
+from schemas.storable import error_reason
 from topics.registry import CONTENT_RAW
 
 MAX_BATCH_ITEMS = 1000
@@ -82,7 +83,7 @@ def availability_reading(item: RawCatalogItem) -> AvailabilityReading:
 
 def problems_of(exc: ValidationError) -> list[FieldProblem]:
     return [
-        FieldProblem(".".join(str(p) for p in err["loc"]) or "(item)", err["msg"])
+        FieldProblem(".".join(str(p) for p in err["loc"]) or "(item)", error_reason(err))
         for err in exc.errors()
     ]
 

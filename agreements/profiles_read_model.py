@@ -18,6 +18,13 @@ def profiles_key(prefix: str, user_id: str) -> str:
     return f"{prefix}:profiles:{user_id}"
 
 
+def rendered_key(prefix: str) -> str:
+    """Set (with a TTL) when every account was rendered; gone when Redis lost its data or the
+    TTL lapsed, which is when the accounts agents render every account again. Outside the
+    `profiles:` key space, so no user id can name it."""
+    return f"{prefix}:profiles-rendered"
+
+
 async def read_profile(
     redis: aioredis.Redis, prefix: str, user_id: str, profile_id: str
 ) -> Profile | None:
@@ -31,9 +38,14 @@ async def read_profiles(redis: aioredis.Redis, prefix: str, user_id: str) -> lis
 
 
 async def render_profiles(
-    redis: aioredis.Redis, prefix: str, accounts: dict[str, Iterable[Profile]]
+    redis: aioredis.Redis,
+    prefix: str,
+    accounts: dict[str, Iterable[Profile]],
+    rendered_ttl_s: int | None = None,
 ) -> None:
-    """Replace each account's hash with its live profiles (none: the hash is deleted)."""
+    """Replace each account's hash with its live profiles (none: the hash is deleted).
+    `rendered_ttl_s`: these are every account's, so set the rendered marker for that long, in
+    the same transaction (a Redis emptied in between loses both)."""
     async with redis.pipeline(transaction=True) as pipe:
         for user_id, profiles in accounts.items():
             key = profiles_key(prefix, user_id)
@@ -41,4 +53,6 @@ async def render_profiles(
             mapping = {p.profile_id: p.model_dump_json() for p in profiles}
             if mapping:
                 pipe.hset(key, mapping=mapping)
+        if rendered_ttl_s is not None:
+            pipe.set(rendered_key(prefix), b"1", ex=rendered_ttl_s)
         await pipe.execute()

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from core.kafka import ConsumerRecord, KafkaConsumer, TopicPartition, new_reader
 from schemas.envelope import decode
+from schemas.storable import error_reason
 from topics.registry import DLQ_SUFFIX, TopicSpec, all_topics
 
 WAIT_FOR_METADATA_S = 10.0
@@ -89,7 +90,7 @@ def validation_error(spec: TopicSpec, value: bytes | None) -> str | None:
         decode(value, spec.payload, spec.older_payloads)
     except ValidationError as exc:
         return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(record)'}: {e['msg']}"
+            f"{'.'.join(str(p) for p in e['loc']) or '(record)'}: {error_reason(e)}"
             for e in exc.errors()[:20]
         )
     except ValueError as exc:

@@ -20,6 +20,7 @@ from gateway.device_ownership import UnknownDevice
 from gateway.fast_lane import routes_of
 from gateway.lookup import AgentFailed, LookupTimeout
 from gateway.problems import MEDIA_TYPE, problem_bytes
+from schemas.storable import error_reason
 
 RETRY_AFTER_S = 5
 
@@ -53,7 +54,7 @@ def field_errors(exc: RequestValidationError) -> list[dict[str, str]]:
         # "body" is where, not what: clients know the field by its path in their JSON.
         if loc and loc[0] == "body":
             loc = loc[1:]
-        out.append({"field": ".".join(loc) or "(body)", "reason": err.get("msg", "invalid")})
+        out.append({"field": ".".join(loc) or "(body)", "reason": error_reason(err)})
     return out
 
 

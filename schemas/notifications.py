@@ -13,6 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from schemas.content import AvailabilityType, MaturityRating, asked_region
 from schemas.envelope import Payload
+from schemas.ingestion import normalize_platform
 from schemas.time_zone import TimeZoneName
 
 UserId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9._:@|-]+$")]
@@ -77,6 +78,15 @@ class NotificationPreferences(_Data):
     def _region(cls, value: object) -> object:
         # As offers and searches spell it.
         return asked_region(value)
+
+    @field_validator("services", mode="before")
+    @classmethod
+    def _services(cls, value: object) -> object:
+        # As feeds, the ingest URL and search name platforms ('prime', 'Disney+'): a service
+        # kept as spelled would never match an offer's platform id, and no one would be told.
+        if not isinstance(value, list):
+            return value
+        return [normalize_platform(v) if isinstance(v, str) else v for v in value]
 
     @field_validator("services", "alerts", "offer_types")
     @classmethod

@@ -14,7 +14,7 @@ sweep. The bounds that matter:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
@@ -83,6 +83,20 @@ def _documented_form(pattern: re.Pattern[str], parse: Callable[[str], object], e
         return parse(value)
 
     return BeforeValidator(check)
+
+
+def error_reason(error: Mapping[str, Any]) -> str:
+    """The reason of one pydantic error as a producer is told it: pydantic's message, except a
+    length bound on a text: on a `Text` (a str with a validator) pydantic applies the bound as
+    to any sequence and says "at most N items after validation", which reads as a list."""
+    text = error.get("input")
+    bound = (error.get("ctx") or {}).get(
+        "max_length" if error.get("type") == "too_long" else "min_length"
+    )
+    if error.get("type") in ("too_long", "too_short") and isinstance(text, str) and bound:
+        most = "at most" if error["type"] == "too_long" else "at least"
+        return f"String should have {most} {bound} characters, not {len(text)}"
+    return str(error.get("msg", "invalid"))
 
 
 # Every string and time field of an entering payload is one of these: checked where it is

@@ -101,10 +101,17 @@ def wait_for_up_banner(proc: subprocess.Popen[bytes], log_path: Path, timeout: f
 
 
 async def in_catalog(settings: Settings, ids: list[uuid.UUID]) -> None:
-    """Make these ids titles the catalog's read model has (devtools/placeholder_titles.py), in
-    the Redis of `settings`: what a watchlist add checks."""
+    """Make these ids titles the catalog has (devtools/placeholder_titles.py): in the Redis
+    read model of `settings`, what the gateway checks, and in its PostgreSQL, what the sync
+    agent checks before it merges an add."""
     assert settings.redis.url is not None
-    await place_titles(settings.redis.url, settings.redis.key_prefix, ids, "Test title")
+    await place_titles(
+        settings.redis.url,
+        settings.redis.key_prefix,
+        ids,
+        "Test title",
+        database_url=settings.postgres.url,
+    )
 
 
 async def catalog_titles(settings: Settings, count: int = 1) -> list[uuid.UUID]:

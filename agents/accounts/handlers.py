@@ -29,7 +29,7 @@ from agents.accounts import store
 from agents.framework.context import AgentContext
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
 from agreements.api_key_mirror import index_key, listing_json, mirror_key, record_json
-from agreements.profiles_read_model import render_profiles
+from agreements.profiles_read_model import render_profiles, rendered_key
 from agreements.sona_cache import drop_recommendations
 from core.observability.metrics import BOUND_REFUSALS
 from schemas.accounts import ApiKeyChanged, ProfileChanged
@@ -79,12 +79,24 @@ async def apply_profiles(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
     logger.info("profiles of {} account(s) changed", len(touched))
 
 
+# Every account is rendered again this long after the last full render (a safety net: changes
+# are rendered as they are applied) ...
+FULL_RENDER_EVERY_S = 3600
+# ... or within this long of Redis losing its data (it keeps nothing on disk): a gateway that
+# cannot find a named profile refuses the request, so a kids TV stops working until then.
+GUARD_INTERVAL_S = 10.0
+
+
 async def render_all_profiles(ctx: AgentContext) -> int:
-    """Render every account's profiles: Redis keeps nothing on disk, and a gateway that cannot
-    find a named profile refuses the request (it never guesses the limits away)."""
+    """Render every account's profiles when the rendered marker is gone (Redis lost its data,
+    or the hour since the last full render passed); how many accounts were rendered. At rest a
+    run is one Redis EXISTS. A gateway never guesses limits away for a profile it cannot find."""
+    if await ctx.redis.exists(rendered_key(ctx.prefix)):
+        return 0
     accounts = await store.live_profiles(ctx.pool)
+    await render_profiles(ctx.redis, ctx.prefix, accounts, rendered_ttl_s=FULL_RENDER_EVERY_S)
     if accounts:
-        await render_profiles(ctx.redis, ctx.prefix, accounts)
+        logger.info("profiles of every account ({}) rendered into Redis", len(accounts))
     return len(accounts)
 
 
@@ -146,7 +158,7 @@ TIMERS = [
     TimerSpec(
         name="accounts-profiles-render",
         group="accounts",
-        interval_s=3600.0,
+        interval_s=GUARD_INTERVAL_S,
         run=render_all_profiles,
         at_start=True,
     ),

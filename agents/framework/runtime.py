@@ -39,6 +39,7 @@ from core.observability.stages import timed
 from core.publisher import BrokerUnavailable, Headers, RawRecord
 from core.resilience import CircuitOpen
 from schemas.envelope import Envelope, decode
+from schemas.storable import error_reason
 from topics.registry import TopicSpec
 
 # Failures worth waiting out: the dependency will come back and the same batch will then pass.
@@ -143,7 +144,7 @@ def describe_validation_error(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:20]:
         loc = ".".join(str(p) for p in err["loc"]) or "(record)"
-        parts.append(f"{loc}: {err['msg']}")
+        parts.append(f"{loc}: {error_reason(err)}")
     return "; ".join(parts)
 
 

@@ -40,12 +40,13 @@ from agents.sync.views import (
     devices_document,
     watchlist_document,
 )
+from agents.sync.watchlist import UnknownTitles, adds_of_unknown_titles
 from agreements.device_register import mark
 from agreements.sync_documents import CONTINUE_WATCHING_MAX, ContinueWatchingDocument
 from core.config import OPEN_CHANNELS_WARNING
 from core.observability.metrics import BOUND_REFUSALS, TOMBSTONES_COMPACTED
 from schemas.envelope import Envelope
-from schemas.sync import DeviceRemoved, RealtimeEvent, SyncView
+from schemas.sync import DeviceRemoved, RealtimeEvent, SyncView, WatchlistOperation
 from topics.registry import (
     SYNC_COMMANDS,
     SYNC_DEVICE_HEARTBEATS,
@@ -118,6 +119,20 @@ async def _save_titles(conn: asyncpg.Connection, rows: list[batches.TitleRow]) -
     await store.delete_titles(conn, [(r.user_id, r.content_id) for r in empty])
 
 
+async def _refuse_unknown_titles(conn: asyncpg.Connection, batch: list[Envelope[Any]]) -> None:
+    """Raise UnknownTitles (the unit of work rolls back) when an add names a title the catalog
+    lacks: the gateway checks its adds, a producer writing sync.watchlist itself may not."""
+    updates = [env.payload for env in batch]
+    adds = {u.content_id for u in updates if u.operation is WatchlistOperation.add}
+    unknown = adds_of_unknown_titles(updates, await store.catalog_titles(conn, adds))
+    if unknown:
+        named = ", ".join(sorted({str(u.content_id) for u in unknown}))
+        raise UnknownTitles(
+            f"watchlist add of a title the catalog does not have: {named}; "
+            "replay it (mgw dlq replay sync.watchlist) once the title is ingested"
+        )
+
+
 async def merge_watchlist(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
     """OR-Set operations into each user's watchlist; one message per operation that changed it."""
     users = {env.payload.user_id for env in batch}
@@ -126,6 +141,7 @@ async def merge_watchlist(ctx: AgentContext, batch: list[Envelope[Any]]) -> None
         await store.lock_users(uow.conn, users)
         # A retry (same Idempotency-Key) is stamped anew at the gateway: only its id repeats.
         batch = await first_seen(uow.conn, ctx.agent, batch)
+        await _refuse_unknown_titles(uow.conn, batch)
         stored = await store.load_titles(
             uow.conn, [(env.payload.user_id, env.payload.content_id) for env in batch]
         )

@@ -155,6 +155,16 @@ async def titles_to_compact(
     return [(r["user_id"], r["content_id"]) for r in rows]
 
 
+async def catalog_titles(conn: asyncpg.Connection, ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of `ids` the catalog has (the `content` table the titles agents own; read-only)."""
+    if not ids:
+        return set()
+    rows = await conn.fetch(
+        "SELECT canonical_id FROM content WHERE canonical_id = ANY($1::uuid[])", list(ids)
+    )
+    return {r["canonical_id"] for r in rows}
+
+
 async def visible_counts(conn: asyncpg.Connection, user_ids: Collection[str]) -> dict[str, int]:
     """Titles on each user's watchlist now (for SYNC_MAX_WATCHLIST_SIZE)."""
     rows = await conn.fetch(

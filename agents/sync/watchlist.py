@@ -187,3 +187,21 @@ def items(state: WatchlistState) -> list[WatchlistItem]:
         reverse=True,
     )
     return visible
+
+
+class UnknownTitles(Exception):
+    """Adds of titles the catalog does not have. Raised so the agent runtime sets the batch's
+    culprits aside (agents/framework/runtime.py bisects a failing batch down to single records
+    and dead-letters them, `processing_failed` with this message): the gateway refuses such an
+    add with a 404, but another producer of sync.watchlist is not checked. After the title is
+    ingested, `mgw dlq replay sync.watchlist` applies the add."""
+
+
+def adds_of_unknown_titles(
+    updates: list[WatchlistUpdate], known: set[uuid.UUID]
+) -> list[WatchlistUpdate]:
+    """The adds naming a title not in `known`. Removes are never refused: taking off a title
+    the catalog dropped, or never had, must stay possible."""
+    return [
+        u for u in updates if u.operation is WatchlistOperation.add and u.content_id not in known
+    ]

@@ -37,13 +37,12 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from rich.table import Table
 
-from agreements.read_model import document_key
 from cli.console import console_for, out
 from core.embedded import free_port
 from devtools.bench.services import BenchServices, bench_services, spawn_mgw, stop_process
 from devtools.bench.sync_clients import Heard, Inbox, PubNubDevice, SocketDevice, SseDevice
 from devtools.bench.sync_pubnub import LoopbackPubNub, PamKeys
-from devtools.placeholder_titles import place_titles
+from devtools.placeholder_titles import forget_titles, place_titles
 
 console = console_for(stderr=True)
 
@@ -149,20 +148,28 @@ async def _prepare(env: dict[str, str]) -> str:
 # --- one delivery path ---------------------------------------------------------------------------
 
 
-async def _catalog_titles(redis_url: str, prefix: str, count: int) -> list[str]:
-    """Fresh ids of titles the content read model holds (no catalog agent runs here): a
-    watchlist add of a title the catalog does not have is refused 404 (docs/SYNC.md)."""
+async def _catalog_titles(env: dict[str, str], count: int) -> list[str]:
+    """Fresh ids of titles the catalog has (no catalog agent runs here): a document in the
+    content read model, which the gateway checks (a watchlist add of a title the catalog does
+    not have is refused 404, docs/SYNC.md), and a row the sync agent checks."""
     ids = [uuid.uuid4() for _ in range(count)]
-    await place_titles(redis_url, prefix, ids, "Bench title")
+    await place_titles(
+        env["REDIS_URL"],
+        env["REDIS_KEY_PREFIX"],
+        ids,
+        "Bench title",
+        database_url=env["DATABASE_URL"],
+    )
     return [str(title) for title in ids]
 
 
-async def _forget_titles(redis_url: str, prefix: str, titles: list[str]) -> None:
-    redis = aioredis.from_url(redis_url)
-    try:
-        await redis.delete(*(document_key(prefix, title) for title in titles))
-    finally:
-        await redis.aclose()
+async def _forget_titles(env: dict[str, str], titles: list[str]) -> None:
+    await forget_titles(
+        env["REDIS_URL"],
+        env["REDIS_KEY_PREFIX"],
+        [uuid.UUID(title) for title in titles],
+        database_url=env["DATABASE_URL"],
+    )
 
 
 class Phone:
@@ -292,9 +299,8 @@ async def _run_path(
         base = await start_sync_stack(stack, env, workdir, path)
 
         http = await stack.enter_async_context(httpx.AsyncClient(base_url=base, timeout=10))
-        redis_url, prefix = env["REDIS_URL"], env["REDIS_KEY_PREFIX"]
-        titles = await _catalog_titles(redis_url, prefix, WARMUP + count)
-        stack.push_async_callback(_forget_titles, redis_url, prefix, list(titles))
+        titles = await _catalog_titles(env, WARMUP + count)
+        stack.push_async_callback(_forget_titles, env, list(titles))
         phone = Phone(http, token, titles)
         for device_id, kind in (("phone-1", "phone"), ("tv-1", "tv"), ("tablet-1", "tablet")):
             await phone.put_device(device_id, kind)

@@ -12,6 +12,7 @@ from pydantic import ConfigDict, Field
 
 from agreements.parental_controls import refusal
 from agreements.read_model import read_document
+from gateway.errors import error_response
 from gateway.fast_lane import MARKER as FAST_LANE
 from gateway.lookup import AGENT_FAILED_RESPONSE, ask_agent
 from gateway.profiles import HEADER_PARAMETER, RESTRICTED_RESPONSE, acting_limits, restricted
@@ -74,6 +75,26 @@ async def find_content(request: Request, content_id: uuid.UUID) -> bytes | None:
             settings.gateway.lookup_timeout_s,
         )
     return document
+
+
+UNKNOWN_TITLE = "no title with this id in the catalog"
+UNKNOWN_TITLE_RESPONSE = {
+    404: {
+        "description": f"`not_found`: {UNKNOWN_TITLE} (`fields` names `path.content_id`); an "
+        "id made up or mistyped is refused rather than kept for good"
+    }
+}
+
+
+def unknown_title(request: Request, content_id: uuid.UUID) -> Response:
+    """The 404 of a write naming a title the catalog does not have (find_content found none)."""
+    return error_response(
+        404,
+        "not_found",
+        f"no title with id {content_id} in the catalog",
+        request,
+        fields=[{"field": "path.content_id", "reason": UNKNOWN_TITLE}],
+    )
 
 
 @router.get(

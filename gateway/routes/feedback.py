@@ -4,12 +4,15 @@ agents fold both into the user's taste; a dismissed title never comes back (docs
 
 Both need `recommendations:write` and act on the caller's own user id (admins: any user's),
 as the sync routes do (gateway/routes/user_routes.py). A client that queued the feedback while
-offline may say when it was given; otherwise it is now.
+offline may say when it was given; otherwise it is now. The title must be one the catalog has,
+asked as a watchlist add asks (find_content: the read model, the catalog agent on a miss): 404
+`not_found` on `path.content_id` otherwise, so a made-up id never enters the user's taste.
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,11 +22,13 @@ from gateway.accepted import Accepted, accepted
 from gateway.auth.dependencies import own_user
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body, optional_body
+from gateway.lookup import AGENT_FAILED_RESPONSE
 from gateway.request_parameters import (
     CONTENT_ID,
     USER_ID,
     invalid,
 )
+from gateway.routes.content_read import UNKNOWN_TITLE_RESPONSE, find_content, unknown_title
 from gateway.routes.user_routes import (
     documented,
     responses_with_rules,
@@ -42,6 +47,18 @@ GIVEN_AT_RULE = (
     f"a `given_at` more than {MAX_CLOCK_AHEAD_S} s ahead of the server's clock (fix the "
     "device's clock)"
 )
+
+
+_WITH_RULES = responses_with_rules(GIVEN_AT_RULE)
+FEEDBACK_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **_WITH_RULES,
+    **UNKNOWN_TITLE_RESPONSE,
+    503: {
+        "description": f"{_WITH_RULES[503]['description']}; or the title is not in the read "
+        "model and no catalog agent answered whether it exists: retry"
+    },
+    **AGENT_FAILED_RESPONSE,
+}
 
 
 class RatingBody(BaseModel):
@@ -89,7 +106,7 @@ async def _publish(request: Request, topic: TopicSpec, event: Payload, user_id: 
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
     summary="Rate a title (1-5 stars) for one's own recommendations",
-    responses=responses_with_rules(GIVEN_AT_RULE),
+    responses=FEEDBACK_RESPONSES,
     openapi_extra=documented(
         USER_ID,
         CONTENT_ID,
@@ -101,6 +118,8 @@ async def rate(request: Request) -> Response:
     _, user_id = await own_user(request, SCOPE)
     content_id = CONTENT_ID.read(request)
     body = await json_body(request, RatingBody)
+    if await find_content(request, content_id) is None:
+        return unknown_title(request, content_id)
     event = ContentRated(
         user_id=user_id,
         content_id=content_id,
@@ -115,7 +134,7 @@ async def rate(request: Request) -> Response:
     status_code=status.HTTP_202_ACCEPTED,
     response_model=Accepted,
     summary="Not interested: the title is never recommended to this user again",
-    responses=responses_with_rules(GIVEN_AT_RULE),
+    responses=FEEDBACK_RESPONSES,
     openapi_extra=documented(
         USER_ID,
         CONTENT_ID,
@@ -127,6 +146,8 @@ async def dismiss(request: Request) -> Response:
     _, user_id = await own_user(request, SCOPE)
     content_id = CONTENT_ID.read(request)
     body = await optional_body(request, DismissalBody)
+    if await find_content(request, content_id) is None:
+        return unknown_title(request, content_id)
     event = ContentDismissed(
         user_id=user_id, content_id=content_id, timestamp=_given_at(body.given_at)
     )

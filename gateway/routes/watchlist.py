@@ -12,6 +12,11 @@ model in Redis, the catalog agent on a miss), else 404 `not_found` on `path.cont
 remove is not checked: taking off what is not there stays a harmless, idempotent no-op (and a
 title the catalog dropped must still be removable). See docs/SYNC.md, "Watchlist adds name a
 title of the catalog".
+
+An add acting as a profile with parental limits (the token's `profile` claim or X-Profile-ID)
+is held to them as a title read directly is: 403 `restricted` with the reason, and a profile
+the account does not have is 403 `unknown_profile` (docs/AUTH.md, "Profiles and parental
+controls"). The list is the account's, so an adult's add is not limited.
 """
 
 from __future__ import annotations
@@ -28,16 +33,21 @@ from gateway.accepted import Accepted, accepted
 from gateway.auth.dependencies import own_user
 from gateway.bounds import watchlist_limit
 from gateway.device_ownership import require_own_device
-from gateway.errors import error_response
 from gateway.idempotency import operation_id
 from gateway.json_body import openapi_body, optional_body
 from gateway.lookup import AGENT_FAILED_RESPONSE
+from gateway.profiles import HEADER_PARAMETER, RESTRICTED_RESPONSE, acting_limits, restricted
 from gateway.request_parameters import (
     CONTENT_ID,
     MAYBE_ACTING_DEVICE,
     USER_ID,
 )
-from gateway.routes.content_read import find_content
+from gateway.routes.content_read import (
+    UNKNOWN_TITLE_RESPONSE,
+    find_content,
+    restriction_of,
+    unknown_title,
+)
 from gateway.routes.user_routes import (
     READ_RESPONSES,
     device_checked,
@@ -51,14 +61,14 @@ from topics.registry import SYNC_WATCHLIST
 
 router = APIRouter(prefix="/api/v1/users/{user_id}/watchlist", tags=["watchlist"])
 
-UNKNOWN_TITLE = "no title with this id in the catalog"
 _ADD_CHECKED = device_checked(responses_with_rules(CLOCK_RULE))
 ADD_RESPONSES: dict[int | str, dict[str, Any]] = {
     **_ADD_CHECKED,
-    404: {
-        "description": f"`not_found`: {UNKNOWN_TITLE} (`fields` names `path.content_id`); an "
-        "id made up or mistyped is refused rather than kept on the list for good"
+    403: {
+        "description": f"{_ADD_CHECKED[403]['description']}; "
+        f"{RESTRICTED_RESPONSE[403]['description']}"
     },
+    **UNKNOWN_TITLE_RESPONSE,
     409: {
         "description": "`watchlist_full`: a title not on the list, and the list already "
         "holds SYNC_MAX_WATCHLIST_SIZE (5000) titles; or `idempotency_in_flight`"
@@ -118,9 +128,12 @@ async def _publish(request: Request, update: WatchlistUpdate, event_id: uuid.UUI
         CONTENT_ID,
         device=MAYBE_ACTING_DEVICE,
         write=True,
-        extra=openapi_body(
-            AddBody, "the client's own tag and stamp (both optional)", required=False
-        ),
+        extra={
+            **openapi_body(
+                AddBody, "the client's own tag and stamp (both optional)", required=False
+            ),
+            "parameters": [HEADER_PARAMETER],
+        },
     ),
 )
 async def add_to_watchlist(request: Request) -> Response:
@@ -131,14 +144,16 @@ async def add_to_watchlist(request: Request) -> Response:
     if device_id is not None:
         await require_own_device(request, user_id, device_id)
     # Before the bound: an unknown title is refused as such, whatever the list's size.
-    if await find_content(request, content_id) is None:
-        return error_response(
-            404,
-            "not_found",
-            f"no title with id {content_id} in the catalog",
-            request,
-            fields=[{"field": "path.content_id", "reason": UNKNOWN_TITLE}],
-        )
+    document = await find_content(request, content_id)
+    if document is None:
+        return unknown_title(request, content_id)
+    # A kids profile may not put on the account's list what it may not read (the same rule
+    # and reason as GET /api/v1/content/{id}); an unknown profile raises unknown_profile.
+    limits = await acting_limits(request)
+    if limits is not None:
+        reason = restriction_of(document, limits)
+        if reason is not None:
+            raise restricted(reason)
     refused = await watchlist_limit(request, user_id, content_id)
     if refused is not None:
         return refused

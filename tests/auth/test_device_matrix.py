@@ -258,8 +258,9 @@ def matrix(alice: User, bob: User, lane: str, titles: tuple[uuid.UUID, uuid.UUID
     user_route("stream, no device", "GET", "/stream", 200, stream=True)
     by_header("stream ticket", "POST", "/stream/ticket", 200)
     # Recommendation feedback names only the user.
-    user_route("rating", "PUT", f"/ratings/{uuid.uuid4()}", 202, json={"rating": 4})
-    user_route("dismissal", "POST", f"/dismissals/{uuid.uuid4()}", 202)
+    # (A title of the catalog: feedback on any other is 404.)
+    user_route("rating", "PUT", f"/ratings/{title}", 202, json={"rating": 4})
+    user_route("dismissal", "POST", f"/dismissals/{title}", 202)
     # Removal last: it removes her spare device of this lane.
     by_path("device removal", "DELETE", "/devices/{}", f"spare-{lane}", 202)
     return cases

@@ -144,7 +144,7 @@ async def test_a_title_past_the_watchlist_size_is_refused_409_and_by_the_agent(
 
     # Adds that raced past the gateway: the agent refuses the new title, keeps a re-add.
     raced = refusals("watchlist_size", "agent")
-    extra = uuid.uuid4()
+    extra = await catalog_title(bounded)
     await merge_watchlist(ctx, [add(user, extra), add(user, titles[2])])
     listed = await document(ctx, SyncView.watchlist, user)
     assert {uuid.UUID(i["content_id"]) for i in listed["items"]} == set(titles)

@@ -24,6 +24,7 @@ from agents.sync.watchlist import WatchlistState, apply, items
 from core.config import Settings
 from schemas.envelope import Envelope, wrap
 from schemas.sync import HLC, SyncView, WatchlistUpdate
+from tests.helpers import catalog_title, catalog_titles
 
 # Long enough that nothing expires while the test builds and merges its storm (a loaded
 # machine takes seconds); `expired` then looks at the same rows with a retention of 1 ms.
@@ -100,7 +101,7 @@ def compacted() -> float:
 
 async def test_a_delete_storm_is_compacted_and_the_list_is_unchanged(ctx: AgentContext) -> None:
     user = f"storm-{uuid.uuid4().hex[:10]}"
-    kept, gone = uuid.uuid4(), uuid.uuid4()
+    kept, gone = await catalog_titles(ctx.settings, 2)
     kept_tag, gone_tag = uuid.uuid4(), uuid.uuid4()
     first = [add(user, kept, kept_tag), add(user, gone, gone_tag), remove(user, gone, [gone_tag])]
     # The storm: 100 removes of 50 made-up tags each on a title on the list, and 300 removes of
@@ -143,7 +144,7 @@ async def test_a_delete_storm_is_compacted_and_the_list_is_unchanged(ctx: AgentC
 
 async def test_the_merge_compacts_what_it_writes(ctx: AgentContext) -> None:
     user = f"storm-{uuid.uuid4().hex[:10]}"
-    title, tag = uuid.uuid4(), uuid.uuid4()
+    title, tag = await catalog_title(ctx.settings), uuid.uuid4()
     await merge_watchlist(ctx, [add(user, title, tag)])
     counted = compacted()
     # Removes stamped before the retention (a client's own old stamps): kept by nobody.

@@ -26,7 +26,7 @@ from schemas.sync import (
     WatchlistUpdate,
 )
 from tests.conftest import Isolated
-from tests.helpers import wait_for
+from tests.helpers import catalog_titles, wait_for
 from topics.registry import SYNC_COMMANDS, SYNC_DEVICE_HEARTBEATS, SYNC_DEVICES, SYNC_WATCHLIST
 
 pytestmark = pytest.mark.slow
@@ -78,12 +78,14 @@ async def test_a_killed_sync_worker_loses_nothing_and_repeats_nothing(
     await wait_for(devices_known, timeout=30)
 
     titles: dict[str, list[uuid.UUID]] = {u: [] for u in USERS}
+    # Titles of the catalog: the sync agent dead-letters an add of any other.
+    catalog = {u: await catalog_titles(settings, ADDS_PER_USER) for u in USERS}
     commands: dict[str, list[uuid.UUID]] = {u: [] for u in USERS}
     batch = []
     for n in range(max(ADDS_PER_USER, COMMANDS_PER_USER)):
         for user in USERS:
             if n < ADDS_PER_USER:
-                title = uuid.uuid4()
+                title = catalog[user][n]
                 titles[user].append(title)
                 add = WatchlistUpdate(
                     user_id=user,

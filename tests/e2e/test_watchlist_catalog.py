@@ -26,12 +26,15 @@ async def lookups(isolated: Isolated) -> int:
     return len(await read_topic(isolated.settings.kafka.bootstrap, topic, settle_s=0.5))
 
 
-async def stored_title(isolated: Isolated, name: str) -> uuid.UUID:
+async def stored_title(
+    isolated: Isolated, name: str, rating: str | None = None, genres: tuple[str, ...] = ("drama",)
+) -> uuid.UUID:
     content = CanonicalContent(
         canonical_id=uuid.uuid4(),
         content_type="movie",
         title=name,
-        genres=["drama"],
+        genres=list(genres),
+        maturity_rating=rating,
         updated_at=datetime(2026, 11, 1, tzinfo=UTC),
     )
     await upsert_contents(isolated.pool, [Versioned(content, uuid.uuid4())])
@@ -88,3 +91,93 @@ async def test_an_add_of_an_unknown_title_is_404_and_a_known_one_is_accepted(
         await wait_for(listed, timeout=20, interval=0.1)
         items = (await http.get(f"/api/v1/users/{user}/watchlist")).json()["items"]
         assert {item["content_id"] for item in items} == {str(known), str(lost)}
+
+
+async def test_a_kids_profile_cannot_add_a_title_beyond_its_limits(
+    spawn, isolated: Isolated
+) -> None:
+    """Found by hand: acting as a kids profile (limit PG), an R-rated title read directly was
+    403 `restricted`, yet the same title went onto the watchlist (202); so did any add naming a
+    profile the account does not have, where every other route answers `unknown_profile`."""
+    rated_r = await stored_title(isolated, "Heat", rating="R", genres=("crime",))
+    horror = await stored_title(isolated, "Coraline", rating="PG", genres=("horror",))
+    family = await stored_title(isolated, "Paddington", rating="PG", genres=("family",))
+    spawn("worker", "readmodel", "sync", "accounts", extra_env=isolated.env)
+    gateway = spawn("gateway", extra_env={**isolated.env, "RATE_LIMIT_ENABLED": "false"})
+    user = f"parent-{uuid.uuid4().hex[:6]}"
+    scopes = ["watchlist:read", "watchlist:write", "profiles:read", "profiles:write"]
+    parent = bearer(user_token(isolated.settings, subject=user, scopes=scopes))
+    kid = {**parent, "X-Profile-ID": "kid"}
+    limits = {"content_rating_limit": "PG", "blocked_genres": ["horror"]}
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10) as http:
+        put = await http.put(
+            f"/api/v1/users/{user}/profiles/kid",
+            json={"name": "Kid", "kind": "kids", "limits": limits},
+            headers=parent,
+        )
+        assert put.status_code == 202, put.text
+
+        async def applied() -> bool:
+            listed = await http.get(f"/api/v1/users/{user}/profiles", headers=parent)
+            return any(p["profile_id"] == "kid" for p in listed.json()["profiles"])
+
+        await wait_for(applied, timeout=20, interval=0.1)
+
+        for title, reason in (
+            (rated_r, "rated R, above this profile's limit PG"),
+            (horror, "genre horror is blocked for this profile"),
+        ):
+            refused = await http.put(f"/api/v1/users/{user}/watchlist/{title}", headers=kid)
+            assert refused.status_code == 403, refused.text
+            assert refused.headers["content-type"].startswith("application/problem+json")
+            assert refused.json()["error"] == "restricted"
+            assert reason in refused.json()["detail"]
+        ghost = await http.put(
+            f"/api/v1/users/{user}/watchlist/{family}",
+            headers={**parent, "X-Profile-ID": "nobody"},
+        )
+        assert ghost.status_code == 403 and ghost.json()["error"] == "unknown_profile", ghost.text
+
+        # Within the limits the kid adds; the parent (no profile) adds anything.
+        assert (
+            await http.put(f"/api/v1/users/{user}/watchlist/{family}", headers=kid)
+        ).status_code == 202
+        assert (
+            await http.put(f"/api/v1/users/{user}/watchlist/{rated_r}", headers=parent)
+        ).status_code == 202
+
+        async def both() -> bool:
+            resp = await http.get(f"/api/v1/users/{user}/watchlist", headers=parent)
+            return resp.status_code == 200 and len(resp.json()["items"]) == 2
+
+        await wait_for(both, timeout=20, interval=0.1)
+        items = (await http.get(f"/api/v1/users/{user}/watchlist", headers=parent)).json()
+        assert {i["content_id"] for i in items["items"]} == {str(family), str(rated_r)}
+
+
+async def test_feedback_on_a_title_the_catalog_lacks_is_404(spawn, isolated: Isolated) -> None:
+    """Found by hand: a rating or a dismissal of a made-up id was accepted (202) and folded into
+    the user's taste, where the watchlist add of the same id is 404. Both now ask the catalog
+    as the add does; feedback on a title it has is accepted."""
+    known = await stored_title(isolated, "Stalker")
+    spawn("worker", "readmodel", extra_env=isolated.env)
+    gateway = spawn("gateway", extra_env={**isolated.env, "RATE_LIMIT_ENABLED": "false"})
+    user = f"critic-{uuid.uuid4().hex[:6]}"
+    token = user_token(isolated.settings, subject=user, scopes=["recommendations:write"])
+    async with httpx.AsyncClient(base_url=gateway.url, timeout=10, headers=bearer(token)) as http:
+        made_up = uuid.uuid4()
+        for method, path, body in (
+            ("PUT", f"/api/v1/users/{user}/ratings/{made_up}", {"rating": 4}),
+            ("POST", f"/api/v1/users/{user}/dismissals/{made_up}", None),
+        ):
+            refused = await http.request(method, path, json=body)
+            assert refused.status_code == 404, refused.text
+            assert refused.headers["content-type"].startswith("application/problem+json")
+            assert refused.json()["error"] == "not_found"
+            assert refused.json()["fields"] == [
+                {"field": "path.content_id", "reason": "no title with this id in the catalog"}
+            ]
+        rated = await http.put(f"/api/v1/users/{user}/ratings/{known}", json={"rating": 5})
+        assert rated.status_code == 202, rated.text
+        dismissed = await http.post(f"/api/v1/users/{user}/dismissals/{known}")
+        assert dismissed.status_code == 202, dismissed.text

@@ -140,6 +140,7 @@ async def test_a_title_arriving_on_her_service_notifies_alice_once_and_not_bob(
     alice, bob = Account(stack, isolated, "alice"), Account(stack, isolated, "bob")
     title = uuid.uuid4()
     await alice.prefer(
+        # "max" as a user names it; the catalog's offers say hbo_max (the one alias rule).
         services=["netflix", "max"],
         region="US",
         time_zone="America/New_York",
@@ -177,17 +178,17 @@ async def test_a_title_arriving_on_her_service_notifies_alice_once_and_not_bob(
         # Then, on the same partition (same key), the title arrives on her other service: once
         # that alert is here, the redelivery was handled before it.
         await stack.publisher.send_envelope(CONTENT_AVAILABILITY_CHANGED, cause)
-        other = wrap(arrived(title, "max", "US"), key=str(title), source="test-catalog")
+        other = wrap(arrived(title, "hbo_max", "US"), key=str(title), source="test-catalog")
         await stack.publisher.send_envelope(CONTENT_AVAILABILITY_CHANGED, other)
         await wait_for(lambda: len(notices(alice_tv)) >= 2, timeout=20)
-        assert sorted(n["platform"] for n in notices(alice_tv)) == ["max", "netflix"]
+        assert sorted(n["platform"] for n in notices(alice_tv)) == ["hbo_max", "netflix"]
         inbox = await alice.inbox()
         assert inbox["unread"] == 2 and len(inbox["items"]) == 2
         # Newest first, paged.
         first = await alice.http.get(
             alice.url("/notifications"), params={"limit": 1}, headers=alice.headers
         )
-        assert first.json()["items"][0]["platform"] == "max"
+        assert first.json()["items"][0]["platform"] == "hbo_max"
         rest = await alice.http.get(
             alice.url("/notifications"),
             params={"limit": 1, "cursor": first.json()["next_cursor"]},
@@ -221,7 +222,7 @@ async def test_a_title_arriving_on_her_service_notifies_alice_once_and_not_bob(
             await redis.delete(*inbox_keys)
             refilled = await alice.inbox()
             assert [(i["platform"], i["read"]) for i in refilled["items"]] == [
-                ("max", False),
+                ("hbo_max", False),
                 ("netflix", True),
             ]
             assert refilled["unread"] == 1
@@ -232,7 +233,7 @@ async def test_a_title_arriving_on_her_service_notifies_alice_once_and_not_bob(
             await redis.delete(f"{prefix}:notify:prefs:{alice.user_id}")
             again = await alice.http.get(alice.url("/preferences"), headers=alice.headers)
             assert again.status_code == 200, again.text
-            assert sorted(again.json()["preferences"]["services"]) == ["max", "netflix"]
+            assert sorted(again.json()["preferences"]["services"]) == ["hbo_max", "netflix"]
             # Lost again: the next alert (the title leaves netflix) refills it before it adds
             # itself.
             await redis.delete(*inbox_keys)
@@ -254,7 +255,7 @@ async def test_a_title_arriving_on_her_service_notifies_alice_once_and_not_bob(
         inbox = await alice.inbox()
         assert [(i["kind"], i["platform"], i["read"]) for i in inbox["items"]] == [
             ("leaving_soon", "netflix", False),
-            ("arrived", "max", False),
+            ("arrived", "hbo_max", False),
             ("arrived", "netflix", True),
         ]
         assert inbox["unread"] == 2
@@ -333,7 +334,7 @@ async def test_alerts_in_quiet_hours_wait_until_they_end_and_come_as_one_digest(
         stack.url, alice.user_id, alice.token, "tv-1", channels="notifications"
     ).start()
     try:
-        for platform in ("netflix", "max"):
+        for platform in ("netflix", "hbo_max"):
             await stack.publisher.send_envelope(
                 CONTENT_AVAILABILITY_CHANGED,
                 wrap(arrived(title, platform, "US"), key=str(title), source="test-catalog"),
@@ -365,7 +366,7 @@ async def test_alerts_in_quiet_hours_wait_until_they_end_and_come_as_one_digest(
             lambda h: isinstance(h.body, dict) and h.body.get("kind") == "notification_digest",
             20,
         )
-        assert sorted(n["platform"] for n in digest.body["notifications"]) == ["max", "netflix"]
+        assert sorted(n["platform"] for n in digest.body["notifications"]) == ["hbo_max", "netflix"]
         await wait_for(lambda: _unread(alice, 2), timeout=20, interval=0.1)
         assert await queued() == [None, None]
         assert tv.inbox.messages("notification") == []  # not also one by one

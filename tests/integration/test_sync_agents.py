@@ -12,8 +12,10 @@ import orjson
 import pytest
 
 from agents.framework.context import AgentContext, ContextHolder
+from agents.framework.runtime import Record, process_batch
 from agents.sync.clock import to_physical_us
 from agents.sync.handlers import (
+    AGENTS,
     answer_lookups,
     command_router,
     device_handler,
@@ -25,7 +27,7 @@ from agreements.device_register import COMPLETE, mark, membership, register_key
 from agreements.read_model import reply_channel
 from agreements.sync_read_model import read_document
 from core.config import Settings
-from schemas.envelope import Envelope, decode, wrap
+from schemas.envelope import Envelope, decode, encode, wrap
 from schemas.sync import (
     HLC,
     CommandResult,
@@ -40,9 +42,10 @@ from schemas.sync import (
     SyncView,
     WatchlistUpdate,
 )
-from tests.helpers import read_topic
+from tests.helpers import in_catalog, read_topic
 
 T0 = datetime.now(UTC).replace(microsecond=0)
+WATCHLIST_AGENT = next(spec for spec in AGENTS if spec.name == "sync-watchlist")
 MOVIE, SHOW = uuid.uuid4(), uuid.uuid4()
 
 
@@ -51,6 +54,12 @@ async def ctx(settings: Settings, topics_created: None) -> AsyncIterator[AgentCo
     holder = ContextHolder(settings, source="test")
     yield (await holder.get()).for_agent("sync-test")
     await holder.close()
+
+
+@pytest.fixture(autouse=True)
+async def catalog(settings: Settings) -> None:
+    """MOVIE and SHOW are titles of the catalog: the merge dead-letters adds of others."""
+    await in_catalog(settings, [MOVIE, SHOW])
 
 
 @pytest.fixture
@@ -443,3 +452,73 @@ async def test_a_devices_lookup_loads_the_register(ctx: AgentContext, user: str)
     )
     await answer_lookups(ctx, [env(request, nobody)])
     assert await register_fields(ctx, nobody) == {COMPLETE: "1"}
+
+
+async def test_an_add_of_a_title_the_catalog_lacks_is_dead_lettered_and_the_rest_merged(
+    ctx: AgentContext, user: str
+) -> None:
+    """Found by hand: an add written to sync.watchlist by another producer than the gateway
+    (which refuses an unknown title with a 404) put a made-up id on the user's list for good.
+    The merge now refuses it: the runtime sets that record aside on the dead-letter topic with
+    the reason, and the batch's other operations (a known add, a remove of anything) merge."""
+    made_up = uuid.uuid4()
+    ops = [
+        WatchlistUpdate(
+            user_id=user,
+            operation="add",
+            content_id=MOVIE,
+            unique_tag=uuid.uuid4(),
+            timestamp=stamp(1),
+        ),
+        WatchlistUpdate(
+            user_id=user,
+            operation="add",
+            content_id=made_up,
+            unique_tag=uuid.uuid4(),
+            timestamp=stamp(2),
+        ),
+        # A remove is never refused: a title the catalog dropped must stay removable.
+        WatchlistUpdate(
+            user_id=user, operation="remove", content_id=uuid.uuid4(), timestamp=stamp(3)
+        ),
+        WatchlistUpdate(
+            user_id=user,
+            operation="add",
+            content_id=SHOW,
+            unique_tag=uuid.uuid4(),
+            timestamp=stamp(4),
+        ),
+    ]
+    records = [
+        Record(
+            topic="sync.watchlist",
+            partition=0,
+            offset=n,
+            key=user.encode(),
+            value=encode(env(op, user)),
+            headers=[("correlation_id", f"{user}-{n}".encode())],
+        )
+        for n, op in enumerate(ops)
+    ]
+    await process_batch(WATCHLIST_AGENT, ctx, ctx.publisher, records)
+
+    doc = await document(ctx, SyncView.watchlist, user)
+    assert {i["content_id"] for i in doc["items"]} == {str(MOVIE), str(SHOW)}
+    dlq = f"{ctx.settings.kafka.topic_prefix}.sync.watchlist.dlq"
+    letters = [
+        dict(r.headers)
+        for r in await read_topic(ctx.settings.kafka.bootstrap, dlq, settle_s=0.3)
+        if r.key == user.encode()
+    ]
+    assert len(letters) == 1, letters
+    (letter,) = letters
+    assert letter["correlation_id"] == f"{user}-1".encode()
+    assert letter["dlq.reason"] == b"processing_failed"
+    error = letter["dlq.error"].decode()
+    assert "catalog does not have" in error and str(made_up) in error
+    # Nothing of the refused add reached the user's devices either.
+    announced = await realtime(ctx, user)
+    assert {e.message.content_id for e in announced if e.message.kind == "watchlist"} == {
+        MOVIE,
+        SHOW,
+    }

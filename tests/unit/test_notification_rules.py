@@ -67,6 +67,23 @@ def test_an_alert_reaches_only_users_whose_preferences_want_it() -> None:
     assert rules.for_user(alert, prefs(offer_types=["rental"])) is None
 
 
+def test_services_are_named_as_the_catalog_names_platforms() -> None:
+    """Found by hand: `"services": ["prime"]` was stored as `prime` (search reads it as
+    prime_video), so no Prime Video offer ever alerted that user, silently; `Disney+` was a
+    422 though search and every feed accept it. Services now go through the one alias rule."""
+    assert prefs(services=["prime", "Disney+", "Netflix", "netflix"]).services == [
+        "disney_plus",
+        "netflix",
+        "prime_video",
+    ]
+    [alert] = rules.alerts_of_change(
+        AvailabilityChanged(canonical_id=TITLE, platform="prime_video", appeared=[row("US")])
+    )
+    assert rules.for_user(alert, prefs(services=["prime"])) == alert
+    with pytest.raises(ValidationError, match="services"):
+        prefs(services=["???"])
+
+
 def test_offer_types_are_narrowed_to_the_users() -> None:
     [alert] = rules.alerts_of_change(
         AvailabilityChanged(
