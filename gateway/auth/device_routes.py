@@ -51,7 +51,7 @@ from gateway.profiles import HEADER_PARAMETER, ProfileRefused, acting_profile, d
 from gateway.sync_clock import operation_stamp
 from schemas.accounts import ProfileId
 from schemas.auth import DeviceApprovalRequested, DeviceAuthorizationRequested
-from schemas.sync import DeviceInfo, DeviceRegistered
+from schemas.sync import DeviceCapabilities, DeviceInfo, DeviceRegistered
 from topics.registry import AUTH_DEVICE_APPROVALS, AUTH_DEVICE_AUTHORIZATIONS, SYNC_DEVICES
 
 router = APIRouter(prefix="/api/v1/auth/device", tags=["auth"])
@@ -186,6 +186,13 @@ async def _count_request(request: Request) -> int | None:
                             "device_name": {"type": "string", "default": "TV"},
                             "platform": {"type": "string", "default": "tizen"},
                             "app_version": {"type": "string", "default": "1.0"},
+                            "remote_controllable": {
+                                "type": "string",
+                                "enum": ["true", "false"],
+                                "default": "false",
+                                "description": "whether the TV acts on remote commands "
+                                "(play, pause, seek) from the user's other devices",
+                            },
                         },
                     }
                 }
@@ -198,6 +205,14 @@ async def device_code(request: Request) -> Response:
         return await _device_code(request)
     except OAuthError as exc:
         return exc.response()
+
+
+def _flag(fields: dict[str, str], name: str) -> bool:
+    """A form field's "true" or "false" (absent: false); anything else is invalid_request."""
+    value = (fields.get(name) or "false").lower()
+    if value not in ("true", "false"):
+        raise OAuthError("invalid_request", f"field {name}: true or false, not {value[:20]!r}")
+    return value == "true"
 
 
 async def _device_code(request: Request) -> Response:
@@ -218,6 +233,9 @@ async def _device_code(request: Request) -> Response:
             platform=fields.get("platform") or "tizen",
             app_version=fields.get("app_version") or "1.0",
             device_name=fields.get("device_name") or "TV",
+            capabilities=DeviceCapabilities(
+                remote_controllable=_flag(fields, "remote_controllable")
+            ),
         )
     except ValidationError as exc:
         first = exc.errors()[0]

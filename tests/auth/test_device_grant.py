@@ -79,7 +79,9 @@ async def test_a_tv_signs_in_by_device_code(gateway: str, isolated: Isolated) ->
     user = f"viewer-{uuid.uuid4().hex[:6]}"
     phone = bearer(user_token(isolated.settings, subject=user, scopes=PHONE_SCOPES))
     async with httpx.AsyncClient(base_url=gateway, timeout=15) as http:
-        asked = await ask_codes(http, scope="devices:read watchlist:read progress:write")
+        asked = await ask_codes(
+            http, scope="devices:read watchlist:read progress:write", remote_controllable="true"
+        )
         assert asked.status_code == 200, asked.text
         codes = asked.json()
         assert re.fullmatch(
@@ -116,6 +118,9 @@ async def test_a_tv_signs_in_by_device_code(gateway: str, isolated: Isolated) ->
             f"/api/v1/users/{user}/devices", headers={**tv, "X-Device-ID": codes["device_id"]}
         )
         assert listed.status_code == 200, listed.text
+        (tv_device,) = [d for d in listed.json()["devices"] if d["device_id"] == codes["device_id"]]
+        # It said it takes remote commands: the phone can tell it to play.
+        assert tv_device["capabilities"]["remote_controllable"] is True
 
         # Single use: the code is spent, and cannot be approved again.
         assert error_of(await poll(http, codes["device_code"])) == "invalid_grant"
@@ -151,6 +156,9 @@ async def test_denied_expired_malformed_and_rate_limited(gateway: str, isolated:
         assert malformed.status_code == 422
         unsigned = await http.post("/api/v1/auth/device/approve", json={"user_code": "x"})
         assert unsigned.status_code == 401
+        not_a_flag = await ask_codes(http, remote_controllable="yes")
+        assert error_of(not_a_flag) == "invalid_request"
+        assert "remote_controllable" in not_a_flag.json()["error_description"]
         no_client = await http.post("/api/v1/auth/device/code", data={}, headers=FORM)
         assert no_client.json()["error_description"] == "field client_id: required"
 
