@@ -472,6 +472,7 @@ async def recommendations_for(
         profile=profile,
         adapter=cached.adapter if settings.sona.adapter_enabled else None,
         population=shared,
+        recent=[vectors[t.content_id] for t in liked if t.content_id in vectors],
         watchlist=watchlist,
         finished=finished,
         limit=request.limit,

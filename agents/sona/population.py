@@ -27,6 +27,28 @@ F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
 
 
+# The layer's preference input: the taste blended with the mean of the user's last RECENT_K
+# liked titles (RECENT_MIX of it; 0: the taste alone). Held-out titles are a user's next ones,
+# and the taste, a decayed sum over years, barely moves with the latest few.
+RECENT_K = 0
+RECENT_MIX = 0.0
+
+
+def layer_input(taste: npt.ArrayLike, recent: Sequence[npt.ArrayLike]) -> F32:
+    """The unit preference the layer reads: `taste` (unit) with the mean of `recent` (the
+    user's liked titles' vectors, latest first) blended in."""
+    p = np.asarray(taste, dtype=np.float64)
+    if not RECENT_K or not RECENT_MIX or not len(recent):
+        return p.astype(np.float32)
+    mean = np.mean(np.asarray(recent[:RECENT_K], dtype=np.float64), axis=0)
+    norm = float(np.linalg.norm(mean))
+    if norm < 1e-9:
+        return p.astype(np.float32)
+    blended = (1.0 - RECENT_MIX) * p + RECENT_MIX * mean / norm
+    out = float(np.linalg.norm(blended))
+    return (blended / out if out > 1e-9 else p).astype(np.float32)
+
+
 @dataclass(frozen=True, slots=True)
 class PopulationLayer:
     a: F32  # rank x dim
@@ -77,17 +99,23 @@ def triples(
             continue
         mine = {c for c, _ in kept}
         total = sum(w * vectors[c].astype(np.float64) for c, w in kept)
+        # The liked titles before this one, latest first: what a request then would see as
+        # the recent ones (histories are oldest first).
+        before: list[F32] = []
         for cid, w in kept:
             if w <= 0:
                 continue
             rest = total - w * vectors[cid].astype(np.float64)
             norm = float(np.linalg.norm(rest))
             if norm < 1e-9:
+                before.insert(0, vectors[cid])
                 continue
+            p = layer_input(rest / norm, before)
+            before.insert(0, vectors[cid])
             drawn = [pool[i] for i in rng.choice(len(pool), size=per_positive * 3, p=weights)]
             drawn = [d for d in drawn if d not in mine][:per_positive]
             for d in drawn:
-                prefs.append(rest / norm)
+                prefs.append(p)
                 pos.append(vectors[cid])
                 neg.append(vectors[d])
     return Triples(
