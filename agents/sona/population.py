@@ -32,6 +32,9 @@ F64 = npt.NDArray[np.float64]
 # and the taste, a decayed sum over years, barely moves with the latest few.
 RECENT_K = 0
 RECENT_MIX = 0.0
+# Probe switch: train on each liked title against the taste of the titles before it only (the
+# request's view of a next title) instead of every other title's.
+SEQUENTIAL = False
 
 
 def layer_input(taste: npt.ArrayLike, recent: Sequence[npt.ArrayLike]) -> F32:
@@ -102,10 +105,13 @@ def triples(
         # The liked titles before this one, latest first: what a request then would see as
         # the recent ones (histories are oldest first).
         before: list[F32] = []
+        prefix = np.zeros_like(total)
         for cid, w in kept:
+            term = w * vectors[cid].astype(np.float64)
+            prefix = prefix + term
             if w <= 0:
                 continue
-            rest = total - w * vectors[cid].astype(np.float64)
+            rest = prefix - term if SEQUENTIAL else total - term
             norm = float(np.linalg.norm(rest))
             if norm < 1e-9:
                 before.insert(0, vectors[cid])
