@@ -77,7 +77,9 @@ def test_the_layer_input_is_the_taste_unless_recency_is_on(monkeypatch: pytest.M
     assert abs(float(np.linalg.norm(got)) - 1.0) < 1e-6
 
 
-def test_a_triple_sees_as_recent_only_the_liked_titles_before_its_positive(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_triple_sees_as_recent_only_the_liked_titles_before_its_positive(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     monkeypatch.setattr(population, "RECENT_K", 1)
     monkeypatch.setattr(population, "RECENT_MIX", 1.0)
     vectors = _catalog(5, 5)
