@@ -28,10 +28,11 @@ F64 = npt.NDArray[np.float64]
 
 
 # The layer's preference input: the taste blended with the mean of the user's last RECENT_K
-# liked titles (RECENT_MIX of it; 0: the taste alone). Held-out titles are a user's next ones,
-# and the taste, a decayed sum over years, barely moves with the latest few.
-RECENT_K = 0
-RECENT_MIX = 0.0
+# liked titles (RECENT_MIX of it; 0: the taste alone). What a user picks next follows their
+# latest few titles, which the taste, a decayed sum over years, barely moves with. 3 and 0.7:
+# the validation split's choice among 2-10 titles and 0.3-1.0 (docs/SONA.md, fifth pass).
+RECENT_K = 3
+RECENT_MIX = 0.7
 # Probe switch: train on each liked title against the taste of the titles before it only (the
 # request's view of a next title) instead of every other title's.
 SEQUENTIAL = False

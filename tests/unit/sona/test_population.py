@@ -65,6 +65,7 @@ def test_the_layer_input_is_the_taste_unless_recency_is_on(monkeypatch: pytest.M
     vectors = list(_catalog(4, 4).values())
     taste = vectors[0]
     recent = [vectors[1], vectors[2], vectors[3]]
+    monkeypatch.setattr(population, "RECENT_MIX", 0.0)
     assert np.array_equal(population.layer_input(taste, recent), taste)
     monkeypatch.setattr(population, "RECENT_K", 2)
     monkeypatch.setattr(population, "RECENT_MIX", 0.5)
