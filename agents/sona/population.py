@@ -8,8 +8,9 @@ liked titles at once, which titles a preference vector predicts beyond plain cos
     s(x, p) = (A x) . (B p) + b . x          A, B: rank x dim, b: dim
 
 trained with Bayesian personalized ranking on triples (p, x+, x-): p is the user's preference
-with the liked title x+ left out (so the map cannot learn "a title is close to itself"), x- a
-title others like that the user never touched, drawn in proportion to its likers.
+with the liked title x+ left out (so the map cannot learn "a title is close to itself"),
+blended with the liked titles just before x+ (`layer_input`: in an answer, the latest ones),
+x- a title others like that the user never touched, drawn in proportion to its likers.
 
 Pure: numpy only; the caller reads the rows and vectors (devtools/bench/population_probe.py).
 """
