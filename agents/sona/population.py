@@ -12,7 +12,7 @@ with the liked title x+ left out (so the map cannot learn "a title is close to i
 blended with the liked titles just before x+ (`layer_input`: in an answer, the latest ones),
 x- a title others like that the user never touched, drawn in proportion to its likers.
 
-Pure: numpy only; the caller reads the rows and vectors (devtools/bench/population_probe.py).
+Pure: numpy only; the caller reads the rows and vectors (handlers.train_population).
 """
 
 from __future__ import annotations
