@@ -472,6 +472,7 @@ async def recommendations_for(
         profile=profile,
         adapter=cached.adapter if settings.sona.adapter_enabled else None,
         population=shared,
+        recent=[vectors[t.content_id] for t in liked if t.content_id in vectors],
         watchlist=watchlist,
         finished=finished,
         limit=request.limit,
@@ -536,11 +537,18 @@ POPULATION: Resource[_PopulationHeld] = Resource(
 
 
 async def population_of(ctx: AgentContext) -> PopulationLayer | None:
-    """The latest population layer, re-read at most every POPULATION_REFRESH_S."""
+    """The latest population layer, its version checked at most every POPULATION_REFRESH_S and
+    the layer itself read again only when the version changed (the blob is ~50 KB a worker a
+    minute otherwise; a new version comes hourly)."""
     held = ctx.use(POPULATION)
     now = time.monotonic()
     if now - held.read_at >= POPULATION_REFRESH_S:
-        held.stored = await store.latest_population(ctx.pool, ctx.settings.embedding.dimension)
+        dim = ctx.settings.embedding.dimension
+        version = await store.latest_population_version(ctx.pool, dim)
+        if version is None:
+            held.stored = None
+        elif held.stored is None or held.stored.version != version:
+            held.stored = await store.latest_population(ctx.pool, dim)
         held.read_at = now
     return held.stored.layer if held.stored is not None else None
 

@@ -8,10 +8,11 @@ liked titles at once, which titles a preference vector predicts beyond plain cos
     s(x, p) = (A x) . (B p) + b . x          A, B: rank x dim, b: dim
 
 trained with Bayesian personalized ranking on triples (p, x+, x-): p is the user's preference
-with the liked title x+ left out (so the map cannot learn "a title is close to itself"), x- a
-title others like that the user never touched, drawn in proportion to its likers.
+with the liked title x+ left out (so the map cannot learn "a title is close to itself"),
+blended with the liked titles just before x+ (`layer_input`: in an answer, the latest ones),
+x- a title others like that the user never touched, drawn in proportion to its likers.
 
-Pure: numpy only; the caller reads the rows and vectors (devtools/bench/population_probe.py).
+Pure: numpy only; the caller reads the rows and vectors (handlers.train_population).
 """
 
 from __future__ import annotations
@@ -25,6 +26,32 @@ import numpy.typing as npt
 
 F32 = npt.NDArray[np.float32]
 F64 = npt.NDArray[np.float64]
+
+
+# The layer's preference input: the taste blended with the mean of the user's last RECENT_K
+# liked titles (RECENT_MIX of it; 0: the taste alone). What a user picks next follows their
+# latest few titles, which the taste, a decayed sum over years, barely moves with. 3 and 0.7:
+# the validation split's choice among 2-10 titles and 0.3-1.0 (docs/SONA.md, fifth pass).
+RECENT_K = 3
+RECENT_MIX = 0.7
+# Probe switch: train on each liked title against the taste of the titles before it only (the
+# request's view of a next title) instead of every other title's.
+SEQUENTIAL = False
+
+
+def layer_input(taste: npt.ArrayLike, recent: Sequence[npt.ArrayLike]) -> F32:
+    """The unit preference the layer reads: `taste` (unit) with the mean of `recent` (the
+    user's liked titles' vectors, latest first) blended in."""
+    p = np.asarray(taste, dtype=np.float64)
+    if not RECENT_K or not RECENT_MIX or not len(recent):
+        return p.astype(np.float32)
+    mean = np.mean(np.asarray(recent[:RECENT_K], dtype=np.float64), axis=0)
+    norm = float(np.linalg.norm(mean))
+    if norm < 1e-9:
+        return p.astype(np.float32)
+    blended = (1.0 - RECENT_MIX) * p + RECENT_MIX * mean / norm
+    out = float(np.linalg.norm(blended))
+    return (blended / out if out > 1e-9 else p).astype(np.float32)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,17 +104,26 @@ def triples(
             continue
         mine = {c for c, _ in kept}
         total = sum(w * vectors[c].astype(np.float64) for c, w in kept)
+        # The liked titles before this one, latest first: what a request then would see as
+        # the recent ones (histories are oldest first).
+        before: list[F32] = []
+        prefix = np.zeros_like(total)
         for cid, w in kept:
+            term = w * vectors[cid].astype(np.float64)
+            prefix = prefix + term
             if w <= 0:
                 continue
-            rest = total - w * vectors[cid].astype(np.float64)
+            rest = prefix - term if SEQUENTIAL else total - term
             norm = float(np.linalg.norm(rest))
             if norm < 1e-9:
+                before.insert(0, vectors[cid])
                 continue
+            p = layer_input(rest / norm, before)
+            before.insert(0, vectors[cid])
             drawn = [pool[i] for i in rng.choice(len(pool), size=per_positive * 3, p=weights)]
             drawn = [d for d in drawn if d not in mine][:per_positive]
             for d in drawn:
-                prefs.append(rest / norm)
+                prefs.append(p)
                 pos.append(vectors[cid])
                 neg.append(vectors[d])
     return Triples(

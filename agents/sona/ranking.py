@@ -28,7 +28,7 @@ import numpy.typing as npt
 
 from agents.sona.context import Context, ContextFit, context_fit, habit_of
 from agents.sona.lora import DimensionMismatch, UserLoRAAdapter
-from agents.sona.population import PopulationLayer
+from agents.sona.population import PopulationLayer, layer_input
 from agents.sona.profile import UserProfile
 from schemas.sona import MAX_RECOMMENDATIONS, Recommendation
 
@@ -261,13 +261,15 @@ def recommend(
     profile: UserProfile | None = None,
     adapter: UserLoRAAdapter | None = None,
     population: PopulationLayer | None = None,
+    recent: Sequence[npt.ArrayLike] = (),
     watchlist: Collection[uuid.UUID] = frozenset(),
     finished: Collection[uuid.UUID] = frozenset(),
     limit: int = MAX_RECOMMENDATIONS,
 ) -> list[Recommendation]:
     """The ranked, diversified answer. Titles on the watchlist or already finished are left
     out; so is a repeated title. Deterministic for the same inputs. `population` is the
-    adapter's population-trained layer (None: the adapter is off, or none trained yet)."""
+    adapter's population-trained layer (None: the adapter is off, or none trained yet);
+    `recent` the vectors of the user's latest liked titles, latest first (its input)."""
     if not 1 <= limit <= MAX_RECOMMENDATIONS:
         raise ValueError(f"limit must be 1-{MAX_RECOMMENDATIONS}, got {limit}")
     pool = _unique(candidates, set(watchlist) | set(finished))
@@ -299,7 +301,7 @@ def recommend(
     population_z = np.zeros(len(pool))
     if population is not None and POPULATION_WEIGHT and profile is not None and profile.has_taste:
         scores, population_z = _population_rerank(
-            scores, population.scores(vectors, profile.preference)
+            scores, population.scores(vectors, layer_input(profile.preference, recent))
         )
 
     # Best first, ties by id: MMR breaks ties by position, and the answer must not depend on

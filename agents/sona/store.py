@@ -520,6 +520,17 @@ async def save_population(
     return version
 
 
+async def latest_population_version(db: Db, dim: int) -> int | None:
+    """The latest layer's version alone, what each worker checks every minute before reading
+    the layer again (the table keeps 3 rows; their ~50 KB blobs, stored out of line, are not
+    read)."""
+    version = await db.fetchval(
+        "SELECT max(version) FROM sona_population_layers WHERE dim = $1",
+        dim,
+    )
+    return int(version) if version is not None else None
+
+
 async def latest_population(db: Db, dim: int) -> StoredPopulation | None:
     """The latest layer of this dimension (None: none trained yet, or the embedder changed)."""
     row = await db.fetchrow(

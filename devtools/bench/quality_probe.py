@@ -141,10 +141,13 @@ def _last_liked_triples(
         if norm < 1e-9:
             continue
         mine = {c for c, _ in kept}
+        # The layer's input as a request just before the held-out title would give it.
+        recent = [vectors[c] for c, w in reversed(kept[:last]) if w > 0]
+        p = population.layer_input(total / norm, recent)
         for i in rng.choice(len(pool), size=40, p=weights):
             if pool[i] in mine:
                 continue
-            prefs.append(total / norm)
+            prefs.append(p)
             pos.append(vectors[target])
             neg.append(vectors[pool[i]])
     return population.Triples(

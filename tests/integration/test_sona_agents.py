@@ -19,10 +19,13 @@ from agents.sona.adapter_cache import CachedAdapter
 from agents.sona.handlers import (
     ADAPTERS,
     BROADCASTS,
+    POPULATION,
     answer_recommendations,
+    population_of,
     recommendations_for,
     train_from_progress,
 )
+from agents.sona.population import PopulationLayer
 from agents.sync.clock import to_physical_us
 from agreements.read_model import reply_channel
 from agreements.sona_cache import read_recommendations
@@ -278,3 +281,58 @@ async def test_pairwise_training_contrasts_with_titles_others_like(
     for cid, score in zip(unseen, scores, strict=True):
         by_genre.setdefault(GENRE_OF[cid], []).append(float(score))
     assert np.mean(by_genre["comedy"]) > np.mean(by_genre["documentary"]) + 0.1, by_genre
+
+
+async def test_a_worker_reads_the_population_layer_again_only_when_its_version_changed(
+    ctx: AgentContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dim = ctx.settings.embedding.dimension
+    rng = np.random.default_rng(3)
+
+    def layer() -> PopulationLayer:
+        return PopulationLayer(
+            a=rng.standard_normal((4, dim)).astype(np.float32),
+            b=rng.standard_normal((4, dim)).astype(np.float32),
+            bias=rng.standard_normal(dim).astype(np.float32),
+        )
+
+    # Count the blob reads; the real query still runs.
+    blob_reads = 0
+    read_layer = store.latest_population
+
+    async def counted(db: Any, d: int) -> Any:
+        nonlocal blob_reads
+        blob_reads += 1
+        return await read_layer(db, d)
+
+    monkeypatch.setattr(store, "latest_population", counted)
+
+    async def refreshed() -> PopulationLayer | None:
+        ctx.use(POPULATION).read_at = -float("inf")  # as if the refresh interval had passed
+        return await population_of(ctx)
+
+    assert await refreshed() is None
+    assert blob_reads == 0  # no version: nothing to read
+    first = layer()
+    async with ctx.pool.acquire() as conn:
+        await store.save_population(conn, first, 10, 2, keep=3)
+    held = await refreshed()
+    assert held is not None and np.array_equal(held.a, first.a)
+    assert blob_reads == 1
+    # Unchanged version: the same layer, no blob read, however often the minute passes.
+    assert await refreshed() is held
+    assert await refreshed() is held
+    assert blob_reads == 1
+    # A new version is read once, and only after the refresh interval.
+    second = layer()
+    async with ctx.pool.acquire() as conn:
+        await store.save_population(conn, second, 10, 2, keep=3)
+    assert await population_of(ctx) is held
+    newer = await refreshed()
+    assert newer is not None and np.array_equal(newer.b, second.b)
+    assert blob_reads == 2
+    assert await refreshed() is newer and blob_reads == 2
+    # Every version gone (another embedder): no layer, and still no blob read.
+    await ctx.pool.execute("DELETE FROM sona_population_layers")
+    assert await refreshed() is None
+    assert blob_reads == 2
