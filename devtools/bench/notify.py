@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -298,7 +299,7 @@ def _one_run(
         if profile is not None:
             spy = subprocess.Popen(
                 [
-                    str(Path(sys.executable).with_name("py-spy")),
+                    _py_spy(),
                     "record",
                     "--format",
                     "raw",
@@ -317,6 +318,13 @@ def _one_run(
         with console.status(f"{run.workers} worker(s): {run.watchers} notifications..."):
             asyncio.run(_watch(run, env, users, pids, sync_pid, title, devices))
     return seeded
+
+
+def _py_spy() -> str:
+    """py-spy beside the interpreter, else on PATH (it needs no place in the project's venv:
+    `pip install --user py-spy` works as well)."""
+    beside = Path(sys.executable).with_name("py-spy")
+    return str(beside) if beside.exists() else shutil.which("py-spy") or str(beside)
 
 
 def _stop_spy(spy: subprocess.Popen[bytes]) -> None:
