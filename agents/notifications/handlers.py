@@ -45,6 +45,7 @@ from agents.notifications.quiet import release_at
 from agents.sync.messages import realtime_event
 from agreements.notifications_read_model import (
     INBOX_KEPT,
+    PAGE_CALL,
     RawEntry,
     add_page,
     mark_read,
@@ -147,7 +148,7 @@ async def _raise(
                 unsent = None
                 async with ctx.pool.acquire() as conn, conn.transaction():
                     # Those raised for them already (a redelivery) are not stored again.
-                    stored, due, first = await store.store_page(conn, alert, window, now, planned)
+                    stored, due = await store.store_page(conn, alert, window, now, planned)
                     if due:
                         users = [p.user_id for p in due]
                         unsent = await store.mark_unsent(
@@ -158,6 +159,9 @@ async def _raise(
                     await delivering
                     delivering = None
                 if unsent is not None:
+                    # Those with no delivered notification when the page was read: their inbox
+                    # is the new one alone.
+                    first = {c.user_id for c in page if not c.delivered}
                     delivering = asyncio.create_task(
                         _deliver_page(ctx, env, now, due, first, unsent)
                     )
@@ -178,30 +182,48 @@ async def _deliver_page(
     unsent: int,
 ) -> None:
     """Inbox first, then the device messages (a device told of an alert finds it in the
-    inbox): the page's inboxes by a script call per thousand, then its sync.realtime events
-    in one produce batch. Straight from the raise, not through a notifications.raised record
+    inbox), a thousand at a time: a chunk's inboxes by one script call, then its
+    sync.realtime events in one produce batch, which is acknowledged while the next chunk's
+    inboxes are written (the Redis script and the broker's round trip overlap, and the first
+    devices hear sooner). Straight from the raise, not through a notifications.raised record
     per user, nor an outbox row each (docs/NOTIFICATIONS.md, "Scale"): the page's mark
-    (`store.mark_unsent`, committed with it) is deleted once sent, and a cause redelivered
-    after a crash before that sends the marked pages again (`_raise`)."""
+    (`store.mark_unsent`, committed with it) is deleted once all of it is sent, and a cause
+    redelivered after a crash before that sends the marked pages again (`_raise`)."""
     score = score_at(now)
-    entries = [(p.user_id, str(p.notification_id), score, p.body, False) for p in due]
-    # A user's first notification is their whole inbox: added as it is, with no look for an
-    # inbox to refill (a title's fan-out is mostly these, or users whose inbox Redis holds).
-    await add_page(ctx.redis, ctx.prefix, [e for e in entries if e[0] in first], False)
-    await _add_to_inboxes(ctx, [e for e in entries if e[0] not in first])
     name = ctx.publisher.topic_name(SYNC_REALTIME)
-    await ctx.publisher.send_raw(
-        (
-            name,
-            p.user_id.encode(),
-            p.envelope,
-            headers_for(
-                p.event_id, RealtimeEvent.event_type, RealtimeEvent.version, cause.correlation_id
-            ),
-            str(p.event_id),
-        )
-        for p in due
-    )
+    # The headers but the event id are the page's: built once.
+    kind = (RealtimeEvent.event_type, RealtimeEvent.version)
+    common = headers_for("", *kind, cause.correlation_id)[1:]
+    producing: asyncio.Task[Any] | None = None
+    try:
+        for start in range(0, len(due), PAGE_CALL):
+            chunk = due[start : start + PAGE_CALL]
+            entries = [(p.user_id, p.note_key, score, p.body, False) for p in chunk]
+            # A user's first notification is their whole inbox: added as it is, with no look
+            # for an inbox to refill (a title's fan-out is mostly these, or users whose inbox
+            # Redis holds).
+            await add_page(ctx.redis, ctx.prefix, [e for e in entries if e[0] in first], False)
+            await _add_to_inboxes(ctx, [e for e in entries if e[0] not in first])
+            if producing is not None:
+                await producing
+            records = [
+                (
+                    name,
+                    p.user_id.encode(),
+                    p.envelope,
+                    [("event_id", p.event_key.encode()), *common],
+                    p.event_key,
+                )
+                for p in chunk
+            ]
+            producing = asyncio.create_task(ctx.publisher.send_raw(records))
+        if producing is not None:
+            await producing
+    finally:
+        # A failure left the page marked unsent (its cause comes again and resends it): the
+        # chunk in flight is waited for, not abandoned, and its own outcome no longer matters.
+        if producing is not None:
+            await asyncio.gather(producing, return_exceptions=True)
     await store.sent(ctx.pool, unsent)
 
 
