@@ -22,7 +22,9 @@
 - timer `notifications-release`: publish held notifications whose time came, one event per
   user (several: one digest message).
 - timer `notifications-overdue`: the gauge `mgw_notifications_overdue_seconds`, how late the
-  oldest due one is (the alert MgwNotificationsOverdue).
+  oldest due one is (the alert MgwNotificationsOverdue), and
+  `mgw_notification_pages_unsent_seconds`, how old the oldest fan-out page stored and not
+  sent is (MgwNotificationPagesUnsent).
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ from agreements.notifications_read_model import (
     score_at,
     write_preferences,
 )
-from core.observability.metrics import NOTIFICATIONS_OVERDUE
+from core.observability.metrics import NOTIFICATION_PAGES_UNSENT, NOTIFICATIONS_OVERDUE
 from core.publisher import headers_for
 from schemas.content import AvailabilityChanged, ContentExpiring
 from schemas.envelope import Envelope, utcnow
@@ -372,13 +374,20 @@ async def answer_lookups(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
 def overdue_gauge(clock: Callable[[], datetime] = utcnow) -> Callable[[AgentContext], Any]:
     """Set how long the oldest due notification has waited past its deliver_at: the release
     timer publishes 500 every 30 s, so a quiet hour ending for many users at once queues up
-    behind it, and lag cannot show it (held rows are in PostgreSQL, not on a topic)."""
+    behind it, and lag cannot show it (held rows are in PostgreSQL, not on a topic). And how
+    old the oldest fan-out page marked unsent is: a cause dead-lettered after a page's commit
+    leaves its notifications stored and unsent until it is replayed, which no lag shows
+    either (the record left the topic for the dead letters)."""
 
     async def measure(ctx: AgentContext) -> float:
         now = clock()
         oldest = await store.oldest_due(ctx.pool, now)
         waited = 0.0 if oldest is None else (now - oldest).total_seconds()
         NOTIFICATIONS_OVERDUE.set(waited)
+        unsent = await store.oldest_unsent(ctx.pool)
+        NOTIFICATION_PAGES_UNSENT.set(
+            0.0 if unsent is None else max(0.0, (now - unsent).total_seconds())
+        )
         return waited
 
     return measure

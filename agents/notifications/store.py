@@ -353,3 +353,12 @@ async def oldest_due(db: asyncpg.Pool | asyncpg.Connection, now: datetime) -> da
         now,
     )
     return found
+
+
+async def oldest_unsent(db: asyncpg.Pool | asyncpg.Connection) -> datetime | None:
+    """When the oldest page still marked unsent was stored (the marks are a handful of rows:
+    those in flight, and those of causes that failed after their commit)."""
+    found: datetime | None = await db.fetchval(
+        "SELECT min(created_at) FROM notification_pages_unsent"
+    )
+    return found

@@ -9,15 +9,16 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from agents.framework.context import AgentContext, ContextHolder
-from agents.notifications.handlers import _of_change, alert_agent
+from agents.notifications.handlers import _of_change, alert_agent, overdue_gauge
 from core.config import Settings
+from core.observability.metrics import NOTIFICATION_PAGES_UNSENT
 from schemas.content import AvailabilityChanged, AvailabilityRow, AvailabilityType
 from schemas.envelope import Envelope, wrap
 from tests.integration.test_sync_agents import realtime
@@ -88,6 +89,10 @@ async def test_a_page_committed_but_not_sent_is_sent_once_by_the_redelivered_cau
     )
     assert (stored, marks) == (USERS, 1)
     assert [await inbox(ctx, u) for u in users] == [[]] * USERS
+    # Had the cause been dead-lettered here, the page would wait unsent: the gauge behind
+    # MgwNotificationPagesUnsent shows its age (at least: another test's mark may be older).
+    await overdue_gauge(lambda: NOW + timedelta(minutes=10))(ctx)
+    assert NOTIFICATION_PAGES_UNSENT._value.get() >= 600
 
     # The redelivered cause sends the marked page; a replay of it, and another cause of the
     # same alert within the window, send nothing again.
