@@ -106,16 +106,44 @@ async def apply_preferences(ctx: AgentContext, batch: list[Envelope[Any]]) -> No
     await write_preferences(ctx.redis, ctx.prefix, await store.documents(ctx.pool, touched))
 
 
+Stored = tuple[int, list[rules.Planned], int | None]
+
+
+async def _store(
+    ctx: AgentContext,
+    cause: Envelope[Any],
+    alert: rules.Alert,
+    window: int,
+    now: datetime,
+    planned: list[rules.Planned],
+) -> Stored:
+    """One transaction a page: its notifications (those raised for them already, by a
+    redelivery, are not stored again) and, for those due now, the page's mark: how many were
+    stored, those due, and the mark's id (None: nothing to send)."""
+    unsent = None
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        stored, due = await store.store_page(conn, alert, window, now, planned)
+        if due:
+            users = [p.user_id for p in due]
+            unsent = await store.mark_unsent(conn, cause.event_id, alert, window, now, users)
+    return stored, due, unsent
+
+
 async def _raise(
     ctx: AgentContext, env: Envelope[Any], alerts: list[rules.Alert], clock: Callable[[], datetime]
 ) -> int:
     raised = 0
-    # Three stages overlap: the next page's watchers are read while this page is stored, and
-    # a stored page's inboxes and device messages go out (the Redis script, the broker's
-    # acknowledgement) while the next is. At most one page read ahead and one in flight bound
-    # what is held.
+    # Four stages overlap, each a page apart: the watchers of page N+2 are read while page N+1
+    # is planned (the worker's CPU: ids, bodies, device messages) and page N is stored (one
+    # transaction, PostgreSQL's time), while page N-1's inboxes and device messages go out
+    # (the Redis script, the broker's acknowledgement). A page is stored once the one before
+    # committed, and sent once the one before was sent; at most one page read ahead, one
+    # planned, one being stored and one being sent bound what is held.
     delivering: asyncio.Task[None] | None = None
     reading: asyncio.Task[list[rules.Candidate]] | None = None
+    # The page being stored: its task, its instant, and its users with no delivered
+    # notification when it was read (their inbox is the new one alone).
+    storing: tuple[asyncio.Task[Stored], datetime, set[str]] | None = None
     # An earlier try of this cause, killed after a page's commit and before its sends: send
     # those pages now (the paging below finds their users notified and stores nothing).
     for page_id, entries in await store.unsent_of(ctx.pool, env.event_id):
@@ -128,6 +156,21 @@ async def _raise(
         return asyncio.create_task(
             store.candidates(ctx.pool, alert, after, size, since, bursts.BURST)
         )
+
+    async def settle() -> None:
+        """Wait for the page being stored; once it committed, send it (after the one before)."""
+        nonlocal storing, delivering, raised
+        if storing is None:
+            return
+        task, now, first = storing
+        storing = None
+        stored, due, unsent = await task
+        raised += stored
+        if delivering is not None:
+            await delivering
+            delivering = None
+        if unsent is not None:
+            delivering = asyncio.create_task(_deliver_page(ctx, env, now, due, first, unsent))
 
     try:
         for alert in alerts:
@@ -147,29 +190,21 @@ async def _raise(
                     render.plan(c, window, bursts.held_until(now, c.recent, _quiet_end(now, c)))
                     for c in page
                 ]
-                unsent = None
-                async with ctx.pool.acquire() as conn, conn.transaction():
-                    # Those raised for them already (a redelivery) are not stored again.
-                    stored, due = await store.store_page(conn, alert, window, now, planned)
-                    if due:
-                        users = [p.user_id for p in due]
-                        unsent = await store.mark_unsent(
-                            conn, env.event_id, alert, window, now, users
-                        )
-                raised += stored
-                if delivering is not None:
-                    await delivering
-                    delivering = None
-                if unsent is not None:
-                    # Those with no delivered notification when the page was read: their inbox
-                    # is the new one alone.
-                    first = {c.user_id for c in page if not c.delivered}
-                    delivering = asyncio.create_task(
-                        _deliver_page(ctx, env, now, due, first, unsent)
-                    )
+                first = {c.user_id for c in page if not c.delivered}
+                await settle()
+                storing = (
+                    asyncio.create_task(_store(ctx, env, alert, window, now, planned)),
+                    now,
+                    first,
+                )
+        await settle()
     finally:
         if reading is not None:
             reading.cancel()
+        # Failed meanwhile: a page being stored is let commit (its mark makes the cause's
+        # next try send it), not abandoned mid-transaction.
+        if storing is not None:
+            await asyncio.gather(storing[0], return_exceptions=True)
         if delivering is not None:
             await delivering
     return raised
