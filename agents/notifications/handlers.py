@@ -106,27 +106,31 @@ async def apply_preferences(ctx: AgentContext, batch: list[Envelope[Any]]) -> No
     await write_preferences(ctx.redis, ctx.prefix, await store.documents(ctx.pool, touched))
 
 
-Stored = tuple[int, list[rules.Planned], int | None]
-
-
-async def _store(
+async def _store_then_send(
     ctx: AgentContext,
     cause: Envelope[Any],
     alert: rules.Alert,
     window: int,
     now: datetime,
     planned: list[rules.Planned],
-) -> Stored:
+    first: set[str],
+    before: asyncio.Task[None] | None,
+) -> tuple[int, asyncio.Task[None] | None]:
     """One transaction a page: its notifications (those raised for them already, by a
-    redelivery, are not stored again) and, for those due now, the page's mark: how many were
-    stored, those due, and the mark's id (None: nothing to send)."""
+    redelivery, are not stored again) and, for those due now, the page's mark. Once it
+    committed, and the page before was sent (`before`), its sends start at once, not when the
+    raise next looks (it may be planning a page): how many were stored, and the sending."""
     unsent = None
     async with ctx.pool.acquire() as conn, conn.transaction():
         stored, due = await store.store_page(conn, alert, window, now, planned)
         if due:
             users = [p.user_id for p in due]
             unsent = await store.mark_unsent(conn, cause.event_id, alert, window, now, users)
-    return stored, due, unsent
+    if before is not None:
+        await before
+    if unsent is None:
+        return stored, None
+    return stored, asyncio.create_task(_deliver_page(ctx, cause, now, due, first, unsent))
 
 
 async def _raise(
@@ -141,9 +145,8 @@ async def _raise(
     # planned, one being stored and one being sent bound what is held.
     delivering: asyncio.Task[None] | None = None
     reading: asyncio.Task[list[rules.Candidate]] | None = None
-    # The page being stored: its task, its instant, and its users with no delivered
-    # notification when it was read (their inbox is the new one alone).
-    storing: tuple[asyncio.Task[Stored], datetime, set[str]] | None = None
+    # The page being stored (then its sends started).
+    storing: asyncio.Task[tuple[int, asyncio.Task[None] | None]] | None = None
     # An earlier try of this cause, killed after a page's commit and before its sends: send
     # those pages now (the paging below finds their users notified and stores nothing).
     for page_id, entries in await store.unsent_of(ctx.pool, env.event_id):
@@ -158,19 +161,15 @@ async def _raise(
         )
 
     async def settle() -> None:
-        """Wait for the page being stored; once it committed, send it (after the one before)."""
+        """Wait for the page being stored (and the page before it to be sent)."""
         nonlocal storing, delivering, raised
         if storing is None:
             return
-        task, now, first = storing
-        storing = None
-        stored, due, unsent = await task
+        task, storing = storing, None
+        # Its sends replace the page before's, which it waited for once committed (failed
+        # before that, the page before's are still waited for, in `finally`).
+        stored, delivering = await task
         raised += stored
-        if delivering is not None:
-            await delivering
-            delivering = None
-        if unsent is not None:
-            delivering = asyncio.create_task(_deliver_page(ctx, env, now, due, first, unsent))
 
     try:
         for alert in alerts:
@@ -190,21 +189,24 @@ async def _raise(
                     render.plan(c, window, bursts.held_until(now, c.recent, _quiet_end(now, c)))
                     for c in page
                 ]
+                # Those with no delivered notification when the page was read: their inbox is
+                # the new one alone.
                 first = {c.user_id for c in page if not c.delivered}
                 await settle()
-                storing = (
-                    asyncio.create_task(_store(ctx, env, alert, window, now, planned)),
-                    now,
-                    first,
+                storing = asyncio.create_task(
+                    _store_then_send(ctx, env, alert, window, now, planned, first, delivering)
                 )
         await settle()
     finally:
         if reading is not None:
             reading.cancel()
         # Failed meanwhile: a page being stored is let commit (its mark makes the cause's
-        # next try send it), not abandoned mid-transaction.
+        # next try send it), not abandoned mid-transaction, and its sends, if they started,
+        # are waited for.
         if storing is not None:
-            await asyncio.gather(storing[0], return_exceptions=True)
+            (outcome,) = await asyncio.gather(storing, return_exceptions=True)
+            if isinstance(outcome, tuple) and outcome[1] is not None:
+                delivering = outcome[1]
         if delivering is not None:
             await delivering
     return raised
