@@ -22,7 +22,9 @@
 - timer `notifications-release`: publish held notifications whose time came, one event per
   user (several: one digest message).
 - timer `notifications-overdue`: the gauge `mgw_notifications_overdue_seconds`, how late the
-  oldest due one is (the alert MgwNotificationsOverdue).
+  oldest due one is (the alert MgwNotificationsOverdue), and
+  `mgw_notification_pages_unsent_seconds`, how old the oldest fan-out page stored and not
+  sent is (MgwNotificationPagesUnsent).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from agents.notifications.quiet import release_at
 from agents.sync.messages import realtime_event
 from agreements.notifications_read_model import (
     INBOX_KEPT,
+    PAGE_CALL,
     RawEntry,
     add_page,
     mark_read,
@@ -54,7 +57,7 @@ from agreements.notifications_read_model import (
     score_at,
     write_preferences,
 )
-from core.observability.metrics import NOTIFICATIONS_OVERDUE
+from core.observability.metrics import NOTIFICATION_PAGES_UNSENT, NOTIFICATIONS_OVERDUE
 from core.publisher import headers_for
 from schemas.content import AvailabilityChanged, ContentExpiring
 from schemas.envelope import Envelope, utcnow
@@ -103,16 +106,47 @@ async def apply_preferences(ctx: AgentContext, batch: list[Envelope[Any]]) -> No
     await write_preferences(ctx.redis, ctx.prefix, await store.documents(ctx.pool, touched))
 
 
+async def _store_then_send(
+    ctx: AgentContext,
+    cause: Envelope[Any],
+    alert: rules.Alert,
+    window: int,
+    now: datetime,
+    planned: list[rules.Planned],
+    first: set[str],
+    before: asyncio.Task[None] | None,
+) -> tuple[int, asyncio.Task[None] | None]:
+    """One transaction a page: its notifications (those raised for them already, by a
+    redelivery, are not stored again) and, for those due now, the page's mark. Once it
+    committed, and the page before was sent (`before`), its sends start at once, not when the
+    raise next looks (it may be planning a page): how many were stored, and the sending."""
+    unsent = None
+    async with ctx.pool.acquire() as conn, conn.transaction():
+        stored, due = await store.store_page(conn, alert, window, now, planned)
+        if due:
+            users = [p.user_id for p in due]
+            unsent = await store.mark_unsent(conn, cause.event_id, alert, window, now, users)
+    if before is not None:
+        await before
+    if unsent is None:
+        return stored, None
+    return stored, asyncio.create_task(_deliver_page(ctx, cause, now, due, first, unsent))
+
+
 async def _raise(
     ctx: AgentContext, env: Envelope[Any], alerts: list[rules.Alert], clock: Callable[[], datetime]
 ) -> int:
     raised = 0
-    # Three stages overlap: the next page's watchers are read while this page is stored, and
-    # a stored page's inboxes and device messages go out (the Redis script, the broker's
-    # acknowledgement) while the next is. At most one page read ahead and one in flight bound
-    # what is held.
+    # Four stages overlap, each a page apart: the watchers of page N+2 are read while page N+1
+    # is planned (the worker's CPU: ids, bodies, device messages) and page N is stored (one
+    # transaction, PostgreSQL's time), while page N-1's inboxes and device messages go out
+    # (the Redis script, the broker's acknowledgement). A page is stored once the one before
+    # committed, and sent once the one before was sent; at most one page read ahead, one
+    # planned, one being stored and one being sent bound what is held.
     delivering: asyncio.Task[None] | None = None
     reading: asyncio.Task[list[rules.Candidate]] | None = None
+    # The page being stored (then its sends started).
+    storing: asyncio.Task[tuple[int, asyncio.Task[None] | None]] | None = None
     # An earlier try of this cause, killed after a page's commit and before its sends: send
     # those pages now (the paging below finds their users notified and stores nothing).
     for page_id, entries in await store.unsent_of(ctx.pool, env.event_id):
@@ -125,6 +159,17 @@ async def _raise(
         return asyncio.create_task(
             store.candidates(ctx.pool, alert, after, size, since, bursts.BURST)
         )
+
+    async def settle() -> None:
+        """Wait for the page being stored (and the page before it to be sent)."""
+        nonlocal storing, delivering, raised
+        if storing is None:
+            return
+        task, storing = storing, None
+        # Its sends replace the page before's, which it waited for once committed (failed
+        # before that, the page before's are still waited for, in `finally`).
+        stored, delivering = await task
+        raised += stored
 
     try:
         for alert in alerts:
@@ -144,26 +189,24 @@ async def _raise(
                     render.plan(c, window, bursts.held_until(now, c.recent, _quiet_end(now, c)))
                     for c in page
                 ]
-                unsent = None
-                async with ctx.pool.acquire() as conn, conn.transaction():
-                    # Those raised for them already (a redelivery) are not stored again.
-                    stored, due, first = await store.store_page(conn, alert, window, now, planned)
-                    if due:
-                        users = [p.user_id for p in due]
-                        unsent = await store.mark_unsent(
-                            conn, env.event_id, alert, window, now, users
-                        )
-                raised += stored
-                if delivering is not None:
-                    await delivering
-                    delivering = None
-                if unsent is not None:
-                    delivering = asyncio.create_task(
-                        _deliver_page(ctx, env, now, due, first, unsent)
-                    )
+                # Those with no delivered notification when the page was read: their inbox is
+                # the new one alone.
+                first = {c.user_id for c in page if not c.delivered}
+                await settle()
+                storing = asyncio.create_task(
+                    _store_then_send(ctx, env, alert, window, now, planned, first, delivering)
+                )
+        await settle()
     finally:
         if reading is not None:
             reading.cancel()
+        # Failed meanwhile: a page being stored is let commit (its mark makes the cause's
+        # next try send it), not abandoned mid-transaction, and its sends, if they started,
+        # are waited for.
+        if storing is not None:
+            (outcome,) = await asyncio.gather(storing, return_exceptions=True)
+            if isinstance(outcome, tuple) and outcome[1] is not None:
+                delivering = outcome[1]
         if delivering is not None:
             await delivering
     return raised
@@ -178,30 +221,48 @@ async def _deliver_page(
     unsent: int,
 ) -> None:
     """Inbox first, then the device messages (a device told of an alert finds it in the
-    inbox): the page's inboxes by a script call per thousand, then its sync.realtime events
-    in one produce batch. Straight from the raise, not through a notifications.raised record
+    inbox), a thousand at a time: a chunk's inboxes by one script call, then its
+    sync.realtime events in one produce batch, which is acknowledged while the next chunk's
+    inboxes are written (the Redis script and the broker's round trip overlap, and the first
+    devices hear sooner). Straight from the raise, not through a notifications.raised record
     per user, nor an outbox row each (docs/NOTIFICATIONS.md, "Scale"): the page's mark
-    (`store.mark_unsent`, committed with it) is deleted once sent, and a cause redelivered
-    after a crash before that sends the marked pages again (`_raise`)."""
+    (`store.mark_unsent`, committed with it) is deleted once all of it is sent, and a cause
+    redelivered after a crash before that sends the marked pages again (`_raise`)."""
     score = score_at(now)
-    entries = [(p.user_id, str(p.notification_id), score, p.body, False) for p in due]
-    # A user's first notification is their whole inbox: added as it is, with no look for an
-    # inbox to refill (a title's fan-out is mostly these, or users whose inbox Redis holds).
-    await add_page(ctx.redis, ctx.prefix, [e for e in entries if e[0] in first], False)
-    await _add_to_inboxes(ctx, [e for e in entries if e[0] not in first])
     name = ctx.publisher.topic_name(SYNC_REALTIME)
-    await ctx.publisher.send_raw(
-        (
-            name,
-            p.user_id.encode(),
-            p.envelope,
-            headers_for(
-                p.event_id, RealtimeEvent.event_type, RealtimeEvent.version, cause.correlation_id
-            ),
-            str(p.event_id),
-        )
-        for p in due
-    )
+    # The headers but the event id are the page's: built once.
+    kind = (RealtimeEvent.event_type, RealtimeEvent.version)
+    common = headers_for("", *kind, cause.correlation_id)[1:]
+    producing: asyncio.Task[Any] | None = None
+    try:
+        for start in range(0, len(due), PAGE_CALL):
+            chunk = due[start : start + PAGE_CALL]
+            entries = [(p.user_id, p.note_key, score, p.body, False) for p in chunk]
+            # A user's first notification is their whole inbox: added as it is, with no look
+            # for an inbox to refill (a title's fan-out is mostly these, or users whose inbox
+            # Redis holds).
+            await add_page(ctx.redis, ctx.prefix, [e for e in entries if e[0] in first], False)
+            await _add_to_inboxes(ctx, [e for e in entries if e[0] not in first])
+            if producing is not None:
+                await producing
+            records = [
+                (
+                    name,
+                    p.user_id.encode(),
+                    p.envelope,
+                    [("event_id", p.event_key.encode()), *common],
+                    p.event_key,
+                )
+                for p in chunk
+            ]
+            producing = asyncio.create_task(ctx.publisher.send_raw(records))
+        if producing is not None:
+            await producing
+    finally:
+        # A failure left the page marked unsent (its cause comes again and resends it): the
+        # chunk in flight is waited for, not abandoned, and its own outcome no longer matters.
+        if producing is not None:
+            await asyncio.gather(producing, return_exceptions=True)
     await store.sent(ctx.pool, unsent)
 
 
@@ -350,13 +411,20 @@ async def answer_lookups(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
 def overdue_gauge(clock: Callable[[], datetime] = utcnow) -> Callable[[AgentContext], Any]:
     """Set how long the oldest due notification has waited past its deliver_at: the release
     timer publishes 500 every 30 s, so a quiet hour ending for many users at once queues up
-    behind it, and lag cannot show it (held rows are in PostgreSQL, not on a topic)."""
+    behind it, and lag cannot show it (held rows are in PostgreSQL, not on a topic). And how
+    old the oldest fan-out page marked unsent is: a cause dead-lettered after a page's commit
+    leaves its notifications stored and unsent until it is replayed, which no lag shows
+    either (the record left the topic for the dead letters)."""
 
     async def measure(ctx: AgentContext) -> float:
         now = clock()
         oldest = await store.oldest_due(ctx.pool, now)
         waited = 0.0 if oldest is None else (now - oldest).total_seconds()
         NOTIFICATIONS_OVERDUE.set(waited)
+        unsent = await store.oldest_unsent(ctx.pool)
+        NOTIFICATION_PAGES_UNSENT.set(
+            0.0 if unsent is None else max(0.0, (now - unsent).total_seconds())
+        )
         return waited
 
     return measure

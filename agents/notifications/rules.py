@@ -228,6 +228,9 @@ class Candidate:
     quiet_hours: QuietHours | None
     # Alerts raised for them within the burst window (at most bursts.BURST counted).
     recent: int
+    # Whether they had a delivered notification when the page was read (False: the new one
+    # is their whole inbox; True, or not known: look for an inbox to refill).
+    delivered: bool = True
 
 
 @dataclass(frozen=True)
@@ -240,6 +243,10 @@ class Planned:
     event_id: uuid.UUID
     # The device message (the sync.realtime envelope), staged if stored and due now.
     envelope: bytes
+    # The two ids as text, as the template stamped them: the inbox entry and the record's
+    # header need them again, and formatting a UUID each time was a share of the page's CPU.
+    note_key: str
+    event_key: str
 
 
 @dataclass
@@ -315,11 +322,11 @@ class PageRenderer:
         digest = hashlib.sha1(_ID_NAMESPACE + (c.user_id + suffix).encode()).digest()
         note_id = uuid.UUID(bytes=digest[:16], version=5)
         event_id = self._event_id()
+        note, ev = str(note_id), str(event_id)
         template = self._template(wanted) if _PLAIN_USER.fullmatch(c.user_id) else None
         if template is None:
             _, body, envelope = self._render(c.user_id, wanted, note_id, event_id)
         else:
-            note, ev = str(note_id), str(event_id)
             body = template[0].replace(_NOTE_MARK, note)
             envelope = (
                 template[1]
@@ -327,4 +334,4 @@ class PageRenderer:
                 .replace(_NOTE_MARK, note)
                 .replace(_EVENT_MARK, ev)
             )
-        return Planned(c.user_id, note_id, body, deliver_at, event_id, envelope.encode())
+        return Planned(c.user_id, note_id, body, deliver_at, event_id, envelope.encode(), note, ev)

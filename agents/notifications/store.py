@@ -101,7 +101,12 @@ SELECT w.user_id, p.time_zone, p.quiet_start, p.quiet_end,
        -- A burst's measure: alerts raised for them within the window, counted up to $9.
        (SELECT count(*) FROM (SELECT 1 FROM notifications n
                               WHERE n.user_id = w.user_id AND n.created_at > $8 LIMIT $9) r)
-           AS recent
+           AS recent,
+       -- Whether they have a delivered notification: if not, their inbox will be the new one
+       -- alone, nothing to refill it from. Asked here, with the page read ahead, rather than
+       -- in the store's RETURNING, one index probe a row on the fan-out's critical path.
+       EXISTS (SELECT 1 FROM notifications d
+               WHERE d.user_id = w.user_id AND d.deliver_at IS NULL) AS delivered
 FROM sync_watchlist w JOIN notification_preferences p USING (user_id)
 WHERE w.content_id = $1 AND w.visible AND w.user_id > $2
   AND p.region = $3 AND $4 = ANY(p.services) AND $5 = ANY(p.alerts)
@@ -146,14 +151,16 @@ async def candidates(
                 start=r["quiet_start"].strftime("%H:%M"), end=r["quiet_end"].strftime("%H:%M")
             ),
             recent=int(r["recent"]),
+            delivered=r["delivered"],
         )
         for r in rows
     ]
 
 
-# One statement per page: store the notifications, never twice (the unique key). No outbox row
-# per notification: what a page stored that is due now is sent after the commit, and a cause
-# redelivered after a crash in between sends again the pages marked unsent (`mark_unsent`).
+# One statement per page: store the notifications, never twice (the primary key: the id is
+# uuid5 of user, title, platform, kind and window). No outbox row per notification: what a
+# page stored that is due now is sent after the commit, and a cause redelivered after a crash
+# in between sends again the pages marked unsent (`mark_unsent`).
 _STORE = """
 INSERT INTO notifications (user_id, notification_id, kind, content_id, platform,
                            window_no, body, created_at, deliver_at)
@@ -161,12 +168,7 @@ SELECT user_id, notification_id, $5, $6, $7, $8, body::jsonb, $9, deliver_at
 FROM unnest($1::text[], $2::uuid[], $3::text[], $4::timestamptz[])
     AS x(user_id, notification_id, body, deliver_at)
 ON CONFLICT DO NOTHING
-RETURNING notification_id, deliver_at IS NULL AS due,
-    -- Whether the user has another delivered one (RETURNING sees the table as it was before
-    -- the statement): if not, their inbox is this one alone, nothing to refill it from.
-    EXISTS (SELECT 1 FROM notifications o WHERE o.user_id = notifications.user_id
-            AND o.notification_id <> notifications.notification_id
-            AND o.deliver_at IS NULL) AS has_others
+RETURNING notification_id, deliver_at IS NULL AS due
 """
 
 
@@ -176,13 +178,12 @@ async def store_page(
     window: int,
     now: datetime,
     planned: list[rules.Planned],
-) -> tuple[int, list[rules.Planned], set[str]]:
-    """Store a page's notifications: how many were stored, those of them due now (to send
-    once committed), and the users of those who had no other delivered notification (their
-    inbox is the new one alone). One already stored (a redelivery, or the same alert within
-    the window) is not stored again."""
+) -> tuple[int, list[rules.Planned]]:
+    """Store a page's notifications: how many were stored, and those of them due now (to
+    send once committed). One already stored (a redelivery, or the same alert within the
+    window) is not stored again."""
     if not planned:
-        return 0, [], set()
+        return 0, []
     rows = await conn.fetch(
         _STORE,
         [p.user_id for p in planned],
@@ -196,8 +197,7 @@ async def store_page(
         now,
     )
     by_id = {p.notification_id: p for p in planned}
-    due = [(by_id[r["notification_id"]], r["has_others"]) for r in rows if r["due"]]
-    return len(rows), [p for p, _ in due], {p.user_id for p, others in due if not others}
+    return len(rows), [by_id[note_id] for note_id, due in rows if due]
 
 
 async def episode_of(
@@ -351,5 +351,14 @@ async def oldest_due(db: asyncpg.Pool | asyncpg.Connection, now: datetime) -> da
         "SELECT min(deliver_at) FROM notifications "
         "WHERE deliver_at IS NOT NULL AND deliver_at <= $1",
         now,
+    )
+    return found
+
+
+async def oldest_unsent(db: asyncpg.Pool | asyncpg.Connection) -> datetime | None:
+    """When the oldest page still marked unsent was stored (the marks are a handful of rows:
+    those in flight, and those of causes that failed after their commit)."""
+    found: datetime | None = await db.fetchval(
+        "SELECT min(created_at) FROM notification_pages_unsent"
     )
     return found

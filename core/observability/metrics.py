@@ -140,6 +140,14 @@ NOTIFICATIONS_OVERDUE = Gauge(
     "Age of the oldest notification held (quiet hours, a burst) whose deliver_at passed and "
     "that the release timer has not published yet; 0 when none",
 )
+# ... and fan-out pages stored but not sent: a page's mark lives about a second; an older one
+# is a cause that failed after the page's commit (retrying, or dead-lettered: its users wait
+# until it is replayed).
+NOTIFICATION_PAGES_UNSENT = Gauge(
+    "mgw_notification_pages_unsent_seconds",
+    "Age of the oldest fan-out page whose notifications were stored and not sent (its mark "
+    "in notification_pages_unsent); 0 when none",
+)
 INGEST_WARNINGS = Counter(
     "mgw_ingest_warnings_total",
     "What normalization dropped or changed of valid catalog items, by kind",

@@ -9,17 +9,21 @@ from __future__ import annotations
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from agents.framework.context import AgentContext, ContextHolder
-from agents.notifications.handlers import _of_change, alert_agent
+from agents.notifications import handlers
+from agents.notifications.handlers import _of_change, alert_agent, overdue_gauge
 from core.config import Settings
+from core.observability.metrics import NOTIFICATION_PAGES_UNSENT
 from schemas.content import AvailabilityChanged, AvailabilityRow, AvailabilityType
-from schemas.envelope import Envelope, wrap
+from schemas.envelope import Envelope, decode, wrap
+from schemas.sync import RealtimeEvent
+from tests.helpers import read_topic
 from tests.integration.test_sync_agents import realtime
 
 NOW = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
@@ -28,12 +32,13 @@ USERS = 3
 _SEED_PREFERENCES = """
 INSERT INTO notification_preferences
     (user_id, services, region, time_zone, alerts, offer_types, changed_at)
-SELECT $1 || g, '{netflix}', 'US', 'UTC', '{arrived}', '{subscription}', now()
+SELECT $1 || lpad(g::text, 3, '0'), '{netflix}', 'US', 'UTC', '{arrived}', '{subscription}',
+       now()
 FROM generate_series(1, $2) g
 """
 _SEED_WATCHLISTS = """
 INSERT INTO sync_watchlist (user_id, content_id, state, visible)
-SELECT $1 || g, $2, '{}'::jsonb, true FROM generate_series(1, $3) g
+SELECT $1 || lpad(g::text, 3, '0'), $2, '{}'::jsonb, true FROM generate_series(1, $3) g
 """
 
 
@@ -56,12 +61,12 @@ async def inbox(ctx: AgentContext, user: str) -> list[bytes]:
     return list(await ctx.redis.zrange(f"{ctx.prefix}:notify:inbox:{user}", 0, -1))
 
 
-async def _watchers(ctx: AgentContext) -> tuple[uuid.UUID, list[str]]:
-    """A title and USERS new users with it on their watchlist who want its arrival."""
+async def _watchers(ctx: AgentContext, count: int = USERS) -> tuple[uuid.UUID, list[str]]:
+    """A title and `count` new users with it on their watchlist who want its arrival."""
     title, run = uuid.uuid4(), f"pg{uuid.uuid4().hex[:6]}-"
-    await ctx.pool.execute(_SEED_PREFERENCES, run, USERS)
-    await ctx.pool.execute(_SEED_WATCHLISTS, run, title, USERS)
-    return title, [f"{run}{g}" for g in range(1, USERS + 1)]
+    await ctx.pool.execute(_SEED_PREFERENCES, run, count)
+    await ctx.pool.execute(_SEED_WATCHLISTS, run, title, count)
+    return title, [f"{run}{g:03d}" for g in range(1, count + 1)]
 
 
 async def test_a_page_committed_but_not_sent_is_sent_once_by_the_redelivered_cause(
@@ -88,6 +93,10 @@ async def test_a_page_committed_but_not_sent_is_sent_once_by_the_redelivered_cau
     )
     assert (stored, marks) == (USERS, 1)
     assert [await inbox(ctx, u) for u in users] == [[]] * USERS
+    # Had the cause been dead-lettered here, the page would wait unsent: the gauge behind
+    # MgwNotificationPagesUnsent shows its age (at least: another test's mark may be older).
+    await overdue_gauge(lambda: NOW + timedelta(minutes=10))(ctx)
+    assert NOTIFICATION_PAGES_UNSENT._value.get() >= 600
 
     # The redelivered cause sends the marked page; a replay of it, and another cause of the
     # same alert within the window, send nothing again.
@@ -122,3 +131,71 @@ async def test_a_page_sent_leaves_no_mark_and_a_replay_sends_nothing(ctx: AgentC
     for user in users:
         assert len(await inbox(ctx, user)) == 1
         assert len(await realtime(ctx, user)) == 1
+
+
+async def _sent_by_user(ctx: AgentContext, users: list[str]) -> dict[str, Counter[str]]:
+    """The sync.realtime messages each user was sent (by message id), the topic read once."""
+    topic = f"{ctx.settings.kafka.topic_prefix}.sync.realtime"
+    records = await read_topic(ctx.settings.kafka.bootstrap, topic, settle_s=0.3)
+    sent: dict[str, Counter[str]] = {u: Counter() for u in users}
+    for record in records:
+        user = record.key.decode() if record.key else ""
+        if user in sent:
+            sent[user][str(decode(record.value, RealtimeEvent).payload.message_id)] += 1
+    return sent
+
+
+async def test_overlapping_pages_and_chunks_send_each_user_once_even_across_a_failure(
+    ctx: AgentContext, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of 2 then 3 users and sends of 2 at a time: pages are planned, stored and sent
+    overlapping, and a page's sends come in chunks. The inbox writes fail from the fourth
+    call on (Redis gone mid-fan-out): the try fails with some pages sent, some stored and not
+    sent, some not stored. The cause's next try sends the stored ones and stores the rest:
+    every user is in the inbox once and sent one message."""
+    monkeypatch.setattr(handlers, "FIRST_PAGE", 2)
+    monkeypatch.setattr(handlers, "PAGE", 3)
+    monkeypatch.setattr(handlers, "PAGE_CALL", 2)
+    title, users = await _watchers(ctx, 14)
+    raise_alerts = alert_agent(_of_change, lambda: NOW)
+    cause = arrival(title)
+    calls = 0
+    real_add_page = handlers.add_page
+
+    async def failing_add_page(*args: object, **kwargs: object) -> set[str]:
+        nonlocal calls
+        calls += 1
+        if calls >= 4:
+            raise RedisConnectionError("Redis went away")
+        return await real_add_page(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(handlers, "add_page", failing_add_page)
+    with pytest.raises(RedisConnectionError):
+        await raise_alerts(ctx, [cause])
+    stored = await ctx.pool.fetchval(
+        "SELECT count(*) FROM notifications WHERE content_id = $1", title
+    )
+    marks = await ctx.pool.fetchval(
+        "SELECT count(*) FROM notification_pages_unsent WHERE cause_id = $1", cause.event_id
+    )
+    in_inbox = [u for u in users if await inbox(ctx, u)]
+    assert 0 < len(in_inbox) < stored < len(users) and marks >= 1, (in_inbox, stored, marks)
+
+    monkeypatch.setattr(handlers, "add_page", real_add_page)
+    await raise_alerts(ctx, [cause])
+    await raise_alerts(ctx, [cause])
+
+    assert not await ctx.pool.fetchval(
+        "SELECT count(*) FROM notification_pages_unsent WHERE cause_id = $1", cause.event_id
+    )
+    ids = {
+        r["user_id"]: str(r["notification_id"])
+        for r in await ctx.pool.fetch(
+            "SELECT user_id, notification_id FROM notifications WHERE content_id = $1", title
+        )
+    }
+    assert sorted(ids) == users
+    sent = await _sent_by_user(ctx, users)
+    for user in users:
+        assert await inbox(ctx, user) == [ids[user].encode()], user
+        assert sent[user] == Counter({ids[user]: 1}), (user, sent[user])
