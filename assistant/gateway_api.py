@@ -19,6 +19,11 @@ API = "/api/v1"
 # The correlation id of the MCP request being served, when the gateway serves it: its API calls
 # carry it, so the gateway's log lines of one tool call share the /mcp request's id.
 correlation: ContextVar[str | None] = ContextVar("mcp_correlation", default=None)
+# The ASGI scope key that marks a request as the MCP server's own check of the token of the /mcp
+# request it serves (mounted on the gateway): that /mcp request was counted already, so the
+# gateway's limiter does not count the check again (docs/MCP.md "Rate limits"). A scope key,
+# not a header: only a request made in process (assistant/mount.py) can carry it.
+UNCOUNTED = "mgw.uncounted"
 
 
 @dataclass(frozen=True)

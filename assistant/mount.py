@@ -39,8 +39,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agreements.uncounted_requests import UNCOUNTED
 from assistant.gateway_api import (
+    UNCOUNTED,
     ApiError,
     Caller,
     GatewayApi,

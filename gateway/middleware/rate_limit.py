@@ -25,7 +25,7 @@ from loguru import logger
 from redis.exceptions import RedisError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from agreements.uncounted_requests import UNCOUNTED
+from assistant.gateway_api import UNCOUNTED
 from core.observability.metrics import BOUND_REFUSALS, RATE_LIMIT_LOCAL_FALLBACK, RATE_LIMITED
 from gateway.auth.dependencies import API_KEY_HEADER, resolve_principal
 from gateway.auth.errors import AuthError, AuthUnavailable, auth_error_response
