@@ -3,11 +3,11 @@ gateway's event streams (reader); and the delivery claims both delivery paths us
 
 Per user, one Redis stream (`...:log`) holds the last minutes of messages of all the user's
 channels in delivery order, and each message is also published on the user's pub/sub channel
-(`...:live:<user>`) for the gateways holding the user's open streams. One Lua script does the
-whole delivery atomically: claim the message id (a message id already claimed is not sent
-again), append to the stream, trim it, publish. A message is thus in the stream exactly when
-live subscribers were sent it, and a device that reconnects with the id of the last message it
-saw gets what it missed from the stream.
+(`...:live:<user>`) for the gateways holding the user's open streams. One Lua script call
+delivers up to a thousand messages atomically, for each: claim the message id (a message id
+already claimed is not sent again), append to the stream, trim it, publish. A message is
+thus in the stream exactly when live subscribers were sent it, and a device that reconnects
+with the id of the last message it saw gets what it missed from the stream.
 
 Event ids are `<epoch>:<stream id>`. The epoch is a random tag of the stream's lifetime: when
 Redis lost the stream (a restart, or the stream expired after a quiet spell), a reconnecting

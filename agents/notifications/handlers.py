@@ -261,7 +261,9 @@ async def _to_devices(ctx: AgentContext, events: list[RealtimeEvent]) -> None:
     resent, what was sent skipped by its claim. A message the realtime service refuses for
     good (DeliveryRejected: PubNub's too large, bad channel) is logged and dropped, as
     `realtime-deliver` sets such a record aside: the alert stays in the inbox, and the cause
-    is not dead-lettered for one user's message (the sink sent the others of the batch)."""
+    is not dead-lettered for one user's message (the sink sent the others of the batch).
+    Not filtered by sync's `to_deliver`: it drops commands past their `expires_at`, and a
+    notification has no such deadline (its `expires_at` is when the offer ends, content)."""
     try:
         await ctx.use(REALTIME_SINK).deliver(events)
     except DeliveryRejected as exc:
