@@ -298,11 +298,14 @@ SYNC_REALTIME = TopicSpec(
     payload=RealtimeEvent,
     key="user_id",
     retention_ms=DAY_MS,
-    description="every message for a user's realtime channels (sync, devices, notifications), "
-    "after the change it reports was committed; the typed change feed of sync",
+    description="every message for a user's realtime channels (sync, devices, the "
+    "notifications quiet hours or a burst held, released), after the change it reports was "
+    "committed; the typed change feed of sync. A fan-out's alerts due when raised are not "
+    "here: the raise sends them to the devices itself, through the realtime sink "
+    '(docs/NOTIFICATIONS.md, "Scale")',
     producers=(
         "agents sync-watchlist, sync-progress, sync-device-*, command-router",
-        "agents notifications-availability, notifications-expiring, notifications-deliver",
+        "agent notifications-deliver (held alerts, released)",
         "timer presence-sweep",
     ),
 )
@@ -425,7 +428,8 @@ NOTIFICATIONS_RAISED = TopicSpec(
     key="user_id",
     description="watchlist alerts held for one user (quiet hours, a burst) and due now; "
     "delivered to their devices and inbox. Alerts due when raised go to the inbox and "
-    'sync.realtime from the raise itself (docs/NOTIFICATIONS.md, "Scale")',
+    "straight to the devices (the realtime sink) from the raise itself "
+    '(docs/NOTIFICATIONS.md, "Scale")',
     producers=("timer notifications-release",),
 )
 NOTIFICATIONS_READ = TopicSpec(

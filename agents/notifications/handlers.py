@@ -39,6 +39,8 @@ from typing import Any
 
 from loguru import logger
 
+from agents.adapters.delivery.base import DeliveryRejected
+from agents.adapters.delivery.sink import REALTIME_SINK
 from agents.framework.context import AgentContext
 from agents.framework.runtime import TAKE_WHAT_IS_READY, AgentSpec, TimerSpec
 from agents.framework.unit_of_work import unit_of_work
@@ -58,7 +60,6 @@ from agreements.notifications_read_model import (
     write_preferences,
 )
 from core.observability.metrics import NOTIFICATION_PAGES_UNSENT, NOTIFICATIONS_OVERDUE
-from core.publisher import headers_for
 from schemas.content import AvailabilityChanged, ContentExpiring
 from schemas.envelope import Envelope, utcnow
 from schemas.notifications import (
@@ -82,7 +83,6 @@ from topics.registry import (
     NOTIFICATIONS_PREFERENCES,
     NOTIFICATIONS_RAISED,
     NOTIFICATIONS_READ,
-    SYNC_REALTIME,
     TopicSpec,
 )
 
@@ -151,7 +151,8 @@ async def _raise(
     # those pages now (the paging below finds their users notified and stores nothing).
     for page_id, entries in await store.unsent_of(ctx.pool, env.event_id):
         await _add_to_inboxes(ctx, entries)
-        await ctx.publisher.send_envelopes(_resent(ctx, env, entries))
+        for start in range(0, len(entries), PAGE_CALL):
+            await _to_devices(ctx, _resent(entries[start : start + PAGE_CALL]))
         await store.sent(ctx.pool, page_id)
 
     def read(alert: rules.Alert, after: str, size: int) -> asyncio.Task[list[rules.Candidate]]:
@@ -182,9 +183,7 @@ async def _raise(
                 reading = read(alert, page[-1].user_id, PAGE) if len(page) == size else None
                 size = PAGE
                 now = clock()
-                render = rules.PageRenderer(
-                    alert, title, env.time, now, ctx.agent, env.correlation_id
-                )
+                render = rules.PageRenderer(alert, title, env.time, now)
                 planned = [
                     render.plan(c, window, bursts.held_until(now, c.recent, _quiet_end(now, c)))
                     for c in page
@@ -221,19 +220,18 @@ async def _deliver_page(
     unsent: int,
 ) -> None:
     """Inbox first, then the device messages (a device told of an alert finds it in the
-    inbox), a thousand at a time: a chunk's inboxes by one script call, then its
-    sync.realtime events in one produce batch, which is acknowledged while the next chunk's
-    inboxes are written (the Redis script and the broker's round trip overlap, and the first
-    devices hear sooner). Straight from the raise, not through a notifications.raised record
-    per user, nor an outbox row each (docs/NOTIFICATIONS.md, "Scale"): the page's mark
+    inbox), a thousand at a time: a chunk's inboxes by one script call, then its device
+    messages straight through the worker's realtime sink (the built-in fan-out: one Redis
+    pipeline of the claim-and-publish script; PubNub when configured), which runs while the
+    next chunk's inboxes are written (the first devices hear sooner). Not a sync.realtime
+    record per user for the sync worker's `realtime-deliver` to send: that hop cost the
+    machine more CPU than the fan-out itself (docs/NOTIFICATIONS.md, "Scale"). Nor a
+    notifications.raised record per user, nor an outbox row each: the page's mark
     (`store.mark_unsent`, committed with it) is deleted once all of it is sent, and a cause
-    redelivered after a crash before that sends the marked pages again (`_raise`)."""
+    redelivered after a crash before that sends the marked pages again (`_raise`); the
+    sink's claims (the message id is the notification id) send each at most once."""
     score = score_at(now)
-    name = ctx.publisher.topic_name(SYNC_REALTIME)
-    # The headers but the event id are the page's: built once.
-    kind = (RealtimeEvent.event_type, RealtimeEvent.version)
-    common = headers_for("", *kind, cause.correlation_id)[1:]
-    producing: asyncio.Task[Any] | None = None
+    sending: asyncio.Task[None] | None = None
     try:
         for start in range(0, len(due), PAGE_CALL):
             chunk = due[start : start + PAGE_CALL]
@@ -243,36 +241,55 @@ async def _deliver_page(
             # Redis holds).
             await add_page(ctx.redis, ctx.prefix, [e for e in entries if e[0] in first], False)
             await _add_to_inboxes(ctx, [e for e in entries if e[0] not in first])
-            if producing is not None:
-                await producing
-            records = [
-                (
-                    name,
-                    p.user_id.encode(),
-                    p.envelope,
-                    [("event_id", p.event_key.encode()), *common],
-                    p.event_key,
-                )
-                for p in chunk
-            ]
-            producing = asyncio.create_task(ctx.publisher.send_raw(records))
-        if producing is not None:
-            await producing
+            if sending is not None:
+                await sending
+            sending = asyncio.create_task(_to_devices(ctx, [p.message for p in chunk]))
+        if sending is not None:
+            await sending
     finally:
-        # A failure left the page marked unsent (its cause comes again and resends it): the
-        # chunk in flight is waited for, not abandoned, and its own outcome no longer matters.
-        if producing is not None:
-            await asyncio.gather(producing, return_exceptions=True)
+        # A failure left the page marked unsent (its cause comes again and resends it, the
+        # claims skipping what was sent): the chunk in flight is waited for, not abandoned,
+        # and its own outcome no longer matters.
+        if sending is not None:
+            await asyncio.gather(sending, return_exceptions=True)
     await store.sent(ctx.pool, unsent)
 
 
-def _resent(
-    ctx: AgentContext, cause: Envelope[Any], entries: list[RawEntry]
-) -> list[tuple[TopicSpec, Envelope[Any]]]:
-    return [
-        _outgoing(ctx, cause, user_id, [Notification.model_validate_json(body)])
-        for user_id, _, _, body, _ in entries
-    ]
+async def _to_devices(ctx: AgentContext, events: list[RealtimeEvent]) -> None:
+    """Through the sink, which claims each message id as it sends it. A transient failure
+    (RealtimeUnavailable, Redis down) is raised: the cause is retried and the marked page
+    resent, what was sent skipped by its claim. A message the realtime service refuses for
+    good (DeliveryRejected: PubNub's too large, bad channel) is logged and dropped, as
+    `realtime-deliver` sets such a record aside: the alert stays in the inbox, and the cause
+    is not dead-lettered for one user's message (the sink sent the others of the batch).
+    Not filtered by sync's `to_deliver`: it drops commands past their `expires_at`, and a
+    notification has no such deadline (its `expires_at` is when the offer ends, content)."""
+    try:
+        await ctx.use(REALTIME_SINK).deliver(events)
+    except DeliveryRejected as exc:
+        logger.bind(agent=ctx.agent).error(
+            "a device message of {} refused for good, dropped (the inbox has it): {}",
+            len(events),
+            exc,
+        )
+
+
+def _resent(entries: list[RawEntry]) -> list[RealtimeEvent]:
+    """The device messages of a marked page's notifications, sent again (those sent before
+    are skipped by their claims)."""
+    out = []
+    for user_id, _, _, body, _ in entries:
+        note = Notification.model_validate_json(body)
+        message = NotificationMessage(notification=note)
+        out.append(
+            RealtimeEvent(
+                user_id=user_id,
+                message_id=note.notification_id,
+                message=message,
+                occurred_at=note.created_at,
+            )
+        )
+    return out
 
 
 def _outgoing(

@@ -11,7 +11,6 @@ notification, stored once and delivered once.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import uuid
 from dataclasses import dataclass, field, replace
@@ -24,7 +23,6 @@ from schemas.content import (
     ContentExpiring,
     MaturityRating,
 )
-from schemas.envelope import encode, wrap
 from schemas.notifications import (
     AlertKind,
     Notification,
@@ -202,18 +200,17 @@ def notification(
 # --- a page of notifications rendered once, stamped per user ----------------------------------
 #
 # A popular title's page holds thousands of users who get the same alert: the same notification
-# but for its id, the same device message (the sync.realtime envelope, whose message id is the
-# notification id) but for the user, the notification id and the event id. Building and
-# serialising one pydantic model per user was most of the cost of raising (docs/NOTIFICATIONS.md,
-# "Scale"), so each page renders them once per offer types and stamps the three per-user values
-# into the JSON. The marks are valid values of their fields, so
-# the template passes the same validation as any notification; a template in which a mark does
-# not occur exactly where expected (a title that happens to contain one) is not used.
+# but for its id, the same device message but for the user and the notification id (the message
+# id). Building and serialising one pydantic model per user was most of the cost of raising
+# (docs/NOTIFICATIONS.md, "Scale"), so each page renders the notification once per offer
+# types: its JSON is stamped with each user's notification id and its model copied with that
+# id (the device message is assembled from validated parts, not validated again per user).
+# The mark is a valid value of its field, so the template passes the same validation as any
+# notification; a template in which the mark does not occur exactly once (a title that
+# happens to contain one) is not used.
 
-_USER_MARK = "@notify-user-mark@"
 _NOTE_MARK = "00000000-0000-4000-8000-0000000a1e47"
-_EVENT_MARK = "00000000-0000-4000-8000-0000000e7e47"
-# User ids as preferences accept them (schemas.notifications.UserId): nothing JSON escapes.
+# User ids as preferences accept them (schemas.notifications.UserId): valid as they are.
 _PLAIN_USER = re.compile(r"[A-Za-z0-9._:@|-]{1,128}")
 
 
@@ -240,13 +237,11 @@ class Planned:
     body: str  # the Notification's JSON
     # Not before this (quiet hours, a burst); None: deliver now.
     deliver_at: datetime | None
-    event_id: uuid.UUID
-    # The device message (the sync.realtime envelope), staged if stored and due now.
-    envelope: bytes
-    # The two ids as text, as the template stamped them: the inbox entry and the record's
-    # header need them again, and formatting a UUID each time was a share of the page's CPU.
+    # The device message (its message id the notification id), sent if stored and due now.
+    message: RealtimeEvent
+    # The notification id as text, as the template stamped it: the inbox entry needs it
+    # again, and formatting a UUID each time was a share of the page's CPU.
     note_key: str
-    event_key: str
 
 
 @dataclass
@@ -257,59 +252,23 @@ class PageRenderer:
     title: TitleFacts
     caused_at: datetime
     now: datetime
-    source: str
-    correlation_id: str | None
-    _templates: dict[tuple[AvailabilityType, ...], tuple[str, str] | None] = field(
+    _templates: dict[tuple[AvailabilityType, ...], tuple[Notification, str] | None] = field(
         default_factory=dict
     )
     _wanted: dict[tuple[AvailabilityType, ...], Alert] = field(default_factory=dict)
     _suffix: dict[int, str] = field(default_factory=dict)
-    # Random bytes for the event ids, drawn a page at a time (one urandom call, not one each).
-    _random: bytes = b""
-    _drawn: int = 0
 
-    def _render(
-        self, user_id: str, wanted: Alert, note_id: uuid.UUID, event_id: uuid.UUID
-    ) -> tuple[Notification, str, str]:
-        note = notification(user_id, wanted, self.title, self.caused_at, self.now)
+    def _render(self, wanted: Alert, note_id: uuid.UUID) -> tuple[Notification, str]:
+        note = notification("", wanted, self.title, self.caused_at, self.now)
         note = note.model_copy(update={"notification_id": note_id})
-        message = RealtimeEvent(
-            user_id=user_id,
-            message_id=note_id,
-            message=NotificationMessage(notification=note),
-            occurred_at=note.created_at,
-        )
-        envelope = wrap(
-            message,
-            key=user_id,
-            source=self.source,
-            correlation_id=self.correlation_id,
-            event_id=event_id,
-        )
-        return note, note.model_dump_json(), encode(envelope).decode()
+        return note, note.model_dump_json()
 
-    def _template(self, wanted: Alert) -> tuple[str, str] | None:
+    def _template(self, wanted: Alert) -> tuple[Notification, str] | None:
         types = wanted.offer_types
         if types not in self._templates:
-            _, body, envelope = self._render(
-                _USER_MARK, wanted, uuid.UUID(_NOTE_MARK), uuid.UUID(_EVENT_MARK)
-            )
-            usable = (
-                body.count(_NOTE_MARK) == 1
-                and _USER_MARK not in body
-                and _EVENT_MARK not in body
-                and envelope.count(_USER_MARK) == 2
-                and envelope.count(_NOTE_MARK) == 2
-                and envelope.count(_EVENT_MARK) == 1
-            )
-            self._templates[types] = (body, envelope) if usable else None
+            note, body = self._render(wanted, uuid.UUID(_NOTE_MARK))
+            self._templates[types] = (note, body) if body.count(_NOTE_MARK) == 1 else None
         return self._templates[types]
-
-    def _event_id(self) -> uuid.UUID:
-        if self._drawn >= len(self._random):
-            self._random, self._drawn = os.urandom(16 * 1024), 0
-        self._drawn += 16
-        return uuid.UUID(bytes=self._random[self._drawn - 16 : self._drawn], version=4)
 
     def plan(self, c: Candidate, window: int, deliver_at: datetime | None) -> Planned:
         wanted = self._wanted.get(c.offer_types)
@@ -321,17 +280,25 @@ class PageRenderer:
         # uuid.uuid5 without re-reading the namespace's bytes each time: the same id.
         digest = hashlib.sha1(_ID_NAMESPACE + (c.user_id + suffix).encode()).digest()
         note_id = uuid.UUID(bytes=digest[:16], version=5)
-        event_id = self._event_id()
-        note, ev = str(note_id), str(event_id)
+        key = str(note_id)
         template = self._template(wanted) if _PLAIN_USER.fullmatch(c.user_id) else None
         if template is None:
-            _, body, envelope = self._render(c.user_id, wanted, note_id, event_id)
-        else:
-            body = template[0].replace(_NOTE_MARK, note)
-            envelope = (
-                template[1]
-                .replace(_USER_MARK, c.user_id)
-                .replace(_NOTE_MARK, note)
-                .replace(_EVENT_MARK, ev)
+            note, body = self._render(wanted, note_id)
+            message = RealtimeEvent(
+                user_id=c.user_id,
+                message_id=note_id,
+                message=NotificationMessage(notification=note),
+                occurred_at=note.created_at,
             )
-        return Planned(c.user_id, note_id, body, deliver_at, event_id, envelope.encode(), note, ev)
+        else:
+            # The parts are valid (the template was validated, the id is a UUID, the user id
+            # matched _PLAIN_USER): assembled, not validated again per user.
+            note = template[0].model_copy(update={"notification_id": note_id})
+            body = template[1].replace(_NOTE_MARK, key)
+            message = RealtimeEvent.model_construct(
+                user_id=c.user_id,
+                message_id=note_id,
+                message=NotificationMessage.model_construct(notification=note),
+                occurred_at=note.created_at,
+            )
+        return Planned(c.user_id, note_id, body, deliver_at, message, key)

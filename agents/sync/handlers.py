@@ -19,8 +19,8 @@ from typing import Any
 import asyncpg
 from loguru import logger
 
-from agents.adapters.delivery.base import RealtimeSink
 from agents.adapters.delivery.pubnub_tokens import TokenRevoker
+from agents.adapters.delivery.sink import REALTIME_SINK
 from agents.framework.applied import first_seen, forget_before
 from agents.framework.context import AgentContext
 from agents.framework.resources import Resource
@@ -43,7 +43,6 @@ from agents.sync.views import (
 from agents.sync.watchlist import UnknownTitles, adds_of_unknown_titles
 from agreements.device_register import mark
 from agreements.sync_documents import CONTINUE_WATCHING_MAX, ContinueWatchingDocument
-from core.config import OPEN_CHANNELS_WARNING
 from core.observability.metrics import BOUND_REFUSALS, TOMBSTONES_COMPACTED
 from schemas.envelope import Envelope
 from schemas.sync import DeviceRemoved, RealtimeEvent, SyncView, WatchlistOperation
@@ -397,34 +396,6 @@ async def prune_commands(ctx: AgentContext) -> int:
 
 
 # --- realtime delivery ---------------------------------------------------------------------------
-
-
-def _open_sink(ctx: AgentContext) -> RealtimeSink:
-    """PubNub when PUBNUB_PUBLISH_KEY and PUBNUB_SUBSCRIBE_KEY are set, else the built-in
-    fan-out over Redis (the embedded default, tests). Both use the same channel names and
-    message bodies, so a client app works against either."""
-    pubnub = ctx.settings.pubnub
-    if pubnub.enabled:
-        from agents.adapters.delivery.pubnub import PubNubSink
-
-        if not pubnub.access_manager:
-            logger.warning(OPEN_CHANNELS_WARNING)
-
-        return PubNubSink(pubnub, ctx.redis, ctx.prefix)
-    from agents.adapters.delivery.fanout import RedisFanout
-
-    return RedisFanout(ctx.redis, ctx.prefix)
-
-
-async def _close_sink(sink: RealtimeSink) -> None:
-    await sink.close()
-
-
-# The worker's one way to reach devices (agents/adapters/delivery/), chosen when it first
-# delivers.
-REALTIME_SINK: Resource[RealtimeSink] = Resource(
-    "realtime-sink", open=_open_sink, close=_close_sink
-)
 
 
 async def _deliver_now(ctx: AgentContext, events: list[RealtimeEvent], now: datetime) -> None:

@@ -1,2 +1,3 @@
-"""How sync reaches devices: one interface (base.py), two ways (fanout.py, pubnub.py). The
-slice's delivery agent opens one per worker (`REALTIME_SINK` in agents/sync/handlers.py)."""
+"""How the workers reach devices: one interface (base.py), two ways (fanout.py, pubnub.py), opened
+once per worker as the resource `REALTIME_SINK` (sink.py): sync's delivery agent and command
+router, and the notifications fan-out, send through it."""
