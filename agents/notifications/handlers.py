@@ -221,8 +221,8 @@ async def _deliver_page(
 ) -> None:
     """Inbox first, then the device messages (a device told of an alert finds it in the
     inbox), a thousand at a time: a chunk's inboxes by one script call, then its device
-    messages straight through the worker's realtime sink (the built-in fan-out: one Redis
-    pipeline of the claim-and-publish script; PubNub when configured), which runs while the
+    messages straight through the worker's realtime sink (the built-in fan-out: one call of
+    the claim-and-publish script; PubNub when configured), which runs while the
     next chunk's inboxes are written (the first devices hear sooner). Not a sync.realtime
     record per user for the sync worker's `realtime-deliver` to send: that hop cost the
     machine more CPU than the fan-out itself (docs/NOTIFICATIONS.md, "Scale"). Nor a
