@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from core.kafka import ConsumerRecord, KafkaConsumer, TopicPartition, new_reader
 from schemas.envelope import decode
-from schemas.storable import error_reason
+from schemas.storable import describe_validation_error
 from topics.registry import DLQ_SUFFIX, TopicSpec, all_topics
 
 WAIT_FOR_METADATA_S = 10.0
@@ -89,10 +89,7 @@ def validation_error(spec: TopicSpec, value: bytes | None) -> str | None:
     try:
         decode(value, spec.payload, spec.older_payloads)
     except ValidationError as exc:
-        return "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']) or '(record)'}: {error_reason(e)}"
-            for e in exc.errors()[:20]
-        )
+        return describe_validation_error(exc)
     except ValueError as exc:
         return str(exc)
     return None

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, ValidationInfo
+from pydantic import AfterValidator, BeforeValidator, ValidationError, ValidationInfo
 
 INT32_MAX = 2_147_483_647
 # Platforms' popularity scales differ (TMDb's goes into the thousands); far above any of them.
@@ -97,6 +97,15 @@ def error_reason(error: Mapping[str, Any]) -> str:
         most = "at most" if error["type"] == "too_long" else "at least"
         return f"String should have {most} {bound} characters, not {len(text)}"
     return str(error.get("msg", "invalid"))
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """A record's first 20 problems on one line, `field: reason; ...`: the reason a dead letter
+    carries in its headers and `mgw dlq` prints."""
+    return "; ".join(
+        f"{'.'.join(str(p) for p in err['loc']) or '(record)'}: {error_reason(err)}"
+        for err in exc.errors()[:20]
+    )
 
 
 # Every string and time field of an entering payload is one of these: checked where it is

@@ -39,7 +39,7 @@ from core.observability.stages import timed
 from core.publisher import BrokerUnavailable, Headers, RawRecord
 from core.resilience import CircuitOpen
 from schemas.envelope import Envelope, decode
-from schemas.storable import error_reason
+from schemas.storable import describe_validation_error
 from topics.registry import TopicSpec
 
 # Failures worth waiting out: the dependency will come back and the same batch will then pass.
@@ -138,14 +138,6 @@ class BroadcastSpec:
 class Decoded:
     good: list[tuple[Record, Envelope[Any]]] = field(default_factory=list)
     bad: list[DeadLetter] = field(default_factory=list)
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    parts = []
-    for err in exc.errors()[:20]:
-        loc = ".".join(str(p) for p in err["loc"]) or "(record)"
-        parts.append(f"{loc}: {error_reason(err)}")
-    return "; ".join(parts)
 
 
 def decode_batch(records: Sequence[Record], spec: TopicSpec) -> Decoded:
