@@ -1,5 +1,5 @@
-"""The Redis mirror of API keys, shared by the gateway (reads), `mgw keys` and the accounts
-agents (writes).
+"""The names and records of the Redis mirror of API keys, shared by the gateway (reads),
+`mgw keys` and the accounts agents (writes). No I/O: each side reads or writes with its client.
 
 Two kinds of keys: `{prefix}:apikey:{sha256 of the secret}` -> the live key's record (what
 the gateway verifies a presented key against; deleted on revocation), and one hash
@@ -11,10 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 
 
 def mirror_key(prefix: str, secret_hash: str) -> str:
@@ -48,10 +46,3 @@ def listing_json(
             "revoked_at": revoked_at,
         }
     )
-
-
-async def read_listing(redis: aioredis.Redis, prefix: str) -> list[dict[str, Any]]:
-    """Every key's listing, oldest first."""
-    raw = await redis.hvals(index_key(prefix))
-    rows = [orjson.loads(r) for r in raw]
-    return sorted(rows, key=lambda r: (r["created_at"], r["key_id"]))

@@ -6,6 +6,9 @@ registered or removed, holding the device's membership stamp and state,
 `<physical_us>:<logical>:a` (registered) or `...:r` (removed), plus the field `~complete` once
 the sync agent has written every device it holds for the user.
 
+No I/O here: both writers run MARK_SCRIPT with their own client (gateway/device_ownership.py,
+agents/sync/store.py), so the merge rule is the one script.
+
 Two writers, one rule. The sync agent writes every device of each user it merges or loads
 (removed ones included); the gateway writes the one device of a registration or a removal as
 soon as the broker accepted it, so a device registered a moment ago is known before the agent
@@ -22,11 +25,9 @@ the read model, or Redis lost it), and the gateway falls back to the devices doc
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
-import redis.asyncio as aioredis
-
-from agreements.sync_read_model import DOCUMENT_TTL_S
+from agreements.sync_documents import DOCUMENT_TTL_S
 from schemas.sync import HLC
 
 # Never a device id: '~' is outside DEVICE_ID_PATTERN.
@@ -34,10 +35,11 @@ COMPLETE = "~complete"
 REGISTERED = "a"
 REMOVED = "r"
 
-# KEYS[1] the user's hash; ARGV[1] the TTL, ARGV[2] '1' when this write holds every device of
-# the user, then (field, value) pairs. Stamps are compared as numbers (microseconds since the
-# epoch need 51 bits: exact in Lua's doubles); on equal stamps 'r' > 'a': a removal wins.
-_MARK = """
+# KEYS[1] the user's hash (register_key); ARGV (mark_arguments): the TTL, '1' when this write
+# holds every device of the user, then (field, value) pairs. Stamps are compared as numbers
+# (microseconds since the epoch need 51 bits: exact in Lua's doubles); on equal stamps
+# 'r' > 'a': a removal wins.
+MARK_SCRIPT = """
 local function newer(new, held)
   local np, nl, ns = string.match(new, '^(%d+):(%d+):(%a)$')
   local hp, hl, hs = string.match(held, '^(%d+):(%d+):(%a)$')
@@ -74,39 +76,10 @@ def is_registered(value: bytes | str) -> bool:
     return last in (b"a", "a")
 
 
-async def mark(
-    redis: aioredis.Redis, prefix: str, user_id: str, device_id: str, stamp: HLC, registered: bool
-) -> None:
-    """The gateway's write: one device's membership, unless a newer one is held."""
-    script = redis.register_script(_MARK)
-    await script(
-        keys=[register_key(prefix, user_id)],
-        args=[DOCUMENT_TTL_S, "0", device_id, membership(stamp, registered)],
-    )
-
-
-async def mark_all(
-    redis: aioredis.Redis,
-    prefix: str,
-    users: Iterable[str],
-    devices: Mapping[str, Mapping[str, tuple[HLC, bool]]],
-) -> None:
-    """The agent's write: every device of each of `users` (a user without devices too, so
-    the check knows they have none), in one pipeline."""
-    script = redis.register_script(_MARK)
-    async with redis.pipeline(transaction=False) as pipe:
-        for user_id in users:
-            args: list[str | int] = [DOCUMENT_TTL_S, "1"]
-            for device_id, (stamp, registered) in devices.get(user_id, {}).items():
-                args += [device_id, membership(stamp, registered)]
-            await script(keys=[register_key(prefix, user_id)], args=args, client=pipe)
-        await pipe.execute()
-
-
-async def held(
-    redis: aioredis.Redis, prefix: str, user_id: str, device_ids: Iterable[str]
-) -> tuple[list[bytes | None], bool]:
-    """Each device's held field (None: none) and whether the hash is complete: one HMGET."""
-    ids = list(device_ids)
-    values = await redis.hmget(register_key(prefix, user_id), [*ids, COMPLETE])
-    return list(values[:-1]), values[-1] is not None
+def mark_arguments(complete: bool, devices: Mapping[str, tuple[HLC, bool]]) -> list[str | int]:
+    """MARK_SCRIPT's ARGV for one user's hash: `complete` when these are every device the user
+    has (the sync agent's write), else only the named ones (the gateway's)."""
+    args: list[str | int] = [DOCUMENT_TTL_S, "1" if complete else "0"]
+    for device_id, (stamp, registered) in devices.items():
+        args += [device_id, membership(stamp, registered)]
+    return args

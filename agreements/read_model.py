@@ -1,11 +1,10 @@
-"""Names and reads of the Redis read models, shared by the agents that write them and the
-gateway that serves them (the gateway never reads Postgres)."""
+"""Names of the Redis read models, shared by the agents that write them and the gateway that
+serves them (the gateway never reads Postgres). No I/O: each side reads or writes with its
+client."""
 
 from __future__ import annotations
 
 import uuid
-
-import redis.asyncio as aioredis
 
 STATE_READY = "ready"
 STATE_REBUILDING = "rebuilding"
@@ -32,15 +31,3 @@ def absent_key(prefix: str, canonical_id: uuid.UUID | str) -> str:
 
 def reply_channel(prefix: str, request_id: uuid.UUID | str) -> str:
     return f"{prefix}:reply:{request_id}"
-
-
-async def read_document(
-    redis: aioredis.Redis, prefix: str, canonical_id: uuid.UUID
-) -> bytes | None:
-    return await redis.get(document_key(prefix, canonical_id))
-
-
-async def read_state(redis: aioredis.Redis, prefix: str) -> str | None:
-    """`ready`, `rebuilding`, or None when no build ever finished in this Redis (e.g. lost)."""
-    value = await redis.get(state_key(prefix))
-    return value.decode() if value else None

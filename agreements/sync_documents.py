@@ -14,6 +14,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.sync import HLC, DeviceInfo, NowPlaying, PlaybackState
 
+# How long Redis keeps a user's documents (and their device register) after the last write.
+DOCUMENT_TTL_S = 7 * 24 * 3600
+
 # Longest continue-watching list kept in the read model; a GET asks for at most this many.
 CONTINUE_WATCHING_MAX = 200
 

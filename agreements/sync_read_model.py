@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from agreements.sync_documents import DOCUMENT_TTL_S
 from schemas.sync import SyncView
-
-DOCUMENT_TTL_S = 7 * 24 * 3600
 
 # KEYS[1] the document; ARGV: version, JSON, ttl. Returns the document now held.
 _WRITE = """

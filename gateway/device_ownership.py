@@ -15,11 +15,18 @@ moment its registration is answered, and is refused the moment its removal is. d
 
 from __future__ import annotations
 
+import redis.asyncio as aioredis
 from fastapi import Request
 from loguru import logger
 from redis.exceptions import RedisError
 
-from agreements.device_register import held, is_registered, mark
+from agreements.device_register import (
+    COMPLETE,
+    MARK_SCRIPT,
+    is_registered,
+    mark_arguments,
+    register_key,
+)
 from agreements.sync_documents import DevicesDocument
 from core.observability.metrics import DEVICE_CHECKS
 from gateway.sync_lookup import read_view
@@ -64,7 +71,8 @@ async def require_own_devices(request: Request, user_id: str, named: dict[str, s
     app = request.app
     prefix = app.state.settings.redis.key_prefix
     ids = list(named)
-    values, complete = await held(app.state.redis, prefix, user_id, ids)
+    values = await app.state.redis.hmget(register_key(prefix, user_id), [*ids, COMPLETE])
+    values, complete = values[:-1], values[-1] is not None
     undecided: list[str] = []
     for device_id, value in zip(ids, values, strict=True):
         if value is not None:
@@ -115,3 +123,13 @@ async def note_membership(
             user_id,
             exc,
         )
+
+
+async def mark(
+    redis: aioredis.Redis, prefix: str, user_id: str, device_id: str, stamp: HLC, registered: bool
+) -> None:
+    """The gateway's write: one device's membership, unless a newer one is held."""
+    await redis.register_script(MARK_SCRIPT)(
+        keys=[register_key(prefix, user_id)],
+        args=mark_arguments(False, {device_id: (stamp, registered)}),
+    )

@@ -206,7 +206,8 @@ AGENTS = [
         handler=answer_searches,
         batch_size=64,
         # Someone is waiting for each answer: never hold requests back to fill a batch; those
-        # arriving while a batch is searched are taken together (agents/framework/kafka/take.py).
+        # arriving while a batch is searched are taken together (agents/framework/kafka/app.py
+        # `take_batches`).
         batch_within_s=TAKE_WHAT_IS_READY,
         description="answers natural-language searches the gateway's result cache missed",
     ),

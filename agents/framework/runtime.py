@@ -93,7 +93,7 @@ class DeadLetterSink(Protocol):
 
 
 # batch_within_s for agents someone waits on (a request/reply, a remote command): take what is
-# ready instead of waiting for a batch to fill (agents/framework/kafka/take.py).
+# ready instead of waiting for a batch to fill (agents/framework/kafka/app.py `take_batches`).
 TAKE_WHAT_IS_READY = 0.0
 
 

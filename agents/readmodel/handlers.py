@@ -10,10 +10,8 @@ from loguru import logger
 
 from agents.framework.context import AgentContext
 from agents.framework.runtime import AgentSpec, TimerSpec
-from agents.readmodel import series_store as series_read_model
 from agents.readmodel import store as read_model
-from agreements.read_model import ABSENT_TTL_S, STATE_READY, absent_key, read_state
-from agreements.response_cache import invalidate_content
+from agreements.read_model import ABSENT_TTL_S, STATE_READY, absent_key
 from schemas.envelope import Envelope
 from topics.registry import (
     CONTENT_AVAILABILITY_CHANGED,
@@ -39,7 +37,7 @@ async def project(ctx: AgentContext, batch: list[Envelope[Any]]) -> None:
     ids = [_content_id(env) for env in batch]
     await read_model.refresh(ctx.pool, ctx.redis, ctx.prefix, ids)
     # A changed episode or series changes its series' document (seasons, counts, platforms).
-    await series_read_model.refresh_series(ctx.pool, ctx.redis, ctx.prefix, ids)
+    await read_model.refresh_series(ctx.pool, ctx.redis, ctx.prefix, ids)
     await invalidate_responses(ctx, ids)
     for env in batch:
         logger.bind(correlation_id=env.correlation_id).debug(
@@ -83,7 +81,7 @@ async def answer_item_lookups(ctx: AgentContext, batch: list[Envelope[Any]]) -> 
 async def invalidate_responses(ctx: AgentContext, ids: list[uuid.UUID]) -> None:
     """Drop the gateway's cached responses of changed titles, so nobody sees them stale."""
     for cid in dict.fromkeys(ids):
-        await invalidate_content(ctx.redis, ctx.prefix, str(cid))
+        await read_model.invalidate_content(ctx.redis, ctx.prefix, str(cid))
 
 
 async def guard_read_model(ctx: AgentContext) -> int:
@@ -94,7 +92,7 @@ async def guard_read_model(ctx: AgentContext) -> int:
     none. A state left at `rebuilding` while no process holds the rebuild lock is a rebuild
     that died. One process rebuilds at a time (read_model.rebuild's lock).
     """
-    state = await read_state(ctx.redis, ctx.prefix)
+    state = await read_model.read_state(ctx.redis, ctx.prefix)
     if state == STATE_READY:
         return 0
     done = await read_model.rebuild(ctx.pool, ctx.redis, ctx.prefix, wait=False)
@@ -146,7 +144,7 @@ AGENTS = [
 
 async def project_season_offers(ctx: AgentContext) -> int:
     """Series documents of seasons whose offers a season listing changed."""
-    return await series_read_model.refresh_changed_seasons(ctx.pool, ctx.redis, ctx.prefix)
+    return await read_model.refresh_changed_seasons(ctx.pool, ctx.redis, ctx.prefix)
 
 
 TIMERS = [

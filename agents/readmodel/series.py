@@ -1,5 +1,5 @@
 """The read model of a series: its seasons, their episode counts and where each can be
-watched. Pure: built from rows the store reads (agents/readmodel/series_store.py)."""
+watched. Pure: built from rows the store reads (agents/readmodel/store.py)."""
 
 from __future__ import annotations
 

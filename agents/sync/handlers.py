@@ -41,7 +41,6 @@ from agents.sync.views import (
     watchlist_document,
 )
 from agents.sync.watchlist import UnknownTitles, adds_of_unknown_titles
-from agreements.device_register import mark
 from agreements.sync_documents import CONTINUE_WATCHING_MAX, ContinueWatchingDocument
 from core.observability.metrics import BOUND_REFUSALS, TOMBSTONES_COMPACTED
 from schemas.envelope import Envelope
@@ -273,9 +272,8 @@ async def _unmark_refused(ctx: AgentContext, refused: list[Envelope[Any]]) -> No
     removal wins): the device is not the user's, for the ownership check and for the count."""
     for env in refused:
         event = env.payload
-        await mark(
-            ctx.redis, ctx.prefix, event.user_id, event.device.device_id, event.timestamp, False
-        )
+        marks = {event.user_id: {event.device.device_id: (event.timestamp, False)}}
+        await store.mark_devices(ctx.redis, ctx.prefix, marks, marks, complete=False)
 
 
 def device_handler(clock: Clock = utcnow) -> Callable[[AgentContext, list[Envelope[Any]]], Any]:

@@ -21,9 +21,9 @@ from agents.sync.batches import TitleRow
 from agents.sync.devices import DeviceRecord
 from agents.sync.progress import Position
 from agents.sync.records import TitleState
-from agreements.device_register import mark_all
+from agreements.device_register import MARK_SCRIPT, mark_arguments, register_key
 from agreements.sync_read_model import write_documents
-from agreements.sync_realtime import claimed
+from agreements.sync_realtime import claim_key
 from schemas.sync import (
     HLC,
     CommandResult,
@@ -436,7 +436,7 @@ async def write_device_register(
 ) -> None:
     """Every device of each user, removed ones included, into the gateway's ownership check
     (agreements/device_register.py); a user without devices is written too (none owned)."""
-    await mark_all(
+    await mark_devices(
         redis,
         prefix,
         users,
@@ -447,8 +447,33 @@ async def write_device_register(
     )
 
 
+async def mark_devices(
+    redis: aioredis.Redis,
+    prefix: str,
+    users: Iterable[str],
+    devices: Mapping[str, Mapping[str, tuple[HLC, bool]]],
+    *,
+    complete: bool = True,
+) -> None:
+    """Each of `users`' devices in `devices` into the register, in one pipeline: `complete`,
+    every device each user has (a user without devices too, so the check knows they have
+    none); else only those named (a refused registration marked removed)."""
+    script = redis.register_script(MARK_SCRIPT)
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id in users:
+            args = mark_arguments(complete, devices.get(user_id, {}))
+            await script(keys=[register_key(prefix, user_id)], args=args, client=pipe)
+        await pipe.execute()
+
+
 async def claimed_messages(
     redis: aioredis.Redis, prefix: str, messages: list[tuple[str, uuid.UUID]]
 ) -> set[uuid.UUID]:
-    """Which of these (user, message id) were sent already (their delivery claim is held)."""
-    return await claimed(redis, prefix, messages)
+    """Which of these (user, message id) were claimed: sent, or being sent, on either path."""
+    if not messages:
+        return set()
+    async with redis.pipeline(transaction=False) as pipe:
+        for user_id, message_id in messages:
+            pipe.exists(claim_key(prefix, user_id, message_id))
+        found = await pipe.execute()
+    return {message_id for (_, message_id), n in zip(messages, found, strict=True) if n}

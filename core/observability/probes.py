@@ -109,9 +109,10 @@ def read_model_check(client: Any, prefix: str) -> Check:
     """Degraded while the read model is missing (Redis lost it) or being rebuilt."""
 
     async def check() -> Mapping[str, Any]:
-        from agreements.read_model import STATE_READY, STATE_REBUILDING, read_state
+        from agreements.read_model import STATE_READY, STATE_REBUILDING, state_key
 
-        state = await read_state(client, prefix)
+        raw = await client.get(state_key(prefix))
+        state = raw.decode() if raw else None
         if state == STATE_READY:
             return {"state": state}
         if state == STATE_REBUILDING:

@@ -18,7 +18,8 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from agreements.device_register import mark_all, register_key
+from agents.sync.store import mark_devices
+from agreements.device_register import register_key
 from gateway.device_ownership import require_own_device, require_own_devices
 from gateway.sync_clock import clock_key, stamp
 from schemas.sync import HLC
@@ -41,7 +42,7 @@ async def main(calls: int) -> None:
     redis = aioredis.from_url(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
     prefix, user = f"bench-owner-{uuid.uuid4().hex[:6]}", "u1"
     registered = (HLC(physical_us=1, logical=0), True)
-    await mark_all(redis, prefix, [user], {user: {"tv-1": registered, "phone-1": registered}})
+    await mark_devices(redis, prefix, [user], {user: {"tv-1": registered, "phone-1": registered}})
     # What the check reads of a request: its app's Redis and key prefix.
     state = SimpleNamespace(
         redis=redis, settings=SimpleNamespace(redis=SimpleNamespace(key_prefix=prefix))

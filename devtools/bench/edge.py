@@ -150,13 +150,13 @@ async def _register_tvs(redis_url: str, prefix: str, users: list[str]) -> None:
     runs no agent, and the streams open on the gateway's one-HMGET path, as in production."""
     import redis.asyncio as aioredis
 
-    from agreements.device_register import mark_all
+    from agents.sync.store import mark_devices
     from schemas.sync import HLC
 
     registered = (HLC(physical_us=1, logical=0), True)
     redis = aioredis.from_url(redis_url)
     try:
-        await mark_all(redis, prefix, users, {user: {"tv-1": registered} for user in users})
+        await mark_devices(redis, prefix, users, {user: {"tv-1": registered} for user in users})
     finally:
         await redis.aclose()
 

@@ -206,11 +206,11 @@ def _fixed_script(method: str, headers: dict[str, str], body: bytes | None = Non
 async def register_bench_device(redis: aioredis.Redis, prefix: str) -> None:
     """The device register the sync agent would write, with bench-tv registered to the bench
     user: progress reports pass the ownership check on its one-HMGET path, as in production."""
-    from agreements.device_register import mark_all
+    from agents.sync.store import mark_devices
     from schemas.sync import HLC
 
     registered = (HLC(physical_us=1, logical=0), True)
-    await mark_all(redis, prefix, [BENCH_USER], {BENCH_USER: {"bench-tv": registered}})
+    await mark_devices(redis, prefix, [BENCH_USER], {BENCH_USER: {"bench-tv": registered}})
 
 
 async def _fixed_rate(url: str, token: str, rate: float, seconds: float, suffix: str = "") -> Run:

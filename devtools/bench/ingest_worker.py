@@ -18,8 +18,7 @@ from typing import Any, Literal
 import faust
 import orjson
 
-from agents.framework.kafka.app import create_app
-from agents.framework.kafka.take import take_batches
+from agents.framework.kafka.app import create_app, take_batches
 from agents.framework.runtime import process_batch, record_of
 from agents.ingestion.handlers import AGENTS as INGESTION_AGENTS
 from core.config import Settings

@@ -26,6 +26,7 @@ passed all the same, so a resumed source does not see it either.
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import AsyncIterator, Collection
 from dataclasses import dataclass
 from typing import Literal
@@ -36,7 +37,21 @@ from loguru import logger
 from redis.exceptions import RedisError
 
 from agreements.notification_controls import visible_body
-from agreements.sync_realtime import REPLAY_WINDOW_S, Delivered, newer, position, replay
+from agreements.sync_realtime import (
+    AHEAD,
+    GONE,
+    MAX_ID_PART,
+    REPLAY_WINDOW_S,
+    Delivered,
+    Replay,
+    epoch_key,
+    floor_key,
+    following,
+    log_key,
+    newer,
+    redis_id,
+    stream_id,
+)
 from gateway.realtime.hub import Closed, Gap, HubUnavailable, LeaseEnded, RealtimeHub, Subscription
 from gateway.realtime.lifecycle import Lease
 from schemas.accounts import ProfileLimits
@@ -199,3 +214,55 @@ class EventSource:
                 sent = self._send(item)
                 if sent is not None:
                     yield sent
+
+
+async def replay(redis: aioredis.Redis, prefix: str, user_id: str, after: str) -> Replay:
+    parsed = stream_id(after)
+    if parsed is None:
+        return Replay([], GONE)
+    epoch, sid = parsed
+    start = following(sid)
+    if start is None:
+        return Replay([], AHEAD)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.get(epoch_key(prefix, user_id))
+        pipe.get(floor_key(prefix, user_id))
+        pipe.time()
+        pipe.xrevrange(log_key(prefix, user_id), max="+", min="-", count=1)
+        pipe.xrange(log_key(prefix, user_id), min=f"{start[0]}-{start[1]}", max="+")
+        held_epoch, floor, (now_s, now_us), newest, entries = await pipe.execute()
+    now_ms = now_s * 1000 + now_us // 1000
+    if held_epoch is None or held_epoch.decode() != epoch:
+        return Replay([], GONE)
+    # Past the newest message, or with none, not before now: the next message would not be
+    # newer than `after`.
+    if sid > (redis_id(newest[0][0]) if newest else (now_ms - 1, MAX_ID_PART)):
+        return Replay([], AHEAD)
+    if sid[0] < now_ms - REPLAY_WINDOW_S * 1000:
+        return Replay([], GONE)
+    if floor is not None and sid < redis_id(floor):
+        return Replay([], GONE)
+    messages = [
+        Delivered(f"{epoch}:{raw.decode()}", f[b"c"].decode(), f[b"a"].decode(), f[b"m"])
+        for raw, f in entries
+    ]
+    return Replay(messages)
+
+
+async def position(redis: aioredis.Redis, prefix: str, user_id: str) -> str:
+    """The event id of the user's newest message: where a device that starts listening now
+    stands (so its first reconnect can be caught up). Starts an epoch if there is none."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.set(
+            epoch_key(prefix, user_id), secrets.token_hex(4), nx=True, px=REPLAY_WINDOW_S * 1000
+        )
+        pipe.get(epoch_key(prefix, user_id))
+        pipe.xrevrange(log_key(prefix, user_id), max="+", min="-", count=1)
+        pipe.time()
+        _, epoch, newest, (now_s, now_us) = await pipe.execute()
+    if newest:
+        last = newest[0][0].decode()
+    else:
+        # Nothing yet: just before now, so the first message (stamped now or later) is newer.
+        last = f"{now_s * 1000 + now_us // 1000 - 1}-{MAX_ID_PART}"
+    return f"{epoch.decode()}:{last}"

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
+import redis.asyncio as aioredis
 from fastapi import APIRouter, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from agreements.api_key_mirror import read_listing
+from agreements.api_key_mirror import index_key
 from core.publisher import Publisher
 from gateway.accepted import Accepted
 from gateway.auth.api_keys import generate_key
@@ -139,7 +140,7 @@ async def issue_api_key(request: Request) -> Response:
 async def list_api_keys(request: Request) -> Response:
     await require_admin(request)
     prefix = request.app.state.settings.redis.key_prefix
-    listing = await read_listing(request.app.state.redis, prefix)
+    listing = await _read_listing(request.app.state.redis, prefix)
     return Response(orjson.dumps(listing), media_type="application/json")
 
 
@@ -170,3 +171,9 @@ async def revoke_api_key(request: Request) -> Response:
         ACCOUNTS_API_KEYS, change, key=key_id, event_id=operation_id(request)
     )
     return _accepted_with(published)
+
+
+async def _read_listing(redis: aioredis.Redis, prefix: str) -> list[dict[str, Any]]:
+    """Every key's listing in the mirror's index, oldest first."""
+    rows = [orjson.loads(r) for r in await redis.hvals(index_key(prefix))]
+    return sorted(rows, key=lambda r: (r["created_at"], r["key_id"]))

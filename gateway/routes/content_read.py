@@ -11,7 +11,7 @@ from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import ConfigDict, Field
 
 from agreements.parental_controls import refusal
-from agreements.read_model import read_document
+from agreements.read_model import document_key
 from gateway.errors import error_response
 from gateway.fast_lane import MARKER as FAST_LANE
 from gateway.lookup import AGENT_FAILED_RESPONSE, ask_agent
@@ -63,7 +63,7 @@ async def find_content(request: Request, content_id: uuid.UUID) -> bytes | None:
     every route that must know a title exists (this one, a watchlist add)."""
     settings = request.app.state.settings
     redis, prefix = request.app.state.redis, settings.redis.key_prefix
-    document = await read_document(redis, prefix, content_id)
+    document = await redis.get(document_key(prefix, content_id))
     if document is None and settings.gateway.lookup_on_miss:
         # The read model may lag (a rebuild, a late event, a Redis that lost its keys):
         # PostgreSQL has the last word.

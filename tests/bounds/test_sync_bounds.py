@@ -15,9 +15,9 @@ from prometheus_client import REGISTRY
 from agents.framework.context import AgentContext, ContextHolder
 from agents.sync.clock import to_physical_us
 from agents.sync.handlers import device_handler, merge_watchlist
-from agreements.device_register import mark
 from agreements.sync_read_model import read_document
 from core.config import Settings
+from gateway.device_ownership import mark
 from schemas.envelope import Envelope, wrap
 from schemas.sync import HLC, DeviceInfo, DeviceRegistered, SyncView, WatchlistUpdate
 from tests.auth.helpers import bearer, running_gateway, user_token

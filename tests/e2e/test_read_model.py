@@ -8,7 +8,8 @@ import httpx
 import pytest
 import redis.asyncio as aioredis
 
-from agreements.read_model import document_key, read_state
+from agents.readmodel.store import read_state
+from agreements.read_model import document_key
 from tests.conftest import Isolated
 from tests.helpers import run_cli, wait_for
 

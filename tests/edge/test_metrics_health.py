@@ -22,8 +22,8 @@ from prometheus_client.samples import Sample
 from starlette.testclient import TestClient
 
 from agents.framework.kafka.ops import partition_lag
+from agents.readmodel.store import invalidate_content
 from agreements.read_model import document_key, state_key
-from agreements.response_cache import invalidate_content
 from core.config import MetricsSettings, RateLimitSettings, Settings
 from core.embedded import start_postgres, start_redis
 from core.observability.dependencies import (

@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
-from agreements.response_cache import invalidate_content
+from agents.readmodel.store import invalidate_content
 from core.config import Settings
 from gateway.middleware.near_cache import NearCache, follow_invalidations
 from gateway.middleware.response_cache import NEAR_LABEL, CachePolicy, ResponseCacheMiddleware

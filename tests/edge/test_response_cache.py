@@ -16,7 +16,8 @@ from fastapi import FastAPI, HTTPException
 from fastapi.responses import JSONResponse
 from prometheus_client import REGISTRY
 
-from agreements.response_cache import index_key, invalidate_content
+from agents.readmodel.store import invalidate_content
+from agreements.response_cache import index_key
 from core.config import Settings
 from core.embedded import free_port, start_redis
 from core.resilience.fastredis import fast_fail_client

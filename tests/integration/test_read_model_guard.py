@@ -11,9 +11,9 @@ import pytest
 
 from agents.framework.context import AgentContext, ContextHolder
 from agents.readmodel.handlers import guard_read_model
-from agents.readmodel.store import REBUILD_LOCK
+from agents.readmodel.store import REBUILD_LOCK, read_state
 from agents.titles.store import Versioned, upsert_contents
-from agreements.read_model import STATE_READY, STATE_REBUILDING, document_key, read_state, state_key
+from agreements.read_model import STATE_READY, STATE_REBUILDING, document_key, state_key
 from schemas.content import CanonicalContent
 from tests.conftest import Isolated
 

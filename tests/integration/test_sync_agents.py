@@ -23,10 +23,11 @@ from agents.sync.handlers import (
     merge_watchlist,
     presence_sweep,
 )
-from agreements.device_register import COMPLETE, mark, membership, register_key
+from agreements.device_register import COMPLETE, membership, register_key
 from agreements.read_model import reply_channel
 from agreements.sync_read_model import read_document
 from core.config import Settings
+from gateway.device_ownership import mark
 from schemas.envelope import Envelope, decode, encode, wrap
 from schemas.sync import (
     HLC,

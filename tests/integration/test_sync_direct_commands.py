@@ -18,15 +18,15 @@ import pytest
 import redis.asyncio as aioredis
 
 from agents.adapters.delivery.fanout import RedisFanout
-from agents.framework import outbox
 from agents.framework.context import AgentContext, ContextHolder
-from agents.framework.unit_of_work import unit_of_work
+from agents.framework.unit_of_work import sweep_outbox, unit_of_work
 from agents.sync.commands import decide
 from agents.sync.handlers import REALTIME_SINK, command_router, realtime_delivery
-from agreements.sync_realtime import live_channel, position, replay
+from agreements.sync_realtime import live_channel
 from core.config import Settings
 from core.publisher import BrokerUnavailable, Publisher
 from devtools.bench.sync_pubnub import LoopbackPubNub, PamKeys
+from gateway.realtime.events import position, replay
 from schemas.envelope import wrap
 from schemas.sync import devices_channel, notifications_channel
 from tests.integration.test_sync_agents import T0, env, info, issue, realtime, register
@@ -164,7 +164,7 @@ async def test_what_was_neither_published_nor_delivered_after_the_commit_the_swe
     await ctx.pool.execute(
         "UPDATE outbox SET created_at = created_at - interval '1 minute' WHERE key = $1", user
     )
-    assert await outbox.sweep(ctx.pool, ctx.publisher) >= 6
+    assert await sweep_outbox(ctx.pool, ctx.publisher) >= 6
     await deliver_staged(ctx, user, NOW + timedelta(seconds=1))
     await deliver_staged(ctx, user, NOW + timedelta(seconds=1))
     sent = await stream(ctx, user, start)

@@ -23,9 +23,10 @@ from agents.framework.context import AgentContext, ContextHolder
 from agents.sync.handlers import REALTIME_SINK, realtime_delivery
 from agreements.profiles_read_model import profiles_key, render_profiles
 from agreements.pubnub_access import PubNubAccess
-from agreements.sync_realtime import epoch_key, position, replay
+from agreements.sync_realtime import epoch_key
 from core.config import PubNubSettings, Settings
 from devtools.bench.sync_pubnub import LoopbackPubNub, PamKeys
+from gateway.realtime.events import position, replay
 from gateway.realtime.hub import RealtimeHub
 from gateway.realtime.sse import EventStream, StreamRequest
 from schemas.accounts import Profile, ProfileKind, ProfileLimits

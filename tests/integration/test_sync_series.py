@@ -16,8 +16,8 @@ from agents.framework.context import AgentContext, ContextHolder
 from agents.sync.handlers import answer_lookups, merge_progress, merge_watchlist, realtime_delivery
 from agreements.read_model import reply_channel
 from agreements.sync_read_model import read_document
-from agreements.sync_realtime import position
 from core.config import Settings
+from gateway.realtime.events import position
 from gateway.realtime.hub import RealtimeHub
 from gateway.realtime.sse import EventStream, StreamRequest
 from schemas.envelope import Envelope

@@ -39,7 +39,7 @@ from agents.adapters.delivery.base import DeliveryRejected, RealtimeUnavailable
 from agreements.notification_controls import names_titles, pubnub_message
 from agreements.profiles_read_model import read_profiles
 from agreements.pubnub_access import pubnub_config
-from agreements.sync_realtime import claim_all, release
+from agreements.sync_realtime import CLAIM_TTL_S, claim_key
 from core.config import PubNubSettings
 from core.resilience import breakers
 from schemas.accounts import Profile
@@ -137,3 +137,28 @@ class PubNubSink:
 
     async def close(self) -> None:
         await self._pubnub.stop()
+
+
+async def claim_all(
+    redis: aioredis.Redis, prefix: str, user_id: str, message_ids: list[uuid.UUID]
+) -> list[bool]:
+    """Claim several messages of one user in one transaction (MULTI; one slot, the user's hash
+    tag): per message, True if this call claimed it. Two senders of the same messages (the
+    command router and the delivery agent) cannot split them: the first takes every one it
+    asks for that was free, so a command's result is never sent by the one while the other is
+    still sending the command."""
+    if not message_ids:
+        return []
+    async with redis.pipeline(transaction=True) as pipe:
+        for message_id in message_ids:
+            pipe.set(claim_key(prefix, user_id, message_id), b"1", nx=True, ex=CLAIM_TTL_S)
+        results = await pipe.execute()
+    return [bool(r) for r in results]
+
+
+async def release(
+    redis: aioredis.Redis, prefix: str, user_id: str, message_ids: list[uuid.UUID]
+) -> None:
+    """Undo claims whose delivery certainly failed (or was never tried), so a retry sends them."""
+    if message_ids:
+        await redis.delete(*(claim_key(prefix, user_id, m) for m in message_ids))
