@@ -273,7 +273,7 @@ async def _unmark_refused(ctx: AgentContext, refused: list[Envelope[Any]]) -> No
     for env in refused:
         event = env.payload
         marks = {event.user_id: {event.device.device_id: (event.timestamp, False)}}
-        await store.mark_devices(ctx.redis, ctx.prefix, marks, marks, complete=False)
+        await store.mark_devices(ctx.redis, ctx.prefix, list(marks), marks, complete=False)
 
 
 def device_handler(clock: Clock = utcnow) -> Callable[[AgentContext, list[Envelope[Any]]], Any]:

@@ -217,6 +217,8 @@ class EventSource:
 
 
 async def replay(redis: aioredis.Redis, prefix: str, user_id: str, after: str) -> Replay:
+    """What the user's stream holds after event id `after` (one pipeline), or why a device
+    that last saw it must resync (agreements/sync_realtime.py `Replay`)."""
     parsed = stream_id(after)
     if parsed is None:
         return Replay([], GONE)
