@@ -14,6 +14,8 @@ without an agent: a title read directly, and suggestions.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import FastAPI, Request, Response
 from starlette.requests import HTTPConnection
 
@@ -43,6 +45,14 @@ RESTRICTED_RESPONSE = {
 UNKNOWN_PROFILE_RESPONSE = {
     403: {"description": "`unknown_profile`: the profile named is not the account's"}
 }
+
+
+def profile_filtered(responses: dict[int | str, dict[str, Any]]) -> dict[int | str, dict[str, Any]]:
+    """`responses` whose 403 also names `unknown_profile`: a read whose answer is filtered by
+    the acting profile's parental limits, where a profile named must be the account's."""
+    unknown = UNKNOWN_PROFILE_RESPONSE[403]["description"]
+    described = f"{responses[403]['description']}; or {unknown}"
+    return {**responses, 403: {"description": described}}
 
 
 class ProfileRefused(Exception):

@@ -4,6 +4,7 @@ a miss is asked of the catalog agent (gateway/lookup.py)."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 
 import orjson
@@ -54,6 +55,30 @@ def restriction_of(document: bytes, limits: ProfileLimits) -> str | None:
     JSON); None when it may. Parsed only for a limited profile: others pass it unread."""
     title = orjson.loads(document)
     return refusal(title.get("maturity_rating"), title.get("genres") or (), limits)
+
+
+async def refusals(
+    request: Request, limits: ProfileLimits, content_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, str]:
+    """Why a profile under `limits` may not see each of these titles listed (the rule of a
+    direct read); the titles it may see are not in the answer. One MGET of their read-model
+    documents. A title the read model does not hold is refused: its rating is unknown, as an
+    unrated title's is (the lists are the account's, and a title the catalog dropped stays
+    on them)."""
+    ids = list(dict.fromkeys(content_ids))
+    if not ids:
+        return {}
+    prefix = request.app.state.settings.redis.key_prefix
+    documents = await request.app.state.redis.mget([document_key(prefix, i) for i in ids])
+    out = {}
+    for content_id, document in zip(ids, documents, strict=True):
+        reason = UNKNOWN_RATING if document is None else restriction_of(document, limits)
+        if reason is not None:
+            out[content_id] = reason
+    return out
+
+
+UNKNOWN_RATING = "not in the catalog's read model, so its rating is unknown"
 
 
 async def find_content(request: Request, content_id: uuid.UUID) -> bytes | None:

@@ -27,7 +27,7 @@ from gateway.errors import error_response
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
 from gateway.lookup import LookupTimeout, new_reply_channel, request_reply
-from gateway.profiles import HEADER_PARAMETER, UNKNOWN_PROFILE_RESPONSE, acting_limits
+from gateway.profiles import HEADER_PARAMETER, acting_limits, profile_filtered
 from gateway.request_parameters import USER_ID, LimitParameter, UuidParameter, invalid
 from gateway.routes.user_routes import READ_RESPONSES, RESPONSES, documented
 from schemas.notifications import (
@@ -123,11 +123,7 @@ def _page_query(request: Request) -> tuple[int, int | None]:
             "description": "the inbox, newest first, and the unread count; for a profile "
             "with parental limits, only the notifications of titles they allow",
         },
-        **READ_RESPONSES,
-        403: {
-            "description": f"{READ_RESPONSES[403]['description']}; or "
-            f"{UNKNOWN_PROFILE_RESPONSE[403]['description']}"
-        },
+        **profile_filtered(READ_RESPONSES),
     },
     openapi_extra=documented(
         USER_ID,

@@ -24,12 +24,20 @@ from gateway.device_operations import report_progress as report_progress_of
 from gateway.device_ownership import require_own_device
 from gateway.idempotency import operation_id
 from gateway.json_body import json_body, openapi_body
+from gateway.profiles import (
+    HEADER_PARAMETER,
+    RESTRICTED_RESPONSE,
+    acting_limits,
+    profile_filtered,
+    restricted,
+)
 from gateway.request_parameters import (
     ACTING_DEVICE,
     CONTENT_ID,
     USER_ID,
     LimitParameter,
 )
+from gateway.routes.content_read import refusals
 from gateway.routes.user_routes import (
     READ_RESPONSES,
     device_checked,
@@ -91,13 +99,14 @@ LIMIT = LimitParameter(maximum=CONTINUE_WATCHING_MAX, default=DEFAULT_LIMIT)
             "model": ContinueWatchingDocument,
             "description": "continue watching: the latest position per title, newest first, "
             "without completed titles; a series once, as its latest episode or, after a "
-            "finished one, the next (`up_next`)",
+            "finished one, the next (`up_next`); for a profile with parental limits, only the "
+            "titles they allow",
         },
-        **READ_RESPONSES,
+        **profile_filtered(READ_RESPONSES),
     },
     openapi_extra=documented(
         USER_ID,
-        extra={"parameters": [LIMIT.openapi()]},
+        extra={"parameters": [LIMIT.openapi(), HEADER_PARAMETER]},
     ),
 )
 async def continue_watching(request: Request) -> Response:
@@ -106,7 +115,13 @@ async def continue_watching(request: Request) -> Response:
     document = ContinueWatchingDocument.model_validate_json(
         await read_view(request, SyncView.progress, user_id)
     )
-    trimmed = document.model_copy(update={"items": document.items[:limit]})
+    items = document.items
+    # The history is the account's; a kids profile sees in it only what it may read.
+    limits = await acting_limits(request)
+    if limits is not None:
+        refused = await refusals(request, limits, [i.content_id for i in items])
+        items = [i for i in items if i.content_id not in refused]
+    trimmed = document.model_copy(update={"items": items[:limit]})
     return json_document(trimmed.model_dump_json().encode())
 
 
@@ -119,8 +134,12 @@ async def continue_watching(request: Request) -> Response:
             "an episode only while continue watching lists it for its series)"
         },
         **READ_RESPONSES,
+        403: {
+            "description": f"{READ_RESPONSES[403]['description']}; or "
+            f"{RESTRICTED_RESPONSE[403]['description']}"
+        },
     },
-    openapi_extra=documented(USER_ID, CONTENT_ID),
+    openapi_extra=documented(USER_ID, CONTENT_ID, extra={"parameters": [HEADER_PARAMETER]}),
 )
 async def resume_point(request: Request) -> Response:
     _, user_id = await own_user(request, "progress:read")
@@ -130,5 +149,10 @@ async def resume_point(request: Request) -> Response:
     )
     for entry in document.items:
         if entry.content_id == content_id:
+            limits = await acting_limits(request)
+            if limits is not None:
+                reason = (await refusals(request, limits, [content_id])).get(content_id)
+                if reason is not None:
+                    raise restricted(reason)
             return json_document(entry.model_dump_json().encode())
     raise HTTPException(404, f"no open progress of {user_id} for {content_id}")

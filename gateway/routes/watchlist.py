@@ -36,7 +36,13 @@ from gateway.device_ownership import require_own_device
 from gateway.idempotency import operation_id
 from gateway.json_body import openapi_body, optional_body
 from gateway.lookup import AGENT_FAILED_RESPONSE
-from gateway.profiles import HEADER_PARAMETER, RESTRICTED_RESPONSE, acting_limits, restricted
+from gateway.profiles import (
+    HEADER_PARAMETER,
+    RESTRICTED_RESPONSE,
+    acting_limits,
+    profile_filtered,
+    restricted,
+)
 from gateway.request_parameters import (
     CONTENT_ID,
     MAYBE_ACTING_DEVICE,
@@ -45,6 +51,7 @@ from gateway.request_parameters import (
 from gateway.routes.content_read import (
     UNKNOWN_TITLE_RESPONSE,
     find_content,
+    refusals,
     restriction_of,
     unknown_title,
 )
@@ -206,12 +213,23 @@ async def remove_from_watchlist(request: Request) -> Response:
 @router.get(
     "",
     responses={
-        200: {"model": WatchlistDocument, "description": "the list, most recently added first"},
-        **READ_RESPONSES,
+        200: {
+            "model": WatchlistDocument,
+            "description": "the list, most recently added first; for a profile with parental "
+            "limits, only the titles they allow",
+        },
+        **profile_filtered(READ_RESPONSES),
     },
-    openapi_extra=documented(USER_ID),
+    openapi_extra=documented(USER_ID, extra={"parameters": [HEADER_PARAMETER]}),
 )
 async def get_watchlist(request: Request) -> Response:
     _, user_id = await own_user(request, "watchlist:read")
     document = await read_view(request, SyncView.watchlist, user_id)
-    return json_document(document)
+    # The list is the account's; a kids profile sees on it only what it may read.
+    limits = await acting_limits(request)
+    if limits is None:
+        return json_document(document)
+    listed = WatchlistDocument.model_validate_json(document)
+    refused = await refusals(request, limits, [i.content_id for i in listed.items])
+    shown = [i for i in listed.items if i.content_id not in refused]
+    return json_document(listed.model_copy(update={"items": shown}).model_dump_json().encode())

@@ -106,6 +106,7 @@ async def test_a_kids_profile_cannot_add_a_title_beyond_its_limits(
     gateway = spawn("gateway", extra_env={**isolated.env, "RATE_LIMIT_ENABLED": "false"})
     user = f"parent-{uuid.uuid4().hex[:6]}"
     scopes = ["watchlist:read", "watchlist:write", "profiles:read", "profiles:write"]
+    scopes += ["devices:write", "progress:read", "progress:write"]
     parent = bearer(user_token(isolated.settings, subject=user, scopes=scopes))
     kid = {**parent, "X-Profile-ID": "kid"}
     limits = {"content_rating_limit": "PG", "blocked_genres": ["horror"]}
@@ -153,6 +154,46 @@ async def test_a_kids_profile_cannot_add_a_title_beyond_its_limits(
         await wait_for(both, timeout=20, interval=0.1)
         items = (await http.get(f"/api/v1/users/{user}/watchlist", headers=parent)).json()
         assert {i["content_id"] for i in items["items"]} == {str(family), str(rated_r)}
+
+        # Found by hand after: the kid's reads of the account's lists named the R-rated title
+        # the parent added. The kid now sees on them only what it may read.
+        kids_list = await http.get(f"/api/v1/users/{user}/watchlist", headers=kid)
+        assert kids_list.status_code == 200, kids_list.text
+        assert [i["content_id"] for i in kids_list.json()["items"]] == [str(family)]
+        ghost_read = await http.get(
+            f"/api/v1/users/{user}/watchlist", headers={**parent, "X-Profile-ID": "nobody"}
+        )
+        assert ghost_read.status_code == 403 and ghost_read.json()["error"] == "unknown_profile"
+
+        # The same for continue watching, and a resume point of a title beyond the limits.
+        tv = {**parent, "X-Device-ID": "tv-1"}
+        registered = await http.put(
+            f"/api/v1/users/{user}/devices/tv-1",
+            json={"device_type": "tv", "platform": "tizen", "app_version": "1", "device_name": "T"},
+            headers=tv,
+        )
+        assert registered.status_code == 202, registered.text
+        report = {"position_seconds": 600, "duration_seconds": 6000, "state": "paused"}
+        for title in (rated_r, family):
+            sent = await http.put(
+                f"/api/v1/users/{user}/progress/{title}", json=report, headers=tv
+            )
+            assert sent.status_code == 202, sent.text
+
+        async def watching() -> bool:
+            resp = await http.get(f"/api/v1/users/{user}/progress", headers=parent)
+            return resp.status_code == 200 and len(resp.json()["items"]) == 2
+
+        await wait_for(watching, timeout=20, interval=0.1)
+        kids_watching = await http.get(f"/api/v1/users/{user}/progress", headers=kid)
+        assert kids_watching.status_code == 200, kids_watching.text
+        assert [i["content_id"] for i in kids_watching.json()["items"]] == [str(family)]
+        resume = await http.get(f"/api/v1/users/{user}/progress/{rated_r}", headers=kid)
+        assert resume.status_code == 403 and resume.json()["error"] == "restricted", resume.text
+        assert "rated R, above this profile's limit PG" in resume.json()["detail"]
+        assert (
+            await http.get(f"/api/v1/users/{user}/progress/{rated_r}", headers=parent)
+        ).status_code == 200
 
 
 async def test_feedback_on_a_title_the_catalog_lacks_is_404(spawn, isolated: Isolated) -> None:
