@@ -6,7 +6,8 @@ read directly, suggestions), so every path refuses the same titles for the same 
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from schemas.accounts import ProfileLimits
 from schemas.content import MaturityRating
@@ -42,12 +43,36 @@ def refusal(maturity: object, genres: Iterable[str], limits: ProfileLimits) -> s
     """Why the title may not be shown under `limits`; None when it may."""
     limit = limits.content_rating_limit
     if not maturity_allowed(maturity, limit):
-        shown = maturity if isinstance(maturity, str) and maturity else "unrated"
-        return f"rated {shown}, above this profile's limit {limit}"
+        if not (isinstance(maturity, str) and maturity):
+            return f"unrated, and this profile's limit is {limit}"
+        return f"rated {maturity}, above this profile's limit {limit}"
     blocked = sorted(set(genres) & set(limits.blocked_genres))
     if blocked:
         return f"genre {blocked[0]} is blocked for this profile"
     return None
+
+
+def rated_as_series(title: Mapping[str, Any]) -> str | None:
+    """The series an episode with no rating of its own is judged by (feeds rate a series,
+    seldom each episode; search judges an episode by its series too): its id, or None when the
+    title is judged by itself."""
+    if title.get("content_type") != "episode" or title.get("maturity_rating"):
+        return None
+    parent = (title.get("series") or {}).get("parent_id")
+    return str(parent) if parent else None
+
+
+def title_refusal(
+    title: Mapping[str, Any], limits: ProfileLimits, series: Mapping[str, Any] | None = None
+) -> str | None:
+    """`refusal` of a title as the catalog's document holds it; an episode that `rated_as_series`
+    names a series for takes that series' rating, and its genres too (None: the series is not
+    known, so the episode stays unrated)."""
+    maturity, genres = title.get("maturity_rating"), list(title.get("genres") or ())
+    if series is not None and rated_as_series(title):
+        maturity = series.get("maturity_rating")
+        genres += series.get("genres") or []
+    return refusal(maturity, genres, limits)
 
 
 def limits_tag(limits: ProfileLimits | None) -> str:

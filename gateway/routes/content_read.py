@@ -6,12 +6,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
 from pydantic import ConfigDict, Field
 
-from agreements.parental_controls import refusal
+from agreements.parental_controls import rated_as_series, title_refusal
 from agreements.read_model import document_key
 from gateway.errors import error_response
 from gateway.fast_lane import MARKER as FAST_LANE
@@ -50,32 +51,47 @@ class ContentDocument(CanonicalContent):
     stored_at: datetime = Field(description="when PostgreSQL last changed this title's row")
 
 
-def restriction_of(document: bytes, limits: ProfileLimits) -> str | None:
-    """Why a limited profile may not read this read-model document (a CanonicalContent as
-    JSON); None when it may. Parsed only for a limited profile: others pass it unread."""
-    title = orjson.loads(document)
-    return refusal(title.get("maturity_rating"), title.get("genres") or (), limits)
+async def documents_refused(
+    request: Request, limits: ProfileLimits, documents: dict[uuid.UUID, bytes | None]
+) -> dict[uuid.UUID, str]:
+    """Why a profile under `limits` may not see each of these titles (their read-model
+    documents, None where the read model has none); the titles it may see are not in the
+    answer. An episode without a rating of its own is judged by its series, whose documents
+    are read in one MGET. A title the read model does not hold is refused: its rating is
+    unknown, as an unrated title's is. Parsed only for a limited profile: others pass the
+    documents unread."""
+    titles = {cid: orjson.loads(doc) for cid, doc in documents.items() if doc is not None}
+    parents = {cid: p for cid, t in titles.items() if (p := rated_as_series(t)) is not None}
+    series: dict[str, Any] = {}
+    if parents:
+        wanted = sorted(set(parents.values()))
+        prefix = request.app.state.settings.redis.key_prefix
+        found = await request.app.state.redis.mget([document_key(prefix, s) for s in wanted])
+        series = {s: orjson.loads(doc) for s, doc in zip(wanted, found, strict=True) if doc}
+    out = {}
+    for content_id in documents:
+        title = titles.get(content_id)
+        if title is None:
+            out[content_id] = UNKNOWN_RATING
+            continue
+        parent = parents.get(content_id)
+        reason = title_refusal(title, limits, series.get(parent) if parent else None)
+        if reason is not None:
+            out[content_id] = reason
+    return out
 
 
 async def refusals(
     request: Request, limits: ProfileLimits, content_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, str]:
-    """Why a profile under `limits` may not see each of these titles listed (the rule of a
-    direct read); the titles it may see are not in the answer. One MGET of their read-model
-    documents. A title the read model does not hold is refused: its rating is unknown, as an
-    unrated title's is (the lists are the account's, and a title the catalog dropped stays
-    on them)."""
+    """`documents_refused` of these titles, their documents read in one MGET (the lists are
+    the account's, and a title the catalog dropped stays on them: it is refused)."""
     ids = list(dict.fromkeys(content_ids))
     if not ids:
         return {}
     prefix = request.app.state.settings.redis.key_prefix
-    documents = await request.app.state.redis.mget([document_key(prefix, i) for i in ids])
-    out = {}
-    for content_id, document in zip(ids, documents, strict=True):
-        reason = UNKNOWN_RATING if document is None else restriction_of(document, limits)
-        if reason is not None:
-            out[content_id] = reason
-    return out
+    found = await request.app.state.redis.mget([document_key(prefix, i) for i in ids])
+    return await documents_refused(request, limits, dict(zip(ids, found, strict=True)))
 
 
 UNKNOWN_RATING = "not in the catalog's read model, so its rating is unknown"
@@ -144,7 +160,7 @@ async def get_content(request: Request) -> Response:
         raise HTTPException(404, f"no content with id {content_id}")
     limits = await acting_limits(request)
     if limits is not None:
-        reason = restriction_of(document, limits)
+        reason = (await documents_refused(request, limits, {content_id: document})).get(content_id)
         if reason is not None:
             raise restricted(reason)
     # Already JSON in Redis: hand the bytes through rather than parse and re-encode them.

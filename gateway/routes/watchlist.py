@@ -50,9 +50,9 @@ from gateway.request_parameters import (
 )
 from gateway.routes.content_read import (
     UNKNOWN_TITLE_RESPONSE,
+    documents_refused,
     find_content,
     refusals,
-    restriction_of,
     unknown_title,
 )
 from gateway.routes.user_routes import (
@@ -158,7 +158,7 @@ async def add_to_watchlist(request: Request) -> Response:
     # and reason as GET /api/v1/content/{id}); an unknown profile raises unknown_profile.
     limits = await acting_limits(request)
     if limits is not None:
-        reason = restriction_of(document, limits)
+        reason = (await documents_refused(request, limits, {content_id: document})).get(content_id)
         if reason is not None:
             raise restricted(reason)
     refused = await watchlist_limit(request, user_id, content_id)

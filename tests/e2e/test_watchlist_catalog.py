@@ -13,7 +13,7 @@ import redis.asyncio as aioredis
 
 from agents.titles.store import Versioned, upsert_contents
 from agreements.read_model import document_key
-from schemas.content import CanonicalContent
+from schemas.content import CanonicalContent, SeriesMetadata
 from tests.auth.helpers import bearer, user_token
 from tests.conftest import Isolated
 from tests.helpers import read_topic, wait_for
@@ -27,14 +27,19 @@ async def lookups(isolated: Isolated) -> int:
 
 
 async def stored_title(
-    isolated: Isolated, name: str, rating: str | None = None, genres: tuple[str, ...] = ("drama",)
+    isolated: Isolated,
+    name: str,
+    rating: str | None = None,
+    genres: tuple[str, ...] = ("drama",),
+    episode_of: uuid.UUID | None = None,
 ) -> uuid.UUID:
     content = CanonicalContent(
         canonical_id=uuid.uuid4(),
-        content_type="movie",
+        content_type="movie" if episode_of is None else "episode",
         title=name,
         genres=list(genres),
         maturity_rating=rating,
+        series=None if episode_of is None else SeriesMetadata(parent_id=episode_of),
         updated_at=datetime(2026, 11, 1, tzinfo=UTC),
     )
     await upsert_contents(isolated.pool, [Versioned(content, uuid.uuid4())])
@@ -175,9 +180,7 @@ async def test_a_kids_profile_cannot_add_a_title_beyond_its_limits(
         assert registered.status_code == 202, registered.text
         report = {"position_seconds": 600, "duration_seconds": 6000, "state": "paused"}
         for title in (rated_r, family):
-            sent = await http.put(
-                f"/api/v1/users/{user}/progress/{title}", json=report, headers=tv
-            )
+            sent = await http.put(f"/api/v1/users/{user}/progress/{title}", json=report, headers=tv)
             assert sent.status_code == 202, sent.text
 
         async def watching() -> bool:
@@ -194,6 +197,16 @@ async def test_a_kids_profile_cannot_add_a_title_beyond_its_limits(
         assert (
             await http.get(f"/api/v1/users/{user}/progress/{rated_r}", headers=parent)
         ).status_code == 200
+
+        # Found by hand too: an episode without a rating of its own (feeds rate the series) was
+        # refused to the kid as unrated; it is judged by its series now.
+        for series_rating, allowed in (("TV-G", 200), ("TV-MA", 403)):
+            show = await stored_title(isolated, f"Show {series_rating}", rating=series_rating)
+            episode = await stored_title(isolated, "Episode", episode_of=show)
+            for title in (show, episode):  # into the read model: the parent's read asks
+                assert (await http.get(f"/api/v1/content/{title}", headers=parent)).is_success
+            read = await http.get(f"/api/v1/content/{episode}", headers=kid)
+            assert read.status_code == allowed, read.text
 
 
 async def test_feedback_on_a_title_the_catalog_lacks_is_404(spawn, isolated: Isolated) -> None:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -30,9 +31,8 @@ from agents.framework.context import AgentContext, ContextHolder
 from agents.sona.handlers import recommendations_for
 from agents.titles.store import Versioned, upsert_contents
 from agreements.discovery_cache import request_results_key
-from agreements.parental_controls import refusal, within_limits
+from agreements.parental_controls import refusal, title_refusal, within_limits
 from agreements.suggest_index import SuggestIndex
-from gateway.routes.content_read import restriction_of
 from gateway.routes.suggest import suggestions_for
 from schemas.accounts import ProfileLimits
 from schemas.content import CanonicalContent, MaturityRating
@@ -166,7 +166,7 @@ class World:
             doc = await self.ctx.pool.fetchval(
                 "SELECT doc::text FROM content WHERE canonical_id = $1", cid
             )
-            assert (restriction_of(doc.encode(), limits) is None) == (
+            assert (title_refusal(orjson.loads(doc), limits) is None) == (
                 self.beyond(cid, limits) is None
             )
 

@@ -6,6 +6,7 @@ cached answer (the search result key and the recommendation cache field both hol
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -13,7 +14,14 @@ from hypothesis import strategies as st
 from agents.discovery.filters import matches
 from agreements.discovery_cache import request_results_key
 from agreements.genres import CANONICAL_GENRES
-from agreements.parental_controls import MATURITY_LEVEL, limits_tag, refusal, within_limits
+from agreements.parental_controls import (
+    MATURITY_LEVEL,
+    limits_tag,
+    rated_as_series,
+    refusal,
+    title_refusal,
+    within_limits,
+)
 from agreements.sona_cache import context_field
 from schemas.accounts import ProfileLimits
 from schemas.content import MaturityRating
@@ -92,3 +100,40 @@ def test_no_limits_share_the_adult_answer_only_when_they_restrict_nothing(
     adult = RecommendationsRequested(user_id="u", at=at, reply_channel="x")
     limited = adult.model_copy(update={"limits": limits})
     assert (context_field(adult) == context_field(limited)) == (not limits.restricts)
+
+
+PG_ONLY = ProfileLimits(content_rating_limit=MaturityRating.PG, blocked_genres=["horror"])
+SERIES_ID = "e065a243-d501-54e4-b31d-15f6372793f7"
+
+
+def _episode(rating: str | None = None, genres: tuple[str, ...] = ("drama",)) -> dict[str, Any]:
+    return {
+        "content_type": "episode",
+        "maturity_rating": rating,
+        "genres": list(genres),
+        "series": {"parent_id": SERIES_ID, "season_number": 1, "episode_number": 2},
+    }
+
+
+def test_an_unrated_episode_is_judged_by_its_series() -> None:
+    # Found by hand: feeds rate the series, seldom each episode, so a kids profile was refused
+    # every episode of a TV-G series ("rated unrated") and saw no series in continue watching.
+    assert rated_as_series(_episode()) == SERIES_ID
+    family = {"content_type": "series", "maturity_rating": "TV-G", "genres": ["drama"]}
+    assert title_refusal(_episode(), PG_ONLY, family) is None
+    mature = {"content_type": "series", "maturity_rating": "TV-MA", "genres": ["drama"]}
+    refused = title_refusal(_episode(), PG_ONLY, mature)
+    assert refused == "rated TV-MA, above this profile's limit PG"
+    scary = {"content_type": "series", "maturity_rating": "TV-G", "genres": ["horror"]}
+    assert title_refusal(_episode(), PG_ONLY, scary) == "genre horror is blocked for this profile"
+    # The series unknown: the episode stays unrated, and is refused under a limit.
+    assert title_refusal(_episode(), PG_ONLY) == "unrated, and this profile's limit is PG"
+
+
+def test_a_title_with_its_own_rating_is_judged_by_it() -> None:
+    assert rated_as_series(_episode("TV-MA")) is None
+    family = {"content_type": "series", "maturity_rating": "TV-G", "genres": []}
+    assert title_refusal(_episode("TV-MA"), PG_ONLY, family) is not None
+    movie = {"content_type": "movie", "maturity_rating": None, "genres": ["family"]}
+    assert rated_as_series(movie) is None
+    assert title_refusal(movie, PG_ONLY) == "unrated, and this profile's limit is PG"
