@@ -322,15 +322,11 @@ def _own_cpu(proc: psutil.Process) -> float:
 
 
 def _machine_busy() -> float:
-    """CPU seconds every core spent not idle (all processes, the kernel), since boot."""
+    """CPU seconds every core spent running something (all processes, the kernel) since boot:
+    not idle, not waiting for I/O, not taken by the hypervisor (steal); guest time is already
+    in user time."""
     t = psutil.cpu_times()
-    return (
-        sum(t)
-        - t.idle
-        - getattr(t, "iowait", 0.0)
-        - getattr(t, "guest", 0.0)
-        - getattr(t, "guest_nice", 0.0)
-    )
+    return sum(t) - t.idle - t.iowait - t.steal - t.guest - t.guest_nice
 
 
 async def _service_processes(
