@@ -324,9 +324,10 @@ def _own_cpu(proc: psutil.Process) -> float:
 def _machine_busy() -> float:
     """CPU seconds every core spent running something (all processes, the kernel) since boot:
     not idle, not waiting for I/O, not taken by the hypervisor (steal); guest time is already
-    in user time."""
+    in user time (the fields not on Linux count as 0)."""
     t = psutil.cpu_times()
-    return sum(t) - t.idle - t.iowait - t.steal - t.guest - t.guest_nice
+    left_out = ("idle", "iowait", "steal", "guest", "guest_nice")
+    return sum(t) - sum(getattr(t, name, 0.0) for name in left_out)
 
 
 async def _service_processes(
