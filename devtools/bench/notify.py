@@ -102,6 +102,8 @@ class Run:
     # bench itself (its polls and the devices' listener) and of the whole machine (every
     # process, other sessions' too: /proc/stat), and the interval's length.
     service_cpu_s: dict[str, float] = field(default_factory=dict)
+    # ... of which PostgreSQL's client backends (the rest: autovacuum, WAL, checkpoints).
+    backends_cpu_s: float | None = None
     bench_cpu_s: float = 0.0
     machine_cpu_s: float = 0.0
     interval_s: float = 0.0
@@ -217,7 +219,10 @@ async def _watch(
     myself = psutil.Process()
 
     def others() -> dict[str, float]:
-        return {name: sum(_tree_cpu(p) for p in ps) for name, ps in services.items()}
+        out = {name: sum(_tree_cpu(p) for p in ps) for name, ps in services.items()}
+        if "postgres" in services:
+            out["backends"] = sum(_backends_cpu(p) for p in services["postgres"])
+        return out
 
     heard: dict[str, float] = {}
     sent = 0.0
@@ -285,6 +290,8 @@ async def _watch(
         run.service_cpu_s = {
             name: services_after[name] - services_before[name] for name in services_before
         }
+        if "backends" in run.service_cpu_s:
+            run.backends_cpu_s = run.service_cpu_s.pop("backends")
         listening.cancel()
         sampling.cancel()
     finally:
@@ -311,6 +318,25 @@ def _tree_cpu(proc: psutil.Process) -> float:
         try:
             c = child.cpu_times()
             total += c.user + c.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def _backends_cpu(proc: psutil.Process) -> float:
+    """CPU seconds of a PostgreSQL server's client backends ("postgres: user db host(port)
+    ..."), or of the process itself when it is one (not the server's: DATABASE_URL)."""
+    total = 0.0
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    for one in procs:
+        try:
+            title = " ".join(one.cmdline())
+            if title.startswith("postgres: ") and "(" in title:
+                t = one.cpu_times()
+                total += t.user + t.system
         except psutil.Error:
             pass
     return total
@@ -502,10 +528,10 @@ def _table(runs: list[Run], users: int, seeded_s: float) -> Table:
         ("... until the last stored", [_fmt(r.cpu_stored_s) for r in runs]),
         ("notifications per CPU second", [_fmt(r.per_cpu_s, "") for r in runs]),
         ("sync worker's CPU", [_fmt(r.sync_cpu_s) for r in runs]),
-        *(
-            (f"{name}'s CPU", [_fmt(r.service_cpu_s.get(name)) for r in runs])
-            for name in ("postgres", "redis", "broker")
-        ),
+        ("postgres's CPU", [_fmt(r.service_cpu_s.get("postgres")) for r in runs]),
+        ("... its client backends", [_fmt(r.backends_cpu_s) for r in runs]),
+        ("redis's CPU", [_fmt(r.service_cpu_s.get("redis")) for r in runs]),
+        ("broker's CPU", [_fmt(r.service_cpu_s.get("broker")) for r in runs]),
         (
             "machine CPU s per 100,000",
             [_fmt(r.cpu_per_100k) for r in runs],
