@@ -33,7 +33,6 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import groupby
 from operator import itemgetter
@@ -108,26 +107,6 @@ async def apply_preferences(ctx: AgentContext, batch: list[Envelope[Any]]) -> No
     await write_preferences(ctx.redis, ctx.prefix, await store.documents(ctx.pool, touched))
 
 
-@dataclass(eq=False)
-class _Delivery:
-    """A page's delivery, in two stages that overlap the next page's: its inboxes (`inboxes`,
-    a thousand a script call), and its device messages, each thousand once its inboxes are
-    written and once the page before's messages were sent (`after`), then its mark deleted
-    (`sends`). So the next page's inboxes wait for this page's inboxes, not for its sends."""
-
-    inboxes: asyncio.Task[None]
-    sends: asyncio.Task[None]
-    after: asyncio.Task[None] | None
-
-    async def wait(self) -> None:
-        """Until all of it ended, failed or not (nothing left running); the first failure
-        raised."""
-        tasks = [t for t in (self.after, self.inboxes, self.sends) if t is not None]
-        for outcome in await asyncio.gather(*tasks, return_exceptions=True):
-            if isinstance(outcome, BaseException):
-                raise outcome
-
-
 async def _store_then_send(
     ctx: AgentContext,
     cause: Envelope[Any],
@@ -136,15 +115,12 @@ async def _store_then_send(
     now: datetime,
     planned: list[rules.Planned],
     first: set[str],
-    before: _Delivery | None,
-) -> tuple[int, _Delivery | None]:
+    before: asyncio.Task[None] | None,
+) -> tuple[int, asyncio.Task[None] | None]:
     """One transaction a page: its notifications (those raised for them already, by a
     redelivery, are not stored again) and, for those due now, the page's mark. Once it
-    committed, the page before's inboxes written and the messages of the page before that
-    sent (what waits to be sent stays at most two pages), its delivery starts at once, not
-    when the raise next looks (it may be planning a page): how many were stored, and the
-    delivery the next page follows (the page before's when this one has nothing due now:
-    its sends may still be running)."""
+    committed, and the page before was sent (`before`), its sends start at once, not when the
+    raise next looks (it may be planning a page): how many were stored, and the sending."""
     unsent = None
     async with ctx.pool.acquire() as conn, conn.transaction():
         stored, due = await store.store_page(conn, alert, window, now, planned)
@@ -152,33 +128,26 @@ async def _store_then_send(
             users = [p.user_id for p in due]
             unsent = await store.mark_unsent(conn, cause.event_id, alert, window, now, users)
     if before is not None:
-        await before.inboxes
-        if before.after is not None:
-            await before.after
+        await before
     if unsent is None:
-        return stored, before
-    after = None if before is None else before.sends
-    chunks: asyncio.Queue[list[RealtimeEvent] | None] = asyncio.Queue()
-    inboxes = asyncio.create_task(_to_inboxes(ctx, now, due, first, chunks))
-    sends = asyncio.create_task(_send_page(ctx, chunks, inboxes, after, unsent))
-    return stored, _Delivery(inboxes, sends, after)
+        return stored, None
+    return stored, asyncio.create_task(_deliver_page(ctx, cause, now, due, first, unsent))
 
 
 async def _raise(
     ctx: AgentContext, env: Envelope[Any], alerts: list[rules.Alert], clock: Callable[[], datetime]
 ) -> int:
     raised = 0
-    # Five stages overlap, each a page apart: the watchers of page N+2 are read while page N+1
+    # Four stages overlap, each a page apart: the watchers of page N+2 are read while page N+1
     # is planned (the worker's CPU: ids, bodies, device messages) and page N is stored (one
-    # transaction, PostgreSQL's time), while page N-1's inboxes are written (the inbox
-    # script) and page N-2's device messages sent (the sink's script). A page is stored once
-    # the one before committed; its inboxes are written once the page before's are, and its
-    # messages sent once the page before's were; at most one page read ahead, one planned,
-    # one being stored and two being delivered bound what is held.
-    delivering: _Delivery | None = None
+    # transaction, PostgreSQL's time), while page N-1's inboxes and device messages go out
+    # (the Redis script, the broker's acknowledgement). A page is stored once the one before
+    # committed, and sent once the one before was sent; at most one page read ahead, one
+    # planned, one being stored and one being sent bound what is held.
+    delivering: asyncio.Task[None] | None = None
     reading: asyncio.Task[list[rules.Candidate]] | None = None
-    # The page being stored (then its delivery started).
-    storing: asyncio.Task[tuple[int, _Delivery | None]] | None = None
+    # The page being stored (then its sends started).
+    storing: asyncio.Task[tuple[int, asyncio.Task[None] | None]] | None = None
     # An earlier try of this cause, killed after a page's commit and before its sends: send
     # those pages now (the paging below finds their users notified and stores nothing).
     for page_id, entries in await store.unsent_of(ctx.pool, env.event_id):
@@ -199,9 +168,8 @@ async def _raise(
         if storing is None:
             return
         task, storing = storing, None
-        # Its delivery replaces the page before's, whose inboxes it waited for once committed
-        # (and whose sends its own wait for); failed before that, the page before's delivery
-        # is still waited for, in `finally`.
+        # Its sends replace the page before's, which it waited for once committed (failed
+        # before that, the page before's are still waited for, in `finally`).
         stored, delivering = await task
         raised += stored
 
@@ -233,28 +201,38 @@ async def _raise(
         if reading is not None:
             reading.cancel()
         # Failed meanwhile: a page being stored is let commit (its mark makes the cause's
-        # next try send it), not abandoned mid-transaction, and its delivery, if it started,
-        # is waited for (with the page before's sends, which it follows).
+        # next try send it), not abandoned mid-transaction, and its sends, if they started,
+        # are waited for.
         if storing is not None:
             (outcome,) = await asyncio.gather(storing, return_exceptions=True)
             if isinstance(outcome, tuple) and outcome[1] is not None:
                 delivering = outcome[1]
         if delivering is not None:
-            await delivering.wait()
+            await delivering
     return raised
 
 
-async def _to_inboxes(
+async def _deliver_page(
     ctx: AgentContext,
+    cause: Envelope[Any],
     now: datetime,
     due: list[rules.Planned],
     first: set[str],
-    chunks: asyncio.Queue[list[RealtimeEvent] | None],
+    unsent: int,
 ) -> None:
-    """A page's inboxes, a thousand at a time, each thousand's device messages queued for
-    `_send_page` once their inboxes are written (a device told of an alert finds it in the
-    inbox); the end marked (None) whatever happens."""
+    """Inbox first, then the device messages (a device told of an alert finds it in the
+    inbox), a thousand at a time: a chunk's inboxes by one script call, then its device
+    messages straight through the worker's realtime sink (the built-in fan-out: one call of
+    the claim-and-publish script; PubNub when configured), which runs while the
+    next chunk's inboxes are written (the first devices hear sooner). Not a sync.realtime
+    record per user for the sync worker's `realtime-deliver` to send: that hop cost the
+    machine more CPU than the fan-out itself (docs/NOTIFICATIONS.md, "Scale"). Nor a
+    notifications.raised record per user, nor an outbox row each: the page's mark
+    (`store.mark_unsent`, committed with it) is deleted once all of it is sent, and a cause
+    redelivered after a crash before that sends the marked pages again (`_raise`); the
+    sink's claims (the message id is the notification id) send each at most once."""
     score = score_at(now)
+    sending: asyncio.Task[None] | None = None
     try:
         for start in range(0, len(due), PAGE_CALL):
             chunk = due[start : start + PAGE_CALL]
@@ -264,35 +242,17 @@ async def _to_inboxes(
             # Redis holds).
             await add_page(ctx.redis, ctx.prefix, [e for e in entries if e[0] in first], False)
             await _add_to_inboxes(ctx, [e for e in entries if e[0] not in first])
-            chunks.put_nowait([p.message for p in chunk])
+            if sending is not None:
+                await sending
+            sending = asyncio.create_task(_to_devices(ctx, [p.message for p in chunk]))
+        if sending is not None:
+            await sending
     finally:
-        chunks.put_nowait(None)
-
-
-async def _send_page(
-    ctx: AgentContext,
-    chunks: asyncio.Queue[list[RealtimeEvent] | None],
-    inboxes: asyncio.Task[None],
-    after: asyncio.Task[None] | None,
-    unsent: int,
-) -> None:
-    """A page's device messages, once the page before's were sent (one send in flight), a
-    thousand at a time as their inboxes are written, straight through the worker's realtime
-    sink (the built-in fan-out: one call of the claim-and-publish script; PubNub when
-    configured), while the next page's inboxes are written; then, its inboxes and messages
-    all done, its mark deleted. Not a sync.realtime record per user for the sync worker's
-    `realtime-deliver` to send: that hop cost the machine more CPU than the fan-out itself
-    (docs/NOTIFICATIONS.md, "Scale"). Nor a notifications.raised record per user, nor an
-    outbox row each: the page's mark (`store.mark_unsent`, committed with it) is deleted once
-    all of it is sent, and a cause redelivered after a crash before that sends the marked
-    pages again (`_raise`); the sink's claims (the message id is the notification id) send
-    each at most once. A failure (of the page before's sends, its inboxes or its own) leaves
-    the mark."""
-    if after is not None:
-        await after
-    while (events := await chunks.get()) is not None:
-        await _to_devices(ctx, events)
-    await inboxes
+        # A failure left the page marked unsent (its cause comes again and resends it, the
+        # claims skipping what was sent): the chunk in flight is waited for, not abandoned,
+        # and its own outcome no longer matters.
+        if sending is not None:
+            await asyncio.gather(sending, return_exceptions=True)
     await store.sent(ctx.pool, unsent)
 
 
