@@ -7,10 +7,11 @@
   whose preferences may want each (the reverse index, 500 then 5,000 users a page, one
   transaction per page), store one notification per user (a unique key: never twice per
   window) and, once the page committed, add it to the user's inbox read model and send it as
-  a realtime message on `user.{id}.notifications` through sync.realtime (its message id is
-  the notification id, so the delivery agent sends it at most once); or hold it until the
-  user's quiet hours end (quiet.py) or, for a user in a burst of alerts, to the end of the
-  burst's slot (bursts.py).
+  a realtime message on `user.{id}.notifications` straight through the worker's realtime sink
+  (`REALTIME_SINK`, a thousand a call; not through sync.realtime: its message id is the
+  notification id, so the sink's claim sends it at most once); or hold it until the user's
+  quiet hours end (quiet.py) or, for a user in a burst of alerts, to the end of the burst's
+  slot (bursts.py).
 - `notifications-deliver` (notifications.raised): the held ones, released: add them to the
   user's inbox read model (refilled from PostgreSQL first when Redis has none for the user),
   then send them (several: one digest) through sync.realtime.

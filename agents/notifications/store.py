@@ -108,7 +108,11 @@ SELECT w.user_id, p.time_zone, p.quiet_start, p.quiet_end,
        EXISTS (SELECT 1 FROM notifications d
                WHERE d.user_id = w.user_id AND d.deliver_at IS NULL) AS delivered
 FROM sync_watchlist w JOIN notification_preferences p USING (user_id)
-WHERE w.content_id = $1 AND w.visible AND w.user_id > $2
+-- The keyset bound on both sides of the join (the planner does not carry an inequality across
+-- it): a merge join, which it may choose once `notifications` is analyzed mid-fan-out, then
+-- starts reading the preferences at the page rather than at the first user, each page
+-- reading more (0.35 s a page halfway through a million users, rather than 0.06 s).
+WHERE w.content_id = $1 AND w.visible AND w.user_id > $2 AND p.user_id > $2
   AND p.region = $3 AND $4 = ANY(p.services) AND $5 = ANY(p.alerts)
   AND p.offer_types && $6::text[]
 ORDER BY w.user_id LIMIT $7

@@ -53,6 +53,7 @@ console = console_for(stderr=True)
 TARGET_RATE = 20_000.0
 TARGET_FIRST_DEVICE_S = 1.0
 LIMIT_S = 900.0
+_CORES = os.cpu_count() or 1
 
 _SEED_PREFERENCES = """
 INSERT INTO notification_preferences
@@ -96,6 +97,30 @@ class Run:
     # meanwhile).
     cpu_stored_s: float | None = None
     sync_cpu_s: float = 0.0
+    # The same interval's CPU seconds of the services (PostgreSQL: the server's processes when
+    # the bench started it, else the bench database's backends; Redis; the broker), of the
+    # bench itself (its polls and the devices' listener) and of the whole machine (every
+    # process, other sessions' too: /proc/stat), and the interval's length.
+    service_cpu_s: dict[str, float] = field(default_factory=dict)
+    # ... of which PostgreSQL's client backends (the rest: autovacuum, WAL, checkpoints).
+    backends_cpu_s: float | None = None
+    bench_cpu_s: float = 0.0
+    machine_cpu_s: float = 0.0
+    interval_s: float = 0.0
+
+    @property
+    def fanout_cpu_s(self) -> float:
+        """What the fan-out cost the machine: the workers, PostgreSQL, Redis, the broker."""
+        return self.cpu_s + self.sync_cpu_s + sum(self.service_cpu_s.values())
+
+    @property
+    def cpu_per_100k(self) -> float | None:
+        return self.fanout_cpu_s / self.watchers * 100_000 if self.watchers else None
+
+    def rate_bound(self, cores: int) -> float | None:
+        """Notifications a second if the fan-out had `cores` cores to itself, fully used:
+        notified / (its CPU / cores)."""
+        return self.watchers * cores / self.fanout_cpu_s if self.fanout_cpu_s else None
 
     @property
     def rate_per_worker(self) -> float | None:
@@ -166,6 +191,7 @@ async def _watch(
     sync_pid: int,
     title: uuid.UUID,
     devices: int,
+    service_pids: dict[str, int],
 ) -> None:
     from agreements.sync_realtime import live_channel
 
@@ -189,6 +215,15 @@ async def _watch(
 
         return sum(one(p) for p in procs), one(sync_proc)
 
+    services = await _service_processes(db, service_pids)
+    myself = psutil.Process()
+
+    def others() -> dict[str, float]:
+        out = {name: sum(_tree_cpu(p) for p in ps) for name, ps in services.items()}
+        if "postgres" in services:
+            out["backends"] = sum(_backends_cpu(p) for p in services["postgres"])
+        return out
+
     heard: dict[str, float] = {}
     sent = 0.0
 
@@ -209,7 +244,9 @@ async def _watch(
         listening = asyncio.create_task(listen())
         sampling = asyncio.create_task(sample())
         await asyncio.sleep(1.0)
-        cpu_before = cpu()
+        cpu_before, services_before = cpu(), others()
+        bench_before, machine_before = _own_cpu(myself), _machine_busy()
+        began = time.perf_counter()
         perf_at_wall, wall_sent = time.perf_counter(), time.time()
         sent = await _publish_arrival(env, title)
         remaining = [f"{prefix}:notify:inbox:{u}" for u in watcher_ids]
@@ -244,9 +281,17 @@ async def _watch(
         )
         if first is not None:
             run.first_raised_s = float(first) - (wall_sent + (sent - perf_at_wall))
-        cpu_after = cpu()
+        cpu_after, services_after = cpu(), others()
+        run.machine_cpu_s = _machine_busy() - machine_before
+        run.bench_cpu_s = _own_cpu(myself) - bench_before
+        run.interval_s = time.perf_counter() - began
         run.cpu_s = cpu_after[0] - cpu_before[0]
         run.sync_cpu_s = cpu_after[1] - cpu_before[1]
+        run.service_cpu_s = {
+            name: services_after[name] - services_before[name] for name in services_before
+        }
+        if "backends" in run.service_cpu_s:
+            run.backends_cpu_s = run.service_cpu_s.pop("backends")
         listening.cancel()
         sampling.cancel()
     finally:
@@ -258,6 +303,76 @@ async def _watch(
         run.devices_heard = len(heard)
         run.first_device_s = min(heard.values()) - sent
         run.last_device_s = max(heard.values()) - sent
+
+
+def _tree_cpu(proc: psutil.Process) -> float:
+    """CPU seconds (user + system) of a process, of its children living, and of those it
+    reaped (a PostgreSQL backend that ended, an autovacuum worker)."""
+    try:
+        t = proc.cpu_times()
+        total = t.user + t.system + t.children_user + t.children_system
+        children = proc.children(recursive=True)
+    except psutil.Error:
+        return 0.0
+    for child in children:
+        try:
+            c = child.cpu_times()
+            total += c.user + c.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def _backends_cpu(proc: psutil.Process) -> float:
+    """CPU seconds of a PostgreSQL server's client backends ("postgres: user db host(port)
+    ..."), or of the process itself when it is one (not the server's: DATABASE_URL)."""
+    total = 0.0
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    for one in procs:
+        try:
+            title = " ".join(one.cmdline())
+            if title.startswith("postgres: ") and "(" in title:
+                t = one.cpu_times()
+                total += t.user + t.system
+        except psutil.Error:
+            pass
+    return total
+
+
+def _own_cpu(proc: psutil.Process) -> float:
+    t = proc.cpu_times()
+    return t.user + t.system
+
+
+def _machine_busy() -> float:
+    """CPU seconds every core spent running something (all processes, the kernel) since boot:
+    not idle, not waiting for I/O, not taken by the hypervisor (steal); guest time is already
+    in user time (the fields not on Linux count as 0)."""
+    t = psutil.cpu_times()
+    left_out = ("idle", "iowait", "steal", "guest", "guest_nice")
+    return sum(t) - sum(getattr(t, name, 0.0) for name in left_out)
+
+
+async def _service_processes(
+    db: asyncpg.Connection, pids: dict[str, int]
+) -> dict[str, list[psutil.Process]]:
+    """The services' processes whose CPU the bench reads: those it started (the whole
+    PostgreSQL server: its postmaster's tree), else, for PostgreSQL of DATABASE_URL on this
+    machine, the backends connected to the bench's database (the workers' pools, open by now).
+    A Redis of REDIS_URL is not counted (it may serve others)."""
+    out: dict[str, list[psutil.Process]] = {}
+    for name in ("postgres", "redis", "broker"):
+        if name in pids and psutil.pid_exists(pids[name]):
+            out[name] = [psutil.Process(pids[name])]
+    if "postgres" not in out:
+        rows = await db.fetch("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
+        backends = [r["pid"] for r in rows if psutil.pid_exists(r["pid"])]
+        if backends:
+            out["postgres"] = [psutil.Process(p) for p in backends]
+    return out
 
 
 # Inboxes looked for per round trip while polling.
@@ -346,7 +461,9 @@ def _one_run(
             stack.callback(_stop_spy, spy)
         sync_pid = next(p.pid for name, p, _, _ in procs if name == "sync")
         with console.status(f"{run.workers} worker(s): {run.watchers} notifications..."):
-            asyncio.run(_watch(run, env, users, pids, sync_pid, title, devices))
+            asyncio.run(
+                _watch(run, env, users, pids, sync_pid, title, devices, services.pids)  # type: ignore[attr-defined]
+            )
     return seeded
 
 
@@ -411,6 +528,23 @@ def _table(runs: list[Run], users: int, seeded_s: float) -> Table:
         ("... until the last stored", [_fmt(r.cpu_stored_s) for r in runs]),
         ("notifications per CPU second", [_fmt(r.per_cpu_s, "") for r in runs]),
         ("sync worker's CPU", [_fmt(r.sync_cpu_s) for r in runs]),
+        ("postgres's CPU", [_fmt(r.service_cpu_s.get("postgres")) for r in runs]),
+        ("... its client backends", [_fmt(r.backends_cpu_s) for r in runs]),
+        ("redis's CPU", [_fmt(r.service_cpu_s.get("redis")) for r in runs]),
+        ("broker's CPU", [_fmt(r.service_cpu_s.get("broker")) for r in runs]),
+        (
+            "machine CPU s per 100,000",
+            [_fmt(r.cpu_per_100k) for r in runs],
+        ),
+        (
+            f"rate bound on {_CORES} cores",
+            [_fmt(r.rate_bound(_CORES), "/s") for r in runs],
+        ),
+        ("bench's own CPU (polls, devices)", [_fmt(r.bench_cpu_s) for r in runs]),
+        (
+            "whole machine busy (interval)",
+            [f"{r.machine_cpu_s:,.2f} s ({r.interval_s:,.2f} s)" for r in runs],
+        ),
         (
             "worker RSS MB (start, max, end)",
             [

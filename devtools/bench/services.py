@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -40,6 +40,9 @@ class BenchServices:
     broker_url: str
     database_url: str  # the scratch database
     redis_url: str
+    # The process ids of the services started here, by name ("broker", "postgres", "redis"):
+    # what a bench reads their CPU time from. One of DATABASE_URL / REDIS_URL is not here.
+    pids: dict[str, int] = field(default_factory=dict)
 
 
 def start_bench_broker(workdir: Path, durable: bool = False) -> list[ServiceProcess]:
@@ -82,7 +85,8 @@ def bench_services(
                 redis_url = redis.url
             database_url = asyncio.run(create_database(server, database))
             created = True
-        yield BenchServices(workdir, broker.url, database_url, redis_url)
+        pids = {s.name: s.pid for s in services if s.pid is not None}
+        yield BenchServices(workdir, broker.url, database_url, redis_url, pids)
     finally:
         try:
             if created and server and not keep:
