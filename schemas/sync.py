@@ -7,6 +7,7 @@ presence, remote commands and their results. Pure data: the rules live in agents
 from __future__ import annotations
 
 import hashlib
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -552,12 +553,17 @@ REALTIME_MESSAGE: TypeAdapter[RealtimeMessage] = TypeAdapter(RealtimeMessage)
 _CHANNEL_SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-@|")
 _LONGEST_SUFFIX = len(".notifications")
 _MAX_SEGMENT = 92 - len("user.") - _LONGEST_SUFFIX
+_PLAIN_SEGMENT = re.compile(r"[A-Za-z0-9_\-@|]+")
 
 
 def channel_segment(user_id: str) -> str:
     """The user id as one valid channel-name segment; unchanged for plain ids like `alice`."""
     if not user_id:
         raise ValueError("a channel needs a non-empty user id")
+    # Most ids are plain: one match in C rather than a look at each character (the fan-out
+    # names each user's channel and keys for every message it sends).
+    if len(user_id) <= _MAX_SEGMENT and _PLAIN_SEGMENT.fullmatch(user_id):
+        return user_id
     segment = "".join(
         ch if ch in _CHANNEL_SAFE else "".join(f"~{b:02x}" for b in ch.encode()) for ch in user_id
     )

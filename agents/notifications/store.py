@@ -104,9 +104,11 @@ SELECT w.user_id, p.time_zone, p.quiet_start, p.quiet_end,
            AS recent,
        -- Whether they have a delivered notification: if not, their inbox will be the new one
        -- alone, nothing to refill it from. Asked here, with the page read ahead, rather than
-       -- in the store's RETURNING, one index probe a row on the fan-out's critical path.
-       EXISTS (SELECT 1 FROM notifications d
-               WHERE d.user_id = w.user_id AND d.deliver_at IS NULL) AS delivered
+       -- in the store's RETURNING, one index probe a row on the fan-out's critical path. A
+       -- scalar subquery with LIMIT, not EXISTS: the planner may answer an EXISTS by hashing
+       -- every delivered notification, a scan of the table a page that grows with it.
+       (SELECT true FROM notifications d
+        WHERE d.user_id = w.user_id AND d.deliver_at IS NULL LIMIT 1) IS NOT NULL AS delivered
 FROM sync_watchlist w JOIN notification_preferences p USING (user_id)
 -- The keyset bound on both sides of the join (the planner does not carry an inequality across
 -- it): a merge join, which it may choose once `notifications` is analyzed mid-fan-out, then
