@@ -310,6 +310,10 @@ def test_channel_segments_stay_one_valid_pubnub_level() -> None:
     # "~" is escaped too, so a literal "~2e" can never pose as an escaped ".".
     assert channel_segment("a~2eb") != channel_segment("a.b")
     assert channel_segment("a" * 128) != channel_segment("a" * 127)
+    # A plain id is its own segment up to the longest that fits; a longer one is a digest.
+    assert channel_segment("a" * 73) == "a" * 73
+    assert channel_segment("a" * 74).startswith("~h")
+    assert channel_segment("alice\n") == "alice~0a"
     with pytest.raises(ValueError, match="non-empty"):
         channel_segment("")
 
