@@ -150,11 +150,19 @@ async def _raise(
     storing: asyncio.Task[tuple[int, asyncio.Task[None] | None]] | None = None
     # An earlier try of this cause, killed after a page's commit and before its sends: send
     # those pages now (the paging below finds their users notified and stores nothing).
-    for page_id, entries in await store.unsent_of(ctx.pool, env.event_id):
-        await _add_to_inboxes(ctx, entries)
-        for start in range(0, len(entries), PAGE_CALL):
-            await _to_devices(ctx, _resent(entries[start : start + PAGE_CALL]))
-        await store.sent(ctx.pool, page_id)
+    for page in await store.unsent_of(ctx.pool, env.event_id):
+        await _add_to_inboxes(ctx, page.entries)
+        if rules.devices_may_be_resent(page.stored_at, clock()):
+            for start in range(0, len(page.entries), PAGE_CALL):
+                await _to_devices(ctx, _resent(page.entries[start : start + PAGE_CALL]))
+        else:
+            logger.bind(agent=ctx.agent).warning(
+                "a fan-out page of {} notification(s) stored at {} resent to the inboxes only: "
+                "its device messages' claims may have expired, and a device may have had them",
+                len(page.entries),
+                page.stored_at.isoformat(),
+            )
+        await store.sent(ctx.pool, page.id)
 
     def read(alert: rules.Alert, after: str, size: int) -> asyncio.Task[list[rules.Candidate]]:
         since = clock() - timedelta(seconds=bursts.WINDOW_S)

@@ -16,6 +16,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
+from agreements.sync_realtime import CLAIM_TTL_S
 from schemas.content import (
     AvailabilityChanged,
     AvailabilityRow,
@@ -302,3 +303,15 @@ class PageRenderer:
                 occurred_at=note.created_at,
             )
         return Planned(c.user_id, note_id, body, deliver_at, message, key)
+
+
+# Slack for the worker's clock against Redis's count of a claim's time to live.
+_CLAIM_MARGIN_S = 30
+
+
+def devices_may_be_resent(stored_at: datetime, now: datetime) -> bool:
+    """Whether a marked page's device messages may be sent again: only while every claim its
+    first try could have taken still holds. Claims are taken as messages are sent, after the
+    page was stored, and live CLAIM_TTL_S; past that a resend could reach a device twice, so
+    the page goes to the inboxes alone (a device reads it there: at most once, never twice)."""
+    return (now - stored_at).total_seconds() < CLAIM_TTL_S - _CLAIM_MARGIN_S

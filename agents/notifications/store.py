@@ -7,6 +7,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Collection
 from datetime import datetime
+from typing import NamedTuple
 
 import asyncpg
 
@@ -299,9 +300,14 @@ async def sent(db: asyncpg.Pool | asyncpg.Connection, page: int) -> None:
     await db.execute("DELETE FROM notification_pages_unsent WHERE id = $1", page)
 
 
-async def unsent_of(
-    db: asyncpg.Pool | asyncpg.Connection, cause_id: uuid.UUID
-) -> list[tuple[int, list[RawEntry]]]:
+class UnsentPage(NamedTuple):
+    id: int
+    # When the page was raised (its rows' created_at): before any of its sends.
+    stored_at: datetime
+    entries: list[RawEntry]
+
+
+async def unsent_of(db: asyncpg.Pool | asyncpg.Connection, cause_id: uuid.UUID) -> list[UnsentPage]:
     """The pages an earlier try of this cause stored and may not have sent (it was killed
     between), each with its delivered notifications' inbox entries as stored."""
     pages = await db.fetch(
@@ -333,7 +339,7 @@ async def unsent_of(
             )
             for r in rows
         ]
-        out.append((page["id"], entries))
+        out.append(UnsentPage(page["id"], page["created_at"], entries))
     return out
 
 

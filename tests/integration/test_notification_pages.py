@@ -19,7 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from agents.framework.context import AgentContext, ContextHolder
 from agents.notifications import handlers
 from agents.notifications.handlers import _of_change, alert_agent, overdue_gauge
-from agreements.sync_realtime import log_key
+from agreements.sync_realtime import CLAIM_TTL_S, log_key
 from core.config import Settings
 from core.observability.metrics import NOTIFICATION_PAGES_UNSENT
 from schemas.content import AvailabilityChanged, AvailabilityRow, AvailabilityType
@@ -121,6 +121,35 @@ async def test_a_page_committed_but_not_sent_is_sent_once_by_the_redelivered_cau
         assert sent[user] == Counter({ids[user].decode(): 1}), (user, sent[user])
     # Straight through the sink: no sync.realtime record for realtime-deliver to send again.
     assert await _on_sync_realtime(ctx, users) == 0
+
+
+async def test_a_page_resent_after_its_claims_may_have_expired_goes_to_the_inboxes_only(
+    ctx: AgentContext,
+) -> None:
+    """A cause redelivered long after its try died (a worker down for a while, a dead letter
+    replayed later): the first try may have sent some device messages, whose claims have
+    expired since, so sending again could reach a device twice. The inboxes get the page; the
+    devices read it there."""
+    title, users = await _watchers(ctx)
+    cause = arrival(title)
+    unreachable = aioredis.from_url("redis://127.0.0.1:1", socket_connect_timeout=0.5)
+    crashed = AgentContext(ctx.settings, ctx.pool, ctx.publisher, unreachable, ctx.agent)
+    try:
+        with pytest.raises(RedisConnectionError):
+            await alert_agent(_of_change, lambda: NOW)(crashed, [cause])
+    finally:
+        await unreachable.aclose()
+
+    later = NOW + timedelta(seconds=CLAIM_TTL_S)
+    await alert_agent(_of_change, lambda: later)(ctx, [cause])
+
+    assert not await ctx.pool.fetchval(
+        "SELECT count(*) FROM notification_pages_unsent WHERE cause_id = $1", cause.event_id
+    )
+    for user in users:
+        assert len(await inbox(ctx, user)) == 1
+    sent = await _sent_by_user(ctx, users)
+    assert all(not sent[user] for user in users), sent
 
 
 async def test_a_page_sent_leaves_no_mark_and_a_replay_sends_nothing(ctx: AgentContext) -> None:

@@ -4,13 +4,14 @@ which id, and when quiet hours let them through (agents/notifications/rules.py, 
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
 
 from agents.notifications import bursts, rules
 from agents.notifications.quiet import release_at
+from agreements.sync_realtime import CLAIM_TTL_S
 from schemas.content import AvailabilityChanged, AvailabilityRow, AvailabilityType, ContentExpiring
 from schemas.notifications import AlertKind, NotificationPreferences, QuietHours
 
@@ -223,3 +224,12 @@ def test_a_preferences_region_follows_the_one_region_rule() -> None:
     for bad in ("USA", "u", "Ä1", ""):
         with pytest.raises(ValidationError, match="ISO 3166-1 alpha-2"):
             prefs(region=bad)
+
+
+def test_a_marked_page_is_resent_to_devices_only_while_its_claims_hold() -> None:
+    stored = datetime(2026, 12, 7, 6, 0, tzinfo=UTC)
+    assert rules.devices_may_be_resent(stored, stored)
+    assert rules.devices_may_be_resent(stored, stored + timedelta(minutes=9))
+    # The claims of its first sends (taken after the page was stored) may be gone.
+    assert not rules.devices_may_be_resent(stored, stored + timedelta(seconds=CLAIM_TTL_S))
+    assert not rules.devices_may_be_resent(stored, stored + timedelta(hours=2))
