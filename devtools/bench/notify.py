@@ -35,6 +35,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -305,41 +306,45 @@ async def _watch(
         run.last_device_s = max(heard.values()) - sent
 
 
-def _tree_cpu(proc: psutil.Process) -> float:
-    """CPU seconds (user + system) of a process, of its children living, and of those it
-    reaped (a PostgreSQL backend that ended, an autovacuum worker)."""
-    try:
-        t = proc.cpu_times()
-        total = t.user + t.system + t.children_user + t.children_system
-        children = proc.children(recursive=True)
-    except psutil.Error:
-        return 0.0
-    for child in children:
-        try:
-            c = child.cpu_times()
-            total += c.user + c.system
-        except psutil.Error:
-            pass
-    return total
-
-
-def _backends_cpu(proc: psutil.Process) -> float:
-    """CPU seconds of a PostgreSQL server's client backends ("postgres: user db host(port)
-    ..."), or of the process itself when it is one (not the server's: DATABASE_URL)."""
+def _cpu_of(procs: list[psutil.Process], counted: Callable[[psutil.Process], bool]) -> float:
+    """CPU seconds (user + system) of those of `procs` that are `counted` (one that ended
+    meanwhile counts 0)."""
     total = 0.0
-    try:
-        procs = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        return 0.0
     for one in procs:
         try:
-            title = " ".join(one.cmdline())
-            if title.startswith("postgres: ") and "(" in title:
+            if counted(one):
                 t = one.cpu_times()
                 total += t.user + t.system
         except psutil.Error:
             pass
     return total
+
+
+def _tree_cpu(proc: psutil.Process) -> float:
+    """CPU seconds (user + system) of a process, of its children living, and of those it
+    reaped (a PostgreSQL backend that ended, an autovacuum worker)."""
+    try:
+        t = proc.cpu_times()
+        reaped = t.children_user + t.children_system
+        children = proc.children(recursive=True)
+    except psutil.Error:
+        return 0.0
+    return reaped + _cpu_of([proc, *children], lambda _: True)
+
+
+def _is_backend(proc: psutil.Process) -> bool:
+    title = " ".join(proc.cmdline())
+    return title.startswith("postgres: ") and "(" in title
+
+
+def _backends_cpu(proc: psutil.Process) -> float:
+    """CPU seconds of a PostgreSQL server's client backends ("postgres: user db host(port)
+    ..."), or of the process itself when it is one (not the server's: DATABASE_URL)."""
+    try:
+        procs = [proc, *proc.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    return _cpu_of(procs, _is_backend)
 
 
 def _own_cpu(proc: psutil.Process) -> float:
