@@ -28,7 +28,7 @@ from cli.records import (
     resolve_topic,
     validation_error,
 )
-from core.kafka import KafkaProducer, new_producer
+from core.kafka import KafkaProducer, new_producer, stop_reader
 from core.publisher import envelope_headers
 from schemas.envelope import decode
 from topics.registry import DLQ_SUFFIX, TopicSpec
@@ -92,7 +92,7 @@ async def read_dead_letters(bootstrap: str, dlq_topic: str) -> list[DeadLetterRe
             async for r in records_until(consumer, ends)
         ]
     finally:
-        await consumer.stop()
+        await stop_reader(consumer)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:

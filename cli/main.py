@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli.auth_commands import keys_app, token_app
@@ -309,7 +310,14 @@ def sample_catalog(
     """Write a messy multi-platform catalog file for demos, tests and benchmarks."""
     from cli.ingest import write_sample
 
-    count, tv = write_sample(out_file, titles, seed, invalid, episodes)
+    try:
+        count, tv = write_sample(out_file, titles, seed, invalid, episodes)
+    except OSError as exc:
+        err.print(
+            f"[red]cannot write {escape(str(out_file))}: {escape(exc.strerror or str(exc))}; "
+            "name a file in a directory that exists and that you may write to[/red]"
+        )
+        raise typer.Exit(2) from None
     out.print(
         f"{count} items for {titles} titles written to {out_file} "
         f"({tv['episode']} episode listings, {tv['season']} season listings)"

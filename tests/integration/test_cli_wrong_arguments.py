@@ -1,0 +1,36 @@
+"""Wrong arguments an operator gives `mgw` commands end in a sentence saying what to do, never in
+a traceback (found by hand: `mgw tail content.raw --partition 7` on a one-partition topic printed
+"0 partition(s)" and then aiokafka's CancelledError)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tests.conftest import Isolated
+from tests.helpers import run_cli
+
+
+async def test_tail_of_a_partition_the_topic_lacks_names_the_ones_it_has(
+    isolated: Isolated,
+) -> None:
+    env = {**os.environ, **isolated.env}
+    prefix = isolated.settings.kafka.topic_prefix
+    code, out, err = await run_cli(
+        "tail", "content.raw", "--partition", "99", "--no-follow", env=env, limit_s=60
+    )
+    assert "Traceback" not in err, err
+    assert code == 2, (code, out, err)
+    assert f"{prefix}.content.raw has no partition 99" in err, err
+    assert "choose --partition among them" in err, err
+
+
+async def test_sample_catalog_into_a_missing_directory_says_so(tmp_path: Path) -> None:
+    target = tmp_path / "no" / "such" / "dir" / "catalog.jsonl"
+    code, out, err = await run_cli(
+        "sample-catalog", str(target), "--titles", "3", env=dict(os.environ), limit_s=60
+    )
+    assert "Traceback" not in err, err
+    assert code == 2, (code, out, err)
+    assert "cannot write" in err and "No such file or directory" in err, err
+    assert "name a file in a directory that exists" in err, err
