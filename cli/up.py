@@ -237,8 +237,8 @@ def run_stack(data_dir: str, gateway_port: int, durable: bool = False) -> int:
 
             # Bound here and handed over (cli/ports.py): a restarted child serves on the same
             # port, and no other program can take it meanwhile.
-            worker_socket = bind_listener(9091)
-            gateway_socket = bind_listener(gateway_port)
+            worker_socket = bind_listener(9091, what="worker ops")
+            gateway_socket = bind_listener(gateway_port, what="gateway HTTP")
             worker_port, gw_port = port_of(worker_socket), port_of(gateway_socket)
             worker_env = {
                 **env,
