@@ -182,7 +182,12 @@ async def replay(
     letters = chosen(await read_dead_letters(bootstrap, dlq_topic), refs, every, reason)
     found = {(le.partition, le.offset) for le in letters} | {(None, le.offset) for le in letters}
     results = [
-        Replayed(f"{'' if p is None else f'{p}:'}{o}", "-", "skipped", "no such dead letter")
+        Replayed(
+            f"{'' if p is None else f'{p}:'}{o}",
+            "-",
+            "skipped",
+            "no such dead letter (`mgw dlq list` lists the refs)",
+        )
         for p, o in sorted(refs - found, key=lambda r: (r[0] or 0, r[1]))
     ]
     producer: KafkaProducer | None = None

@@ -134,7 +134,10 @@ def show_command(
     refs = _refs([ref])
     found = chosen(_read(bootstrap, dlq_topic), refs, False, None)
     if not found:
-        err.print(f"[red]no dead letter {ref} on {dlq_topic}[/red]")
+        err.print(
+            f"[red]no dead letter {escape(ref)} on {dlq_topic}; `mgw dlq list "
+            f"{escape(spec.name)}` lists the ones it keeps, with their refs[/red]"
+        )
         raise typer.Exit(1)
     letter = found[0]
     table = Table("header", "value", title=f"{dlq_topic} {letter.ref}")
@@ -211,7 +214,10 @@ def replay_command(
             f"({result.reason}): {escape(result.detail)}"
         )
     if not results:
-        err.print(f"[red]no dead letter of {escape(topic)} matches: nothing replayed[/red]")
+        err.print(
+            f"[red]no dead letter of {escape(topic)} matches: nothing replayed (`mgw dlq list "
+            f"{escape(topic)}` lists the ones it keeps)[/red]"
+        )
         raise typer.Exit(1)
     done = sum(r.status in ("replayed", "would replay") for r in results)
     out.print(f"{done} of {len(results)} {'would be ' if dry_run else ''}replayed")

@@ -34,3 +34,14 @@ async def test_sample_catalog_into_a_missing_directory_says_so(tmp_path: Path) -
     assert code == 2, (code, out, err)
     assert "cannot write" in err and "No such file or directory" in err, err
     assert "name a file in a directory that exists" in err, err
+
+
+async def test_a_dead_letter_not_kept_points_to_the_list(isolated: Isolated) -> None:
+    env = {**os.environ, **isolated.env}
+    code, out, err = await run_cli("dlq", "show", "content.raw", "17", env=env, limit_s=60)
+    assert "Traceback" not in err, err
+    assert code == 1, (code, out, err)
+    assert "no dead letter 17" in err and "`mgw dlq list content.raw` lists" in err, err
+    code, out, err = await run_cli("dlq", "replay", "content.raw", "17", env=env, limit_s=60)
+    assert code == 1, (code, out, err)
+    assert "no such dead letter (`mgw dlq list` lists the refs)" in out, out
