@@ -31,3 +31,10 @@ def settings_or_exit() -> Settings:
         err.print(f"[red]{exc}[/red]")
         err.print("Fix the variables above (environment or .env) and run the command again.")
         raise typer.Exit(2) from None
+
+
+def failure_text(exc: BaseException) -> str:
+    """An exception as one line: its kind and message; its kind alone when it has none (a
+    timeout says nothing else)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

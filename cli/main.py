@@ -13,7 +13,7 @@ from rich.table import Table
 
 from cli.auth_commands import keys_app, token_app
 from cli.auth_service_commands import auth_app
-from cli.console import err, out, settings_or_exit
+from cli.console import err, failure_text, out, settings_or_exit
 from cli.dlq import dlq_app
 from cli.k8s_manifests import ops_app
 from cli.tail import tail
@@ -352,9 +352,25 @@ def db_reindex_search() -> None:
 @readmodel_app.command("rebuild")
 def readmodel_rebuild() -> None:
     """Rewrite every read-model document from PostgreSQL (after a Redis loss)."""
+    import asyncpg
+    from redis.exceptions import RedisError
+
     from cli.ingest import rebuild_read_model
 
-    done = asyncio.run(rebuild_read_model(settings_or_exit()))
+    settings = settings_or_exit()
+    try:
+        done = asyncio.run(rebuild_read_model(settings))
+    except ConfigError as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+    except (OSError, RedisError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+        err.print(
+            f"[red]cannot reach PostgreSQL or Redis: {escape(failure_text(exc))}[/red] (check "
+            "DATABASE_URL and REDIS_URL, `mgw stack` shows a local stack's; run it again once "
+            "both answer: it rewrites every document, and a worker's read-model guard rebuilds "
+            "a read model it finds missing by itself)"
+        )
+        raise typer.Exit(1) from None
     out.print(f"{done} document(s) written; read model ready")
 
 

@@ -45,3 +45,23 @@ async def test_a_dead_letter_not_kept_points_to_the_list(isolated: Isolated) -> 
     code, out, err = await run_cli("dlq", "replay", "content.raw", "17", env=env, limit_s=60)
     assert code == 1, (code, out, err)
     assert "no such dead letter (`mgw dlq list` lists the refs)" in out, out
+
+
+async def test_readmodel_rebuild_without_its_services_says_what_to_check(
+    service_env: dict[str, str],
+) -> None:
+    """Found by hand: `mgw readmodel rebuild` (the runbook's step after a Redis loss) with
+    PostgreSQL or Redis not answering ended in a traceback."""
+    nowhere = {
+        "DATABASE_URL": "postgresql://mgw@127.0.0.1:1/mgw",
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+    }
+    for missing in ("DATABASE_URL", "REDIS_URL"):
+        env = {**os.environ, **service_env, missing: nowhere[missing]}
+        code, out, err = await run_cli("readmodel", "rebuild", env=env, limit_s=90)
+        assert "Traceback" not in err, (missing, err)
+        assert code == 1, (missing, code, out, err)
+        assert "cannot reach PostgreSQL or Redis: ConnectionRefusedError" in err or (
+            "cannot reach PostgreSQL or Redis: ConnectionError" in err
+        ), (missing, err)
+        assert "check DATABASE_URL and REDIS_URL" in err and "run it again" in err, err
