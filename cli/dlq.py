@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cli.console import err, out, settings_or_exit
+from cli.console import broker_reached, err, out, settings_or_exit
 
 if TYPE_CHECKING:
     from cli.dead_letters import DeadLetterRecord
@@ -66,7 +66,8 @@ def _read(bootstrap: str, dlq_topic: str) -> list[DeadLetterRecord]:
     from cli.records import UnknownTopic
 
     try:
-        return asyncio.run(read_dead_letters(bootstrap, dlq_topic))
+        with broker_reached(bootstrap):
+            return asyncio.run(read_dead_letters(bootstrap, dlq_topic))
     except UnknownTopic as exc:
         err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
@@ -191,19 +192,20 @@ def replay_command(
             raise typer.Exit(2) from None
     bootstrap, prefix, _, _ = _settings_and_names(topic)
     try:
-        results = asyncio.run(
-            replay(
-                bootstrap,
-                prefix,
-                topic,
-                _refs(refs or []),
-                every,
-                reason,
-                patch,
-                force,
-                dry_run,
+        with broker_reached(bootstrap):
+            results = asyncio.run(
+                replay(
+                    bootstrap,
+                    prefix,
+                    topic,
+                    _refs(refs or []),
+                    every,
+                    reason,
+                    patch,
+                    force,
+                    dry_run,
+                )
             )
-        )
     except UnknownTopic as exc:
         err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from None

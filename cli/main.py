@@ -282,6 +282,8 @@ def ingest_report(
     limit: Annotated[int, typer.Option(min=1, help="Items to list.")] = 50,
 ) -> None:
     """What normalization dropped or changed of the stored catalog items, by kind and item."""
+    import asyncpg
+
     from cli.ingest import ReportFilterError, warnings_report
 
     settings = settings_or_exit()
@@ -290,6 +292,12 @@ def ingest_report(
     except ReportFilterError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+        err.print(
+            f"[red]cannot reach PostgreSQL: {escape(failure_text(exc))}[/red] (check "
+            "DATABASE_URL; `mgw stack` shows a local stack's)"
+        )
+        raise typer.Exit(1) from None
 
 
 @app.command("sample-catalog")

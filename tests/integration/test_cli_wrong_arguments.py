@@ -65,3 +65,27 @@ async def test_readmodel_rebuild_without_its_services_says_what_to_check(
             "cannot reach PostgreSQL or Redis: ConnectionError" in err
         ), (missing, err)
         assert "check DATABASE_URL and REDIS_URL" in err and "run it again" in err, err
+
+
+async def test_the_runbooks_commands_without_their_services_say_what_to_check(
+    service_env: dict[str, str],
+) -> None:
+    """Found by hand: `mgw dlq list` (the runbook of MgwDeadLetters), `mgw dlq replay`, `mgw
+    tail` with the broker down, and `mgw ingest-report` with PostgreSQL down, ended in
+    tracebacks."""
+    broker_down = {**os.environ, **service_env, "KAFKA_BROKERS": "127.0.0.1:1"}
+    for args in (
+        ("dlq", "list", "content.raw"),
+        ("dlq", "replay", "content.raw", "1"),
+        ("tail", "content.raw", "--no-follow"),
+    ):
+        code, out, err = await run_cli(*args, env=broker_down, limit_s=90)
+        assert "Traceback" not in err, (args, err)
+        assert code == 1, (args, code, out, err)
+        assert "cannot reach the broker at 127.0.0.1:1: KafkaConnectionError" in err, (args, err)
+        assert "check KAFKA_BROKERS" in err, (args, err)
+    pg_down = {**os.environ, **service_env, "DATABASE_URL": "postgresql://mgw@127.0.0.1:1/mgw"}
+    code, out, err = await run_cli("ingest-report", env=pg_down, limit_s=90)
+    assert "Traceback" not in err, err
+    assert code == 1 and "cannot reach PostgreSQL: ConnectionRefusedError" in err, (code, err)
+    assert "check DATABASE_URL" in err, err
