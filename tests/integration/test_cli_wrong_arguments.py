@@ -89,3 +89,20 @@ async def test_the_runbooks_commands_without_their_services_say_what_to_check(
     assert "Traceback" not in err, err
     assert code == 1 and "cannot reach PostgreSQL: ConnectionRefusedError" in err, (code, err)
     assert "check DATABASE_URL" in err, err
+
+
+async def test_contracts_into_a_directory_that_cannot_be_made_say_so() -> None:
+    code, out, err = await run_cli(
+        "topics",
+        "contracts",
+        "/proc/mgw-contracts",
+        "--prefix",
+        "mgw",
+        "--bootstrap",
+        "127.0.0.1:9092",
+        env={**os.environ, "MGW_STACK_FILE": "none"},
+        limit_s=60,
+    )
+    assert "Traceback" not in err, err
+    assert code == 2, (code, out, err)
+    assert "cannot write into /proc/mgw-contracts: FileNotFoundError" in err, err
