@@ -95,7 +95,6 @@ class ContextHolder:
         self._source = source
         self._ctx: AgentContext | None = None
         self._lock = asyncio.Lock()
-        self._closed = False
 
     @property
     def current(self) -> AgentContext | None:
@@ -104,9 +103,6 @@ class ContextHolder:
     async def get(self) -> AgentContext:
         if self._ctx is not None:
             return self._ctx
-        if self._closed:
-            # Opening again would leave a pool and a producer that nobody closes.
-            raise RuntimeError("the worker stopped: its resources are closed")
         async with self._lock:
             if self._ctx is None:
                 pool = await create_pool(self._settings.postgres)
@@ -126,7 +122,6 @@ class ContextHolder:
         return self._ctx
 
     async def close(self) -> None:
-        self._closed = True
         if self._ctx is None:
             return
         ctx, self._ctx = self._ctx, None

@@ -87,11 +87,9 @@ def create_app(
         reader = BroadcastReader(kafka.bootstrap, broadcast, kafka.topic_prefix)
         app.task(broadcast_task(reader, _context_of(broadcast.name, holder)))
 
-    # Closed last: after the app stopped its agents (children) and its timers and tasks
-    # (futures), when it leaves its exit stack. Faust's on_before_shutdown comes before both,
-    # so an agent still on its batch retried on a closed pool, and a timer opened a second
-    # set of resources that nobody closed (tests/integration/test_worker_stop_order.py).
-    app.async_exit_stack.push_async_callback(holder.close)
+    @app.on_before_shutdown.connect
+    async def _close(app: Any, **kwargs: Any) -> None:
+        await holder.close()
 
     return app, holder
 
