@@ -79,7 +79,12 @@ def stack(
 
     values = running_stack()
     if not values:
-        err.print(f"[red]no running stack recorded in {stack_file()}[/red]")
+        path = stack_file()
+        if path is None:
+            err.print("[red]MGW_STACK_FILE is empty or none: no stack file is read[/red]")
+            err.print("Unset it (or name the stack.env of a running `mgw up`).")
+            raise typer.Exit(1)
+        err.print(f"[red]no running stack recorded in {escape(str(path))}[/red]")
         err.print("Start one with `make up` (or `mgw up`) in this directory.")
         raise typer.Exit(1)
     if key:

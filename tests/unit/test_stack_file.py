@@ -123,3 +123,19 @@ def test_the_banner_says_how_commands_find_a_stack_kept_elsewhere(
     # Named by MGW_STACK_FILE in the shell that started it: found there.
     monkeypatch.setenv("MGW_STACK_FILE", str(elsewhere))
     assert "finds this stack through other/stack.env" in how_commands_find(elsewhere)
+
+
+def test_mgw_stack_with_no_file_to_read_says_why() -> None:
+    """Found by hand: with MGW_STACK_FILE=none, `mgw stack` said "no running stack recorded
+    in None"."""
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "stack"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "MGW_STACK_FILE": "none"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done
+    assert "in None" not in done.stderr
+    assert "MGW_STACK_FILE is empty or none" in done.stderr, done.stderr
