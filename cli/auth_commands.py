@@ -12,9 +12,10 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from cli.console import err, out, settings_or_exit
+from cli.console import err, failure_text, out, settings_or_exit
 from core.config import ConfigError, Settings
 from gateway.auth.principal import GRANTABLE_TIERS, SCOPES, Tier
 
@@ -58,7 +59,8 @@ def _with_store(settings: Settings, action: Callable[..., Awaitable[T]]) -> T:
         raise typer.Exit(2) from None
     except (OSError, RedisError) as exc:
         err.print(
-            f"[red]cannot reach PostgreSQL or Redis: {exc}[/red] (check DATABASE_URL and REDIS_URL)"
+            f"[red]cannot reach PostgreSQL or Redis: {escape(failure_text(exc))}[/red] (check "
+            "DATABASE_URL and REDIS_URL)"
         )
         raise typer.Exit(1) from None
 

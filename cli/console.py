@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from core.config import ConfigError, Settings, get_settings
 
@@ -31,3 +34,26 @@ def settings_or_exit() -> Settings:
         err.print(f"[red]{exc}[/red]")
         err.print("Fix the variables above (environment or .env) and run the command again.")
         raise typer.Exit(2) from None
+
+
+def failure_text(exc: BaseException) -> str:
+    """An exception as one line: its kind and message; its kind alone when it has none (a
+    timeout says nothing else)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+@contextmanager
+def broker_reached(bootstrap: str) -> Iterator[None]:
+    """A broker that does not answer ends the command with a sentence and exit 1, not a
+    traceback: for the commands that read or write topics (`mgw tail`, `mgw dlq`)."""
+    from core.kafka import KafkaError
+
+    try:
+        yield
+    except KafkaError as exc:
+        err.print(
+            f"[red]cannot reach the broker at {escape(bootstrap)}: {escape(failure_text(exc))}"
+            "[/red] (is it running? check KAFKA_BROKERS; `mgw stack` shows a local stack's)"
+        )
+        raise typer.Exit(1) from None

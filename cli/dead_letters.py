@@ -28,7 +28,7 @@ from cli.records import (
     resolve_topic,
     validation_error,
 )
-from core.kafka import KafkaProducer, new_producer
+from core.kafka import KafkaProducer, new_producer, stop_reader
 from core.publisher import envelope_headers
 from schemas.envelope import decode
 from topics.registry import DLQ_SUFFIX, TopicSpec
@@ -92,7 +92,7 @@ async def read_dead_letters(bootstrap: str, dlq_topic: str) -> list[DeadLetterRe
             async for r in records_until(consumer, ends)
         ]
     finally:
-        await consumer.stop()
+        await stop_reader(consumer)
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -182,7 +182,12 @@ async def replay(
     letters = chosen(await read_dead_letters(bootstrap, dlq_topic), refs, every, reason)
     found = {(le.partition, le.offset) for le in letters} | {(None, le.offset) for le in letters}
     results = [
-        Replayed(f"{'' if p is None else f'{p}:'}{o}", "-", "skipped", "no such dead letter")
+        Replayed(
+            f"{'' if p is None else f'{p}:'}{o}",
+            "-",
+            "skipped",
+            "no such dead letter (`mgw dlq list` lists the refs)",
+        )
         for p, o in sorted(refs - found, key=lambda r: (r[0] or 0, r[1]))
     ]
     producer: KafkaProducer | None = None

@@ -14,7 +14,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from cli.console import err, out, settings_or_exit
+from cli.console import broker_reached, err, out, settings_or_exit
 
 if TYPE_CHECKING:
     from cli.dead_letters import DeadLetterRecord
@@ -66,7 +66,8 @@ def _read(bootstrap: str, dlq_topic: str) -> list[DeadLetterRecord]:
     from cli.records import UnknownTopic
 
     try:
-        return asyncio.run(read_dead_letters(bootstrap, dlq_topic))
+        with broker_reached(bootstrap):
+            return asyncio.run(read_dead_letters(bootstrap, dlq_topic))
     except UnknownTopic as exc:
         err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
@@ -134,7 +135,10 @@ def show_command(
     refs = _refs([ref])
     found = chosen(_read(bootstrap, dlq_topic), refs, False, None)
     if not found:
-        err.print(f"[red]no dead letter {ref} on {dlq_topic}[/red]")
+        err.print(
+            f"[red]no dead letter {escape(ref)} on {dlq_topic}; `mgw dlq list "
+            f"{escape(spec.name)}` lists the ones it keeps, with their refs[/red]"
+        )
         raise typer.Exit(1)
     letter = found[0]
     table = Table("header", "value", title=f"{dlq_topic} {letter.ref}")
@@ -188,19 +192,20 @@ def replay_command(
             raise typer.Exit(2) from None
     bootstrap, prefix, _, _ = _settings_and_names(topic)
     try:
-        results = asyncio.run(
-            replay(
-                bootstrap,
-                prefix,
-                topic,
-                _refs(refs or []),
-                every,
-                reason,
-                patch,
-                force,
-                dry_run,
+        with broker_reached(bootstrap):
+            results = asyncio.run(
+                replay(
+                    bootstrap,
+                    prefix,
+                    topic,
+                    _refs(refs or []),
+                    every,
+                    reason,
+                    patch,
+                    force,
+                    dry_run,
+                )
             )
-        )
     except UnknownTopic as exc:
         err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(1) from None
@@ -211,7 +216,10 @@ def replay_command(
             f"({result.reason}): {escape(result.detail)}"
         )
     if not results:
-        err.print(f"[red]no dead letter of {escape(topic)} matches: nothing replayed[/red]")
+        err.print(
+            f"[red]no dead letter of {escape(topic)} matches: nothing replayed (`mgw dlq list "
+            f"{escape(topic)}` lists the ones it keeps)[/red]"
+        )
         raise typer.Exit(1)
     done = sum(r.status in ("replayed", "would replay") for r in results)
     out.print(f"{done} of {len(results)} {'would be ' if dry_run else ''}replayed")

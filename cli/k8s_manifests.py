@@ -259,7 +259,13 @@ def k8s_command(
     current = out_file.read_text() if out_file.exists() else None
     if check:
         if current != text:
-            out.print(f"{out_file} is out of step: run `mgw ops k8s`")
+            # The command that brings it in step is this one without --check.
+            again = "mgw ops k8s"
+            if prefix != "mgw":
+                again += f" --prefix {prefix}"
+            if out_file != WORKERS_PATH:
+                again += f" --out {out_file}"
+            out.print(f"{out_file} is out of step: run `{again}`")
             raise typer.Exit(1)
         out.print(f"{out_file} in step")
         return

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from cli.auth_commands import keys_app, token_app
 from cli.auth_service_commands import auth_app
-from cli.console import err, out, settings_or_exit
+from cli.console import err, failure_text, out, settings_or_exit
 from cli.dlq import dlq_app
 from cli.k8s_manifests import ops_app
 from cli.tail import tail
@@ -78,7 +79,12 @@ def stack(
 
     values = running_stack()
     if not values:
-        err.print(f"[red]no running stack recorded in {stack_file()}[/red]")
+        path = stack_file()
+        if path is None:
+            err.print("[red]MGW_STACK_FILE is empty or none: no stack file is read[/red]")
+            err.print("Unset it (or name the stack.env of a running `mgw up`).")
+            raise typer.Exit(1)
+        err.print(f"[red]no running stack recorded in {escape(str(path))}[/red]")
         err.print("Start one with `make up` (or `mgw up`) in this directory.")
         raise typer.Exit(1)
     if key:
@@ -281,6 +287,8 @@ def ingest_report(
     limit: Annotated[int, typer.Option(min=1, help="Items to list.")] = 50,
 ) -> None:
     """What normalization dropped or changed of the stored catalog items, by kind and item."""
+    import asyncpg
+
     from cli.ingest import ReportFilterError, warnings_report
 
     settings = settings_or_exit()
@@ -289,6 +297,12 @@ def ingest_report(
     except ReportFilterError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from None
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+        err.print(
+            f"[red]cannot reach PostgreSQL: {escape(failure_text(exc))}[/red] (check "
+            "DATABASE_URL; `mgw stack` shows a local stack's)"
+        )
+        raise typer.Exit(1) from None
 
 
 @app.command("sample-catalog")
@@ -309,7 +323,14 @@ def sample_catalog(
     """Write a messy multi-platform catalog file for demos, tests and benchmarks."""
     from cli.ingest import write_sample
 
-    count, tv = write_sample(out_file, titles, seed, invalid, episodes)
+    try:
+        count, tv = write_sample(out_file, titles, seed, invalid, episodes)
+    except OSError as exc:
+        err.print(
+            f"[red]cannot write {escape(str(out_file))}: {escape(exc.strerror or str(exc))}; "
+            "name a file in a directory that exists and that you may write to[/red]"
+        )
+        raise typer.Exit(2) from None
     out.print(
         f"{count} items for {titles} titles written to {out_file} "
         f"({tv['episode']} episode listings, {tv['season']} season listings)"
@@ -344,9 +365,25 @@ def db_reindex_search() -> None:
 @readmodel_app.command("rebuild")
 def readmodel_rebuild() -> None:
     """Rewrite every read-model document from PostgreSQL (after a Redis loss)."""
+    import asyncpg
+    from redis.exceptions import RedisError
+
     from cli.ingest import rebuild_read_model
 
-    done = asyncio.run(rebuild_read_model(settings_or_exit()))
+    settings = settings_or_exit()
+    try:
+        done = asyncio.run(rebuild_read_model(settings))
+    except ConfigError as exc:
+        err.print(f"[red]{escape(str(exc))}[/red]")
+        raise typer.Exit(2) from None
+    except (OSError, RedisError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+        err.print(
+            f"[red]cannot reach PostgreSQL or Redis: {escape(failure_text(exc))}[/red] (check "
+            "DATABASE_URL and REDIS_URL, `mgw stack` shows a local stack's; run it again once "
+            "both answer: it rewrites every document, and a worker's read-model guard rebuilds "
+            "a read model it finds missing by itself)"
+        )
+        raise typer.Exit(1) from None
     out.print(f"{done} document(s) written; read model ready")
 
 

@@ -31,20 +31,33 @@ START_ATTEMPTS = 3
 T = TypeVar("T")
 
 
-def bind_listener(preferred: int | None, host: str = LOCALHOST) -> socket.socket:
-    """A listening TCP socket on `preferred` when it is free, else on a port the OS picks;
-    inheritable, so a child can serve on it."""
+def bind_listener(
+    preferred: int | None, host: str = LOCALHOST, what: str = "a listener"
+) -> socket.socket:
+    """A listening TCP socket on `preferred` when it is free, else on a port the OS picks
+    (and said, naming `what` and both ports); inheritable, so a child can serve on it."""
+    taken: OSError | None = None
     for port in ([preferred] if preferred else []) + [0]:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         # As servers do: a port left in TIME_WAIT by a stopped stack is free.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
-        except OSError:
+        except OSError as exc:
             sock.close()
+            taken = exc
             continue
         sock.listen(128)
         sock.set_inheritable(True)
+        if taken is not None:
+            logger.warning(
+                "{} port {} on {} is taken ({}); serving on {} instead",
+                what,
+                preferred,
+                host,
+                taken.strerror or taken,
+                port_of(sock),
+            )
         return sock
     raise OSError(f"no port free on {host} (tried {preferred} and one the OS picks)")
 

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from cli.console import err, out, settings_or_exit
+from cli.console import broker_reached, err, out, settings_or_exit
 
 
 def tail(
@@ -60,20 +60,21 @@ def tail(
     emit = print_pretty if pretty else print_json
     s = settings_or_exit()
     try:
-        asyncio.run(
-            tail_topic(
-                s.kafka.bootstrap,
-                s.kafka.topic_prefix,
-                topic,
-                Start(from_beginning, offset, when),
-                Filters(key, event_type, when),
-                emit,
-                partition,
-                follow,
-                limit,
-                ready=lambda text: err.print(f"[dim]{escape(text)}; Ctrl-C stops[/dim]"),
+        with broker_reached(s.kafka.bootstrap):
+            asyncio.run(
+                tail_topic(
+                    s.kafka.bootstrap,
+                    s.kafka.topic_prefix,
+                    topic,
+                    Start(from_beginning, offset, when),
+                    Filters(key, event_type, when),
+                    emit,
+                    partition,
+                    follow,
+                    limit,
+                    ready=lambda text: err.print(f"[dim]{escape(text)}; Ctrl-C stops[/dim]"),
+                )
             )
-        )
     except UnknownTopic as exc:
         err.print(f"[red]{escape(str(exc))}[/red]")
         raise typer.Exit(2) from None

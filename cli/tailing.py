@@ -18,6 +18,7 @@ from rich.markup import escape
 from cli.console import out
 from cli.records import (
     Shown,
+    UnknownTopic,
     known_ends,
     new_consumer,
     partitions_of,
@@ -25,7 +26,7 @@ from cli.records import (
     resolve_topic,
     shown,
 )
-from core.kafka import KafkaConsumer, KafkaError, TopicPartition
+from core.kafka import KafkaConsumer, KafkaError, TopicPartition, stop_reader
 
 _RELATIVE = re.compile(r"^(\d+)([smhd])$")
 _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
@@ -107,6 +108,21 @@ async def _position(
             consumer.seek(tp, ends[tp])
 
 
+def chosen_partitions(
+    topic: str, held: list[TopicPartition], wanted: list[int]
+) -> list[TopicPartition]:
+    """The partitions of `held` that `--partition` names; a number the broker does not hold
+    for `topic` is refused, naming the ones it does (nothing to tail there, ever)."""
+    numbers = [tp.partition for tp in held]
+    missing = sorted(set(wanted) - set(numbers))
+    if missing:
+        raise UnknownTopic(
+            f"{topic} has no partition {', '.join(map(str, missing))}: the broker holds "
+            f"{len(numbers)} ({', '.join(map(str, numbers))}); choose --partition among them"
+        )
+    return [tp for tp in held if tp.partition in wanted]
+
+
 async def tail_topic(
     bootstrap: str,
     prefix: str,
@@ -128,7 +144,7 @@ async def tail_topic(
     try:
         tps = await partitions_of(consumer, full)
         if partitions:
-            tps = [tp for tp in tps if tp.partition in partitions]
+            tps = chosen_partitions(full, tps, partitions)
         consumer.assign(tps)
         ends = await known_ends(consumer, tps)
         await _position(consumer, tps, start, ends)
@@ -154,7 +170,7 @@ async def tail_topic(
                     return printed
         return printed
     finally:
-        await consumer.stop()
+        await stop_reader(consumer)
 
 
 def print_json(item: Shown) -> None:

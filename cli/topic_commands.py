@@ -7,9 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
-from cli.console import err, out, settings_or_exit
+from cli.console import err, failure_text, out, settings_or_exit
 from topics.consumers import Consumer
 
 
@@ -42,7 +43,14 @@ def contracts(
         kafka = settings_or_exit().kafka
         prefix = kafka.topic_prefix if prefix is None else prefix
         bootstrap = kafka.bootstrap if bootstrap is None else bootstrap
-    written = write_contracts(out_dir, consumer_index(), prefix, bootstrap, with_device_socket)
+    try:
+        written = write_contracts(out_dir, consumer_index(), prefix, bootstrap, with_device_socket)
+    except OSError as exc:
+        err.print(
+            f"[red]cannot write into {escape(str(out_dir))}: {escape(failure_text(exc))}[/red] "
+            "(name a directory you may write to; it is created when missing)"
+        )
+        raise typer.Exit(2) from None
     schemas = sum(1 for p in written if p.suffix == ".json" and p.name != "asyncapi.json")
     out.print(
         f"{len(written)} files in {out_dir}: asyncapi.json, index.html, TOPICS.md and "

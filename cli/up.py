@@ -66,6 +66,7 @@ from core.stack_file import (
     PORTS_DIR_VARIABLE,
     SUPERVISOR_OPS_VARIABLE,
     WORKER_OPS_VARIABLE,
+    how_commands_find,
     recorded_ports,
     remove_stack_file,
     running_stack,
@@ -236,8 +237,8 @@ def run_stack(data_dir: str, gateway_port: int, durable: bool = False) -> int:
 
             # Bound here and handed over (cli/ports.py): a restarted child serves on the same
             # port, and no other program can take it meanwhile.
-            worker_socket = bind_listener(9091)
-            gateway_socket = bind_listener(gateway_port)
+            worker_socket = bind_listener(9091, what="worker ops")
+            gateway_socket = bind_listener(gateway_port, what="gateway HTTP")
             worker_port, gw_port = port_of(worker_socket), port_of(gateway_socket)
             worker_env = {
                 **env,
@@ -342,9 +343,9 @@ def run_stack(data_dir: str, gateway_port: int, durable: bool = False) -> int:
     write_stack_file(stack_path, recorded)
     console.print(durability_note(embedded_broker), soft_wrap=True)
     console.print(
-        f"Topics prefix: [bold]{settings.kafka.topic_prefix}[/bold]. Every `mgw` command in "
-        f"this directory finds this stack through {os.path.relpath(stack_path)}"
-        " (`mgw stack` shows it). Press Ctrl-C to stop everything."
+        f"Topics prefix: [bold]{settings.kafka.topic_prefix}[/bold]. "
+        f"{escape(how_commands_find(stack_path))} (`mgw stack` shows it). Press Ctrl-C to stop "
+        "everything."
     )
 
     gave_up: GiveUp | None = None

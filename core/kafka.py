@@ -11,6 +11,7 @@ nothing.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
@@ -35,6 +36,7 @@ __all__ = [
     "new_metadata_client",
     "new_producer",
     "new_reader",
+    "stop_reader",
 ]
 
 KafkaProducer = AIOKafkaProducer
@@ -63,6 +65,17 @@ def new_reader(bootstrap: str, client_id: str, **options: Any) -> KafkaConsumer:
         auto_offset_reset="earliest",
         **options,
     )
+
+
+async def stop_reader(consumer: KafkaConsumer) -> None:
+    """Stop a reader of `new_reader`, however soon after its start.
+
+    Its start schedules a task that its stop cancels and awaits; cancelled before its first
+    step (no await between the start and the stop, as when a tool refuses its arguments right
+    after reading the metadata), the task raises CancelledError out of the stop. One turn of
+    the loop lets it take that step."""
+    await asyncio.sleep(0)
+    await consumer.stop()
 
 
 def new_admin(bootstrap: str, client_id: str, request_timeout_ms: int = 10000) -> KafkaAdmin:

@@ -47,6 +47,20 @@ def stack_file() -> Path | None:
     return None if named.strip().lower() in ("", "none") else Path(named)
 
 
+def how_commands_find(path: Path) -> str:
+    """How another `mgw` command finds the stack whose file `mgw up` writes at `path`: by
+    itself when that is the file it reads (`stack_file()`, from the current directory), else
+    only when MGW_STACK_FILE names it (`mgw up --data-dir` elsewhere)."""
+    read = stack_file()
+    if read is not None and read.resolve() == path.resolve():
+        where = os.path.relpath(path)
+        return f"Every `mgw` command in this directory finds this stack through {where}"
+    return (
+        f"Other `mgw` commands find this stack only with MGW_STACK_FILE={path} (export it; "
+        f"without it they read {DEFAULT_STACK_FILE} of their own directory)"
+    )
+
+
 def write_stack_file(path: Path, values: Mapping[str, str]) -> None:
     """Write the running stack's variables (this process's pid first), owner-only."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -207,3 +207,17 @@ def test_processes_take_config_from_one_config_map_and_secret_and_probe_health()
     assert by_kind("PodDisruptionBudget")["gateway"]["spec"]["selector"]["matchLabels"].items() <= (
         labels.items()
     )
+
+
+def test_check_names_the_command_that_brings_the_file_in_step(tmp_path: Path) -> None:
+    """Found by hand: `mgw ops k8s --check --prefix other` said "run `mgw ops k8s`", which
+    writes the manifests of the prefix mgw."""
+    from typer.testing import CliRunner
+
+    from cli.k8s_manifests import ops_app
+
+    target = tmp_path / "workers.yaml"
+    result = CliRunner().invoke(ops_app, ["--check", "--prefix", "other", "--out", str(target)])
+    assert result.exit_code == 1, result.output
+    said = " ".join(result.output.split())
+    assert f"run `mgw ops k8s --prefix other --out {target}`" in said, said

@@ -81,3 +81,15 @@ def test_the_supervisor_serves_its_metrics_on_another_port_when_its_own_is_taken
         assert "mgw_supervisor" in httpx.get(f"http://127.0.0.1:{port}/metrics").text
     finally:
         stop()
+
+
+def test_a_preferred_port_that_is_taken_is_said_with_the_one_used(
+    held: int, warnings_seen: list[str]
+) -> None:
+    """Found by hand: `mgw up --gateway-port 8080` with 8080 taken served on another port and
+    said nothing (only the banner's URL differed)."""
+    with bind_listener(held, what="gateway HTTP") as fallback:
+        used = port_of(fallback)
+    (said,) = [w for w in warnings_seen if "gateway HTTP" in w]
+    assert f"gateway HTTP port {held} on 127.0.0.1 is taken" in said
+    assert f"serving on {used} instead" in said

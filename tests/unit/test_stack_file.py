@@ -13,6 +13,7 @@ import pytest
 from core.stack_file import (
     PID_VARIABLE,
     apply_running_stack,
+    how_commands_find,
     parse,
     remove_stack_file,
     running_stack,
@@ -101,3 +102,40 @@ def test_the_embedded_brokers_partition_cap_comes_only_with_its_broker(
     env = {"KAFKA_BROKERS": "kafka.example:9092"}
     taken = apply_running_stack(env)
     assert "KAFKA_TOPIC_PARTITIONS_MAX" not in taken and "KAFKA_TOPIC_PARTITIONS_MAX" not in env
+
+
+def test_the_banner_says_how_commands_find_a_stack_kept_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by hand: `mgw up --data-dir /tmp/x` said every command "in this directory" finds
+    the stack through ../../tmp/x/stack.env, but commands read .mgw/stack.env unless
+    MGW_STACK_FILE names another file."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MGW_STACK_FILE", raising=False)
+    here = tmp_path / ".mgw" / "stack.env"
+    assert how_commands_find(here) == (
+        "Every `mgw` command in this directory finds this stack through .mgw/stack.env"
+    )
+    elsewhere = tmp_path / "other" / "stack.env"
+    said = how_commands_find(elsewhere)
+    assert "in this directory" not in said
+    assert f"MGW_STACK_FILE={elsewhere}" in said
+    # Named by MGW_STACK_FILE in the shell that started it: found there.
+    monkeypatch.setenv("MGW_STACK_FILE", str(elsewhere))
+    assert "finds this stack through other/stack.env" in how_commands_find(elsewhere)
+
+
+def test_mgw_stack_with_no_file_to_read_says_why() -> None:
+    """Found by hand: with MGW_STACK_FILE=none, `mgw stack` said "no running stack recorded
+    in None"."""
+    done = subprocess.run(
+        [sys.executable, "-m", "cli.main", "stack"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**os.environ, "MGW_STACK_FILE": "none"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 1, done
+    assert "in None" not in done.stderr
+    assert "MGW_STACK_FILE is empty or none" in done.stderr, done.stderr
