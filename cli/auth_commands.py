@@ -65,6 +65,16 @@ def _with_store(settings: Settings, action: Callable[..., Awaitable[T]]) -> T:
         raise typer.Exit(1) from None
 
 
+def _check_scopes(scopes: list[str]) -> None:
+    """A typo in a scope refused here, not found later as a 403 (keys and dev tokens alike)."""
+    from gateway.auth.api_keys import check_scopes
+
+    unknown = check_scopes(scopes, SCOPES)
+    if unknown:
+        err.print(f"[red]unknown scope(s): {', '.join(unknown)}[/red]; known: {', '.join(SCOPES)}")
+        raise typer.Exit(2)
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="Who uses the key (e.g. netflix-ingestion).")],
@@ -72,13 +82,8 @@ def keys_create(
     tier: TierOption = Tier.free.value,
 ) -> None:
     """Create a key; it is printed once and cannot be shown again."""
-    from gateway.auth.api_keys import check_scopes
-
     _check_tier(tier)
-    unknown = check_scopes(scope, SCOPES)
-    if unknown:
-        err.print(f"[red]unknown scope(s): {', '.join(unknown)}[/red]; known: {', '.join(SCOPES)}")
-        raise typer.Exit(2)
+    _check_scopes(scope)
     if not 1 <= len(name) <= 200:
         err.print("[red]--name must have 1 to 200 characters[/red]")
         raise typer.Exit(2)
@@ -174,6 +179,7 @@ def token_dev(
         )
         raise typer.Exit(2)
     _check_tier(tier)
+    _check_scopes(scope)
     if ttl is not None and ttl < 1:
         err.print("[red]--ttl must be at least 1 second[/red]")
         raise typer.Exit(2)

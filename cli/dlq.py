@@ -190,6 +190,12 @@ def replay_command(
         except orjson.JSONDecodeError as exc:
             err.print(f"[red]--merge is not JSON: {exc}[/red]")
             raise typer.Exit(2) from None
+        if not isinstance(patch, dict):
+            err.print(
+                "[red]--merge must be a JSON object (a merge patch of the record's fields, "
+                'RFC 7386), e.g. \'{"title": "Heat"}\'[/red]'
+            )
+            raise typer.Exit(2)
     bootstrap, prefix, _, _ = _settings_and_names(topic)
     try:
         with broker_reached(bootstrap):

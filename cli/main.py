@@ -155,8 +155,9 @@ def gateway(
 
 @app.command()
 def mcp() -> None:
-    """The MCP server on stdio, for desktop assistants; MCP_TOKEN is the user's token
-    (docs/MCP.md). The gateway serves the same server at /mcp over HTTP."""
+    """The MCP server on stdio, for desktop assistants (MCP_TOKEN: the user's token).
+
+    docs/MCP.md. The gateway serves the same server at /mcp over HTTP."""
     from assistant.stdio import run_stdio
 
     settings = settings_or_exit()

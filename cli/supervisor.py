@@ -352,7 +352,7 @@ class Supervisor:
         child.restart_at = self._clock() + decision.delay_s
         child.restarted = True
         logger.warning(
-            "{} (pid {}) {}; restarting it in {:.1f} s (failure {} in a row)",
+            "{} (pid {}) {}; restarting it in {:.1f} s (unplanned exit {} in a row)",
             name,
             pid,
             what,

@@ -157,8 +157,19 @@ async def test_dev_token_in_dev_mode_is_accepted_by_the_gateway_verifier(
 
 async def test_dev_token_without_a_signing_key(service_env: dict[str, str]) -> None:
     result = await mgw(
-        service_env, "token", "dev", "--user", "alice", "--scope", "x",
+        service_env, "token", "dev", "--user", "alice", "--scope", "watchlist:read",
         extra_env={"AUTH_DEV_MODE": "true"}, drop=("AUTH_JWT_SECRET", "AUTH_JWT_PRIVATE_KEY"),
     )  # fmt: skip
     assert result.returncode == 2
     assert "AUTH_JWT_SECRET or AUTH_JWT_PRIVATE_KEY: set one to sign tokens" in result.stderr
+
+
+async def test_dev_token_with_an_unknown_scope_is_refused(service_env: dict[str, str]) -> None:
+    # Found by hand: `mgw keys create` refused a typo in a scope, `mgw token dev` signed it.
+    result = await mgw(
+        service_env, "token", "dev", "--user", "alice", "--scope", "watchlist:wirte",
+        extra_env={"AUTH_DEV_MODE": "true"},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "unknown scope(s): watchlist:wirte" in result.stderr
+    assert result.stdout == ""

@@ -106,3 +106,16 @@ async def test_contracts_into_a_directory_that_cannot_be_made_say_so() -> None:
     assert "Traceback" not in err, err
     assert code == 2, (code, out, err)
     assert "cannot write into /proc/mgw-contracts: FileNotFoundError" in err, err
+
+
+async def test_a_merge_patch_that_is_not_an_object_says_what_it_must_be(
+    isolated: Isolated,
+) -> None:
+    # Found by hand: `--merge '[1]'` was refused only as "would fail again" per record.
+    env = {**os.environ, **isolated.env}
+    code, out, err = await run_cli(
+        "dlq", "replay", "content.raw", "1", "--merge", "[1]", env=env, limit_s=60
+    )
+    assert "Traceback" not in err, err
+    assert code == 2, (code, out, err)
+    assert "--merge must be a JSON object" in err, err
