@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import orjson
 from fastapi import APIRouter, HTTPException, Request, Response
@@ -92,6 +92,24 @@ async def refusals(
     prefix = request.app.state.settings.redis.key_prefix
     found = await request.app.state.redis.mget([document_key(prefix, i) for i in ids])
     return await documents_refused(request, limits, dict(zip(ids, found, strict=True)))
+
+
+class Listed(Protocol):
+    @property
+    def content_id(self) -> uuid.UUID: ...
+
+
+ListedT = TypeVar("ListedT", bound=Listed)
+
+
+async def readable(
+    request: Request, limits: ProfileLimits, items: Sequence[ListedT]
+) -> list[ListedT]:
+    """The items of one of the account's lists (watchlist, continue watching) that a profile
+    under `limits` may read, in their order: the list is the account's, so a kids profile sees
+    on it only what it may read."""
+    refused = await refusals(request, limits, [i.content_id for i in items])
+    return [i for i in items if i.content_id not in refused]
 
 
 UNKNOWN_RATING = "not in the catalog's read model, so its rating is unknown"

@@ -37,7 +37,7 @@ from gateway.request_parameters import (
     USER_ID,
     LimitParameter,
 )
-from gateway.routes.content_read import refusals
+from gateway.routes.content_read import readable, refusals
 from gateway.routes.user_routes import (
     READ_RESPONSES,
     device_checked,
@@ -116,11 +116,9 @@ async def continue_watching(request: Request) -> Response:
         await read_view(request, SyncView.progress, user_id)
     )
     items = document.items
-    # The history is the account's; a kids profile sees in it only what it may read.
     limits = await acting_limits(request)
     if limits is not None:
-        refused = await refusals(request, limits, [i.content_id for i in items])
-        items = [i for i in items if i.content_id not in refused]
+        items = await readable(request, limits, items)
     trimmed = document.model_copy(update={"items": items[:limit]})
     return json_document(trimmed.model_dump_json().encode())
 

@@ -52,7 +52,7 @@ from gateway.routes.content_read import (
     UNKNOWN_TITLE_RESPONSE,
     documents_refused,
     find_content,
-    refusals,
+    readable,
     unknown_title,
 )
 from gateway.routes.user_routes import (
@@ -225,11 +225,9 @@ async def remove_from_watchlist(request: Request) -> Response:
 async def get_watchlist(request: Request) -> Response:
     _, user_id = await own_user(request, "watchlist:read")
     document = await read_view(request, SyncView.watchlist, user_id)
-    # The list is the account's; a kids profile sees on it only what it may read.
     limits = await acting_limits(request)
     if limits is None:
         return json_document(document)
     listed = WatchlistDocument.model_validate_json(document)
-    refused = await refusals(request, limits, [i.content_id for i in listed.items])
-    shown = [i for i in listed.items if i.content_id not in refused]
+    shown = await readable(request, limits, listed.items)
     return json_document(listed.model_copy(update={"items": shown}).model_dump_json().encode())
