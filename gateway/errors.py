@@ -23,6 +23,8 @@ from gateway.problems import MEDIA_TYPE, problem_bytes
 from schemas.storable import error_reason
 
 RETRY_AFTER_S = 5
+# The detail of Starlette's 404 when no route matched the path.
+NO_ROUTE = "Not Found"
 
 
 def error_response(
@@ -164,10 +166,19 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = str(exc.detail)
         if exc.status_code == 405:
             # Starlette names only the methods of the first route that matched the path; a
             # path served by several routes (PUT and DELETE of a watchlist item) has them all.
-            exc.headers = {**(exc.headers or {}), "Allow": allowed_methods(app, request)}
+            allowed = allowed_methods(app, request)
+            exc.headers = {**(exc.headers or {}), "Allow": allowed}
+            detail = f"{request.method} is not served on this path; it serves {allowed}"
+        elif exc.status_code == 404 and detail == NO_ROUTE:
+            # No route (or static file) matched: say so, and where the routes are listed.
+            detail = (
+                f"nothing is served at {request.method} {request.url.path}; every route is listed "
+                "in the OpenAPI document, /openapi.json (/docs)"
+            )
         code = {
             404: "not_found",
             405: "method_not_allowed",
@@ -176,7 +187,7 @@ def install_error_handlers(app: FastAPI) -> None:
             503: "service_unavailable",
         }.get(exc.status_code, "http_error")
         return error_response(
-            exc.status_code, code, str(exc.detail), request, headers=dict(exc.headers or {})
+            exc.status_code, code, detail, request, headers=dict(exc.headers or {})
         )
 
 

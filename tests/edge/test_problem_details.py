@@ -57,9 +57,15 @@ async def test_unknown_path_wrong_method_and_bad_input_are_problems(
 ) -> None:
     _, http = gateway
     missing = await http.get("/no/such/path")
-    assert_problem(missing, 404, "not_found", "/no/such/path")
+    # Says what was asked and where the routes are, not only Starlette's "Not Found".
+    assert assert_problem(missing, 404, "not_found", "/no/such/path")["detail"] == (
+        "nothing is served at GET /no/such/path; every route is listed in the OpenAPI "
+        "document, /openapi.json (/docs)"
+    )
     wrong = await http.post("/api/v1/users/alice/watchlist")
-    assert_problem(wrong, 405, "method_not_allowed", "/api/v1/users/alice/watchlist")
+    assert assert_problem(wrong, 405, "method_not_allowed", "/api/v1/users/alice/watchlist")[
+        "detail"
+    ] == ("POST is not served on this path; it serves GET, HEAD")
     token = bearer(user_token(settings, scopes=["content:write"]))
     bad = await http.post("/api/v1/content", json={"title": 3}, headers=token)
     body = assert_problem(bad, 422, "validation_failed", "/api/v1/content")
